@@ -1,0 +1,215 @@
+"""Parse ODCS v3 YAML contracts under data_contracts/ into typed objects.
+
+One `Contract` per file (one dataset); one `Field` per property; one `Rule` per row-level check.
+Rules come from three places in the contract, each enforced in exactly one place (quarantine SQL):
+`required: true`, the field's logicalType (values must parse), and the field's `quality` list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from orchestration.paths import contracts_dir
+
+Severity = Literal["error", "warning"]
+Classification = Literal["public", "internal", "pii", "sensitive"]
+
+# logicalType -> warehouse type used in raw (portable across DuckDB and Postgres).
+WAREHOUSE_TYPES: dict[str, str] = {
+    "string": "varchar",
+    "integer": "bigint",
+    "number": "decimal(18,2)",
+    "date": "date",
+    "timestamp": "timestamp",
+    "boolean": "boolean",
+}
+
+
+class ContractError(ValueError):
+    """A contract file is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row-level rule: a row that breaks an `error` rule is quarantined with `rule_id`."""
+
+    rule_id: str
+    column: str
+    kind: Literal["required", "type", "pattern", "minimum", "validValues"]
+    severity: Severity
+    description: str
+    pattern: str | None = None
+    minimum: float | None = None
+    valid_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One contract property (column)."""
+
+    name: str
+    logical_type: str
+    required: bool
+    primary_key: bool
+    classification: Classification
+    description: str = ""
+
+    @property
+    def warehouse_type(self) -> str:
+        return WAREHOUSE_TYPES[self.logical_type]
+
+    @property
+    def is_pii(self) -> bool:
+        return self.classification in ("pii", "sensitive")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A source dataset contract: `<source>__<entity>`."""
+
+    id: str
+    path: Path
+    fields: tuple[Field, ...]
+    rules: tuple[Rule, ...]
+    duplicate_policy: Literal["keep_latest", "block"]
+    ordering_column: str
+    max_quarantine_share: float
+    description: str = ""
+    custom: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return self.id.split("__", 1)[0]
+
+    @property
+    def entity(self) -> str:
+        return self.id.split("__", 1)[1]
+
+    @property
+    def asset_key_path(self) -> list[str]:
+        """Dagster asset key == dbt source key: ["crm", "contacts"]."""
+        return [self.source, self.entity]
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.primary_key)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def pii_columns(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.is_pii)
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.id} has no field {name!r}")
+
+
+def _custom(doc: dict[str, Any]) -> dict[str, Any]:
+    return {p["property"]: p["value"] for p in doc.get("customProperties", []) or []}
+
+
+def _parse_rules(path: Path, f: Field, prop: dict[str, Any]) -> list[Rule]:
+    rules: list[Rule] = []
+    if f.required:
+        rules.append(
+            Rule(f"{f.name}.required", f.name, "required", "error", f"{f.name} is missing")
+        )
+    if f.logical_type != "string":
+        rules.append(
+            Rule(
+                f"{f.name}.type",
+                f.name,
+                "type",
+                "error",
+                f"{f.name} is not a valid {f.logical_type}",
+            )
+        )
+    for q in prop.get("quality", []) or []:
+        kind = q.get("rule")
+        rid = q.get("id") or f"{f.name}.{kind}"
+        sev = q.get("severity", "error")
+        if sev not in ("error", "warning"):
+            raise ContractError(f"{path}: field {f.name}: severity must be error|warning, got {sev!r}")
+        desc = q.get("description", rid)
+        if kind == "pattern":
+            rules.append(Rule(rid, f.name, "pattern", sev, desc, pattern=str(q["pattern"])))
+        elif kind == "minimum":
+            rules.append(Rule(rid, f.name, "minimum", sev, desc, minimum=float(q["value"])))
+        elif kind == "validValues":
+            vals = tuple(str(v) for v in q["validValues"])
+            rules.append(Rule(rid, f.name, "validValues", sev, desc, valid_values=vals))
+        else:
+            raise ContractError(f"{path}: field {f.name}: unknown quality rule {kind!r}")
+    return rules
+
+
+def load_contract(path: Path) -> Contract:
+    """Parse one ODCS file; raise ContractError naming the file and field on bad input."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != "DataContract":
+        raise ContractError(f"{path}: not an ODCS DataContract (kind: DataContract missing)")
+    schema = doc.get("schema") or []
+    if len(schema) != 1:
+        raise ContractError(f"{path}: expected exactly one schema object, found {len(schema)}")
+    obj = schema[0]
+    fields: list[Field] = []
+    rules: list[Rule] = []
+    for prop in obj.get("properties", []):
+        name = prop.get("name")
+        lt = prop.get("logicalType")
+        if lt not in WAREHOUSE_TYPES:
+            raise ContractError(f"{path}: field {name!r}: unsupported logicalType {lt!r}")
+        f = Field(
+            name=name,
+            logical_type=lt,
+            required=bool(prop.get("required", False)),
+            primary_key=bool(prop.get("primaryKey", False)),
+            classification=prop.get("classification", "internal"),
+            description=str(prop.get("description", "")),
+        )
+        fields.append(f)
+        rules.extend(_parse_rules(path, f, prop))
+    custom = _custom(doc)
+    contract = Contract(
+        id=str(doc["id"]),
+        path=path,
+        fields=tuple(fields),
+        rules=tuple(rules),
+        duplicate_policy=custom.get("duplicatePolicy", "keep_latest"),
+        ordering_column=custom.get("orderingColumn", "updated_at"),
+        max_quarantine_share=float(custom.get("maxQuarantineShare", 0.05)),
+        description=str(obj.get("description", "")),
+        custom=custom,
+    )
+    if not contract.primary_key:
+        raise ContractError(f"{path}: no primaryKey field")
+    if contract.ordering_column not in contract.column_names:
+        raise ContractError(f"{path}: orderingColumn {contract.ordering_column!r} is not a field")
+    return contract
+
+
+@cache
+def all_source_contracts() -> tuple[Contract, ...]:
+    """Every contract under data_contracts/sources/, sorted by id."""
+    files = sorted((contracts_dir() / "sources").glob("*.odcs.yaml"))
+    return tuple(load_contract(p) for p in files)
+
+
+def source_contract(contract_id: str) -> Contract:
+    for c in all_source_contracts():
+        if c.id == contract_id:
+            return c
+    raise KeyError(f"no source contract {contract_id!r} under {contracts_dir() / 'sources'}")

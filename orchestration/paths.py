@@ -1,0 +1,38 @@
+"""Where things live: repository folders and the C360_HOME runtime folders (env-configurable)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def contracts_dir() -> Path:
+    return REPO_ROOT / "data_contracts"
+
+
+def dbt_project_dir() -> Path:
+    return REPO_ROOT / "dbt_project"
+
+
+def c360_home() -> Path:
+    """Runtime home: warehouse, landing, dagster home. `C360_HOME`, default `.c360/` in the repo."""
+    return Path(os.environ.get("C360_HOME", REPO_ROOT / ".c360")).resolve()
+
+
+def warehouse_path() -> Path:
+    return Path(os.environ.get("C360_WAREHOUSE", c360_home() / "warehouse.duckdb")).resolve()
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("C360_LANDING_DIR", c360_home() / "landing")).resolve()
+
+
+def truth_dir() -> Path:
+    """Generator ground truth and defect manifest: outside the landing folder on purpose."""
+    return c360_home() / "truth"
+
+
+def outbox_dir() -> Path:
+    return Path(os.environ.get("C360_OUTBOX_DIR", c360_home() / "outbox")).resolve()
