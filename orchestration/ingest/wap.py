@@ -86,8 +86,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     )
     text = ", ".join(f"{quote_ident(f.name)} varchar" for f in contract.fields)
     con.execute(
-        f"create table if not exists quarantine.{contract.id} (rule_id varchar, reason varchar, "
-        f"failed_rules varchar[], {text}, _batch_id varchar, _source_file varchar, "
+        f"create table if not exists quarantine.{contract.id} (_rule_id varchar, _reason varchar, "
+        f"_failed_rules varchar[], {text}, _batch_id varchar, _source_file varchar, "
         "_source_row bigint, as_of date)"
     )
 

@@ -1,0 +1,22 @@
+with source as (
+    {{ latest_version(source('consent', 'events'), 'consent_event_id', 'captured_at') }}
+),
+
+renamed as (
+    select
+        consent_event_id,
+        case
+            when contact_point_type = 'email' then {{ normalize_email('contact_point') }}
+            else {{ phone_e164('contact_point') }}
+        end as contact_point,
+        contact_point_type,
+        channel,
+        purpose,
+        status as consent_status,
+        captured_at,
+        expires_at,
+        source as capture_source
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,1 @@
+"""Segments as code: YAML definitions → validated model → SQL dbt models."""
