@@ -46,7 +46,9 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
 
 
 @contextmanager
-def warehouse(path: Path | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def warehouse(
+    path: Path | None = None, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Context-managed connection that is always closed (DuckDB allows one writer process)."""
     con = connect(path, read_only=read_only)
     try:

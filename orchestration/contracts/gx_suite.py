@@ -26,12 +26,16 @@ def build_suite(contract: Contract):  # -> gx.ExpectationSuite
 
     suite = gx.ExpectationSuite(name=f"{contract.id}__batch")
     suite.add_expectation(
-        gx.expectations.ExpectTableColumnsToMatchSet(column_set=list(contract.column_names), exact_match=False)
+        gx.expectations.ExpectTableColumnsToMatchSet(
+            column_set=list(contract.column_names), exact_match=False
+        )
     )
     for col in contract.primary_key:
         suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=col))
     if len(contract.primary_key) == 1:
-        suite.add_expectation(gx.expectations.ExpectColumnValuesToBeUnique(column=contract.primary_key[0]))
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeUnique(column=contract.primary_key[0])
+        )
     else:
         suite.add_expectation(
             gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(contract.primary_key))

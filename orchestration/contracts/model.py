@@ -139,7 +139,9 @@ def _parse_rules(path: Path, f: Field, prop: dict[str, Any]) -> list[Rule]:
         rid = q.get("id") or f"{f.name}.{kind}"
         sev = q.get("severity", "error")
         if sev not in ("error", "warning"):
-            raise ContractError(f"{path}: field {f.name}: severity must be error|warning, got {sev!r}")
+            raise ContractError(
+                f"{path}: field {f.name}: severity must be error|warning, got {sev!r}"
+            )
         desc = q.get("description", rid)
         if kind == "pattern":
             rules.append(Rule(rid, f.name, "pattern", sev, desc, pattern=str(q["pattern"])))

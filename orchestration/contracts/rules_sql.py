@@ -37,7 +37,9 @@ def violation_sql(rule: Rule, field: Field) -> str:
     if rule.kind == "required":
         return f"not {_present(col)}"
     if rule.kind == "type":
-        return f"({_present(col)} and try_cast(trim({col}) as {_CASTS[field.logical_type]}) is null)"
+        return (
+            f"({_present(col)} and try_cast(trim({col}) as {_CASTS[field.logical_type]}) is null)"
+        )
     if rule.kind == "pattern":
         assert rule.pattern is not None
         return f"({_present(col)} and not regexp_full_match({col}, {quote_literal(rule.pattern)}))"

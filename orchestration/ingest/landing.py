@@ -122,7 +122,9 @@ def read_into(
             after = con.execute(f"select count(*) from {table}").fetchone()[0]
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
-            raise LandingFileError(f"{f.path}: cannot be read as {f.path.suffix[1:]}: {first}") from exc
+            raise LandingFileError(
+                f"{f.path}: cannot be read as {f.path.suffix[1:]}: {first}"
+            ) from exc
         total += after - before
         gone = [c for c in contract.column_names if c not in present]
         if gone:

@@ -123,7 +123,9 @@ def stage_batch(
     batch = StagedBatch(contract.id, None, as_of.isoformat(), [str(f.path) for f in files])
     bt = batch_table(contract)
     text_cols = ", ".join(f"{quote_ident(c)} varchar" for c in contract.column_names)
-    con.execute(f"create or replace table {bt} ({text_cols}, _source_file varchar, _source_row bigint)")
+    con.execute(
+        f"create or replace table {bt} ({text_cols}, _source_file varchar, _source_row bigint)"
+    )
     if files:
         batch.batch_id = _batch_id(contract, files)
         outcome = read_into(con, bt, files, contract)
@@ -135,7 +137,10 @@ def stage_batch(
         f"{failed_rules_sql(contract, 'warning')} as _warned_rules from {bt}"
     )
     batch.extracted = con.execute(f"select count(*) from {bt}").fetchone()[0]
-    for kind, target in (("_failed_rules", batch.quarantined_by_rule), ("_warned_rules", batch.warnings_by_rule)):
+    for kind, target in (
+        ("_failed_rules", batch.quarantined_by_rule),
+        ("_warned_rules", batch.warnings_by_rule),
+    ):
         for rule_id, n in con.execute(
             f"select r, count(*) from (select unnest({kind}) as r from {bt}__verdicts) "
             "group by r order by r"
@@ -165,7 +170,9 @@ def stage_batch(
         f"order by _source_file, _source_row limit {int(sample_size)}"
     )
     names = [d[0] for d in cur.description]
-    batch.masked_samples = [mask_row(contract, dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+    batch.masked_samples = [
+        mask_row(contract, dict(zip(names, r, strict=True))) for r in cur.fetchall()
+    ]
     con.execute(
         "insert into audit.ingestion_batches values (?, ?, ?, ?, 'staged', ?, now())",
         [batch.batch_id, contract.id, as_of, run_id, batch.to_json()],
@@ -194,7 +201,11 @@ def publish_batch(
         f"when '{rid}' then '{text.replace(chr(39), chr(39) * 2)}'" for rid, text in reasons.items()
     )
     cols = ", ".join(quote_ident(c) for c in contract.column_names)
-    files = [f for f in discover(landing_dir, contract, dt.date.fromisoformat(batch.as_of)) if str(f.path) in batch.files]
+    files = [
+        f
+        for f in discover(landing_dir, contract, dt.date.fromisoformat(batch.as_of))
+        if str(f.path) in batch.files
+    ]
     con.execute("begin transaction")
     try:
         con.execute(
@@ -215,8 +226,16 @@ def publish_batch(
         con.execute(
             "insert into audit.ingestion_audit values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
             [
-                batch.batch_id, contract.id, batch.as_of, run_id, len(files), batch.extracted,
-                batch.loaded, batch.quarantined, batch.deduplicated, batch.warnings,
+                batch.batch_id,
+                contract.id,
+                batch.as_of,
+                run_id,
+                len(files),
+                batch.extracted,
+                batch.loaded,
+                batch.quarantined,
+                batch.deduplicated,
+                batch.warnings,
             ],
         )
         con.execute(
@@ -230,12 +249,14 @@ def publish_batch(
     return True
 
 
-def load_staged(con: duckdb.DuckDBPyConnection, contract: Contract) -> StagedBatch | None:
-    """The most recent staged outcome for `contract` (what the gate judged)."""
+def load_staged(
+    con: duckdb.DuckDBPyConnection, contract: Contract, run_id: str
+) -> StagedBatch | None:
+    """The outcome staged for `contract` in run `run_id` (what the gate judges)."""
     row = con.execute(
-        "select outcome from audit.ingestion_batches where contract_id = ? "
+        "select outcome from audit.ingestion_batches where contract_id = ? and run_id = ? "
         "order by staged_at desc limit 1",
-        [contract.id],
+        [contract.id, run_id],
     ).fetchone()
     if not row:
         return None

@@ -89,9 +89,13 @@ def membership_sql(segments: list[Segment]) -> str:
         HEADER.format(src="dbt_project/segments/*.yml")
         + "-- One row per customer per segment at as_of (is_holdout: never activated).\n"
         + "with unioned as (\n"
-        + (parts if segments else "    select cast(null as varchar) as customer_id, "
-           "cast(null as varchar) as segment_name, false as is_holdout, "
-           "{{ as_of_date() }} as as_of where false")
+        + (
+            parts
+            if segments
+            else "    select cast(null as varchar) as customer_id, "
+            "cast(null as varchar) as segment_name, false as is_holdout, "
+            "{{ as_of_date() }} as as_of where false"
+        )
         + "\n),\n\nfinal as (\n    select * from unioned\n)\n\nselect * from final\n"
     )
 

@@ -1,0 +1,1 @@
+"""Activation: sync definitions, the consent-checking planner, destinations and the records."""

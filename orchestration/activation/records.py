@@ -1,0 +1,64 @@
+"""activation.sync_runs and activation.contact_history in their final shape.
+
+contact_history: one row per (sync, as_of, customer) outcome — append-only truth of what was sent
+to whom (or why not). sync_runs: one row per sync per pipeline run with the counts.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+OUTCOMES = ("ok", "rejected", "retryable", "unknown", "held_out", "filtered")
+
+DDL = f"""
+create table if not exists activation.contact_history (
+    contact_id varchar not null,          -- md5(sync_id | as_of | customer_id): idempotency key
+    sync_id varchar not null,
+    sync_run_id varchar not null,
+    run_id varchar not null,
+    destination varchar not null,
+    segment_name varchar not null,
+    channel varchar not null,
+    purpose varchar not null,
+    as_of date not null,
+    customer_id varchar not null,
+    contact_point varchar,                -- PII: lives here so erasure can reach it
+    outcome varchar not null check (outcome in ({", ".join(f"'{o}'" for o in OUTCOMES)})),
+    is_holdout boolean not null,
+    filter_reason varchar,
+    error_message varchar,
+    consent_status varchar,
+    consent_captured_at timestamp,
+    consent_snapshot_at timestamp not null, -- when consent_state was read for this decision
+    attempts integer not null,
+    recorded_at timestamp not null
+);
+create table if not exists activation.sync_runs (
+    sync_run_id varchar not null,
+    run_id varchar not null,
+    sync_id varchar not null,
+    destination varchar not null,
+    segment_name varchar not null,
+    as_of date not null,
+    status varchar not null,
+    audience_rows bigint not null,
+    planned bigint not null,
+    already_sent bigint not null,
+    sent bigint not null,
+    ok bigint not null,
+    rejected bigint not null,
+    retryable bigint not null,
+    unknown bigint not null,
+    held_out bigint not null,
+    filtered bigint not null,
+    filtered_by_reason json,
+    output_uri varchar,
+    started_at timestamp not null,
+    finished_at timestamp not null,
+    duration_seconds double not null
+);
+"""
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)

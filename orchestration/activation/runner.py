@@ -1,0 +1,144 @@
+"""Run one sync end to end: plan (consent-checked), send, record outcomes and the run summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from orchestration.activation.destinations.file_drop import write_audience
+from orchestration.activation.planner import PLAN_TABLE, build_plan
+from orchestration.activation.records import ensure_tables
+from orchestration.activation.syncs import SyncDefinition
+
+
+@dataclass
+class SyncOutcome:
+    sync_id: str
+    segment_name: str
+    audience_rows: int = 0
+    planned: int = 0
+    sent: int = 0
+    ok: int = 0
+    rejected: int = 0
+    retryable: int = 0
+    unknown: int = 0
+    held_out: int = 0
+    filtered: int = 0
+    filtered_by_reason: dict[str, int] = field(default_factory=dict)
+    output_uri: str | None = None
+    status: str = "success"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_sync(
+    con: duckdb.DuckDBPyConnection,
+    sync: SyncDefinition,
+    as_of: dt.date,
+    run_id: str,
+    base_dir: Path,
+) -> SyncOutcome:
+    """Plan and execute `sync` for `as_of`; rows already recorded for this as_of are not resent."""
+    ensure_tables(con)
+    started = time.time()
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    sync_run_id = hashlib.md5(f"{run_id}|{sync.name}".encode()).hexdigest()[:16]
+    counts = build_plan(con, sync, as_of)
+    out = SyncOutcome(sync.name, sync.segment)
+    out.audience_rows = con.execute(
+        "select count(*) from marts.segment_membership where segment_name = ?", [sync.segment]
+    ).fetchone()[0]
+    out.planned = sum(counts.values())
+    out.held_out = counts.get("held_out", 0)
+    out.filtered = counts.get("filtered", 0)
+    out.filtered_by_reason = dict(
+        con.execute(
+            f"select filter_reason, count(*) from {PLAN_TABLE} where filter_reason is not null "
+            "group by 1 order by 1"
+        ).fetchall()
+    )
+    to_send = f"select * from {PLAN_TABLE} where filter_reason is null and not is_holdout"
+    send_outcome, error = "ok", None
+    if counts.get("send", 0):
+        result = write_audience(
+            con, to_send, list(sync.fields), base_dir, sync.name, as_of, sync.file_format
+        )
+        out.output_uri = result.uri
+        out.sent = counts["send"]
+        if result.ok:
+            out.ok = result.rows
+        else:
+            send_outcome, error, out.retryable, out.status = (
+                "retryable",
+                result.error,
+                counts["send"],
+                "failed",
+            )
+    snapshot_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.execute(
+        f"""
+        insert into activation.contact_history
+        select
+            md5(? || '|' || ? || '|' || customer_id),
+            ?, ?, ?, 'file_drop', ?, ?, ?, cast(? as date), customer_id, contact_point,
+            case when filter_reason is not null then 'filtered'
+                 when is_holdout then 'held_out' else ? end,
+            is_holdout, filter_reason,
+            case when filter_reason is null and not is_holdout then ? end,
+            consent_status, consent_captured_at, cast(? as timestamp),
+            case when filter_reason is null and not is_holdout then 1 else 0 end,
+            cast(? as timestamp)
+        from {PLAN_TABLE}
+        """,
+        [
+            sync.name,
+            as_of.isoformat(),
+            sync.name,
+            sync_run_id,
+            run_id,
+            sync.segment,
+            sync.channel,
+            sync.purpose,
+            as_of.isoformat(),
+            send_outcome,
+            error,
+            snapshot_at,
+            snapshot_at,
+        ],
+    )
+    con.execute(
+        "insert into activation.sync_runs values "
+        "(?, ?, ?, 'file_drop', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            sync_run_id,
+            run_id,
+            sync.name,
+            sync.segment,
+            as_of,
+            out.status,
+            out.audience_rows,
+            out.planned,
+            out.audience_rows - out.planned,
+            out.sent,
+            out.ok,
+            out.rejected,
+            out.retryable,
+            out.unknown,
+            out.held_out,
+            out.filtered,
+            json.dumps(out.filtered_by_reason),
+            out.output_uri,
+            started_at,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            round(time.time() - started, 3),
+        ],
+    )
+    con.execute(f"drop table if exists {PLAN_TABLE}")
+    return out

@@ -1,0 +1,61 @@
+"""File-drop activation: every sync in dbt_project/syncs/ with destination file_drop."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.activation.runner import run_sync
+from orchestration.activation.syncs import load_all_syncs
+from orchestration.defs.resources import FileDropDestination, Warehouse
+from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+
+
+@dg.asset(
+    key=["activation", "file_drop"],
+    deps=[
+        dg.AssetKey(["segment_membership"]),
+        dg.AssetKey(["customer_360"]),
+        dg.AssetKey(["consent_state"]),
+    ],
+    group_name="activation",
+    owners=[OWNER],
+    kinds={"duckdb", "csv"},
+    pool="duckdb",
+    partitions_def=nightly_partitions,
+    backfill_policy=ONE_DAY_PER_RUN,
+    description=(
+        "Audience files for every file_drop sync (dbt_project/syncs/*.yml): consent-checked per "
+        "row against consent_state; one contact_history row per customer per sync and as_of, "
+        "one sync_runs row per sync per run."
+    ),
+)
+def file_drop_syncs(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, file_drop: FileDropDestination
+) -> dg.MaterializeResult:
+    as_of = as_of_from(context)
+    outcomes = []
+    with warehouse.connection() as con:
+        for sync in load_all_syncs():
+            if sync.destination != "file_drop":
+                continue
+            out = run_sync(con, sync, as_of, context.run_id, Path(file_drop.base_dir))
+            context.log.info(
+                f"sync {sync.name}: planned {out.planned}, sent {out.sent}, ok {out.ok}, "
+                f"held_out {out.held_out}, filtered {out.filtered} {out.filtered_by_reason}"
+            )
+            outcomes.append(out)
+    failed = [o.sync_id for o in outcomes if o.status != "success"]
+    if failed:
+        raise dg.Failure(
+            f"file_drop syncs failed: {', '.join(failed)} (rows recorded as retryable)"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "rows_sent": sum(o.sent for o in outcomes),
+            "rows_ok": sum(o.ok for o in outcomes),
+            "rows_failed": sum(o.rejected + o.retryable + o.unknown for o in outcomes),
+            "rows_held_out": sum(o.held_out for o in outcomes),
+            "rows_filtered": sum(o.filtered for o in outcomes),
+            "syncs": dg.MetadataValue.json([o.as_dict() for o in outcomes]),
+        }
+    )

@@ -1,0 +1,52 @@
+"""Resources: the warehouse, dbt and the file-drop destination — configured only from env vars."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource
+
+from orchestration.paths import dbt_project_dir
+from orchestration.warehouse import connect
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The embedded DuckDB warehouse file and the landing folder it ingests from."""
+
+    path: str
+    landing_dir: str
+
+    @contextmanager
+    def connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(Path(self.path), read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class FileDropDestination(dg.ConfigurableResource):
+    """Folder (local path) where file-drop syncs write one audience file per sync and as_of."""
+
+    base_dir: str
+
+
+defs = dg.Definitions(
+    resources={
+        "warehouse": Warehouse(
+            path=dg.EnvVar("C360_WAREHOUSE"), landing_dir=dg.EnvVar("C360_LANDING_DIR")
+        ),
+        "dbt": DbtCliResource(
+            # The dbt of this environment, not whatever is first on PATH.
+            dbt_executable=str(Path(sys.executable).parent / "dbt"),
+            project_dir=str(dbt_project_dir()),
+            profiles_dir=str(dbt_project_dir()),
+        ),
+        "file_drop": FileDropDestination(base_dir=dg.EnvVar("C360_OUTBOX_DIR")),
+    }
+)
