@@ -25,7 +25,6 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         pool="duckdb",
         partitions_def=nightly_partitions,
         backfill_policy=ONE_DAY_PER_RUN,
-        backfill_policy=ONE_DAY_PER_RUN,
         description=(
             f"New landing files of {contract.source}/{contract.entity} staged as one batch in "
             f"{batch_table(contract)}, split by {contract_file} into clean and quarantined rows "
@@ -62,7 +61,6 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         kinds={"duckdb"},
         pool="duckdb",
         partitions_def=nightly_partitions,
-        backfill_policy=ONE_DAY_PER_RUN,
         backfill_policy=ONE_DAY_PER_RUN,
         description=(
             f"raw.{contract.id}: append-only published rows of {contract.source}/{contract.entity} "
