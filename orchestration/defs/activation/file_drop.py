@@ -13,9 +13,9 @@ from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_
 @dg.asset(
     key=["activation", "file_drop"],
     deps=[
-        dg.AssetKey(["segment_membership"]),
-        dg.AssetKey(["customer_360"]),
-        dg.AssetKey(["consent_state"]),
+        dg.AssetKey(["marts", "segment_membership"]),
+        dg.AssetKey(["marts", "customer_360"]),
+        dg.AssetKey(["marts", "consent_state"]),
     ],
     group_name="activation",
     owners=[OWNER],
