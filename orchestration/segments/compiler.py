@@ -36,9 +36,10 @@ def condition_sql(cond: dict[str, Any], indent: int = 8) -> str:
     """SQL boolean expression over customer_360 columns for one condition tree."""
     pad = " " * indent
     if "all" in cond or "any" in cond:
-        joiner = " and" if "all" in cond else " or"
+        joiner = "and " if "all" in cond else "or "
         parts = [condition_sql(c, indent + 4) for c in cond.get("all", cond.get("any"))]
-        return "(\n" + (joiner + "\n").join(pad + "    " + p for p in parts) + "\n" + pad + ")"
+        body = "\n".join(pad + "    " + (joiner if i else "") + p for i, p in enumerate(parts))
+        return "(\n" + body + "\n" + pad + ")"
     if "not" in cond:
         return f"not coalesce({condition_sql(cond['not'], indent)}, false)"
     column = cond["trait"]

@@ -26,7 +26,8 @@ ranked as (
 ),
 
 latest as (
-    select * from ranked where recency_rank = 1
+    select * from ranked
+    where recency_rank = 1
 ),
 
 suppressed as (
@@ -37,7 +38,7 @@ suppressed as (
     inner join suppressions
         on
             latest.contact_point = suppressions.contact_point
-            and (suppressions.channel = latest.channel or suppressions.channel = 'all')
+            and (latest.channel = suppressions.channel or suppressions.channel = 'all')
     group by latest.consent_event_id
 ),
 

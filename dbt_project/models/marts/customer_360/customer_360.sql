@@ -15,9 +15,9 @@ records as (
 ),
 
 {% for attribute in golden %}
-golden_{{ attribute }} as (
-    {{ survivor('records', attribute) }}
-),
+    golden_{{ attribute }} as (
+        {{ survivor('records', attribute) }}
+    ),
 
 {% endfor %}
 customers as (
@@ -38,8 +38,9 @@ orders as (
         orders.*
     from {{ ref('stg_shop__orders') }} as orders
     inner join id_map
-        on id_map.source = 'shop' and id_map.entity = 'customers'
-        and orders.shop_customer_id = id_map.source_record_id
+        on
+            id_map.source = 'shop' and id_map.entity = 'customers'
+            and orders.shop_customer_id = id_map.source_record_id
     where orders.ordered_at <= {{ as_of_end() }} and orders.is_revenue
 ),
 
@@ -78,11 +79,19 @@ customer_emails as (
 email_engagement as (
     select
         customer_emails.customer_id,
-        sum(case when engagement.event_type = 'opened'
-            and engagement.occurred_at > {{ dbt.dateadd('day', -30, as_of_end()) }} then 1 else 0 end)
+        sum(case
+            when
+                engagement.event_type = 'opened'
+                and engagement.occurred_at > {{ dbt.dateadd('day', -30, as_of_end()) }} then 1
+            else 0
+        end)
             as email_opens_30d,
-        sum(case when engagement.event_type = 'clicked'
-            and engagement.occurred_at > {{ dbt.dateadd('day', -30, as_of_end()) }} then 1 else 0 end)
+        sum(case
+            when
+                engagement.event_type = 'clicked'
+                and engagement.occurred_at > {{ dbt.dateadd('day', -30, as_of_end()) }} then 1
+            else 0
+        end)
             as email_clicks_30d,
         sum(case when engagement.event_type = 'opened' then 1 else 0 end) as email_opens_90d,
         sum(case when engagement.event_type = 'clicked' then 1 else 0 end) as email_clicks_90d
@@ -123,7 +132,7 @@ assembled as (
     select
         customers.customer_id,
         {% for attribute in golden %}
-        golden_{{ attribute }}.{{ attribute }},
+            golden_{{ attribute }}.{{ attribute }},
         {% endfor %}
         customers.source_record_count,
         customers.is_in_crm,
@@ -146,7 +155,7 @@ assembled as (
         erased.customer_id is not null as is_erased
     from customers
     {% for attribute in golden %}
-    left join golden_{{ attribute }} on customers.customer_id = golden_{{ attribute }}.customer_id
+        left join golden_{{ attribute }} on customers.customer_id = golden_{{ attribute }}.customer_id
     {% endfor %}
     left join order_stats on customers.customer_id = order_stats.customer_id
     left join loyalty on customers.customer_id = loyalty.customer_id
@@ -174,21 +183,25 @@ with_consent as (
 scored as (
     select
         *,
-        case when order_count > 0 then
-            {{ dbt.datediff('last_ordered_at', as_of_end(), 'day') }}
+        case
+            when order_count > 0 then
+                {{ dbt.datediff('last_ordered_at', as_of_end(), 'day') }}
         end as days_since_last_order,
         case when order_count > 0 then lifetime_revenue / order_count end as average_order_value,
-        case when order_count > 0 then
-            ntile(5) over (
-                partition by order_count > 0
-                order by last_ordered_at asc, customer_id asc
-            )
+        case
+            when order_count > 0 then
+                ntile(5) over (
+                    partition by order_count > 0
+                    order by last_ordered_at asc, customer_id asc
+                )
         end as rfm_recency_score,
-        case when order_count > 0 then
-            ntile(5) over (partition by order_count > 0 order by order_count asc, customer_id asc)
+        case
+            when order_count > 0 then
+                ntile(5) over (partition by order_count > 0 order by order_count asc, customer_id asc)
         end as rfm_frequency_score,
-        case when order_count > 0 then
-            ntile(5) over (partition by order_count > 0 order by lifetime_revenue asc, customer_id asc)
+        case
+            when order_count > 0 then
+                ntile(5) over (partition by order_count > 0 order by lifetime_revenue asc, customer_id asc)
         end as rfm_monetary_score
     from with_consent
 ),

@@ -10,8 +10,8 @@ members as (
     from customers
     where
         coalesce((
-            email_clicks_90d >= 2 or
-            email_opens_30d >= 3
+            email_clicks_90d >= 2
+            or email_opens_30d >= 3
         ), false)
         and customer_id not in (select customer_id from {{ ref('segment__vip') }})
 ),

@@ -10,8 +10,8 @@ members as (
     from customers
     where
         coalesce((
-            lifetime_revenue >= 500 and
-            days_since_last_order between 90 and 365
+            lifetime_revenue >= 500
+            and days_since_last_order between 90 and 365
         ), false)
 ),
 

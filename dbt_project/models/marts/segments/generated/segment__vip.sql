@@ -10,9 +10,9 @@ members as (
     from customers
     where
         coalesce((
-            rfm_monetary_score >= 5 and
-            rfm_frequency_score >= 4 and
-            rfm_recency_score >= 3
+            rfm_monetary_score >= 5
+            and rfm_frequency_score >= 4
+            and rfm_recency_score >= 3
         ), false)
 ),
 

@@ -1,0 +1,86 @@
+# c360 — every target bootstraps what it needs on a fresh machine (Python 3.11, git, make).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+export C360_HOME ?= $(CURDIR)/.c360
+export C360_WAREHOUSE ?= $(C360_HOME)/warehouse.duckdb
+export C360_LANDING_DIR ?= $(C360_HOME)/landing
+export C360_OUTBOX_DIR ?= $(C360_HOME)/outbox
+export C360_DUCKDB_TEMP_DIR ?= $(C360_HOME)/tmp
+export DAGSTER_HOME ?= $(C360_HOME)/dagster
+export UV_COMPILE_BYTECODE := 1
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+CUSTOMERS ?= 50000
+SEED ?= 42
+AS_OF ?= $(shell date -u -d yesterday +%F)
+
+.PHONY: help install manifest demo test lint unit ui bench system-deps clean
+
+help:
+	@echo "make demo   generate $(CUSTOMERS) customers and run the nightly pipeline (DuckDB), print a summary"
+	@echo "make test   install test dependencies (Postgres, Chromium), run ruff, sqlfluff and pytest"
+	@echo "make ui     open the Dagster UI on http://127.0.0.1:3000"
+	@echo "make bench  scale benchmarks (see bench/README.md)"
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The locked environment; re-synced whenever the lock changes.
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+# The dbt manifest must exist before the Dagster code location loads (no dbt parse at import).
+dbt_project/target/manifest.json: $(VENV)/.synced $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
+	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
+	@touch $@
+
+manifest: dbt_project/target/manifest.json
+
+demo: install manifest
+	@start=$$(date +%s); \
+	$(BIN)/c360 generate --customers $(CUSTOMERS) --seed $(SEED) --as-of $(AS_OF) && \
+	$(BIN)/c360 run --as-of $(AS_OF); rc=$$?; \
+	echo ""; echo "make demo finished in $$(( $$(date +%s) - start ))s (exit $$rc)."; \
+	echo "Open the Dagster UI with: make ui   (then http://127.0.0.1:3000)"; exit $$rc
+
+# System packages the tests need: a real Postgres server and headless Chromium.
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		echo "installing postgresql (server binaries for the tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium (browser test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
+lint: install manifest
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/c360 segments compile --check
+	$(BIN)/sqlfluff lint dbt_project --processes 2
+
+test: install system-deps manifest lint
+	$(BIN)/pytest -n 2 --durations=15
+
+unit: install manifest
+	$(BIN)/pytest tests/unit -q
+
+ui: install manifest
+	@mkdir -p $(DAGSTER_HOME); $(BIN)/python -c "from orchestration.instance import ensure_instance; ensure_instance()"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install manifest
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf .c360 dbt_project/target dbt_project/logs .pytest_cache

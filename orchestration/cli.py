@@ -1,0 +1,218 @@
+"""`c360` command line: generate | run | summary | segments | sync | identity.
+
+Every command reads the same env vars as the pipeline (C360_HOME, C360_WAREHOUSE,
+C360_LANDING_DIR, C360_DBT_TARGET, ...); see README.md. Output never contains personal data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from orchestration.instance import apply_env_defaults, ensure_instance
+from orchestration.paths import landing_dir, truth_dir
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _yesterday() -> dt.date:
+    return dt.date.today() - dt.timedelta(days=1)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from orchestration.sources.generator import generate
+
+    out = Path(args.out) if args.out else landing_dir()
+    truth = Path(args.truth_dir) if args.truth_dir else truth_dir()
+    result = generate(args.customers, args.seed, args.as_of, out, truth, progress=print)
+    print(
+        f"generated {result.persons:,} persons, {sum(result.rows.values()):,} rows in "
+        f"{result.seconds:.1f}s → {result.landing_dir} (truth: {result.truth_dir})"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    ensure_instance()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.summary import render_summary
+    from orchestration.warehouse import warehouse
+
+    started = time.time()
+    job = defs().resolve_job_def("nightly")
+    print(f"c360 run: nightly job for as_of {args.as_of} (in-process, DuckDB) ...", flush=True)
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        partition_key=args.as_of.isoformat(),
+        raise_on_error=False,
+    )
+    checks = [
+        e.event_specific_data.asset_check_evaluation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    passed = sum(1 for c in checks if c.passed)
+    failed = [c.asset_check_key.to_user_string() for c in checks if not c.passed]
+    with warehouse(read_only=True) as con:
+        print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
+    print(
+        f"\nChecks: {passed} passed, {len(failed)} failed"
+        + (f": {', '.join(failed)}" if failed else "")
+    )
+    print(
+        f"Run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {time.time() - started:.0f}s."
+    )
+    return 0 if result.success else 1
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from orchestration.summary import render_summary
+    from orchestration.warehouse import warehouse
+
+    with warehouse(read_only=True) as con:
+        print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
+    return 0
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from orchestration.segments.compiler import compile_all, render
+    from orchestration.segments.model import SegmentError, load_all
+
+    try:
+        segments = load_all()
+    except SegmentError as exc:
+        print(f"invalid segment definition:\n{exc}", file=sys.stderr)
+        return 2
+    if args.action == "validate":
+        print(f"{len(segments)} segment(s) valid: {', '.join(s.name for s in segments)}")
+        return 0
+    if args.check:
+        stale = [
+            str(p)
+            for p, text in render(segments).items()
+            if not p.exists() or p.read_text() != text
+        ]
+        if stale:
+            print(
+                "generated SQL is stale; run `c360 segments compile`:\n  " + "\n  ".join(stale),
+                file=sys.stderr,
+            )
+            return 1
+        print("generated segment SQL is current")
+        return 0
+    for path in compile_all(segments):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from orchestration.activation.planner import plan_sql
+    from orchestration.activation.syncs import load_all_syncs
+    from orchestration.warehouse import table_exists, warehouse
+
+    if not args.dry_run:
+        print(
+            "only `c360 sync --dry-run` is available from the CLI; syncs run in the nightly job",
+            file=sys.stderr,
+        )
+        return 2
+    with warehouse(read_only=True) as con:
+        if not table_exists(con, "activation", "contact_history"):
+            from orchestration.activation.records import DDL
+
+            con.execute("attach ':memory:' as scratch")
+            con.execute(DDL.replace("activation.", "scratch."))
+        for sync in load_all_syncs():
+            sql = plan_sql(sync, args.as_of)
+            if not table_exists(con, "activation", "contact_history"):
+                sql = sql.replace("activation.contact_history", "scratch.contact_history")
+            rows = con.execute(
+                f"select case when filter_reason is not null then 'filtered:' || filter_reason "
+                f"when is_holdout then 'held_out' else 'create' end, count(*) from ({sql}) group by 1 order by 1"
+            ).fetchall()
+            print(
+                f"{sync.name} → {sync.destination} (segment {sync.segment}, {sync.channel}/{sync.purpose})"
+            )
+            for decision, n in rows or [("nothing to do", 0)]:
+                print(f"  {decision:<28}{n:>8,}")
+    return 0
+
+
+def cmd_identity(args: argparse.Namespace) -> int:
+    from orchestration.identity.evaluate import evaluate
+    from orchestration.warehouse import warehouse
+
+    truth = Path(args.truth) if args.truth else truth_dir() / "ground_truth.csv"
+    if not truth.exists():
+        print(f"truth file not found: {truth}", file=sys.stderr)
+        return 2
+    with warehouse(read_only=True) as con:
+        s = evaluate(con, truth)
+    print(
+        f"records scored      {s.records_scored:,} (in truth but not resolved: {s.records_unmatched_in_truth:,})\n"
+        f"true persons        {s.true_persons:,}\n"
+        f"customers resolved  {s.predicted_customers:,}\n"
+        f"pairwise precision  {s.precision:.4f}\n"
+        f"pairwise recall     {s.recall:.4f}\n"
+        f"pairwise F1         {s.f1:.4f}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="c360", description="c360 customer data platform")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write deterministic sample landing files + ground truth")
+    g.add_argument("--customers", type=int, default=50_000)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--as-of", type=_date, default=_yesterday())
+    g.add_argument("--out", help="landing folder (default C360_LANDING_DIR)")
+    g.add_argument("--truth-dir", help="ground-truth folder (default C360_HOME/truth)")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser(
+        "run", help="run the nightly job in-process for one as_of and print a summary"
+    )
+    r.add_argument("--as-of", type=_date, default=_yesterday())
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("summary", help="print the summary of an as_of from the warehouse")
+    s.add_argument("--as-of", type=_date, default=_yesterday())
+    s.set_defaults(func=cmd_summary)
+
+    seg = sub.add_parser("segments", help="validate or compile segment YAML")
+    seg.add_argument("action", choices=["validate", "compile"])
+    seg.add_argument("--check", action="store_true", help="compile: fail if generated SQL is stale")
+    seg.set_defaults(func=cmd_segments)
+
+    sy = sub.add_parser("sync", help="show what each sync would send")
+    sy.add_argument("--dry-run", action="store_true")
+    sy.add_argument("--as-of", type=_date, default=_yesterday())
+    sy.set_defaults(func=cmd_sync)
+
+    ident = sub.add_parser("identity", help="identity resolution tools")
+    ident.add_argument("action", choices=["evaluate"])
+    ident.add_argument("--truth", help="CSV with source,entity,source_record_id,person_id")
+    ident.set_defaults(func=cmd_identity)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    apply_env_defaults()
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

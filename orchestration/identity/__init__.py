@@ -1,0 +1,1 @@
+"""Identity resolution helpers outside dbt: evaluation against a truth file."""

@@ -1,0 +1,83 @@
+"""Pairwise precision / recall / F1 of customer_id_map against a truth file.
+
+Truth file (CSV): source, entity, source_record_id, person_id (the generator writes one; users can
+bring their own with `c360 identity evaluate --truth FILE`). Only records present in both the map
+and the truth are scored. Grain of the metric: pairs of records (same person vs same customer_id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from orchestration.contracts.rules_sql import quote_literal
+
+
+@dataclass(frozen=True)
+class IdentityScore:
+    records_scored: int
+    records_unmatched_in_truth: int
+    true_persons: int
+    predicted_customers: int
+    true_pairs: int
+    predicted_pairs: int
+    correct_pairs: int
+
+    @property
+    def precision(self) -> float:
+        return self.correct_pairs / self.predicted_pairs if self.predicted_pairs else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.correct_pairs / self.true_pairs if self.true_pairs else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, truth_file: Path) -> IdentityScore:
+    required = {"source", "entity", "source_record_id", "person_id"}
+    cols = {
+        r[0]
+        for r in con.execute(
+            f"describe select * from read_csv({quote_literal(str(truth_file))}, all_varchar=true)"
+        ).fetchall()
+    }
+    if missing := required - cols:
+        raise ValueError(f"{truth_file}: truth file lacks column(s) {', '.join(sorted(missing))}")
+    con.execute(
+        f"create or replace temp table _truth as select source, entity, source_record_id, person_id "
+        f"from read_csv({quote_literal(str(truth_file))}, all_varchar=true)"
+    )
+    con.execute(
+        """
+        create or replace temp table _scored as
+        select t.person_id, m.customer_id
+        from _truth as t
+        inner join marts.customer_id_map as m
+            on t.source = m.source and t.entity = m.entity and t.source_record_id = m.source_record_id
+        """
+    )
+    row = con.execute(
+        """
+        with pairs_true as (select sum(n * (n - 1) / 2) as p from
+                (select count(*) as n from _scored group by person_id)),
+             pairs_pred as (select sum(n * (n - 1) / 2) as p from
+                (select count(*) as n from _scored group by customer_id)),
+             pairs_ok as (select sum(n * (n - 1) / 2) as p from
+                (select count(*) as n from _scored group by person_id, customer_id))
+        select
+            (select count(*) from _scored),
+            (select count(*) from _truth) - (select count(*) from _scored),
+            (select count(distinct person_id) from _scored),
+            (select count(distinct customer_id) from _scored),
+            coalesce((select p from pairs_true), 0),
+            coalesce((select p from pairs_pred), 0),
+            coalesce((select p from pairs_ok), 0)
+        """
+    ).fetchone()
+    return IdentityScore(*(int(v) for v in row))
