@@ -64,7 +64,8 @@ def segment_sql(segment: Segment) -> str:
     src = segment.path.relative_to(dbt_project_dir().parent)
     threshold = round(segment.holdout * 10000)
     exclusions = "".join(
-        f"\n        and customer_id not in (select customer_id from {{{{ ref('segment__{o}') }}}})"
+        f"\n        and customer_id not in (\n            select excluded_{o}.customer_id\n"
+        f"            from {{{{ ref('segment__{o}') }}}} as excluded_{o}\n        )"
         for o in segment.exclude_segments
     )
     return (

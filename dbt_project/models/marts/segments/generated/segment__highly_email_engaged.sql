@@ -14,7 +14,10 @@ members as (
             email_clicks_90d >= 2
             or email_opens_30d >= 3
         ), false)
-        and customer_id not in (select customer_id from {{ ref('segment__vip') }})
+        and customer_id not in (
+            select excluded_vip.customer_id
+            from {{ ref('segment__vip') }} as excluded_vip
+        )
 ),
 
 final as (
