@@ -1,4 +1,4 @@
-{#- The run's logical date. Models never call now()/current_date: everything is relative to this. -#}
+{#- The run's logical date. Models never read the wall clock: everything is relative to this. -#}
 {% macro as_of_date() -%}
     {%- set value = var('as_of') -%}
     {%- if execute and value is none -%}
