@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise_on_error=False,
     )
     checks = [
-        e.event_specific_data.asset_check_evaluation
+        e.event_specific_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]

@@ -40,7 +40,7 @@ def render_summary(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_file: P
             if table_exists(con, schema, table)
             else 0
         )
-        lines.append(f"  {schema}.{table:<28}{n:>11,} rows")
+        lines.append(f"  {schema + '.' + table:<34}{n:>11,} rows")
     if truth_file and truth_file.exists() and table_exists(con, "marts", "customer_id_map"):
         s = evaluate(con, truth_file)
         lines += [

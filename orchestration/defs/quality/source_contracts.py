@@ -34,12 +34,12 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
     )
     def _gate(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connection(read_only=False) as con:
-            batch = load_staged(con, contract, context.run_id)
+            batch = load_staged(con, contract, context.run.run_id)
             frame = con.execute(
                 f"select * exclude (_source_file) from {batch_table(contract)}__clean"
             ).fetchdf()
         if batch is None:
-            raise dg.Failure(f"{contract.id}: no staged batch found for run {context.run_id}")
+            raise dg.Failure(f"{contract.id}: no staged batch found for run {context.run.run_id}")
         suite = validate_frame(contract, frame)
         outcome = evaluate_gate(contract, batch, suite)
         for failure in outcome.failures:
