@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from orchestration.instance import apply_env_defaults, ensure_instance
+from orchestration.instance import apply_env_defaults
 from orchestration.paths import landing_dir, truth_dir
 
 
@@ -41,38 +41,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    ensure_instance()
-    import dagster as dg
-
-    from orchestration.definitions import defs
+    from orchestration.pipeline import run_nightly
     from orchestration.summary import render_summary
     from orchestration.warehouse import warehouse
 
     started = time.time()
-    job = defs().resolve_job_def("nightly")
     print(f"c360 run: nightly job for as_of {args.as_of} (in-process, DuckDB) ...", flush=True)
-    result = job.execute_in_process(
-        instance=dg.DagsterInstance.get(),
-        partition_key=args.as_of.isoformat(),
-        raise_on_error=False,
-    )
-    checks = [
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-    passed = sum(1 for c in checks if c.passed)
-    failed = [c.asset_check_key.to_user_string() for c in checks if not c.passed]
+    report = run_nightly(args.as_of, log_level=args.log_level)
     with warehouse(read_only=True) as con:
         print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
+    failed = report.checks_failed
     print(
-        f"\nChecks: {passed} passed, {len(failed)} failed"
+        f"\nChecks: {len(report.checks_passed)} passed, {len(failed)} failed"
         + (f": {', '.join(failed)}" if failed else "")
     )
-    print(
-        f"Run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {time.time() - started:.0f}s."
-    )
-    return 0 if result.success else 1
+    status = "succeeded" if report.success else "FAILED (see the step errors above)"
+    print(f"Run {report.run_id} {status} in {time.time() - started:.0f}s.")
+    return 0 if report.success else 1
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -185,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the nightly job in-process for one as_of and print a summary"
     )
     r.add_argument("--as-of", type=_date, default=_yesterday())
+    r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("summary", help="print the summary of an as_of from the warehouse")

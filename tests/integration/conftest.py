@@ -1,0 +1,65 @@
+"""One generated dataset (~2k customers) and one nightly run per test session, shared by the
+integration tests (they only read it). Tests that change data use their own homes."""
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+AS_OF = dt.date(2026, 11, 21)
+CUSTOMERS = 2000
+SEED = 11
+
+
+@dataclass
+class PipelineHome:
+    home: Path
+    landing: Path
+    truth: Path
+    warehouse: Path
+    outbox: Path
+    instance: dg.DagsterInstance
+
+
+def make_home(root: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> PipelineHome:
+    """A fresh C360_HOME with its env vars set (process-wide: integration tests share one home)."""
+    env = {
+        "C360_HOME": str(root),
+        "C360_WAREHOUSE": str(root / "warehouse.duckdb"),
+        "C360_LANDING_DIR": str(root / "landing"),
+        "C360_OUTBOX_DIR": str(root / "outbox"),
+        "C360_DUCKDB_TEMP_DIR": str(root / "tmp"),
+        "DAGSTER_HOME": str(root / "dagster"),
+    }
+    for key, value in env.items():
+        if monkeypatch:
+            monkeypatch.setenv(key, value)
+        else:
+            os.environ[key] = value
+    from orchestration.instance import ensure_instance
+
+    ensure_instance()
+    return PipelineHome(
+        home=root,
+        landing=root / "landing",
+        truth=root / "truth",
+        warehouse=root / "warehouse.duckdb",
+        outbox=root / "outbox",
+        instance=dg.DagsterInstance.from_config(env["DAGSTER_HOME"]),
+    )
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """Generate CUSTOMERS persons, run the nightly job once; yield the home and the report."""
+    from orchestration.sources.generator import generate
+
+    from orchestration.pipeline import run_nightly
+
+    home = make_home(tmp_path_factory.mktemp("c360_home"))
+    generate(CUSTOMERS, SEED, AS_OF, home.landing, home.truth, progress=None)
+    report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
+    return home, report
