@@ -68,6 +68,8 @@ lint: install manifest
 	$(BIN)/ruff check .
 	$(BIN)/c360 segments compile --check
 	$(BIN)/sqlfluff lint dbt_project --processes 2
+	$(BIN)/python -c "from orchestration.instance import ensure_instance; ensure_instance()"
+	$(BIN)/dg check defs
 
 test: install system-deps manifest lint
 	$(BIN)/pytest -n 2 --durations=15

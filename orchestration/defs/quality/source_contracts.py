@@ -29,6 +29,7 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
         asset=staged_key,
         name="meets_contract",
         blocking=True,
+        pool="duckdb",
         description=f"The staged batch satisfies {contract_file}: no schema drift, quarantine "
         "share within bounds, keys unique after dedup (GX), rows accounted for.",
     )

@@ -1,0 +1,67 @@
+"""The code location loads without side effects; every asset is grouped, owned and described."""
+
+import subprocess
+import sys
+
+import pytest
+
+from orchestration.paths import REPO_ROOT
+
+
+@pytest.fixture
+def defs(tmp_path, monkeypatch):
+    for var in ("C360_WAREHOUSE", "C360_LANDING_DIR", "C360_OUTBOX_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    from orchestration.definitions import defs as load
+
+    return load()
+
+
+def test_every_asset_has_group_owner_and_description(defs):
+    specs = list(defs.resolve_all_asset_specs())
+    assert len(specs) > 40
+    missing = [
+        s.key.to_user_string()
+        for s in specs
+        if not s.group_name or s.group_name == "default" or not s.owners or not s.description
+    ]
+    assert not missing
+
+
+def test_raw_asset_keys_equal_dbt_source_keys(defs):
+    from orchestration.contracts.model import all_source_contracts
+
+    keys = {s.key.to_user_string() for s in defs.resolve_all_asset_specs()}
+    for c in all_source_contracts():
+        assert f"{c.source}/{c.entity}" in keys
+    graph = defs.resolve_asset_graph()
+    stg = graph.get(
+        next(k for k in graph.get_all_asset_keys() if k.path[-1] == "stg_crm__contacts")
+    )
+    assert ["crm", "contacts"] in [list(k.path) for k in stg.parent_keys]
+
+
+def test_nightly_job_runs_in_process_and_every_writer_is_in_the_duckdb_pool(defs):
+    job = defs.resolve_job_def("nightly")
+    assert job.executor_def.name == "in_process"
+    for node in job.graph.node_defs:
+        assert getattr(node, "pool", None) == "duckdb", node.name
+
+
+def test_importing_the_code_location_has_no_side_effects(tmp_path):
+    """No dbt parse, no GX import, no warehouse file on import."""
+    code = (
+        "import sys, orchestration.definitions as d; d.defs();"
+        "print('great_expectations' in sys.modules)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "C360_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=True,
+    )
+    assert out.stdout.strip().endswith("False")
+    assert not list(tmp_path.rglob("*.duckdb"))
