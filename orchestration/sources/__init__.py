@@ -1,0 +1,1 @@
+"""Sources: the deterministic sample-data generator (with ground truth) and extractor helpers."""
