@@ -112,6 +112,19 @@ def _fmt_ts(seconds: np.ndarray) -> np.ndarray:
     return np.char.add(s.astype(str), "Z")
 
 
+def _zfill(values: np.ndarray, width: int) -> np.ndarray:
+    """np.char.zfill that also accepts an empty array (numpy's raises on it)."""
+    values = np.asarray(values)
+    return np.char.zfill(values, width) if values.size else values.astype(str)
+
+
+def _ids(prefix: str, count: int, width: int) -> np.ndarray:
+    """Sequential ids like C0000001 (vectorised; empty when count is 0)."""
+    if count == 0:
+        return np.array([], dtype=str)
+    return np.char.add(prefix, _zfill(np.arange(1, count + 1).astype(str), width))
+
+
 def _fmt_date(days: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(days.astype("datetime64[D]"), unit="D").astype(str)
 
@@ -223,7 +236,7 @@ def generate(
     n = customers
 
     # ---- persons -------------------------------------------------------------------------
-    pid = np.char.add("p", np.char.zfill(np.arange(n).astype(str), 7))
+    pid = np.char.add("p", _zfill(np.arange(n).astype(str), 7))
     first = np.char.capitalize(
         _cat(np.array(_SYL_A)[rng.integers(0, 20, n)], np.array(_SYL_B)[rng.integers(0, 15, n)])
     )
@@ -259,17 +272,17 @@ def generate(
         np.array(_SYL_C)[rng.integers(0, 20, n)],
         " Street",
     )
-    postal = np.char.zfill(rng.integers(1000, 99999, n).astype(str), 5)
+    postal = _zfill(rng.integers(1000, 99999, n).astype(str), 5)
     idx = np.arange(n)
     email = _cat(
         np.char.lower(first), ".", np.char.lower(last), idx, "@", DOMAINS[rng.integers(0, 4, n)]
     )
     national = np.where(
         country == "US",
-        _cat(rng.integers(201, 989, n), np.char.zfill((idx % 10_000_000).astype(str), 7)),
+        _cat(rng.integers(201, 989, n), _zfill((idx % 10_000_000).astype(str), 7)),
         _cat(
             np.where(country == "DE", "15", np.where(country == "GB", "7", "6")),
-            np.char.zfill((idx % 100_000_000).astype(str), 8),
+            _zfill((idx % 100_000_000).astype(str), 8),
         ),
     )
     # Namesakes: strangers who share first name, last name and birth date.
@@ -341,7 +354,7 @@ def generate(
     # ---- CRM -----------------------------------------------------------------------------
     crm_p = np.flatnonzero(in_crm)
     m = len(crm_p)
-    crm_id = _cat("C", np.char.zfill(np.arange(1, m + 1).astype(str), 7))
+    crm_id = _ids("C", m, 7)
     c_created = created(m)
     c_updated = np.minimum(
         c_created + rng.integers(0, 400 * day, m), end - rng.integers(0, 10 * day, m)
@@ -349,7 +362,7 @@ def generate(
     c_updated = np.maximum(c_updated, c_created)
     household_key = _cat(last[crm_p], "|", street[crm_p])
     uniq, acc_idx = np.unique(household_key, return_inverse=True)
-    account_id = _cat("A", np.char.zfill((acc_idx + 1).astype(str), 7))
+    account_id = _cat("A", _zfill((acc_idx + 1).astype(str), 7))
     has_email = rng.random(m) < 0.85
     has_phone = rng.random(m) < 0.5
     has_mobile = rng.random(m) < 0.7
@@ -418,7 +431,7 @@ def generate(
     acc_type = np.where(rng.random(n_acc) < 0.05, "business", "household")
     accounts = pd.DataFrame(
         {
-            "account_id": _cat("A", np.char.zfill(np.arange(1, n_acc + 1).astype(str), 7)),
+            "account_id": _ids("A", n_acc, 7),
             "account_name": np.where(
                 acc_type == "household",
                 _cat(last[crm_p[first_member]], " household"),
@@ -438,7 +451,7 @@ def generate(
     # ---- shop ----------------------------------------------------------------------------
     shop_p = np.flatnonzero(in_shop)
     s = len(shop_p)
-    shop_id = _cat("S", np.char.zfill(np.arange(1, s + 1).astype(str), 7))
+    shop_id = _ids("S", s, 7)
     s_created = created(s)
     s_email = np.where(
         no_key[shop_p],
@@ -481,7 +494,7 @@ def generate(
     n_orders = np.minimum(rng.geometric(0.35, s) - 1, 20)
     o_owner = np.repeat(np.arange(s), n_orders)
     o = len(o_owner)
-    order_id = _cat("O", np.char.zfill(np.arange(1, o + 1).astype(str), 8))
+    order_id = _ids("O", o, 8)
     earliest = np.maximum(s_created[o_owner], end - 3 * 365 * day)
     ordered = earliest + (rng.random(o) * (end - earliest)).astype(np.int64)
     status = np.array(["placed", "paid", "shipped", "delivered", "cancelled", "refunded"])[
@@ -528,9 +541,9 @@ def generate(
     writer.write("shop__orders", pd.concat([orders, older], ignore_index=True))
     lines = pd.DataFrame(
         {
-            "order_line_id": _cat("OL", np.char.zfill(np.arange(1, nl + 1).astype(str), 9)),
+            "order_line_id": _ids("OL", nl, 9),
             "order_id": order_id[l_order],
-            "product_id": _cat("P", np.char.zfill(product.astype(str), 3)),
+            "product_id": _cat("P", _zfill(product.astype(str), 3)),
             "product_name": _cat(np.array(CATEGORIES)[product % 10], " item ", product),
             "category": np.array(CATEGORIES)[product % 10],
             "unit_price": np.char.mod("%.2f", price),
@@ -543,7 +556,7 @@ def generate(
     # ---- loyalty -------------------------------------------------------------------------
     loy_p = np.flatnonzero(in_loyalty)
     lm = len(loy_p)
-    member_id = _cat("L", np.char.zfill(np.arange(1, lm + 1).astype(str), 7))
+    member_id = _ids("L", lm, 7)
     joined = created(lm)
     link = (rng.random(lm) < noise.loyalty_crm_link_rate) & (crm_of_person[loy_p] != "")
     loyalty = pd.DataFrame(
@@ -621,7 +634,7 @@ def generate(
         _cat('{"path":"/p/', product, '"}'),
         np.where(
             np.isin(e_name, ["product_viewed", "cart_add"]),
-            _cat('{"product_id":"P', np.char.zfill(product.astype(str), 3), '"}'),
+            _cat('{"product_id":"P', _zfill(product.astype(str), 3), '"}'),
             np.where(
                 e_name == "feature_used", _cat('{"feature":"', FEATURES[product % 5], '"}'), "{}"
             ),
@@ -632,7 +645,7 @@ def generate(
     all_occ = np.r_[occurred, i_occ]
     events = pd.DataFrame(
         {
-            "event_id": _cat("E", np.char.zfill(np.arange(1, len(all_anon) + 1).astype(str), 10)),
+            "event_id": _ids("E", len(all_anon), 10),
             "anonymous_id": anon[all_anon] if na else np.array([], dtype=str),
             "user_id": np.r_[np.full(ne, ""), shop_of_person[a_person[ident_anon]].astype(str)],
             "event_name": np.r_[e_name, np.full(len(ident_anon), "identify")],
@@ -701,7 +714,7 @@ def generate(
     consent_events.insert(
         0,
         "consent_event_id",
-        _cat("CE", np.char.zfill(np.arange(1, len(consent_events) + 1).astype(str), 9)),
+        _ids("CE", len(consent_events), 9),
     )
     writer.write("consent__events", consent_events)
     sup = np.flatnonzero(rng.random(n) < 0.01)
@@ -709,9 +722,7 @@ def generate(
         "consent__suppressions",
         pd.DataFrame(
             {
-                "suppression_id": _cat(
-                    "SP", np.char.zfill(np.arange(1, len(sup) + 1).astype(str), 8)
-                ),
+                "suppression_id": _ids("SP", len(sup), 8),
                 "contact_point": cp_email[sup],
                 "contact_point_type": "email",
                 "channel": np.where(rng.random(len(sup)) < 0.5, "email", "all"),
@@ -728,9 +739,7 @@ def generate(
         "consent__erasure_requests",
         pd.DataFrame(
             {
-                "erasure_request_id": _cat(
-                    "ER", np.char.zfill(np.arange(1, len(era) + 1).astype(str), 8)
-                ),
+                "erasure_request_id": _ids("ER", len(era), 8),
                 "contact_point": cp_email[era],
                 "contact_point_type": "email",
                 "requested_at": _fmt_ts(end - rng.integers(day, 100 * day, len(era))),
@@ -763,7 +772,7 @@ def generate(
             pd.DataFrame(
                 {
                     "email": email[who[mask]],
-                    "campaign_id": _cat("CMP", np.char.zfill(c_idx[mask].astype(str), 3)),
+                    "campaign_id": _cat("CMP", _zfill(c_idx[mask].astype(str), 3)),
                     "event_type": kind,
                     "bounce_type": np.where(rng.random(int(mask.sum())) < 0.5, "hard", "soft")
                     if kind == "bounced"
@@ -776,7 +785,7 @@ def generate(
     engagement.insert(
         0,
         "engagement_event_id",
-        _cat("EE", np.char.zfill(np.arange(1, len(engagement) + 1).astype(str), 10)),
+        _ids("EE", len(engagement), 10),
     )
     taken = set()
     bad = pick(len(engagement), taken)
