@@ -72,7 +72,7 @@ lint: install manifest
 	$(BIN)/dg check defs
 
 test: install system-deps manifest lint
-	$(BIN)/pytest -n 2 --durations=15
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
 unit: install manifest
 	$(BIN)/pytest tests/unit -q
