@@ -13,7 +13,7 @@ import pytest
 from orchestration.contracts.model import all_source_contracts
 from orchestration.identity.evaluate import evaluate
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 
 
 def _read(home, sql, params=None):

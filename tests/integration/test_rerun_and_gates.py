@@ -11,7 +11,7 @@ import pytest
 from orchestration.contracts.model import all_source_contracts
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 
 # Columns that are run metadata by design (who/when ran), excluded from the idempotency compare.
 RUN_METADATA = {
