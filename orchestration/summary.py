@@ -43,12 +43,15 @@ def render_summary(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_file: P
         lines.append(f"  {schema + '.' + table:<34}{n:>11,} rows")
     if truth_file and truth_file.exists() and table_exists(con, "marts", "customer_id_map"):
         s = evaluate(con, truth_file)
+        known = evaluate(con, truth_file, exclude_sources=("web",))
         lines += [
             "",
             "Identity resolution vs ground truth",
             f"  records scored {s.records_scored:,}; true persons {s.true_persons:,}; "
             f"customers resolved {s.predicted_customers:,}",
-            f"  pairwise precision {s.precision:.4f}  recall {s.recall:.4f}  F1 {s.f1:.4f}",
+            f"  all records:              pairwise precision {s.precision:.4f}  recall {s.recall:.4f}  F1 {s.f1:.4f}",
+            f"  without web anonymous ids: pairwise precision {known.precision:.4f}  recall "
+            f"{known.recall:.4f}  F1 {known.f1:.4f}",
         ]
     if table_exists(con, "marts", "segment_membership"):
         lines += ["", "Segments                      members   holdout"]

@@ -39,7 +39,10 @@ class IdentityScore:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, truth_file: Path) -> IdentityScore:
+def evaluate(
+    con: duckdb.DuckDBPyConnection, truth_file: Path, exclude_sources: tuple[str, ...] = ()
+) -> IdentityScore:
+    """Score the map against the truth; `exclude_sources` leaves e.g. ("web",) out of the pairs."""
     required = {"source", "entity", "source_record_id", "person_id"}
     cols = {
         r[0]
@@ -49,9 +52,11 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth_file: Path) -> IdentityScore:
     }
     if missing := required - cols:
         raise ValueError(f"{truth_file}: truth file lacks column(s) {', '.join(sorted(missing))}")
+    excluded = ", ".join(quote_literal(x) for x in exclude_sources) or "''"
     con.execute(
         f"create or replace temp table _truth as select source, entity, source_record_id, person_id "
-        f"from read_csv({quote_literal(str(truth_file))}, all_varchar=true)"
+        f"from read_csv({quote_literal(str(truth_file))}, all_varchar=true) "
+        f"where source not in ({excluded})"
     )
     con.execute(
         """
