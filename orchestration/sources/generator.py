@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -107,9 +109,11 @@ FEATURES = np.array(["wishlist", "size_guide", "store_locator", "gift_cards", "r
 
 
 def _fmt_ts(seconds: np.ndarray) -> np.ndarray:
-    """Epoch seconds → ISO 8601 UTC strings."""
-    s = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
-    return np.char.add(s.astype(str), "Z")
+    """Epoch seconds → ISO 8601 UTC strings (Arrow's strftime: C++ speed)."""
+    arr = pa.array(np.asarray(seconds, dtype=np.int64), type=pa.timestamp("s"))
+    return np.asarray(
+        pc.strftime(arr, format="%Y-%m-%dT%H:%M:%SZ").to_numpy(zero_copy_only=False), dtype=str
+    )
 
 
 def _zfill(values: np.ndarray, width: int) -> np.ndarray:
@@ -195,19 +199,26 @@ class _Writer:
         folder.mkdir(parents=True)
         fmt = FORMATS[source]
         path = folder / f"part-00000.{fmt}"
-        table = pa.Table.from_pandas(
-            frame.astype(object).where(frame.notna(), None), preserve_index=False
+        table = pa.Table.from_pandas(frame.astype("str"), preserve_index=False)
+        # empty text is written as null (empty field in CSV, null in JSON and Parquet)
+        table = pa.table(
+            {
+                name: pc.if_else(
+                    pc.equal(col, ""), pa.scalar(None, pa.string()), col.cast(pa.string())
+                )
+                for name, col in zip(table.column_names, table.columns, strict=True)
+            }
         )
-        table = table.cast(pa.schema([(n, pa.string()) for n in table.column_names]))
         if fmt == "csv":
             pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
         elif fmt == "parquet":
             pq.write_table(table, path, compression="zstd")
         else:
-            with path.open("w", encoding="utf-8") as fh:
-                for batch in table.to_batches(max_chunksize=200_000):
-                    for rec in batch.to_pylist():
-                        fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            # DuckDB writes newline-delimited JSON in order and ~20x faster than json.dumps per row.
+            con = duckdb.connect()
+            con.register("batch", table)
+            con.execute(f"copy (select * from batch) to '{path}' (format json)")
+            con.close()
         self.rows[contract_id] = len(frame)
         if self.progress:
             self.progress(f"generate: wrote {source}/{entity} {len(frame):,} rows")
