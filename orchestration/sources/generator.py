@@ -129,6 +129,18 @@ def _ids(prefix: str, count: int, width: int) -> np.ndarray:
     return np.char.add(prefix, _zfill(np.arange(1, count + 1).astype(str), width))
 
 
+def _fmt_ts_arrow(seconds: np.ndarray) -> pa.Array:
+    """Epoch seconds → ISO 8601 UTC strings, kept as an Arrow array (no numpy unicode copy)."""
+    arr = pa.array(np.asarray(seconds, dtype=np.int64), type=pa.timestamp("s")).cast(pa.string())
+    return pc.binary_join_element_wise(pc.replace_substring(arr, " ", "T"), "Z", "")
+
+
+def _ids_arrow(prefix: str, count: int, width: int) -> pa.Array:
+    """Sequential ids like E0000000001 as an Arrow array."""
+    digits = pa.array(np.arange(1, count + 1, dtype=np.int64)).cast(pa.string())
+    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(digits, width, "0"), "")
+
+
 def _fmt_date(days: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(days.astype("datetime64[D]"), unit="D").astype(str)
 
@@ -190,16 +202,23 @@ class _Writer:
         self.rows: dict[str, int] = {}
         self.columns = {c.id: list(c.column_names) for c in all_source_contracts()}
 
-    def write(self, contract_id: str, frame: pd.DataFrame) -> None:
+    def write(self, contract_id: str, frame: pd.DataFrame | pa.Table) -> None:
         source, entity = contract_id.split("__", 1)
-        frame = frame[self.columns[contract_id]]
+        if isinstance(frame, pa.Table):
+            frame = frame.select(self.columns[contract_id])
+        else:
+            frame = frame[self.columns[contract_id]]
         folder = self.landing / source / entity / f"dt={self.as_of.isoformat()}"
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         fmt = FORMATS[source]
         path = folder / f"part-00000.{fmt}"
-        table = pa.Table.from_pandas(frame.astype("str"), preserve_index=False)
+        table = (
+            frame
+            if isinstance(frame, pa.Table)
+            else pa.Table.from_pandas(frame.astype("str"), preserve_index=False)
+        )
         # empty text is written as null (empty field in CSV, null in JSON and Parquet)
         table = pa.table(
             {
@@ -219,7 +238,7 @@ class _Writer:
             con.register("batch", table)
             con.execute(f"copy (select * from batch) to '{path}' (format json)")
             con.close()
-        self.rows[contract_id] = len(frame)
+        self.rows[contract_id] = table.num_rows
         if self.progress:
             self.progress(f"generate: wrote {source}/{entity} {len(frame):,} rows")
 
@@ -633,45 +652,76 @@ def generate(
             "app_open",
         ]
     )
-    e_name = names[rng.choice(8, ne, p=[0.38, 0.15, 0.2, 0.1, 0.04, 0.03, 0.06, 0.04])]
+    # ~10 events per anonymous id: built as Arrow columns (compact strings, C++ speed).
+    name_idx = rng.choice(8, ne, p=[0.38, 0.15, 0.2, 0.1, 0.04, 0.03, 0.06, 0.04])
     first_of = np.r_[0, np.cumsum(n_ev)[:-1]] if na else np.array([], dtype=int)
-    e_name[first_of] = "session_start"
+    name_idx[first_of] = 1  # every anonymous id starts with a session
     occurred = end - rng.integers(0, 90 * day, ne)
     ident_anon = np.flatnonzero(identified)
     i_occ = end - rng.integers(0, 90 * day, len(ident_anon))
     product = rng.integers(0, 60, ne)
-    props = np.where(
-        e_name == "page",
-        _cat('{"path":"/p/', product, '"}'),
-        np.where(
-            np.isin(e_name, ["product_viewed", "cart_add"]),
-            _cat('{"product_id":"P', _zfill(product.astype(str), 3), '"}'),
-            np.where(
-                e_name == "feature_used", _cat('{"feature":"', FEATURES[product % 5], '"}'), "{}"
-            ),
-        ),
-    )
-    platform = np.array(["web", "ios", "android"])[rng.choice(3, ne, p=[0.6, 0.25, 0.15])]
+    # properties depend only on (event name, product): a lookup instead of per-row formatting
+    lookup = []
+    for name in names:
+        for prod in range(60):
+            if name == "page":
+                lookup.append(f'{{"path":"/p/{prod}"}}')
+            elif name in ("product_viewed", "cart_add"):
+                lookup.append(f'{{"product_id":"P{prod:03d}"}}')
+            elif name == "feature_used":
+                lookup.append(f'{{"feature":"{FEATURES[prod % 5]}"}}')
+            else:
+                lookup.append("{}")
+    platform_idx = rng.choice(3, ne, p=[0.6, 0.25, 0.15])
     all_anon = np.r_[e_anon, ident_anon]
     all_occ = np.r_[occurred, i_occ]
-    events = pd.DataFrame(
+    n_all = len(all_anon)
+    identify_tail = np.full(len(ident_anon), 8)
+    events = pa.table(
         {
-            "event_id": _ids("E", len(all_anon), 10),
-            "anonymous_id": anon[all_anon] if na else np.array([], dtype=str),
-            "user_id": np.r_[np.full(ne, ""), shop_of_person[a_person[ident_anon]].astype(str)],
-            "event_name": np.r_[e_name, np.full(len(ident_anon), "identify")],
-            "platform": np.r_[platform, np.full(len(ident_anon), "web")],
-            "properties": np.r_[props, np.full(len(ident_anon), "{}")],
-            "occurred_at": _fmt_ts(all_occ),
-            "received_at": _fmt_ts(np.minimum(all_occ + rng.integers(1, 30, len(all_occ)), end)),
+            "event_id": _ids_arrow("E", n_all, 10),
+            "anonymous_id": pa.array(anon, pa.string()).take(pa.array(all_anon, pa.int64())),
+            "user_id": pa.concat_arrays(
+                [
+                    pa.nulls(ne, pa.string()),
+                    pa.array(shop_of_person[a_person[ident_anon]].astype(str), pa.string()),
+                ]
+            ),
+            "event_name": pa.array([*names, "identify"], pa.string()).take(
+                pa.array(np.r_[name_idx, identify_tail], pa.int64())
+            ),
+            "platform": pa.array(["web", "ios", "android"], pa.string()).take(
+                pa.array(np.r_[platform_idx, np.zeros(len(ident_anon), dtype=np.int64)], pa.int64())
+            ),
+            "properties": pa.array([*lookup, "{}"], pa.string()).take(
+                pa.array(
+                    np.r_[name_idx * 60 + product, np.full(len(ident_anon), len(lookup))],
+                    pa.int64(),
+                )
+            ),
+            "occurred_at": _fmt_ts_arrow(all_occ),
+            "received_at": _fmt_ts_arrow(np.minimum(all_occ + rng.integers(1, 30, n_all), end)),
         }
     )
     taken = set()
     bad = pick(ne, taken)  # only among non-identify events (the first ne rows)
-    events.loc[bad, "occurred_at"] = np.where(
-        rng.random(len(bad)) < 0.5, "yesterday", "2026-13-45T99:00:00Z"
+    bad_value = np.where(rng.random(len(bad)) < 0.5, "yesterday", "2026-13-45T99:00:00Z")
+    occurred_col = events.column("occurred_at").combine_chunks().to_numpy(zero_copy_only=False)
+    if len(bad):
+        occurred_col = occurred_col.astype(object)
+        occurred_col[bad] = bad_value
+        events = events.set_column(
+            events.column_names.index("occurred_at"),
+            "occurred_at",
+            pa.array(occurred_col, pa.string()),
+        )
+    event_ids = events.column("event_id").combine_chunks()
+    plant(
+        "web__events",
+        np.asarray(event_ids.take(pa.array(bad, pa.int64())).to_pylist(), dtype=str),
+        "occurred_at.type",
+        "occurred_at",
     )
-    plant("web__events", events["event_id"].to_numpy()[bad], "occurred_at.type", "occurred_at")
     writer.write("web__events", events)
 
     # ---- consent -------------------------------------------------------------------------
