@@ -142,7 +142,11 @@ def cmd_identity(args: argparse.Namespace) -> int:
         print(f"truth file not found: {truth}", file=sys.stderr)
         return 2
     with warehouse(read_only=True) as con:
-        s = evaluate(con, truth)
+        try:
+            s = evaluate(con, truth)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     print(
         f"records scored      {s.records_scored:,} (in truth but not resolved: {s.records_unmatched_in_truth:,})\n"
         f"true persons        {s.true_persons:,}\n"

@@ -54,9 +54,8 @@ def _fingerprint(path) -> dict[str, str]:
 
 
 def test_two_runs_at_the_same_as_of_leave_every_table_identical(tmp_path, monkeypatch):
-    from orchestration.sources.generator import generate
-
     from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 5, AS_OF, home.landing, home.truth, progress=None)
@@ -73,9 +72,8 @@ def test_two_runs_at_the_same_as_of_leave_every_table_identical(tmp_path, monkey
 
 
 def test_failing_gate_blocks_publish_dbt_and_activation_until_fixed(tmp_path, monkeypatch):
-    from orchestration.sources.generator import generate
-
     from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 6, AS_OF, home.landing, home.truth, progress=None)
