@@ -34,3 +34,16 @@
 {% macro duckdb__hash_bucket(text_expr) -%}
     (cast(('0x' || substr(md5({{ text_expr }}), 1, 8)) as ubigint) % 10000)
 {%- endmacro %}
+
+{#- Whole-value regex match, same semantics on every engine (patterns stay in the shared subset). -#}
+{% macro regex_full_match(col, pattern) -%}
+    {{ return(adapter.dispatch('regex_full_match', 'c360')(col, pattern)) }}
+{%- endmacro %}
+
+{% macro default__regex_full_match(col, pattern) -%}
+    ({{ col }} ~ '^(?:{{ pattern | replace("'", "''") }})$')
+{%- endmacro %}
+
+{% macro duckdb__regex_full_match(col, pattern) -%}
+    regexp_full_match({{ col }}, '{{ pattern | replace("'", "''") }}')
+{%- endmacro %}

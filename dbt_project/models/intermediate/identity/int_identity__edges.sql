@@ -1,70 +1,23 @@
-{#- One row per link between a record and an identifier (email, phone) or another record
-    (loyalty → CRM contact, web anonymous id → shop customer via identify calls). -#}
-with records as (
-    select * from {{ ref('int_identity__records') }}
+{#- One row per accepted link between a record and an identifier or another record: the
+    candidates minus the dropped links. This is the graph connected components run on. -#}
+with candidates as (
+    select * from {{ ref('int_identity__candidate_links') }}
 ),
 
-web_events as (
-    select * from {{ ref('stg_web__events') }}
-    where occurred_at <= {{ as_of_end() }}
-),
-
-loyalty_members as (
-    select * from {{ ref('stg_loyalty__members') }}
-),
-
-email_links as (
-    select
-        record_key,
-        'i|email:' || email_normalized as node_key,
-        'email' as identifier_type,
-        'shared_email' as rule
-    from records
-    where email_normalized is not null
-),
-
-phone_links as (
-    select
-        record_key,
-        'i|phone:' || phone_e164 as node_key,
-        'phone' as identifier_type,
-        'shared_phone' as rule
-    from records
-    where phone_e164 is not null
-),
-
-loyalty_crm_links as (
-    select
-        'r|loyalty:members:' || loyalty_members.loyalty_member_id as record_key,
-        'r|crm:contacts:' || loyalty_members.crm_contact_id as node_key,
-        'crm_contact_id' as identifier_type,
-        'loyalty_crm_lookup' as rule
-    from loyalty_members
-    inner join records as crm_records
-        on crm_records.record_key = 'r|crm:contacts:' || loyalty_members.crm_contact_id
-    where loyalty_members.crm_contact_id is not null
-),
-
-identify_links as (
-    select distinct
-        'r|web:anonymous_ids:' || web_events.anonymous_id as record_key,
-        'r|shop:customers:' || web_events.shop_customer_id as node_key,
-        'shop_customer_id' as identifier_type,
-        'identify_call' as rule
-    from web_events
-    inner join records as shop_records
-        on shop_records.record_key = 'r|shop:customers:' || web_events.shop_customer_id
-    where web_events.shop_customer_id is not null
+dropped as (
+    select * from {{ ref('int_identity__dropped_links') }}
 ),
 
 final as (
-    select * from email_links
-    union all
-    select * from phone_links
-    union all
-    select * from loyalty_crm_links
-    union all
-    select * from identify_links
+    select
+        candidates.record_key,
+        candidates.node_key,
+        candidates.identifier_type,
+        candidates.rule
+    from candidates
+    left join dropped
+        on candidates.record_key = dropped.record_key and candidates.node_key = dropped.node_key
+    where dropped.record_key is null
 )
 
 select * from final

@@ -1,0 +1,74 @@
+{#- One row per candidate link that identity resolution refuses, with the reason: the value is
+    on the junk blocklist (exact or regex) or shared by more source records than its type allows
+    (a shared in-store device, a family inbox). Never a silent over-merge: every drop is here. -#}
+{%- set identity_config = var("identity") -%}
+with candidates as (
+    select * from {{ ref('int_identity__candidate_links') }}
+),
+
+{% for entry in identity_config.get('blocklist', []) %}
+blocked_{{ loop.index }} as (
+    select
+        record_key,
+        node_key,
+        {{ "'blocklist_regex'" if entry.get('regex') else "'blocklist_exact'" }} as drop_reason
+    from candidates
+    where
+        identifier_type = '{{ entry["type"] }}'
+        {%- if entry.get('regex') %}
+            and {{ regex_full_match('identifier_value', entry['regex']) }}
+        {%- else %}
+            and identifier_value = '{{ entry["exact"] | replace("'", "''") }}'
+        {%- endif %}
+),
+
+{% endfor %}
+value_counts as (
+    select
+        node_key,
+        identifier_type,
+        count(distinct record_key) as records_sharing_value
+    from candidates
+    group by node_key, identifier_type
+),
+
+over_limit as (
+    select
+        candidates.record_key,
+        candidates.node_key,
+        'too_many_records_per_value' as drop_reason
+    from candidates
+    inner join value_counts on candidates.node_key = value_counts.node_key
+    where
+        {%- for type_name, settings in identity_config.get('identifiers', {}).items() if settings.get('max_records_per_value') %}
+            {{ 'or ' if not loop.first }}(
+                value_counts.identifier_type = '{{ type_name }}'
+                and value_counts.records_sharing_value > {{ settings['max_records_per_value'] | int }}
+            )
+        {%- else %}
+            false
+        {%- endfor %}
+),
+
+dropped as (
+    {% for entry in identity_config.get('blocklist', []) %}
+        select * from blocked_{{ loop.index }}
+        union all
+    {% endfor %}
+    select * from over_limit
+),
+
+final as (
+    select
+        dropped.record_key,
+        dropped.node_key,
+        candidates.identifier_type,
+        candidates.rule,
+        min(dropped.drop_reason) as drop_reason
+    from dropped
+    inner join candidates
+        on dropped.record_key = candidates.record_key and dropped.node_key = candidates.node_key
+    group by dropped.record_key, dropped.node_key, candidates.identifier_type, candidates.rule
+)
+
+select * from final

@@ -1,0 +1,63 @@
+"""Identity config: valid as committed, clear errors, and blocklist regexes that mean the same in
+DuckDB (the SQL dbt runs) and Python."""
+
+import duckdb
+import pytest
+
+from orchestration.identity.config import IdentityConfigError, load, parse
+
+SAMPLES = {
+    "email": ["test@test.com", "noreply@shop.example", "no-reply@x.org", "jane.doe@example.com",
+              "tester@x.org", "a@mailinator.com", "null@x.com", "contest@x.com"],
+    "phone": ["+0000000000", "00000", "+10000000000", "+11111111111", "+11234567890", "+442071234567",
+              "+12125550134"],
+}  # fmt: skip
+
+
+def test_committed_config_is_valid():
+    config = load()
+    assert (
+        config.priorities["crm_contact_id"]
+        < config.priorities["email"]
+        < config.priorities["phone"]
+    )
+    assert config.max_records_per_value["email"] >= 2
+    assert config.is_blocked("email", "test@test.com")
+    assert not config.is_blocked("email", "jane.doe@example.com")
+
+
+def test_blocklist_regexes_agree_between_duckdb_and_python():
+    config = load()
+    con = duckdb.connect()
+    for entry in config.blocklist:
+        if entry.regex is None:
+            continue
+        for value in SAMPLES[entry.identifier_type]:
+            in_sql = con.execute("select regexp_full_match(?, ?)", [value, entry.regex]).fetchone()[
+                0
+            ]
+            assert in_sql == entry.matches(value), (entry.regex, value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"identifiers": {"fax": {"priority": 1}}},
+            "vars.identity.identifiers.fax: unknown identifier type",
+        ),
+        ({"identifiers": {"email": {"priority": 0}}}, "identifiers.email.priority"),
+        (
+            {"identifiers": {"email": {"priority": 1, "max_records_per_value": 1}}},
+            "max_records_per_value",
+        ),
+        (
+            {"blocklist": [{"type": "email"}]},
+            "vars.identity.blocklist[0]: give exactly one of exact or regex",
+        ),
+        ({"blocklist": [{"type": "email", "regex": "("}]}, "vars.identity.blocklist[0].regex"),
+    ],
+)
+def test_invalid_config_errors_name_the_field(raw, message):
+    with pytest.raises(IdentityConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse(raw)
