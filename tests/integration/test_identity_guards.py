@@ -47,6 +47,6 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
             assert merged == len(ids), "junk or over-shared values must not merge different people"
         edges = con.execute(
             "select count(*) from intermediate.int_identity__edges "
-            "where node_key in ('i|email:test@test.com', 'i|phone:+12125550000')"
+            "where node_key in ('v|email:test@test.com', 'v|phone:+12125550000')"
         ).fetchone()[0]
         assert edges == 0

@@ -17,7 +17,7 @@ loyalty_members as (
 email_links as (
     select
         record_key,
-        'i|email:' || email_normalized as node_key,
+        'v|email:' || email_normalized as node_key,
         'email' as identifier_type,
         email_normalized as identifier_value,
         'shared_email' as rule
@@ -28,7 +28,7 @@ email_links as (
 phone_links as (
     select
         record_key,
-        'i|phone:' || phone_e164 as node_key,
+        'v|phone:' || phone_e164 as node_key,
         'phone' as identifier_type,
         phone_e164 as identifier_value,
         'shared_phone' as rule
