@@ -39,51 +39,51 @@ labels_0 as materialized (
 ),
 
 {% for i in range(1, passes + 1) %}
-{%- set prev = 'labels_' ~ (i - 1) %}
-seen_{{ i }} as materialized (
+    {%- set prev = 'labels_' ~ (i - 1) %}
+    seen_{{ i }} as materialized (
     -- smallest label each node sees: its own or a neighbour's
-    select
-        {{ prev }}.node,
-        {{ prev }}.label,
-        least({{ prev }}.label, coalesce(min(neighbour_labels.label), {{ prev }}.label)) as seen
-    from {{ prev }}
-    left join edges on {{ prev }}.node = edges.node
-    left join {{ prev }} as neighbour_labels on edges.neighbour = neighbour_labels.node
-    group by {{ prev }}.node, {{ prev }}.label
-),
+        select
+            {{ prev }}.node,
+            {{ prev }}.label,
+            least({{ prev }}.label, coalesce(min(neighbour_labels.label), {{ prev }}.label)) as seen
+        from {{ prev }}
+        left join edges on {{ prev }}.node = edges.node
+        left join {{ prev }} as neighbour_labels on edges.neighbour = neighbour_labels.node
+        group by {{ prev }}.node, {{ prev }}.label
+    ),
 
-roots_{{ i }} as materialized (
+    roots_{{ i }} as materialized (
     -- hook: every root adopts the smallest label any member of its tree has seen
-    select
-        label as root,
-        min(seen) as hooked
-    from seen_{{ i }}
-    group by label
-),
+        select
+            label as root,
+            min(seen) as hooked
+        from seen_{{ i }}
+        group by label
+    ),
 
-hooked_{{ i }} as materialized (
-    select
-        seen_{{ i }}.node,
-        least(seen_{{ i }}.seen, coalesce(roots_{{ i }}.hooked, seen_{{ i }}.seen)) as label
-    from seen_{{ i }}
-    left join roots_{{ i }} on seen_{{ i }}.label = roots_{{ i }}.root
-),
+    hooked_{{ i }} as materialized (
+        select
+            seen_{{ i }}.node,
+            least(seen_{{ i }}.seen, coalesce(roots_{{ i }}.hooked, seen_{{ i }}.seen)) as label
+        from seen_{{ i }}
+        left join roots_{{ i }} on seen_{{ i }}.label = roots_{{ i }}.root
+    ),
 
-{% for j in range(1, 4) %}
-{%- set source = 'hooked_' ~ i if j == 1 else 'jump_' ~ i ~ '_' ~ (j - 1) %}
-jump_{{ i }}_{{ j }} as materialized (
-    -- shortcut: point to your label's label
-    select
-        {{ source }}.node,
-        least({{ source }}.label, coalesce(parent.label, {{ source }}.label)) as label
-    from {{ source }}
-    left join {{ source }} as parent on {{ source }}.label = parent.node
-),
+    {% for j in range(1, 4) %}
+        {%- set source = 'hooked_' ~ i if j == 1 else 'jump_' ~ i ~ '_' ~ (j - 1) %}
+        jump_{{ i }}_{{ j }} as materialized (
+            -- shortcut: point to your label's label
+            select
+                {{ source }}.node,
+                least({{ source }}.label, coalesce(parent.label, {{ source }}.label)) as label
+            from {{ source }}
+            left join {{ source }} as parent on {{ source }}.label = parent.node
+        ),
 
-{% endfor %}
-labels_{{ i }} as materialized (
-    select * from jump_{{ i }}_3
-),
+    {% endfor %}
+    labels_{{ i }} as materialized (
+        select * from jump_{{ i }}_3
+    ),
 
 {% endfor %}
 final as (
