@@ -1,9 +1,15 @@
-"""Real Postgres: Dagster run storage from the committed dagster.yaml, and the whole dbt project
-built with `--target postgres` on a small raw set (the SQL stays portable)."""
+"""Real Postgres (a throwaway server, see pg.py): Dagster run storage from the committed
+dagster.yaml, the whole dbt project built with `--target postgres` on generated data ingested by the
+real write-audit-publish path (portable SQL, same answers as DuckDB), and the holdout hash bucket
+identical on Postgres, DuckDB and Python."""
+
+from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,33 +17,61 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import psycopg2
+import jinja2
 import pytest
 
 from orchestration.contracts.model import all_source_contracts
+from orchestration.contracts.rules_sql import quote_ident
 from orchestration.paths import REPO_ROOT, dbt_project_dir
+from orchestration.segments.model import load_all
+from tests.e2e.pg import PgDatabase, PostgresServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]
 AS_OF = dt.date(2026, 11, 21)
+CUSTOMERS, SEED = 300, 7
+META_COLUMNS = "_batch_id varchar, _loaded_at timestamp, _source_file varchar"
 
 
-def test_dagster_runs_are_recorded_in_postgres(postgres, tmp_path, monkeypatch):
-    db = postgres.create_database("dagster")
+def py_bucket(text: str) -> int:
+    """The holdout bucket as documented in macros/normalize.sql."""
+    return int(hashlib.md5(text.encode()).hexdigest()[:8], 16) % 10000
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """~300 generated customers' landing files (read-only for the tests)."""
+    from orchestration.sources.generator import generate
+
+    root = tmp_path_factory.mktemp("pg_generated")
+    generate(CUSTOMERS, SEED, AS_OF, root / "landing", root / "truth", progress=None)
+    return root
+
+
+# --- 1. Dagster run storage ----------------------------------------------------------------------
+
+
+def test_dagster_runs_and_events_are_stored_in_postgres(
+    pg_server: PostgresServer, generated: Path, tmp_path, monkeypatch
+):
+    db = pg_server.create_database("dagster")
     for key, value in {
-        "DAGSTER_PG_USER": postgres.user, "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_DB": db, "DAGSTER_PG_PORT": str(postgres.port),
+        "DAGSTER_PG_USER": db.user, "DAGSTER_PG_PASSWORD": db.password, "DAGSTER_PG_HOST": db.host,
+        "DAGSTER_PG_DB": db.dbname, "DAGSTER_PG_PORT": str(db.port),
         "C360_HOME": str(tmp_path), "C360_WAREHOUSE": str(tmp_path / "wh.duckdb"),
-        "C360_LANDING_DIR": str(tmp_path / "landing"), "C360_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "C360_LANDING_DIR": str(generated / "landing"), "C360_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "C360_DUCKDB_TEMP_DIR": str(tmp_path / "tmp"),
     }.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # the committed example itself
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # the committed file itself
     from orchestration.definitions import defs
 
     job = defs().resolve_job_def("nightly")
     crm = [dg.AssetKey(["staged", "crm", "contacts"]), dg.AssetKey(["crm", "contacts"])]
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         result = job.execute_in_process(
             instance=instance,
             partition_key=AS_OF.isoformat(),
@@ -45,85 +79,204 @@ def test_dagster_runs_are_recorded_in_postgres(postgres, tmp_path, monkeypatch):
             raise_on_error=False,
         )
         assert result.success
-    con = psycopg2.connect(postgres.dsn(db))
-    with con.cursor() as cur:
+        latest = instance.get_latest_materialization_event(dg.AssetKey(["crm", "contacts"]))
+        assert latest is not None and latest.run_id == result.run_id
+        assert latest.asset_materialization.metadata["rows_loaded"].value > 0
+
+    with db.connect() as con, con.cursor() as cur:  # straight from Postgres, not via Dagster
         cur.execute("select status from runs where run_id = %s", [result.run_id])
-        assert cur.fetchone() == ("SUCCESS",)
-        cur.execute("select count(*) from event_logs where run_id = %s", [result.run_id])
+        assert cur.fetchall() == [("SUCCESS",)]
+        cur.execute(
+            "select dagster_event_type, count(*) from event_logs where run_id = %s group by 1",
+            [result.run_id],
+        )
+        events = dict(cur.fetchall())
+        assert events.get("PIPELINE_SUCCESS") == 1, events  # RUN_SUCCESS's stored name
+        assert events.get("ASSET_MATERIALIZATION") == 2
+        cur.execute(
+            "select count(*) from event_logs where run_id = %s and asset_key = %s",
+            [result.run_id, dg.AssetKey(["crm", "contacts"]).to_string()],
+        )
         assert cur.fetchone()[0] > 0
+        cur.execute("select partition from runs where run_id = %s", [result.run_id])
+        assert cur.fetchone() == (AS_OF.isoformat(),)
     con.close()
 
 
+# --- 2. dbt build --target postgres --------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
-def raw_in_postgres(postgres, tmp_path_factory):
-    """Generate ~300 customers, ingest them on DuckDB (the real WAP path), copy raw to Postgres."""
+def raw_set(generated: Path, pg_server: PostgresServer, tmp_path_factory):
+    """The generated files ingested on DuckDB by the real WAP path, raw.* copied to Postgres typed
+    per the contracts. Yields (Postgres database, DuckDB warehouse path, rows per raw table)."""
     from orchestration.ingest.wap import publish_batch, stage_batch
-    from orchestration.sources.generator import generate
     from orchestration.warehouse import connect
 
-    root = tmp_path_factory.mktemp("pgraw")
-    generate(300, 7, AS_OF, root / "landing", root / "truth", progress=None)
-    db = postgres.create_database("c360")
-    wh = connect(root / "wh.duckdb")
-    pg = psycopg2.connect(postgres.dsn(db))
-    pg.autocommit = True
-    with pg.cursor() as cur:
-        cur.execute("create schema raw")
-        for c in all_source_contracts():
-            batch = stage_batch(wh, c, root / "landing", AS_OF, "pg")
-            publish_batch(wh, c, batch, "pg", root / "landing")
-            cols = ", ".join(f'"{f.name}" {f.warehouse_type}' for f in c.fields)
-            cur.execute(
-                f"create table raw.{c.id} ({cols}, _batch_id varchar, _loaded_at timestamp, _source_file varchar)"
-            )
-            csv_path = root / f"{c.id}.csv"
-            wh.execute(f"copy raw.{c.id} to '{csv_path}' (format csv, header true)")
-            with csv_path.open() as fh:
-                cur.copy_expert(f"copy raw.{c.id} from stdin with (format csv, header true)", fh)
-    wh.close()
-    yield db, pg
-    pg.close()
+    root = tmp_path_factory.mktemp("pg_raw")
+    wh_path, landing = root / "wh.duckdb", generated / "landing"
+    db = pg_server.create_database("c360")
+    counts: dict[str, int] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("C360_DUCKDB_TEMP_DIR", str(root / "tmp"))  # nothing lands in the repo's .c360
+        wh = connect(wh_path)
+        with db.connect() as pg, pg.cursor() as cur:
+            cur.execute("create schema raw")
+            for c in all_source_contracts():
+                batch = stage_batch(wh, c, landing, AS_OF, "pg-e2e")
+                publish_batch(wh, c, batch, "pg-e2e", landing)
+                cols = [quote_ident(f.name) for f in c.fields]
+                cols += ["_batch_id", "_loaded_at", "_source_file"]
+                typed = ", ".join(f"{quote_ident(f.name)} {f.warehouse_type}" for f in c.fields)
+                cur.execute(f"create table raw.{c.id} ({typed}, {META_COLUMNS})")
+                csv_path = root / f"{c.id}.csv"
+                wh.execute(
+                    f"copy (select {', '.join(cols)} from raw.{c.id}) to '{csv_path}' "
+                    "(format csv, header true)"
+                )
+                with csv_path.open() as fh:
+                    cur.copy_expert(
+                        f"copy raw.{c.id} ({', '.join(cols)}) from stdin with (format csv, header true)",
+                        fh,
+                    )
+                counts[c.id] = wh.execute(f"select count(*) from raw.{c.id}").fetchone()[0]
+                cur.execute(f"select count(*) from raw.{c.id}")
+                assert cur.fetchone()[0] == counts[c.id], c.id
+        pg.close()
+        wh.close()
+    assert sum(counts.values()) > 10 * CUSTOMERS  # non-trivial: every source has rows
+    sources = {cid.split("__")[0] for cid in counts}
+    assert sources == {cid.split("__")[0] for cid, n in counts.items() if n}, counts
+    return db, wh_path, counts
 
 
-def test_dbt_build_on_postgres_passes(postgres, raw_in_postgres, tmp_path):
-    db, pg = raw_in_postgres
+def _dbt_build(target: str, db: PgDatabase, warehouse: Path, out: Path) -> subprocess.Popen:
     env = os.environ | {
-        "C360_PG_HOST": "127.0.0.1", "C360_PG_PORT": str(postgres.port), "C360_PG_USER": postgres.user,
-        "C360_PG_PASSWORD": "", "C360_PG_DATABASE": db, "C360_WAREHOUSE": str(tmp_path / "unused.duckdb"),
+        "C360_PG_HOST": db.host, "C360_PG_PORT": str(db.port), "C360_PG_USER": db.user,
+        "C360_PG_PASSWORD": db.password, "C360_PG_DATABASE": db.dbname,
+        "C360_WAREHOUSE": str(warehouse), "C360_DUCKDB_TEMP_DIR": str(out / "tmp"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }  # fmt: skip
-    dbt = Path(sys.executable).parent / "dbt"
-    out = subprocess.run(
-        [str(dbt), "build", "--target", "postgres", "--profiles-dir", ".", "--vars", f"{{as_of: '{AS_OF}'}}",
-         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
-        cwd=dbt_project_dir(), env=env, capture_output=True, text=True, check=False,
+    out.mkdir(parents=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "dbt"), "build", "--target", target,
+         "--profiles-dir", ".", "--vars", f"{{as_of: '{AS_OF}'}}",
+         "--target-path", str(out / "target"), "--log-path", str(out / "logs")],
+        cwd=dbt_project_dir(), env=env, stdout=(out / "stdout.txt").open("w"),
+        stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    assert out.returncode == 0, out.stdout[-4000:]
-    with pg.cursor() as cur:
+
+
+@pytest.fixture(scope="module")
+def builds(raw_set, tmp_path_factory) -> dict[str, Path]:
+    """`dbt build` of the whole project on Postgres and, on the same raw rows, on DuckDB
+    (concurrently: separate databases). Returns each build's output folder."""
+    db, wh_path, _ = raw_set
+    root = tmp_path_factory.mktemp("pg_dbt")
+    procs = {t: _dbt_build(t, db, wh_path, root / t) for t in ("postgres", "duckdb")}
+    for target, proc in procs.items():
+        rc = proc.wait(timeout=300)
+        log = (root / target / "stdout.txt").read_text()
+        assert rc == 0, f"dbt build --target {target} failed:\n{log[-6000:]}"
+    return {t: root / t for t in procs}
+
+
+def test_dbt_build_on_postgres_passes_every_model_and_test(builds):
+    target = builds["postgres"] / "target"
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    bad = [(r["unique_id"], r["status"]) for r in results if r["status"] not in ("success", "pass")]
+    assert not bad
+    manifest = json.loads((target / "manifest.json").read_text())
+    expected = {
+        uid
+        for uid, node in manifest["nodes"].items()
+        if node["resource_type"] in ("model", "test", "seed", "snapshot")
+        and node["config"].get("enabled", True)
+    }
+    ran = {r["unique_id"] for r in results}
+    assert expected <= ran, sorted(expected - ran)  # nothing skipped
+    assert sum(uid.startswith("test.") for uid in ran) > 5
+    assert any(uid.endswith(".customer_360") for uid in ran)
+    duck = json.loads((builds["duckdb"] / "target" / "run_results.json").read_text())["results"]
+    assert ran == {r["unique_id"] for r in duck}  # the same graph on both engines
+
+
+def test_customer_360_and_segments_on_postgres(raw_set, builds):
+    db, _, _ = raw_set
+    with db.connect() as con, con.cursor() as cur:
         cur.execute("select count(*), count(distinct customer_id) from marts.customer_360")
         n, distinct = cur.fetchone()
-        assert n == distinct > 0
-        cur.execute("select count(*) from marts.segment_membership")
-        assert cur.fetchone()[0] > 0
+        assert n == distinct > CUSTOMERS / 2
+        cur.execute("select customer_id, segment_name, is_holdout from marts.segment_membership")
+        membership = cur.fetchall()
+    con.close()
+    assert {s for _, s, _ in membership} == {s.name for s in load_all()}
+    # The compiled postgres hash_bucket decides holdouts exactly as Python does.
+    threshold = {s.name: round(s.holdout * 10000) for s in load_all()}
+    wrong = [(c, s, h) for c, s, h in membership if h != (py_bucket(f"{c}:{s}") < threshold[s])]
+    assert not wrong
 
 
-def test_holdout_bucket_is_identical_on_postgres_duckdb_and_python(postgres, raw_in_postgres):
-    _, pg = raw_in_postgres
-    ids = [f"c_{i:05d}:vip" for i in range(300)]
-    macro = (dbt_project_dir() / "macros" / "normalize.sql").read_text()
-    assert "default__hash_bucket" in macro  # the expressions below are the macro's two bodies
-    with pg.cursor() as cur:
+def test_postgres_and_duckdb_give_the_same_answers(raw_set, builds):
+    db, wh_path, _ = raw_set
+    queries = {
+        "customers": "select customer_id from marts.customer_360",
+        "id_map": "select * from marts.customer_id_map",
+        "membership": "select customer_id, segment_name, is_holdout from marts.segment_membership",
+    }
+    with duckdb.connect(str(wh_path), read_only=True) as duck:
+        on_duck = {k: set(duck.execute(q).fetchall()) for k, q in queries.items()}
+    with db.connect() as con, con.cursor() as cur:
+        on_pg = {}
+        for k, q in queries.items():
+            cur.execute(q)
+            on_pg[k] = set(cur.fetchall())
+    con.close()
+    for k in queries:
+        assert on_pg[k] == on_duck[k], (
+            k,
+            sorted(on_pg[k] - on_duck[k])[:5],
+            sorted(on_duck[k] - on_pg[k])[:5],
+        )
+
+
+# --- 3. hash bucket parity -----------------------------------------------------------------------
+
+
+def _macro_expression(adapter: str, text_expr: str) -> str:
+    """Render the body dbt's dispatch picks for `adapter` (<adapter>__hash_bucket, else default__)
+    straight from macros/normalize.sql."""
+    source = (dbt_project_dir() / "macros" / "normalize.sql").read_text()
+    module = jinja2.Environment().from_string(source).module
+    macro = getattr(module, f"{adapter}__hash_bucket", None) or module.default__hash_bucket
+    return str(macro(text_expr)).strip()
+
+
+def test_holdout_bucket_is_identical_on_postgres_duckdb_and_python(postgres: PgDatabase):
+    segments = [s.name for s in load_all()] + ["ünïcode"]
+    ids = [f"{cid}:{seg}" for cid in (f"c{i:08x}" for i in range(70)) for seg in segments[:3]]
+    ids += ["", ":", "ÄÖÜ:vip", "x" * 300]
+    assert len(ids) >= 200
+    pg_expr = _macro_expression("postgres", "t")
+    duck_expr = _macro_expression("duckdb", "t")
+    assert re.search(r"\bmd5\(t\)", pg_expr) and re.search(r"\bmd5\(t\)", duck_expr)
+
+    with postgres.connect() as con, con.cursor() as cur:
         cur.execute(
-            "select (cast(('x' || substr(md5(t), 1, 8)) as bit(32))::bigint & 4294967295) %% 10000 "
-            "from unnest(%s::text[]) with ordinality as u(t, i) order by i",
+            f"select {pg_expr.replace('%', '%%')} from unnest(%s::text[]) "
+            "with ordinality as u(t, i) order by i",
             [ids],
         )
         on_pg = [r[0] for r in cur.fetchall()]
+    con.close()
     on_duck = [
         r[0]
         for r in duckdb.execute(
-            "select cast(('0x' || substr(md5(t), 1, 8)) as ubigint) % 10000 from unnest(?) with ordinality as u(t, i) order by i",
+            f"select {duck_expr} from unnest(?::varchar[]) with ordinality as u(t, i) order by i",
             [ids],
         ).fetchall()
     ]
-    in_py = [int(hashlib.md5(t.encode()).hexdigest()[:8], 16) % 10000 for t in ids]
-    assert on_pg == on_duck == in_py
+    in_py = [py_bucket(t) for t in ids]
+    assert on_pg == in_py
+    assert on_duck == in_py
+    assert len(set(in_py)) > 150  # spread, not a constant

@@ -1,0 +1,87 @@
+{#- One row per record with its persistent customer_id at as_of.
+
+    Rules: a record keeps the id the registry gave it; a component whose records carry several
+    ids (a bridging record merged them) keeps the OLDEST id (first assigned, then smallest); an id
+    whose records now fall into several components (a split) stays with the component holding
+    most of them; any other component gets a new id. Merges and splits are written to
+    audit.identity_merge_log by the post-hook, the assignments to audit.identity_registry. -#}
+{{ config(post_hook=["{{ identity_events_table() }}", "{{ persist_identity_assignments() }}"]) }}
+with clusters as (
+    select
+        node_key as record_key,
+        component_key
+    from {{ ref('int_identity__clusters') }}
+    where is_record
+),
+
+registry as (
+    select * from {{ source('identity_state', 'identity_registry') }}
+),
+
+known as (
+    select
+        clusters.component_key,
+        registry.customer_id,
+        registry.first_assigned_as_of
+    from clusters
+    inner join registry on clusters.record_key = registry.record_key
+),
+
+component_ids as (
+    select
+        component_key,
+        customer_id,
+        min(first_assigned_as_of) as first_assigned_as_of,
+        count(*) as record_count
+    from known
+    group by component_key, customer_id
+),
+
+owners as (
+    -- a split id stays with the component that holds most of its records
+    select
+        customer_id,
+        component_key,
+        row_number() over (
+            partition by customer_id order by record_count desc, component_key asc
+        ) as owner_rank
+    from component_ids
+),
+
+eligible as (
+    select component_ids.*
+    from component_ids
+    inner join owners
+        on
+            component_ids.customer_id = owners.customer_id
+            and component_ids.component_key = owners.component_key
+            and owners.owner_rank = 1
+),
+
+survivors as (
+    select
+        component_key,
+        customer_id,
+        first_assigned_as_of,
+        row_number() over (
+            partition by component_key order by first_assigned_as_of asc, customer_id asc
+        ) as survivor_rank
+    from eligible
+),
+
+final as (
+    select
+        clusters.record_key,
+        clusters.component_key,
+        coalesce(
+            survivors.customer_id,
+            'c_' || substr(md5(clusters.component_key || ':' || '{{ var("as_of") }}'), 1, 16)
+        ) as customer_id,
+        coalesce(survivors.first_assigned_as_of, {{ as_of_date() }}) as first_assigned_as_of,
+        {{ as_of_date() }} as as_of
+    from clusters
+    left join survivors
+        on clusters.component_key = survivors.component_key and survivors.survivor_rank = 1
+)
+
+select * from final

@@ -1,0 +1,91 @@
+"""Persistent customer_ids across runs: reruns and full refreshes keep every id; a bridging record
+merges two customers, the OLDEST id survives and the merge is logged."""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.paths import dbt_project_dir
+from tests.integration.conftest import make_home
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+D0 = dt.date(2026, 11, 18)
+
+
+def _ids(home) -> dict[str, str]:
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        return dict(
+            con.execute("select record_key, customer_id from marts.customer_id_map").fetchall()
+        )
+
+
+def _land_jsonl(home, source, entity, day, rows):
+    folder = home.landing / source / entity / f"dt={day.isoformat()}"
+    folder.mkdir(parents=True)
+    (folder / "part-00000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _ts(day: dt.date) -> str:
+    return f"{day.isoformat()}T12:00:00Z"
+
+
+def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, monkeypatch):
+    from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
+
+    home = make_home(tmp_path, monkeypatch)
+    generate(300, 21, D0, home.landing, home.truth, progress=None)
+    assert run_nightly(D0, instance=home.instance, log_level="WARNING").success
+    first = _ids(home)
+
+    # A full refresh rebuilds every model, but the registry is not a model: ids stay.
+    dbt = Path(sys.executable).parent / "dbt"
+    subprocess.run(
+        [str(dbt), "build", "--full-refresh", "--profiles-dir", ".", "--vars", f"{{as_of: '{D0}'}}",
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        cwd=dbt_project_dir(), env=os.environ.copy(), check=True, capture_output=True,
+    )  # fmt: skip
+    assert _ids(home) == first
+
+    # Day 1: a new shop account appears (a new customer B).
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        shop_id, email = con.execute(
+            "select shop_customer_id, email_normalized from staging.stg_shop__customers "
+            "where email_normalized is not null order by shop_customer_id limit 1"
+        ).fetchone()
+    d1, d2 = D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=2)
+    new_shop = {
+        "shop_customer_id": "S9999999", "email": "bridge.new@example.org", "phone": "+1 (415) 555-0199",
+        "first_name": "Nova", "last_name": "Bridge", "country_code": "US",
+        "created_at": _ts(d1), "updated_at": _ts(d1),
+    }  # fmt: skip
+    _land_jsonl(home, "shop", "customers", d1, [new_shop])
+    assert run_nightly(d1, instance=home.instance, log_level="WARNING").success
+    day1 = _ids(home)
+    a_id = first[f"r|shop:customers:{shop_id}"]
+    b_id = day1["r|shop:customers:S9999999"]
+    assert a_id != b_id
+    assert {k: v for k, v in day1.items() if k in first} == first, "new records never move old ids"
+
+    # Day 2: a loyalty member carries A's email and B's phone: the bridge merges A and B.
+    folder = home.landing / "loyalty" / "members" / f"dt={d2.isoformat()}"
+    folder.mkdir(parents=True)
+    header = "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,tier,points_balance,joined_at,updated_at"
+    row = f"L9999999,,{email},+14155550199,Nova,Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d2)}"
+    (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
+    assert run_nightly(d2, instance=home.instance, log_level="WARNING").success
+    day2 = _ids(home)
+    assert day2[f"r|shop:customers:{shop_id}"] == a_id, "the oldest id survives the merge"
+    assert day2["r|shop:customers:S9999999"] == a_id
+    assert day2["r|loyalty:members:L9999999"] == a_id
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        log = con.execute(
+            "select as_of, event, customer_id, other_customer_id from audit.identity_merge_log"
+        ).fetchall()
+    assert (d2, "merge", a_id, b_id) in log
