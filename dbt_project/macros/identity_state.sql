@@ -8,6 +8,7 @@
         first_assigned_as_of date not null,
         last_seen_as_of date not null
     );
+    alter table audit.identity_registry add column if not exists record_first_seen_as_of date;
     create table if not exists audit.identity_merge_log (
         as_of date not null,
         event varchar not null,
@@ -36,12 +37,15 @@
     );
     delete from audit.identity_registry
     where record_key in (select assignments.record_key from {{ this }} as assignments);
-    insert into audit.identity_registry
+    insert into audit.identity_registry (
+        record_key, customer_id, first_assigned_as_of, last_seen_as_of, record_first_seen_as_of
+    )
     select
         record_key,
         customer_id,
         first_assigned_as_of,
-        as_of
+        as_of,
+        record_first_seen_as_of
     from {{ this }};
 {%- endmacro %}
 

@@ -89,3 +89,21 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
             "select as_of, event, customer_id, other_customer_id from audit.identity_merge_log"
         ).fetchall()
     assert (d2, "merge", a_id, b_id) in log
+
+    # Day 3: the member corrects the data (no phone, another email): the bridge is gone, the
+    # customer splits; the id stays with the part holding most records, the split is logged.
+    d3 = D0 + dt.timedelta(days=3)
+    folder = home.landing / "loyalty" / "members" / f"dt={d3.isoformat()}"
+    folder.mkdir(parents=True)
+    row = f"L9999999,,nova.b@example.org,,Nova,Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d3)}"
+    (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
+    assert run_nightly(d3, instance=home.instance, log_level="WARNING").success
+    day3 = _ids(home)
+    assert day3[f"r|shop:customers:{shop_id}"] == a_id
+    split_off = day3["r|shop:customers:S9999999"]
+    assert split_off != a_id
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        log = con.execute(
+            "select as_of, event, customer_id, other_customer_id from audit.identity_merge_log"
+        ).fetchall()
+    assert (d3, "split", split_off, a_id) in log

@@ -2,8 +2,8 @@
 
     Rules: a record keeps the id the registry gave it; a component whose records carry several
     ids (a bridging record merged them) keeps the OLDEST id (first assigned, then smallest); an id
-    whose records now fall into several components (a split) stays with the component holding
-    most of them; any other component gets a new id. Merges and splits are written to
+    whose records now fall into several components (a split) stays with the part holding its
+    oldest record (then the most records); any other component gets a new id. Merges and splits are written to
     audit.identity_merge_log by the post-hook, the assignments to audit.identity_registry. -#}
 {{ config(post_hook=["{{ identity_events_table() }}", "{{ persist_identity_assignments() }}"]) }}
 with clusters as (
@@ -22,7 +22,8 @@ known as (
     select
         clusters.component_key,
         registry.customer_id,
-        registry.first_assigned_as_of
+        registry.first_assigned_as_of,
+        coalesce(registry.record_first_seen_as_of, registry.first_assigned_as_of) as record_first_seen_as_of
     from clusters
     inner join registry on clusters.record_key = registry.record_key
 ),
@@ -32,18 +33,20 @@ component_ids as (
         component_key,
         customer_id,
         min(first_assigned_as_of) as first_assigned_as_of,
+        min(record_first_seen_as_of) as oldest_record_as_of,
         count(*) as record_count
     from known
     group by component_key, customer_id
 ),
 
 owners as (
-    -- a split id stays with the component that holds most of its records
+    -- a split id stays with the part holding its oldest record, then the most records
     select
         customer_id,
         component_key,
         row_number() over (
-            partition by customer_id order by record_count desc, component_key asc
+            partition by customer_id
+            order by oldest_record_as_of asc, record_count desc, component_key asc
         ) as owner_rank
     from component_ids
 ),
@@ -78,10 +81,14 @@ final as (
             'c_' || substr(md5(clusters.component_key || ':' || '{{ var("as_of") }}'), 1, 16)
         ) as customer_id,
         coalesce(survivors.first_assigned_as_of, {{ as_of_date() }}) as first_assigned_as_of,
+        coalesce(
+            registry.record_first_seen_as_of, registry.first_assigned_as_of, {{ as_of_date() }}
+        ) as record_first_seen_as_of,
         {{ as_of_date() }} as as_of
     from clusters
     left join survivors
         on clusters.component_key = survivors.component_key and survivors.survivor_rank = 1
+    left join registry on clusters.record_key = registry.record_key
 )
 
 select * from final
