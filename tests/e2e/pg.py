@@ -23,6 +23,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,16 @@ class PgDatabase:
         con = psycopg2.connect(self.dsn, connect_timeout=10)
         con.autocommit = autocommit
         return con
+
+    @contextmanager
+    def cursor(self) -> Iterator[psycopg2.extensions.cursor]:
+        """An autocommit cursor on a connection that is closed afterwards."""
+        con = self.connect()
+        try:
+            with con.cursor() as cur:
+                yield cur
+        finally:
+            con.close()
 
 
 def find_bin_dir() -> Path:
