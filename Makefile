@@ -64,6 +64,7 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 
 lint: install manifest
+	@mkdir -p "$(C360_HOME)" "$(C360_DUCKDB_TEMP_DIR)"  # sqlfluff's dbt templater opens the warehouse
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/c360 segments compile --check
