@@ -47,3 +47,11 @@
 {% macro duckdb__regex_full_match(col, pattern) -%}
     regexp_full_match({{ col }}, '{{ pattern | replace("'", "''") }}')
 {%- endmacro %}
+
+{#- A consent/suppression/erasure contact point in the same form identity uses. -#}
+{% macro normalize_contact_point(type_col, value_col) -%}
+    case
+        when {{ type_col }} = 'email' then {{ normalize_email(value_col) }}
+        else {{ phone_e164(value_col) }}
+    end
+{%- endmacro %}

@@ -5,10 +5,7 @@ with source as (
 renamed as (
     select
         erasure_request_id,
-        case
-            when contact_point_type = 'email' then {{ normalize_email('contact_point') }}
-            else {{ phone_e164('contact_point') }}
-        end as contact_point,
+        {{ normalize_contact_point('contact_point_type', 'contact_point') }} as contact_point,
         contact_point_type,
         requested_at
     from source
