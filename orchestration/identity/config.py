@@ -1,7 +1,8 @@
 """The identity-resolution config: `vars.identity` in dbt_project/dbt_project.yml.
 
-One YAML block sets identifier types (priority, max source records sharing one value) and the junk
-blocklist (exact values and whole-value regexes). dbt reads it (int_identity__dropped_links);
+One YAML block sets identifier types (priority, max source records sharing one value, whether a
+shared value must also agree on first name) and the junk blocklist (exact values and whole-value
+regexes). dbt reads it (int_identity__dropped_links);
 this module validates it with errors that name the field, and lets tests and tools use it.
 """
 
@@ -40,6 +41,9 @@ class IdentityConfig:
     priorities: dict[str, int]
     max_records_per_value: dict[str, int]
     blocklist: tuple[BlocklistEntry, ...]
+    # types whose shared values link only records with agreeing first names (household guard)
+    name_guarded: frozenset[str] = frozenset()
+    name_max_edit_distance: int = 1
 
     def is_blocked(self, identifier_type: str, value: str) -> bool:
         return any(
@@ -52,6 +56,7 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
         raise IdentityConfigError(f"{where}: must be a mapping")
     priorities: dict[str, int] = {}
     limits: dict[str, int] = {}
+    guarded: set[str] = set()
     for name, settings in (raw.get("identifiers") or {}).items():
         if name not in IDENTIFIER_TYPES:
             raise IdentityConfigError(
@@ -70,6 +75,16 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
                     f"{where}.identifiers.{name}.max_records_per_value: an integer >= 2 is required"
                 )
             limits[name] = limit
+        guard = settings.get("require_matching_first_name", False)
+        if not isinstance(guard, bool):
+            raise IdentityConfigError(
+                f"{where}.identifiers.{name}.require_matching_first_name: true or false is required"
+            )
+        if guard:
+            guarded.add(name)
+    distance = raw.get("name_max_edit_distance", 1)
+    if not isinstance(distance, int) or isinstance(distance, bool) or distance < 0:
+        raise IdentityConfigError(f"{where}.name_max_edit_distance: an integer >= 0 is required")
     entries = []
     for i, entry in enumerate(raw.get("blocklist") or []):
         field = f"{where}.blocklist[{i}]"
@@ -85,7 +100,7 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
             except re.error as exc:
                 raise IdentityConfigError(f"{field}.regex: {exc}") from exc
         entries.append(BlocklistEntry(entry["type"], entry.get("exact"), entry.get("regex")))
-    return IdentityConfig(priorities, limits, tuple(entries))
+    return IdentityConfig(priorities, limits, tuple(entries), frozenset(guarded), distance)
 
 
 def load() -> IdentityConfig:

@@ -24,6 +24,7 @@ def test_committed_config_is_valid():
     assert config.max_records_per_value["email"] >= 2
     assert config.is_blocked("email", "test@test.com")
     assert not config.is_blocked("email", "jane.doe@example.com")
+    assert {"email", "phone"} <= config.name_guarded
 
 
 def test_blocklist_regexes_agree_between_duckdb_and_python():
@@ -56,6 +57,11 @@ def test_blocklist_regexes_agree_between_duckdb_and_python():
             "vars.identity.blocklist[0]: give exactly one of exact or regex",
         ),
         ({"blocklist": [{"type": "email", "regex": "("}]}, "vars.identity.blocklist[0].regex"),
+        (
+            {"identifiers": {"email": {"priority": 1, "require_matching_first_name": "yes"}}},
+            "identifiers.email.require_matching_first_name: true or false",
+        ),
+        ({"name_max_edit_distance": -1}, "vars.identity.name_max_edit_distance"),
     ],
 )
 def test_invalid_config_errors_name_the_field(raw, message):

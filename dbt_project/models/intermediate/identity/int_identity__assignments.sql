@@ -3,7 +3,8 @@
     Rules: a record keeps the id the registry gave it; a component whose records carry several
     ids (a bridging record merged them) keeps the OLDEST id (first assigned, then smallest); an id
     whose records now fall into several components (a split) stays with the part holding its
-    oldest record (then the most records); any other component gets a new id. Merges and splits are written to
+    oldest record (then the most records); any other component gets a new id, never one the
+    registry has given before. Merges and splits are written to
     audit.identity_merge_log by the post-hook, the assignments to audit.identity_registry. -#}
 {{ config(post_hook=["{{ identity_events_table() }}", "{{ persist_identity_assignments() }}"]) }}
 with clusters as (
@@ -72,13 +73,27 @@ survivors as (
     from eligible
 ),
 
+known_ids as (
+    -- a part split off an id mints a new one salted with the ids its records had, so it can
+    -- never get back the id its component key minted before (a rerun at the same as_of)
+    select
+        component_key,
+        string_agg(distinct customer_id, ',' order by customer_id) as previous_ids
+    from known
+    group by component_key
+),
+
 final as (
     select
         clusters.record_key,
         clusters.component_key,
         coalesce(
             survivors.customer_id,
-            'c_' || substr(md5(clusters.component_key || ':' || '{{ var("as_of") }}'), 1, 16)
+            'c_' || substr(md5(
+                clusters.component_key
+                || ':' || coalesce(known_ids.previous_ids, '')
+                || ':' || '{{ var("as_of") }}'
+            ), 1, 16)
         ) as customer_id,
         coalesce(survivors.first_assigned_as_of, {{ as_of_date() }}) as first_assigned_as_of,
         coalesce(
@@ -88,6 +103,7 @@ final as (
     from clusters
     left join survivors
         on clusters.component_key = survivors.component_key and survivors.survivor_rank = 1
+    left join known_ids on clusters.component_key = known_ids.component_key
     left join registry on clusters.record_key = registry.record_key
 )
 

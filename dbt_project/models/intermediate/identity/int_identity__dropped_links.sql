@@ -1,6 +1,8 @@
 {#- One row per candidate link that identity resolution refuses, with the reason: the value is
-    on the junk blocklist (exact or regex) or shared by more source records than its type allows
-    (a shared in-store device, a family inbox). Never a silent over-merge: every drop is here. -#}
+    on the junk blocklist (exact or regex), shared by more source records than its type allows
+    (a shared in-store device), or shared by records whose first names disagree (a family inbox:
+    first_name_conflict; such a value still links the records whose first names agree, see
+    int_identity__edges). Never a silent over-merge: every drop is here. -#}
 {%- set identity_config = var("identity") -%}
 with candidates as (
     select * from {{ ref('int_identity__candidate_links') }}
@@ -50,12 +52,32 @@ over_limit as (
         {%- endfor %}
 ),
 
+name_conflicts as (
+    -- only where the value itself is fine: a blocked or over-limit value links nobody at all
+    select
+        name_conflicts.record_key,
+        name_conflicts.node_key,
+        'first_name_conflict' as drop_reason
+    from {{ ref('int_identity__name_conflicts') }} as name_conflicts
+    where not exists (
+        select 1 from over_limit where over_limit.node_key = name_conflicts.node_key
+    )
+    {%- for entry in identity_config.get('blocklist', []) %}
+        and not exists (
+            select 1 from blocked_{{ loop.index }}
+            where blocked_{{ loop.index }}.node_key = name_conflicts.node_key
+        )
+    {%- endfor %}
+),
+
 dropped as (
     {% for entry in identity_config.get('blocklist', []) %}
         select * from blocked_{{ loop.index }}
         union all
     {% endfor %}
     select * from over_limit
+    union all
+    select * from name_conflicts
 ),
 
 final as (

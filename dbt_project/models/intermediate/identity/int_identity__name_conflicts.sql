@@ -1,0 +1,66 @@
+{#- One row per (identifier value, record) where the value is shared by records whose first names
+    are more than identity.name_max_edit_distance edits apart: a family inbox or a household phone.
+    Such a value links only records whose first names agree (int_identity__edges); its plain
+    value links are refused with reason first_name_conflict (int_identity__dropped_links).
+    Applies to identifier types with require_matching_first_name in var('identity'). -#}
+{%- set identity_config = var("identity") -%}
+{%- set guarded = [] -%}
+{%- for type_name, settings in identity_config.get('identifiers', {}).items() if settings.get('require_matching_first_name') -%}
+    {%- do guarded.append(type_name) -%}
+{%- endfor -%}
+{%- set max_distance = identity_config.get('name_max_edit_distance', 1) | int -%}
+{#- values shared by more records than this are dropped by the per-value limit anyway; leaving
+    them out keeps the pairwise comparison below bounded (junk values have thousands of records) -#}
+{%- set limits = [2] -%}
+{%- for type_name, settings in identity_config.get('identifiers', {}).items() if settings.get('max_records_per_value') -%}
+    {%- do limits.append(settings['max_records_per_value'] | int) -%}
+{%- endfor -%}
+with candidates as (
+    select * from {{ ref('int_identity__candidate_links') }}
+),
+
+records as (
+    select * from {{ ref('int_identity__records') }}
+),
+
+value_records as (
+    select
+        candidates.node_key,
+        candidates.identifier_type,
+        candidates.identifier_value,
+        candidates.record_key,
+        nullif(lower(trim(records.first_name)), '') as first_name_key
+    from candidates
+    inner join records on candidates.record_key = records.record_key
+    where candidates.identifier_type in (
+        {%- for type_name in guarded %}'{{ type_name }}'{{ ', ' if not loop.last }}{% else %}''{% endfor -%}
+    )
+),
+
+small_values as (
+    select node_key
+    from value_records
+    group by node_key
+    having count(*) <= {{ limits | max }}
+),
+
+conflicted_values as (
+    select distinct left_side.node_key
+    from value_records as left_side
+    inner join small_values on left_side.node_key = small_values.node_key
+    inner join value_records as right_side
+        on
+            left_side.node_key = right_side.node_key
+            and left_side.record_key < right_side.record_key
+    where
+        {{ edit_distance('left_side.first_name_key', 'right_side.first_name_key') }}
+        > {{ max_distance }}
+),
+
+final as (
+    select value_records.*
+    from value_records
+    inner join conflicted_values on value_records.node_key = conflicted_values.node_key
+)
+
+select * from final
