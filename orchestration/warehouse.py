@@ -15,7 +15,16 @@ import duckdb
 
 from orchestration.paths import c360_home, warehouse_path
 
-SCHEMAS = ("raw", "quarantine", "staging", "intermediate", "marts", "activation", "audit")
+SCHEMAS = (
+    "raw",
+    "quarantine",
+    "reference",
+    "staging",
+    "intermediate",
+    "marts",
+    "activation",
+    "audit",
+)
 
 
 def duckdb_settings() -> dict[str, str]:

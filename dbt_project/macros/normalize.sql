@@ -3,22 +3,18 @@
     nullif(lower(trim({{ col }})), '')
 {%- endmacro %}
 
-{#- E.164 phone from free text and the record's country (foundation rules; identity issue moves to
-    the phonenumbers library). Unknown shapes → null rather than a wrong number. -#}
-{% macro phone_e164(col, country_col=none) -%}
-    {%- set digits = "regexp_replace(coalesce(" ~ col ~ ", ''), '[^0-9]', '', 'g')" -%}
-    {%- set country = country_col if country_col else "''" -%}
-    case
-        when length({{ digits }}) < 8 then null
-        when trim({{ col }}) like '+%' then '+' || {{ digits }}
-        when {{ digits }} like '00%' then '+' || substr({{ digits }}, 3)
-        when {{ country }} = 'GB' and {{ digits }} like '0%' then '+44' || substr({{ digits }}, 2)
-        when {{ country }} = 'DE' and {{ digits }} like '0%' then '+49' || substr({{ digits }}, 2)
-        when {{ country }} = 'FR' and {{ digits }} like '0%' then '+33' || substr({{ digits }}, 2)
-        when {{ country }} = 'NL' and {{ digits }} like '0%' then '+31' || substr({{ digits }}, 2)
-        when length({{ digits }}) = 10 and {{ country }} in ('US', '') then '+1' || {{ digits }}
-        when length({{ digits }}) = 11 and {{ digits }} like '1%' then '+' || {{ digits }}
-    end
+{#- E.164 phone of a raw phone text, looked up in reference.phone_numbers (filled by the Python
+    asset reference/phone_numbers with libphonenumber; see orchestration/identity/phones.py).
+    region_col: the record's country, if the source has one (else the configured default region).
+    Null when the text cannot be a phone number (the reason is in the lookup table). -#}
+{% macro phone_e164(col, region_col=none) -%}
+    (
+        select phone_numbers.e164
+        from {{ source('reference', 'phone_numbers') }} as phone_numbers
+        where
+            phone_numbers.raw_text = {{ col }}
+            and phone_numbers.region = {% if region_col %}coalesce(upper(trim({{ region_col }})), ''){% else %}''{% endif %}
+    )
 {%- endmacro %}
 
 {#- Stable bucket 0..9999 from md5(text): identical in DuckDB, Postgres and Python

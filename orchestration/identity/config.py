@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import phonenumbers
 import yaml
 
 from orchestration.paths import dbt_project_dir
@@ -85,6 +86,11 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
     distance = raw.get("name_max_edit_distance", 1)
     if not isinstance(distance, int) or isinstance(distance, bool) or distance < 0:
         raise IdentityConfigError(f"{where}.name_max_edit_distance: an integer >= 0 is required")
+    region = raw.get("phone_default_region", "US")
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise IdentityConfigError(
+            f"{where}.phone_default_region: {region!r} is not an ISO region libphonenumber knows"
+        )
     entries = []
     for i, entry in enumerate(raw.get("blocklist") or []):
         field = f"{where}.blocklist[{i}]"

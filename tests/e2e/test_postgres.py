@@ -111,6 +111,7 @@ def test_dagster_runs_and_events_are_stored_in_postgres(
 def raw_set(generated: Path, pg_server: PostgresServer, tmp_path_factory):
     """The generated files ingested on DuckDB by the real WAP path, raw.* copied to Postgres typed
     per the contracts. Returns (Postgres database, DuckDB warehouse path, rows per raw table)."""
+    from orchestration.identity import phones
     from orchestration.ingest.wap import publish_batch, stage_batch
     from orchestration.warehouse import warehouse
 
@@ -142,6 +143,20 @@ def raw_set(generated: Path, pg_server: PostgresServer, tmp_path_factory):
                 counts[c.id] = wh.execute(f"select count(*) from raw.{c.id}").fetchone()[0]
                 cur.execute(f"select count(*) from raw.{c.id}")
                 assert cur.fetchone()[0] == counts[c.id], c.id
+            # the libphonenumber lookup staging reads, written by its Python asset on DuckDB
+            phones.refresh(wh, AS_OF.isoformat())
+            cur.execute("create schema reference")
+            cur.execute(
+                "create table reference.phone_numbers (raw_text varchar not null, region varchar "
+                "not null, e164 varchar, is_valid boolean not null, reason varchar, "
+                "first_seen_as_of date not null, primary key (raw_text, region))"
+            )
+            csv_path = root / "phone_numbers.csv"
+            wh.execute(f"copy reference.phone_numbers to '{csv_path}' (format csv, header true)")
+            with csv_path.open() as fh:
+                cur.copy_expert(
+                    "copy reference.phone_numbers from stdin with (format csv, header true)", fh
+                )
     assert sum(counts.values()) > 10 * CUSTOMERS  # non-trivial: every source has rows
     sources = {cid.split("__")[0] for cid in counts}
     assert sources == {cid.split("__")[0] for cid, n in counts.items() if n}, counts

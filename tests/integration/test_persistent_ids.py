@@ -46,23 +46,25 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
 
     # A full refresh rebuilds every model, but the registry is not a model: ids stay.
     dbt = Path(sys.executable).parent / "dbt"
-    subprocess.run(
+    done = subprocess.run(
         [str(dbt), "build", "--full-refresh", "--profiles-dir", ".", "--vars", f"{{as_of: '{D0}'}}",
          "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
-        cwd=dbt_project_dir(), env=os.environ.copy(), check=True, capture_output=True,
+        cwd=dbt_project_dir(), env=os.environ.copy(), capture_output=True, text=True,
     )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:]
     assert _ids(home) == first
 
     # Day 1: a new shop account appears (a new customer B).
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
-        shop_id, email = con.execute(
-            "select shop_customer_id, email_normalized from staging.stg_shop__customers "
-            "where email_normalized is not null order by shop_customer_id limit 1"
+        shop_id, email, first_name = con.execute(
+            "select shop_customer_id, email_normalized, first_name from staging.stg_shop__customers "
+            "where email_normalized is not null and first_name is not null "
+            "order by shop_customer_id limit 1"
         ).fetchone()
     d1, d2 = D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=2)
     new_shop = {
         "shop_customer_id": "S9999999", "email": "bridge.new@example.org", "phone": "+1 (415) 555-0199",
-        "first_name": "Nova", "last_name": "Bridge", "country_code": "US",
+        "first_name": first_name, "last_name": "Bridge", "country_code": "US",
         "created_at": _ts(d1), "updated_at": _ts(d1),
     }  # fmt: skip
     _land_jsonl(home, "shop", "customers", d1, [new_shop])
@@ -73,11 +75,14 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     assert a_id != b_id
     assert {k: v for k, v in day1.items() if k in first} == first, "new records never move old ids"
 
-    # Day 2: a loyalty member carries A's email and B's phone: the bridge merges A and B.
+    # Day 2: a loyalty member carries A's email and B's phone: the bridge merges A and B (same
+    # first name everywhere: the household guard links a shared value only across agreeing names).
     folder = home.landing / "loyalty" / "members" / f"dt={d2.isoformat()}"
     folder.mkdir(parents=True)
     header = "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,tier,points_balance,joined_at,updated_at"
-    row = f"L9999999,,{email},+14155550199,Nova,Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d2)}"
+    row = (
+        f"L9999999,,{email},+14155550199,{first_name},Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d2)}"
+    )
     (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
     assert run_nightly(d2, instance=home.instance, log_level="WARNING").success
     day2 = _ids(home)
@@ -95,7 +100,9 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     d3 = D0 + dt.timedelta(days=3)
     folder = home.landing / "loyalty" / "members" / f"dt={d3.isoformat()}"
     folder.mkdir(parents=True)
-    row = f"L9999999,,nova.b@example.org,,Nova,Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d3)}"
+    row = (
+        f"L9999999,,nova.b@example.org,,{first_name},Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d3)}"
+    )
     (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
     assert run_nightly(d3, instance=home.instance, log_level="WARNING").success
     day3 = _ids(home)

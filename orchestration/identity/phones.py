@@ -1,0 +1,187 @@
+"""Phone numbers → E.164 with Google's libphonenumber (the `phonenumbers` package).
+
+Grain of the lookup table `reference.phone_numbers`: one row per distinct (raw text, region hint)
+ever seen in a phone column of a raw table. dbt's staging models read E.164 from it (macro
+phone_e164), so the SQL never re-implements numbering plans. The table only grows: each run parses
+the texts it has not seen before.
+
+Region hint: the record's country where the source has one, else the configured default region
+(`vars.identity.phone_default_region`, 'US'). A leading `00` is read as the international prefix
+(libphonenumber only knows each region's own IDD, e.g. 011 in the US).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+import phonenumbers
+import pyarrow as pa
+import yaml
+
+from orchestration.paths import dbt_project_dir
+
+TABLE = "reference.phone_numbers"
+
+
+@dataclass(frozen=True)
+class PhoneInput:
+    """One raw column holding phone numbers, with the column that gives its region, if any."""
+
+    table: str
+    column: str
+    region_column: str | None = None
+    where: str | None = None
+
+
+# Every raw column that carries a phone number (a unit test checks this against the contracts).
+PHONE_INPUTS: tuple[PhoneInput, ...] = (
+    PhoneInput("crm__contacts", "phone", "country_code"),
+    PhoneInput("crm__contacts", "mobile_phone", "country_code"),
+    PhoneInput("shop__customers", "phone", "country_code"),
+    PhoneInput("loyalty__members", "phone"),
+    PhoneInput("consent__events", "contact_point", where="contact_point_type = 'phone'"),
+    PhoneInput("consent__suppressions", "contact_point", where="contact_point_type = 'phone'"),
+    PhoneInput("consent__erasure_requests", "contact_point", where="contact_point_type = 'phone'"),
+)
+
+
+_PARSE_ERRORS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "invalid_country_code",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not_a_number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too_short_after_idd",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too_short",
+    phonenumbers.NumberParseException.TOO_LONG: "too_long",
+}
+
+
+@dataclass(frozen=True)
+class Parsed:
+    e164: str | None
+    is_valid: bool
+    reason: str | None  # why e164 is null: parse error or impossible length
+
+
+def default_region() -> str:
+    doc = yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())
+    return str(((doc.get("vars") or {}).get("identity") or {}).get("phone_default_region", "US"))
+
+
+def to_e164(text: str, region: str, fallback_region: str = "US") -> Parsed:
+    """E.164 of one phone text; null with a reason when it cannot be a phone number."""
+    cleaned = text.strip()
+    if cleaned.startswith("00"):
+        cleaned = "+" + cleaned[2:]
+    try:
+        number = phonenumbers.parse(cleaned, (region or fallback_region).upper())
+    except phonenumbers.NumberParseException as exc:
+        return Parsed(None, False, f"unparseable: {_PARSE_ERRORS.get(exc.error_type, 'error')}")
+    if not phonenumbers.is_possible_number(number):
+        return Parsed(None, False, "impossible_number")
+    # A possible but unassigned number (libphonenumber's "invalid") still names the same phone
+    # in every source, so it links; is_valid is kept for reachability decisions.
+    return Parsed(
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.is_valid_number(number),
+        None,
+    )
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists reference")
+    con.execute(
+        f"""
+        create table if not exists {TABLE} (
+            raw_text varchar not null,
+            region varchar not null,
+            e164 varchar,
+            is_valid boolean not null,
+            reason varchar,
+            first_seen_as_of date not null,
+            primary key (raw_text, region)
+        )
+        """
+    )
+
+
+def _new_inputs_sql(existing_tables: set[str]) -> str | None:
+    parts = []
+    for p in PHONE_INPUTS:
+        if p.table not in existing_tables:
+            continue
+        region = f"coalesce(upper(trim({p.region_column})), '')" if p.region_column else "''"
+        where = f"{p.column} is not null and trim({p.column}) <> ''"
+        if p.where:
+            where += f" and {p.where}"
+        parts.append(
+            f"select distinct {p.column} as raw_text, {region} as region "
+            f"from raw.{p.table} where {where}"
+        )
+    if not parts:
+        return None
+    return (
+        "select raw_text, region from (" + " union ".join(parts) + ") as inputs "
+        f"where not exists (select 1 from {TABLE} as known "
+        "where known.raw_text = inputs.raw_text and known.region = inputs.region) "
+        "order by raw_text, region"
+    )
+
+
+def refresh(
+    con: duckdb.DuckDBPyConnection,
+    as_of: str,
+    fallback_region: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Parse every (text, region) not in the lookup yet and append it. Returns counts."""
+    ensure_table(con)
+    fallback = fallback_region or default_region()
+    existing = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()
+    }
+    sql = _new_inputs_sql(existing)
+    new = con.execute(sql).fetchall() if sql else []
+    if progress and len(new) > 50_000:
+        progress(f"phone numbers: parsing {len(new):,} new texts")
+    rows = []
+    for raw_text, region in new:
+        parsed = to_e164(raw_text, region, fallback)
+        rows.append((raw_text, region, parsed.e164, parsed.is_valid, parsed.reason))
+    if rows:
+        con.register("_phones", _frame(rows))
+        try:
+            con.execute(
+                f"insert into {TABLE} select raw_text, region, e164, is_valid, reason, "
+                "cast(? as date) from _phones",
+                [as_of],
+            )
+        finally:
+            con.unregister("_phones")
+    stats = con.execute(
+        f"select count(*), count(e164), count(*) filter (where not is_valid and e164 is not null) "
+        f"from {TABLE}"
+    ).fetchone()
+    return {
+        "new_texts": len(rows),
+        "new_unusable": sum(1 for r in rows if r[2] is None),
+        "total_texts": int(stats[0]),
+        "total_e164": int(stats[1]),
+        "total_possible_not_valid": int(stats[2]),
+    }
+
+
+def _frame(rows: list[tuple]) -> pa.Table:
+    cols = list(zip(*rows, strict=True))
+    return pa.table(
+        {
+            "raw_text": pa.array(cols[0], pa.string()),
+            "region": pa.array(cols[1], pa.string()),
+            "e164": pa.array(cols[2], pa.string()),
+            "is_valid": pa.array(cols[3], pa.bool_()),
+            "reason": pa.array(cols[4], pa.string()),
+        }
+    )
