@@ -16,17 +16,31 @@
         other_customer_id varchar not null,
         record_count bigint not null
     );
+    -- why: the link that bridged a merge, or the refused link behind a split, and the run
+    alter table audit.identity_merge_log add column if not exists rule varchar;
+    alter table audit.identity_merge_log add column if not exists identifier_type varchar;
+    alter table audit.identity_merge_log add column if not exists identifier_value varchar;
+    alter table audit.identity_merge_log add column if not exists via_record_key varchar;
+    alter table audit.identity_merge_log add column if not exists run_id varchar;
 {%- endmacro %}
 
 {#- After int_identity__assignments is built: log new merges/splits, then record every assignment. -#}
 {% macro persist_identity_assignments() -%}
-    insert into audit.identity_merge_log
+    insert into audit.identity_merge_log (
+        as_of, event, customer_id, other_customer_id, record_count,
+        rule, identifier_type, identifier_value, via_record_key, run_id
+    )
     select
         events.as_of,
         events.event,
         events.customer_id,
         events.other_customer_id,
-        events.record_count
+        events.record_count,
+        events.rule,
+        events.identifier_type,
+        events.identifier_value,
+        events.via_record_key,
+        events.run_id
     from {{ this.schema }}.{{ this.identifier }}__events as events
     where not exists (
         select 1 from audit.identity_merge_log as logged
@@ -49,32 +63,134 @@
     from {{ this }};
 {%- endmacro %}
 
-{#- The merges and splits this run decided, as a side table of the assignments model. -#}
+{#- The merges and splits this run decided, as a side table of the assignments model, each with
+    the link that explains it: for a merge, an accepted link joining a record of the retired id to
+    a record outside it (the bridge); for a split, a refused link of a record of the split-off part
+    (blocklist, limit, name conflict), else rule no_remaining_link. -#}
 {% macro identity_events_table() -%}
     drop table if exists {{ this.schema }}.{{ this.identifier }}__events;
     create table {{ this.schema }}.{{ this.identifier }}__events as
-    with previous as (
+    with labels as (
+        -- every record's id before this run ('' for a record seen for the first time)
         select
-            registry.customer_id as previous_id,
+            assignments.record_key,
             assignments.customer_id as current_id,
-            count(*) as record_count
+            coalesce(registry.customer_id, '') as previous_id
         from {{ this }} as assignments
-        inner join audit.identity_registry as registry
+        left join audit.identity_registry as registry
             on assignments.record_key = registry.record_key
-        where registry.customer_id <> assignments.customer_id
-        group by registry.customer_id, assignments.customer_id
+    ),
+
+    previous as (
+        select
+            previous_id,
+            current_id,
+            count(*) as record_count
+        from labels
+        where previous_id <> '' and previous_id <> current_id
+        group by previous_id, current_id
     ),
 
     still_alive as (
         select distinct customer_id from {{ this }}
+    ),
+
+    events as (
+        select
+            previous.current_id as customer_id,
+            previous.previous_id as other_customer_id,
+            previous.record_count,
+            case when still_alive.customer_id is null then 'merge' else 'split' end as event
+        from previous
+        left join still_alive on previous.previous_id = still_alive.customer_id
+    ),
+
+    edges as (
+        select * from {{ ref('int_identity__edges') }}
+    ),
+
+    edge_sides as (
+        -- record-to-value links: the value's other records are the far side
+        select
+            edges.record_key,
+            edges.rule,
+            edges.identifier_type,
+            edges.identifier_value,
+            near.previous_id as near_id,
+            far.previous_id as far_id
+        from edges
+        inner join edges as other_edges
+            on edges.node_key = other_edges.node_key and edges.record_key <> other_edges.record_key
+        inner join labels as near on edges.record_key = near.record_key
+        inner join labels as far on other_edges.record_key = far.record_key
+        where edges.node_key like 'v|%'
+        union all
+        -- record-to-record links
+        select
+            edges.record_key,
+            edges.rule,
+            edges.identifier_type,
+            edges.identifier_value,
+            near.previous_id as near_id,
+            far.previous_id as far_id
+        from edges
+        inner join labels as near on edges.record_key = near.record_key
+        inner join labels as far on edges.node_key = far.record_key
+    ),
+
+    bridges as (
+        select
+            events.customer_id,
+            events.other_customer_id,
+            min(edge_sides.rule || chr(31) || edge_sides.identifier_type || chr(31)
+                || edge_sides.identifier_value || chr(31) || edge_sides.record_key) as bridge
+        from events
+        inner join edge_sides
+            on
+                (edge_sides.far_id = events.other_customer_id and edge_sides.near_id <> events.other_customer_id)
+                or (edge_sides.near_id = events.other_customer_id and edge_sides.far_id <> events.other_customer_id)
+        where events.event = 'merge'
+        group by events.customer_id, events.other_customer_id
+    ),
+
+    refusals as (
+        select
+            events.customer_id,
+            events.other_customer_id,
+            min(dropped.drop_reason || chr(31) || dropped.identifier_type || chr(31)
+                || coalesce(candidates.identifier_value, '') || chr(31) || dropped.record_key) as bridge
+        from events
+        inner join labels
+            on labels.current_id = events.customer_id and labels.previous_id = events.other_customer_id
+        inner join {{ ref('int_identity__dropped_links') }} as dropped
+            on labels.record_key = dropped.record_key
+        inner join {{ ref('int_identity__candidate_links') }} as candidates
+            on dropped.record_key = candidates.record_key and dropped.node_key = candidates.node_key
+        where events.event = 'split'
+        group by events.customer_id, events.other_customer_id
+    ),
+
+    explained as (
+        select
+            events.*,
+            coalesce(bridges.bridge, refusals.bridge, 'no_remaining_link' || chr(31) || chr(31) || chr(31)) as why
+        from events
+        left join bridges
+            on events.customer_id = bridges.customer_id and events.other_customer_id = bridges.other_customer_id
+        left join refusals
+            on events.customer_id = refusals.customer_id and events.other_customer_id = refusals.other_customer_id
     )
 
     select
         {{ as_of_date() }} as as_of,
-        case when still_alive.customer_id is null then 'merge' else 'split' end as event,
-        previous.current_id as customer_id,
-        previous.previous_id as other_customer_id,
-        previous.record_count
-    from previous
-    left join still_alive on previous.previous_id = still_alive.customer_id;
+        event,
+        customer_id,
+        other_customer_id,
+        record_count,
+        split_part(why, chr(31), 1) as rule,
+        nullif(split_part(why, chr(31), 2), '') as identifier_type,
+        nullif(split_part(why, chr(31), 3), '') as identifier_value,
+        nullif(split_part(why, chr(31), 4), '') as via_record_key,
+        '{{ var("run_id", invocation_id) }}' as run_id
+    from explained;
 {%- endmacro %}

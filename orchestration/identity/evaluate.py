@@ -24,6 +24,8 @@ class IdentityScore:
     true_pairs: int
     predicted_pairs: int
     correct_pairs: int
+    largest_person: int
+    largest_customer: int
 
     @property
     def precision(self) -> float:
@@ -39,10 +41,22 @@ class IdentityScore:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
+SCOPES = ("all", "identified")
+
+
 def evaluate(
-    con: duckdb.DuckDBPyConnection, truth_file: Path, exclude_sources: tuple[str, ...] = ()
+    con: duckdb.DuckDBPyConnection,
+    truth_file: Path,
+    exclude_sources: tuple[str, ...] = (),
+    scope: str = "all",
 ) -> IdentityScore:
-    """Score the map against the truth; `exclude_sources` leaves e.g. ("web",) out of the pairs."""
+    """Score the map against the truth; `exclude_sources` leaves e.g. ("web",) out of the pairs.
+
+    scope "identified" leaves out anonymous ids that carry no link at all (a device never seen
+    with a login): no rule, deterministic or probabilistic, has evidence to place them, and they
+    stay profiles of their own. "all" scores every record."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     required = {"source", "entity", "source_record_id", "person_id"}
     cols = {
         r[0]
@@ -66,6 +80,15 @@ def evaluate(
         inner join marts.customer_id_map as m
             on t.source = m.source and t.entity = m.entity and t.source_record_id = m.source_record_id
         """
+        + (
+            """
+        where m.entity <> 'anonymous_ids' or exists (
+            select 1 from intermediate.int_identity__candidate_links as c
+            where c.record_key = m.record_key)
+        """
+            if scope == "identified"
+            else ""
+        )
     )
     row = con.execute(
         """
@@ -82,7 +105,9 @@ def evaluate(
             (select count(distinct customer_id) from _scored),
             coalesce((select p from pairs_true), 0),
             coalesce((select p from pairs_pred), 0),
-            coalesce((select p from pairs_ok), 0)
+            coalesce((select p from pairs_ok), 0),
+            coalesce((select max(n) from (select count(*) as n from _scored group by person_id)), 0),
+            coalesce((select max(n) from (select count(*) as n from _scored group by customer_id)), 0)
         """
     ).fetchone()
     return IdentityScore(*(int(v) for v in row))

@@ -47,7 +47,8 @@ def test_identity_evaluate_scores_a_user_truth_file(pipeline, capsys, tmp_path):
     home, _ = pipeline
     assert main(["identity", "evaluate", "--truth", str(home.truth / "ground_truth.csv")]) == 0
     out = capsys.readouterr().out
-    assert "pairwise precision" in out and "pairwise recall" in out
+    assert "pairwise precision" in out and "pairwise recall" in out and "pairwise F1" in out
+    assert "all records" in out and "identified" in out and "largest customer" in out
     bad = tmp_path / "truth.csv"
     bad.write_text("id,person\n1,2\n")
     assert main(["identity", "evaluate", "--truth", str(bad)]) == 2

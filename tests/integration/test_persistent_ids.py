@@ -94,6 +94,21 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
             "select as_of, event, customer_id, other_customer_id from audit.identity_merge_log"
         ).fetchall()
     assert (d2, "merge", a_id, b_id) in log
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        why = con.execute(
+            "select rule, identifier_type, identifier_value, via_record_key, run_id "
+            "from audit.identity_merge_log where event = 'merge' and other_customer_id = ?",
+            [b_id],
+        ).fetchone()
+    # logged with the bridging link: B's phone on the new loyalty record, and the Dagster run
+    assert why[:4] == ("shared_phone", "phone", "+14155550199", "r|loyalty:members:L9999999")
+    assert len(why[4]) == 36  # a Dagster run id (uuid)
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        history = con.execute(
+            "select retired_customer_id, current_customer_id, retired_by_rule "
+            "from marts.customer_id_history"
+        ).fetchall()
+    assert history == [(b_id, a_id, "shared_phone")], "activation can retire B's id at platforms"
 
     # Day 3: the member corrects the data (no phone, another email): the bridge is gone, the
     # customer splits; the id stays with the part holding most records, the split is logged.

@@ -96,11 +96,16 @@ def test_identity_resolution_against_ground_truth(pipeline):
     home, _ = pipeline
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         score = evaluate(con, home.truth / "ground_truth.csv")
-    # Deterministic foundation rules merge on exact shared keys only: precision is bounded by the
-    # household-shared emails of the noise profile, recall by anonymous ids never identified,
-    # no-shared-key persons and typos. Floors, not copied values; see README "Measured".
-    assert score.precision >= 0.90, score
+        identified = evaluate(con, home.truth / "ground_truth.csv", scope="identified")
+    # Deterministic rules with the household guard: precision near 1 (the noise profile plants
+    # shared family inboxes and phones); recall is bounded by anonymous ids never identified
+    # ("identified" leaves those out), records without any shared key and typos. Floors, not
+    # copied values (50k demo: 0.9992 / 0.9131 identified); see README "Measured".
+    assert score.precision >= 0.99, score
     assert score.recall >= 0.50, score
+    assert identified.recall >= 0.85, identified
+    assert identified.records_scored < score.records_scored
+    assert score.largest_customer <= 12, score  # no over-merged blob
     assert score.records_scored > 2000
 
 

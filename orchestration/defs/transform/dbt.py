@@ -70,7 +70,9 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
     target = c360_home() / "dbt_runs" / context.run_id
     try:
         yield from dbt.cli(
-            ["build", "--vars", json.dumps({"as_of": as_of})], context=context, target_path=target
+            ["build", "--vars", json.dumps({"as_of": as_of, "run_id": context.run_id})],
+            context=context,
+            target_path=target,
         ).stream()
     finally:
         shutil.rmtree(target, ignore_errors=True)
