@@ -1,8 +1,8 @@
 {#- One row per customer_id a merge retired → the customer_id that carries its records now
-    (followed through chains of merges), with when and why it was retired. Activation reads it to
+    (followed through chains of merge_events), with when and why it was retired. Activation reads it to
     remove or alias retired ids at the platforms. Source: audit.identity_merge_log. -#}
 -- depends_on: {{ ref('int_identity__assignments') }}
-with recursive merges as (
+with recursive merge_events as (
     select
         other_customer_id as retired_customer_id,
         customer_id as merged_into_customer_id,
@@ -20,14 +20,14 @@ resolved as (
         retired_customer_id,
         merged_into_customer_id as current_customer_id,
         1 as hops
-    from merges
+    from merge_events
     union all
     select
         resolved.retired_customer_id,
-        merges.merged_into_customer_id,
-        resolved.hops + 1
+        merge_events.merged_into_customer_id as current_customer_id,
+        resolved.hops + 1 as hops
     from resolved
-    inner join merges on resolved.current_customer_id = merges.retired_customer_id
+    inner join merge_events on resolved.current_customer_id = merge_events.retired_customer_id
     where resolved.hops < 100
 ),
 
@@ -45,12 +45,12 @@ final as (
         latest.retired_customer_id,
         latest.current_customer_id,
         latest.hops as merge_hops,
-        merges.retired_as_of,
-        merges.rule as retired_by_rule,
-        merges.identifier_type as retired_by_identifier_type,
-        merges.run_id as retired_in_run_id
+        merge_events.retired_as_of,
+        merge_events.rule as retired_by_rule,
+        merge_events.identifier_type as retired_by_identifier_type,
+        merge_events.run_id as retired_in_run_id
     from latest
-    inner join merges on latest.retired_customer_id = merges.retired_customer_id
+    inner join merge_events on latest.retired_customer_id = merge_events.retired_customer_id
     where latest.rank_by_depth = 1
 )
 
