@@ -52,9 +52,18 @@ class IdentityConfig:
         )
 
 
+def _known_keys(raw: dict[str, Any], where: str, known: tuple[str, ...]) -> None:
+    if unknown := [k for k in raw if k not in known]:
+        raise IdentityConfigError(
+            f"{where}.{unknown[0]}: unknown setting (known: {', '.join(known)})"
+        )
+
+
 def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
     if not isinstance(raw, dict):
         raise IdentityConfigError(f"{where}: must be a mapping")
+    _known_keys(raw, where, ("identifiers", "blocklist", "name_max_edit_distance",
+                             "phone_default_region"))  # fmt: skip
     priorities: dict[str, int] = {}
     limits: dict[str, int] = {}
     guarded: set[str] = set()
@@ -112,3 +121,80 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
 def load() -> IdentityConfig:
     doc = yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())
     return parse((doc.get("vars") or {}).get("identity"), "dbt_project.yml: vars.identity")
+
+
+# Golden-record columns customer_360 is built from (its contract needs every one, exactly once).
+GOLDEN_COLUMNS = (
+    "first_name", "last_name", "email_normalized", "phone_e164", "date_of_birth",
+    "address_line1", "city", "postal_code", "country_code", "time_zone",
+)  # fmt: skip
+RECORD_SOURCES = ("crm", "loyalty", "shop", "web")
+
+
+@dataclass(frozen=True)
+class SurvivorshipGroup:
+    name: str
+    columns: tuple[str, ...]
+    source_priority: tuple[str, ...]
+
+
+def _sources(value: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise IdentityConfigError(f"{field}: a non-empty list of sources is required")
+    for source in value:
+        if source not in RECORD_SOURCES:
+            raise IdentityConfigError(
+                f"{field}: unknown source {source!r} (known: {', '.join(RECORD_SOURCES)})"
+            )
+    if len(set(value)) != len(value):
+        raise IdentityConfigError(f"{field}: a source is listed twice")
+    return tuple(value)
+
+
+def parse_survivorship(
+    raw: dict[str, Any], where: str = "vars.survivorship"
+) -> tuple[SurvivorshipGroup, ...]:
+    """Validate the survivorship block: every golden column in exactly one group, known sources."""
+    if not isinstance(raw, dict):
+        raise IdentityConfigError(f"{where}: must be a mapping")
+    _known_keys(raw, where, ("default_source_priority", "attributes"))
+    default = _sources(raw.get("default_source_priority"), f"{where}.default_source_priority")
+    groups = []
+    seen: dict[str, str] = {}
+    attributes = raw.get("attributes")
+    if not isinstance(attributes, dict) or not attributes:
+        raise IdentityConfigError(f"{where}.attributes: a mapping of attribute groups is required")
+    for name, settings in attributes.items():
+        field = f"{where}.attributes.{name}"
+        columns = (settings or {}).get("columns")
+        if not isinstance(columns, list) or not columns:
+            raise IdentityConfigError(f"{field}.columns: a non-empty list of columns is required")
+        for column in columns:
+            if column not in GOLDEN_COLUMNS:
+                raise IdentityConfigError(
+                    f"{field}.columns: {column!r} is not a golden-record column "
+                    f"(known: {', '.join(GOLDEN_COLUMNS)})"
+                )
+            if column in seen:
+                raise IdentityConfigError(
+                    f"{field}.columns: {column!r} is already in group {seen[column]!r}"
+                )
+            seen[column] = name
+        priority = (
+            _sources(settings["source_priority"], f"{field}.source_priority")
+            if "source_priority" in settings
+            else default
+        )
+        groups.append(SurvivorshipGroup(name, tuple(columns), priority))
+    if missing := [c for c in GOLDEN_COLUMNS if c not in seen]:
+        raise IdentityConfigError(
+            f"{where}.attributes: no group chooses {', '.join(missing)} (customer_360 needs them)"
+        )
+    return tuple(groups)
+
+
+def load_survivorship() -> tuple[SurvivorshipGroup, ...]:
+    doc = yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())
+    return parse_survivorship(
+        (doc.get("vars") or {}).get("survivorship"), "dbt_project.yml: vars.survivorship"
+    )

@@ -189,3 +189,42 @@ def test_sync_runs_match_contact_history(pipeline):
             filtered,
         )
         assert sum(json.loads(by_reason).values()) == filtered
+
+
+def test_golden_record_follows_the_survivorship_config(pipeline):
+    home, _ = pipeline
+    # email: shop first (vars.survivorship), so a customer with a shop email shows it
+    wrong_email = _read(
+        home,
+        """
+        select count(*) from marts.customer_360 as c
+        where exists (
+            select 1 from marts.customer_id_map as m
+            inner join intermediate.int_identity__records as r on r.record_key = m.record_key
+            where m.customer_id = c.customer_id and r.source = 'shop' and r.email_normalized is not null
+        )
+        and c.email not in (
+            select r.email_normalized from marts.customer_id_map as m
+            inner join intermediate.int_identity__records as r on r.record_key = m.record_key
+            where m.customer_id = c.customer_id and r.source = 'shop'
+        )
+        """,
+    )[0][0]
+    assert wrong_email == 0
+    # the address group comes from ONE record: never a street of one and a postcode of another
+    stitched, with_address = _read(
+        home,
+        """
+        select
+            count(*) filter (where not exists (
+                select 1 from marts.customer_id_map as m
+                inner join intermediate.int_identity__records as r on r.record_key = m.record_key
+                where m.customer_id = c.customer_id and r.address_line1 = c.address_line1
+                  and r.city is not distinct from c.city
+                  and r.postal_code is not distinct from c.postal_code
+            )),
+            count(*)
+        from marts.customer_360 as c where c.address_line1 is not null
+        """,
+    )[0]
+    assert with_address > 100 and stitched == 0

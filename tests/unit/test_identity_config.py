@@ -4,7 +4,14 @@ DuckDB (the SQL dbt runs) and Python."""
 import duckdb
 import pytest
 
-from orchestration.identity.config import IdentityConfigError, load, parse
+from orchestration.identity.config import (
+    GOLDEN_COLUMNS,
+    IdentityConfigError,
+    load,
+    load_survivorship,
+    parse,
+    parse_survivorship,
+)
 
 SAMPLES = {
     "email": ["test@test.com", "noreply@shop.example", "no-reply@x.org", "jane.doe@example.com",
@@ -62,8 +69,40 @@ def test_blocklist_regexes_agree_between_duckdb_and_python():
             "identifiers.email.require_matching_first_name: true or false",
         ),
         ({"name_max_edit_distance": -1}, "vars.identity.name_max_edit_distance"),
+        ({"blocklst": []}, "vars.identity.blocklst: unknown setting"),
     ],
 )
 def test_invalid_config_errors_name_the_field(raw, message):
     with pytest.raises(IdentityConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse(raw)
+
+
+def test_committed_survivorship_covers_every_golden_column_once():
+    groups = load_survivorship()
+    columns = [c for g in groups for c in g.columns]
+    assert sorted(columns) == sorted(GOLDEN_COLUMNS)
+    address = next(g for g in groups if "address_line1" in g.columns)
+    assert {"city", "postal_code"} <= set(address.columns)  # one record gives the whole address
+
+
+_OK = {"default_source_priority": ["crm", "shop"], "attributes": {
+    "all": {"columns": list(GOLDEN_COLUMNS)}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"default_source_priority": ["crm", "erp"]}, "default_source_priority: unknown source 'erp'"),
+        ({"attributes": {"all": {"columns": [*GOLDEN_COLUMNS, "shoe_size"]}}},
+         "attributes.all.columns: 'shoe_size' is not a golden-record column"),
+        ({"attributes": {"all": {"columns": list(GOLDEN_COLUMNS)}, "again": {"columns": ["city"]}}},
+         "attributes.again.columns: 'city' is already in group 'all'"),
+        ({"attributes": {"some": {"columns": ["city"]}}}, "no group chooses first_name"),
+        ({"attributes": {"all": {"columns": list(GOLDEN_COLUMNS), "source_priority": ["shop", "shop"]}}},
+         "attributes.all.source_priority: a source is listed twice"),
+    ],
+)  # fmt: skip
+def test_invalid_survivorship_errors_name_the_field(change, message):
+    with pytest.raises(IdentityConfigError, match=message.replace(".", r"\.")):
+        parse_survivorship({**_OK, **change})
+    assert parse_survivorship(_OK)[0].source_priority == ("crm", "shop")

@@ -19,10 +19,15 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.identity import config as identity_config
 from orchestration.paths import c360_home, dbt_project_dir
 from orchestration.run_model import OWNER, as_of_from, nightly_partitions
 
 dbt_project = DbtProject(project_dir=dbt_project_dir())
+
+# Fail the code location load with a message naming the field, not deep inside a dbt run.
+identity_config.load()
+identity_config.load_survivorship()
 
 _GROUPS = {
     "staging": "staging",

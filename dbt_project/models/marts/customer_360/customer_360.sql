@@ -1,7 +1,7 @@
 {#- One row per customer at as_of: golden record, order stats, RFM scores, engagement,
     reachability and consent per channel. Windows are relative to as_of, never the wall clock. -#}
-{%- set golden = ['first_name', 'last_name', 'email_normalized', 'phone_e164', 'date_of_birth',
-                  'address_line1', 'city', 'postal_code', 'country_code', 'time_zone'] -%}
+{%- set survivorship = var('survivorship') -%}
+{%- set default_priority = survivorship.get('default_source_priority', []) -%}
 with id_map as (
     select * from {{ ref('customer_id_map') }}
 ),
@@ -14,9 +14,9 @@ records as (
     inner join id_map on int_records.record_key = id_map.record_key
 ),
 
-{% for attribute in golden %}
-    golden_{{ attribute }} as (
-        {{ survivor('records', attribute) }}
+{% for group, settings in survivorship['attributes'].items() %}
+    golden_{{ group }} as (
+        {{ survivor('records', settings['columns'], settings.get('source_priority', default_priority)) }}
     ),
 
 {% endfor %}
@@ -131,8 +131,10 @@ erased as (
 assembled as (
     select
         customers.customer_id,
-        {% for attribute in golden %}
-            golden_{{ attribute }}.{{ attribute }},
+        {% for group, settings in survivorship['attributes'].items() %}
+            {%- for column in settings['columns'] %}
+                golden_{{ group }}.{{ column }},
+            {%- endfor %}
         {% endfor %}
         customers.source_record_count,
         customers.is_in_crm,
@@ -154,8 +156,8 @@ assembled as (
         coalesce(web_activity.cart_adds_30d, 0) as cart_adds_30d,
         erased.customer_id is not null as is_erased
     from customers
-    {% for attribute in golden %}
-        left join golden_{{ attribute }} on customers.customer_id = golden_{{ attribute }}.customer_id
+    {% for group in survivorship['attributes'] %}
+        left join golden_{{ group }} on customers.customer_id = golden_{{ group }}.customer_id
     {% endfor %}
     left join order_stats on customers.customer_id = order_stats.customer_id
     left join loyalty on customers.customer_id = loyalty.customer_id
