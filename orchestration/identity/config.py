@@ -9,12 +9,13 @@ this module validates it with errors that name the field, and lets tests and too
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
 import yaml
 
+from orchestration.identity.health import Bounds
 from orchestration.paths import dbt_project_dir
 
 IDENTIFIER_TYPES = ("crm_contact_id", "shop_customer_id", "email", "phone")
@@ -45,6 +46,7 @@ class IdentityConfig:
     # types whose shared values link only records with agreeing first names (household guard)
     name_guarded: frozenset[str] = frozenset()
     name_max_edit_distance: int = 1
+    circuit_breaker: Bounds = field(default_factory=Bounds)
 
     def is_blocked(self, identifier_type: str, value: str) -> bool:
         return any(
@@ -63,7 +65,21 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
     if not isinstance(raw, dict):
         raise IdentityConfigError(f"{where}: must be a mapping")
     _known_keys(raw, where, ("identifiers", "blocklist", "name_max_edit_distance",
-                             "phone_default_region"))  # fmt: skip
+                             "phone_default_region", "circuit_breaker"))  # fmt: skip
+    breaker = raw.get("circuit_breaker") or {}
+    _known_keys(breaker, f"{where}.circuit_breaker", ("max_cluster_records", "max_merge_rate"))
+    if (
+        not isinstance(breaker.get("max_cluster_records", 50), int)
+        or breaker.get("max_cluster_records", 50) < 2
+    ):
+        raise IdentityConfigError(
+            f"{where}.circuit_breaker.max_cluster_records: an integer >= 2 is required"
+        )
+    rate = breaker.get("max_merge_rate", 0.02)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise IdentityConfigError(
+            f"{where}.circuit_breaker.max_merge_rate: a share between 0 and 1 is required"
+        )
     priorities: dict[str, int] = {}
     limits: dict[str, int] = {}
     guarded: set[str] = set()
@@ -115,7 +131,14 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
             except re.error as exc:
                 raise IdentityConfigError(f"{field}.regex: {exc}") from exc
         entries.append(BlocklistEntry(entry["type"], entry.get("exact"), entry.get("regex")))
-    return IdentityConfig(priorities, limits, tuple(entries), frozenset(guarded), distance)
+    return IdentityConfig(
+        priorities,
+        limits,
+        tuple(entries),
+        frozenset(guarded),
+        distance,
+        Bounds.from_config(breaker),
+    )
 
 
 def load() -> IdentityConfig:

@@ -50,3 +50,41 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
             "where node_key in ('v|email:test@test.com', 'v|phone:+12125550000')"
         ).fetchone()[0]
         assert edges == 0
+
+
+def test_circuit_breaker_stops_activation_when_a_chain_merges_too_many(tmp_path, monkeypatch):
+    """60 loyalty records chained pairwise through emails (each value shared by only 2 records,
+    same first name: no per-value guard fires) make one 60-record customer: the blocking check
+    fails naming masked values, activation does not run, no raw value leaves the warehouse."""
+    from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
+
+    home = make_home(tmp_path, monkeypatch)
+    generate(200, 4, AS_OF, home.landing, home.truth, progress=None)
+    folder = home.landing / "loyalty" / "members" / f"dt={AS_OF.isoformat()}"
+    header = (
+        "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,tier,"
+        "points_balance,joined_at,updated_at"
+    )
+    ts = f"{AS_OF.isoformat()}T08:00:00Z"
+    rows = [
+        f"L77{i:05d},,sam.chain{i + (i % 2)}@chain.org,+1415555{i // 2 + 1000:04d},Sam,Chain,"
+        f"1990-01-01,bronze,1,{ts},{ts}"
+        for i in range(60)
+    ]
+    (folder / "part-00001.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+
+    report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
+    assert not report.success
+    assert "identity_state/graph_health:graph_within_bounds" in report.checks_failed
+    assert "activation/file_drop" not in report.materialized
+    evaluation = next(
+        e.event_specific_data
+        for e in home.instance.all_logs(report.run_id)
+        if e.dagster_event
+        and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.dagster_event.event_specific_data.check_name == "graph_within_bounds"
+    )
+    text = evaluation.description
+    assert "largest customer" in text and "60 records" in text and "s***@***.org" in text
+    assert "sam.chain" not in json.dumps(str(evaluation.metadata))

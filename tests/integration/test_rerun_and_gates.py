@@ -18,7 +18,11 @@ RUN_METADATA = {
     "_loaded_at", "run_id", "sync_run_id", "recorded_at", "consent_snapshot_at", "published_at",
     "staged_at", "started_at", "finished_at", "duration_seconds",
 }  # fmt: skip
-RUN_LOG_TABLES = {("audit", "ingestion_batches"), ("activation", "sync_runs")}
+RUN_LOG_TABLES = {
+    ("audit", "ingestion_batches"),
+    ("activation", "sync_runs"),
+    ("audit", "identity_graph_health"),
+}
 
 
 def _fingerprint(path) -> dict[str, str]:

@@ -70,6 +70,8 @@ def test_blocklist_regexes_agree_between_duckdb_and_python():
         ),
         ({"name_max_edit_distance": -1}, "vars.identity.name_max_edit_distance"),
         ({"blocklst": []}, "vars.identity.blocklst: unknown setting"),
+        ({"circuit_breaker": {"max_merge_rate": 2}}, "circuit_breaker.max_merge_rate: a share"),
+        ({"circuit_breaker": {"max_cluster": 9}}, "circuit_breaker.max_cluster: unknown setting"),
     ],
 )
 def test_invalid_config_errors_name_the_field(raw, message):

@@ -96,4 +96,16 @@ identity_registry = dg.AssetSpec(
     ),
 )
 
-defs = dg.Definitions(assets=[c360_dbt, identity_registry])
+identity_merge_log = dg.AssetSpec(
+    key=["identity_state", "identity_merge_log"],
+    group_name="identity",
+    owners=[OWNER],
+    kinds={"duckdb"},
+    description=(
+        "audit.identity_merge_log: one row per merge or split of customer ids, with the link that "
+        "explains it (rule, identifier, record) and the run. Written by the post-hook of "
+        "int_identity__assignments; customer_id_history reads it."
+    ),
+)
+
+defs = dg.Definitions(assets=[c360_dbt, identity_registry, identity_merge_log])

@@ -1,0 +1,70 @@
+"""The over-merge circuit breaker: graph health after each resolution, and a blocking check that
+keeps activation away from a graph that has blown up."""
+
+import dagster as dg
+
+from orchestration.defs.resources import Warehouse
+from orchestration.identity import config as identity_config
+from orchestration.identity import health
+from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+
+KEY = dg.AssetKey(["identity_state", "graph_health"])
+
+
+@dg.asset(
+    key=KEY,
+    deps=[dg.AssetKey(["marts", "customer_id_map"])],
+    group_name="identity",
+    owners=[OWNER],
+    kinds={"duckdb", "python"},
+    pool="duckdb",
+    partitions_def=nightly_partitions,
+    backfill_policy=ONE_DAY_PER_RUN,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "graph_within_bounds",
+            asset=KEY,
+            blocking=True,
+            description=(
+                "Fails when the largest customer or the merge rate against the previous run "
+                "passes vars.identity.circuit_breaker, naming the (masked) identifier values "
+                "holding the cluster together. Activation depends on it."
+            ),
+        )
+    ],
+    description=(
+        "audit.identity_graph_health: one row per run with customers, records, the largest "
+        "cluster, identifiers per customer, merges, splits and the merge rate against the "
+        "previous as_of."
+    ),
+)
+def identity_graph_health(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    bounds = identity_config.load().circuit_breaker
+    as_of = as_of_from(context)
+    with warehouse.connection() as con:
+        measured = health.measure(con, as_of)
+        health.record(con, measured, context.run_id)
+    meta = measured.metadata()
+    problems = measured.violations(bounds)
+    yield dg.MaterializeResult(
+        metadata={
+            **{k: v for k, v in meta.items() if k != "largest_cluster_values"},
+            "largest_cluster_values": dg.MetadataValue.json(meta["largest_cluster_values"]),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="graph_within_bounds",
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or "within bounds",
+        metadata={
+            "largest_cluster_records": measured.largest_cluster_records,
+            "max_cluster_records": bounds.max_cluster_records,
+            "merge_rate": round(measured.merge_rate, 6),
+            "max_merge_rate": bounds.max_merge_rate,
+            "largest_cluster_values": dg.MetadataValue.json(meta["largest_cluster_values"]),
+        },
+    )
+
+
+defs = dg.Definitions(assets=[identity_graph_health])

@@ -1,0 +1,162 @@
+"""Identity graph health, measured after every resolution: the over-merge circuit breaker.
+
+Grain of audit.identity_graph_health: one row per run (as_of, run_id). The merge rate compares
+this as_of's merges with the customers of the latest earlier as_of. Bounds come from
+vars.identity.circuit_breaker; identifier values leave the warehouse only masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+
+from orchestration.contracts.masking import mask_value
+
+TABLE = "audit.identity_graph_health"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    max_cluster_records: int = 50
+    max_merge_rate: float = 0.02  # merges / customers of the previous run
+
+    @classmethod
+    def from_config(cls, raw: dict[str, Any] | None) -> Bounds:
+        raw = raw or {}
+        return cls(
+            int(raw.get("max_cluster_records", cls.max_cluster_records)),
+            float(raw.get("max_merge_rate", cls.max_merge_rate)),
+        )
+
+
+@dataclass(frozen=True)
+class GraphHealth:
+    as_of: dt.date
+    customers: int
+    records: int
+    largest_cluster_records: int
+    largest_customer_id: str
+    identifiers_per_customer_avg: float
+    identifiers_per_customer_max: int
+    merges: int
+    splits: int
+    previous_customers: int | None
+    # the identifier values holding the largest cluster together, masked: (type, value, records)
+    largest_cluster_values: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def merge_rate(self) -> float:
+        return self.merges / self.previous_customers if self.previous_customers else 0.0
+
+    def violations(self, bounds: Bounds) -> list[str]:
+        out = []
+        if self.largest_cluster_records > bounds.max_cluster_records:
+            values = ", ".join(f"{t} {v} ({n} records)" for t, v, n in self.largest_cluster_values)
+            out.append(
+                f"largest customer {self.largest_customer_id} has {self.largest_cluster_records} "
+                f"records (bound {bounds.max_cluster_records}); held together by: {values or '-'}"
+            )
+        if self.merge_rate > bounds.max_merge_rate:
+            out.append(
+                f"merge rate {self.merge_rate:.4f} ({self.merges} merges / "
+                f"{self.previous_customers} customers of the previous run) is above "
+                f"{bounds.max_merge_rate}"
+            )
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["as_of"] = self.as_of.isoformat()
+        d["merge_rate"] = round(self.merge_rate, 6)
+        d["largest_cluster_values"] = [list(v) for v in self.largest_cluster_values]
+        return d
+
+
+def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> GraphHealth:
+    """Health of the graph dbt just resolved (marts.customer_id_map, intermediate edges)."""
+    customers, records = con.execute(
+        "select count(distinct customer_id), count(*) from marts.customer_id_map"
+    ).fetchone()
+    largest_id, largest_n = con.execute(
+        "select customer_id, count(*) as n from marts.customer_id_map "
+        "group by customer_id order by n desc, customer_id limit 1"
+    ).fetchone() or ("", 0)
+    avg_ids, max_ids = con.execute(
+        """
+        with per_customer as (
+            select m.customer_id, count(distinct e.node_key) as identifiers
+            from marts.customer_id_map as m
+            left join intermediate.int_identity__edges as e
+                on e.record_key = m.record_key and e.node_key like 'v|%'
+            group by m.customer_id
+        )
+        select coalesce(avg(identifiers), 0), coalesce(max(identifiers), 0) from per_customer
+        """
+    ).fetchone()
+    values = con.execute(
+        """
+        select e.identifier_type, e.identifier_value, count(distinct e.record_key) as n
+        from intermediate.int_identity__edges as e
+        inner join marts.customer_id_map as m on e.record_key = m.record_key
+        where m.customer_id = ?
+        group by e.identifier_type, e.identifier_value
+        order by n desc, e.identifier_type, e.identifier_value
+        limit 5
+        """,
+        [largest_id],
+    ).fetchall()
+    merges, splits = con.execute(
+        "select count(*) filter (where event = 'merge'), count(*) filter (where event = 'split') "
+        "from audit.identity_merge_log where as_of = ?",
+        [as_of],
+    ).fetchone()
+    previous = None
+    if con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'audit' and table_name = 'identity_graph_health'"
+    ).fetchone()[0]:
+        row = con.execute(
+            f"select customers from {TABLE} where as_of < ? order by as_of desc, measured_at desc "
+            "limit 1",
+            [as_of],
+        ).fetchone()
+        previous = int(row[0]) if row else None
+    return GraphHealth(
+        as_of=as_of,
+        customers=int(customers),
+        records=int(records),
+        largest_cluster_records=int(largest_n),
+        largest_customer_id=str(largest_id),
+        identifiers_per_customer_avg=round(float(avg_ids), 3),
+        identifiers_per_customer_max=int(max_ids),
+        merges=int(merges),
+        splits=int(splits),
+        previous_customers=previous,
+        largest_cluster_values=[(t, mask_value(v), int(n)) for t, v, n in values],
+    )
+
+
+def record(con: duckdb.DuckDBPyConnection, health: GraphHealth, run_id: str) -> None:
+    """Append this run's figures (no identifier values: the table is a run log)."""
+    con.execute(
+        f"""
+        create table if not exists {TABLE} (
+            as_of date not null, run_id varchar not null, measured_at timestamp not null,
+            customers bigint, records bigint, largest_cluster_records bigint,
+            largest_customer_id varchar, identifiers_per_customer_avg double,
+            identifiers_per_customer_max bigint, merges bigint, splits bigint, merge_rate double
+        )
+        """
+    )
+    con.execute(
+        f"insert into {TABLE} values (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            health.as_of, run_id, health.customers, health.records,
+            health.largest_cluster_records, health.largest_customer_id,
+            health.identifiers_per_customer_avg, health.identifiers_per_customer_max,
+            health.merges, health.splits, health.merge_rate,
+        ],
+    )  # fmt: skip
