@@ -79,7 +79,7 @@ def test_circuit_breaker_stops_activation_when_a_chain_merges_too_many(tmp_path,
     assert "identity_state/graph_health:graph_within_bounds" in report.checks_failed
     assert "activation/file_drop" not in report.materialized
     evaluation = next(
-        e.event_specific_data
+        e.dagster_event.event_specific_data
         for e in home.instance.all_logs(report.run_id)
         if e.dagster_event
         and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
