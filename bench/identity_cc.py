@@ -5,9 +5,10 @@ of scipy.sparse.csgraph.connected_components on the same edges, including readin
 factorising the string ids, both timed in the same run; persistent-id assignment timed and
 reported separately; peak memory <= 3 GB with DuckDB's memory_limit set.
 
-The SQL is int_identity__clusters / int_identity__assignments compiled by dbt itself (once, with
-COMPILED_PASSES passes), then cut down to --passes and pointed at the benchmark's tables, as in
-tests/unit/test_connected_components.py. See bench/README.md for what it measures and figures.
+The DuckDB side is the production model itself: `dbt run --select int_identity__clusters` on the
+benchmark's DuckDB file (its pre-hook runs hook + pointer-jumping passes until converged), timed by
+dbt's own execution_time for the model (dbt start-up excluded), peak memory = the dbt process's
+peak RSS. int_identity__assignments is compiled by dbt and timed apart. Figures: docs/identity.md.
 
     .venv/bin/python bench/identity_cc.py --identifiers 5000000
 
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,14 +37,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import scipy
-import yaml
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from orchestration.paths import dbt_project_dir
 
 AS_OF = "2026-11-21"
-COMPILED_PASSES = 24  # compiled once with this many passes; cut down to the passes run
 TARGET_RATIO = 3.0
 TARGET_PEAK_GB = 3.0
 # records per person: mostly 1-2, up to 6 (a CRM contact, a shop account, a loyalty card...)
@@ -138,71 +139,52 @@ class Sampler:
 # the model SQL, compiled by dbt
 
 
-def project_default_passes() -> int:
-    config = yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())
-    return int(config["vars"]["identity_cc_passes"])
-
-
-def compile_models(workdir: Path) -> tuple[str, str]:
-    """int_identity__clusters (COMPILED_PASSES passes) and int_identity__assignments, as dbt
-    compiles them, with relations rewritten to unqualified schema.table."""
+def compile_assignments(workdir: Path) -> str:
+    """int_identity__assignments as dbt compiles it, relations rewritten to schema.table."""
     dbt = Path(sys.executable).parent / "dbt"
     out = workdir / "dbt"
     subprocess.run(
         [str(dbt), "compile", "--profiles-dir", ".", "--quiet",
-         "--select", "int_identity__clusters", "int_identity__assignments",
-         "--vars", f"{{as_of: '{AS_OF}', identity_cc_passes: {COMPILED_PASSES}}}",
+         "--select", "int_identity__assignments", "--vars", f"{{as_of: '{AS_OF}'}}",
          "--target-path", str(out / "target"), "--log-path", str(out / "logs")],
         cwd=dbt_project_dir(), check=True, capture_output=True,
         env={"C360_WAREHOUSE": str(out / "compile.duckdb"),
              "C360_DUCKDB_TEMP_DIR": str(out / "tmp"), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
-    compiled = out / "target" / "compiled"
-    sqls = []
-    for model in ("int_identity__clusters", "int_identity__assignments"):
-        sql = next(compiled.rglob(f"{model}.sql")).read_text()
-        sql = re.sub(r'"[^"]+"\."(intermediate|audit)"\."(\w+)"', r"\1.\2", sql)
-        if re.search(r'"\w+"\."', sql):
-            raise RuntimeError(f"unexpected relation names left in compiled {model}")
-        sqls.append(sql)
-    clusters, assignments = sqls
-    for name in ("intermediate.int_identity__edges", "intermediate.int_identity__records"):
-        if name not in clusters:
-            raise RuntimeError(f"{name} not found in the compiled clusters SQL")
+    sql = next((out / "target" / "compiled").rglob("int_identity__assignments.sql")).read_text()
+    sql = re.sub(r'"[^"]+"\."(intermediate|audit)"\."(\w+)"', r"\1.\2", sql)
+    if re.search(r'"\w+"\."', sql):
+        raise RuntimeError("unexpected relation names left in compiled int_identity__assignments")
     for name in ("intermediate.int_identity__clusters", "audit.identity_registry"):
-        if name not in assignments:
+        if name not in sql:
             raise RuntimeError(f"{name} not found in the compiled assignments SQL")
-    return clusters, assignments
-
-
-def cut_passes(sql: str, passes: int) -> str:
-    """The compiled clusters SQL with only the first `passes` passes (text surgery on dbt's
-    output: drop the CTEs of later passes, read the final labels from labels_<passes>)."""
-    if not 1 <= passes <= COMPILED_PASSES:
-        raise ValueError(f"passes must be in 1..{COMPILED_PASSES}")
-    if passes < COMPILED_PASSES:
-        sql, cut = re.subn(
-            rf"\bseen_{passes + 1} as materialized\b.*?(?=\bfinal as \()", "", sql, flags=re.S
-        )
-        assert cut == 1, "could not cut the compiled SQL"
-        sql, pointed = re.subn(rf"\bfrom labels_{COMPILED_PASSES}\b", f"from labels_{passes}", sql)
-        assert pointed == 1, "could not point the compiled SQL at the last pass"
-    assert f"seen_{passes + 1} " not in sql and f"from labels_{passes}\n" in sql
     return sql
 
 
-def pass_profile_sql(sql: str) -> str:
-    """Same CTEs; instead of the final labels, the links still crossing two labels after each
-    pass (0 = converged) — a diagnostic run, not timed against SciPy."""
-    head = sql[: sql.index("final as (")].rstrip().rstrip(",")
-    passes = max(int(p) for p in re.findall(r"\blabels_(\d+) as materialized", head))
-    checks = "\nunion all\n".join(
-        f"select {i} as pass, count(*) filter (where a.label <> b.label) as crossing_links"
-        f" from links join labels_{i} as a on links.record_key = a.node"
-        f" join labels_{i} as b on links.node_key = b.node"
-        for i in range(1, passes + 1)
-    )
-    return f"{head}\n{checks}\norder by pass"
+def run_dbt_clusters(db_path: Path, workdir: Path, args) -> tuple[float, float, str]:
+    """(model seconds from dbt's run_results, dbt process peak RSS in GB, '' or the error)."""
+    out = workdir / "dbt_run"
+    env = {
+        "C360_WAREHOUSE": str(db_path),
+        "C360_DBT_TARGET": "duckdb",
+        "C360_DUCKDB_TEMP_DIR": str(workdir / "duckdb_tmp"),
+        "C360_DUCKDB_MEMORY_LIMIT": args.memory_limit,
+        "C360_DUCKDB_THREADS": str(args.threads),
+        "PATH": "/usr/bin:/bin",
+    }
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "run", "--profiles-dir", ".",
+         "--select", "int_identity__clusters", "--vars", f"{{as_of: '{AS_OF}'}}",
+         "--target-path", str(out / "target"), "--log-path", str(out / "logs")],
+        cwd=dbt_project_dir(), capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak = peak_kb * 1024 / 1e9 if peak_kb > before else float("nan")
+    results = json.loads((out / "target" / "run_results.json").read_text())["results"]
+    model = next(r for r in results if r["unique_id"].endswith(".int_identity__clusters"))
+    error = "" if proc.returncode == 0 else (model.get("message") or proc.stdout[-400:])
+    return float(model["execution_time"]), peak, error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,24 +378,7 @@ def open_db(path: Path, args, temp_dir: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"set threads = {args.threads}")
     con.execute(f"set temp_directory = '{temp_dir}'")
     con.execute("set TimeZone = 'UTC'")
-    for setting in args.set:
-        name, _, value = setting.partition("=")
-        con.execute(f"set {name.strip()} = {value.strip()}")
     return con
-
-
-def run_duckdb_cc(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[float, Sampler, str]:
-    """Seconds, memory samples and '' or the error (e.g. out of memory) that stopped it."""
-    con.execute("drop table if exists intermediate.int_identity__clusters")
-    error = ""
-    with Sampler(con) as sampler:
-        start = time.perf_counter()
-        try:
-            con.execute(f"create table intermediate.int_identity__clusters as\n{sql}")
-        except duckdb.Error as exc:
-            error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-        elapsed = time.perf_counter() - start
-    return elapsed, sampler, error
 
 
 def crossing_links(con: duckdb.DuckDBPyConnection) -> int:
@@ -602,28 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
-    parser.add_argument(
-        "--passes",
-        type=int,
-        default=None,
-        help="CC passes; default: the project's identity_cc_passes, raised one "
-        "at a time (each a full timed rerun) until the result converges",
-    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--chains", default=DEFAULT_CHAINS, help="long chains, records per chain: 'LEN[xCOUNT],...'"
-    )
-    parser.add_argument(
-        "--pass-profile",
-        action="store_true",
-        help="also run (untimed) a diagnostic: links crossing components per pass",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra DuckDB setting, e.g. --set preserve_insertion_order=false (repeatable)",
     )
     parser.add_argument("--skip-assignments", action="store_true")
     parser.add_argument(
@@ -654,8 +600,8 @@ def _bench(args, workdir: Path, db_path: Path, temp_dir: Path) -> int:
         f" scipy {scipy.__version__}, numpy {np.__version__}, pyarrow {pa.__version__};"
         f" {os.cpu_count()} cpus; work dir {workdir}"
     )
-    log("compiling int_identity__clusters and int_identity__assignments with dbt ...")
-    clusters_sql, assignments_sql = compile_models(workdir)
+    log("compiling int_identity__assignments with dbt ...")
+    assignments_sql = compile_assignments(workdir)
 
     log("generating the graph with NumPy ...")
     if not reset_peak_rss():
@@ -680,34 +626,28 @@ def _bench(args, workdir: Path, db_path: Path, temp_dir: Path) -> int:
     del graph
     gc.collect()
 
-    # (a) DuckDB: the model's SQL into a table
-    passes = args.passes or project_default_passes()
-    attempts: list[tuple[int, float]] = []  # unconverged runs
-    while True:
+    # (a) DuckDB: the production model, run by dbt on the benchmark's file
+    log("DuckDB: dbt run --select int_identity__clusters ...")
+    duck_time, duck_peak, duck_error = run_dbt_clusters(db_path, workdir, args)
+    PEAKS["duckdb_cc"] = duck_peak
+    passes = 0
+    if duck_error:
+        log(f"DuckDB: FAILED after {duck_time:.1f}s: {duck_error}; peak RSS {duck_peak:.2f} GB")
+    else:
         con = open_db(db_path, args, temp_dir)
-        reset_peak_rss()
-        log(f"DuckDB: int_identity__clusters with {passes} passes ...")
-        duck_time, duck_sampler, duck_error = run_duckdb_cc(con, cut_passes(clusters_sql, passes))
-        duck_peak = peak_rss_gb("duckdb_cc")
-        if duck_error:
-            log(
-                f"DuckDB: FAILED after {duck_time:.1f}s with {passes} passes: {duck_error};"
-                f" peak RSS {duck_peak:.2f} GB; {duck_sampler.summary()}"
-            )
-            break
         crossing = crossing_links(con)
-        log(
-            f"DuckDB: {duck_time:.1f}s with {passes} passes; links crossing components:"
-            f" {crossing:,}{' (converged)' if crossing == 0 else ' (NOT converged)'};"
-            f" peak RSS {duck_peak:.2f} GB; {duck_sampler.summary()}"
-        )
-        if crossing == 0 or args.passes or passes >= COMPILED_PASSES:
-            break
-        attempts.append((passes, duck_time))
+        profile = con.execute(
+            "select pass, active_nodes, unsettled_trees from intermediate.int_identity__clusters__cc_passes"
+            " order by pass"
+        ).fetchall()
+        passes = len(profile)
         con.close()
-        passes += 1
-        log(f"not converged: retrying with {passes} passes")
-    con.close()
+        log(
+            f"DuckDB: {duck_time:.1f}s, {passes} passes (nodes worked on / trees unsettled after each: "
+            + ", ".join(f"{a:,}/{u:,}" for _, a, u in profile)
+            + f"); links crossing components now: {crossing:,}; dbt process peak RSS"
+            f" {duck_peak:.2f} GB"
+        )
     gc.collect()
 
     # (b) SciPy: read the same edges, factorise, csr, connected_components
@@ -743,14 +683,6 @@ def _bench(args, workdir: Path, db_path: Path, temp_dir: Path) -> int:
     del uniques, labels
     con.close()
     gc.collect()
-
-    # diagnostic: crossing links after each pass (untimed)
-    if args.pass_profile and not duck_error:
-        con = open_db(db_path, args, temp_dir)
-        log(f"pass profile (untimed): links crossing components after each of {passes} passes")
-        profile = con.execute(pass_profile_sql(cut_passes(clusters_sql, passes))).fetchall()
-        log("pass profile: " + ", ".join(f"{p}:{c:,}" for p, c in profile))
-        con.close()
 
     # (c) persistent ids, timed apart
     assignment_lines = []
@@ -794,13 +726,12 @@ def _bench(args, workdir: Path, db_path: Path, temp_dir: Path) -> int:
     # VmHWM is reset per phase (and ru_maxrss with it): the whole run's peak is the largest
     overall_peak = max(PEAKS.values())
     settings = f"memory_limit {args.memory_limit}, threads {args.threads}"
-    settings += "".join(f", {setting}" for setting in args.set)
     print()
     print(f"=== identity CC benchmark: {n_nodes:,} nodes, {n_edges:,} links ===")
     outcome = f"FAILED after {duck_time:.1f}s ({duck_error})" if duck_error else f"{duck_time:.1f}s"
-    print(f"duckdb CC, {passes} passes ({settings}): {outcome}; peak RSS {duck_peak:.2f} GB")
-    if attempts:
-        print("  unconverged: " + ", ".join(f"{p} passes {t:.1f}s" for p, t in attempts))
+    print(
+        f"duckdb CC (dbt model), {passes} passes ({settings}): {outcome}; peak RSS {duck_peak:.2f} GB"
+    )
     print(
         f"scipy read+factorise+csr+cc: {scipy_times['total']:.1f}s"
         f" (read {scipy_times['read']:.1f}s, factorise {scipy_times['factorise']:.1f}s,"
