@@ -133,10 +133,42 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identity_explain(args: argparse.Namespace) -> int:
+    """`c360 identity explain <customer_id | email>`: records, links, refused links, merge log."""
+    import duckdb
+
+    from orchestration.identity.explain import ExplainError, explain, format_explanation
+    from orchestration.paths import warehouse_path
+    from orchestration.warehouse import warehouse
+
+    if not args.key:
+        print("usage: c360 identity explain <customer_id | email> [--show-pii]", file=sys.stderr)
+        return 2
+    if not warehouse_path().exists():
+        print(f"error: no warehouse at {warehouse_path()}; run `c360 run` first", file=sys.stderr)
+        return 1
+    try:
+        with warehouse(read_only=True) as con:
+            explanation = explain(con, args.key, as_of=args.as_of)
+    except ExplainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except duckdb.IOException as exc:
+        print(f"error: cannot open the warehouse read-only: {exc}", file=sys.stderr)
+        return 1
+    print(format_explanation(explanation, show_pii=args.show_pii), end="")
+    return 0
+
+
 def cmd_identity(args: argparse.Namespace) -> int:
     from orchestration.identity.evaluate import SCOPES, evaluate
     from orchestration.warehouse import warehouse
 
+    if args.action == "explain":
+        return cmd_identity_explain(args)
+    if args.key:
+        print(f"identity evaluate takes no argument (got {args.key!r})", file=sys.stderr)
+        return 2
     truth = Path(args.truth) if args.truth else truth_dir() / "ground_truth.csv"
     if not truth.exists():
         print(f"truth file not found: {truth}", file=sys.stderr)
@@ -206,8 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     sy.set_defaults(func=cmd_sync)
 
     ident = sub.add_parser("identity", help="identity resolution tools")
-    ident.add_argument("action", choices=["evaluate"])
-    ident.add_argument("--truth", help="CSV with source,entity,source_record_id,person_id")
+    ident.add_argument("action", choices=["evaluate", "explain"])
+    ident.add_argument(
+        "key", nargs="?", help="explain: a customer_id (live or retired) or an email"
+    )
+    ident.add_argument(
+        "--truth", help="evaluate: CSV with source,entity,source_record_id,person_id"
+    )
+    ident.add_argument(
+        "--show-pii", action="store_true", help="explain: print names, emails, phones unmasked"
+    )
+    ident.add_argument(
+        "--as-of", type=_date, help="explain: as_of of the resolved graph (default: the latest)"
+    )
     ident.set_defaults(func=cmd_identity)
     return p
 

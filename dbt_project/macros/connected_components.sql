@@ -15,18 +15,21 @@
     Works in temporary tables (session-scoped, never written to the database file): the model
     selects from <model>__cc_nodes (node, id) and <model>__cc_settled (id, label), and its post-hook
     (drop_connected_components_scratch) drops them. Keeps <model>__cc_passes (pass, active_nodes,
-    unsettled_trees) for diagnostics. Portable: create temporary table as / drop table / insert,
-    on DuckDB and Postgres. -#}
-{% macro build_connected_components(links_relation, records_relation, max_passes) %}
+    unsettled_trees) for diagnostics. `prefix` names the scratch tables of further components runs
+    in one model (identity limits); keep_pass_log=false keeps their pass log temporary.
+    Portable: create temporary table as / drop table / insert, on DuckDB and Postgres. -#}
+{% macro build_connected_components(
+    links_relation, records_relation, max_passes, prefix=none, keep_pass_log=true
+) %}
     {%- if execute -%}
-        {%- set nodes = cc_scratch('nodes') -%}
-        {%- set links = cc_scratch('links') -%}
-        {%- set labels = cc_scratch('labels') -%}
-        {%- set settled = cc_scratch('settled') -%}
-        {%- set unsettled = cc_scratch('unsettled') -%}
-        {%- set seen = cc_scratch('seen') -%}
-        {%- set jumped = cc_scratch('jumped') -%}
-        {%- set pass_log = cc_pass_log() -%}
+        {%- set nodes = cc_scratch('nodes', prefix) -%}
+        {%- set links = cc_scratch('links', prefix) -%}
+        {%- set labels = cc_scratch('labels', prefix) -%}
+        {%- set settled = cc_scratch('settled', prefix) -%}
+        {%- set unsettled = cc_scratch('unsettled', prefix) -%}
+        {%- set seen = cc_scratch('seen', prefix) -%}
+        {%- set jumped = cc_scratch('jumped', prefix) -%}
+        {%- set pass_log = cc_pass_log() if keep_pass_log else cc_scratch('passes', prefix) -%}
         {%- for relation in [nodes, links, labels, settled, unsettled, seen, jumped, pass_log] %}
             {%- do run_query('drop table if exists ' ~ relation) -%}
         {%- endfor %}
@@ -34,7 +37,7 @@
             'create temporary table ' ~ nodes ~ ' as
             select node, cast(row_number() over (order by node) as bigint) as id
             from (
-                select record_key as node from ' ~ records_relation ~ '
+                select record_key as node from ' ~ records_relation ~ ' as graph_records
                 union
                 select record_key from ' ~ links_relation ~ '
                 union
@@ -59,7 +62,7 @@
         ) -%}
         {%- do run_query('create temporary table ' ~ settled ~ ' (id bigint, label bigint)') -%}
         {%- do run_query(
-            'create table ' ~ pass_log
+            'create ' ~ ('table ' if keep_pass_log else 'temporary table ') ~ pass_log
             ~ ' (pass integer, active_nodes bigint, unsettled_trees bigint)'
         ) -%}
         {%- set state = namespace(unsettled=1) -%}
@@ -173,8 +176,8 @@
 
 {#- A scratch table of the model being built: temporary (session-scoped, dropped with the
     connection), unqualified as temporary tables must be. -#}
-{% macro cc_scratch(name) %}
-    {{ return(this.identifier ~ '__cc_' ~ name) }}
+{% macro cc_scratch(name, prefix=none) %}
+    {{ return((prefix or this.identifier) ~ '__cc_' ~ name) }}
 {% endmacro %}
 
 {#- The pass log kept next to the model: <model>__cc_passes. -#}

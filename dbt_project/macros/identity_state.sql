@@ -106,7 +106,30 @@
     ),
 
     edges as (
-        select * from {{ ref('int_identity__edges') }}
+        -- the final graph: accepted links minus those a max_per_customer limit refused
+        select * from {{ ref('int_identity__edges') }} as edges
+        where not exists (
+            select 1 from {{ ref('int_identity__limit_drops') }} as limit_drops
+            where limit_drops.record_key = edges.record_key and limit_drops.node_key = edges.node_key
+        )
+    ),
+
+    refused as (
+        select
+            dropped.record_key,
+            dropped.drop_reason,
+            dropped.identifier_type,
+            candidates.identifier_value
+        from {{ ref('int_identity__dropped_links') }} as dropped
+        inner join {{ ref('int_identity__candidate_links') }} as candidates
+            on dropped.record_key = candidates.record_key and dropped.node_key = candidates.node_key
+        union all
+        select
+            record_key,
+            drop_reason || ':' || exceeded_type,
+            identifier_type,
+            identifier_value
+        from {{ ref('int_identity__limit_drops') }}
     ),
 
     edge_sides as (
@@ -157,15 +180,12 @@
         select
             events.customer_id,
             events.other_customer_id,
-            min(dropped.drop_reason || chr(31) || dropped.identifier_type || chr(31)
-                || coalesce(candidates.identifier_value, '') || chr(31) || dropped.record_key) as bridge
+            min(refused.drop_reason || chr(31) || refused.identifier_type || chr(31)
+                || coalesce(refused.identifier_value, '') || chr(31) || refused.record_key) as bridge
         from events
         inner join labels
             on labels.current_id = events.customer_id and labels.previous_id = events.other_customer_id
-        inner join {{ ref('int_identity__dropped_links') }} as dropped
-            on labels.record_key = dropped.record_key
-        inner join {{ ref('int_identity__candidate_links') }} as candidates
-            on dropped.record_key = candidates.record_key and dropped.node_key = candidates.node_key
+        inner join refused on labels.record_key = refused.record_key
         where events.event = 'split'
         group by events.customer_id, events.other_customer_id
     ),

@@ -1,8 +1,9 @@
 """The identity-resolution config: `vars.identity` in dbt_project/dbt_project.yml.
 
 One YAML block sets identifier types (priority, max source records sharing one value, whether a
-shared value must also agree on first name) and the junk blocklist (exact values and whole-value
-regexes). dbt reads it (int_identity__dropped_links);
+shared value must also agree on first name, at most N per customer optionally within a window of
+days) and the junk blocklist (exact values and whole-value regexes). dbt reads it
+(int_identity__dropped_links, int_identity__limit_drops);
 this module validates it with errors that name the field, and lets tests and tools use it.
 """
 
@@ -18,7 +19,13 @@ import yaml
 from orchestration.identity.health import Bounds
 from orchestration.paths import dbt_project_dir
 
-IDENTIFIER_TYPES = ("crm_contact_id", "shop_customer_id", "email", "phone")
+IDENTIFIER_TYPES = (
+    "crm_contact_id", "shop_customer_id", "loyalty_member_id", "email", "phone", "anonymous_id",
+)  # fmt: skip
+IDENTIFIER_SETTINGS = (
+    "priority", "max_records_per_value", "require_matching_first_name", "max_per_customer",
+    "within_days",
+)  # fmt: skip
 
 
 class IdentityConfigError(ValueError):
@@ -47,6 +54,8 @@ class IdentityConfig:
     name_guarded: frozenset[str] = frozenset()
     name_max_edit_distance: int = 1
     circuit_breaker: Bounds = field(default_factory=Bounds)
+    # type -> (at most this many per customer, counting only those seen within N days or all)
+    max_per_customer: dict[str, tuple[int, int | None]] = field(default_factory=dict)
 
     def is_blocked(self, identifier_type: str, value: str) -> bool:
         return any(
@@ -82,12 +91,16 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
         )
     priorities: dict[str, int] = {}
     limits: dict[str, int] = {}
+    per_customer: dict[str, tuple[int, int | None]] = {}
     guarded: set[str] = set()
     for name, settings in (raw.get("identifiers") or {}).items():
         if name not in IDENTIFIER_TYPES:
             raise IdentityConfigError(
                 f"{where}.identifiers.{name}: unknown identifier type (known: {', '.join(IDENTIFIER_TYPES)})"
             )
+        if not isinstance(settings, dict):
+            raise IdentityConfigError(f"{where}.identifiers.{name}: must be a mapping")
+        _known_keys(settings, f"{where}.identifiers.{name}", IDENTIFIER_SETTINGS)
         priority = settings.get("priority")
         if not isinstance(priority, int) or priority < 1:
             raise IdentityConfigError(
@@ -108,6 +121,24 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
             )
         if guard:
             guarded.add(name)
+        if "max_per_customer" in settings:
+            most = settings["max_per_customer"]
+            if not isinstance(most, int) or isinstance(most, bool) or most < 1:
+                raise IdentityConfigError(
+                    f"{where}.identifiers.{name}.max_per_customer: an integer >= 1 is required"
+                )
+            days = settings.get("within_days")
+            if days is not None and (
+                not isinstance(days, int) or isinstance(days, bool) or days < 1
+            ):
+                raise IdentityConfigError(
+                    f"{where}.identifiers.{name}.within_days: a number of days >= 1 is required"
+                )
+            per_customer[name] = (most, days)
+        elif "within_days" in settings:
+            raise IdentityConfigError(
+                f"{where}.identifiers.{name}.within_days: only with max_per_customer"
+            )
     distance = raw.get("name_max_edit_distance", 1)
     if not isinstance(distance, int) or isinstance(distance, bool) or distance < 0:
         raise IdentityConfigError(f"{where}.name_max_edit_distance: an integer >= 0 is required")
@@ -138,6 +169,7 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
         frozenset(guarded),
         distance,
         Bounds.from_config(breaker),
+        per_customer,
     )
 
 

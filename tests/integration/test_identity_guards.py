@@ -88,3 +88,57 @@ def test_circuit_breaker_stops_activation_when_a_chain_merges_too_many(tmp_path,
     text = evaluation.description
     assert "largest customer" in text and "60 records" in text and "s***@***.org" in text
     assert "sam.chain" not in json.dumps(str(evaluation.metadata))
+
+
+def test_a_merge_past_max_per_customer_is_refused_at_its_weakest_links(tmp_path, monkeypatch):
+    """Two CRM contacts (same first name) share an email; a loyalty card names the first contact
+    and carries the same email. At most one CRM contact per customer: the email links (priority
+    2) are refused and recorded, the loyalty-to-CRM lookup (priority 1) still holds."""
+    from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
+
+    home = make_home(tmp_path, monkeypatch)
+    generate(200, 5, AS_OF, home.landing, home.truth, progress=None)
+    ts = f"{AS_OF.isoformat()}T08:00:00Z"
+    crm = next((home.landing / "crm" / "contacts").rglob("*.csv"))
+    crm.write_text(
+        crm.read_text()
+        + f"C9000001,,Jordan,Ames,jordan.shared@corp.org,,+1 415 555 0101,,,,,,,US,,{ts},{ts},false\n"
+        + f"C9000002,,Jordan,Berg,jordan.shared@corp.org,,+1 415 555 0102,,,,,,,US,,{ts},{ts},false\n"
+    )
+    loyalty = next((home.landing / "loyalty" / "members").rglob("*.csv"))
+    loyalty.write_text(
+        loyalty.read_text()
+        + f"L9000001,C9000001,jordan.shared@corp.org,,Jordan,Ames,,bronze,1,{ts},{ts}\n"
+    )
+
+    report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
+    assert report.success, report.checks_failed
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        ids = dict(
+            con.execute(
+                "select source_record_id, customer_id from marts.customer_id_map "
+                "where source_record_id in ('C9000001', 'C9000002', 'L9000001')"
+            ).fetchall()
+        )
+        assert ids["C9000001"] != ids["C9000002"], "two CRM contacts never make one customer"
+        assert ids["L9000001"] == ids["C9000001"], "the stronger loyalty-to-CRM link holds"
+        drops = con.execute(
+            "select record_key, identifier_type, rule, drop_reason, exceeded_type "
+            "from intermediate.int_identity__limit_drops order by record_key"
+        ).fetchall()
+        planted = [d for d in drops if "9000" in d[0]]
+        assert {d[0] for d in planted} == {
+            "r|crm:contacts:C9000001",
+            "r|crm:contacts:C9000002",
+            "r|loyalty:members:L9000001",
+        }
+        assert all(
+            d[1] == "email" and d[3] == "max_per_customer" and d[4] == "crm_contact_id"
+            for d in planted
+        ), planted
+        over = con.execute(
+            "select count(*) from intermediate.int_identity__components as c "
+            "where c.node_key like 'r|crm:%' group by c.component_key having count(*) > 1"
+        ).fetchall()
+        assert over == [], "no customer holds two CRM contacts after limits"

@@ -32,6 +32,10 @@ def test_committed_config_is_valid():
     assert config.is_blocked("email", "test@test.com")
     assert not config.is_blocked("email", "jane.doe@example.com")
     assert {"email", "phone"} <= config.name_guarded
+    # permanent ids: a CRM contact or shop account is one person, never merged with another
+    assert config.max_per_customer["crm_contact_id"] == (1, None)
+    assert config.max_per_customer["shop_customer_id"] == (1, None)
+    assert config.priorities["anonymous_id"] > config.priorities["phone"]
 
 
 def test_blocklist_regexes_agree_between_duckdb_and_python():
@@ -72,6 +76,22 @@ def test_blocklist_regexes_agree_between_duckdb_and_python():
         ({"blocklst": []}, "vars.identity.blocklst: unknown setting"),
         ({"circuit_breaker": {"max_merge_rate": 2}}, "circuit_breaker.max_merge_rate: a share"),
         ({"circuit_breaker": {"max_cluster": 9}}, "circuit_breaker.max_cluster: unknown setting"),
+        (
+            {"identifiers": {"email": {"priority": 2, "max_per_customer": 0}}},
+            "identifiers.email.max_per_customer: an integer >= 1",
+        ),
+        (
+            {"identifiers": {"email": {"priority": 2, "within_days": 30}}},
+            "identifiers.email.within_days: only with max_per_customer",
+        ),
+        (
+            {"identifiers": {"email": {"priority": 2, "max_per_customer": 3, "within_days": 0}}},
+            "identifiers.email.within_days: a number of days",
+        ),
+        (
+            {"identifiers": {"email": {"priority": 2, "max_per_custmer": 3}}},
+            "identifiers.email.max_per_custmer: unknown setting",
+        ),
     ],
 )
 def test_invalid_config_errors_name_the_field(raw, message):

@@ -11,7 +11,7 @@ with clusters as (
     select
         node_key as record_key,
         component_key
-    from {{ ref('int_identity__clusters') }}
+    from {{ ref('int_identity__components') }}
     where is_record
 ),
 

@@ -53,8 +53,8 @@ identify_links as (
     select distinct
         'r|web:anonymous_ids:' || web_events.anonymous_id as record_key,
         'r|shop:customers:' || web_events.shop_customer_id as node_key,
-        'shop_customer_id' as identifier_type,
-        web_events.shop_customer_id as identifier_value,
+        'anonymous_id' as identifier_type,
+        web_events.anonymous_id as identifier_value,
         'identify_call' as rule
     from web_events
     inner join records as shop_records

@@ -1,0 +1,47 @@
+{#- One row per graph node with its final component key (the smallest node key of its
+    component): int_identity__clusters, except in the components that passed a max_per_customer
+    limit, which are recomputed without the links int_identity__limit_drops refuses (the pre-hook
+    runs connected components on just that part of the graph). Customers are these components. -#}
+{{ config(
+    pre_hook="{{ build_connected_components(identity_limited_links_sql(), identity_limited_nodes_sql(), var('identity_cc_max_passes'), keep_pass_log=false) }}",
+    post_hook="{{ drop_connected_components_scratch() }}",
+) }}
+
+with clusters as (
+    select * from {{ ref('int_identity__clusters') }}
+),
+
+violations as (
+    select distinct component_key from {{ ref('int_identity__limit_violations') }}
+),
+
+-- depends on {{ ref('int_identity__limit_drops') }} and {{ ref('int_identity__node_types') }}
+unchanged as (
+    select
+        clusters.node_key,
+        clusters.component_key,
+        clusters.is_record
+    from clusters
+    where not exists (
+        select 1 from violations
+        where violations.component_key = clusters.component_key
+    )
+),
+
+resolved as (
+    select
+        nodes.node as node_key,
+        component.node as component_key,
+        nodes.node like 'r|%' as is_record
+    from {{ cc_scratch('settled') }} as settled
+    inner join {{ cc_scratch('nodes') }} as nodes on settled.id = nodes.id
+    inner join {{ cc_scratch('nodes') }} as component on settled.label = component.id
+),
+
+final as (
+    select * from unchanged
+    union all
+    select * from resolved
+)
+
+select * from final
