@@ -91,6 +91,10 @@ def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> GraphHealth:
             from marts.customer_id_map as m
             left join intermediate.int_identity__edges as e
                 on e.record_key = m.record_key and e.node_key like 'v|%'
+                and not exists (  -- a link a max_per_customer limit refused is not in the graph
+                    select 1 from intermediate.int_identity__limit_drops as l
+                    where l.record_key = e.record_key and l.node_key = e.node_key
+                )
             group by m.customer_id
         )
         select coalesce(avg(identifiers), 0), coalesce(max(identifiers), 0) from per_customer
@@ -101,7 +105,10 @@ def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> GraphHealth:
         select e.identifier_type, e.identifier_value, count(distinct e.record_key) as n
         from intermediate.int_identity__edges as e
         inner join marts.customer_id_map as m on e.record_key = m.record_key
-        where m.customer_id = ?
+        where m.customer_id = ? and not exists (
+            select 1 from intermediate.int_identity__limit_drops as l
+            where l.record_key = e.record_key and l.node_key = e.node_key
+        )
         group by e.identifier_type, e.identifier_value
         order by n desc, e.identifier_type, e.identifier_value
         limit 5
