@@ -39,9 +39,9 @@
             from (
                 select record_key as node from ' ~ records_relation ~ ' as graph_records
                 union
-                select record_key from ' ~ links_relation ~ '
+                select record_key from ' ~ links_relation ~ ' as graph_links
                 union
-                select node_key from ' ~ links_relation ~ '
+                select node_key from ' ~ links_relation ~ ' as graph_links
             ) as all_nodes'
         ) -%}
         {%- do run_query(

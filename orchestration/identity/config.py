@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
-import yaml
 
+from orchestration.dbt_vars import project_vars
 from orchestration.identity.health import Bounds
-from orchestration.paths import dbt_project_dir
 
 IDENTIFIER_TYPES = (
     "crm_contact_id", "shop_customer_id", "loyalty_member_id", "email", "phone", "anonymous_id",
@@ -174,8 +173,9 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
 
 
 def load() -> IdentityConfig:
-    doc = yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())
-    return parse((doc.get("vars") or {}).get("identity"), "dbt_project.yml: vars.identity")
+    """vars.identity as a run sees it (dbt_project.yml, C360_DBT_VARS applied), validated."""
+    where = "vars.identity (dbt_project.yml or C360_DBT_VARS)"
+    return parse(project_vars().get("identity"), where)
 
 
 # Golden-record columns customer_360 is built from (its contract needs every one, exactly once).
@@ -249,7 +249,6 @@ def parse_survivorship(
 
 
 def load_survivorship() -> tuple[SurvivorshipGroup, ...]:
-    doc = yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())
-    return parse_survivorship(
-        (doc.get("vars") or {}).get("survivorship"), "dbt_project.yml: vars.survivorship"
-    )
+    """vars.survivorship as a run sees it, validated."""
+    where = "vars.survivorship (dbt_project.yml or C360_DBT_VARS)"
+    return parse_survivorship(project_vars().get("survivorship"), where)

@@ -54,12 +54,20 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
 
 def test_circuit_breaker_stops_activation_when_a_chain_merges_too_many(tmp_path, monkeypatch):
     """60 loyalty records chained pairwise through emails (each value shared by only 2 records,
-    same first name: no per-value guard fires) make one 60-record customer: the blocking check
+    same first name: no per-value guard fires) make one 60-record customer when loyalty cards
+    have no max_per_customer limit (a looser config, set through C360_DBT_VARS): the blocking check
     fails naming masked values, activation does not run, no raw value leaves the warehouse."""
+    from orchestration.dbt_vars import project_vars
     from orchestration.pipeline import run_nightly
     from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
+    identity = project_vars()["identity"]
+    loose = {
+        **identity,
+        "identifiers": {**identity["identifiers"], "loyalty_member_id": {"priority": 1}},
+    }
+    monkeypatch.setenv("C360_DBT_VARS", json.dumps({"identity": loose}))
     generate(200, 4, AS_OF, home.landing, home.truth, progress=None)
     folder = home.landing / "loyalty" / "members" / f"dt={AS_OF.isoformat()}"
     header = (

@@ -2,7 +2,6 @@
 merges two customers, the OLDEST id survives and the merge is logged."""
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -23,12 +22,6 @@ def _ids(home) -> dict[str, str]:
         return dict(
             con.execute("select record_key, customer_id from marts.customer_id_map").fetchall()
         )
-
-
-def _land_jsonl(home, source, entity, day, rows):
-    folder = home.landing / source / entity / f"dt={day.isoformat()}"
-    folder.mkdir(parents=True)
-    (folder / "part-00000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _ts(day: dt.date) -> str:
@@ -54,24 +47,32 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     assert done.returncode == 0, done.stdout[-4000:]
     assert _ids(home) == first
 
-    # Day 1: a new shop account appears (a new customer B).
+    # Day 1: a new CRM contact appears (a new customer B). A is a shop customer with neither a
+    # CRM contact nor a loyalty card, so the bridge below passes no max_per_customer limit.
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         shop_id, email, first_name = con.execute(
-            "select shop_customer_id, email_normalized, first_name from staging.stg_shop__customers "
-            "where email_normalized is not null and first_name is not null "
-            "order by shop_customer_id limit 1"
+            "select s.shop_customer_id, s.email_normalized, s.first_name "
+            "from staging.stg_shop__customers as s inner join marts.customer_id_map as m "
+            "on m.source = 'shop' and m.source_record_id = s.shop_customer_id "
+            "where s.email_normalized is not null and s.first_name is not null and not exists ("
+            "select 1 from marts.customer_id_map as o "
+            "where o.customer_id = m.customer_id and o.source in ('crm', 'loyalty')) "
+            "order by s.shop_customer_id limit 1"
         ).fetchone()
     d1, d2 = D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=2)
-    new_shop = {
-        "shop_customer_id": "S9999999", "email": "bridge.new@example.org", "phone": "+1 (415) 555-0199",
-        "first_name": first_name, "last_name": "Bridge", "country_code": "US",
-        "created_at": _ts(d1), "updated_at": _ts(d1),
-    }  # fmt: skip
-    _land_jsonl(home, "shop", "customers", d1, [new_shop])
+    crm_folder = home.landing / "crm" / "contacts" / f"dt={d1.isoformat()}"
+    crm_folder.mkdir(parents=True)
+    (crm_folder / "part-00000.csv").write_text(
+        "contact_id,account_id,first_name,last_name,email,phone,mobile_phone,date_of_birth,"
+        "address_line1,address_line2,city,postal_code,region,country_code,time_zone,created_at,"
+        "updated_at,is_deleted\n"
+        f"C9999999,,{first_name},Bridge,bridge.new@example.org,,+1 (415) 555-0199,,,,,,,US,,"
+        f"{_ts(d1)},{_ts(d1)},false\n"
+    )
     assert run_nightly(d1, instance=home.instance, log_level="WARNING").success
     day1 = _ids(home)
     a_id = first[f"r|shop:customers:{shop_id}"]
-    b_id = day1["r|shop:customers:S9999999"]
+    b_id = day1["r|crm:contacts:C9999999"]
     assert a_id != b_id
     assert {k: v for k, v in day1.items() if k in first} == first, "new records never move old ids"
 
@@ -87,7 +88,7 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     assert run_nightly(d2, instance=home.instance, log_level="WARNING").success
     day2 = _ids(home)
     assert day2[f"r|shop:customers:{shop_id}"] == a_id, "the oldest id survives the merge"
-    assert day2["r|shop:customers:S9999999"] == a_id
+    assert day2["r|crm:contacts:C9999999"] == a_id
     assert day2["r|loyalty:members:L9999999"] == a_id
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         log = con.execute(
@@ -100,8 +101,10 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
             "from audit.identity_merge_log where event = 'merge' and other_customer_id = ?",
             [b_id],
         ).fetchone()
-    # logged with the bridging link: B's phone on the new loyalty record, and the Dagster run
-    assert why[:4] == ("shared_phone", "phone", "+14155550199", "r|loyalty:members:L9999999")
+    # logged with the bridging link: B's phone, shared by B's contact and the new loyalty record
+    # (either end names it), and the Dagster run
+    assert why[:3] == ("shared_phone", "phone", "+14155550199")
+    assert why[3] in ("r|loyalty:members:L9999999", "r|crm:contacts:C9999999")
     assert len(why[4]) == 36  # a Dagster run id (uuid)
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         history = con.execute(
@@ -122,7 +125,7 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     assert run_nightly(d3, instance=home.instance, log_level="WARNING").success
     day3 = _ids(home)
     assert day3[f"r|shop:customers:{shop_id}"] == a_id
-    split_off = day3["r|shop:customers:S9999999"]
+    split_off = day3["r|crm:contacts:C9999999"]
     assert split_off != a_id
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         log = con.execute(

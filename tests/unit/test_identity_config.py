@@ -1,6 +1,8 @@
 """Identity config: valid as committed, clear errors, and blocklist regexes that mean the same in
 DuckDB (the SQL dbt runs) and Python."""
 
+import json
+
 import duckdb
 import pytest
 
@@ -128,3 +130,28 @@ def test_invalid_survivorship_errors_name_the_field(change, message):
     with pytest.raises(IdentityConfigError, match=message.replace(".", r"\.")):
         parse_survivorship({**_OK, **change})
     assert parse_survivorship(_OK)[0].source_priority == ("crm", "shop")
+
+
+def test_env_vars_replace_top_level_dbt_vars_for_python_and_dbt(monkeypatch):
+    from orchestration.dbt_vars import DbtVarsError, overrides
+
+    identity = load()
+    loose = {
+        "identifiers": {"email": {"priority": 2}},
+        "circuit_breaker": {"max_cluster_records": 9},
+    }
+    monkeypatch.setenv("C360_DBT_VARS", json.dumps({"identity": loose}))
+    assert overrides() == {"identity": loose}
+    tuned = load()
+    assert (
+        tuned.circuit_breaker.max_cluster_records
+        == 9
+        != identity.circuit_breaker.max_cluster_records
+    )
+    assert tuned.max_per_customer == {} and tuned.blocklist == ()  # the block is replaced whole
+    monkeypatch.setenv("C360_DBT_VARS", "[1, 2]")
+    with pytest.raises(DbtVarsError, match="C360_DBT_VARS: must be a mapping"):
+        overrides()
+    monkeypatch.setenv("C360_DBT_VARS", '{"identity": {"identifiers": {"fax": {"priority": 1}}}}')
+    with pytest.raises(IdentityConfigError, match=r"C360_DBT_VARS.*identifiers\.fax: unknown"):
+        load()

@@ -19,6 +19,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.dbt_vars import overrides
 from orchestration.identity import config as identity_config
 from orchestration.paths import c360_home, dbt_project_dir
 from orchestration.run_model import OWNER, as_of_from, nightly_partitions
@@ -75,7 +76,11 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
     target = c360_home() / "dbt_runs" / context.run_id
     try:
         yield from dbt.cli(
-            ["build", "--vars", json.dumps({"as_of": as_of, "run_id": context.run_id})],
+            [
+                "build",
+                "--vars",
+                json.dumps({**overrides(), "as_of": as_of, "run_id": context.run_id}),
+            ],
             context=context,
             target_path=target,
         ).stream()
