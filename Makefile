@@ -27,7 +27,7 @@ help:
 	@echo "make demo   generate $(CUSTOMERS) customers and run the nightly pipeline (DuckDB), print a summary"
 	@echo "make test   install test dependencies (Postgres, Chromium), run ruff, sqlfluff and pytest"
 	@echo "make ui     open the Dagster UI on http://127.0.0.1:3000"
-	@echo "make bench  scale benchmarks (see bench/README.md)"
+	@echo "make bench  identity connected-components benchmark, 5M nodes (see docs/identity.md)"
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -83,7 +83,7 @@ ui: install manifest
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install manifest
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/identity_cc.py --identifiers $(or $(IDENTIFIERS),5000000)
 
 clean:
 	rm -rf .c360 dbt_project/target dbt_project/logs .pytest_cache
