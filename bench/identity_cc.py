@@ -155,7 +155,7 @@ def compile_assignments(workdir: Path) -> str:
     sql = re.sub(r'"[^"]+"\."(intermediate|audit)"\."(\w+)"', r"\1.\2", sql)
     if re.search(r'"\w+"\."', sql):
         raise RuntimeError("unexpected relation names left in compiled int_identity__assignments")
-    for name in ("intermediate.int_identity__clusters", "audit.identity_registry"):
+    for name in ("intermediate.int_identity__components", "audit.identity_registry"):
         if name not in sql:
             raise RuntimeError(f"{name} not found in the compiled assignments SQL")
     return sql
@@ -688,6 +688,11 @@ def _bench(args, workdir: Path, db_path: Path, temp_dir: Path) -> int:
     assignment_lines = []
     if not args.skip_assignments:
         con = open_db(db_path, args, temp_dir)
+        # no max_per_customer limits in the synthetic graph: the final components are the clusters
+        con.execute(
+            "create or replace view intermediate.int_identity__components as"
+            " select * from intermediate.int_identity__clusters"
+        )
         con.execute(REGISTRY_DDL)
         reset_peak_rss()
         table = "intermediate.int_identity__assignments"
