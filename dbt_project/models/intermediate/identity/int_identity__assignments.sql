@@ -1,7 +1,8 @@
 {#- One row per record with its persistent customer_id at as_of.
 
     Rules: a record keeps the id the registry gave it; a component whose records carry several
-    ids (a bridging record merged them) keeps the OLDEST id (first assigned, then smallest); an id
+    ids (a bridging record merged them) keeps the OLDEST id (first assigned; on the same day an id
+    not minted by a split; then smallest); an id
     whose records now fall into several components (a split) stays with the part holding its
     oldest record (then the most records); any other component gets a new id, never one the
     registry has given before. Merges and splits are written to
@@ -62,15 +63,27 @@ eligible as (
             and owners.owner_rank = 1
 ),
 
+split_off_ids as (
+    -- ids minted for a part split off another id: younger than that id even on the same as_of
+    select distinct customer_id
+    from {{ source('identity_state', 'identity_merge_log') }}
+    where event = 'split'
+),
+
 survivors as (
     select
-        component_key,
-        customer_id,
-        first_assigned_as_of,
+        eligible.component_key,
+        eligible.customer_id,
+        eligible.first_assigned_as_of,
         row_number() over (
-            partition by component_key order by first_assigned_as_of asc, customer_id asc
+            partition by eligible.component_key
+            order by
+                eligible.first_assigned_as_of asc,
+                split_off_ids.customer_id is not null asc,
+                eligible.customer_id asc
         ) as survivor_rank
     from eligible
+    left join split_off_ids on eligible.customer_id = split_off_ids.customer_id
 ),
 
 known_ids as (
