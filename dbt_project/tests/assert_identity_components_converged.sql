@@ -1,4 +1,5 @@
 -- Every accepted identity link (not refused by a limit) must end inside one component.
+{{ config(meta={'dagster': {'ref': {'name': 'int_identity__components'}}}) }}
 with edges as (
     select * from {{ ref('int_identity__edges') }}
 ),
