@@ -45,6 +45,14 @@ def _schema() -> dict[str, Any]:
 
 
 @cache
+def _top_validator() -> jsonschema.Draft202012Validator:
+    """The committed schema with conditions left to _condition_problems (precise messages)."""
+    schema = json.loads(json.dumps(_schema()))
+    schema["$defs"]["condition"] = {}
+    return jsonschema.Draft202012Validator(schema)
+
+
+@cache
 def customer_360_columns() -> frozenset[str]:
     """Published columns of customer_360 — the only identifiers a segment may reference."""
     doc = yaml.safe_load(
@@ -76,16 +84,109 @@ def _fmt_path(path: list[str | int]) -> str:
     return out or "(top)"
 
 
-def _check_traits(cond: Any, path: list[str | int], errors: list[tuple[list, str]]) -> None:
+CONDITION_KINDS = ("all", "any", "not", "segment", "trait", "event", "orders")
+OPERATORS = (
+    "eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_null", "is_not_null",
+    "contains", "starts_with",
+)  # fmt: skip
+
+
+@cache
+def _sub_validator(definition: str) -> jsonschema.Draft202012Validator:
+    """Validator for one $defs entry of the committed schema (refs resolve inside it)."""
+    return jsonschema.Draft202012Validator(
+        {"$ref": f"#/$defs/{definition}", "$defs": _schema()["$defs"]}
+    )
+
+
+def _operator_problems(
+    cond: dict[str, Any], operand: str, path: list[str | int], problems: list[tuple[list, str]]
+) -> None:
+    ops = [k for k in cond if k != operand]
+    unknown = [k for k in ops if k not in OPERATORS]
+    if unknown:
+        problems.append(([*path, unknown[0]], f"unknown operator (known: {', '.join(OPERATORS)})"))
+    elif len(ops) != 1:
+        problems.append((path, f"give exactly one operator next to {operand!r} (found {len(ops)})"))
+
+
+def _condition_problems(cond: Any, path: list[str | int], problems: list[tuple[list, str]]) -> None:
+    """Check one condition node against grammar v1, naming the field of the first problem in
+    each node (the schema's oneOf alone would only say 'not valid under any of the schemas')."""
     if not isinstance(cond, dict):
+        problems.append((path, "a condition must be a mapping"))
         return
+    kinds = [k for k in CONDITION_KINDS if k in cond]
+    if len(kinds) != 1:
+        found = ", ".join(kinds) or ", ".join(map(str, cond)) or "nothing"
+        problems.append(
+            (path, f"a condition needs exactly one of {', '.join(CONDITION_KINDS)} (found {found})")
+        )
+        return
+    kind = kinds[0]
+    if kind not in ("trait",) and len(cond) > 1:
+        extra = next(k for k in cond if k != kind)
+        problems.append(([*path, extra], f"unexpected next to {kind!r}"))
+        return
+    if kind in ("all", "any"):
+        children = cond[kind]
+        if not isinstance(children, list) or not children:
+            problems.append(([*path, kind], "a non-empty list of conditions is required"))
+            return
+        for i, child in enumerate(children):
+            _condition_problems(child, [*path, kind, i], problems)
+    elif kind == "not":
+        _condition_problems(cond["not"], [*path, "not"], problems)
+    elif kind == "trait":
+        before = len(problems)
+        _operator_problems(cond, "trait", path, problems)
+        errors = list(_sub_validator("trait_condition").iter_errors(cond))
+        if len(problems) > before:
+            return
+        if errors:
+            err = min(errors, key=lambda e: len(list(e.absolute_path)))
+            problems.append(([*path, *err.absolute_path], err.message))
+        elif cond["trait"] not in customer_360_columns():
+            problems.append(([*path, "trait"], f"{cond['trait']!r} is not a customer_360 column"))
+    else:  # segment, event, orders
+        definition = {"segment": "segment_name", "event": "event", "orders": "orders"}[kind]
+        value = cond[kind]
+        if kind == "event" and isinstance(value, dict):
+            for i, flt in enumerate(value.get("where") or []):
+                if isinstance(flt, dict):
+                    _operator_problems(flt, "property", [*path, kind, "where", i], problems)
+        errors = list(_sub_validator(definition).iter_errors(value))
+        if errors:
+            err = min(errors, key=lambda e: len(list(e.absolute_path)))
+            message = err.message
+            if err.validator == "not" and isinstance(value, dict):
+                message = (
+                    "give within_last_days or days_ago_between, not both"
+                    if "days_ago_between" in value and "within_last_days" in value
+                    else "give count or occurrence, not both"
+                )
+            problems.append(([*path, kind, *err.absolute_path], message))
+        if kind == "event" and isinstance(value, dict):
+            window = value.get("days_ago_between")
+            if isinstance(window, list) and len(window) == 2 and window[0] > window[1]:
+                problems.append(([*path, kind, "days_ago_between"], "[N, M] needs N <= M"))
+        if kind == "orders" and isinstance(value, dict):
+            window = value.get("days_ago_between")
+            if isinstance(window, list) and len(window) == 2 and window[0] > window[1]:
+                problems.append(([*path, kind, "days_ago_between"], "[N, M] needs N <= M"))
+
+
+def segment_references(cond: Any) -> set[str]:
+    """Names of the segments a condition tree refers to ({segment: name} nodes)."""
+    if not isinstance(cond, dict):
+        return set()
+    refs = {cond["segment"]} if isinstance(cond.get("segment"), str) else set()
     for key in ("all", "any"):
-        for i, child in enumerate(cond.get(key, []) or []):
-            _check_traits(child, [*path, key, i], errors)
+        for child in cond.get(key) or []:
+            refs |= segment_references(child)
     if "not" in cond:
-        _check_traits(cond["not"], [*path, "not"], errors)
-    if "trait" in cond and cond["trait"] not in customer_360_columns():
-        errors.append(([*path, "trait"], f"{cond['trait']!r} is not a customer_360 column"))
+        refs |= segment_references(cond["not"])
+    return refs
 
 
 def load_segment(path: Path) -> Segment:
@@ -97,11 +198,12 @@ def load_segment(path: Path) -> Segment:
         raise SegmentError(f"{path}: not valid YAML: {exc}") from exc
     if node is None or not isinstance(doc, dict):
         raise SegmentError(f"{path}:1: (top): a segment must be a YAML mapping")
-    validator = jsonschema.Draft202012Validator(_schema())
     problems: list[tuple[list, str]] = []
-    for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+    for err in sorted(_top_validator().iter_errors(doc), key=lambda e: list(e.absolute_path)):
         problems.append((list(err.absolute_path), err.message))
-    _check_traits(doc, [], problems)
+    for kind in ("all", "any", "not"):
+        if kind in doc:
+            _condition_problems({kind: doc[kind]}, [], problems)
     if not problems and doc["name"] != path.stem:
         problems.append((["name"], f"name {doc['name']!r} must equal the file name {path.stem!r}"))
     if problems:
@@ -119,15 +221,109 @@ def load_segment(path: Path) -> Segment:
     )
 
 
+@dataclass(frozen=True)
+class GlobalRules:
+    """dbt_project/segments/_global.yml: a condition excluding customers from every segment, and
+    mutually exclusive priority groups (group -> segment names, highest priority first)."""
+
+    exclude: dict[str, Any] | None
+    priority_groups: dict[str, tuple[str, ...]]
+    path: Path | None
+
+
+GLOBAL_FILE = "_global.yml"
+GLOBAL_SCHEMA_PATH = Path(__file__).with_name("global.schema.json")
+
+
+def load_global(directory: Path | None = None) -> GlobalRules:
+    """The global rules (none when the file is absent), validated: errors name file, line, field."""
+    path = (directory or segments_dir()) / GLOBAL_FILE
+    if not path.exists():
+        return GlobalRules(None, {}, None)
+    text = path.read_text()
+    try:
+        node = yaml.compose(text)
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SegmentError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SegmentError(f"{path}:1: (top): must be a YAML mapping")
+    schema = json.loads(GLOBAL_SCHEMA_PATH.read_text())
+    schema["properties"]["exclude"] = {}  # conditions get the precise checker below
+    problems: list[tuple[list, str]] = [
+        (list(e.absolute_path), e.message)
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)
+    ]
+    if "exclude" in doc:
+        _condition_problems(doc["exclude"], ["exclude"], problems)
+        if segment_references(doc["exclude"]):
+            problems.append((["exclude"], "the global exclusion cannot refer to segments"))
+    if problems:
+        lines = [
+            f"{path}:{_line_of(node, p) if node else 1}: {_fmt_path(p)}: {m}" for p, m in problems
+        ]
+        raise SegmentError("\n".join(lines))
+    groups = {g: tuple(names) for g, names in (doc.get("priority_groups") or {}).items()}
+    return GlobalRules(doc.get("exclude"), groups, path)
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle in segment references (a -> b -> a), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        stack.append(name)
+        for other in sorted(graph.get(name, ())):
+            if state.get(other) == 1:
+                return [*stack[stack.index(other) :], other]
+            if other not in state and (found := visit(other)):
+                return found
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state and (found := visit(name)):
+            return found
+    return None
+
+
 def load_all(directory: Path | None = None) -> list[Segment]:
-    """Every segment in the folder, validated together (exclusions must name known segments)."""
+    """Every segment in the folder, validated together: references and exclusions must name
+    known segments, without cycles; priority groups must name known segments, each in at most
+    one group. Files starting with _ hold global rules (load_global), not segments."""
     folder = directory or segments_dir()
-    segments = [load_segment(p) for p in sorted(folder.glob("*.yml"))]
-    names = {s.name for s in segments}
+    segments = [load_segment(p) for p in sorted(folder.glob("*.yml")) if not p.name.startswith("_")]
+    by_name = {s.name: s for s in segments}
+    graph: dict[str, set[str]] = {}
     for s in segments:
         for other in s.exclude_segments:
-            if other not in names:
+            if other not in by_name:
                 raise SegmentError(f"{s.path}: exclude_segments: unknown segment {other!r}")
             if other == s.name:
                 raise SegmentError(f"{s.path}: exclude_segments: a segment cannot exclude itself")
+        for other in sorted(segment_references(s.condition)):
+            if other not in by_name:
+                raise SegmentError(f"{s.path}: segment: unknown segment {other!r}")
+        graph[s.name] = set(s.exclude_segments) | segment_references(s.condition)
+    if cycle := _cycle(graph):
+        first = by_name[cycle[0]]
+        raise SegmentError(
+            f"{first.path}: segments refer to each other in a cycle: {' -> '.join(cycle)}"
+        )
+    rules = load_global(folder)
+    grouped: dict[str, str] = {}
+    for group, names in rules.priority_groups.items():
+        for name in names:
+            if name not in by_name:
+                raise SegmentError(
+                    f"{rules.path}: priority_groups.{group}: unknown segment {name!r}"
+                )
+            if name in grouped:
+                raise SegmentError(
+                    f"{rules.path}: priority_groups.{group}: {name!r} is already in group {grouped[name]!r}"
+                )
+            grouped[name] = group
     return segments

@@ -7,14 +7,16 @@ with customers as (
 ),
 
 members as (
-    select customer_id
+    select customers.customer_id
     from customers
     where
         coalesce((
-            email_clicks_90d >= 2
-            or email_opens_30d >= 3
+            customers.email_clicks_90d >= 2
+            or customers.email_opens_30d >= 3
         ), false)
-        and customer_id not in (
+        -- global exclusion (dbt_project/segments/_global.yml)
+        and not coalesce(customers.is_erased = true, false)
+        and customers.customer_id not in (
             select excluded_vip.customer_id
             from {{ ref('segment__vip') }} as excluded_vip
         )

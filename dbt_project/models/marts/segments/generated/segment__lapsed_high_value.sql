@@ -7,13 +7,15 @@ with customers as (
 ),
 
 members as (
-    select customer_id
+    select customers.customer_id
     from customers
     where
         coalesce((
-            lifetime_revenue >= 500
-            and days_since_last_order between 90 and 365
+            customers.lifetime_revenue >= 500
+            and customers.days_since_last_order between 90 and 365
         ), false)
+        -- global exclusion (dbt_project/segments/_global.yml)
+        and not coalesce(customers.is_erased = true, false)
 ),
 
 final as (

@@ -7,14 +7,16 @@ with customers as (
 ),
 
 members as (
-    select customer_id
+    select customers.customer_id
     from customers
     where
         coalesce((
-            rfm_monetary_score >= 5
-            and rfm_frequency_score >= 4
-            and rfm_recency_score >= 3
+            customers.rfm_monetary_score >= 5
+            and customers.rfm_frequency_score >= 4
+            and customers.rfm_recency_score >= 3
         ), false)
+        -- global exclusion (dbt_project/segments/_global.yml)
+        and not coalesce(customers.is_erased = true, false)
 ),
 
 final as (

@@ -1,0 +1,37 @@
+{#- Helpers the compiled segment SQL uses (orchestration/segments/compiler.py). -#}
+
+{#- The local calendar date of a UTC timestamp in an IANA zone (null zone: UTC). timezone(zone,
+    timestamp) reads a naive timestamp as local to the zone; timezone(zone, timestamptz) gives
+    the zone's wall clock: the same two calls on DuckDB (ICU) and Postgres. -#}
+{% macro local_date(utc_timestamp, time_zone) -%}
+    cast(timezone(coalesce({{ time_zone }}, 'UTC'), timezone('UTC', {{ utc_timestamp }})) as date)
+{%- endmacro %}
+
+{#- A top-level JSON property as text (keys are validated identifiers, never user SQL). -#}
+{% macro json_text(json_column, key) -%}
+    {{ return(adapter.dispatch('json_text', 'c360')(json_column, key)) }}
+{%- endmacro %}
+
+{% macro default__json_text(json_column, key) -%}
+    (cast({{ json_column }} as jsonb) ->> '{{ key }}')
+{%- endmacro %}
+
+{% macro duckdb__json_text(json_column, key) -%}
+    json_extract_string({{ json_column }}, '$.{{ key }}')
+{%- endmacro %}
+
+{#- A top-level JSON property as a number (null when it is not one). -#}
+{% macro json_number(json_column, key) -%}
+    {{ return(adapter.dispatch('json_number', 'c360')(json_column, key)) }}
+{%- endmacro %}
+
+{% macro default__json_number(json_column, key) -%}
+    case
+        when {{ default__json_text(json_column, key) }} ~ '^-?[0-9]+([.][0-9]+)?$'
+            then cast({{ default__json_text(json_column, key) }} as double precision)
+    end
+{%- endmacro %}
+
+{% macro duckdb__json_number(json_column, key) -%}
+    try_cast(json_extract_string({{ json_column }}, '$.{{ key }}') as double)
+{%- endmacro %}
