@@ -261,10 +261,13 @@ def membership_sql(segments: list[Segment], rules: GlobalRules | None = None) ->
         else "    select\n        cast(null as varchar) as segment_name,\n"
         "        cast(null as varchar) as group_name,\n        0 as group_priority\n    where false"
     )
+    names = "".join(f"\n    {quote_literal(s.name)}," for s in segments)
     return (
         HEADER.format(src="dbt_project/segments/*.yml")
         + "-- One row per customer per segment at as_of (is_holdout: never activated); in a\n"
         + "-- priority group only the customer's highest-priority segment of the group.\n"
+        + "-- The post-hook keeps audit.segment_membership_history and audit.segment_stats.\n"
+        + f'{{{{ config(post_hook="{{{{ persist_segment_history([{names}\n]) }}}}") }}}}\n\n'
         + "with unioned as (\n"
         + (
             parts

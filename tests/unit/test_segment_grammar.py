@@ -131,6 +131,7 @@ def _render(sql: str) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     return env.from_string(sql).render(
         ref=lambda name: name,
+        config=lambda **kwargs: "",
         as_of_date=lambda: f"date '{AS_OF}'",
         json_text=lambda col, key: f"json_extract_string({col}, '$.{key}')",
         json_number=lambda col, key: f"try_cast(json_extract_string({col}, '$.{key}') as double)",

@@ -33,6 +33,7 @@ identity_config.load_survivorship()
 _GROUPS = {
     "staging": "staging",
     "intermediate": "identity",
+    "identity": "identity",
     "customer_360": "customer_360",
     "consent": "customer_360",
     "segments": "segments",
@@ -50,10 +51,9 @@ class C360DbtTranslator(DagsterDbtTranslator):
         if node.get("resource_type") == "source":
             return spec
         folders = node.get("fqn", [])[1:-1]
-        # Layer folder decides the group; under marts/ the subject folder does.
-        layer = (
-            folders[1] if folders[:1] == ["marts"] and len(folders) > 1 else (folders or [""])[0]
-        )
+        # Layer folder decides the group; under marts/ and intermediate/ the subject folder does.
+        subject = folders[:1] in (["marts"], ["intermediate"]) and len(folders) > 1
+        layer = folders[1] if subject else (folders or [""])[0]
         group = _GROUPS.get(layer, "transform")
         return spec.replace_attributes(group_name=group, owners=[OWNER])
 

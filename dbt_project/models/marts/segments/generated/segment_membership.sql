@@ -2,6 +2,19 @@
 -- Source: dbt_project/segments/*.yml
 -- One row per customer per segment at as_of (is_holdout: never activated); in a
 -- priority group only the customer's highest-priority segment of the group.
+-- The post-hook keeps audit.segment_membership_history and audit.segment_stats.
+{{ config(post_hook="{{ persist_segment_history([
+    'cart_abandoners',
+    'churn_risk',
+    'highly_email_engaged',
+    'lapsed_high_value',
+    'new_visitors',
+    'one_time_buyers',
+    'product_qualified_leads',
+    'sms_reachable_loyalty',
+    'vip',
+]) }}") }}
+
 with unioned as (
     select * from {{ ref('segment__cart_abandoners') }}
     union all

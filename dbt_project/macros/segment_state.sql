@@ -1,0 +1,82 @@
+{#- Segment history dbt must never drop: plain tables created here (on-run-start), maintained by the
+    post-hook of segment_membership, so `dbt build --full-refresh` keeps them. -#}
+{% macro create_segment_state() -%}
+    create schema if not exists audit;
+    create table if not exists audit.segment_membership_history (
+        customer_id varchar not null,
+        segment_name varchar not null,
+        entered_as_of date not null,
+        exited_as_of date,
+        is_holdout boolean not null
+    );
+    create table if not exists audit.segment_stats (
+        as_of date not null,
+        segment_name varchar not null,
+        members bigint not null,
+        entered bigint not null,
+        exited bigint not null,
+        holdout bigint not null
+    );
+{%- endmacro %}
+
+{#- After segment_membership is built for as_of D: one history row per stay of a customer in a
+    segment (entered_as_of, exited_as_of: the first as_of it was no longer in; null while in).
+    Idempotent for a rerun of D: what a previous run of D wrote is undone first. History moves
+    forward: run dates in order (a backfill of an earlier date is not merged in). Then the
+    per-segment stats of D (members, entered, exited, holdout), one row per shipped segment. -#}
+{% macro persist_segment_history(segment_names) -%}
+    delete from audit.segment_membership_history where entered_as_of = {{ as_of_date() }};
+    update audit.segment_membership_history set exited_as_of = null
+    where exited_as_of = {{ as_of_date() }};
+    update audit.segment_membership_history set exited_as_of = {{ as_of_date() }}
+    where
+        exited_as_of is null
+        and not exists (
+            select 1 from {{ this }} as membership
+            where
+                membership.customer_id = segment_membership_history.customer_id
+                and membership.segment_name = segment_membership_history.segment_name
+        );
+    insert into audit.segment_membership_history (
+        customer_id, segment_name, entered_as_of, exited_as_of, is_holdout
+    )
+    select
+        membership.customer_id,
+        membership.segment_name,
+        {{ as_of_date() }},
+        null,
+        membership.is_holdout
+    from {{ this }} as membership
+    where not exists (
+        select 1 from audit.segment_membership_history as history
+        where
+            history.exited_as_of is null
+            and history.customer_id = membership.customer_id
+            and history.segment_name = membership.segment_name
+    );
+    delete from audit.segment_stats where as_of = {{ as_of_date() }};
+    insert into audit.segment_stats (as_of, segment_name, members, entered, exited, holdout)
+    select
+        {{ as_of_date() }},
+        names.segment_name,
+        (select count(*) from {{ this }} as m where m.segment_name = names.segment_name),
+        (
+            select count(*) from audit.segment_membership_history as h
+            where h.segment_name = names.segment_name and h.entered_as_of = {{ as_of_date() }}
+        ),
+        (
+            select count(*) from audit.segment_membership_history as h
+            where h.segment_name = names.segment_name and h.exited_as_of = {{ as_of_date() }}
+        ),
+        (
+            select count(*) from {{ this }} as m
+            where m.segment_name = names.segment_name and m.is_holdout
+        )
+    from (
+        {%- for name in segment_names %}
+            select '{{ name }}' as segment_name {{ 'union all' if not loop.last }}
+        {%- else %}
+            select cast(null as varchar) as segment_name where false
+        {%- endfor %}
+    ) as names;
+{%- endmacro %}
