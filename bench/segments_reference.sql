@@ -102,3 +102,8 @@ where
     and c.rfm_monetary_score >= 5
     and c.rfm_frequency_score >= 4
     and c.rfm_recency_score >= 3;
+
+-- segment: birthday_this_month
+select c.customer_id
+from customer_360 as c
+where not coalesce(c.is_erased, false) and c.is_birthday_month;

@@ -216,6 +216,8 @@ final as (
         email_normalized as email,
         phone_e164 as phone,
         date_of_birth,
+        -- birthday campaigns: the as_of month (null when the date of birth is unknown)
+        extract(month from date_of_birth) = extract(month from {{ as_of_date() }}) as is_birthday_month,
         address_line1,
         city,
         postal_code,

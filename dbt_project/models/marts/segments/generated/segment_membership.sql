@@ -4,6 +4,7 @@
 -- priority group only the customer's highest-priority segment of the group.
 -- The post-hook keeps audit.segment_membership_history and audit.segment_stats.
 {{ config(post_hook="{{ persist_segment_history([
+    'birthday_this_month',
     'cart_abandoners',
     'churn_risk',
     'highly_email_engaged',
@@ -16,6 +17,8 @@
 ]) }}") }}
 
 with unioned as (
+    select * from {{ ref('segment__birthday_this_month') }}
+    union all
     select * from {{ ref('segment__cart_abandoners') }}
     union all
     select * from {{ ref('segment__churn_risk') }}
