@@ -55,6 +55,8 @@ def synthesise(con: duckdb.DuckDBPyConnection, customers: int, seed: float) -> N
             case when random() < 0.6 then 1 + cast(random() * 5 as integer) % 5 end
                 as rfm_recency_score,
             random() < 0.25 as is_in_loyalty,
+            random() < 0.7 as is_sms_reachable,
+            random() < 0.5 as is_sms_marketing_consented,
             case when random() < 0.7 then random() < 1.0 / 12 end as is_birthday_month,
             date '{AS_OF}' as as_of
         from range({customers}) as t(i)

@@ -92,7 +92,11 @@ where
 -- segment: sms_reachable_loyalty
 select c.customer_id
 from customer_360 as c
-where not coalesce(c.is_erased, false) and c.is_in_loyalty;
+where
+    not coalesce(c.is_erased, false)
+    and c.is_in_loyalty
+    and c.is_sms_reachable
+    and c.is_sms_marketing_consented;
 
 -- segment: vip
 select c.customer_id

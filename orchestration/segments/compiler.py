@@ -197,6 +197,11 @@ def condition_sql(
             f"    from {{{{ ref('segment__{name}') }}}} as referenced"
         )
         return f"{cte}.customer_id is not null"
+    if "eligible" in cond:
+        channel = cond["eligible"]
+        if channel not in ("email", "sms"):  # defence in depth: the schema already rejects it
+            raise ValueError(f"unknown channel {channel!r}")
+        return f"(customers.is_{channel}_reachable and customers.is_{channel}_marketing_consented)"
     if "event" in cond:
         return "(" + _event_sql(cond["event"], conditions) + ")"
     if "orders" in cond:

@@ -84,7 +84,7 @@ def _fmt_path(path: list[str | int]) -> str:
     return out or "(top)"
 
 
-CONDITION_KINDS = ("all", "any", "not", "segment", "trait", "event", "orders")
+CONDITION_KINDS = ("all", "any", "not", "segment", "trait", "event", "orders", "eligible")
 OPERATORS = (
     "eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_null", "is_not_null",
     "contains", "starts_with",
@@ -148,8 +148,10 @@ def _condition_problems(cond: Any, path: list[str | int], problems: list[tuple[l
             problems.append(([*path, *err.absolute_path], err.message))
         elif cond["trait"] not in customer_360_columns():
             problems.append(([*path, "trait"], f"{cond['trait']!r} is not a customer_360 column"))
-    else:  # segment, event, orders
-        definition = {"segment": "segment_name", "event": "event", "orders": "orders"}[kind]
+    else:  # segment, event, orders, eligible
+        definition = {
+            "segment": "segment_name", "event": "event", "orders": "orders", "eligible": "channel"
+        }[kind]  # fmt: skip
         value = cond[kind]
         if kind == "event" and isinstance(value, dict):
             for i, flt in enumerate(value.get("where") or []):

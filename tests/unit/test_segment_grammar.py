@@ -49,7 +49,7 @@ def _write(folder: Path, name: str, body: str) -> Path:
         ),
         (
             "all:\n  - events:\n      name: x\n",
-            ":4: all[0]: a condition needs exactly one of all, any, not, segment, trait, event, orders (found events)",
+            ":4: all[0]: a condition needs exactly one of all, any, not, segment, trait, event, orders, eligible (found events)",
         ),
         (
             'all:\n  - event:\n      name: cart_add\n      where:\n        - property: "sku\'; drop table x; --"\n          eq: A\n',
@@ -294,3 +294,22 @@ def test_local_date_puts_an_event_on_the_customers_calendar_day():
         ("America/New_York", __import__("datetime").date(2026, 11, 21)),  # still the 21st in NY
         (None, __import__("datetime").date(2026, 11, 21)),
     ]
+
+
+def test_channel_eligibility_needs_reachable_and_consented(tmp_path):
+    from orchestration.segments.compiler import condition_sql
+
+    body = "all:\n  - eligible: sms\n"
+    segment = load_segment(_write(tmp_path, "s", "name: s\ndescription: d\n" + body))
+    con = duckdb.connect()
+    con.execute(
+        "create table customers as select * from (values ('a', true, true), ('b', true, false),"
+        " ('c', false, true), ('d', null, true)) as t(customer_id, is_sms_reachable,"
+        " is_sms_marketing_consented)"
+    )
+    sql = condition_sql(segment.condition)
+    rows = con.execute(f"select customer_id from customers where coalesce({sql}, false)").fetchall()
+    assert rows == [("a",)]
+    bad = _write(tmp_path, "s", "name: s\ndescription: d\nall:\n  - eligible: fax\n")
+    with pytest.raises(SegmentError, match=r"s\.yml:4: all\[0\]\.eligible: 'fax' is not one of"):
+        load_segment(bad)

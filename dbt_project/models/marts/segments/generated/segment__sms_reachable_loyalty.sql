@@ -12,6 +12,7 @@ members as (
     where
         coalesce((
             customers.is_in_loyalty = true
+            and (customers.is_sms_reachable and customers.is_sms_marketing_consented)
         ), false)
         -- global exclusion (dbt_project/segments/_global.yml)
         and not coalesce(customers.is_erased = true, false)
