@@ -1,0 +1,203 @@
+"""The diff planner: per sync, which identifiers to create, update or remove at the destination
+against the last acknowledged state, so unchanged rows are never sent again.
+
+State (`activation.sync_state`, one row per sync and destination identifier): the hash of the
+fields last sent, how that row ended (ok, rejected, retryable, unknown, removed), attempts, the last
+error, and whether this sync created the row at the destination (mirror mode removes only those).
+
+Decisions, for each identifier of the desired audience (consented, not held out — from the
+consent-checked plan) and each identifier in state:
+- create: desired, not in state (or removed earlier);
+- update: desired, in state, and its fields changed — or its last send did not end ok (a row that
+  failed is retried even if unchanged);
+- unchanged: desired, same fields, ended ok → not sent;
+- remove: in state (not removed) and no longer desired — in mirror mode only rows this sync created;
+  in every mode when the identifier is a customer_id a merge retired (marts.customer_id_history);
+- mirror never acts on an empty or collapsed audience: the guard refuses a plan whose removals pass
+  `max_remove_share` of the rows in state.
+
+The plan is written to `activation.sync_plan` before anything is sent, so a crashed run resumes
+from it (and re-checks consent when it does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+
+from orchestration.contracts.rules_sql import quote_ident, quote_literal
+
+STATE_DDL = """
+create schema if not exists activation;
+create table if not exists activation.sync_state (
+    sync_id varchar not null,
+    identifier varchar not null,
+    row_hash varchar,
+    status varchar not null,      -- ok, rejected, retryable, unknown, removed
+    attempts integer not null,
+    last_error varchar,
+    created_by_sync boolean not null,
+    updated_as_of date not null,
+    primary key (sync_id, identifier)
+);
+create table if not exists activation.sync_plan (
+    sync_id varchar not null,
+    as_of date not null,
+    identifier varchar not null,
+    action varchar not null,      -- create, update, remove
+    row_hash varchar,
+    fields_json varchar
+);
+"""
+
+
+class MirrorGuardError(RuntimeError):
+    """A mirror sync's removals pass the configured share: the audience looks collapsed."""
+
+
+@dataclass(frozen=True)
+class DiffCounts:
+    create: int
+    update: int
+    unchanged: int
+    remove: int
+
+
+def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(STATE_DDL)
+
+
+def diff_sql(
+    sync_id: str, desired_relation: str, identifier_column: str, field_columns: list[str], mode: str
+) -> str:
+    """SQL of the plan (identifier, action, row_hash, fields_json) for one sync.
+    `desired_relation` has one row per identifier to have at the destination, with the fields."""
+    ident = quote_ident(identifier_column)
+    fields = " || chr(31) || ".join(
+        f"coalesce(cast(desired.{quote_ident(c)} as varchar), chr(0))" for c in field_columns
+    )
+    json_fields = ", ".join(f"{quote_literal(c)}, desired.{quote_ident(c)}" for c in field_columns)
+    removable = "state.created_by_sync" if mode == "mirror" else "false"
+    return f"""
+with desired as (
+    select
+        cast(desired.{ident} as varchar) as identifier,
+        md5({fields or "''"}) as row_hash,
+        cast(json_object({json_fields}) as varchar) as fields_json
+    from {desired_relation} as desired
+),
+
+state as (
+    select * from activation.sync_state
+    where sync_id = {quote_literal(sync_id)} and status <> 'removed'
+),
+
+retired as (
+    select retired_customer_id as identifier from marts.customer_id_history
+),
+
+decided as (
+    select
+        desired.identifier,
+        case
+            when state.identifier is null then 'create'
+            when state.row_hash is distinct from desired.row_hash then 'update'
+            when state.status <> 'ok' then 'update'
+            else 'unchanged'
+        end as action,
+        desired.row_hash,
+        desired.fields_json
+    from desired
+    left join state on desired.identifier = state.identifier
+    union all
+    select
+        state.identifier,
+        'remove' as action,
+        state.row_hash,
+        null as fields_json
+    from state
+    left join desired on state.identifier = desired.identifier
+    where
+        desired.identifier is null
+        and state.status = 'ok'
+        and ({removable} or state.identifier in (select identifier from retired))
+)
+
+select * from decided
+"""
+
+
+def plan_diff(
+    con: duckdb.DuckDBPyConnection,
+    sync_id: str,
+    as_of: dt.date,
+    desired_relation: str,
+    identifier_column: str,
+    field_columns: list[str],
+    mode: str = "upsert",
+    max_remove_share: float = 0.2,
+) -> DiffCounts:
+    """Write the plan of one sync and as_of to activation.sync_plan (replacing an earlier plan of
+    the same run) and return the counts; raise MirrorGuardError before writing a collapsed plan."""
+    ensure_state(con)
+    sql = diff_sql(sync_id, desired_relation, identifier_column, field_columns, mode)
+    counts = dict(con.execute(f"select action, count(*) from ({sql}) group by action").fetchall())
+    in_state = con.execute(
+        "select count(*) from activation.sync_state where sync_id = ? and status = 'ok'", [sync_id]
+    ).fetchone()[0]
+    removals = counts.get("remove", 0)
+    if mode == "mirror" and in_state and removals > max_remove_share * in_state:
+        raise MirrorGuardError(
+            f"{sync_id}: mirror would remove {removals} of {in_state} rows at the destination "
+            f"(more than {max_remove_share:.0%}): the audience looks empty or collapsed; "
+            "nothing was planned"
+        )
+    con.execute(
+        "delete from activation.sync_plan where sync_id = ? and as_of = ?", [sync_id, as_of]
+    )
+    con.execute(
+        f"insert into activation.sync_plan select {quote_literal(sync_id)}, "
+        f"cast({quote_literal(as_of.isoformat())} as date), identifier, action, row_hash, "
+        f"fields_json from ({sql}) where action <> 'unchanged'"
+    )
+    return DiffCounts(
+        counts.get("create", 0), counts.get("update", 0), counts.get("unchanged", 0), removals
+    )
+
+
+def acknowledge(
+    con: duckdb.DuckDBPyConnection,
+    sync_id: str,
+    as_of: dt.date,
+    outcomes: dict[str, tuple[str, str]],
+) -> None:
+    """Record how each planned identifier ended ({identifier: (status, error)}) in sync_state."""
+    rows = [(identifier, status, error or None) for identifier, (status, error) in outcomes.items()]
+    con.execute(
+        "create or replace temp table acknowledged (identifier varchar, status varchar, error varchar)"
+    )
+    con.executemany("insert into acknowledged values (?, ?, ?)", rows)
+    con.execute(
+        """
+        insert or replace into activation.sync_state
+        select
+            plan.sync_id,
+            plan.identifier,
+            case when plan.action = 'remove' or ack.status = 'ok' then plan.row_hash
+                else state.row_hash end,
+            case when plan.action = 'remove' and ack.status = 'ok' then 'removed'
+                else ack.status end,
+            coalesce(state.attempts, 0) + 1,
+            ack.error,
+            coalesce(state.created_by_sync, plan.action = 'create'),
+            plan.as_of
+        from activation.sync_plan as plan
+        inner join acknowledged as ack on plan.identifier = ack.identifier
+        left join activation.sync_state as state
+            on plan.sync_id = state.sync_id and plan.identifier = state.identifier
+        where plan.sync_id = ? and plan.as_of = ?
+        """,
+        [sync_id, as_of],
+    )
