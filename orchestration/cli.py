@@ -81,6 +81,8 @@ def cmd_segments(args: argparse.Namespace) -> int:
     if args.action == "validate":
         print(f"{len(segments)} segment(s) valid: {', '.join(s.name for s in segments)}")
         return 0
+    if args.action in ("preview", "explain"):
+        return _segments_inspect(args, segments)
     if args.check:
         stale = [
             str(p)
@@ -97,6 +99,43 @@ def cmd_segments(args: argparse.Namespace) -> int:
         return 0
     for path in compile_all(segments):
         print(f"wrote {path}")
+    return 0
+
+
+def _segments_inspect(args: argparse.Namespace, segments: list) -> int:
+    """`segments preview NAME` / `segments explain NAME CUSTOMER_ID` on a read-only warehouse:
+    exit 1 for an unknown segment/customer or another as_of, 3 while a run holds the write lock."""
+    from orchestration.segments.model import load_global
+    from orchestration.segments.preview import (
+        PreviewError,
+        WarehouseBusy,
+        explain_membership,
+        find_segment,
+        format_explanation,
+        format_preview,
+        preview_segment,
+        read_only_warehouse,
+    )
+
+    rules = load_global()
+    try:
+        find_segment(segments, args.name)
+        with read_only_warehouse() as con:
+            if args.action == "preview":
+                preview = preview_segment(con, segments, rules, args.name, as_of=args.as_of)
+                text = format_preview(preview, show_pii=args.show_pii)
+            else:
+                explanation = explain_membership(
+                    con, segments, rules, args.name, args.customer_id, as_of=args.as_of
+                )
+                text = format_explanation(explanation, show_pii=args.show_pii)
+    except WarehouseBusy as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+    except PreviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(text, end="")
     return 0
 
 
@@ -227,10 +266,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--as-of", type=_date, default=_yesterday())
     s.set_defaults(func=cmd_summary)
 
-    seg = sub.add_parser("segments", help="validate or compile segment YAML")
-    seg.add_argument("action", choices=["validate", "compile"])
-    seg.add_argument("--check", action="store_true", help="compile: fail if generated SQL is stale")
-    seg.set_defaults(func=cmd_segments)
+    seg = sub.add_parser(
+        "segments", help="validate or compile segment YAML; preview or explain a segment"
+    )
+    seg_sub = seg.add_subparsers(dest="action", required=True)
+    seg_sub.add_parser("validate", help="validate every segment YAML file")
+    seg_compile = seg_sub.add_parser("compile", help="write the generated segment SQL models")
+    seg_compile.add_argument(
+        "--check", action="store_true", help="fail if the generated SQL is stale"
+    )
+    seg_preview = seg_sub.add_parser(
+        "preview", help="members, holdout, samples and overlaps of a segment (warehouse, read-only)"
+    )
+    seg_explain = seg_sub.add_parser(
+        "explain", help="why one customer is or is not in a segment (warehouse, read-only)"
+    )
+    for inspect in (seg_preview, seg_explain):
+        inspect.add_argument("name", help="segment name (dbt_project/segments/<name>.yml)")
+    seg_explain.add_argument("customer_id", help="a customer_id of marts.customer_360")
+    for inspect in (seg_preview, seg_explain):
+        inspect.add_argument(
+            "--as-of", type=_date, help="must be the as_of the warehouse holds (default: it)"
+        )
+        inspect.add_argument(
+            "--show-pii", action="store_true", help="print emails and PII traits unmasked"
+        )
+    seg.set_defaults(func=cmd_segments, check=False)
 
     sy = sub.add_parser("sync", help="show what each sync would send")
     sy.add_argument("--dry-run", action="store_true")
