@@ -69,6 +69,15 @@ def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(STATE_DDL)
 
 
+# which decisions each mode acts on (retired ids are removed in every mode but create_only)
+_MODE_FILTER = {
+    "upsert": "true",
+    "mirror": "true",
+    "update_only": "action in ('update', 'unchanged', 'remove')",
+    "create_only": "action in ('create', 'unchanged')",
+}
+
+
 def diff_sql(
     sync_id: str, desired_relation: str, identifier_column: str, field_columns: list[str], mode: str
 ) -> str:
@@ -80,6 +89,23 @@ def diff_sql(
     )
     json_fields = ", ".join(f"{quote_literal(c)}, desired.{quote_ident(c)}" for c in field_columns)
     removable = "state.created_by_sync" if mode == "mirror" else "false"
+    if mode == "delete":
+        # delete mode: every audience member this sync holds at the destination is removed
+        return f"""
+with desired as (
+    select distinct cast(desired.{ident} as varchar) as identifier
+    from {desired_relation} as desired
+)
+
+select
+    state.identifier,
+    'remove' as action,
+    state.row_hash,
+    cast(null as varchar) as fields_json
+from activation.sync_state as state
+inner join desired on state.identifier = desired.identifier
+where state.sync_id = {quote_literal(sync_id)} and state.status = 'ok'
+"""
     return f"""
 with desired as (
     select
@@ -126,6 +152,7 @@ decided as (
 )
 
 select * from decided
+where {_MODE_FILTER.get(mode, "true")}
 """
 
 
@@ -178,7 +205,8 @@ def acknowledge(
     con.execute(
         "create or replace temp table acknowledged (identifier varchar, status varchar, error varchar)"
     )
-    con.executemany("insert into acknowledged values (?, ?, ?)", rows)
+    if rows:
+        con.executemany("insert into acknowledged values (?, ?, ?)", rows)
     con.execute(
         """
         insert or replace into activation.sync_state

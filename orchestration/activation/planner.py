@@ -20,7 +20,9 @@ from orchestration.contracts.rules_sql import quote_ident, quote_literal
 PLAN_TABLE = "activation.plan_current"
 
 
-def plan_sql(sync: SyncDefinition, as_of: dt.date) -> str:
+def plan_sql(sync: SyncDefinition, as_of: dt.date, skip_recorded: bool = True) -> str:
+    """`skip_recorded`: leave out customers already recorded for this sync and as_of (file drops;
+    diff-based syncs need the whole audience and let the state decide)."""
     contact = quote_ident(sync.contact_column)
     fields = ", ".join(
         f"c.{quote_ident(col)} as {quote_ident('f_' + name)}" for name, col in sync.fields.items()
@@ -70,15 +72,15 @@ select
         when not w.is_consented then 'not_consented'
     end as filter_reason
 from with_consent as w
-where w.customer_id not in (select customer_id from already)
+{"where w.customer_id not in (select customer_id from already)" if skip_recorded else ""}
 """
 
 
 def build_plan(
-    con: duckdb.DuckDBPyConnection, sync: SyncDefinition, as_of: dt.date
+    con: duckdb.DuckDBPyConnection, sync: SyncDefinition, as_of: dt.date, skip_recorded: bool = True
 ) -> dict[str, int]:
     """Write the plan for one sync to activation.plan_current; return counts by decision."""
-    con.execute(f"create or replace table {PLAN_TABLE} as {plan_sql(sync, as_of)}")
+    con.execute(f"create or replace table {PLAN_TABLE} as {plan_sql(sync, as_of, skip_recorded)}")
     rows = con.execute(
         f"select case when filter_reason is not null then 'filtered' "
         f"when is_holdout then 'held_out' else 'send' end, count(*) from {PLAN_TABLE} group by 1"

@@ -10,9 +10,10 @@ import yaml
 
 from orchestration.paths import dbt_project_dir
 
-DESTINATIONS = ("file_drop",)
+DESTINATIONS = ("file_drop", "webhook")
 CHANNEL_CONTACT_COLUMN = {"email": "email", "sms": "phone"}
-MODES = ("upsert",)
+MODES = ("upsert", "update_only", "create_only", "mirror", "delete")
+WEBHOOK_MAX_ROWS, WEBHOOK_MAX_BYTES = 1000, 1_000_000
 
 
 class SyncDefinitionError(ValueError):
@@ -32,6 +33,10 @@ class SyncDefinition:
     mode: str
     file_format: str
     path: Path
+    identifier: str = "customer_id"  # the destination's key for a person (a customer_360 column)
+    batch_rows: int = WEBHOOK_MAX_ROWS
+    batch_bytes: int = WEBHOOK_MAX_BYTES
+    max_remove_share: float = 0.2  # mirror: refuse a plan removing more of the rows in state
 
     @property
     def contact_column(self) -> str:
@@ -62,6 +67,10 @@ def load_sync(path: Path) -> SyncDefinition:
         "fields",
         "mode",
         "format",
+        "identifier",
+        "batch_rows",
+        "batch_bytes",
+        "max_remove_share",
     }
     if unknown:
         raise SyncDefinitionError(f"{path}: unknown field(s): {', '.join(sorted(unknown))}")
@@ -86,6 +95,24 @@ def load_sync(path: Path) -> SyncDefinition:
     mode = doc.get("mode", "upsert")
     if mode not in MODES:
         raise SyncDefinitionError(f"{path}: mode: {mode!r} not one of {MODES}")
+    if mode != "upsert" and destination == "file_drop":
+        raise SyncDefinitionError(f"{path}: mode: a file drop only supports upsert")
+    identifier = doc.get("identifier", "customer_id")
+    if identifier != "customer_id" and identifier not in customer_360_columns():
+        raise SyncDefinitionError(
+            f"{path}: identifier: {identifier!r} is not a customer_360 column"
+        )
+    batch_rows = doc.get("batch_rows", WEBHOOK_MAX_ROWS)
+    if not isinstance(batch_rows, int) or not 1 <= batch_rows <= WEBHOOK_MAX_ROWS:
+        raise SyncDefinitionError(f"{path}: batch_rows: an integer from 1 to {WEBHOOK_MAX_ROWS}")
+    batch_bytes = doc.get("batch_bytes", WEBHOOK_MAX_BYTES)
+    if not isinstance(batch_bytes, int) or not 1024 <= batch_bytes <= WEBHOOK_MAX_BYTES:
+        raise SyncDefinitionError(
+            f"{path}: batch_bytes: an integer from 1024 to {WEBHOOK_MAX_BYTES}"
+        )
+    share = doc.get("max_remove_share", 0.2)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise SyncDefinitionError(f"{path}: max_remove_share: a share between 0 and 1")
     name = _need(doc, "name", path)
     if name != path.stem:
         raise SyncDefinitionError(f"{path}: name: {name!r} must equal the file name {path.stem!r}")
@@ -99,6 +126,10 @@ def load_sync(path: Path) -> SyncDefinition:
         mode=mode,
         file_format=doc.get("format", "csv"),
         path=path,
+        identifier=identifier,
+        batch_rows=batch_rows,
+        batch_bytes=batch_bytes,
+        max_remove_share=float(share),
     )
 
 

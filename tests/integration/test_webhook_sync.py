@@ -1,0 +1,93 @@
+"""A webhook sync end to end on a real pipeline run: the consent-checked audience reaches a local
+contract server through faults, only changes are sent again, holdouts and unconsented people never
+reach it — all checked on the server's own stored state."""
+
+import duckdb
+import pytest
+
+from orchestration.activation.destinations.webhook import WebhookClient, WebhookConfig
+from orchestration.activation.syncs import load_sync
+from orchestration.activation.webhook_runner import run_webhook_sync
+from tests.integration.conftest import AS_OF, make_home
+from tests.webhook_server import Faults, WebhookServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+SECRET = "local-test-secret"
+
+SYNC = """name: webhook__lapsed_high_value
+description: Lapsed high-value customers to a webhook platform (test).
+segment: lapsed_high_value
+destination: webhook
+channel: email
+purpose: marketing
+mode: mirror
+identifier: customer_id
+batch_rows: 50
+fields:
+  email: email
+  first_name: first_name
+"""
+
+
+def _expected(con) -> set[str]:
+    """Consented, reachable, not erased, not held out — from the marts, not the sync's report."""
+    return {
+        r[0]
+        for r in con.execute(
+            """
+            select m.customer_id
+            from marts.segment_membership as m
+            inner join marts.customer_360 as c on m.customer_id = c.customer_id
+            inner join marts.consent_state as s
+                on s.contact_point = c.email and s.channel = 'email' and s.purpose = 'marketing'
+            where m.segment_name = 'lapsed_high_value' and not m.is_holdout and not c.is_erased
+                and s.consent_status = 'granted' and s.is_consented and not s.is_suppressed
+                and not s.is_expired
+            """
+        ).fetchall()
+    }
+
+
+def test_webhook_sync_delivers_exactly_the_consented_audience_and_resends_nothing(
+    tmp_path, monkeypatch
+):
+    from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
+
+    home = make_home(tmp_path, monkeypatch)
+    generate(400, 11, AS_OF, home.landing, home.truth, progress=None)
+    assert run_nightly(AS_OF, instance=home.instance, log_level="WARNING").success
+    path = tmp_path / "webhook__lapsed_high_value.yml"
+    path.write_text(SYNC)
+    sync = load_sync(path)
+    faults = Faults(rate_limit_first=1, retry_after_seconds=1, server_error_rate=0.1,
+                    timeout_rate=0.1, reset_rate=0.05, retryable_rate=0.2, slow_seconds=0.8, seed=5)  # fmt: skip
+    with WebhookServer(SECRET, faults) as server, duckdb.connect(str(home.warehouse)) as con:
+        config = WebhookConfig(server.url, SECRET, max_rows=sync.batch_rows,
+                               timeout_seconds=0.4, backoff_seconds=0.02, max_attempts=6)  # fmt: skip
+        client = WebhookClient(config, sync.name)
+        expected = _expected(con)
+        assert len(expected) > 5
+        first = run_webhook_sync(con, sync, AS_OF, "run-1", client)
+        second = run_webhook_sync(con, sync, AS_OF, "run-2", client)  # at most two runs
+        assert set(server.state.records) == expected, "exactly the intended audience"
+        assert server.state.applications == len(expected), "no row applied twice"
+        assert first.held_out > 0 and first.filtered > 0
+        held = {
+            r[0]
+            for r in con.execute(
+                "select customer_id from activation.contact_history "
+                "where sync_id = ? and outcome = 'held_out'",
+                [sync.name],
+            ).fetchall()
+        }
+        assert held and not held & set(server.state.records), "holdouts are recorded, never sent"
+        # an unchanged audience sends nothing
+        requests_before = server.batch_requests
+        third = run_webhook_sync(con, sync, AS_OF, "run-3", client)
+        assert third.sent == 0 and server.batch_requests == requests_before
+        runs = con.execute(
+            "select count(*), sum(sent) from activation.sync_runs where sync_id = ?", [sync.name]
+        ).fetchone()
+        assert runs[0] == 3 and runs[1] == first.sent + second.sent
+        assert first.ok + second.ok == len(expected)
