@@ -11,6 +11,7 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from orchestration.instance import apply_env_defaults
 from orchestration.paths import landing_dir, truth_dir
@@ -157,6 +158,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
             con.execute("attach ':memory:' as scratch")
             con.execute(DDL.replace("activation.", "scratch."))
         for sync in load_all_syncs():
+            if sync.destination == "webhook":
+                _print_webhook_dry_run(con, sync, args.as_of)
+                continue
             sql = plan_sql(sync, args.as_of)
             if not table_exists(con, "activation", "contact_history"):
                 sql = sql.replace("activation.contact_history", "scratch.contact_history")
@@ -170,6 +174,48 @@ def cmd_sync(args: argparse.Namespace) -> int:
             for decision, n in rows or [("nothing to do", 0)]:
                 print(f"  {decision:<28}{n:>8,}")
     return 0
+
+
+def _print_webhook_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
+    """Creates, updates, removes and unchanged rows a webhook sync would send (diff against
+    activation.sync_state), plus held-out and filtered rows; writes nothing."""
+    from orchestration.activation.diff import diff_sql
+    from orchestration.activation.planner import plan_sql
+    from orchestration.contracts.rules_sql import quote_ident
+    from orchestration.warehouse import table_exists
+
+    plan = plan_sql(sync, as_of, skip_recorded=False)
+    ident = (
+        "customer_id" if sync.identifier == "customer_id" else quote_ident("f_" + sync.identifier)
+    )
+    columns = ", ".join(f"{quote_ident('f_' + n)} as {quote_ident(n)}" for n in sync.fields)
+    desired = (
+        f"(select {ident} as identifier_value, {columns} from ({plan}) as planned"
+        " where filter_reason is null and not is_holdout)"
+    )
+    sql = diff_sql(sync.name, desired, "identifier_value", list(sync.fields), sync.mode)
+    if not table_exists(con, "activation", "sync_state"):  # never synced: an empty state
+        empty = (
+            "(select cast(null as varchar) as sync_id, cast(null as varchar) as identifier,"
+            " cast(null as varchar) as row_hash, cast(null as varchar) as status,"
+            " 0 as attempts, cast(null as varchar) as last_error, false as created_by_sync,"
+            " cast(null as date) as updated_as_of where false)"
+        )
+        sql = sql.replace("activation.sync_state", empty)
+    decisions = con.execute(
+        f"select action, count(*) from ({sql}) group by 1 order by 1"
+    ).fetchall()
+    others = con.execute(
+        f"select case when filter_reason is not null then 'filtered:' || filter_reason "
+        f"else 'held_out' end, count(*) from ({plan}) as planned "
+        "where filter_reason is not null or is_holdout group by 1 order by 1"
+    ).fetchall()
+    print(
+        f"{sync.name} → webhook, mode {sync.mode} (segment {sync.segment}, "
+        f"{sync.channel}/{sync.purpose})"
+    )
+    for decision, n in (decisions + others) or [("nothing to do", 0)]:
+        print(f"  {decision:<28}{n:>8,}")
 
 
 def cmd_identity_explain(args: argparse.Namespace) -> int:

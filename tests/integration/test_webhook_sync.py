@@ -91,3 +91,33 @@ def test_webhook_sync_delivers_exactly_the_consented_audience_and_resends_nothin
         ).fetchone()
         assert runs[0] == 3 and runs[1] == first.sent + second.sent
         assert first.ok + second.ok == len(expected)
+
+
+def test_dry_run_shows_the_diff_of_a_webhook_sync_and_sends_nothing(tmp_path, monkeypatch, capsys):
+    from orchestration.activation import syncs as syncs_module
+    from orchestration.cli import main
+    from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
+
+    home = make_home(tmp_path, monkeypatch)
+    generate(300, 12, AS_OF, home.landing, home.truth, progress=None)
+    assert run_nightly(AS_OF, instance=home.instance, log_level="WARNING").success
+    folder = tmp_path / "syncs"
+    folder.mkdir()
+    (folder / "webhook__lapsed_high_value.yml").write_text(SYNC)
+    monkeypatch.setattr(syncs_module, "syncs_dir", lambda: folder)
+    assert main(["sync", "--dry-run", "--as-of", AS_OF.isoformat()]) == 0
+    out = capsys.readouterr().out
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        expected = _expected(con)
+        tables = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'activation'"
+            ).fetchall()
+        }
+    assert "webhook__lapsed_high_value → webhook, mode mirror" in out
+    create_line = next(line for line in out.splitlines() if line.strip().startswith("create"))
+    assert int(create_line.split()[-1].replace(",", "")) == len(expected)
+    assert "held_out" in out and "filtered:" in out
+    assert "sync_state" not in tables and "sync_plan" not in tables, "a dry run writes nothing"
