@@ -15,16 +15,17 @@ Exits 1 if a segment's compiled and reference member sets differ.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import sys
 import time
 from pathlib import Path
 
 import duckdb
-import jinja2
 
 from orchestration.segments.compiler import render
 from orchestration.segments.model import load_all, load_global, segment_references
+from orchestration.segments.render import render_duckdb
 
 AS_OF = "2026-11-21"
 TARGET_RATIO = 2.0
@@ -102,22 +103,11 @@ def synthesise(con: duckdb.DuckDBPyConnection, customers: int, seed: float) -> N
 
 def compiled_segments() -> dict[str, str]:
     """Each shipped segment's compiled SQL, rendered for DuckDB with the bench's table names."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    context = {
-        "ref": lambda name: name,
-        "as_of_date": lambda: f"cast('{AS_OF}' as date)",
-        "json_text": lambda col, key: f"json_extract_string({col}, '$.{key}')",
-        "json_number": lambda col, key: (
-            f"try_cast(json_extract_string({col}, '$.{key}') as double)"
-        ),
-        "hash_bucket": lambda e: f"(cast(('0x' || substr(md5({e}), 1, 8)) as ubigint) % 10000)",
-        "config": lambda **kwargs: "",
-    }
     out = {}
     for path, text in render(load_all(), load_global()).items():
         name = path.stem.removeprefix("segment__")
         if path.stem.startswith("segment__"):
-            out[name] = env.from_string(text).render(**context)
+            out[name] = render_duckdb(text, lambda ref: ref, dt.date.fromisoformat(AS_OF))
     return out
 
 

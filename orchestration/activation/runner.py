@@ -113,32 +113,33 @@ def run_sync(
             snapshot_at,
         ],
     )
-    con.execute(
-        "insert into activation.sync_runs values "
-        "(?, ?, ?, 'file_drop', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            sync_run_id,
-            run_id,
-            sync.name,
-            sync.segment,
-            as_of,
-            out.status,
-            out.audience_rows,
-            out.planned,
-            out.audience_rows - out.planned,
-            out.sent,
-            out.ok,
-            out.rejected,
-            out.retryable,
-            out.unknown,
-            out.held_out,
-            out.filtered,
-            json.dumps(out.filtered_by_reason),
-            out.output_uri,
-            started_at,
-            dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            round(time.time() - started, 3),
-        ],
-    )
+    record_sync_run(
+        con, sync_run_id, run_id, sync, "file_drop", as_of, out, out.audience_rows - out.planned,
+        started, started_at,
+    )  # fmt: skip
     con.execute(f"drop table if exists {PLAN_TABLE}")
     return out
+
+
+def record_sync_run(
+    con: duckdb.DuckDBPyConnection,
+    sync_run_id: str,
+    run_id: str,
+    sync: SyncDefinition,
+    destination: str,
+    as_of: dt.date,
+    out: SyncOutcome,
+    already_sent: int,
+    started: float,
+    started_at: dt.datetime,
+) -> None:
+    """One row of activation.sync_runs: the run's counts for one sync."""
+    con.execute(
+        "insert into activation.sync_runs values "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [sync_run_id, run_id, sync.name, destination, sync.segment, as_of, out.status,
+         out.audience_rows, out.planned, already_sent, out.sent, out.ok, out.rejected,
+         out.retryable, out.unknown, out.held_out, out.filtered,
+         json.dumps(out.filtered_by_reason), out.output_uri, started_at,
+         dt.datetime.now(dt.UTC).replace(tzinfo=None), round(time.time() - started, 3)],
+    )  # fmt: skip

@@ -19,7 +19,7 @@ from orchestration.activation.destinations.webhook import Outcome, WebhookClient
 from orchestration.activation.diff import acknowledge, plan_diff
 from orchestration.activation.planner import PLAN_TABLE, build_plan
 from orchestration.activation.records import ensure_tables
-from orchestration.activation.runner import SyncOutcome
+from orchestration.activation.runner import SyncOutcome, record_sync_run
 from orchestration.activation.syncs import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident
 
@@ -124,11 +124,4 @@ def _record(con, sync, as_of, run_id, sync_run_id, by_identifier, out, started, 
         [sync.name, as_of.isoformat(), run_id, sync.name, sync_run_id, run_id, sync.segment,
          sync.channel, sync.purpose, as_of.isoformat(), snapshot_at, snapshot_at],
     )  # fmt: skip
-    con.execute(
-        "insert into activation.sync_runs values "
-        "(?, ?, ?, 'webhook', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [sync_run_id, run_id, sync.name, sync.segment, as_of, out.status, out.audience_rows,
-         out.planned, 0, out.sent, out.ok, out.rejected, out.retryable, out.unknown,
-         out.held_out, out.filtered, json.dumps(out.filtered_by_reason), None, started_at,
-         dt.datetime.now(dt.UTC).replace(tzinfo=None), round(time.time() - started, 3)],
-    )  # fmt: skip
+    record_sync_run(con, sync_run_id, run_id, sync, "webhook", as_of, out, 0, started, started_at)

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import jinja2
 import yaml
 
 from orchestration.contracts.masking import mask_value
-from orchestration.paths import REPO_ROOT, contracts_dir, dbt_project_dir, warehouse_path
+from orchestration.paths import REPO_ROOT, contracts_dir, warehouse_path
 from orchestration.segments.compiler import Conditions, condition_sql, segment_sql
 from orchestration.segments.model import GlobalRules, Segment
+from orchestration.segments.render import render_duckdb
 from orchestration.warehouse import SCHEMAS, connect
 
 SAMPLE_SIZE = 10
@@ -111,17 +111,6 @@ def _relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return out
 
 
-@cache
-def _macro_modules() -> dict[str, Any]:
-    """The project's macro files as jinja2 modules (their duckdb__ variants are what dbt runs)."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    folder = dbt_project_dir() / "macros"
-    return {
-        name: env.from_string((folder / f"{name}.sql").read_text()).make_module({})
-        for name in ("segments", "normalize")
-    }
-
-
 class Renderer:
     """Renders compiled segment SQL as dbt renders it on DuckDB for one as_of: `ref(name)` is
     the warehouse relation, the helpers are the project's duckdb__ macros."""
@@ -129,7 +118,6 @@ class Renderer:
     def __init__(self, con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
         self.relations = _relations(con)
         self.as_of = as_of
-        self.env = jinja2.Environment(undefined=jinja2.StrictUndefined)
 
     def ref(self, name: str) -> str:
         if name not in self.relations:
@@ -139,15 +127,7 @@ class Renderer:
         return self.relations[name]
 
     def render(self, sql: str) -> str:
-        macros = _macro_modules()
-        return self.env.from_string(sql).render(
-            ref=self.ref,
-            config=lambda **kwargs: "",
-            as_of_date=lambda: f"cast('{self.as_of.isoformat()}' as date)",
-            json_text=macros["segments"].duckdb__json_text,
-            json_number=macros["segments"].duckdb__json_number,
-            hash_bucket=macros["normalize"].duckdb__hash_bucket,
-        )
+        return render_duckdb(sql, self.ref, self.as_of)
 
 
 def warehouse_as_of(con: duckdb.DuckDBPyConnection, requested: dt.date | None = None) -> dt.date:

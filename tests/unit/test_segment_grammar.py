@@ -1,11 +1,11 @@
 """Segment grammar v1: precise validation errors (file, line, field), and the compiled SQL of
 event, order, segment-reference and global rules checked on hand-computed cases in DuckDB."""
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import duckdb
-import jinja2
 import jsonschema
 import pytest
 
@@ -18,6 +18,7 @@ from orchestration.segments.model import (
     load_global,
     load_segment,
 )
+from orchestration.segments.render import render_duckdb
 
 AS_OF = "2026-11-21"
 
@@ -128,15 +129,7 @@ COLUMNS = "customer_id varchar, time_zone varchar, is_erased boolean, lifetime_r
 
 def _render(sql: str) -> str:
     """What dbt renders on DuckDB, with relations as plain table names."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    return env.from_string(sql).render(
-        ref=lambda name: name,
-        config=lambda **kwargs: "",
-        as_of_date=lambda: f"date '{AS_OF}'",
-        json_text=lambda col, key: f"json_extract_string({col}, '$.{key}')",
-        json_number=lambda col, key: f"try_cast(json_extract_string({col}, '$.{key}') as double)",
-        hash_bucket=lambda expr: f"(cast(('0x' || substr(md5({expr}), 1, 8)) as ubigint) % 10000)",
-    )
+    return render_duckdb(sql, lambda name: name, dt.date.fromisoformat(AS_OF))
 
 
 @pytest.fixture
@@ -277,22 +270,22 @@ def test_global_exclusion_references_and_priority_groups(warehouse, tmp_path):
 
 
 def test_local_date_puts_an_event_on_the_customers_calendar_day():
-    con = duckdb.connect()
-    sql = (Path(__file__).parents[2] / "dbt_project/macros/segments.sql").read_text()
-    env = jinja2.Environment()
-    env.from_string(sql)  # the macro file parses
-    expr = "cast(timezone(coalesce(tz, 'UTC'), timezone('UTC', ts)) as date)"
-    assert expr.replace("tz", "{{ time_zone }}").replace("ts", "{{ utc_timestamp }}") in sql
-    rows = con.execute(
-        f"select tz, {expr} from (values"
-        " ('Europe/Berlin', timestamp '2026-11-21 23:30:00'),"
-        " ('America/New_York', timestamp '2026-11-22 03:30:00'),"
-        " (null, timestamp '2026-11-21 23:59:59')) as t(tz, ts)"
-    ).fetchall()
+    """The project's local_date macro, rendered as dbt renders it, run in DuckDB."""
+    expr = _render("{{ local_date('ts', 'tz') }}")
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"select tz, {expr} from (values"
+            " ('Europe/Berlin', timestamp '2026-11-21 23:30:00'),"
+            " ('America/New_York', timestamp '2026-11-22 03:30:00'),"
+            " (null, timestamp '2026-11-21 23:59:59')) as t(tz, ts)"
+        )
+        .fetchall()
+    )
     assert rows == [
-        ("Europe/Berlin", __import__("datetime").date(2026, 11, 22)),  # after midnight in Berlin
-        ("America/New_York", __import__("datetime").date(2026, 11, 21)),  # still the 21st in NY
-        (None, __import__("datetime").date(2026, 11, 21)),
+        ("Europe/Berlin", dt.date(2026, 11, 22)),  # after midnight in Berlin
+        ("America/New_York", dt.date(2026, 11, 21)),  # still the 21st in New York
+        (None, dt.date(2026, 11, 21)),
     ]
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
-import jinja2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestration.paths import dbt_project_dir
 from orchestration.segments.compiler import segment_sql
 from orchestration.segments.model import Segment
+from orchestration.segments.render import render_duckdb
 
 AS_OF = dt.date(2026, 11, 21)
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", None]
@@ -246,27 +246,6 @@ def evaluate(cond: dict, c: dict) -> bool | None:
 # --- the SQL path -----------------------------------------------------------------------------
 
 
-def _env() -> tuple[jinja2.Environment, dict]:
-    env = jinja2.Environment(extensions=["jinja2.ext.do"])
-    macros = env.from_string((dbt_project_dir() / "macros/segments.sql").read_text()).make_module(
-        {}
-    )
-    context = {
-        "as_of_date": lambda: f"cast('{AS_OF}' as date)",
-        "as_of_end": lambda: f"cast('{AS_OF} 23:59:59' as timestamp)",
-        "local_date": macros.local_date,
-        "json_text": lambda col, key: f"json_extract_string({col}, '$.{key}')",
-        "json_number": lambda col, key: (
-            f"try_cast(json_extract_string({col}, '$.{key}') as double)"
-        ),
-        "hash_bucket": lambda expr: (
-            f"(cast(('0x' || substr(md5({expr}), 1, 8)) as ubigint) % 10000)"
-        ),
-        "config": lambda **kwargs: "",
-    }
-    return env, context
-
-
 TABLES = {
     "stg_web__events": "raw_events", "stg_shop__orders": "raw_orders",
     "stg_shop__order_lines": "raw_order_lines", "customer_id_map": "customer_id_map",
@@ -276,8 +255,8 @@ TABLES = {
 }  # fmt: skip
 
 
-def _render(env, context, text: str) -> str:
-    return env.from_string(text).render(ref=lambda name: TABLES[name], **context)
+def _render(text: str) -> str:
+    return render_duckdb(text, lambda name: TABLES[name], AS_OF)
 
 
 def _load(con, people) -> None:
@@ -327,10 +306,9 @@ def _load(con, people) -> None:
                 "insert into raw_order_lines values (?, ?, 'p', ?, ?)",
                 [f"o{i}_{k}", f"l{i}_{k}", category, amount],
             )
-    env, context = _env()
     models = dbt_project_dir() / "models/intermediate/segments"
     for model in ("int_segments__events", "int_segments__orders", "int_segments__order_lines"):
-        sql = _render(env, context, (models / f"{model}.sql").read_text())
+        sql = _render((models / f"{model}.sql").read_text())
         # the stand-in raw_orders holds revenue orders' flag like stg_shop__orders
         con.execute(f"create table {model} as {sql}")
 
@@ -347,8 +325,7 @@ def test_compiled_sql_agrees_with_an_independent_evaluator(people, event_rows, o
     con = duckdb.connect()
     _load(con, people)
     segment = Segment("prop", "property test", cond, (), (), 0.0, Path("prop.yml"))
-    env, context = _env()
-    sql = _render(env, context, segment_sql(segment))
+    sql = _render(segment_sql(segment))
     got = sorted(r[0] for r in con.execute(f"select customer_id from ({sql})").fetchall())
     expected = sorted(f"c{i}" for i, c in enumerate(people) if evaluate(cond, c) is True)
     assert got == expected, (cond, sql)

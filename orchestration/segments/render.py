@@ -1,0 +1,41 @@
+"""Render compiled segment SQL (and the int_segments__* models) as dbt renders it on DuckDB, without
+starting dbt: `ref(name)` is whatever relation the caller maps it to, and the helpers are the
+project's own duckdb__ macros (macros/segments.sql, macros/normalize.sql). Used by the segment CLI,
+the segment benchmark and the tests that run compiled SQL directly."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from orchestration.paths import dbt_project_dir
+
+
+@cache
+def _macros() -> dict[str, Any]:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    folder = dbt_project_dir() / "macros"
+    return {
+        name: env.from_string((folder / f"{name}.sql").read_text()).make_module({})
+        for name in ("segments", "normalize")
+    }
+
+
+def render_duckdb(sql: str, ref: Callable[[str], str], as_of: dt.date) -> str:
+    """`sql` with its Jinja rendered for DuckDB at `as_of` (config() calls render to nothing)."""
+    segments, normalize = _macros()["segments"], _macros()["normalize"]
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return env.from_string(sql).render(
+        ref=ref,
+        config=lambda **kwargs: "",
+        as_of_date=lambda: f"cast('{as_of.isoformat()}' as date)",
+        as_of_end=lambda: f"cast('{as_of.isoformat()} 23:59:59' as timestamp)",
+        local_date=segments.local_date,
+        json_text=segments.duckdb__json_text,
+        json_number=segments.duckdb__json_number,
+        hash_bucket=normalize.duckdb__hash_bucket,
+    )
