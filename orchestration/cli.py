@@ -179,8 +179,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _print_webhook_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
     """Creates, updates, removes and unchanged rows a webhook sync would send (diff against
     activation.sync_state), plus held-out and filtered rows; writes nothing."""
-    from orchestration.activation.diff import diff_sql
-    from orchestration.activation.planner import plan_sql
+    from orchestration.activation.diff import EMPTY_STATE, diff_sql
+    from orchestration.activation.planner import plan_sql, withdrawn_sql
     from orchestration.contracts.rules_sql import quote_ident
     from orchestration.warehouse import table_exists
 
@@ -190,18 +190,16 @@ def _print_webhook_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
     )
     columns = ", ".join(f"{quote_ident('f_' + n)} as {quote_ident(n)}" for n in sync.fields)
     desired = (
-        f"(select {ident} as identifier_value, {columns} from ({plan}) as planned"
-        " where filter_reason is null and not is_holdout)"
+        f"(select cast({ident} as varchar) as identifier_value, customer_id, {columns} "
+        f"from ({plan}) as planned where filter_reason is null and not is_holdout)"
     )
-    sql = diff_sql(sync.name, desired, "identifier_value", list(sync.fields), sync.mode)
-    if not table_exists(con, "activation", "sync_state"):  # never synced: an empty state
-        empty = (
-            "(select cast(null as varchar) as sync_id, cast(null as varchar) as identifier,"
-            " cast(null as varchar) as row_hash, cast(null as varchar) as status,"
-            " 0 as attempts, cast(null as varchar) as last_error, false as created_by_sync,"
-            " cast(null as date) as updated_as_of where false)"
-        )
-        sql = sql.replace("activation.sync_state", empty)
+    synced = table_exists(con, "activation", "sync_state")
+    state = "activation.sync_state" if synced else EMPTY_STATE  # never synced: an empty state
+    # people the destination holds who may no longer be contacted are removed
+    withdrawn = f"({withdrawn_sql(sync, as_of)})" if synced else None
+    sql = diff_sql(
+        sync.name, desired, "identifier_value", list(sync.fields), sync.mode, state, withdrawn
+    )
     decisions = con.execute(
         f"select action, count(*) from ({sql}) group by 1 order by 1"
     ).fetchall()

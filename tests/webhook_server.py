@@ -30,6 +30,7 @@ class Faults:
     reset_rate: float = 0.0  # drop the connection without answering (batch not applied)
     retryable_rate: float = 0.0  # per row: 'retryable' (temporarily refused), not applied
     slow_seconds: float = 3.0
+    delay_seconds: float = 0.0  # every batch answers this late (within the client's timeout)
     seed: int = 7
 
 
@@ -161,6 +162,8 @@ class WebhookServer:
                         results.append({"idempotency_key": key, "status": "ok"})
                 if draw < f.timeout_rate:
                     time.sleep(f.slow_seconds)  # applied, but the client gave up
+                elif f.delay_seconds:
+                    time.sleep(f.delay_seconds)
                 return self._json(200, {"results": results})
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

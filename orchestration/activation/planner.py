@@ -20,18 +20,23 @@ from orchestration.contracts.rules_sql import quote_ident, quote_literal
 PLAN_TABLE = "activation.plan_current"
 
 
-def plan_sql(sync: SyncDefinition, as_of: dt.date, skip_recorded: bool = True) -> str:
+def plan_sql(
+    sync: SyncDefinition,
+    as_of: dt.date,
+    skip_recorded: bool = True,
+    members_sql: str | None = None,
+) -> str:
     """`skip_recorded`: leave out customers already recorded for this sync and as_of (file drops;
-    diff-based syncs need the whole audience and let the state decide)."""
+    diff-based syncs need the whole audience and let the state decide). `members_sql` replaces the
+    segment's members (customer_id, is_holdout) — e.g. everyone a sync holds at its destination,
+    to find who must be removed because consent was withdrawn."""
     contact = quote_ident(sync.contact_column)
     fields = ", ".join(
         f"c.{quote_ident(col)} as {quote_ident('f_' + name)}" for name, col in sync.fields.items()
     )
     return f"""
 with members as (
-    select customer_id, is_holdout
-    from marts.segment_membership
-    where segment_name = {quote_literal(sync.segment)}
+    {members_sql or _segment_members(sync)}
 ),
 
 audience as (
@@ -74,6 +79,30 @@ select
 from with_consent as w
 {"where w.customer_id not in (select customer_id from already)" if skip_recorded else ""}
 """
+
+
+def withdrawn_sql(sync: SyncDefinition, as_of: dt.date) -> str:
+    """Identifiers this sync holds at its destination (state `ok`) whose person may no longer be
+    contacted on the sync's channel and purpose — any consent filter reason, in or out of the
+    segment. Diff syncs remove them in every mode."""
+    members = (
+        "select distinct customer_id, false as is_holdout from activation.sync_state "
+        f"where sync_id = {quote_literal(sync.name)} and status = 'ok' "
+        "and customer_id is not null"
+    )
+    return (
+        "select identifier from activation.sync_state "
+        f"where sync_id = {quote_literal(sync.name)} and status = 'ok' and customer_id in "
+        f"(select customer_id from ({plan_sql(sync, as_of, False, members)}) as p "
+        "where p.filter_reason is not null)"
+    )
+
+
+def _segment_members(sync: SyncDefinition) -> str:
+    return (
+        "select customer_id, is_holdout from marts.segment_membership "
+        f"where segment_name = {quote_literal(sync.segment)}"
+    )
 
 
 def build_plan(

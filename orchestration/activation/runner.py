@@ -31,6 +31,7 @@ class SyncOutcome:
     held_out: int = 0
     filtered: int = 0
     filtered_by_reason: dict[str, int] = field(default_factory=dict)
+    dropped_at_resume: int = 0  # pending rows of a crashed run's plan whose person withdrew
     output_uri: str | None = None
     status: str = "success"
 

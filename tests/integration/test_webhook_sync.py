@@ -2,12 +2,17 @@
 contract server through faults, only changes are sent again, holdouts and unconsented people never
 reach it — all checked on the server's own stored state."""
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import duckdb
 import pytest
 
 from orchestration.activation.destinations.webhook import WebhookClient, WebhookConfig
+from orchestration.activation.diff_runner import run_diff_sync
 from orchestration.activation.syncs import load_sync
-from orchestration.activation.webhook_runner import run_webhook_sync
 from tests.integration.conftest import AS_OF, make_home
 from tests.webhook_server import Faults, WebhookServer
 
@@ -68,8 +73,8 @@ def test_webhook_sync_delivers_exactly_the_consented_audience_and_resends_nothin
         client = WebhookClient(config, sync.name)
         expected = _expected(con)
         assert len(expected) > 5
-        first = run_webhook_sync(con, sync, AS_OF, "run-1", client)
-        second = run_webhook_sync(con, sync, AS_OF, "run-2", client)  # at most two runs
+        first = run_diff_sync(con, sync, AS_OF, "run-1", client)
+        second = run_diff_sync(con, sync, AS_OF, "run-2", client)  # at most two runs
         assert set(server.state.records) == expected, "exactly the intended audience"
         assert server.state.applications == len(expected), "no row applied twice"
         assert first.held_out > 0 and first.filtered > 0
@@ -84,7 +89,7 @@ def test_webhook_sync_delivers_exactly_the_consented_audience_and_resends_nothin
         assert held and not held & set(server.state.records), "holdouts are recorded, never sent"
         # an unchanged audience sends nothing
         requests_before = server.batch_requests
-        third = run_webhook_sync(con, sync, AS_OF, "run-3", client)
+        third = run_diff_sync(con, sync, AS_OF, "run-3", client)
         assert third.sent == 0 and server.batch_requests == requests_before
         runs = con.execute(
             "select count(*), sum(sent) from activation.sync_runs where sync_id = ?", [sync.name]
@@ -121,3 +126,93 @@ def test_dry_run_shows_the_diff_of_a_webhook_sync_and_sends_nothing(tmp_path, mo
     assert int(create_line.split()[-1].replace(",", "")) == len(expected)
     assert "held_out" in out and "filtered:" in out
     assert "sync_state" not in tables and "sync_plan" not in tables, "a dry run writes nothing"
+
+
+CHILD = """
+import datetime as dt, sys
+from pathlib import Path
+import duckdb
+from orchestration.activation.destinations.webhook import WebhookClient, WebhookConfig
+from orchestration.activation.diff_runner import run_diff_sync
+from orchestration.activation.syncs import load_sync
+sync = load_sync(Path(sys.argv[1]))
+client = WebhookClient(WebhookConfig(sys.argv[2], sys.argv[3], max_rows=sync.batch_rows), sync.name)
+with duckdb.connect(sys.argv[4]) as con:
+    run_diff_sync(con, sync, dt.date.fromisoformat(sys.argv[5]), "run-1", client, chunk_rows=6)
+"""
+
+
+def test_a_sync_killed_mid_run_resumes_its_plan_and_rechecks_consent(tmp_path, monkeypatch):
+    """A process killed in the middle of a sync: the rerun finishes the written plan (not a new
+    one), drops a pending person who withdrew consent in between, and the destination ends with
+    exactly the audience, each row applied once."""
+    from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
+
+    home = make_home(tmp_path, monkeypatch)
+    generate(900, 13, AS_OF, home.landing, home.truth, progress=None)
+    assert run_nightly(AS_OF, instance=home.instance, log_level="WARNING").success
+    path = tmp_path / "webhook__lapsed_high_value.yml"
+    path.write_text(
+        SYNC.replace("mode: mirror", "mode: upsert").replace("batch_rows: 50", "batch_rows: 3")
+    )
+    sync = load_sync(path)
+    with WebhookServer(SECRET, Faults(delay_seconds=0.25)) as server:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path), server.url, SECRET, str(home.warehouse),
+             AS_OF.isoformat()],
+            cwd=Path(__file__).resolve().parents[2],
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while server.batch_requests < 5 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        child.kill()  # SIGKILL: no cleanup, no final acknowledgement
+        child.wait()
+        assert server.batch_requests >= 5, "the child died before it sent anything"
+        with duckdb.connect(str(home.warehouse)) as con:
+            acked = con.execute(
+                "select count(*) from activation.sync_state where sync_id = ? and status = 'ok'",
+                [sync.name],
+            ).fetchone()[0]
+            pending = [
+                r[0]
+                for r in con.execute(
+                    "select identifier from activation.sync_plan where sync_id = ? "
+                    "and outcome is null and action = 'create' order by identifier",
+                    [sync.name],
+                ).fetchall()
+            ]
+            assert acked >= 6 and len(pending) >= 2, (
+                "the crash left an acknowledged and a pending part"
+            )
+            # a person the crashed run planned but never sent withdraws consent before the rerun
+            victim = next(p for p in reversed(pending) if p not in server.state.records)
+            con.execute(
+                """
+                update marts.consent_state set consent_status = 'revoked', is_consented = false
+                where channel = 'email' and purpose = 'marketing' and contact_point =
+                    (select email from marts.customer_360 where customer_id = ?)
+                """,
+                [victim],
+            )
+            expected = _expected(con)
+            assert victim not in expected
+            client = WebhookClient(WebhookConfig(server.url, SECRET, max_rows=3), sync.name)
+            requests_before = server.batch_requests
+            resumed = run_diff_sync(con, sync, AS_OF, "run-2", client, chunk_rows=6)
+            history = con.execute(
+                "select outcome, filter_reason from activation.contact_history "
+                "where sync_id = ? and customer_id = ? and run_id = 'run-2'",
+                [sync.name, victim],
+            ).fetchall()
+            left = con.execute(
+                "select count(*) from activation.sync_plan where outcome is null"
+            ).fetchone()[0]
+    assert victim not in server.state.records, "consent is re-checked when a plan resumes"
+    assert resumed.dropped_at_resume >= 1
+    assert history == [("filtered", "consent_revoked")]
+    assert set(server.state.records) == expected, "exactly the intended audience"
+    assert server.state.applications == len(expected), "no row applied twice"
+    # the resumed run resent only what was not acknowledged (not the acknowledged part)
+    assert resumed.sent <= len(expected) - acked + 6
+    assert server.batch_requests > requests_before and left == 0

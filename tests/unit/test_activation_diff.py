@@ -31,11 +31,14 @@ def _desired(con, rows):
 
 
 def _plan(con, as_of, mode="upsert", **kw):
-    counts = plan_diff(con, "s", as_of, "desired", "customer_id", ["email", "tier"], mode, **kw)
+    plan_id = as_of.isoformat()
+    counts = plan_diff(
+        con, "s", plan_id, as_of, "desired", "customer_id", ["email", "tier"], mode, **kw
+    )
     actions = dict(
         con.execute(
-            "select identifier, action from activation.sync_plan where sync_id = 's' and as_of = ?",
-            [as_of],
+            "select identifier, action from activation.sync_plan where sync_id = 's' and plan_id = ?",
+            [plan_id],
         ).fetchall()
     )
     return counts, actions
@@ -43,7 +46,7 @@ def _plan(con, as_of, mode="upsert", **kw):
 
 def _ack_all(con, as_of, actions, status="ok", failing=()):
     acknowledge(
-        con, "s", as_of,
+        con, "s", as_of.isoformat(),
         {i: (("retryable", "HTTP 503") if i in failing else (status, "")) for i in actions},
     )  # fmt: skip
 
