@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,10 +12,14 @@ import yaml
 
 from orchestration.paths import dbt_project_dir
 
-DESTINATIONS = ("file_drop", "webhook")
+DESTINATIONS = ("file_drop", "webhook", "postgres_table")
 CHANNEL_CONTACT_COLUMN = {"email": "email", "sms": "phone"}
 MODES = ("upsert", "update_only", "create_only", "mirror", "delete")
 WEBHOOK_MAX_ROWS, WEBHOOK_MAX_BYTES = 1000, 1_000_000
+# postgres_table: unquoted lowercase Postgres identifiers (≤ 63 bytes), so the names in the YAML
+# are the names in the database, with no quoting or case folding surprises.
+PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PG_RESERVED_COLUMNS = ("identifier", "idempotency_key", "updated_at")
 
 
 class SyncDefinitionError(ValueError):
@@ -37,6 +43,8 @@ class SyncDefinition:
     batch_rows: int = WEBHOOK_MAX_ROWS
     batch_bytes: int = WEBHOOK_MAX_BYTES
     max_remove_share: float = 0.2  # mirror: refuse a plan removing more of the rows in state
+    uri: str | None = None  # file_drop: s3://bucket/prefix or a local folder (None = outbox)
+    table: str | None = None  # postgres_table: schema.table
 
     @property
     def contact_column(self) -> str:
@@ -44,7 +52,9 @@ class SyncDefinition:
 
 
 def syncs_dir() -> Path:
-    return dbt_project_dir() / "syncs"
+    """The folder of sync YAMLs: C360_SYNCS_DIR if set, else dbt_project/syncs."""
+    override = os.environ.get("C360_SYNCS_DIR")
+    return Path(override) if override else dbt_project_dir() / "syncs"
 
 
 def _need(doc: dict[str, Any], key: str, path: Path) -> Any:
@@ -71,6 +81,8 @@ def load_sync(path: Path) -> SyncDefinition:
         "batch_rows",
         "batch_bytes",
         "max_remove_share",
+        "uri",
+        "table",
     }
     if unknown:
         raise SyncDefinitionError(f"{path}: unknown field(s): {', '.join(sorted(unknown))}")
@@ -113,6 +125,8 @@ def load_sync(path: Path) -> SyncDefinition:
     share = doc.get("max_remove_share", 0.2)
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
         raise SyncDefinitionError(f"{path}: max_remove_share: a share between 0 and 1")
+    uri = _uri(doc, destination, path)
+    table = _table(doc, destination, list(fields), path)
     name = _need(doc, "name", path)
     if name != path.stem:
         raise SyncDefinitionError(f"{path}: name: {name!r} must equal the file name {path.stem!r}")
@@ -130,7 +144,54 @@ def load_sync(path: Path) -> SyncDefinition:
         batch_rows=batch_rows,
         batch_bytes=batch_bytes,
         max_remove_share=float(share),
+        uri=uri,
+        table=table,
     )
+
+
+def _uri(doc: dict[str, Any], destination: str, path: Path) -> str | None:
+    """file_drop's optional drop location, validated (scheme, bucket name, no credentials)."""
+    if "uri" not in doc:
+        return None
+    if destination != "file_drop":
+        raise SyncDefinitionError(f"{path}: uri: only a file_drop sync has a uri")
+    from orchestration.activation.destinations.file_drop import (
+        FileDropConfigError,
+        parse_drop_uri,
+    )
+
+    try:
+        parse_drop_uri(doc["uri"])
+    except FileDropConfigError as exc:
+        raise SyncDefinitionError(f"{path}: uri: {exc}") from None
+    return doc["uri"]
+
+
+def _table(doc: dict[str, Any], destination: str, fields: list[str], path: Path) -> str | None:
+    """postgres_table's required schema.table, and field names usable as its column names."""
+    if destination != "postgres_table":
+        if "table" in doc:
+            raise SyncDefinitionError(f"{path}: table: only a postgres_table sync has a table")
+        return None
+    table = _need(doc, "table", path)
+    parts = table.split(".") if isinstance(table, str) else []
+    if len(parts) != 2 or not all(PG_IDENTIFIER.match(p) for p in parts):
+        raise SyncDefinitionError(
+            f"{path}: table: {table!r} must be schema.table, each a lowercase identifier "
+            "([a-z_][a-z0-9_]*, at most 63 characters)"
+        )
+    bad = sorted(f for f in fields if not PG_IDENTIFIER.match(f))
+    if bad:
+        raise SyncDefinitionError(
+            f"{path}: fields: not usable as column names (lowercase [a-z_][a-z0-9_]*): "
+            + ", ".join(bad)
+        )
+    reserved = sorted(f for f in fields if f in PG_RESERVED_COLUMNS)
+    if reserved:
+        raise SyncDefinitionError(
+            f"{path}: fields: {', '.join(reserved)}: reserved column name(s) of the table"
+        )
+    return table
 
 
 def load_all_syncs(directory: Path | None = None) -> list[SyncDefinition]:

@@ -1,8 +1,19 @@
-"""Jobs and schedules: the `nightly` job over every asset, at 02:00 in C360_SCHEDULE_TZ."""
+"""Jobs and schedules.
+
+- `nightly`: every asset, at 02:00 in C360_SCHEDULE_TZ for the day that just closed; activation
+  runs at its end, after the marts it reads, blocked by any failing blocking check upstream.
+- `activation`: the activation assets alone, on their own schedule (C360_ACTIVATION_CRON, default
+  every six hours at :30) for the partition of the last finished nightly — retries what failed and
+  picks up a platform that was down. It skips, naming the reason, when that nightly was unhealthy
+  (failed, or a blocking check failed), so it never syncs from a refresh that stopped halfway.
+"""
+
+import os
 
 import dagster as dg
 
-from orchestration.run_model import nightly_partitions
+from orchestration.activation.health import last_nightly_health
+from orchestration.run_model import nightly_partitions, schedule_timezone
 
 nightly = dg.define_asset_job(
     name="nightly",
@@ -18,4 +29,27 @@ nightly_schedule = dg.build_schedule_from_partitioned_job(
     nightly, name="nightly_schedule", default_status=dg.DefaultScheduleStatus.RUNNING
 )
 
-defs = dg.Definitions(jobs=[nightly], schedules=[nightly_schedule])
+activation = dg.define_asset_job(
+    name="activation",
+    selection=dg.AssetSelection.groups("activation"),
+    partitions_def=nightly_partitions,
+    executor_def=dg.in_process_executor,
+    description="Audience syncs alone, for the partition of the last healthy nightly.",
+)
+
+
+@dg.schedule(
+    job=activation,
+    cron_schedule=os.environ.get("C360_ACTIVATION_CRON", "30 */6 * * *"),
+    execution_timezone=schedule_timezone(),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Activation between nightlies; skips when the last nightly was unhealthy.",
+)
+def activation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    health = last_nightly_health(context.instance)
+    if not health.healthy or health.partition_key is None:
+        return dg.SkipReason(f"activation skipped: {health.reason}")
+    return dg.RunRequest(partition_key=health.partition_key, tags={"c360/trigger": "schedule"})
+
+
+defs = dg.Definitions(jobs=[nightly, activation], schedules=[nightly_schedule, activation_schedule])

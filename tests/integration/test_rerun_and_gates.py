@@ -76,6 +76,9 @@ def test_two_runs_at_the_same_as_of_leave_every_table_identical(tmp_path, monkey
 
 
 def test_failing_gate_blocks_publish_dbt_and_activation_until_fixed(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from orchestration.defs.automation import activation_schedule
     from orchestration.pipeline import run_nightly
     from orchestration.sources.generator import generate
 
@@ -109,11 +112,18 @@ def test_failing_gate_blocks_publish_dbt_and_activation_until_fixed(tmp_path, mo
             or con.execute("select count(*) from activation.contact_history").fetchone()[0] == 0
         )
 
+    # the activation schedule finds the last nightly unhealthy and skips, naming the check
+    skipped = activation_schedule(dg.build_schedule_context(instance=home.instance))
+    assert isinstance(skipped, dg.SkipReason)
+    assert "staged/shop/orders:meets_contract" in skipped.skip_message
+
     # Fix the data: the batch lands exactly once, and the night completes.
     orders.write_text(original)
     fixed = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
     assert fixed.success, fixed.checks_failed
     assert "activation/file_drop" in fixed.materialized
+    request = activation_schedule(dg.build_schedule_context(instance=home.instance))
+    assert isinstance(request, dg.RunRequest) and request.partition_key == AS_OF.isoformat()
     again = run_nightly(AS_OF + dt.timedelta(days=0), instance=home.instance, log_level="WARNING")
     assert again.success
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
