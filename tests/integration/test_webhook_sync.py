@@ -216,3 +216,40 @@ def test_a_sync_killed_mid_run_resumes_its_plan_and_rechecks_consent(tmp_path, m
     # the resumed run resent only what was not acknowledged (not the acknowledged part)
     assert resumed.sent <= len(expected) - acked + 6
     assert server.batch_requests > requests_before and left == 0
+
+
+def test_a_merge_between_two_syncs_leaves_one_profile_at_the_destination(pipeline, tmp_path):
+    """Two synced customers merge (the marts as a merge leaves them: the retired id gone from
+    customer_360 and the segment, mapped in customer_id_history): the next sync removes the
+    retired id at the destination, so one profile remains — in upsert mode too."""
+    import shutil
+
+    home, _ = pipeline
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(home.warehouse, copy)
+    path = tmp_path / "webhook__lapsed_high_value.yml"
+    path.write_text(SYNC.replace("mode: mirror", "mode: upsert"))
+    sync = load_sync(path)
+    with WebhookServer(SECRET) as server, duckdb.connect(str(copy)) as con:
+        client = WebhookClient(WebhookConfig(server.url, SECRET, max_rows=50), sync.name)
+        first_expected = _expected(con)
+        survivor, retired = sorted(first_expected)[:2]
+        run_diff_sync(con, sync, AS_OF, "run-1", client)
+        assert {survivor, retired} <= set(server.state.records)
+        con.execute(
+            "insert into marts.customer_id_history (retired_customer_id, current_customer_id) "
+            "values (?, ?)",
+            [retired, survivor],
+        )
+        con.execute("delete from marts.segment_membership where customer_id = ?", [retired])
+        con.execute("delete from marts.customer_360 where customer_id = ?", [retired])
+        second = run_diff_sync(con, sync, AS_OF, "run-2", client)
+        expected = _expected(con)
+        removal = con.execute(
+            "select outcome, error_message from activation.contact_history "
+            "where run_id = 'run-2' and customer_id = ?",
+            [retired],
+        ).fetchall()
+    assert expected == first_expected - {retired}
+    assert set(server.state.records) == expected, "one profile: the retired id is gone"
+    assert second.sent == 1 and removal == [("ok", "removed")]
