@@ -69,7 +69,14 @@ def run_sync(
     send_outcome, error = "ok", None
     if counts.get("send", 0):
         result = write_audience(
-            con, to_send, list(sync.fields), base_dir, sync.name, as_of, sync.file_format
+            con,
+            to_send,
+            list(sync.fields),
+            base_dir,
+            sync.name,
+            as_of,
+            sync.file_format,
+            uri=sync.uri,
         )
         out.output_uri = result.uri
         out.sent = counts["send"]

@@ -1,26 +1,180 @@
-"""File-drop destination: the audience to send written as one CSV or Parquet file per sync/as_of.
+"""File-drop destination: the audience to send written as one CSV or Parquet file per sync/as_of,
+into a local folder or an S3-compatible bucket (docs/activation-destinations.md).
 
-The file is written to a temporary name and renamed, so a reader never sees half a file; every
-row in a completed file is `ok`. A failed write marks the batch `retryable` (nothing half-sent).
+Grain: one file per (sync, as_of), one line per person sent. The file is written with DuckDB COPY
+to a temporary name and renamed, so a reader never sees half a file; every row in a completed
+file is `ok`. For an `s3://` location the complete local file is then uploaded to its final key
+in one PutObject request: S3 makes an object visible only once the request succeeds, so a reader
+sees the whole file or nothing, and a failed upload leaves no object behind. A failed write or
+upload marks the batch `retryable` (nothing half-sent).
+
+S3 settings come from the environment only: `C360_S3_ENDPOINT_URL` (an S3-compatible endpoint;
+unset = AWS), credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+`AWS_SESSION_TOKEN`, region from `AWS_REGION` / `AWS_DEFAULT_REGION`, attempts per request from
+`AWS_MAX_ATTEMPTS` (default 3). Secrets are never logged or returned in an error message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 
+# S3 bucket naming rules (general purpose buckets): 3-63 chars, lowercase, digits, dots, hyphens.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# A single PutObject takes at most 5 GiB; beyond that S3 needs a multipart upload, which this
+# destination does not do (a 5 GiB audience file is far beyond any expected audience).
+MAX_PUT_BYTES = 5 * 1024**3
+_USERINFO = re.compile(r"://[^/@\s\"']*@")
+CONTENT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+class FileDropConfigError(ValueError):
+    """The drop location or the S3 settings are invalid (names the field or env var)."""
+
+
+@dataclass(frozen=True)
+class DropLocation:
+    """Where one sync's files go: a local folder, or a bucket and key prefix (no trailing /)."""
+
+    scheme: str  # "file" or "s3"
+    path: Path | None = None
+    bucket: str = ""
+    prefix: str = ""
+
+    def uri_for(self, filename: str) -> str:
+        if self.scheme == "s3":
+            key = f"{self.prefix}/{filename}" if self.prefix else filename
+            return f"s3://{self.bucket}/{key}"
+        assert self.path is not None
+        return str(self.path / filename)
+
+
+def parse_drop_uri(uri: str) -> tuple[str, str, str]:
+    """Validate a sync's `uri:` → (scheme, bucket or local path, key prefix).
+
+    `s3://bucket[/prefix]` or a local path (absolute, relative to the outbox, or file:///abs).
+    Raises FileDropConfigError with a message that never echoes embedded credentials.
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise FileDropConfigError("must be a non-empty string")
+    if "://" not in uri:
+        return "file", uri, ""
+    parts = urlsplit(uri)
+    if parts.username is not None or parts.password is not None:
+        # do not echo the value: it holds a secret
+        raise FileDropConfigError(
+            "credentials must not be written in the uri (use AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY)"
+        )
+    if parts.query or parts.fragment:
+        raise FileDropConfigError(f"{uri!r}: no query string or fragment allowed")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise FileDropConfigError(f"{uri!r}: a file uri must be file:///absolute/path")
+        return "file", parts.path, ""
+    if parts.scheme != "s3":
+        raise FileDropConfigError(f"{uri!r}: scheme must be s3:// (or a local path)")
+    if not _BUCKET.match(parts.netloc) or ".." in parts.netloc:
+        raise FileDropConfigError(f"{uri!r}: {parts.netloc!r} is not a valid S3 bucket name")
+    prefix = parts.path.removeprefix("/").rstrip("/")  # a trailing / is the folder, not a segment
+    if prefix and any(seg in ("", ".", "..") for seg in prefix.split("/")):
+        raise FileDropConfigError(f"{uri!r}: the key prefix has an empty, '.' or '..' segment")
+    return "s3", parts.netloc, prefix
+
+
+def resolve_location(uri: str | None, base_dir: Path, sync_name: str) -> DropLocation:
+    """The sync's drop location: `uri` if set (relative paths under base_dir), else
+    base_dir/<sync_name> (the outbox layout from before `uri:` existed)."""
+    if uri is None:
+        return DropLocation("file", path=base_dir / sync_name)
+    scheme, where, prefix = parse_drop_uri(uri)
+    if scheme == "s3":
+        return DropLocation("s3", bucket=where, prefix=prefix)
+    return DropLocation("file", path=base_dir / where)  # an absolute `where` replaces base_dir
+
 
 @dataclass(frozen=True)
 class FileDropResult:
+    """What one drop produced: the final file's uri and its row count, or why it failed."""
+
     uri: str
     rows: int
     ok: bool
     error: str | None = None
+
+
+def s3_client_from_env() -> Any:
+    """A boto3 S3 client (imported here: boto3 is slow to import and only S3 drops need it) from env only (see module docstring); never reads ~/.aws or instance
+    metadata, so a missing credential fails at once instead of after a metadata timeout."""
+    import boto3
+    from botocore.config import Config
+
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        raise FileDropConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set")
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS", "3")
+    if not attempts.isdigit() or int(attempts) < 1:
+        raise FileDropConfigError(f"AWS_MAX_ATTEMPTS: {attempts!r} is not a positive integer")
+    endpoint = os.environ.get("C360_S3_ENDPOINT_URL") or None
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    config = Config(
+        connect_timeout=10,
+        read_timeout=60,
+        # transient errors (5xx, throttling, resets) are retried by botocore itself
+        retries={"mode": "standard", "max_attempts": int(attempts)},
+        # S3-compatible servers (MinIO, moto, Ceph) are usually addressed by path, not by a
+        # bucket subdomain that a local endpoint cannot resolve.
+        s3={"addressing_style": "path" if endpoint else "auto"},
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        aws_session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+        config=config,
+    )
+
+
+def _upload(client: Any, local: Path, bucket: str, key: str, metadata: dict[str, str]) -> None:
+    """One PutObject of the complete file to its final key (atomic for readers; see module)."""
+    size = local.stat().st_size
+    if size > MAX_PUT_BYTES:
+        raise FileDropConfigError(f"file is {size} bytes, over the {MAX_PUT_BYTES} byte limit")
+    with local.open("rb") as body:
+        client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentLength=size,
+            ContentType=CONTENT_TYPES.get(local.suffix.lstrip("."), "application/octet-stream"),
+            Metadata=metadata,
+        )
+
+
+def _s3_error(exc: Exception) -> str:
+    """A one-line reason without secrets: botocore messages carry the operation, the S3 error
+    code and at most the endpoint URL, never the credentials; user:password@ in a URL is cut."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        text = f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip().rstrip(":")
+    else:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        text = f"{type(exc).__name__}: {first}".rstrip(": ")
+    return _USERINFO.sub("://", text)
 
 
 def write_audience(
@@ -31,20 +185,60 @@ def write_audience(
     sync_name: str,
     as_of: dt.date,
     file_format: str = "csv",
+    uri: str | None = None,
+    s3_client: Any | None = None,
 ) -> FileDropResult:
-    folder = base_dir / sync_name
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{sync_name}__{as_of.isoformat()}.{file_format}"
-    tmp = final.with_suffix(final.suffix + ".partial")
+    """Write the rows of `select_sql` (columns f_<field>) as <sync_name>__<as_of>.<format> to the
+    sync's location (`uri`, default base_dir/<sync_name>); one row per person, ordered by the first
+    field. `s3_client` overrides the client built from env (tests, callers with their own)."""
+    location = resolve_location(uri, base_dir, sync_name)
+    filename = f"{sync_name}__{as_of.isoformat()}.{file_format}"
+    final_uri = location.uri_for(filename)
     cols = ", ".join(f"{quote_ident('f_' + n)} as {quote_ident(n)}" for n in field_names)
     fmt = "(format csv, header true)" if file_format == "csv" else "(format parquet)"
+    if location.scheme == "file":
+        assert location.path is not None
+        staging: tempfile.TemporaryDirectory[str] | None = None
+        folder = location.path
+    else:
+        # The local copy only exists until the upload is done: it holds PII, and a failed
+        # upload is retried by a later run that writes a fresh file.
+        base_dir.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.TemporaryDirectory(prefix=f".{sync_name}.s3-", dir=base_dir)
+        folder = Path(staging.name)
     try:
-        con.execute(
-            f"copy (select {cols} from ({select_sql}) order by 1) to {quote_literal(str(tmp))} {fmt}"
-        )
-        rows = con.execute(f"select count(*) from ({select_sql})").fetchone()[0]
-        tmp.replace(final)
-    except (duckdb.Error, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        return FileDropResult(str(final), 0, False, str(exc).splitlines()[0])
-    return FileDropResult(str(final), rows, True)
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / filename
+        tmp = final.with_suffix(final.suffix + ".partial")
+        try:
+            con.execute(
+                f"copy (select {cols} from ({select_sql}) order by 1) "
+                f"to {quote_literal(str(tmp))} {fmt}"
+            )
+            rows = con.execute(f"select count(*) from ({select_sql})").fetchone()[0]
+            tmp.replace(final)
+        except (duckdb.Error, OSError) as exc:
+            tmp.unlink(missing_ok=True)
+            return FileDropResult(final_uri, 0, False, str(exc).splitlines()[0])
+        if location.scheme == "s3":
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            key = final_uri.removeprefix(f"s3://{location.bucket}/")
+            metadata = {
+                "c360-sync": sync_name,
+                "c360-as-of": as_of.isoformat(),
+                "c360-rows": str(rows),
+            }
+            try:
+                client = s3_client if s3_client is not None else s3_client_from_env()
+                _upload(client, final, location.bucket, key, metadata)
+            except FileDropConfigError as exc:
+                return FileDropResult(final_uri, 0, False, f"upload to {final_uri} failed: {exc}")
+            except (BotoCoreError, ClientError, OSError) as exc:
+                return FileDropResult(
+                    final_uri, 0, False, f"upload to {final_uri} failed: {_s3_error(exc)}"
+                )
+        return FileDropResult(final_uri, rows, True)
+    finally:
+        if staging is not None:
+            staging.cleanup()
