@@ -1,5 +1,7 @@
 """Sync definitions validate with errors naming the file and field."""
 
+from pathlib import Path
+
 import pytest
 
 from orchestration.activation.syncs import SyncDefinitionError, load_all_syncs, load_sync
@@ -11,6 +13,10 @@ def test_committed_syncs_are_valid_and_reference_segments():
     names = {s.name for s in load_all()}
     syncs = load_all_syncs()
     assert syncs and all(s.segment in names for s in syncs)
+    # the documented example is a valid sync too
+    examples = load_all_syncs(Path(__file__).resolve().parents[2] / "docs" / "examples")
+    assert [s.destination for s in examples] == ["webhook"]
+    assert all(s.segment in names for s in examples)
 
 
 @pytest.mark.parametrize(
