@@ -99,3 +99,29 @@ def test_mirror_never_acts_on_a_collapsed_audience(con):
         "select count(*) from activation.sync_plan where as_of = ?", [D2]
     ).fetchone()
     assert planned == (0,), "nothing planned, nothing removed"
+
+
+@pytest.mark.parametrize("mode", ["upsert", "update_only", "create_only", "mirror"])
+def test_withdrawn_people_are_removed_in_every_mode(con, mode):
+    _desired(con, [(f"c{i}", f"{i}@x.org", "gold") for i in range(5)])
+    _, actions = _plan(con, D1, mode="upsert")
+    _ack_all(con, D1, actions)
+    # c4 revoked consent: no longer desired, and named as withdrawn
+    _desired(con, [(f"c{i}", f"{i}@x.org", "gold") for i in range(4)])
+    con.execute("create or replace table withdrawn as select 'c4' as identifier")
+    _, actions = _plan(con, D2, mode=mode, withdrawn_relation="withdrawn")
+    assert actions == {"c4": "remove"}
+
+
+def test_a_plan_stays_pending_until_each_row_is_acknowledged(con):
+    from orchestration.activation.diff import pending_plan
+
+    _desired(con, [("c1", "a@x.org", "gold"), ("c2", "b@x.org", "gold")])
+    _, actions = _plan(con, D1)
+    assert pending_plan(con, "s") == (D1.isoformat(), D1)
+    acknowledge(con, "s", D1.isoformat(), {"c1": ("ok", "")})  # a crash after one chunk
+    assert pending_plan(con, "s") == (D1.isoformat(), D1)
+    state = dict(con.execute("select identifier, status from activation.sync_state").fetchall())
+    assert state == {"c1": "ok"}
+    acknowledge(con, "s", D1.isoformat(), {"c2": ("retryable", "HTTP 503")})
+    assert pending_plan(con, "s") is None
