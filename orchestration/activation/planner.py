@@ -1,7 +1,8 @@
 """The planner: per sync, every audience row gets an outcome decided in SQL, consent-checked.
 
 Order of decisions for each segment member (one row per customer):
-1. already recorded for this sync and as_of → skipped (idempotent rerun, nothing resent);
+1. already recorded for this sync and as_of as delivered, held out or filtered → skipped
+   (idempotent rerun, nothing resent; a failed write is retried);
 2. no contact point for the channel, erased, no consent record, revoked, expired or suppressed
    → `filtered` with that reason (consent from consent_state only, every row, every run);
 3. holdout member (of the consented audience) → `held_out`, recorded, never sent;
@@ -63,6 +64,7 @@ with_consent as (
 already as (
     select customer_id from activation.contact_history
     where sync_id = {quote_literal(sync.name)} and as_of = {quote_literal(as_of.isoformat())}
+        and outcome in ('ok', 'held_out', 'filtered')  -- a failed write is retried
 )
 
 select

@@ -12,7 +12,7 @@ OUTCOMES = ("ok", "rejected", "retryable", "unknown", "held_out", "filtered")
 
 DDL = f"""
 create table if not exists activation.contact_history (
-    contact_id varchar not null,          -- md5(sync_id | as_of | customer_id): idempotency key
+    contact_id varchar not null,          -- md5(sync_id | as_of | customer_id | run_id …)
     sync_id varchar not null,
     sync_run_id varchar not null,
     run_id varchar not null,
@@ -61,4 +61,5 @@ create table if not exists activation.sync_runs (
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists activation")
     con.execute(DDL)

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.activation.destinations.file_drop import write_audience
-from orchestration.activation.planner import PLAN_TABLE, build_plan
+from orchestration.activation.planner import PLAN_TABLE, build_plan, plan_sql
 from orchestration.activation.records import ensure_tables
 from orchestration.activation.syncs import SyncDefinition
 
@@ -46,7 +46,8 @@ def run_sync(
     run_id: str,
     base_dir: Path,
 ) -> SyncOutcome:
-    """Plan and execute `sync` for `as_of`; rows already recorded for this as_of are not resent."""
+    """Plan and execute `sync` for `as_of`. People already recorded for this as_of (delivered,
+    held out or filtered) are not recorded again; a rerun after a failed write retries it."""
     ensure_tables(con)
     started = time.time()
     started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -65,12 +66,17 @@ def run_sync(
             "group by 1 order by 1"
         ).fetchall()
     )
-    to_send = f"select * from {PLAN_TABLE} where filter_reason is null and not is_holdout"
     send_outcome, error = "ok", None
     if counts.get("send", 0):
+        # the file replaces any earlier one of this sync and as_of, so it holds the whole
+        # consented audience — not only the rows new or failed since (those are what is recorded)
+        everyone = (
+            f"select * from ({plan_sql(sync, as_of, skip_recorded=False)}) as p "
+            "where p.filter_reason is null and not p.is_holdout"
+        )
         result = write_audience(
             con,
-            to_send,
+            everyone,
             list(sync.fields),
             base_dir,
             sync.name,
@@ -81,7 +87,7 @@ def run_sync(
         out.output_uri = result.uri
         out.sent = counts["send"]
         if result.ok:
-            out.ok = result.rows
+            out.ok = counts["send"]
         else:
             send_outcome, error, out.retryable, out.status = (
                 "retryable",
@@ -94,7 +100,7 @@ def run_sync(
         f"""
         insert into activation.contact_history
         select
-            md5(? || '|' || ? || '|' || customer_id),
+            md5(? || '|' || ? || '|' || customer_id || '|' || ?),
             ?, ?, ?, 'file_drop', ?, ?, ?, cast(? as date), customer_id, contact_point,
             case when filter_reason is not null then 'filtered'
                  when is_holdout then 'held_out' else ? end,
@@ -108,6 +114,7 @@ def run_sync(
         [
             sync.name,
             as_of.isoformat(),
+            run_id,
             sync.name,
             sync_run_id,
             run_id,

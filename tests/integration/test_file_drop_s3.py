@@ -163,6 +163,15 @@ def test_missing_bucket_fails_the_sync_with_retryable_rows_and_a_clear_message(s
     assert SECRET not in errors[0][1] and "AKIATESTKEY" not in errors[0][1]
     assert not any(tmp_path.rglob("*.csv*"))  # the staged copy is gone too
 
+    # the bucket is created: a rerun of the same as_of retries the failed drop, whole
+    s3.create_bucket(Bucket="no-such-bucket")
+    retry = run_sync(con, _sync("s3://no-such-bucket/x"), AS_OF, "run-2", tmp_path)
+    assert (retry.status, retry.sent, retry.ok) == ("success", 25, 25)
+    body = s3.get_object(Bucket="no-such-bucket", Key=f"x/drop__seg__{AS_OF}.csv")["Body"].read()
+    assert len(body.decode().strip().splitlines()) == 1 + 25
+    again = run_sync(con, _sync("s3://no-such-bucket/x"), AS_OF, "run-3", tmp_path)
+    assert again.sent == 0, "delivered rows are not resent"
+
 
 def test_missing_credentials_fail_clearly_without_calling_s3(s3, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")

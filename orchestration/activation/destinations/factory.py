@@ -8,11 +8,12 @@ from orchestration.activation.destinations.webhook import WebhookClient, Webhook
 from orchestration.activation.diff_runner import Destination
 from orchestration.activation.syncs import SyncDefinition
 
-DIFF_DESTINATIONS = ("webhook",)
+DIFF_DESTINATIONS = ("webhook", "postgres_table")
 
 
 def make_destination(sync: SyncDefinition, log: Callable[[str], None]) -> Destination:
-    """A client for `sync.destination`; raises WebhookConfigError naming a missing env var."""
+    """A client for `sync.destination`; raises WebhookConfigError / PostgresTableConfigError
+    naming a missing env var or field. Close it after use when it has `close()`."""
     if sync.destination == "webhook":
         config = WebhookConfig.from_env()
         config = WebhookConfig(
@@ -21,4 +22,8 @@ def make_destination(sync: SyncDefinition, log: Callable[[str], None]) -> Destin
             timeout_seconds=config.timeout_seconds,
         )  # fmt: skip
         return WebhookClient(config, sync.name, log=log)
+    if sync.destination == "postgres_table":
+        from orchestration.activation.destinations.postgres_table import PostgresTableDestination
+
+        return PostgresTableDestination.from_sync(sync, log=log)
     raise ValueError(f"{sync.path}: destination {sync.destination!r} is not a diff-based sync")

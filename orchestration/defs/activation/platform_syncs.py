@@ -1,5 +1,5 @@
 """Diff-based activation: every sync in the syncs folder whose destination is a campaign platform
-(webhook) — consent-checked audience, only changed rows sent, each row's outcome recorded — and a
+(webhook) or a Postgres table — consent-checked audience, only changed rows sent, each row's outcome recorded — and a
 check on the share of rows that did not end ok."""
 
 import os
@@ -7,6 +7,10 @@ import os
 import dagster as dg
 
 from orchestration.activation.destinations.factory import DIFF_DESTINATIONS, make_destination
+from orchestration.activation.destinations.postgres_table import (
+    PostgresTableConfigError,
+    PostgresTableError,
+)
 from orchestration.activation.destinations.webhook import WebhookAuthError, WebhookConfigError
 from orchestration.activation.diff import MirrorGuardError
 from orchestration.activation.diff_runner import run_diff_sync
@@ -39,7 +43,7 @@ def max_failed_share() -> float:
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
     description=(
-        "Diff-based syncs (destination webhook) from the syncs folder: per sync, the "
+        "Diff-based syncs (destination webhook or postgres_table) from the syncs folder: per sync, the "
         "consent-checked audience is diffed against activation.sync_state and only creates, "
         "updates and removals are sent; a crashed run's plan is resumed first. Records "
         "contact_history (one row per sent, held-out or filtered person) and sync_runs."
@@ -51,14 +55,21 @@ def platform_syncs(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
     outcomes, problems = [], []
     with warehouse.connection() as con:
         for sync in syncs:
+            destination = None
             try:
                 destination = make_destination(sync, context.log.info)
                 out = run_diff_sync(con, sync, as_of, context.run_id, destination,
                                     log=context.log.info)  # fmt: skip
-            except (WebhookConfigError, WebhookAuthError, MirrorGuardError) as exc:
+            except (
+                WebhookConfigError, WebhookAuthError, PostgresTableConfigError,
+                PostgresTableError, MirrorGuardError,
+            ) as exc:  # fmt: skip
                 problems.append(f"{sync.name}: {exc}")
                 context.log.error(f"sync {sync.name} not run: {exc}")
                 continue
+            finally:
+                if destination is not None and hasattr(destination, "close"):
+                    destination.close()
             context.log.info(
                 f"sync {sync.name}: planned {out.planned}, sent {out.sent}, ok {out.ok}, "
                 f"rejected {out.rejected}, retryable {out.retryable}, unknown {out.unknown}, "
@@ -110,7 +121,7 @@ def failed_row_share(
         rows = (
             con.execute(
                 "select sync_id, sent, rejected + retryable + unknown from activation.sync_runs "
-                "where run_id = ? and destination in ('webhook') order by sync_id",
+                "where run_id = ? and destination in ('webhook', 'postgres_table') order by sync_id",
                 [context.run.run_id],
             ).fetchall()
             if has_runs
