@@ -117,7 +117,7 @@ def test_a_plan_stays_pending_until_each_row_is_acknowledged(con):
     from orchestration.activation.diff import pending_plan
 
     _desired(con, [("c1", "a@x.org", "gold"), ("c2", "b@x.org", "gold")])
-    _, actions = _plan(con, D1)
+    _plan(con, D1)
     assert pending_plan(con, "s") == (D1.isoformat(), D1)
     acknowledge(con, "s", D1.isoformat(), {"c1": ("ok", "")})  # a crash after one chunk
     assert pending_plan(con, "s") == (D1.isoformat(), D1)
