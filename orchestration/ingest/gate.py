@@ -29,8 +29,10 @@ def evaluate_gate(contract: Contract, batch: StagedBatch, suite: SuiteOutcome) -
             f"quarantine share {batch.quarantine_share:.2%} exceeds "
             f"{contract.max_quarantine_share:.2%} ({batch.quarantined} of {batch.extracted} rows)"
         )
-    if contract.duplicate_policy == "block" and batch.deduplicated:
-        failures.append(f"{batch.deduplicated} duplicate primary keys under a 'block' policy")
+    # Rows already published unchanged (a re-read range) are not duplicates of each other.
+    in_batch = batch.deduplicated - batch.deduplicated_published
+    if contract.duplicate_policy == "block" and in_batch:
+        failures.append(f"{in_batch} duplicate primary keys under a 'block' policy")
     if not suite.success:
         failures.append("GX batch expectations failed: " + ", ".join(suite.failed_expectations))
     if batch.extracted != batch.loaded + batch.quarantined + batch.deduplicated:

@@ -18,6 +18,8 @@ from orchestration.contracts.model import Contract
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
+# Files the live extractor writes (orchestration/extract/live.py): replaceable until published.
+LIVE_PREFIX = "live-"
 _DT = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 
 

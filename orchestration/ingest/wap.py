@@ -2,6 +2,8 @@
 
 stage  → the new landing files land in `staging.batch__<contract>` (text, tagged with _batch_id),
          are split by the contract's rules (quarantine SQL) and deduplicated by its policy;
+         rows already published unchanged (in raw, or in quarantine for bad rows) are dropped too,
+         counted as deduplicated: a re-read source range (live mode's lookback) publishes once;
 audit  → a blocking check reads the staged outcome (Dagster, see defs/quality);
 publish→ one transaction appends clean rows to raw, bad rows to quarantine, the files to the
          cursor (`audit.ingestion_files`) and the `audit.ingestion_audit` row. A blocked batch is
@@ -26,7 +28,7 @@ from orchestration.contracts.rules_sql import (
     reasons_by_rule,
     typed_select_sql,
 )
-from orchestration.ingest.landing import LandingFile, discover, read_into
+from orchestration.ingest.landing import LIVE_PREFIX, LandingFile, discover, read_into
 
 _AUDIT_DDL = """
 create table if not exists audit.ingestion_files (
@@ -63,6 +65,8 @@ class StagedBatch:
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
     extra_columns: dict[str, list[str]] = field(default_factory=dict)
     masked_samples: list[dict] = field(default_factory=list)
+    deduplicated_published: int = 0  # of `deduplicated`: rows already in raw / quarantine
+    extraction: dict = field(default_factory=dict)  # live mode: cursor, range, rows read
 
     @property
     def quarantine_share(self) -> float:
@@ -99,6 +103,15 @@ def _batch_id(contract: Contract, files: list[LandingFile]) -> str:
     return h.hexdigest()[:16]
 
 
+def _published_match_sql(contract: Contract, alias: str, table: str, key: str) -> str:
+    """EXISTS: a row of `table` equal to row `alias` in every contract column (nulls equal)."""
+    same = " and ".join(
+        f"p.{quote_ident(c)} is not distinct from {alias}.{quote_ident(c)}"
+        for c in contract.column_names
+    )
+    return f"exists (select 1 from {table} p where {same}) as {key}"
+
+
 def _unpublished(con: duckdb.DuckDBPyConnection, contract: Contract, files: list[LandingFile]):
     done = {
         (p, s)
@@ -116,11 +129,13 @@ def stage_batch(
     as_of: dt.date,
     run_id: str,
     sample_size: int = 5,
+    extraction: dict | None = None,
 ) -> StagedBatch:
     """Land new files for `contract` in its staging tables and measure them against the contract."""
     ensure_tables(con, contract)
     files = _unpublished(con, contract, discover(landing_dir, contract, as_of))
     batch = StagedBatch(contract.id, None, as_of.isoformat(), [str(f.path) for f in files])
+    batch.extraction = dict(extraction or {})
     bt = batch_table(contract)
     text_cols = ", ".join(f"{quote_ident(c)} varchar" for c in contract.column_names)
     con.execute(
@@ -130,24 +145,27 @@ def stage_batch(
         batch.batch_id = _batch_id(contract, files)
         outcome = read_into(con, bt, files, contract)
         batch.missing_columns, batch.extra_columns = outcome.missing_columns, outcome.extra_columns
-    # Verdicts: each row with the error rules it breaks (first one is the reason) and warnings.
+    # Verdicts: each row with the error rules it breaks (first one is the reason) and warnings;
+    # a bad row already in quarantine with the same values is not quarantined again.
     con.execute(
         f"create or replace table {bt}__verdicts as select *, "
         f"{failed_rules_sql(contract, 'error')} as _failed_rules, "
-        f"{failed_rules_sql(contract, 'warning')} as _warned_rules from {bt}"
+        f"{failed_rules_sql(contract, 'warning')} as _warned_rules, "
+        f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
+        f"from {bt} b"
     )
     batch.extracted = con.execute(f"select count(*) from {bt}").fetchone()[0]
-    for kind, target in (
-        ("_failed_rules", batch.quarantined_by_rule),
-        ("_warned_rules", batch.warnings_by_rule),
+    for kind, target, new_only in (
+        ("_failed_rules", batch.quarantined_by_rule, "where not _in_quarantine"),
+        ("_warned_rules", batch.warnings_by_rule, ""),
     ):
         for rule_id, n in con.execute(
-            f"select r, count(*) from (select unnest({kind}) as r from {bt}__verdicts) "
-            "group by r order by r"
+            f"select r, count(*) from (select unnest({kind}) as r from {bt}__verdicts "
+            f"{new_only}) group by r order by r"
         ).fetchall():
             target[rule_id] = n
     batch.quarantined = con.execute(
-        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0"
+        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and not _in_quarantine"
     ).fetchone()[0]
     batch.warnings = con.execute(
         f"select count(*) from {bt}__verdicts where len(_warned_rules) > 0"
@@ -157,16 +175,28 @@ def stage_batch(
     pk = ", ".join(quote_ident(c) for c in contract.primary_key)
     order = quote_ident(contract.ordering_column)
     con.execute(
-        f"create or replace table {bt}__clean as select {typed_select_sql(contract)}, "
+        f"create or replace table {bt}__latest as select {typed_select_sql(contract)}, "
         f"_source_file from (select *, row_number() over (partition by {pk} order by "
         f"try_cast({order} as timestamptz) desc nulls last, {order} desc nulls last, "
         f"_source_file desc, _source_row desc) as _rn from {bt}__verdicts "
         "where len(_failed_rules) = 0) where _rn = 1"
     )
+    # A version already in raw (same values in every contract column) is not published twice.
+    in_raw = _published_match_sql(contract, "l", f"raw.{contract.id}", "_in_raw")
+    con.execute(
+        f"create or replace table {bt}__clean as select * exclude (_in_raw) from "
+        f"(select l.*, {in_raw} from {bt}__latest l) where not _in_raw"
+    )
+    latest = con.execute(f"select count(*) from {bt}__latest").fetchone()[0]
+    con.execute(f"drop table {bt}__latest")
     batch.loaded = con.execute(f"select count(*) from {bt}__clean").fetchone()[0]
     batch.deduplicated = batch.extracted - batch.quarantined - batch.loaded
+    batch.deduplicated_published = (latest - batch.loaded) + con.execute(
+        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and _in_quarantine"
+    ).fetchone()[0]
     cur = con.execute(
-        f"select * exclude (_warned_rules) from {bt}__verdicts where len(_failed_rules) > 0 "
+        f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+        "where len(_failed_rules) > 0 and not _in_quarantine "
         f"order by _source_file, _source_row limit {int(sample_size)}"
     )
     names = [d[0] for d in cur.description]
@@ -189,6 +219,17 @@ def publish_batch(
 ) -> bool:
     """Append the staged batch to raw + quarantine + audit in ONE transaction. False if nothing new."""
     if batch.batch_id is None:
+        return False
+    if _nothing_new_from_live(batch):
+        # A live re-read holding only rows already published: publishing it would add an empty
+        # batch on every rerun. Its file goes; the cursor (what raw holds) stays where it is.
+        for path in batch.files:
+            Path(path).unlink(missing_ok=True)
+        con.execute(
+            "update audit.ingestion_batches set status = 'nothing_new' "
+            "where batch_id = ? and status = 'staged'",
+            [batch.batch_id],
+        )
         return False
     already = con.execute(
         "select count(*) from audit.ingestion_audit where batch_id = ?", [batch.batch_id]
@@ -215,7 +256,8 @@ def publish_batch(
         con.execute(
             f"insert into quarantine.{contract.id} select _failed_rules[1], "
             f"case _failed_rules[1] {reason_case} end, _failed_rules, {cols}, ?, _source_file, "
-            f"_source_row, ? from {bt}__verdicts where len(_failed_rules) > 0",
+            f"_source_row, ? from {bt}__verdicts "
+            "where len(_failed_rules) > 0 and not _in_quarantine",
             [batch.batch_id, batch.as_of],
         )
         for f in files:
@@ -247,6 +289,15 @@ def publish_batch(
         con.execute("rollback")
         raise
     return True
+
+
+def _nothing_new_from_live(batch: StagedBatch) -> bool:
+    return (
+        batch.loaded == 0
+        and batch.quarantined == 0
+        and bool(batch.files)
+        and all(Path(f).name.startswith(LIVE_PREFIX) for f in batch.files)
+    )
 
 
 def load_staged(

@@ -1,5 +1,9 @@
 """Build the write-audit-publish assets of one source: per entity a staged batch (its blocking
-contract gate is in defs/quality) and the raw table (asset key == dbt source key, e.g. ["crm", "contacts"])."""
+contract gate is in defs/quality) and the raw table (asset key == dbt source key, e.g. ["crm", "contacts"]).
+
+In live mode (C360_<SOURCE>_MODE=live, crm and shop) the staged step first extracts the source's
+new rows into the landing layout (orchestration/extract/live.py); staging, gate and publish are
+the same code path as file mode."""
 
 import json
 from pathlib import Path
@@ -8,6 +12,7 @@ import dagster as dg
 
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
+from orchestration.extract.config import source_mode
 from orchestration.ingest.wap import batch_table, load_staged, publish_batch, stage_batch
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
 
@@ -32,9 +37,20 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         ),
     )
     def _staged(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        landing, as_of = Path(warehouse.landing_dir), as_of_from(context)
+        extraction: dict = {}
         with warehouse.connection() as con:
+            if source_mode(contract.source) == "live":
+                from orchestration.extract.live import extract_to_landing
+
+                extraction = extract_to_landing(con, contract, landing, as_of).as_metadata()
+                context.log.info(
+                    f"{contract.id}: live extraction read {extraction['rows']} row(s) with "
+                    f"updated_at in [{extraction['since']}, {extraction['until']}) "
+                    f"(published cursor {extraction['cursor']})"
+                )
             batch = stage_batch(
-                con, contract, Path(warehouse.landing_dir), as_of_from(context), context.run_id
+                con, contract, landing, as_of, context.run_id, extraction=extraction
             )
         context.log.info(
             f"{contract.id}: {len(batch.files)} new file(s), extracted {batch.extracted}, "
@@ -50,6 +66,9 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                 "deduplicated": batch.deduplicated,
                 "quarantined_by_rule": dg.MetadataValue.json(batch.quarantined_by_rule),
                 "warnings_by_rule": dg.MetadataValue.json(batch.warnings_by_rule),
+                "deduplicated_already_published": batch.deduplicated_published,
+                "mode": "live" if extraction else "files",
+                **({"extraction": dg.MetadataValue.json(extraction)} if extraction else {}),
             }
         )
 
