@@ -1,16 +1,22 @@
 """The nightly job with the CRM and the shop in live mode (real Postgres, real shop API): the
 staged assets extract, the contract gates judge, raw is published under the same asset keys as
-file mode, dbt and activation run; a second run at the same as_of changes no table."""
+file mode, dbt and activation run; a second run at the same as_of changes no table; a soft delete
+in the CRM then reaches raw and stg_crm__contacts."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 
 import duckdb
 import pytest
 
+from orchestration.contracts.model import source_contract
+from orchestration.extract.live import extract_to_landing
+from orchestration.ingest.wap import publish_batch, stage_batch
 from orchestration.sources.live_crm import load_crm
 from orchestration.sources.live_shop import ShopApiServer, load_landing
+from orchestration.warehouse import connect
 from tests.integration.conftest import AS_OF, make_home
 from tests.integration.test_rerun_and_gates import _fingerprint
 
@@ -64,3 +70,29 @@ def test_nightly_in_live_mode_publishes_and_reruns_idempotently(tmp_path, pg_ser
         ).fetchall()
     assert raw > 0 and orders == in_pg
     assert None not in {m[0] for m in modes}  # every crm/shop batch came from live extraction
+
+    # A soft delete in the CRM reaches raw and the staging model dbt built (a view over raw).
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        contact_id, cursor = con.execute(
+            "select (select min(crm_contact_id) from staging.stg_crm__contacts "
+            "where not is_deleted), (select max(updated_at) from raw.crm__contacts)"
+        ).fetchone()
+    with db.cursor() as cur:
+        cur.execute(
+            "update contacts set is_deleted = true, updated_at = %s where contact_id = %s",
+            [cursor.replace(tzinfo=dt.UTC), contact_id],
+        )
+    contract = source_contract("crm__contacts")
+    con = connect(home.warehouse)
+    try:
+        extraction = extract_to_landing(con, contract, home.landing, AS_OF).as_metadata()
+        batch = stage_batch(con, contract, home.landing, AS_OF, "soft", extraction=extraction)
+        assert (batch.loaded, batch.quarantined) == (1, 0)
+        assert publish_batch(con, contract, batch, "soft", home.landing)
+        deleted = con.execute(
+            "select is_deleted from staging.stg_crm__contacts where crm_contact_id = ?",
+            [contact_id],
+        ).fetchall()
+    finally:
+        con.close()
+    assert deleted == [(True,)]
