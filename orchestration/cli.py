@@ -1,4 +1,4 @@
-"""`c360` command line: generate | run | summary | segments | sync | identity.
+"""`c360` command line: generate | run | summary | segments | sync | sources | identity.
 
 Every command reads the same env vars as the pipeline (C360_HOME, C360_WAREHOUSE,
 C360_LANDING_DIR, C360_DBT_TARGET, ...); see README.md. Output never contains personal data.
@@ -216,6 +216,17 @@ def _print_webhook_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
         print(f"  {decision:<28}{n:>8,}")
 
 
+def cmd_sources(args: argparse.Namespace) -> int:
+    """`c360 sources load-crm | serve-shop [options]`: the generator's live source systems."""
+    if args.action == "load-crm":
+        from orchestration.sources.live_crm import main as load_crm_main
+
+        return load_crm_main(args.options)
+    from orchestration.sources.live_shop import main as serve_shop_main
+
+    return serve_shop_main(args.options)
+
+
 def cmd_identity_explain(args: argparse.Namespace) -> int:
     """`c360 identity explain <customer_id | email>`: records, links, refused links, merge log."""
     import duckdb
@@ -341,6 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--dry-run", action="store_true")
     sy.add_argument("--as-of", type=_date, default=_yesterday())
     sy.set_defaults(func=cmd_sync)
+
+    src = sub.add_parser(
+        "sources",
+        help="stand up the live sources locally: load-crm (Postgres) | serve-shop (HTTP API)",
+        description=(
+            "load-crm: load the generated CRM into the Postgres of C360_CRM_DSN "
+            "[--landing DIR] [--schema S]. serve-shop: serve the generated shop as its HTTP API "
+            "[--landing DIR] [--port P] [--rate-limit-every N] [--retry-after S] [--log FILE]; "
+            "token from C360_SHOP_API_TOKEN. See docs/sources.md."
+        ),
+    )
+    src.add_argument("action", choices=["load-crm", "serve-shop"])
+    src.add_argument("options", nargs=argparse.REMAINDER, help="options of the action")
+    src.set_defaults(func=cmd_sources)
 
     ident = sub.add_parser("identity", help="identity resolution tools")
     ident.add_argument("action", choices=["evaluate", "explain"])
