@@ -1,0 +1,87 @@
+"""Personal data stays in the warehouse: canary emails and phones planted in a CRM file (one
+clean record, one quarantined for a bad email) must not appear in Dagster's storage (run and event
+logs, captured compute logs), dbt's run logs, the quality gate's metadata, or CLI output without
+--show-pii — and must appear with it (so the search itself can fail)."""
+
+import re
+
+import duckdb
+import pytest
+
+from tests.integration.conftest import AS_OF, make_home
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+
+GOOD_EMAIL, BAD_EMAIL = "canary.good.x7q@example.org", "canary.bad.x7q.example.org"
+GOOD_PHONE, BAD_PHONE = "+1 415 555 0142", "+1 415 555 0143"
+# any rendering of the canaries: the emails' local parts, the phones' national digits
+CANARY = re.compile(rb"canary\.(good|bad)\.x7q|415\D{0,3}555\D{0,3}014[23]", re.IGNORECASE)
+# where personal data may live: the warehouse (erasure reaches it), the sources and the outbox
+ALLOWED = ("warehouse.duckdb", "landing", "truth", "outbox", "tmp")
+
+
+def _leaks(root) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if not path.is_file() or rel.parts[0].startswith(ALLOWED):
+            continue
+        if CANARY.search(path.read_bytes()):
+            found.append(str(rel))
+    return found
+
+
+def test_canary_pii_never_leaves_the_warehouse(tmp_path, monkeypatch, capsys):
+    from orchestration.cli import main
+    from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
+
+    home = make_home(tmp_path, monkeypatch)
+    generate(300, 31, AS_OF, home.landing, home.truth, progress=None)
+    crm = next((home.landing / "crm" / "contacts").rglob("*.csv"))
+    ts = f"{AS_OF.isoformat()}T09:00:00Z"
+    with crm.open("a") as fh:
+        fh.write(f"C8888888,,Cana,Ry,{GOOD_EMAIL},{GOOD_PHONE},,,,,,,,US,,{ts},{ts},false\n")
+        fh.write(f"C8888889,,Cana,Ry,{BAD_EMAIL},{BAD_PHONE},,,,,,,,US,,{ts},{ts},false\n")
+
+    report = run_nightly(AS_OF, instance=home.instance, log_level="DEBUG")
+    assert report.success, report.checks_failed
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        # the canaries are in the warehouse: one published, one quarantined
+        assert con.execute(
+            "select count(*) from raw.crm__contacts where email = ?", [GOOD_EMAIL]
+        ).fetchone() == (1,)
+        assert con.execute(
+            "select count(*) from quarantine.crm__contacts where email = ?", [BAD_EMAIL]
+        ).fetchone() == (1,)
+        customer_id = con.execute(
+            "select customer_id from marts.customer_360 where email = ?", [GOOD_EMAIL]
+        ).fetchone()[0]
+
+    # the search space is real: Dagster's storage and dbt's logs exist, and the regex finds the
+    # canaries where they are allowed to be
+    searched = [p for p in home.home.rglob("*") if p.is_file()]
+    assert any("dagster" in p.parts for p in searched)
+    assert CANARY.search(crm.read_bytes())
+    leaks = _leaks(home.home)
+    assert not leaks, f"canary PII found in: {leaks}"
+    run_output = capsys.readouterr()
+    assert not CANARY.search((run_output.out + run_output.err).encode()), "PII in run logs"
+
+    outputs = []
+    for argv in (
+        ["summary", "--as-of", AS_OF.isoformat()],
+        ["sync", "--dry-run", "--as-of", AS_OF.isoformat()],
+        ["identity", "explain", customer_id],
+        ["identity", "explain", GOOD_EMAIL],
+    ):
+        assert main(argv) == 0, argv
+        captured = capsys.readouterr()
+        outputs.append(captured.out + captured.err)
+    for argv, text in zip(
+        ("summary", "dry-run", "explain id", "explain email"), outputs, strict=True
+    ):
+        assert not CANARY.search(text.encode()), f"canary PII in `c360 {argv}` output"
+    # the search can fail: --show-pii reveals the canary
+    assert main(["identity", "explain", customer_id, "--show-pii"]) == 0
+    assert CANARY.search(capsys.readouterr().out.encode())
