@@ -32,6 +32,7 @@ class Faults:
     slow_seconds: float = 3.0
     delay_seconds: float = 0.0  # every batch answers this late (within the client's timeout)
     seed: int = 7
+    rate_limit_rate: float = 0.0  # per batch request after the first N: 429 with Retry-After
 
 
 @dataclass
@@ -40,11 +41,16 @@ class State:
     applied_keys: set[str] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)  # the request log
     applications: int = 0  # row applications (a duplicate key applies nothing)
+    applied: list[tuple[str, str]] = field(default_factory=list)  # (op, identifier) per application
+    # (op, identifier) of every row of every batch request received, whatever the answer
+    received: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class WebhookServer:
-    def __init__(self, secret: str, faults: Faults | None = None) -> None:
+    def __init__(
+        self, secret: str, faults: Faults | None = None, poll_interval: float = 0.5
+    ) -> None:
         self.secret = secret.encode()
         self.faults = faults or Faults()
         self.state = State()
@@ -97,6 +103,11 @@ class WebhookServer:
                     server.state.requests.append(
                         {"at": time.monotonic(), "bytes": len(raw), "n": n}
                     )
+                    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                        server.state.received.extend(
+                            ("delete" if r.get("op") == "delete" else "upsert", r.get("identifier"))
+                            for r in json.loads(raw)["rows"]
+                        )
                     draw = server.rng.random()
                     f = server.faults
                 expected = "sha256=" + hmac.new(server.secret, raw, hashlib.sha256).hexdigest()
@@ -108,6 +119,11 @@ class WebhookServer:
                     return self._json(
                         429, {"error": "slow down"}, {"Retry-After": str(f.retry_after_seconds)}
                     )
+                if draw < f.rate_limit_rate:
+                    return self._json(
+                        429, {"error": "slow down"}, {"Retry-After": str(f.retry_after_seconds)}
+                    )
+                draw -= f.rate_limit_rate
                 if draw < f.reset_rate:
                     self.close_connection = True
                     self.connection.shutdown(2)  # no answer, nothing applied
@@ -159,6 +175,9 @@ class WebhookServer:
                             }  # fmt: skip
                         server.state.applied_keys.add(key)
                         server.state.applications += 1
+                        server.state.applied.append(
+                            ("delete" if row.get("op") == "delete" else "upsert", ident)
+                        )
                         results.append({"idempotency_key": key, "status": "ok"})
                 if draw < f.timeout_rate:
                     time.sleep(f.slow_seconds)  # applied, but the client gave up
@@ -168,7 +187,9 @@ class WebhookServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True
+        )  # poll_interval: how long shutdown waits at most
 
     def __enter__(self) -> WebhookServer:
         self.thread.start()
