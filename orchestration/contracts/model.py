@@ -81,6 +81,15 @@ class Contract:
     max_quarantine_share: float
     description: str = ""
     custom: dict[str, Any] = field(default_factory=dict)
+    # Batch gates (docs/data-quality.md, "Batch gates"); None switches a gate off.
+    max_duplicate_share: float | None = 0.05
+    max_volume_drop: float | None = 0.5
+    volume_history: int = 7
+    volume_min_history: int = 3
+    max_stale_days: float | None = 30.0
+    future_tolerance_hours: float = 2.0
+    max_future_share: float | None = 0.0
+    future_allowed_columns: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -107,6 +116,15 @@ class Contract:
     def pii_columns(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.is_pii)
 
+    @property
+    def future_checked_columns(self) -> tuple[str, ...]:
+        """Timestamp columns that may not lie after the as_of day (+ tolerance)."""
+        return tuple(
+            f.name
+            for f in self.fields
+            if f.logical_type == "timestamp" and f.name not in self.future_allowed_columns
+        )
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:
@@ -116,6 +134,41 @@ class Contract:
 
 def _custom(doc: dict[str, Any]) -> dict[str, Any]:
     return {p["property"]: p["value"] for p in doc.get("customProperties", []) or []}
+
+
+def _share(path: Path, custom: dict[str, Any], name: str, default: float | None) -> float | None:
+    """A share in [0, 1] from customProperties; an explicit null switches the gate off."""
+    if name not in custom:
+        return default
+    value = custom[name]
+    if value is None:
+        return None
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ContractError(
+            f"{path}: customProperties {name} must be a number, got {value!r}"
+        ) from None
+    if not 0.0 <= share <= 1.0:
+        raise ContractError(f"{path}: customProperties {name} must be within 0..1, got {share}")
+    return share
+
+
+def _positive(path: Path, custom: dict[str, Any], name: str, default, kind=float, nullable=False):
+    if name not in custom:
+        return default
+    value = custom[name]
+    if value is None and nullable:
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ContractError(
+            f"{path}: customProperties {name} must be a number, got {value!r}"
+        ) from None
+    if number < 0 or (kind is int and number < 1):
+        raise ContractError(f"{path}: customProperties {name} out of range: {number}")
+    return number
 
 
 def _parse_rules(path: Path, f: Field, prop: dict[str, Any]) -> list[Rule]:
@@ -195,11 +248,22 @@ def load_contract(path: Path) -> Contract:
         max_quarantine_share=float(custom.get("maxQuarantineShare", 0.05)),
         description=str(obj.get("description", "")),
         custom=custom,
+        max_duplicate_share=_share(path, custom, "maxDuplicateShare", 0.05),
+        max_volume_drop=_share(path, custom, "maxVolumeDrop", 0.5),
+        volume_history=_positive(path, custom, "volumeHistory", 7, int),
+        volume_min_history=_positive(path, custom, "volumeMinHistory", 3, int),
+        max_stale_days=_positive(path, custom, "maxStaleDays", 30.0, nullable=True),
+        future_tolerance_hours=_positive(path, custom, "futureToleranceHours", 2.0),
+        max_future_share=_share(path, custom, "maxFutureShare", 0.0),
+        future_allowed_columns=tuple(custom.get("futureAllowedColumns") or ()),
     )
     if not contract.primary_key:
         raise ContractError(f"{path}: no primaryKey field")
     if contract.ordering_column not in contract.column_names:
         raise ContractError(f"{path}: orderingColumn {contract.ordering_column!r} is not a field")
+    for name in contract.future_allowed_columns:
+        if name not in contract.column_names or contract.field(name).logical_type != "timestamp":
+            raise ContractError(f"{path}: futureAllowedColumns: {name!r} is not a timestamp field")
     return contract
 
 

@@ -1,43 +1,261 @@
 """The batch gate: decide whether a staged batch may be published, with evidence.
 
-Blocking reasons (ERROR): contract columns missing from a file (schema drift), a quarantine share
-above the contract's `maxQuarantineShare`, duplicates under a `block` duplicate policy, a failed
-GX batch expectation, or row accounting that does not add up.
+Every blocking reason is a `GateFailure` naming its gate rule, the column(s) and masked sample
+rows (docs/data-quality.md, "Batch gates"):
+
+| rule | blocks when |
+| --- | --- |
+| `schema.missing_column` | a file lacks contract columns (and has no unknown column) |
+| `schema.renamed_column` | a file lacks contract columns AND has columns the contract does not know |
+| `schema.retyped_column` | a column's physical type (JSON/Parquet) does not fit its logicalType, or most of its values in a file break its type rule |
+| `quarantine.max_share` | quarantined rows above `maxQuarantineShare` |
+| `duplicates.block_policy` / `duplicates.max_share` | any duplicate key under `block`; older versions above `maxDuplicateShare` under `keep_latest` |
+| `timestamps.future` | rows with a timestamp after the as_of day + `futureToleranceHours` above `maxFutureShare` (they are quarantined either way) |
+| `volume.drop` | this as_of's rows < (1 - `maxVolumeDrop`) x median of the trailing earlier as_of dates |
+| `freshness.stale` | the newest ordering timestamp (batch or raw) is older than `maxStaleDays` at the end of as_of |
+| `gx.expectations` | a GX batch expectation fails |
+| `accounting.rows` | records counted in the files != loaded + quarantined + deduplicated, or per file != staged |
+
+Passing gates that could not judge (no history, a quiet day, live mode) leave a note.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import asdict, dataclass, field
 
 from orchestration.contracts.gx_suite import SuiteOutcome
 from orchestration.contracts.model import Contract
 from orchestration.ingest.wap import StagedBatch
 
 
+@dataclass(frozen=True)
+class GateFailure:
+    rule: str
+    column: str  # the column(s) concerned, comma separated; "(batch)" for batch-level counts
+    message: str
+    samples: list[dict] = field(default_factory=list)  # masked rows (PII never leaves)
+    file: str | None = None
+
+
 @dataclass
 class GateOutcome:
     passed: bool
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # the messages, one per failure
+    details: list[GateFailure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def details_json(self) -> list[dict]:
+        return [{k: v for k, v in asdict(d).items() if k != "samples"} for d in self.details]
+
+
+def _pairs(missing: list[str], extra: list[str]) -> str:
+    guesses = []
+    for col in missing:
+        close = difflib.get_close_matches(col, extra, n=1, cutoff=0.5)
+        if close:
+            guesses.append(f"{col} -> {close[0]}")
+    return f" (likely {', '.join(guesses)})" if guesses else ""
+
+
+def _schema(contract: Contract, batch: StagedBatch, out: list[GateFailure]) -> None:
+    for path, cols in batch.missing_columns.items():
+        extra = batch.extra_columns.get(path, [])
+        samples = batch.samples.get(f"schema:{path}", [])
+        if extra:
+            out.append(
+                GateFailure(
+                    "schema.renamed_column",
+                    ", ".join(cols + extra),
+                    f"schema drift (renamed column?): {path} lacks contract column(s) "
+                    f"{', '.join(cols)} and has unknown column(s) {', '.join(extra)}"
+                    + _pairs(cols, extra),
+                    samples,
+                    path,
+                )
+            )
+        else:
+            out.append(
+                GateFailure(
+                    "schema.missing_column",
+                    ", ".join(cols),
+                    f"schema drift (missing column): {path} lacks contract column(s) "
+                    f"{', '.join(cols)}",
+                    samples,
+                    path,
+                )
+            )
+    for path, cols in batch.retyped_columns.items():
+        for col, info in cols.items():
+            how = (
+                f"values of type {', '.join(info['found'])} in {info['rows']} row(s)"
+                if info["rule"] == "physical_type"
+                else info["found"][0]
+            )
+            out.append(
+                GateFailure(
+                    "schema.retyped_column",
+                    col,
+                    f"schema drift (retyped column): {path} column {col} is not a "
+                    f"{contract.field(col).logical_type}: {how}",
+                    batch.samples.get(f"retyped:{path}:{col}", []),
+                    path,
+                )
+            )
+
+
+def _duplicates(contract: Contract, batch: StagedBatch, out: list[GateFailure]) -> None:
+    n, pk = batch.deduplicated_in_batch, ", ".join(contract.primary_key)
+    samples = batch.samples.get("duplicates", [])
+    if contract.duplicate_policy == "block" and n:
+        out.append(
+            GateFailure(
+                "duplicates.block_policy",
+                pk,
+                f"duplicates: {n} duplicate primary keys ({pk}) under a 'block' policy",
+                samples,
+            )
+        )
+    elif (
+        contract.duplicate_policy == "keep_latest"
+        and contract.max_duplicate_share is not None
+        and batch.duplicate_share > contract.max_duplicate_share
+    ):
+        out.append(
+            GateFailure(
+                "duplicates.max_share",
+                pk,
+                f"duplicates: {batch.duplicate_share:.2%} of rows are older versions of a key "
+                f"({pk}) in this batch ({n} of {batch.extracted}), above maxDuplicateShare "
+                f"{contract.max_duplicate_share:.2%}",
+                samples,
+            )
+        )
+
+
+def _future(contract: Contract, batch: StagedBatch, out: list[GateFailure]) -> None:
+    if not batch.future_rows or contract.max_future_share is None:
+        return
+    if batch.future_share <= contract.max_future_share:
+        return
+    for col, n in batch.future_by_column.items():
+        out.append(
+            GateFailure(
+                "timestamps.future",
+                col,
+                f"future timestamps: {n} row(s) have {col} after {batch.future_cutoff} (end of "
+                f"as_of {batch.as_of} + {contract.future_tolerance_hours:g} h); "
+                f"{batch.future_share:.2%} of the batch, above maxFutureShare "
+                f"{contract.max_future_share:.2%}",
+                batch.samples.get(f"future:{col}", []),
+            )
+        )
+
+
+def _volume(contract: Contract, batch: StagedBatch, out: list[GateFailure], notes: list[str]):
+    v = batch.volume
+    if contract.max_volume_drop is None or not v:
+        return
+    if v.get("live"):
+        notes.append("volume: not judged in live mode (a day's change volume, not the source's)")
+        return
+    if not v.get("delivered"):
+        notes.append("volume: nothing delivered for this as_of (a quiet day; see freshness)")
+        return
+    history = v.get("history") or []
+    if len(history) < contract.volume_min_history:
+        notes.append(
+            f"volume: {len(history)} earlier as_of date(s) published, "
+            f"{contract.volume_min_history} needed to judge a drop"
+        )
+        return
+    floor = (1 - contract.max_volume_drop) * v["median"]
+    if v["rows"] < floor:
+        out.append(
+            GateFailure(
+                "volume.drop",
+                "(batch)",
+                f"volume drop: {v['rows']} row(s) for as_of {batch.as_of} < "
+                f"{floor:g} = (1 - maxVolumeDrop {contract.max_volume_drop:g}) x median "
+                f"{v['median']:g} of the {len(history)} earlier as_of date(s) "
+                f"{history[-1][0]}..{history[0][0]}",
+            )
+        )
+
+
+def _freshness(contract: Contract, batch: StagedBatch, out: list[GateFailure], notes: list[str]):
+    f = batch.freshness
+    if contract.max_stale_days is None or not f:
+        return
+    if f.get("newest") is None:
+        notes.append(f"freshness: no valid {f.get('column')} yet (nothing published)")
+        return
+    if f["age_days"] > contract.max_stale_days:
+        out.append(
+            GateFailure(
+                "freshness.stale",
+                f["column"],
+                f"stale source: the newest {f['column']} ({f['newest']}, in {f['newest_in']}) is "
+                f"{f['age_days']:g} days before the end of as_of {batch.as_of}, above "
+                f"maxStaleDays {contract.max_stale_days:g}",
+                batch.samples.get("stale", []),
+            )
+        )
+
+
+def _accounting(batch: StagedBatch, out: list[GateFailure]) -> None:
+    for path, n in batch.files_rows.items():
+        staged = batch.staged_rows_by_file.get(path, 0)
+        if staged != n:
+            out.append(
+                GateFailure(
+                    "accounting.rows",
+                    "(file)",
+                    f"row accounting: {path} holds {n} record(s) counted independently but the "
+                    f"loader staged {staged}",
+                    file=path,
+                )
+            )
+    accounted = batch.loaded + batch.quarantined + batch.deduplicated
+    if batch.extracted != accounted:
+        out.append(
+            GateFailure(
+                "accounting.rows",
+                "(batch)",
+                f"row accounting: extracted {batch.extracted} != loaded {batch.loaded} + "
+                f"quarantined {batch.quarantined} + deduplicated {batch.deduplicated} "
+                f"(= {accounted})",
+            )
+        )
 
 
 def evaluate_gate(contract: Contract, batch: StagedBatch, suite: SuiteOutcome) -> GateOutcome:
-    failures: list[str] = []
-    for path, cols in batch.missing_columns.items():
-        failures.append(f"schema drift: {path} lacks contract column(s) {', '.join(cols)}")
+    out: list[GateFailure] = []
+    notes: list[str] = []
+    _schema(contract, batch, out)
     if batch.quarantine_share > contract.max_quarantine_share:
-        failures.append(
-            f"quarantine share {batch.quarantine_share:.2%} exceeds "
-            f"{contract.max_quarantine_share:.2%} ({batch.quarantined} of {batch.extracted} rows)"
+        top = sorted(batch.quarantined_by_rule.items(), key=lambda kv: -kv[1])
+        out.append(
+            GateFailure(
+                "quarantine.max_share",
+                ", ".join(sorted({r.rsplit(".", 1)[0] for r, _ in top[:3]})),
+                f"quarantine share {batch.quarantine_share:.2%} exceeds "
+                f"{contract.max_quarantine_share:.2%} ({batch.quarantined} of {batch.extracted} "
+                f"rows; by rule {dict(top[:5])})",
+                batch.masked_samples,
+            )
         )
-    # Rows already published unchanged (a re-read range) are not duplicates of each other.
-    in_batch = batch.deduplicated - batch.deduplicated_published
-    if contract.duplicate_policy == "block" and in_batch:
-        failures.append(f"{in_batch} duplicate primary keys under a 'block' policy")
+    _duplicates(contract, batch, out)
+    _future(contract, batch, out)
+    _volume(contract, batch, out, notes)
+    _freshness(contract, batch, out, notes)
     if not suite.success:
-        failures.append("GX batch expectations failed: " + ", ".join(suite.failed_expectations))
-    if batch.extracted != batch.loaded + batch.quarantined + batch.deduplicated:
-        failures.append(
-            f"row accounting: extracted {batch.extracted} != loaded {batch.loaded} + "
-            f"quarantined {batch.quarantined} + deduplicated {batch.deduplicated}"
+        out.append(
+            GateFailure(
+                "gx.expectations",
+                ", ".join(contract.primary_key),
+                "GX batch expectations failed: " + ", ".join(suite.failed_expectations),
+            )
         )
-    return GateOutcome(not failures, failures)
+    _accounting(batch, out)
+    return GateOutcome(not out, [d.message for d in out], out, notes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,19 @@ from orchestration.contracts.model import Contract
 from orchestration.contracts.rules_sql import (
     failed_rules_sql,
     quote_ident,
+    quote_literal,
     reasons_by_rule,
     typed_select_sql,
 )
-from orchestration.ingest.landing import LIVE_PREFIX, LandingFile, discover, read_into
+from orchestration.ingest.landing import (
+    LIVE_PREFIX,
+    SAMPLE_ROWS,
+    LandingFile,
+    LandingFileError,
+    count_records,
+    discover,
+    read_into,
+)
 
 _AUDIT_DDL = """
 create table if not exists audit.ingestion_files (
@@ -49,13 +59,13 @@ create table if not exists audit.ingestion_batches (
 
 @dataclass
 class StagedBatch:
-    """What one stage step found: the counts the gate and the publish step use."""
+    """What one stage step found: the counts and evidence the gate and the publish step use."""
 
     contract_id: str
     batch_id: str | None
     as_of: str
     files: list[str] = field(default_factory=list)
-    extracted: int = 0
+    extracted: int = 0  # records in the files, counted without the loader (count_records)
     quarantined: int = 0
     deduplicated: int = 0
     loaded: int = 0
@@ -67,13 +77,48 @@ class StagedBatch:
     masked_samples: list[dict] = field(default_factory=list)
     deduplicated_published: int = 0  # of `deduplicated`: rows already in raw / quarantine
     extraction: dict = field(default_factory=dict)  # live mode: cursor, range, rows read
+    # Row accounting: the independent count per file, the loader's, and the three dedup kinds.
+    staged: int = 0  # rows the loader put in the staging table
+    files_rows: dict[str, int] = field(default_factory=dict)
+    staged_rows_by_file: dict[str, int] = field(default_factory=dict)
+    file_sha256: dict[str, str] = field(default_factory=dict)
+    deduplicated_in_batch: int = 0  # older versions of a key in this batch (keep_latest)
+    deduplicated_in_raw: int = 0  # newest version already in raw unchanged
+    deduplicated_in_quarantine: int = 0  # bad row already in quarantine unchanged
+    # Batch gate evidence (the gate decides with the contract's thresholds).
+    retyped_columns: dict[str, dict[str, dict]] = field(default_factory=dict)
+    future_by_column: dict[str, int] = field(default_factory=dict)
+    future_rows: int = 0
+    future_cutoff: str | None = None
+    freshness: dict = field(default_factory=dict)
+    volume: dict = field(default_factory=dict)
+    samples: dict[str, list[dict]] = field(default_factory=dict)  # masked, by gate finding
 
     @property
     def quarantine_share(self) -> float:
         return self.quarantined / self.extracted if self.extracted else 0.0
 
+    @property
+    def duplicate_share(self) -> float:
+        return self.deduplicated_in_batch / self.extracted if self.extracted else 0.0
+
+    @property
+    def future_share(self) -> float:
+        return self.future_rows / self.extracted if self.extracted else 0.0
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, sort_keys=True)
+
+
+# A column is retyped by its values when more than this share of its present values in one file
+# break its type rule, with at least RETYPE_MIN_VALUES present (fewer is ordinary quarantine).
+RETYPE_SHARE = 0.5
+RETYPE_MIN_VALUES = 20
+NOT_FUTURE = "not_future"
+
+
+def future_rule_id(column: str) -> str:
+    return f"{column}.{NOT_FUTURE}"
 
 
 def batch_table(contract: Contract) -> str:
@@ -122,6 +167,32 @@ def _unpublished(con: duckdb.DuckDBPyConnection, contract: Contract, files: list
     return [f for f in files if (str(f.path), f.sha256) not in done]
 
 
+def _masked(con, contract: Contract, sql: str, params=None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [mask_row(contract, dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+
+
+def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
+    """List of `<column>.not_future` ids a row breaks: a valid timestamp after the cutoff."""
+    lit = quote_literal(cutoff.strftime("%Y-%m-%d %H:%M:%S+00"))
+    parts = []
+    for col in contract.future_checked_columns:
+        c = quote_ident(col)
+        parts.append(
+            f"case when {c} is not null and trim({c}) <> '' and not list_contains("
+            f"_contract_failed, {quote_literal(col + '.type')}) and try_cast(trim({c}) as "
+            f"timestamptz) > cast({lit} as timestamptz) then {quote_literal(future_rule_id(col))} end"
+        )
+    if not parts:
+        return "cast([] as varchar[])"
+    return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
+
+
+def _as_of_end(as_of: dt.date) -> dt.datetime:
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0, 0))
+
+
 def stage_batch(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -143,18 +214,44 @@ def stage_batch(
     )
     if files:
         batch.batch_id = _batch_id(contract, files)
+        batch.file_sha256 = {str(f.path): f.sha256 for f in files}
+        # Counted before and without the loader: the independent side of row accounting.
+        batch.files_rows = {str(f.path): count_records(f.path) for f in files}
         outcome = read_into(con, bt, files, contract)
         batch.missing_columns, batch.extra_columns = outcome.missing_columns, outcome.extra_columns
-    # Verdicts: each row with the error rules it breaks (first one is the reason) and warnings;
-    # a bad row already in quarantine with the same values is not quarantined again.
+        batch.staged_rows_by_file = outcome.rows_by_file
+        for path, rows in outcome.file_samples.items():
+            batch.samples[f"schema:{path}"] = rows
+        for path, cols in outcome.retyped.items():
+            for col, info in cols.items():
+                batch.retyped_columns.setdefault(path, {})[col] = {
+                    "rule": "physical_type",
+                    "found": info["types"],
+                    "rows": info["rows"],
+                }
+                rows = ", ".join(str(int(r)) for r in info["sample_rows"]) or "null"
+                batch.samples[f"retyped:{path}:{col}"] = _masked(
+                    con,
+                    contract,
+                    f"select * from {bt} where _source_file = ? and _source_row in ({rows}) "
+                    "order by _source_row",
+                    [path],
+                )
+    cutoff = _as_of_end(as_of) + dt.timedelta(hours=contract.future_tolerance_hours)
+    batch.future_cutoff = cutoff.isoformat() + "Z"
+    # Verdicts: each row with the error rules it breaks (first one is the reason; a timestamp
+    # after the cutoff breaks `<column>.not_future`) and warnings; a bad row already in
+    # quarantine with the same values is not quarantined again.
     con.execute(
-        f"create or replace table {bt}__verdicts as select *, "
-        f"{failed_rules_sql(contract, 'error')} as _failed_rules, "
+        f"create or replace table {bt}__verdicts as select * exclude (_contract_failed), "
+        f"list_concat(_contract_failed, {_future_sql(contract, cutoff)}) as _failed_rules "
+        f"from (select *, {failed_rules_sql(contract, 'error')} as _contract_failed, "
         f"{failed_rules_sql(contract, 'warning')} as _warned_rules, "
         f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
-        f"from {bt} b"
+        f"from {bt} b)"
     )
-    batch.extracted = con.execute(f"select count(*) from {bt}").fetchone()[0]
+    batch.staged = con.execute(f"select count(*) from {bt}").fetchone()[0]
+    batch.extracted = sum(batch.files_rows.values())
     for kind, target, new_only in (
         ("_failed_rules", batch.quarantined_by_rule, "where not _in_quarantine"),
         ("_warned_rules", batch.warnings_by_rule, ""),
@@ -167,6 +264,9 @@ def stage_batch(
     batch.quarantined = con.execute(
         f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and not _in_quarantine"
     ).fetchone()[0]
+    batch.deduplicated_in_quarantine = con.execute(
+        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and _in_quarantine"
+    ).fetchone()[0]
     batch.warnings = con.execute(
         f"select count(*) from {bt}__verdicts where len(_warned_rules) > 0"
     ).fetchone()[0]
@@ -175,39 +275,186 @@ def stage_batch(
     pk = ", ".join(quote_ident(c) for c in contract.primary_key)
     order = quote_ident(contract.ordering_column)
     con.execute(
-        f"create or replace table {bt}__latest as select {typed_select_sql(contract)}, "
-        f"_source_file from (select *, row_number() over (partition by {pk} order by "
-        f"try_cast({order} as timestamptz) desc nulls last, {order} desc nulls last, "
+        f"create or replace table {bt}__ranked as select *, row_number() over (partition by {pk} "
+        f"order by try_cast({order} as timestamptz) desc nulls last, {order} desc nulls last, "
         f"_source_file desc, _source_row desc) as _rn from {bt}__verdicts "
-        "where len(_failed_rules) = 0) where _rn = 1"
+        "where len(_failed_rules) = 0"
     )
+    batch.deduplicated_in_batch = con.execute(
+        f"select count(*) from {bt}__ranked where _rn > 1"
+    ).fetchone()[0]
+    if batch.deduplicated_in_batch:
+        batch.samples["duplicates"] = _masked(
+            con,
+            contract,
+            f"with k as (select distinct {pk} from {bt}__ranked where _rn > 1 order by all "
+            f"limit 3) select r.* exclude (_failed_rules, _warned_rules, _in_quarantine) "
+            f"from {bt}__ranked r join k using ({pk}) order by {pk}, _rn limit 6",
+        )
     # A version already in raw (same values in every contract column) is not published twice.
     in_raw = _published_match_sql(contract, "l", f"raw.{contract.id}", "_in_raw")
     con.execute(
-        f"create or replace table {bt}__clean as select * exclude (_in_raw) from "
-        f"(select l.*, {in_raw} from {bt}__latest l) where not _in_raw"
+        f"create or replace table {bt}__latest as select l.*, {in_raw} from (select "
+        f"{typed_select_sql(contract)}, _source_file from {bt}__ranked where _rn = 1) l"
     )
-    latest = con.execute(f"select count(*) from {bt}__latest").fetchone()[0]
+    con.execute(
+        f"create or replace table {bt}__clean as select * exclude (_in_raw) "
+        f"from {bt}__latest where not _in_raw"
+    )
+    batch.deduplicated_in_raw = con.execute(
+        f"select count(*) from {bt}__latest where _in_raw"
+    ).fetchone()[0]
     con.execute(f"drop table {bt}__latest")
     batch.loaded = con.execute(f"select count(*) from {bt}__clean").fetchone()[0]
-    batch.deduplicated = batch.extracted - batch.quarantined - batch.loaded
-    batch.deduplicated_published = (latest - batch.loaded) + con.execute(
-        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and _in_quarantine"
-    ).fetchone()[0]
-    cur = con.execute(
+    # Each part counted by its own predicate (not as a difference): the accounting can fail.
+    batch.deduplicated = (
+        batch.deduplicated_in_batch + batch.deduplicated_in_raw + batch.deduplicated_in_quarantine
+    )
+    batch.deduplicated_published = batch.deduplicated_in_raw + batch.deduplicated_in_quarantine
+    batch.masked_samples = _masked(
+        con,
+        contract,
         f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
         "where len(_failed_rules) > 0 and not _in_quarantine "
-        f"order by _source_file, _source_row limit {int(sample_size)}"
+        f"order by _source_file, _source_row limit {int(sample_size)}",
     )
-    names = [d[0] for d in cur.description]
-    batch.masked_samples = [
-        mask_row(contract, dict(zip(names, r, strict=True))) for r in cur.fetchall()
-    ]
+    _measure_retyped_values(con, contract, batch)
+    _measure_future(con, contract, batch)
+    _measure_freshness(con, contract, batch, as_of)
+    _measure_volume(con, contract, batch, as_of, files)
     con.execute(
         "insert into audit.ingestion_batches values (?, ?, ?, ?, 'staged', ?, now())",
         [batch.batch_id, contract.id, as_of, run_id, batch.to_json()],
     )
     return batch
+
+
+def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None:
+    """Per file and typed column: present values and those breaking the type rule."""
+    bt = batch_table(contract)
+    typed = [f.name for f in contract.fields if f.logical_type != "string"]
+    if not typed or not batch.files:
+        return
+    aggs = ", ".join(
+        f"count(*) filter (where {quote_ident(c)} is not null and trim({quote_ident(c)}) <> ''), "
+        f"count(*) filter (where list_contains(_failed_rules, {quote_literal(c + '.type')}))"
+        for c in typed
+    )
+    for row in con.execute(
+        f"select _source_file, {aggs} from {bt}__verdicts group by _source_file"
+    ).fetchall():
+        path = row[0]
+        for i, col in enumerate(typed):
+            present, bad = row[1 + 2 * i], row[2 + 2 * i]
+            if present < RETYPE_MIN_VALUES or bad <= RETYPE_SHARE * present:
+                continue
+            if col in batch.retyped_columns.get(path, {}):
+                continue  # already found by its physical type
+            batch.retyped_columns.setdefault(path, {})[col] = {
+                "rule": "type_rule",
+                "found": [
+                    f"{bad} of {present} present values are not a valid "
+                    f"{contract.field(col).logical_type}"
+                ],
+                "rows": bad,
+            }
+            batch.samples[f"retyped:{path}:{col}"] = _masked(
+                con,
+                contract,
+                f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+                f"where _source_file = ? and list_contains(_failed_rules, ?) "
+                f"order by _source_row limit {SAMPLE_ROWS}",
+                [path, col + ".type"],
+            )
+
+
+def _measure_future(con, contract: Contract, batch: StagedBatch) -> None:
+    bt = batch_table(contract)
+    for col in contract.future_checked_columns:
+        rid = future_rule_id(col)
+        n = con.execute(
+            f"select count(*) from {bt}__verdicts where not _in_quarantine "
+            "and list_contains(_failed_rules, ?)",
+            [rid],
+        ).fetchone()[0]
+        if n:
+            batch.future_by_column[col] = n
+            batch.samples[f"future:{col}"] = _masked(
+                con,
+                contract,
+                f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+                "where not _in_quarantine and list_contains(_failed_rules, ?) "
+                f"order by _source_file, _source_row limit {SAMPLE_ROWS}",
+                [rid],
+            )
+    batch.future_rows = con.execute(
+        f"select count(*) from {bt}__verdicts where not _in_quarantine and len(list_filter("
+        f"_failed_rules, lambda r: r like '%.{NOT_FUTURE}')) > 0"
+    ).fetchone()[0]
+
+
+def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.date) -> None:
+    """Newest valid, not-future ordering timestamp in this batch and in raw, its age at as_of end."""
+    col = contract.ordering_column
+    if contract.field(col).logical_type not in ("timestamp", "date"):
+        return
+    bt, c = batch_table(contract), quote_ident(col)
+    bad = f"list_has_any(_failed_rules, [{quote_literal(col + '.type')}, " + (
+        f"{quote_literal(future_rule_id(col))}])"
+    )
+    in_batch = con.execute(
+        f"select cast(max(try_cast(trim({c}) as timestamptz)) as timestamp) from {bt}__verdicts "
+        f"where {c} is not null and trim({c}) <> '' and not {bad}"
+    ).fetchone()[0]
+    in_raw = con.execute(f"select cast(max({c}) as timestamp) from raw.{contract.id}").fetchone()[0]
+    candidates = [(v, where) for v, where in ((in_batch, "batch"), (in_raw, "raw")) if v]
+    if not candidates:
+        batch.freshness = {"column": col, "newest": None}
+        return
+    newest, where = max(candidates, key=lambda t: t[0])
+    if not isinstance(newest, dt.datetime):
+        newest = dt.datetime.combine(newest, dt.time(0, 0))
+    age = (_as_of_end(as_of) - newest).total_seconds() / 86400
+    batch.freshness = {
+        "column": col,
+        "newest": newest.isoformat() + "Z",
+        "newest_in": where,
+        "age_days": round(age, 3),
+    }
+    if where == "batch":
+        batch.samples["stale"] = _masked(
+            con,
+            contract,
+            f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+            f"where {c} is not null and trim({c}) <> '' and not {bad} "
+            f"order by try_cast(trim({c}) as timestamptz) desc limit 1",
+        )
+
+
+def _measure_volume(con, contract: Contract, batch: StagedBatch, as_of: dt.date, files) -> None:
+    """Rows delivered for this as_of (published earlier today + this batch) and the per-as_of
+    volumes of the trailing earlier as_of dates with a published file-mode batch."""
+    live = bool(batch.extraction) or any(Path(f).name.startswith(LIVE_PREFIX) for f in batch.files)
+    history = con.execute(
+        "select as_of, sum(extracted) from audit.ingestion_audit a where contract_id = ? "
+        "and as_of < ? and not exists (select 1 from audit.ingestion_files f where "
+        "f.batch_id = a.batch_id and regexp_matches(f.path, ?)) "
+        "group by as_of order by as_of desc limit ?",
+        [contract.id, as_of, rf"[/\\]{LIVE_PREFIX}[^/\\]*$", contract.volume_history],
+    ).fetchall()
+    earlier_today = con.execute(
+        "select coalesce(sum(extracted), 0) from audit.ingestion_audit "
+        "where contract_id = ? and as_of = ?",
+        [contract.id, as_of],
+    ).fetchone()[0]
+    counts = [int(n) for _, n in history]
+    batch.volume = {
+        "rows": int(earlier_today) + batch.extracted,
+        "delivered": bool(files) or earlier_today > 0,
+        "live": live,
+        "history": [[d.isoformat(), int(n)] for d, n in history],
+        "median": statistics.median(counts) if counts else None,
+    }
 
 
 def publish_batch(
@@ -237,7 +484,10 @@ def publish_batch(
     if already:
         return False
     bt = batch_table(contract)
-    reasons = reasons_by_rule(contract)
+    reasons = reasons_by_rule(contract) | {
+        future_rule_id(c): f"{c} lies after the as_of day (+ tolerance)"
+        for c in contract.future_checked_columns
+    }
     reason_case = " ".join(
         f"when '{rid}' then '{text.replace(chr(39), chr(39) * 2)}'" for rid, text in reasons.items()
     )
@@ -247,6 +497,13 @@ def publish_batch(
         for f in discover(landing_dir, contract, dt.date.fromisoformat(batch.as_of))
         if str(f.path) in batch.files
     ]
+    # The cursor records the files as they were staged (and counted): a file replaced in between
+    # would be marked done with rows nobody read. Refuse; the next run stages it afresh.
+    found = {str(f.path): f.sha256 for f in files}
+    for path in batch.files:
+        staged_sha = batch.file_sha256.get(path)
+        if staged_sha is not None and found.get(path) != staged_sha:
+            raise LandingFileError(f"{path}: changed or removed since it was staged; not published")
     con.execute("begin transaction")
     try:
         con.execute(

@@ -55,6 +55,7 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         context.log.info(
             f"{contract.id}: {len(batch.files)} new file(s), extracted {batch.extracted}, "
             f"clean {batch.loaded}, quarantined {batch.quarantined}, deduplicated {batch.deduplicated}"
+            f" (staged by the loader: {batch.staged})"
         )
         return dg.MaterializeResult(
             metadata={
@@ -67,6 +68,14 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                 "quarantined_by_rule": dg.MetadataValue.json(batch.quarantined_by_rule),
                 "warnings_by_rule": dg.MetadataValue.json(batch.warnings_by_rule),
                 "deduplicated_already_published": batch.deduplicated_published,
+                "staged_by_loader": batch.staged,
+                "deduplicated_by_kind": dg.MetadataValue.json(
+                    {
+                        "older_version_in_batch": batch.deduplicated_in_batch,
+                        "already_in_raw": batch.deduplicated_in_raw,
+                        "already_in_quarantine": batch.deduplicated_in_quarantine,
+                    }
+                ),
                 "mode": "live" if extraction else "files",
                 **({"extraction": dg.MetadataValue.json(extraction)} if extraction else {}),
             }

@@ -1,7 +1,13 @@
-"""Blocking gates generated from data_contracts/sources/: one per entity, on its staged batch.
+"""Blocking gates generated from data_contracts/sources/, two per entity:
 
-A failed gate stops the publish step (and everything downstream) in the same run: the batch stays
-in staging, the cursor does not move, nothing reaches raw, the marts or a customer.
+* `meets_contract` on the staged batch (before publish): schema drift (missing, renamed, retyped
+  columns), quarantine share, duplicates, future timestamps, volume drop, a stale source, GX batch
+  expectations and row accounting against an independent count of the files. A failure stops the
+  publish step (and everything downstream) in the same run: the batch stays in staging, the cursor
+  does not move, nothing reaches raw, the marts or a customer.
+* `published_as_accounted` on the raw table (after publish): what publish actually wrote (raw and
+  quarantine rows by _batch_id, the audit row) matches the staged plan and the file count. It
+  cannot un-publish, but it stops dbt and activation from building on a publish that lost rows.
 """
 
 import dagster as dg
@@ -9,8 +15,8 @@ import dagster as dg
 from orchestration.contracts.gx_suite import validate_frame
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
-from orchestration.ingest.gate import evaluate_gate
-from orchestration.ingest.wap import batch_table, load_staged
+from orchestration.ingest.gate import GateOutcome, evaluate_gate
+from orchestration.ingest.wap import StagedBatch, batch_table, load_staged
 
 
 def _md_table(rows: list[dict]) -> str:
@@ -19,6 +25,16 @@ def _md_table(rows: list[dict]) -> str:
     cols = list(rows[0])
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     return head + "\n".join("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows)
+
+
+def _samples_md(outcome: GateOutcome) -> str:
+    """One section per failure: rule, column, message and its masked sample rows."""
+    if not outcome.details:
+        return "(no failures)"
+    parts = []
+    for d in outcome.details:
+        parts.append(f"**{d.rule}** — column `{d.column}`\n\n{d.message}\n\n{_md_table(d.samples)}")
+    return "\n\n".join(parts)
 
 
 def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
@@ -51,12 +67,30 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
             description="; ".join(outcome.failures) or "batch meets its contract",
             metadata={
                 "failures": dg.MetadataValue.json(outcome.failures),
+                "failure_details": dg.MetadataValue.json(outcome.details_json()),
+                "failure_samples_masked": dg.MetadataValue.md(_samples_md(outcome)),
+                "notes": dg.MetadataValue.json(outcome.notes),
                 "extracted": batch.extracted,
+                "staged": batch.staged,
+                "loaded": batch.loaded,
                 "quarantined": batch.quarantined,
+                "deduplicated": batch.deduplicated,
+                "rows_by_file": dg.MetadataValue.json(
+                    {
+                        p: {"counted": n, "staged": batch.staged_rows_by_file.get(p, 0)}
+                        for p, n in batch.files_rows.items()
+                    }
+                ),
                 "quarantine_share": round(batch.quarantine_share, 6),
                 "max_quarantine_share": contract.max_quarantine_share,
                 "quarantined_by_rule": dg.MetadataValue.json(batch.quarantined_by_rule),
                 "missing_columns": dg.MetadataValue.json(batch.missing_columns),
+                "extra_columns": dg.MetadataValue.json(batch.extra_columns),
+                "retyped_columns": dg.MetadataValue.json(batch.retyped_columns),
+                "duplicate_share": round(batch.duplicate_share, 6),
+                "future_rows_by_column": dg.MetadataValue.json(batch.future_by_column),
+                "volume": dg.MetadataValue.json(batch.volume),
+                "freshness": dg.MetadataValue.json(batch.freshness),
                 "gx_expectations_evaluated": suite.evaluated,
                 "gx_failed_expectations": dg.MetadataValue.json(suite.failed_expectations),
                 "sample_rows_masked": dg.MetadataValue.md(_md_table(batch.masked_samples)),
@@ -66,4 +100,99 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
     return _gate
 
 
-defs = dg.Definitions(asset_checks=[build_contract_gate(c) for c in all_source_contracts()])
+def published_mismatches(con, contract: Contract, batch: StagedBatch) -> tuple[list[str], dict]:
+    """Compare what publish wrote for `batch` with the staged plan and the independent count."""
+    b = batch.batch_id
+    raw = con.execute(f"select count(*) from raw.{contract.id} where _batch_id = ?", [b]).fetchone()
+    quarantine = con.execute(
+        f"select count(*) from quarantine.{contract.id} where _batch_id = ?", [b]
+    ).fetchone()
+    audit = con.execute(
+        "select extracted, loaded, quarantined, deduplicated from audit.ingestion_audit "
+        "where batch_id = ?",
+        [b],
+    ).fetchone()
+    files = con.execute(
+        "select count(*) from audit.ingestion_files where batch_id = ?", [b]
+    ).fetchone()[0]
+    counts = {"raw_rows": raw[0], "quarantine_rows": quarantine[0], "files": files}
+    problems = []
+    if audit is None:
+        return [f"row accounting: batch {b} has no audit.ingestion_audit row"], counts
+    counts |= dict(zip(("extracted", "loaded", "quarantined", "deduplicated"), audit, strict=True))
+    if raw[0] != batch.loaded:
+        problems.append(
+            f"raw.{contract.id} holds {raw[0]} row(s) of batch {b}, staged {batch.loaded}"
+        )
+    if quarantine[0] != batch.quarantined:
+        problems.append(
+            f"quarantine.{contract.id} holds {quarantine[0]} row(s) of batch {b}, "
+            f"staged {batch.quarantined}"
+        )
+    if files != len(batch.files):
+        problems.append(f"audit.ingestion_files lists {files} file(s), staged {len(batch.files)}")
+    if audit[0] != sum(batch.files_rows.values()):
+        problems.append(f"audit extracted {audit[0]} != {sum(batch.files_rows.values())} counted")
+    if audit[0] != raw[0] + quarantine[0] + audit[3]:
+        problems.append(
+            f"extracted {audit[0]} != raw {raw[0]} + quarantine {quarantine[0]} + "
+            f"deduplicated {audit[3]}"
+        )
+    return [f"row accounting after publish: {p}" for p in problems], counts
+
+
+def build_publish_check(contract: Contract) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(contract.asset_key_path),
+        name="published_as_accounted",
+        blocking=True,
+        pool="duckdb",
+        description=f"What publish wrote for this run's batch of {contract.id} (raw and quarantine "
+        "rows by _batch_id, the audit row, the file cursor) adds up to the records counted in "
+        "its files.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.connection() as con:
+            batch = load_staged(con, contract, context.run.run_id)
+            status = (
+                con.execute(
+                    "select status from audit.ingestion_batches where batch_id = ? "
+                    "and run_id = ? order by staged_at desc limit 1",
+                    [batch.batch_id, context.run.run_id],
+                ).fetchone()
+                if batch is not None and batch.batch_id
+                else None
+            )
+            if not status or status[0] != "published":
+                return dg.AssetCheckResult(
+                    passed=True,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    description="nothing published by this run",
+                )
+            problems, counts = published_mismatches(con, contract, batch)
+        for p in problems:
+            context.log.error(f"{contract.id}: {p}")
+        return dg.AssetCheckResult(
+            passed=not problems,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(problems) or "published rows add up",
+            metadata={
+                "failures": dg.MetadataValue.json(problems),
+                "failure_details": dg.MetadataValue.json(
+                    [
+                        {"rule": "accounting.published", "column": "(batch)", "message": p}
+                        for p in problems
+                    ]
+                ),
+                "batch_id": batch.batch_id,
+                "counts": dg.MetadataValue.json(counts),
+            },
+        )
+
+    return _check
+
+
+defs = dg.Definitions(
+    asset_checks=[build_contract_gate(c) for c in all_source_contracts()]
+    + [build_publish_check(c) for c in all_source_contracts()]
+)
