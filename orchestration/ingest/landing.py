@@ -136,16 +136,18 @@ def parquet_type_accepted(logical_type: str, physical: str) -> bool:
 
 def count_records(path: Path) -> int:
     """Records in a landing file, counted without DuckDB (the loader): the independent side of
-    row accounting. CSV: records after the header by Python's csv module (quoted line breaks
-    stay inside a record; blank lines are not records); JSON lines: non-blank lines; Parquet: the
-    row count in the file's footer."""
+    row accounting. CSV: records after the first, by Python's csv module (quoted line breaks stay
+    inside a record; empty lines are not records, a line of only commas is); JSON lines: non-blank
+    lines; Parquet: the row count in the file's footer. A line above the header that DuckDB's
+    sniffer skips (an export banner) counts here as the header, so the loader falls one short and
+    the gate names the file."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-            records = sum(1 for rec in csv.reader(fh) if rec and any(v != "" for v in rec))
+            records = sum(1 for rec in csv.reader(fh) if rec)
         return max(records - 1, 0)
     with path.open("rb") as fh:
         return sum(1 for line in fh if line.strip())
