@@ -133,3 +133,79 @@ def test_failing_gate_blocks_publish_dbt_and_activation_until_fixed(tmp_path, mo
         assert batches[0] == 1
         assert batches[1] == len([ln for ln in original.splitlines() if ln.strip()])
     assert len(all_source_contracts()) == 11
+
+
+def _check_descriptions(instance, run_id: str) -> dict[str, str]:
+    import dagster as dg
+
+    out = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        ev = entry.dagster_event.event_specific_data
+        out[ev.asset_check_key.to_user_string()] = ev.description or ""
+    return out
+
+
+def test_several_defect_classes_block_one_night_and_publish_once_when_fixed(tmp_path, monkeypatch):
+    """Renamed column (shop orders), future timestamps (crm contacts), an export banner the
+    loader skips (row accounting, loyalty members) and duplicates (web events) in one night."""
+    from orchestration.pipeline import run_nightly
+    from orchestration.sources.generator import generate
+
+    home = make_home(tmp_path, monkeypatch)
+    generate(300, 7, AS_OF, home.landing, home.truth, progress=None)
+    orders = next((home.landing / "shop" / "orders").rglob("*.jsonl"))
+    contacts = next((home.landing / "crm" / "contacts").rglob("*.csv"))
+    members = next((home.landing / "loyalty" / "members").rglob("*.csv"))
+    events = next((home.landing / "web" / "events").rglob("*.jsonl"))
+    originals = {p: p.read_text() for p in (orders, contacts, members)}
+    orders.write_text(originals[orders].replace('"currency":', '"currency_code":'))
+    lines = originals[contacts].splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    at = header.index("updated_at")
+    row = lines[1].rstrip("\n").split(",")
+    if len(row) == len(header):  # no quoted commas in this row
+        row[at] = "2026-12-24T10:00:00Z"
+        lines[1] = ",".join(row) + "\n"
+    contacts.write_text("".join(lines))
+    members.write_text("loyalty export 2026-11-21\n" + originals[members])
+    resent = events.with_name("part-00001.jsonl")
+    resent.write_text("".join(events.read_text().splitlines(keepends=True)[:400]))
+
+    report = run_nightly(AS_OF, instance=home.instance, log_level="CRITICAL")
+    assert not report.success
+    why = _check_descriptions(home.instance, report.run_id)
+    expected = {
+        "staged/shop/orders:meets_contract": ["renamed column", "currency_code"],
+        "staged/crm/contacts:meets_contract": ["future timestamps", "updated_at"],
+        "staged/loyalty/members:meets_contract": ["row accounting", str(members)],
+        "staged/web/events:meets_contract": ["duplicates", "event_id"],
+    }
+    for check, words in expected.items():
+        assert check in report.checks_failed, (check, why.get(check))
+        assert all(w in why[check] for w in words), why[check]
+    assert "activation/file_drop" not in report.materialized
+    assert not any(k.startswith("marts/") for k in report.materialized)
+    for key in ("shop/orders", "crm/contacts", "loyalty/members", "web/events"):
+        assert key not in report.materialized
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        blocked = con.execute(
+            "select count(*) from audit.ingestion_audit where contract_id in "
+            "('shop__orders', 'crm__contacts', 'loyalty__members', 'web__events')"
+        ).fetchone()[0]
+        assert blocked == 0
+
+    for path, text in originals.items():
+        path.write_text(text)
+    resent.unlink()
+    fixed = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
+    assert fixed.success, fixed.checks_failed
+    assert "activation/file_drop" in fixed.materialized
+    assert {c for c in fixed.checks_passed if c.endswith(":published_as_accounted")}
+    with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select contract_id, count(*), sum(extracted), sum(loaded + quarantined + "
+            "deduplicated) from audit.ingestion_audit group by 1"
+        ).fetchall()
+    assert len(rows) == len(all_source_contracts())
+    for contract_id, batches, extracted, accounted in rows:
+        assert batches == 1 and extracted == accounted, contract_id
