@@ -121,18 +121,39 @@ def diff_sql(
     mode: str,
     state_relation: str = "activation.sync_state",
     withdrawn_relation: str | None = None,
+    changed_only: bool = False,
 ) -> str:
-    """SQL of the plan (identifier, customer_id, action, row_hash, fields_json) for one sync.
+    """SQL of the plan (identifier, customer_id, action, row_hash, fields_json — the fields of
+    creates and updates, null for removals and unchanged rows) for one sync.
     `desired_relation` has one row per identifier to have at the destination: the identifier
     column, customer_id and the fields. `withdrawn_relation` (column `identifier`): rows held at
     the destination whose person may no longer be contacted (consent withdrawn, suppressed,
-    erased) — removed in every mode, like ids a merge retired."""
+    erased) — removed in every mode, like ids a merge retired.
+    `changed_only` (not for mode delete): no unchanged rows, and every create, update and removal
+    decided, with `kept` saying whether the mode acts on it — what plan_diff writes and counts
+    without carrying the unchanged rows (unchanged = desired rows - creates - updates, kept or
+    not: every mode keeps the unchanged rows)."""
     ident = quote_ident(identifier_column)
+    # the fields travel as field_<i> (a field may be named like a plan column, e.g. customer_id)
+    carried = [f"field_{i}" for i in range(len(field_columns))]
     fields = " || chr(31) || ".join(
         f"coalesce(cast(desired.{quote_ident(c)} as varchar), chr(0))" for c in field_columns
     )
-    json_fields = ", ".join(f"{quote_literal(c)}, desired.{quote_ident(c)}" for c in field_columns)
+    json_fields = ", ".join(
+        f"{quote_literal(c)}, {f}" for c, f in zip(field_columns, carried, strict=True)
+    )
+    desired_fields = "".join(
+        f",\n        desired.{quote_ident(c)} as {f}"
+        for c, f in zip(field_columns, carried, strict=True)
+    )
+    decided_fields = "".join(f",\n        desired.{f}" for f in carried)
+    removed_fields = "".join(f",\n        null as {f}" for f in carried)
     removable = "state.created_by_sync" if mode == "mirror" else "false"
+    keep = f"forced or {_MODE_FILTER.get(mode, 'true')}"
+    if changed_only:
+        kept_column, where = f",\n    {keep} as kept", "where action <> 'unchanged'"
+    else:
+        kept_column, where = "", f"where {keep}"
     if mode == "delete":
         # delete mode: every audience member this sync holds at the destination is removed
         return f"""
@@ -156,8 +177,7 @@ with desired as (
     select
         cast(desired.{ident} as varchar) as identifier,
         desired.customer_id,
-        md5({fields or "''"}) as row_hash,
-        cast(json_object({json_fields}) as varchar) as fields_json
+        md5({fields or "''"}) as row_hash{desired_fields}
     from {desired_relation} as desired
 ),
 
@@ -187,8 +207,7 @@ decided as (
             else 'unchanged'
         end as action,
         desired.row_hash,
-        desired.fields_json,
-        false as forced
+        false as forced{decided_fields}
     from desired
     left join state on desired.identifier = state.identifier
     union all
@@ -197,8 +216,7 @@ decided as (
         state.customer_id,
         'remove' as action,
         state.row_hash,
-        null as fields_json,
-        state.identifier in (select identifier from retired) as forced
+        state.identifier in (select identifier from retired) as forced{removed_fields}
     from state
     left join desired on state.identifier = desired.identifier
     where
@@ -207,8 +225,17 @@ decided as (
         and ({removable} or state.identifier in (select identifier from retired))
 )
 
-select identifier, customer_id, action, row_hash, fields_json from decided
-where forced or {_MODE_FILTER.get(mode, "true")}
+-- the fields as JSON only for rows to send (unchanged rows are most rows on most nights)
+select
+    identifier,
+    customer_id,
+    action,
+    row_hash,
+    case
+        when action in ('create', 'update') then cast(json_object({json_fields}) as varchar)
+    end as fields_json{kept_column}
+from decided
+{where}
 """
 
 
@@ -224,46 +251,138 @@ def plan_diff(
     max_remove_share: float = 0.2,
     withdrawn_relation: str | None = None,
 ) -> DiffCounts:
-    """Write the plan `plan_id` of one sync to activation.sync_plan (every row pending) and return
-    the counts; raise MirrorGuardError before writing a collapsed plan."""
+    """Write the plan `plan_id` of one sync to activation.sync_plan (every row pending, in
+    identifier order) and return the counts; raise MirrorGuardError before writing a collapsed
+    plan."""
     ensure_state(con)
+    # the diff is computed once, then counted, checked and written; unchanged rows (most rows
+    # on most nights) are counted, not carried
     sql = diff_sql(
         sync_id, desired_relation, identifier_column, field_columns, mode,
-        withdrawn_relation=withdrawn_relation,
+        withdrawn_relation=withdrawn_relation, changed_only=mode != "delete",
     )  # fmt: skip
-    counts = dict(con.execute(f"select action, count(*) from ({sql}) group by action").fetchall())
-    in_state = con.execute(
-        "select count(*) from activation.sync_state where sync_id = ? and status = 'ok'", [sync_id]
-    ).fetchone()[0]
-    removals = counts.get("remove", 0)
-    if mode == "mirror" and in_state and removals > max_remove_share * in_state:
-        raise MirrorGuardError(
-            f"{sync_id}: mirror would remove {removals} of {in_state} rows at the destination "
-            f"(more than {max_remove_share:.0%}): the audience looks empty or collapsed; "
-            "nothing was planned"
+    if mode == "delete":  # removals only
+        sql = f"select *, true as kept from ({sql})"
+    con.execute(f"create or replace temp table sync_diff as {sql}")
+    try:
+        unchanged = 0
+        if mode != "delete":
+            desired = con.execute(f"select count(*) from {desired_relation}").fetchone()[0]
+            decided = con.execute(
+                "select count(*) from sync_diff where action in ('create', 'update')"
+            ).fetchone()[0]
+            unchanged = desired - decided
+        counts = dict(
+            con.execute(
+                "select action, count(*) from sync_diff where kept group by action"
+            ).fetchall()
         )
-    con.execute(
-        "delete from activation.sync_plan where sync_id = ? and plan_id = ?", [sync_id, plan_id]
-    )
-    con.execute(
-        f"insert into activation.sync_plan select {quote_literal(sync_id)}, "
-        f"{quote_literal(plan_id)}, cast({quote_literal(as_of.isoformat())} as date), identifier, "
-        f"customer_id, action, row_hash, fields_json, null, null "
-        f"from ({sql}) where action <> 'unchanged'"
-    )
-    return DiffCounts(
-        counts.get("create", 0), counts.get("update", 0), counts.get("unchanged", 0), removals
-    )
+        in_state = con.execute(
+            "select count(*) from activation.sync_state where sync_id = ? and status = 'ok'",
+            [sync_id],
+        ).fetchone()[0]
+        removals = counts.get("remove", 0)
+        if mode == "mirror" and in_state and removals > max_remove_share * in_state:
+            raise MirrorGuardError(
+                f"{sync_id}: mirror would remove {removals} of {in_state} rows at the destination "
+                f"(more than {max_remove_share:.0%}): the audience looks empty or collapsed; "
+                "nothing was planned"
+            )
+        con.execute(
+            "delete from activation.sync_plan where sync_id = ? and plan_id = ?",
+            [sync_id, plan_id],
+        )
+        # in identifier order, the order it is sent in: a chunk's rows then sit together, so
+        # acknowledging a chunk touches only its own row groups of the plan
+        con.execute(
+            f"insert into activation.sync_plan select {quote_literal(sync_id)}, "
+            f"{quote_literal(plan_id)}, cast({quote_literal(as_of.isoformat())} as date), "
+            "identifier, customer_id, action, row_hash, fields_json, null, null "
+            "from sync_diff where kept order by identifier"
+        )
+    finally:
+        con.execute("drop table if exists sync_diff")
+    return DiffCounts(counts.get("create", 0), counts.get("update", 0), unchanged, removals)
 
 
 def pending_plan(con: duckdb.DuckDBPyConnection, sync_id: str) -> tuple[str, dt.date] | None:
     """The (plan_id, as_of) of a plan of this sync that a crash left with unsent rows, if any."""
     ensure_state(con)
-    return con.execute(
+    found = con.execute(
         "select plan_id, min(as_of) from activation.sync_plan "
         "where sync_id = ? and outcome is null group by plan_id order by 2 limit 1",
         [sync_id],
-    ).fetchone()
+    ).fetchall()  # read to the end: DuckDB refuses some calls while a result is unfinished
+    return found[0] if found else None
+
+
+# How an acknowledged plan row changes its state row. The source has the plan row (sync_id,
+# identifier, action, row_hash, as_of, customer_id), its state row before (state_row_hash,
+# state_attempts, state_created_by_sync, state_customer_id; null if none) and how it ended
+# (status, error).
+_ACKNOWLEDGED_STATE = f"""
+insert or replace into activation.sync_state ({STATE_COLUMNS})
+select
+    sync_id,
+    identifier,
+    case when action = 'remove' or status = 'ok' then row_hash else state_row_hash end,
+    case when action = 'remove' and status = 'ok' then 'removed' else status end,
+    coalesce(state_attempts, 0) + 1,
+    error,
+    coalesce(state_created_by_sync, action = 'create'),
+    as_of,
+    coalesce(customer_id, state_customer_id)
+from {{source}}
+"""
+
+
+def pending_sql(sync_id: str, plan_id: str, pending_only: bool = True) -> str:
+    """SQL of a plan's pending rows (all its rows if not pending_only) with their state row
+    before sending (the state_* columns acknowledge_chunk needs), one row per plan row."""
+    return f"""
+select
+    plan.sync_id,
+    plan.identifier,
+    plan.customer_id,
+    plan.action,
+    plan.row_hash,
+    plan.fields_json,
+    plan.as_of,
+    state.row_hash as state_row_hash,
+    state.attempts as state_attempts,
+    state.created_by_sync as state_created_by_sync,
+    state.customer_id as state_customer_id
+from activation.sync_plan as plan
+left join activation.sync_state as state
+    on plan.sync_id = state.sync_id and plan.identifier = state.identifier
+where plan.sync_id = {quote_literal(sync_id)} and plan.plan_id = {quote_literal(plan_id)}
+    {"and plan.outcome is null" if pending_only else ""}
+"""
+
+
+def acknowledge_chunk(
+    con: duckdb.DuckDBPyConnection,
+    sync_id: str,
+    plan_id: str,
+    chunk: str,
+    first_identifier: str,
+    last_identifier: str,
+) -> None:
+    """acknowledge() for a chunk of pending rows read with pending_sql before they were sent:
+    `chunk` is a relation with pending_sql's columns plus status and error, its identifiers
+    between first_identifier and last_identifier. Reads no more of the state or the plan than
+    the chunk's own rows (the plan is written in identifier order)."""
+    con.execute(_ACKNOWLEDGED_STATE.format(source=chunk))
+    con.execute(
+        f"""
+        update activation.sync_plan as plan
+        set outcome = ack.status, error = ack.error
+        from {chunk} as ack
+        where plan.sync_id = ? and plan.plan_id = ? and plan.identifier = ack.identifier
+            and plan.identifier between ? and ?
+        """,
+        [sync_id, plan_id, first_identifier, last_identifier],
+    )
 
 
 def acknowledge(
@@ -275,35 +394,22 @@ def acknowledge(
     """Record how planned identifiers ended ({identifier: (status, error)}) in sync_state and
     mark them done in the plan — called per chunk, so a crash loses at most one chunk's
     acknowledgements (and those rows are resent with the same idempotency key)."""
-    rows = [(identifier, status, error or None) for identifier, (status, error) in outcomes.items()]
+    # one statement (the lists travel as parameters), not an insert per row
     con.execute(
-        "create or replace temp table acknowledged (identifier varchar, status varchar, error varchar)"
+        "create or replace temp table acknowledged as select unnest(?::varchar[]) as identifier, "
+        "unnest(?::varchar[]) as status, unnest(?::varchar[]) as error",
+        [
+            list(outcomes),
+            [status for status, _ in outcomes.values()],
+            [error or None for _, error in outcomes.values()],
+        ],
     )
-    if rows:
-        con.executemany("insert into acknowledged values (?, ?, ?)", rows)
-    con.execute(
-        f"""
-        insert or replace into activation.sync_state ({STATE_COLUMNS})
-        select
-            plan.sync_id,
-            plan.identifier,
-            case when plan.action = 'remove' or ack.status = 'ok' then plan.row_hash
-                else state.row_hash end,
-            case when plan.action = 'remove' and ack.status = 'ok' then 'removed'
-                else ack.status end,
-            coalesce(state.attempts, 0) + 1,
-            ack.error,
-            coalesce(state.created_by_sync, plan.action = 'create'),
-            plan.as_of,
-            coalesce(plan.customer_id, state.customer_id)
-        from activation.sync_plan as plan
+    source = f"""(
+        select plan.*, ack.status, ack.error
+        from ({pending_sql(sync_id, plan_id, pending_only=False)}) as plan
         inner join acknowledged as ack on plan.identifier = ack.identifier
-        left join activation.sync_state as state
-            on plan.sync_id = state.sync_id and plan.identifier = state.identifier
-        where plan.sync_id = ? and plan.plan_id = ?
-        """,
-        [sync_id, plan_id],
-    )
+    )"""
+    con.execute(_ACKNOWLEDGED_STATE.format(source=source))
     con.execute(
         """
         update activation.sync_plan as plan

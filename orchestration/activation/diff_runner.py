@@ -18,13 +18,24 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import duckdb
+import pyarrow as pa
 
-from orchestration.activation.destinations.webhook import Outcome, Row, make_row
-from orchestration.activation.diff import acknowledge, ensure_state, pending_plan, plan_diff
+from orchestration.activation.destinations.webhook import Outcome, Row, make_rows
+from orchestration.activation.diff import (
+    acknowledge_chunk,
+    ensure_state,
+    pending_plan,
+    pending_sql,
+    plan_diff,
+)
 from orchestration.activation.planner import PLAN_TABLE, build_plan, withdrawn_sql
 from orchestration.activation.records import ensure_tables
 from orchestration.activation.runner import SyncOutcome, record_sync_run
@@ -80,6 +91,7 @@ def run_diff_sync(
         list(sync.fields), sync.mode, sync.max_remove_share, withdrawn_relation="sync_withdrawn",
     )  # fmt: skip
     out.planned += diff.create + diff.update + diff.remove
+    con.execute("drop table if exists sync_desired; drop table if exists sync_withdrawn")
     _send_plan(*context, plan_id=sync_run_id)
     out.status = "success" if out.ok + out.rejected == out.sent else "partial"
     _record_not_sent(con, sync, as_of, run_id, sync_run_id)
@@ -154,72 +166,188 @@ def _send_plan(
     log: Callable[[str], None],
     plan_id: str,
 ) -> None:
-    """Send a plan's pending rows chunk by chunk; acknowledge and record each chunk."""
+    """Send a plan's pending rows chunk by chunk, in identifier order; acknowledge and record
+    each chunk (sync_state, the plan's outcome and contact_history in one transaction).
+
+    The pending rows are read once, numbered, with what acknowledging and recording them needs
+    (their state row before sending; the contact point and consent read at planning) into the
+    temp table sync_sending, so a chunk reads and writes only its own rows however large the
+    plan. Three steps overlap: while chunk n is at the destination, chunk n + 1 is read and its
+    rows built (idempotency keys, JSON) and chunk n - 1 is acknowledged (on a cursor of its
+    own). Chunks are sent one after the other; a crash leaves at most two chunks sent and not
+    acknowledged, resent on resume with the same idempotency keys."""
     total = con.execute(
-        "select count(*) from activation.sync_plan where sync_id = ? and plan_id = ? "
-        "and outcome is null",
-        [sync.name, plan_id],
-    ).fetchone()[0]
-    done = 0
-    while True:
-        chunk = con.execute(
-            "select identifier, customer_id, action, fields_json from activation.sync_plan "
-            "where sync_id = ? and plan_id = ? and outcome is null order by identifier limit ?",
-            [sync.name, plan_id, chunk_rows],
-        ).fetchall()
-        if not chunk:
-            return
-        rows = {
-            identifier: make_row(
-                sync.name, identifier, "delete" if action == "remove" else "upsert",
-                json.loads(fields) if fields else {},
-            )
-            for identifier, _, action, fields in chunk
-        }  # fmt: skip
-        outcomes = destination.send(rows.values())
-        by_identifier = {i: outcomes[row.idempotency_key] for i, row in rows.items()}
-        acknowledge(
-            con, sync.name, plan_id, {i: (o.status, o.reason) for i, o in by_identifier.items()}
-        )
-        _record_sent(con, sync, as_of, run_id, sync_run_id, plan_id, by_identifier)
-        out.sent += len(rows)
-        for o in by_identifier.values():
-            setattr(out, o.status, getattr(out, o.status) + 1)
-        done += len(rows)
-        log(f"{sync.name}: sent {done:,}/{total:,} rows of plan {plan_id}")
-
-
-def _record_sent(con, sync, as_of, run_id, sync_run_id, plan_id, by_identifier) -> None:
-    """contact_history: one row per sent row with its outcome (removals included)."""
-    recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    con.execute(
-        "create or replace temp table sync_outcomes "
-        "(identifier varchar, outcome varchar, error varchar, attempts integer)"
-    )
-    con.executemany(
-        "insert into sync_outcomes values (?, ?, ?, ?)",
-        [(i, o.status, o.reason or None, o.attempts) for i, o in by_identifier.items()],
-    )
-    con.execute(
         f"""
-        insert into activation.contact_history
+        create or replace temp table sync_sending as
         select
-            md5(? || '|' || ? || '|' || plan.identifier || '|' || ? || '|' || plan.plan_id),
-            ?, ?, ?, ?, ?, ?, ?, cast(? as date), coalesce(plan.customer_id, plan.identifier),
-            p.contact_point, o.outcome, false, null,
-            case when plan.action = 'remove' then 'removed' || coalesce(': ' || o.error, '')
-                else o.error end,
-            p.consent_status, p.consent_captured_at, cast(? as timestamp), o.attempts,
-            cast(? as timestamp)
-        from activation.sync_plan as plan
-        inner join sync_outcomes as o on plan.identifier = o.identifier
-        left join {PLAN_TABLE} as p on plan.customer_id = p.customer_id
-        where plan.sync_id = ? and plan.plan_id = ?
-        """,
-        [sync.name, as_of.isoformat(), run_id, sync.name, sync_run_id, run_id,
-         sync.destination, sync.segment, sync.channel, sync.purpose, as_of.isoformat(),
-         recorded_at, recorded_at, sync.name, plan_id],
-    )  # fmt: skip
+            -- rows of one identifier (two people sharing a non-unique identifier) share a seq,
+            -- so they are sent as one row and acknowledged and recorded together
+            dense_rank() over (order by pending.identifier) as seq,
+            pending.*,
+            p.contact_point,
+            p.consent_status,
+            p.consent_captured_at
+        from ({pending_sql(sync.name, plan_id)}) as pending
+        left join {PLAN_TABLE} as p on pending.customer_id = p.customer_id
+        order by seq
+        """
+    ).fetchone()[0]
+    last_seq = con.execute("select coalesce(max(seq), 0) from sync_sending").fetchone()[0]
+    done = 0
+    cursor = con.cursor()  # the acknowledgements' own connection to the warehouse
+    try:
+        with (
+            _checkpoints_deferred(con),
+            ThreadPoolExecutor(1, thread_name_prefix="c360-send") as sender,
+            ThreadPoolExecutor(1, thread_name_prefix="c360-acknowledge") as acknowledger,
+        ):
+            acknowledging: Future | None = None
+            chunk = _read_chunk(con, sync.name, 0, chunk_rows)
+            while chunk:
+                sending = sender.submit(destination.send, chunk.rows.values())
+                following = (
+                    _read_chunk(con, sync.name, chunk.last_seq, chunk_rows)
+                    if chunk.last_seq < last_seq
+                    else None
+                )
+                outcomes = sending.result()
+                ended = [outcomes[chunk.rows[i].idempotency_key] for i in chunk.identifiers]
+                recorded = chunk.table.append_column(
+                    "status", pa.array([o.status for o in ended], pa.string())
+                )
+                recorded = recorded.append_column(
+                    "error", pa.array([o.reason or None for o in ended], pa.string())
+                )
+                recorded = recorded.append_column(
+                    "attempts", pa.array([o.attempts for o in ended], pa.int32())
+                )
+                if acknowledging is not None:
+                    acknowledging.result()  # one chunk acknowledged at a time, in order
+                acknowledging = acknowledger.submit(
+                    _acknowledge_and_record, cursor, sync, as_of, run_id, sync_run_id, plan_id,
+                    recorded, chunk.identifiers[0], chunk.identifiers[-1],
+                )  # fmt: skip
+                out.sent += len(chunk.rows)
+                sent = Counter(outcomes[row.idempotency_key].status for row in chunk.rows.values())
+                for status, count in sent.items():
+                    setattr(out, status, getattr(out, status) + count)
+                done += len(chunk.rows)
+                log(f"{sync.name}: sent {done:,}/{total:,} rows of plan {plan_id}")
+                chunk = following
+            if acknowledging is not None:
+                acknowledging.result()
+    finally:
+        cursor.close()
+        con.execute("drop table if exists sync_sending")
+
+
+# While a plan is sent, DuckDB's automatic checkpoint (at 16 MiB of WAL by default) would run
+# every few chunks, and each one rewrites sync_state's primary-key index whole: at a million rows
+# that is most of a first sync's time. The WAL is still written and synced at every chunk's
+# commit (nothing is less durable); the checkpoint comes once, at the first commit after.
+DEFERRED_CHECKPOINT_THRESHOLD = "4GB"
+
+
+@contextmanager
+def _checkpoints_deferred(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Raise the database's checkpoint_threshold while sending (a database-wide setting),
+    then restore it."""
+    before = con.execute("select current_setting('checkpoint_threshold')").fetchone()[0]
+    con.execute(f"set checkpoint_threshold = '{DEFERRED_CHECKPOINT_THRESHOLD}'")
+    try:
+        yield
+    finally:
+        con.execute(f"set checkpoint_threshold = '{before}'")
+
+
+# Rows built between two offers of the GIL to the thread sending the previous chunk: its HTTP
+# exchanges then wait a fraction of a millisecond for the GIL, not the 5 ms switch interval.
+_YIELD_ROWS = 500
+
+
+@dataclass
+class _Chunk:
+    """Consecutive pending rows of sync_sending (seq first_seq..last_seq), built to send."""
+
+    first_seq: int
+    last_seq: int
+    table: pa.Table  # the rows of sync_sending
+    identifiers: list[str]  # by seq
+    rows: dict[str, Row]  # by identifier
+
+
+def _read_chunk(
+    con: duckdb.DuckDBPyConnection, sync_name: str, after_seq: int, chunk_rows: int
+) -> _Chunk | None:
+    """The pending rows of the next chunk_rows identifiers after after_seq, as rows to send
+    (one per identifier; None when done)."""
+    table = con.sql(
+        f"select * from sync_sending where seq > {int(after_seq)} "
+        f"and seq <= {int(after_seq + chunk_rows)} order by seq"
+    ).to_arrow_table()
+    if not table.num_rows:
+        return None
+    identifiers = table.column("identifier").to_pylist()
+    ops = ["delete" if a == "remove" else "upsert" for a in table.column("action").to_pylist()]
+    fields_json = table.column("fields_json").to_pylist()
+    built: list[Row] = []
+    for start in range(0, len(identifiers), _YIELD_ROWS):
+        end = start + _YIELD_ROWS
+        # the fields of these rows parsed in one call: per row, a call costs more than parsing
+        fields = json.loads("[" + ",".join(f or "{}" for f in fields_json[start:end]) + "]")
+        built += make_rows(
+            sync_name, zip(identifiers[start:end], ops[start:end], fields, strict=True)
+        )
+        time.sleep(0)  # let the sending thread take the GIL now, not at the next switch interval
+    rows = dict(zip(identifiers, built, strict=True))
+    seqs = table.column("seq")
+    return _Chunk(seqs[0].as_py(), seqs[-1].as_py(), table, identifiers, rows)
+
+
+def _acknowledge_and_record(
+    cursor: duckdb.DuckDBPyConnection,
+    sync: SyncDefinition,
+    as_of: dt.date,
+    run_id: str,
+    sync_run_id: str,
+    plan_id: str,
+    chunk: pa.Table,
+    first_identifier: str,
+    last_identifier: str,
+) -> None:
+    """One transaction per chunk (rows of sync_sending with how each ended: status, error,
+    attempts): sync_state and the plan acknowledged, and contact_history — one row per sent
+    row with its outcome (removals included)."""
+    recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    cursor.register("sync_chunk", chunk)
+    cursor.execute("begin transaction")
+    try:
+        acknowledge_chunk(
+            cursor, sync.name, plan_id, "sync_chunk", first_identifier, last_identifier
+        )
+        cursor.execute(
+            """
+            insert into activation.contact_history
+            select
+                md5(? || '|' || ? || '|' || c.identifier || '|' || ? || '|' || ?),
+                ?, ?, ?, ?, ?, ?, ?, cast(? as date), coalesce(c.customer_id, c.identifier),
+                c.contact_point, c.status, false, null,
+                case when c.action = 'remove' then 'removed' || coalesce(': ' || c.error, '')
+                    else c.error end,
+                c.consent_status, c.consent_captured_at, cast(? as timestamp), c.attempts,
+                cast(? as timestamp)
+            from sync_chunk as c
+            """,
+            [sync.name, as_of.isoformat(), run_id, plan_id, sync.name, sync_run_id, run_id,
+             sync.destination, sync.segment, sync.channel, sync.purpose, as_of.isoformat(),
+             recorded_at, recorded_at],
+        )  # fmt: skip
+        cursor.execute("commit")
+    except BaseException:
+        cursor.execute("rollback")
+        raise
+    finally:
+        cursor.unregister("sync_chunk")
 
 
 def _record_not_sent(con, sync, as_of, run_id, sync_run_id) -> None:

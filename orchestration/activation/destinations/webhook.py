@@ -15,7 +15,7 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -78,12 +78,36 @@ class Row:
         }
 
 
+# Encoders built once: json.dumps with non-default arguments builds a new encoder on every call,
+# which dominates the cost of a small row. Same output as json.dumps with the same arguments.
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, default=str)  # the idempotency key's text
+_COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"))  # the request body's text
+_EMPTY_BODY_SIZE = len(b'{"rows":[]}')
+
+
 def make_row(sync: str, identifier: str, op: Literal["upsert", "delete"], fields: dict) -> Row:
     """A row whose idempotency key is the hash of what it says: resending it is a no-op."""
     digest = hashlib.sha256(
-        json.dumps([sync, identifier, op, fields], sort_keys=True, default=str).encode()
+        _KEY_ENCODER.encode([sync, identifier, op, fields]).encode()
     ).hexdigest()
     return Row(identifier, op, fields, digest)
+
+
+def make_rows(
+    sync: str, rows: Iterable[tuple[str, Literal["upsert", "delete"], dict]]
+) -> list[Row]:
+    """make_row for many (identifier, op, fields): the same rows and keys, without a function
+    call and two attribute lookups per row."""
+    encode, sha256 = _KEY_ENCODER.encode, hashlib.sha256
+    return [
+        Row(
+            identifier,
+            op,
+            fields,
+            sha256(encode([sync, identifier, op, fields]).encode()).hexdigest(),
+        )
+        for identifier, op, fields in rows
+    ]
 
 
 @dataclass
@@ -96,7 +120,7 @@ class Outcome:
 
 
 def _body(rows: Sequence[Row]) -> bytes:
-    return json.dumps({"rows": [r.payload() for r in rows]}, separators=(",", ":")).encode()
+    return _COMPACT_ENCODER.encode({"rows": [r.payload() for r in rows]}).encode()
 
 
 def batches(rows: Sequence[Row], max_rows: int, max_bytes: int) -> list[list[Row]]:
@@ -104,17 +128,35 @@ def batches(rows: Sequence[Row], max_rows: int, max_bytes: int) -> list[list[Row
     the destination's 413 rejects it)."""
     out: list[list[Row]] = []
     current: list[Row] = []
-    size = len(b'{"rows":[]}')
+    size = _EMPTY_BODY_SIZE
     for row in rows:
-        row_size = len(json.dumps(row.payload(), separators=(",", ":")).encode()) + 1
+        row_size = len(_COMPACT_ENCODER.encode(row.payload()).encode()) + 1
         if current and (len(current) >= max_rows or size + row_size > max_bytes):
             out.append(current)
-            current, size = [], len(b'{"rows":[]}')
+            current, size = [], _EMPTY_BODY_SIZE
         current.append(row)
         size += row_size
     if current:
         out.append(current)
     return out
+
+
+def _batches_with_bodies(
+    rows: Sequence[Row], max_rows: int, max_bytes: int
+) -> Iterator[tuple[list[Row], bytes]]:
+    """The batches of batches(), each with its request body. A body is encoded in one call,
+    not row by row: the next max_rows rows whose body fits in max_bytes are exactly the batch
+    batches() cuts (its running size is the body's length + 1); only a batch over the byte
+    limit is cut row by row, as batches() does."""
+    start, step = 0, max(max_rows, 1)  # batches() cuts single rows when max_rows < 1
+    while start < len(rows):
+        batch = list(rows[start : start + step])
+        body = _body(batch)
+        if len(body) + 1 > max_bytes and len(batch) > 1:
+            batch = batches(batch, max_rows, max_bytes)[0]
+            body = _body(batch)
+        yield batch, body
+        start += len(batch)
 
 
 class WebhookClient:
@@ -134,9 +176,10 @@ class WebhookClient:
 
     # --- one HTTP request, with the contract's retries ------------------------------------
 
-    def _post(self, rows: Sequence[Row]) -> httpx.Response | str:
+    def _post(self, rows: Sequence[Row], body: bytes | None = None) -> httpx.Response | str:
         """The response, or 'timeout' / 'gave_up: <why>' when no usable answer came."""
-        body = _body(rows)
+        if body is None:
+            body = _body(rows)
         signature = (
             "sha256=" + hmac.new(self.config.secret.encode(), body, hashlib.sha256).hexdigest()
         )
@@ -177,38 +220,43 @@ class WebhookClient:
 
     # --- a batch: bisect refusals, map per-row results -------------------------------------
 
-    def _send_batch(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
+    def _send_batch(
+        self,
+        rows: list[Row],
+        outcomes: dict[str, Outcome],
+        body: bytes | None = None,
+    ) -> None:
+        batch: list[Outcome] = []  # each row's outcome, in the order of rows
         for row in rows:
-            outcomes.setdefault(row.idempotency_key, Outcome("unknown")).attempts += 1
-        answer = self._post(rows)
+            outcome = outcomes.get(row.idempotency_key)
+            if outcome is None:
+                outcome = outcomes[row.idempotency_key] = Outcome("unknown")
+            outcome.attempts += 1
+            batch.append(outcome)
+        answer = self._post(rows, body)
         if answer == "timeout":
-            for row in rows:
-                outcomes[row.idempotency_key].status = "unknown"
-                outcomes[row.idempotency_key].reason = "timeout"
+            for outcome in batch:
+                outcome.status, outcome.reason = "unknown", "timeout"
             return
         if isinstance(answer, str):
-            for row in rows:
-                outcomes[row.idempotency_key].status = "retryable"
-                outcomes[row.idempotency_key].reason = answer
+            for outcome in batch:
+                outcome.status, outcome.reason = "retryable", answer
             return
         if answer.status_code in (400, 413, 422):
             if len(rows) == 1:
-                outcome = outcomes[rows[0].idempotency_key]
-                outcome.status, outcome.reason = "rejected", _error(answer)
+                batch[0].status, batch[0].reason = "rejected", _error(answer)
                 return
             half = len(rows) // 2
             self._send_batch(rows[:half], outcomes)
             self._send_batch(rows[half:], outcomes)
             return
         if answer.status_code != 200:
-            for row in rows:
-                outcomes[row.idempotency_key].status = "retryable"
-                outcomes[row.idempotency_key].reason = f"HTTP {answer.status_code}"
+            for outcome in batch:
+                outcome.status, outcome.reason = "retryable", f"HTTP {answer.status_code}"
             return
         results = {r.get("idempotency_key"): r for r in answer.json().get("results", [])}
-        for row in rows:
+        for row, outcome in zip(rows, batch, strict=True):
             result = results.get(row.idempotency_key)
-            outcome = outcomes[row.idempotency_key]
             if result is None:
                 outcome.status, outcome.reason = "unknown", "no result for the row"
             else:
@@ -239,8 +287,10 @@ class WebhookClient:
         outcomes: dict[str, Outcome] = {}
         pending = rows
         for round_number in range(1, self.config.max_attempts + 1):
-            for batch in batches(pending, self.config.max_rows, self.config.max_bytes):
-                self._send_batch(batch, outcomes)
+            for batch, body in _batches_with_bodies(
+                pending, self.config.max_rows, self.config.max_bytes
+            ):
+                self._send_batch(batch, outcomes, body)
             for key, outcome in outcomes.items():
                 if outcome.status == "unknown":
                     held = self._read_back(by_key[key])
