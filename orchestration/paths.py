@@ -36,3 +36,8 @@ def truth_dir() -> Path:
 
 def outbox_dir() -> Path:
     return Path(os.environ.get("C360_OUTBOX_DIR", c360_home() / "outbox")).resolve()
+
+
+def reports_dir() -> Path:
+    """Data-quality HTML reports: `C360_REPORTS_DIR`, default `<C360_HOME>/reports`."""
+    return Path(os.environ.get("C360_REPORTS_DIR", c360_home() / "reports")).resolve()
