@@ -42,9 +42,13 @@ create table if not exists activation.sync_state (
     created_by_sync boolean not null,
     updated_as_of date not null,
     customer_id varchar,          -- who the row is (contact_history of a removal names them)
+    generation integer not null default 0,  -- acknowledged applications (ok), part of the key
+    last_action varchar,          -- create, update or remove: what the last send asked for
     primary key (sync_id, identifier)
 );
 alter table activation.sync_state add column if not exists customer_id varchar;
+alter table activation.sync_state add column if not exists generation integer default 0;
+alter table activation.sync_state add column if not exists last_action varchar;
 create table if not exists activation.sync_plan (
     sync_id varchar not null,
     plan_id varchar not null,     -- the sync run that wrote the plan
@@ -67,14 +71,15 @@ _OLD_PLAN_CHECK = (
 
 STATE_COLUMNS = (
     "sync_id, identifier, row_hash, status, attempts, last_error, created_by_sync, "
-    "updated_as_of, customer_id"
+    "updated_as_of, customer_id, generation, last_action"
 )
 # the state of a sync that never ran, for read-only previews
 EMPTY_STATE = (
     "(select cast(null as varchar) as sync_id, cast(null as varchar) as identifier,"
     " cast(null as varchar) as row_hash, cast(null as varchar) as status,"
     " 0 as attempts, cast(null as varchar) as last_error, false as created_by_sync,"
-    " cast(null as date) as updated_as_of, cast(null as varchar) as customer_id where false)"
+    " cast(null as date) as updated_as_of, cast(null as varchar) as customer_id,"
+    " 0 as generation, cast(null as varchar) as last_action where false)"
 )
 
 
@@ -154,10 +159,33 @@ def diff_sql(
         kept_column, where = f",\n    {keep} as kept", "where action <> 'unchanged'"
     else:
         kept_column, where = "", f"where {keep}"
+    withdrawn = (
+        f"select identifier from {withdrawn_relation}"
+        if withdrawn_relation
+        else "select cast(null as varchar) as identifier where false"
+    )
+    # rows held at the destination that must go in every mode: ids a merge retired, people who
+    # may no longer be contacted. Any state but removed: a create that ended unknown may have
+    # been applied, and a removal that failed must be retried (a delete of an absent row is a
+    # no-op at the destination)
+    common = f"""
+state as (
+    select * from {state_relation}
+    where sync_id = {quote_literal(sync_id)} and status <> 'removed'
+),
+
+retired as (
+    select retired_customer_id as identifier from marts.customer_id_history
+    union all
+    {withdrawn}
+)"""
     if mode == "delete":
-        # delete mode: every audience member this sync holds at the destination is removed
+        # delete mode: every audience member this sync holds at the destination is removed,
+        # and the retired and withdrawn rows as in every mode
         return f"""
-with desired as (
+with {common},
+
+desired as (
     select distinct cast(desired.{ident} as varchar) as identifier
     from {desired_relation} as desired
 )
@@ -168,10 +196,18 @@ select
     'remove' as action,
     state.row_hash,
     cast(null as varchar) as fields_json
-from {state_relation} as state
-inner join desired on state.identifier = desired.identifier
-where state.sync_id = {quote_literal(sync_id)} and state.status = 'ok'
+from state
+where
+    state.identifier in (select identifier from desired)
+    or state.identifier in (select identifier from retired)
 """
+    # a leaver (mirror mode) is removed when its row is, or may be, at the destination: sent
+    # ok, ended unknown, or a removal that has not succeeded yet (retried until it does;
+    # a removal the destination rejected is not resent every night)
+    may_be_held = (
+        "state.status in ('ok', 'unknown') "
+        "or (state.last_action = 'remove' and state.status <> 'rejected')"
+    )
     return f"""
 with desired as (
     select
@@ -181,20 +217,7 @@ with desired as (
     from {desired_relation} as desired
 ),
 
-state as (
-    select * from {state_relation}
-    where sync_id = {quote_literal(sync_id)} and status <> 'removed'
-),
-
-retired as (
-    select retired_customer_id as identifier from marts.customer_id_history
-    union all
-    {
-        f"select identifier from {withdrawn_relation}"
-        if withdrawn_relation
-        else "select cast(null as varchar) as identifier where false"
-    }
-),
+{common},
 
 decided as (
     select
@@ -221,8 +244,10 @@ decided as (
     left join desired on state.identifier = desired.identifier
     where
         desired.identifier is null
-        and state.status = 'ok'
-        and ({removable} or state.identifier in (select identifier from retired))
+        and (
+            state.identifier in (select identifier from retired)
+            or ({removable} and ({may_be_held}))
+        )
 )
 
 -- the fields as JSON only for rows to send (unchanged rows are most rows on most nights)
@@ -318,7 +343,8 @@ def pending_plan(con: duckdb.DuckDBPyConnection, sync_id: str) -> tuple[str, dt.
 
 # How an acknowledged plan row changes its state row. The source has the plan row (sync_id,
 # identifier, action, row_hash, as_of, customer_id), its state row before (state_row_hash,
-# state_attempts, state_created_by_sync, state_customer_id; null if none) and how it ended
+# state_attempts, state_created_by_sync, state_customer_id, state_generation; null if none) and
+# how it ended
 # (status, error).
 _ACKNOWLEDGED_STATE = f"""
 insert or replace into activation.sync_state ({STATE_COLUMNS})
@@ -331,7 +357,12 @@ select
     error,
     coalesce(state_created_by_sync, action = 'create'),
     as_of,
-    coalesce(customer_id, state_customer_id)
+    coalesce(customer_id, state_customer_id),
+    -- an application the destination acknowledged starts a new generation: the next send of
+    -- this identifier gets a new idempotency key even with the same op and fields (a re-add
+    -- after a removal is not swallowed as a duplicate); a retry keeps the key
+    coalesce(state_generation, 0) + case when status = 'ok' then 1 else 0 end,
+    action
 from {{source}}
 """
 
@@ -351,7 +382,8 @@ select
     state.row_hash as state_row_hash,
     state.attempts as state_attempts,
     state.created_by_sync as state_created_by_sync,
-    state.customer_id as state_customer_id
+    state.customer_id as state_customer_id,
+    coalesce(state.generation, 0) as state_generation
 from activation.sync_plan as plan
 left join activation.sync_state as state
     on plan.sync_id = state.sync_id and plan.identifier = state.identifier

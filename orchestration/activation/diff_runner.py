@@ -4,8 +4,8 @@ activation.contact_history and activation.sync_runs.
 
 Crash safety: the plan is written to activation.sync_plan before anything is sent, and rows are
 sent and acknowledged chunk by chunk. A run that finds a plan a crash left pending resumes it
-first — re-checking consent, so a person who withdrew in between is dropped, not sent — and then
-plans what changed since. Rows sent but not acknowledged before a crash are resent with the same
+first — re-checking consent, so a person who withdrew in between is not sent (and removed, if a
+crash left their create applied but unacknowledged) — and then plans what changed since. Rows sent but not acknowledged before a crash are resent with the same
 idempotency key, which the destination applies once.
 
 Holdout members and rows filtered by consent are recorded (held_out / filtered, with the reason)
@@ -131,8 +131,14 @@ def _withdrawn_rows(con: duckdb.DuckDBPyConnection, sync: SyncDefinition, as_of:
 
 
 def _recheck_consent(con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str) -> int:
-    """Drop the pending creates and updates of a resumed plan whose person is no longer in the
-    consented audience (outcome `dropped`, with why); returns how many."""
+    """Re-check a resumed plan against the audience planned now: pending creates and updates
+    whose person is no longer in the consented audience are not sent (why goes in `error`);
+    returns how many.
+
+    A pending update's row is in sync_state, so this run's diff removes it if its person may no
+    longer be contacted. A pending create has no state row, yet the destination may have
+    applied it in a chunk the crash left unacknowledged — it becomes a removal (a no-op at the
+    destination if it never arrived), so nobody the crash left behind stays there unrecorded."""
     reason = f"""
         coalesce(
             (select 'consent:' || p.filter_reason from {PLAN_TABLE} as p
@@ -142,16 +148,22 @@ def _recheck_consent(con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str)
             'left_audience'
         )
     """
-    return con.execute(
-        f"""
-        update activation.sync_plan as plan
-        set outcome = 'dropped', error = {reason}
-        where plan.sync_id = ? and plan.plan_id = ? and plan.outcome is null
-            and plan.action <> 'remove'
-            and plan.identifier not in (select identifier_value from sync_desired)
-        """,
+    not_desired = (
+        "plan.sync_id = ? and plan.plan_id = ? and plan.outcome is null "
+        "and plan.identifier not in (select identifier_value from sync_desired)"
+    )
+    dropped = con.execute(
+        f"update activation.sync_plan as plan set outcome = 'dropped', error = {reason} "
+        f"where {not_desired} and plan.action = 'update'",
         [sync_id, plan_id],
     ).fetchone()[0]
+    removed = con.execute(
+        f"update activation.sync_plan as plan "
+        f"set action = 'remove', fields_json = null, error = {reason} "
+        f"where {not_desired} and plan.action = 'create'",
+        [sync_id, plan_id],
+    ).fetchone()[0]
+    return dropped + removed
 
 
 def _send_plan(
@@ -297,13 +309,21 @@ def _read_chunk(
     identifiers = table.column("identifier").to_pylist()
     ops = ["delete" if a == "remove" else "upsert" for a in table.column("action").to_pylist()]
     fields_json = table.column("fields_json").to_pylist()
+    generations = table.column("state_generation").to_pylist()
     built: list[Row] = []
     for start in range(0, len(identifiers), _YIELD_ROWS):
         end = start + _YIELD_ROWS
         # the fields of these rows parsed in one call: per row, a call costs more than parsing
         fields = json.loads("[" + ",".join(f or "{}" for f in fields_json[start:end]) + "]")
         built += make_rows(
-            sync_name, zip(identifiers[start:end], ops[start:end], fields, strict=True)
+            sync_name,
+            zip(
+                identifiers[start:end],
+                ops[start:end],
+                fields,
+                generations[start:end],
+                strict=True,
+            ),
         )
         time.sleep(0)  # let the sending thread take the GIL now, not at the next switch interval
     rows = dict(zip(identifiers, built, strict=True))

@@ -84,17 +84,18 @@ from with_consent as w
 
 
 def withdrawn_sql(sync: SyncDefinition, as_of: dt.date) -> str:
-    """Identifiers this sync holds at its destination (state `ok`) whose person may no longer be
-    contacted on the sync's channel and purpose — any consent filter reason, in or out of the
-    segment. Diff syncs remove them in every mode."""
+    """Identifiers this sync holds or may hold at its destination (any state but removed: a
+    send that ended unknown may have been applied, a removal that failed must be retried) whose
+    person may no longer be contacted on the sync's channel and purpose — any consent filter
+    reason, in or out of the segment. Diff syncs remove them in every mode."""
     members = (
         "select distinct customer_id, false as is_holdout from activation.sync_state "
-        f"where sync_id = {quote_literal(sync.name)} and status = 'ok' "
+        f"where sync_id = {quote_literal(sync.name)} and status <> 'removed' "
         "and customer_id is not null"
     )
     return (
         "select identifier from activation.sync_state "
-        f"where sync_id = {quote_literal(sync.name)} and status = 'ok' and customer_id in "
+        f"where sync_id = {quote_literal(sync.name)} and status <> 'removed' and customer_id in "
         f"(select customer_id from ({plan_sql(sync, as_of, False, members)}) as p "
         "where p.filter_reason is not null)"
     )

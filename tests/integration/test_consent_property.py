@@ -24,8 +24,10 @@ Checked on the server's own application log and stored state, never on the sync'
   run), and after a last fault-free upsert it holds exactly the allowed, non-held-out members.
 
 A ConsentBreach fails the test at once. Removal violations are collected over all examples and
-raised afterwards, so the reach half keeps guarding while known engine defects make the removal
-half fail (strict xfail on StaleDestination only: see KNOWN_ENGINE_BUGS).
+raised afterwards as StaleDestination with the first story. (The removal half found four engine
+defects, now fixed and kept as unit tests in tests/unit/test_activation_diff.py: delete mode
+ignoring withdrawn consent, a crash-applied create dropped at resume, failed removals never
+retried, and idempotency keys that swallowed a re-add after a removal.)
 `test_the_property_catches_a_broken_engine` runs the same search against a deliberately broken
 engine and expects a ConsentBreach: a property that passes for a broken planner is worthless.
 """
@@ -82,18 +84,6 @@ fields:
 
 # Engine defects this property finds (reported with minimal reproductions; orchestration/ is
 # not this test's to change). The removal half of the property fails until they are fixed.
-KNOWN_ENGINE_BUGS = (
-    "removal half fails on the current engine: (1) delete mode never removes people whose "
-    "consent was withdrawn (diff_sql's delete branch ignores withdrawn_relation); (2) a row the "
-    "destination applied in the chunk a crash left unacknowledged is dropped at resume when its "
-    "person withdrew, and never removed (sync_state has no row for it); (3) a removal that ends "
-    "retryable or unknown is never retried (removals require state status 'ok'); (4) the "
-    "idempotency key hashes only (sync, identifier, op, fields), so the destination swallows a "
-    "re-add after a delete, and a second removal after a re-add with new fields (the revoked "
-    "person stays, sync_state says removed)"
-)
-
-
 class ConsentBreach(AssertionError):
     """The destination applied an upsert for someone who may not be contacted (or held out)."""
 
@@ -669,11 +659,9 @@ def search(
     return prop
 
 
-@pytest.mark.xfail(raises=StaleDestination, strict=True, reason=KNOWN_ENGINE_BUGS)
 def test_no_person_without_consent_ever_reaches_the_destination(world):
     """Reach: a ConsentBreach fails the test outright. Removal: violations are collected over
-    all examples and fail it afterwards as StaleDestination (expected until the engine bugs in
-    KNOWN_ENGINE_BUGS are fixed; the strict xfail turns into a failure once they are)."""
+    all examples and fail it afterwards as StaleDestination."""
     stale: list[str] = []
     search(world, stale.append, MAX_EXAMPLES)()
     if stale:

@@ -125,3 +125,88 @@ def test_a_plan_stays_pending_until_each_row_is_acknowledged(con):
     assert state == {"c1": "ok"}
     acknowledge(con, "s", D1.isoformat(), {"c2": ("retryable", "HTTP 503")})
     assert pending_plan(con, "s") is None
+
+
+D4 = dt.date(2026, 11, 23)
+
+
+def test_delete_mode_also_removes_withdrawn_and_merged_ids(con):
+    _desired(con, [(f"c{i}", f"{i}@x.org", "gold") for i in range(5)])
+    _, actions = _plan(con, D1, mode="upsert")
+    _ack_all(con, D1, actions)
+    # the delete sync's audience is c0; c4 revoked consent; c3 was merged into c1
+    _desired(con, [("c0", "0@x.org", "gold")])
+    con.execute("create or replace table withdrawn as select 'c4' as identifier")
+    con.execute("insert into marts.customer_id_history values ('c3', 'c1')")
+    _, actions = _plan(con, D2, mode="delete", withdrawn_relation="withdrawn")
+    assert actions == {"c0": "remove", "c3": "remove", "c4": "remove"}
+
+
+@pytest.mark.parametrize("status", ["retryable", "unknown"])
+def test_a_removal_that_failed_is_retried_until_it_succeeds(con, status):
+    _desired(con, [(f"c{i}", f"{i}@x.org", "gold") for i in range(5)])
+    _, actions = _plan(con, D1, mode="mirror", max_remove_share=1.0)
+    _ack_all(con, D1, actions)
+    # c4 revoked consent (forced in every mode), c3 left the mirror audience
+    _desired(con, [(f"c{i}", f"{i}@x.org", "gold") for i in range(3)])
+    con.execute("create or replace table withdrawn as select 'c4' as identifier")
+    _, actions = _plan(con, D2, mode="mirror", withdrawn_relation="withdrawn", max_remove_share=1.0)
+    assert actions == {"c3": "remove", "c4": "remove"}
+    _ack_all(con, D2, actions, status=status)
+    _, actions = _plan(con, D3, mode="mirror", withdrawn_relation="withdrawn", max_remove_share=1.0)
+    assert actions == {"c3": "remove", "c4": "remove"}, "both removals are retried"
+    _, actions = _plan(con, D3, mode="upsert", withdrawn_relation="withdrawn")
+    assert actions == {"c4": "remove"}, "upsert retries the forced removal only"
+    _ack_all(con, D3, actions)
+    _, actions = _plan(con, D4, mode="upsert", withdrawn_relation="withdrawn")
+    assert actions == {}, "a removal that succeeded is not sent again"
+
+
+def test_a_rejected_leaver_removal_is_not_resent_every_night(con):
+    _desired(con, [(f"c{i}", f"{i}@x.org", "gold") for i in range(5)])
+    _, actions = _plan(con, D1, mode="mirror", max_remove_share=1.0)
+    _ack_all(con, D1, actions)
+    _desired(con, [(f"c{i}", f"{i}@x.org", "gold") for i in range(4)])
+    _, actions = _plan(con, D2, mode="mirror", max_remove_share=1.0)
+    _ack_all(con, D2, actions, status="rejected")
+    _, actions = _plan(con, D3, mode="mirror", max_remove_share=1.0)
+    assert actions == {}
+
+
+def test_each_acknowledged_application_starts_a_new_key_generation(con):
+    """A re-add after a removal with the same fields must not reuse the earlier create's
+    idempotency key (the destination would swallow it as a duplicate); a retry must reuse it."""
+    from orchestration.activation.destinations.webhook import make_row
+    from orchestration.activation.diff import pending_sql
+
+    def keys(plan_id):
+        rows = con.execute(
+            f"select identifier, action, state_generation from ({pending_sql('s', plan_id)})"
+        ).fetchall()
+        return {
+            i: make_row("s", i, "delete" if a == "remove" else "upsert", {}, g).idempotency_key
+            for i, a, g in rows
+        }
+
+    audience = [("c1", "1@x.org", "gold"), ("c2", "2@x.org", "gold")]
+    _desired(con, audience)
+    _, actions = _plan(con, D1, mode="mirror", max_remove_share=1.0)
+    first = keys(D1.isoformat())
+    _ack_all(con, D1, actions, failing={"c2"})
+    _, actions = _plan(con, D2, mode="mirror", max_remove_share=1.0)
+    assert keys(D2.isoformat())["c2"] != first["c1"]
+    retried = keys(D2.isoformat())["c2"]
+    assert retried == first["c2"], "a retry keeps its key (the destination applies it once)"
+    _ack_all(con, D2, actions)
+    _desired(con, audience[:1])
+    _, actions = _plan(con, D3, mode="mirror", max_remove_share=1.0)
+    assert actions == {"c2": "remove"}
+    _ack_all(con, D3, actions)
+    _desired(con, audience)
+    _, actions = _plan(con, D4, mode="mirror", max_remove_share=1.0)
+    assert actions == {"c2": "create"}
+    assert keys(D4.isoformat())["c2"] != first["c2"], "the re-add is a new application"
+    generations = dict(
+        con.execute("select identifier, generation from activation.sync_state").fetchall()
+    )
+    assert generations == {"c1": 1, "c2": 2}

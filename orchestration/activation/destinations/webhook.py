@@ -86,18 +86,27 @@ _COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"))  # the request body's
 _EMPTY_BODY_SIZE = len(b'{"rows":[]}')
 
 
-def make_row(sync: str, identifier: str, op: Literal["upsert", "delete"], fields: dict) -> Row:
-    """A row whose idempotency key is the hash of what it says: resending it is a no-op."""
+def make_row(
+    sync: str,
+    identifier: str,
+    op: Literal["upsert", "delete"],
+    fields: dict,
+    generation: int = 0,
+) -> Row:
+    """A row whose idempotency key is the hash of what it says and of the identifier's
+    generation (how many of its sends the destination has acknowledged): resending it is a
+    no-op, while the same op and fields sent again after a later change (a re-add after a
+    removal) get a new key and are applied."""
     digest = hashlib.sha256(
-        _KEY_ENCODER.encode([sync, identifier, op, fields]).encode()
+        _KEY_ENCODER.encode([sync, identifier, op, fields, generation]).encode()
     ).hexdigest()
     return Row(identifier, op, fields, digest)
 
 
 def make_rows(
-    sync: str, rows: Iterable[tuple[str, Literal["upsert", "delete"], dict]]
+    sync: str, rows: Iterable[tuple[str, Literal["upsert", "delete"], dict, int]]
 ) -> list[Row]:
-    """make_row for many (identifier, op, fields): the same rows and keys. The keys' texts are
+    """make_row for many (identifier, op, fields, generation): the same rows and keys. The keys' texts are
     encoded in one call, [key 1, token, key 2, token, ...], and cut at the token: an encoder
     writes a nested list exactly as it writes a list on its own, and `, "<token>", ` (a random
     token between unescaped quotes) cannot occur inside an encoded string — a list value holding
@@ -105,15 +114,15 @@ def make_rows(
     row."""
     rows = list(rows)
     items: list[Any] = []
-    for identifier, op, fields in rows:
-        items += ([sync, identifier, op, fields], _CUT_TOKEN)
+    for identifier, op, fields, generation in rows:
+        items += ([sync, identifier, op, fields, generation], _CUT_TOKEN)
     texts = _KEY_ENCODER.encode(items[:-1])[1:-1].split(_CUT) if rows else []
     if len(texts) != len(rows):
-        return [make_row(sync, identifier, op, fields) for identifier, op, fields in rows]
+        return [make_row(sync, *row) for row in rows]
     sha256 = hashlib.sha256
     return [
         Row(identifier, op, fields, sha256(text.encode()).hexdigest())
-        for (identifier, op, fields), text in zip(rows, texts, strict=True)
+        for (identifier, op, fields, _), text in zip(rows, texts, strict=True)
     ]
 
 
