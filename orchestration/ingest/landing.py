@@ -31,6 +31,14 @@ class LandingFileError(ValueError):
     """A landing file cannot be read; the message names the file (and line when known)."""
 
 
+# Quarantine rule id of a JSON line that is not valid JSON (truncated or malformed): the row is
+# quarantined with a reason naming file:line, the rest of the file loads (docs/sources.md).
+INVALID_JSON_RULE = "_file.invalid_json"
+EXPECTED_ENCODING = "UTF-8"
+# Delimiters a CSV export is commonly (mis)configured with; used only to explain a bad header.
+_OTHER_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
+
+
 @dataclass(frozen=True)
 class LandingFile:
     path: Path
@@ -62,21 +70,59 @@ def discover(landing_dir: Path, contract: Contract, as_of: dt.date) -> list[Land
     return found
 
 
-def _columns_in_file(con: duckdb.DuckDBPyConnection, f: LandingFile) -> list[str]:
+# JSON lines are read through a relation of (json, _rec, _err): `_rec` the record number
+# (non-blank lines, 1-based, what read_ndjson_objects numbers), `_err` null or why the line is not
+# JSON. Normally that is read_ndjson_objects; a file with a malformed line is re-read line by line
+# (_JSONL_LINES) so its good lines load and each bad one is quarantined naming file:line.
+_JSONL_LINES = "_c360_jsonl_lines"
+
+
+def _jsonl_fast(f: LandingFile) -> str:
+    p = quote_literal(str(f.path))
+    return (
+        "(select json, cast(row_number() over () as bigint) as _rec, "
+        f"cast(null as varchar) as _err from read_ndjson_objects({p}))"
+    )
+
+
+def _jsonl_by_line(con: duckdb.DuckDBPyConnection, f: LandingFile) -> str:
+    """Materialise the file's non-blank lines with their line numbers and validity. Blank means
+    only the whitespace bytes Python's bytes.strip() removes, as count_records counts."""
+    p = quote_literal(str(f.path))
+    ws = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+    con.execute(
+        f"create or replace temp table {_JSONL_LINES} as "
+        "with s as (select string_split(content, chr(10)) as ls from read_text("
+        f"{p})), l as (select unnest(ls) as line, generate_subscripts(ls, 1) as _line from s) "
+        "select case when json_valid(line) then json(line) end as json, "
+        "cast(row_number() over (order by _line) as bigint) as _rec, _line, "
+        f"case when not json_valid(line) then {p} || ':' || _line || "
+        "': not valid JSON (a truncated or malformed line)' end as _err "
+        f"from l where trim(line, {ws}) <> '' order by _line"
+    )
+    return _JSONL_LINES
+
+
+def _csv_src(p: str) -> str:
+    return f"read_csv({p}, all_varchar=true, header=true)"
+
+
+def _columns_in_file(con: duckdb.DuckDBPyConnection, f: LandingFile, src: str) -> list[str]:
     p = quote_literal(str(f.path))
     if f.path.suffix == ".csv":
-        rows = con.execute(f"describe select * from read_csv({p}, all_varchar=true, header=true)")
+        rows = con.execute(f"describe select * from {_csv_src(p)}")
         return [r[0] for r in rows.fetchall()]
     if f.path.suffix == ".parquet":
         return [r[0] for r in con.execute(f"describe select * from read_parquet({p})").fetchall()]
     rows = con.execute(
-        f"select distinct unnest(json_keys(json)) from read_ndjson_objects({p})"
+        f"select distinct unnest(json_keys(json)) from {src} where _err is null"
     ).fetchall()
     return [r[0] for r in rows]
 
 
-def _select_text(f: LandingFile, present: set[str], contract: Contract) -> str:
-    """SELECT producing the contract's columns as text (missing ones null) plus provenance."""
+def _select_text(f: LandingFile, present: set[str], contract: Contract, src: str) -> str:
+    """SELECT producing the contract's columns as text (missing ones null) plus provenance and
+    `_read_error` (why the record could not be read; it is then quarantined)."""
     p = quote_literal(str(f.path))
     if f.path.suffix == ".jsonl":
         cols = [
@@ -85,22 +131,21 @@ def _select_text(f: LandingFile, present: set[str], contract: Contract) -> str:
             else f"cast(null as varchar) as {quote_ident(c)}"
             for c in contract.column_names
         ]
-        src = f"read_ndjson_objects({p})"
-    else:
-        cols = [
-            f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}"
-            if c in present
-            else f"cast(null as varchar) as {quote_ident(c)}"
-            for c in contract.column_names
-        ]
-        src = (
-            f"read_csv({p}, all_varchar=true, header=true)"
-            if f.path.suffix == ".csv"
-            else f"read_parquet({p})"
+        return (
+            f"select {', '.join(cols)}, {p} as _source_file, _rec as _source_row, "
+            f"_err as _read_error from {src}"
         )
+    cols = [
+        f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}"
+        if c in present
+        else f"cast(null as varchar) as {quote_ident(c)}"
+        for c in contract.column_names
+    ]
+    src = _csv_src(p) if f.path.suffix == ".csv" else f"read_parquet({p})"
     return (
         f"select {', '.join(cols)}, {p} as _source_file, "
-        f"cast(row_number() over () as bigint) as _source_row from {src}"
+        "cast(row_number() over () as bigint) as _source_row, "
+        f"cast(null as varchar) as _read_error from {src}"
     )
 
 
@@ -141,16 +186,110 @@ def count_records(path: Path) -> int:
     lines; Parquet: the row count in the file's footer. A line above the header that DuckDB's
     sniffer skips (an export banner) counts here as the header, so the loader falls one short and
     the gate names the file."""
+    check_not_empty(path)
     if path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            # A truncated upload has no footer: say so instead of pyarrow's stack trace.
+            raise LandingFileError(
+                f"{path}: cannot be read as parquet: {str(exc).splitlines()[0]}"
+            ) from None
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8", errors="replace") as fh:
             records = sum(1 for rec in csv.reader(fh) if rec)
         return max(records - 1, 0)
     with path.open("rb") as fh:
         return sum(1 for line in fh if line.strip())
+
+
+def check_not_empty(path: Path) -> None:
+    """A 0-byte landing file is an error in every format: a CSV without its header, a Parquet file
+    without its footer, and a JSON-lines file that is usually an export or upload that failed
+    before its first line. A delivery with no records is a CSV header alone, or a Parquet file
+    with zero rows."""
+    if path.stat().st_size == 0:
+        raise LandingFileError(
+            f"{path}: empty file (0 bytes, not even a header line); nothing from this batch was "
+            "loaded. Remove it, or replace it with the export (a CSV with only its header line "
+            "is accepted as a delivery of zero rows)"
+        )
+
+
+def check_encoding(path: Path) -> None:
+    """Raise LandingFileError naming the first line (1-based) and byte offset that are not valid
+    UTF-8. Text landing files must be UTF-8: a file in another encoding is refused, not guessed
+    (decoding cp1252 as latin-1 "works" and silently corrupts every accented name)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise LandingFileError(
+                f"{path}: line 1 (byte 0): the file is UTF-16 (byte order mark {head[:2].hex()}); "
+                f"landing files must be {EXPECTED_ENCODING}. Re-export it as {EXPECTED_ENCODING}; "
+                "nothing from this batch was loaded"
+            )
+        fh.seek(0)
+        offset, line, carry = 0, 1, b""
+        while True:
+            chunk = fh.read(1 << 20)
+            data = carry + chunk
+            # Cut at the last newline: 0x0A never occurs inside a multi-byte UTF-8 sequence.
+            cut = data.rfind(b"\n") + 1 if chunk else len(data)
+            part, carry = data[:cut], data[cut:]
+            try:
+                part.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = part[exc.start]
+                at_line = line + part.count(b"\n", 0, exc.start)
+                raise LandingFileError(
+                    f"{path}: line {at_line} (byte offset {offset + exc.start}): not valid "
+                    f"{EXPECTED_ENCODING} (byte 0x{bad:02X}); landing files must be "
+                    f"{EXPECTED_ENCODING}. Re-export the file as {EXPECTED_ENCODING} (a cp1252 or "
+                    "latin-1 export is the usual cause); nothing from this batch was loaded"
+                ) from None
+            offset += len(part)
+            line += part.count(b"\n")
+            if not chunk:
+                return
+
+
+def check_csv_header(path: Path, contract: Contract) -> None:
+    """Refuse a CSV whose header holds no contract column when split by ',' but does when split
+    by another common delimiter: the file was exported with the wrong delimiter. (DuckDB's
+    sniffer would guess it; the contract's format is comma-separated, and a guessed delimiter
+    can split values differently from the independent record count.) A header matching no
+    contract column by any delimiter is left to the schema-drift gate, which names the columns."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        first = fh.readline().rstrip("\r\n")
+    expected = set(contract.column_names)
+    seen = next(csv.reader([first]), [])
+    if expected & {c.strip() for c in seen}:
+        return
+    for delim, name in _OTHER_DELIMITERS.items():
+        fields = next(csv.reader([first], delimiter=delim), [])
+        if expected & {c.strip() for c in fields}:
+            # A header holds column names, not values; cut anyway so a log line stays short.
+            shown = first if len(first) <= 300 else first[:300] + "..."
+            raise LandingFileError(
+                f"{path}: line 1: the header has {len(seen)} column(s) when split by ',' "
+                f"({shown!r}); expected the comma-separated columns "
+                f"{', '.join(contract.column_names)}. The delimiter is likely wrong: the header "
+                f"splits into contract columns by {name}. Re-export the file comma-separated; "
+                "nothing from this batch was loaded"
+            )
+
+
+def check_readable(path: Path, contract: Contract) -> None:
+    """File-level defects found before the loader reads a file, each a LandingFileError naming
+    the file and line: 0 bytes, not UTF-8 (CSV, JSON lines), a CSV with the wrong delimiter."""
+    check_not_empty(path)
+    if path.suffix in (".csv", ".jsonl"):
+        check_encoding(path)
+    if path.suffix == ".csv":
+        check_csv_header(path, contract)
 
 
 def mask_file_row(contract: Contract, row: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +314,11 @@ class ReadOutcome:
 
 
 def _retyped_in_file(
-    con: duckdb.DuckDBPyConnection, f: LandingFile, present: list[str], contract: Contract
+    con: duckdb.DuckDBPyConnection,
+    f: LandingFile,
+    present: list[str],
+    contract: Contract,
+    src: str,
 ) -> dict[str, dict]:
     """Contract columns whose physical type in this file is not one their logical type accepts."""
     p = quote_literal(str(f.path))
@@ -205,8 +348,8 @@ def _retyped_in_file(
             jt = f"json_type(json -> {quote_literal(col)})"
             n, kinds, rows = con.execute(
                 f"select count(*), list(distinct _t), list(_r order by _r)[1:{SAMPLE_ROWS}] "
-                f"from (select {jt} as _t, row_number() over () as _r "
-                f"from read_ndjson_objects({p})) where _t not in ({ok})"
+                f"from (select {jt} as _t, _rec as _r from {src} where _err is null) "
+                f"where _t not in ({ok})"
             ).fetchone()
             if n:
                 found[col] = {"types": sorted(kinds), "rows": n, "sample_rows": rows}
@@ -219,16 +362,16 @@ def _file_sample(con: duckdb.DuckDBPyConnection, f: LandingFile, contract: Contr
         rows = []
         with f.path.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if line.strip():
-                    rows.append(json.loads(line))
+                try:
+                    row = json.loads(line) if line.strip() else None
+                except ValueError:
+                    row = None  # a malformed line is quarantined, not sampled
+                if isinstance(row, dict):
+                    rows.append(row)
                 if len(rows) == SAMPLE_ROWS:
                     break
     else:
-        src = (
-            f"read_csv({p}, all_varchar=true, header=true)"
-            if f.path.suffix == ".csv"
-            else f"read_parquet({p})"
-        )
+        src = _csv_src(p) if f.path.suffix == ".csv" else f"read_parquet({p})"
         cur = con.execute(f"select * from {src} limit {SAMPLE_ROWS}")
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -238,22 +381,37 @@ def _file_sample(con: duckdb.DuckDBPyConnection, f: LandingFile, contract: Contr
 def read_into(
     con: duckdb.DuckDBPyConnection, table: str, files: list[LandingFile], contract: Contract
 ) -> ReadOutcome:
-    """Append every file's rows (as text) to `table`, which must already exist."""
+    """Append every file's rows (as text) to `table`, which must already exist with the contract's
+    columns, `_source_file`, `_source_row` and `_read_error`. A file-level defect (empty, not
+    UTF-8, wrong CSV delimiter, unreadable) raises LandingFileError naming the file and line; a
+    malformed JSON line is staged with `_read_error` set (quarantined), the rest of its file loads."""
     out = ReadOutcome(0, {}, {})
     for f in files:
-        if f.size == 0:
-            raise LandingFileError(f"{f.path}: empty file (not even a header); nothing was loaded")
+        check_readable(f.path, contract)
+        src = _jsonl_fast(f) if f.path.suffix == ".jsonl" else ""
         try:
-            present = _columns_in_file(con, f)
+            try:
+                present = _columns_in_file(con, f, src)
+            except duckdb.Error:
+                if f.path.suffix != ".jsonl":
+                    raise
+                # A malformed line: read line by line so only that line is set aside.
+                src = _jsonl_by_line(con, f)
+                present = _columns_in_file(con, f, src)
             before = con.execute(f"select count(*) from {table}").fetchone()[0]
-            con.execute(f"insert into {table} {_select_text(f, set(present), contract)}")
+            con.execute(f"insert into {table} {_select_text(f, set(present), contract, src)}")
             after = con.execute(f"select count(*) from {table}").fetchone()[0]
-            retyped = _retyped_in_file(con, f, present, contract)
+            retyped = _retyped_in_file(con, f, present, contract, src)
         except duckdb.Error as exc:
+            # The first line of DuckDB's message says what and where; its internals are no help
+            # in a step failure, so the chained exception is dropped (`from None`).
             first = str(exc).splitlines()[0]
             raise LandingFileError(
-                f"{f.path}: cannot be read as {f.path.suffix[1:]}: {first}"
-            ) from exc
+                f"{f.path}: cannot be read as {f.path.suffix[1:]}: {first}; nothing from this "
+                "batch was loaded"
+            ) from None
+        finally:
+            con.execute(f"drop table if exists {_JSONL_LINES}")
         key = str(f.path)
         out.rows += after - before
         out.rows_by_file[key] = after - before

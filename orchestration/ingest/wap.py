@@ -31,6 +31,7 @@ from orchestration.contracts.rules_sql import (
     typed_select_sql,
 )
 from orchestration.ingest.landing import (
+    INVALID_JSON_RULE,
     LIVE_PREFIX,
     SAMPLE_ROWS,
     LandingFile,
@@ -210,7 +211,8 @@ def stage_batch(
     bt = batch_table(contract)
     text_cols = ", ".join(f"{quote_ident(c)} varchar" for c in contract.column_names)
     con.execute(
-        f"create or replace table {bt} ({text_cols}, _source_file varchar, _source_row bigint)"
+        f"create or replace table {bt} ({text_cols}, _source_file varchar, _source_row bigint, "
+        "_read_error varchar)"
     )
     if files:
         batch.batch_id = _batch_id(contract, files)
@@ -241,10 +243,14 @@ def stage_batch(
     batch.future_cutoff = cutoff.isoformat() + "Z"
     # Verdicts: each row with the error rules it breaks (first one is the reason; a timestamp
     # after the cutoff breaks `<column>.not_future`) and warnings; a bad row already in
-    # quarantine with the same values is not quarantined again.
+    # quarantine with the same values is not quarantined again. A line the loader could not read
+    # (`_read_error`, e.g. truncated JSON) breaks only INVALID_JSON_RULE and is never matched
+    # against quarantine: its all-null columns would equal any other unreadable line.
     con.execute(
-        f"create or replace table {bt}__verdicts as select * exclude (_contract_failed), "
-        f"list_concat(_contract_failed, {_future_sql(contract, cutoff)}) as _failed_rules "
+        f"create or replace table {bt}__verdicts as select * exclude (_contract_failed, "
+        "_in_quarantine), case when _read_error is null then list_concat(_contract_failed, "
+        f"{_future_sql(contract, cutoff)}) else [{quote_literal(INVALID_JSON_RULE)}] end "
+        "as _failed_rules, _in_quarantine and _read_error is null as _in_quarantine "
         f"from (select *, {failed_rules_sql(contract, 'error')} as _contract_failed, "
         f"{failed_rules_sql(contract, 'warning')} as _warned_rules, "
         f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
@@ -512,7 +518,8 @@ def publish_batch(
         )
         con.execute(
             f"insert into quarantine.{contract.id} select _failed_rules[1], "
-            f"case _failed_rules[1] {reason_case} end, _failed_rules, {cols}, ?, _source_file, "
+            f"coalesce(_read_error, case _failed_rules[1] {reason_case} end), _failed_rules, "
+            f"{cols}, ?, _source_file, "
             f"_source_row, ? from {bt}__verdicts "
             "where len(_failed_rules) > 0 and not _in_quarantine",
             [batch.batch_id, batch.as_of],
