@@ -28,6 +28,26 @@ from orchestration.contracts.gx_suite import SuiteOutcome
 from orchestration.contracts.model import Contract
 from orchestration.ingest.wap import StagedBatch
 
+# Every gate rule above with when it blocks, in the order evaluate_gate runs them (the data-quality
+# report lists each one with its verdict, passing gates included).
+GATE_RULES: dict[str, str] = {
+    "schema.missing_column": "a file lacks contract columns (and has no unknown column)",
+    "schema.renamed_column": "a file lacks contract columns and has columns the contract does "
+    "not know",
+    "schema.retyped_column": "a column's physical type does not fit its logicalType, or most of "
+    "its values in a file break its type rule",
+    "quarantine.max_share": "quarantined rows above maxQuarantineShare",
+    "duplicates.block_policy": "any duplicate key under duplicatePolicy: block",
+    "duplicates.max_share": "older versions of a key above maxDuplicateShare (keep_latest)",
+    "timestamps.future": "rows with a timestamp after the as_of day + futureToleranceHours above "
+    "maxFutureShare",
+    "volume.drop": "this as_of's rows below (1 - maxVolumeDrop) x the trailing median",
+    "freshness.stale": "the newest ordering timestamp is older than maxStaleDays",
+    "gx.expectations": "a GX batch expectation fails",
+    "accounting.rows": "records counted in the files != loaded + quarantined + deduplicated, or "
+    "per file != staged",
+}
+
 
 @dataclass(frozen=True)
 class GateFailure:

@@ -94,6 +94,8 @@ class StagedBatch:
     freshness: dict = field(default_factory=dict)
     volume: dict = field(default_factory=dict)
     samples: dict[str, list[dict]] = field(default_factory=dict)  # masked, by gate finding
+    # Masked quarantined rows per error rule (a few each), for the data-quality report.
+    rule_samples: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def quarantine_share(self) -> float:
@@ -116,6 +118,7 @@ class StagedBatch:
 RETYPE_SHARE = 0.5
 RETYPE_MIN_VALUES = 20
 NOT_FUTURE = "not_future"
+RULE_SAMPLE_ROWS = 3  # masked quarantined rows kept per failed rule (the quality report shows them)
 
 
 def future_rule_id(column: str) -> str:
@@ -324,6 +327,7 @@ def stage_batch(
         "where len(_failed_rules) > 0 and not _in_quarantine "
         f"order by _source_file, _source_row limit {int(sample_size)}",
     )
+    batch.rule_samples = _rule_samples(con, contract, RULE_SAMPLE_ROWS)
     _measure_retyped_values(con, contract, batch)
     _measure_future(con, contract, batch)
     _measure_freshness(con, contract, batch, as_of)
@@ -333,6 +337,27 @@ def stage_batch(
         [batch.batch_id, contract.id, as_of, run_id, batch.to_json()],
     )
     return batch
+
+
+def _rule_samples(con, contract: Contract, per_rule: int) -> dict[str, list[dict]]:
+    """The first `per_rule` newly quarantined rows of each failed rule (file, row order), masked.
+
+    Read from the batch's own verdicts table (this batch's rows only, never raw or quarantine),
+    so every rule that quarantined something shows an example, not only the first rule's."""
+    bt = batch_table(contract)
+    cur = con.execute(
+        f"select * exclude (_warned_rules, _in_quarantine, _rn) from (select *, row_number() "
+        "over (partition by _sample_rule order by _source_file, _source_row) as _rn from ("
+        f"select unnest(_failed_rules) as _sample_rule, * from {bt}__verdicts "
+        "where len(_failed_rules) > 0 and not _in_quarantine)) "
+        f"where _rn <= {int(per_rule)} order by _sample_rule, _source_file, _source_row"
+    )
+    names = [d[0] for d in cur.description]
+    out: dict[str, list[dict]] = {}
+    for r in cur.fetchall():
+        row = dict(zip(names, r, strict=True))
+        out.setdefault(row.pop("_sample_rule"), []).append(mask_row(contract, row))
+    return out
 
 
 def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None:

@@ -13,6 +13,7 @@ import dagster as dg
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.extract.config import source_mode
+from orchestration.ingest.report import report_path, write_report
 from orchestration.ingest.wap import batch_table, load_staged, publish_batch, stage_batch
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
 
@@ -52,6 +53,9 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
             batch = stage_batch(
                 con, contract, landing, as_of, context.run_id, extraction=extraction
             )
+        # Written now with the gates pending (a gate that crashes still leaves the counts);
+        # the meets_contract check rewrites the same page with its verdicts.
+        report = write_report(contract, batch, context.run_id)
         context.log.info(
             f"{contract.id}: {len(batch.files)} new file(s), extracted {batch.extracted}, "
             f"clean {batch.loaded}, quarantined {batch.quarantined}, deduplicated {batch.deduplicated}"
@@ -77,6 +81,7 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                     }
                 ),
                 "mode": "live" if extraction else "files",
+                "quality_report": dg.MetadataValue.path(str(report)),
                 **({"extraction": dg.MetadataValue.json(extraction)} if extraction else {}),
             }
         )
@@ -113,7 +118,15 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                 "rows_deduplicated": batch.deduplicated if published else 0,
                 "raw_rows_total": total,
                 "ingestion_audit": dg.MetadataValue.json(
-                    json.loads(batch.to_json()) | {"masked_samples": len(batch.masked_samples)}
+                    json.loads(batch.to_json())
+                    | {
+                        "masked_samples": len(batch.masked_samples),
+                        # the rows themselves are in the report, linked below
+                        "rule_samples": {k: len(v) for k, v in batch.rule_samples.items()},
+                    }
+                ),
+                "quality_report": dg.MetadataValue.path(
+                    str(report_path(contract, batch.as_of, context.run_id))
                 ),
             }
         )

@@ -16,6 +16,7 @@ from orchestration.contracts.gx_suite import validate_frame
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.ingest.gate import GateOutcome, evaluate_gate
+from orchestration.ingest.report import write_report
 from orchestration.ingest.wap import StagedBatch, batch_table, load_staged
 
 
@@ -59,6 +60,8 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
             raise dg.Failure(f"{contract.id}: no staged batch found for run {context.run.run_id}")
         suite = validate_frame(contract, frame)
         outcome = evaluate_gate(contract, batch, suite)
+        # Before returning: a blocked batch is exactly when someone opens the report.
+        report = write_report(contract, batch, context.run.run_id, outcome, suite)
         for failure in outcome.failures:
             context.log.error(f"{contract.id}: {failure}")
         return dg.AssetCheckResult(
@@ -70,6 +73,7 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
                 "failure_details": dg.MetadataValue.json(outcome.details_json()),
                 "failure_samples_masked": dg.MetadataValue.md(_samples_md(outcome)),
                 "notes": dg.MetadataValue.json(outcome.notes),
+                "quality_report": dg.MetadataValue.path(str(report)),
                 "extracted": batch.extracted,
                 "staged": batch.staged,
                 "loaded": batch.loaded,
