@@ -55,7 +55,15 @@ def _sha256(path: Path) -> str:
 
 
 def discover(landing_dir: Path, contract: Contract, as_of: dt.date) -> list[LandingFile]:
-    """Files for this contract visible at `as_of` (dt= partitions after as_of are not yet due)."""
+    """Files for this contract visible at `as_of` (dt= partitions after as_of are not yet due).
+
+    With `C360_LANDING_URL=s3://bucket/prefix` set, the entity's objects are first mirrored into
+    `landing_dir` (orchestration/ingest/s3_landing.py) and then found here like local files."""
+    from orchestration.ingest.s3_landing import landing_url, sync_entity
+
+    url = landing_url()
+    if url:
+        sync_entity(landing_dir, contract.source, contract.entity, SUFFIXES, url)
     root = landing_dir / contract.source / contract.entity
     if not root.exists():
         return []
