@@ -1,13 +1,15 @@
 """Personal data stays in the warehouse: canary emails and phones planted in a CRM file (one
 clean record, one quarantined for a bad email) must not appear in Dagster's storage (run and event
-logs, captured compute logs), dbt's run logs, the quality gate's metadata, or CLI output without
---show-pii — and must appear with it (so the search itself can fail)."""
+logs, captured compute logs), dbt's run logs, the quality gate's metadata, the data-quality
+reports (HTML under $C360_HOME/reports) or CLI output without --show-pii — and must appear with it
+(so the search itself can fail)."""
 
 import re
 
 import duckdb
 import pytest
 
+from orchestration.contracts.masking import mask_value
 from tests.integration.conftest import AS_OF, make_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
@@ -40,9 +42,14 @@ def test_canary_pii_never_leaves_the_warehouse(tmp_path, monkeypatch, capsys):
     generate(300, 31, AS_OF, home.landing, home.truth, progress=None)
     crm = next((home.landing / "crm" / "contacts").rglob("*.csv"))
     ts = f"{AS_OF.isoformat()}T09:00:00Z"
-    with crm.open("a") as fh:
-        fh.write(f"C8888888,,Cana,Ry,{GOOD_EMAIL},{GOOD_PHONE},,,,,,,,US,,{ts},{ts},false\n")
-        fh.write(f"C8888889,,Cana,Ry,{BAD_EMAIL},{BAD_PHONE},,,,,,,,US,,{ts},{ts},false\n")
+    # Right below the header: the quarantined canary is then among the first rows of its rule,
+    # which the data-quality report shows (masked) as samples — so the report is really searched.
+    header, _, body = crm.read_text().partition("\n")
+    crm.write_text(
+        f"{header}\n"
+        f"C8888888,,Cana,Ry,{GOOD_EMAIL},{GOOD_PHONE},,,,,,,,US,,{ts},{ts},false\n"
+        f"C8888889,,Cana,Ry,{BAD_EMAIL},{BAD_PHONE},,,,,,,,US,,{ts},{ts},false\n{body}"
+    )
 
     report = run_nightly(AS_OF, instance=home.instance, log_level="DEBUG")
     assert report.success, report.checks_failed
@@ -63,8 +70,17 @@ def test_canary_pii_never_leaves_the_warehouse(tmp_path, monkeypatch, capsys):
     searched = [p for p in home.home.rglob("*") if p.is_file()]
     assert any("dagster" in p.parts for p in searched)
     assert CANARY.search(crm.read_bytes())
+    # the data-quality reports are searched too (not under an allowed folder), and the CRM
+    # contacts page holds the quarantined canary's row: its id, masked phone and masked e-mail
+    reports = sorted((home.home / "reports").rglob("*.html"))
+    assert reports and not any(
+        p.relative_to(home.home).parts[0].startswith(ALLOWED) for p in reports
+    )
     leaks = _leaks(home.home)
     assert not leaks, f"canary PII found in: {leaks}"
+    contacts_page = next(p for p in reports if p.name == "crm__contacts.html").read_text()
+    canary_row = next(r for r in contacts_page.split("<tr>") if "C8888889" in r)
+    assert mask_value(BAD_PHONE) in canary_row and mask_value(BAD_EMAIL) in canary_row
     run_output = capsys.readouterr()
     assert not CANARY.search((run_output.out + run_output.err).encode()), "PII in run logs"
 
