@@ -201,8 +201,8 @@ def test_a_sync_killed_mid_run_resumes_its_plan_and_rechecks_consent(tmp_path, m
             requests_before = server.batch_requests
             resumed = run_diff_sync(con, sync, AS_OF, "run-2", client, chunk_rows=6)
             history = con.execute(
-                "select outcome, filter_reason from activation.contact_history "
-                "where sync_id = ? and customer_id = ? and run_id = 'run-2'",
+                "select outcome, filter_reason, error_message from activation.contact_history "
+                "where sync_id = ? and customer_id = ? and run_id = 'run-2' order by 1",
                 [sync.name, victim],
             ).fetchall()
             left = con.execute(
@@ -210,9 +210,16 @@ def test_a_sync_killed_mid_run_resumes_its_plan_and_rechecks_consent(tmp_path, m
             ).fetchone()[0]
     assert victim not in server.state.records, "consent is re-checked when a plan resumes"
     assert resumed.dropped_at_resume >= 1
-    assert history == [("filtered", "consent_revoked")]
+    # its pending create was turned into a removal (a crash may have left it applied), and
+    # the person is recorded as filtered by this run's consent check
+    assert history == [
+        ("filtered", "consent_revoked", None),
+        ("ok", None, "removed"),
+    ]
     assert set(server.state.records) == expected, "exactly the intended audience"
-    assert server.state.applications == len(expected), "no row applied twice"
+    upserts = [i for op, i in server.state.applied if op == "upsert"]
+    assert sorted(upserts) == sorted(expected), "each upsert applied once, the victim's never"
+    assert server.state.applied.count(("delete", victim)) == 1, "the victim's removal, once"
     # the resumed run resent only what was not acknowledged (not the acknowledged part)
     assert resumed.sent <= len(expected) - acked + 6
     assert server.batch_requests > requests_before and left == 0
