@@ -295,9 +295,9 @@ def test_bad_file_fails_the_staged_asset_with_the_message_and_no_loader_internal
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    # Dagster wraps a user error: the step error's cause is ours, and nothing is chained below it
-    error = failure.step_failure_data.error.cause
-    assert error.cls_name == "LandingFileError"
+    # a Failure naming the file and line, with nothing of the loader chained below it
+    error = failure.step_failure_data.error
+    assert error.cls_name == "Failure"
     assert f"{path}: line 3 (byte offset " in error.message, error.message
     assert error.cause is None, "DuckDB/pyarrow internals are not chained into the failure"
     assert not any(v in error.message for v in _pii(path))

@@ -13,6 +13,7 @@ import dagster as dg
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.extract.config import source_mode
+from orchestration.ingest.landing import LandingFileError
 from orchestration.ingest.report import report_path, write_report
 from orchestration.ingest.wap import batch_table, load_staged, publish_batch, stage_batch
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
@@ -50,9 +51,19 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                     f"updated_at in [{extraction['since']}, {extraction['until']}) "
                     f"(published cursor {extraction['cursor']})"
                 )
-            batch = stage_batch(
-                con, contract, landing, as_of, context.run_id, extraction=extraction
-            )
+            try:
+                batch = stage_batch(
+                    con, contract, landing, as_of, context.run_id, extraction=extraction
+                )
+            except LandingFileError as error:
+                # the message names the file, line and what is wrong: the step fails with it
+                # alone, not with a trace of our loader (nothing was staged or published)
+                raise dg.Failure(
+                    description=f"{contract.id}: {error} (nothing was published; fix or replace "
+                    "the file and rerun)",
+                    metadata={"file_error": str(error)},
+                    allow_retries=False,
+                ) from None
         # Written now with the gates pending (a gate that crashes still leaves the counts);
         # the meets_contract check rewrites the same page with its verdicts.
         report = write_report(contract, batch, context.run_id)
