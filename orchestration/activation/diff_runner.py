@@ -28,7 +28,7 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from orchestration.activation.destinations.webhook import Outcome, Row, make_rows
+from orchestration.activation.destinations.webhook import Outcome, Row, make_rows_columns
 from orchestration.activation.diff import (
     acknowledge_chunk,
     ensure_state,
@@ -315,15 +315,8 @@ def _read_chunk(
         end = start + _YIELD_ROWS
         # the fields of these rows parsed in one call: per row, a call costs more than parsing
         fields = json.loads("[" + ",".join(f or "{}" for f in fields_json[start:end]) + "]")
-        built += make_rows(
-            sync_name,
-            zip(
-                identifiers[start:end],
-                ops[start:end],
-                fields,
-                generations[start:end],
-                strict=True,
-            ),
+        built += make_rows_columns(
+            sync_name, identifiers[start:end], ops[start:end], fields, generations[start:end]
         )
         time.sleep(0)  # let the sending thread take the GIL now, not at the next switch interval
     rows = dict(zip(identifiers, built, strict=True))

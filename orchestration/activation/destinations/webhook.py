@@ -106,24 +106,46 @@ def make_row(
 def make_rows(
     sync: str, rows: Iterable[tuple[str, Literal["upsert", "delete"], dict, int]]
 ) -> list[Row]:
-    """make_row for many (identifier, op, fields, generation): the same rows and keys. The keys' texts are
-    encoded in one call, [key 1, token, key 2, token, ...], and cut at the token: an encoder
-    writes a nested list exactly as it writes a list on its own, and `, "<token>", ` (a random
-    token between unescaped quotes) cannot occur inside an encoded string — a list value holding
-    the token could add a cut, so the count is checked and any surprise falls back to row by
-    row."""
+    """make_row for many (identifier, op, fields, generation): the same rows and keys (see
+    make_rows_columns)."""
     rows = list(rows)
-    items: list[Any] = []
-    for identifier, op, fields, generation in rows:
-        items += ([sync, identifier, op, fields, generation], _CUT_TOKEN)
-    texts = _KEY_ENCODER.encode(items[:-1])[1:-1].split(_CUT) if rows else []
-    if len(texts) != len(rows):
-        return [make_row(sync, *row) for row in rows]
-    sha256 = hashlib.sha256
-    return [
-        Row(identifier, op, fields, sha256(text.encode()).hexdigest())
-        for (identifier, op, fields, _), text in zip(rows, texts, strict=True)
+    if not rows:
+        return []
+    identifiers, ops, fields, generations = (list(column) for column in zip(*rows, strict=True))
+    return make_rows_columns(sync, identifiers, ops, fields, generations)
+
+
+def make_rows_columns(
+    sync: str,
+    identifiers: list[str],
+    ops: list[Literal["upsert", "delete"]],
+    fields: list[dict],
+    generations: list[int],
+) -> list[Row]:
+    """make_row for the rows given as columns (identifier i with ops[i], fields[i] and
+    generations[i]): the same rows and keys. The keys' texts are encoded in one call,
+    [key 1, token, key 2, token, ...], and cut at the token: an encoder writes a nested list
+    exactly as it writes a list on its own, and `, "<token>", ` (a random token between unescaped
+    quotes) cannot occur inside an encoded string — a list value holding the token could add a
+    cut, so the count is checked and any surprise falls back to row by row."""
+    count = len(identifiers)
+    if not count:
+        return []
+    items: list[Any] = [_CUT_TOKEN] * (2 * count - 1)
+    items[::2] = [
+        [sync, identifier, op, row_fields, generation]
+        for identifier, op, row_fields, generation in zip(
+            identifiers, ops, fields, generations, strict=True
+        )
     ]
+    texts = _KEY_ENCODER.encode(items)[1:-1].split(_CUT)
+    if len(texts) != count:
+        return [
+            make_row(sync, *row) for row in zip(identifiers, ops, fields, generations, strict=True)
+        ]
+    sha256 = hashlib.sha256
+    keys = [sha256(text.encode()).hexdigest() for text in texts]
+    return list(map(Row, identifiers, ops, fields, keys))
 
 
 _CUT_TOKEN = secrets.token_hex(16)
@@ -246,11 +268,13 @@ class WebhookClient:
         outcomes: dict[str, Outcome],
         body: bytes | None = None,
     ) -> None:
+        keys = [row.idempotency_key for row in rows]
         batch: list[Outcome] = []  # each row's outcome, in the order of rows
-        for row in rows:
-            outcome = outcomes.get(row.idempotency_key)
+        get = outcomes.get
+        for key in keys:
+            outcome = get(key)
             if outcome is None:
-                outcome = outcomes[row.idempotency_key] = Outcome("unknown")
+                outcome = outcomes[key] = Outcome("unknown")
             outcome.attempts += 1
             batch.append(outcome)
         answer = self._post(rows, body)
@@ -275,8 +299,9 @@ class WebhookClient:
                 outcome.status, outcome.reason = "retryable", f"HTTP {answer.status_code}"
             return
         results = {r.get("idempotency_key"): r for r in answer.json().get("results", [])}
-        for row, outcome in zip(rows, batch, strict=True):
-            result = results.get(row.idempotency_key)
+        found = results.get
+        for key, outcome in zip(keys, batch, strict=True):
+            result = found(key)
             if result is None:
                 outcome.status, outcome.reason = "unknown", "no result for the row"
             else:
