@@ -93,16 +93,18 @@ def run_diff_sync(
     out.planned += diff.create + diff.update + diff.remove
     con.execute("drop table if exists sync_desired; drop table if exists sync_withdrawn")
     _send_plan(*context, plan_id=sync_run_id)
-    out.status = "success" if out.ok + out.rejected == out.sent else "partial"
-    _record_not_sent(con, sync, as_of, run_id, sync_run_id)
-    record_sync_run(
-        con, sync_run_id, run_id, sync, sync.destination, as_of, out, 0, started, started_at
-    )
-    # finished plans are history in contact_history; only pending rows need to survive a crash
+    # finished plans are history in contact_history; only pending rows need to survive a crash.
+    # Deleted before the next commit, the one that brings the checkpoint deferred while sending:
+    # the checkpoint then does not write the plan's rows (the widest table) only to drop them
     con.execute(
         "delete from activation.sync_plan where sync_id = ? and plan_id not in "
         "(select plan_id from activation.sync_plan where sync_id = ? and outcome is null)",
         [sync.name, sync.name],
+    )
+    out.status = "success" if out.ok + out.rejected == out.sent else "partial"
+    _record_not_sent(con, sync, as_of, run_id, sync_run_id)
+    record_sync_run(
+        con, sync_run_id, run_id, sync, sync.destination, as_of, out, 0, started, started_at
     )
     con.execute(f"drop table if exists {PLAN_TABLE}")
     return out
