@@ -111,6 +111,24 @@ def _jsonl_by_line(con: duckdb.DuckDBPyConnection, f: LandingFile) -> str:
     return _JSONL_LINES
 
 
+# A JSON-lines file is parsed once into this temp table: per record the contract columns' values
+# as text (`_v`) and JSON types (`_t`), in contract column order, and the record's keys (`_k`).
+# The columns present, the staged text and the retyped check all read it: parsing each record
+# once instead of once per question cut the read of 1M events from ~10 s to ~6 s.
+_JSONL_PARSED = "_c360_jsonl_parsed"
+
+
+def _parse_jsonl(con: duckdb.DuckDBPyConnection, src: str, contract: Contract) -> str:
+    """Parse the records of `src` (json, _rec, _err) once into _JSONL_PARSED; returns its name."""
+    paths = "[" + ", ".join(quote_literal(c) for c in contract.column_names) + "]"
+    con.execute(
+        f"create or replace temp table {_JSONL_PARSED} as select "
+        f"json_extract_string(json, {paths}) as _v, json_type(json, {paths}) as _t, "
+        f"json_keys(json) as _k, _rec, _err from {src}"
+    )
+    return _JSONL_PARSED
+
+
 def _csv_src(p: str) -> str:
     return f"read_csv({p}, all_varchar=true, header=true)"
 
@@ -122,9 +140,7 @@ def _columns_in_file(con: duckdb.DuckDBPyConnection, f: LandingFile, src: str) -
         return [r[0] for r in rows.fetchall()]
     if f.path.suffix == ".parquet":
         return [r[0] for r in con.execute(f"describe select * from read_parquet({p})").fetchall()]
-    rows = con.execute(
-        f"select distinct unnest(json_keys(json)) from {src} where _err is null"
-    ).fetchall()
+    rows = con.execute(f"select distinct unnest(_k) from {src} where _err is null").fetchall()
     return [r[0] for r in rows]
 
 
@@ -132,12 +148,12 @@ def _select_text(f: LandingFile, present: set[str], contract: Contract, src: str
     """SELECT producing the contract's columns as text (missing ones null) plus provenance and
     `_read_error` (why the record could not be read; it is then quarantined)."""
     p = quote_literal(str(f.path))
-    if f.path.suffix == ".jsonl":
+    if f.path.suffix == ".jsonl":  # src: _JSONL_PARSED (a key the file lacks is null in _v)
         cols = [
-            f"json ->> {quote_literal(c)} as {quote_ident(c)}"
+            f"_v[{i}] as {quote_ident(c)}"
             if c in present
             else f"cast(null as varchar) as {quote_ident(c)}"
-            for c in contract.column_names
+            for i, c in enumerate(contract.column_names, start=1)
         ]
         return (
             f"select {', '.join(cols)}, {p} as _source_file, _rec as _source_row, "
@@ -348,19 +364,27 @@ def _retyped_in_file(
             ).fetchone()
             if n:
                 found[col] = {"types": [types[col]], "rows": n, "sample_rows": rows}
-    elif f.path.suffix == ".jsonl":
-        for col in contract.column_names:
-            if col not in present:
-                continue
+    elif f.path.suffix == ".jsonl":  # src: _JSONL_PARSED; every column in one pass
+        checked = [
+            (i, col) for i, col in enumerate(contract.column_names, start=1) if col in present
+        ]
+        aggregates = []
+        for i, col in checked:
             ok = ", ".join(quote_literal(t) for t in JSON_TYPES[contract.field(col).logical_type])
-            jt = f"json_type(json -> {quote_literal(col)})"
-            n, kinds, rows = con.execute(
-                f"select count(*), list(distinct _t), list(_r order by _r)[1:{SAMPLE_ROWS}] "
-                f"from (select {jt} as _t, _rec as _r from {src} where _err is null) "
-                f"where _t not in ({ok})"
+            bad = f"filter (where _t[{i}] not in ({ok}))"
+            aggregates += [
+                f"count(*) {bad}",
+                f"list(distinct _t[{i}]) {bad}",
+                f"(list(_rec order by _rec) {bad})[1:{SAMPLE_ROWS}]",
+            ]
+        if aggregates:
+            got = con.execute(
+                f"select {', '.join(aggregates)} from {src} where _err is null"
             ).fetchone()
-            if n:
-                found[col] = {"types": sorted(kinds), "rows": n, "sample_rows": rows}
+            for k, (_, col) in enumerate(checked):
+                n, kinds, rows = got[3 * k : 3 * k + 3]
+                if n:
+                    found[col] = {"types": sorted(kinds), "rows": n, "sample_rows": rows}
     return found
 
 
@@ -396,16 +420,15 @@ def read_into(
     out = ReadOutcome(0, {}, {})
     for f in files:
         check_readable(f.path, contract)
-        src = _jsonl_fast(f) if f.path.suffix == ".jsonl" else ""
+        src = ""
         try:
-            try:
-                present = _columns_in_file(con, f, src)
-            except duckdb.Error:
-                if f.path.suffix != ".jsonl":
-                    raise
-                # A malformed line: read line by line so only that line is set aside.
-                src = _jsonl_by_line(con, f)
-                present = _columns_in_file(con, f, src)
+            if f.path.suffix == ".jsonl":
+                try:
+                    src = _parse_jsonl(con, _jsonl_fast(f), contract)
+                except duckdb.Error:
+                    # A malformed line: read line by line so only that line is set aside.
+                    src = _parse_jsonl(con, _jsonl_by_line(con, f), contract)
+            present = _columns_in_file(con, f, src)
             before = con.execute(f"select count(*) from {table}").fetchone()[0]
             con.execute(f"insert into {table} {_select_text(f, set(present), contract, src)}")
             after = con.execute(f"select count(*) from {table}").fetchone()[0]
@@ -419,7 +442,9 @@ def read_into(
                 "batch was loaded"
             ) from None
         finally:
-            con.execute(f"drop table if exists {_JSONL_LINES}")
+            con.execute(
+                f"drop table if exists {_JSONL_LINES}; drop table if exists {_JSONL_PARSED}"
+            )
         key = str(f.path)
         out.rows += after - before
         out.rows_by_file[key] = after - before

@@ -281,13 +281,24 @@ def stage_batch(
     ).fetchone()[0]
     # Duplicate policy keep_latest: newest version per primary key by the ordering column;
     # ties broken by file then row order so reruns pick the same survivor.
+    # Only keys seen more than once are ranked by a window (a sort of whole rows); a key seen once
+    # is its own latest version — most keys of most batches, found by a hash aggregate.
     pk = ", ".join(quote_ident(c) for c in contract.primary_key)
     order = quote_ident(contract.ordering_column)
+    same_key = " and ".join(
+        f"d.{quote_ident(c)} is not distinct from v.{quote_ident(c)}" for c in contract.primary_key
+    )
     con.execute(
-        f"create or replace table {bt}__ranked as select *, row_number() over (partition by {pk} "
+        f"create or replace table {bt}__ranked as "
+        f"with clean as (select * from {bt}__verdicts where len(_failed_rules) = 0), "
+        f"dup as (select {pk} from clean group by {pk} having count(*) > 1) "
+        f"select *, cast(1 as bigint) as _rn from clean v "
+        f"where not exists (select 1 from dup d where {same_key}) "
+        "union all "
+        f"select *, row_number() over (partition by {pk} "
         f"order by try_cast({order} as timestamptz) desc nulls last, {order} desc nulls last, "
-        f"_source_file desc, _source_row desc) as _rn from {bt}__verdicts "
-        "where len(_failed_rules) = 0"
+        f"_source_file desc, _source_row desc) as _rn from clean v "
+        f"where exists (select 1 from dup d where {same_key})"
     )
     batch.deduplicated_in_batch = con.execute(
         f"select count(*) from {bt}__ranked where _rn > 1"
