@@ -2,8 +2,9 @@
 
 One YAML block sets identifier types (priority, max source records sharing one value, whether a
 shared value must also agree on first name, at most N per customer optionally within a window of
-days) and the junk blocklist (exact values and whole-value regexes). dbt reads it
-(int_identity__dropped_links, int_identity__limit_drops);
+days), the junk blocklist (exact values and whole-value regexes) and probabilistic matching (on
+or off, threshold). dbt reads it (int_identity__dropped_links, int_identity__limit_drops,
+int_identity__edges), the asset identity/probabilistic_links reads `probabilistic`;
 this module validates it with errors that name the field, and lets tests and tools use it.
 """
 
@@ -25,6 +26,14 @@ IDENTIFIER_SETTINGS = (
     "priority", "max_records_per_value", "require_matching_first_name", "max_per_customer",
     "within_days",
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Probabilistic:
+    """Probabilistic matching: on or off, and the match probability a pair needs to link."""
+
+    enabled: bool = False
+    threshold: float = 0.9995
 
 
 class IdentityConfigError(ValueError):
@@ -55,6 +64,7 @@ class IdentityConfig:
     circuit_breaker: Bounds = field(default_factory=Bounds)
     # type -> (at most this many per customer, counting only those seen within N days or all)
     max_per_customer: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    probabilistic: Probabilistic = field(default_factory=Probabilistic)
 
     def is_blocked(self, identifier_type: str, value: str) -> bool:
         return any(
@@ -73,7 +83,8 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
     if not isinstance(raw, dict):
         raise IdentityConfigError(f"{where}: must be a mapping")
     _known_keys(raw, where, ("identifiers", "blocklist", "name_max_edit_distance",
-                             "phone_default_region", "circuit_breaker"))  # fmt: skip
+                             "phone_default_region", "circuit_breaker", "probabilistic"))  # fmt: skip
+    probabilistic = _probabilistic(raw.get("probabilistic"), f"{where}.probabilistic")
     breaker = raw.get("circuit_breaker") or {}
     _known_keys(breaker, f"{where}.circuit_breaker", ("max_cluster_records", "max_merge_rate"))
     if (
@@ -169,7 +180,29 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
         distance,
         Bounds.from_config(breaker),
         per_customer,
+        probabilistic,
     )
+
+
+def _probabilistic(raw: Any, where: str) -> Probabilistic:
+    if raw is None:
+        return Probabilistic()
+    if not isinstance(raw, dict):
+        raise IdentityConfigError(f"{where}: must be a mapping (enabled, threshold)")
+    _known_keys(raw, where, ("enabled", "threshold"))
+    enabled = raw.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise IdentityConfigError(f"{where}.enabled: true or false is required")
+    threshold = raw.get("threshold", Probabilistic.threshold)
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 < threshold < 1
+    ):
+        raise IdentityConfigError(
+            f"{where}.threshold: a match probability above 0 and below 1 is required"
+        )
+    return Probabilistic(enabled, float(threshold))
 
 
 def load() -> IdentityConfig:

@@ -235,8 +235,13 @@ def explain_customer(
             [customer_id],
         ).fetchall()
     )
-    has_probability = "probability" in _columns(con, "intermediate", "int_identity__edges")
-    probability = "e.probability" if has_probability else "cast(null as double)"
+    # probabilistic links carry match_probability (int_identity__edges); an older or hand-made
+    # graph may call it probability
+    columns = _columns(con, "intermediate", "int_identity__edges")
+    probability = next(
+        (f"e.{c}" for c in ("match_probability", "probability") if c in columns),
+        "cast(null as double)",
+    )
     links = tuple(
         Link(*row)
         for row in con.execute(
@@ -340,7 +345,8 @@ def explain_customer(
         dropped_links=dropped,
         history=history,
         retired_ids=retired,
-        has_probability=has_probability,
+        # the column only when a link of this customer is probabilistic
+        has_probability=any(link.probability is not None for link in links),
     )
 
 
@@ -439,7 +445,8 @@ def _format_customer(c: CustomerExplanation, show_pii: bool) -> list[str]:
                 joins,
             ]
             if c.has_probability:
-                row.append("-" if link.probability is None else f"{link.probability:.3f}")
+                # six decimals: the links that matter sit between 0.999 and 1
+                row.append("-" if link.probability is None else f"{link.probability:.6f}")
             rows.append(row)
         out += _table(headers, rows)
     else:

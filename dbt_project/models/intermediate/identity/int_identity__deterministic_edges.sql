@@ -1,7 +1,7 @@
-{#- One row per accepted link between a record and an identifier or another record: the
-    candidates minus the dropped links, plus record-to-record links through a value shared by
-    different people (first_name_conflict) for the records whose first names agree. This is the
-    graph connected components run on. -#}
+{#- One row per accepted deterministic link between a record and an identifier or another
+    record: the candidates minus the dropped links, plus record-to-record links through a value
+    shared by different people (first_name_conflict) for the records whose first names agree.
+    int_identity__edges adds the probabilistic links (asset identity/probabilistic_links) to it. -#}
 {%- set max_distance = var("identity").get('name_max_edit_distance', 1) | int -%}
 with candidates as (
     select * from {{ ref('int_identity__candidate_links') }}

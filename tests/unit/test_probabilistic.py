@@ -1,0 +1,192 @@
+"""Probabilistic matching on planted records (the fixed Splink model, an in-memory warehouse):
+typo pairs link with their probability, namesakes and pairs sharing a value do not, junk values
+are no evidence, the switch empties the table; config errors name the field."""
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from orchestration.identity import config as identity_config
+from orchestration.identity import probabilistic
+
+AS_OF = "2026-11-21"
+THRESHOLD = 0.9995
+FIRST = ["olivia", "liam", "emma", "noah", "ava", "mateo", "sofia", "lucas", "mia", "elias"]
+LAST = [
+    "garcia",
+    "muller",
+    "dubois",
+    "jansen",
+    "rossi",
+    "novak",
+    "silva",
+    "berg",
+    "kowalski",
+    "ito",
+]
+
+
+def _record(key, source, first, last, email=None, phone=None, dob=None, postal=None, street=None):
+    return (key, source, first, last, email, phone, dob, postal, street)
+
+
+@pytest.fixture
+def warehouse():
+    con = duckdb.connect()
+    con.execute("create schema intermediate")
+    con.execute(
+        """
+        create table intermediate.int_identity__records (
+            record_key varchar, source varchar, first_name varchar, last_name varchar,
+            email_normalized varchar, phone_e164 varchar, date_of_birth date,
+            postal_code varchar, address_line1 varchar
+        )
+        """
+    )
+    con.execute(
+        "create table intermediate.int_identity__dropped_links "
+        "(record_key varchar, node_key varchar, drop_reason varchar)"
+    )
+    rows = []
+    # background: 100 different people, one CRM contact each
+    for i in range(100):
+        first, last = FIRST[i % 10], LAST[i // 10]
+        rows.append(
+            _record(
+                f"r|crm:contacts:B{i:03d}", "crm", first.title(), last.title(),
+                f"{first}.{last}{i}@mail.example.org", f"+1415555{i:04d}",
+                dt.date(1960, 1, 1) + dt.timedelta(days=97 * i), f"9{i:04d}", f"{i} main st",
+            )
+        )  # fmt: skip
+    yield con, rows
+    con.close()
+
+
+def _load(con, rows, dropped=()):
+    con.executemany("insert into intermediate.int_identity__records values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+    if dropped:
+        con.executemany("insert into intermediate.int_identity__dropped_links values (?, ?, ?)", dropped)  # fmt: skip
+
+
+TYPO_PAIRS = [
+    # same person: one character off in the email's local part, no other key in common
+    (
+        _record("r|crm:contacts:T1", "crm", "Harriet", "Quill", "harriet.quill81@post.example.net",
+                "+14155550901", dt.date(1981, 3, 4), "94110", "12 valencia st"),
+        _record("r|shop:customers:T1", "shop", "Harriet", "Quill", "hxrriet.quill81@post.example.net"),
+    ),
+    (
+        _record("r|loyalty:members:T2", "loyalty", "Bastian", "Vogt", "bastian.vogt7@mx.example.com",
+                None, dt.date(1990, 7, 1)),
+        _record("r|shop:customers:T2", "shop", "Bastian", "Vogt", "bqstian.vogt7@mx.example.com",
+                "+4915112345678"),
+    ),
+    # one digit off in the phone, no email on one side
+    (
+        _record("r|crm:contacts:T3", "crm", "Ingrid", "Lund", None, "+31612345678",
+                dt.date(1975, 5, 5), "1011AB", "5 dam"),
+        _record("r|shop:customers:T3", "shop", "Ingrid", "Lund", None, "+31612345671"),
+    ),
+]  # fmt: skip
+
+NAMESAKES = [
+    # different people with the same first and last name: nothing else agrees
+    (
+        _record("r|crm:contacts:N1", "crm", "Maria", "Fernandez", "mfernandez123@mail.example.org",
+                "+14155550111", dt.date(1970, 1, 2), "10001", "1 broadway"),
+        _record("r|loyalty:members:N1", "loyalty", "Maria", "Fernandez", "maria.f88@inbox.example.com",
+                "+12125550199", dt.date(1985, 9, 9)),
+    ),
+    (
+        _record("r|crm:contacts:N2", "crm", "John", "Smith", "john.smith4411@mail.example.org",
+                "+14155550222", dt.date(1966, 6, 6), "60601", "9 state st"),
+        _record("r|shop:customers:N2", "shop", "John", "Smith", "jsmith99@work.example.com",
+                "+13125550123"),
+    ),
+]  # fmt: skip
+
+
+def test_typo_pairs_link_with_their_probability_and_namesakes_do_not(warehouse):
+    con, rows = warehouse
+    _load(con, rows + [r for pair in TYPO_PAIRS + NAMESAKES for r in pair])
+    counts = probabilistic.refresh(con, AS_OF, enabled=True, threshold=THRESHOLD)
+    links = {
+        (a, b): (t, v, rule, p, as_of)
+        for a, b, t, v, rule, p, as_of in con.execute(
+            "select record_key, node_key, identifier_type, identifier_value, rule, match_probability, "
+            "as_of from identity.probabilistic_links"
+        ).fetchall()
+    }
+    for left, right in TYPO_PAIRS:
+        key = tuple(sorted((left[0], right[0])))
+        assert key in links, f"typo pair {key} not linked"
+        kind, value, rule, p, as_of = links[key]
+        assert (kind, rule, as_of) == ("probabilistic", "probabilistic", dt.date(2026, 11, 21))
+        assert p >= THRESHOLD and value == f"p={p:.6f}"
+    for left, right in NAMESAKES:
+        assert tuple(sorted((left[0], right[0]))) not in links, "namesakes must not link"
+    assert counts.links == len(links) == len(TYPO_PAIRS), links  # the background stays apart
+    assert counts.records == len(rows) + 2 * (len(TYPO_PAIRS) + len(NAMESAKES))
+
+
+def test_pairs_sharing_a_value_and_junk_values_are_not_probabilistic_evidence(warehouse):
+    con, rows = warehouse
+    same_email = [
+        _record("r|crm:contacts:S1", "crm", "Ola", "Nordmann", "ola.nordmann5@mail.example.org"),
+        _record("r|shop:customers:S1", "shop", "Ola", "Nordmann", "ola.nordmann5@mail.example.org"),
+    ]
+    # a shop's junk address typed by two strangers of the same name, one character apart
+    junk = [
+        _record("r|crm:contacts:J1", "crm", "Kim", "Lee", "kim.lee@shop.example.com"),
+        _record("r|shop:customers:J1", "shop", "Kim", "Lee", "kxm.lee@shop.example.com"),
+    ]
+    dropped = [
+        ("r|crm:contacts:J1", "v|email:kim.lee@shop.example.com", "blocklist_exact"),
+        ("r|shop:customers:J1", "v|email:kxm.lee@shop.example.com", "too_many_records_per_value"),
+    ]
+    _load(con, rows + same_email + junk, dropped)
+    probabilistic.refresh(con, AS_OF, enabled=True, threshold=THRESHOLD)
+    pairs = con.execute("select record_key, node_key from identity.probabilistic_links").fetchall()
+    assert pairs == [], "a shared value is the deterministic rules' call; junk is no evidence"
+
+
+def test_disabled_empties_the_table(warehouse):
+    con, rows = warehouse
+    _load(con, rows + [r for pair in TYPO_PAIRS for r in pair])
+    probabilistic.refresh(con, AS_OF, enabled=True, threshold=THRESHOLD)
+    assert con.execute("select count(*) from identity.probabilistic_links").fetchone()[0] > 0
+    counts = probabilistic.refresh(con, AS_OF, enabled=False, threshold=THRESHOLD)
+    assert counts.links == 0
+    assert con.execute("select count(*) from identity.probabilistic_links").fetchone()[0] == 0
+
+
+def test_the_model_is_fixed_and_predictions_are_deterministic(warehouse):
+    con, rows = warehouse
+    _load(con, rows + [r for pair in TYPO_PAIRS + NAMESAKES for r in pair])
+    records = probabilistic.candidates(con)
+    first = probabilistic.predict(records, THRESHOLD)
+    second = probabilistic.predict(records.take(list(reversed(range(records.num_rows)))), THRESHOLD)
+    assert first.equals(second)
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"enabled": "yes"}, "probabilistic.enabled: true or false"),
+        ({"enabled": True, "threshold": 1}, "probabilistic.threshold: a match probability"),
+        ({"enabled": True, "threshold": 0}, "probabilistic.threshold: a match probability"),
+        ({"enabled": True, "threshold": "high"}, "probabilistic.threshold: a match probability"),
+        ({"enabled": True, "cutoff": 0.9}, "probabilistic.cutoff: unknown setting"),
+        ("on", "probabilistic: must be a mapping"),
+    ],
+)
+def test_config_errors_name_the_field(block, message):
+    with pytest.raises(identity_config.IdentityConfigError, match=message):
+        identity_config.parse({"probabilistic": block})
+
+
+def test_project_config_enables_it_at_the_documented_threshold():
+    settings = identity_config.load().probabilistic
+    assert settings.enabled and settings.threshold == THRESHOLD
+    assert identity_config.parse({}).probabilistic.enabled is False
