@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
 from orchestration.contracts.model import Contract
+from orchestration.contracts.rules_sql import quote_ident
 
 
 @dataclass(frozen=True)
@@ -21,32 +23,43 @@ class SuiteOutcome:
     evaluated: int
 
 
-def build_suite(contract: Contract):  # -> gx.ExpectationSuite
+def _schema_expectations(contract: Contract) -> list:
     import great_expectations as gx
 
-    suite = gx.ExpectationSuite(name=f"{contract.id}__batch")
-    suite.add_expectation(
+    return [
         gx.expectations.ExpectTableColumnsToMatchSet(
             column_set=list(contract.column_names), exact_match=False
         )
-    )
-    for col in contract.primary_key:
-        suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=col))
+    ]
+
+
+def _key_expectations(contract: Contract) -> list:
+    import great_expectations as gx
+
+    found: list = [
+        gx.expectations.ExpectColumnValuesToNotBeNull(column=col) for col in contract.primary_key
+    ]
     if len(contract.primary_key) == 1:
-        suite.add_expectation(
-            gx.expectations.ExpectColumnValuesToBeUnique(column=contract.primary_key[0])
-        )
+        found.append(gx.expectations.ExpectColumnValuesToBeUnique(column=contract.primary_key[0]))
     else:
-        suite.add_expectation(
+        found.append(
             gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(contract.primary_key))
         )
+    return found
+
+
+def build_suite(contract: Contract):  # -> gx.ExpectationSuite
+    """The whole batch suite: the published columns, and primary keys present and unique."""
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name=f"{contract.id}__batch")
+    for expectation in [*_schema_expectations(contract), *_key_expectations(contract)]:
+        suite.add_expectation(expectation)
     return suite
 
 
-def validate_frame(contract: Contract, frame: pd.DataFrame) -> SuiteOutcome:
-    """Validate one clean, deduplicated batch; an empty batch trivially passes."""
-    if frame.empty:
-        return SuiteOutcome(True, [], 0)
+def _validate(contract: Contract, parts: list[tuple[str, list, pd.DataFrame]]) -> SuiteOutcome:
+    """Run each (name, expectations, frame) as a suite on its own batch; one outcome."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -54,14 +67,58 @@ def validate_frame(contract: Contract, frame: pd.DataFrame) -> SuiteOutcome:
     # Progress bars would flood Dagster's captured logs with one line per metric.
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas(name=f"{contract.id}_source")
-    asset = source.add_dataframe_asset(name=contract.id)
-    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
-        batch_parameters={"dataframe": frame}
+    failed: list[str] = []
+    evaluated, success = 0, True
+    for name, expectations, frame in parts:
+        asset = source.add_dataframe_asset(name=f"{contract.id}__{name}")
+        batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
+            batch_parameters={"dataframe": frame}
+        )
+        suite = gx.ExpectationSuite(name=f"{contract.id}__{name}")
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        result = batch.validate(suite)
+        success = success and bool(result.success)
+        evaluated += len(result.results)
+        failed += [
+            f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')})"
+            for r in result.results
+            if not r.success
+        ]
+    return SuiteOutcome(success, failed, evaluated)
+
+
+def validate_frame(contract: Contract, frame: pd.DataFrame) -> SuiteOutcome:
+    """Validate one clean, deduplicated batch (one row per record); an empty batch passes."""
+    if frame.empty:
+        return SuiteOutcome(True, [], 0)
+    return _validate(
+        contract,
+        [
+            ("schema", _schema_expectations(contract), frame),
+            ("keys", _key_expectations(contract), frame),
+        ],
     )
-    result = batch.validate(build_suite(contract))
-    failed = [
-        f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')})"
-        for r in result.results
-        if not r.success
-    ]
-    return SuiteOutcome(bool(result.success), failed, len(result.results))
+
+
+def validate_table(
+    con: duckdb.DuckDBPyConnection, contract: Contract, relation: str
+) -> SuiteOutcome:
+    """validate_frame for a batch held in the warehouse (one row per record), without bringing
+    all of it into pandas: the column set is checked on the relation's columns (a frame with no
+    rows), the keys on a frame of the key columns alone — at 6.8M events, one column instead of
+    eight. Same expectations, same verdicts; an empty batch passes."""
+    cursor = con.execute(f"select * exclude (_source_file) from {relation} limit 0")
+    columns = [d[0] for d in cursor.description]
+    cursor.fetchall()
+    keys_sql = ", ".join(quote_ident(c) for c in contract.primary_key)
+    keys = con.execute(f"select {keys_sql} from {relation}").fetchdf()
+    if keys.empty:
+        return SuiteOutcome(True, [], 0)
+    return _validate(
+        contract,
+        [
+            ("schema", _schema_expectations(contract), pd.DataFrame(columns=columns)),
+            ("keys", _key_expectations(contract), keys),
+        ],
+    )

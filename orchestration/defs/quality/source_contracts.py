@@ -12,7 +12,7 @@
 
 import dagster as dg
 
-from orchestration.contracts.gx_suite import validate_frame
+from orchestration.contracts.gx_suite import validate_table
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.ingest.gate import GateOutcome, evaluate_gate
@@ -53,12 +53,11 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
     def _gate(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connection(read_only=False) as con:
             batch = load_staged(con, contract, context.run.run_id)
-            frame = con.execute(
-                f"select * exclude (_source_file) from {batch_table(contract)}__clean"
-            ).fetchdf()
-        if batch is None:
-            raise dg.Failure(f"{contract.id}: no staged batch found for run {context.run.run_id}")
-        suite = validate_frame(contract, frame)
+            if batch is None:
+                raise dg.Failure(
+                    f"{contract.id}: no staged batch found for run {context.run.run_id}"
+                )
+            suite = validate_table(con, contract, f"{batch_table(contract)}__clean")
         outcome = evaluate_gate(contract, batch, suite)
         # Before returning: a blocked batch is exactly when someone opens the report.
         report = write_report(contract, batch, context.run.run_id, outcome, suite)
