@@ -238,10 +238,8 @@ def explain_customer(
     # probabilistic links carry match_probability (int_identity__edges); an older or hand-made
     # graph may call it probability
     columns = _columns(con, "intermediate", "int_identity__edges")
-    probability = next(
-        (f"e.{c}" for c in ("match_probability", "probability") if c in columns),
-        "cast(null as double)",
-    )
+    present = [f"e.{c}" for c in ("match_probability", "probability") if c in columns]
+    probability = f"coalesce({', '.join(present)}, null)" if present else "cast(null as double)"
     links = tuple(
         Link(*row)
         for row in con.execute(
