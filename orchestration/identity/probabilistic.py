@@ -114,6 +114,8 @@ ADDRESS_M = {"exact": 0.85, "postal_code": 0.05, "else": 0.10}
 
 @dataclass(frozen=True)
 class LinkCounts:
+    """What one refresh did: records compared, pairs linked, seconds taken (read to write)."""
+
     records: int
     links: int
     seconds: float
@@ -166,6 +168,8 @@ def settings():  # -> splink.SettingsCreator (imported lazily: the code location
 
 
 def _linker(candidates: pa.Table, model: Any):
+    """A Splink linker over `candidates` (a settings creator, a model dict or a JSON path) and
+    the scratch connection it works in (the caller closes it)."""
     from splink import DuckDBAPI, Linker
 
     # Splink's scratch tables live in a private in-memory DuckDB, never in the warehouse file.
@@ -178,6 +182,7 @@ def _linker(candidates: pa.Table, model: Any):
 
 
 def candidates(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The records the model compares, read from the warehouse (grain: one non-web record)."""
     return con.sql(CANDIDATES_SQL).to_arrow_table()
 
 
