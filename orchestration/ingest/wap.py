@@ -311,20 +311,16 @@ def stage_batch(
             f"limit 3) select r.* exclude (_failed_rules, _warned_rules, _in_quarantine) "
             f"from {bt}__ranked r join k using ({pk}) order by {pk}, _rn limit 6",
         )
-    # A version already in raw (same values in every contract column) is not published twice.
-    in_raw = _published_match_sql(contract, "l", f"raw.{contract.id}", "_in_raw")
+    # A version already in raw (same values in every contract column) is not published twice:
+    # deleted from the typed latest versions, counted by the delete's own predicate.
     con.execute(
-        f"create or replace table {bt}__latest as select l.*, {in_raw} from (select "
-        f"{typed_select_sql(contract)}, _source_file from {bt}__ranked where _rn = 1) l"
+        f"create or replace table {bt}__clean as select {typed_select_sql(contract)}, "
+        f"_source_file from {bt}__ranked where _rn = 1"
     )
-    con.execute(
-        f"create or replace table {bt}__clean as select * exclude (_in_raw) "
-        f"from {bt}__latest where not _in_raw"
-    )
+    in_raw = _published_match_sql(contract, "clean", f"raw.{contract.id}", "_in_raw")
     batch.deduplicated_in_raw = con.execute(
-        f"select count(*) from {bt}__latest where _in_raw"
+        f"delete from {bt}__clean as clean where {in_raw.removesuffix(' as _in_raw')}"
     ).fetchone()[0]
-    con.execute(f"drop table {bt}__latest")
     batch.loaded = con.execute(f"select count(*) from {bt}__clean").fetchone()[0]
     # Each part counted by its own predicate (not as a difference): the accounting can fail.
     batch.deduplicated = (
