@@ -122,6 +122,7 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
         f"L9999999,,nova.b@example.org,,{first_name},Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d3)}"
     )
     (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
+    _fresh_web_event(home.landing, d3)  # web events go stale after 3 days (its contract)
     assert run_nightly(d3, instance=home.instance, log_level="WARNING").success
     day3 = _ids(home)
     assert day3[f"r|shop:customers:{shop_id}"] == a_id
@@ -132,3 +133,19 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
             "select as_of, event, customer_id, other_customer_id from audit.identity_merge_log"
         ).fetchall()
     assert (d3, "split", split_off, a_id) in log
+
+
+def _fresh_web_event(landing, as_of: dt.date) -> None:
+    """One new web event on as_of (a copy of the first generated one, new id and times): the
+    source keeps delivering, so its stale-source gate (maxStaleDays 3) does not block the night."""
+    import json
+
+    first = next((landing / "web" / "events").glob("dt=*/*.jsonl")).read_text().splitlines()[0]
+    event = json.loads(first) | {
+        "event_id": f"E-fresh-{as_of.isoformat()}",
+        "occurred_at": f"{as_of.isoformat()}T06:00:00Z",
+        "received_at": f"{as_of.isoformat()}T06:00:05Z",
+    }
+    folder = landing / "web" / "events" / f"dt={as_of.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "part-00000.jsonl").write_text(json.dumps(event) + "\n")
