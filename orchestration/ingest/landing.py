@@ -129,8 +129,14 @@ def _parse_jsonl(con: duckdb.DuckDBPyConnection, src: str, contract: Contract) -
     return _JSONL_PARSED
 
 
+# hive_partitioning off: DuckDB would otherwise add the folder's `dt=` as a column `dt` to every
+# CSV and Parquet file, reported as an extra column (schema drift) that no file carries.
 def _csv_src(p: str) -> str:
-    return f"read_csv({p}, all_varchar=true, header=true)"
+    return f"read_csv({p}, all_varchar=true, header=true, hive_partitioning=false)"
+
+
+def _parquet_src(p: str) -> str:
+    return f"read_parquet({p}, hive_partitioning=false)"
 
 
 def _columns_in_file(con: duckdb.DuckDBPyConnection, f: LandingFile, src: str) -> list[str]:
@@ -139,7 +145,7 @@ def _columns_in_file(con: duckdb.DuckDBPyConnection, f: LandingFile, src: str) -
         rows = con.execute(f"describe select * from {_csv_src(p)}")
         return [r[0] for r in rows.fetchall()]
     if f.path.suffix == ".parquet":
-        return [r[0] for r in con.execute(f"describe select * from read_parquet({p})").fetchall()]
+        return [r[0] for r in con.execute(f"describe select * from {_parquet_src(p)}").fetchall()]
     rows = con.execute(f"select distinct unnest(_k) from {src} where _err is null").fetchall()
     return [r[0] for r in rows]
 
@@ -165,7 +171,7 @@ def _select_text(f: LandingFile, present: set[str], contract: Contract, src: str
         else f"cast(null as varchar) as {quote_ident(c)}"
         for c in contract.column_names
     ]
-    src = _csv_src(p) if f.path.suffix == ".csv" else f"read_parquet({p})"
+    src = _csv_src(p) if f.path.suffix == ".csv" else _parquet_src(p)
     return (
         f"select {', '.join(cols)}, {p} as _source_file, "
         "cast(row_number() over () as bigint) as _source_row, "
@@ -350,7 +356,7 @@ def _retyped_in_file(
     if f.path.suffix == ".parquet":
         types = dict(
             (r[0], r[1])
-            for r in con.execute(f"describe select * from read_parquet({p})").fetchall()
+            for r in con.execute(f"describe select * from {_parquet_src(p)}").fetchall()
         )
         for col in contract.column_names:
             if col not in types or parquet_type_accepted(
@@ -360,7 +366,7 @@ def _retyped_in_file(
             q = quote_ident(col)
             n, rows = con.execute(
                 f"select count({q}), list(_r order by _r)[1:{SAMPLE_ROWS}] from (select {q}, "
-                f"row_number() over () as _r from read_parquet({p})) where {q} is not null"
+                f"row_number() over () as _r from {_parquet_src(p)}) where {q} is not null"
             ).fetchone()
             if n:
                 found[col] = {"types": [types[col]], "rows": n, "sample_rows": rows}
@@ -403,7 +409,7 @@ def _file_sample(con: duckdb.DuckDBPyConnection, f: LandingFile, contract: Contr
                 if len(rows) == SAMPLE_ROWS:
                     break
     else:
-        src = _csv_src(p) if f.path.suffix == ".csv" else f"read_parquet({p})"
+        src = _csv_src(p) if f.path.suffix == ".csv" else _parquet_src(p)
         cur = con.execute(f"select * from {src} limit {SAMPLE_ROWS}")
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

@@ -303,3 +303,13 @@ def test_bad_file_fails_the_staged_asset_with_the_message_and_no_loader_internal
     assert not any(v in error.message for v in _pii(path))
     with duckdb.connect(str(warehouse), read_only=True) as c:
         assert c.execute("select count(*) from raw.shop__orders").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("contract_id", ["crm__contacts", "consent__events", "web__events"])
+def test_a_good_file_reports_no_schema_drift(generated, con, tmp_path, contract_id):
+    """The `dt=` folder is layout, not data: no CSV or Parquet file reports a `dt` column."""
+    landing = tmp_path / "landing"
+    _copy(generated, landing, contract_id)
+    batch, gate, published = _night(con, contract_id, landing, "good")
+    assert batch.extra_columns == {} and batch.missing_columns == {}
+    assert gate.passed and published
