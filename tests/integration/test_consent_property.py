@@ -82,8 +82,7 @@ fields:
   first_name: first_name
 """
 
-# Engine defects this property finds (reported with minimal reproductions; orchestration/ is
-# not this test's to change). The removal half of the property fails until they are fixed.
+
 class ConsentBreach(AssertionError):
     """The destination applied an upsert for someone who may not be contacted (or held out)."""
 
