@@ -165,7 +165,10 @@ def generated(tmp_path_factory) -> dict[str, dict[str, list[Row]]]:
     con = duckdb.connect()
     for c in all_source_contracts():
         text_cols = ", ".join(f"{quote_ident(n)} varchar" for n in c.column_names)
-        con.execute(f"create table {c.id} ({text_cols}, _source_file varchar, _source_row bigint)")
+        con.execute(
+            f"create table {c.id} ({text_cols}, _source_file varchar, _source_row bigint, "
+            "_read_error varchar)"
+        )
         read_into(con, c.id, discover(root / "landing", c, AS_OF), c)
         cols = ", ".join(quote_ident(n) for n in c.column_names)
         cur = con.execute(f"select {cols} from {c.id} order by _source_file, _source_row")

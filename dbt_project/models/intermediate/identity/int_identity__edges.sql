@@ -23,7 +23,7 @@
         cast(null as varchar) as identifier_type,
         cast(null as varchar) as identifier_value,
         cast(null as varchar) as rule,
-        cast(null as double) as match_probability,
+        cast(null as double precision) as match_probability,
         cast(null as date) as as_of
     where false)
 {%- endset -%}
@@ -34,7 +34,7 @@ with deterministic as (
         identifier_type,
         identifier_value,
         rule,
-        cast(null as double) as match_probability
+        cast(null as double precision) as match_probability
     from {{ ref('int_identity__deterministic_edges') }}
 ),
 
