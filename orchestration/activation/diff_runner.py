@@ -373,22 +373,35 @@ def _acknowledge_and_record(
 
 
 def _record_not_sent(con, sync, as_of, run_id, sync_run_id) -> None:
-    """contact_history: held-out members and rows filtered by consent (with the reason)."""
+    """contact_history: held-out members and rows filtered by consent (with the reason) — each
+    decision once per sync and as_of: the activation schedule re-syncs an as_of several times a
+    day, and an unchanged decision is not a new event (a changed one is recorded again)."""
     snapshot_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.execute(
         f"""
+        with decided as (
+            select
+                p.*,
+                case when p.filter_reason is not null then 'filtered' else 'held_out' end
+                    as outcome
+            from {PLAN_TABLE} as p
+            where p.filter_reason is not null or p.is_holdout
+        )
         insert into activation.contact_history
         select
             md5(? || '|' || ? || '|' || p.customer_id || '|' || ?),
             ?, ?, ?, ?, ?, ?, ?, cast(? as date), p.customer_id, p.contact_point,
-            case when p.filter_reason is not null then 'filtered' else 'held_out' end,
-            p.is_holdout, p.filter_reason, null,
+            p.outcome, p.is_holdout, p.filter_reason, null,
             p.consent_status, p.consent_captured_at, cast(? as timestamp), 0,
             cast(? as timestamp)
-        from {PLAN_TABLE} as p
-        where p.filter_reason is not null or p.is_holdout
+        from decided as p
+        where not exists (
+            select 1 from activation.contact_history as h
+            where h.sync_id = ? and h.as_of = cast(? as date) and h.customer_id = p.customer_id
+                and h.outcome = p.outcome and h.filter_reason is not distinct from p.filter_reason
+        )
         """,
         [sync.name, as_of.isoformat(), run_id, sync.name, sync_run_id, run_id,
          sync.destination, sync.segment, sync.channel, sync.purpose, as_of.isoformat(),
-         snapshot_at, snapshot_at],
+         snapshot_at, snapshot_at, sync.name, as_of.isoformat()],
     )  # fmt: skip

@@ -89,8 +89,13 @@ def test_webhook_sync_delivers_exactly_the_consented_audience_and_resends_nothin
         assert held and not held & set(server.state.records), "holdouts are recorded, never sent"
         # an unchanged audience sends nothing
         requests_before = server.batch_requests
+        history_before = con.execute("select count(*) from activation.contact_history").fetchone()
         third = run_diff_sync(con, sync, AS_OF, "run-3", client)
         assert third.sent == 0 and server.batch_requests == requests_before
+        # held-out and filtered decisions are recorded once per as_of, not on every re-sync
+        assert third.held_out == first.held_out and third.filtered == first.filtered
+        history_after = con.execute("select count(*) from activation.contact_history").fetchone()
+        assert history_after == history_before
         runs = con.execute(
             "select count(*), sum(sent) from activation.sync_runs where sync_id = ?", [sync.name]
         ).fetchone()
