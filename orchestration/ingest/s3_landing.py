@@ -21,6 +21,8 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from orchestration.s3 import s3_client_from_env
+
 URL_ENV = "C360_LANDING_URL"
 # Per-entity record of what was downloaded: key -> {etag, sha256}. A dot-file: discover() skips it.
 MANIFEST = ".s3-landing.json"
@@ -44,37 +46,13 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 def _client() -> Any:
-    """boto3 S3 client from env only (never ~/.aws or instance metadata: a missing credential
-    fails at once instead of after a metadata timeout)."""
-    import boto3
-    from botocore.config import Config
-
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
-        raise LandingUrlError(
+    """The S3 client of landing, from env only (orchestration/s3.py)."""
+    return s3_client_from_env(
+        ("C360_LANDING_S3_ENDPOINT_URL", "C360_S3_ENDPOINT_URL"),
+        LandingUrlError(
             f"{URL_ENV} is set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set too"
-        )
-    endpoint = (
-        os.environ.get("C360_LANDING_S3_ENDPOINT_URL")
-        or os.environ.get("C360_S3_ENDPOINT_URL")
-        or None
-    )
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    config = Config(
-        connect_timeout=10,
-        read_timeout=60,
-        retries={"mode": "standard", "max_attempts": 3},
-        # S3-compatible servers (MinIO, moto, Ceph) are addressed by path, not by subdomain.
-        s3={"addressing_style": "path" if endpoint else "auto"},
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        aws_session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
-        config=config,
+        ),
+        LandingUrlError,
     )
 
 

@@ -17,7 +17,6 @@ unset = AWS), credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import duckdb
 
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
+from orchestration.s3 import s3_client_from_env as _s3_client
 
 # S3 bucket naming rules (general purpose buckets): 3-63 chars, lowercase, digits, dots, hyphens.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -114,36 +114,11 @@ class FileDropResult:
 
 
 def s3_client_from_env() -> Any:
-    """A boto3 S3 client (imported here: boto3 is slow to import and only S3 drops need it) from env only (see module docstring); never reads ~/.aws or instance
-    metadata, so a missing credential fails at once instead of after a metadata timeout."""
-    import boto3
-    from botocore.config import Config
-
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
-        raise FileDropConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set")
-    attempts = os.environ.get("AWS_MAX_ATTEMPTS", "3")
-    if not attempts.isdigit() or int(attempts) < 1:
-        raise FileDropConfigError(f"AWS_MAX_ATTEMPTS: {attempts!r} is not a positive integer")
-    endpoint = os.environ.get("C360_S3_ENDPOINT_URL") or None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    config = Config(
-        connect_timeout=10,
-        read_timeout=60,
-        # transient errors (5xx, throttling, resets) are retried by botocore itself
-        retries={"mode": "standard", "max_attempts": int(attempts)},
-        # S3-compatible servers (MinIO, moto, Ceph) are usually addressed by path, not by a
-        # bucket subdomain that a local endpoint cannot resolve.
-        s3={"addressing_style": "path" if endpoint else "auto"},
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        aws_session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
-        config=config,
+    """The S3 client of S3 drops, from env only (see module docstring and orchestration/s3.py)."""
+    return _s3_client(
+        ("C360_S3_ENDPOINT_URL",),
+        FileDropConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set"),
+        FileDropConfigError,
     )
 
 
