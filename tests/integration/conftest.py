@@ -3,6 +3,7 @@ integration tests (they only read it). Tests that change data use their own home
 
 import datetime as dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +63,21 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     generate(CUSTOMERS, SEED, AS_OF, home.landing, home.truth, progress=None)
     report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
     return home, report
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A local S3-compatible server (moto) for the S3 landing and file-drop tests, emptied for
+    each module: moto keeps its buckets per process, so one module's buckets would otherwise be
+    seen by the next (a bucket one test creates is another's missing bucket)."""
+    import urllib.request
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
+    yield url
+    server.stop()

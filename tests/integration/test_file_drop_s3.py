@@ -8,14 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import duckdb
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from orchestration.activation.destinations.file_drop import write_audience
 from orchestration.activation.runner import run_sync
@@ -25,15 +23,6 @@ pytestmark = pytest.mark.integration
 AS_OF = dt.date(2026, 11, 21)
 SECRET = "do-not-log-this-s3cr3t"
 FIELDS = {"customer_id": "customer_id", "email": "email", "first_name": "first_name"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

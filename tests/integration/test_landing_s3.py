@@ -6,12 +6,10 @@ downloaded again and only its new rows land; errors name the URL but no secret."
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from orchestration.contracts.gx_suite import validate_frame
 from orchestration.contracts.model import source_contract
@@ -24,15 +22,6 @@ pytestmark = pytest.mark.integration
 AS_OF = dt.date(2026, 11, 21)
 SECRET = "do-not-log-this-s3cr3t"
 CONTRACTS = ["crm__contacts", "shop__orders", "consent__events"]  # csv, jsonl, parquet
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="module")
