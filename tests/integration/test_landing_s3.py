@@ -11,12 +11,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from orchestration.contracts.gx_suite import validate_frame
 from orchestration.contracts.model import source_contract
-from orchestration.ingest.gate import evaluate_gate
 from orchestration.ingest.s3_landing import MANIFEST, LandingUrlError, sync_entity
-from orchestration.ingest.wap import batch_table, publish_batch, stage_batch
 from orchestration.warehouse import connect
+from tests.ingest_night import night
 
 pytestmark = pytest.mark.integration
 AS_OF = dt.date(2026, 11, 21)
@@ -59,17 +57,6 @@ def _upload(s3, bucket: str, prefix: str, generated: Path, contract_id: str) -> 
     return keys
 
 
-def _night(con, contract_id: str, landing: Path, run: str):
-    contract = source_contract(contract_id)
-    batch = stage_batch(con, contract, landing, AS_OF, run)
-    frame = con.execute(
-        f"select * exclude (_source_file) from {batch_table(contract)}__clean"
-    ).fetchdf()
-    gate = evaluate_gate(contract, batch, validate_frame(contract, frame))
-    published = gate.passed and publish_batch(con, contract, batch, run, landing)
-    return batch, gate, published
-
-
 def _rows(con, contract_id: str) -> tuple[list, list]:
     """Raw and quarantine rows by contract columns (file paths and load times differ)."""
     cols = ", ".join(f'"{c}"' for c in source_contract(contract_id).column_names)
@@ -89,14 +76,14 @@ def test_s3_landing_publishes_the_same_rows_as_local_and_a_rerun_loads_nothing(
 
     local = connect(tmp_path / "local.duckdb")
     for cid in CONTRACTS:
-        _, gate, published = _night(local, cid, generated, "local")
+        _, gate, published = night(local, cid, generated, "local", AS_OF)
         assert gate.passed and published, (cid, gate.failures)
 
     monkeypatch.setenv("C360_LANDING_URL", "s3://landing/exports/c360")
     mirror = tmp_path / "mirror"  # C360_LANDING_DIR: the local copy of the bucket
     remote = connect(tmp_path / "remote.duckdb")
     for cid in CONTRACTS:
-        batch, gate, published = _night(remote, cid, mirror, "s3-1")
+        batch, gate, published = night(remote, cid, mirror, "s3-1", AS_OF)
         assert gate.passed and published, (cid, gate.failures)
         assert batch.extracted > 0
         assert _rows(remote, cid) == _rows(local, cid), cid
@@ -106,7 +93,7 @@ def test_s3_landing_publishes_the_same_rows_as_local_and_a_rerun_loads_nothing(
     c = source_contract("crm__contacts")
     assert sync_entity(mirror, c.source, c.entity, (".csv",), "s3://landing/exports/c360") == []
     for cid in CONTRACTS:
-        again, _, published = _night(remote, cid, mirror, "s3-2")
+        again, _, published = night(remote, cid, mirror, "s3-2", AS_OF)
         assert again.batch_id is None and again.extracted == 0 and not published, cid
     audits = remote.execute("select count(*) from audit.ingestion_audit").fetchone()[0]
     assert audits == len(CONTRACTS)
@@ -118,7 +105,7 @@ def test_s3_landing_publishes_the_same_rows_as_local_and_a_rerun_loads_nothing(
     extra = lines[1].replace(lines[1].split(",", 1)[0], "C-S3-NEW", 1)
     s3.put_object(Bucket="landing", Key=key, Body=(body + extra).encode())
     before = remote.execute("select count(*) from raw.crm__contacts").fetchone()[0]
-    batch, gate, published = _night(remote, "crm__contacts", mirror, "s3-3")
+    batch, gate, published = night(remote, "crm__contacts", mirror, "s3-3", AS_OF)
     assert gate.passed and published, gate.failures
     assert batch.loaded == 1 and batch.deduplicated_in_raw > 0
     assert batch.extracted == batch.loaded + batch.quarantined + batch.deduplicated

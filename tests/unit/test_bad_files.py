@@ -11,21 +11,26 @@ import csv
 import datetime as dt
 import io
 import json
-import shutil
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.contracts.gx_suite import validate_frame
 from orchestration.contracts.model import source_contract
-from orchestration.ingest.gate import evaluate_gate
 from orchestration.ingest.landing import INVALID_JSON_RULE, LandingFileError, count_records
-from orchestration.ingest.wap import batch_table, publish_batch, stage_batch
 from orchestration.warehouse import connect
+from tests.ingest_night import copy_landing, night
 
 AS_OF = dt.date(2026, 11, 21)
+
+
+def _copy(generated: Path, landing: Path, contract_id: str, day: dt.date = AS_OF) -> Path:
+    return copy_landing(generated, landing, contract_id, day)
+
+
+def _night(con, contract_id: str, landing: Path, run: str):
+    return night(con, contract_id, landing, run, AS_OF)
 
 
 @pytest.fixture(scope="module")
@@ -42,26 +47,6 @@ def con(tmp_path: Path):
     c = connect(tmp_path / "wh.duckdb")
     yield c
     c.close()
-
-
-def _copy(generated: Path, landing: Path, contract_id: str, day: dt.date = AS_OF) -> Path:
-    c = source_contract(contract_id)
-    src = next((generated / c.source / c.entity).rglob("part-00000.*"))
-    folder = landing / c.source / c.entity / f"dt={day.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(src, folder / src.name))
-
-
-def _night(con, contract_id: str, landing: Path, run: str):
-    """One nightly for one entity: stage, gate, publish only when the gate passed."""
-    contract = source_contract(contract_id)
-    batch = stage_batch(con, contract, landing, AS_OF, run)
-    frame = con.execute(
-        f"select * exclude (_source_file) from {batch_table(contract)}__clean"
-    ).fetchdf()
-    gate = evaluate_gate(contract, batch, validate_frame(contract, frame))
-    published = gate.passed and publish_batch(con, contract, batch, run, landing)
-    return batch, gate, published
 
 
 def _nothing_published(con, contract_id: str) -> None:

@@ -10,7 +10,6 @@ import csv
 import datetime as dt
 import io
 import json
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -19,15 +18,22 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.contracts.gx_suite import validate_frame
 from orchestration.contracts.model import source_contract
 from orchestration.defs.quality.source_contracts import published_mismatches
-from orchestration.ingest.gate import evaluate_gate
 from orchestration.ingest.landing import count_records
-from orchestration.ingest.wap import batch_table, publish_batch, stage_batch
+from orchestration.ingest.wap import publish_batch, stage_batch
 from orchestration.warehouse import connect
+from tests.ingest_night import copy_landing, night
 
 AS_OF = dt.date(2026, 11, 21)
+
+
+def _copy(generated: Path, landing: Path, contract_id: str, day: dt.date = AS_OF) -> Path:
+    return copy_landing(generated, landing, contract_id, day)
+
+
+def _night(con, contract_id: str, landing: Path, run: str, as_of: dt.date = AS_OF):
+    return night(con, contract_id, landing, run, as_of)
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +50,6 @@ def con(tmp_path: Path):
     c = connect(tmp_path / "wh.duckdb")
     yield c
     c.close()
-
-
-def _copy(generated: Path, landing: Path, contract_id: str, day: dt.date = AS_OF) -> Path:
-    c = source_contract(contract_id)
-    src = next((generated / c.source / c.entity).rglob("part-00000.*"))
-    folder = landing / c.source / c.entity / f"dt={day.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(src, folder / src.name))
-
-
-def _night(con, contract_id: str, landing: Path, run: str, as_of: dt.date = AS_OF):
-    """One nightly for one entity: stage, gate, publish only when the gate passed."""
-    contract = source_contract(contract_id)
-    batch = stage_batch(con, contract, landing, as_of, run)
-    frame = con.execute(
-        f"select * exclude (_source_file) from {batch_table(contract)}__clean"
-    ).fetchdf()
-    gate = evaluate_gate(contract, batch, validate_frame(contract, frame))
-    published = gate.passed and publish_batch(con, contract, batch, run, landing)
-    return batch, gate, published
 
 
 def _jsonl(path: Path) -> list[dict]:
