@@ -4,6 +4,7 @@
     case
         when {{ node_key }} like 'v|email:%' then 'email'
         when {{ node_key }} like 'v|phone:%' then 'phone'
+        when {{ node_key }} like 'v|name_address:%' then 'name_address'
         when {{ node_key }} like 'r|crm:contacts:%' then 'crm_contact_id'
         when {{ node_key }} like 'r|shop:customers:%' then 'shop_customer_id'
         when {{ node_key }} like 'r|loyalty:members:%' then 'loyalty_member_id'

@@ -44,6 +44,20 @@
     regexp_full_match({{ col }}, '{{ pattern | replace("'", "''") }}')
 {%- endmacro %}
 
+{#- Match key of a person at a postal address: first name, last name, street line and postal code,
+    each lower-cased with everything but letters and digits removed (case, spacing and punctuation
+    differ between systems: '12 OAK AVE.' and '12 Oak  Ave' are one address). Null when any part
+    is missing: a partial key (a name alone, a street alone) is not evidence. Portable SQL. -#}
+{% macro name_address_key(first_name, last_name, address_line1, postal_code) -%}
+    nullif(
+        lower(regexp_replace({{ first_name }}, '[^A-Za-z0-9]', '', 'g')) || '|'
+        || lower(regexp_replace({{ last_name }}, '[^A-Za-z0-9]', '', 'g')) || '|'
+        || lower(regexp_replace({{ address_line1 }}, '[^A-Za-z0-9]', '', 'g')) || '|'
+        || lower(regexp_replace({{ postal_code }}, '[^A-Za-z0-9]', '', 'g')),
+        '|||'
+    )
+{%- endmacro %}
+
 {#- A consent/suppression/erasure contact point in the same form identity uses. -#}
 {% macro normalize_contact_point(type_col, value_col) -%}
     case

@@ -20,11 +20,12 @@ from orchestration.dbt_vars import project_vars
 from orchestration.identity.health import Bounds
 
 IDENTIFIER_TYPES = (
-    "crm_contact_id", "shop_customer_id", "loyalty_member_id", "email", "phone", "anonymous_id",
+    "crm_contact_id", "shop_customer_id", "loyalty_member_id", "email", "phone", "name_address",
+    "anonymous_id",
 )  # fmt: skip
 IDENTIFIER_SETTINGS = (
-    "priority", "max_records_per_value", "require_matching_first_name", "max_per_customer",
-    "within_days",
+    "priority", "max_records_per_value", "require_matching_first_name",
+    "require_matching_birth_date", "max_per_customer", "within_days",
 )  # fmt: skip
 
 
@@ -131,6 +132,10 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
             )
         if guard:
             guarded.add(name)
+        if not isinstance(settings.get("require_matching_birth_date", False), bool):
+            raise IdentityConfigError(
+                f"{where}.identifiers.{name}.require_matching_birth_date: true or false is required"
+            )
         if "max_per_customer" in settings:
             most = settings["max_per_customer"]
             if not isinstance(most, int) or isinstance(most, bool) or most < 1:

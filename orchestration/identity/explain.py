@@ -24,7 +24,7 @@ from orchestration.contracts.masking import mask_value
 from orchestration.warehouse import table_exists
 
 # identifier types whose values are personal data (crm/shop ids are internal keys)
-PII_IDENTIFIER_TYPES = frozenset({"email", "phone"})
+PII_IDENTIFIER_TYPES = frozenset({"email", "phone", "name_address"})
 
 REQUIRED_TABLES = (
     ("marts", "customer_id_map"),

@@ -13,8 +13,8 @@ The model is fixed: `probabilistic_model.json` beside this module holds the comp
 blocking rules and the trained m and u probabilities, so a run only predicts and two runs on the
 same records give the same links. `train()` (python -m orchestration.identity.probabilistic train)
 rebuilds it from a resolved warehouse: u by random sampling (seeded), m from the pairs the
-deterministic rules linked (estimate_m_from_pairwise_labels), the prior from the pairs sharing an
-email or phone; the address levels' m are set (see ADDRESS_M).
+deterministic rules linked through an email, a phone or a lookup (estimate_m_from_pairwise_labels),
+the prior from the pairs sharing an email or phone.
 """
 
 from __future__ import annotations
@@ -59,8 +59,12 @@ compared as (
         case when junk_email.record_key is null then records.email_normalized end as email,
         case when junk_phone.record_key is null then records.phone_e164 end as phone,
         records.date_of_birth,
-        nullif(upper(replace(records.postal_code, ' ', '')), '') as postal_code,
-        nullif(lower(trim(records.address_line1)), '') as address_line1
+        -- case, spacing and punctuation differ between systems ('12 OAK AVE.'), as in the
+        -- deterministic name_address key
+        nullif(lower(regexp_replace(records.postal_code, '[^A-Za-z0-9]', '', 'g')), '')
+            as postal_code,
+        nullif(lower(regexp_replace(records.address_line1, '[^A-Za-z0-9]', '', 'g')), '')
+            as address_line1
     from records
     left join junk as junk_email
         on junk_email.record_key = records.record_key
@@ -81,11 +85,14 @@ from compared
 order by unique_id
 """
 
-# Pairs the deterministic rules linked (through a shared value, a lookup or a same-name household
-# pair): the labels m is estimated from when training.
+# Pairs the deterministic rules linked (through a shared email or phone, a lookup or a same-name
+# household pair): the labels m is estimated from when training. Pairs linked by name and address
+# alone are left out: they agree on name and address by construction and would overstate how
+# often one person's records agree on them.
 LABELS_SQL = """
 with edges as (
-    select * from intermediate.int_identity__edges where identifier_type <> 'probabilistic'
+    select * from intermediate.int_identity__edges
+    where identifier_type not in ('probabilistic', 'name_address')
 ),
 
 pairs as (
@@ -105,11 +112,8 @@ from pairs
 where unique_id_l not like 'r|web:%' and unique_id_r not like 'r|web:%'
 """
 
-# The demo has addresses on CRM contacts only, and never two CRM contacts of one person, so no
-# labelled pair trains the address levels: their m is set. Of one person's two address-bearing
-# records, most carry the same street and postal code, some the same postal code only (a moved
-# flat, a typo in the street), few neither (moved).
-ADDRESS_M = {"exact": 0.85, "postal_code": 0.05, "else": 0.10}
+# m of a comparison level no labelled pair reached when training (see train()).
+UNSEEN_LEVEL_M = 0.001
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,24 @@ class LinkCounts:
         }
 
 
+def _name_comparison(column: str):  # -> splink comparison
+    """Exact / one letter changed / Jaro-Winkler >= 0.9 / else. A one-letter typo in a short
+    name ('Eva' → 'Exa') scores below 0.9 Jaro-Winkler, so it gets a level of its own."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    return cl.CustomComparison(
+        output_column_name=column,
+        comparison_levels=[
+            cll.NullLevel(column),
+            cll.ExactMatchLevel(column),
+            cll.DamerauLevenshteinLevel(column, 1),
+            cll.JaroWinklerLevel(column, 0.9),
+            cll.ElseLevel(),
+        ],
+    )
+
+
 def settings():  # -> splink.SettingsCreator (imported lazily: the code location stays light)
     """The model's comparisons and blocking rules (untrained)."""
     import splink.comparison_level_library as cll
@@ -141,12 +163,13 @@ def settings():  # -> splink.SettingsCreator (imported lazily: the code location
             block_on("first_name", "last_name"),
             block_on("last_name", "date_of_birth"),
             block_on("first_name", "date_of_birth"),
+            block_on("last_name", "postal_code"),
             block_on("phone_stem"),
             block_on("email_domain", "email_tail"),
         ],
         comparisons=[
-            cl.JaroWinklerAtThresholds("first_name", [0.9]),
-            cl.JaroWinklerAtThresholds("last_name", [0.9]),
+            _name_comparison("first_name"),
+            _name_comparison("last_name"),
             cl.LevenshteinAtThresholds("email", [1]),
             cl.LevenshteinAtThresholds("phone", [1]),
             cl.ExactMatch("date_of_birth"),
@@ -286,11 +309,12 @@ def train(con: duckdb.DuckDBPyConnection, out: Path = MODEL_PATH) -> dict[str, A
         model = linker.misc.save_model_to_json()
     finally:
         scratch.close()
+    # A level no labelled pair reached (the same postal code on another street: one person's
+    # records rarely disagree that way) has no m; it is rare, not impossible.
     for comparison in model["comparisons"]:
-        if comparison["output_column_name"] == "address":
-            levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-            for level, m in zip(levels, ADDRESS_M.values(), strict=True):
-                level["m_probability"] = m
+        for level in comparison["comparison_levels"]:
+            if not level.get("is_null_level") and "m_probability" not in level:
+                level["m_probability"] = UNSEEN_LEVEL_M
     model.pop("linker_uid", None)
     out.write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")
     return model

@@ -70,6 +70,12 @@ class NoiseProfile:
     anonymous_never_identified_rate: float = 0.30  # anon ids of shop customers never identified
     loyalty_crm_link_rate: float = 0.40  # members also in CRM that carry their CRM contact id
     crm_deleted_rate: float = 0.01  # CRM contacts soft-deleted (is_deleted = true)
+    # Postal addresses outside CRM (a shop account's default address, a loyalty card's mailing
+    # address). Drawn from a stream of their own, so every other column is the same as without.
+    shop_address_rate: float = 0.80  # shop accounts with a saved default address
+    loyalty_address_rate: float = 0.60  # loyalty members with a mailing address
+    address_moved_rate: float = 0.05  # per record copy: an earlier address (another street)
+    address_format_rate: float = 0.10  # per record copy: upper case, a trailing dot, two spaces
     # Consent and engagement.
     marketing_consent_rate: float = 0.70  # own emails with a marketing/email grant
     sms_consent_rate: float = 0.35  # own mobiles with an sms/marketing grant
@@ -831,13 +837,15 @@ def generate(
     landing_dir, truth_dir = Path(landing_dir), Path(truth_dir)
     out = _Output(landing_dir, as_of, progress)
     rng = np.random.default_rng(seed)
+    # Addresses outside CRM come from their own stream: adding them left every other value as is.
+    address_rng = np.random.default_rng([seed, 0xADD])
     end = int(dt.datetime.combine(as_of, dt.time(23, 59, 59), dt.UTC).timestamp())
 
     people = _people(rng, customers, noise)
     out.say(f"generate: persons {customers:,}")
     crm = _crm(rng, people, noise, end, out)
-    shop = _shop(rng, people, noise, end, out)
-    loyalty = _loyalty(rng, people, noise, end, out, crm)
+    shop = _shop(rng, people, noise, end, out, address_rng)
+    loyalty = _loyalty(rng, people, noise, end, out, crm, address_rng)
     anon_ids, anon_person = _web(rng, people, noise, end, out, shop)
     _consent_and_email(rng, people, noise, end, as_of, out)
 
@@ -1018,7 +1026,43 @@ def _crm(rng, people: _People, noise: NoiseProfile, end: int, out: _Output) -> d
     return {"ids": ids, "person": persons, "row_of_person": contact_of_person}
 
 
-def _shop(rng, people: _People, noise: NoiseProfile, end: int, out: _Output) -> dict:
+def _address_copy(
+    rng: np.random.Generator, people: _People, persons: np.ndarray, rate: float, noise: NoiseProfile
+) -> dict[str, pa.Array]:
+    """A non-CRM source's copy of the person's address: present in a share `rate`; a share
+    `address_moved_rate` holds an earlier address (another person's street and postal code, as
+    when an account was never updated after a move), `address_format_rate` is written
+    differently (upper case, a trailing dot, a doubled space) — the same address to a matcher
+    that normalises."""
+    k = len(persons)
+    moved = rng.random(k) < noise.address_moved_rate
+    source = np.where(moved, rng.integers(0, people.n, k), persons)
+    line1 = _take(people.line1, source)
+    style = np.where(rng.random(k) < noise.address_format_rate, rng.integers(1, 4, k), 0)
+    line1 = pc.choose(
+        pa.array(style.astype(np.int8)),
+        line1,
+        pc.utf8_upper(line1),
+        _cat(line1, "."),
+        pc.replace_substring(line1, " ", "  ", max_replacements=1),
+    )
+    has = rng.random(k) < rate
+    return {
+        "address_line1": _keep(has, line1),
+        "address_line2": _keep(has, _take(people.line2, source)),
+        "city": _keep(has, _take(people.city_name, source)),
+        "postal_code": _keep(has, _take(people.postal, source)),
+    }
+
+
+def _shop(
+    rng,
+    people: _People,
+    noise: NoiseProfile,
+    end: int,
+    out: _Output,
+    address_rng: np.random.Generator,
+) -> dict:
     n = people.n
     persons = np.flatnonzero(rng.random(n) < noise.shop_presence)
     persons, created = _sorted_by_time(persons, end - rng.integers(2 * DAY, 6 * YEAR, len(persons)))
@@ -1036,6 +1080,7 @@ def _shop(rng, people: _People, noise: NoiseProfile, end: int, out: _Output) -> 
         "first_name": _typo_letters(rng, _take(people.first, persons), noise.name_typo_rate),
         "last_name": _take(people.last, persons),
         "country_code": _lookup(ref.COUNTRIES, country),
+        **_address_copy(address_rng, people, persons, noise.shop_address_rate, noise),
         "created_at": _ts(created),
         "updated_at": _ts(_between(rng, created, np.full(s, end))),
     }
@@ -1141,7 +1186,15 @@ def _shop(rng, people: _People, noise: NoiseProfile, end: int, out: _Output) -> 
     return {"ids": ids, "person": persons, "row_of_person": shop_of_person, "created": created}
 
 
-def _loyalty(rng, people: _People, noise: NoiseProfile, end: int, out: _Output, crm: dict):
+def _loyalty(
+    rng,
+    people: _People,
+    noise: NoiseProfile,
+    end: int,
+    out: _Output,
+    crm: dict,
+    address_rng: np.random.Generator,
+):
     n = people.n
     persons = np.flatnonzero(rng.random(n) < noise.loyalty_presence)
     persons, joined = _sorted_by_time(persons, end - rng.integers(2 * DAY, 5 * YEAR, len(persons)))
@@ -1171,6 +1224,13 @@ def _loyalty(rng, people: _People, noise: NoiseProfile, end: int, out: _Output, 
         "first_name": first,
         "last_name": last,
         "birthday": _keep(rng.random(lm) < 0.85, _date(people.dob[persons])),
+        **{
+            k: v
+            for k, v in _address_copy(
+                address_rng, people, persons, noise.loyalty_address_rate, noise
+            ).items()
+            if k != "address_line2"
+        },
         "tier": _lookup(("bronze", "silver", "gold", "platinum"), tier),
         "points_balance": _num(points),
         "joined_at": _ts(joined),

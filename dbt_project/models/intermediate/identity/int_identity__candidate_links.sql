@@ -1,4 +1,5 @@
-{#- One row per candidate link between a record and an identifier (email, phone) or another
+{#- One row per candidate link between a record and an identifier (email, phone, name at a postal
+    address) or another
     record (loyalty → CRM contact, web anonymous id → shop customer via identify calls), before
     the junk blocklist and per-value limits of var('identity') are applied. -#}
 with records as (
@@ -36,6 +37,32 @@ phone_links as (
     where phone_e164 is not null
 ),
 
+name_address_keys as (
+    select
+        record_key,
+        {{ name_address_key('first_name', 'last_name', 'address_line1', 'postal_code') }} as name_address
+    from records
+    where
+        first_name is not null
+        and last_name is not null
+        and address_line1 is not null
+        and postal_code is not null
+),
+
+-- Same first name, last name and postal address: a person's CRM contact, shop account and
+-- loyalty card when they share no email or phone. Household members share the address and the
+-- last name but not the first name; namesakes do not share the address.
+name_address_links as (
+    select
+        record_key,
+        'v|name_address:' || name_address as node_key,
+        'name_address' as identifier_type,
+        name_address as identifier_value,
+        'shared_name_address' as rule
+    from name_address_keys
+    where name_address is not null
+),
+
 loyalty_crm_links as (
     select
         'r|loyalty:members:' || loyalty_members.loyalty_member_id as record_key,
@@ -66,6 +93,8 @@ final as (
     select * from email_links
     union all
     select * from phone_links
+    union all
+    select * from name_address_links
     union all
     select * from loyalty_crm_links
     union all

@@ -2,7 +2,8 @@
     on the junk blocklist (exact or regex), shared by more source records than its type allows
     (a shared in-store device), or shared by records whose first names disagree (a family inbox:
     first_name_conflict; such a value still links the records whose first names agree, see
-    int_identity__edges). Never a silent over-merge: every drop is here. -#}
+    int_identity__edges), or, for types with require_matching_birth_date, shared by records with
+    two different birth dates (birth_date_conflict: two people, it links nobody). Never a silent over-merge: every drop is here. -#}
 {%- set identity_config = var("identity") -%}
 with candidates as (
     select * from {{ ref('int_identity__candidate_links') }}
@@ -52,6 +53,30 @@ over_limit as (
         {%- endfor %}
 ),
 
+birth_date_conflicts as (
+    select
+        candidates.record_key,
+        candidates.node_key,
+        'birth_date_conflict' as drop_reason
+    from candidates
+    where candidates.node_key in (
+        select value_links.node_key
+        from candidates as value_links
+        inner join {{ ref('int_identity__records') }} as records
+            on value_links.record_key = records.record_key
+        where
+            records.date_of_birth is not null
+            and value_links.identifier_type in (
+                ''
+                {%- for type_name, settings in identity_config.get('identifiers', {}).items() if settings.get('require_matching_birth_date') %}
+                    , '{{ type_name }}'
+                {%- endfor %}
+            )
+        group by value_links.node_key
+        having count(distinct records.date_of_birth) > 1
+    )
+),
+
 name_conflicts as (
     -- only where the value itself is fine: a blocked or over-limit value links nobody at all
     select
@@ -76,6 +101,8 @@ dropped as (
         union all
     {% endfor %}
     select * from over_limit
+    union all
+    select * from birth_date_conflicts
     union all
     select * from name_conflicts
 ),

@@ -10,6 +10,10 @@ renamed as (
         nullif(trim(first_name), '') as first_name,
         nullif(trim(last_name), '') as last_name,
         country_code,
+        nullif(trim(address_line1), '') as address_line1,
+        nullif(trim(address_line2), '') as address_line2,
+        nullif(trim(city), '') as city,
+        nullif(trim(postal_code), '') as postal_code,
         created_at,
         updated_at
     from source
