@@ -44,13 +44,14 @@ def planted(tmp_path_factory: pytest.TempPathFactory):
         ts = f"{AS_OF.isoformat()}T08:00:00Z"
         sid, email, phone, last = SHOP
         row = {"shop_customer_id": sid, "email": email, "phone": phone, "first_name": "Robin",
-               "last_name": last, "country_code": "US", "created_at": ts, "updated_at": ts}  # fmt: skip
+               "last_name": last, "country_code": "US", "address_line1": None, "address_line2": None,
+               "city": None, "postal_code": None, "created_at": ts, "updated_at": ts}  # fmt: skip
         folder = home.landing / "shop" / "customers" / f"dt={AS_OF.isoformat()}"
         (folder / "part-09999.jsonl").write_text(json.dumps(row) + "\n")
         member, email, phone, last = LOYALTY
         loyalty = next((home.landing / "loyalty" / "members").rglob("*.csv"))
         loyalty.write_text(
-            loyalty.read_text() + f"{member},,{email},{phone},Robin,{last},,bronze,1,{ts},{ts}\n"
+            loyalty.read_text() + f"{member},,{email},{phone},Robin,{last},,,,,bronze,1,{ts},{ts}\n"
         )
         report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
         assert report.success, report.checks_failed

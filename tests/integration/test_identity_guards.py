@@ -71,13 +71,14 @@ def test_circuit_breaker_stops_activation_when_a_chain_merges_too_many(tmp_path,
     generate(200, 4, AS_OF, home.landing, home.truth, progress=None)
     folder = home.landing / "loyalty" / "members" / f"dt={AS_OF.isoformat()}"
     header = (
-        "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,tier,"
+        "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,"
+        "address_line1,city,postal_code,tier,"
         "points_balance,joined_at,updated_at"
     )
     ts = f"{AS_OF.isoformat()}T08:00:00Z"
     rows = [
         f"L77{i:05d},,sam.chain{i + (i % 2)}@chain.org,+1415555{i // 2 + 1000:04d},Sam,Chain,"
-        f"1990-01-01,bronze,1,{ts},{ts}"
+        f"1990-01-01,,,,bronze,1,{ts},{ts}"
         for i in range(60)
     ]
     (folder / "part-00001.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
@@ -117,7 +118,7 @@ def test_a_merge_past_max_per_customer_is_refused_at_its_weakest_links(tmp_path,
     loyalty = next((home.landing / "loyalty" / "members").rglob("*.csv"))
     loyalty.write_text(
         loyalty.read_text()
-        + f"L9000001,C9000001,jordan.shared@corp.org,,Jordan,Ames,,bronze,1,{ts},{ts}\n"
+        + f"L9000001,C9000001,jordan.shared@corp.org,,Jordan,Ames,,,,,bronze,1,{ts},{ts}\n"
     )
 
     report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")

@@ -80,9 +80,12 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     # first name everywhere: the household guard links a shared value only across agreeing names).
     folder = home.landing / "loyalty" / "members" / f"dt={d2.isoformat()}"
     folder.mkdir(parents=True)
-    header = "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,tier,points_balance,joined_at,updated_at"
+    header = (
+        "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,"
+        "address_line1,city,postal_code,tier,points_balance,joined_at,updated_at"
+    )
     row = (
-        f"L9999999,,{email},+14155550199,{first_name},Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d2)}"
+        f"L9999999,,{email},+14155550199,{first_name},Bridge,1990-01-01,,,,gold,10,{_ts(d2)},{_ts(d2)}"
     )
     (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
     assert run_nightly(d2, instance=home.instance, log_level="WARNING").success
@@ -119,7 +122,7 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     folder = home.landing / "loyalty" / "members" / f"dt={d3.isoformat()}"
     folder.mkdir(parents=True)
     row = (
-        f"L9999999,,nova.b@example.org,,{first_name},Bridge,1990-01-01,gold,10,{_ts(d2)},{_ts(d3)}"
+        f"L9999999,,nova.b@example.org,,{first_name},Bridge,1990-01-01,,,,gold,10,{_ts(d2)},{_ts(d3)}"
     )
     (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
     _fresh_web_event(home.landing, d3)  # web events go stale after 3 days (its contract)

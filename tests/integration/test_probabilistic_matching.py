@@ -54,6 +54,10 @@ def _plant(home) -> None:
                     "first_name": first,
                     "last_name": last,
                     "country_code": "US",
+                    "address_line1": None,
+                    "address_line2": None,
+                    "city": None,
+                    "postal_code": None,
                     "created_at": TS,
                     "updated_at": TS,
                 }
@@ -171,12 +175,13 @@ def test_circuit_breaker_stops_activation_when_probabilistic_links_over_merge(
     generate(200, 4, AS_OF, home.landing, home.truth, progress=None)
     folder = home.landing / "loyalty" / "members" / f"dt={AS_OF.isoformat()}"
     header = (
-        "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,tier,"
+        "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,"
+        "address_line1,city,postal_code,tier,"
         "points_balance,joined_at,updated_at"
     )
     rows = [
         f"L78{i:05d},,sam{i * 7919 % 100000:05d}@chain{i}.org,,Sam,"
-        f"Chain,1970-01-01,bronze,1,{TS},{TS}"
+        f"Chain,1970-01-01,,,,bronze,1,{TS},{TS}"
         for i in range(60)
     ]
     (folder / "part-00001.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
