@@ -13,8 +13,9 @@ The model is fixed: `probabilistic_model.json` beside this module holds the comp
 blocking rules and the trained m and u probabilities, so a run only predicts and two runs on the
 same records give the same links. `train()` (python -m orchestration.identity.probabilistic train)
 rebuilds it from a resolved warehouse: u by random sampling (seeded), m from the pairs the
-deterministic rules linked through an email, a phone or a lookup (estimate_m_from_pairwise_labels),
-the prior from the pairs sharing an email or phone.
+deterministic rules linked (estimate_m_from_pairwise_labels: names, birth date and address from
+pairs linked through an email, a phone or a lookup; email and phone from pairs linked by name and
+address), the prior from the pairs sharing an email or phone.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ compared as (
         nullif(lower(regexp_replace(records.postal_code, '[^A-Za-z0-9]', '', 'g')), '')
             as postal_code,
         nullif(lower(regexp_replace(records.address_line1, '[^A-Za-z0-9]', '', 'g')), '')
-            as address_line1
+            as address_line1,
+        -- not compared: a pair sharing it is the deterministic rules' call, like email and phone
+        name_address.identifier_value as name_address
     from records
     left join junk as junk_email
         on junk_email.record_key = records.record_key
@@ -72,6 +75,9 @@ compared as (
     left join junk as junk_phone
         on junk_phone.record_key = records.record_key
         and junk_phone.node_key = 'v|phone:' || records.phone_e164
+    left join intermediate.int_identity__candidate_links as name_address
+        on name_address.record_key = records.record_key
+        and name_address.identifier_type = 'name_address'
 )
 
 select
@@ -85,14 +91,15 @@ from compared
 order by unique_id
 """
 
-# Pairs the deterministic rules linked (through a shared email or phone, a lookup or a same-name
-# household pair): the labels m is estimated from when training. Pairs linked by name and address
-# alone are left out: they agree on name and address by construction and would overstate how
-# often one person's records agree on them.
+# Labelled pairs for estimating m: record pairs the deterministic rules linked, by the link types
+# kept. Labels are selected by what they share, so each set trains only the comparisons it is
+# not selected on: pairs linked through an email, a phone or a lookup train names, birth date and
+# address; pairs linked by name and address alone train email and phone (how often one person's
+# records carry different contact details: the shop account with a work email).
 LABELS_SQL = """
 with edges as (
     select * from intermediate.int_identity__edges
-    where identifier_type not in ('probabilistic', 'name_address')
+    where identifier_type {types}
 ),
 
 pairs as (
@@ -110,7 +117,12 @@ pairs as (
 select distinct unique_id_l, unique_id_r
 from pairs
 where unique_id_l not like 'r|web:%' and unique_id_r not like 'r|web:%'
+order by unique_id_l, unique_id_r
 """
+CONTACT_LABELS = "not in ('probabilistic', 'name_address')"
+ADDRESS_LABELS = "= 'name_address'"
+# the comparisons whose m comes from the name-and-address labels
+TRAINED_ON_ADDRESS_LABELS = ("email", "phone")
 
 # m of a comparison level no labelled pair reached when training (see train()).
 UNSEEN_LEVEL_M = 0.001
@@ -232,15 +244,19 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
         return scratch.sql(
             f"""
             select
-                least(unique_id_l, unique_id_r) as record_key,
-                greatest(unique_id_l, unique_id_r) as node_key,
-                match_probability,
-                match_weight
-            from {scored.physical_name}
-            where match_probability >= {float(threshold)!r}
-                -- a shared value is the deterministic rules' call (linked, or refused on purpose)
-                and not coalesce(email_l = email_r, false)
-                and not coalesce(phone_l = phone_r, false)
+                least(scored.unique_id_l, scored.unique_id_r) as record_key,
+                greatest(scored.unique_id_l, scored.unique_id_r) as node_key,
+                scored.match_probability,
+                scored.match_weight
+            from {scored.physical_name} as scored
+            inner join candidates as l on l.unique_id = scored.unique_id_l
+            inner join candidates as r on r.unique_id = scored.unique_id_r
+            where scored.match_probability >= {float(threshold)!r}
+                -- a shared value is the deterministic rules' call (linked, or refused on purpose
+                -- by a guard: two birth dates at one name and address are two people)
+                and not coalesce(scored.email_l = scored.email_r, false)
+                and not coalesce(scored.phone_l = scored.phone_r, false)
+                and not coalesce(l.name_address = r.name_address, false)
             order by record_key, node_key
             """
         ).to_arrow_table()
@@ -296,17 +312,28 @@ def train(con: duckdb.DuckDBPyConnection, out: Path = MODEL_PATH) -> dict[str, A
     from splink import block_on
 
     records = candidates(con)
-    labels = con.sql(LABELS_SQL).to_arrow_table()
     linker, scratch = _linker(records, settings())
     try:
-        scratch.register("labels_arrow", labels)
-        scratch.execute("create table labels as select * from labels_arrow")
+        for name, types in (("contact_labels", CONTACT_LABELS), ("address_labels", ADDRESS_LABELS)):
+            scratch.register(
+                "labels_arrow", con.sql(LABELS_SQL.format(types=types)).to_arrow_table()
+            )
+            scratch.execute(f"create table {name} as select * from labels_arrow")
+            scratch.unregister("labels_arrow")
         linker.training.estimate_probability_two_random_records_match(
             [block_on("email"), block_on("phone")], recall=0.8
         )
         linker.training.estimate_u_using_random_sampling(max_pairs=1e7, seed=42)
-        linker.training.estimate_m_from_pairwise_labels("labels")
+        linker.training.estimate_m_from_pairwise_labels("contact_labels")
         model = linker.misc.save_model_to_json()
+        if scratch.execute("select count(*) from address_labels").fetchall()[0][0]:
+            linker.training.estimate_m_from_pairwise_labels("address_labels")
+            by_address = linker.misc.save_model_to_json()
+            for comparison, other in zip(
+                model["comparisons"], by_address["comparisons"], strict=True
+            ):
+                if comparison["output_column_name"] in TRAINED_ON_ADDRESS_LABELS:
+                    comparison["comparison_levels"] = other["comparison_levels"]
     finally:
         scratch.close()
     # A level no labelled pair reached (the same postal code on another street: one person's

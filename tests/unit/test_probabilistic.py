@@ -48,6 +48,10 @@ def warehouse():
         "create table intermediate.int_identity__dropped_links "
         "(record_key varchar, node_key varchar, drop_reason varchar)"
     )
+    con.execute(
+        "create table intermediate.int_identity__candidate_links (record_key varchar, "
+        "node_key varchar, identifier_type varchar, identifier_value varchar, rule varchar)"
+    )
     rows = []
     # background: 100 different people, one CRM contact each
     for i in range(100):
@@ -149,6 +153,48 @@ def test_pairs_sharing_a_value_and_junk_values_are_not_probabilistic_evidence(wa
     probabilistic.refresh(con, AS_OF, enabled=True, threshold=THRESHOLD)
     pairs = con.execute("select record_key, node_key from identity.probabilistic_links").fetchall()
     assert pairs == [], "a shared value is the deterministic rules' call; junk is no evidence"
+
+
+def test_name_and_address_pairs_link_unless_they_share_the_deterministic_key(warehouse):
+    """A shop account with a work email and another phone, at its owner's address with a typo in
+    a short first name, links to the CRM contact; a pair sharing the name_address key is the
+    deterministic rules' call (linked, or refused by the birth-date guard), never a probability."""
+    con, rows = warehouse
+    typo = [
+        _record("r|crm:contacts:A1", "crm", "Eva", "Quintero", "eva.quintero4@mail.example.org",
+                "+14155550333", dt.date(1979, 2, 3), "94601", "77juniperct"),
+        _record("r|shop:customers:A1", "shop", "Exa", "Quintero", "equintero@corp.example.com",
+                "+14155550444", None, "94601", "77juniperct"),
+    ]  # fmt: skip
+    shared = [
+        _record("r|crm:contacts:A2", "crm", "Ash", "Yarrowby", "ash.y55@mail.example.org",
+                None, dt.date(1955, 1, 1), "94602", "5elmrow"),
+        _record("r|loyalty:members:A2", "loyalty", "Ash", "Yarrowby", "ash.y90@inbox.example.com",
+                None, dt.date(1955, 1, 1), "94602", "5elmrow"),
+    ]  # fmt: skip
+    _load(con, rows + typo + shared)
+    key = "v|name_address:ash|yarrowby|5elmrow|94602"
+    con.executemany(
+        "insert into intermediate.int_identity__candidate_links values (?, ?, 'name_address', ?, "
+        "'shared_name_address')",
+        [(r[0], key, key[len("v|name_address:") :]) for r in shared],
+    )
+    probabilistic.refresh(con, AS_OF, enabled=True, threshold=THRESHOLD)
+    pairs = {
+        tuple(r)
+        for r in con.execute(
+            "select record_key, node_key from identity.probabilistic_links"
+        ).fetchall()
+    }
+    assert ("r|crm:contacts:A1", "r|shop:customers:A1") in pairs
+    assert ("r|crm:contacts:A2", "r|loyalty:members:A2") not in pairs
+    # without the shared key (another spelling of the street) the same pair scores high
+    con.execute("delete from intermediate.int_identity__candidate_links")
+    probabilistic.refresh(con, AS_OF, enabled=True, threshold=THRESHOLD)
+    pairs = set(
+        con.execute("select record_key, node_key from identity.probabilistic_links").fetchall()
+    )
+    assert ("r|crm:contacts:A2", "r|loyalty:members:A2") in pairs
 
 
 def test_disabled_empties_the_table(warehouse):
