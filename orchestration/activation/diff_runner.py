@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +27,12 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from orchestration.activation.destinations.webhook import Outcome, Row, make_rows_columns
+from orchestration.activation.destinations.webhook import (
+    Outcome,
+    Row,
+    idempotency_key_sql,
+    payload_sql,
+)
 from orchestration.activation.diff import (
     acknowledge_chunk,
     ensure_state,
@@ -264,11 +268,6 @@ def _checkpoints_deferred(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"set checkpoint_threshold = '{before}'")
 
 
-# Rows built between two offers of the GIL to the thread sending the previous chunk: its HTTP
-# exchanges then wait a fraction of a millisecond for the GIL, not the 5 ms switch interval.
-_YIELD_ROWS = 500
-
-
 @dataclass
 class _Chunk:
     """Consecutive pending rows of sync_sending (seq first_seq..last_seq), built to send."""
@@ -277,21 +276,22 @@ class _Chunk:
     last_seq: int
     table: pa.Table  # the rows of sync_sending
     identifiers: list[str]  # by seq
+    keys: list[str]  # each row's idempotency key, by seq
     rows: dict[str, Row]  # by identifier
 
 
 def _with_outcomes(chunk: _Chunk, outcomes: dict[str, Outcome]) -> tuple[pa.Table, Counter]:
     """The chunk's rows with how each ended (status, error, attempts), and the count of rows
     sent by status."""
-    statuses, errors, attempts = [], [], []
-    for identifier in chunk.identifiers:  # one per plan row, in seq order
-        outcome = outcomes[chunk.rows[identifier].idempotency_key]
-        statuses.append(outcome.status)
-        errors.append(outcome.reason or None)
-        attempts.append(outcome.attempts)
+    ended = list(map(outcomes.__getitem__, chunk.keys))  # one per plan row, in seq order
+    statuses = [outcome.status for outcome in ended]
     table = chunk.table.append_column("status", pa.array(statuses, pa.string()))
-    table = table.append_column("error", pa.array(errors, pa.string()))
-    table = table.append_column("attempts", pa.array(attempts, pa.int32()))
+    table = table.append_column(
+        "error", pa.array([outcome.reason or None for outcome in ended], pa.string())
+    )
+    table = table.append_column(
+        "attempts", pa.array([outcome.attempts for outcome in ended], pa.int32())
+    )
     if len(statuses) == len(chunk.rows):  # one plan row per identifier: the common case
         return table, Counter(statuses)
     return table, Counter(outcomes[row.idempotency_key].status for row in chunk.rows.values())
@@ -301,29 +301,41 @@ def _read_chunk(
     con: duckdb.DuckDBPyConnection, sync_name: str, after_seq: int, chunk_rows: int
 ) -> _Chunk | None:
     """The pending rows of the next chunk_rows identifiers after after_seq, as rows to send
-    (one per identifier; None when done)."""
+    (one per identifier; None when done). DuckDB computes each row's idempotency key and
+    payload text from the fields' JSON text the plan stores (the same bytes on a resume, so the
+    same key), leaving Python one object per row."""
+    op = "case when action = 'remove' then 'delete' else 'upsert' end"
+    key = idempotency_key_sql(sync_name, "identifier", "op", "state_generation", "fields_json")
     table = con.sql(
-        f"select * from sync_sending where seq > {int(after_seq)} "
-        f"and seq <= {int(after_seq + chunk_rows)} order by seq"
+        f"""
+        select *, {payload_sql("idempotency_key", "op", "identifier", "fields_json")} as payload
+        from (
+            select *, {key} as idempotency_key
+            from (
+                select *, {op} as op
+                from sync_sending
+                where seq > {int(after_seq)} and seq <= {int(after_seq + chunk_rows)}
+            )
+        )
+        order by seq
+        """
     ).to_arrow_table()
     if not table.num_rows:
         return None
     identifiers = table.column("identifier").to_pylist()
-    ops = ["delete" if a == "remove" else "upsert" for a in table.column("action").to_pylist()]
-    fields_json = table.column("fields_json").to_pylist()
-    generations = table.column("state_generation").to_pylist()
-    built: list[Row] = []
-    for start in range(0, len(identifiers), _YIELD_ROWS):
-        end = start + _YIELD_ROWS
-        # the fields of these rows parsed in one call: per row, a call costs more than parsing
-        fields = json.loads("[" + ",".join(f or "{}" for f in fields_json[start:end]) + "]")
-        built += make_rows_columns(
-            sync_name, identifiers[start:end], ops[start:end], fields, generations[start:end]
-        )
-        time.sleep(0)  # let the sending thread take the GIL now, not at the next switch interval
+    keys = table.column("idempotency_key").to_pylist()
+    built = map(
+        Row.encoded,
+        identifiers,
+        table.column("op").to_pylist(),
+        keys,
+        table.column("payload").to_pylist(),
+    )
     rows = dict(zip(identifiers, built, strict=True))
+    # the texts are not needed again (acknowledging reads the other columns)
+    table = table.drop_columns(["fields_json", "payload"])
     seqs = table.column("seq")
-    return _Chunk(seqs[0].as_py(), seqs[-1].as_py(), table, identifiers, rows)
+    return _Chunk(seqs[0].as_py(), seqs[-1].as_py(), table, identifiers, keys, rows)
 
 
 def _acknowledge_and_record(
