@@ -14,8 +14,11 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,6 +47,10 @@ class WebhookConfig:
     max_attempts: int = 5  # per request, and rounds of resending retryable rows
     backoff_seconds: float = 0.5  # first backoff; doubles per attempt
     max_retry_after_seconds: float = 120.0
+    # batches in flight at once while the destination answers without pushing back (429, 5xx,
+    # dropped connections, timeouts put the client back to one at a time): the destination
+    # works on one batch while the client signs the next and reads the last one's results
+    max_in_flight: int = 2
 
     @classmethod
     def from_env(cls, prefix: str = "C360_WEBHOOK") -> WebhookConfig:
@@ -59,6 +66,7 @@ class WebhookConfig:
             max_rows=int(os.environ.get(f"{prefix}_MAX_ROWS", 1000)),
             max_bytes=int(os.environ.get(f"{prefix}_MAX_BYTES", 1_000_000)),
             timeout_seconds=float(os.environ.get(f"{prefix}_TIMEOUT_SECONDS", 10)),
+            max_in_flight=int(os.environ.get(f"{prefix}_MAX_IN_FLIGHT", 2)),
         )
 
 
@@ -272,6 +280,11 @@ class WebhookClient:
         self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
         self.http = http or httpx.Client(timeout=config.timeout_seconds)
         self.requests = 0
+        self._lock = threading.Lock()
+        # one batch at a time until the destination answers a batch without pushing back, and
+        # again after any push back; no request leaves before a Retry-After has passed
+        self._calm = False
+        self._not_before = 0.0
 
     # --- one HTTP request, with the contract's retries ------------------------------------
 
@@ -289,27 +302,40 @@ class WebhookClient:
         }
         why = ""
         for attempt in range(1, self.config.max_attempts + 1):
-            self.requests += 1
+            with self._lock:
+                self.requests += 1
+                delay = self._not_before - time.monotonic()
+            if delay > 0:  # another batch in flight was told to wait (Retry-After)
+                self.sleep(delay)
             try:
                 response = self.http.post(
                     f"{self.config.url}/v1/batches", content=body, headers=headers
                 )
             except httpx.TimeoutException:
+                self._calm = False
                 return "timeout"
             except httpx.TransportError as exc:  # reset, refused: nothing usable came back
+                self._calm = False
                 why = f"connection error ({type(exc).__name__})"
                 self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
                 continue
             if response.status_code == 429:
+                self._calm = False
                 wait = _retry_after(response, self.config.backoff_seconds * 2 ** (attempt - 1))
+                wait = min(wait, self.config.max_retry_after_seconds)
+                with self._lock:
+                    self._not_before = max(self._not_before, time.monotonic() + wait)
                 why = "rate limited"
                 self.log(f"{self.sync}: 429, waiting {wait:.1f}s (Retry-After)")
-                self.sleep(min(wait, self.config.max_retry_after_seconds))
+                self.sleep(wait)
                 continue
             if response.status_code >= 500:
+                self._calm = False
                 why = f"HTTP {response.status_code}"
                 self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
                 continue
+            if response.status_code == 200:
+                self._calm = True
             if response.status_code == 401:
                 raise WebhookAuthError(
                     f"{self.config.url}: signature refused (401): check C360_WEBHOOK_SECRET"
@@ -380,6 +406,25 @@ class WebhookClient:
             return None
         return row.op == "upsert" and response.json().get("idempotency_key") == row.idempotency_key
 
+    def _send_round(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
+        """Send rows in batches: up to max_in_flight batches at once while the destination is
+        calm, one at a time otherwise. Only rows of distinct identifiers go out concurrently (the
+        order of two rows for one identifier matters); each row's outcome is its own entry."""
+        batches = _batches_with_bodies(rows, self.config.max_rows, self.config.max_bytes)
+        limit = self.config.max_in_flight
+        if limit <= 1 or len({row.identifier for row in rows}) < len(rows):
+            for batch, body in batches:
+                self._send_batch(batch, outcomes, body)
+            return
+        with ThreadPoolExecutor(limit, thread_name_prefix="c360-webhook") as pool:
+            in_flight: deque[Future] = deque()
+            for batch, body in batches:
+                while in_flight and (len(in_flight) >= limit or not self._calm):
+                    in_flight.popleft().result()  # raises what the batch raised (401)
+                in_flight.append(pool.submit(self._send_batch, batch, outcomes, body))
+            while in_flight:
+                in_flight.popleft().result()
+
     # --- the public call --------------------------------------------------------------------
 
     def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
@@ -390,10 +435,7 @@ class WebhookClient:
         outcomes: dict[str, Outcome] = {}
         pending = rows
         for round_number in range(1, self.config.max_attempts + 1):
-            for batch, body in _batches_with_bodies(
-                pending, self.config.max_rows, self.config.max_bytes
-            ):
-                self._send_batch(batch, outcomes, body)
+            self._send_round(pending, outcomes)
             for key, outcome in outcomes.items():
                 if outcome.status == "unknown":
                     held = self._read_back(by_key[key])
