@@ -347,7 +347,7 @@ def pending_plan(con: duckdb.DuckDBPyConnection, sync_id: str) -> tuple[str, dt.
 # how it ended
 # (status, error).
 _ACKNOWLEDGED_STATE = f"""
-insert or replace into activation.sync_state ({STATE_COLUMNS})
+{{insert}} into activation.sync_state ({STATE_COLUMNS})
 select
     sync_id,
     identifier,
@@ -364,6 +364,7 @@ select
     coalesce(state_generation, 0) + case when status = 'ok' then 1 else 0 end,
     action
 from {{source}}
+{{where}}
 """
 
 
@@ -399,12 +400,28 @@ def acknowledge_chunk(
     chunk: str,
     first_identifier: str,
     last_identifier: str,
+    distinct_identifiers: bool = False,
 ) -> None:
     """acknowledge() for a chunk of pending rows read with pending_sql before they were sent:
     `chunk` is a relation with pending_sql's columns plus status and error, its identifiers
     between first_identifier and last_identifier. Reads no more of the state or the plan than
-    the chunk's own rows (the plan is written in identifier order)."""
-    con.execute(_ACKNOWLEDGED_STATE.format(source=chunk))
+    the chunk's own rows (the plan is written in identifier order).
+    `distinct_identifiers`: the caller knows no two rows of the chunk share an identifier; rows
+    that had no state row are then inserted (a first sync: every row), cheaper than an upsert
+    (a state row that appeared since is a primary key violation, not a silent overwrite)."""
+    if distinct_identifiers:
+        con.execute(
+            _ACKNOWLEDGED_STATE.format(
+                insert="insert", source=chunk, where="where state_attempts is null"
+            )
+        )
+        con.execute(
+            _ACKNOWLEDGED_STATE.format(
+                insert="insert or replace", source=chunk, where="where state_attempts is not null"
+            )
+        )
+    else:
+        con.execute(_ACKNOWLEDGED_STATE.format(insert="insert or replace", source=chunk, where=""))
     con.execute(
         f"""
         update activation.sync_plan as plan
@@ -441,7 +458,7 @@ def acknowledge(
         from ({pending_sql(sync_id, plan_id, pending_only=False)}) as plan
         inner join acknowledged as ack on plan.identifier = ack.identifier
     )"""
-    con.execute(_ACKNOWLEDGED_STATE.format(source=source))
+    con.execute(_ACKNOWLEDGED_STATE.format(insert="insert or replace", source=source, where=""))
     con.execute(
         """
         update activation.sync_plan as plan

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +27,12 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from orchestration.activation.destinations.webhook import Outcome, Row, make_rows_columns
+from orchestration.activation.destinations.webhook import (
+    Outcome,
+    Row,
+    idempotency_key_sql,
+    payload_sql,
+)
 from orchestration.activation.diff import (
     acknowledge_chunk,
     ensure_state,
@@ -184,26 +188,44 @@ def _send_plan(
     each chunk (sync_state, the plan's outcome and contact_history in one transaction).
 
     The pending rows are read once, numbered, with what acknowledging and recording them needs
-    (their state row before sending; the contact point and consent read at planning) into the
-    temp table sync_sending, so a chunk reads and writes only its own rows however large the
-    plan. Three steps overlap: while chunk n is at the destination, chunk n + 1 is read and its
-    rows built (idempotency keys, JSON) and chunk n - 1 is acknowledged (on a cursor of its
-    own). Chunks are sent one after the other; a crash leaves at most two chunks sent and not
+    (their state row before sending; the contact point and consent read at planning) and their
+    idempotency keys into the temp table sync_sending, so a chunk reads and writes only its own
+    rows however large the plan. Three steps overlap: while chunk n is at the destination,
+    chunk n + 1 is read (its payload texts built by DuckDB) and chunk n - 1 is acknowledged (on
+    a cursor of its own). Chunks are sent one after the other (a chunk's batches may overlap,
+    see WebhookConfig.max_in_flight); a crash leaves at most two chunks sent and not
     acknowledged, resent on resume with the same idempotency keys."""
+    # each row's idempotency key and payload text, computed by DuckDB for the whole plan from
+    # the fields' JSON text the plan stores (the same bytes on a resume, so the same key)
+    op = "case when pending.action = 'remove' then 'delete' else 'upsert' end"
+    key = idempotency_key_sql(
+        sync.name, "pending.identifier", op, "pending.state_generation", "pending.fields_json"
+    )
     total = con.execute(
         f"""
         create or replace temp table sync_sending as
+        with pending as ({pending_sql(sync.name, plan_id)}),
+
+        -- rows of one identifier (two people sharing a non-unique identifier) share a seq, so
+        -- they are sent as one row and acknowledged and recorded together. Numbered over the
+        -- distinct identifiers alone: sorting them is cheaper than sorting the plan's wide
+        -- rows, and a chunk's read filters on seq without needing the table in seq order
+        numbered as (
+            select identifier, row_number() over (order by identifier) as seq
+            from (select distinct identifier from pending)
+        )
+
         select
-            -- rows of one identifier (two people sharing a non-unique identifier) share a seq,
-            -- so they are sent as one row and acknowledged and recorded together
-            dense_rank() over (order by pending.identifier) as seq,
+            numbered.seq,
             pending.*,
             p.contact_point,
             p.consent_status,
-            p.consent_captured_at
-        from ({pending_sql(sync.name, plan_id)}) as pending
+            p.consent_captured_at,
+            {op} as op,
+            {key} as idempotency_key
+        from pending
+        inner join numbered on pending.identifier = numbered.identifier
         left join {PLAN_TABLE} as p on pending.customer_id = p.customer_id
-        order by seq
         """
     ).fetchone()[0]
     last_seq = con.execute("select coalesce(max(seq), 0) from sync_sending").fetchone()[0]
@@ -225,11 +247,12 @@ def _send_plan(
                     else None
                 )
                 recorded, ended = _with_outcomes(chunk, sending.result())
+                distinct = len(chunk.rows) == len(chunk.identifiers)
                 if acknowledging is not None:
                     acknowledging.result()  # one chunk acknowledged at a time, in order
                 acknowledging = acknowledger.submit(
                     _acknowledge_and_record, cursor, sync, as_of, run_id, sync_run_id, plan_id,
-                    recorded, chunk.identifiers[0], chunk.identifiers[-1],
+                    recorded, chunk.identifiers[0], chunk.identifiers[-1], distinct,
                 )  # fmt: skip
                 out.sent += len(chunk.rows)
                 for status, count in ended.items():
@@ -264,11 +287,6 @@ def _checkpoints_deferred(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"set checkpoint_threshold = '{before}'")
 
 
-# Rows built between two offers of the GIL to the thread sending the previous chunk: its HTTP
-# exchanges then wait a fraction of a millisecond for the GIL, not the 5 ms switch interval.
-_YIELD_ROWS = 500
-
-
 @dataclass
 class _Chunk:
     """Consecutive pending rows of sync_sending (seq first_seq..last_seq), built to send."""
@@ -277,21 +295,22 @@ class _Chunk:
     last_seq: int
     table: pa.Table  # the rows of sync_sending
     identifiers: list[str]  # by seq
+    keys: list[str]  # each row's idempotency key, by seq
     rows: dict[str, Row]  # by identifier
 
 
 def _with_outcomes(chunk: _Chunk, outcomes: dict[str, Outcome]) -> tuple[pa.Table, Counter]:
     """The chunk's rows with how each ended (status, error, attempts), and the count of rows
     sent by status."""
-    statuses, errors, attempts = [], [], []
-    for identifier in chunk.identifiers:  # one per plan row, in seq order
-        outcome = outcomes[chunk.rows[identifier].idempotency_key]
-        statuses.append(outcome.status)
-        errors.append(outcome.reason or None)
-        attempts.append(outcome.attempts)
+    ended = list(map(outcomes.__getitem__, chunk.keys))  # one per plan row, in seq order
+    statuses = [outcome.status for outcome in ended]
     table = chunk.table.append_column("status", pa.array(statuses, pa.string()))
-    table = table.append_column("error", pa.array(errors, pa.string()))
-    table = table.append_column("attempts", pa.array(attempts, pa.int32()))
+    table = table.append_column(
+        "error", pa.array([outcome.reason or None for outcome in ended], pa.string())
+    )
+    table = table.append_column(
+        "attempts", pa.array([outcome.attempts for outcome in ended], pa.int32())
+    )
     if len(statuses) == len(chunk.rows):  # one plan row per identifier: the common case
         return table, Counter(statuses)
     return table, Counter(outcomes[row.idempotency_key].status for row in chunk.rows.values())
@@ -301,29 +320,31 @@ def _read_chunk(
     con: duckdb.DuckDBPyConnection, sync_name: str, after_seq: int, chunk_rows: int
 ) -> _Chunk | None:
     """The pending rows of the next chunk_rows identifiers after after_seq, as rows to send
-    (one per identifier; None when done)."""
+    (one per identifier; None when done): one Python object per row around the key and payload
+    text DuckDB built (the payload here, per chunk, so the plan does not hold every text)."""
+    payload = payload_sql("idempotency_key", "op", "identifier", "fields_json")
     table = con.sql(
-        f"select * from sync_sending where seq > {int(after_seq)} "
-        f"and seq <= {int(after_seq + chunk_rows)} order by seq"
+        f"select *, {payload} as payload from sync_sending "
+        f"where seq > {int(after_seq)} and seq <= {int(after_seq + chunk_rows)} order by seq"
     ).to_arrow_table()
     if not table.num_rows:
         return None
     identifiers = table.column("identifier").to_pylist()
-    ops = ["delete" if a == "remove" else "upsert" for a in table.column("action").to_pylist()]
-    fields_json = table.column("fields_json").to_pylist()
-    generations = table.column("state_generation").to_pylist()
-    built: list[Row] = []
-    for start in range(0, len(identifiers), _YIELD_ROWS):
-        end = start + _YIELD_ROWS
-        # the fields of these rows parsed in one call: per row, a call costs more than parsing
-        fields = json.loads("[" + ",".join(f or "{}" for f in fields_json[start:end]) + "]")
-        built += make_rows_columns(
-            sync_name, identifiers[start:end], ops[start:end], fields, generations[start:end]
-        )
-        time.sleep(0)  # let the sending thread take the GIL now, not at the next switch interval
+    keys = table.column("idempotency_key").to_pylist()
+    built = map(
+        Row.encoded,
+        identifiers,
+        table.column("op").to_pylist(),
+        keys,
+        table.column("payload").to_pylist(),
+    )
     rows = dict(zip(identifiers, built, strict=True))
+    if len(rows) < len(identifiers):  # rows sharing an identifier: the one sent speaks for all
+        keys = [rows[identifier].idempotency_key for identifier in identifiers]
+    # the texts are not needed again (acknowledging reads the other columns)
+    table = table.drop_columns(["fields_json", "payload"])
     seqs = table.column("seq")
-    return _Chunk(seqs[0].as_py(), seqs[-1].as_py(), table, identifiers, rows)
+    return _Chunk(seqs[0].as_py(), seqs[-1].as_py(), table, identifiers, keys, rows)
 
 
 def _acknowledge_and_record(
@@ -336,6 +357,7 @@ def _acknowledge_and_record(
     chunk: pa.Table,
     first_identifier: str,
     last_identifier: str,
+    distinct_identifiers: bool = False,
 ) -> None:
     """One transaction per chunk (rows of sync_sending with how each ended: status, error,
     attempts): sync_state and the plan acknowledged, and contact_history — one row per sent
@@ -345,8 +367,9 @@ def _acknowledge_and_record(
     cursor.execute("begin transaction")
     try:
         acknowledge_chunk(
-            cursor, sync.name, plan_id, "sync_chunk", first_identifier, last_identifier
-        )
+            cursor, sync.name, plan_id, "sync_chunk", first_identifier, last_identifier,
+            distinct_identifiers,
+        )  # fmt: skip
         cursor.execute(
             """
             insert into activation.contact_history

@@ -122,3 +122,46 @@ def test_signature_is_hmac_sha256_of_the_body():
     assert client.send([row])[row.idempotency_key].status == "ok"
     expected = "sha256=" + hmac.new(SECRET.encode(), seen["body"], hashlib.sha256).hexdigest()
     assert seen["sig"] == expected
+
+
+def test_the_key_and_payload_built_in_sql_are_make_rows():
+    """The diff runner builds keys and payload texts in DuckDB from the plan's stored fields
+    text: the same key as make_row for the same text (the documented key text), the same
+    payload; a different generation or op gives a different key."""
+    import json
+
+    import duckdb
+
+    from orchestration.activation.destinations.webhook import (
+        fields_text,
+        idempotency_key_sql,
+        key_text,
+        payload_sql,
+    )
+
+    con = duckdb.connect()
+    sync = "s|ync é"  # separators and non-ASCII in a name change nothing
+    cases = [
+        ("c1", "upsert", {"email": "a@b.c", "first_name": "Chloé", "n": 1.5}, 3),
+        ('x|1:é"\x1f', "delete", {}, 0),
+    ]
+    for identifier, op, fields, generation in cases:
+        row = make_row(sync, identifier, op, fields, generation)
+        text = fields_text(fields)
+        assert (
+            row.idempotency_key
+            == hashlib.sha256(key_text(sync, identifier, op, generation, text).encode()).hexdigest()
+        )
+        key_sql = idempotency_key_sql(sync, "$1::varchar", "$2::varchar", "$3", "$4::varchar")
+        payload = payload_sql("$5::varchar", "$2::varchar", "$1::varchar", "$4::varchar")
+        key, text_sql = con.execute(
+            f"select {key_sql}, {payload}", [identifier, op, generation, text, row.idempotency_key]
+        ).fetchone()
+        assert key == row.idempotency_key
+        assert json.loads(text_sql) == json.loads(row.payload_json) == row.payload()
+    keys = {
+        make_row(sync, "c1", op, {}, g).idempotency_key
+        for op in ("upsert", "delete")
+        for g in (0, 1)
+    }
+    assert len(keys) == 4

@@ -14,13 +14,17 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+
+from orchestration.contracts.rules_sql import quote_literal
 
 Status = Literal["ok", "rejected", "retryable", "unknown"]
 
@@ -43,6 +47,10 @@ class WebhookConfig:
     max_attempts: int = 5  # per request, and rounds of resending retryable rows
     backoff_seconds: float = 0.5  # first backoff; doubles per attempt
     max_retry_after_seconds: float = 120.0
+    # batches in flight at once while the destination answers without pushing back (429, 5xx,
+    # dropped connections, timeouts put the client back to one at a time): the destination
+    # works on one batch while the client signs the next and reads the last one's results
+    max_in_flight: int = 2
 
     @classmethod
     def from_env(cls, prefix: str = "C360_WEBHOOK") -> WebhookConfig:
@@ -58,17 +66,48 @@ class WebhookConfig:
             max_rows=int(os.environ.get(f"{prefix}_MAX_ROWS", 1000)),
             max_bytes=int(os.environ.get(f"{prefix}_MAX_BYTES", 1_000_000)),
             timeout_seconds=float(os.environ.get(f"{prefix}_TIMEOUT_SECONDS", 10)),
+            max_in_flight=int(os.environ.get(f"{prefix}_MAX_IN_FLIGHT", 2)),
         )
 
 
-@dataclass(frozen=True)
 class Row:
-    """One row to apply at the destination (grain: one person per sync)."""
+    """One row to apply at the destination (grain: one person per sync) and its payload's JSON
+    text, encoded once (by make_row, or by SQL in the diff runner) and joined into request
+    bodies as it is: re-encoding each row for every request was most of the client's CPU.
+    `fields` is parsed from the text only when asked for (the Postgres destination)."""
 
-    identifier: str
-    op: Literal["upsert", "delete"]
-    fields: dict[str, Any]
-    idempotency_key: str
+    __slots__ = ("_fields", "idempotency_key", "identifier", "op", "payload_json")
+
+    def __init__(
+        self,
+        identifier: str,
+        op: Literal["upsert", "delete"],
+        fields: dict[str, Any] | None,
+        idempotency_key: str,
+        payload_json: str | None = None,
+    ) -> None:
+        if fields is None and payload_json is None:
+            raise ValueError("a row needs its fields or its payload's JSON text")
+        self.identifier, self.op, self.idempotency_key = identifier, op, idempotency_key
+        self._fields = fields
+        self.payload_json = (
+            payload_json
+            if payload_json is not None
+            else payload_text(idempotency_key, op, identifier, fields_text(fields or {}))
+        )
+
+    @classmethod
+    def encoded(
+        cls, identifier: str, op: Literal["upsert", "delete"], idempotency_key: str, payload: str
+    ) -> Row:
+        """A row whose payload text was built elsewhere (payload_sql): fields parsed on demand."""
+        return cls(identifier, op, None, idempotency_key, payload)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields = json.loads(self.payload_json).get("fields") or {}
+        return self._fields
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -78,12 +117,80 @@ class Row:
             "fields": self.fields,
         }
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Row):
+            return NotImplemented
+        return (self.identifier, self.op, self.idempotency_key, self.fields) == (
+            other.identifier,
+            other.op,
+            other.idempotency_key,
+            other.fields,
+        )
 
-# Encoders built once: json.dumps with non-default arguments builds a new encoder on every call,
-# which dominates the cost of a small row. Same output as json.dumps with the same arguments.
-_KEY_ENCODER = json.JSONEncoder(sort_keys=True, default=str)  # the idempotency key's text
-_COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"))  # the request body's text
+    def __hash__(self) -> int:  # the key stands for the op and fields (equal rows, equal keys)
+        return hash((self.identifier, self.op, self.idempotency_key))
+
+    def __repr__(self) -> str:
+        return (
+            f"Row(identifier={self.identifier!r}, op={self.op!r}, fields={self.fields!r}, "
+            f"idempotency_key={self.idempotency_key!r})"
+        )
+
+
+# Encoders built once: json.dumps with non-default arguments builds a new encoder on every call.
+# The fields' text: keys sorted (the same dict, the same text and key), UTF-8 as is.
+_FIELDS_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, sort_keys=True, default=str
+)
+_STRING_ENCODER = json.JSONEncoder(ensure_ascii=False)
 _EMPTY_BODY_SIZE = len(b'{"rows":[]}')
+
+
+def fields_text(fields: dict[str, Any]) -> str:
+    """The JSON text make_row sends and hashes for a row's fields (compact, keys sorted)."""
+    return _FIELDS_ENCODER.encode(fields)
+
+
+def key_text(sync: str, identifier: str, op: str, generation: int, fields_json: str | None) -> str:
+    """The text an idempotency key is the SHA-256 of (see idempotency_key_sql, the same in SQL):
+    `<bytes>:<sync>|<bytes>:<identifier>|<op>|<generation>|<fields JSON text>`. The length
+    prefixes (UTF-8 bytes) keep it unambiguous whatever a name or identifier holds; the fields
+    are the JSON text sent, as is (the plan stores it, so a resumed row hashes the same bytes)."""
+    return (
+        f"{len(sync.encode())}:{sync}|{len(identifier.encode())}:{identifier}|{op}|{generation}|"
+        f"{fields_json or '{}'}"
+    )
+
+
+def payload_text(key: str, op: str, identifier: str, fields_json: str | None) -> str:
+    """A row's payload as compact JSON text (docs/webhook.openapi.yaml, BatchRow)."""
+    return (
+        f'{{"idempotency_key":"{key}","op":"{op}","identifier":'
+        f'{_STRING_ENCODER.encode(identifier)},"fields":{fields_json or "{}"}}}'
+    )
+
+
+def idempotency_key_sql(
+    sync: str, identifier_sql: str, op_sql: str, generation_sql: str, fields_json_sql: str
+) -> str:
+    """SQL of make_row's idempotency key over SQL expressions (identifier and fields JSON text as
+    varchar, op 'upsert' or 'delete', generation an integer): sha256 of key_text, computed by
+    DuckDB for a whole chunk instead of row by row in Python."""
+    prefix = quote_literal(f"{len(sync.encode())}:{sync}|")
+    return (
+        f"sha256({prefix} || cast(strlen({identifier_sql}) as varchar) || ':' || {identifier_sql}"
+        f" || '|' || {op_sql} || '|' || cast({generation_sql} as varchar) || '|' || "
+        f"coalesce({fields_json_sql}, '{{}}'))"
+    )
+
+
+def payload_sql(key_sql: str, op_sql: str, identifier_sql: str, fields_json_sql: str) -> str:
+    """SQL of payload_text over SQL expressions: each row's JSON text built by DuckDB."""
+    return (
+        f"""'{{"idempotency_key":"' || {key_sql} || '","op":"' || {op_sql} || """
+        f"""'","identifier":' || cast(to_json(cast({identifier_sql} as varchar)) as varchar) || """
+        f"""',"fields":' || coalesce({fields_json_sql}, '{{}}') || '}}'"""
+    )
 
 
 def make_row(
@@ -97,59 +204,16 @@ def make_row(
     generation (how many of its sends the destination has acknowledged): resending it is a
     no-op, while the same op and fields sent again after a later change (a re-add after a
     removal) get a new key and are applied."""
-    digest = hashlib.sha256(
-        _KEY_ENCODER.encode([sync, identifier, op, fields, generation]).encode()
-    ).hexdigest()
-    return Row(identifier, op, fields, digest)
+    text = fields_text(fields)
+    key = hashlib.sha256(key_text(sync, identifier, op, generation, text).encode()).hexdigest()
+    return Row(identifier, op, fields, key, payload_text(key, op, identifier, text))
 
 
 def make_rows(
     sync: str, rows: Iterable[tuple[str, Literal["upsert", "delete"], dict, int]]
 ) -> list[Row]:
-    """make_row for many (identifier, op, fields, generation): the same rows and keys (see
-    make_rows_columns)."""
-    rows = list(rows)
-    if not rows:
-        return []
-    identifiers, ops, fields, generations = (list(column) for column in zip(*rows, strict=True))
-    return make_rows_columns(sync, identifiers, ops, fields, generations)
-
-
-def make_rows_columns(
-    sync: str,
-    identifiers: list[str],
-    ops: list[Literal["upsert", "delete"]],
-    fields: list[dict],
-    generations: list[int],
-) -> list[Row]:
-    """make_row for the rows given as columns (identifier i with ops[i], fields[i] and
-    generations[i]): the same rows and keys. The keys' texts are encoded in one call,
-    [key 1, token, key 2, token, ...], and cut at the token: an encoder writes a nested list
-    exactly as it writes a list on its own, and `, "<token>", ` (a random token between unescaped
-    quotes) cannot occur inside an encoded string — a list value holding the token could add a
-    cut, so the count is checked and any surprise falls back to row by row."""
-    count = len(identifiers)
-    if not count:
-        return []
-    items: list[Any] = [_CUT_TOKEN] * (2 * count - 1)
-    items[::2] = [
-        [sync, identifier, op, row_fields, generation]
-        for identifier, op, row_fields, generation in zip(
-            identifiers, ops, fields, generations, strict=True
-        )
-    ]
-    texts = _KEY_ENCODER.encode(items)[1:-1].split(_CUT)
-    if len(texts) != count:
-        return [
-            make_row(sync, *row) for row in zip(identifiers, ops, fields, generations, strict=True)
-        ]
-    sha256 = hashlib.sha256
-    keys = [sha256(text.encode()).hexdigest() for text in texts]
-    return list(map(Row, identifiers, ops, fields, keys))
-
-
-_CUT_TOKEN = secrets.token_hex(16)
-_CUT = f', "{_CUT_TOKEN}", '
+    """make_row for many (identifier, op, fields, generation)."""
+    return [make_row(sync, *row) for row in rows]
 
 
 @dataclass
@@ -162,7 +226,7 @@ class Outcome:
 
 
 def _body(rows: Sequence[Row]) -> bytes:
-    return _COMPACT_ENCODER.encode({"rows": [r.payload() for r in rows]}).encode()
+    return ('{"rows":[' + ",".join([r.payload_json for r in rows]) + "]}").encode()
 
 
 def batches(rows: Sequence[Row], max_rows: int, max_bytes: int) -> list[list[Row]]:
@@ -172,7 +236,8 @@ def batches(rows: Sequence[Row], max_rows: int, max_bytes: int) -> list[list[Row
     current: list[Row] = []
     size = _EMPTY_BODY_SIZE
     for row in rows:
-        row_size = len(_COMPACT_ENCODER.encode(row.payload()).encode()) + 1
+        text = row.payload_json
+        row_size = (len(text) if text.isascii() else len(text.encode())) + 1
         if current and (len(current) >= max_rows or size + row_size > max_bytes):
             out.append(current)
             current, size = [], _EMPTY_BODY_SIZE
@@ -215,6 +280,11 @@ class WebhookClient:
         self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
         self.http = http or httpx.Client(timeout=config.timeout_seconds)
         self.requests = 0
+        self._lock = threading.Lock()
+        # one batch at a time until the destination answers a batch without pushing back, and
+        # again after any push back; no request leaves before a Retry-After has passed
+        self._calm = False
+        self._not_before = 0.0
 
     # --- one HTTP request, with the contract's retries ------------------------------------
 
@@ -232,27 +302,40 @@ class WebhookClient:
         }
         why = ""
         for attempt in range(1, self.config.max_attempts + 1):
-            self.requests += 1
+            with self._lock:
+                self.requests += 1
+                delay = self._not_before - time.monotonic()
+            if delay > 0:  # another batch in flight was told to wait (Retry-After)
+                self.sleep(delay)
             try:
                 response = self.http.post(
                     f"{self.config.url}/v1/batches", content=body, headers=headers
                 )
             except httpx.TimeoutException:
+                self._calm = False
                 return "timeout"
             except httpx.TransportError as exc:  # reset, refused: nothing usable came back
+                self._calm = False
                 why = f"connection error ({type(exc).__name__})"
                 self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
                 continue
             if response.status_code == 429:
+                self._calm = False
                 wait = _retry_after(response, self.config.backoff_seconds * 2 ** (attempt - 1))
+                wait = min(wait, self.config.max_retry_after_seconds)
+                with self._lock:
+                    self._not_before = max(self._not_before, time.monotonic() + wait)
                 why = "rate limited"
                 self.log(f"{self.sync}: 429, waiting {wait:.1f}s (Retry-After)")
-                self.sleep(min(wait, self.config.max_retry_after_seconds))
+                self.sleep(wait)
                 continue
             if response.status_code >= 500:
+                self._calm = False
                 why = f"HTTP {response.status_code}"
                 self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
                 continue
+            if response.status_code == 200:
+                self._calm = True
             if response.status_code == 401:
                 raise WebhookAuthError(
                     f"{self.config.url}: signature refused (401): check C360_WEBHOOK_SECRET"
@@ -298,10 +381,11 @@ class WebhookClient:
             for outcome in batch:
                 outcome.status, outcome.reason = "retryable", f"HTTP {answer.status_code}"
             return
-        results = {r.get("idempotency_key"): r for r in answer.json().get("results", [])}
-        found = results.get
-        for key, outcome in zip(keys, batch, strict=True):
-            result = found(key)
+        results = answer.json().get("results", [])
+        if [r.get("idempotency_key") for r in results] != keys:  # not one per row, in order
+            by_key = {r.get("idempotency_key"): r for r in results}
+            results = [by_key.get(key) for key in keys]
+        for outcome, result in zip(batch, results, strict=True):
             if result is None:
                 outcome.status, outcome.reason = "unknown", "no result for the row"
             else:
@@ -322,6 +406,25 @@ class WebhookClient:
             return None
         return row.op == "upsert" and response.json().get("idempotency_key") == row.idempotency_key
 
+    def _send_round(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
+        """Send rows in batches: up to max_in_flight batches at once while the destination is
+        calm, one at a time otherwise. Only rows of distinct identifiers go out concurrently (the
+        order of two rows for one identifier matters); each row's outcome is its own entry."""
+        batches = _batches_with_bodies(rows, self.config.max_rows, self.config.max_bytes)
+        limit = self.config.max_in_flight
+        if limit <= 1 or len({row.identifier for row in rows}) < len(rows):
+            for batch, body in batches:
+                self._send_batch(batch, outcomes, body)
+            return
+        with ThreadPoolExecutor(limit, thread_name_prefix="c360-webhook") as pool:
+            in_flight: deque[Future] = deque()
+            for batch, body in batches:
+                while in_flight and (len(in_flight) >= limit or not self._calm):
+                    in_flight.popleft().result()  # raises what the batch raised (401)
+                in_flight.append(pool.submit(self._send_batch, batch, outcomes, body))
+            while in_flight:
+                in_flight.popleft().result()
+
     # --- the public call --------------------------------------------------------------------
 
     def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
@@ -332,10 +435,7 @@ class WebhookClient:
         outcomes: dict[str, Outcome] = {}
         pending = rows
         for round_number in range(1, self.config.max_attempts + 1):
-            for batch, body in _batches_with_bodies(
-                pending, self.config.max_rows, self.config.max_bytes
-            ):
-                self._send_batch(batch, outcomes, body)
+            self._send_round(pending, outcomes)
             for key, outcome in outcomes.items():
                 if outcome.status == "unknown":
                     held = self._read_back(by_key[key])
