@@ -12,6 +12,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 
 
 def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypatch):
+    """Also, in the same run: a shop account with a work email and another phone joins its
+    owner's CRM contact through name and address written differently (name_address), and a
+    parent and a child of one name at one address (two birth dates) are not merged by it."""
     from orchestration.pipeline import run_nightly
     from orchestration.sources.generator import generate
 
@@ -25,11 +28,53 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
         r["email"] = "TEST@test.com"  # normalised to the blocklisted test@test.com
     for r in shared:
         r["phone"], r["email"] = "+1 (212) 555-0000", None
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ts = f"{AS_OF.isoformat()}T08:00:00Z"
+    work_account = {key: None for key in rows[0]} | {
+        "shop_customer_id": "S9200001", "email": "qz@corp.example.com",
+        "phone": "+1 415 555 0999", "first_name": "QUINN", "last_name": "Zephyrine",
+        "country_code": "US", "address_line1": "77 JUNIPER  CT.", "city": "Oakland",
+        "postal_code": "94601", "created_at": ts, "updated_at": ts,
+    }  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, work_account]))
+    crm = next((home.landing / "crm" / "contacts").rglob("*.csv"))
+    crm.write_text(
+        crm.read_text()
+        + "C9200001,,Quinn,Zephyrine,quinn.z@home.example.org,,+1 415 555 0111,1980-05-06,"
+        f"77 Juniper Ct,,Oakland,94601,CA,US,,{ts},{ts},false\n"
+        + "C9200002,,Ash,Yarrowby,ash.y55@home.example.org,,+1 415 555 0222,1955-01-01,"
+        f"5 Elm Row,,Oakland,94602,CA,US,,{ts},{ts},false\n"
+    )
+    loyalty = next((home.landing / "loyalty" / "members").rglob("*.csv"))
+    loyalty.write_text(
+        loyalty.read_text()
+        + f"L9200002,,ash.y90@inbox.example.org,,Ash,Yarrowby,1990-02-02,5 ELM ROW,Oakland,94602,"
+        f"bronze,1,{ts},{ts}\n"
+    )
 
     report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
     assert report.success, report.checks_failed
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        ids = dict(
+            con.execute(
+                "select source_record_id, customer_id from marts.customer_id_map "
+                "where source_record_id in ('S9200001', 'C9200001', 'C9200002', 'L9200002')"
+            ).fetchall()
+        )
+        assert ids["S9200001"] == ids["C9200001"], "name and address link the work account"
+        link = con.execute(
+            "select identifier_type, rule from intermediate.int_identity__edges "
+            "where record_key = 'r|shop:customers:S9200001' and node_key like 'v|name_address:%'"
+        ).fetchall()
+        assert link == [("name_address", "shared_name_address")]
+        assert ids["C9200002"] != ids["L9200002"], "two birth dates at one name and address"
+        conflict = con.execute(
+            "select record_key, drop_reason from intermediate.int_identity__dropped_links "
+            "where identifier_type = 'name_address' and record_key like '%9200002' order by 1"
+        ).fetchall()
+        assert conflict == [
+            ("r|crm:contacts:C9200002", "birth_date_conflict"),
+            ("r|loyalty:members:L9200002", "birth_date_conflict"),
+        ]
         dropped = dict(
             con.execute(
                 "select drop_reason, count(*) from intermediate.int_identity__dropped_links group by 1"
