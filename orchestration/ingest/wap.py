@@ -28,6 +28,8 @@ from orchestration.contracts.rules_sql import (
     quote_ident,
     quote_literal,
     reasons_by_rule,
+    trimmed_column,
+    trimmed_columns_sql,
     typed_select_sql,
 )
 from orchestration.ingest.landing import (
@@ -178,19 +180,29 @@ def _masked(con, contract: Contract, sql: str, params=None) -> list[dict]:
 
 
 def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
-    """List of `<column>.not_future` ids a row breaks: a valid timestamp after the cutoff."""
+    """List of `<column>.not_future` ids a row breaks: a valid timestamp after the cutoff.
+
+    Reads the trimmed values of the verdicts' subquery (trimmed_columns_sql)."""
     lit = quote_literal(cutoff.strftime("%Y-%m-%d %H:%M:%S+00"))
     parts = []
     for col in contract.future_checked_columns:
-        c = quote_ident(col)
+        c, t = quote_ident(col), _trimmed(contract, col)
         parts.append(
-            f"case when {c} is not null and trim({c}) <> '' and not list_contains("
-            f"_contract_failed, {quote_literal(col + '.type')}) and try_cast(trim({c}) as "
+            f"case when {c} is not null and {t} <> '' and not list_contains("
+            f"_contract_failed, {quote_literal(col + '.type')}) and try_cast({t} as "
             f"timestamptz) > cast({lit} as timestamptz) then {quote_literal(future_rule_id(col))} end"
         )
     if not parts:
         return "cast([] as varchar[])"
     return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
+
+
+def _trimmed(contract: Contract, column: str) -> str:
+    """The trimmed value of `column` in the verdicts' subquery: its trimmed column when a rule
+    reads the column (trimmed_columns_sql selects those), else trimmed inline."""
+    if any(r.column == column for r in contract.rules):
+        return quote_ident(trimmed_column(column))
+    return f"trim({quote_ident(column)})"
 
 
 def _as_of_end(as_of: dt.date) -> dt.datetime:
@@ -249,15 +261,22 @@ def stage_batch(
     # quarantine with the same values is not quarantined again. A line the loader could not read
     # (`_read_error`, e.g. truncated JSON) breaks only INVALID_JSON_RULE and is never matched
     # against quarantine: its all-null columns would equal any other unreadable line.
+    # Each value is trimmed once, in the innermost subquery, and every rule reads that column.
+    trims = trimmed_columns_sql(contract)
+    trimmed_names = ", ".join(
+        quote_ident(trimmed_column(c)) for c in dict.fromkeys(r.column for r in contract.rules)
+    )
     con.execute(
         f"create or replace table {bt}__verdicts as select * exclude (_contract_failed, "
-        "_in_quarantine), case when _read_error is null then list_concat(_contract_failed, "
+        f"_in_quarantine{', ' + trimmed_names if trimmed_names else ''}), "
+        "case when _read_error is null then list_concat(_contract_failed, "
         f"{_future_sql(contract, cutoff)}) else [{quote_literal(INVALID_JSON_RULE)}] end "
         "as _failed_rules, _in_quarantine and _read_error is null as _in_quarantine "
-        f"from (select *, {failed_rules_sql(contract, 'error')} as _contract_failed, "
-        f"{failed_rules_sql(contract, 'warning')} as _warned_rules, "
+        f"from (select *, {failed_rules_sql(contract, 'error', trimmed=True)} "
+        f"as _contract_failed, {failed_rules_sql(contract, 'warning', trimmed=True)} "
+        "as _warned_rules, "
         f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
-        f"from {bt} b)"
+        f"from (select *{', ' + trims if trims else ''} from {bt}) b)"
     )
     batch.staged = con.execute(f"select count(*) from {bt}").fetchone()[0]
     batch.extracted = sum(batch.files_rows.values())
@@ -281,24 +300,26 @@ def stage_batch(
     ).fetchone()[0]
     # Duplicate policy keep_latest: newest version per primary key by the ordering column;
     # ties broken by file then row order so reruns pick the same survivor.
-    # Only keys seen more than once are ranked by a window (a sort of whole rows); a key seen once
-    # is its own latest version — most keys of most batches, found by a hash aggregate.
+    # Only keys seen more than once are ranked by a window (a sort of whole rows), into the small
+    # `__ranked` table; a key seen once is its own latest version — most keys of most batches,
+    # found by a hash aggregate — and goes straight from the verdicts to the typed `__clean`
+    # table: the clean rows are copied once, not once ranked and again typed.
     pk = ", ".join(quote_ident(c) for c in contract.primary_key)
     order = quote_ident(contract.ordering_column)
     same_key = " and ".join(
         f"d.{quote_ident(c)} is not distinct from v.{quote_ident(c)}" for c in contract.primary_key
     )
+    clean = f"(select * from {bt}__verdicts where len(_failed_rules) = 0)"
+    con.execute(
+        f"create or replace temp table _c360_dup_keys as select {pk} from {clean} "
+        f"group by {pk} having count(*) > 1"
+    )
     con.execute(
         f"create or replace table {bt}__ranked as "
-        f"with clean as (select * from {bt}__verdicts where len(_failed_rules) = 0), "
-        f"dup as (select {pk} from clean group by {pk} having count(*) > 1) "
-        f"select *, cast(1 as bigint) as _rn from clean v "
-        f"where not exists (select 1 from dup d where {same_key}) "
-        "union all "
         f"select *, row_number() over (partition by {pk} "
         f"order by try_cast({order} as timestamptz) desc nulls last, {order} desc nulls last, "
-        f"_source_file desc, _source_row desc) as _rn from clean v "
-        f"where exists (select 1 from dup d where {same_key})"
+        f"_source_file desc, _source_row desc) as _rn from {clean} v "
+        f"where exists (select 1 from _c360_dup_keys d where {same_key})"
     )
     batch.deduplicated_in_batch = con.execute(
         f"select count(*) from {bt}__ranked where _rn > 1"
@@ -315,8 +336,11 @@ def stage_batch(
     # deleted from the typed latest versions, counted by the delete's own predicate.
     con.execute(
         f"create or replace table {bt}__clean as select {typed_select_sql(contract)}, "
-        f"_source_file from {bt}__ranked where _rn = 1"
+        f"_source_file from {clean} v where not exists (select 1 from _c360_dup_keys d "
+        f"where {same_key}) union all select {typed_select_sql(contract)}, _source_file "
+        f"from {bt}__ranked where _rn = 1"
     )
+    con.execute("drop table _c360_dup_keys")
     in_raw = _published_match_sql(contract, "clean", f"raw.{contract.id}", "_in_raw")
     batch.deduplicated_in_raw = con.execute(
         f"delete from {bt}__clean as clean where {in_raw.removesuffix(' as _in_raw')}"
