@@ -464,10 +464,14 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
     bad = f"list_has_any(_failed_rules, [{quote_literal(col + '.type')}, " + (
         f"{quote_literal(future_rule_id(col))}])"
     )
-    in_batch = con.execute(
-        f"select cast(max(try_cast(trim({c}) as timestamptz)) as timestamp) from {bt}__verdicts "
-        f"where {c} is not null and trim({c}) <> '' and not {bad}"
-    ).fetchone()[0]
+    # The newest value and a row holding it in one pass, so the stale sample below is fetched by
+    # its position instead of by a second pass sorting every row by the value.
+    in_batch, newest_row = con.execute(
+        "select cast(max(ts) as timestamp), arg_max((_source_file, _source_row), ts) from (select "
+        f"try_cast(trim({c}) as timestamptz) as ts, _source_file, _source_row from "
+        f"{bt}__verdicts where {c} is not null and trim({c}) <> '' and not {bad}) "
+        "where ts is not null"
+    ).fetchone()
     in_raw = con.execute(f"select cast(max({c}) as timestamp) from raw.{contract.id}").fetchone()[0]
     candidates = [(v, where) for v, where in ((in_batch, "batch"), (in_raw, "raw")) if v]
     if not candidates:
@@ -488,8 +492,8 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
             con,
             contract,
             f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
-            f"where {c} is not null and trim({c}) <> '' and not {bad} "
-            f"order by try_cast(trim({c}) as timestamptz) desc limit 1",
+            "where _source_file = ? and _source_row = ?",
+            list(newest_row),
         )
 
 
