@@ -1,8 +1,8 @@
 """Write-audit-publish for one source entity.
 
-stage  → the new landing files are read as text (a temp table of the session, tagged with file
-         and row) into `staging.batch__<contract>__verdicts` (each row with the rules it breaks),
-         split by the contract's rules (quarantine SQL) and deduplicated by its policy into
+stage  → the new landing files are read as text (tagged with file and row), split by the
+         contract's rules (quarantine SQL) into `staging.batch__<contract>__verdicts` (rows that
+         break an error rule, with the rules) and, deduplicated by its policy, the typed
          `staging.batch__<contract>__clean`;
          rows already published unchanged (in raw, or in quarantine for bad rows) are dropped too,
          counted as deduplicated: a re-read source range (live mode's lookback) publishes once;
@@ -125,8 +125,10 @@ NOT_FUTURE = "not_future"
 RULE_SAMPLE_ROWS = 3  # masked quarantined rows kept per failed rule (the quality report shows them)
 
 
-# The session's temp table of the rows read, as text (see stage_batch).
+# The session's temp tables of stage_batch: the rows read, as text, and the same rows with their
+# verdicts (see stage_batch).
 _TEXT_TABLE = "_c360_batch_text"
+_VERDICTS_TABLE = "_c360_batch_verdicts"
 
 
 def future_rule_id(column: str) -> str:
@@ -134,8 +136,9 @@ def future_rule_id(column: str) -> str:
 
 
 def batch_table(contract: Contract) -> str:
-    """Name prefix of the batch's staging tables: `<prefix>__verdicts` (every row read, as text,
-    with its verdicts), `__ranked` (rows of keys seen more than once) and `__clean` (typed)."""
+    """Name prefix of the batch's staging tables: `<prefix>__verdicts` (the rows read that break
+    an error rule, as text, with their verdicts), `__ranked` (clean rows of keys seen more than
+    once, ranked) and `__clean` (the typed latest versions, to be published)."""
     return f"staging.batch__{contract.id}"
 
 
@@ -232,11 +235,12 @@ def stage_batch(
     batch = StagedBatch(contract.id, None, as_of.isoformat(), [str(f.path) for f in files])
     batch.extraction = dict(extraction or {})
     bt = batch_table(contract)
-    # The rows as read (text) are only ever read by this step, into __verdicts (every column and
-    # more): a temp table, in memory, instead of a persisted one (a persistent write, compressed,
-    # costs ~4x a temp one: ~10 s of CPU at 6.8M events). The persisted text table of earlier
-    # versions goes, so that no stale batch is left behind under its name.
-    text = _TEXT_TABLE
+    # The rows as read (text) and their verdicts are read only by this step: temp tables, in
+    # memory, instead of persisted ones (a persistent write, compressed, costs ~4x a temp one:
+    # ~10 s of CPU per table at 6.8M events). What later steps read persists: the typed clean
+    # rows (__clean) and the rows that break an error rule (__verdicts, the quarantine side).
+    # The persisted text table of earlier versions goes, so no stale batch is left under its name.
+    text, verdicts = _TEXT_TABLE, _VERDICTS_TABLE
     text_cols = ", ".join(f"{quote_ident(c)} varchar" for c in contract.column_names)
     con.execute(f"drop table if exists {bt}")
     con.execute(
@@ -281,7 +285,7 @@ def stage_batch(
         quote_ident(trimmed_column(c)) for c in dict.fromkeys(r.column for r in contract.rules)
     )
     con.execute(
-        f"create or replace table {bt}__verdicts as select * exclude (_contract_failed, "
+        f"create or replace temp table {verdicts} as select * exclude (_contract_failed, "
         f"_in_quarantine{', ' + trimmed_names if trimmed_names else ''}), "
         "case when _read_error is null then list_concat(_contract_failed, "
         f"{_future_sql(contract, cutoff)}) else [{quote_literal(INVALID_JSON_RULE)}] end "
@@ -300,18 +304,18 @@ def stage_batch(
         ("_warned_rules", batch.warnings_by_rule, ""),
     ):
         for rule_id, n in con.execute(
-            f"select r, count(*) from (select unnest({kind}) as r from {bt}__verdicts "
+            f"select r, count(*) from (select unnest({kind}) as r from {verdicts} "
             f"{new_only}) group by r order by r"
         ).fetchall():
             target[rule_id] = n
     batch.quarantined = con.execute(
-        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and not _in_quarantine"
+        f"select count(*) from {verdicts} where len(_failed_rules) > 0 and not _in_quarantine"
     ).fetchone()[0]
     batch.deduplicated_in_quarantine = con.execute(
-        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and _in_quarantine"
+        f"select count(*) from {verdicts} where len(_failed_rules) > 0 and _in_quarantine"
     ).fetchone()[0]
     batch.warnings = con.execute(
-        f"select count(*) from {bt}__verdicts where len(_warned_rules) > 0"
+        f"select count(*) from {verdicts} where len(_warned_rules) > 0"
     ).fetchone()[0]
     # Duplicate policy keep_latest: newest version per primary key by the ordering column;
     # ties broken by file then row order so reruns pick the same survivor.
@@ -324,7 +328,7 @@ def stage_batch(
     same_key = " and ".join(
         f"d.{quote_ident(c)} is not distinct from v.{quote_ident(c)}" for c in contract.primary_key
     )
-    clean = f"(select * from {bt}__verdicts where len(_failed_rules) = 0)"
+    clean = f"(select * from {verdicts} where len(_failed_rules) = 0)"
     con.execute(
         f"create or replace temp table _c360_dup_keys as select {pk} from {clean} "
         f"group by {pk} having count(*) > 1"
@@ -369,7 +373,7 @@ def stage_batch(
     batch.masked_samples = _masked(
         con,
         contract,
-        f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+        f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
         "where len(_failed_rules) > 0 and not _in_quarantine "
         f"order by _source_file, _source_row limit {int(sample_size)}",
     )
@@ -378,6 +382,11 @@ def stage_batch(
     _measure_future(con, contract, batch)
     _measure_freshness(con, contract, batch, as_of)
     _measure_volume(con, contract, batch, as_of, files)
+    con.execute(
+        f"create or replace table {bt}__verdicts as select * from {verdicts} "
+        "where len(_failed_rules) > 0"
+    )
+    con.execute(f"drop table {verdicts}")
     con.execute(
         "insert into audit.ingestion_batches values (?, ?, ?, ?, 'staged', ?, now())",
         [batch.batch_id, contract.id, as_of, run_id, batch.to_json()],
@@ -390,11 +399,11 @@ def _rule_samples(con, contract: Contract, per_rule: int) -> dict[str, list[dict
 
     Read from the batch's own verdicts table (this batch's rows only, never raw or quarantine),
     so every rule that quarantined something shows an example, not only the first rule's."""
-    bt = batch_table(contract)
+    verdicts = _VERDICTS_TABLE
     cur = con.execute(
         f"select * exclude (_warned_rules, _in_quarantine, _rn) from (select *, row_number() "
         "over (partition by _sample_rule order by _source_file, _source_row) as _rn from ("
-        f"select unnest(_failed_rules) as _sample_rule, * from {bt}__verdicts "
+        f"select unnest(_failed_rules) as _sample_rule, * from {verdicts} "
         "where len(_failed_rules) > 0 and not _in_quarantine)) "
         f"where _rn <= {int(per_rule)} order by _sample_rule, _source_file, _source_row"
     )
@@ -408,7 +417,7 @@ def _rule_samples(con, contract: Contract, per_rule: int) -> dict[str, list[dict
 
 def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None:
     """Per file and typed column: present values and those breaking the type rule."""
-    bt = batch_table(contract)
+    verdicts = _VERDICTS_TABLE
     typed = [f.name for f in contract.fields if f.logical_type != "string"]
     if not typed or not batch.files:
         return
@@ -418,7 +427,7 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
         for c in typed
     )
     for row in con.execute(
-        f"select _source_file, {aggs} from {bt}__verdicts group by _source_file"
+        f"select _source_file, {aggs} from {verdicts} group by _source_file"
     ).fetchall():
         path = row[0]
         for i, col in enumerate(typed):
@@ -438,7 +447,7 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
             batch.samples[f"retyped:{path}:{col}"] = _masked(
                 con,
                 contract,
-                f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+                f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
                 f"where _source_file = ? and list_contains(_failed_rules, ?) "
                 f"order by _source_row limit {SAMPLE_ROWS}",
                 [path, col + ".type"],
@@ -446,11 +455,11 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
 
 
 def _measure_future(con, contract: Contract, batch: StagedBatch) -> None:
-    bt = batch_table(contract)
+    verdicts = _VERDICTS_TABLE
     for col in contract.future_checked_columns:
         rid = future_rule_id(col)
         n = con.execute(
-            f"select count(*) from {bt}__verdicts where not _in_quarantine "
+            f"select count(*) from {verdicts} where not _in_quarantine "
             "and list_contains(_failed_rules, ?)",
             [rid],
         ).fetchone()[0]
@@ -459,13 +468,13 @@ def _measure_future(con, contract: Contract, batch: StagedBatch) -> None:
             batch.samples[f"future:{col}"] = _masked(
                 con,
                 contract,
-                f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+                f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
                 "where not _in_quarantine and list_contains(_failed_rules, ?) "
                 f"order by _source_file, _source_row limit {SAMPLE_ROWS}",
                 [rid],
             )
     batch.future_rows = con.execute(
-        f"select count(*) from {bt}__verdicts where not _in_quarantine and len(list_filter("
+        f"select count(*) from {verdicts} where not _in_quarantine and len(list_filter("
         f"_failed_rules, lambda r: r like '%.{NOT_FUTURE}')) > 0"
     ).fetchone()[0]
 
@@ -475,7 +484,7 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
     col = contract.ordering_column
     if contract.field(col).logical_type not in ("timestamp", "date"):
         return
-    bt, c = batch_table(contract), quote_ident(col)
+    verdicts, c = _VERDICTS_TABLE, quote_ident(col)
     bad = f"list_has_any(_failed_rules, [{quote_literal(col + '.type')}, " + (
         f"{quote_literal(future_rule_id(col))}])"
     )
@@ -484,7 +493,7 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
     in_batch, newest_row = con.execute(
         "select cast(max(ts) as timestamp), arg_max((_source_file, _source_row), ts) from (select "
         f"try_cast(trim({c}) as timestamptz) as ts, _source_file, _source_row from "
-        f"{bt}__verdicts where {c} is not null and trim({c}) <> '' and not {bad}) "
+        f"{verdicts} where {c} is not null and trim({c}) <> '' and not {bad}) "
         "where ts is not null"
     ).fetchone()
     in_raw = con.execute(f"select cast(max({c}) as timestamp) from raw.{contract.id}").fetchone()[0]
@@ -506,7 +515,7 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
         batch.samples["stale"] = _masked(
             con,
             contract,
-            f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+            f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
             "where _source_file = ? and _source_row = ?",
             list(newest_row),
         )
