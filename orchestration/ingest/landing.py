@@ -374,23 +374,34 @@ def _retyped_in_file(
         checked = [
             (i, col) for i, col in enumerate(contract.column_names, start=1) if col in present
         ]
-        aggregates = []
+        bad: dict[str, tuple[int, str]] = {}
         for i, col in checked:
             ok = ", ".join(quote_literal(t) for t in JSON_TYPES[contract.field(col).logical_type])
-            bad = f"filter (where _t[{i}] not in ({ok}))"
-            aggregates += [
-                f"count(*) {bad}",
-                f"list(distinct _t[{i}]) {bad}",
-                f"(list(_rec order by _rec) {bad})[1:{SAMPLE_ROWS}]",
-            ]
-        if aggregates:
+            bad[col] = (i, f"filter (where _t[{i}] not in ({ok}))")
+        if not bad:
+            return found
+        # Counted first; the types found and the sample rows (an ordered list per column, the
+        # costly part of one pass over every record) only for the columns with a bad value.
+        counts = con.execute(
+            f"select {', '.join(f'count(*) {b}' for _, b in bad.values())} "
+            f"from {src} where _err is null"
+        ).fetchone()
+        retyped = [col for col, n in zip(bad, counts, strict=True) if n]
+        if retyped:
+            aggregates = []
+            for col in retyped:
+                i, b = bad[col]
+                aggregates += [
+                    f"count(*) {b}",
+                    f"list(distinct _t[{i}]) {b}",
+                    f"(list(_rec order by _rec) {b})[1:{SAMPLE_ROWS}]",
+                ]
             got = con.execute(
                 f"select {', '.join(aggregates)} from {src} where _err is null"
             ).fetchone()
-            for k, (_, col) in enumerate(checked):
+            for k, col in enumerate(retyped):
                 n, kinds, rows = got[3 * k : 3 * k + 3]
-                if n:
-                    found[col] = {"types": sorted(kinds), "rows": n, "sample_rows": rows}
+                found[col] = {"types": sorted(kinds), "rows": n, "sample_rows": rows}
     return found
 
 

@@ -1,7 +1,9 @@
 """Write-audit-publish for one source entity.
 
-stage  → the new landing files land in `staging.batch__<contract>` (text, tagged with _batch_id),
-         are split by the contract's rules (quarantine SQL) and deduplicated by its policy;
+stage  → the new landing files are read as text (tagged with file and row), split by the
+         contract's rules (quarantine SQL) into `staging.batch__<contract>__verdicts` (rows that
+         break an error rule, with the rules) and, deduplicated by its policy, the typed
+         `staging.batch__<contract>__clean`;
          rows already published unchanged (in raw, or in quarantine for bad rows) are dropped too,
          counted as deduplicated: a re-read source range (live mode's lookback) publishes once;
 audit  → a blocking check reads the staged outcome (Dagster, see defs/quality);
@@ -28,6 +30,8 @@ from orchestration.contracts.rules_sql import (
     quote_ident,
     quote_literal,
     reasons_by_rule,
+    trimmed_column,
+    trimmed_columns_sql,
     typed_select_sql,
 )
 from orchestration.ingest.landing import (
@@ -121,11 +125,20 @@ NOT_FUTURE = "not_future"
 RULE_SAMPLE_ROWS = 3  # masked quarantined rows kept per failed rule (the quality report shows them)
 
 
+# The session's temp tables of stage_batch: the rows read, as text, and the same rows with their
+# verdicts (see stage_batch).
+_TEXT_TABLE = "_c360_batch_text"
+_VERDICTS_TABLE = "_c360_batch_verdicts"
+
+
 def future_rule_id(column: str) -> str:
     return f"{column}.{NOT_FUTURE}"
 
 
 def batch_table(contract: Contract) -> str:
+    """Name prefix of the batch's staging tables: `<prefix>__verdicts` (the rows read that break
+    an error rule, as text, with their verdicts), `__ranked` (clean rows of keys seen more than
+    once, ranked) and `__clean` (the typed latest versions, to be published)."""
     return f"staging.batch__{contract.id}"
 
 
@@ -178,19 +191,29 @@ def _masked(con, contract: Contract, sql: str, params=None) -> list[dict]:
 
 
 def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
-    """List of `<column>.not_future` ids a row breaks: a valid timestamp after the cutoff."""
+    """List of `<column>.not_future` ids a row breaks: a valid timestamp after the cutoff.
+
+    Reads the trimmed values of the verdicts' subquery (trimmed_columns_sql)."""
     lit = quote_literal(cutoff.strftime("%Y-%m-%d %H:%M:%S+00"))
     parts = []
     for col in contract.future_checked_columns:
-        c = quote_ident(col)
+        c, t = quote_ident(col), _trimmed(contract, col)
         parts.append(
-            f"case when {c} is not null and trim({c}) <> '' and not list_contains("
-            f"_contract_failed, {quote_literal(col + '.type')}) and try_cast(trim({c}) as "
+            f"case when {c} is not null and {t} <> '' and not list_contains("
+            f"_contract_failed, {quote_literal(col + '.type')}) and try_cast({t} as "
             f"timestamptz) > cast({lit} as timestamptz) then {quote_literal(future_rule_id(col))} end"
         )
     if not parts:
         return "cast([] as varchar[])"
     return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
+
+
+def _trimmed(contract: Contract, column: str) -> str:
+    """The trimmed value of `column` in the verdicts' subquery: its trimmed column when a rule
+    reads the column (trimmed_columns_sql selects those), else trimmed inline."""
+    if any(r.column == column for r in contract.rules):
+        return quote_ident(trimmed_column(column))
+    return f"trim({quote_ident(column)})"
 
 
 def _as_of_end(as_of: dt.date) -> dt.datetime:
@@ -212,17 +235,24 @@ def stage_batch(
     batch = StagedBatch(contract.id, None, as_of.isoformat(), [str(f.path) for f in files])
     batch.extraction = dict(extraction or {})
     bt = batch_table(contract)
+    # The rows as read (text) and their verdicts are read only by this step: temp tables, in
+    # memory, instead of persisted ones (a persistent write, compressed, costs ~4x a temp one:
+    # ~10 s of CPU per table at 6.8M events). What later steps read persists: the typed clean
+    # rows (__clean) and the rows that break an error rule (__verdicts, the quarantine side).
+    # The persisted text table of earlier versions goes, so no stale batch is left under its name.
+    text, verdicts = _TEXT_TABLE, _VERDICTS_TABLE
     text_cols = ", ".join(f"{quote_ident(c)} varchar" for c in contract.column_names)
+    con.execute(f"drop table if exists {bt}")
     con.execute(
-        f"create or replace table {bt} ({text_cols}, _source_file varchar, _source_row bigint, "
-        "_read_error varchar)"
+        f"create or replace temp table {text} ({text_cols}, _source_file varchar, "
+        "_source_row bigint, _read_error varchar)"
     )
     if files:
         batch.batch_id = _batch_id(contract, files)
         batch.file_sha256 = {str(f.path): f.sha256 for f in files}
         # Counted before and without the loader: the independent side of row accounting.
         batch.files_rows = {str(f.path): count_records(f.path) for f in files}
-        outcome = read_into(con, bt, files, contract)
+        outcome = read_into(con, text, files, contract)
         batch.missing_columns, batch.extra_columns = outcome.missing_columns, outcome.extra_columns
         batch.staged_rows_by_file = outcome.rows_by_file
         for path, rows in outcome.file_samples.items():
@@ -238,7 +268,7 @@ def stage_batch(
                 batch.samples[f"retyped:{path}:{col}"] = _masked(
                     con,
                     contract,
-                    f"select * from {bt} where _source_file = ? and _source_row in ({rows}) "
+                    f"select * from {text} where _source_file = ? and _source_row in ({rows}) "
                     "order by _source_row",
                     [path],
                 )
@@ -249,56 +279,66 @@ def stage_batch(
     # quarantine with the same values is not quarantined again. A line the loader could not read
     # (`_read_error`, e.g. truncated JSON) breaks only INVALID_JSON_RULE and is never matched
     # against quarantine: its all-null columns would equal any other unreadable line.
+    # Each value is trimmed once, in the innermost subquery, and every rule reads that column.
+    trims = trimmed_columns_sql(contract)
+    trimmed_names = ", ".join(
+        quote_ident(trimmed_column(c)) for c in dict.fromkeys(r.column for r in contract.rules)
+    )
     con.execute(
-        f"create or replace table {bt}__verdicts as select * exclude (_contract_failed, "
-        "_in_quarantine), case when _read_error is null then list_concat(_contract_failed, "
+        f"create or replace temp table {verdicts} as select * exclude (_contract_failed, "
+        f"_in_quarantine{', ' + trimmed_names if trimmed_names else ''}), "
+        "case when _read_error is null then list_concat(_contract_failed, "
         f"{_future_sql(contract, cutoff)}) else [{quote_literal(INVALID_JSON_RULE)}] end "
         "as _failed_rules, _in_quarantine and _read_error is null as _in_quarantine "
-        f"from (select *, {failed_rules_sql(contract, 'error')} as _contract_failed, "
-        f"{failed_rules_sql(contract, 'warning')} as _warned_rules, "
+        f"from (select *, {failed_rules_sql(contract, 'error', trimmed=True)} "
+        f"as _contract_failed, {failed_rules_sql(contract, 'warning', trimmed=True)} "
+        "as _warned_rules, "
         f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
-        f"from {bt} b)"
+        f"from (select *{', ' + trims if trims else ''} from {text}) b)"
     )
-    batch.staged = con.execute(f"select count(*) from {bt}").fetchone()[0]
+    batch.staged = con.execute(f"select count(*) from {text}").fetchone()[0]
+    con.execute(f"drop table {text}")
     batch.extracted = sum(batch.files_rows.values())
     for kind, target, new_only in (
         ("_failed_rules", batch.quarantined_by_rule, "where not _in_quarantine"),
         ("_warned_rules", batch.warnings_by_rule, ""),
     ):
         for rule_id, n in con.execute(
-            f"select r, count(*) from (select unnest({kind}) as r from {bt}__verdicts "
+            f"select r, count(*) from (select unnest({kind}) as r from {verdicts} "
             f"{new_only}) group by r order by r"
         ).fetchall():
             target[rule_id] = n
     batch.quarantined = con.execute(
-        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and not _in_quarantine"
+        f"select count(*) from {verdicts} where len(_failed_rules) > 0 and not _in_quarantine"
     ).fetchone()[0]
     batch.deduplicated_in_quarantine = con.execute(
-        f"select count(*) from {bt}__verdicts where len(_failed_rules) > 0 and _in_quarantine"
+        f"select count(*) from {verdicts} where len(_failed_rules) > 0 and _in_quarantine"
     ).fetchone()[0]
     batch.warnings = con.execute(
-        f"select count(*) from {bt}__verdicts where len(_warned_rules) > 0"
+        f"select count(*) from {verdicts} where len(_warned_rules) > 0"
     ).fetchone()[0]
     # Duplicate policy keep_latest: newest version per primary key by the ordering column;
     # ties broken by file then row order so reruns pick the same survivor.
-    # Only keys seen more than once are ranked by a window (a sort of whole rows); a key seen once
-    # is its own latest version — most keys of most batches, found by a hash aggregate.
+    # Only keys seen more than once are ranked by a window (a sort of whole rows), into the small
+    # `__ranked` table; a key seen once is its own latest version — most keys of most batches,
+    # found by a hash aggregate — and goes straight from the verdicts to the typed `__clean`
+    # table: the clean rows are copied once, not once ranked and again typed.
     pk = ", ".join(quote_ident(c) for c in contract.primary_key)
     order = quote_ident(contract.ordering_column)
     same_key = " and ".join(
         f"d.{quote_ident(c)} is not distinct from v.{quote_ident(c)}" for c in contract.primary_key
     )
+    clean = f"(select * from {verdicts} where len(_failed_rules) = 0)"
+    con.execute(
+        f"create or replace temp table _c360_dup_keys as select {pk} from {clean} "
+        f"group by {pk} having count(*) > 1"
+    )
     con.execute(
         f"create or replace table {bt}__ranked as "
-        f"with clean as (select * from {bt}__verdicts where len(_failed_rules) = 0), "
-        f"dup as (select {pk} from clean group by {pk} having count(*) > 1) "
-        f"select *, cast(1 as bigint) as _rn from clean v "
-        f"where not exists (select 1 from dup d where {same_key}) "
-        "union all "
         f"select *, row_number() over (partition by {pk} "
         f"order by try_cast({order} as timestamptz) desc nulls last, {order} desc nulls last, "
-        f"_source_file desc, _source_row desc) as _rn from clean v "
-        f"where exists (select 1 from dup d where {same_key})"
+        f"_source_file desc, _source_row desc) as _rn from {clean} v "
+        f"where exists (select 1 from _c360_dup_keys d where {same_key})"
     )
     batch.deduplicated_in_batch = con.execute(
         f"select count(*) from {bt}__ranked where _rn > 1"
@@ -315,8 +355,11 @@ def stage_batch(
     # deleted from the typed latest versions, counted by the delete's own predicate.
     con.execute(
         f"create or replace table {bt}__clean as select {typed_select_sql(contract)}, "
-        f"_source_file from {bt}__ranked where _rn = 1"
+        f"_source_file from {clean} v where not exists (select 1 from _c360_dup_keys d "
+        f"where {same_key}) union all select {typed_select_sql(contract)}, _source_file "
+        f"from {bt}__ranked where _rn = 1"
     )
+    con.execute("drop table _c360_dup_keys")
     in_raw = _published_match_sql(contract, "clean", f"raw.{contract.id}", "_in_raw")
     batch.deduplicated_in_raw = con.execute(
         f"delete from {bt}__clean as clean where {in_raw.removesuffix(' as _in_raw')}"
@@ -330,7 +373,7 @@ def stage_batch(
     batch.masked_samples = _masked(
         con,
         contract,
-        f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+        f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
         "where len(_failed_rules) > 0 and not _in_quarantine "
         f"order by _source_file, _source_row limit {int(sample_size)}",
     )
@@ -339,6 +382,11 @@ def stage_batch(
     _measure_future(con, contract, batch)
     _measure_freshness(con, contract, batch, as_of)
     _measure_volume(con, contract, batch, as_of, files)
+    con.execute(
+        f"create or replace table {bt}__verdicts as select * from {verdicts} "
+        "where len(_failed_rules) > 0"
+    )
+    con.execute(f"drop table {verdicts}")
     con.execute(
         "insert into audit.ingestion_batches values (?, ?, ?, ?, 'staged', ?, now())",
         [batch.batch_id, contract.id, as_of, run_id, batch.to_json()],
@@ -351,11 +399,11 @@ def _rule_samples(con, contract: Contract, per_rule: int) -> dict[str, list[dict
 
     Read from the batch's own verdicts table (this batch's rows only, never raw or quarantine),
     so every rule that quarantined something shows an example, not only the first rule's."""
-    bt = batch_table(contract)
+    verdicts = _VERDICTS_TABLE
     cur = con.execute(
         f"select * exclude (_warned_rules, _in_quarantine, _rn) from (select *, row_number() "
         "over (partition by _sample_rule order by _source_file, _source_row) as _rn from ("
-        f"select unnest(_failed_rules) as _sample_rule, * from {bt}__verdicts "
+        f"select unnest(_failed_rules) as _sample_rule, * from {verdicts} "
         "where len(_failed_rules) > 0 and not _in_quarantine)) "
         f"where _rn <= {int(per_rule)} order by _sample_rule, _source_file, _source_row"
     )
@@ -369,7 +417,7 @@ def _rule_samples(con, contract: Contract, per_rule: int) -> dict[str, list[dict
 
 def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None:
     """Per file and typed column: present values and those breaking the type rule."""
-    bt = batch_table(contract)
+    verdicts = _VERDICTS_TABLE
     typed = [f.name for f in contract.fields if f.logical_type != "string"]
     if not typed or not batch.files:
         return
@@ -379,7 +427,7 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
         for c in typed
     )
     for row in con.execute(
-        f"select _source_file, {aggs} from {bt}__verdicts group by _source_file"
+        f"select _source_file, {aggs} from {verdicts} group by _source_file"
     ).fetchall():
         path = row[0]
         for i, col in enumerate(typed):
@@ -399,7 +447,7 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
             batch.samples[f"retyped:{path}:{col}"] = _masked(
                 con,
                 contract,
-                f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+                f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
                 f"where _source_file = ? and list_contains(_failed_rules, ?) "
                 f"order by _source_row limit {SAMPLE_ROWS}",
                 [path, col + ".type"],
@@ -407,11 +455,11 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
 
 
 def _measure_future(con, contract: Contract, batch: StagedBatch) -> None:
-    bt = batch_table(contract)
+    verdicts = _VERDICTS_TABLE
     for col in contract.future_checked_columns:
         rid = future_rule_id(col)
         n = con.execute(
-            f"select count(*) from {bt}__verdicts where not _in_quarantine "
+            f"select count(*) from {verdicts} where not _in_quarantine "
             "and list_contains(_failed_rules, ?)",
             [rid],
         ).fetchone()[0]
@@ -420,13 +468,13 @@ def _measure_future(con, contract: Contract, batch: StagedBatch) -> None:
             batch.samples[f"future:{col}"] = _masked(
                 con,
                 contract,
-                f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
+                f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
                 "where not _in_quarantine and list_contains(_failed_rules, ?) "
                 f"order by _source_file, _source_row limit {SAMPLE_ROWS}",
                 [rid],
             )
     batch.future_rows = con.execute(
-        f"select count(*) from {bt}__verdicts where not _in_quarantine and len(list_filter("
+        f"select count(*) from {verdicts} where not _in_quarantine and len(list_filter("
         f"_failed_rules, lambda r: r like '%.{NOT_FUTURE}')) > 0"
     ).fetchone()[0]
 
@@ -436,14 +484,18 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
     col = contract.ordering_column
     if contract.field(col).logical_type not in ("timestamp", "date"):
         return
-    bt, c = batch_table(contract), quote_ident(col)
+    verdicts, c = _VERDICTS_TABLE, quote_ident(col)
     bad = f"list_has_any(_failed_rules, [{quote_literal(col + '.type')}, " + (
         f"{quote_literal(future_rule_id(col))}])"
     )
-    in_batch = con.execute(
-        f"select cast(max(try_cast(trim({c}) as timestamptz)) as timestamp) from {bt}__verdicts "
-        f"where {c} is not null and trim({c}) <> '' and not {bad}"
-    ).fetchone()[0]
+    # The newest value and a row holding it in one pass, so the stale sample below is fetched by
+    # its position instead of by a second pass sorting every row by the value.
+    in_batch, newest_row = con.execute(
+        "select cast(max(ts) as timestamp), arg_max((_source_file, _source_row), ts) from (select "
+        f"try_cast(trim({c}) as timestamptz) as ts, _source_file, _source_row from "
+        f"{verdicts} where {c} is not null and trim({c}) <> '' and not {bad}) "
+        "where ts is not null"
+    ).fetchone()
     in_raw = con.execute(f"select cast(max({c}) as timestamp) from raw.{contract.id}").fetchone()[0]
     candidates = [(v, where) for v, where in ((in_batch, "batch"), (in_raw, "raw")) if v]
     if not candidates:
@@ -463,9 +515,9 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
         batch.samples["stale"] = _masked(
             con,
             contract,
-            f"select * exclude (_warned_rules, _in_quarantine) from {bt}__verdicts "
-            f"where {c} is not null and trim({c}) <> '' and not {bad} "
-            f"order by try_cast(trim({c}) as timestamptz) desc limit 1",
+            f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
+            "where _source_file = ? and _source_row = ?",
+            list(newest_row),
         )
 
 

@@ -34,6 +34,7 @@ from orchestration.contracts.rules_sql import (
     failed_rules_sql,
     quote_ident,
     quote_literal,
+    trimmed_columns_sql,
     typed_select_sql,
 )
 from orchestration.ingest.landing import discover, read_into
@@ -220,6 +221,13 @@ def duckdb_verdicts(contract: Contract, rows: list[Row]) -> list[Verdict]:
             f"select {failed_rules_sql(contract, 'error')}, "
             f"{failed_rules_sql(contract, 'warning')} from batch order by _n"
         ).fetchall()
+        # The warehouse's verdicts pass reads each value trimmed once (trimmed=True): same verdicts.
+        pretrimmed = con.execute(
+            f"select {failed_rules_sql(contract, 'error', trimmed=True)}, "
+            f"{failed_rules_sql(contract, 'warning', trimmed=True)} "
+            f"from (select *, {trimmed_columns_sql(contract)} from batch) order by _n"
+        ).fetchall()
+        assert pretrimmed == got
     finally:
         con.close()
     return [(list(e), list(w)) for e, w in got]

@@ -34,8 +34,9 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         backfill_policy=ONE_DAY_PER_RUN,
         description=(
             f"New landing files of {contract.source}/{contract.entity} staged as one batch in "
-            f"{batch_table(contract)}, split by {contract_file} into clean and quarantined rows "
-            "and deduplicated. One row per landed record; nothing is published yet."
+            f"{batch_table(contract)}__verdicts, split by {contract_file} into clean and "
+            f"quarantined rows and deduplicated into {batch_table(contract)}__clean. One row per "
+            "landed record; nothing is published yet."
         ),
     )
     def _staged(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
