@@ -84,9 +84,7 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
         "member_id,crm_contact_id,email,phone,first_name,last_name,birthday,"
         "address_line1,city,postal_code,tier,points_balance,joined_at,updated_at"
     )
-    row = (
-        f"L9999999,,{email},+14155550199,{first_name},Bridge,1990-01-01,,,,gold,10,{_ts(d2)},{_ts(d2)}"
-    )
+    row = f"L9999999,,{email},+14155550199,{first_name},Bridge,1990-01-01,,,,gold,10,{_ts(d2)},{_ts(d2)}"
     (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
     assert run_nightly(d2, instance=home.instance, log_level="WARNING").success
     day2 = _ids(home)
@@ -121,9 +119,7 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     d3 = D0 + dt.timedelta(days=3)
     folder = home.landing / "loyalty" / "members" / f"dt={d3.isoformat()}"
     folder.mkdir(parents=True)
-    row = (
-        f"L9999999,,nova.b@example.org,,{first_name},Bridge,1990-01-01,,,,gold,10,{_ts(d2)},{_ts(d3)}"
-    )
+    row = f"L9999999,,nova.b@example.org,,{first_name},Bridge,1990-01-01,,,,gold,10,{_ts(d2)},{_ts(d3)}"
     (folder / "part-00000.csv").write_text(header + "\n" + row + "\n")
     _fresh_web_event(home.landing, d3)  # web events go stale after 3 days (its contract)
     assert run_nightly(d3, instance=home.instance, log_level="WARNING").success
