@@ -66,8 +66,9 @@ compared as (
             as postal_code,
         nullif(lower(regexp_replace(records.address_line1, '[^A-Za-z0-9]', '', 'g')), '')
             as address_line1,
-        -- not compared: a pair sharing it is the deterministic rules' call, like email and phone
-        name_address.identifier_value as name_address
+        -- not compared: a pair sharing one is the deterministic rules' call, like email and
+        -- phone (a shop account has a key per address its orders were shipped to)
+        name_address.name_addresses
     from records
     left join junk as junk_email
         on junk_email.record_key = records.record_key
@@ -75,9 +76,13 @@ compared as (
     left join junk as junk_phone
         on junk_phone.record_key = records.record_key
         and junk_phone.node_key = 'v|phone:' || records.phone_e164
-    left join intermediate.int_identity__candidate_links as name_address
+    left join (
+        select record_key, list(identifier_value order by identifier_value) as name_addresses
+        from intermediate.int_identity__candidate_links
+        where identifier_type = 'name_address'
+        group by record_key
+    ) as name_address
         on name_address.record_key = records.record_key
-        and name_address.identifier_type = 'name_address'
 )
 
 select
@@ -256,7 +261,7 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
                 -- by a guard: two birth dates at one name and address are two people)
                 and not coalesce(scored.email_l = scored.email_r, false)
                 and not coalesce(scored.phone_l = scored.phone_r, false)
-                and not coalesce(l.name_address = r.name_address, false)
+                and not coalesce(len(list_intersect(l.name_addresses, r.name_addresses)) > 0, false)
             order by record_key, node_key
             """
         ).to_arrow_table()

@@ -76,6 +76,7 @@ class NoiseProfile:
     loyalty_address_rate: float = 0.60  # loyalty members with a mailing address
     address_moved_rate: float = 0.05  # per record copy: an earlier address (another street)
     address_format_rate: float = 0.10  # per record copy: upper case, a trailing dot, two spaces
+    order_gift_rate: float = 0.03  # shop orders shipped to another person's address (a gift)
     # Consent and engagement.
     marketing_consent_rate: float = 0.70  # own emails with a marketing/email grant
     sms_consent_rate: float = 0.35  # own mobiles with an sms/marketing grant
@@ -839,12 +840,13 @@ def generate(
     rng = np.random.default_rng(seed)
     # Addresses outside CRM come from their own stream: adding them left every other value as is.
     address_rng = np.random.default_rng([seed, 0xADD])
+    shipping_rng = np.random.default_rng([seed, 0x5419])  # orders' shipping addresses, likewise
     end = int(dt.datetime.combine(as_of, dt.time(23, 59, 59), dt.UTC).timestamp())
 
     people = _people(rng, customers, noise)
     out.say(f"generate: persons {customers:,}")
     crm = _crm(rng, people, noise, end, out)
-    shop = _shop(rng, people, noise, end, out, address_rng)
+    shop = _shop(rng, people, noise, end, out, address_rng, shipping_rng)
     loyalty = _loyalty(rng, people, noise, end, out, crm, address_rng)
     anon_ids, anon_person = _web(rng, people, noise, end, out, shop)
     _consent_and_email(rng, people, noise, end, as_of, out)
@@ -1026,32 +1028,55 @@ def _crm(rng, people: _People, noise: NoiseProfile, end: int, out: _Output) -> d
     return {"ids": ids, "person": persons, "row_of_person": contact_of_person}
 
 
-def _address_copy(
-    rng: np.random.Generator, people: _People, persons: np.ndarray, rate: float, noise: NoiseProfile
-) -> dict[str, pa.Array]:
-    """A non-CRM source's copy of the person's address: present in a share `rate`; a share
-    `address_moved_rate` holds an earlier address (another person's street and postal code, as
-    when an account was never updated after a move), `address_format_rate` is written
-    differently (upper case, a trailing dot, a doubled space) — the same address to a matcher
-    that normalises."""
-    k = len(persons)
-    moved = rng.random(k) < noise.address_moved_rate
-    source = np.where(moved, rng.integers(0, people.n, k), persons)
-    line1 = _take(people.line1, source)
-    style = np.where(rng.random(k) < noise.address_format_rate, rng.integers(1, 4, k), 0)
-    line1 = pc.choose(
+def _styled(rng: np.random.Generator, line1: pa.Array, rate: float) -> pa.Array:
+    """Street lines, a share `rate` written differently (upper case, a trailing dot, a doubled
+    space): the same address to a matcher that normalises."""
+    k = len(line1)
+    style = np.where(rng.random(k) < rate, rng.integers(1, 4, k), 0)
+    return pc.choose(
         pa.array(style.astype(np.int8)),
         line1,
         pc.utf8_upper(line1),
         _cat(line1, "."),
         pc.replace_substring(line1, " ", "  ", max_replacements=1),
     )
+
+
+def _address_copy(
+    rng: np.random.Generator, people: _People, persons: np.ndarray, rate: float, noise: NoiseProfile
+) -> dict[str, pa.Array]:
+    """A non-CRM source's copy of the person's address: present in a share `rate`; a share
+    `address_moved_rate` holds an earlier address (another person's street and postal code, as
+    when an account was never updated after a move), `address_format_rate` is written
+    differently (see _styled)."""
+    k = len(persons)
+    moved = rng.random(k) < noise.address_moved_rate
+    source = np.where(moved, rng.integers(0, people.n, k), persons)
+    line1 = _styled(rng, _take(people.line1, source), noise.address_format_rate)
     has = rng.random(k) < rate
     return {
         "address_line1": _keep(has, line1),
         "address_line2": _keep(has, _take(people.line2, source)),
         "city": _keep(has, _take(people.city_name, source)),
         "postal_code": _keep(has, _take(people.postal, source)),
+    }
+
+
+def _shipping_address(
+    rng: np.random.Generator, people: _People, persons: np.ndarray, noise: NoiseProfile
+) -> dict[str, pa.Array]:
+    """One shipping address per order of `persons` (the ordering person, one entry per order):
+    the person's current address — also when the account's saved default is an earlier one —
+    except a share `order_gift_rate` shipped to another person's address; street lines written
+    differently in a share `address_format_rate`."""
+    k = len(persons)
+    gift = rng.random(k) < noise.order_gift_rate
+    to = np.where(gift, rng.integers(0, people.n, k), persons)
+    return {
+        "shipping_address_line1": _styled(rng, _take(people.line1, to), noise.address_format_rate),
+        "shipping_address_line2": _take(people.line2, to),
+        "shipping_city": _take(people.city_name, to),
+        "shipping_postal_code": _take(people.postal, to),
     }
 
 
@@ -1062,6 +1087,7 @@ def _shop(
     end: int,
     out: _Output,
     address_rng: np.random.Generator,
+    shipping_rng: np.random.Generator,
 ) -> dict:
     n = people.n
     persons = np.flatnonzero(rng.random(n) < noise.shop_presence)
@@ -1134,6 +1160,7 @@ def _shop(
         "total_amount": _money(total),
         "discount_amount": _keep(kind > 0, _money(discount)),
         "shipping_country_code": _lookup(ref.COUNTRIES, o_country),
+        **_shipping_address(shipping_rng, people, persons[owner], noise),
         "updated_at": _ts(updated),
     }
     negative, unknown = _split_defects(

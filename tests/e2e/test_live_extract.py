@@ -250,6 +250,10 @@ def _orders(n: int, start: dt.datetime) -> ShopStore:
             "total_amount": "10.00",
             "discount_amount": None,
             "shipping_country_code": "DE",
+            "shipping_address_line1": f"{i} Hauptstraße",
+            "shipping_address_line2": None,
+            "shipping_city": "Berlin",
+            "shipping_postal_code": "10115",
             "updated_at": updated,
             "line_items": [
                 {

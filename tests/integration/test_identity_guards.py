@@ -13,8 +13,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 
 def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypatch):
     """Also, in the same run: a shop account with a work email and another phone joins its
-    owner's CRM contact through name and address written differently (name_address), and a
-    parent and a child of one name at one address (two birth dates) are not merged by it."""
+    owner's CRM contact through name and address written differently (name_address); another,
+    without a default address, through the address its order was shipped to, while its gift
+    order to someone else's address links it to nobody there; and a parent and a child of one
+    name at one address (two birth dates) are not merged by it."""
     from orchestration.pipeline import run_nightly
     from orchestration.sources.generator import generate
 
@@ -35,7 +37,26 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
         "country_code": "US", "address_line1": "77 JUNIPER  CT.", "city": "Oakland",
         "postal_code": "94601", "created_at": ts, "updated_at": ts,
     }  # fmt: skip
-    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, work_account]))
+    no_default = work_account | {
+        "shop_customer_id": "S9200003", "email": "rq@corp.example.com", "phone": None,
+        "first_name": "Rowan", "last_name": "Quillfeather", "address_line1": None,
+        "city": None, "postal_code": None,
+    }  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, work_account, no_default]))
+    orders = next((home.landing / "shop" / "orders").rglob("*.jsonl"))
+    order = {key: None for key in json.loads(orders.read_text().splitlines()[0])} | {
+        "shop_customer_id": "S9200003", "ordered_at": ts, "status": "delivered",
+        "currency": "USD", "total_amount": "20.00", "shipping_country_code": "US",
+        "shipping_city": "Oakland", "updated_at": ts,
+    }  # fmt: skip
+    shipped = [
+        order | {"order_id": "O92000031", "shipping_address_line1": "12 BIRCH LN",
+                 "shipping_postal_code": "94603"},
+        # a gift to Ash Yarrowby's address: the buyer's name there matches nobody
+        order | {"order_id": "O92000032", "shipping_address_line1": "5 Elm Row",
+                 "shipping_postal_code": "94602"},
+    ]  # fmt: skip
+    orders.write_text(orders.read_text() + "".join(json.dumps(r) + "\n" for r in shipped))
     crm = next((home.landing / "crm" / "contacts").rglob("*.csv"))
     crm.write_text(
         crm.read_text()
@@ -43,6 +64,8 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
         f"77 Juniper Ct,,Oakland,94601,CA,US,,{ts},{ts},false\n"
         + "C9200002,,Ash,Yarrowby,ash.y55@home.example.org,,+1 415 555 0222,1955-01-01,"
         f"5 Elm Row,,Oakland,94602,CA,US,,{ts},{ts},false\n"
+        + "C9200003,,Rowan,Quillfeather,rowan.q@home.example.org,,,1985-03-03,"
+        f"12 Birch Ln,,Oakland,94603,CA,US,,{ts},{ts},false\n"
     )
     loyalty = next((home.landing / "loyalty" / "members").rglob("*.csv"))
     loyalty.write_text(
@@ -57,7 +80,8 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
         ids = dict(
             con.execute(
                 "select source_record_id, customer_id from marts.customer_id_map "
-                "where source_record_id in ('S9200001', 'C9200001', 'C9200002', 'L9200002')"
+                "where source_record_id in "
+                "('S9200001', 'C9200001', 'C9200002', 'L9200002', 'S9200003', 'C9200003')"
             ).fetchall()
         )
         assert ids["S9200001"] == ids["C9200001"], "name and address link the work account"
@@ -66,6 +90,17 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
             "where record_key = 'r|shop:customers:S9200001' and node_key like 'v|name_address:%'"
         ).fetchall()
         assert link == [("name_address", "shared_name_address")]
+        assert ids["S9200003"] == ids["C9200003"], "the shipping address links the account"
+        assert ids["S9200003"] != ids["C9200002"], "a gift's address is not the buyer's"
+        shipped_to = con.execute(
+            "select identifier_value from intermediate.int_identity__candidate_links "
+            "where record_key = 'r|shop:customers:S9200003' "
+            "and identifier_type = 'name_address' order by 1"
+        ).fetchall()
+        assert shipped_to == [
+            ("rowan|quillfeather|12birchln|94603",),
+            ("rowan|quillfeather|5elmrow|94602",),
+        ]
         assert ids["C9200002"] != ids["L9200002"], "two birth dates at one name and address"
         conflict = con.execute(
             "select record_key, drop_reason from intermediate.int_identity__dropped_links "

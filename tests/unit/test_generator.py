@@ -342,6 +342,34 @@ def test_orders_add_up_and_identify_calls_link_the_right_person(generated, perso
         assert person_of[("web", r["anonymous_id"])] == person_of[("shop", r["user_id"])]
 
 
+def test_orders_ship_to_the_buyers_address_except_gifts(generated, person_of):
+    """Every order has a shipping address: the buyer's current address (the CRM one), some
+    written differently (case, a dot, a doubled space), except about order_gift_rate of them."""
+    _, _, rows, _ = generated
+
+    def key(line1: str, postal: str) -> tuple[str, str]:
+        return re.sub(r"[^a-z0-9]", "", line1.lower()), postal
+
+    home = defaultdict(set)
+    for r in rows["crm__contacts"]:
+        home[person_of[("crm", r["contact_id"])]].add(key(r["address_line1"], r["postal_code"]))
+    crm_lines = {r["address_line1"] for r in rows["crm__contacts"]}
+    at_home = away = restyled = 0
+    for r in rows["shop__orders"]:
+        assert r["shipping_address_line1"] and r["shipping_postal_code"], r
+        buyer = person_of[("shop", r["shop_customer_id"])]
+        if buyer not in home:
+            continue
+        if key(r["shipping_address_line1"], r["shipping_postal_code"]) in home[buyer]:
+            at_home += 1
+            restyled += r["shipping_address_line1"] not in crm_lines
+        else:
+            away += 1
+    assert at_home > 1000
+    assert abs(away / (at_home + away) - NoiseProfile().order_gift_rate) < 0.015
+    assert 0.05 < restyled / at_home < 0.15, "address_format_rate"
+
+
 def test_noise_profile_effects_are_present(generated, person_of):
     _, _, rows, _ = generated
     # household sharing: one email used by two different true persons

@@ -19,7 +19,9 @@ def _order(**over):
     row = {
         "order_id": "O1", "shop_customer_id": "S1", "ordered_at": "2026-11-01T10:00:00Z",
         "status": "paid", "currency": "USD", "total_amount": "10.50", "discount_amount": None,
-        "shipping_country_code": "US", "updated_at": "2026-11-01T10:00:00Z",
+        "shipping_country_code": "US", "shipping_address_line1": "1 Main St",
+        "shipping_address_line2": None, "shipping_city": "Springfield",
+        "shipping_postal_code": "62701", "updated_at": "2026-11-01T10:00:00Z",
     }  # fmt: skip
     row.update(over)
     return row

@@ -1,5 +1,5 @@
 {#- One row per candidate link between a record and an identifier (email, phone, name at a postal
-    address) or another
+    address: a record's own or, for a shop account, one its orders were shipped to) or another
     record (loyalty → CRM contact, web anonymous id → shop customer via identify calls), before
     the junk blocklist and per-value limits of var('identity') are applied. -#}
 with records as (
@@ -37,11 +37,43 @@ phone_links as (
     where phone_e164 is not null
 ),
 
-name_address_keys as (
+shop_orders as (
+    select * from {{ ref('stg_shop__orders') }}
+    where ordered_at <= {{ as_of_end() }}
+),
+
+-- A shop account's name at every address its orders were shipped to, next to its saved
+-- default: the default is often missing or stale after a move, the address a customer ships to
+-- is current. A gift carries the buyer's name to someone else's address, where it matches nobody.
+shipping_addresses as (
+    select
+        records.record_key,
+        records.first_name,
+        records.last_name,
+        shop_orders.shipping_address_line1 as address_line1,
+        shop_orders.shipping_postal_code as postal_code
+    from shop_orders
+    inner join records
+        on records.record_key = 'r|shop:customers:' || shop_orders.shop_customer_id
+),
+
+addresses as (
     select
         record_key,
-        {{ name_address_key('first_name', 'last_name', 'address_line1', 'postal_code') }} as name_address
+        first_name,
+        last_name,
+        address_line1,
+        postal_code
     from records
+    union all
+    select * from shipping_addresses
+),
+
+name_address_keys as (
+    select distinct
+        record_key,
+        {{ name_address_key('first_name', 'last_name', 'address_line1', 'postal_code') }} as name_address
+    from addresses
     where
         first_name is not null
         and last_name is not null

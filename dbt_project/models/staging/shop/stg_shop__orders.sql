@@ -13,6 +13,10 @@ renamed as (
         total_amount,
         coalesce(discount_amount, 0) as discount_amount,
         shipping_country_code,
+        nullif(trim(shipping_address_line1), '') as shipping_address_line1,
+        nullif(trim(shipping_address_line2), '') as shipping_address_line2,
+        nullif(trim(shipping_city), '') as shipping_city,
+        nullif(trim(shipping_postal_code), '') as shipping_postal_code,
         updated_at
     from source
 )
