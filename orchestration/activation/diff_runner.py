@@ -5,8 +5,10 @@ activation.contact_history and activation.sync_runs.
 Crash safety: the plan is written to activation.sync_plan before anything is sent, and rows are
 sent and acknowledged chunk by chunk. A run that finds a plan a crash left pending resumes it
 first — re-checking consent, so a person who withdrew in between is not sent (and removed, if a
-crash left their create applied but unacknowledged) — and then plans what changed since. Rows sent but not acknowledged before a crash are resent with the same
-idempotency key, which the destination applies once.
+crash left their create applied but unacknowledged) — and then plans what changed since. Rows sent
+but not acknowledged before a crash are resent with the same idempotency key, which the
+destination applies once (a plan left by code before the key change of 9cac6a6 resumes with the
+current keys: see docs/activation.md, "Resuming a plan left by older code").
 
 Holdout members and rows filtered by consent are recorded (held_out / filtered, with the reason)
 and never sent; people the destination holds who may no longer be contacted are removed.
