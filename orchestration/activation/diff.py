@@ -344,8 +344,7 @@ def pending_plan(con: duckdb.DuckDBPyConnection, sync_id: str) -> tuple[str, dt.
 # How an acknowledged plan row changes its state row. The source has the plan row (sync_id,
 # identifier, action, row_hash, as_of, customer_id), its state row before (state_row_hash,
 # state_attempts, state_created_by_sync, state_customer_id, state_generation; null if none) and
-# how it ended
-# (status, error).
+# how it ended (status, error).
 _ACKNOWLEDGED_STATE = f"""
 {{insert}} into activation.sync_state ({STATE_COLUMNS})
 select
@@ -364,7 +363,46 @@ select
     coalesce(state_generation, 0) + case when status = 'ok' then 1 else 0 end,
     action
 from {{source}}
+"""
+
+
+# _ACKNOWLEDGED_STATE for a chunk of distinct identifiers, whatever the state holds now:
+# _FIRST_TIME_STATE is the row as if it had no state row (most rows of a first sync, inserted
+# as they are); with _ON_CONFLICT_FROM_STATE_NOW, a conflicting row is derived from the state
+# row as it is now in place of the state_* columns read before sending, so attempts,
+# generation, created_by_sync and a kept row_hash stay right even if it appeared or changed
+# since. `insert ... on conflict (...) do update` with `excluded` is also Postgres' syntax.
+_FIRST_TIME_STATE = f"""
+insert into activation.sync_state ({STATE_COLUMNS})
+select
+    sync_id,
+    identifier,
+    case when action = 'remove' or status = 'ok' then row_hash end,
+    case when action = 'remove' and status = 'ok' then 'removed' else status end,
+    1,
+    error,
+    action = 'create',
+    as_of,
+    customer_id,
+    case when status = 'ok' then 1 else 0 end,
+    action
+from {{source}}
 {{where}}
+"""
+_ON_CONFLICT_FROM_STATE_NOW = """
+on conflict (sync_id, identifier) do update set
+    row_hash = case
+        when excluded.last_action = 'remove' or excluded.status = 'ok' then excluded.row_hash
+        else sync_state.row_hash
+    end,
+    status = excluded.status,
+    attempts = sync_state.attempts + 1,
+    last_error = excluded.last_error,
+    created_by_sync = sync_state.created_by_sync,
+    updated_as_of = excluded.updated_as_of,
+    customer_id = coalesce(excluded.customer_id, sync_state.customer_id),
+    generation = coalesce(sync_state.generation, 0) + excluded.generation,
+    last_action = excluded.last_action
 """
 
 
@@ -401,27 +439,36 @@ def acknowledge_chunk(
     first_identifier: str,
     last_identifier: str,
     distinct_identifiers: bool = False,
+    upsert: bool = False,
 ) -> None:
     """acknowledge() for a chunk of pending rows read with pending_sql before they were sent:
     `chunk` is a relation with pending_sql's columns plus status and error, its identifiers
     between first_identifier and last_identifier. Reads no more of the state or the plan than
     the chunk's own rows (the plan is written in identifier order).
-    `distinct_identifiers`: the caller knows no two rows of the chunk share an identifier; rows
-    that had no state row are then inserted (a first sync: every row), cheaper than an upsert
-    (a state row that appeared since is a primary key violation, not a silent overwrite)."""
-    if distinct_identifiers:
-        con.execute(
-            _ACKNOWLEDGED_STATE.format(
-                insert="insert", source=chunk, where="where state_attempts is null"
-            )
-        )
-        con.execute(
-            _ACKNOWLEDGED_STATE.format(
-                insert="insert or replace", source=chunk, where="where state_attempts is not null"
-            )
-        )
+    `distinct_identifiers`: the caller knows no two rows of the chunk share an identifier. Rows
+    that had no state row when read are then inserted (a first sync: every row), cheaper than an
+    upsert; if a state row appeared since (another writer, a plan acknowledged in between) that
+    insert fails on the primary key, and the caller redoes the transaction with `upsert`: one
+    insert ... on conflict do update for every row, each conflicting row derived from the state
+    row as it is then."""
+    if not distinct_identifiers:
+        con.execute(_ACKNOWLEDGED_STATE.format(insert="insert or replace", source=chunk))
+    elif upsert:
+        con.execute(_FIRST_TIME_STATE.format(source=chunk, where="") + _ON_CONFLICT_FROM_STATE_NOW)
     else:
-        con.execute(_ACKNOWLEDGED_STATE.format(insert="insert or replace", source=chunk, where=""))
+        new, known = con.execute(
+            f"select count(*) filter (where state_attempts is null), "
+            f"count(*) filter (where state_attempts is not null) from {chunk}"
+        ).fetchone()
+        if new:
+            con.execute(
+                _FIRST_TIME_STATE.format(source=chunk, where="where state_attempts is null")
+            )
+        if known:
+            con.execute(
+                _FIRST_TIME_STATE.format(source=chunk, where="where state_attempts is not null")
+                + _ON_CONFLICT_FROM_STATE_NOW
+            )
     con.execute(
         f"""
         update activation.sync_plan as plan
@@ -458,7 +505,7 @@ def acknowledge(
         from ({pending_sql(sync_id, plan_id, pending_only=False)}) as plan
         inner join acknowledged as ack on plan.identifier = ack.identifier
     )"""
-    con.execute(_ACKNOWLEDGED_STATE.format(insert="insert or replace", source=source, where=""))
+    con.execute(_ACKNOWLEDGED_STATE.format(insert="insert or replace", source=source))
     con.execute(
         """
         update activation.sync_plan as plan

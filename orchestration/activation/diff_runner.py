@@ -5,8 +5,10 @@ activation.contact_history and activation.sync_runs.
 Crash safety: the plan is written to activation.sync_plan before anything is sent, and rows are
 sent and acknowledged chunk by chunk. A run that finds a plan a crash left pending resumes it
 first — re-checking consent, so a person who withdrew in between is not sent (and removed, if a
-crash left their create applied but unacknowledged) — and then plans what changed since. Rows sent but not acknowledged before a crash are resent with the same
-idempotency key, which the destination applies once.
+crash left their create applied but unacknowledged) — and then plans what changed since. Rows sent
+but not acknowledged before a crash are resent with the same idempotency key, which the
+destination applies once (a plan left by code before the key change of 9cac6a6 resumes with the
+current keys: see docs/activation.md, "Resuming a plan left by older code").
 
 Holdout members and rows filtered by consent are recorded (held_out / filtered, with the reason)
 and never sent; people the destination holds who may no longer be contacted are removed.
@@ -22,12 +24,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cache
+from typing import Protocol, runtime_checkable
 
 import duckdb
 import pyarrow as pa
 
 from orchestration.activation.destinations.webhook import (
+    EncodedRows,
     Outcome,
     Row,
     idempotency_key_sql,
@@ -53,6 +57,14 @@ class Destination(Protocol):
     """What the runner needs of a destination: send rows, return each row's outcome by key."""
 
     def send(self, rows: Iterable[Row]) -> dict[str, Outcome]: ...
+
+
+@runtime_checkable
+class EncodedDestination(Destination, Protocol):
+    """A destination that also takes rows encoded by SQL without a Row object per row
+    (WebhookClient.send_encoded): used for chunks whose identifiers are distinct."""
+
+    def send_encoded(self, rows: EncodedRows) -> dict[str, Outcome]: ...
 
 
 def run_diff_sync(
@@ -238,26 +250,30 @@ def _send_plan(
             ThreadPoolExecutor(1, thread_name_prefix="c360-acknowledge") as acknowledger,
         ):
             acknowledging: Future | None = None
-            chunk = _read_chunk(con, sync.name, 0, chunk_rows)
+            encoded = isinstance(destination, EncodedDestination)
+            chunk = _read_chunk(con, 0, chunk_rows)
             while chunk:
-                sending = sender.submit(destination.send, chunk.rows.values())
+                if encoded and chunk.distinct:
+                    sending = sender.submit(destination.send_encoded, chunk.encoded)
+                else:
+                    sending = sender.submit(destination.send, chunk.rows().values())
                 following = (
-                    _read_chunk(con, sync.name, chunk.last_seq, chunk_rows)
+                    _read_chunk(con, chunk.last_seq, chunk_rows)
                     if chunk.last_seq < last_seq
                     else None
                 )
-                recorded, ended = _with_outcomes(chunk, sending.result())
-                distinct = len(chunk.rows) == len(chunk.identifiers)
+                outcomes = sending.result()
+                recorded, ended = _with_outcomes(chunk, outcomes)
                 if acknowledging is not None:
                     acknowledging.result()  # one chunk acknowledged at a time, in order
                 acknowledging = acknowledger.submit(
                     _acknowledge_and_record, cursor, sync, as_of, run_id, sync_run_id, plan_id,
-                    recorded, chunk.identifiers[0], chunk.identifiers[-1], distinct,
+                    recorded, chunk.first_identifier, chunk.last_identifier, chunk.distinct,
                 )  # fmt: skip
-                out.sent += len(chunk.rows)
+                out.sent += len(outcomes)  # one outcome per row sent (one per identifier)
                 for status, count in ended.items():
                     setattr(out, status, getattr(out, status) + count)
-                done += len(chunk.rows)
+                done += len(outcomes)
                 log(f"{sync.name}: sent {done:,}/{total:,} rows of plan {plan_id}")
                 chunk = following
             if acknowledging is not None:
@@ -293,16 +309,31 @@ class _Chunk:
 
     first_seq: int
     last_seq: int
-    table: pa.Table  # the rows of sync_sending
-    identifiers: list[str]  # by seq
-    keys: list[str]  # each row's idempotency key, by seq
-    rows: dict[str, Row]  # by identifier
+    table: pa.Table  # the rows of sync_sending, by seq (without the texts)
+    first_identifier: str
+    last_identifier: str
+    # no two rows share an identifier (rows sharing one share a seq): the common case
+    distinct: bool
+    encoded: EncodedRows  # every row, by seq: key and payload text built by DuckDB
+
+    def rows(self) -> dict[str, Row]:
+        """One Row per identifier (rows sharing an identifier: the last one read speaks for
+        all, and acknowledging records its outcome for each of them)."""
+        built = self.encoded.rows(0, self.table.num_rows)
+        return {row.identifier: row for row in built}
+
+    def keys(self) -> list[str]:
+        """Each row's idempotency key as sent, by seq (the key of the row sent for it)."""
+        if self.distinct:
+            return list(self.encoded.keys)
+        rows = self.rows()
+        return [rows[identifier].idempotency_key for identifier in self.encoded.identifiers()]
 
 
 def _with_outcomes(chunk: _Chunk, outcomes: dict[str, Outcome]) -> tuple[pa.Table, Counter]:
     """The chunk's rows with how each ended (status, error, attempts), and the count of rows
     sent by status."""
-    ended = list(map(outcomes.__getitem__, chunk.keys))  # one per plan row, in seq order
+    ended = list(map(outcomes.__getitem__, chunk.keys()))  # one per plan row, in seq order
     statuses = [outcome.status for outcome in ended]
     table = chunk.table.append_column("status", pa.array(statuses, pa.string()))
     table = table.append_column(
@@ -311,17 +342,15 @@ def _with_outcomes(chunk: _Chunk, outcomes: dict[str, Outcome]) -> tuple[pa.Tabl
     table = table.append_column(
         "attempts", pa.array([outcome.attempts for outcome in ended], pa.int32())
     )
-    if len(statuses) == len(chunk.rows):  # one plan row per identifier: the common case
+    if chunk.distinct:  # one plan row per row sent: the common case
         return table, Counter(statuses)
-    return table, Counter(outcomes[row.idempotency_key].status for row in chunk.rows.values())
+    return table, Counter(outcome.status for outcome in outcomes.values())
 
 
-def _read_chunk(
-    con: duckdb.DuckDBPyConnection, sync_name: str, after_seq: int, chunk_rows: int
-) -> _Chunk | None:
-    """The pending rows of the next chunk_rows identifiers after after_seq, as rows to send
-    (one per identifier; None when done): one Python object per row around the key and payload
-    text DuckDB built (the payload here, per chunk, so the plan does not hold every text)."""
+def _read_chunk(con: duckdb.DuckDBPyConnection, after_seq: int, chunk_rows: int) -> _Chunk | None:
+    """The pending rows of the next chunk_rows identifiers after after_seq (None when done),
+    with each row's key and payload text built by DuckDB (the payload here, per chunk, so the
+    plan does not hold every text): two Python lists of strings, no object per row."""
     payload = payload_sql("idempotency_key", "op", "identifier", "fields_json")
     table = con.sql(
         f"select *, {payload} as payload from sync_sending "
@@ -329,22 +358,21 @@ def _read_chunk(
     ).to_arrow_table()
     if not table.num_rows:
         return None
-    identifiers = table.column("identifier").to_pylist()
-    keys = table.column("idempotency_key").to_pylist()
-    built = map(
-        Row.encoded,
-        identifiers,
-        table.column("op").to_pylist(),
-        keys,
-        table.column("payload").to_pylist(),
+    seqs, identifiers, ops = table.column("seq"), table.column("identifier"), table.column("op")
+    first_seq, last_seq = seqs[0].as_py(), seqs[-1].as_py()
+    encoded = EncodedRows(
+        keys=table.column("idempotency_key").to_pylist(),
+        payloads=table.column("payload").to_pylist(),
+        identifiers=cache(identifiers.to_pylist),
+        ops=cache(ops.to_pylist),
     )
-    rows = dict(zip(identifiers, built, strict=True))
-    if len(rows) < len(identifiers):  # rows sharing an identifier: the one sent speaks for all
-        keys = [rows[identifier].idempotency_key for identifier in identifiers]
     # the texts are not needed again (acknowledging reads the other columns)
     table = table.drop_columns(["fields_json", "payload"])
-    seqs = table.column("seq")
-    return _Chunk(seqs[0].as_py(), seqs[-1].as_py(), table, identifiers, keys, rows)
+    distinct = table.num_rows == last_seq - first_seq + 1
+    return _Chunk(
+        first_seq, last_seq, table, identifiers[0].as_py(), identifiers[-1].as_py(), distinct,
+        encoded,
+    )  # fmt: skip
 
 
 def _acknowledge_and_record(
@@ -361,14 +389,52 @@ def _acknowledge_and_record(
 ) -> None:
     """One transaction per chunk (rows of sync_sending with how each ended: status, error,
     attempts): sync_state and the plan acknowledged, and contact_history — one row per sent
-    row with its outcome (removals included)."""
+    row with its outcome (removals included).
+
+    First-time state rows are inserted as they are (the cheap path, every row of a first
+    sync); if one of them has a state row by now, the insert fails on the primary key, the
+    transaction is rolled back (nothing of it was written) and redone with every state row
+    upserted from the state as it is then — so a state row that appeared between the plan
+    and the acknowledgement never fails the sync."""
     recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     cursor.register("sync_chunk", chunk)
+    try:
+        try:
+            _record_chunk(
+                cursor, sync, as_of, run_id, sync_run_id, plan_id, first_identifier,
+                last_identifier, distinct_identifiers, recorded_at, upsert=False,
+            )  # fmt: skip
+        except duckdb.ConstraintException:
+            if not distinct_identifiers:
+                raise
+            _record_chunk(
+                cursor, sync, as_of, run_id, sync_run_id, plan_id, first_identifier,
+                last_identifier, distinct_identifiers, recorded_at, upsert=True,
+            )  # fmt: skip
+    finally:
+        cursor.unregister("sync_chunk")
+
+
+def _record_chunk(
+    cursor: duckdb.DuckDBPyConnection,
+    sync: SyncDefinition,
+    as_of: dt.date,
+    run_id: str,
+    sync_run_id: str,
+    plan_id: str,
+    first_identifier: str,
+    last_identifier: str,
+    distinct_identifiers: bool,
+    recorded_at: dt.datetime,
+    upsert: bool,
+) -> None:
+    """_acknowledge_and_record's transaction over the registered relation sync_chunk: all of
+    it committed, or rolled back and the error raised."""
     cursor.execute("begin transaction")
     try:
         acknowledge_chunk(
             cursor, sync.name, plan_id, "sync_chunk", first_identifier, last_identifier,
-            distinct_identifiers,
+            distinct_identifiers, upsert,
         )  # fmt: skip
         cursor.execute(
             """
@@ -391,8 +457,6 @@ def _acknowledge_and_record(
     except BaseException:
         cursor.execute("rollback")
         raise
-    finally:
-        cursor.unregister("sync_chunk")
 
 
 def _record_not_sent(con, sync, as_of, run_id, sync_run_id) -> None:

@@ -3,11 +3,13 @@ faults injected; every assertion on delivery reads the server's own stored state
 
 import hashlib
 import hmac
+import json
 
 import httpx
 import pytest
 
 from orchestration.activation.destinations.webhook import (
+    EncodedRows,
     WebhookAuthError,
     WebhookClient,
     WebhookConfig,
@@ -32,6 +34,16 @@ def _rows(n: int, bad_every: int = 0, poison_every: int = 0):
     return rows
 
 
+def _encoded(rows) -> EncodedRows:
+    """The rows as the diff runner hands them to send_encoded (keys and payload texts)."""
+    return EncodedRows(
+        keys=[r.idempotency_key for r in rows],
+        payloads=[r.payload_json for r in rows],
+        identifiers=lambda: [r.identifier for r in rows],
+        ops=lambda: [r.op for r in rows],
+    )
+
+
 def test_batches_respect_row_and_byte_limits():
     rows = _rows(2500)
     by_rows = batches(rows, 1000, 1_000_000)
@@ -45,7 +57,8 @@ def test_batches_respect_row_and_byte_limits():
     assert sum(len(b) for b in by_bytes) == 2500 and len(by_bytes) > 3
 
 
-def test_faults_end_with_exactly_the_intended_audience_at_the_destination():
+@pytest.mark.parametrize("encoded", [False, True], ids=["send", "send_encoded"])
+def test_faults_end_with_exactly_the_intended_audience_at_the_destination(encoded):
     faults = Faults(
         rate_limit_first=2, retry_after_seconds=1, server_error_rate=0.1, timeout_rate=0.1,
         reset_rate=0.05, retryable_rate=0.25, slow_seconds=1.0, seed=3,
@@ -61,7 +74,7 @@ def test_faults_end_with_exactly_the_intended_audience_at_the_destination():
             max_attempts=6,
         )
         client = WebhookClient(config, "sync_a")
-        first = client.send(rows)
+        first = client.send_encoded(_encoded(rows)) if encoded else client.send(rows)
         # at most two runs: the second resends only what did not end ok or rejected
         again = [r for r in rows if first[r.idempotency_key].status not in ("ok", "rejected")]
         second = client.send(again) if again else {}
@@ -165,3 +178,28 @@ def test_the_key_and_payload_built_in_sql_are_make_rows():
         for g in (0, 1)
     }
     assert len(keys) == 4
+
+
+def test_send_encoded_cuts_the_same_batches_and_bodies_as_send():
+    """send_encoded joins bodies from the payload texts: the same requests as send(), within
+    the row and byte limits (a batch over max_bytes cut row by row)."""
+    rows = _rows(2500)
+    bodies: dict[str, list[bytes]] = {"send": [], "send_encoded": []}
+
+    def transport(calls: list[bytes]) -> httpx.MockTransport:
+        def handler(request: httpx.Request) -> httpx.Response:
+            calls.append(request.content)
+            keys = [r["idempotency_key"] for r in json.loads(request.content)["rows"]]
+            return httpx.Response(
+                200, json={"results": [{"idempotency_key": k, "status": "ok"} for k in keys]}
+            )
+
+        return httpx.MockTransport(handler)
+
+    for how, calls in bodies.items():
+        config = WebhookConfig("http://dest", SECRET, max_rows=1000, max_bytes=20_000)
+        client = WebhookClient(config, "s", http=httpx.Client(transport=transport(calls)))
+        out = client.send_encoded(_encoded(rows)) if how == "send_encoded" else client.send(rows)
+        assert len(out) == 2500 and {o.status for o in out.values()} == {"ok"}
+    assert sorted(bodies["send_encoded"]) == sorted(bodies["send"])
+    assert all(len(body) <= 20_000 for body in bodies["send"]) and len(bodies["send"]) > 3

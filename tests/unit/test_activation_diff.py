@@ -210,3 +210,46 @@ def test_each_acknowledged_application_starts_a_new_key_generation(con):
         con.execute("select identifier, generation from activation.sync_state").fetchall()
     )
     assert generations == {"c1": 1, "c2": 2}
+
+
+def test_a_state_row_that_appears_between_plan_and_ack_is_upserted_from_the_state_now(con):
+    """A chunk is read (with its state rows) before it is sent; a state row written for one of
+    its identifiers before it is acknowledged (another writer, an earlier plan acknowledged in
+    between) makes the cheap insert fail on the primary key (the runner then redoes the
+    transaction with upsert=True, see test_webhook_sync), and the upsert derives that row from
+    the state row as it is then."""
+    import duckdb
+
+    from orchestration.activation.diff import acknowledge_chunk, pending_sql
+
+    _desired(con, [("c1", "a@x.org", "gold"), ("c2", "b@x.org", "gold")])
+    _plan(con, D1)
+    # the chunk as the runner reads it before sending: neither identifier has a state row
+    con.execute(
+        f"create temp table chunk as select *, 'ok' as status, null as error "
+        f"from ({pending_sql('s', D1.isoformat())})"
+    )
+    assert con.execute("select count(*) from chunk where state_attempts is null").fetchone() == (2,)
+    # meanwhile a state row for c1 appears: sent twice before, acknowledged once, not created here
+    con.execute(
+        "insert into activation.sync_state values "
+        "('s', 'c1', 'old-hash', 'retryable', 2, 'HTTP 503', false, ?, 'c1', 1, 'update')",
+        [D1],
+    )
+    with pytest.raises(duckdb.ConstraintException):
+        acknowledge_chunk(con, "s", D1.isoformat(), "chunk", "c1", "c2", distinct_identifiers=True)
+    acknowledge_chunk(con, "s", D1.isoformat(), "chunk", "c1", "c2", True, upsert=True)
+    state = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "select identifier, status, attempts, created_by_sync, generation, last_error, "
+            "row_hash = (select row_hash from chunk where identifier = s.identifier) "
+            "from activation.sync_state as s order by 1"
+        ).fetchall()
+    }
+    assert state == {
+        "c1": ("ok", 3, False, 2, None, True),  # counted on from the row that appeared
+        "c2": ("ok", 1, True, 1, None, True),  # a first-time row, inserted
+    }
+    outcomes = con.execute("select outcome from activation.sync_plan order by identifier")
+    assert outcomes.fetchall() == [("ok",), ("ok",)]

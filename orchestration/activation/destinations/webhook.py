@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import httpx
@@ -216,6 +217,28 @@ def make_rows(
     return [make_row(sync, *row) for row in rows]
 
 
+@dataclass(frozen=True)
+class EncodedRows:
+    """Rows encoded elsewhere (by SQL in the diff runner), as parallel columns by position
+    (grain: one row per identifier; no two rows share an identifier): each row's idempotency
+    key and payload JSON text, joined into request bodies as they are. identifiers and ops are
+    read only when a fault needs Row objects (bisecting a refused batch, resending, reading
+    back), so the common path builds no per-row object."""
+
+    keys: Sequence[str]
+    payloads: Sequence[str]
+    identifiers: Callable[[], Sequence[str]]
+    ops: Callable[[], Sequence[str]]
+
+    def rows(self, start: int, stop: int) -> list[Row]:
+        """Row objects for positions start..stop - 1."""
+        identifiers, ops = self.identifiers(), self.ops()
+        return [
+            Row.encoded(identifiers[i], ops[i], self.keys[i], self.payloads[i])  # type: ignore[arg-type]
+            for i in range(start, stop)
+        ]
+
+
 @dataclass
 class Outcome:
     """How one row ended (grain: one row of one send)."""
@@ -288,10 +311,8 @@ class WebhookClient:
 
     # --- one HTTP request, with the contract's retries ------------------------------------
 
-    def _post(self, rows: Sequence[Row], body: bytes | None = None) -> httpx.Response | str:
+    def _post(self, body: bytes) -> httpx.Response | str:
         """The response, or 'timeout' / 'gave_up: <why>' when no usable answer came."""
-        if body is None:
-            body = _body(rows)
         signature = (
             "sha256=" + hmac.new(self.config.secret.encode(), body, hashlib.sha256).hexdigest()
         )
@@ -347,11 +368,17 @@ class WebhookClient:
 
     def _send_batch(
         self,
-        rows: list[Row],
+        rows: list[Row] | Callable[[], list[Row]],
         outcomes: dict[str, Outcome],
         body: bytes | None = None,
+        keys: Sequence[str] | None = None,
     ) -> None:
-        keys = [row.idempotency_key for row in rows]
+        """Send one batch; each row's outcome into outcomes (by key). `rows` may be a callable
+        building them (with `keys` and `body` given): then Row objects are built only if the
+        destination refuses the batch as a whole and it is bisected."""
+        if keys is None:
+            assert not callable(rows), "keys are needed with rows built on demand"
+            keys = [row.idempotency_key for row in rows]
         batch: list[Outcome] = []  # each row's outcome, in the order of rows
         get = outcomes.get
         for key in keys:
@@ -360,7 +387,10 @@ class WebhookClient:
                 outcome = outcomes[key] = Outcome("unknown")
             outcome.attempts += 1
             batch.append(outcome)
-        answer = self._post(rows, body)
+        if body is None:
+            rows = rows() if callable(rows) else rows
+            body = _body(rows)
+        answer = self._post(body)
         if answer == "timeout":
             for outcome in batch:
                 outcome.status, outcome.reason = "unknown", "timeout"
@@ -370,9 +400,10 @@ class WebhookClient:
                 outcome.status, outcome.reason = "retryable", answer
             return
         if answer.status_code in (400, 413, 422):
-            if len(rows) == 1:
+            if len(keys) == 1:
                 batch[0].status, batch[0].reason = "rejected", _error(answer)
                 return
+            rows = rows() if callable(rows) else rows
             half = len(rows) // 2
             self._send_batch(rows[:half], outcomes)
             self._send_batch(rows[half:], outcomes)
@@ -382,7 +413,7 @@ class WebhookClient:
                 outcome.status, outcome.reason = "retryable", f"HTTP {answer.status_code}"
             return
         results = answer.json().get("results", [])
-        if [r.get("idempotency_key") for r in results] != keys:  # not one per row, in order
+        if [r.get("idempotency_key") for r in results] != list(keys):  # not one per row, in order
             by_key = {r.get("idempotency_key"): r for r in results}
             results = [by_key.get(key) for key in keys]
         for outcome, result in zip(batch, results, strict=True):
@@ -407,21 +438,33 @@ class WebhookClient:
         return row.op == "upsert" and response.json().get("idempotency_key") == row.idempotency_key
 
     def _send_round(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
-        """Send rows in batches: up to max_in_flight batches at once while the destination is
-        calm, one at a time otherwise. Only rows of distinct identifiers go out concurrently (the
-        order of two rows for one identifier matters); each row's outcome is its own entry."""
-        batches = _batches_with_bodies(rows, self.config.max_rows, self.config.max_bytes)
+        """Send rows in batches (see _send_batches). Only rows of distinct identifiers go out
+        concurrently (the order of two rows for one identifier matters)."""
+        cut = _batches_with_bodies(rows, self.config.max_rows, self.config.max_bytes)
+        batches = ((batch, body, None) for batch, body in cut)
+        concurrent = len({row.identifier for row in rows}) == len(rows)
+        self._send_batches(batches, outcomes, concurrent)
+
+    def _send_batches(
+        self,
+        batches: Iterable[tuple[list[Row] | Callable[[], list[Row]], bytes, Sequence[str] | None]],
+        outcomes: dict[str, Outcome],
+        concurrent: bool = True,
+    ) -> None:
+        """Send (rows, body, keys) batches: up to max_in_flight at once while the destination is
+        calm and `concurrent` (rows of distinct identifiers), one at a time otherwise; each
+        row's outcome is its own entry."""
         limit = self.config.max_in_flight
-        if limit <= 1 or len({row.identifier for row in rows}) < len(rows):
-            for batch, body in batches:
-                self._send_batch(batch, outcomes, body)
+        if limit <= 1 or not concurrent:
+            for batch, body, keys in batches:
+                self._send_batch(batch, outcomes, body, keys)
             return
         with ThreadPoolExecutor(limit, thread_name_prefix="c360-webhook") as pool:
             in_flight: deque[Future] = deque()
-            for batch, body in batches:
+            for batch, body, keys in batches:
                 while in_flight and (len(in_flight) >= limit or not self._calm):
                     in_flight.popleft().result()  # raises what the batch raised (401)
-                in_flight.append(pool.submit(self._send_batch, batch, outcomes, body))
+                in_flight.append(pool.submit(self._send_batch, batch, outcomes, body, keys))
             while in_flight:
                 in_flight.popleft().result()
 
@@ -431,11 +474,52 @@ class WebhookClient:
         """Every row's outcome by idempotency key. Retryable rows are resent in later rounds
         (with backoff), unknown rows read back and resent (the endpoint is idempotent)."""
         rows = list(rows)
-        by_key = {r.idempotency_key: r for r in rows}
         outcomes: dict[str, Outcome] = {}
-        pending = rows
+        self._send_round(rows, outcomes)
+        self._later_rounds({r.idempotency_key: r for r in rows}, outcomes)
+        return outcomes
+
+    def send_encoded(self, rows: EncodedRows) -> dict[str, Outcome]:
+        """send() for rows encoded elsewhere, without a Row object per row on the common path:
+        each batch's body is joined from the payload texts as they are, and Row objects are
+        built only for rows a fault concerns (a batch refused as a whole and bisected, rows
+        to read back or resend — the same rounds as send()). The batches are those send()
+        cuts: max_rows rows, fewer where the body would pass max_bytes."""
+        keys, payloads, total = rows.keys, rows.payloads, len(rows.keys)
+        max_rows, max_bytes = max(self.config.max_rows, 1), self.config.max_bytes
+        outcomes: dict[str, Outcome] = {}
+
+        def encoded() -> Iterator[tuple[Callable[[], list[Row]], bytes, Sequence[str]]]:
+            start = 0
+            while start < total:
+                stop = min(start + max_rows, total)
+                body = ('{"rows":[' + ",".join(payloads[start:stop]) + "]}").encode()
+                if len(body) + 1 > max_bytes and stop - start > 1:  # cut as batches() cuts
+                    cut = batches(rows.rows(start, stop), max_rows, max_bytes)[0]
+                    stop, body = start + len(cut), _body(cut)
+                yield partial(rows.rows, start, stop), body, keys[start:stop]
+                start = stop
+
+        self._send_batches(encoded(), outcomes)
+        if all(outcome.status == "ok" for outcome in outcomes.values()):
+            return outcomes
+        # a fault: Row objects for the rows still to settle, then send()'s later rounds
+        index = {key: i for i, key in enumerate(keys)}
+        unsettled = [
+            key for key, outcome in outcomes.items() if outcome.status in ("retryable", "unknown")
+        ]
+        by_key = {key: rows.rows(index[key], index[key] + 1)[0] for key in unsettled}
+        self._later_rounds(by_key, outcomes)
+        return outcomes
+
+    def _later_rounds(self, by_key: dict[str, Row], outcomes: dict[str, Outcome]) -> None:
+        """After the first round: unknown rows read back, retryable and unknown rows resent in
+        later rounds (with backoff), up to max_attempts rounds in all. by_key holds at least
+        every row that has not ended ok or rejected."""
+        pending: list[Row] = []
         for round_number in range(1, self.config.max_attempts + 1):
-            self._send_round(pending, outcomes)
+            if round_number > 1:
+                self._send_round(pending, outcomes)
             for key, outcome in outcomes.items():
                 if outcome.status == "unknown":
                     held = self._read_back(by_key[key])
@@ -448,7 +532,6 @@ class WebhookClient:
                 break
             self.log(f"{self.sync}: round {round_number}: {len(pending)} rows to resend")
             self.sleep(self.config.backoff_seconds * 2 ** (round_number - 1))
-        return outcomes
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:
