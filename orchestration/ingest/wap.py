@@ -199,11 +199,13 @@ def _masked(con, contract: Contract, sql: str, params=None) -> list[dict]:
 def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
     """List of `<column>.not_future` ids a row breaks: a valid timestamp after the cutoff.
 
-    Reads the trimmed values of the verdicts' subquery (trimmed_columns_sql)."""
+    Reads the trimmed values of the verdicts' subquery (trimmed_columns_sql): a future-checked
+    column is a timestamp, so its `.type` rule reads it and it has its trimmed column."""
     lit = quote_literal(cutoff.strftime("%Y-%m-%d %H:%M:%S+00"))
     parts = []
     for col in contract.future_checked_columns:
-        c, t = quote_ident(col), _trimmed(contract, col)
+        assert any(r.column == col for r in contract.rules), f"{col}: no rule reads it"
+        c, t = quote_ident(col), quote_ident(trimmed_column(col))
         parts.append(
             f"case when {c} is not null and {t} <> '' and not list_contains("
             f"_contract_failed, {quote_literal(col + '.type')}) and try_cast({t} as "
@@ -212,14 +214,6 @@ def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
     if not parts:
         return "cast([] as varchar[])"
     return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
-
-
-def _trimmed(contract: Contract, column: str) -> str:
-    """The trimmed value of `column` in the verdicts' subquery: its trimmed column when a rule
-    reads the column (trimmed_columns_sql selects those), else trimmed inline."""
-    if any(r.column == column for r in contract.rules):
-        return quote_ident(trimmed_column(column))
-    return f"trim({quote_ident(column)})"
 
 
 def _as_of_end(as_of: dt.date) -> dt.datetime:
@@ -297,8 +291,8 @@ def stage_batch(
         "case when _read_error is null then list_concat(_contract_failed, "
         f"{_future_sql(contract, cutoff)}) else [{quote_literal(INVALID_JSON_RULE)}] end "
         "as _failed_rules, _in_quarantine and _read_error is null as _in_quarantine "
-        f"from (select *, {failed_rules_sql(contract, 'error', trimmed=True)} "
-        f"as _contract_failed, {failed_rules_sql(contract, 'warning', trimmed=True)} "
+        f"from (select *, {failed_rules_sql(contract, 'error')} "
+        f"as _contract_failed, {failed_rules_sql(contract, 'warning')} "
         "as _warned_rules, "
         f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
         f"from (select *{', ' + trims if trims else ''} from {text}) b)"
