@@ -150,28 +150,27 @@ def trimmed_column(column: str) -> str:
 
 
 def trimmed_columns_sql(contract: Contract, dialect: Dialect = "duckdb") -> str:
-    """Select items `trim(c) as _trimmed__c` for every column a rule reads.
+    """Select items `trim(c) as _trimmed__c` for every column a rule reads (grain: one row).
 
-    With `trimmed=True`, failed_rules_sql reads these columns instead of trimming inline: each
-    value is trimmed once per row, not once per use (the timestamp type rule alone uses it
-    fifteen times; at 6.8M events the repeated trims were most of the verdicts' cost)."""
+    failed_rules_sql and violation_sql read these columns, so the relation they run on must
+    select them: `select *, <trimmed_columns_sql> from batch`. Each value is then trimmed once
+    per row, not once per use (the timestamp type rule alone uses it fifteen times; at 6.8M
+    events the repeated trims were most of the verdicts' cost)."""
     columns = dict.fromkeys(r.column for r in contract.rules)
     return ", ".join(
         f"{_trim(quote_ident(c), dialect)} as {quote_ident(trimmed_column(c))}" for c in columns
     )
 
 
-def violation_sql(
-    rule: Rule, field: Field, dialect: Dialect = "duckdb", trimmed: bool = False
-) -> str:
+def violation_sql(rule: Rule, field: Field, dialect: Dialect = "duckdb") -> str:
     """A boolean expression over text column `rule.column`, true when the row breaks the rule.
 
-    `trimmed`: read the trimmed value from column trimmed_column(rule.column) (the relation
-    selects trimmed_columns_sql) instead of trimming inline; same verdicts."""
+    Reads the value as is and trimmed, from column trimmed_column(rule.column): the relation
+    selects trimmed_columns_sql."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}: one of {DIALECTS}")
     col = quote_ident(rule.column)
-    t = quote_ident(trimmed_column(rule.column)) if trimmed else _trim(col, dialect)
+    t = quote_ident(trimmed_column(rule.column))
     present = f"({col} is not null and {t} <> '')"
     if rule.kind == "required":
         return f"not {present}"
@@ -198,13 +197,14 @@ def violation_sql(
 
 
 def failed_rules_sql(
-    contract: Contract, severity: str = "error", dialect: Dialect = "duckdb", trimmed: bool = False
+    contract: Contract, severity: str = "error", dialect: Dialect = "duckdb"
 ) -> str:
     """List/array expression of the rule ids a row breaks, in contract order (first = the reason).
 
-    DuckDB: a varchar[] list; Postgres: a text[] array. `trimmed`: see violation_sql."""
+    DuckDB: a varchar[] list; Postgres: a text[] array. Grain: one row of a relation holding the
+    contract's text columns and trimmed_columns_sql (see violation_sql)."""
     parts = [
-        f"case when {violation_sql(r, contract.field(r.column), dialect, trimmed)} "
+        f"case when {violation_sql(r, contract.field(r.column), dialect)} "
         f"then {quote_literal(r.rule_id)} end"
         for r in contract.rules
         if r.severity == severity

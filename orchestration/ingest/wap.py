@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -38,11 +38,14 @@ from orchestration.ingest.landing import (
     INVALID_JSON_RULE,
     LIVE_PREFIX,
     SAMPLE_ROWS,
+    SUFFIXES,
     LandingFile,
     LandingFileError,
-    count_records,
     discover,
     read_into,
+    records_in,
+    scan_file,
+    unchanged_since_scan,
 )
 
 _AUDIT_DDL = """
@@ -70,7 +73,7 @@ class StagedBatch:
     batch_id: str | None
     as_of: str
     files: list[str] = field(default_factory=list)
-    extracted: int = 0  # records in the files, counted without the loader (count_records)
+    extracted: int = 0  # records in the files, counted without the loader (records_in)
     quarantined: int = 0
     deduplicated: int = 0
     loaded: int = 0
@@ -87,6 +90,9 @@ class StagedBatch:
     files_rows: dict[str, int] = field(default_factory=dict)
     staged_rows_by_file: dict[str, int] = field(default_factory=dict)
     file_sha256: dict[str, str] = field(default_factory=dict)
+    # file -> its stat signature when it was read (LandingFile.signature; absent when racy):
+    # publish checks the file is unchanged by it instead of hashing the file again.
+    file_signature: dict[str, list[int]] = field(default_factory=dict)
     deduplicated_in_batch: int = 0  # older versions of a key in this batch (keep_latest)
     deduplicated_in_raw: int = 0  # newest version already in raw unchanged
     deduplicated_in_quarantine: int = 0  # bad row already in quarantine unchanged
@@ -193,11 +199,13 @@ def _masked(con, contract: Contract, sql: str, params=None) -> list[dict]:
 def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
     """List of `<column>.not_future` ids a row breaks: a valid timestamp after the cutoff.
 
-    Reads the trimmed values of the verdicts' subquery (trimmed_columns_sql)."""
+    Reads the trimmed values of the verdicts' subquery (trimmed_columns_sql): a future-checked
+    column is a timestamp, so its `.type` rule reads it and it has its trimmed column."""
     lit = quote_literal(cutoff.strftime("%Y-%m-%d %H:%M:%S+00"))
     parts = []
     for col in contract.future_checked_columns:
-        c, t = quote_ident(col), _trimmed(contract, col)
+        assert any(r.column == col for r in contract.rules), f"{col}: no rule reads it"
+        c, t = quote_ident(col), quote_ident(trimmed_column(col))
         parts.append(
             f"case when {c} is not null and {t} <> '' and not list_contains("
             f"_contract_failed, {quote_literal(col + '.type')}) and try_cast({t} as "
@@ -206,14 +214,6 @@ def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
     if not parts:
         return "cast([] as varchar[])"
     return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
-
-
-def _trimmed(contract: Contract, column: str) -> str:
-    """The trimmed value of `column` in the verdicts' subquery: its trimmed column when a rule
-    reads the column (trimmed_columns_sql selects those), else trimmed inline."""
-    if any(r.column == column for r in contract.rules):
-        return quote_ident(trimmed_column(column))
-    return f"trim({quote_ident(column)})"
 
 
 def _as_of_end(as_of: dt.date) -> dt.datetime:
@@ -250,8 +250,9 @@ def stage_batch(
     if files:
         batch.batch_id = _batch_id(contract, files)
         batch.file_sha256 = {str(f.path): f.sha256 for f in files}
+        batch.file_signature = {str(f.path): list(f.signature) for f in files if f.signature}
         # Counted before and without the loader: the independent side of row accounting.
-        batch.files_rows = {str(f.path): count_records(f.path) for f in files}
+        batch.files_rows = {str(f.path): records_in(f) for f in files}
         outcome = read_into(con, text, files, contract)
         batch.missing_columns, batch.extra_columns = outcome.missing_columns, outcome.extra_columns
         batch.staged_rows_by_file = outcome.rows_by_file
@@ -290,8 +291,8 @@ def stage_batch(
         "case when _read_error is null then list_concat(_contract_failed, "
         f"{_future_sql(contract, cutoff)}) else [{quote_literal(INVALID_JSON_RULE)}] end "
         "as _failed_rules, _in_quarantine and _read_error is null as _in_quarantine "
-        f"from (select *, {failed_rules_sql(contract, 'error', trimmed=True)} "
-        f"as _contract_failed, {failed_rules_sql(contract, 'warning', trimmed=True)} "
+        f"from (select *, {failed_rules_sql(contract, 'error')} "
+        f"as _contract_failed, {failed_rules_sql(contract, 'warning')} "
         "as _warned_rules, "
         f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
         f"from (select *{', ' + trims if trims else ''} from {text}) b)"
@@ -582,18 +583,7 @@ def publish_batch(
         f"when '{rid}' then '{text.replace(chr(39), chr(39) * 2)}'" for rid, text in reasons.items()
     )
     cols = ", ".join(quote_ident(c) for c in contract.column_names)
-    files = [
-        f
-        for f in discover(landing_dir, contract, dt.date.fromisoformat(batch.as_of))
-        if str(f.path) in batch.files
-    ]
-    # The cursor records the files as they were staged (and counted): a file replaced in between
-    # would be marked done with rows nobody read. Refuse; the next run stages it afresh.
-    found = {str(f.path): f.sha256 for f in files}
-    for path in batch.files:
-        staged_sha = batch.file_sha256.get(path)
-        if staged_sha is not None and found.get(path) != staged_sha:
-            raise LandingFileError(f"{path}: changed or removed since it was staged; not published")
+    files = _unchanged_staged_files(contract, batch, landing_dir)
     con.execute("begin transaction")
     try:
         con.execute(
@@ -637,6 +627,41 @@ def publish_batch(
         con.execute("rollback")
         raise
     return True
+
+
+def _unchanged_staged_files(
+    contract: Contract, batch: StagedBatch, landing_dir: Path
+) -> list[LandingFile]:
+    """The batch's files as they were staged (and counted), each checked to hold the same bytes
+    still (grain: one staged file). The cursor records the files as staged: a file replaced in
+    between would be marked done with rows nobody read. Refuse; the next run stages it afresh.
+
+    A file whose stat signature is the one taken when it was read is unchanged (an in-place write
+    changes its ctime, a replacement its inode); otherwise, or when that signature proved nothing
+    (racy), it is hashed again. The bucket is looked at again first (C360_LANDING_URL): an object
+    changed since staging is downloaded over the local copy and so fails the check."""
+    from orchestration.ingest.s3_landing import landing_url, sync_entity
+
+    url = landing_url()
+    if url:
+        sync_entity(landing_dir, contract.source, contract.entity, SUFFIXES, url)
+    files = []
+    for path in batch.files:
+        staged_sha = batch.file_sha256.get(path)
+        signature = batch.file_signature.get(path)
+        if staged_sha is None:  # a batch staged before file_sha256 existed: read it again
+            f = scan_file(Path(path))
+        else:
+            sig = tuple(signature) if signature else None
+            f = LandingFile(Path(path), staged_sha, sig[0] if sig else -1, signature=sig)
+            if not unchanged_since_scan(f):
+                raise LandingFileError(
+                    f"{path}: changed or removed since it was staged; not published"
+                )
+            if sig is None:  # the size the cursor records: the file's, now known unchanged
+                f = replace(f, size=Path(path).stat().st_size)
+        files.append(f)
+    return files
 
 
 def _nothing_new_from_live(batch: StagedBatch) -> bool:

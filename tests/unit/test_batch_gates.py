@@ -20,7 +20,8 @@ import pytest
 
 from orchestration.contracts.model import source_contract
 from orchestration.defs.quality.source_contracts import published_mismatches
-from orchestration.ingest.landing import count_records
+from orchestration.ingest import landing
+from orchestration.ingest.landing import count_records, scan_file
 from orchestration.ingest.wap import publish_batch, stage_batch
 from orchestration.warehouse import connect
 from tests.ingest_night import copy_landing, night
@@ -364,6 +365,64 @@ def test_a_file_changed_after_staging_is_not_published(con, tmp_path, generated)
     with pytest.raises(Exception, match="changed or removed since it was staged"):
         publish_batch(con, contract, batch, "r1", landing)
     assert _published(con, "shop__orders") == 0
+
+
+def test_a_same_size_rewrite_after_staging_is_not_published(con, tmp_path, generated):
+    """Publish trusts a file's stat signature only while it is the one taken when the file was
+    read: a rewrite in place keeping size (and even mtime) changes its ctime, and is refused."""
+    import os
+    import time
+
+    landing = tmp_path / "landing"
+    path = _copy(generated, landing, "shop__orders")
+    old = time.time() - 3600  # written long before the read: not racy, the signature is kept
+    os.utime(path, (old, old))
+    contract = source_contract("shop__orders")
+    batch = stage_batch(con, contract, landing, AS_OF, "r1")
+    assert batch.file_signature, "a file written an hour ago has a trusted stat signature"
+    data = path.read_bytes()
+    time.sleep(0.02)  # past the filesystem's timestamp tick
+    path.write_bytes(data.replace(b"2026-", b"2025-", 1))  # same size, other content
+    os.utime(path, (old, old))  # mtime put back, as `touch -r` or a careless copy would
+    with pytest.raises(Exception, match="changed or removed since it was staged"):
+        publish_batch(con, contract, batch, "r1", landing)
+    assert _published(con, "shop__orders") == 0
+
+
+def test_a_touched_but_unchanged_file_is_published_after_hashing_it_again(con, tmp_path, generated):
+    landing = tmp_path / "landing"
+    path = _copy(generated, landing, "shop__orders")
+    contract = source_contract("shop__orders")
+    batch = stage_batch(con, contract, landing, AS_OF, "r1")
+    path.touch()  # a new mtime, the same bytes: the SHA-256 decides
+    assert publish_batch(con, contract, batch, "r1", landing)
+    assert _published(con, "shop__orders") == 1
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 1 << 22])
+def test_scan_file_counts_json_lines_as_count_records_and_finds_bad_utf8(
+    tmp_path, monkeypatch, chunk
+):
+    """The single read of a file (hash, JSON-lines count, UTF-8 check) counts exactly what the
+    line-by-line count_records counts, whatever the chunk boundaries, and reports the first
+    non-UTF-8 line and byte offset as the old separate check did."""
+    monkeypatch.setattr(landing, "_SCAN_CHUNK", chunk)
+    j = tmp_path / "a.jsonl"
+    for text in [
+        b'{"a": 1}\n\n  \n{"a": 2}\n',
+        b'{"a": 1}\r\n\t\r\n {"a": 2}\n\x0b\x0c\n{"a": 3}',  # no final newline
+        b"\n\n\n",
+        b' {"a": 1}\n\x0c{"a": 2}\n',  # records starting with whitespace
+        b'{"a": "\xc3\xa9"}\n' * 7,
+    ]:
+        j.write_bytes(text)
+        scanned = scan_file(j)
+        assert scanned.records == count_records(j), text
+        assert scanned.encoding_error is None
+    j.write_bytes(b'{"a": 1}\n{"a": "caf\xe9"}\n')
+    assert scan_file(j).encoding_error.startswith(f"{j}: line 2 (byte offset 19): not valid UTF-8")
+    j.write_bytes(b"\xff\xfe{\x00")
+    assert "the file is UTF-16" in scan_file(j).encoding_error
 
 
 def test_count_records_is_independent_of_duckdb(tmp_path):
