@@ -30,6 +30,9 @@ def _batch(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
         ([("e1",), ("e2",), ("e3",)], True),
         ([("e1",), ("e2",), ("e1",)], False),  # a duplicate key
         ([("e1",), (None,), ("e3",)], False),  # a missing key
+        ([(None,), ("e2",), (None,)], False),  # two missing keys (not duplicates of each other)
+        ([("e10",), ("e9",), ("e1",), ("e9 ",)], True),  # ranks keep every distinct key apart
+        ([("e3",), ("e1",), ("e2",), ("e3",)], False),  # a duplicate ranked last
         ([], True),  # an empty batch
     ],
 )
