@@ -397,66 +397,48 @@ def _acknowledge_and_record(
     upserted from the state as it is then — so a state row that appeared between the plan
     and the acknowledgement never fails the sync."""
     recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    def record(upsert: bool) -> None:
+        """The chunk's transaction over the registered relation sync_chunk: all of it
+        committed, or rolled back and the error raised."""
+        cursor.execute("begin transaction")
+        try:
+            acknowledge_chunk(
+                cursor, sync.name, plan_id, "sync_chunk", first_identifier, last_identifier,
+                distinct_identifiers, upsert,
+            )  # fmt: skip
+            cursor.execute(
+                """
+                insert into activation.contact_history
+                select
+                    md5(? || '|' || ? || '|' || c.identifier || '|' || ? || '|' || ?),
+                    ?, ?, ?, ?, ?, ?, ?, cast(? as date), coalesce(c.customer_id, c.identifier),
+                    c.contact_point, c.status, false, null,
+                    case when c.action = 'remove' then 'removed' || coalesce(': ' || c.error, '')
+                        else c.error end,
+                    c.consent_status, c.consent_captured_at, cast(? as timestamp), c.attempts,
+                    cast(? as timestamp)
+                from sync_chunk as c
+                """,
+                [sync.name, as_of.isoformat(), run_id, plan_id, sync.name, sync_run_id, run_id,
+                 sync.destination, sync.segment, sync.channel, sync.purpose, as_of.isoformat(),
+                 recorded_at, recorded_at],
+            )  # fmt: skip
+            cursor.execute("commit")
+        except BaseException:
+            cursor.execute("rollback")
+            raise
+
     cursor.register("sync_chunk", chunk)
     try:
         try:
-            _record_chunk(
-                cursor, sync, as_of, run_id, sync_run_id, plan_id, first_identifier,
-                last_identifier, distinct_identifiers, recorded_at, upsert=False,
-            )  # fmt: skip
+            record(upsert=False)
         except duckdb.ConstraintException:
             if not distinct_identifiers:
                 raise
-            _record_chunk(
-                cursor, sync, as_of, run_id, sync_run_id, plan_id, first_identifier,
-                last_identifier, distinct_identifiers, recorded_at, upsert=True,
-            )  # fmt: skip
+            record(upsert=True)
     finally:
         cursor.unregister("sync_chunk")
-
-
-def _record_chunk(
-    cursor: duckdb.DuckDBPyConnection,
-    sync: SyncDefinition,
-    as_of: dt.date,
-    run_id: str,
-    sync_run_id: str,
-    plan_id: str,
-    first_identifier: str,
-    last_identifier: str,
-    distinct_identifiers: bool,
-    recorded_at: dt.datetime,
-    upsert: bool,
-) -> None:
-    """_acknowledge_and_record's transaction over the registered relation sync_chunk: all of
-    it committed, or rolled back and the error raised."""
-    cursor.execute("begin transaction")
-    try:
-        acknowledge_chunk(
-            cursor, sync.name, plan_id, "sync_chunk", first_identifier, last_identifier,
-            distinct_identifiers, upsert,
-        )  # fmt: skip
-        cursor.execute(
-            """
-            insert into activation.contact_history
-            select
-                md5(? || '|' || ? || '|' || c.identifier || '|' || ? || '|' || ?),
-                ?, ?, ?, ?, ?, ?, ?, cast(? as date), coalesce(c.customer_id, c.identifier),
-                c.contact_point, c.status, false, null,
-                case when c.action = 'remove' then 'removed' || coalesce(': ' || c.error, '')
-                    else c.error end,
-                c.consent_status, c.consent_captured_at, cast(? as timestamp), c.attempts,
-                cast(? as timestamp)
-            from sync_chunk as c
-            """,
-            [sync.name, as_of.isoformat(), run_id, plan_id, sync.name, sync_run_id, run_id,
-             sync.destination, sync.segment, sync.channel, sync.purpose, as_of.isoformat(),
-             recorded_at, recorded_at],
-        )  # fmt: skip
-        cursor.execute("commit")
-    except BaseException:
-        cursor.execute("rollback")
-        raise
 
 
 def _record_not_sent(con, sync, as_of, run_id, sync_run_id) -> None:
