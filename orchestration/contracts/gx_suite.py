@@ -142,6 +142,6 @@ def _keys_sql(contract: Contract, relation: str) -> str:
         return f"select {', '.join(quote_ident(c) for c in contract.primary_key)} from {relation}"
     key = quote_ident(contract.primary_key[0])
     return (
-        f"select case when {key} is not null then dense_rank() over "
-        f"(partition by {key} is null order by {key}) end as {key} from {relation}"
+        f"select case when {key} is not null then dense_rank() over (order by {key} nulls last) "
+        f"end as {key} from {relation}"
     )
