@@ -17,8 +17,10 @@ consent-checked plan) and each identifier in state:
 - mirror never acts on an empty or collapsed audience: the guard refuses a plan whose removals pass
   `max_remove_share` of the rows in state.
 
-The plan is written to `activation.sync_plan` before anything is sent and acknowledged chunk by
-chunk, so a crashed run resumes from its pending rows (re-checking consent when it does).
+The plan is written to `activation.sync_plan` before anything is sent, each row with what sending
+and acknowledging it needs (its seq, its state row before sending, contact point and consent), and
+acknowledged chunk by chunk: an acknowledged row leaves the plan, so a crashed run resumes from the
+rows still there (re-checking consent when it does).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from orchestration.activation.destinations.webhook import idempotency_key_sql
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 
 STATE_DDL = """
@@ -58,9 +61,19 @@ create table if not exists activation.sync_plan (
     action varchar not null,      -- create, update, remove
     row_hash varchar,
     fields_json varchar,
-    outcome varchar,              -- null while pending; ok/rejected/retryable/unknown, or dropped
+    outcome varchar,              -- null while pending; dropped (or how acknowledge() ended it)
     error varchar
 );
+alter table activation.sync_plan add column if not exists seq bigint;
+alter table activation.sync_plan add column if not exists state_row_hash varchar;
+alter table activation.sync_plan add column if not exists state_attempts integer;
+alter table activation.sync_plan add column if not exists state_created_by_sync boolean;
+alter table activation.sync_plan add column if not exists state_customer_id varchar;
+alter table activation.sync_plan add column if not exists state_generation integer;
+alter table activation.sync_plan add column if not exists contact_point varchar;
+alter table activation.sync_plan add column if not exists consent_status varchar;
+alter table activation.sync_plan add column if not exists consent_captured_at timestamp;
+alter table activation.sync_plan add column if not exists idempotency_key varchar;
 """
 
 # the plan table's shape before plans could be resumed; a plan is transient, so it is recreated
@@ -69,6 +82,11 @@ _OLD_PLAN_CHECK = (
     "and table_name = 'sync_plan' and column_name = 'plan_id'"
 )
 
+PLAN_COLUMNS = (
+    "sync_id, plan_id, as_of, identifier, customer_id, action, row_hash, fields_json, outcome, "
+    "error, seq, state_row_hash, state_attempts, state_created_by_sync, state_customer_id, "
+    "state_generation, contact_point, consent_status, consent_captured_at, idempotency_key"
+)
 STATE_COLUMNS = (
     "sync_id, identifier, row_hash, status, attempts, last_error, created_by_sync, "
     "updated_as_of, customer_id, generation, last_action"
@@ -275,10 +293,19 @@ def plan_diff(
     mode: str = "upsert",
     max_remove_share: float = 0.2,
     withdrawn_relation: str | None = None,
+    contacts_relation: str | None = None,
 ) -> DiffCounts:
     """Write the plan `plan_id` of one sync to activation.sync_plan (every row pending, in
     identifier order) and return the counts; raise MirrorGuardError before writing a collapsed
-    plan."""
+    plan.
+
+    Each plan row is written with what sending and acknowledging it need, so the rows are read
+    straight from the plan chunk by chunk: `seq`, the dense rank of its identifier (rows sharing
+    an identifier share it, and are sent and acknowledged together), its state row before
+    sending (state_* columns, from the whole state: a removed row's generation keys a re-add),
+    the idempotency key it is sent with (computed here, by all threads, for the whole plan)
+    and, from `contacts_relation` (customer_id, contact_point, consent_status,
+    consent_captured_at; one row per customer), what contact_history records of it."""
     ensure_state(con)
     # the diff is computed once, then counted, checked and written; unchanged rows (most rows
     # on most nights) are counted, not carried
@@ -318,12 +345,43 @@ def plan_diff(
             [sync_id, plan_id],
         )
         # in identifier order, the order it is sent in: a chunk's rows then sit together, so
-        # acknowledging a chunk touches only its own row groups of the plan
+        # reading and acknowledging a chunk touch only its own row groups of the plan
+        contacts = contacts_relation or (
+            "(select cast(null as varchar) as customer_id, cast(null as varchar) as contact_point,"
+            " cast(null as varchar) as consent_status,"
+            " cast(null as timestamp) as consent_captured_at where false)"
+        )
         con.execute(
-            f"insert into activation.sync_plan select {quote_literal(sync_id)}, "
-            f"{quote_literal(plan_id)}, cast({quote_literal(as_of.isoformat())} as date), "
-            "identifier, customer_id, action, row_hash, fields_json, null, null "
-            "from sync_diff where kept order by identifier"
+            f"""
+            insert into activation.sync_plan ({PLAN_COLUMNS})
+            select
+                {quote_literal(sync_id)},
+                {quote_literal(plan_id)},
+                cast({quote_literal(as_of.isoformat())} as date),
+                diff.identifier,
+                diff.customer_id,
+                diff.action,
+                diff.row_hash,
+                diff.fields_json,
+                null,
+                null,
+                dense_rank() over (order by diff.identifier),
+                state.row_hash,
+                state.attempts,
+                state.created_by_sync,
+                state.customer_id,
+                coalesce(state.generation, 0),
+                contact.contact_point,
+                contact.consent_status,
+                contact.consent_captured_at,
+                {_key_sql(sync_id, "diff", "coalesce(state.generation, 0)")}
+            from sync_diff as diff
+            left join activation.sync_state as state
+                on state.sync_id = {quote_literal(sync_id)} and diff.identifier = state.identifier
+            left join {contacts} as contact on diff.customer_id = contact.customer_id
+            where diff.kept
+            order by diff.identifier
+            """
         )
     finally:
         con.execute("drop table if exists sync_diff")
@@ -406,11 +464,26 @@ on conflict (sync_id, identifier) do update set
 """
 
 
+_OP = "case when {alias}.action = 'remove' then 'delete' else 'upsert' end"
+
+
+def _key_sql(sync_id: str, alias: str, generation_sql: str) -> str:
+    """SQL of the idempotency key a plan row (`alias`: identifier, action, fields_json) is sent
+    with, at the given state generation (webhook.idempotency_key_sql)."""
+    return idempotency_key_sql(
+        sync_id, f"{alias}.identifier", _OP.format(alias=alias), generation_sql,
+        f"{alias}.fields_json",
+    )  # fmt: skip
+
+
 def pending_sql(sync_id: str, plan_id: str, pending_only: bool = True) -> str:
-    """SQL of a plan's pending rows (all its rows if not pending_only) with their state row
-    before sending (the state_* columns acknowledge_chunk needs), one row per plan row."""
+    """SQL of a plan's pending rows (all its rows if not pending_only), one row per plan row,
+    with what plan_diff stored to send and acknowledge them: seq, the state row before sending
+    (the state_* columns acknowledge_chunk needs), the contact point and consent, the op
+    ('upsert' or 'delete') and the idempotency key."""
     return f"""
 select
+    plan.seq,
     plan.sync_id,
     plan.identifier,
     plan.customer_id,
@@ -418,17 +491,76 @@ select
     plan.row_hash,
     plan.fields_json,
     plan.as_of,
-    state.row_hash as state_row_hash,
-    state.attempts as state_attempts,
-    state.created_by_sync as state_created_by_sync,
-    state.customer_id as state_customer_id,
-    coalesce(state.generation, 0) as state_generation
+    plan.state_row_hash,
+    plan.state_attempts,
+    plan.state_created_by_sync,
+    plan.state_customer_id,
+    coalesce(plan.state_generation, 0) as state_generation,
+    plan.contact_point,
+    plan.consent_status,
+    plan.consent_captured_at,
+    {_OP.format(alias="plan")} as op,
+    plan.idempotency_key
 from activation.sync_plan as plan
-left join activation.sync_state as state
-    on plan.sync_id = state.sync_id and plan.identifier = state.identifier
 where plan.sync_id = {quote_literal(sync_id)} and plan.plan_id = {quote_literal(plan_id)}
     {"and plan.outcome is null" if pending_only else ""}
 """
+
+
+def refresh_pending(
+    con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str, contacts_relation: str
+) -> None:
+    """Before a plan a crash left is resumed: its pending rows are written again with seq
+    renumbered 1..n (the acknowledged rows left the plan), the state row as it is now, the
+    idempotency key again (a pending create the consent re-check made a removal is a delete) and
+    the contact point and consent as planned now (contacts_relation, as for plan_diff) — in one
+    transaction, so the plan is never half rewritten."""
+    where = (
+        f"sync_id = {quote_literal(sync_id)} and plan_id = {quote_literal(plan_id)} "
+        "and outcome is null"
+    )
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"""
+            create or replace temp table sync_resumed as
+            select
+                plan.sync_id,
+                plan.plan_id,
+                plan.as_of,
+                plan.identifier,
+                plan.customer_id,
+                plan.action,
+                plan.row_hash,
+                plan.fields_json,
+                plan.outcome,
+                plan.error,
+                dense_rank() over (order by plan.identifier) as seq,
+                state.row_hash as state_row_hash,
+                state.attempts as state_attempts,
+                state.created_by_sync as state_created_by_sync,
+                state.customer_id as state_customer_id,
+                coalesce(state.generation, 0) as state_generation,
+                contact.contact_point,
+                contact.consent_status,
+                contact.consent_captured_at,
+                {_key_sql(sync_id, "plan", "coalesce(state.generation, 0)")} as idempotency_key
+            from (select * from activation.sync_plan where {where}) as plan
+            left join activation.sync_state as state
+                on plan.sync_id = state.sync_id and plan.identifier = state.identifier
+            left join {contacts_relation} as contact on plan.customer_id = contact.customer_id
+            """
+        )
+        con.execute(f"delete from activation.sync_plan where {where}")
+        con.execute(
+            f"insert into activation.sync_plan ({PLAN_COLUMNS}) "
+            "select * from sync_resumed order by identifier"
+        )
+        con.execute("drop table sync_resumed")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 def acknowledge_chunk(
@@ -436,15 +568,18 @@ def acknowledge_chunk(
     sync_id: str,
     plan_id: str,
     chunk: str,
-    first_identifier: str,
-    last_identifier: str,
+    first_seq: int,
+    last_seq: int,
     distinct_identifiers: bool = False,
     upsert: bool = False,
 ) -> None:
-    """acknowledge() for a chunk of pending rows read with pending_sql before they were sent:
-    `chunk` is a relation with pending_sql's columns plus status and error, its identifiers
-    between first_identifier and last_identifier. Reads no more of the state or the plan than
-    the chunk's own rows (the plan is written in identifier order).
+    """The state of a chunk of pending rows read with pending_sql before they were sent, and
+    the chunk taken out of the plan: `chunk` is a relation with pending_sql's columns plus
+    status and error, every pending row of the plan with seq between first_seq and last_seq.
+    Acknowledged rows leave the plan (deleted, not updated: cheaper, and what a resume must
+    not resend is exactly what is no longer there); how each ended is in sync_state and
+    contact_history. Reads no more of the plan than the chunk's own row groups (the plan is
+    written in seq order).
     `distinct_identifiers`: the caller knows no two rows of the chunk share an identifier. Rows
     that had no state row when read are then inserted (a first sync: every row), cheaper than an
     upsert; if a state row appeared since (another writer, a plan acknowledged in between) that
@@ -470,14 +605,9 @@ def acknowledge_chunk(
                 + _ON_CONFLICT_FROM_STATE_NOW
             )
     con.execute(
-        f"""
-        update activation.sync_plan as plan
-        set outcome = ack.status, error = ack.error
-        from {chunk} as ack
-        where plan.sync_id = ? and plan.plan_id = ? and plan.identifier = ack.identifier
-            and plan.identifier between ? and ?
-        """,
-        [sync_id, plan_id, first_identifier, last_identifier],
+        "delete from activation.sync_plan where sync_id = ? and plan_id = ? "
+        "and outcome is null and seq between ? and ?",
+        [sync_id, plan_id, first_seq, last_seq],
     )
 
 

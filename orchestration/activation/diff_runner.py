@@ -29,12 +29,13 @@ from typing import Protocol, runtime_checkable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from orchestration.activation.destinations.webhook import (
+    APPLIED_AT_FIRST_ATTEMPT,
     EncodedRows,
     Outcome,
     Row,
-    idempotency_key_sql,
     payload_sql,
 )
 from orchestration.activation.diff import (
@@ -43,6 +44,7 @@ from orchestration.activation.diff import (
     pending_plan,
     pending_sql,
     plan_diff,
+    refresh_pending,
 )
 from orchestration.activation.planner import PLAN_TABLE, build_plan, withdrawn_sql
 from orchestration.activation.records import ensure_tables
@@ -101,10 +103,12 @@ def run_diff_sync(
         dropped = _recheck_consent(con, sync.name, pending[0])
         log(f"{sync.name}: resuming plan {pending[0]} of {pending[1]}; {dropped} rows dropped")
         out.dropped_at_resume = dropped
+        refresh_pending(con, sync.name, pending[0], _CONTACTS)
         _send_plan(*context, plan_id=pending[0])
     diff = plan_diff(
         con, sync.name, sync_run_id, as_of, "sync_desired", "identifier_value",
         list(sync.fields), sync.mode, sync.max_remove_share, withdrawn_relation="sync_withdrawn",
+        contacts_relation=_CONTACTS,
     )  # fmt: skip
     out.planned += diff.create + diff.update + diff.remove
     con.execute("drop table if exists sync_desired; drop table if exists sync_withdrawn")
@@ -124,6 +128,13 @@ def run_diff_sync(
     )
     con.execute(f"drop table if exists {PLAN_TABLE}")
     return out
+
+
+# what contact_history records of a planned row's person: the contact point and consent read by
+# this run's consent check (one row per customer)
+_CONTACTS = (
+    f"(select customer_id, contact_point, consent_status, consent_captured_at from {PLAN_TABLE})"
+)
 
 
 def _identifier_expr(sync: SyncDefinition, alias: str = "") -> str:
@@ -196,51 +207,23 @@ def _send_plan(
     log: Callable[[str], None],
     plan_id: str,
 ) -> None:
-    """Send a plan's pending rows chunk by chunk, in identifier order; acknowledge and record
-    each chunk (sync_state, the plan's outcome and contact_history in one transaction).
+    """Send a plan's pending rows chunk by chunk, in seq (identifier) order; acknowledge and
+    record each chunk (sync_state, the chunk out of the plan and contact_history in one
+    transaction).
 
-    The pending rows are read once, numbered, with what acknowledging and recording them needs
-    (their state row before sending; the contact point and consent read at planning) and their
-    idempotency keys into the temp table sync_sending, so a chunk reads and writes only its own
-    rows however large the plan. Three steps overlap: while chunk n is at the destination,
-    chunk n + 1 is read (its payload texts built by DuckDB) and chunk n - 1 is acknowledged (on
-    a cursor of its own). Chunks are sent one after the other (a chunk's batches may overlap,
-    see WebhookConfig.max_in_flight); a crash leaves at most two chunks sent and not
+    The plan's rows carry what sending, acknowledging and recording them needs (plan_diff and
+    refresh_pending wrote their seq, state row before sending, contact point and consent), so
+    a chunk is read straight from the plan's own row groups however large the plan, its
+    idempotency keys and payload texts built by DuckDB as it is read. Three steps overlap:
+    while chunk n is at the destination, chunk n + 1 is read and chunk n - 1 is acknowledged
+    (on a cursor of its own). Chunks are sent one after the other (a chunk's batches may
+    overlap, see WebhookConfig.max_in_flight); a crash leaves at most two chunks sent and not
     acknowledged, resent on resume with the same idempotency keys."""
-    # each row's idempotency key and payload text, computed by DuckDB for the whole plan from
-    # the fields' JSON text the plan stores (the same bytes on a resume, so the same key)
-    op = "case when pending.action = 'remove' then 'delete' else 'upsert' end"
-    key = idempotency_key_sql(
-        sync.name, "pending.identifier", op, "pending.state_generation", "pending.fields_json"
-    )
-    total = con.execute(
-        f"""
-        create or replace temp table sync_sending as
-        with pending as ({pending_sql(sync.name, plan_id)}),
-
-        -- rows of one identifier (two people sharing a non-unique identifier) share a seq, so
-        -- they are sent as one row and acknowledged and recorded together. Numbered over the
-        -- distinct identifiers alone: sorting them is cheaper than sorting the plan's wide
-        -- rows, and a chunk's read filters on seq without needing the table in seq order
-        numbered as (
-            select identifier, row_number() over (order by identifier) as seq
-            from (select distinct identifier from pending)
-        )
-
-        select
-            numbered.seq,
-            pending.*,
-            p.contact_point,
-            p.consent_status,
-            p.consent_captured_at,
-            {op} as op,
-            {key} as idempotency_key
-        from pending
-        inner join numbered on pending.identifier = numbered.identifier
-        left join {PLAN_TABLE} as p on pending.customer_id = p.customer_id
-        """
-    ).fetchone()[0]
-    last_seq = con.execute("select coalesce(max(seq), 0) from sync_sending").fetchone()[0]
+    total, last_seq = con.execute(
+        "select count(*), coalesce(max(seq), 0) from activation.sync_plan "
+        "where sync_id = ? and plan_id = ? and outcome is null",
+        [sync.name, plan_id],
+    ).fetchone()
     done = 0
     cursor = con.cursor()  # the acknowledgements' own connection to the warehouse
     try:
@@ -251,14 +234,14 @@ def _send_plan(
         ):
             acknowledging: Future | None = None
             encoded = isinstance(destination, EncodedDestination)
-            chunk = _read_chunk(con, 0, chunk_rows)
+            chunk = _read_chunk(con, sync.name, plan_id, 0, chunk_rows)
             while chunk:
                 if encoded and chunk.distinct:
                     sending = sender.submit(destination.send_encoded, chunk.encoded)
                 else:
                     sending = sender.submit(destination.send, chunk.rows().values())
                 following = (
-                    _read_chunk(con, chunk.last_seq, chunk_rows)
+                    _read_chunk(con, sync.name, plan_id, chunk.last_seq, chunk_rows)
                     if chunk.last_seq < last_seq
                     else None
                 )
@@ -268,7 +251,7 @@ def _send_plan(
                     acknowledging.result()  # one chunk acknowledged at a time, in order
                 acknowledging = acknowledger.submit(
                     _acknowledge_and_record, cursor, sync, as_of, run_id, sync_run_id, plan_id,
-                    recorded, chunk.first_identifier, chunk.last_identifier, chunk.distinct,
+                    recorded, chunk.first_seq, chunk.last_seq, chunk.distinct,
                 )  # fmt: skip
                 out.sent += len(outcomes)  # one outcome per row sent (one per identifier)
                 for status, count in ended.items():
@@ -280,7 +263,6 @@ def _send_plan(
                 acknowledging.result()
     finally:
         cursor.close()
-        con.execute("drop table if exists sync_sending")
 
 
 # While a plan is sent, DuckDB's automatic checkpoint (at 16 MiB of WAL by default) would run
@@ -305,13 +287,11 @@ def _checkpoints_deferred(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 @dataclass
 class _Chunk:
-    """Consecutive pending rows of sync_sending (seq first_seq..last_seq), built to send."""
+    """Consecutive pending rows of a plan (seq first_seq..last_seq), built to send."""
 
     first_seq: int
     last_seq: int
-    table: pa.Table  # the rows of sync_sending, by seq (without the texts)
-    first_identifier: str
-    last_identifier: str
+    table: pa.Table  # the rows (pending_sql's columns, op, key), by seq (without the texts)
     # no two rows share an identifier (rows sharing one share a seq): the common case
     distinct: bool
     encoded: EncodedRows  # every row, by seq: key and payload text built by DuckDB
@@ -334,6 +314,12 @@ def _with_outcomes(chunk: _Chunk, outcomes: dict[str, Outcome]) -> tuple[pa.Tabl
     """The chunk's rows with how each ended (status, error, attempts), and the count of rows
     sent by status."""
     ended = list(map(outcomes.__getitem__, chunk.keys()))  # one per plan row, in seq order
+    if ended.count(APPLIED_AT_FIRST_ATTEMPT) == len(ended):  # every row applied at once
+        rows = len(ended)
+        table = chunk.table.append_column("status", pa.repeat(pa.scalar("ok"), rows))
+        table = table.append_column("error", pa.nulls(rows, pa.string()))
+        table = table.append_column("attempts", pa.repeat(pa.scalar(1, pa.int32()), rows))
+        return table, Counter({"ok": rows if chunk.distinct else len(outcomes)})
     statuses = [outcome.status for outcome in ended]
     table = chunk.table.append_column("status", pa.array(statuses, pa.string()))
     table = table.append_column(
@@ -347,19 +333,25 @@ def _with_outcomes(chunk: _Chunk, outcomes: dict[str, Outcome]) -> tuple[pa.Tabl
     return table, Counter(outcome.status for outcome in outcomes.values())
 
 
-def _read_chunk(con: duckdb.DuckDBPyConnection, after_seq: int, chunk_rows: int) -> _Chunk | None:
+def _read_chunk(
+    con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str, after_seq: int, chunk_rows: int
+) -> _Chunk | None:
     """The pending rows of the next chunk_rows identifiers after after_seq (None when done),
-    with each row's key and payload text built by DuckDB (the payload here, per chunk, so the
-    plan does not hold every text): two Python lists of strings, no object per row."""
+    with each row's idempotency key and payload text built by DuckDB from the fields' JSON text
+    the plan stores (the same bytes on a resume, so the same key): two Python lists of strings,
+    no object per row."""
     payload = payload_sql("idempotency_key", "op", "identifier", "fields_json")
+    # no order by: the plan is written in seq order, which a scan keeps (DuckDB preserves
+    # insertion order), and nothing here needs it: the chunk's bounds are its min and max seq
     table = con.sql(
-        f"select *, {payload} as payload from sync_sending "
-        f"where seq > {int(after_seq)} and seq <= {int(after_seq + chunk_rows)} order by seq"
+        f"select *, {payload} as payload from ({pending_sql(sync_id, plan_id)}) as pending "
+        f"where seq > {int(after_seq)} and seq <= {int(after_seq + chunk_rows)}"
     ).to_arrow_table()
     if not table.num_rows:
         return None
-    seqs, identifiers, ops = table.column("seq"), table.column("identifier"), table.column("op")
-    first_seq, last_seq = seqs[0].as_py(), seqs[-1].as_py()
+    identifiers, ops = table.column("identifier"), table.column("op")
+    bounds = pc.min_max(table.column("seq"))
+    first_seq, last_seq = bounds["min"].as_py(), bounds["max"].as_py()
     encoded = EncodedRows(
         keys=table.column("idempotency_key").to_pylist(),
         payloads=table.column("payload").to_pylist(),
@@ -369,10 +361,7 @@ def _read_chunk(con: duckdb.DuckDBPyConnection, after_seq: int, chunk_rows: int)
     # the texts are not needed again (acknowledging reads the other columns)
     table = table.drop_columns(["fields_json", "payload"])
     distinct = table.num_rows == last_seq - first_seq + 1
-    return _Chunk(
-        first_seq, last_seq, table, identifiers[0].as_py(), identifiers[-1].as_py(), distinct,
-        encoded,
-    )  # fmt: skip
+    return _Chunk(first_seq, last_seq, table, distinct, encoded)
 
 
 def _acknowledge_and_record(
@@ -383,13 +372,13 @@ def _acknowledge_and_record(
     sync_run_id: str,
     plan_id: str,
     chunk: pa.Table,
-    first_identifier: str,
-    last_identifier: str,
+    first_seq: int,
+    last_seq: int,
     distinct_identifiers: bool = False,
 ) -> None:
-    """One transaction per chunk (rows of sync_sending with how each ended: status, error,
-    attempts): sync_state and the plan acknowledged, and contact_history — one row per sent
-    row with its outcome (removals included).
+    """One transaction per chunk (the plan's pending rows seq first_seq..last_seq, with how
+    each ended: status, error, attempts): sync_state acknowledged, the rows out of the plan,
+    and contact_history — one row per sent row with its outcome (removals included).
 
     First-time state rows are inserted as they are (the cheap path, every row of a first
     sync); if one of them has a state row by now, the insert fails on the primary key, the
@@ -404,7 +393,7 @@ def _acknowledge_and_record(
         cursor.execute("begin transaction")
         try:
             acknowledge_chunk(
-                cursor, sync.name, plan_id, "sync_chunk", first_identifier, last_identifier,
+                cursor, sync.name, plan_id, "sync_chunk", first_seq, last_seq,
                 distinct_identifiers, upsert,
             )  # fmt: skip
             cursor.execute(

@@ -203,3 +203,37 @@ def test_send_encoded_cuts_the_same_batches_and_bodies_as_send():
         assert len(out) == 2500 and {o.status for o in out.values()} == {"ok"}
     assert sorted(bodies["send_encoded"]) == sorted(bodies["send"])
     assert all(len(body) <= 20_000 for body in bodies["send"]) and len(bodies["send"]) > 3
+
+
+def test_a_batch_applied_in_full_shares_one_settled_outcome_and_any_other_is_mapped_per_row():
+    """send_encoded's first round: a batch the destination applies in full (one ok result per
+    row, in order) gives each row APPLIED_AT_FIRST_ATTEMPT, one object that cannot be changed;
+    a batch with a rejected row, or with its results in another order, is mapped row by row."""
+    from orchestration.activation.destinations.webhook import APPLIED_AT_FIRST_ATTEMPT
+
+    rows = _rows(900)
+    batch_index: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys = [r["idempotency_key"] for r in json.loads(request.content)["rows"]]
+        batch_index.append(len(batch_index))
+        results = [{"idempotency_key": k, "status": "ok"} for k in keys]
+        if keys[0] == rows[300].idempotency_key:  # the second batch: its first row refused
+            results[0] = {"idempotency_key": keys[0], "status": "rejected", "reason": "no"}
+        if keys[0] == rows[600].idempotency_key:  # the third: every row ok, in reverse order
+            results.reverse()
+        return httpx.Response(200, json={"results": results})
+
+    config = WebhookConfig("http://dest", SECRET, max_rows=300, max_in_flight=1)
+    client = WebhookClient(config, "s", http=httpx.Client(transport=httpx.MockTransport(handler)))
+    out = client.send_encoded(_encoded(rows))
+    assert len(batch_index) == 3, "no batch sent twice"
+    first, second, third = (
+        [out[r.idempotency_key] for r in rows[i : i + 300]] for i in (0, 300, 600)
+    )
+    assert all(o is APPLIED_AT_FIRST_ATTEMPT for o in first)
+    assert (second[0].status, second[0].reason, second[0].attempts) == ("rejected", "no", 1)
+    assert all(o.status == "ok" and o.attempts == 1 for o in second[1:] + third)
+    assert not any(o is APPLIED_AT_FIRST_ATTEMPT for o in second + third)
+    with pytest.raises(AttributeError):
+        first[0].attempts += 1

@@ -248,6 +248,25 @@ class Outcome:
     attempts: int = 0
 
 
+class _AppliedAtFirstAttempt(Outcome):
+    """The one outcome shared by every row of a batch the destination applied in full at its
+    first attempt (the common case: one object, not one per row). Such a row is settled and
+    never sent again, so nothing changes its outcome; a change raises instead of changing
+    every row that shares it."""
+
+    def __init__(self) -> None:
+        super().__init__("ok", "", 1)
+        object.__setattr__(self, "_sealed", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_sealed"):
+            raise AttributeError("a settled outcome shared by many rows is not changed")
+        super().__setattr__(name, value)
+
+
+APPLIED_AT_FIRST_ATTEMPT: Outcome = _AppliedAtFirstAttempt()
+
+
 def _body(rows: Sequence[Row]) -> bytes:
     return ('{"rows":[' + ",".join([r.payload_json for r in rows]) + "]}").encode()
 
@@ -372,13 +391,24 @@ class WebhookClient:
         outcomes: dict[str, Outcome],
         body: bytes | None = None,
         keys: Sequence[str] | None = None,
+        fresh: bool = False,
     ) -> None:
         """Send one batch; each row's outcome into outcomes (by key). `rows` may be a callable
         building them (with `keys` and `body` given): then Row objects are built only if the
-        destination refuses the batch as a whole and it is bisected."""
+        destination refuses the batch as a whole and it is bisected.
+
+        `fresh`: no row of the batch has been sent before (send_encoded's first round). If the
+        destination then applies every row, each gets APPLIED_AT_FIRST_ATTEMPT (no object per
+        row); otherwise the answer is mapped row by row as for any batch."""
         if keys is None:
             assert not callable(rows), "keys are needed with rows built on demand"
             keys = [row.idempotency_key for row in rows]
+        answer = None
+        if fresh and body is not None:
+            answer = self._post(body)
+            if _all_applied(answer, keys):
+                outcomes.update(dict.fromkeys(keys, APPLIED_AT_FIRST_ATTEMPT))
+                return
         batch: list[Outcome] = []  # each row's outcome, in the order of rows
         get = outcomes.get
         for key in keys:
@@ -390,7 +420,8 @@ class WebhookClient:
         if body is None:
             rows = rows() if callable(rows) else rows
             body = _body(rows)
-        answer = self._post(body)
+        if answer is None:
+            answer = self._post(body)
         if answer == "timeout":
             for outcome in batch:
                 outcome.status, outcome.reason = "unknown", "timeout"
@@ -450,21 +481,22 @@ class WebhookClient:
         batches: Iterable[tuple[list[Row] | Callable[[], list[Row]], bytes, Sequence[str] | None]],
         outcomes: dict[str, Outcome],
         concurrent: bool = True,
+        fresh: bool = False,
     ) -> None:
         """Send (rows, body, keys) batches: up to max_in_flight at once while the destination is
         calm and `concurrent` (rows of distinct identifiers), one at a time otherwise; each
-        row's outcome is its own entry."""
+        row's outcome is its own entry (`fresh`: see _send_batch)."""
         limit = self.config.max_in_flight
         if limit <= 1 or not concurrent:
             for batch, body, keys in batches:
-                self._send_batch(batch, outcomes, body, keys)
+                self._send_batch(batch, outcomes, body, keys, fresh)
             return
         with ThreadPoolExecutor(limit, thread_name_prefix="c360-webhook") as pool:
             in_flight: deque[Future] = deque()
             for batch, body, keys in batches:
                 while in_flight and (len(in_flight) >= limit or not self._calm):
                     in_flight.popleft().result()  # raises what the batch raised (401)
-                in_flight.append(pool.submit(self._send_batch, batch, outcomes, body, keys))
+                in_flight.append(pool.submit(self._send_batch, batch, outcomes, body, keys, fresh))
             while in_flight:
                 in_flight.popleft().result()
 
@@ -500,7 +532,9 @@ class WebhookClient:
                 yield partial(rows.rows, start, stop), body, keys[start:stop]
                 start = stop
 
-        self._send_batches(encoded(), outcomes)
+        # the keys of one call are distinct (the runner sends a chunk's distinct identifiers
+        # here), so no row of the first round has been sent before
+        self._send_batches(encoded(), outcomes, fresh=len(set(keys)) == total)
         if all(outcome.status == "ok" for outcome in outcomes.values()):
             return outcomes
         # a fault: Row objects for the rows still to settle, then send()'s later rounds
@@ -532,6 +566,25 @@ class WebhookClient:
                 break
             self.log(f"{self.sync}: round {round_number}: {len(pending)} rows to resend")
             self.sleep(self.config.backoff_seconds * 2 ** (round_number - 1))
+
+
+def _all_applied(answer: httpx.Response | str, keys: Sequence[str]) -> bool:
+    """The destination answered 200 with one result per row, in the rows' order, every one ok."""
+    if isinstance(answer, str) or answer.status_code != 200:
+        return False
+    try:
+        results = answer.json().get("results")
+    except ValueError:
+        return False
+    if not isinstance(results, list) or len(results) != len(keys):
+        return False
+    try:
+        return all(
+            result["status"] == "ok" and result["idempotency_key"] == key
+            for result, key in zip(results, keys, strict=True)
+        )
+    except (KeyError, TypeError):
+        return False
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:
