@@ -117,6 +117,12 @@ MAX_ROWS, MAX_BYTES = 1000, 1_000_000
 SECRET = sys.argv[1].encode()
 
 
+# one batch at a time, in arrival order (as a destination serialising an account's writes):
+# with two batches in flight, the next one waits whole instead of sharing the interpreter with
+# the current one, so answers come back one by one and the client always has one in flight
+ONE_BATCH_AT_A_TIME = threading.Lock()
+
+
 class State:
     def __init__(self):
         self.records, self.applied_keys, self.applications = {}, set(), 0
@@ -155,6 +161,10 @@ class Handler(BaseHTTPRequestHandler):
         return self.answer(200, {"identifier": ident, "fields": fields, "idempotency_key": key})
 
     def do_POST(self):
+        with ONE_BATCH_AT_A_TIME:
+            return self.post()
+
+    def post(self):
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path != "/v1/batches":
             return self.answer(404, {"error": "no such path"})

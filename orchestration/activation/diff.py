@@ -73,7 +73,6 @@ alter table activation.sync_plan add column if not exists state_generation integ
 alter table activation.sync_plan add column if not exists contact_point varchar;
 alter table activation.sync_plan add column if not exists consent_status varchar;
 alter table activation.sync_plan add column if not exists consent_captured_at timestamp;
-alter table activation.sync_plan add column if not exists idempotency_key varchar;
 """
 
 # the plan table's shape before plans could be resumed; a plan is transient, so it is recreated
@@ -85,7 +84,7 @@ _OLD_PLAN_CHECK = (
 PLAN_COLUMNS = (
     "sync_id, plan_id, as_of, identifier, customer_id, action, row_hash, fields_json, outcome, "
     "error, seq, state_row_hash, state_attempts, state_created_by_sync, state_customer_id, "
-    "state_generation, contact_point, consent_status, consent_captured_at, idempotency_key"
+    "state_generation, contact_point, consent_status, consent_captured_at"
 )
 STATE_COLUMNS = (
     "sync_id, identifier, row_hash, status, attempts, last_error, created_by_sync, "
@@ -302,8 +301,7 @@ def plan_diff(
     Each plan row is written with what sending and acknowledging it need, so the rows are read
     straight from the plan chunk by chunk: `seq`, the dense rank of its identifier (rows sharing
     an identifier share it, and are sent and acknowledged together), its state row before
-    sending (state_* columns, from the whole state: a removed row's generation keys a re-add),
-    the idempotency key it is sent with (computed here, by all threads, for the whole plan)
+    sending (state_* columns, from the whole state: a removed row's generation keys a re-add)
     and, from `contacts_relation` (customer_id, contact_point, consent_status,
     consent_captured_at; one row per customer), what contact_history records of it."""
     ensure_state(con)
@@ -344,8 +342,9 @@ def plan_diff(
             "delete from activation.sync_plan where sync_id = ? and plan_id = ?",
             [sync_id, plan_id],
         )
-        # in identifier order, the order it is sent in: a chunk's rows then sit together, so
-        # reading and acknowledging a chunk touch only its own row groups of the plan
+        # in seq (identifier) order, the order it is sent in: a chunk's rows then sit together,
+        # so reading and acknowledging a chunk touch only its own row groups of the plan.
+        # Ordered by seq, not identifier: the window has just sorted by it (cheaper re-sort)
         contacts = contacts_relation or (
             "(select cast(null as varchar) as customer_id, cast(null as varchar) as contact_point,"
             " cast(null as varchar) as consent_status,"
@@ -365,7 +364,7 @@ def plan_diff(
                 diff.fields_json,
                 null,
                 null,
-                dense_rank() over (order by diff.identifier),
+                dense_rank() over (order by diff.identifier) as seq,
                 state.row_hash,
                 state.attempts,
                 state.created_by_sync,
@@ -373,14 +372,13 @@ def plan_diff(
                 coalesce(state.generation, 0),
                 contact.contact_point,
                 contact.consent_status,
-                contact.consent_captured_at,
-                {_key_sql(sync_id, "diff", "coalesce(state.generation, 0)")}
+                contact.consent_captured_at
             from sync_diff as diff
             left join activation.sync_state as state
                 on state.sync_id = {quote_literal(sync_id)} and diff.identifier = state.identifier
             left join {contacts} as contact on diff.customer_id = contact.customer_id
             where diff.kept
-            order by diff.identifier
+            order by seq
             """
         )
     finally:
@@ -479,8 +477,10 @@ def _key_sql(sync_id: str, alias: str, generation_sql: str) -> str:
 def pending_sql(sync_id: str, plan_id: str, pending_only: bool = True) -> str:
     """SQL of a plan's pending rows (all its rows if not pending_only), one row per plan row,
     with what plan_diff stored to send and acknowledge them: seq, the state row before sending
-    (the state_* columns acknowledge_chunk needs), the contact point and consent, the op
-    ('upsert' or 'delete') and the idempotency key."""
+    (the state_* columns acknowledge_chunk needs), the contact point and consent, and the op
+    ('upsert' or 'delete') and idempotency key it is sent with — computed as the rows are read
+    (per chunk), from the plan's own columns: the fields' JSON text as stored, so a resumed row
+    is sent with the same key."""
     return f"""
 select
     plan.seq,
@@ -500,7 +500,7 @@ select
     plan.consent_status,
     plan.consent_captured_at,
     {_OP.format(alias="plan")} as op,
-    plan.idempotency_key
+    {_key_sql(sync_id, "plan", "coalesce(plan.state_generation, 0)")} as idempotency_key
 from activation.sync_plan as plan
 where plan.sync_id = {quote_literal(sync_id)} and plan.plan_id = {quote_literal(plan_id)}
     {"and plan.outcome is null" if pending_only else ""}
@@ -511,9 +511,8 @@ def refresh_pending(
     con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str, contacts_relation: str
 ) -> None:
     """Before a plan a crash left is resumed: its pending rows are written again with seq
-    renumbered 1..n (the acknowledged rows left the plan), the state row as it is now, the
-    idempotency key again (a pending create the consent re-check made a removal is a delete) and
-    the contact point and consent as planned now (contacts_relation, as for plan_diff) — in one
+    renumbered 1..n (the acknowledged rows left the plan), the state row as it is now and the
+    contact point and consent as planned now (contacts_relation, as for plan_diff) — in one
     transaction, so the plan is never half rewritten."""
     where = (
         f"sync_id = {quote_literal(sync_id)} and plan_id = {quote_literal(plan_id)} "
@@ -543,8 +542,7 @@ def refresh_pending(
                 coalesce(state.generation, 0) as state_generation,
                 contact.contact_point,
                 contact.consent_status,
-                contact.consent_captured_at,
-                {_key_sql(sync_id, "plan", "coalesce(state.generation, 0)")} as idempotency_key
+                contact.consent_captured_at
             from (select * from activation.sync_plan where {where}) as plan
             left join activation.sync_state as state
                 on plan.sync_id = state.sync_id and plan.identifier = state.identifier

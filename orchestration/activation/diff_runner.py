@@ -52,7 +52,12 @@ from orchestration.activation.runner import SyncOutcome, record_sync_run
 from orchestration.activation.syncs import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident
 
-CHUNK_ROWS = 10_000  # rows sent between acknowledgements: what a crash can cost in resends
+CHUNK_ROWS = 10_000  # rows read and sent at a time
+# rows acknowledged in one transaction (whole chunks, at least this many): DuckDB writes a
+# transaction's full row groups (122,880 rows) of sync_state and contact_history straight to the
+# database file instead of the WAL, which made acknowledging ~30 % cheaper at 1M rows. What a
+# crash can cost: the rows sent since the last acknowledgement, resent with the same keys
+ACK_ROWS = 122_880
 
 
 class Destination(Protocol):
@@ -77,6 +82,7 @@ def run_diff_sync(
     destination: Destination,
     chunk_rows: int = CHUNK_ROWS,
     log: Callable[[str], None] = lambda message: None,
+    ack_rows: int = ACK_ROWS,
 ) -> SyncOutcome:
     """Resume a pending plan (if a crash left one), then plan, send and record this sync for
     as_of; returns the run's counts."""
@@ -97,7 +103,7 @@ def run_diff_sync(
     )
     _desired_rows(con, sync)
     _withdrawn_rows(con, sync, as_of)
-    context = (con, sync, as_of, run_id, sync_run_id, destination, chunk_rows, out, log)
+    context = (con, sync, as_of, run_id, sync_run_id, destination, chunk_rows, ack_rows, out, log)
     pending = pending_plan(con, sync.name)
     if pending:
         dropped = _recheck_consent(con, sync.name, pending[0])
@@ -203,6 +209,7 @@ def _send_plan(
     sync_run_id: str,
     destination: Destination,
     chunk_rows: int,
+    ack_rows: int,
     out: SyncOutcome,
     log: Callable[[str], None],
     plan_id: str,
@@ -233,6 +240,7 @@ def _send_plan(
             ThreadPoolExecutor(1, thread_name_prefix="c360-acknowledge") as acknowledger,
         ):
             acknowledging: Future | None = None
+            unacknowledged: list[tuple[pa.Table, _Chunk]] = []  # sent, with their outcomes
             encoded = isinstance(destination, EncodedDestination)
             chunk = _read_chunk(con, sync.name, plan_id, 0, chunk_rows)
             while chunk:
@@ -247,12 +255,17 @@ def _send_plan(
                 )
                 outcomes = sending.result()
                 recorded, ended = _with_outcomes(chunk, outcomes)
-                if acknowledging is not None:
-                    acknowledging.result()  # one chunk acknowledged at a time, in order
-                acknowledging = acknowledger.submit(
-                    _acknowledge_and_record, cursor, sync, as_of, run_id, sync_run_id, plan_id,
-                    recorded, chunk.first_seq, chunk.last_seq, chunk.distinct,
-                )  # fmt: skip
+                unacknowledged.append((recorded, chunk))
+                if following is None or sum(t.num_rows for t, _ in unacknowledged) >= ack_rows:
+                    if acknowledging is not None:
+                        acknowledging.result()  # one acknowledgement at a time, in order
+                    acknowledging = acknowledger.submit(
+                        _acknowledge_and_record, cursor, sync, as_of, run_id, sync_run_id,
+                        plan_id, pa.concat_tables([t for t, _ in unacknowledged]),
+                        unacknowledged[0][1].first_seq, chunk.last_seq,
+                        all(sent.distinct for _, sent in unacknowledged),
+                    )  # fmt: skip
+                    unacknowledged = []
                 out.sent += len(outcomes)  # one outcome per row sent (one per identifier)
                 for status, count in ended.items():
                     setattr(out, status, getattr(out, status) + count)

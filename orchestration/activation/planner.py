@@ -18,7 +18,10 @@ import duckdb
 from orchestration.activation.syncs import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 
-PLAN_TABLE = "activation.plan_current"
+# a temp table (this connection's, in memory): the consent-checked audience is read only by the
+# run that builds it, and a million rows written to the warehouse file only to be dropped cost
+# about as much as checking them
+PLAN_TABLE = "plan_current"
 
 
 def plan_sql(
@@ -111,8 +114,11 @@ def _segment_members(sync: SyncDefinition) -> str:
 def build_plan(
     con: duckdb.DuckDBPyConnection, sync: SyncDefinition, as_of: dt.date, skip_recorded: bool = True
 ) -> dict[str, int]:
-    """Write the plan for one sync to activation.plan_current; return counts by decision."""
-    con.execute(f"create or replace table {PLAN_TABLE} as {plan_sql(sync, as_of, skip_recorded)}")
+    """Write the plan for one sync to the temp table plan_current (one row per audience
+    member); return counts by decision."""
+    con.execute(
+        f"create or replace temp table {PLAN_TABLE} as {plan_sql(sync, as_of, skip_recorded)}"
+    )
     rows = con.execute(
         f"select case when filter_reason is not null then 'filtered' "
         f"when is_holdout then 'held_out' else 'send' end, count(*) from {PLAN_TABLE} group by 1"

@@ -54,6 +54,7 @@ from hypothesis.control import currently_in_test_context, event
 from orchestration.activation import diff_runner
 from orchestration.activation.destinations.webhook import Outcome, Row, WebhookClient, WebhookConfig
 from orchestration.activation.diff_runner import Destination, run_diff_sync
+from orchestration.activation.planner import PLAN_TABLE
 from orchestration.activation.syncs import SyncDefinition, load_sync
 from orchestration.paths import dbt_project_dir
 from tests.integration.conftest import AS_OF, make_home
@@ -348,6 +349,7 @@ class Step:
     before: tuple[Change, ...]
     mode: str
     chunk_rows: int
+    ack_chunks: int  # chunks acknowledged in one transaction
     crash: Crash | None
 
 
@@ -385,6 +387,7 @@ def scenarios_of(
         before=st.lists(changes, max_size=6).map(tuple),
         mode=st.sampled_from(("upsert", "mirror", "delete")),
         chunk_rows=st.sampled_from((3, 5, 8)),
+        ack_chunks=st.sampled_from((1, 1, 2, 3)),
         crash=crashes if always_crash else st.none() | crashes,
     )
     return st.builds(
@@ -407,8 +410,10 @@ class Crashed(RuntimeError):
 
 
 class CrashingDestination:
-    """The webhook client, dying at the chunk after `after_chunks` acknowledged ones — before
-    sending it, or after the server applied it (so nothing acknowledges it)."""
+    """The webhook client, dying at the chunk after `after_chunks` sent ones (acknowledged,
+    unless the step acknowledges several chunks at once: then the crash also leaves the
+    chunks since the last acknowledgement sent and not acknowledged) — before sending it, or
+    after the server applied it (so nothing acknowledges it)."""
 
     def __init__(self, inner: WebhookClient, after_chunks: int, sent: bool) -> None:
         self.inner, self.after_chunks, self.sent = inner, after_chunks, sent
@@ -526,6 +531,7 @@ class Run:
         destination: Destination,
         chunk_rows: int,
         what: str,
+        ack_chunks: int = 1,
     ) -> Verdict:
         """Rebuild consent_state from raw, run one sync (a crash ends it early), check what the
         server applied during it and, unless it crashed, what it holds after."""
@@ -533,7 +539,10 @@ class Run:
         now, mark = verdict(self.con, self.members, as_of), len(self.server.state.applied)
         received = len(self.server.state.received)
         try:
-            out = run_diff_sync(self.con, sync, as_of, run_id, destination, chunk_rows)
+            out = run_diff_sync(
+                self.con, sync, as_of, run_id, destination, chunk_rows,
+                ack_rows=chunk_rows * ack_chunks,
+            )  # fmt: skip
         except Crashed as crash:
             note(f"{sync.mode} sync crashed" + (" after sending" if destination.sent else ""))
             self.log.append(f"{what}: {crash}; sent, never acknowledged: {destination.unacked}")
@@ -613,13 +622,17 @@ def check_scenario(world: World, scenario: Scenario, stale: Callable[[str], None
                 if step.crash:
                     crash = step.crash
                     crashing = CrashingDestination(client, crash.after_chunks, crash.sent)
-                    run.sync(sync, as_of, f"run-{k}", crashing, step.chunk_rows, what)
+                    run.sync(
+                        sync, as_of, f"run-{k}", crashing, step.chunk_rows, what, step.ack_chunks
+                    )
                     run.unacked = crashing.unacked
                     for change in crash.between:
                         run.apply(change, as_of, hour=12)
                     run.unacked = []
                     what += " resumed"
-                run.sync(sync, as_of, f"run-{k}-end", client, step.chunk_rows, what)
+                run.sync(
+                    sync, as_of, f"run-{k}-end", client, step.chunk_rows, what, step.ack_chunks
+                )
             # a last upsert a day later, without faults: the server ends with the audience
             server.faults = Faults()
             as_of = AS_OF + dt.timedelta(days=len(scenario.steps) + 1)
@@ -687,9 +700,9 @@ def _planner_passing(reasons: tuple[str, ...] | None, holdouts: bool = False):
             if reasons is None
             else "filter_reason in (" + ", ".join(f"'{r}'" for r in reasons) + ")"
         )
-        con.execute(f"update activation.plan_current set filter_reason = null where {which}")
+        con.execute(f"update {PLAN_TABLE} set filter_reason = null where {which}")
         if holdouts:
-            con.execute("update activation.plan_current set is_holdout = false")
+            con.execute(f"update {PLAN_TABLE} set is_holdout = false")
         return {"send": 0}
 
     return broken

@@ -143,7 +143,7 @@ from orchestration.activation.syncs import load_sync
 sync = load_sync(Path(sys.argv[1]))
 client = WebhookClient(WebhookConfig(sys.argv[2], sys.argv[3], max_rows=sync.batch_rows), sync.name)
 with duckdb.connect(sys.argv[4]) as con:
-    run_diff_sync(con, sync, dt.date.fromisoformat(sys.argv[5]), "run-1", client, chunk_rows=6)
+    run_diff_sync(con, sync, dt.date.fromisoformat(sys.argv[5]), "run-1", client, chunk_rows=6, ack_rows=6)
 """
 
 
@@ -204,7 +204,7 @@ def test_a_sync_killed_mid_run_resumes_its_plan_and_rechecks_consent(tmp_path, m
             assert victim not in expected
             client = WebhookClient(WebhookConfig(server.url, SECRET, max_rows=3), sync.name)
             requests_before = server.batch_requests
-            resumed = run_diff_sync(con, sync, AS_OF, "run-2", client, chunk_rows=6)
+            resumed = run_diff_sync(con, sync, AS_OF, "run-2", client, chunk_rows=6, ack_rows=6)
             history = con.execute(
                 "select outcome, filter_reason, error_message from activation.contact_history "
                 "where sync_id = ? and customer_id = ? and run_id = 'run-2' order by 1",

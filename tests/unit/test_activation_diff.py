@@ -253,3 +253,53 @@ def test_a_state_row_that_appears_between_plan_and_ack_is_upserted_from_the_stat
     }
     # acknowledged rows leave the plan: nothing of it is pending any more
     assert con.execute("select count(*) from activation.sync_plan").fetchone() == (0,)
+
+
+def test_a_plan_left_pending_in_the_older_table_shape_is_refreshed_and_resumable(con):
+    """A plan table of the shape before plan rows carried seq, state and consent (a crash left
+    it pending under older code): ensure_state adds the columns, and refresh_pending renumbers
+    the pending rows 1..n with their state row now and the consent read now, so they are read
+    and keyed like a plan written today; rows already acknowledged are left alone."""
+    from orchestration.activation.destinations.webhook import make_row
+    from orchestration.activation.diff import ensure_state, pending_sql, refresh_pending
+
+    con.execute("create schema activation")
+    con.execute(
+        "create table activation.sync_plan (sync_id varchar not null, plan_id varchar not null, "
+        "as_of date not null, identifier varchar not null, customer_id varchar, "
+        "action varchar not null, row_hash varchar, fields_json varchar, outcome varchar, "
+        "error varchar)"
+    )
+    con.execute(
+        "insert into activation.sync_plan values "
+        "('s', 'old', ?, 'c1', 'c1', 'create', 'h1', '{\"email\":\"1@x.org\"}', 'ok', null), "
+        "('s', 'old', ?, 'c3', 'c3', 'update', 'h3', '{\"email\":\"3@x.org\"}', null, null), "
+        "('s', 'old', ?, 'c2', 'c2', 'create', 'h2', '{\"email\":\"2@x.org\"}', null, null)",
+        [D1, D1, D1],
+    )
+    ensure_state(con)
+    # c3 has a state row (sent before, acknowledged twice): its key is of generation 2
+    con.execute(
+        "insert into activation.sync_state values "
+        "('s', 'c3', 'h0', 'ok', 2, null, true, ?, 'c3', 2, 'update')",
+        [D1],
+    )
+    con.execute(
+        "create table contacts as select * from (values "
+        "('c2', '2@x.org', 'granted', timestamp '2026-11-01 08:00:00'), "
+        "('c3', '3@x.org', 'granted', timestamp '2026-11-02 09:00:00')) "
+        "as t(customer_id, contact_point, consent_status, consent_captured_at)"
+    )
+    refresh_pending(con, "s", "old", "contacts")
+    rows = con.execute(
+        f"select seq, identifier, state_attempts, state_generation, contact_point, op, "
+        f"idempotency_key from ({pending_sql('s', 'old')}) order by seq"
+    ).fetchall()
+    fields = {"c2": {"email": "2@x.org"}, "c3": {"email": "3@x.org"}}
+    assert rows == [
+        (1, "c2", None, 0, "2@x.org", "upsert", make_row("s", "c2", "upsert", fields["c2"]).idempotency_key),
+        (2, "c3", 2, 2, "3@x.org", "upsert", make_row("s", "c3", "upsert", fields["c3"], 2).idempotency_key),
+    ]  # fmt: skip
+    assert con.execute(
+        "select outcome, seq from activation.sync_plan where identifier = 'c1'"
+    ).fetchone() == ("ok", None), "an acknowledged row is not pending again"

@@ -57,14 +57,15 @@ class EncodedStateWritingDestination(StateWritingDestination):
         return self._chunk(list(rows.identifiers()), list(rows.keys))
 
 
+@pytest.mark.parametrize("ack_rows", [100, 250], ids=["ack_each_chunk", "ack_three_chunks"])
 @pytest.mark.parametrize("destination", [StateWritingDestination, EncodedStateWritingDestination])
-def test_a_state_row_appearing_between_plan_and_ack_does_not_fail_the_sync(destination):
+def test_a_state_row_appearing_between_plan_and_ack_does_not_fail_the_sync(destination, ack_rows):
     bench = _bench()
     con = duckdb.connect()
     bench.synthesise(con, 300)
     sync = bench.SYNC
     dest = destination(con, sync.name)
-    out = run_diff_sync(con, sync, bench.AS_OF, "run-1", dest, chunk_rows=100)
+    out = run_diff_sync(con, sync, bench.AS_OF, "run-1", dest, chunk_rows=100, ack_rows=ack_rows)
     assert dest.injected is not None and dest.chunks >= 2
     assert out.status == "success" and out.ok == out.sent > 200
     state = con.execute(
