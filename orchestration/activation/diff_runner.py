@@ -52,12 +52,14 @@ from orchestration.activation.runner import SyncOutcome, record_sync_run
 from orchestration.activation.syncs import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident
 
-CHUNK_ROWS = 10_000  # rows read and sent at a time
-# rows acknowledged in one transaction (whole chunks, at least this many): DuckDB writes a
-# transaction's full row groups (122,880 rows) of sync_state and contact_history straight to the
-# database file instead of the WAL, which made acknowledging ~30 % cheaper at 1M rows. What a
-# crash can cost: the rows sent since the last acknowledgement, resent with the same keys
+# Rows acknowledged in one transaction (whole chunks, at least this many): one DuckDB row group.
+# DuckDB writes a transaction's full row groups of sync_state and contact_history straight to
+# the database file instead of the WAL, and when the transaction is exactly whole row groups
+# (chunks of CHUNK_ROWS, 12 to a row group) nothing is left for the checkpoint to write: at 1M
+# rows, ~30 % less acknowledging CPU and a checkpoint after the sync of ~0.3 s instead of ~2 s.
+# What a crash can cost: the rows sent since the last acknowledgement, resent with the same keys
 ACK_ROWS = 122_880
+CHUNK_ROWS = ACK_ROWS // 12  # rows read and sent at a time (10,240)
 
 
 class Destination(Protocol):
