@@ -233,6 +233,8 @@ def _send_plan(
         "where sync_id = ? and plan_id = ? and outcome is null",
         [sync.name, plan_id],
     ).fetchone()
+    if not total:  # nothing to send (an unchanged audience): no threads, no settings changed
+        return
     done = 0
     cursor = con.cursor()  # the acknowledgements' own connection to the warehouse
     try:
@@ -471,6 +473,8 @@ def _record_not_sent(con, sync, as_of, run_id, sync_run_id) -> None:
         where not exists (
             select 1 from activation.contact_history as h
             where h.sync_id = ? and h.as_of = cast(? as date) and h.customer_id = p.customer_id
+                -- the constant list first: DuckDB filters the history before the join on it
+                and h.outcome in ('held_out', 'filtered')
                 and h.outcome = p.outcome and h.filter_reason is not distinct from p.filter_reason
         )
         """,
