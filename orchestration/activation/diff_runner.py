@@ -224,15 +224,17 @@ def _send_plan(
     refresh_pending wrote their seq, state row before sending, contact point and consent), so
     a chunk is read straight from the plan's own row groups however large the plan, its
     idempotency keys and payload texts built by DuckDB as it is read. Three steps overlap:
-    while chunk n is at the destination, chunk n + 1 is read and chunk n - 1 is acknowledged
-    (on a cursor of its own). Chunks are sent one after the other (a chunk's batches may
-    overlap, see WebhookConfig.max_in_flight); a crash leaves at most two chunks sent and not
+    while chunk n is at the destination, chunk n + 1 is read and the chunks before are
+    acknowledged (on a cursor of its own), ack_rows at a time. Chunks are sent one after the
+    other (a chunk's batches may overlap, see WebhookConfig.max_in_flight); a crash leaves the
+    rows sent since the last acknowledgement (at most ack_rows and two chunks) not
     acknowledged, resent on resume with the same idempotency keys."""
-    total, last_seq = con.execute(
+    # read to the end (fetchall): DuckDB refuses some calls while a result is unfinished
+    [(total, last_seq)] = con.execute(
         "select count(*), coalesce(max(seq), 0) from activation.sync_plan "
         "where sync_id = ? and plan_id = ? and outcome is null",
         [sync.name, plan_id],
-    ).fetchone()
+    ).fetchall()
     if not total:  # nothing to send (an unchanged audience): no threads, no settings changed
         return
     done = 0
