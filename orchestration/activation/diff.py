@@ -343,8 +343,7 @@ def plan_diff(
             [sync_id, plan_id],
         )
         # in seq (identifier) order, the order it is sent in: a chunk's rows then sit together,
-        # so reading and acknowledging a chunk touch only its own row groups of the plan.
-        # Ordered by seq, not identifier: the window has just sorted by it (cheaper re-sort)
+        # so reading and acknowledging a chunk touch only its own row groups of the plan
         contacts = contacts_relation or (
             "(select cast(null as varchar) as customer_id, cast(null as varchar) as contact_point,"
             " cast(null as varchar) as consent_status,"
