@@ -344,42 +344,12 @@ def plan_diff(
         )
         # in seq (identifier) order, the order it is sent in: a chunk's rows then sit together,
         # so reading and acknowledging a chunk touch only its own row groups of the plan
-        contacts = contacts_relation or (
-            "(select cast(null as varchar) as customer_id, cast(null as varchar) as contact_point,"
-            " cast(null as varchar) as consent_status,"
-            " cast(null as timestamp) as consent_captured_at where false)"
-        )
-        con.execute(
-            f"""
-            insert into activation.sync_plan ({PLAN_COLUMNS})
-            select
-                {quote_literal(sync_id)},
-                {quote_literal(plan_id)},
-                cast({quote_literal(as_of.isoformat())} as date),
-                diff.identifier,
-                diff.customer_id,
-                diff.action,
-                diff.row_hash,
-                diff.fields_json,
-                null,
-                null,
-                dense_rank() over (order by diff.identifier) as seq,
-                state.row_hash,
-                state.attempts,
-                state.created_by_sync,
-                state.customer_id,
-                coalesce(state.generation, 0),
-                contact.contact_point,
-                contact.consent_status,
-                contact.consent_captured_at
-            from sync_diff as diff
-            left join activation.sync_state as state
-                on state.sync_id = {quote_literal(sync_id)} and diff.identifier = state.identifier
-            left join {contacts} as contact on diff.customer_id = contact.customer_id
-            where diff.kept
-            order by seq
-            """
-        )
+        planned = _plan_rows_sql(
+            sync_id, "(select * from sync_diff where kept)", contacts_relation,
+            plan_id=quote_literal(plan_id),
+            as_of=f"cast({quote_literal(as_of.isoformat())} as date)",
+        )  # fmt: skip
+        con.execute(f"insert into activation.sync_plan ({PLAN_COLUMNS}) {planned} order by seq")
     finally:
         con.execute("drop table if exists sync_diff")
     return DiffCounts(counts.get("create", 0), counts.get("update", 0), unchanged, removals)
@@ -461,6 +431,55 @@ on conflict (sync_id, identifier) do update set
 """
 
 
+_NO_CONTACTS = (
+    "(select cast(null as varchar) as customer_id, cast(null as varchar) as contact_point,"
+    " cast(null as varchar) as consent_status, cast(null as timestamp) as consent_captured_at"
+    " where false)"
+)
+
+
+def _plan_rows_sql(
+    sync_id: str,
+    source: str,
+    contacts_relation: str | None,
+    plan_id: str,
+    as_of: str,
+    outcome: str = "null",
+    error: str = "null",
+) -> str:
+    """SQL of plan rows (PLAN_COLUMNS, in order) for `source`'s rows (identifier, customer_id,
+    action, row_hash, fields_json; aliased `planned`), as plan_diff writes them and
+    refresh_pending rewrites them: seq, the state row as it is now and the contact point and
+    consent from contacts_relation. plan_id, as_of, outcome and error are SQL expressions."""
+    return f"""
+select
+    {quote_literal(sync_id)} as sync_id,
+    {plan_id} as plan_id,
+    {as_of} as as_of,
+    planned.identifier,
+    planned.customer_id,
+    planned.action,
+    planned.row_hash,
+    planned.fields_json,
+    {outcome} as outcome,
+    {error} as error,
+    dense_rank() over (order by planned.identifier) as seq,
+    state.row_hash as state_row_hash,
+    state.attempts as state_attempts,
+    state.created_by_sync as state_created_by_sync,
+    state.customer_id as state_customer_id,
+    coalesce(state.generation, 0) as state_generation,
+    contact.contact_point,
+    contact.consent_status,
+    contact.consent_captured_at
+from {source} as planned
+left join activation.sync_state as state
+    on state.sync_id = {quote_literal(sync_id)} and planned.identifier = state.identifier
+left join {contacts_relation or _NO_CONTACTS} as contact
+    on planned.customer_id = contact.customer_id
+"""
+
+
 _OP = "case when {alias}.action = 'remove' then 'delete' else 'upsert' end"
 
 
@@ -519,39 +538,16 @@ def refresh_pending(
     )
     con.execute("begin transaction")
     try:
-        con.execute(
-            f"""
-            create or replace temp table sync_resumed as
-            select
-                plan.sync_id,
-                plan.plan_id,
-                plan.as_of,
-                plan.identifier,
-                plan.customer_id,
-                plan.action,
-                plan.row_hash,
-                plan.fields_json,
-                plan.outcome,
-                plan.error,
-                dense_rank() over (order by plan.identifier) as seq,
-                state.row_hash as state_row_hash,
-                state.attempts as state_attempts,
-                state.created_by_sync as state_created_by_sync,
-                state.customer_id as state_customer_id,
-                coalesce(state.generation, 0) as state_generation,
-                contact.contact_point,
-                contact.consent_status,
-                contact.consent_captured_at
-            from (select * from activation.sync_plan where {where}) as plan
-            left join activation.sync_state as state
-                on plan.sync_id = state.sync_id and plan.identifier = state.identifier
-            left join {contacts_relation} as contact on plan.customer_id = contact.customer_id
-            """
-        )
+        planned = _plan_rows_sql(
+            sync_id, f"(select * from activation.sync_plan where {where})", contacts_relation,
+            plan_id="planned.plan_id", as_of="planned.as_of", outcome="planned.outcome",
+            error="planned.error",
+        )  # fmt: skip
+        con.execute(f"create or replace temp table sync_resumed as {planned}")
         con.execute(f"delete from activation.sync_plan where {where}")
         con.execute(
             f"insert into activation.sync_plan ({PLAN_COLUMNS}) "
-            "select * from sync_resumed order by identifier"
+            "select * from sync_resumed order by seq"
         )
         con.execute("drop table sync_resumed")
         con.execute("commit")
