@@ -7,6 +7,8 @@ Errors name the file, the line and the field, e.g.
 from __future__ import annotations
 
 import json
+import math
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -16,6 +18,8 @@ import jsonschema
 import yaml
 
 from orchestration.paths import dbt_project_dir
+from orchestration.safe_yaml import YamlLimitError
+from orchestration.safe_yaml import load as load_yaml
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
@@ -191,15 +195,73 @@ def segment_references(cond: Any) -> set[str]:
     return refs
 
 
-def load_segment(path: Path) -> Segment:
-    text = path.read_text()
+# Segment YAML is data: every string in it ends up in generated SQL (as a quoted literal) or in a
+# SQL comment, and dbt renders the generated file as Jinja. So no string may open a Jinja tag, and
+# only the description may span lines (the compiler writes each of its lines as its own comment).
+JINJA_OPENERS = ("{{", "{%", "{#")
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+MULTILINE_FIELDS = frozenset({"description"})
+
+
+def text_problem(value: str, multiline: bool = False) -> str | None:
+    """Why a YAML string may not reach generated SQL or a message, or None when it may."""
+    opener = next((o for o in JINJA_OPENERS if o in value), None)
+    if opener is not None:
+        return f"{opener!r} is not allowed: values are data, never templates"
+    for char in value:
+        allowed = multiline and char in "\t\n\r"
+        category = unicodedata.category(char)
+        if not allowed and (category in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS):
+            where = "" if multiline else " (a single line is required)"
+            return f"control character U+{ord(char):04X} is not allowed{where}"
+    return None
+
+
+def text_problems(
+    value: Any, path: list[str | int] | None = None, multiline: frozenset[str] = MULTILINE_FIELDS
+) -> list[tuple[list[str | int], str]]:
+    """Every string (key or value) in a loaded YAML document that may not be used, and every
+    number that is not finite (.nan, .inf would compile to SQL names), by path. Top-level fields
+    named in `multiline` may span lines."""
+    path = path or []
+    problems: list[tuple[list[str | int], str]] = []
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append((path, f"{value!r} is not allowed: give a finite number"))
+    elif isinstance(value, str):
+        problem = text_problem(value, multiline=len(path) == 1 and path[0] in multiline)
+        if problem:
+            problems.append((path, problem))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and (problem := text_problem(key)):
+                problems.append(([*path, key], f"field name: {problem}"))
+            problems.extend(text_problems(item, [*path, key], multiline))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            problems.extend(text_problems(item, [*path, i], multiline))
+    return problems
+
+
+def _raise_text_problems(path: Path, node: yaml.Node, doc: Any) -> None:
+    problems = text_problems(doc)
+    if problems:
+        lines = [f"{path}:{_line_of(node, p)}: {_fmt_path(p)}: {msg}" for p, msg in problems]
+        raise SegmentError("\n".join(lines))
+
+
+def _load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """The document and its node tree, within the size, depth and no-alias limits."""
     try:
-        node = yaml.compose(text)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SegmentError(f"{path}: not valid YAML: {exc}") from exc
+        return load_yaml(path)
+    except YamlLimitError as exc:
+        raise SegmentError(str(exc)) from None
+
+
+def load_segment(path: Path) -> Segment:
+    doc, node = _load_yaml(path)
     if node is None or not isinstance(doc, dict):
         raise SegmentError(f"{path}:1: (top): a segment must be a YAML mapping")
+    _raise_text_problems(path, node, doc)
     problems: list[tuple[list, str]] = []
     for err in sorted(_top_validator().iter_errors(doc), key=lambda e: list(e.absolute_path)):
         problems.append((list(err.absolute_path), err.message))
@@ -242,14 +304,11 @@ def load_global(directory: Path | None = None) -> GlobalRules:
     path = (directory or segments_dir()) / GLOBAL_FILE
     if not path.exists():
         return GlobalRules(None, {}, None)
-    text = path.read_text()
-    try:
-        node = yaml.compose(text)
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise SegmentError(f"{path}: not valid YAML: {exc}") from exc
+    doc, node = _load_yaml(path)
+    doc = {} if doc is None else doc
     if not isinstance(doc, dict):
         raise SegmentError(f"{path}:1: (top): must be a YAML mapping")
+    _raise_text_problems(path, node, doc)
     schema = json.loads(GLOBAL_SCHEMA_PATH.read_text())
     schema["properties"]["exclude"] = {}  # conditions get the precise checker below
     problems: list[tuple[list, str]] = [

@@ -1,7 +1,12 @@
 """Render compiled segment SQL (and the int_segments__* models) as dbt renders it on DuckDB, without
 starting dbt: `ref(name)` is whatever relation the caller maps it to, and the helpers are the
 project's own duckdb__ macros (macros/segments.sql, macros/normalize.sql). Used by the segment CLI,
-the segment benchmark and the tests that run compiled SQL directly."""
+the segment benchmark and the tests that run compiled SQL directly.
+
+Both environments are sandboxed (ImmutableSandboxedEnvironment: no attribute walks to Python
+internals, no mutation) with autoescape off and StrictUndefined. Compiled SQL carries no Jinja
+from segment YAML (model.py refuses `{{`, `{%` and `{#` in every value), so what is rendered here
+is the compiler's and the project's own macros; the sandbox is the second wall, not the first."""
 
 from __future__ import annotations
 
@@ -11,13 +16,18 @@ from functools import cache
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from orchestration.paths import dbt_project_dir
 
 
+def _environment() -> jinja2.Environment:
+    return ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
 @cache
 def _macros() -> dict[str, Any]:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env = _environment()
     folder = dbt_project_dir() / "macros"
     return {
         name: env.from_string((folder / f"{name}.sql").read_text()).make_module({})
@@ -28,7 +38,7 @@ def _macros() -> dict[str, Any]:
 def render_duckdb(sql: str, ref: Callable[[str], str], as_of: dt.date) -> str:
     """`sql` with its Jinja rendered for DuckDB at `as_of` (config() calls render to nothing)."""
     segments, normalize = _macros()["segments"], _macros()["normalize"]
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env = _environment()
     return env.from_string(sql).render(
         ref=ref,
         config=lambda **kwargs: "",
