@@ -1,20 +1,34 @@
-"""Sync definitions: one YAML file per sync under dbt_project/syncs/ (segment → destination)."""
+"""Sync definitions: one YAML file per sync under dbt_project/syncs/ (segment → destination).
+
+A sync YAML is data, validated against what exists: the segment must be defined
+(dbt_project/segments/<name>.yml), the purpose one the consent contract knows, the format one the
+destination writes, every mapped field a customer_360 column (what the audience query selects).
+It loads within the size, depth and no-alias limits of orchestration.safe_yaml, and no string in
+it may open a Jinja tag or hold control characters (the description alone may span lines).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orchestration.paths import dbt_project_dir
+from orchestration.safe_yaml import YamlLimitError
+from orchestration.safe_yaml import load as load_yaml
 
 DESTINATIONS = ("file_drop", "webhook", "postgres_table")
 CHANNEL_CONTACT_COLUMN = {"email": "email", "sms": "phone"}
 MODES = ("upsert", "update_only", "create_only", "mirror", "delete")
+TEXT_FIELDS = (
+    "name", "description", "segment", "destination", "channel", "purpose", "mode", "format",
+    "identifier",
+)  # fmt: skip (uri and table: checked by their own parsers)
+FORMATS = {"file_drop": ("csv", "parquet")}  # destinations that write a file, and their formats
 WEBHOOK_MAX_ROWS, WEBHOOK_MAX_BYTES = 1000, 1_000_000
 # postgres_table: unquoted lowercase Postgres identifiers (≤ 63 bytes), so the names in the YAML
 # are the names in the database, with no quoting or case folding surprises.
@@ -63,10 +77,44 @@ def _need(doc: dict[str, Any], key: str, path: Path) -> Any:
     return doc[key]
 
 
-def load_sync(path: Path) -> SyncDefinition:
-    doc = yaml.safe_load(path.read_text())
-    if not isinstance(doc, dict):
-        raise SyncDefinitionError(f"{path}: a sync must be a YAML mapping")
+@cache
+def consent_purposes() -> tuple[str, ...]:
+    """The purposes consent is recorded for (the consent contract's validValues of `purpose`):
+    a sync for any other purpose would find no consent and send nobody."""
+    from orchestration.contracts.model import source_contract
+
+    rules = source_contract("consent__events").rules
+    return next(r.valid_values for r in rules if r.column == "purpose" and r.kind == "validValues")
+
+
+def defined_segments() -> frozenset[str]:
+    """Names of the segments defined in dbt_project/segments/ (a segment's name is its file's)."""
+    from orchestration.segments.model import segments_dir
+
+    return frozenset(p.stem for p in segments_dir().glob("*.yml") if not p.name.startswith("_"))
+
+
+def _load_document(path: Path) -> dict[str, Any]:
+    from orchestration.segments.model import format_path, line_of, text_problems
+
+    try:
+        doc, node = load_yaml(path)
+    except YamlLimitError as exc:
+        raise SyncDefinitionError(str(exc)) from None
+    if node is None or not isinstance(doc, dict):
+        raise SyncDefinitionError(f"{path}:1: a sync must be a YAML mapping")
+    problems = text_problems(doc)
+    if problems:
+        raise SyncDefinitionError(
+            "\n".join(f"{path}:{line_of(node, p)}: {format_path(p)}: {m}" for p, m in problems)
+        )
+    return doc
+
+
+def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefinition:
+    """The sync in `path`, validated; `segments`: the segment names it may name (default: the
+    segments defined in dbt_project/segments/)."""
+    doc = _load_document(path)
     unknown = set(doc) - {
         "name",
         "description",
@@ -86,6 +134,9 @@ def load_sync(path: Path) -> SyncDefinition:
     }
     if unknown:
         raise SyncDefinitionError(f"{path}: unknown field(s): {', '.join(sorted(unknown))}")
+    for key in TEXT_FIELDS:
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise SyncDefinitionError(f"{path}: {key}: must be text")
     destination = _need(doc, "destination", path)
     if destination not in DESTINATIONS:
         raise SyncDefinitionError(f"{path}: destination: {destination!r} not one of {DESTINATIONS}")
@@ -95,7 +146,9 @@ def load_sync(path: Path) -> SyncDefinition:
             f"{path}: channel: {channel!r} not one of {tuple(CHANNEL_CONTACT_COLUMN)}"
         )
     fields = _need(doc, "fields", path)
-    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+    if not isinstance(fields, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in fields.items()
+    ):
         raise SyncDefinitionError(
             f"{path}: fields: must map destination field → customer_360 column"
         )
@@ -130,15 +183,28 @@ def load_sync(path: Path) -> SyncDefinition:
     name = _need(doc, "name", path)
     if name != path.stem:
         raise SyncDefinitionError(f"{path}: name: {name!r} must equal the file name {path.stem!r}")
+    segment = _need(doc, "segment", path)
+    known = defined_segments() if segments is None else frozenset(segments)
+    if segment not in known:
+        raise SyncDefinitionError(
+            f"{path}: segment: {segment!r} is not a defined segment "
+            f"(known: {', '.join(sorted(known)) or 'none'})"
+        )
+    purpose = doc.get("purpose", "marketing")
+    if purpose not in consent_purposes():
+        raise SyncDefinitionError(
+            f"{path}: purpose: {purpose!r} not one of {consent_purposes()} "
+            "(the purposes consent is recorded for)"
+        )
     return SyncDefinition(
         name=name,
-        segment=_need(doc, "segment", path),
+        segment=segment,
         destination=destination,
         channel=channel,
-        purpose=doc.get("purpose", "marketing"),
+        purpose=purpose,
         fields=dict(fields),
         mode=mode,
-        file_format=doc.get("format", "csv"),
+        file_format=_format(doc, destination, path),
         path=path,
         identifier=identifier,
         batch_rows=batch_rows,
@@ -147,6 +213,19 @@ def load_sync(path: Path) -> SyncDefinition:
         uri=uri,
         table=table,
     )
+
+
+def _format(doc: dict[str, Any], destination: str, path: Path) -> str:
+    """The file format of a destination that writes files; other destinations take none."""
+    formats = FORMATS.get(destination)
+    if formats is None:
+        if "format" in doc:
+            raise SyncDefinitionError(f"{path}: format: only a file_drop sync has a format")
+        return "csv"  # unused: the destination writes no file
+    file_format = doc.get("format", formats[0])
+    if file_format not in formats:
+        raise SyncDefinitionError(f"{path}: format: {file_format!r} not one of {formats}")
+    return file_format
 
 
 def _uri(doc: dict[str, Any], destination: str, path: Path) -> str | None:
@@ -194,5 +273,8 @@ def _table(doc: dict[str, Any], destination: str, fields: list[str], path: Path)
     return table
 
 
-def load_all_syncs(directory: Path | None = None) -> list[SyncDefinition]:
-    return [load_sync(p) for p in sorted((directory or syncs_dir()).glob("*.yml"))]
+def load_all_syncs(
+    directory: Path | None = None, segments: Collection[str] | None = None
+) -> list[SyncDefinition]:
+    known = defined_segments() if segments is None else frozenset(segments)
+    return [load_sync(p, known) for p in sorted((directory or syncs_dir()).glob("*.yml"))]

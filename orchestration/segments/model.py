@@ -66,7 +66,7 @@ def customer_360_columns() -> frozenset[str]:
     return frozenset(c["name"] for c in model["columns"])
 
 
-def _line_of(node: yaml.Node, path: list[str | int]) -> int:
+def line_of(node: yaml.Node, path: list[str | int]) -> int:
     """1-based line of the YAML node at `path` (nearest existing ancestor)."""
     for key in path:
         if isinstance(node, yaml.MappingNode):
@@ -81,7 +81,7 @@ def _line_of(node: yaml.Node, path: list[str | int]) -> int:
     return node.start_mark.line + 1
 
 
-def _fmt_path(path: list[str | int]) -> str:
+def format_path(path: list[str | int]) -> str:
     out = ""
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
@@ -245,7 +245,7 @@ def text_problems(
 def _raise_text_problems(path: Path, node: yaml.Node, doc: Any) -> None:
     problems = text_problems(doc)
     if problems:
-        lines = [f"{path}:{_line_of(node, p)}: {_fmt_path(p)}: {msg}" for p, msg in problems]
+        lines = [f"{path}:{line_of(node, p)}: {format_path(p)}: {msg}" for p, msg in problems]
         raise SegmentError("\n".join(lines))
 
 
@@ -271,7 +271,7 @@ def load_segment(path: Path) -> Segment:
     if not problems and doc["name"] != path.stem:
         problems.append((["name"], f"name {doc['name']!r} must equal the file name {path.stem!r}"))
     if problems:
-        lines = [f"{path}:{_line_of(node, p)}: {_fmt_path(p)}: {msg}" for p, msg in problems]
+        lines = [f"{path}:{line_of(node, p)}: {format_path(p)}: {msg}" for p, msg in problems]
         raise SegmentError("\n".join(lines))
     cond_key = next(k for k in ("all", "any", "not") if k in doc)
     return Segment(
@@ -321,7 +321,7 @@ def load_global(directory: Path | None = None) -> GlobalRules:
             problems.append((["exclude"], "the global exclusion cannot refer to segments"))
     if problems:
         lines = [
-            f"{path}:{_line_of(node, p) if node else 1}: {_fmt_path(p)}: {m}" for p, m in problems
+            f"{path}:{line_of(node, p) if node else 1}: {format_path(p)}: {m}" for p, m in problems
         ]
         raise SegmentError("\n".join(lines))
     groups = {g: tuple(names) for g, names in (doc.get("priority_groups") or {}).items()}

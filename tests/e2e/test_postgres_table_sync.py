@@ -73,7 +73,7 @@ def test_postgres_table_sync_keeps_exactly_the_audience(pg_server: PostgresServe
     monkeypatch.setenv("C360_PG_DEST_DSN", db.dsn)
     path = tmp_path / "pg__seg.yml"
     path.write_text(SYNC)
-    sync = load_sync(path)
+    sync = load_sync(path, segments={"seg"})  # the test's own segment
     con = _warehouse()
 
     def run(run_id: str):
