@@ -13,9 +13,10 @@ gathered all entities would not run exactly on the nights someone needs the repo
 rebuilt by each entity write instead (steps run one at a time: in-process executor, duckdb pool).
 
 Personal data: sample rows arrive masked by the stage step (masking.py, driven by the contract's
-PII classification); the report masks them again as a last line before HTML (the contract's PII
-columns, any column the contract does not know, and any e-mail-shaped value), leaving values
-already in the masked form as they are.
+PII classification); the report masks them again by allow-list as a last line before HTML
+(masking.mask_row: a PII column keeps a hint only of a clean e-mail, phone or name; a non-PII
+value shows only when plausible for its column; unknown columns and every value of a ragged row
+are masked), leaving values already in the masked form as they are.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import jinja2
 
 from orchestration.contracts.gx_suite import SuiteOutcome
-from orchestration.contracts.masking import mask_value
+from orchestration.contracts.masking import mask_row
 from orchestration.contracts.model import Contract
 from orchestration.ingest.gate import GATE_RULES, GateOutcome
 from orchestration.ingest.landing import INVALID_JSON_RULE
@@ -40,10 +40,6 @@ from orchestration.paths import reports_dir
 
 TEMPLATE = "report.html.j2"
 INDEX_TEMPLATE = "index.html.j2"
-# What masking.mask_value emits: 'j***@***.com', 'j***', '***42' (no more than 1 char/2 digits).
-_MASKED = re.compile(r"[^@\s]?\*\*\*(@\*\*\*(\.[^\s.@]*)?)?|\*\*\*\d{2}")
-_EMAIL_LIKE = re.compile(r"[^\s@]+@[^\s@]+")
-
 # Rule ids the loader quarantines with, outside the contract's rules.
 _STAGE_RULES = {
     INVALID_JSON_RULE: "the line is not valid JSON (truncated or malformed); its quarantine "
@@ -64,26 +60,21 @@ def report_path(contract: Contract, as_of: str, run_id: str, root: Path | None =
     return (root or reports_dir()) / as_of / run_id / f"{contract.id}.html"
 
 
-def _mask_cell(contract: Contract, column: str, value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, list):
-        return ", ".join(str(_mask_cell(contract, column, v)) for v in value)
-    text = str(value)
-    if _MASKED.fullmatch(text):
-        return text  # already masked by the stage step: masking it again would lose the hint
-    known = column in contract.column_names or column.startswith("_")
-    if column in contract.pii_columns or not known or _EMAIL_LIKE.search(text):
-        return mask_value(text)
-    return text
+def _cell(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(_cell(v)) for v in value)
+    return value
 
 
 def masked_rows(contract: Contract, rows: list[dict]) -> tuple[list[str], list[list[Any]]]:
-    """Sample rows as (columns, rows of cells) with PII masked; one output row per input row."""
+    """Sample rows as (columns, rows of cells) masked by allow-list (masking.mask_row: PII by
+    its kind, implausible values, unknown columns, every value of a ragged row); one output row
+    per input row."""
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
-    cells = [[_mask_cell(contract, c, row.get(c)) for c in columns] for row in rows]
+    masked = [mask_row(contract, row) for row in rows]
+    cells = [[_cell(row.get(c)) for c in columns] for row in masked]
     return columns, cells
 
 

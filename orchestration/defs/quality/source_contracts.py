@@ -13,6 +13,7 @@
 import dagster as dg
 
 from orchestration.contracts.gx_suite import validate_table
+from orchestration.contracts.masking import mask_rows
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.ingest.gate import GateOutcome, evaluate_gate
@@ -28,13 +29,15 @@ def _md_table(rows: list[dict]) -> str:
     return head + "\n".join("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows)
 
 
-def _samples_md(outcome: GateOutcome) -> str:
-    """One section per failure: rule, column, message and its masked sample rows."""
+def _samples_md(contract: Contract, outcome: GateOutcome) -> str:
+    """One section per failure: rule, column, message and its sample rows, masked again by
+    allow-list at this edge (masking.mask_rows; values already masked stay as they are)."""
     if not outcome.details:
         return "(no failures)"
     parts = []
     for d in outcome.details:
-        parts.append(f"**{d.rule}** — column `{d.column}`\n\n{d.message}\n\n{_md_table(d.samples)}")
+        rows = mask_rows(contract, d.samples)
+        parts.append(f"**{d.rule}** — column `{d.column}`\n\n{d.message}\n\n{_md_table(rows)}")
     return "\n\n".join(parts)
 
 
@@ -70,7 +73,7 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
             metadata={
                 "failures": dg.MetadataValue.json(outcome.failures),
                 "failure_details": dg.MetadataValue.json(outcome.details_json()),
-                "failure_samples_masked": dg.MetadataValue.md(_samples_md(outcome)),
+                "failure_samples_masked": dg.MetadataValue.md(_samples_md(contract, outcome)),
                 "notes": dg.MetadataValue.json(outcome.notes),
                 "quality_report": dg.MetadataValue.path(str(report)),
                 "extracted": batch.extracted,
@@ -96,7 +99,9 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
                 "freshness": dg.MetadataValue.json(batch.freshness),
                 "gx_expectations_evaluated": suite.evaluated,
                 "gx_failed_expectations": dg.MetadataValue.json(suite.failed_expectations),
-                "sample_rows_masked": dg.MetadataValue.md(_md_table(batch.masked_samples)),
+                "sample_rows_masked": dg.MetadataValue.md(
+                    _md_table(mask_rows(contract, batch.masked_samples))
+                ),
             },
         )
 
