@@ -249,9 +249,22 @@ def _accounting(batch: StagedBatch, out: list[GateFailure]) -> None:
         )
 
 
+def _file_notes(batch: StagedBatch, notes: list[str]) -> None:
+    """What discovery refused and the copies recorded without a read: reported under accounting
+    (they do not block: the rest of the batch goes on, and nothing of them was counted)."""
+    for path, why in sorted(batch.refused.items()):
+        notes.append(f"accounting: refused {path}: {why}; nothing of it was counted or loaded")
+    for path, first in sorted(batch.same_content.items()):
+        notes.append(
+            f"accounting: {path} holds the same bytes (sha256) as {first}: recorded as "
+            "delivered, not read again (its rows are counted once, with that file)"
+        )
+
+
 def evaluate_gate(contract: Contract, batch: StagedBatch, suite: SuiteOutcome) -> GateOutcome:
     out: list[GateFailure] = []
     notes: list[str] = []
+    _file_notes(batch, notes)
     _schema(contract, batch, out)
     if batch.quarantine_share > contract.max_quarantine_share:
         top = sorted(batch.quarantined_by_rule.items(), key=lambda kv: -kv[1])

@@ -6,13 +6,17 @@ as text so that type rules are checked by the contract (quarantine), not by a re
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,11 @@ SUFFIXES = (".csv", ".jsonl", ".parquet")
 # Files the live extractor writes (orchestration/extract/live.py): replaceable until published.
 LIVE_PREFIX = "live-"
 _DT = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+# The longest CSV line (a record, quoted line breaks included) read, in bytes, for DuckDB's
+# `max_line_size` and the independent count's csv.field_size_limit (Python's default, 128 KiB,
+# crashed the count on a long free-text value). A longer record fails the file naming its line.
+MAX_CSV_LINE_BYTES = 16 << 20
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class LandingFileError(ValueError):
@@ -56,6 +65,12 @@ class LandingFile:
     # (size, mtime_ns, ctime_ns, inode, device) before and after the read; None when the file
     # was written during or just before it (see scan_file): publish then hashes it again.
     signature: tuple[int, ...] | None = None
+    # The file starts with a UTF-8 byte order mark (stripped when read; never part of a record).
+    bom: bool = False
+    # The name DuckDB reads the file by (read_into: a link with a plain name in a private folder,
+    # see _literal_names). DuckDB expands `[ ] * ?` in any path it is given as a glob, so a file
+    # `part[1].csv` given by its own name read `part1.csv` instead.
+    read_as: Path | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -136,8 +151,10 @@ def scan_file(path: Path) -> LandingFile:
     error: str | None = None
     records, offset, line, carry = 0, 0, 1, b""
     with path.open("rb") as fh:
-        head = fh.read(2)
+        head = fh.read(3)
         fh.seek(0)
+        bom = text and head == UTF8_BOM
+        head = head[:2]
         if text and head in (b"\xff\xfe", b"\xfe\xff"):
             error = (
                 f"{path}: line 1 (byte 0): the file is UTF-16 (byte order mark {head.hex()}); "
@@ -173,6 +190,7 @@ def scan_file(path: Path) -> LandingFile:
         records if jsonl else None,
         error,
         None if racy else _signature(after),
+        bom,
     )
 
 
@@ -189,9 +207,37 @@ def unchanged_since_scan(f: LandingFile) -> bool:
     return _sha256(f.path) == f.sha256
 
 
-def discover(landing_dir: Path, contract: Contract, as_of: dt.date) -> list[LandingFile]:
-    """Files for this contract visible at `as_of` (dt= partitions after as_of are not yet due).
+@dataclass
+class Discovery:
+    """What discover_landing() found for one entity: the files to consider, and what it refused
+    to read with why (path of a file or folder -> reason), so a refusal is reported, not lost."""
 
+    files: list[LandingFile] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _partition(name: str) -> tuple[bool, dt.date | None]:
+    """(is a `dt=` folder, its date or None when the name is not a valid dt=YYYY-MM-DD)."""
+    if not name.startswith("dt="):
+        return False, None
+    m = _DT.match(name)
+    try:
+        return True, dt.date.fromisoformat(m.group(1)) if m else None
+    except ValueError:  # dt=2026-02-30: the shape of a date, not a date
+        return True, None
+
+
+def discover_landing(landing_dir: Path, contract: Contract, as_of: dt.date) -> Discovery:
+    """Files for this contract visible at `as_of` (dt= partitions after as_of are not yet due),
+    in path order, and what was refused, each by name: a symbolic link (to a file or a folder)
+    whose target lies outside the landing folder, a broken link, a `dt=` folder whose name is not
+    a valid date (its files are not read; the other folders go on).
+
+    Names are taken literally: folders are listed (os.scandir), never matched as patterns.
     With `C360_LANDING_URL=s3://bucket/prefix` set, the entity's objects are first mirrored into
     `landing_dir` (orchestration/ingest/s3_landing.py) and then found here like local files."""
     from orchestration.ingest.s3_landing import landing_url, sync_entity
@@ -199,18 +245,97 @@ def discover(landing_dir: Path, contract: Contract, as_of: dt.date) -> list[Land
     url = landing_url()
     if url:
         sync_entity(landing_dir, contract.source, contract.entity, SUFFIXES, url)
+    out = Discovery()
+    base = landing_dir.resolve()
     root = landing_dir / contract.source / contract.entity
     if not root.exists():
-        return []
-    found: list[LandingFile] = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.suffix not in SUFFIXES or path.name.startswith("."):
-            continue
-        part = next((m.group(1) for p in path.relative_to(root).parts if (m := _DT.match(p))), None)
-        if part is not None and dt.date.fromisoformat(part) > as_of:
-            continue
-        found.append(scan_file(path))
-    return found
+        return out
+    if not _within(root.resolve(), base):
+        out.refused[str(root)] = (
+            f"symbolic link to {root.resolve()}, outside the landing folder {base}: not read"
+        )
+        return out
+    seen: set[Path] = set()
+
+    def walk(folder: Path, day: dt.date | None) -> None:
+        real = folder.resolve()
+        if real in seen:  # a link back to a folder already listed: read once
+            return
+        seen.add(real)
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            path = Path(e.path)
+            if e.is_symlink():
+                target = path.resolve()
+                if not target.exists():
+                    out.refused[str(path)] = f"broken symbolic link (to {target}): not read"
+                    continue
+                if not _within(target, base):
+                    out.refused[str(path)] = (
+                        f"symbolic link to {target}, outside the landing folder {base}: not read"
+                    )
+                    continue
+            if path.is_dir():
+                is_dt, part = _partition(e.name)
+                if is_dt and part is None:
+                    out.refused[str(path)] = (
+                        f"partition folder {e.name!r} is not a valid dt=YYYY-MM-DD date: "
+                        "its files were not read (rename it to the delivery date)"
+                    )
+                    continue
+                if part is not None and day is None:
+                    if part > as_of:
+                        continue  # not yet due
+                    walk(path, part)
+                else:
+                    walk(path, day)
+            elif path.is_file() and path.suffix in SUFFIXES:
+                out.files.append(scan_file(path))
+
+    walk(root, None)
+    return out
+
+
+def discover(landing_dir: Path, contract: Contract, as_of: dt.date) -> list[LandingFile]:
+    """The files of discover_landing() (what it refused is in its Discovery.refused)."""
+    return discover_landing(landing_dir, contract, as_of).files
+
+
+# DuckDB's readers (read_csv, read_ndjson_objects, read_text, read_parquet) expand `[ ] * ?` in
+# any path as a glob, a list of one path included: `part[1].csv` read `part1.csv`. Each file is
+# read through a link with a plain name (`0.csv`, `1.jsonl`, ...) in a private folder, made for
+# the one read_into call; where links cannot be made, the glob characters are escaped instead.
+_GLOB_ESCAPES = str.maketrans({"[": "[[]", "]": "[]]", "*": "[*]", "?": "[?]"})
+
+
+def glob_escaped(path: Path) -> str:
+    """`path` as a DuckDB glob that matches only itself (each of `[ ] * ?` in a class)."""
+    return str(path).translate(_GLOB_ESCAPES)
+
+
+@contextlib.contextmanager
+def _literal_names(files: list[LandingFile]) -> Iterator[list[LandingFile]]:
+    """The files with `read_as` set to a link, of a name DuckDB takes literally, to each file's
+    real path (checked to lie in the landing folder by discover_landing)."""
+    with tempfile.TemporaryDirectory(prefix="c360-read-") as folder:
+        out = []
+        for i, f in enumerate(files):
+            link = Path(folder) / f"{i}{f.path.suffix}"
+            try:
+                link.symlink_to(f.path.resolve())
+            except OSError:  # no symbolic links here (Windows without the privilege)
+                link = None
+            out.append(replace(f, read_as=link))
+        yield out
+
+
+def _duck(f: LandingFile) -> str:
+    """The SQL literal DuckDB reads `f` by: its plain-named link, else its escaped name; never
+    the file's own name (see _literal_names)."""
+    return quote_literal(str(f.read_as) if f.read_as is not None else glob_escaped(f.path))
 
 
 # JSON lines are read through a relation of (json, _err), one row per record in file order:
@@ -222,21 +347,23 @@ _JSONL_LINES = "_c360_jsonl_lines"
 
 
 def _jsonl_fast(f: LandingFile) -> str:
-    p = quote_literal(str(f.path))
+    p = _duck(f)
     return f"(select json, cast(null as varchar) as _err from read_ndjson_objects({p}))"
 
 
 def _jsonl_by_line(con: duckdb.DuckDBPyConnection, f: LandingFile) -> str:
     """Materialise the file's non-blank lines, in line order, with their validity. Blank means
-    only the whitespace bytes Python's bytes.strip() removes, as count_records counts."""
-    p = quote_literal(str(f.path))
+    only the whitespace bytes Python's bytes.strip() removes, as count_records counts. A UTF-8
+    byte order mark opening the file is dropped (it is not part of the first record)."""
+    p, name = _duck(f), quote_literal(str(f.path))
     ws = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+    content = "content[2:]" if f.bom else "content"
     con.execute(
         f"create or replace temp table {_JSONL_LINES} as "
-        "with s as (select string_split(content, chr(10)) as ls from read_text("
+        f"with s as (select string_split({content}, chr(10)) as ls from read_text("
         f"{p})), l as (select unnest(ls) as line, generate_subscripts(ls, 1) as _line from s) "
         "select case when json_valid(line) then json(line) end as json, "
-        f"case when not json_valid(line) then {p} || ':' || _line || "
+        f"case when not json_valid(line) then {name} || ':' || _line || "
         "': not valid JSON (a truncated or malformed line)' end as _err "
         f"from l where trim(line, {ws}) <> '' order by _line"
     )
@@ -277,7 +404,10 @@ def _parse_jsonl(con: duckdb.DuckDBPyConnection, src: str, contract: Contract) -
 # hive_partitioning off: DuckDB would otherwise add the folder's `dt=` as a column `dt` to every
 # CSV and Parquet file, reported as an extra column (schema drift) that no file carries.
 def _csv_src(p: str) -> str:
-    return f"read_csv({p}, all_varchar=true, header=true, hive_partitioning=false)"
+    return (
+        f"read_csv({p}, all_varchar=true, header=true, hive_partitioning=false, "
+        f"max_line_size={MAX_CSV_LINE_BYTES})"
+    )
 
 
 def _parquet_src(p: str) -> str:
@@ -288,7 +418,7 @@ def _columns_in_file(
     con: duckdb.DuckDBPyConnection, f: LandingFile, src: str, contract: Contract
 ) -> list[str]:
     """The columns a file holds (grain: one file): CSV header, Parquet schema, JSON-line keys."""
-    p = quote_literal(str(f.path))
+    p = _duck(f)
     if f.path.suffix == ".csv":
         rows = con.execute(f"describe select * from {_csv_src(p)}")
         return [r[0] for r in rows.fetchall()]
@@ -310,8 +440,9 @@ def _columns_in_file(
 
 def _select_text(f: LandingFile, present: set[str], contract: Contract, src: str) -> str:
     """SELECT producing the contract's columns as text (missing ones null) plus provenance and
-    `_read_error` (why the record could not be read; it is then quarantined)."""
-    p = quote_literal(str(f.path))
+    `_read_error` (why the record could not be read; it is then quarantined). `_source_file` is
+    the file's own path; DuckDB reads it by its literal name (_duck)."""
+    p, name = _duck(f), quote_literal(str(f.path))
     if f.path.suffix == ".jsonl":  # src: _JSONL_PARSED (a key the file lacks is null in _v)
         cols = [
             f"_v[{i}] as {quote_ident(c)}"
@@ -320,7 +451,7 @@ def _select_text(f: LandingFile, present: set[str], contract: Contract, src: str
             for i, c in enumerate(contract.column_names, start=1)
         ]
         return (
-            f"select {', '.join(cols)}, {p} as _source_file, _rec as _source_row, "
+            f"select {', '.join(cols)}, {name} as _source_file, _rec as _source_row, "
             f"_err as _read_error from {src}"
         )
     cols = [
@@ -331,7 +462,7 @@ def _select_text(f: LandingFile, present: set[str], contract: Contract, src: str
     ]
     src = _csv_src(p) if f.path.suffix == ".csv" else _parquet_src(p)
     return (
-        f"select {', '.join(cols)}, {p} as _source_file, "
+        f"select {', '.join(cols)}, {name} as _source_file, "
         "cast(row_number() over () as bigint) as _source_row, "
         f"cast(null as varchar) as _read_error from {src}"
     )
@@ -387,11 +518,57 @@ def count_records(path: Path) -> int:
                 f"{path}: cannot be read as parquet: {str(exc).splitlines()[0]}"
             ) from None
     if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-            records = sum(1 for rec in csv.reader(fh) if rec)
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+            reader = csv.reader(fh)
+            try:
+                with _csv_field_limit():
+                    records = sum(1 for rec in reader if rec)
+            except csv.Error as exc:
+                raise LandingFileError(_csv_error(path, reader.line_num, exc)) from None
         return max(records - 1, 0)
     with path.open("rb") as fh:
         return sum(1 for line in fh if line.strip())
+
+
+@contextlib.contextmanager
+def _csv_field_limit() -> Iterator[None]:
+    """Python's csv module refuses a value over 128 KiB by default (`field larger than field
+    limit`): raised to MAX_CSV_LINE_BYTES while counting, restored after (it is process-wide)."""
+    before = csv.field_size_limit(MAX_CSV_LINE_BYTES)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _csv_error(path: Path, line: int, exc: Exception) -> str:
+    """The message for a CSV record the independent count cannot read, naming file and line.
+    A record longer than MAX_CSV_LINE_BYTES (the loader's max_line_size) is refused as such."""
+    why = str(exc)
+    if "field larger than field limit" in why:
+        why = (
+            f"a record longer than {MAX_CSV_LINE_BYTES} bytes (max_line_size; a value this "
+            "long is almost always a broken quote or a misplaced document)"
+        )
+    return (
+        f"{path}: line {line}: cannot be read as csv: {why}; nothing from this batch was "
+        "loaded. Fix or split the record and rerun"
+    )
+
+
+def _long_csv_record(path: Path) -> int | None:
+    """First line (1-based) of the first CSV record longer than MAX_CSV_LINE_BYTES, or None: named
+    when the loader refuses a line its `max_line_size` cannot hold (the error path only)."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh, _csv_field_limit():
+        reader = csv.reader(fh)
+        start = 1
+        for rec in reader:
+            if sum(map(len, rec)) + len(rec) > MAX_CSV_LINE_BYTES // 4 and (
+                len(",".join(rec).encode()) > MAX_CSV_LINE_BYTES
+            ):
+                return start
+            start = reader.line_num + 1
+    return None
 
 
 def check_not_empty(path: Path) -> None:
@@ -491,7 +668,7 @@ def _retyped_in_file(
     src: str,
 ) -> dict[str, dict]:
     """Contract columns whose physical type in this file is not one their logical type accepts."""
-    p = quote_literal(str(f.path))
+    p = _duck(f)
     found: dict[str, dict] = {}
     if f.path.suffix == ".parquet":
         types = dict(
@@ -546,10 +723,10 @@ def _retyped_in_file(
 
 
 def _file_sample(con: duckdb.DuckDBPyConnection, f: LandingFile, contract: Contract) -> list[dict]:
-    p = quote_literal(str(f.path))
+    p = _duck(f)
     if f.path.suffix == ".jsonl":
         rows = []
-        with f.path.open(encoding="utf-8", errors="replace") as fh:
+        with f.path.open(encoding="utf-8-sig", errors="replace") as fh:
             for line in fh:
                 try:
                     row = json.loads(line) if line.strip() else None
@@ -575,45 +752,64 @@ def read_into(
     UTF-8, wrong CSV delimiter, unreadable) raises LandingFileError naming the file and line; a
     malformed JSON line is staged with `_read_error` set (quarantined), the rest of its file loads."""
     out = ReadOutcome(0, {}, {})
-    for f in files:
-        check_readable(f, contract)
-        src = ""
-        try:
-            if f.path.suffix == ".jsonl":
-                try:
-                    src = _parse_jsonl(con, _jsonl_fast(f), contract)
-                except duckdb.Error:
-                    # A malformed line: read line by line so only that line is set aside.
-                    src = _parse_jsonl(con, _jsonl_by_line(con, f), contract)
-            present = _columns_in_file(con, f, src, contract)
-            before = con.execute(f"select count(*) from {table}").fetchone()[0]
-            con.execute(f"insert into {table} {_select_text(f, set(present), contract, src)}")
-            after = con.execute(f"select count(*) from {table}").fetchone()[0]
-            retyped = _retyped_in_file(con, f, present, contract, src)
-        except duckdb.Error as exc:
-            # The first line of DuckDB's message says what and where; its internals are no help
-            # in a step failure, so the chained exception is dropped (`from None`).
-            first = str(exc).splitlines()[0]
-            raise LandingFileError(
-                f"{f.path}: cannot be read as {f.path.suffix[1:]}: {first}; nothing from this "
-                "batch was loaded"
-            ) from None
-        finally:
-            con.execute(
-                f"drop view if exists {_JSONL_PARSED}; drop table if exists {_JSONL_PARSED_TABLE}; "
-                f"drop table if exists {_JSONL_LINES}"
-            )
-        key = str(f.path)
-        out.rows += after - before
-        out.rows_by_file[key] = after - before
-        if retyped:
-            out.retyped[key] = retyped
-        gone = [c for c in contract.column_names if c not in present]
-        if gone:
-            out.missing_columns[key] = gone
-        more = [c for c in present if c not in contract.column_names]
-        if more:
-            out.extra_columns[key] = more
-        if gone or more:
-            out.file_samples[key] = _file_sample(con, f, contract)
+    with _literal_names(files) as named:
+        for f in named:
+            _read_one(con, table, f, contract, out)
     return out
+
+
+def _read_one(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    f: LandingFile,
+    contract: Contract,
+    out: ReadOutcome,
+) -> None:
+    """read_into for one file (its `read_as` set by _literal_names)."""
+    check_readable(f, contract)
+    src = ""
+    try:
+        if f.path.suffix == ".jsonl" and f.bom:  # read_ndjson_objects refuses a BOM
+            src = _parse_jsonl(con, _jsonl_by_line(con, f), contract)
+        elif f.path.suffix == ".jsonl":
+            try:
+                src = _parse_jsonl(con, _jsonl_fast(f), contract)
+            except duckdb.Error:
+                # A malformed line: read line by line so only that line is set aside.
+                src = _parse_jsonl(con, _jsonl_by_line(con, f), contract)
+        present = _columns_in_file(con, f, src, contract)
+        before = con.execute(f"select count(*) from {table}").fetchone()[0]
+        con.execute(f"insert into {table} {_select_text(f, set(present), contract, src)}")
+        after = con.execute(f"select count(*) from {table}").fetchone()[0]
+        retyped = _retyped_in_file(con, f, present, contract, src)
+    except duckdb.Error as exc:
+        # The first line of DuckDB's message says what and where; its internals are no help
+        # in a step failure, so the chained exception is dropped (`from None`).
+        first = str(exc).splitlines()[0]
+        line = _long_csv_record(f.path) if f.path.suffix == ".csv" else None
+        if line is not None:  # DuckDB names the line wrongly ("Line: 1") and prints it
+            raise LandingFileError(
+                _csv_error(f.path, line, csv.Error("field larger than field limit"))
+            ) from None
+        raise LandingFileError(
+            f"{f.path}: cannot be read as {f.path.suffix[1:]}: {first}; nothing from this "
+            "batch was loaded"
+        ) from None
+    finally:
+        con.execute(
+            f"drop view if exists {_JSONL_PARSED}; drop table if exists {_JSONL_PARSED_TABLE}; "
+            f"drop table if exists {_JSONL_LINES}"
+        )
+    key = str(f.path)
+    out.rows += after - before
+    out.rows_by_file[key] = after - before
+    if retyped:
+        out.retyped[key] = retyped
+    gone = [c for c in contract.column_names if c not in present]
+    if gone:
+        out.missing_columns[key] = gone
+    more = [c for c in present if c not in contract.column_names]
+    if more:
+        out.extra_columns[key] = more
+    if gone or more:
+        out.file_samples[key] = _file_sample(con, f, contract)

@@ -41,7 +41,7 @@ from orchestration.ingest.landing import (
     SUFFIXES,
     LandingFile,
     LandingFileError,
-    discover,
+    discover_landing,
     read_into,
     records_in,
     scan_file,
@@ -106,6 +106,14 @@ class StagedBatch:
     samples: dict[str, list[dict]] = field(default_factory=dict)  # masked, by gate finding
     # Masked quarantined rows per error rule (a few each), for the data-quality report.
     rule_samples: dict[str, list[dict]] = field(default_factory=dict)
+    # What discovery refused to read, by name (a file or folder -> why): a symbolic link leaving
+    # the landing folder, a broken link, an invalid `dt=` folder. Not read, not counted, not
+    # recorded: found again (and reported again) every night until it is fixed.
+    refused: dict[str, str] = field(default_factory=dict)
+    # New paths whose bytes (sha256) are a file already published for this contract, or an
+    # earlier file of this batch (file -> that file): in `files` and recorded in the cursor at
+    # publish, but not read again, so their rows are neither counted nor loaded a second time.
+    same_content: dict[str, str] = field(default_factory=dict)
 
     @property
     def quarantine_share(self) -> float:
@@ -165,9 +173,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
 
 
 def _batch_id(contract: Contract, files: list[LandingFile]) -> str:
+    """Stable id of a batch: its files' paths and bytes. The paths count: a copy of a published
+    file under a new name is a new batch (recorded once), not the published one again."""
     h = hashlib.sha256(contract.id.encode())
     for f in files:
         h.update(f.sha256.encode())
+        h.update(b"\0" + str(f.path).encode() + b"\0")
     return h.hexdigest()[:16]
 
 
@@ -180,14 +191,28 @@ def _published_match_sql(contract: Contract, alias: str, table: str, key: str) -
     return f"exists (select 1 from {table} p where {same}) as {key}"
 
 
-def _unpublished(con: duckdb.DuckDBPyConnection, contract: Contract, files: list[LandingFile]):
-    done = {
-        (p, s)
-        for p, s in con.execute(
-            "select path, sha256 from audit.ingestion_files where contract_id = ?", [contract.id]
-        ).fetchall()
-    }
-    return [f for f in files if (str(f.path), f.sha256) not in done]
+def _unpublished(
+    con: duckdb.DuckDBPyConnection, contract: Contract, files: list[LandingFile]
+) -> tuple[list[LandingFile], dict[str, str]]:
+    """The files not yet published at their path with their bytes, and of them the ones whose
+    bytes were published under another path or are an earlier file of this list (new path ->
+    that path; the earliest published path, else the first in path order)."""
+    done: set[tuple[str, str]] = set()
+    by_sha: dict[str, str] = {}
+    for p, s in con.execute(
+        "select path, sha256 from audit.ingestion_files where contract_id = ? "
+        "order by published_at, path",
+        [contract.id],
+    ).fetchall():
+        done.add((p, s))
+        by_sha.setdefault(s, p)
+    new = [f for f in files if (str(f.path), f.sha256) not in done]
+    same: dict[str, str] = {}
+    for f in new:
+        first = by_sha.setdefault(f.sha256, str(f.path))
+        if first != str(f.path):
+            same[str(f.path)] = first
+    return new, same
 
 
 def _masked(con, contract: Contract, sql: str, params=None) -> list[dict]:
@@ -231,8 +256,12 @@ def stage_batch(
 ) -> StagedBatch:
     """Land new files for `contract` in its staging tables and measure them against the contract."""
     ensure_tables(con, contract)
-    files = _unpublished(con, contract, discover(landing_dir, contract, as_of))
+    found = discover_landing(landing_dir, contract, as_of)
+    files, same = _unpublished(con, contract, found.files)
     batch = StagedBatch(contract.id, None, as_of.isoformat(), [str(f.path) for f in files])
+    batch.refused, batch.same_content = found.refused, same
+    # Read (and counted) only once per content: a copy is recorded at publish, never re-read.
+    to_read = [f for f in files if str(f.path) not in same]
     batch.extraction = dict(extraction or {})
     bt = batch_table(contract)
     # The rows as read (text) and their verdicts are read only by this step: temp tables, in
@@ -252,8 +281,8 @@ def stage_batch(
         batch.file_sha256 = {str(f.path): f.sha256 for f in files}
         batch.file_signature = {str(f.path): list(f.signature) for f in files if f.signature}
         # Counted before and without the loader: the independent side of row accounting.
-        batch.files_rows = {str(f.path): records_in(f) for f in files}
-        outcome = read_into(con, text, files, contract)
+        batch.files_rows = {str(f.path): records_in(f) for f in to_read}
+        outcome = read_into(con, text, to_read, contract)
         batch.missing_columns, batch.extra_columns = outcome.missing_columns, outcome.extra_columns
         batch.staged_rows_by_file = outcome.rows_by_file
         for path, rows in outcome.file_samples.items():
@@ -382,7 +411,7 @@ def stage_batch(
     _measure_retyped_values(con, contract, batch)
     _measure_future(con, contract, batch)
     _measure_freshness(con, contract, batch, as_of)
-    _measure_volume(con, contract, batch, as_of, files)
+    _measure_volume(con, contract, batch, as_of, to_read)
     con.execute(
         f"create or replace table {bt}__verdicts as select * from {verdicts} "
         "where len(_failed_rules) > 0"
