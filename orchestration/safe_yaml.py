@@ -103,6 +103,9 @@ def load(
         raise YamlLimitError(f"{path}:{_line(exc)}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        if context and problem.startswith("but "):  # "expected X" / "but found Y"
+            problem = f"{context} {problem}"
         raise YamlLimitError(f"{path}:{_line(exc)}: not valid YAML: {problem}") from None
     except RecursionError:  # defence in depth: max_depth keeps composition far from the limit
         raise YamlLimitError(f"{path}:1: nested too deeply") from None
