@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import duckdb
 
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
+from orchestration.redaction import redact
 from orchestration.s3 import s3_client_from_env as _s3_client
 
 # S3 bucket naming rules (general purpose buckets): 3-63 chars, lowercase, digits, dots, hyphens.
@@ -34,7 +35,6 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # A single PutObject takes at most 5 GiB; beyond that S3 needs a multipart upload, which this
 # destination does not do (a 5 GiB audience file is far beyond any expected audience).
 MAX_PUT_BYTES = 5 * 1024**3
-_USERINFO = re.compile(r"://[^/@\s\"']*@")
 CONTENT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -140,7 +140,8 @@ def _upload(client: Any, local: Path, bucket: str, key: str, metadata: dict[str,
 
 def _s3_error(exc: Exception) -> str:
     """A one-line reason without secrets: botocore messages carry the operation, the S3 error
-    code and at most the endpoint URL, never the credentials; user:password@ in a URL is cut."""
+    code and at most the endpoint URL, never the credentials; user:password@ in a URL and
+    secret parameters (X-Amz-Signature=...) are cut all the same (redaction.redact)."""
     from botocore.exceptions import ClientError
 
     if isinstance(exc, ClientError):
@@ -149,7 +150,7 @@ def _s3_error(exc: Exception) -> str:
     else:
         first = str(exc).splitlines()[0] if str(exc) else ""
         text = f"{type(exc).__name__}: {first}".rstrip(": ")
-    return _USERINFO.sub("://", text)
+    return redact(text)
 
 
 def write_audience(
@@ -194,7 +195,7 @@ def write_audience(
             tmp.replace(final)
         except (duckdb.Error, OSError) as exc:
             tmp.unlink(missing_ok=True)
-            return FileDropResult(final_uri, 0, False, str(exc).splitlines()[0])
+            return FileDropResult(final_uri, 0, False, redact(str(exc).splitlines()[0]))
         if location.scheme == "s3":
             from botocore.exceptions import BotoCoreError, ClientError
 
@@ -208,10 +209,12 @@ def write_audience(
                 client = s3_client if s3_client is not None else s3_client_from_env()
                 _upload(client, final, location.bucket, key, metadata)
             except FileDropConfigError as exc:
-                return FileDropResult(final_uri, 0, False, f"upload to {final_uri} failed: {exc}")
+                return FileDropResult(
+                    final_uri, 0, False, redact(f"upload to {final_uri} failed: {exc}")
+                )
             except (BotoCoreError, ClientError, OSError) as exc:
                 return FileDropResult(
-                    final_uri, 0, False, f"upload to {final_uri} failed: {_s3_error(exc)}"
+                    final_uri, 0, False, redact(f"upload to {final_uri} failed: {_s3_error(exc)}")
                 )
         return FileDropResult(final_uri, rows, True)
     finally:

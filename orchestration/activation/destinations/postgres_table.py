@@ -38,6 +38,7 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.redaction import redact, url_secrets
 
 if TYPE_CHECKING:
     from orchestration.activation.syncs import SyncDefinition
@@ -125,11 +126,21 @@ class PostgresTableDestination:
 
     def _connection(self) -> psycopg2.extensions.connection:
         if self._con is None or self._con.closed:
-            con = psycopg2.connect(
-                self.config.dsn,
-                connect_timeout=self.config.connect_timeout_seconds,
-                application_name=f"c360 sync {self.sync}"[:63],
-            )
+            try:
+                con = psycopg2.connect(
+                    self.config.dsn,
+                    connect_timeout=self.config.connect_timeout_seconds,
+                    application_name=f"c360 sync {self.sync}"[:63],
+                )
+            except psycopg2.OperationalError as exc:  # unreachable, refused: send retries
+                # re-raised with a redacted message only (libpq may echo parts of the DSN)
+                raise psycopg2.OperationalError(_connection_reason(exc, self.config.dsn)) from None
+            except psycopg2.Error as exc:
+                # a DSN libpq cannot parse: its message quotes the DSN, so only its kind shows
+                kind = (str(exc).split(":", 1)[0].strip() or type(exc).__name__)[:40]
+                raise PostgresTableConfigError(
+                    f"C360_PG_DEST_DSN is not a valid libpq DSN or postgresql:// URI ({kind})"
+                ) from None
             try:
                 with con.cursor() as cur:
                     cur.execute("set statement_timeout = %s", [self.config.statement_timeout_ms])
@@ -265,7 +276,10 @@ class PostgresTableDestination:
                 self._drop_connection()
                 for row in rows:
                     outcome = outcomes[row.idempotency_key]
-                    outcome.status, outcome.reason = "retryable", _connection_reason(exc)
+                    outcome.status, outcome.reason = (
+                        "retryable",
+                        _connection_reason(exc, self.config.dsn),
+                    )
                 return
             if kind == "config":
                 raise PostgresTableError(f"{self._name}: {self._reason(exc, [])}") from None
@@ -335,7 +349,7 @@ class PostgresTableDestination:
                 try:
                     self._send_batch(batch, outcomes)
                 except psycopg2.OperationalError as exc:  # cannot connect: rest of the round
-                    reason = _connection_reason(exc)
+                    reason = _connection_reason(exc, self.config.dsn)
                     for row in pending[start:]:
                         # rows that ended before the connection went (earlier halves of a
                         # bisected batch) keep their outcome
@@ -367,8 +381,18 @@ def _kind(exc: psycopg2.Error) -> str:
     return "row"
 
 
-def _connection_reason(exc: psycopg2.Error) -> str:
-    """The first line of a connection error (host and port at most; libpq never prints the
-    password)."""
+def _connection_reason(exc: psycopg2.Error, dsn: str = "") -> str:
+    """The first line of a connection error (host and port at most), credentials redacted: a
+    URL's userinfo, `password=`, and the DSN's own password wherever it is (redaction.py)."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"connection: {first}"
+    if first.startswith("connection: "):  # already a reason (re-raised by _connection)
+        return first
+    return f"connection: {redact(first, _dsn_secrets(dsn))}"
+
+
+def _dsn_secrets(dsn: str) -> list[str]:
+    """The password of a libpq DSN, URI (postgresql://u:pw@host) or keyword form (password=pw)."""
+    if "://" in dsn:
+        return url_secrets(dsn)
+    m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
+    return [m.group(1).strip("'")] if m else []

@@ -22,10 +22,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from orchestration.contracts.rules_sql import quote_literal
+from orchestration.redaction import redact, redact_logger, redact_url, url_secrets
+
+# httpx logs each request's URL (INFO): credentials in C360_WEBHOOK_URL are cut there too
+redact_logger("httpx")
 
 Status = Literal["ok", "rejected", "retryable", "unknown"]
 
@@ -40,7 +45,7 @@ class WebhookAuthError(RuntimeError):
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    url: str
+    url: str = field(repr=False)  # may hold user:password@ or ?token=: messages use shown_url
     secret: str = field(repr=False)
     max_rows: int = 1000
     max_bytes: int = 1_000_000
@@ -52,6 +57,17 @@ class WebhookConfig:
     # dropped connections, timeouts put the client back to one at a time): the destination
     # works on one batch while the client signs the next and reads the last one's results
     max_in_flight: int = 2
+
+    def endpoint(self, path: str) -> str:
+        """`path` ('/v1/batches') under the URL's own path, its query string (?token=...) kept
+        after it: a URL with a query is not broken by appending the path to it."""
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
+
+    @property
+    def shown_url(self) -> str:
+        """The URL fit for a message, log line or metadata: credentials cut (redaction.py)."""
+        return redact_url(self.url, [self.secret])
 
     @classmethod
     def from_env(cls, prefix: str = "C360_WEBHOOK") -> WebhookConfig:
@@ -321,12 +337,21 @@ class WebhookClient:
     ) -> None:
         self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
         self.http = http or httpx.Client(timeout=config.timeout_seconds)
+        self._secrets = [config.secret, *url_secrets(config.url)]
+        self._batches_url = config.endpoint("/v1/batches")
         self.requests = 0
         self._lock = threading.Lock()
         # one batch at a time until the destination answers a batch without pushing back, and
         # again after any push back; no request leaves before a Retry-After has passed
         self._calm = False
         self._not_before = 0.0
+
+    def _redact(self, text: object) -> str:
+        """A destination's or httpx's text with credentials cut: URL userinfo, secret
+        parameters, and this destination's URL credentials and signing secret anywhere."""
+        if not text:
+            return "" if text is None else str(text)
+        return redact(text, self._secrets)
 
     # --- one HTTP request, with the contract's retries ------------------------------------
 
@@ -348,9 +373,12 @@ class WebhookClient:
             if delay > 0:  # another batch in flight was told to wait (Retry-After)
                 self.sleep(delay)
             try:
-                response = self.http.post(
-                    f"{self.config.url}/v1/batches", content=body, headers=headers
-                )
+                response = self.http.post(self._batches_url, content=body, headers=headers)
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                # a configuration problem, raised without httpx's exception (it holds the URL)
+                raise WebhookConfigError(
+                    f"C360_WEBHOOK_URL {self.config.shown_url}: {self._redact(exc)}"
+                ) from None
             except httpx.TimeoutException:
                 self._calm = False
                 return "timeout"
@@ -378,7 +406,7 @@ class WebhookClient:
                 self._calm = True
             if response.status_code == 401:
                 raise WebhookAuthError(
-                    f"{self.config.url}: signature refused (401): check C360_WEBHOOK_SECRET"
+                    f"{self.config.shown_url}: signature refused (401): check C360_WEBHOOK_SECRET"
                 )
             return response
         return f"gave_up: {why} after {self.config.max_attempts} attempts"
@@ -432,7 +460,7 @@ class WebhookClient:
             return
         if answer.status_code in (400, 413, 422):
             if len(keys) == 1:
-                batch[0].status, batch[0].reason = "rejected", _error(answer)
+                batch[0].status, batch[0].reason = "rejected", self._redact(_error(answer))
                 return
             rows = rows() if callable(rows) else rows
             half = len(rows) // 2
@@ -452,14 +480,14 @@ class WebhookClient:
                 outcome.status, outcome.reason = "unknown", "no result for the row"
             else:
                 outcome.status = result.get("status", "unknown")
-                outcome.reason = result.get("reason", "")
+                outcome.reason = self._redact(result.get("reason", ""))
 
     # --- reconciliation of unknown rows ----------------------------------------------------
 
     def _read_back(self, row: Row) -> bool | None:
         """True if the destination holds the row as sent, False if not, None if unreadable."""
         try:
-            response = self.http.get(f"{self.config.url}/v1/records/{row.identifier}")
+            response = self.http.get(self.config.endpoint(f"/v1/records/{row.identifier}"))
         except httpx.HTTPError:
             return None
         if response.status_code == 404:
