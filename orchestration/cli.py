@@ -43,12 +43,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.pipeline import run_nightly
+    from orchestration.run_guard import RunBusy
     from orchestration.summary import render_summary
     from orchestration.warehouse import warehouse
 
     started = time.time()
     print(f"c360 run: nightly job for as_of {args.as_of} (in-process, DuckDB) ...", flush=True)
-    report = run_nightly(args.as_of, log_level=args.log_level)
+    try:
+        report = run_nightly(
+            args.as_of, log_level=args.log_level, progress=lambda line: print(line, flush=True)
+        )
+    except RunBusy as exc:
+        print(f"c360 run: not started: {exc}", file=sys.stderr)
+        return 3
     with warehouse(read_only=True) as con:
         print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
     failed = report.checks_failed

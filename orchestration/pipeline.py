@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
 
 from orchestration.instance import ensure_instance
+from orchestration.run_guard import (
+    WORKER_TAG,
+    ReleasedRun,
+    exclusive_home,
+    refuse_if_busy,
+    release_dead_runs,
+    worker_tag,
+)
 
 
 @dataclass(frozen=True)
@@ -17,26 +26,42 @@ class NightlyReport:
     checks_passed: list[str]
     checks_failed: list[str]
     materialized: list[str]
+    released: list[ReleasedRun]
 
 
 def run_nightly(
     as_of: dt.date,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "INFO",
+    progress: Callable[[str], None] | None = None,
 ) -> NightlyReport:
-    """Execute the `nightly` job for partition `as_of` and report what passed and materialized."""
+    """Execute the `nightly` job for partition `as_of` and report what passed and materialized.
+
+    Holds the home's run lock for the whole run (RunBusy if another run holds it or a live run of
+    the instance is under way), and first releases runs whose process died (killed, out of
+    memory): they are marked failed and their pool slots freed, so this run never waits on them.
+    """
     from orchestration.definitions import defs
 
     if instance is None:
         ensure_instance()
         instance = dg.DagsterInstance.get()
-    job = defs().resolve_job_def("nightly")
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=as_of.isoformat(),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
+    with exclusive_home(f"nightly {as_of}"):
+        released = release_dead_runs(instance, released_by="c360 run")
+        for gone in released:
+            if progress:
+                what = "marked failed (its process was gone), " if gone.marked_failed else ""
+                progress(f"released {gone.job_name} run {gone.run_id} ({gone.partition}): "
+                         f"{what}pool slots freed")  # fmt: skip
+        refuse_if_busy(instance)
+        job = defs().resolve_job_def("nightly")
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=as_of.isoformat(),
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            tags={WORKER_TAG: worker_tag()},
+        )
     evaluations = [
         e.event_specific_data
         for e in result.all_events
@@ -54,4 +79,5 @@ def run_nightly(
             for e in result.all_events
             if e.event_type_value == "ASSET_MATERIALIZATION"
         ),
+        released=released,
     )

@@ -6,6 +6,8 @@
   every six hours at :30) for the partition of the last finished nightly — retries what failed and
   picks up a platform that was down. It skips, naming the reason, when that nightly was unhealthy
   (failed, or a blocking check failed), so it never syncs from a refresh that stopped halfway.
+- `release_dead_runs_sensor`: every minute, marks runs whose process died failed and frees their
+  `duckdb` pool slots, so a killed run never blocks the runs after it.
 """
 
 import os
@@ -13,6 +15,7 @@ import os
 import dagster as dg
 
 from orchestration.activation.health import last_nightly_health
+from orchestration.run_guard import release_dead_runs
 from orchestration.run_model import nightly_partitions, schedule_timezone
 
 nightly = dg.define_asset_job(
@@ -46,10 +49,27 @@ activation = dg.define_asset_job(
     description="Activation between nightlies; skips when the last nightly was unhealthy.",
 )
 def activation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    release_dead_runs(context.instance, released_by="activation_schedule")
     health = last_nightly_health(context.instance)
     if not health.healthy or health.partition_key is None:
         return dg.SkipReason(f"activation skipped: {health.reason}")
     return dg.RunRequest(partition_key=health.partition_key, tags={"c360/trigger": "schedule"})
 
 
-defs = dg.Definitions(jobs=[nightly, activation], schedules=[nightly_schedule, activation_schedule])
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks runs whose process died failed and frees their duckdb pool slots.",
+)
+def release_dead_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    released = release_dead_runs(context.instance, released_by="release_dead_runs_sensor")
+    for run in released:
+        context.log.warning(f"released {run.job_name} run {run.run_id} ({run.partition})")
+    return dg.SkipReason(f"released {len(released)} run(s)" if released else "no dead runs")
+
+
+defs = dg.Definitions(
+    jobs=[nightly, activation],
+    schedules=[nightly_schedule, activation_schedule],
+    sensors=[release_dead_runs_sensor],
+)

@@ -12,6 +12,7 @@ import duckdb
 from dagster_dbt import DbtCliResource
 
 from orchestration.paths import dbt_project_dir
+from orchestration.run_guard import stamp_run
 from orchestration.warehouse import connect
 
 
@@ -20,6 +21,12 @@ class Warehouse(dg.ConfigurableResource):
 
     path: str
     landing_dir: str
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Every run that opens the warehouse names its process, so a killed run can be told
+        # from a live one and released (orchestration/run_guard.py).
+        if context.instance is not None and context.dagster_run is not None:
+            stamp_run(context.instance, context.dagster_run.run_id)
 
     @contextmanager
     def connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

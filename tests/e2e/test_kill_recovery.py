@@ -1,0 +1,194 @@
+"""A `c360 run` killed with SIGKILL — in ingestion, in dbt, in activation — never blocks the runs
+after it: the next run marks the dead one failed, frees its `duckdb` pool slot and completes, and
+the warehouse ends as an uninterrupted run leaves it (nothing duplicated, nothing lost). Two runs
+on one home at once: the second refuses with one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tests.integration.conftest import AS_OF
+from tests.integration.test_rerun_and_gates import _fingerprint
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="kill")]
+
+C360 = str(Path(sys.executable).parent / "c360")
+REPO = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT = 900
+
+
+def _env(home: Path, landing: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        C360_HOME=str(home),
+        C360_WAREHOUSE=str(home / "warehouse.duckdb"),
+        C360_LANDING_DIR=str(landing),
+        C360_OUTBOX_DIR=str(home / "outbox"),
+        C360_DUCKDB_TEMP_DIR=str(home / "tmp"),
+        DAGSTER_HOME=str(home / "dagster"),
+    )
+    return env
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen:
+    """`c360 run` in its own process group (so the kill takes its dbt child with it, as an
+    out-of-memory kill of the whole job or a container stop does)."""
+    return subprocess.Popen(
+        [C360, "run", "--as-of", AS_OF.isoformat(), "--log-level", "WARNING"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _instance(home: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(home / "dagster"))
+
+
+def _latest_run(home: Path) -> dg.DagsterRun | None:
+    runs = _instance(home).get_runs(limit=1)
+    return runs[0] if runs else None
+
+
+def _kill_when_step_starts(
+    env: dict[str, str], home: Path, step: str, seen: list[str], settle: float
+) -> str | None:
+    """Start a run, SIGKILL its process group `settle` seconds after `step` started; the run's
+    id, or None when the run finished in the meantime (`seen`: runs killed before)."""
+    proc = _start(env)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    run_id, problem = None, ""
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            try:  # the run's process creates the instance storage: read it once it is there
+                run = _latest_run(home) if (home / "dagster" / "storage").exists() else None
+                if run is None or not run.tags.get("c360/worker") or run.run_id in seen:
+                    continue
+                started = {
+                    r.step_key
+                    for r in _instance(home).all_logs(
+                        run.run_id, of_type=dg.DagsterEventType.STEP_START
+                    )
+                }
+            except Exception as exc:  # storage being created by the run: read it again
+                problem = repr(exc)
+                continue
+            if step in started:
+                run_id = run.run_id
+                time.sleep(settle)  # let the step get under way (dbt writing)
+                break
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        output = proc.communicate()[0]
+    assert run_id is not None, f"never saw {step} ({problem}):\n{output[-3000:]}"
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill:\n{output[-3000:]}"
+    run = _instance(home).get_run_by_id(run_id)
+    return run_id if run.status == dg.DagsterRunStatus.STARTED else None
+
+
+def _run_to_end(env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [C360, "run", "--as-of", AS_OF.isoformat(), "--log-level", "WARNING"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _state(warehouse: Path) -> dict[str, str]:
+    """Raw, marts and contact history: what a duplicated or lost row would change."""
+    return {
+        table: digest
+        for table, digest in _fingerprint(warehouse).items()
+        if table.startswith(("raw.", "marts.")) or table == "activation.contact_history"
+    }
+
+
+def test_runs_killed_in_ingestion_dbt_and_activation_release_their_slot(tmp_path):
+    from orchestration.sources.generator import generate
+
+    landing = tmp_path / "landing"
+    generate(300, 5, AS_OF, landing, tmp_path / "truth", progress=None)
+
+    reference = tmp_path / "reference"
+    _run_to_end(_env(reference, landing))
+
+    home = tmp_path / "home"
+    env = _env(home, landing)
+    killed: list[str] = []
+    held: dict[str, bool] = {}
+    for step, settle in (("shop__orders", 0.0), ("c360_dbt", 1.0), ("activation__file_drop", 0.0)):
+        for _attempt in range(3):  # a short step can finish its run before the kill lands
+            run_id = _kill_when_step_starts(env, home, step, killed, settle)
+            if run_id:
+                break
+        assert run_id, f"no run was killed in {step}"
+        killed.append(run_id)
+        holders = _instance(home).event_log_storage.get_concurrency_run_ids()
+        held[step] = killed[-1] in holders
+    # Killed mid-dbt, the run kept its pool slot; the runs after it still reached their steps.
+    assert held["c360_dbt"], held
+    output = _run_to_end(env)
+    assert f"released nightly run {killed[-1]}" in output or not held["activation__file_drop"]
+
+    instance = _instance(home)
+    for run_id in killed:
+        run = instance.get_run_by_id(run_id)
+        assert run.status == dg.DagsterRunStatus.FAILURE, run_id
+        failure = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        assert "is gone" in failure[-1].dagster_event.message
+    assert not instance.event_log_storage.get_concurrency_run_ids()
+    assert instance.get_runs(limit=1)[0].status == dg.DagsterRunStatus.SUCCESS
+
+    got, want = _state(home / "warehouse.duckdb"), _state(reference / "warehouse.duckdb")
+    assert got.keys() == want.keys()
+    differ = sorted(t for t in want if got[t] != want[t])
+    assert not differ, f"tables differ from the uninterrupted run: {differ}"
+
+
+def test_a_second_run_on_the_same_home_refuses_with_one_line(tmp_path):
+    from orchestration.sources.generator import generate
+
+    landing = tmp_path / "landing"
+    generate(100, 6, AS_OF, landing, tmp_path / "truth", progress=None)
+    home = tmp_path / "home"
+    env = _env(home, landing)
+    first = _start(env)
+    try:
+        deadline = time.monotonic() + 300
+        while not (home / "run.lock").exists() or not (home / "run.lock").read_text():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        second = subprocess.run(
+            [C360, "run", "--as-of", AS_OF.isoformat()],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert second.returncode == 3, second.stdout + second.stderr
+        refusal = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(refusal) == 1 and "another c360 run is writing" in refusal[0], refusal
+        assert f"pid {first.pid}" in refusal[0]
+        assert "Traceback" not in second.stdout + second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
