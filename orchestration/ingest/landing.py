@@ -235,7 +235,7 @@ def discover_landing(landing_dir: Path, contract: Contract, as_of: dt.date) -> D
     """Files for this contract visible at `as_of` (dt= partitions after as_of are not yet due),
     in path order, and what was refused, each by name: a symbolic link (to a file or a folder)
     whose target lies outside the landing folder, a broken link, a `dt=` folder whose name is not
-    a valid date (its files are not read; the other folders go on).
+    a valid date, a folder that cannot be listed (its files are not read; the others go on).
 
     Names are taken literally: folders are listed (os.scandir), never matched as patterns.
     With `C360_LANDING_URL=s3://bucket/prefix` set, the entity's objects are first mirrored into
@@ -262,8 +262,12 @@ def discover_landing(landing_dir: Path, contract: Contract, as_of: dt.date) -> D
         if real in seen:  # a link back to a folder already listed: read once
             return
         seen.add(real)
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:  # e.g. no permission: named, the other folders go on
+            out.refused[str(folder)] = f"folder cannot be listed ({exc.strerror}): not read"
+            return
         for e in entries:
             if e.name.startswith("."):
                 continue
