@@ -1,8 +1,10 @@
 """Identity graph health, measured after every resolution: the over-merge circuit breaker.
 
 Grain of audit.identity_graph_health: one row per run (as_of, run_id). The merge rate compares
-this as_of's merges with the customers of the latest earlier as_of. Bounds come from
-vars.identity.circuit_breaker; identifier values leave the warehouse only masked.
+the merges this run logged (audit.identity_merge_log rows of its as_of that no earlier measured
+run counted) with the customers of the last measured run of any as_of — a rerun at the same as_of
+included, so a rerun with a loosened limit that merges many customers trips the breaker. Bounds
+come from vars.identity.circuit_breaker; identifier values leave the warehouse only masked.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ TABLE = "audit.identity_graph_health"
 @dataclass(frozen=True)
 class Bounds:
     max_cluster_records: int = 50
-    max_merge_rate: float = 0.02  # merges / customers of the previous run
+    max_merge_rate: float = 0.02  # merges / customers of the last measured run (any as_of)
 
     @classmethod
     def from_config(cls, raw: dict[str, Any] | None) -> Bounds:
@@ -75,8 +77,9 @@ class GraphHealth:
         return d
 
 
-def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> GraphHealth:
-    """Health of the graph dbt just resolved (marts.customer_id_map, intermediate edges)."""
+def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str = "") -> GraphHealth:
+    """Health of the graph dbt just resolved (marts.customer_id_map, intermediate edges), for the
+    run `run_id` (the Dagster run that built it; its own earlier row, if any, is not compared)."""
     customers, records = con.execute(
         "select count(distinct customer_id), count(*) from marts.customer_id_map"
     ).fetchone()
@@ -115,22 +118,26 @@ def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> GraphHealth:
         """,
         [largest_id],
     ).fetchall()
+    ensure_table(con)
+    # merges of this as_of that no other measured run has counted yet: this run's (dbt logs them
+    # with the Dagster run id), or an earlier run's whose health was never measured
     merges, splits = con.execute(
-        "select count(*) filter (where event = 'merge'), count(*) filter (where event = 'split') "
-        "from audit.identity_merge_log where as_of = ?",
-        [as_of],
+        f"""
+        select count(*) filter (where log.event = 'merge'), count(*) filter (where log.event = 'split')
+        from audit.identity_merge_log as log
+        where log.as_of = ? and not exists (
+            select 1 from {TABLE} as measured
+            where measured.run_id = log.run_id and measured.run_id <> ?
+        )
+        """,
+        [as_of, run_id],
     ).fetchone()
-    previous = None
-    if con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'audit' and table_name = 'identity_graph_health'"
-    ).fetchone()[0]:
-        row = con.execute(
-            f"select customers from {TABLE} where as_of < ? order by as_of desc, measured_at desc "
-            "limit 1",
-            [as_of],
-        ).fetchone()
-        previous = int(row[0]) if row else None
+    # the last run measured, whatever its as_of: the same day's earlier run included
+    row = con.execute(
+        f"select customers from {TABLE} where run_id <> ? order by measured_at desc limit 1",
+        [run_id],
+    ).fetchone()
+    previous = int(row[0]) if row else None
     return GraphHealth(
         as_of=as_of,
         customers=int(customers),
@@ -146,8 +153,8 @@ def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> GraphHealth:
     )
 
 
-def record(con: duckdb.DuckDBPyConnection, health: GraphHealth, run_id: str) -> None:
-    """Append this run's figures (no identifier values: the table is a run log)."""
+def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists audit")
     con.execute(
         f"""
         create table if not exists {TABLE} (
@@ -158,6 +165,11 @@ def record(con: duckdb.DuckDBPyConnection, health: GraphHealth, run_id: str) -> 
         )
         """
     )
+
+
+def record(con: duckdb.DuckDBPyConnection, health: GraphHealth, run_id: str) -> None:
+    """Append this run's figures (no identifier values: the table is a run log)."""
+    ensure_table(con)
     con.execute(
         f"insert into {TABLE} values (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [

@@ -132,26 +132,67 @@ def test_invalid_survivorship_errors_name_the_field(change, message):
     assert parse_survivorship(_OK)[0].source_priority == ("crm", "shop")
 
 
-def test_env_vars_replace_top_level_dbt_vars_for_python_and_dbt(monkeypatch):
+def test_env_vars_merge_deeply_for_python_and_dbt(monkeypatch):
+    """A partial C360_DBT_VARS identity block changes what it names and keeps every other rule,
+    limit and blocklist entry — in Python and in the --vars the nightly dbt build passes."""
     from orchestration.dbt_vars import DbtVarsError, overrides
 
     identity = load()
-    loose = {
-        "identifiers": {"email": {"priority": 2}},
+    partial = {
+        "identifiers": {"email": {"max_records_per_value": 20}},
         "circuit_breaker": {"max_cluster_records": 9},
     }
-    monkeypatch.setenv("C360_DBT_VARS", json.dumps({"identity": loose}))
-    assert overrides() == {"identity": loose}
+    monkeypatch.setenv("C360_DBT_VARS", json.dumps({"identity": partial}))
     tuned = load()
-    assert (
-        tuned.circuit_breaker.max_cluster_records
-        == 9
-        != identity.circuit_breaker.max_cluster_records
-    )
-    assert tuned.max_per_customer == {} and tuned.blocklist == ()  # the block is replaced whole
+    assert tuned.circuit_breaker.max_cluster_records == 9
+    assert tuned.circuit_breaker.max_merge_rate == identity.circuit_breaker.max_merge_rate
+    assert tuned.max_records_per_value["email"] == 20
+    assert tuned.max_records_per_value["phone"] == identity.max_records_per_value["phone"]
+    # every other rule and limit kept (the old top-level replace dropped them all)
+    assert tuned.priorities == identity.priorities
+    assert tuned.max_per_customer == identity.max_per_customer
+    assert tuned.name_guarded == identity.name_guarded
+    assert tuned.blocklist == identity.blocklist
+    assert tuned.probabilistic == identity.probabilistic
+    # dbt gets the whole merged block (dbt --vars replaces a var whole)
+    sent = overrides()["identity"]
+    assert sent["identifiers"]["email"]["require_matching_first_name"] is True
+    assert sent["identifiers"]["crm_contact_id"] == {"priority": 1, "max_per_customer": 1}
+    assert sent["blocklist"] and sent["phone_default_region"]
+
+    # null removes one key (a looser config on purpose); a list replaces the project's list
+    monkeypatch.setenv(
+        "C360_DBT_VARS",
+        json.dumps({"identity": {"identifiers": {"loyalty_member_id": {"max_per_customer": None}},
+                                 "blocklist": [{"type": "email", "exact": "x@y.org"}]}}),
+    )  # fmt: skip
+    loose = load()
+    assert "loyalty_member_id" not in loose.max_per_customer
+    assert loose.priorities["loyalty_member_id"] == 1
+    assert loose.max_per_customer["crm_contact_id"] == (1, None)
+    assert [e.exact for e in loose.blocklist] == ["x@y.org"]
+
+    # refused, naming the key
     monkeypatch.setenv("C360_DBT_VARS", "[1, 2]")
     with pytest.raises(DbtVarsError, match="C360_DBT_VARS: must be a mapping"):
         overrides()
     monkeypatch.setenv("C360_DBT_VARS", '{"identity": {"identifiers": {"fax": {"priority": 1}}}}')
     with pytest.raises(IdentityConfigError, match=r"C360_DBT_VARS.*identifiers\.fax: unknown"):
         load()
+    monkeypatch.setenv("C360_DBT_VARS", '{"identiy": {"name_max_edit_distance": 2}}')
+    with pytest.raises(DbtVarsError, match=r"identiy: not a var of dbt_project\.yml"):
+        load()
+    monkeypatch.setenv("C360_DBT_VARS", '{"identity": {"circuit_breaker": {"max_merge": 0.5}}}')
+    with pytest.raises(IdentityConfigError, match=r"circuit_breaker\.max_merge: unknown setting"):
+        load()
+    monkeypatch.setenv("C360_DBT_VARS", '{"identity": {"identifiers": []}}')
+    with pytest.raises(DbtVarsError, match=r"identity\.identifiers is a mapping"):
+        load()
+    monkeypatch.setenv("C360_DBT_VARS", '{"identity": null}')
+    with pytest.raises(DbtVarsError, match=r"identity: a project var cannot be removed"):
+        load()
+    monkeypatch.setenv(
+        "C360_DBT_VARS", '{"survivorship": {"attributes": {"name": {"columns": ["nick"]}}}}'
+    )
+    with pytest.raises(IdentityConfigError, match=r"attributes\.name\.columns: 'nick'"):
+        load_survivorship()

@@ -26,7 +26,8 @@ KEY = dg.AssetKey(["identity_state", "graph_health"])
             asset=KEY,
             blocking=True,
             description=(
-                "Fails when the largest customer or the merge rate against the previous run "
+                "Fails when the largest customer or the merge rate against the last measured run "
+                "(of any as_of: a same-day rerun compares with the day's earlier run) "
                 "passes vars.identity.circuit_breaker, naming the (masked) identifier values "
                 "holding the cluster together. Activation depends on it."
             ),
@@ -35,14 +36,14 @@ KEY = dg.AssetKey(["identity_state", "graph_health"])
     description=(
         "audit.identity_graph_health: one row per run with customers, records, the largest "
         "cluster, identifiers per customer, merges, splits and the merge rate against the "
-        "previous as_of."
+        "last measured run, whatever its as_of."
     ),
 )
 def identity_graph_health(context: dg.AssetExecutionContext, warehouse: Warehouse):
     bounds = identity_config.load().circuit_breaker
     as_of = as_of_from(context)
     with warehouse.connection() as con:
-        measured = health.measure(con, as_of)
+        measured = health.measure(con, as_of, context.run_id)
         health.record(con, measured, context.run_id)
     meta = measured.metadata()
     problems = measured.violations(bounds)
