@@ -23,6 +23,7 @@ from orchestration.dbt_vars import overrides
 from orchestration.identity import config as identity_config
 from orchestration.paths import c360_home, dbt_project_dir
 from orchestration.run_model import OWNER, as_of_from, nightly_partitions
+from orchestration.warehouse import is_out_of_memory, out_of_memory_message
 
 dbt_project = DbtProject(project_dir=dbt_project_dir())
 
@@ -75,7 +76,7 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
     as_of = as_of_from(context).isoformat()
     target = c360_home() / "dbt_runs" / context.run_id
     try:
-        yield from dbt.cli(
+        invocation = dbt.cli(
             [
                 "build",
                 "--vars",
@@ -83,9 +84,39 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
             ],
             context=context,
             target_path=target,
-        ).stream()
+            raise_on_error=False,
+        )
+        yield from invocation.stream()
+        error = invocation.get_error()
+        if error is not None:
+            memory = _out_of_memory_errors(invocation, str(error))
+            if memory:
+                raise dg.Failure(
+                    description=out_of_memory_message("dbt build", memory[0]),
+                    metadata={"models out of memory": ", ".join(memory[1:]) or "(see dbt log)"},
+                ) from error
+            raise error
     finally:
         shutil.rmtree(target, ignore_errors=True)
+
+
+def _out_of_memory_errors(invocation: Any, error_text: str) -> list[str]:
+    """[DuckDB's message, failed node ids...] when dbt failed because memory ran out, else []."""
+    try:
+        results = invocation.get_artifact("run_results.json").get("results", [])
+    except (OSError, ValueError):
+        results = []
+    nodes = [
+        r
+        for r in results
+        if r.get("status") == "error" and is_out_of_memory(r.get("message") or "")
+    ]
+    if nodes:
+        return [nodes[0]["message"], *(r.get("unique_id", "") for r in nodes)]
+    if is_out_of_memory(error_text):
+        line = next(ln for ln in error_text.splitlines() if is_out_of_memory(ln))
+        return [line]
+    return []
 
 
 # The identity registry is written by dbt hooks (never by a model, so a full refresh keeps it);
