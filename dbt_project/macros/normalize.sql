@@ -44,18 +44,18 @@
     regexp_full_match({{ col }}, '{{ pattern | replace("'", "''") }}')
 {%- endmacro %}
 
-{#- Match key of a person at a postal address: first name, last name, street line and postal code,
-    each lower-cased with everything but letters and digits removed (case, spacing and punctuation
-    differ between systems: '12 OAK AVE.' and '12 Oak  Ave' are one address). Null when any part
-    is missing: a partial key (a name alone, a street alone) is not evidence. Portable SQL. -#}
+{#- Match key of a person at a postal address from its four parts, each already folded with
+    fold_key (macros/fold.sql: accents, ligatures, full-width forms and case folded, everything
+    but letters and digits removed, so 'Müller' = 'MULLER' and '12 OAK AVE.' = '12 Oak  Ave'),
+    joined with '|'. Null when any part is missing or folds to nothing (a name in a script the
+    fold does not cover): a partial key (a name alone, a street alone) is not evidence. -#}
 {% macro name_address_key(first_name, last_name, address_line1, postal_code) -%}
-    nullif(
-        lower(regexp_replace({{ first_name }}, '[^A-Za-z0-9]', '', 'g')) || '|'
-        || lower(regexp_replace({{ last_name }}, '[^A-Za-z0-9]', '', 'g')) || '|'
-        || lower(regexp_replace({{ address_line1 }}, '[^A-Za-z0-9]', '', 'g')) || '|'
-        || lower(regexp_replace({{ postal_code }}, '[^A-Za-z0-9]', '', 'g')),
-        '|||'
-    )
+    case
+        when
+            {{ first_name }} <> '' and {{ last_name }} <> ''
+            and {{ address_line1 }} <> '' and {{ postal_code }} <> ''
+            then {{ first_name }} || '|' || {{ last_name }} || '|' || {{ address_line1 }} || '|' || {{ postal_code }}
+    end
 {%- endmacro %}
 
 {#- A consent/suppression/erasure contact point in the same form identity uses. -#}

@@ -69,16 +69,27 @@ addresses as (
     select * from shipping_addresses
 ),
 
-name_address_keys as (
+-- each part folded once (accents, ligatures, full-width forms, case: macros/fold.sql)
+folded_addresses as (
     select distinct
         record_key,
-        {{ name_address_key('first_name', 'last_name', 'address_line1', 'postal_code') }} as name_address
+        {{ fold_key('first_name') }} as first_name_key,
+        {{ fold_key('last_name') }} as last_name_key,
+        {{ fold_key('address_line1') }} as address_key,
+        {{ fold_key('postal_code') }} as postal_key
     from addresses
     where
         first_name is not null
         and last_name is not null
         and address_line1 is not null
         and postal_code is not null
+),
+
+name_address_keys as (
+    select distinct
+        record_key,
+        {{ name_address_key('first_name_key', 'last_name_key', 'address_key', 'postal_key') }} as name_address
+    from folded_addresses
 ),
 
 -- Same first name, last name and postal address: a person's CRM contact, shop account and

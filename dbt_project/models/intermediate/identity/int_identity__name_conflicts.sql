@@ -29,7 +29,7 @@ value_records as (
         candidates.identifier_type,
         candidates.identifier_value,
         candidates.record_key,
-        nullif(lower(trim(records.first_name)), '') as first_name_key
+        nullif({{ fold_key('records.first_name') }}, '') as first_name_key
     from candidates
     inner join records on candidates.record_key = records.record_key
     where candidates.identifier_type in (

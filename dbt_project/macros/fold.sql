@@ -1,0 +1,19 @@
+{#- Fold one name or address part into its match-key form, the same on DuckDB, Postgres and in
+    Python (orchestration/identity/fold.py, whose TABLE this is; `python -m
+    orchestration.identity.fold` prints it): letters with accents, ligatures, full-width forms and
+    the letters Unicode does not decompose (ß, Ø, Ł, Æ, Œ, Þ, Đ) become lower-case ASCII, then
+    everything but ASCII letters and digits is removed, then ASCII is lower-cased
+    ('Müller', 'MULLER', 'Ｍüller' → 'muller'; 'Straße' → 'strasse'; '12 Oak Ave.' → '12oakave').
+    Plain translate(), regexp_replace() and lower(): no extension needed on either
+    engine, and no locale-dependent lower() of a non-ASCII letter.
+    tests/unit/test_unicode_keys.py checks every character of the table against Python. -#}
+{% macro fold_key(col) -%}
+    {%- set fold_from = 'ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝàáâãäåçèéêëìíîïðñòóôõöøùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĐđĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĦħĨĩĪīĬĭĮįİıĴĵĶķĹĺĻļĽľĿŀŁłŃńŅņŇňŉŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŦŧŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžſƒƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻǾǿȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳḀḁḂḃḄḅḆḇḈḉḊḋḌḍḎḏḐḑḒḓḔḕḖḗḘḙḚḛḜḝḞḟḠḡḢḣḤḥḦḧḨḩḪḫḬḭḮḯḰḱḲḳḴḵḶḷḸḹḺḻḼḽḾḿṀṁṂṃṄṅṆṇṈṉṊṋṌṍṎṏṐṑṒṓṔṕṖṗṘṙṚṛṜṝṞṟṠṡṢṣṤṥṦṧṨṩṪṫṬṭṮṯṰṱṲṳṴṵṶṷṸṹṺṻṼṽṾṿẀẁẂẃẄẅẆẇẈẉẊẋẌẍẎẏẐẑẒẓẔẕẖẗẘẙẚẛẠạẢảẤấẦầẨẩẪẫẬậẮắẰằẲẳẴẵẶặẸẹẺẻẼẽẾếỀềỂểỄễỆệỈỉỊịỌọỎỏỐốỒồỔổỖỗỘộỚớỜờỞởỠỡỢợỤụỦủỨứỪừỬửỮữỰựỲỳỴỵỶỷỸỹ０１２３４５６７８９ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ' -%}
+    {%- set fold_to = 'aaaaaaceeeeiiiidnoooooouuuuyaaaaaaceeeeiiiidnoooooouuuuyyaaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiijjkkllllllllllnnnnnnnoooooorrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzsfoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaooaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyyaabbbbbbccddddddddddeeeeeeeeeeffgghhhhhhhhhhiiiikkkkkkllllllllmmmmmmnnnnnnnnoooooooopppprrrrrrrrssssssssssttttttttuuuuuuuuuuvvvvwwwwwwwwwwxxxxyyzzzzzzhtwyasaaaaaaaaaaaaaaaaaaaaaaaaeeeeeeeeeeeeeeeeiiiioooooooooooooooooooooooouuuuuuuuuuuuuuyyyyyyyy0123456789abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz' -%}
+    {%- set fold_multi = {'ae': 'ÆæǢǣǼǽ', 'th': 'Þþ', 'ss': 'ßẞ', 'ij': 'Ĳĳ', 'oe': 'Œœ', 'dz': 'ǄǅǆǱǲǳ', 'lj': 'Ǉǈǉ', 'nj': 'Ǌǋǌ', 'ff': 'ﬀ', 'fi': 'ﬁ', 'fl': 'ﬂ', 'ffi': 'ﬃ', 'ffl': 'ﬄ', 'st': 'ﬅﬆ'} -%}
+    {%- set ns = namespace(expr=col) -%}
+    {%- for folded, chars in fold_multi.items() -%}
+        {%- set ns.expr = "regexp_replace(" ~ ns.expr ~ ", '[" ~ chars ~ "]', '" ~ folded ~ "', 'g')" -%}
+    {%- endfor -%}
+    lower(regexp_replace(translate({{ ns.expr }}, '{{ fold_from }}', '{{ fold_to }}'), '[^A-Za-z0-9]', '', 'g'))
+{%- endmacro %}
