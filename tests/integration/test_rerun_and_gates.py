@@ -22,6 +22,7 @@ RUN_LOG_TABLES = {
     ("audit", "ingestion_batches"),
     ("activation", "sync_runs"),
     ("audit", "identity_graph_health"),
+    ("audit", "dbt_model_builds"),  # one row per model per dbt invocation: a run log
 }
 
 

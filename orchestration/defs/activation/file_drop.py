@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.activation.marts_guard import refuse_mixed_marts
 from orchestration.activation.runner import run_sync
 from orchestration.activation.syncs import load_all_syncs
 from orchestration.defs.resources import FileDropDestination, Warehouse
@@ -37,6 +38,7 @@ def file_drop_syncs(
     as_of = as_of_from(context)
     outcomes = []
     with warehouse.connection() as con:
+        refuse_mixed_marts(con, as_of)
         for sync in load_all_syncs():
             if sync.destination != "file_drop":
                 continue

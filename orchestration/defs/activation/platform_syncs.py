@@ -14,6 +14,7 @@ from orchestration.activation.destinations.postgres_table import (
 from orchestration.activation.destinations.webhook import WebhookAuthError, WebhookConfigError
 from orchestration.activation.diff import MirrorGuardError
 from orchestration.activation.diff_runner import run_diff_sync
+from orchestration.activation.marts_guard import refuse_mixed_marts
 from orchestration.activation.syncs import load_all_syncs
 from orchestration.defs.resources import Warehouse
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
@@ -54,6 +55,7 @@ def platform_syncs(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
     syncs = [s for s in load_all_syncs() if s.destination in DIFF_DESTINATIONS]
     outcomes, problems = [], []
     with warehouse.connection() as con:
+        refuse_mixed_marts(con, as_of)
         for sync in syncs:
             destination = None
             try:

@@ -1,0 +1,49 @@
+{#- Which as_of each model was last built for, and whether that build finished: one row per model
+    per dbt invocation in audit.dbt_model_builds. Written 'started' before anything is built
+    (on-run-start) and given its final status after (on-run-end), so a build killed halfway leaves
+    'started' rows: activation reads them and refuses to send from marts of mixed days. -#}
+{% macro record_build_start() -%}
+    create schema if not exists audit;
+    create table if not exists audit.dbt_model_builds (
+        model_name varchar not null,
+        as_of date,
+        run_id varchar,
+        invocation_id varchar not null,
+        status varchar not null,
+        started_at timestamp not null,
+        finished_at timestamp
+    );
+    {%- if execute %}
+        {%- set models = [] %}
+        {%- for unique_id in selected_resources if unique_id.startswith('model.') %}
+            {%- do models.append(unique_id.split('.')[-1]) %}
+        {%- endfor %}
+        {%- if models %}
+    insert into audit.dbt_model_builds
+        (model_name, as_of, run_id, invocation_id, status, started_at)
+    values
+            {%- for model in models %}
+        ('{{ model }}', {{ _build_log_as_of() }}, {{ _build_log_run_id() }},
+         '{{ invocation_id }}', 'started', {{ dbt.current_timestamp() }}){{ "," if not loop.last }}
+            {%- endfor %};
+        {%- endif %}
+    {%- endif %}
+{%- endmacro %}
+
+{% macro record_build_end(results) -%}
+    {%- for result in results if result.node.resource_type == 'model' %}
+    update audit.dbt_model_builds
+    set status = '{{ result.status }}', finished_at = {{ dbt.current_timestamp() }}
+    where invocation_id = '{{ invocation_id }}' and model_name = '{{ result.node.name }}';
+    {%- endfor %}
+{%- endmacro %}
+
+{% macro _build_log_as_of() -%}
+    {%- set value = var('as_of', none) -%}
+    {%- if value is none -%} null {%- else -%} cast('{{ modules.datetime.date.fromisoformat(value | string) }}' as date) {%- endif -%}
+{%- endmacro %}
+
+{% macro _build_log_run_id() -%}
+    {%- set value = var('run_id', none) | string -%}
+    {%- if value == 'None' or not modules.re.fullmatch('[A-Za-z0-9_-]+', value) -%} null {%- else -%} '{{ value }}' {%- endif -%}
+{%- endmacro %}
