@@ -1,7 +1,8 @@
 """Built-in reference data for the sample-data generator: names, places, streets, products.
 
-Everything is ASCII (umlauts and accents are transliterated) so that every system, file format
-and regex sees the same bytes. Lists are ordered roughly from common to rare; the generator
+Names are listed in ASCII (umlauts and accents transliterated: emails are built from them);
+NATIVE_SPELLINGS gives the native spelling of those that have one, which the generator writes in
+most record copies (and with accents stripped, or transliterated, in others). Lists are ordered roughly from common to rare; the generator
 samples with a skew towards the front of each list.
 """
 
@@ -122,6 +123,24 @@ LAST_NAMES: dict[str, tuple[str, ...]] = {
         "Hoekstra", "Maas", "Verhoeven", "Koster", "van Dam", "van der Wal", "Prins", "Blom",
         "Huisman", "Peeters", "de Leeuw", "Kuipers", "Veenstra", "Kramer", "van den Bosch",
     ),
+}  # fmt: skip
+
+# ASCII spelling in the lists above → native spelling (accents, umlauts, ß).
+NATIVE_SPELLINGS: dict[str, str] = {
+    # first names
+    "Juergen": "Jürgen", "Ines": "Inès", "Raphael": "Raphaël", "Theo": "Théo",
+    "Celine": "Céline", "Valerie": "Valérie", "Aurelie": "Aurélie", "Francois": "François",
+    "Elodie": "Élodie", "Sebastien": "Sébastien", "Clemence": "Clémence", "Oceane": "Océane",
+    # last names
+    "Mueller": "Müller", "Schaefer": "Schäfer", "Schroeder": "Schröder", "Krueger": "Krüger",
+    "Koehler": "Köhler", "Koenig": "König", "Moeller": "Möller", "Weiss": "Weiß",
+    "Guenther": "Günther", "Boehm": "Böhm", "Andre": "André", "Lefevre": "Lefèvre",
+    "Guerin": "Guérin", "Clement": "Clément", "Gerard": "Gérard", "Noel": "Noël",
+    "Muller": "Müller", "Garcia": "García", "Rodriguez": "Rodríguez", "Martinez": "Martínez",
+    "Hernandez": "Hernández", "Lopez": "López", "Gonzalez": "González", "Perez": "Pérez",
+    "Sanchez": "Sánchez", "Ramirez": "Ramírez", "Gomez": "Gómez", "Diaz": "Díaz",
+    "Gutierrez": "Gutiérrez", "Jimenez": "Jiménez", "Alvarez": "Álvarez", "Munoz": "Muñoz",
+    "Fernandez": "Fernández", "Mendez": "Méndez", "Guzman": "Guzmán",
 }  # fmt: skip
 
 # (country index, city, region, IANA time zone, postal seed, landline area code, weight)

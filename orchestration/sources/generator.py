@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from orchestration.contracts.model import all_source_contracts
+from orchestration.identity.fold import ascii_spelling
 from orchestration.sources import _names as ref
 
 __all__ = ["FORMATS", "GenerateResult", "NoiseProfile", "generate"]
@@ -719,6 +720,7 @@ class _Output:
         self.rows: dict[str, int] = {}
         self.files: dict[str, int] = {}
         self.defects: list[pa.Table] = []
+        self.spelling: _Spelling | None = None
 
     def say(self, message: str) -> None:
         if self.progress:
@@ -729,6 +731,8 @@ class _Output:
         expected = list(contract.column_names)
         if sorted(columns) != sorted(expected):
             raise AssertionError(f"{contract_id}: columns {sorted(columns)} != {sorted(expected)}")
+        if self.spelling is not None and contract_id in SPELLED_TABLES:
+            columns = self.spelling.apply(columns)
         table = pa.table({name: columns[name].cast(_STR) for name in expected})
         folder = self.landing / contract.source / contract.entity / f"dt={self.as_of.isoformat()}"
         if folder.exists():
@@ -841,6 +845,7 @@ def generate(
     # Addresses outside CRM come from their own stream: adding them left every other value as is.
     address_rng = np.random.default_rng([seed, 0xADD])
     shipping_rng = np.random.default_rng([seed, 0x5419])  # orders' shipping addresses, likewise
+    out.spelling = _Spelling(np.random.default_rng([seed, 0x5BE11]))  # names' spellings, likewise
     end = int(dt.datetime.combine(as_of, dt.time(23, 59, 59), dt.UTC).timestamp())
 
     people = _people(rng, customers, noise)
@@ -1373,6 +1378,39 @@ def _web(rng, people: _People, noise: NoiseProfile, end: int, out: _Output, shop
     out.plant("web__events", _take(event_ids, bad), "occurred_at.type", "occurred_at", "quarantine")
     out.write("web__events", cols)
     return anon_ids, anon_person
+
+
+# Record copies whose names a system may spell natively (Müller), with accents stripped (Muller)
+# or transliterated (Mueller, the reference lists' spelling).
+SPELLED_TABLES = ("crm__contacts", "shop__customers", "loyalty__members")
+NATIVE_SPELLING_RATE = 0.6
+ASCII_SPELLING_RATE = 0.3  # the rest (0.1): the transliteration
+
+
+class _Spelling:
+    """Per record copy, a name with a native spelling (ref.NATIVE_SPELLINGS) is written natively,
+    with its accents stripped, or transliterated; from its own random stream, so every other
+    generated value stays as it was."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def apply(self, columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+        out = dict(columns)
+        for name in ("first_name", "last_name"):
+            values = columns[name].to_pylist()
+            draw = self.rng.random(len(values))
+            spelled = []
+            for value, u in zip(values, draw, strict=True):
+                native = ref.NATIVE_SPELLINGS.get(value) if value else None
+                if native is None or u >= NATIVE_SPELLING_RATE + ASCII_SPELLING_RATE:
+                    spelled.append(value)
+                elif u < NATIVE_SPELLING_RATE:
+                    spelled.append(native)
+                else:
+                    spelled.append(ascii_spelling(native))
+            out[name] = pa.array(spelled, _STR)
+        return out
 
 
 class _ConsentLog:
