@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.contracts.rules_sql import quote_literal
+from orchestration.ingest.landing import glob_escaped
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,19 @@ class IdentityScore:
 SCOPES = ("all", "identified")
 
 
+def _truth_csv(truth_file: Path) -> str:
+    """The DuckDB relation of the truth file, read as that one file: DuckDB's read_csv expands
+    `[ ] * ?` in a path as a glob (`truth[1].csv` read `truth1.csv`, `truth*.csv` read every
+    `truth...csv` beside it), so the path is made absolute (never a `s3://`-like prefix) and its
+    glob characters escaped (landing.glob_escaped, as the landing reader's fallback does)."""
+    path = Path(truth_file).absolute()
+    if not path.is_file():
+        raise ValueError(f"{truth_file}: truth file not found")
+    return (
+        f"read_csv({quote_literal(glob_escaped(path))}, all_varchar=true, hive_partitioning=false)"
+    )
+
+
 def evaluate(
     con: duckdb.DuckDBPyConnection,
     truth_file: Path,
@@ -58,18 +72,14 @@ def evaluate(
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     required = {"source", "entity", "source_record_id", "person_id"}
-    cols = {
-        r[0]
-        for r in con.execute(
-            f"describe select * from read_csv({quote_literal(str(truth_file))}, all_varchar=true)"
-        ).fetchall()
-    }
+    truth = _truth_csv(truth_file)
+    cols = {r[0] for r in con.execute(f"describe select * from {truth}").fetchall()}
     if missing := required - cols:
         raise ValueError(f"{truth_file}: truth file lacks column(s) {', '.join(sorted(missing))}")
     excluded = ", ".join(quote_literal(x) for x in exclude_sources) or "''"
     con.execute(
         f"create or replace temp table _truth as select source, entity, source_record_id, person_id "
-        f"from read_csv({quote_literal(str(truth_file))}, all_varchar=true) "
+        f"from {truth} "
         f"where source not in ({excluded})"
     )
     con.execute(

@@ -19,6 +19,7 @@ from psycopg2 import sql
 
 from orchestration.contracts.model import Contract, source_contract
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
+from orchestration.ingest.landing import glob_escaped
 
 # contract logicalType → Postgres column type
 PG_TYPES = {
@@ -58,7 +59,8 @@ def _latest_rows(landing_dir: Path, contract: Contract) -> tuple[list[str], list
     files = sorted(root.rglob("*.csv")) if root.exists() else []
     if not files:
         return list(contract.column_names), []
-    names = ", ".join(quote_literal(str(p)) for p in files)
+    # each file by its glob-escaped name: DuckDB reads `part[1].csv` as a glob (`part1.csv`)
+    names = ", ".join(quote_literal(glob_escaped(p)) for p in files)
     pk = ", ".join(quote_ident(c) for c in contract.primary_key)
     cols = ", ".join(quote_ident(c) for c in contract.column_names)
     with duckdb.connect() as con:

@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlparse
 import duckdb
 
 from orchestration.contracts.rules_sql import quote_literal
+from orchestration.ingest.landing import glob_escaped
 
 MAX_LIMIT = 500
 ENTITY_IDS = {"customers": "shop_customer_id", "orders": "order_id"}
@@ -69,7 +70,8 @@ def _latest(path_glob: list[Path], key: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     if not path_glob:
         return out
-    files = ", ".join(quote_literal(str(p)) for p in path_glob)
+    # each file by its glob-escaped name: DuckDB reads `part[1].jsonl` as a glob (`part1.jsonl`)
+    files = ", ".join(quote_literal(glob_escaped(p)) for p in path_glob)
     with duckdb.connect() as con:
         cur = con.execute(
             f"select json from read_ndjson_objects([{files}], filename=true) "
