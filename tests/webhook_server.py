@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 MAX_ROWS, MAX_BYTES = 1000, 1_000_000
 
@@ -33,6 +34,8 @@ class Faults:
     delay_seconds: float = 0.0  # every batch answers this late (within the client's timeout)
     seed: int = 7
     rate_limit_rate: float = 0.0  # per batch request after the first N: 429 with Retry-After
+    # a batch holding any of these identifiers is lost: nothing applied, answered too late
+    lost_identifiers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -56,6 +59,8 @@ class WebhookServer:
         self.state = State()
         self.rng = random.Random(self.faults.seed)
         self.batch_requests = 0
+        self.in_flight = 0  # batch requests being answered now
+        self.max_in_flight = 0  # the most batch requests ever answered at once
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,7 +82,8 @@ class WebhookServer:
             def do_GET(self) -> None:
                 path, _, query = self.path.partition("?")
                 if path.startswith("/v1/records/"):
-                    record = server.state.records.get(path.removeprefix("/v1/records/"))
+                    # the identifier is one percent-encoded path segment (the contract)
+                    record = server.state.records.get(unquote(path.removeprefix("/v1/records/")))
                     if record is None:
                         return self._json(404, {"error": "not found"})
                     return self._json(200, record)
@@ -96,6 +102,16 @@ class WebhookServer:
             def do_POST(self) -> None:
                 if self.path != "/v1/batches":
                     return self._json(404, {"error": "no such path"})
+                with server.state.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    return self._batch()
+                finally:
+                    with server.state.lock:
+                        server.in_flight -= 1
+
+            def _batch(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with server.state.lock:
                     server.batch_requests += 1
@@ -144,6 +160,9 @@ class WebhookServer:
                 # like platforms that refuse a whole batch for one bad row
                 if any((r.get("fields") or {}).get("poison") for r in rows):
                     return self._json(400, {"error": "batch holds an invalid row"})
+                if any(r.get("identifier") in f.lost_identifiers for r in rows):
+                    time.sleep(f.slow_seconds)  # nothing applied, and the client gave up
+                    return self._json(503, {"error": "lost"})
                 results = []
                 with server.state.lock:
                     for row in rows:

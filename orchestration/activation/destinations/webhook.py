@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -55,8 +55,10 @@ class WebhookConfig:
     max_retry_after_seconds: float = 120.0
     # batches in flight at once while the destination answers without pushing back (429, 5xx,
     # dropped connections, timeouts put the client back to one at a time): the destination
-    # works on one batch while the client signs the next and reads the last one's results
-    max_in_flight: int = 2
+    # works on one batch while the client signs the next and reads the last one's results.
+    # C360_WEBHOOK_MAX_IN_FLIGHT when not given: a config built from parts (the destination
+    # factory narrows the row and byte limits per sync) keeps what the env says
+    max_in_flight: int = field(default_factory=lambda: max_in_flight_from_env())
 
     def endpoint(self, path: str) -> str:
         """`path` ('/v1/batches') under the URL's own path, its query string (?token=...) kept
@@ -83,8 +85,27 @@ class WebhookConfig:
             max_rows=int(os.environ.get(f"{prefix}_MAX_ROWS", 1000)),
             max_bytes=int(os.environ.get(f"{prefix}_MAX_BYTES", 1_000_000)),
             timeout_seconds=float(os.environ.get(f"{prefix}_TIMEOUT_SECONDS", 10)),
-            max_in_flight=int(os.environ.get(f"{prefix}_MAX_IN_FLIGHT", 2)),
+            max_in_flight=max_in_flight_from_env(prefix),
         )
+
+    def record_url(self, identifier: str) -> str:
+        """GET /v1/records/{identifier} with the identifier percent-encoded as one path
+        segment: `#`, `?`, `/`, `%` or a space in it would otherwise cut or change the path
+        (`a#b@x.org` read back as `a`)."""
+        return self.endpoint("/v1/records/" + quote(identifier, safe=""))
+
+
+def max_in_flight_from_env(prefix: str = "C360_WEBHOOK") -> int:
+    """`<prefix>_MAX_IN_FLIGHT` (default 2): batches in flight at once, at least 1."""
+    name = f"{prefix}_MAX_IN_FLIGHT"
+    raw = os.environ.get(name, "2")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise WebhookConfigError(f"{name}: {raw!r} is not an integer") from None
+    if value < 1:
+        raise WebhookConfigError(f"{name}: {value} must be at least 1")
+    return value
 
 
 class Row:
@@ -487,7 +508,7 @@ class WebhookClient:
     def _read_back(self, row: Row) -> bool | None:
         """True if the destination holds the row as sent, False if not, None if unreadable."""
         try:
-            response = self.http.get(self.config.endpoint(f"/v1/records/{row.identifier}"))
+            response = self.http.get(self.config.record_url(row.identifier))
         except httpx.HTTPError:
             return None
         if response.status_code == 404:
