@@ -145,7 +145,10 @@ def test_circuit_breaker_stops_activation_when_a_chain_merges_too_many(tmp_path,
     identity = project_vars()["identity"]
     loose = {
         **identity,
-        "identifiers": {**identity["identifiers"], "loyalty_member_id": {"priority": 1}},
+        "identifiers": {
+            **identity["identifiers"],
+            "loyalty_member_id": {"priority": 1, "max_per_customer": None},
+        },
     }
     monkeypatch.setenv("C360_DBT_VARS", json.dumps({"identity": loose}))
     generate(200, 4, AS_OF, home.landing, home.truth, progress=None)

@@ -168,7 +168,10 @@ def test_circuit_breaker_stops_activation_when_probabilistic_links_over_merge(
     identity = project_vars()["identity"]
     loose = {
         **identity,
-        "identifiers": {**identity["identifiers"], "loyalty_member_id": {"priority": 1}},
+        "identifiers": {
+            **identity["identifiers"],
+            "loyalty_member_id": {"priority": 1, "max_per_customer": None},
+        },
         "probabilistic": {"enabled": True, "threshold": 0.5},
     }
     monkeypatch.setenv("C360_DBT_VARS", json.dumps({"identity": loose}))
