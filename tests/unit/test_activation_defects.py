@@ -101,3 +101,53 @@ def test_the_destination_never_sees_more_batches_at_once_than_max_in_flight(monk
         outcomes = client.send(rows)
     assert all(o.status == "ok" for o in outcomes.values()) and server.batch_requests == 10
     assert server.max_in_flight == limit
+
+
+# --- the failed-row share check blocking ---------------------------------------------------
+
+
+@pytest.mark.parametrize("failed, passed", [(16, False), (53, False), (3, True)])
+def test_a_failed_row_share_over_the_limit_fails_the_run_and_stops_what_is_downstream(
+    tmp_path, monkeypatch, failed, passed
+):
+    """Runs with 16 % and 53 % failed rows reported success (the check was not blocking): now
+    the check fails the run, what depends on the syncs is not built, and 3 % passes."""
+    import dagster as dg
+    import duckdb
+
+    from orchestration.activation.records import ensure_tables
+    from orchestration.defs.activation.platform_syncs import KEY, failed_row_share
+    from orchestration.defs.resources import Warehouse
+
+    monkeypatch.delenv("C360_SYNC_MAX_FAILED_SHARE", raising=False)
+    spec = next(iter(failed_row_share.check_specs))
+    assert spec.blocking, "failed_row_share is a blocking check"
+    warehouse = tmp_path / "warehouse.duckdb"
+
+    @dg.asset(key=KEY)
+    def syncs(context):  # what platform_syncs records of its run
+        with duckdb.connect(str(warehouse)) as con:
+            ensure_tables(con)
+            con.execute(
+                "insert into activation.sync_runs (sync_run_id, run_id, sync_id, destination, "
+                "segment_name, as_of, status, audience_rows, planned, already_sent, sent, ok, "
+                "rejected, retryable, unknown, held_out, filtered, started_at, finished_at, "
+                "duration_seconds) values ('r1', ?, 'webhook__a', 'webhook', 'seg', "
+                "date '2026-11-20', 'partial', 100, 100, 0, 100, ?, ?, 0, 0, 0, 0, now(), now(), 1)",
+                [context.run.run_id, 100 - failed, failed],
+            )
+
+    @dg.asset(deps=[KEY])
+    def downstream() -> None:
+        pass
+
+    result = dg.materialize(
+        [syncs, failed_row_share, downstream],
+        resources={"warehouse": Warehouse(path=str(warehouse), landing_dir=str(tmp_path))},
+        raise_on_error=False,
+    )
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert evaluation.passed is passed
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert ("downstream" in built) is passed, "a failing check stops what is downstream"
+    assert result.success is passed, "a run over the limit does not report success"

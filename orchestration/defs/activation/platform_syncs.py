@@ -106,9 +106,15 @@ def platform_syncs(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
     asset=KEY,
     name="failed_row_share",
     pool="duckdb",
+    # blocking: a run whose syncs failed more rows than allowed does not report success — its
+    # downstream steps are skipped, and the nightly is unhealthy, so the activation schedule
+    # skips until a nightly succeeds (the rows that failed are retried by the next run of the
+    # sync: the diff resends every row whose last send did not end ok)
+    blocking=True,
     description=(
         "Per sync in this run: the share of sent rows that ended rejected, retryable or unknown "
-        "stays within C360_SYNC_MAX_FAILED_SHARE (default 5%); from activation.sync_runs."
+        "stays within C360_SYNC_MAX_FAILED_SHARE (default 5%); from activation.sync_runs. "
+        "Blocking: a failure fails the run and stops what is downstream."
     ),
 )
 def failed_row_share(
