@@ -39,7 +39,7 @@ create table if not exists activation.sync_state (
     sync_id varchar not null,
     identifier varchar not null,
     row_hash varchar,
-    status varchar not null,      -- ok, rejected, retryable, unknown, removed
+    status varchar not null,      -- ok, rejected, retryable, unknown, removed, parked
     attempts integer not null,
     last_error varchar,
     created_by_sync boolean not null,
@@ -47,11 +47,15 @@ create table if not exists activation.sync_state (
     customer_id varchar,          -- who the row is (contact_history of a removal names them)
     generation integer not null default 0,  -- acknowledged applications (ok), part of the key
     last_action varchar,          -- create, update or remove: what the last send asked for
+    rejections integer default 0, -- rejections in a row of the op and fields in rejected_hash
+    rejected_hash varchar,        -- 'upsert:<row_hash>' or 'delete:<row_hash>' last rejected
     primary key (sync_id, identifier)
 );
 alter table activation.sync_state add column if not exists customer_id varchar;
 alter table activation.sync_state add column if not exists generation integer default 0;
 alter table activation.sync_state add column if not exists last_action varchar;
+alter table activation.sync_state add column if not exists rejections integer default 0;
+alter table activation.sync_state add column if not exists rejected_hash varchar;
 create table if not exists activation.sync_plan (
     sync_id varchar not null,
     plan_id varchar not null,     -- the sync run that wrote the plan
@@ -73,6 +77,8 @@ alter table activation.sync_plan add column if not exists state_generation integ
 alter table activation.sync_plan add column if not exists contact_point varchar;
 alter table activation.sync_plan add column if not exists consent_status varchar;
 alter table activation.sync_plan add column if not exists consent_captured_at timestamp;
+alter table activation.sync_plan add column if not exists state_rejections integer;
+alter table activation.sync_plan add column if not exists state_rejected_hash varchar;
 """
 
 # the plan table's shape before plans could be resumed; a plan is transient, so it is recreated
@@ -84,11 +90,12 @@ _OLD_PLAN_CHECK = (
 PLAN_COLUMNS = (
     "sync_id, plan_id, as_of, identifier, customer_id, action, row_hash, fields_json, outcome, "
     "error, seq, state_row_hash, state_attempts, state_created_by_sync, state_customer_id, "
-    "state_generation, contact_point, consent_status, consent_captured_at"
+    "state_generation, contact_point, consent_status, consent_captured_at, state_rejections, "
+    "state_rejected_hash"
 )
 STATE_COLUMNS = (
     "sync_id, identifier, row_hash, status, attempts, last_error, created_by_sync, "
-    "updated_as_of, customer_id, generation, last_action"
+    "updated_as_of, customer_id, generation, last_action, rejections, rejected_hash"
 )
 # the state of a sync that never ran, for read-only previews
 EMPTY_STATE = (
@@ -96,7 +103,8 @@ EMPTY_STATE = (
     " cast(null as varchar) as row_hash, cast(null as varchar) as status,"
     " 0 as attempts, cast(null as varchar) as last_error, false as created_by_sync,"
     " cast(null as date) as updated_as_of, cast(null as varchar) as customer_id,"
-    " 0 as generation, cast(null as varchar) as last_action where false)"
+    " 0 as generation, cast(null as varchar) as last_action, 0 as rejections,"
+    " cast(null as varchar) as rejected_hash where false)"
 )
 
 
@@ -110,6 +118,44 @@ class DiffCounts:
     update: int
     unchanged: int
     remove: int
+    parked: int = 0  # desired rows not sent: parked, and their fields unchanged since
+
+
+# A row the destination permanently rejects (status `rejected`) is resent by later runs — a
+# platform may reject for a reason that goes away — but not forever: after MAX_ATTEMPTS
+# rejections in a row of the same op and fields (the sync's `max_attempts`) it is `parked`, the
+# reason kept in last_error, and not sent again until its fields change (or, for a removal,
+# ever: an operator reads sync_state). Retryable and unknown ends do not count.
+MAX_ATTEMPTS = 3
+
+
+def _rejected_as(prefix: str = "") -> str:
+    """SQL of what a plan row sends, as sync_state.rejected_hash stores it: the op and the
+    fields' hash ('upsert:<row_hash>', 'delete:<row_hash>')."""
+    return (
+        f"(case when {prefix}action = 'remove' then 'delete:' else 'upsert:' end"
+        f" || coalesce({prefix}row_hash, ''))"
+    )
+
+
+def rejections_sql(prefix: str = "") -> str:
+    """SQL of a plan row's rejections in a row after this send (`prefix`: the alias of a
+    relation with the plan row's columns, its state_* columns and how it ended, `status`):
+    counted on while the same op and fields are rejected, reset by an ok."""
+    return f"""(case
+        when {prefix}status = 'rejected' then
+            case when {prefix}state_rejected_hash is not distinct from {_rejected_as(prefix)}
+                then coalesce({prefix}state_rejections, 0) else 0 end + 1
+        when {prefix}status = 'ok' then 0
+        else coalesce({prefix}state_rejections, 0)
+    end)"""
+
+
+def parked_sql(max_attempts: int | str, prefix: str = "") -> str:
+    """SQL: this send parks the row (rejected for the max_attempts-th time in a row);
+    max_attempts an integer, or a placeholder text of a template."""
+    limit = max_attempts if isinstance(max_attempts, str) else int(max_attempts)
+    return f"({prefix}status = 'rejected' and {rejections_sql(prefix)} >= {limit})"
 
 
 def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
@@ -172,10 +218,11 @@ def diff_sql(
     removed_fields = "".join(f",\n        null as {f}" for f in carried)
     removable = "state.created_by_sync" if mode == "mirror" else "false"
     keep = f"forced or {_MODE_FILTER.get(mode, 'true')}"
-    if changed_only:
-        kept_column, where = f",\n    {keep} as kept", "where action <> 'unchanged'"
-    else:
-        kept_column, where = "", f"where {keep}"
+    if changed_only:  # parked rows are decided (and counted), never kept
+        kept_column = f",\n    ({keep}) and action <> 'parked' as kept"
+        where = "where action <> 'unchanged'"
+    else:  # parked rows shown (a dry run), in every mode
+        kept_column, where = "", f"where {keep} or action = 'parked'"
     withdrawn = (
         f"select identifier from {withdrawn_relation}"
         if withdrawn_relation
@@ -189,6 +236,16 @@ def diff_sql(
 state as (
     select * from {state_relation}
     where sync_id = {quote_literal(sync_id)} and status <> 'removed'
+    -- a state table from before parking (a read-only dry run of an older warehouse) has no
+    -- rejection columns: by name, they are then null
+    union all by name
+    select cast(null as varchar) as rejected_hash, cast(0 as integer) as rejections where false
+),
+
+-- a removal the destination rejected max_attempts times in a row is parked: not resent
+parked_removal as (
+    select identifier from state
+    where status = 'parked' and rejected_hash like 'delete:%'
 ),
 
 retired as (
@@ -215,8 +272,11 @@ select
     cast(null as varchar) as fields_json
 from state
 where
-    state.identifier in (select identifier from desired)
-    or state.identifier in (select identifier from retired)
+    (
+        state.identifier in (select identifier from desired)
+        or state.identifier in (select identifier from retired)
+    )
+    and state.identifier not in (select identifier from parked_removal)
 """
     # a leaver (mirror mode) is removed when its row is, or may be, at the destination: sent
     # ok, ended unknown, or a removal that has not succeeded yet (retried until it does;
@@ -242,6 +302,9 @@ decided as (
         desired.customer_id,
         case
             when state.identifier is null then 'create'
+            -- parked after max_attempts rejections: not resent until its fields change
+            when state.status = 'parked' and state.rejected_hash = 'upsert:' || desired.row_hash
+                then 'parked'
             when state.row_hash is distinct from desired.row_hash then 'update'
             when state.status <> 'ok' then 'update'
             else 'unchanged'
@@ -265,6 +328,7 @@ decided as (
             state.identifier in (select identifier from retired)
             or ({removable} and ({may_be_held}))
         )
+        and state.identifier not in (select identifier from parked_removal)
 )
 
 -- the fields as JSON only for rows to send (unchanged rows are most rows on most nights)
@@ -315,13 +379,14 @@ def plan_diff(
         sql = f"select *, true as kept from ({sql})"
     con.execute(f"create or replace temp table sync_diff as {sql}")
     try:
-        unchanged = 0
+        unchanged = parked = 0
         if mode != "delete":
             desired = con.execute(f"select count(*) from {desired_relation}").fetchone()[0]
-            decided = con.execute(
-                "select count(*) from sync_diff where action in ('create', 'update')"
-            ).fetchone()[0]
-            unchanged = desired - decided
+            decided, parked = con.execute(
+                "select count(*) filter (where action in ('create', 'update')), "
+                "count(*) filter (where action = 'parked') from sync_diff"
+            ).fetchone()
+            unchanged = desired - decided - parked
         counts = dict(
             con.execute(
                 "select action, count(*) from sync_diff where kept group by action"
@@ -352,7 +417,7 @@ def plan_diff(
         con.execute(f"insert into activation.sync_plan ({PLAN_COLUMNS}) {planned} order by seq")
     finally:
         con.execute("drop table if exists sync_diff")
-    return DiffCounts(counts.get("create", 0), counts.get("update", 0), unchanged, removals)
+    return DiffCounts(counts.get("create", 0), counts.get("update", 0), unchanged, removals, parked)
 
 
 def pending_plan(con: duckdb.DuckDBPyConnection, sync_id: str) -> tuple[str, dt.date] | None:
@@ -376,7 +441,11 @@ select
     sync_id,
     identifier,
     case when action = 'remove' or status = 'ok' then row_hash else state_row_hash end,
-    case when action = 'remove' and status = 'ok' then 'removed' else status end,
+    case
+        when action = 'remove' and status = 'ok' then 'removed'
+        when {parked_sql("{max_attempts}")} then 'parked'
+        else status
+    end,
     coalesce(state_attempts, 0) + 1,
     error,
     coalesce(state_created_by_sync, action = 'create'),
@@ -386,7 +455,12 @@ select
     -- this identifier gets a new idempotency key even with the same op and fields (a re-add
     -- after a removal is not swallowed as a duplicate); a retry keeps the key
     coalesce(state_generation, 0) + case when status = 'ok' then 1 else 0 end,
-    action
+    action,
+    {rejections_sql()},
+    case
+        when status = 'rejected' then {_rejected_as()}
+        when status <> 'ok' then state_rejected_hash
+    end
 from {{source}}
 """
 
@@ -403,31 +477,54 @@ select
     sync_id,
     identifier,
     case when action = 'remove' or status = 'ok' then row_hash end,
-    case when action = 'remove' and status = 'ok' then 'removed' else status end,
+    case
+        when action = 'remove' and status = 'ok' then 'removed'
+        when status = 'rejected' and {{max_attempts}} <= 1 then 'parked'
+        else status
+    end,
     1,
     error,
     action = 'create',
     as_of,
     customer_id,
     case when status = 'ok' then 1 else 0 end,
-    action
+    action,
+    case when status = 'rejected' then 1 else 0 end,
+    case when status = 'rejected' then {_rejected_as()} end
 from {{source}}
 {{where}}
 """
-_ON_CONFLICT_FROM_STATE_NOW = """
+# this send rejected: excluded.rejected_hash is set (the first-time row's, never null then)
+_REJECTIONS_NOW = """(case
+        when excluded.rejected_hash is not null then
+            case when sync_state.rejected_hash is not distinct from excluded.rejected_hash
+                then coalesce(sync_state.rejections, 0) else 0 end + 1
+        when excluded.status in ('ok', 'removed') then 0
+        else coalesce(sync_state.rejections, 0)
+    end)"""
+_ON_CONFLICT_FROM_STATE_NOW = f"""
 on conflict (sync_id, identifier) do update set
     row_hash = case
         when excluded.last_action = 'remove' or excluded.status = 'ok' then excluded.row_hash
         else sync_state.row_hash
     end,
-    status = excluded.status,
+    status = case
+        when excluded.rejected_hash is null then excluded.status
+        when {_REJECTIONS_NOW} >= {{max_attempts}} then 'parked'
+        else 'rejected'
+    end,
     attempts = sync_state.attempts + 1,
     last_error = excluded.last_error,
     created_by_sync = sync_state.created_by_sync,
     updated_as_of = excluded.updated_as_of,
     customer_id = coalesce(excluded.customer_id, sync_state.customer_id),
     generation = coalesce(sync_state.generation, 0) + excluded.generation,
-    last_action = excluded.last_action
+    last_action = excluded.last_action,
+    rejections = {_REJECTIONS_NOW},
+    rejected_hash = case
+        when excluded.rejected_hash is not null then excluded.rejected_hash
+        when excluded.status not in ('ok', 'removed') then sync_state.rejected_hash
+    end
 """
 
 
@@ -471,7 +568,9 @@ select
     coalesce(state.generation, 0) as state_generation,
     contact.contact_point,
     contact.consent_status,
-    contact.consent_captured_at
+    contact.consent_captured_at,
+    coalesce(state.rejections, 0) as state_rejections,
+    state.rejected_hash as state_rejected_hash
 from {source} as planned
 left join activation.sync_state as state
     on state.sync_id = {quote_literal(sync_id)} and planned.identifier = state.identifier
@@ -517,6 +616,8 @@ select
     plan.contact_point,
     plan.consent_status,
     plan.consent_captured_at,
+    plan.state_rejections,
+    plan.state_rejected_hash,
     {_OP.format(alias="plan")} as op,
     {_key_sql(sync_id, "plan", "coalesce(plan.state_generation, 0)")} as idempotency_key
 from activation.sync_plan as plan
@@ -565,6 +666,7 @@ def acknowledge_chunk(
     last_seq: int,
     distinct_identifiers: bool = False,
     upsert: bool = False,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> None:
     """The state of a chunk of pending rows read with pending_sql before they were sent, and
     the chunk taken out of the plan: `chunk` is a relation with pending_sql's columns plus
@@ -578,11 +680,19 @@ def acknowledge_chunk(
     upsert; if a state row appeared since (another writer, a plan acknowledged in between) that
     insert fails on the primary key, and the caller redoes the transaction with `upsert`: one
     insert ... on conflict do update for every row, each conflicting row derived from the state
-    row as it is then."""
+    row as it is then.
+    `max_attempts`: a row rejected that many times in a row (same op and fields) is parked."""
+    limit = int(max_attempts)
     if not distinct_identifiers:
-        con.execute(_ACKNOWLEDGED_STATE.format(insert="insert or replace", source=chunk))
+        con.execute(
+            _ACKNOWLEDGED_STATE.format(insert="insert or replace", source=chunk, max_attempts=limit)
+        )
     elif upsert:
-        con.execute(_FIRST_TIME_STATE.format(source=chunk, where="") + _ON_CONFLICT_FROM_STATE_NOW)
+        con.execute(
+            (_FIRST_TIME_STATE + _ON_CONFLICT_FROM_STATE_NOW).format(
+                source=chunk, where="", max_attempts=limit
+            )
+        )
     else:
         new, known = con.execute(
             f"select count(*) filter (where state_attempts is null), "
@@ -590,12 +700,15 @@ def acknowledge_chunk(
         ).fetchone()
         if new:
             con.execute(
-                _FIRST_TIME_STATE.format(source=chunk, where="where state_attempts is null")
+                _FIRST_TIME_STATE.format(
+                    source=chunk, where="where state_attempts is null", max_attempts=limit
+                )
             )
         if known:
             con.execute(
-                _FIRST_TIME_STATE.format(source=chunk, where="where state_attempts is not null")
-                + _ON_CONFLICT_FROM_STATE_NOW
+                (_FIRST_TIME_STATE + _ON_CONFLICT_FROM_STATE_NOW).format(
+                    source=chunk, where="where state_attempts is not null", max_attempts=limit
+                )
             )
     con.execute(
         "delete from activation.sync_plan where sync_id = ? and plan_id = ? "
@@ -609,6 +722,7 @@ def acknowledge(
     sync_id: str,
     plan_id: str,
     outcomes: dict[str, tuple[str, str]],
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> None:
     """Record how planned identifiers ended ({identifier: (status, error)}) in sync_state and
     mark them done in the plan — called per chunk, so a crash loses at most one chunk's
@@ -628,7 +742,11 @@ def acknowledge(
         from ({pending_sql(sync_id, plan_id, pending_only=False)}) as plan
         inner join acknowledged as ack on plan.identifier = ack.identifier
     )"""
-    con.execute(_ACKNOWLEDGED_STATE.format(insert="insert or replace", source=source))
+    con.execute(
+        _ACKNOWLEDGED_STATE.format(
+            insert="insert or replace", source=source, max_attempts=int(max_attempts)
+        )
+    )
     con.execute(
         """
         update activation.sync_plan as plan

@@ -41,6 +41,7 @@ from orchestration.activation.destinations.webhook import (
 from orchestration.activation.diff import (
     acknowledge_chunk,
     ensure_state,
+    parked_sql,
     pending_plan,
     pending_sql,
     plan_diff,
@@ -119,6 +120,7 @@ def run_diff_sync(
         contacts_relation=_CONTACTS,
     )  # fmt: skip
     out.planned += diff.create + diff.update + diff.remove
+    out.skipped_parked = diff.parked
     con.execute("drop table if exists sync_desired; drop table if exists sync_withdrawn")
     _send_plan(*context, plan_id=sync_run_id)
     # finished plans are history in contact_history; only pending rows need to survive a crash.
@@ -264,7 +266,8 @@ def _send_plan(
                 unacknowledged.append((recorded, chunk))
                 if following is None or sum(t.num_rows for t, _ in unacknowledged) >= ack_rows:
                     if acknowledging is not None:
-                        acknowledging.result()  # one acknowledgement at a time, in order
+                        # one acknowledgement at a time, in order; it counts the rows it parked
+                        out.parked += acknowledging.result()
                     acknowledging = acknowledger.submit(
                         _acknowledge_and_record, cursor, sync, as_of, run_id, sync_run_id,
                         plan_id, pa.concat_tables([t for t, _ in unacknowledged]),
@@ -279,7 +282,7 @@ def _send_plan(
                 log(f"{sync.name}: sent {done:,}/{total:,} rows of plan {plan_id}")
                 chunk = following
             if acknowledging is not None:
-                acknowledging.result()
+                out.parked += acknowledging.result()
     finally:
         cursor.close()
 
@@ -403,7 +406,7 @@ def _acknowledge_and_record(
     first_seq: int,
     last_seq: int,
     distinct_identifiers: bool = False,
-) -> None:
+) -> int:
     """One transaction per chunk (the plan's pending rows seq first_seq..last_seq, with how
     each ended: status, error, attempts): sync_state acknowledged, the rows out of the plan,
     and contact_history — one row per sent row with its outcome (removals included).
@@ -412,8 +415,13 @@ def _acknowledge_and_record(
     sync); if one of them has a state row by now, the insert fails on the primary key, the
     transaction is rolled back (nothing of it was written) and redone with every state row
     upserted from the state as it is then — so a state row that appeared between the plan
-    and the acknowledgement never fails the sync."""
+    and the acknowledgement never fails the sync.
+
+    A row rejected for the sync's max_attempts-th time in a row is parked (sync_state status
+    `parked`, the reason in last_error); its contact_history row says so. Returns how many
+    rows this acknowledgement parked."""
     recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    parked = parked_sql(sync.max_attempts, "c.")
 
     def record(upsert: bool) -> None:
         """The chunk's transaction over the registered relation sync_chunk: all of it
@@ -422,16 +430,18 @@ def _acknowledge_and_record(
         try:
             acknowledge_chunk(
                 cursor, sync.name, plan_id, "sync_chunk", first_seq, last_seq,
-                distinct_identifiers, upsert,
+                distinct_identifiers, upsert, sync.max_attempts,
             )  # fmt: skip
             cursor.execute(
-                """
+                f"""
                 insert into activation.contact_history
                 select
                     md5(? || '|' || ? || '|' || c.identifier || '|' || ? || '|' || ?),
                     ?, ?, ?, ?, ?, ?, ?, cast(? as date), coalesce(c.customer_id, c.identifier),
                     c.contact_point, c.status, false, null,
-                    case when c.action = 'remove' then 'removed' || coalesce(': ' || c.error, '')
+                    case when {parked} then 'parked after {sync.max_attempts} rejections: '
+                        else '' end
+                    || case when c.action = 'remove' then 'removed' || coalesce(': ' || c.error, '')
                         else c.error end,
                     c.consent_status, c.consent_captured_at, cast(? as timestamp), c.attempts,
                     cast(? as timestamp)
@@ -454,6 +464,12 @@ def _acknowledge_and_record(
             if not distinct_identifiers:
                 raise
             record(upsert=True)
+        if not pc.any(pc.equal(chunk.column("status"), "rejected")).as_py():
+            return 0  # the common case: nothing rejected, nothing parked
+        [(count,)] = cursor.execute(
+            f"select count(*) from sync_chunk as c where {parked}"
+        ).fetchall()
+        return count
     finally:
         cursor.unregister("sync_chunk")
 

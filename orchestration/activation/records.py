@@ -2,6 +2,11 @@
 
 contact_history: one row per (sync, as_of, customer) outcome — append-only truth of what was sent
 to whom (or why not). sync_runs: one row per sync per pipeline run with the counts.
+
+A diff sync writes its sync_runs row as `running` when it starts and replaces it with the
+counts when it ends, so a sync killed mid-run (SIGKILL: no cleanup) leaves its row behind; the
+next run of the sync resumes the killed run's plan, marks that row `interrupted` with what the
+killed run had recorded, and names it in its own row (`resumed_sync_run_id`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ create table if not exists activation.sync_runs (
     finished_at timestamp not null,
     duration_seconds double not null
 );
+alter table activation.sync_runs add column if not exists parked bigint default 0;
+alter table activation.sync_runs add column if not exists skipped_parked bigint default 0;
+alter table activation.sync_runs add column if not exists resumed_sync_run_id varchar;
 """
 
 

@@ -32,6 +32,9 @@ class SyncOutcome:
     filtered: int = 0
     filtered_by_reason: dict[str, int] = field(default_factory=dict)
     dropped_at_resume: int = 0  # pending rows of a crashed run's plan whose person withdrew
+    parked: int = 0  # rows this run parked: rejected max_attempts times in a row (of rejected)
+    skipped_parked: int = 0  # rows not sent: parked earlier, their fields unchanged since
+    resumed_sync_run_id: str | None = None  # the killed sync run whose plan this run finished
     output_uri: str | None = None
     status: str = "success"
 
@@ -148,13 +151,24 @@ def record_sync_run(
     started: float,
     started_at: dt.datetime,
 ) -> None:
-    """One row of activation.sync_runs: the run's counts for one sync."""
+    """One row of activation.sync_runs: the run's counts for one sync (replacing the row
+    `running` a diff sync wrote when it started)."""
+    con.execute("delete from activation.sync_runs where sync_run_id = ?", [sync_run_id])
     con.execute(
-        "insert into activation.sync_runs values "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into activation.sync_runs ({SYNC_RUN_COLUMNS}) values "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [sync_run_id, run_id, sync.name, destination, sync.segment, as_of, out.status,
          out.audience_rows, out.planned, already_sent, out.sent, out.ok, out.rejected,
          out.retryable, out.unknown, out.held_out, out.filtered,
          json.dumps(out.filtered_by_reason), out.output_uri, started_at,
-         dt.datetime.now(dt.UTC).replace(tzinfo=None), round(time.time() - started, 3)],
+         dt.datetime.now(dt.UTC).replace(tzinfo=None), round(time.time() - started, 3),
+         out.parked, out.skipped_parked, out.resumed_sync_run_id],
     )  # fmt: skip
+
+
+SYNC_RUN_COLUMNS = (
+    "sync_run_id, run_id, sync_id, destination, segment_name, as_of, status, audience_rows, "
+    "planned, already_sent, sent, ok, rejected, retryable, unknown, held_out, filtered, "
+    "filtered_by_reason, output_uri, started_at, finished_at, duration_seconds, parked, "
+    "skipped_parked, resumed_sync_run_id"
+)

@@ -59,6 +59,9 @@ class SyncDefinition:
     max_remove_share: float = 0.2  # mirror: refuse a plan removing more of the rows in state
     uri: str | None = None  # file_drop: s3://bucket/prefix or a local folder (None = outbox)
     table: str | None = None  # postgres_table: schema.table
+    # diff syncs: a row the destination rejects this many times in a row (same op and fields)
+    # is parked — recorded with its reason, not sent again until its fields change
+    max_attempts: int = 3
 
     @property
     def contact_column(self) -> str:
@@ -129,6 +132,7 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
         "batch_rows",
         "batch_bytes",
         "max_remove_share",
+        "max_attempts",
         "uri",
         "table",
     }
@@ -178,6 +182,9 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
     share = doc.get("max_remove_share", 0.2)
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
         raise SyncDefinitionError(f"{path}: max_remove_share: a share between 0 and 1")
+    max_attempts = doc.get("max_attempts", 3)
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise SyncDefinitionError(f"{path}: max_attempts: an integer of at least 1")
     uri = _uri(doc, destination, path)
     table = _table(doc, destination, list(fields), path)
     name = _need(doc, "name", path)
@@ -210,6 +217,7 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
         batch_rows=batch_rows,
         batch_bytes=batch_bytes,
         max_remove_share=float(share),
+        max_attempts=max_attempts,
         uri=uri,
         table=table,
     )

@@ -151,3 +151,162 @@ def test_a_failed_row_share_over_the_limit_fails_the_run_and_stops_what_is_downs
     built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert ("downstream" in built) is passed, "a failing check stops what is downstream"
     assert result.success is passed, "a run over the limit does not report success"
+
+
+# --- permanent rejects parked --------------------------------------------------------------
+
+
+def _bench():
+    """bench/activation_sync.py (not a package): its synthesised marts and sync definition."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "activation_sync.py"
+    spec = importlib.util.spec_from_file_location("activation_sync_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class RejectingDestination:
+    """Applies every row but those of `refused`, which it rejects for good (a permanent reject,
+    e.g. an address the platform will never take); counts what it was sent."""
+
+    def __init__(self, refused: set[str]) -> None:
+        self.refused, self.sent = refused, []
+
+    def send(self, rows):
+        from orchestration.activation.destinations.webhook import Outcome
+
+        rows = list(rows)
+        self.sent.extend(row.identifier for row in rows)
+        return {
+            row.idempotency_key: Outcome("rejected", "invalid email", 1)
+            if row.identifier in self.refused
+            else Outcome("ok", "", 1)
+            for row in rows
+        }
+
+
+@pytest.mark.parametrize("max_attempts", [3, 1])
+def test_a_permanently_rejected_row_is_parked_after_max_attempts_with_its_reason(max_attempts):
+    """A row the destination rejects was resent every night with no cap. Now it is sent at most
+    max_attempts times with the same fields, then parked (sync_state status `parked`, the reason
+    in last_error, contact_history saying so, sync_runs counting it) and not sent again until
+    its fields change."""
+    import dataclasses
+    import datetime as dt
+
+    import duckdb
+
+    from orchestration.activation.diff_runner import run_diff_sync
+
+    bench = _bench()
+    con = duckdb.connect()
+    bench.synthesise(con, 60)
+    sync = dataclasses.replace(bench.SYNC, max_attempts=max_attempts)
+    victim = con.execute(
+        "select min(customer_id) from marts.segment_membership where not is_holdout"
+    ).fetchone()[0]
+    destination = RejectingDestination({victim})
+    outs = [
+        run_diff_sync(
+            con, sync, bench.AS_OF + dt.timedelta(days=night), f"run-{night}", destination
+        )
+        for night in range(max_attempts + 2)
+    ]
+    assert destination.sent.count(victim) == max_attempts, "sent max_attempts times, no more"
+    state = con.execute(
+        "select status, last_error, rejections from activation.sync_state where identifier = ?",
+        [victim],
+    ).fetchone()
+    assert state == ("parked", "invalid email", max_attempts)
+    history = con.execute(
+        "select run_id, outcome, error_message from activation.contact_history "
+        "where customer_id = ? order by recorded_at",
+        [victim],
+    ).fetchall()
+    assert [h[1] for h in history] == ["rejected"] * max_attempts
+    assert history[-1][2] == f"parked after {max_attempts} rejections: invalid email"
+    assert all(not h[2].startswith("parked") for h in history[:-1])
+    runs = con.execute(
+        "select run_id, rejected, parked, skipped_parked, status from activation.sync_runs "
+        "order by started_at"
+    ).fetchall()
+    parked_run = f"run-{max_attempts - 1}"
+    assert [(r[0], r[2]) for r in runs if r[2]] == [(parked_run, 1)]
+    assert [r[3] for r in runs] == [0] * max_attempts + [1, 1]
+    assert outs[-1].sent == 0 and outs[-1].skipped_parked == 1
+    # its fields change: sent again, counted from one
+    con.execute(
+        "update marts.customer_360 set first_name = 'Changed' where customer_id = ?", [victim]
+    )
+    run_diff_sync(con, sync, bench.AS_OF + dt.timedelta(days=9), "run-changed", destination)
+    assert destination.sent.count(victim) == max_attempts + 1
+    expected = ("parked", 1) if max_attempts == 1 else ("rejected", 1)
+    assert (
+        con.execute(
+            "select status, rejections from activation.sync_state where identifier = ?", [victim]
+        ).fetchone()
+        == expected
+    )
+    # and once the platform takes it, the count starts over
+    destination.refused.clear()
+    con.execute(
+        "update marts.customer_360 set first_name = 'Again' where customer_id = ?", [victim]
+    )
+    run_diff_sync(con, sync, bench.AS_OF + dt.timedelta(days=10), "run-ok", destination)
+    assert con.execute(
+        "select status, rejections, rejected_hash from activation.sync_state where identifier = ?",
+        [victim],
+    ).fetchone() == ("ok", 0, None)
+
+
+def test_a_removal_rejected_max_attempts_times_is_parked_not_resent_every_night():
+    import datetime as dt
+
+    import duckdb
+
+    from orchestration.activation.diff import acknowledge, plan_diff
+
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.customer_id_history "
+        "(retired_customer_id varchar, current_customer_id varchar)"
+    )
+    con.execute("create table desired as select 'c1' as customer_id, 'a@x.org' as email")
+    day = dt.date(2026, 11, 20)
+
+    def plan(night: int, mode: str = "upsert") -> dict[str, str]:
+        plan_id = f"p{night}"
+        plan_diff(con, "s", plan_id, day + dt.timedelta(days=night), "desired", "customer_id",
+                  ["email"], mode, withdrawn_relation="withdrawn")  # fmt: skip
+        return dict(
+            con.execute(
+                "select identifier, action from activation.sync_plan where plan_id = ?", [plan_id]
+            ).fetchall()
+        )
+
+    con.execute("create table withdrawn (identifier varchar)")
+    assert plan(0) == {"c1": "create"}
+    acknowledge(con, "s", "p0", {"c1": ("ok", "")})
+    con.execute("insert into withdrawn values ('c1')")  # consent withdrawn: a forced removal
+    con.execute("delete from desired")
+    for night in (1, 2, 3):
+        assert plan(night) == {"c1": "remove"}, f"night {night}: retried"
+        acknowledge(con, "s", f"p{night}", {"c1": ("rejected", "profile locked")})
+    assert plan(4) == {} and plan(5, "delete") == {}, "parked: not resent"
+    assert con.execute(
+        "select status, last_error, last_action from activation.sync_state"
+    ).fetchone() == ("parked", "profile locked", "remove")
+
+
+def test_max_attempts_is_a_sync_yaml_field(tmp_path):
+    from orchestration.activation.syncs import SyncDefinitionError
+
+    assert _sync(tmp_path).max_attempts == 3
+    assert _sync(tmp_path, "max_attempts: 5\n").max_attempts == 5
+    for bad in ("0", "true", "two"):
+        with pytest.raises(SyncDefinitionError, match="max_attempts"):
+            _sync(tmp_path, f"max_attempts: {bad}\n")

@@ -232,7 +232,8 @@ def test_a_state_row_that_appears_between_plan_and_ack_is_upserted_from_the_stat
     assert con.execute("select count(*) from chunk where state_attempts is null").fetchone() == (2,)
     # meanwhile a state row for c1 appears: sent twice before, acknowledged once, not created here
     con.execute(
-        "insert into activation.sync_state values "
+        "insert into activation.sync_state (sync_id, identifier, row_hash, status, attempts, "
+        "last_error, created_by_sync, updated_as_of, customer_id, generation, last_action) values "
         "('s', 'c1', 'old-hash', 'retryable', 2, 'HTTP 503', false, ?, 'c1', 1, 'update')",
         [D1],
     )
@@ -280,7 +281,8 @@ def test_a_plan_left_pending_in_the_older_table_shape_is_refreshed_and_resumable
     ensure_state(con)
     # c3 has a state row (sent before, acknowledged twice): its key is of generation 2
     con.execute(
-        "insert into activation.sync_state values "
+        "insert into activation.sync_state (sync_id, identifier, row_hash, status, attempts, "
+        "last_error, created_by_sync, updated_as_of, customer_id, generation, last_action) values "
         "('s', 'c3', 'h0', 'ok', 2, null, true, ?, 'c3', 2, 'update')",
         [D1],
     )

@@ -38,7 +38,9 @@ class StateWritingDestination:
         if self.chunks == 2:
             self.injected = identifiers[0]
             self.writer.execute(
-                "insert into activation.sync_state values "
+                "insert into activation.sync_state (sync_id, identifier, row_hash, status, "
+                "attempts, last_error, created_by_sync, updated_as_of, customer_id, generation, "
+                "last_action) values "
                 "(?, ?, 'h', 'retryable', 4, 'HTTP 503', false, date '2026-11-20', null, 2, "
                 "'update')",
                 [self.sync_id, self.injected],

@@ -94,6 +94,8 @@ def platform_syncs(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
             "rows_retryable": sum(o.retryable for o in outcomes),
             "rows_unknown": sum(o.unknown for o in outcomes),
             "rows_failed": failed,
+            "rows_parked": sum(o.parked for o in outcomes),
+            "rows_skipped_parked": sum(o.skipped_parked for o in outcomes),
             "rows_held_out": sum(o.held_out for o in outcomes),
             "rows_filtered": sum(o.filtered for o in outcomes),
             "failed_share": round(failed / sent, 4) if sent else 0.0,
