@@ -13,7 +13,7 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.paths import dbt_project_dir
 from orchestration.run_guard import stamp_run
-from orchestration.warehouse import connect
+from orchestration.warehouse import warehouse
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -30,11 +30,9 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(Path(self.path), read_only=read_only)
-        try:
+        # Closed on exit; an out-of-memory error is raised naming C360_DUCKDB_MEMORY_LIMIT.
+        with warehouse(Path(self.path), read_only=read_only) as con:
             yield con
-        finally:
-            con.close()
 
 
 class FileDropDestination(dg.ConfigurableResource):

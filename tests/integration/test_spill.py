@@ -120,6 +120,21 @@ def test_python_out_of_memory_names_the_limit(
     assert "32MB" in message
 
 
+def test_warehouse_resource_out_of_memory_names_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python steps open the warehouse through the resource: same message."""
+    from orchestration.defs.resources import Warehouse
+    from orchestration.warehouse import WarehouseOutOfMemory
+
+    monkeypatch.setenv("C360_DUCKDB_TEMP_DIR", str(tmp_path / "spill"))
+    monkeypatch.setenv("C360_DUCKDB_MEMORY_LIMIT", "32MB")
+    resource = Warehouse(path=str(tmp_path / "w.duckdb"), landing_dir=str(tmp_path / "landing"))
+    raises = pytest.raises(WarehouseOutOfMemory, match="C360_DUCKDB_MEMORY_LIMIT")
+    with raises, resource.connection() as con:
+        con.execute("select list(md5(range::varchar)) from range(5000000)").fetchall()
+
+
 def test_dbt_asset_out_of_memory_names_the_limit(
     pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
