@@ -10,8 +10,7 @@
         run_id varchar,
         invocation_id varchar not null,
         status varchar not null,
-        started_at timestamp not null,
-        finished_at timestamp
+        started_at timestamp not null
     );
     {%- if execute %}
         {%- set models = [] %}
@@ -24,7 +23,7 @@
     values
             {%- for model in models %}
         ('{{ model }}', {{ _build_log_as_of() }}, {{ _build_log_run_id() }},
-         '{{ invocation_id }}', 'started', {{ dbt.current_timestamp() }}){{ "," if not loop.last }}
+         '{{ invocation_id }}', 'started', {{ _build_log_started_at() }}){{ "," if not loop.last }}
             {%- endfor %};
         {%- endif %}
     {%- endif %}
@@ -33,9 +32,15 @@
 {% macro record_build_end(results) -%}
     {%- for result in results if result.node.resource_type == 'model' %}
     update audit.dbt_model_builds
-    set status = '{{ result.status }}', finished_at = {{ dbt.current_timestamp() }}
+    set status = '{{ result.status }}'
     where invocation_id = '{{ invocation_id }}' and model_name = '{{ result.node.name }}';
     {%- endfor %}
+{%- endmacro %}
+
+{#- When this dbt invocation started (run metadata that orders the builds; models still never
+    read the clock). -#}
+{% macro _build_log_started_at() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
 {%- endmacro %}
 
 {% macro _build_log_as_of() -%}

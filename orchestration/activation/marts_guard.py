@@ -37,7 +37,7 @@ def check_marts_built_for(
             from audit.dbt_model_builds
             where model_name in (select unnest(?::varchar[]))
             qualify row_number() over (
-                partition by model_name order by started_at desc, finished_at desc nulls first
+                partition by model_name order by started_at desc
             ) = 1
             """,
             [list(marts)],

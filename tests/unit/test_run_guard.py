@@ -140,14 +140,13 @@ def _builds(con, rows):
     con.execute("create schema if not exists audit")
     con.execute(
         "create table if not exists audit.dbt_model_builds (model_name varchar, as_of date, "
-        "run_id varchar, invocation_id varchar, status varchar, started_at timestamp, "
-        "finished_at timestamp)"
+        "run_id varchar, invocation_id varchar, status varchar, started_at timestamp)"
     )
     start = con.execute("select count(*) from audit.dbt_model_builds").fetchone()[0]
     for i, (model, as_of, status) in enumerate(rows, start=start):
         con.execute(
             "insert into audit.dbt_model_builds values (?, ?, 'r', 'i', ?, "
-            "timestamp '2026-11-22 02:00:00' + to_seconds(?), null)",
+            "timestamp '2026-11-22 02:00:00' + to_seconds(?))",
             [model, as_of, status, i],
         )
 
