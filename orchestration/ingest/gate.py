@@ -22,9 +22,11 @@ Passing gates that could not judge (no history, a quiet day, live mode) leave a 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import asdict, dataclass, field
 
 from orchestration.contracts.gx_suite import SuiteOutcome
+from orchestration.contracts.masking import clean_email, clean_phone, mask_value
 from orchestration.contracts.model import Contract
 from orchestration.ingest.wap import StagedBatch
 
@@ -69,6 +71,59 @@ class GateOutcome:
         return [{k: v for k, v in asdict(d).items() if k != "samples"} for d in self.details]
 
 
+# A column name a file gave that the contract does not know is shown as it is only when it is a
+# plausible identifier. A file whose first line is data (no header) has values for names: a
+# name, an e-mail, a phone, a birth date would otherwise leave in the schema-drift message, the
+# failure's columns, its sample rows' keys and the `extra_columns` check metadata.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]{0,63}")
+
+
+def _is_value(name: str) -> bool:
+    """The name is surely a value, never a header: an e-mail, a phone, or it opens with a digit
+    (a date, an amount, a number)."""
+    text = name.strip()
+    return text[:1].isdigit() or clean_email(text) is not None or clean_phone(text) is not None
+
+
+def shown_column_names(contract: Contract, missing: list[str], extra: list[str]) -> dict[str, str]:
+    """How each unknown column name of one file (`extra`; `missing`: the contract columns the
+    file lacks) is shown: as it is when it is a plausible identifier (^[A-Za-z_][A-Za-z0-9_ ]
+    {0,63}$), else masked (masking.mask_value: a hint of a clean e-mail, phone or name, else
+    '***'). When the file's first line looks like data (it holds no contract column, or one of
+    its names is surely a value), every unknown name of the file is masked: a first or family
+    name is an identifier too. Masked names are kept apart by '#2', '#3', ..."""
+    present = len(contract.column_names) - len(missing)
+    data_line = present == 0 or any(_is_value(n) for n in extra)
+    shown: dict[str, str] = {}
+    used: set[str] = set(contract.column_names)
+    for name in extra:
+        if not data_line and _IDENTIFIER.fullmatch(name):
+            label = name
+        else:
+            base = mask_value(name, "auto") or "***"
+            label, n = base, 1
+            while label in used:
+                n += 1
+                label = f"{base}#{n}"
+        used.add(label)
+        shown[name] = label
+    return shown
+
+
+def mask_column_names(contract: Contract, batch: StagedBatch) -> None:
+    """Replace the batch's unknown column names (`extra_columns`) and the keys of its schema
+    sample rows by their shown form (shown_column_names): from the gate on, the check metadata,
+    its description, the log and the report show only those. The names serve nothing else."""
+    for path, extra in list(batch.extra_columns.items()):
+        shown = shown_column_names(contract, batch.missing_columns.get(path, []), extra)
+        batch.extra_columns[path] = [shown[n] for n in extra]
+        key = f"schema:{path}"
+        if key in batch.samples:
+            batch.samples[key] = [
+                {shown.get(k, k): v for k, v in row.items()} for row in batch.samples[key]
+            ]
+
+
 def _pairs(missing: list[str], extra: list[str]) -> str:
     guesses = []
     for col in missing:
@@ -89,7 +144,13 @@ def _schema(contract: Contract, batch: StagedBatch, out: list[GateFailure]) -> N
                     ", ".join(cols + extra),
                     f"schema drift (renamed column?): {path} lacks contract column(s) "
                     f"{', '.join(cols)} and has unknown column(s) {', '.join(extra)}"
-                    + _pairs(cols, extra),
+                    + _pairs(cols, extra)
+                    + (
+                        "; names that look like values are masked (is the first line data, "
+                        "not a header?)"
+                        if any("***" in e for e in extra)
+                        else ""
+                    ),
                     samples,
                     path,
                 )
@@ -262,6 +323,9 @@ def _file_notes(batch: StagedBatch, notes: list[str]) -> None:
 
 
 def evaluate_gate(contract: Contract, batch: StagedBatch, suite: SuiteOutcome) -> GateOutcome:
+    """The gates' verdict on `batch`. The batch's unknown column names are masked in it first
+    (mask_column_names): a header that is a line of data must not leave as names."""
+    mask_column_names(contract, batch)
     out: list[GateFailure] = []
     notes: list[str] = []
     _file_notes(batch, notes)

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from orchestration.contracts.masking import mask_value
+from orchestration.contracts.masking import mask_row
 from orchestration.contracts.model import Contract
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 
@@ -644,11 +644,16 @@ def check_readable(f: LandingFile, contract: Contract) -> None:
 
 
 def mask_file_row(contract: Contract, row: dict[str, Any]) -> dict[str, Any]:
-    """Mask a row read straight from a file: PII contract columns AND every column the contract
-    does not know (a renamed `email` is still an email), so no PII reaches metadata or logs."""
-    public = {f.name for f in contract.fields if not f.is_pii}
+    """Mask a row read straight from a file by allow-list, here at the source (masking.mask_row):
+    a PII column keeps a hint only of a clean value of its kind, a non-PII value shows only when
+    plausible for its column (an e-mail in `city` does not), every column the contract does not
+    know (a renamed `email` is still an email) and every value of a ragged row are masked. No
+    later edge has to mask it again. Values come back as text ("" for a null); a JSON object
+    (JSON lines) as JSON text, so only its keys show."""
+    as_read = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()}
     return {
-        k: (("" if v is None else str(v)) if k in public else mask_value(v)) for k, v in row.items()
+        k: "" if v is None else v if isinstance(v, str) else str(v)
+        for k, v in mask_row(contract, as_read).items()
     }
 
 
