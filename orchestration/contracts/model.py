@@ -17,6 +17,11 @@ import yaml
 from orchestration.paths import contracts_dir
 
 Severity = Literal["error", "warning"]
+# What a broken rule does to its row: `quarantine` (severity error), `warn` (severity warning:
+# the row lands as is) or `nullify` (severity warning: the row lands with the field null; set by
+# the property's customProperties `onInvalid: nullify`, see docs/contracts.md).
+Action = Literal["quarantine", "warn", "nullify"]
+ON_INVALID = "onInvalid"
 Classification = Literal["public", "internal", "pii", "sensitive"]
 
 # logicalType -> warehouse type used in raw (portable across DuckDB and Postgres).
@@ -46,6 +51,13 @@ class Rule:
     pattern: str | None = None
     minimum: float | None = None
     valid_values: tuple[str, ...] = ()
+    nullify: bool = False  # a row breaking it lands with `column` null (severity warning)
+
+    @property
+    def action(self) -> Action:
+        if self.nullify:
+            return "nullify"
+        return "quarantine" if self.severity == "error" else "warn"
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,8 @@ class Field:
     primary_key: bool
     classification: Classification
     description: str = ""
+    # onInvalid: nullify — a value breaking one of the field's rules becomes null, the row lands.
+    nullify_invalid: bool = False
 
     @property
     def warehouse_type(self) -> str:
@@ -117,6 +131,11 @@ class Contract:
         return tuple(f.name for f in self.fields if f.is_pii)
 
     @property
+    def nullify_rules(self) -> tuple[Rule, ...]:
+        """Rules whose breach nulls the field instead of quarantining the row."""
+        return tuple(r for r in self.rules if r.nullify)
+
+    @property
     def future_checked_columns(self) -> tuple[str, ...]:
         """Timestamp columns that may not lie after the as_of day (+ tolerance)."""
         return tuple(
@@ -171,7 +190,21 @@ def _positive(path: Path, custom: dict[str, Any], name: str, default, kind=float
     return number
 
 
+def _on_invalid(path: Path, name: str, prop: dict[str, Any]) -> bool:
+    """The property's customProperties `onInvalid`: `quarantine` (default) or `nullify`."""
+    value = _custom(prop).get(ON_INVALID, "quarantine")
+    if value not in ("quarantine", "nullify"):
+        raise ContractError(
+            f"{path}: field {name!r}: customProperties {ON_INVALID} must be quarantine|nullify, "
+            f"got {value!r}"
+        )
+    return value == "nullify"
+
+
 def _parse_rules(path: Path, f: Field, prop: dict[str, Any]) -> list[Rule]:
+    # On an `onInvalid: nullify` field every rule but `required` is a warning that nulls the
+    # value: the row lands (and is matched) without the bad value.
+    nullify = f.nullify_invalid
     rules: list[Rule] = []
     if f.required:
         rules.append(
@@ -183,26 +216,37 @@ def _parse_rules(path: Path, f: Field, prop: dict[str, Any]) -> list[Rule]:
                 f"{f.name}.type",
                 f.name,
                 "type",
-                "error",
+                "warning" if nullify else "error",
                 f"{f.name} is not a valid {f.logical_type}",
+                nullify=nullify,
             )
         )
     for q in prop.get("quality", []) or []:
         kind = q.get("rule")
         rid = q.get("id") or f"{f.name}.{kind}"
-        sev = q.get("severity", "error")
+        sev = q.get("severity", "warning" if nullify else "error")
         if sev not in ("error", "warning"):
             raise ContractError(
                 f"{path}: field {f.name}: severity must be error|warning, got {sev!r}"
             )
+        if nullify and sev != "warning":
+            raise ContractError(
+                f"{path}: field {f.name}: rule {rid} has severity {sev} but the field is "
+                f"{ON_INVALID}: nullify (its rules null the value: severity warning)"
+            )
         desc = q.get("description", rid)
+        common = {"nullify": nullify}
         if kind == "pattern":
-            rules.append(Rule(rid, f.name, "pattern", sev, desc, pattern=str(q["pattern"])))
+            rules.append(
+                Rule(rid, f.name, "pattern", sev, desc, pattern=str(q["pattern"]), **common)
+            )
         elif kind == "minimum":
-            rules.append(Rule(rid, f.name, "minimum", sev, desc, minimum=float(q["value"])))
+            rules.append(
+                Rule(rid, f.name, "minimum", sev, desc, minimum=float(q["value"]), **common)
+            )
         elif kind == "validValues":
             vals = tuple(str(v) for v in q["validValues"])
-            rules.append(Rule(rid, f.name, "validValues", sev, desc, valid_values=vals))
+            rules.append(Rule(rid, f.name, "validValues", sev, desc, valid_values=vals, **common))
         else:
             raise ContractError(f"{path}: field {f.name}: unknown quality rule {kind!r}")
     return rules
@@ -234,7 +278,13 @@ def load_contract(path: Path) -> Contract:
             primary_key=bool(prop.get("primaryKey", False)),
             classification=prop.get("classification", "internal"),
             description=str(prop.get("description", "")),
+            nullify_invalid=_on_invalid(path, name, prop),
         )
+        if f.nullify_invalid and (f.required or f.primary_key):
+            raise ContractError(
+                f"{path}: field {name!r}: {ON_INVALID}: nullify needs an optional, non-key field "
+                "(a required or key value cannot become null)"
+            )
         fields.append(f)
         rules.extend(_parse_rules(path, f, prop))
     custom = _custom(doc)
@@ -261,6 +311,11 @@ def load_contract(path: Path) -> Contract:
         raise ContractError(f"{path}: no primaryKey field")
     if contract.ordering_column not in contract.column_names:
         raise ContractError(f"{path}: orderingColumn {contract.ordering_column!r} is not a field")
+    if contract.field(contract.ordering_column).nullify_invalid:
+        raise ContractError(
+            f"{path}: field {contract.ordering_column!r}: {ON_INVALID}: nullify is not allowed on "
+            "the orderingColumn (it decides which version of a key wins)"
+        )
     for name in contract.future_allowed_columns:
         if name not in contract.column_names or contract.field(name).logical_type != "timestamp":
             raise ContractError(f"{path}: futureAllowedColumns: {name!r} is not a timestamp field")

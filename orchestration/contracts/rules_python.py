@@ -37,6 +37,10 @@ empty after trim. Let `t` be the trimmed value.
 - validValues: the value (untrimmed, case-sensitive, exact code points) is present and not one
   of the listed values.
 
+Severity: a row breaking an `error` rule is quarantined; a `warning` rule keeps the row. On a
+field declared `onInvalid: nullify` (customProperties of the property) every rule is a warning
+that also nulls the value: the row lands without it (`nulled_rules`, `landed_row`).
+
 The shared regex subset (`shared_regex_problems`)
 -------------------------------------------------
 DuckDB uses RE2, Postgres its ARE engine, Python `re`; a contract pattern is matched against the
@@ -210,6 +214,24 @@ def failed_rules(
         for r in contract.rules
         if r.severity == severity and violates(r, contract.field(r.column), row.get(r.column))
     ]
+
+
+def nulled_rules(contract: Contract, row: dict[str, str | None]) -> list[str]:
+    """The ids of the nullify rules (`onInvalid: nullify` fields) `row` breaks, contract order.
+
+    They are warning rules (also in failed_rules(..., "warning")); each nulls its column."""
+    return [
+        r.rule_id
+        for r in contract.nullify_rules
+        if violates(r, contract.field(r.column), row.get(r.column))
+    ]
+
+
+def landed_row(contract: Contract, row: dict[str, str | None]) -> dict[str, str | None]:
+    """`row` as it lands when it breaks no error rule: the columns of the nullify rules it
+    breaks are null, every other value as is (text; typing is the warehouse's)."""
+    nulled = {r.column for r in contract.nullify_rules if r.rule_id in nulled_rules(contract, row)}
+    return {k: (None if k in nulled else v) for k, v in row.items()}
 
 
 # -- the shared regex subset ----------------------------------------------------------------

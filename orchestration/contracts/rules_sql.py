@@ -162,15 +162,17 @@ def trimmed_columns_sql(contract: Contract, dialect: Dialect = "duckdb") -> str:
     )
 
 
-def violation_sql(rule: Rule, field: Field, dialect: Dialect = "duckdb") -> str:
+def violation_sql(
+    rule: Rule, field: Field, dialect: Dialect = "duckdb", trimmed: str | None = None
+) -> str:
     """A boolean expression over text column `rule.column`, true when the row breaks the rule.
 
     Reads the value as is and trimmed, from column trimmed_column(rule.column): the relation
-    selects trimmed_columns_sql."""
+    selects trimmed_columns_sql (or `trimmed`, an expression of the trimmed value)."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}: one of {DIALECTS}")
     col = quote_ident(rule.column)
-    t = quote_ident(trimmed_column(rule.column))
+    t = trimmed or quote_ident(trimmed_column(rule.column))
     present = f"({col} is not null and {t} <> '')"
     if rule.kind == "required":
         return f"not {present}"
@@ -218,19 +220,48 @@ def failed_rules_sql(
     return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
 
 
+def nullified_sql(contract: Contract, field: Field, dialect: Dialect = "duckdb") -> str | None:
+    """Boolean: the row breaks one of `field`'s nullify rules (its value lands null); None when
+    the field has none. Reads the text column only (trims inline)."""
+    rules = [r for r in contract.nullify_rules if r.column == field.name]
+    if not rules:
+        return None
+    t = _trim(quote_ident(field.name), dialect)
+    return "(" + " or ".join(violation_sql(r, field, dialect, trimmed=t) for r in rules) + ")"
+
+
+def nulled_rules_sql(contract: Contract, dialect: Dialect = "duckdb") -> str:
+    """DuckDB list of the nullify rule ids a row breaks, in contract order (grain: one row of a
+    relation holding the contract's text columns and trimmed_columns_sql)."""
+    parts = [
+        f"case when {violation_sql(r, contract.field(r.column), dialect)} "
+        f"then {quote_literal(r.rule_id)} end"
+        for r in contract.nullify_rules
+    ]
+    if not parts:
+        return "cast([] as varchar[])"
+    return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
+
+
 def typed_select_sql(contract: Contract, dialect: Dialect = "duckdb") -> str:
-    """Select list casting text columns to their contract types, for rows that passed every rule."""
+    """Select list casting text columns to their contract types, for rows that passed every
+    error rule. A value breaking a nullify rule of its field (`onInvalid: nullify`) is null: the
+    row lands without it (the cast is behind the rule, so an invalid value never reaches it)."""
     cols = []
     for f in contract.fields:
         c = quote_ident(f.name)
         t = _trim(c, dialect)
         if f.logical_type == "string":
-            cols.append(f"nullif({c}, '') as {c}")
+            typed = f"nullif({c}, '')"
         elif f.logical_type == "timestamp":
             # Stored as naive UTC timestamp: portable to Postgres/Spark; the session zone is UTC.
-            cols.append(f"cast(cast(nullif({t}, '') as timestamptz) as timestamp) as {c}")
+            typed = f"cast(cast(nullif({t}, '') as timestamptz) as timestamp)"
         else:
-            cols.append(f"cast(nullif({t}, '') as {_CASTS[f.logical_type]}) as {c}")
+            typed = f"cast(nullif({t}, '') as {_CASTS[f.logical_type]})"
+        nulled = nullified_sql(contract, f, dialect)
+        if nulled is not None:
+            typed = f"case when {nulled} then null else {typed} end"
+        cols.append(f"{typed} as {c}")
     return ", ".join(cols)
 
 

@@ -85,14 +85,19 @@ def _rules(contract: Contract, batch: StagedBatch) -> list[dict]:
         counts = batch.quarantined_by_rule if r.severity == "error" else batch.warnings_by_rule
         n = counts.get(r.rule_id, 0)
         verdict = "pass" if not n else ("quarantined" if r.severity == "error" else "warned")
+        if r.nullify and n:
+            verdict = "nulled"
         out.append(
             {
                 "rule_id": r.rule_id,
                 "column": r.column,
                 "kind": r.kind,
                 "severity": r.severity,
+                "action": r.action,
                 "description": r.description,
                 "count": n,
+                # values nulled in rows that landed (the count above is every row breaking it)
+                "nulled": batch.nulled_by_rule.get(r.rule_id, 0) if r.nullify else None,
                 "verdict": verdict,
             }
         )
@@ -113,9 +118,11 @@ def _rules(contract: Contract, batch: StagedBatch) -> list[dict]:
                 "column": rule_id.rsplit(".", 1)[0],
                 "kind": rule_id.rsplit(".", 1)[-1],
                 "severity": "error",
+                "action": "quarantine",
                 "description": future.get(rule_id)
                 or _STAGE_RULES.get(rule_id, "quarantined by the stage step"),
                 "count": n,
+                "nulled": None,
                 "verdict": "quarantined" if n else "pass",
             }
         )
@@ -224,6 +231,7 @@ def report_context(
             "deduplicated_in_raw": batch.deduplicated_in_raw,
             "deduplicated_in_quarantine": batch.deduplicated_in_quarantine,
             "warnings": batch.warnings,
+            "nulled": batch.nulled,
             "accounted": accounted,
             "balanced": batch.extracted == accounted,
             "quarantine_share": f"{batch.quarantine_share:.2%}",
@@ -237,6 +245,9 @@ def report_context(
         "gates": _gates(contract, gate),
         "gx": _gx(suite),
         "samples": {rule: masked_rows(contract, rows) for rule, rows in sorted(samples.items())},
+        "nulled_samples": {
+            rule: masked_rows(contract, rows) for rule, rows in sorted(batch.nulled_samples.items())
+        },
         "pii_columns": list(contract.pii_columns),
     }
 

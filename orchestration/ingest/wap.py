@@ -106,6 +106,11 @@ class StagedBatch:
     samples: dict[str, list[dict]] = field(default_factory=dict)  # masked, by gate finding
     # Masked quarantined rows per error rule (a few each), for the data-quality report.
     rule_samples: dict[str, list[dict]] = field(default_factory=dict)
+    # Nullify rules (`onInvalid: nullify`): values nulled in rows that break no error rule (the
+    # row lands without the value), per rule; rows with at least one; masked rows as read.
+    nulled: int = 0
+    nulled_by_rule: dict[str, int] = field(default_factory=dict)
+    nulled_samples: dict[str, list[dict]] = field(default_factory=dict)
     # What discovery refused to read, by name (a file or folder -> why): a symbolic link leaving
     # the landing folder, a broken link, an invalid `dt=` folder. Not read, not counted, not
     # recorded: found again (and reported again) every night until it is fixed.
@@ -347,6 +352,7 @@ def stage_batch(
     batch.warnings = con.execute(
         f"select count(*) from {verdicts} where len(_warned_rules) > 0"
     ).fetchone()[0]
+    _measure_nulled(con, contract, batch)
     # Duplicate policy keep_latest: newest version per primary key by the ordering column;
     # ties broken by file then row order so reruns pick the same survivor.
     # Only keys seen more than once are ranked by a window (a sort of whole rows), into the small
@@ -445,15 +451,51 @@ def _rule_samples(con, contract: Contract, per_rule: int) -> dict[str, list[dict
     return out
 
 
+def _measure_nulled(con, contract: Contract, batch: StagedBatch) -> None:
+    """Values a nullify rule nulls (typed_select_sql) in the rows that break no error rule: per
+    rule, the rows holding one, and the first RULE_SAMPLE_ROWS of each rule (masked, as read)."""
+    ids = [r.rule_id for r in contract.nullify_rules]
+    if not ids:
+        return
+    verdicts = _VERDICTS_TABLE
+    listed = "[" + ", ".join(quote_literal(i) for i in ids) + "]"
+    nulled = f"list_filter(_warned_rules, lambda x: list_contains({listed}, x))"
+    landing = f"(select *, {nulled} as _nulled_rules from {verdicts} where len(_failed_rules) = 0)"
+    for rule_id, n in con.execute(
+        f"select r, count(*) from (select unnest(_nulled_rules) as r from {landing}) "
+        "group by r order by r"
+    ).fetchall():
+        batch.nulled_by_rule[rule_id] = n
+    batch.nulled = con.execute(
+        f"select count(*) from {landing} where len(_nulled_rules) > 0"
+    ).fetchone()[0]
+    if not batch.nulled:
+        return
+    cur = con.execute(
+        "select * exclude (_warned_rules, _in_quarantine, _failed_rules, _nulled_rules, _rn) "
+        "from (select *, row_number() over (partition by _sample_rule order by _source_file, "
+        f"_source_row) as _rn from (select unnest(_nulled_rules) as _sample_rule, * from "
+        f"{landing} where len(_nulled_rules) > 0)) where _rn <= {RULE_SAMPLE_ROWS} "
+        "order by _sample_rule, _source_file, _source_row"
+    )
+    names = [d[0] for d in cur.description]
+    for r in cur.fetchall():
+        row = dict(zip(names, r, strict=True))
+        batch.nulled_samples.setdefault(row.pop("_sample_rule"), []).append(mask_row(contract, row))
+
+
 def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None:
-    """Per file and typed column: present values and those breaking the type rule."""
+    """Per file and typed column: present values and those breaking the type rule (an error or,
+    on an `onInvalid: nullify` field, a warning: a column whose format changed is retyped and
+    blocks rather than landing with every value nulled)."""
     verdicts = _VERDICTS_TABLE
     typed = [f.name for f in contract.fields if f.logical_type != "string"]
     if not typed or not batch.files:
         return
     aggs = ", ".join(
         f"count(*) filter (where {quote_ident(c)} is not null and trim({quote_ident(c)}) <> ''), "
-        f"count(*) filter (where list_contains(_failed_rules, {quote_literal(c + '.type')}))"
+        f"count(*) filter (where list_contains(list_concat(_failed_rules, _warned_rules), "
+        f"{quote_literal(c + '.type')}))"
         for c in typed
     )
     for row in con.execute(
@@ -478,8 +520,8 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
                 con,
                 contract,
                 f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
-                f"where _source_file = ? and list_contains(_failed_rules, ?) "
-                f"order by _source_row limit {SAMPLE_ROWS}",
+                "where _source_file = ? and list_contains(list_concat(_failed_rules, "
+                f"_warned_rules), ?) order by _source_row limit {SAMPLE_ROWS}",
                 [path, col + ".type"],
             )
 
