@@ -6,17 +6,86 @@ new rows into the landing layout (orchestration/extract/live.py); staging, gate 
 the same code path as file mode."""
 
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
 
+from orchestration.contracts.masking import clean_phone, mask_value
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.extract.config import source_mode
+from orchestration.ingest.gate import mask_column_names
 from orchestration.ingest.landing import LandingFileError
 from orchestration.ingest.report import report_path, write_report
-from orchestration.ingest.wap import batch_table, load_staged, publish_batch, stage_batch
+from orchestration.ingest.wap import (
+    StagedBatch,
+    batch_table,
+    load_staged,
+    publish_batch,
+    stage_batch,
+)
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+
+# What discovery refused, by kind (landing.discover_landing's reasons open with these words).
+REFUSED_KINDS = {
+    "symbolic link to": "link_outside_landing",
+    "broken symbolic link": "broken_link",
+    "partition folder": "invalid_dt_folder",
+    "folder cannot be listed": "unlistable_folder",
+}
+# A path part shown as it is: a plain file or folder name (glob characters and `dt=` included).
+_PLAIN_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=\-\[\]*?]{0,127}")
+
+
+def refused_kind(why: str) -> str:
+    return next((k for start, k in REFUSED_KINDS.items() if why.startswith(start)), "other")
+
+
+def shown_path(path: str, landing: Path) -> str:
+    """A landing path as the asset's metadata shows it: relative to the landing folder (never
+    the machine's own folders, nor where a refused link points), each part as it is when it is a
+    plain name, else masked (masking.mask_value: a file named after an e-mail or a phone shows
+    its hint only)."""
+    p = Path(path)
+    try:
+        parts = p.relative_to(landing).parts
+    except ValueError:
+        parts = (p.name,)
+    shown = []
+    for part in parts:
+        stem, dot, suffix = part.rpartition(".")
+        if not dot or not suffix.isalnum():
+            stem, dot, suffix = part, "", ""
+        if _PLAIN_PART.fullmatch(part) and clean_phone(stem) is None:
+            shown.append(part)
+        else:  # the name masked, its suffix (.csv, .jsonl, .parquet) kept
+            shown.append((mask_value(stem, "auto") or "***") + dot + suffix)
+    return "/".join(shown)
+
+
+def discovery_metadata(batch: StagedBatch, landing: Path) -> dict[str, dg.MetadataValue | int]:
+    """What discovery refused (links leaving the landing folder, broken links, invalid `dt=`
+    folders, folders that cannot be listed) and the files recorded without a read (the same
+    bytes as a file already published or earlier in the batch): counts and shown names."""
+    kinds: dict[str, int] = {}
+    refused = []
+    for path, why in sorted(batch.refused.items()):
+        kind = refused_kind(why)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        refused.append({"path": shown_path(path, landing), "kind": kind})
+    return {
+        "refused": len(refused),
+        "refused_by_kind": dg.MetadataValue.json(kinds),
+        "refused_paths": dg.MetadataValue.json(refused),
+        "same_content": len(batch.same_content),
+        "same_content_paths": dg.MetadataValue.json(
+            {
+                shown_path(p, landing): shown_path(first, landing)
+                for p, first in sorted(batch.same_content.items())
+            }
+        ),
+    }
 
 
 def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
@@ -73,6 +142,12 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
             f"clean {batch.loaded}, quarantined {batch.quarantined}, deduplicated {batch.deduplicated}"
             f" (staged by the loader: {batch.staged})"
         )
+        discovery = discovery_metadata(batch, landing)
+        if batch.refused:
+            context.log.warning(
+                f"{contract.id}: refused {len(batch.refused)} path(s), not read: "
+                + ", ".join(f"{r['path']} ({r['kind']})" for r in discovery["refused_paths"].data)
+            )
         return dg.MaterializeResult(
             metadata={
                 "batch_id": batch.batch_id or "(no new files)",
@@ -93,6 +168,7 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                     }
                 ),
                 "mode": "live" if extraction else "files",
+                **discovery,
                 "quality_report": dg.MetadataValue.path(str(report)),
                 **({"extraction": dg.MetadataValue.json(extraction)} if extraction else {}),
             }
@@ -120,6 +196,8 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
             published = publish_batch(
                 con, contract, batch, context.run_id, Path(warehouse.landing_dir)
             )
+            # a header that was a line of data leaves no values as names (ingestion_audit)
+            mask_column_names(contract, batch)
             total = con.execute(f"select count(*) from raw.{contract.id}").fetchone()[0]
         return dg.MaterializeResult(
             metadata={
