@@ -66,11 +66,27 @@ class IdentityConfig:
     # type -> (at most this many per customer, counting only those seen within N days or all)
     max_per_customer: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     probabilistic: Probabilistic = field(default_factory=Probabilistic)
+    # source entities holding within-source duplicates (their permanent id's limit is lifted)
+    sources_with_duplicates: tuple[str, ...] = ()
+    max_refused_link_share: float = 0.1  # DEFAULT_MAX_REFUSED_LINK_SHARE
 
     def is_blocked(self, identifier_type: str, value: str) -> bool:
         return any(
             e.identifier_type == identifier_type and e.matches(value) for e in self.blocklist
         )
+
+
+# Source entities whose records are people, each with its permanent id type. One listed under
+# `sources_with_duplicates` holds several records of one person (a CRM with duplicate contacts):
+# its records may merge, i.e. that type's max_per_customer is lifted; every other limit stays.
+PERSON_SOURCES = {
+    "crm__contacts": "crm_contact_id",
+    "shop__customers": "shop_customer_id",
+    "loyalty__members": "loyalty_member_id",
+}
+# Links refused (by any limit or guard) above this share of candidate links: the asset check
+# identity_state/graph_health:refused_links_share warns, naming the limits (docs/identity.md).
+DEFAULT_MAX_REFUSED_LINK_SHARE = 0.1
 
 
 def _known_keys(raw: dict[str, Any], where: str, known: tuple[str, ...]) -> None:
@@ -80,11 +96,30 @@ def _known_keys(raw: dict[str, Any], where: str, known: tuple[str, ...]) -> None
         )
 
 
+def _sources_with_duplicates(raw: Any, where: str) -> tuple[str, ...]:
+    """The source entities declared to hold several records of one person (known, once each)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise IdentityConfigError(
+            f"{where}: a list of source entities is required ({', '.join(PERSON_SOURCES)})"
+        )
+    for source in raw:
+        if source not in PERSON_SOURCES:
+            raise IdentityConfigError(
+                f"{where}: unknown source entity {source!r} (known: {', '.join(PERSON_SOURCES)})"
+            )
+    if len(set(raw)) != len(raw):
+        raise IdentityConfigError(f"{where}: a source entity is listed twice")
+    return tuple(raw)
+
+
 def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
     if not isinstance(raw, dict):
         raise IdentityConfigError(f"{where}: must be a mapping")
     _known_keys(raw, where, ("identifiers", "blocklist", "name_max_edit_distance",
-                             "phone_default_region", "circuit_breaker", "probabilistic"))  # fmt: skip
+                             "phone_default_region", "circuit_breaker", "probabilistic",
+                             "sources_with_duplicates", "max_refused_link_share"))  # fmt: skip
     probabilistic = _probabilistic(raw.get("probabilistic"), f"{where}.probabilistic")
     breaker = raw.get("circuit_breaker") or {}
     _known_keys(breaker, f"{where}.circuit_breaker", ("max_cluster_records", "max_merge_rate"))
@@ -154,6 +189,20 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
             raise IdentityConfigError(
                 f"{where}.identifiers.{name}.within_days: only with max_per_customer"
             )
+    duplicates = _sources_with_duplicates(
+        raw.get("sources_with_duplicates"), f"{where}.sources_with_duplicates"
+    )
+    for source in duplicates:
+        per_customer.pop(PERSON_SOURCES[source], None)
+    refused_share = raw.get("max_refused_link_share", DEFAULT_MAX_REFUSED_LINK_SHARE)
+    if (
+        isinstance(refused_share, bool)
+        or not isinstance(refused_share, int | float)
+        or not 0 <= refused_share <= 1
+    ):
+        raise IdentityConfigError(
+            f"{where}.max_refused_link_share: a share between 0 and 1 is required"
+        )
     distance = raw.get("name_max_edit_distance", 1)
     if not isinstance(distance, int) or isinstance(distance, bool) or distance < 0:
         raise IdentityConfigError(f"{where}.name_max_edit_distance: an integer >= 0 is required")
@@ -186,6 +235,8 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
         Bounds.from_config(breaker),
         per_customer,
         probabilistic,
+        sources_with_duplicates=duplicates,
+        max_refused_link_share=float(refused_share),
     )
 
 
