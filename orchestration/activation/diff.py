@@ -79,6 +79,17 @@ alter table activation.sync_plan add column if not exists consent_status varchar
 alter table activation.sync_plan add column if not exists consent_captured_at timestamp;
 alter table activation.sync_plan add column if not exists state_rejections integer;
 alter table activation.sync_plan add column if not exists state_rejected_hash varchar;
+-- the chunks of a plan sent and not yet known acknowledged, one row per chunk, written before
+-- the chunk leaves: what a run killed mid-sync had sent (resume records those rows)
+create table if not exists activation.sync_sent (
+    sync_id varchar not null,
+    plan_id varchar not null,
+    sync_run_id varchar not null,  -- the sync run that sent the chunk
+    run_id varchar not null,
+    first_seq bigint not null,
+    last_seq bigint not null,
+    sent_at timestamp not null
+);
 """
 
 # the plan table's shape before plans could be resumed; a plan is transient, so it is recreated

@@ -12,10 +12,18 @@ current keys: see docs/activation.md, "Resuming a plan left by older code").
 
 Holdout members and rows filtered by consent are recorded (held_out / filtered, with the reason)
 and never sent; people the destination holds who may no longer be contacted are removed.
+
+A killed run leaves records: its sync_runs row (written `running` when it starts) and, for each
+chunk it sent, a row of activation.sync_sent (written before the chunk leaves). The run that
+resumes its plan records the rows the killed run sent but never acknowledged in
+contact_history under the killed run (outcome `unknown`, "interrupted"; the resumed send then
+records how each ended), marks the killed run's sync_runs row `interrupted` with its counts,
+and names the plan it resumed in its own row (`resumed_sync_run_id`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import time
@@ -93,9 +101,42 @@ def run_diff_sync(
     ensure_state(con)
     started, started_at = time.time(), dt.datetime.now(dt.UTC).replace(tzinfo=None)
     sync_run_id = hashlib.md5(f"{run_id}|{sync.name}".encode()).hexdigest()[:16]
+    out = SyncOutcome(sync.name, sync.segment, status="running")
+    # a row from the start: a run killed mid-sync (no cleanup) leaves it `running`
+    record_sync_run(
+        con, sync_run_id, run_id, sync, sync.destination, as_of, out, 0, started, started_at
+    )
+    try:
+        return _run_diff_sync(
+            con, sync, as_of, run_id, destination, chunk_rows, log, ack_rows, out,
+            sync_run_id, started, started_at,
+        )  # fmt: skip
+    except BaseException:
+        out.status = "failed"  # a failure this process saw (a killed one never gets here)
+        with contextlib.suppress(Exception):
+            record_sync_run(
+                con, sync_run_id, run_id, sync, sync.destination, as_of, out, 0, started,
+                started_at,
+            )  # fmt: skip
+        raise
+
+
+def _run_diff_sync(
+    con: duckdb.DuckDBPyConnection,
+    sync: SyncDefinition,
+    as_of: dt.date,
+    run_id: str,
+    destination: Destination,
+    chunk_rows: int,
+    log: Callable[[str], None],
+    ack_rows: int,
+    out: SyncOutcome,
+    sync_run_id: str,
+    started: float,
+    started_at: dt.datetime,
+) -> SyncOutcome:
     # consent on every row, holdouts marked; the whole audience (the state decides what to send)
     counts = build_plan(con, sync, as_of, skip_recorded=False)
-    out = SyncOutcome(sync.name, sync.segment)
     out.audience_rows = sum(counts.values())
     out.held_out, out.filtered = counts.get("held_out", 0), counts.get("filtered", 0)
     out.filtered_by_reason = dict(
@@ -109,9 +150,18 @@ def run_diff_sync(
     context = (con, sync, as_of, run_id, sync_run_id, destination, chunk_rows, ack_rows, out, log)
     pending = pending_plan(con, sync.name)
     if pending:
+        # what the killed run sent and never acknowledged, recorded under it (before the
+        # re-check below changes actions and refresh_pending renumbers the rows)
+        interrupted = _record_interrupted(con, sync, pending[0], sync_run_id)
         dropped = _recheck_consent(con, sync.name, pending[0])
-        log(f"{sync.name}: resuming plan {pending[0]} of {pending[1]}; {dropped} rows dropped")
+        log(
+            f"{sync.name}: resuming plan {pending[0]} of {pending[1]}; {interrupted} rows "
+            f"sent by the interrupted run without an answer recorded; {dropped} rows dropped"
+        )
         out.dropped_at_resume = dropped
+        out.resumed_sync_run_id = pending[0]
+    _close_interrupted_runs(con, sync.name, sync_run_id)
+    if pending:
         refresh_pending(con, sync.name, pending[0], _CONTACTS)
         _send_plan(*context, plan_id=pending[0])
     diff = plan_diff(
@@ -121,16 +171,21 @@ def run_diff_sync(
     )  # fmt: skip
     out.planned += diff.create + diff.update + diff.remove
     out.skipped_parked = diff.parked
+    con.execute(
+        "update activation.sync_runs set planned = ? where sync_run_id = ?",
+        [out.planned, sync_run_id],
+    )
     con.execute("drop table if exists sync_desired; drop table if exists sync_withdrawn")
     _send_plan(*context, plan_id=sync_run_id)
     # finished plans are history in contact_history; only pending rows need to survive a crash.
     # Deleted before the next commit, the one that brings the checkpoint deferred while sending:
     # the checkpoint then does not write the plan's rows (the widest table) only to drop them
-    con.execute(
-        "delete from activation.sync_plan where sync_id = ? and plan_id not in "
-        "(select plan_id from activation.sync_plan where sync_id = ? and outcome is null)",
-        [sync.name, sync.name],
-    )
+    for table in ("sync_plan", "sync_sent"):  # the chunks sent of finished plans too
+        con.execute(
+            f"delete from activation.{table} where sync_id = ? and plan_id not in "
+            "(select plan_id from activation.sync_plan where sync_id = ? and outcome is null)",
+            [sync.name, sync.name],
+        )
     out.status = "success" if out.ok + out.rejected == out.sent else "partial"
     _record_not_sent(con, sync, as_of, run_id, sync_run_id)
     record_sync_run(
@@ -205,6 +260,94 @@ def _recheck_consent(con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str)
     return dropped + removed
 
 
+def _record_interrupted(
+    con: duckdb.DuckDBPyConnection, sync: SyncDefinition, plan_id: str, resumed_by: str
+) -> int:
+    """contact_history rows, under the run that sent them, for the pending rows of a plan that
+    an interrupted run (killed, or failed mid-send) sent and never acknowledged: outcome
+    `unknown` ("interrupted" — the destination may have applied them); the resumed send records
+    how each ended. The sent-chunk rows of the plan are then done with (the resume renumbers
+    the pending rows). Returns how many rows were recorded."""
+    recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    why = (
+        "interrupted: the sync run ended before the destination's answer was recorded; "
+        f"resent by sync run {resumed_by}"
+    )
+    con.execute("begin transaction")
+    try:
+        [(count,)] = con.execute(
+            """
+            insert into activation.contact_history
+            select
+                md5(p.sync_id || '|' || cast(p.as_of as varchar) || '|' || p.identifier || '|'
+                    || j.run_id || '|' || p.plan_id),
+                p.sync_id, j.sync_run_id, j.run_id, ?, ?, ?, ?, p.as_of,
+                coalesce(p.customer_id, p.identifier), p.contact_point, 'unknown', false, null,
+                case when p.action = 'remove' then 'removed: ' else '' end || ?,
+                p.consent_status, p.consent_captured_at, j.sent_at, 1, cast(? as timestamp)
+            from activation.sync_plan as p
+            inner join activation.sync_sent as j
+                on j.sync_id = p.sync_id and j.plan_id = p.plan_id
+                and p.seq between j.first_seq and j.last_seq
+            where p.sync_id = ? and p.plan_id = ? and p.outcome is null
+            qualify row_number() over (partition by p.identifier, p.seq order by j.sent_at desc)
+                = 1
+            """,
+            [sync.destination, sync.segment, sync.channel, sync.purpose, why, recorded_at,
+             sync.name, plan_id],
+        ).fetchall()  # fmt: skip
+        con.execute(
+            "delete from activation.sync_sent where sync_id = ? and plan_id = ?",
+            [sync.name, plan_id],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return count
+
+
+def _close_interrupted_runs(con: duckdb.DuckDBPyConnection, sync_id: str, current: str) -> None:
+    """sync_runs rows of this sync still `running` but for this run's are runs that were killed
+    (one writer: no other run of the sync is under way): marked `interrupted`, with the counts
+    of what they recorded in contact_history (acknowledged rows, and rows sent without an
+    answer recorded, `unknown`)."""
+    dead = (
+        "select sync_run_id from activation.sync_runs "
+        "where sync_id = ? and status = 'running' and sync_run_id <> ?"
+    )
+    if not con.execute(f"select count(*) from ({dead})", [sync_id, current]).fetchone()[0]:
+        return
+    con.execute(
+        f"""
+        update activation.sync_runs as r set
+            sent = h.sent, ok = h.ok, rejected = h.rejected, retryable = h.retryable,
+            unknown = h.unknown, finished_at = h.last_at,
+            duration_seconds = epoch(h.last_at) - epoch(r.started_at)
+        from (
+            select
+                sync_run_id,
+                count(*) filter (where outcome in ('ok', 'rejected', 'retryable', 'unknown'))
+                    as sent,
+                count(*) filter (where outcome = 'ok') as ok,
+                count(*) filter (where outcome = 'rejected') as rejected,
+                count(*) filter (where outcome = 'retryable') as retryable,
+                count(*) filter (where outcome = 'unknown') as unknown,
+                max(recorded_at) as last_at
+            from activation.contact_history
+            where sync_id = ? and sync_run_id in ({dead})
+            group by sync_run_id
+        ) as h
+        where r.sync_run_id = h.sync_run_id
+        """,
+        [sync_id, sync_id, current],
+    )
+    con.execute(
+        f"update activation.sync_runs set status = 'interrupted' where sync_run_id in ({dead})",
+        [sync_id, current],
+    )
+
+
 def _send_plan(
     con: duckdb.DuckDBPyConnection,
     sync: SyncDefinition,
@@ -252,6 +395,12 @@ def _send_plan(
             encoded = isinstance(destination, EncodedDestination)
             chunk = _read_chunk(con, sync.name, plan_id, 0, chunk_rows)
             while chunk:
+                # written (committed) before the chunk leaves: a killed run's records
+                con.execute(
+                    "insert into activation.sync_sent values (?, ?, ?, ?, ?, ?, ?)",
+                    [sync.name, plan_id, sync_run_id, run_id, chunk.first_seq, chunk.last_seq,
+                     dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+                )  # fmt: skip
                 if encoded and chunk.distinct:
                     sending = sender.submit(destination.send_encoded, chunk.encoded)
                 else:

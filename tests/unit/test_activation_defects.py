@@ -5,6 +5,8 @@ parked after the sync's `max_attempts`, the failed-row share check blocking."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestration.activation.destinations.webhook import (
@@ -16,6 +18,7 @@ from orchestration.activation.destinations.webhook import (
 from tests.webhook_server import Faults, WebhookServer
 
 SECRET = "defects-test-secret"
+BENCH_PATH = Path(__file__).resolve().parents[2] / "bench" / "activation_sync.py"
 
 
 # --- identifiers percent-encoded -----------------------------------------------------------
@@ -310,3 +313,113 @@ def test_max_attempts_is_a_sync_yaml_field(tmp_path):
     for bad in ("0", "true", "two"):
         with pytest.raises(SyncDefinitionError, match="max_attempts"):
             _sync(tmp_path, f"max_attempts: {bad}\n")
+
+
+# --- a killed sync's records ---------------------------------------------------------------
+
+KILLED_CHILD = """
+import importlib.util, os, signal, sys
+import duckdb
+from orchestration.activation.destinations.webhook import WebhookClient, WebhookConfig
+from orchestration.activation.diff_runner import run_diff_sync
+
+spec = importlib.util.spec_from_file_location("bench", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+client = WebhookClient(WebhookConfig(sys.argv[2], sys.argv[3], max_rows=7), bench.SYNC.name)
+
+
+class Killed:
+    # the destination applies a third chunk, then the process is killed (SIGKILL: no cleanup)
+    chunks = 0
+
+    def send(self, rows):
+        return self._after(client.send(rows))
+
+    def send_encoded(self, rows):
+        return self._after(client.send_encoded(rows))
+
+    def _after(self, outcomes):
+        Killed.chunks += 1
+        if Killed.chunks == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return outcomes
+
+
+with duckdb.connect(sys.argv[4]) as con:
+    run_diff_sync(con, bench.SYNC, bench.AS_OF, "run-1", Killed(), chunk_rows=20, ack_rows=40)
+"""
+
+
+def test_a_killed_sync_leaves_its_applied_rows_and_run_in_the_records(tmp_path):
+    """SIGKILL mid-sync left no sync_runs row and none of the rows it had applied (but not yet
+    acknowledged) in contact_history. Now its sync_runs row exists from the start (`running`);
+    the run that resumes its plan records every row the killed run sent under the killed run
+    (acknowledged ones `ok`, the rest `unknown`, "interrupted"), marks it `interrupted` with
+    those counts, and carries a resumed marker naming the plan it finished."""
+    import hashlib
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import duckdb
+
+    from orchestration.activation.diff_runner import run_diff_sync
+
+    bench = _bench()
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        bench.synthesise(con, 100)
+    sync = bench.SYNC
+    killed_id = hashlib.md5(f"run-1|{sync.name}".encode()).hexdigest()[:16]
+    with WebhookServer(SECRET) as server:
+        child = subprocess.run(
+            [sys.executable, "-c", KILLED_CHILD, str(BENCH_PATH), server.url, SECRET,
+             str(warehouse)],
+            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert child.returncode == -9, child.stderr
+        applied_by_killed = {i for op, i in server.state.applied if op == "upsert"}
+        assert len(applied_by_killed) == 60, "three chunks of 20 reached the destination"
+        with duckdb.connect(str(warehouse)) as con:
+            left = con.execute(
+                "select run_id, status from activation.sync_runs where sync_run_id = ?",
+                [killed_id],
+            ).fetchall()
+            assert left == [("run-1", "running")], "the killed run's row is there"
+            client = WebhookClient(WebhookConfig(server.url, SECRET, max_rows=7), sync.name)
+            resumed = run_diff_sync(con, sync, bench.AS_OF, "run-2", client, chunk_rows=20)
+            history = {
+                (run_id, customer_id): (outcome, error)
+                for run_id, customer_id, outcome, error in con.execute(
+                    "select run_id, customer_id, outcome, error_message "
+                    "from activation.contact_history where outcome not in ('held_out', 'filtered')"
+                ).fetchall()
+            }
+            runs = {
+                row[0]: row[1:]
+                for row in con.execute(
+                    "select run_id, status, sent, ok, unknown, resumed_sync_run_id "
+                    "from activation.sync_runs"
+                ).fetchall()
+            }
+            audience = {
+                r[0]
+                for r in con.execute(
+                    "select customer_id from activation.sync_state where status = 'ok'"
+                ).fetchall()
+            }
+            journal = con.execute("select count(*) from activation.sync_sent").fetchone()[0]
+    killed_rows = {c: v for (run, c), v in history.items() if run == "run-1"}
+    assert applied_by_killed <= set(killed_rows), "every row the killed run applied is recorded"
+    acked = sum(1 for outcome, _ in killed_rows.values() if outcome == "ok")
+    interrupted = [e for outcome, e in killed_rows.values() if outcome == "unknown"]
+    assert len(killed_rows) == 60 and acked + len(interrupted) == 60 and interrupted
+    assert all(e.startswith("interrupted:") for e in interrupted)
+    assert runs["run-1"] == ("interrupted", 60, acked, len(interrupted), None)
+    assert runs["run-2"][0] == "success" and runs["run-2"][4] == killed_id, "resumed marker"
+    # the interrupted rows were resent with their keys: recorded ok by the resuming run, and
+    # applied once at the destination
+    assert all(history[("run-2", c)][0] == "ok" for c, v in killed_rows.items() if v[0] != "ok")
+    assert set(server.state.records) == audience and server.state.applications == len(audience)
+    assert resumed.sent == len(audience) - acked and journal == 0
