@@ -3,7 +3,7 @@
 One YAML block sets identifier types (priority, max source records sharing one value, whether a
 shared value must also agree on first name, at most N per customer optionally within a window of
 days), the junk blocklist (exact values and whole-value regexes) and probabilistic matching (on
-or off, threshold). dbt reads it (int_identity__dropped_links, int_identity__limit_drops,
+or off, comparisons, blocking, training, threshold). dbt reads it (int_identity__dropped_links, int_identity__limit_drops,
 int_identity__edges), the asset identity/probabilistic_links reads `probabilistic`;
 this module validates it with errors that name the field, and lets tests and tools use it.
 """
@@ -29,12 +29,100 @@ IDENTIFIER_SETTINGS = (
 )  # fmt: skip
 
 
+# The record columns the probabilistic model can compare or block on (orchestration/identity/
+# probabilistic.py CANDIDATES_SQL builds them; names and address parts folded like the keys).
+PROBABILISTIC_COLUMNS = (
+    "first_name", "last_name", "date_of_birth", "street_number", "street", "city", "postal_code",
+    "email", "phone",
+)  # fmt: skip
+# A comparison is named by its column, or `address` (kind address: the four address columns).
+COMPARISON_NAMES = (*PROBABILISTIC_COLUMNS, "address")
+# Blocking-only keys derived from email and phone (a typo keeps them).
+BLOCKING_KEYS = ("phone_stem", "email_domain", "email_tail")
+# Comparison kinds and their levels (probabilistic._levels() builds them; docs/identity.md).
+# `address` compares street number, street, locality and postcode together (one comparison: a
+# person who moved changes all four at once, so four comparisons would count one fact four times).
+COMPARISON_KINDS = ("name", "date", "exact", "string", "postcode", "contact", "address")
+ADDRESS_COLUMNS = ("street_number", "street", "city", "postal_code")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One compared column: its kind and, for a name, the column a swapped name is found in."""
+
+    column: str
+    kind: str
+    swapped_with: str | None = None
+
+
+@dataclass(frozen=True)
+class BlockingRule:
+    """Pairs agreeing exactly on `columns` are compared; `swapped`: first_name of one record equal
+    to last_name of the other and the other way round (a given and family name swapped)."""
+
+    columns: tuple[str, ...]
+    swapped: bool = False
+
+    @property
+    def label(self) -> str:
+        return ("swapped " if self.swapped else "") + " + ".join(self.columns)
+
+
+DEFAULT_COMPARISONS = (
+    Comparison("first_name", "name", "last_name"),
+    Comparison("last_name", "name", "first_name"),
+    Comparison("date_of_birth", "date"),
+    Comparison("address", "address"),
+    Comparison("email", "contact"),
+    Comparison("phone", "contact"),
+)
+DEFAULT_BLOCKING = (
+    BlockingRule(("first_name", "last_name")),
+    BlockingRule(("date_of_birth",)),
+    BlockingRule(("postal_code", "street")),
+    BlockingRule(("last_name", "postal_code")),
+    BlockingRule(("first_name", "last_name"), swapped=True),
+    BlockingRule(("phone_stem",)),
+    BlockingRule(("email_domain", "email_tail")),
+)
+DEFAULT_TRAINING_BLOCKING = (
+    BlockingRule(("date_of_birth",)),
+    BlockingRule(("first_name", "last_name")),
+)
+DEFAULT_DETERMINISTIC_RULES = (
+    BlockingRule(("first_name", "last_name", "date_of_birth")),
+    BlockingRule(("first_name", "last_name", "street", "postal_code")),
+    BlockingRule(("email",)),
+    BlockingRule(("phone",)),
+)
+
+
 @dataclass(frozen=True)
 class Probabilistic:
-    """Probabilistic matching: on or off, and the match probability a pair needs to link."""
+    """Probabilistic matching: on or off, the model's comparisons and blocking rules, how it is
+    trained and the match probability a pair needs to link (None: chosen from the fitted model,
+    see orchestration/identity/training.py choose_threshold)."""
 
     enabled: bool = False
-    threshold: float = 0.9995
+    threshold: float | None = None
+    min_precision: float = 0.999
+    retrain_after_days: int = 7
+    prior_recall: float = 0.8
+    comparisons: tuple[Comparison, ...] = DEFAULT_COMPARISONS
+    blocking: tuple[BlockingRule, ...] = DEFAULT_BLOCKING
+    training_blocking: tuple[BlockingRule, ...] = DEFAULT_TRAINING_BLOCKING
+    deterministic_rules: tuple[BlockingRule, ...] = DEFAULT_DETERMINISTIC_RULES
+
+    def model_settings(self) -> dict[str, Any]:
+        """What a trained model depends on (a change retrains it)."""
+        return {
+            "comparisons": [[c.column, c.kind, c.swapped_with] for c in self.comparisons],
+            "blocking": [[list(b.columns), b.swapped] for b in self.blocking],
+            "training_blocking": [[list(b.columns), b.swapped] for b in self.training_blocking],
+            "deterministic_rules": [[list(b.columns), b.swapped] for b in self.deterministic_rules],
+            "prior_recall": self.prior_recall,
+            "min_precision": self.min_precision,
+        }
 
 
 class IdentityConfigError(ValueError):
@@ -240,25 +328,137 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
     )
 
 
+PROBABILISTIC_SETTINGS = (
+    "enabled", "threshold", "min_precision", "retrain_after_days", "prior_recall", "comparisons",
+    "blocking", "training_blocking", "deterministic_rules",
+)  # fmt: skip
+
+
+def _share(raw: Any, field: str, default: float) -> float:
+    value = default if raw is None else raw
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise IdentityConfigError(f"{field}: a number above 0 and below 1 is required")
+    return float(value)
+
+
+def _comparisons(raw: Any, where: str) -> tuple[Comparison, ...]:
+    if raw is None:
+        return DEFAULT_COMPARISONS
+    if not isinstance(raw, dict) or not raw:
+        raise IdentityConfigError(
+            f"{where}: a mapping of column: {{kind: ...}} is required "
+            f"(columns: {', '.join(COMPARISON_NAMES)})"
+        )
+    out = []
+    for column, spec in raw.items():
+        field = f"{where}.{column}"
+        if spec is None:  # removed by a C360_DBT_VARS override (null)
+            continue
+        if column not in COMPARISON_NAMES:
+            raise IdentityConfigError(
+                f"{field}: unknown column (known: {', '.join(COMPARISON_NAMES)})"
+            )
+        if not isinstance(spec, dict):
+            raise IdentityConfigError(f"{field}: must be a mapping (kind, swapped_with)")
+        _known_keys(spec, field, ("kind", "swapped_with"))
+        kind = spec.get("kind")
+        if kind not in COMPARISON_KINDS:
+            raise IdentityConfigError(
+                f"{field}.kind: {kind!r} is not a comparison kind (known: {', '.join(COMPARISON_KINDS)})"
+            )
+        if (kind == "address") != (column == "address"):
+            raise IdentityConfigError(
+                f"{field}.kind: the address comparison is kind address, and only it"
+            )
+        swapped = spec.get("swapped_with")
+        if swapped is not None and (
+            kind != "name" or swapped not in PROBABILISTIC_COLUMNS or swapped == column
+        ):
+            raise IdentityConfigError(
+                f"{field}.swapped_with: only a name comparison takes it, naming another column"
+            )
+        out.append(Comparison(column, kind, swapped))
+    if not out:
+        raise IdentityConfigError(f"{where}: at least one comparison is required")
+    return tuple(out)
+
+
+def _rules(raw: Any, where: str, default: tuple[BlockingRule, ...]) -> tuple[BlockingRule, ...]:
+    if raw is None:
+        return default
+    if not isinstance(raw, list) or not raw:
+        raise IdentityConfigError(
+            f"{where}: a non-empty list of rules is required, each a list of columns "
+            "([postal_code, street]) or {swapped: [first_name, last_name]}"
+        )
+    known = PROBABILISTIC_COLUMNS + BLOCKING_KEYS
+    out = []
+    for i, rule in enumerate(raw):
+        field = f"{where}[{i}]"
+        swapped = isinstance(rule, dict)
+        if swapped:
+            _known_keys(rule, field, ("swapped",))
+            columns = rule.get("swapped")
+            if not isinstance(columns, list) or len(columns) != 2:
+                raise IdentityConfigError(f"{field}.swapped: a list of two columns is required")
+        else:
+            columns = rule
+            if not isinstance(columns, list) or not columns:
+                raise IdentityConfigError(f"{field}: a non-empty list of columns is required")
+        for column in columns:
+            if column not in known:
+                raise IdentityConfigError(
+                    f"{field}: unknown column {column!r} (known: {', '.join(known)})"
+                )
+        out.append(BlockingRule(tuple(columns), swapped))
+    return tuple(out)
+
+
 def _probabilistic(raw: Any, where: str) -> Probabilistic:
     if raw is None:
         return Probabilistic()
     if not isinstance(raw, dict):
-        raise IdentityConfigError(f"{where}: must be a mapping (enabled, threshold)")
-    _known_keys(raw, where, ("enabled", "threshold"))
+        raise IdentityConfigError(f"{where}: must be a mapping (enabled, threshold, ...)")
+    _known_keys(raw, where, PROBABILISTIC_SETTINGS)
     enabled = raw.get("enabled", False)
     if not isinstance(enabled, bool):
         raise IdentityConfigError(f"{where}.enabled: true or false is required")
-    threshold = raw.get("threshold", Probabilistic.threshold)
-    if (
+    threshold = raw.get("threshold", "auto")
+    if threshold != "auto" and (
         isinstance(threshold, bool)
         or not isinstance(threshold, int | float)
         or not 0 < threshold < 1
     ):
         raise IdentityConfigError(
-            f"{where}.threshold: a match probability above 0 and below 1 is required"
+            f"{where}.threshold: auto or a match probability above 0 and below 1 is required"
         )
-    return Probabilistic(enabled, float(threshold))
+    days = raw.get("retrain_after_days", Probabilistic.retrain_after_days)
+    if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+        raise IdentityConfigError(f"{where}.retrain_after_days: a number of days >= 1 is required")
+    comparisons = _comparisons(raw.get("comparisons"), f"{where}.comparisons")
+    compared = {c.column for c in comparisons}
+    for c in comparisons:
+        if c.swapped_with is not None and c.swapped_with not in compared:
+            raise IdentityConfigError(
+                f"{where}.comparisons.{c.column}.swapped_with: {c.swapped_with} is not compared"
+            )
+    return Probabilistic(
+        enabled=enabled,
+        threshold=None if threshold == "auto" else float(threshold),
+        min_precision=_share(raw.get("min_precision"), f"{where}.min_precision", 0.999),
+        retrain_after_days=days,
+        prior_recall=_share(raw.get("prior_recall"), f"{where}.prior_recall", 0.8),
+        comparisons=comparisons,
+        blocking=_rules(raw.get("blocking"), f"{where}.blocking", DEFAULT_BLOCKING),
+        training_blocking=_rules(
+            raw.get("training_blocking"), f"{where}.training_blocking", DEFAULT_TRAINING_BLOCKING
+        ),
+        deterministic_rules=_rules(
+            raw.get("deterministic_rules"),
+            f"{where}.deterministic_rules",
+            DEFAULT_DETERMINISTIC_RULES,
+        ),
+    )
 
 
 def load() -> IdentityConfig:

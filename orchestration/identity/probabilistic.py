@@ -24,23 +24,46 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+
+from orchestration.identity.fold import sql_table
+
+if TYPE_CHECKING:
+    from orchestration.identity.config import BlockingRule, Comparison, Probabilistic
 
 TABLE = "identity.probabilistic_links"
 MODEL_PATH = Path(__file__).with_name("probabilistic_model.json")
 RULE = "probabilistic"
 
-# One row per non-web source record with the columns the model compares. Names are reduced to
-# lower-case letters (accents stripped) so 'José' and 'jose' agree; email and phone values the
-# deterministic rules refused as junk (blocklist, shared by too many records) are no evidence
-# here either. A value refused as a household's (first_name_conflict) stays: the name comparison
-# weighs it. Web anonymous ids carry no attribute to compare.
-CANDIDATES_SQL = """
+
+def fold_sql(expr: str) -> str:
+    """SQL folding `expr` like orchestration/identity/fold.py fold() (and the dbt macro fold_key):
+    accents, ligatures, full-width forms and ß/Ø/Ł/Æ/Œ/Þ to lower-case ASCII, then everything
+    but letters and digits removed, '' as null ('Müller' = 'MULLER', 'Straße' = 'strasse')."""
+    source, target, multi = sql_table()
+    for folded, chars in multi.items():
+        expr = f"regexp_replace({expr}, '[{chars}]', '{folded}', 'g')"
+    return (
+        f"nullif(lower(regexp_replace(translate({expr}, '{source}', '{target}'), "
+        "'[^A-Za-z0-9]', '', 'g')), '')"
+    )
+
+
+# One row per non-web source record with the columns the model compares. Names and address parts
+# are folded like the deterministic name_address key (fold.py: 'Müller' = 'Muller', 'Straße' =
+# 'Strasse', '12 OAK AVE.' = '12 Oak Ave'); the street line is also split into its house number
+# and the street without digits, so a typo in one is not a different street. Email and phone
+# values the deterministic rules refused as junk (blocklist, shared by too many records) are no
+# evidence here either. A value refused as a household's (first_name_conflict) stays: the name
+# comparison weighs it. The date of birth is compared as its ISO text (one edit, day and month
+# swapped). Web anonymous ids carry no attribute to compare.
+CANDIDATES_SQL = f"""
 with records as (
     select * from intermediate.int_identity__records where source <> 'web'
 ),
@@ -53,19 +76,18 @@ junk as (
 compared as (
     select
         records.record_key as unique_id,
-        nullif(regexp_replace(lower(strip_accents(records.first_name)), '[^a-z]', '', 'g'), '')
-            as first_name,
-        nullif(regexp_replace(lower(strip_accents(records.last_name)), '[^a-z]', '', 'g'), '')
-            as last_name,
+        regexp_replace({fold_sql("records.first_name")}, '[0-9]', '', 'g') as first_name,
+        regexp_replace({fold_sql("records.last_name")}, '[0-9]', '', 'g') as last_name,
         case when junk_email.record_key is null then records.email_normalized end as email,
         case when junk_phone.record_key is null then records.phone_e164 end as phone,
-        records.date_of_birth,
-        -- case, spacing and punctuation differ between systems ('12 OAK AVE.'), as in the
-        -- deterministic name_address key
-        nullif(lower(regexp_replace(records.postal_code, '[^A-Za-z0-9]', '', 'g')), '')
-            as postal_code,
-        nullif(lower(regexp_replace(records.address_line1, '[^A-Za-z0-9]', '', 'g')), '')
-            as address_line1,
+        strftime(records.date_of_birth, '%Y-%m-%d') as date_of_birth,
+        {fold_sql("records.postal_code")} as postal_code,
+        -- the whole street line, as in the name_address key (the shipped fixed model's)
+        {fold_sql("records.address_line1")} as address_line1,
+        nullif(regexp_extract(records.address_line1, '[0-9]+'), '') as street_number,
+        nullif(regexp_replace({fold_sql("records.address_line1")}, '[0-9]', '', 'g'), '')
+            as street,
+        {fold_sql("records.city")} as city,
         -- not compared: a pair sharing one is the deterministic rules' call, like email and
         -- phone (a shop account has a key per address its orders were shipped to)
         name_address.name_addresses
@@ -86,7 +108,7 @@ compared as (
 )
 
 select
-    *,
+    * replace (nullif(first_name, '') as first_name, nullif(last_name, '') as last_name),
     -- blocking keys: a phone typo changes one of the last two digits, an email typo one of the
     -- local part's second and third characters (the demo generator's noise, and common typing)
     left(phone, length(phone) - 2) as phone_stem,
@@ -167,8 +189,115 @@ def _name_comparison(column: str):  # -> splink comparison
     )
 
 
+def _levels(c: Comparison) -> list:
+    """The comparison levels of one configured comparison (strongest first; a null is neutral).
+
+    name: exact / given and family name swapped / one letter changed (Damerau-Levenshtein 1: a
+    typo in a short name scores below 0.9 Jaro-Winkler) / Jaro-Winkler >= 0.92 / >= 0.8 / else.
+    date (ISO text): exact / day and month swapped / one edit (a digit typed wrong or two adjacent
+    digits swapped) / else. exact: exact / else. string: exact / Jaro-Winkler >= 0.9 / else.
+    postcode: exact / one edit / else. contact (email, phone): exact / one edit / else.
+    address (street_number, street, city, postal_code): the same address / the same street and
+    postcode, another number / the same number and street, a postcode one edit off / the same
+    number and postcode, the street written alike (Jaro-Winkler >= 0.9) / the same postcode /
+    the same locality / else; null when postcode and street are both missing."""
+    import splink.comparison_level_library as cll
+
+    col = c.column
+    if c.kind == "address":
+        number, street = cll.ExactMatchLevel("street_number"), cll.ExactMatchLevel("street")
+        postcode = cll.ExactMatchLevel("postal_code")
+        return [
+            cll.And(cll.NullLevel("postal_code"), cll.NullLevel("street")),
+            cll.And(number, street, postcode),
+            cll.And(street, postcode),
+            cll.And(number, street, cll.DamerauLevenshteinLevel("postal_code", 1)),
+            cll.And(number, postcode, cll.JaroWinklerLevel("street", 0.9)),
+            postcode,
+            cll.ExactMatchLevel("city"),
+            cll.ElseLevel(),
+        ]
+    levels = [cll.NullLevel(col), cll.ExactMatchLevel(col)]
+    if c.kind == "name":
+        if c.swapped_with:
+            levels.append(cll.ColumnsReversedLevel(col, c.swapped_with, symmetrical=True))
+        levels += [
+            cll.DamerauLevenshteinLevel(col, 1),
+            cll.JaroWinklerLevel(col, 0.92),
+            cll.JaroWinklerLevel(col, 0.8),
+        ]
+    elif c.kind == "date":
+        levels += [
+            cll.CustomLevel(
+                f"substr({col}_l, 1, 4) = substr({col}_r, 1, 4) "
+                f"and substr({col}_l, 6, 2) = substr({col}_r, 9, 2) "
+                f"and substr({col}_l, 9, 2) = substr({col}_r, 6, 2)",
+                label_for_charts="day and month swapped",
+            ),
+            cll.DamerauLevenshteinLevel(col, 1),
+        ]
+    elif c.kind == "string":
+        levels.append(cll.JaroWinklerLevel(col, 0.9))
+    elif c.kind in ("postcode", "contact"):
+        levels.append(cll.DamerauLevenshteinLevel(col, 1))
+    return [*levels, cll.ElseLevel()]
+
+
+def blocking_rule(rule: BlockingRule):  # -> splink blocking rule
+    """A configured blocking rule as Splink's: exact agreement on its columns, or two columns
+    swapped between the records."""
+    from splink import block_on
+
+    if rule.swapped:
+        a, b = rule.columns
+        return f"l.{a} = r.{b} and l.{b} = r.{a}"
+    return block_on(*rule.columns)
+
+
+def configured_settings(config: Probabilistic, present: Iterable[str] | None = None):
+    """The untrained model the config describes (comparisons and prediction blocking rules),
+    keeping only comparisons and rules whose columns are in `present` (None: all): email and
+    phone are compared where the data has them."""
+    import splink.comparison_library as cl
+    from splink import SettingsCreator
+
+    have = set(present) if present is not None else None
+
+    def usable(columns: Iterable[str]) -> bool:
+        return have is None or all(_base_column(c) in have for c in columns)
+
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        blocking_rules_to_generate_predictions=[
+            blocking_rule(r) for r in config.blocking if usable(r.columns)
+        ],
+        comparisons=[
+            cl.CustomComparison(output_column_name=c.column, comparison_levels=_levels(c))
+            for c in config.comparisons
+            if usable(_compared_columns(c))
+        ],
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=False,
+    )
+
+
+def _compared_columns(c: Comparison) -> list[str]:
+    """The record columns a comparison reads (an address needs its postcode and street)."""
+    if c.kind == "address":
+        return ["postal_code", "street"]
+    return [c.column] + ([c.swapped_with] if c.swapped_with else [])
+
+
+def _base_column(column: str) -> str:
+    """The record column a blocking key derives from (phone_stem → phone)."""
+    return {"phone_stem": "phone", "email_domain": "email", "email_tail": "email"}.get(
+        column, column
+    )
+
+
 def settings():  # -> splink.SettingsCreator (imported lazily: the code location stays light)
-    """The model's comparisons and blocking rules (untrained)."""
+    """The shipped fixed model's comparisons and blocking rules (untrained)."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
@@ -259,8 +388,8 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
             where scored.match_probability >= {float(threshold)!r}
                 -- a shared value is the deterministic rules' call (linked, or refused on purpose
                 -- by a guard: two birth dates at one name and address are two people)
-                and not coalesce(scored.email_l = scored.email_r, false)
-                and not coalesce(scored.phone_l = scored.phone_r, false)
+                and not coalesce(l.email = r.email, false)
+                and not coalesce(l.phone = r.phone, false)
                 and not coalesce(len(list_intersect(l.name_addresses, r.name_addresses)) > 0, false)
             order by record_key, node_key
             """

@@ -40,7 +40,7 @@ def warehouse():
         create table intermediate.int_identity__records (
             record_key varchar, source varchar, first_name varchar, last_name varchar,
             email_normalized varchar, phone_e164 varchar, date_of_birth date,
-            postal_code varchar, address_line1 varchar
+            postal_code varchar, address_line1 varchar, city varchar
         )
         """
     )
@@ -68,7 +68,7 @@ def warehouse():
 
 
 def _load(con, rows, dropped=()):
-    con.executemany("insert into intermediate.int_identity__records values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
+    con.executemany("insert into intermediate.int_identity__records values (?, ?, ?, ?, ?, ?, ?, ?, ?, null)", rows)  # fmt: skip
     if dropped:
         con.executemany("insert into intermediate.int_identity__dropped_links values (?, ?, ?)", dropped)  # fmt: skip
 
@@ -221,9 +221,9 @@ def test_the_model_is_fixed_and_predictions_are_deterministic(warehouse):
     ("block", "message"),
     [
         ({"enabled": "yes"}, "probabilistic.enabled: true or false"),
-        ({"enabled": True, "threshold": 1}, "probabilistic.threshold: a match probability"),
-        ({"enabled": True, "threshold": 0}, "probabilistic.threshold: a match probability"),
-        ({"enabled": True, "threshold": "high"}, "probabilistic.threshold: a match probability"),
+        ({"enabled": True, "threshold": 1}, "probabilistic.threshold: auto or a match probability"),
+        ({"enabled": True, "threshold": 0}, "probabilistic.threshold: auto or a match probability"),
+        ({"enabled": True, "threshold": "high"}, "probabilistic.threshold: auto or a match"),
         ({"enabled": True, "cutoff": 0.9}, "probabilistic.cutoff: unknown setting"),
         ("on", "probabilistic: must be a mapping"),
     ],
@@ -233,7 +233,11 @@ def test_config_errors_name_the_field(block, message):
         identity_config.parse({"probabilistic": block})
 
 
-def test_project_config_enables_it_at_the_documented_threshold():
+def test_project_config_enables_it_with_the_threshold_from_the_model():
     settings = identity_config.load().probabilistic
-    assert settings.enabled and settings.threshold == THRESHOLD
+    assert settings.enabled and settings.threshold is None  # auto: chosen from the fitted model
     assert identity_config.parse({}).probabilistic.enabled is False
+    assert (
+        identity_config.parse({"probabilistic": {"threshold": 0.99}}).probabilistic.threshold
+        == 0.99
+    )

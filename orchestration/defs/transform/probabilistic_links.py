@@ -9,7 +9,7 @@ import dagster as dg
 
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import config as identity_config
-from orchestration.identity import probabilistic
+from orchestration.identity import probabilistic, training
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
 
 
@@ -18,6 +18,7 @@ from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_
     deps=[
         dg.AssetKey(["intermediate", "int_identity__records"]),
         dg.AssetKey(["intermediate", "int_identity__dropped_links"]),
+        dg.AssetKey(["identity_state", "identity_model"]),
     ],
     group_name="identity",
     owners=[OWNER],
@@ -27,8 +28,10 @@ from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_
     backfill_policy=ONE_DAY_PER_RUN,
     description=(
         "identity.probabilistic_links: one row per pair of source records sharing no email or "
-        "phone whose Splink match probability (fixed model, names, email, phone, date of birth, "
-        "address) is at least vars.identity.probabilistic.threshold, for this as_of. "
+        "phone whose Splink match probability (the model trained on this warehouse's records, "
+        "audit.identity_models, or the shipped fixed model until one is accepted) is at least "
+        "the model's threshold (or vars.identity.probabilistic.threshold when a number), for "
+        "this as_of. "
         "int_identity__edges links them as type probabilistic (lowest priority). Empty when "
         "vars.identity.probabilistic.enabled is false."
     ),
@@ -38,11 +41,12 @@ def probabilistic_links(
 ) -> dg.MaterializeResult:
     settings = identity_config.load().probabilistic
     with warehouse.connection() as con:
+        model, threshold, label = training.model_in_use(con, settings)
         counts = probabilistic.refresh(
-            con, as_of_from(context).isoformat(), settings.enabled, settings.threshold
+            con, as_of_from(context).isoformat(), settings.enabled, threshold, model
         )
     context.log.info(
-        f"probabilistic links: {counts.links:,} pairs at p >= {settings.threshold} among "
+        f"probabilistic links: {counts.links:,} pairs at p >= {threshold} (model {label}) among "
         f"{counts.records:,} records in {counts.seconds:.1f}s"
         + ("" if settings.enabled else " (disabled: vars.identity.probabilistic.enabled)")
     )
@@ -50,7 +54,8 @@ def probabilistic_links(
         metadata={
             **counts.metadata(),
             "enabled": settings.enabled,
-            "threshold": dg.MetadataValue.float(settings.threshold),
+            "model": label,
+            "threshold": dg.MetadataValue.float(threshold),
         }
     )
 
