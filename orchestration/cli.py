@@ -261,12 +261,52 @@ def cmd_identity_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identity_train(args: argparse.Namespace) -> int:
+    """`c360 identity train`: train the probabilistic model on the warehouse's records now."""
+    import duckdb
+
+    from orchestration.identity import config as identity_config
+    from orchestration.identity import training
+    from orchestration.paths import warehouse_path
+    from orchestration.warehouse import table_exists, warehouse
+
+    if not warehouse_path().exists():
+        print(f"error: no warehouse at {warehouse_path()}; run `c360 run` first", file=sys.stderr)
+        return 1
+    settings = identity_config.load().probabilistic
+    try:
+        with warehouse() as con:
+            as_of = args.as_of or _yesterday()
+            if args.as_of is None and table_exists(con, "marts", "customer_id_map"):
+                rows = con.execute("select max(as_of) from marts.customer_id_map").fetchall()
+                as_of = rows[0][0] or as_of
+            outcome = training.train(con, as_of, settings, force=True)
+    except duckdb.IOException as exc:
+        print(f"error: the warehouse is busy (a run holds it?): {exc}", file=sys.stderr)
+        return 1
+    attempt = outcome.attempt
+    assert attempt is not None
+    print(attempt.describe())
+    for row in attempt.mu_table:
+        m = "-" if row["m"] is None else f"{row['m']:.4g}"
+        u = "-" if row["u"] is None else f"{row['u']:.4g}"
+        level = row["level"][:70]
+        print(f"  {row['comparison']:<14} {level:<70} m {m:>9}  u {u:>9}  w {row['weight']}")
+    if outcome.refused:
+        using = outcome.in_use.describe() if outcome.in_use else "the shipped fixed model"
+        print(f"refused: the model in use stays {using}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_identity(args: argparse.Namespace) -> int:
     from orchestration.identity.evaluate import SCOPES, evaluate
     from orchestration.warehouse import warehouse
 
     if args.action == "explain":
         return cmd_identity_explain(args)
+    if args.action == "train":
+        return cmd_identity_train(args)
     if args.key:
         print(f"identity evaluate takes no argument (got {args.key!r})", file=sys.stderr)
         return 2
@@ -375,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.set_defaults(func=cmd_sources)
 
     ident = sub.add_parser("identity", help="identity resolution tools")
-    ident.add_argument("action", choices=["evaluate", "explain"])
+    ident.add_argument("action", choices=["evaluate", "explain", "train"])
     ident.add_argument(
         "key", nargs="?", help="explain: a customer_id (live or retired) or an email"
     )
@@ -386,7 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-pii", action="store_true", help="explain: print names, emails, phones unmasked"
     )
     ident.add_argument(
-        "--as-of", type=_date, help="explain: as_of of the resolved graph (default: the latest)"
+        "--as-of",
+        type=_date,
+        help="explain: as_of of the resolved graph (default: the latest); train: the model's as_of",
     )
     ident.set_defaults(func=cmd_identity)
     return p

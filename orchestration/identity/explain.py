@@ -145,6 +145,8 @@ class Explanation:
     as_of: dt.date
     customers: tuple[CustomerExplanation, ...]
     resolved_from_retired_id: str | None = None
+    # the probabilistic model in use (audit.identity_models), e.g. "model v3 trained ... on as_of"
+    model: str | None = None
 
 
 def normalize_email(text: str) -> str:
@@ -368,11 +370,24 @@ def explain(
                 "(normalised: lower-cased, trimmed)"
             )
         customers = tuple(explain_customer(con, cid, graph_as_of) for cid in ids)
-        return Explanation(email, "email", graph_as_of, customers)
+        return Explanation(email, "email", graph_as_of, customers, model=_model(con))
     live, retired = _live_customer_id(con, text)
     return Explanation(
-        text, "customer_id", graph_as_of, (explain_customer(con, live, graph_as_of),), retired
+        text,
+        "customer_id",
+        graph_as_of,
+        (explain_customer(con, live, graph_as_of),),
+        retired,
+        model=_model(con),
     )
+
+
+def _model(con: duckdb.DuckDBPyConnection) -> str:
+    """The probabilistic model in use: the latest accepted trained version, else the fixed one."""
+    from orchestration.identity import training
+
+    current = training.active(con)
+    return current.describe() if current else "the shipped fixed model (no trained model yet)"
 
 
 def _pii(value: Any, show_pii: bool) -> str:
@@ -514,6 +529,8 @@ def format_explanation(explanation: Explanation, show_pii: bool = False) -> str:
                 f"it resolves to the live customer_id {live}"
             ]
     lines = head
+    if explanation.model:
+        lines.append(f"probabilistic links scored by {explanation.model}")
     for customer in explanation.customers:
         lines += ["", *_format_customer(customer, show_pii)]
     if not show_pii:
