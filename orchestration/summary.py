@@ -8,12 +8,26 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.identity import config as identity_config
+from orchestration.identity import refusals
 from orchestration.identity.evaluate import evaluate
 from orchestration.warehouse import table_exists
 
 
 def _q(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
+
+
+def _refusals_line(refused: refusals.Refusals) -> str:
+    """`identity: N links refused of M candidate links (x %) (limit a: n, ...)`: every refused
+    link, by the limit that refused it (docs/identity.md, "Refused links")."""
+    line = (
+        f"identity: {refused.refused:,} links refused of {refused.candidate_links:,} candidate "
+        f"links ({refused.share:.2%})"
+    )
+    if refused.by_limit:
+        line += " (" + ", ".join(f"{k}: {n:,}" for k, n in refused.by_limit.items()) + ")"
+    return line
 
 
 def render_summary(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_file: Path | None) -> str:
@@ -41,6 +55,12 @@ def render_summary(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_file: P
             else 0
         )
         lines.append(f"  {schema + '.' + table:<34}{n:>11,} rows")
+    refused = refusals.measure(con)
+    if refused is not None:
+        lines += ["", _refusals_line(refused)]
+        max_share = identity_config.load().max_refused_link_share
+        if refused.exceeds(max_share):
+            lines.append(f"  WARNING: {refused.message(max_share)}")
     if truth_file and truth_file.exists() and table_exists(con, "marts", "customer_id_map"):
         s = evaluate(con, truth_file)
         known = evaluate(con, truth_file, exclude_sources=("web",))

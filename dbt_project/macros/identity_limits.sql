@@ -1,8 +1,26 @@
+{#- The permanent id types whose max_per_customer is lifted: those of the source entities
+    var('identity').sources_with_duplicates declares to hold several records of one person (a
+    CRM with duplicate contacts). Mapping as orchestration/identity/config.py PERSON_SOURCES. -#}
+{% macro identity_lifted_limit_types() -%}
+    {%- set permanent_ids = {
+        'crm__contacts': 'crm_contact_id',
+        'shop__customers': 'shop_customer_id',
+        'loyalty__members': 'loyalty_member_id',
+    } -%}
+    {%- set lifted = [] -%}
+    {%- for source in var('identity').get('sources_with_duplicates') or [] if source in permanent_ids %}
+        {%- do lifted.append(permanent_ids[source]) -%}
+    {%- endfor %}
+    {{- return(lifted) -}}
+{%- endmacro %}
+
 {#- The max_per_customer limits of var('identity').identifiers as rows: identifier_type,
-    max_per_customer, seen_since (null: count every one; else only those seen after it). -#}
+    max_per_customer, seen_since (null: count every one; else only those seen after it). A type
+    of a source entity declared under sources_with_duplicates has none (its records may merge). -#}
 {% macro identity_limits_sql() -%}
     {%- set limited = [] -%}
-    {%- for name, settings in var('identity').get('identifiers', {}).items() if settings.get('max_per_customer') %}
+    {%- set lifted = identity_lifted_limit_types() -%}
+    {%- for name, settings in var('identity').get('identifiers', {}).items() if settings.get('max_per_customer') and name not in lifted %}
         {%- do limited.append((name, settings['max_per_customer'] | int, settings.get('within_days'))) -%}
     {%- endfor %}
     {%- for name, most, days in limited %}

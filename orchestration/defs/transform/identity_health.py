@@ -1,11 +1,13 @@
 """The over-merge circuit breaker: graph health after each resolution, and a blocking check that
-keeps activation away from a graph that has blown up."""
+keeps activation away from a graph that has blown up; a warning check when the limits refuse more
+than `max_refused_link_share` of the candidate links (an under-merge: e.g. a source holding
+duplicates that is not declared under `sources_with_duplicates`)."""
 
 import dagster as dg
 
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import config as identity_config
-from orchestration.identity import health
+from orchestration.identity import health, refusals
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
 
 KEY = dg.AssetKey(["identity_state", "graph_health"])
@@ -31,7 +33,19 @@ KEY = dg.AssetKey(["identity_state", "graph_health"])
                 "passes vars.identity.circuit_breaker, naming the (masked) identifier values "
                 "holding the cluster together. Activation depends on it."
             ),
-        )
+        ),
+        dg.AssetCheckSpec(
+            "refused_links_share",
+            asset=KEY,
+            blocking=False,
+            description=(
+                "Warns when the links refused by identity's limits and guards (blocklist, "
+                "max_records_per_value, birth-date and first-name guards, max_per_customer) pass "
+                "vars.identity.max_refused_link_share of the candidate links, naming the limits "
+                "that refused them and how many each (e.g. max_per_customer:crm_contact_id: a "
+                "source with duplicate records not declared in sources_with_duplicates)."
+            ),
+        ),
     ],
     description=(
         "audit.identity_graph_health: one row per run with customers, records, the largest "
@@ -40,11 +54,13 @@ KEY = dg.AssetKey(["identity_state", "graph_health"])
     ),
 )
 def identity_graph_health(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    bounds = identity_config.load().circuit_breaker
+    config = identity_config.load()
+    bounds = config.circuit_breaker
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         measured = health.measure(con, as_of, context.run_id)
         health.record(con, measured, context.run_id)
+        refused = refusals.measure(con) or refusals.Refusals(0)
     meta = measured.metadata()
     problems = measured.violations(bounds)
     yield dg.MaterializeResult(
@@ -64,6 +80,21 @@ def identity_graph_health(context: dg.AssetExecutionContext, warehouse: Warehous
             "merge_rate": round(measured.merge_rate, 6),
             "max_merge_rate": bounds.max_merge_rate,
             "largest_cluster_values": dg.MetadataValue.json(meta["largest_cluster_values"]),
+        },
+    )
+    max_share = config.max_refused_link_share
+    yield dg.AssetCheckResult(
+        check_name="refused_links_share",
+        passed=not refused.exceeds(max_share),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=refused.message(max_share),
+        metadata={
+            "candidate_links": refused.candidate_links,
+            "refused_links": refused.refused,
+            "refused_share": round(refused.share, 6),
+            "max_refused_link_share": max_share,
+            "refused_by_limit": dg.MetadataValue.json(refused.by_limit),
+            "sources_with_duplicates": dg.MetadataValue.json(list(config.sources_with_duplicates)),
         },
     )
 
