@@ -63,11 +63,14 @@ system-deps:
 		echo "installing chromium (browser test)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 
+# sqlfluff's dbt templater opens the warehouse: lint renders against an empty scratch home, never
+# against what a developer's C360_HOME holds (a demo's tables change how some models render).
 lint: install manifest
-	@mkdir -p "$(C360_HOME)" "$(C360_DUCKDB_TEMP_DIR)"  # sqlfluff's dbt templater opens the warehouse
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/c360 segments compile --check
+	@scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; mkdir -p "$$scratch/tmp"; \
+	C360_HOME="$$scratch" C360_WAREHOUSE="$$scratch/warehouse.duckdb" C360_DUCKDB_TEMP_DIR="$$scratch/tmp" \
 	$(BIN)/sqlfluff lint dbt_project --processes 2
 	$(BIN)/python -c "from orchestration.instance import ensure_instance; ensure_instance()"
 	$(BIN)/dg check defs

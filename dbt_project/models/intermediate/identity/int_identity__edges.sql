@@ -44,14 +44,14 @@ records as (
 
 probabilistic_links as (
     select
-        record_key,
-        node_key,
-        identifier_type,
-        identifier_value,
-        rule,
-        match_probability
+        links.record_key,
+        links.node_key,
+        links.identifier_type,
+        links.identifier_value,
+        links.rule,
+        links.match_probability
     from {{ links_source if links_relation is not none else no_links }} as links
-    where as_of = {{ as_of_date() }}
+    where links.as_of = {{ as_of_date() }}
 ),
 
 probabilistic as (
