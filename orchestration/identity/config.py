@@ -3,9 +3,10 @@
 One YAML block sets identifier types (priority, max source records sharing one value, whether a
 shared value must also agree on first name, at most N per customer optionally within a window of
 days), the junk blocklist (exact values and whole-value regexes) and probabilistic matching (on
-or off, comparisons, blocking, training, threshold). dbt reads it (int_identity__dropped_links, int_identity__limit_drops,
-int_identity__edges), the asset identity/probabilistic_links reads `probabilistic`;
-this module validates it with errors that name the field, and lets tests and tools use it.
+or off, comparisons, blocking, training, threshold). dbt reads it (int_identity__dropped_links,
+int_identity__limit_drops, int_identity__edges), the assets identity_state/identity_model and
+identity/probabilistic_links read `probabilistic`; this module validates it with errors that name
+the field, and lets tests and tools use it.
 """
 
 from __future__ import annotations
