@@ -29,11 +29,14 @@ def _yesterday() -> dt.date:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from orchestration.sources.generator import generate
+    from orchestration.sources.generator import PROFILES, generate
 
     out = Path(args.out) if args.out else landing_dir()
     truth = Path(args.truth_dir) if args.truth_dir else truth_dir()
-    result = generate(args.customers, args.seed, args.as_of, out, truth, progress=print)
+    clv_truth = PROFILES[args.profile]
+    result = generate(
+        args.customers, args.seed, args.as_of, out, truth, progress=print, clv_truth=clv_truth
+    )
     print(
         f"generated {result.persons:,} persons, {sum(result.rows.values()):,} rows in "
         f"{result.seconds:.1f}s → {result.landing_dir} (truth: {result.truth_dir})"
@@ -355,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--as-of", type=_date, default=_yesterday())
     g.add_argument("--out", help="landing folder (default C360_LANDING_DIR)")
     g.add_argument("--truth-dir", help="ground-truth folder (default C360_HOME/truth)")
+    g.add_argument(
+        "--profile",
+        choices=["default", "clv"],
+        default="default",
+        help="clv: shop orders from a planted BG/NBD + Gamma-Gamma process (docs/generator.md)",
+    )
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser(

@@ -31,7 +31,7 @@ from orchestration.contracts.model import all_source_contracts
 from orchestration.identity.fold import ascii_spelling
 from orchestration.sources import _names as ref
 
-__all__ = ["FORMATS", "GenerateResult", "NoiseProfile", "generate"]
+__all__ = ["FORMATS", "PROFILES", "CLVTruth", "GenerateResult", "NoiseProfile", "generate"]
 
 DAY = 86_400
 HOUR = 3_600
@@ -91,6 +91,48 @@ class NoiseProfile:
     unknown_enum_rate: float = 0.002  # event_type / status .valid_values: engagement, orders
     # Older versions of an existing primary key (ingestion deduplicates them).
     duplicate_rate: float = 0.005  # CRM contacts and shop orders
+
+
+@dataclass(frozen=True)
+class CLVTruth:
+    """Planted customer-lifetime truth for shop orders (the `clv` profile; docs/generator.md).
+
+    Purchases follow a BG/NBD process (Fader, Hardie & Lee 2005) and spend a Gamma-Gamma process
+    (Fader & Hardie 2013) with these parameters, so a CLV fit on the generated orders can be
+    checked against them. Time unit: days; spend: currency units (total_amount).
+
+    Each shop customer makes a first order at a uniform time within the last `history_days` (and
+    after the account was created); while alive, repeat orders arrive as a Poisson process with
+    rate lambda ~ Gamma(r, rate alpha); after each repeat order the customer drops out with
+    probability p ~ Beta(a, b). Every order's total is drawn from Gamma(shape p_spend, rate nu)
+    with nu ~ Gamma(q, rate gamma), so the mean order value is p_spend / nu.
+    """
+
+    r: float = 0.8
+    alpha: float = 80.0  # days: mean purchase rate r / alpha = 0.01 a day (3.65 a year)
+    a: float = 0.8
+    b: float = 2.4  # mean dropout probability per repeat order a / (a + b) = 0.25
+    p_spend: float = 6.0  # Gamma-Gamma p (named so it is not confused with the dropout p)
+    q: float = 4.0
+    gamma: float = 40.0  # mean order value p_spend * gamma / (q - 1) = 80
+    history_days: int = 3 * 365
+
+    def parameters(self) -> dict[str, float]:
+        """The planted parameters under the names the fit records (audit.clv_fits)."""
+        return {
+            "r": self.r,
+            "alpha": self.alpha,
+            "a": self.a,
+            "b": self.b,
+            "p": self.p_spend,
+            "q": self.q,
+            "gamma": self.gamma,
+        }
+
+
+CLV_TRUTH_FILES = ("clv_parameters.json", "clv_customers.csv")
+# Named profiles for `c360 generate --profile`: None keeps the default demo data as it was.
+PROFILES: dict[str, CLVTruth | None] = {"default": None, "clv": CLVTruth()}
 
 
 @dataclass(frozen=True)
@@ -834,8 +876,13 @@ def generate(
     truth_dir: Path,
     noise: NoiseProfile = NoiseProfile(),
     progress: Callable[[str], None] | None = print,
+    clv_truth: CLVTruth | None = None,
 ) -> GenerateResult:
-    """Write landing files, ground truth and the defect manifest for `customers` persons."""
+    """Write landing files, ground truth and the defect manifest for `customers` persons.
+
+    With `clv_truth`, shop orders are drawn from its BG/NBD + Gamma-Gamma process instead and
+    its truth is written as clv_parameters.json and clv_customers.csv (default: None, the demo
+    data unchanged)."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
     started = time.perf_counter()
@@ -851,7 +898,7 @@ def generate(
     people = _people(rng, customers, noise)
     out.say(f"generate: persons {customers:,}")
     crm = _crm(rng, people, noise, end, out)
-    shop = _shop(rng, people, noise, end, out, address_rng, shipping_rng)
+    shop = _shop(rng, people, noise, end, out, address_rng, shipping_rng, clv_truth, seed)
     loyalty = _loyalty(rng, people, noise, end, out, crm, address_rng)
     anon_ids, anon_person = _web(rng, people, noise, end, out, shop)
     _consent_and_email(rng, people, noise, end, as_of, out)
@@ -894,6 +941,12 @@ def generate(
         "ground_truth_records": truth.num_rows,
         "defects": planted,
     }
+    if clv_truth is not None:
+        manifest["clv"] = asdict(clv_truth)
+        _write_clv_truth(truth_dir, clv_truth, shop, people, customers, seed, as_of, out)
+    else:  # no stale CLV truth from an earlier run with the profile
+        for name in CLV_TRUTH_FILES:
+            (truth_dir / name).unlink(missing_ok=True)
     (truth_dir / "generate_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     out.say(
         f"generate: ground truth {truth.num_rows:,} records; defects planted "
@@ -1093,6 +1146,8 @@ def _shop(
     out: _Output,
     address_rng: np.random.Generator,
     shipping_rng: np.random.Generator,
+    clv: CLVTruth | None = None,
+    seed: int = 0,
 ) -> dict:
     n = people.n
     persons = np.flatnonzero(rng.random(n) < noise.shop_presence)
@@ -1121,10 +1176,15 @@ def _shop(
     out.write("shop__customers", cols)
 
     # --- orders (0-20 per customer, skewed) over the last ~3 years ---------------------------
-    n_orders = np.minimum(rng.geometric(0.3, s) - 1, 20)
-    owner = np.repeat(np.arange(s), n_orders)
-    earliest = np.maximum(created[owner], end - 3 * YEAR)
-    ordered = _between(rng, earliest, np.full(len(owner), end - 2 * HOUR))
+    clv_out: dict | None = None
+    if clv is None:
+        n_orders = np.minimum(rng.geometric(0.3, s) - 1, 20)
+        owner = np.repeat(np.arange(s), n_orders)
+        earliest = np.maximum(created[owner], end - 3 * YEAR)
+        ordered = _between(rng, earliest, np.full(len(owner), end - 2 * HOUR))
+    else:  # planted BG/NBD + Gamma-Gamma orders, from a stream of their own
+        clv_out = _clv_orders(np.random.default_rng([seed, 0xC17]), clv, created, end)
+        owner, ordered = clv_out["owner"], clv_out["ordered"]
     by_time = np.argsort(ordered, kind="stable")
     owner, ordered = owner[by_time], ordered[by_time]
     o = len(owner)
@@ -1137,6 +1197,8 @@ def _shop(
         [np.where(u < 0.4, 0, 1), np.where(u < 0.05, 4, np.where(u < 0.35, 1, 2))],
         np.where(u < 0.06, 4, np.where(u < 0.12, 5, 3)),
     )
+    if clv is not None:  # every planted order is a purchase: paid, shipped or delivered
+        status_i = np.select([age < DAY, age < 5 * DAY], [1, np.where(u < 0.35, 1, 2)], 3)
     statuses = ("placed", "paid", "shipped", "delivered", "cancelled", "refunded")
     lag_lo = np.array([60, 600, DAY, 3 * DAY, HOUR, 10 * DAY])[status_i]
     lag_hi = np.array([600, 2 * HOUR, 3 * DAY, 7 * DAY, 2 * DAY, 30 * DAY])[status_i]
@@ -1145,13 +1207,19 @@ def _shop(
 
     # lines: 1-5 products from the catalogue; the order total is the sum minus the discount
     n_lines = rng.choice(5, o, p=[0.45, 0.25, 0.15, 0.10, 0.05]) + 1
+    if clv_out is not None:  # one line per order, priced at the planted spend
+        n_lines = np.ones(o, dtype=np.int64)
     line_order = np.repeat(np.arange(o), n_lines)
     nl = len(line_order)
     product = _skewed(rng, nl, len(ref.PRODUCTS), 1.4)
     price = np.array([p[2] for p in ref.PRODUCTS], dtype=np.int64)[product]
     qty = 1 + (rng.random(nl) < 0.2) + (rng.random(nl) < 0.05)
+    if clv_out is not None:
+        price, qty = clv_out["cents"][by_time], np.ones(nl, dtype=np.int64)
     subtotal = np.bincount(line_order, weights=price * qty, minlength=o).astype(np.int64)
     kind = rng.choice(4, o, p=[0.70, 0.05, 0.15, 0.10])  # none, zero, percent, voucher
+    if clv_out is not None:
+        kind = np.zeros(o, dtype=np.int64)  # no discounts: the total is the planted spend
     percent = np.array([10, 15, 20])[rng.integers(0, 3, o)]
     voucher = np.minimum(np.array([500, 1000])[rng.integers(0, 2, o)], subtotal)
     discount = np.select([kind == 2, kind == 3], [subtotal * percent // 100, voucher], 0)
@@ -1215,7 +1283,92 @@ def _shop(
     )
     shop_of_person = np.full(n, -1)
     shop_of_person[persons] = np.arange(s)
-    return {"ids": ids, "person": persons, "row_of_person": shop_of_person, "created": created}
+    result = {"ids": ids, "person": persons, "row_of_person": shop_of_person, "created": created}
+    if clv_out is not None:
+        result["clv"] = clv_out
+    return result
+
+
+def _clv_orders(rng: np.random.Generator, clv: CLVTruth, created: np.ndarray, end: int) -> dict:
+    """Orders of every shop customer (rows of `created`) from the planted BG/NBD process.
+
+    Per customer: first order t0 uniform in [max(created, end - history), end - 2 h]; while
+    alive, repeat orders of a Poisson process with rate lambda; the customer drops out after
+    each repeat order with probability p. Vectorised: the potential repeat orders in (t0, end]
+    are n ~ Poisson(lambda * T) uniform times; the dropout comes after J ~ Geometric(p) repeat
+    orders, so the first min(n, J) of the sorted times are the ones that happen.
+    """
+    s = len(created)
+    lam = rng.gamma(clv.r, 1.0 / clv.alpha, s) / DAY  # per second
+    drop = rng.beta(clv.a, clv.b, s)
+    nu = rng.gamma(clv.q, 1.0 / clv.gamma, s)
+    first = _between(
+        rng, np.maximum(created, end - clv.history_days * DAY), np.full(s, end - 2 * HOUR)
+    )
+    span = (end - first).astype(np.float64)
+    potential = rng.poisson(lam * span)
+    lives = rng.geometric(np.maximum(drop, 1e-12))  # repeat orders until the dropout
+    repeat = np.minimum(potential, lives)
+    who = np.repeat(np.arange(s), potential)
+    when = rng.random(len(who))
+    order = np.lexsort((when, who))  # sorted times within each customer
+    rank = np.arange(len(who)) - _starts(potential)[who[order]]
+    kept = order[rank < repeat[who[order]]]
+    r_who = who[kept]
+    r_time = first[r_who] + np.maximum(np.ceil(when[kept] * span[r_who]), 1).astype(np.int64)
+    owner = np.r_[np.arange(s), r_who]
+    ordered = np.r_[first, np.minimum(r_time, end)]
+    spend = rng.gamma(clv.p_spend, 1.0 / nu[owner])
+    cents = np.maximum(np.round(spend * 100), 1).astype(np.int64)
+    return {
+        "owner": owner,
+        "ordered": ordered,
+        "cents": cents,
+        "lam": lam * DAY,
+        "drop": drop,
+        "nu": nu,
+        "first": first,
+        "repeat": repeat,
+        "alive": lives > potential,
+    }
+
+
+def _write_clv_truth(truth_dir, clv, shop, people, customers, seed, as_of, out) -> None:
+    """clv_parameters.json (the planted parameters) and clv_customers.csv (one row per shop
+    customer: its latent purchase rate, dropout probability, spend rate and whether it is still
+    alive at as_of)."""
+    c = shop["clv"]
+    params = {
+        "model": "BG/NBD purchases + Gamma-Gamma spend",
+        "time_unit": "day",
+        "customers": customers,
+        "seed": seed,
+        "as_of": as_of.isoformat(),
+        "parameters": clv.parameters(),
+        "history_days": clv.history_days,
+        "shop_customers": len(c["first"]),
+        "alive_at_as_of": int(c["alive"].sum()),
+    }
+    (truth_dir / "clv_parameters.json").write_text(json.dumps(params, indent=2) + "\n")
+    n = len(c["first"])
+    table = pa.table(
+        {
+            "shop_customer_id": shop["ids"],
+            "person_id": _take(people.pid, shop["person"]),
+            "first_ordered_at": _ts(c["first"]),
+            "repeat_orders": _num(c["repeat"]),
+            "purchase_rate_per_day": pa.array([f"{v:.8f}" for v in c["lam"]], _STR),
+            "dropout_probability": pa.array([f"{v:.8f}" for v in c["drop"]], _STR),
+            "spend_rate": pa.array([f"{v:.8f}" for v in c["nu"]], _STR),
+            "mean_order_value": pa.array([f"{clv.p_spend / v:.4f}" for v in c["nu"]], _STR),
+            "alive_at_as_of": _where(c["alive"], "true", "false"),
+        }
+    )
+    assert table.num_rows == n
+    _write_text(truth_dir / "clv_customers.csv", table, "csv")
+    out.say(
+        f"generate: clv truth {n:,} shop customers, {params['alive_at_as_of']:,} alive at as_of"
+    )
 
 
 def _loyalty(

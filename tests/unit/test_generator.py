@@ -448,3 +448,85 @@ def test_tiny_sizes_still_write_every_file(tmp_path):
     assert set(result.rows) == {c.id for c in all_source_contracts()}
     with pytest.raises(ValueError):
         generate(0, 1, AS_OF, tmp_path / "landing", tmp_path / "truth", progress=None)
+
+
+# --- the clv profile: planted BG/NBD purchases and Gamma-Gamma spend ----------------------------
+
+
+@pytest.fixture(scope="module")
+def clv_generated(tmp_path_factory):
+    """(root, rows per contract id) of one run with the clv profile, same size and seed."""
+    from orchestration.sources.generator import CLVTruth
+
+    root = tmp_path_factory.mktemp("gen_clv")
+    generate(
+        CUSTOMERS, SEED, AS_OF, root / "landing", root / "truth", progress=None,
+        clv_truth=CLVTruth(),
+    )  # fmt: skip
+    return root, {c.id: _read(_file(root, c)) for c in all_source_contracts()}
+
+
+def test_default_run_writes_no_clv_truth_and_removes_a_stale_one(generated, tmp_path):
+    root, *_ = generated
+    assert not (root / "truth" / "clv_parameters.json").exists()
+    assert "clv" not in json.loads((root / "truth" / "generate_manifest.json").read_text())
+    stale = tmp_path / "truth" / "clv_customers.csv"
+    stale.parent.mkdir()
+    stale.write_text("stale\n")
+    generate(50, 1, AS_OF, tmp_path / "landing", tmp_path / "truth", progress=None)
+    assert not stale.exists()
+
+
+def test_clv_profile_changes_only_the_orders_and_what_follows(generated, clv_generated):
+    root, *_ = generated
+    clv_root, _ = clv_generated
+    same = ("crm/contacts", "crm/accounts", "shop/customers")
+    for path in same:
+        a = next((root / "landing" / path).rglob("part-*")).read_bytes()
+        b = next((clv_root / "landing" / path).rglob("part-*")).read_bytes()
+        assert a == b, path
+    a = next((root / "landing" / "shop/orders").rglob("part-*")).read_bytes()
+    assert a != next((clv_root / "landing" / "shop/orders").rglob("part-*")).read_bytes()
+
+
+def test_clv_profile_orders_follow_the_planted_truth(clv_generated):
+    root, rows = clv_generated
+    params = json.loads((root / "truth" / "clv_parameters.json").read_text())
+    assert params["parameters"] == {
+        "r": 0.8, "alpha": 80.0, "a": 0.8, "b": 2.4, "p": 6.0, "q": 4.0, "gamma": 40.0
+    }  # fmt: skip
+    assert params["time_unit"] == "day"
+    truth = {r["shop_customer_id"]: r for r in _read(root / "truth" / "clv_customers.csv")}
+    customers = {r["shop_customer_id"]: r for r in rows["shop__customers"]}
+    assert set(truth) == set(customers)
+    orders: dict[str, dict] = {}
+    for r in rows["shop__orders"]:  # one order per id (older versions are duplicates)
+        orders[r["order_id"]] = r
+    by_customer = defaultdict(list)
+    for r in orders.values():
+        by_customer[r["shop_customer_id"]].append(r)
+    lines = {r["order_id"]: r for r in rows["shop__order_lines"]}
+    assert len(lines) == len(rows["shop__order_lines"]), "one line per order"
+    for cid, t in truth.items():
+        mine = sorted(by_customer[cid], key=lambda r: r["ordered_at"])
+        assert len(mine) == 1 + int(t["repeat_orders"]), cid
+        assert mine[0]["ordered_at"] == t["first_ordered_at"]
+        assert mine[0]["ordered_at"] >= customers[cid]["created_at"]
+        assert t["alive_at_as_of"] in {"true", "false"}
+        assert 0 < float(t["dropout_probability"]) < 1 and float(t["purchase_rate_per_day"]) > 0
+    for r in orders.values():
+        assert r["status"] in {"paid", "shipped", "delivered"} | {
+            "pending_review", "on_hold", "backordered", "lost"  # planted unknown statuses
+        }  # fmt: skip
+        assert r["discount_amount"] is None
+        line = lines[r["order_id"]]
+        if not r["total_amount"].startswith("-"):  # planted negative amounts aside
+            assert line["unit_price"] == r["total_amount"] and line["quantity"] == "1"
+    # The planted means show in the data: mean order value p * gamma / (q - 1) = 80, a share
+    # of repeat buyers, some customers no longer alive.
+    amounts = [float(r["total_amount"]) for r in orders.values() if float(r["total_amount"]) > 0]
+    assert 60 < sum(amounts) / len(amounts) < 100
+    repeaters = sum(int(t["repeat_orders"]) > 0 for t in truth.values())
+    assert 0.4 < repeaters / len(truth) < 0.9
+    alive = sum(t["alive_at_as_of"] == "true" for t in truth.values())
+    assert 0.3 < alive / len(truth) < 0.95
