@@ -101,6 +101,7 @@ def test_typo_pairs_merge_as_probabilistic_links_and_namesakes_stay_apart(
     probabilistic and the probability; explain lists the link with its probability; the
     namesakes stay two customers."""
     from orchestration.identity import config as identity_config
+    from orchestration.identity import training
     from orchestration.pipeline import run_nightly
     from orchestration.sources.generator import generate
 
@@ -118,11 +119,14 @@ def test_typo_pairs_merge_as_probabilistic_links_and_namesakes_stay_apart(
     assert before["typo_crm"] != before["typo_shop"], "no deterministic key joins the typo pair"
 
     _vars(monkeypatch, enabled=True)
-    threshold = identity_config.load().probabilistic.threshold
+    settings = identity_config.load().probabilistic
     report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
     assert report.success, report.checks_failed
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         after = _ids(con)
+        # the model was trained on this warehouse's records; its threshold is the fitted one's
+        _, threshold, label = training.model_in_use(con, settings)
+        assert label == "v1", label
         link = con.execute(
             "select identifier_type, rule, identifier_value, match_probability "
             "from intermediate.int_identity__edges where record_key = ? and node_key = ?",
@@ -147,6 +151,7 @@ def test_typo_pairs_merge_as_probabilistic_links_and_namesakes_stay_apart(
 
     assert main(["identity", "explain", after["typo_crm"]]) == 0
     out = capsys.readouterr().out
+    assert "probabilistic links scored by model v1 trained" in out
     line = next(x for x in out.splitlines() if KEYS["typo_crm"] in x and "probabilistic" in x)
     assert KEYS["typo_shop"] in line and "probability" in out
     assert f"{link[3]:.6f}" in line, line  # the probability, not a masked value
