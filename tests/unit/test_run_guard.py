@@ -171,3 +171,37 @@ def test_activation_refuses_marts_of_two_days_or_a_build_that_never_finished():
         check_marts_built_for(con, yesterday)  # nor the old day: customer_360 is today's
     _builds(con, [(m, AS_OF, "success") for m in ACTIVATION_MARTS])
     check_marts_built_for(con, AS_OF)
+
+
+def _fail_step(inst, run_id: str, step_key: str) -> None:
+    from dagster._core.events import DagsterEvent
+    from dagster._core.execution.plan.objects import StepFailureData
+    from dagster._utils.error import SerializableErrorInfo
+
+    inst.report_dagster_event(
+        DagsterEvent(
+            event_type_value=dg.DagsterEventType.STEP_FAILURE.value,
+            job_name="nightly",
+            step_key=step_key,
+            event_specific_data=StepFailureData(
+                error=SerializableErrorInfo("boom", [], "Failure"), user_failure_data=None
+            ),
+        ),
+        run_id=run_id,
+    )
+
+
+def test_a_nightly_that_failed_only_in_activation_leaves_activation_to_retry(instance):
+    _add(instance, "platform_down", dg.DagsterRunStatus.FAILURE, None)
+    _fail_step(instance, "platform_down", "activation__platform_syncs_failed_row_share")
+    health = last_nightly_health(instance)
+    assert health.healthy and "only activation failed" in health.reason
+
+    _add(instance, "dbt_failed", dg.DagsterRunStatus.FAILURE, None)
+    _fail_step(instance, "dbt_failed", "c360_dbt")
+    _fail_step(instance, "dbt_failed", "activation__file_drop")
+    health = last_nightly_health(instance)
+    assert not health.healthy and "failed steps: c360_dbt" in health.reason
+
+    _add(instance, "killed", dg.DagsterRunStatus.FAILURE, None)  # no step failed: killed
+    assert not last_nightly_health(instance).healthy
