@@ -45,37 +45,60 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Progress on the console, dbt and Dagster output in <C360_HOME>/logs/<run_id>.log (on the
+    console with --verbose), then the summary of the as_of."""
+    import dagster as dg
+
+    from orchestration.cli_errors import read_only_warehouse
+    from orchestration.instance import ensure_instance
     from orchestration.pipeline import run_nightly
+    from orchestration.progress import NightlyProgress
     from orchestration.run_guard import RunBusy
-    from orchestration.summary import render_summary
-    from orchestration.warehouse import warehouse
+    from orchestration.run_logs import console_stream, logs_dir
+    from orchestration.summary import NoRunForDate, render_summary
 
     started = time.time()
     print(f"c360 run: nightly job for as_of {args.as_of} (in-process, DuckDB) ...", flush=True)
+    ensure_instance()
+    instance = dg.DagsterInstance.get()
+    log_file = None if args.verbose else logs_dir() / "{run_id}.log"
     try:
-        report = run_nightly(
-            args.as_of, log_level=args.log_level, progress=lambda line: print(line, flush=True)
-        )
+        with console_stream() as console, NightlyProgress(console, instance) as shown:
+            report = run_nightly(
+                args.as_of,
+                instance=instance,
+                log_level=args.log_level,
+                progress=shown.line,
+                log_file=log_file,
+                on_event=shown.on_event,
+            )
     except RunBusy as exc:
         print(f"c360 run: not started: {exc}", file=sys.stderr)
         return 3
-    with warehouse(read_only=True) as con:
-        print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
+    if report.log_file:
+        print(f"dbt and Dagster output: {report.log_file} (--verbose prints it here)\n")
+    try:
+        with read_only_warehouse() as con:
+            print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
+    except NoRunForDate:
+        print(f"no summary: the run recorded nothing for {args.as_of}")
     failed = report.checks_failed
     print(
         f"\nChecks: {len(report.checks_passed)} passed, {len(failed)} failed"
         + (f": {', '.join(failed)}" if failed else "")
     )
-    status = "succeeded" if report.success else "FAILED (see the step errors above)"
+    where = report.log_file or "the output above"
+    status = "succeeded" if report.success else f"FAILED (failed steps above; details in {where})"
     print(f"Run {report.run_id} {status} in {time.time() - started:.0f}s.")
     return 0 if report.success else 1
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    """The summary of one as_of; `no run for DATE` (exit 1) when the warehouse holds none."""
+    from orchestration.cli_errors import read_only_warehouse
     from orchestration.summary import render_summary
-    from orchestration.warehouse import warehouse
 
-    with warehouse(read_only=True) as con:
+    with read_only_warehouse() as con:
         print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
     return 0
 
@@ -153,7 +176,8 @@ def _segments_inspect(args: argparse.Namespace, segments: list) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from orchestration.activation.planner import plan_sql
     from orchestration.activation.syncs import load_all_syncs
-    from orchestration.warehouse import table_exists, warehouse
+    from orchestration.cli_errors import read_only_warehouse
+    from orchestration.warehouse import table_exists
 
     if not args.dry_run:
         print(
@@ -161,7 +185,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    with warehouse(read_only=True) as con:
+    with read_only_warehouse() as con:
         if not table_exists(con, "activation", "contact_history"):
             from orchestration.activation.records import DDL
 
@@ -370,7 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the nightly job in-process for one as_of and print a summary"
     )
     r.add_argument("--as-of", type=_date, default=_yesterday())
-    r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    r.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster log level (of the run's log file; of the console with --verbose)",
+    )
+    r.add_argument(
+        "--verbose",
+        action="store_true",
+        help="dbt and Dagster output on the console instead of <C360_HOME>/logs/<run_id>.log",
+    )
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("summary", help="print the summary of an as_of from the warehouse")
@@ -444,9 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The exit code of the command; every error is one line on stderr (orchestration/cli_errors)."""
+    from orchestration.cli_errors import guarded, one_line_usage_errors
+
     apply_env_defaults()
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    with one_line_usage_errors():
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, or a usage error already printed as one line
+            return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+        return guarded(args.command, args.func, args)
 
 
 if __name__ == "__main__":

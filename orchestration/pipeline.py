@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -17,6 +20,7 @@ from orchestration.run_guard import (
     release_dead_runs,
     worker_tag,
 )
+from orchestration.run_logs import output_to
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class NightlyReport:
     checks_failed: list[str]
     materialized: list[str]
     released: list[ReleasedRun]
+    log_file: Path | None = None  # where the run's dbt and Dagster output went (None: console)
 
 
 def run_nightly(
@@ -34,13 +39,21 @@ def run_nightly(
     instance: dg.DagsterInstance | None = None,
     log_level: str = "INFO",
     progress: Callable[[str], None] | None = None,
+    log_file: Path | None = None,
+    on_event: Callable[[Any], None] | None = None,
 ) -> NightlyReport:
     """Execute the `nightly` job for partition `as_of` and report what passed and materialized.
 
     Holds the home's run lock for the whole run (RunBusy if another run holds it or a live run of
     the instance is under way), and first releases runs whose process died (killed, out of
     memory): they are marked failed and their pool slots freed, so this run never waits on them.
+
+    `log_file`: the run's stdout and stderr (dbt, Dagster's console logger, warnings) go to this
+    file instead of the console (orchestration/run_logs.py); `{run_id}` in its name is the run's
+    id. `on_event` receives each Dagster event of the run as it happens (progress display).
     """
+    from dagster._core.utils import make_new_run_id
+
     from orchestration.definitions import defs
 
     if instance is None:
@@ -55,13 +68,20 @@ def run_nightly(
                          f"{what}pool slots freed")  # fmt: skip
         refuse_if_busy(instance)
         job = defs().resolve_job_def("nightly")
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=as_of.isoformat(),
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            tags={WORKER_TAG: worker_tag()},
-        )
+        run_id = make_new_run_id()
+        if on_event is not None:
+            instance.add_event_listener(run_id, on_event)
+        if log_file is not None:
+            log_file = Path(str(log_file).replace("{run_id}", run_id))
+        with output_to(log_file) if log_file is not None else nullcontext():
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=as_of.isoformat(),
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+                tags={WORKER_TAG: worker_tag()},
+                run_id=run_id,
+            )
     evaluations = [
         e.event_specific_data
         for e in result.all_events
@@ -80,4 +100,5 @@ def run_nightly(
             if e.event_type_value == "ASSET_MATERIALIZATION"
         ),
         released=released,
+        log_file=log_file,
     )

@@ -164,6 +164,16 @@ def test_run_summary_counts_refused_links(undeclared):
         "create table if not exists audit.ingestion_audit (contract_id varchar, as_of date, "
         "extracted bigint, loaded bigint, quarantined bigint, deduplicated bigint)"
     )
+    # the summary reads one as_of: a run recorded for it, and the marts built at it
+    undeclared.execute(
+        "create table if not exists audit.ingestion_batches as select 'crm__contacts' as "
+        "contract_id, null::varchar as batch_id, date '2026-11-21' as as_of, 'r1' as run_id, "
+        "'staged' as status, now() as staged_at"
+    )
+    undeclared.execute("create schema if not exists marts")
+    undeclared.execute(
+        "create table if not exists marts.customer_360 as select date '2026-11-21' as as_of"
+    )
     text = render_summary(undeclared, dt.date(2026, 11, 21), None)
     assert (
         "identity: 7 links refused of 7 candidate links (100.00%) "
