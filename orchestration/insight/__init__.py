@@ -1,0 +1,1 @@
+"""Insight: predictive traits computed from the warehouse (CLV, ...); plain functions, no Dagster."""

@@ -1,0 +1,373 @@
+"""Customer lifetime value: BG/NBD purchases + Gamma-Gamma spend, fitted on shop orders up to as_of.
+
+The models are Fader, Hardie & Lee (2005), "Counting your customers the easy way: an alternative
+to the Pareto/NBD model" (BG/NBD), and Fader & Hardie (2013), "The Gamma-Gamma model of monetary
+value"; the fitting library is lifetimes 0.11.3 (pure Python, runs on pandas 3 here).
+
+Grains:
+- `summarize`: one row per customer with at least one revenue order up to as_of: frequency
+  (repeat orders), recency and T in days (first order → last order, first order → as_of end),
+  monetary_value (mean total of the repeat orders; 0 without one), as in the papers.
+- `predict` / marts.customer_clv: one row per customer of customer_360; the traits are null for
+  customers without a revenue order (the models describe buyers) and for everyone when the fit is
+  degenerate.
+- audit.clv_fits: one row per run (as_of, run_id) with the fitted parameters, log-likelihoods,
+  the population they were fitted on, converged and a message.
+
+Time unit: days. Spend: total_amount as recorded, whatever its currency (the shop's amounts are
+not converted anywhere in c360 yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy.special import gammaln
+
+HORIZON_DAYS = 90  # expected_purchases_90d
+VALUE_DAYS = 365  # predicted_value_12m: expected purchases in a year x expected order value
+# Below this many repeat buyers the fits are not worth reporting: traits stay null, and the
+# message says why. Also the minimum for the Gamma-Gamma fit (repeat buyers with spend > 0).
+MIN_REPEAT_CUSTOMERS = 30
+FIT_TABLE = "audit.clv_fits"
+TRAITS_TABLE = "marts.customer_clv"
+TRAIT_COLUMNS = ("expected_purchases_90d", "p_alive", "predicted_value_12m")
+
+
+@dataclass(frozen=True)
+class ClvFit:
+    """One fit: BG/NBD (r, alpha in days, a, b) and Gamma-Gamma (p, q, v = the papers' gamma).
+
+    `ll` is the BG/NBD log-likelihood in days (Fader, Hardie & Lee eq. 6, summed over customers),
+    `gg_ll` the Gamma-Gamma one (Fader & Hardie 2013 eq. 3, repeat buyers only, without the terms
+    that do not depend on the parameters). A parameter is None when its model was not fitted.
+    """
+
+    customers: int
+    repeat_customers: int
+    r: float | None = None
+    alpha: float | None = None
+    a: float | None = None
+    b: float | None = None
+    ll: float | None = None
+    p: float | None = None
+    q: float | None = None
+    v: float | None = None
+    gg_ll: float | None = None
+    gg_customers: int = 0
+    converged: bool = False
+    message: str = ""
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def bgnbd_fitted(self) -> bool:
+        return self.r is not None
+
+    @property
+    def gamma_gamma_fitted(self) -> bool:
+        return self.p is not None
+
+    def parameters(self) -> dict[str, float | None]:
+        return {"r": self.r, "alpha": self.alpha, "a": self.a, "b": self.b,
+                "p": self.p, "q": self.q, "gamma": self.v}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+def load_orders(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
+    """Revenue orders up to the end of as_of, one row per order with its customer_id (the same
+    orders customer_360's order stats count: paid, shipped or delivered, deduplicated)."""
+    return con.execute(
+        """
+        select id_map.customer_id, orders.ordered_at, cast(orders.total_amount as double) as amount
+        from staging.stg_shop__orders as orders
+        inner join marts.customer_id_map as id_map
+            on id_map.source = 'shop' and id_map.entity = 'customers'
+            and orders.shop_customer_id = id_map.source_record_id
+        where orders.ordered_at <= ? and orders.is_revenue
+        """,
+        [as_of_end(as_of)],
+    ).df()
+
+
+def as_of_end(as_of: dt.date) -> dt.datetime:
+    """Last instant of the as_of day (dbt's as_of_end())."""
+    return dt.datetime.combine(as_of, dt.time(23, 59, 59))
+
+
+def summarize(orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Orders (customer_id, ordered_at, amount) → one row per customer: frequency, recency, T
+    (days, continuous: two orders on one day are two purchases) and monetary_value."""
+    if orders.empty:
+        return pd.DataFrame(
+            {"frequency": [], "recency": [], "T": [], "monetary_value": []},
+            index=pd.Index([], name="customer_id"),
+        )
+    df = orders.sort_values(["customer_id", "ordered_at"], kind="stable")
+    end = pd.Timestamp(as_of_end(as_of))
+    at = pd.to_datetime(df["ordered_at"])
+    if at.dt.tz is not None:
+        at = at.dt.tz_convert("UTC").dt.tz_localize(None)
+    days = (at - end).dt.total_seconds().to_numpy() / 86_400.0  # <= 0
+    g = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(), "days": days,
+                      "amount": df["amount"].to_numpy(dtype=float)})  # fmt: skip
+    first_row = ~g["customer_id"].duplicated()
+    grouped = g.groupby("customer_id", sort=True)
+    first, last, count = grouped["days"].min(), grouped["days"].max(), grouped["days"].size()
+    repeat_spend = g.loc[~first_row.to_numpy()].groupby("customer_id")["amount"].mean()
+    out = pd.DataFrame(
+        {
+            "frequency": (count - 1).astype(np.int64),
+            "recency": last - first,
+            "T": -first,
+        }
+    )
+    out["monetary_value"] = repeat_spend.reindex(out.index).fillna(0.0)
+    out.index.name = "customer_id"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Likelihoods (in the data's own time unit, so they compare with the papers' figures)
+# ---------------------------------------------------------------------------------------------
+
+
+def bgnbd_log_likelihood(frequency, recency, T, r, alpha, a, b) -> float:
+    """Sum over customers of the BG/NBD log-likelihood (Fader, Hardie & Lee 2005, eq. 6)."""
+    x, tx, t = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+    a3 = -(r + x) * np.log(alpha + t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a4 = np.where(
+            x > 0,
+            np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + tx),
+            -np.inf,
+        )
+    return float(np.sum(a1 + a2 + np.logaddexp(a3, a4)))
+
+
+def gamma_gamma_log_likelihood(frequency, monetary_value, p, q, v) -> float:
+    """Sum over repeat buyers of the Gamma-Gamma log-likelihood of their mean spend."""
+    x, m = np.asarray(frequency, dtype=float), np.asarray(monetary_value, dtype=float)
+    return float(
+        np.sum(
+            gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v)
+            + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(x * m + v)
+        )
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Fit and predict
+# ---------------------------------------------------------------------------------------------
+
+
+def _finite_positive(values) -> bool:
+    return all(math.isfinite(v) and v > 0 for v in values)
+
+
+def _why(exc: Exception, printed: io.StringIO) -> str:
+    """One line: the exception, and scipy's own message when lifetimes printed one."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    scipy = next(
+        (ln.split(":", 1)[1].strip() for ln in printed.getvalue().splitlines()
+         if ln.strip().startswith("message:")),
+        "",
+    )  # fmt: skip
+    return (f"{text} (optimizer: {scipy})" if scipy else text)[:400]
+
+
+def fit(summary: pd.DataFrame, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS):
+    """Fit BG/NBD on every buyer and Gamma-Gamma on the repeat buyers with spend > 0.
+
+    Returns (ClvFit, fitted BetaGeoFitter or None, fitted GammaGammaFitter or None). Never raises
+    for degenerate data: too few repeat buyers or a fit that does not converge leave that model
+    unfitted, `converged` False and the reason in `message`.
+    """
+    from lifetimes import BetaGeoFitter, GammaGammaFitter  # heavy import, only when fitting
+
+    started = time.perf_counter()
+    customers = len(summary)
+    repeat = summary[summary["frequency"] > 0]
+    spenders = repeat[repeat["monetary_value"] > 0]
+    base = {"customers": customers, "repeat_customers": len(repeat)}
+    if len(repeat) < min_repeat_customers:
+        reason = (
+            f"too few repeat buyers to fit BG/NBD: {len(repeat)} of {customers} customers "
+            f"(at least {min_repeat_customers}); CLV traits left null"
+        )
+        return ClvFit(**base, message=reason, seconds=time.perf_counter() - started), None, None
+    bgf = BetaGeoFitter(penalizer_coef=0.0)
+    printed = io.StringIO()  # lifetimes prints scipy's result when a fit fails
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+            warnings.simplefilter("ignore")
+            bgf.fit(summary["frequency"], summary["recency"], summary["T"])
+        r, alpha, a, b = (float(bgf.params_[k]) for k in ("r", "alpha", "a", "b"))
+        if not _finite_positive((r, alpha, a, b)):
+            raise ValueError(f"parameters out of range: r={r} alpha={alpha} a={a} b={b}")
+    except Exception as exc:  # a failed fit is reported, never raised: traits stay null
+        reason = f"BG/NBD fit did not converge: {_why(exc, printed)}; CLV traits left null"
+        return (
+            ClvFit(**base, message=reason[:500], seconds=time.perf_counter() - started),
+            None,
+            None,
+        )
+    ll = bgnbd_log_likelihood(
+        summary["frequency"], summary["recency"], summary["T"], r, alpha, a, b
+    )
+    bg = {"r": r, "alpha": alpha, "a": a, "b": b, "ll": ll}
+    if len(spenders) < min_repeat_customers:
+        reason = (
+            f"BG/NBD fitted; too few repeat buyers with spend > 0 for Gamma-Gamma: "
+            f"{len(spenders)} (at least {min_repeat_customers}); predicted_value_12m left null"
+        )
+        fitted = ClvFit(**base, **bg, message=reason, seconds=time.perf_counter() - started)
+        return fitted, bgf, None
+    ggf = GammaGammaFitter(penalizer_coef=0.0)
+    printed = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+            warnings.simplefilter("ignore")
+            ggf.fit(spenders["frequency"], spenders["monetary_value"])
+        p, q, v = (float(ggf.params_[k]) for k in ("p", "q", "v"))
+        if not _finite_positive((p, q, v)) or q <= 1:
+            raise ValueError(f"parameters out of range (q must exceed 1): p={p} q={q} v={v}")
+    except Exception as exc:
+        reason = (
+            f"BG/NBD fitted; Gamma-Gamma fit did not converge: {_why(exc, printed)}; "
+            "predicted_value_12m left null"
+        )
+        fitted = ClvFit(**base, **bg, message=reason[:500], seconds=time.perf_counter() - started)
+        return fitted, bgf, None
+    gg_ll = gamma_gamma_log_likelihood(spenders["frequency"], spenders["monetary_value"], p, q, v)
+    fitted = ClvFit(
+        **base,
+        **bg,
+        p=p,
+        q=q,
+        v=v,
+        gg_ll=gg_ll,
+        gg_customers=len(spenders),
+        converged=True,
+        message="ok",
+        seconds=time.perf_counter() - started,
+    )
+    return fitted, bgf, ggf
+
+
+def predict(summary: pd.DataFrame, bgf, ggf) -> pd.DataFrame:
+    """One row per customer of `summary`: expected_purchases_90d, p_alive, predicted_value_12m
+    (undiscounted: expected purchases in 365 days x the Gamma-Gamma expected order value given the
+    customer's repeat orders). Null where the model behind a trait was not fitted."""
+    out = pd.DataFrame(index=summary.index)
+    for column in TRAIT_COLUMNS:
+        out[column] = np.nan
+    if bgf is None or summary.empty:
+        return out
+    f, rec, t = summary["frequency"], summary["recency"], summary["T"]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        out["expected_purchases_90d"] = np.asarray(
+            bgf.conditional_expected_number_of_purchases_up_to_time(HORIZON_DAYS, f, rec, t),
+            dtype=float,
+        )
+        out["p_alive"] = np.asarray(bgf.conditional_probability_alive(f, rec, t), dtype=float)
+        if ggf is not None:
+            year = np.asarray(
+                bgf.conditional_expected_number_of_purchases_up_to_time(VALUE_DAYS, f, rec, t),
+                dtype=float,
+            )
+            spend = np.asarray(
+                ggf.conditional_expected_average_profit(f, summary["monetary_value"]), dtype=float
+            )
+            out["predicted_value_12m"] = year * spend
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Warehouse
+# ---------------------------------------------------------------------------------------------
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists audit")
+    con.execute("create schema if not exists marts")
+    con.execute(
+        f"""
+        create table if not exists {FIT_TABLE} (
+            as_of date not null, run_id varchar not null, fitted_at timestamp not null,
+            customers bigint, repeat_customers bigint,
+            r double, alpha double, a double, b double, ll double,
+            gg_customers bigint, p double, q double, v double, gg_ll double,
+            time_unit varchar, converged boolean, message varchar, seconds double
+        )
+        """
+    )
+
+
+def run(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str) -> tuple[ClvFit, int]:
+    """Fit on the warehouse's orders up to as_of, record the fit in audit.clv_fits (one row per
+    (as_of, run_id); a rerun of the same run replaces its row) and replace marts.customer_clv
+    (one row per customer of customer_360). Returns the fit and the rows written."""
+    summary = summarize(load_orders(con, as_of), as_of)
+    fitted, bgf, ggf = fit(summary)
+    traits = predict(summary, bgf, ggf).reset_index()
+    ensure_tables(con)
+    con.execute("begin")
+    try:
+        con.execute(f"delete from {FIT_TABLE} where as_of = ? and run_id = ?", [as_of, run_id])
+        con.execute(
+            f"insert into {FIT_TABLE} values "
+            "(?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'day', ?, ?, ?)",
+            [
+                as_of, run_id, fitted.customers, fitted.repeat_customers,
+                fitted.r, fitted.alpha, fitted.a, fitted.b, fitted.ll,
+                fitted.gg_customers, fitted.p, fitted.q, fitted.v, fitted.gg_ll,
+                fitted.converged, fitted.message, fitted.seconds,
+            ],
+        )  # fmt: skip
+        con.register("clv_traits", traits)
+        con.execute(
+            f"""
+            create or replace table {TRAITS_TABLE} as
+            select
+                c360.customer_id,
+                case when isnan(traits.expected_purchases_90d) then null else traits.expected_purchases_90d end as expected_purchases_90d,
+                case when isnan(traits.p_alive) then null else traits.p_alive end as p_alive,
+                case when isnan(traits.predicted_value_12m) then null else traits.predicted_value_12m end as predicted_value_12m,
+                cast(? as date) as as_of
+            from marts.customer_360 as c360
+            left join clv_traits as traits on c360.customer_id = traits.customer_id
+            order by c360.customer_id
+            """,
+            [as_of],
+        )
+        con.unregister("clv_traits")
+        rows = con.execute(f"select count(*) from {TRAITS_TABLE}").fetchone()[0]
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return fitted, int(rows)
+
+
+def fit_record(fitted: ClvFit) -> dict:
+    """The fit as plain values (metadata, reports)."""
+    record = asdict(fitted)
+    record.pop("extra", None)
+    return record
