@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -52,8 +53,6 @@ def run_nightly(
     file instead of the console (orchestration/run_logs.py); `{run_id}` in its name is the run's
     id. `on_event` receives each Dagster event of the run as it happens (progress display).
     """
-    from dagster._core.utils import make_new_run_id
-
     from orchestration.definitions import defs
 
     if instance is None:
@@ -68,7 +67,7 @@ def run_nightly(
                          f"{what}pool slots freed")  # fmt: skip
         refuse_if_busy(instance)
         job = defs().resolve_job_def("nightly")
-        run_id = make_new_run_id()
+        run_id = str(uuid.uuid4())  # known before the run starts: its listener and log file
         if on_event is not None:
             instance.add_event_listener(run_id, on_event)
         if log_file is not None:
