@@ -1,6 +1,7 @@
 """The `c360` CLI on the session's pipeline home: read-only commands print counts, never PII."""
 
 import csv
+import datetime as dt
 
 import pytest
 
@@ -30,6 +31,17 @@ def test_summary_prints_counts_and_no_personal_data(pipeline, capsys):
     out = capsys.readouterr().out
     assert "marts.customer_360" in out and "pairwise precision" in out
     assert not [e for e in _emails(home) if e in out]
+
+
+def test_summary_of_a_date_never_run_says_so_in_one_line(pipeline, capsys):
+    never = AS_OF - dt.timedelta(days=3)
+    assert main(["summary", "--as-of", never.isoformat()]) == 1
+    out, err = capsys.readouterr()
+    assert "nightly summary" not in out and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"c360 summary: no run for {never.isoformat()}: the warehouse holds runs for "
+        f"{AS_OF.isoformat()}; run `c360 run --as-of {never.isoformat()}` first"
+    ]
 
 
 def test_sync_dry_run_lists_planned_rows_per_sync_without_sending(pipeline, capsys):
