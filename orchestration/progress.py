@@ -8,8 +8,8 @@ the assets. Stages are named from the step keys the definitions produce (see `st
 from __future__ import annotations
 
 import contextlib
-import re
 import time
+from functools import cache
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -34,7 +34,8 @@ _PREFIXES = (
 
 
 def stage_of(step_key: str) -> str:
-    """The stage a step belongs to, e.g. `staged__crm__contacts` → `ingestion: stage files`."""
+    """The stage a step belongs to, e.g. `staged__crm__contacts` → `ingestion: stage new landing
+    files`; a step of no known stage is its own (`marts__customer_clv` → `marts/customer_clv`)."""
     if step_key.startswith("staged__"):
         if step_key.endswith("_meets_contract"):
             return "ingestion: contract checks"
@@ -44,9 +45,17 @@ def stage_of(step_key: str) -> str:
     for prefix, stage in _PREFIXES:
         if step_key.startswith(prefix):
             return stage
-    if re.fullmatch(r"[a-z0-9]+__[a-z0-9_]+", step_key):
+    if step_key in _source_entities():
         return "ingestion: publish to raw"
-    return step_key
+    return step_key.replace("__", "/")
+
+
+@cache
+def _source_entities() -> frozenset[str]:
+    """The raw assets' step keys: one per source contract (`crm__contacts`)."""
+    from orchestration.contracts.model import all_source_contracts
+
+    return frozenset(c.id for c in all_source_contracts())
 
 
 class NightlyProgress:
