@@ -25,7 +25,14 @@ DESTINATIONS = ("file_drop", "webhook", "postgres_table")
 CHANNEL_CONTACT_COLUMN = {"email": "email", "sms": "phone"}
 MODES = ("upsert", "update_only", "create_only", "mirror", "delete")
 TEXT_FIELDS = (
-    "name", "description", "segment", "destination", "channel", "purpose", "mode", "format",
+    "name",
+    "description",
+    "segment",
+    "destination",
+    "channel",
+    "purpose",
+    "mode",
+    "format",
     "identifier",
 )  # fmt: skip (uri and table: checked by their own parsers)
 FORMATS = {"file_drop": ("csv", "parquet")}  # destinations that write a file, and their formats
