@@ -34,7 +34,7 @@ TEXT_FIELDS = (
     "mode",
     "format",
     "identifier",
-)  # fmt: skip (uri and table: checked by their own parsers)
+)  # uri and table are checked by their own parsers
 FORMATS = {"file_drop": ("csv", "parquet")}  # destinations that write a file, and their formats
 WEBHOOK_MAX_ROWS, WEBHOOK_MAX_BYTES = 1000, 1_000_000
 # postgres_table: unquoted lowercase Postgres identifiers (≤ 63 bytes), so the names in the YAML
