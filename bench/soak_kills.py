@@ -45,19 +45,6 @@ UNFINISHED = [
 ]
 
 
-def home_env(home: Path, landing: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        C360_HOME=str(home),
-        C360_WAREHOUSE=str(home / "warehouse.duckdb"),
-        C360_LANDING_DIR=str(landing),
-        C360_OUTBOX_DIR=str(home / "outbox"),
-        C360_DUCKDB_TEMP_DIR=str(home / "tmp"),
-        DAGSTER_HOME=str(home / "dagster"),
-    )
-    return env
-
-
 def start_run(env: dict[str, str], as_of: dt.date) -> subprocess.Popen:
     return subprocess.Popen(
         [C360, "run", "--as-of", as_of.isoformat(), "--log-level", "WARNING"],
@@ -119,12 +106,14 @@ def main() -> int:
     parser.add_argument("--first-day", type=dt.date.fromisoformat, default=dt.date(2026, 11, 1))
     args = parser.parse_args()
 
+    from orchestration.paths import home_env
     from orchestration.sources.generator import generate
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="c360_soak_"))
     landing, reference, soaked = work / "landing", work / "reference", work / "soaked"
-    ref_env, soak_env = home_env(reference, landing), home_env(soaked, landing)
+    ref_env = {**os.environ, **home_env(reference, landing)}
+    soak_env = {**os.environ, **home_env(soaked, landing)}
     kills: list[tuple[dt.date, str]] = []
     started = time.time()
     try:

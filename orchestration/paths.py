@@ -41,3 +41,16 @@ def outbox_dir() -> Path:
 def reports_dir() -> Path:
     """Data-quality HTML reports: `C360_REPORTS_DIR`, default `<C360_HOME>/reports`."""
     return Path(os.environ.get("C360_REPORTS_DIR", c360_home() / "reports")).resolve()
+
+
+def home_env(home: Path, landing: Path | None = None) -> dict[str, str]:
+    """The env vars that put every runtime file of one c360 home under `home` (the warehouse, the
+    Dagster instance, outbox and spill folder); landing files at `landing`, default home/landing."""
+    return {
+        "C360_HOME": str(home),
+        "C360_WAREHOUSE": str(home / "warehouse.duckdb"),
+        "C360_LANDING_DIR": str(landing if landing is not None else home / "landing"),
+        "C360_OUTBOX_DIR": str(home / "outbox"),
+        "C360_DUCKDB_TEMP_DIR": str(home / "tmp"),
+        "DAGSTER_HOME": str(home / "dagster"),
+    }

@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from orchestration.activation.marts_guard import MartsNotConsistent, check_marts_built_for
+from orchestration.paths import home_env
 from tests.integration.conftest import AS_OF
 from tests.integration.test_rerun_and_gates import RUN_METADATA, _fingerprint
 
@@ -29,16 +30,7 @@ RUN_TIMEOUT = 900
 
 
 def _env(home: Path, landing: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        C360_HOME=str(home),
-        C360_WAREHOUSE=str(home / "warehouse.duckdb"),
-        C360_LANDING_DIR=str(landing),
-        C360_OUTBOX_DIR=str(home / "outbox"),
-        C360_DUCKDB_TEMP_DIR=str(home / "tmp"),
-        DAGSTER_HOME=str(home / "dagster"),
-    )
-    return env
+    return {**os.environ, **home_env(home, landing)}
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen:

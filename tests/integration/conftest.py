@@ -27,14 +27,9 @@ class PipelineHome:
 
 def make_home(root: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> PipelineHome:
     """A fresh C360_HOME with its env vars set (process-wide: integration tests share one home)."""
-    env = {
-        "C360_HOME": str(root),
-        "C360_WAREHOUSE": str(root / "warehouse.duckdb"),
-        "C360_LANDING_DIR": str(root / "landing"),
-        "C360_OUTBOX_DIR": str(root / "outbox"),
-        "C360_DUCKDB_TEMP_DIR": str(root / "tmp"),
-        "DAGSTER_HOME": str(root / "dagster"),
-    }
+    from orchestration.paths import home_env
+
+    env = home_env(root)
     for key, value in env.items():
         if monkeypatch:
             monkeypatch.setenv(key, value)
