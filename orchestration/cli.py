@@ -33,9 +33,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else landing_dir()
     truth = Path(args.truth_dir) if args.truth_dir else truth_dir()
-    clv_truth = PROFILES[args.profile]
     result = generate(
-        args.customers, args.seed, args.as_of, out, truth, progress=print, clv_truth=clv_truth
+        args.customers, args.seed, args.as_of, out, truth, progress=print, **PROFILES[args.profile]
     )
     print(
         f"generated {result.persons:,} persons, {sum(result.rows.values()):,} rows in "
@@ -384,9 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--truth-dir", help="ground-truth folder (default C360_HOME/truth)")
     g.add_argument(
         "--profile",
-        choices=["default", "clv"],
+        choices=["default", "clv", "send_time"],
         default="default",
-        help="clv: shop orders from a planted BG/NBD + Gamma-Gamma process (docs/generator.md)",
+        help="clv: shop orders from a planted BG/NBD + Gamma-Gamma process; send_time: email "
+        "opens and web sessions at a planted preferred hour of the week (docs/generator.md)",
     )
     g.set_defaults(func=cmd_generate)
 

@@ -131,8 +131,41 @@ class CLVTruth:
 
 
 CLV_TRUTH_FILES = ("clv_parameters.json", "clv_customers.csv")
-# Named profiles for `c360 generate --profile`: None keeps the default demo data as it was.
-PROFILES: dict[str, CLVTruth | None] = {"default": None, "clv": CLVTruth()}
+
+# Population engagement profile over the local hour of the week (0 = Monday 00:00): day weight x
+# hour weight, one clear peak (Tuesday 20:00), quiet nights. Used by the send_time profile.
+_DAY_WEIGHTS = (1.0, 1.12, 1.05, 1.0, 0.9, 0.7, 0.8)
+_HOUR_WEIGHTS = (0.05, 0.03, 0.02, 0.02, 0.02, 0.05, 0.15, 0.45, 0.8, 0.7, 0.6, 0.6,
+                 0.8, 0.75, 0.6, 0.55, 0.6, 0.7, 0.9, 1.1, 1.3, 1.15, 0.8, 0.35)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SendTimeTruth:
+    """Planted best time to send (the `send_time` profile; docs/generator.md).
+
+    Every person has a preferred local hour of the week (0..167, Monday 00:00 local = 0), drawn
+    from the population profile (`population_hour_of_week()`). Each email open and each web/app
+    session start of the person falls in that hour with probability `affinity`, otherwise in an
+    hour drawn from the population profile; times are local to the person's time zone.
+    """
+
+    affinity: float = 0.4
+
+    @staticmethod
+    def population_hour_of_week() -> np.ndarray:
+        """The population's engagement distribution over the 168 local hours of the week."""
+        w = np.outer(_DAY_WEIGHTS, _HOUR_WEIGHTS).ravel()
+        return w / w.sum()
+
+
+SEND_TIME_TRUTH_FILES = ("send_time_customers.csv",)
+# Named profiles for `c360 generate --profile`: keyword arguments of generate(); the default
+# (no planted truth) keeps the demo data as it was.
+PROFILES: dict[str, dict] = {
+    "default": {},
+    "clv": {"clv_truth": CLVTruth()},
+    "send_time": {"send_time_truth": SendTimeTruth()},
+}
 
 
 @dataclass(frozen=True)
@@ -877,12 +910,15 @@ def generate(
     noise: NoiseProfile = NoiseProfile(),
     progress: Callable[[str], None] | None = print,
     clv_truth: CLVTruth | None = None,
+    send_time_truth: SendTimeTruth | None = None,
 ) -> GenerateResult:
     """Write landing files, ground truth and the defect manifest for `customers` persons.
 
     With `clv_truth`, shop orders are drawn from its BG/NBD + Gamma-Gamma process instead and
     its truth is written as clv_parameters.json and clv_customers.csv (default: None, the demo
-    data unchanged)."""
+    data unchanged). With `send_time_truth`, email opens and web/app sessions happen at each
+    person's planted preferred local hour of the week (or a population hour), written as
+    send_time_customers.csv (default: None)."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
     started = time.perf_counter()
@@ -897,11 +933,13 @@ def generate(
 
     people = _people(rng, customers, noise)
     out.say(f"generate: persons {customers:,}")
+    # send_time profile: its own stream, so the main stream is consumed exactly as without it
+    st = None if send_time_truth is None else _SendTime(send_time_truth, people, seed)
     crm = _crm(rng, people, noise, end, out)
     shop = _shop(rng, people, noise, end, out, address_rng, shipping_rng, clv_truth, seed)
     loyalty = _loyalty(rng, people, noise, end, out, crm, address_rng)
-    anon_ids, anon_person = _web(rng, people, noise, end, out, shop)
-    _consent_and_email(rng, people, noise, end, as_of, out)
+    anon_ids, anon_person = _web(rng, people, noise, end, out, shop, st)
+    _consent_and_email(rng, people, noise, end, as_of, out, st)
 
     # --- truth -------------------------------------------------------------------------------
     truth_dir.mkdir(parents=True, exist_ok=True)
@@ -946,6 +984,12 @@ def generate(
         _write_clv_truth(truth_dir, clv_truth, shop, people, customers, seed, as_of, out)
     else:  # no stale CLV truth from an earlier run with the profile
         for name in CLV_TRUTH_FILES:
+            (truth_dir / name).unlink(missing_ok=True)
+    if st is not None:
+        manifest["send_time"] = asdict(send_time_truth)
+        st.write_truth(truth_dir, people, out)
+    else:  # no stale send-time truth from an earlier run with the profile
+        for name in SEND_TIME_TRUTH_FILES:
             (truth_dir / name).unlink(missing_ok=True)
     (truth_dir / "generate_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     out.say(
@@ -1454,7 +1498,74 @@ def _event_properties() -> tuple[list[str], np.ndarray, np.ndarray]:
     return _flat({k: tuple(json.dumps(d) for d in per_event[k]) for k in _EVENT_NAMES})
 
 
-def _web(rng, people: _People, noise: NoiseProfile, end: int, out: _Output, shop: dict):
+class _SendTime:
+    """The send_time profile's planted preferred hours and the times it moves engagement to."""
+
+    def __init__(self, truth: SendTimeTruth, people: _People, seed: int):
+        self.truth = truth
+        self.rng = np.random.default_rng([seed, 0x5E4D])
+        self.population = truth.population_hour_of_week()
+        self.preferred = self.rng.choice(168, people.n, p=self.population)
+        encoded = people.tz.dictionary_encode()
+        self.zones = encoded.dictionary.to_pylist()
+        self.zone = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def _offset(self, seconds: np.ndarray, persons: np.ndarray) -> np.ndarray:
+        """UTC offset in seconds of each person's time zone at each instant (DST included)."""
+        import pandas as pd  # only with the profile
+
+        offset = np.zeros(len(seconds), dtype=np.int64)
+        zone = self.zone[persons]
+        for z, name in enumerate(self.zones):  # loop over time zones
+            sel = np.flatnonzero(zone == z)
+            if len(sel):
+                utc = pd.to_datetime(seconds[sel], unit="s", utc=True)
+                local = utc.tz_convert(name).tz_localize(None)
+                offset[sel] = (local - utc.tz_localize(None)).total_seconds().astype(np.int64)
+        return offset
+
+    def hour_of_week(self, seconds: np.ndarray, persons: np.ndarray) -> np.ndarray:
+        """Local hour of the week (Monday 00:00 = 0; 1970-01-01 was a Thursday)."""
+        local = seconds + self._offset(seconds, persons)
+        return (local // HOUR + 72) % 168
+
+    def target(self, persons: np.ndarray) -> np.ndarray:
+        """Per engagement: the person's preferred hour (probability affinity) or a population one."""
+        k = len(persons)
+        mine = self.rng.random(k) < self.truth.affinity
+        other = self.rng.choice(168, k, p=self.population)
+        return np.where(mine, self.preferred[persons], other)
+
+    def after(self, seconds: np.ndarray, persons: np.ndarray) -> np.ndarray:
+        """The first instant at or after each time whose local hour of the week is the target."""
+        delta = (self.target(persons) - self.hour_of_week(seconds, persons)) % 168
+        return seconds + delta * HOUR
+
+    def before(self, seconds: np.ndarray, persons: np.ndarray) -> np.ndarray:
+        """The last instant at or before each time whose local hour of the week is the target."""
+        delta = (self.hour_of_week(seconds, persons) - self.target(persons)) % 168
+        return seconds - delta * HOUR
+
+    def write_truth(self, truth_dir: Path, people: _People, out: _Output) -> None:
+        days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+        labels = [f"{days[h // 24]} {h % 24:02d}:00" for h in range(168)]
+        table = pa.table(
+            {
+                "person_id": people.pid,
+                "time_zone": people.tz,
+                "preferred_hour_of_week": _num(self.preferred),
+                "preferred_local_time": _lookup(labels, self.preferred),
+                "email": _keep(people.owns_email, people.email),
+            }
+        )
+        _write_text(truth_dir / "send_time_customers.csv", table, "csv")
+        out.say(f"generate: send_time truth {people.n:,} persons, affinity {self.truth.affinity}")
+
+
+def _web(
+    rng, people: _People, noise: NoiseProfile, end: int, out: _Output, shop: dict,
+    st: _SendTime | None = None,
+):  # fmt: skip
     n = people.n
     web_persons = np.flatnonzero(rng.random(n) < noise.web_presence)
     n_anon = rng.choice(3, len(web_persons), p=[0.6, 0.3, 0.1]) + 1
@@ -1470,6 +1581,8 @@ def _web(rng, people: _People, noise: NoiseProfile, end: int, out: _Output, shop
     sess_anon = np.repeat(np.arange(na), n_sess)
     ns = len(sess_anon)
     sess_start = end - rng.integers(2 * HOUR, 90 * DAY, ns)
+    if st is not None:  # moved back to a target local hour of the week (up to 167 h earlier)
+        sess_start = st.before(sess_start, anon_person[sess_anon])
     n_ev = np.minimum(rng.geometric(0.28, ns), 15)
     ev_sess = np.repeat(np.arange(ns), n_ev)
     ne = len(ev_sess)
@@ -1602,7 +1715,10 @@ class _ConsentLog:
         return cols
 
 
-def _consent_and_email(rng, people: _People, noise, end: int, as_of: dt.date, out: _Output):
+def _consent_and_email(
+    rng, people: _People, noise, end: int, as_of: dt.date, out: _Output,
+    st: _SendTime | None = None,
+):  # fmt: skip
     """Consent events, engagement of consented emails, suppressions and erasure requests."""
     n = people.n
     log = _ConsentLog(rng)
@@ -1673,6 +1789,9 @@ def _consent_and_email(rng, people: _People, noise, end: int, as_of: dt.date, ou
     b, o = bounced[p_idx, c_idx], opened[p_idx, c_idx]
     cl, un, hd = clicked[p_idx, c_idx], unsub[p_idx, c_idx], hard[p_idx, c_idx]
     open_at = np.minimum(sent_at + rng.integers(300, 2 * DAY, k), end)
+    if st is not None:  # the first target local hour after the send (kept when past as_of)
+        moved = st.after(sent_at + 300, emails[gi[p_idx]])
+        open_at = np.where(moved <= end, moved, open_at)
     # (which cells, event type index, when)
     parts = [
         (np.ones(k, bool), 0, sent_at),

@@ -530,3 +530,39 @@ def test_clv_profile_orders_follow_the_planted_truth(clv_generated):
     assert 0.4 < repeaters / len(truth) < 0.9
     alive = sum(t["alive_at_as_of"] == "true" for t in truth.values())
     assert 0.3 < alive / len(truth) < 0.95
+
+
+# --- the send_time profile: a planted preferred hour of the week per person ---------------------
+
+
+def test_send_time_profile_plants_preferred_hours_and_leaves_identity_data_alone(
+    generated, tmp_path
+):
+    from orchestration.sources.generator import PROFILES, SendTimeTruth
+
+    assert PROFILES["send_time"] == {"send_time_truth": SendTimeTruth()}
+    root, *_ = generated
+    assert not (root / "truth" / "send_time_customers.csv").exists()
+    out = tmp_path / "st"
+    generate(CUSTOMERS, SEED, AS_OF, out / "landing", out / "truth", progress=None,
+             send_time_truth=SendTimeTruth())  # fmt: skip
+    # the main stream is untouched: identity-bearing records are the same bytes
+    for path in ("crm/contacts", "shop/customers", "shop/orders", "loyalty/members"):
+        a = next((root / "landing" / path).rglob("part-*")).read_bytes()
+        assert a == next((out / "landing" / path).rglob("part-*")).read_bytes(), path
+    for path in ("web/events", "email/engagement"):
+        a = next((root / "landing" / path).rglob("part-*")).read_bytes()
+        assert a != next((out / "landing" / path).rglob("part-*")).read_bytes(), path
+    truth = _csv(out / "truth" / "send_time_customers.csv")
+    assert len(truth) == CUSTOMERS
+    assert all(0 <= int(t["preferred_hour_of_week"]) < 168 for t in truth)
+    manifest = json.loads((out / "truth" / "generate_manifest.json").read_text())
+    assert manifest["send_time"] == {"affinity": 0.4}
+    # every timestamp still at or before the end of as_of
+    for path in ("web/events", "email/engagement"):
+        for r in _read(next((out / "landing" / path).rglob("part-*"))):
+            if r["occurred_at"] and _parses("timestamp", r["occurred_at"]):  # planted aside
+                assert r["occurred_at"] <= END
+    # a default run into the same truth folder removes the stale send-time truth
+    generate(50, 1, AS_OF, out / "landing", out / "truth", progress=None)
+    assert not (out / "truth" / "send_time_customers.csv").exists()
