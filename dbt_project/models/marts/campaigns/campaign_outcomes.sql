@@ -1,0 +1,163 @@
+{#- One row per send decision of a sync that reached a person or held them out (outcome ok or
+    held_out in activation.contact_history; one per sync, as_of and customer), joined to what
+    happened after it: email delivered / opened / clicked within var('campaign_engagement_days')
+    days (7) after the send's as_of, and revenue orders within var('campaign_attribution_days') (7).
+    The lift report compares the treated with the holdout of one sync and as_of.
+
+    contact_history is written by the sync runners after the nightly dbt build, so a night sees the
+    sends of earlier nights; a warehouse that never synced has no such table (no rows, no error).
+    Engagement is matched by the address the row went to (contact_history carries no campaign id),
+    so an open counts whichever campaign it came from; orders by the customer's shop accounts. -#}
+{%- set engagement_days = var('campaign_engagement_days', 7) | int -%}
+{%- set attribution_days = var('campaign_attribution_days', 7) | int -%}
+{%- set history_source = source('activation', 'contact_history') -%}
+{%- set history_relation = none -%}
+{%- if execute -%}
+    {%- set history_relation = adapter.get_relation(
+        database=history_source.database, schema=history_source.schema, identifier=history_source.identifier
+    ) -%}
+{%- endif -%}
+{%- set no_history -%}
+    (select
+        cast(null as varchar) as contact_id,
+        cast(null as varchar) as sync_id,
+        cast(null as date) as as_of,
+        cast(null as varchar) as customer_id,
+        cast(null as varchar) as channel,
+        cast(null as varchar) as contact_point,
+        cast(null as varchar) as outcome,
+        cast(null as boolean) as is_holdout,
+        cast(null as timestamp) as recorded_at
+    where false)
+{%- endset -%}
+with contact_history as (
+    select
+        contact_id,
+        sync_id,
+        as_of,
+        customer_id,
+        channel,
+        contact_point,
+        outcome,
+        is_holdout,
+        recorded_at
+    from {{ history_source if history_relation is not none else no_history }} as history
+    where as_of <= {{ as_of_date() }} and outcome in ('ok', 'held_out')
+),
+
+sends as (
+    select
+        contact_id,
+        sync_id,
+        as_of,
+        customer_id,
+        channel,
+        lower(trim(contact_point)) as contact_point,
+        outcome,
+        is_holdout,
+        -- the window opens when the send's as_of day has ended (the night's run sends after it)
+        {{ dbt.dateadd('day', 1, 'cast(as_of as timestamp)') }} as window_starts_at,
+        row_number() over (
+            partition by sync_id, as_of, customer_id
+            order by recorded_at desc, contact_id desc
+        ) as recency_rank
+    from contact_history
+),
+
+windows as (
+    select
+        contact_id,
+        sync_id,
+        as_of,
+        customer_id,
+        channel,
+        contact_point,
+        outcome,
+        is_holdout,
+        window_starts_at,
+        {{ dbt.dateadd('day', engagement_days, 'window_starts_at') }} as engagement_ends_at,
+        {{ dbt.dateadd('day', attribution_days, 'window_starts_at') }} as attribution_ends_at
+    from sends
+    where recency_rank = 1
+),
+
+engagement as (
+    select
+        email_normalized,
+        event_type,
+        occurred_at
+    from {{ ref('stg_email__engagement') }}
+    where
+        occurred_at <= {{ as_of_end() }}
+        and event_type in ('delivered', 'opened', 'clicked')
+),
+
+engaged as (
+    select
+        windows.contact_id,
+        max(case when engagement.event_type = 'delivered' then 1 else 0 end) = 1 as is_delivered,
+        max(case when engagement.event_type = 'opened' then 1 else 0 end) = 1 as is_opened,
+        max(case when engagement.event_type = 'clicked' then 1 else 0 end) = 1 as is_clicked
+    from windows
+    inner join engagement
+        on
+            windows.contact_point = engagement.email_normalized
+            and windows.window_starts_at <= engagement.occurred_at
+            and windows.engagement_ends_at > engagement.occurred_at
+    where windows.channel = 'email'
+    group by windows.contact_id
+),
+
+orders as (
+    select
+        id_map.customer_id,
+        orders.order_id,
+        orders.ordered_at,
+        orders.total_amount
+    from {{ ref('stg_shop__orders') }} as orders
+    inner join {{ ref('customer_id_map') }} as id_map
+        on
+            id_map.source = 'shop' and id_map.entity = 'customers'
+            and orders.shop_customer_id = id_map.source_record_id
+    where orders.ordered_at <= {{ as_of_end() }} and orders.is_revenue
+),
+
+ordered as (
+    select
+        windows.contact_id,
+        count(distinct orders.order_id) as order_count,
+        sum(orders.total_amount) as order_revenue
+    from windows
+    inner join orders
+        on
+            windows.customer_id = orders.customer_id
+            and windows.window_starts_at <= orders.ordered_at
+            and windows.attribution_ends_at > orders.ordered_at
+    group by windows.contact_id
+),
+
+final as (
+    select
+        windows.contact_id,
+        windows.sync_id,
+        windows.as_of,
+        windows.customer_id,
+        windows.is_holdout,
+        windows.outcome,
+        windows.channel,
+        coalesce(engaged.is_delivered, false) as is_delivered,
+        coalesce(engaged.is_opened, false) as is_opened,
+        coalesce(engaged.is_clicked, false) as is_clicked,
+        coalesce(ordered.order_count, 0) > 0 as has_ordered,
+        cast(coalesce(ordered.order_count, 0) as bigint) as order_count,
+        cast(coalesce(ordered.order_revenue, 0) as decimal(18, 2)) as order_revenue,
+        windows.window_starts_at,
+        windows.attribution_ends_at,
+        windows.attribution_ends_at <= {{ as_of_end() }} as is_window_complete,
+        {{ as_of_date() }} as measured_as_of
+    from windows
+    left join engaged on windows.contact_id = engaged.contact_id
+    left join ordered on windows.contact_id = ordered.contact_id
+)
+
+select * from final
