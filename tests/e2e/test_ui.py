@@ -17,7 +17,7 @@ import pytest
 from orchestration.paths import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
-GROUPS = {"ingestion", "staging", "identity", "customer_360", "segments", "activation"}
+GROUPS = {"ingestion", "staging", "identity", "customer_360", "segments", "activation", "insight"}
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 

@@ -23,6 +23,8 @@ RUN_LOG_TABLES = {
     ("activation", "sync_runs"),
     ("audit", "identity_graph_health"),
     ("audit", "dbt_model_builds"),  # one row per model per dbt invocation: a run log
+    ("audit", "clv_fits"),  # one fit record per run
+    ("audit", "send_time_evals"),  # one evaluation per run
 }
 
 
