@@ -96,10 +96,11 @@ def test_a_bad_max_in_flight_is_refused_naming_the_variable(monkeypatch, value):
 
 @pytest.mark.parametrize("limit", [1, 2])
 def test_the_destination_never_sees_more_batches_at_once_than_max_in_flight(monkeypatch, limit):
-    """Measured at the server: batches answered slowly pile up to the limit and never past it."""
+    """Measured at the server: batches answered slowly (0.3 s, so they pile up even on a loaded
+    machine) reach the limit and never pass it."""
     monkeypatch.setenv("C360_WEBHOOK_MAX_IN_FLIGHT", str(limit))
     rows = [make_row("sync_a", f"c{i:03d}", "upsert", {"email": f"{i}@x.org"}) for i in range(40)]
-    with WebhookServer(SECRET, Faults(delay_seconds=0.05)) as server:
+    with WebhookServer(SECRET, Faults(delay_seconds=0.3)) as server:
         client = WebhookClient(WebhookConfig(server.url, SECRET, max_rows=4), "sync_a")
         outcomes = client.send(rows)
     assert all(o.status == "ok" for o in outcomes.values()) and server.batch_requests == 10
