@@ -42,7 +42,9 @@ with contact_history as (
         is_holdout,
         recorded_at
     from {{ history_source if history_relation is not none else no_history }} as history
-    where as_of <= {{ as_of_date() }} and outcome in ('ok', 'held_out')
+    -- sends of earlier nights: the run's own sends are written after dbt builds, so counting
+    -- them would make a rerun at the same as_of differ (their window has not opened yet anyway)
+    where as_of < {{ as_of_date() }} and outcome in ('ok', 'held_out')
 ),
 
 sends as (
