@@ -38,6 +38,8 @@ _GROUPS = {
     "customer_360": "customer_360",
     "consent": "customer_360",
     "segments": "segments",
+    # Campaign outcomes feed lift and KPIs, which the insight group owns.
+    "campaigns": "insight",
 }
 
 
