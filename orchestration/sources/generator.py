@@ -165,6 +165,9 @@ PROFILES: dict[str, dict] = {
     "default": {},
     "clv": {"clv_truth": CLVTruth()},
     "send_time": {"send_time_truth": SendTimeTruth()},
+    # the second, independent noise profile: person-only records (noise_second.py)
+    "person_link": {"second_noise": "link"},
+    "person_dedup": {"second_noise": "dedup"},
 }
 
 
@@ -911,6 +914,7 @@ def generate(
     progress: Callable[[str], None] | None = print,
     clv_truth: CLVTruth | None = None,
     send_time_truth: SendTimeTruth | None = None,
+    second_noise: str | None = None,
 ) -> GenerateResult:
     """Write landing files, ground truth and the defect manifest for `customers` persons.
 
@@ -918,9 +922,17 @@ def generate(
     its truth is written as clv_parameters.json and clv_customers.csv (default: None, the demo
     data unchanged). With `send_time_truth`, email opens and web/app sessions happen at each
     person's planted preferred local hour of the week (or a population hour), written as
-    send_time_customers.csv (default: None)."""
+    send_time_customers.csv (default: None). With `second_noise` (`link` | `dedup`), person-only
+    records of the second noise profile instead (orchestration/sources/noise_second.py)."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
+    if second_noise is not None:
+        from orchestration.sources import noise_second
+
+        noise2 = noise_second.SecondNoise(mode=second_noise)
+        return noise_second.generate(
+            customers, seed, as_of, landing_dir, truth_dir, noise2, progress
+        )
     started = time.perf_counter()
     landing_dir, truth_dir = Path(landing_dir), Path(truth_dir)
     out = _Output(landing_dir, as_of, progress)
