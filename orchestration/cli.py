@@ -173,6 +173,7 @@ def _segments_inspect(args: argparse.Namespace, segments: list) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from orchestration.activation.destinations import registry
     from orchestration.activation.planner import plan_sql
     from orchestration.activation.syncs import load_all_syncs
     from orchestration.cli_errors import read_only_warehouse
@@ -188,11 +189,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if not table_exists(con, "activation", "contact_history"):
             from orchestration.activation.records import DDL
 
-            con.execute("attach ':memory:' as scratch")
+            con.execute("attach ':memory:' as scratch (read_only false)")
             con.execute(DDL.replace("activation.", "scratch."))
         for sync in load_all_syncs():
-            if sync.destination == "webhook":
-                _print_webhook_dry_run(con, sync, args.as_of)
+            if registry.get(sync.destination).style == "diff":
+                _print_diff_dry_run(con, sync, args.as_of)
                 continue
             sql = plan_sql(sync, args.as_of)
             if not table_exists(con, "activation", "contact_history"):
@@ -209,9 +210,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_webhook_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
-    """Creates, updates, removes and unchanged rows a webhook sync would send (diff against
-    activation.sync_state), plus held-out and filtered rows; writes nothing."""
+def _print_diff_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
+    """Creates, updates, removes and unchanged rows a diff sync (any registry destination but
+    file drops) would send (diff against activation.sync_state), plus held-out and filtered
+    rows; writes nothing."""
     from orchestration.activation.diff import EMPTY_STATE, diff_sql
     from orchestration.activation.planner import plan_sql, withdrawn_sql
     from orchestration.contracts.rules_sql import quote_ident
@@ -242,7 +244,7 @@ def _print_webhook_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
         "where filter_reason is not null or is_holdout group by 1 order by 1"
     ).fetchall()
     print(
-        f"{sync.name} → webhook, mode {sync.mode} (segment {sync.segment}, "
+        f"{sync.name} → {sync.destination}, mode {sync.mode} (segment {sync.segment}, "
         f"{sync.channel}/{sync.purpose})"
     )
     for decision, n in (decisions + others) or [("nothing to do", 0)]:

@@ -1,4 +1,5 @@
-"""Run one sync end to end: plan (consent-checked), send, record outcomes and the run summary."""
+"""Run one file sync (a registry destination of style "file": file_drop) end to end: plan
+(consent-checked), write the audience, record outcomes and the run summary."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.activation.destinations.file_drop import write_audience
+from orchestration.activation.destinations import registry
 from orchestration.activation.planner import PLAN_TABLE, build_plan, plan_sql
 from orchestration.activation.records import ensure_tables
 from orchestration.activation.syncs import SyncDefinition
@@ -77,7 +78,7 @@ def run_sync(
             f"select * from ({plan_sql(sync, as_of, skip_recorded=False)}) as p "
             "where p.filter_reason is null and not p.is_holdout"
         )
-        result = write_audience(
+        result = registry.get(sync.destination).write(
             con,
             everyone,
             list(sync.fields),
@@ -104,7 +105,7 @@ def run_sync(
         insert into activation.contact_history
         select
             md5(? || '|' || ? || '|' || customer_id || '|' || ?),
-            ?, ?, ?, 'file_drop', ?, ?, ?, cast(? as date), customer_id, contact_point,
+            ?, ?, ?, ?, ?, ?, ?, cast(? as date), customer_id, contact_point,
             case when filter_reason is not null then 'filtered'
                  when is_holdout then 'held_out' else ? end,
             is_holdout, filter_reason,
@@ -121,6 +122,7 @@ def run_sync(
             sync.name,
             sync_run_id,
             run_id,
+            sync.destination,
             sync.segment,
             sync.channel,
             sync.purpose,
@@ -132,7 +134,7 @@ def run_sync(
         ],
     )
     record_sync_run(
-        con, sync_run_id, run_id, sync, "file_drop", as_of, out, out.audience_rows - out.planned,
+        con, sync_run_id, run_id, sync, sync.destination, as_of, out, out.audience_rows - out.planned,
         started, started_at,
     )  # fmt: skip
     con.execute(f"drop table if exists {PLAN_TABLE}")

@@ -10,20 +10,19 @@ it may open a Jinja tag or hold control characters (the description alone may sp
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from orchestration.activation.destinations import registry
+from orchestration.activation.destinations.registry import MODES, DestinationConfig
 from orchestration.paths import dbt_project_dir
 from orchestration.safe_yaml import YamlLimitError
 from orchestration.safe_yaml import load as load_yaml
 
-DESTINATIONS = ("file_drop", "webhook", "postgres_table")
 CHANNEL_CONTACT_COLUMN = {"email": "email", "sms": "phone"}
-MODES = ("upsert", "update_only", "create_only", "mirror", "delete")
 TEXT_FIELDS = (
     "name",
     "description",
@@ -34,13 +33,15 @@ TEXT_FIELDS = (
     "mode",
     "format",
     "identifier",
-)  # uri and table are checked by their own parsers
-FORMATS = {"file_drop": ("csv", "parquet")}  # destinations that write a file, and their formats
-WEBHOOK_MAX_ROWS, WEBHOOK_MAX_BYTES = 1000, 1_000_000
-# postgres_table: unquoted lowercase Postgres identifiers (≤ 63 bytes), so the names in the YAML
-# are the names in the database, with no quoting or case folding surprises.
-PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-PG_RESERVED_COLUMNS = ("identifier", "idempotency_key", "updated_at")
+)  # a destination's own fields are checked by its config schema
+WEBHOOK_MAX_ROWS, WEBHOOK_MAX_BYTES = 1000, 1_000_000  # the generic webhook's ceilings
+COMMON_KEYS = frozenset(
+    {
+        "name", "description", "segment", "destination", "channel", "purpose", "fields", "mode",
+        "format", "identifier", "batch_rows", "batch_bytes", "max_in_flight", "rate_per_second",
+        "max_remove_share", "max_attempts", "config",
+    }
+)  # fmt: skip
 
 
 class SyncDefinitionError(ValueError):
@@ -66,6 +67,10 @@ class SyncDefinition:
     max_remove_share: float = 0.2  # mirror: refuse a plan removing more of the rows in state
     uri: str | None = None  # file_drop: s3://bucket/prefix or a local folder (None = outbox)
     table: str | None = None  # postgres_table: schema.table
+    # the destination's own settings (its registry config schema): endpoint, env var names
+    config: DestinationConfig | None = None
+    max_in_flight: int | None = None  # None: the destination's default
+    rate_per_second: float | None = None  # None: the destination's default
     # diff syncs: a row the destination rejects this many times in a row (same op and fields)
     # is parked — recorded with its reason, not sent again until its fields change
     max_attempts: int = 3
@@ -125,32 +130,25 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
     """The sync in `path`, validated; `segments`: the segment names it may name (default: the
     segments defined in dbt_project/segments/)."""
     doc = _load_document(path)
-    unknown = set(doc) - {
-        "name",
-        "description",
-        "segment",
-        "destination",
-        "channel",
-        "purpose",
-        "fields",
-        "mode",
-        "format",
-        "identifier",
-        "batch_rows",
-        "batch_bytes",
-        "max_remove_share",
-        "max_attempts",
-        "uri",
-        "table",
-    }
-    if unknown:
-        raise SyncDefinitionError(f"{path}: unknown field(s): {', '.join(sorted(unknown))}")
     for key in TEXT_FIELDS:
         if doc.get(key) is not None and not isinstance(doc[key], str):
             raise SyncDefinitionError(f"{path}: {key}: must be text")
     destination = _need(doc, "destination", path)
-    if destination not in DESTINATIONS:
-        raise SyncDefinitionError(f"{path}: destination: {destination!r} not one of {DESTINATIONS}")
+    known_kinds = registry.kinds()
+    if destination not in known_kinds:
+        raise SyncDefinitionError(f"{path}: destination: {destination!r} not one of {known_kinds}")
+    spec = registry.get(destination)
+    elsewhere = {
+        k: other.kind
+        for other in registry.destinations().values()
+        for k in other.top_level
+        if other.kind != destination and k not in spec.top_level
+    }
+    unknown = set(doc) - COMMON_KEYS - set(spec.top_level) - set(elsewhere)
+    if unknown:
+        raise SyncDefinitionError(f"{path}: unknown field(s): {', '.join(sorted(unknown))}")
+    for key in sorted(set(doc) & set(elsewhere)):
+        raise SyncDefinitionError(f"{path}: {key}: only a {elsewhere[key]} sync has a {key}")
     channel = _need(doc, "channel", path)
     if channel not in CHANNEL_CONTACT_COLUMN:
         raise SyncDefinitionError(
@@ -171,29 +169,42 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
     mode = doc.get("mode", "upsert")
     if mode not in MODES:
         raise SyncDefinitionError(f"{path}: mode: {mode!r} not one of {MODES}")
-    if mode != "upsert" and destination == "file_drop":
-        raise SyncDefinitionError(f"{path}: mode: a file drop only supports upsert")
+    if mode not in spec.modes:
+        raise SyncDefinitionError(
+            f"{path}: mode: a {destination.replace('_', ' ')} only supports "
+            + ", ".join(spec.modes)
+        )
     identifier = doc.get("identifier", "customer_id")
     if identifier != "customer_id" and identifier not in customer_360_columns():
         raise SyncDefinitionError(
             f"{path}: identifier: {identifier!r} is not a customer_360 column"
         )
-    batch_rows = doc.get("batch_rows", WEBHOOK_MAX_ROWS)
-    if not isinstance(batch_rows, int) or not 1 <= batch_rows <= WEBHOOK_MAX_ROWS:
-        raise SyncDefinitionError(f"{path}: batch_rows: an integer from 1 to {WEBHOOK_MAX_ROWS}")
-    batch_bytes = doc.get("batch_bytes", WEBHOOK_MAX_BYTES)
-    if not isinstance(batch_bytes, int) or not 1024 <= batch_bytes <= WEBHOOK_MAX_BYTES:
+    limits = spec.limits
+    batch_rows = doc.get("batch_rows", limits.batch_rows)
+    if not _integer(batch_rows) or not 1 <= batch_rows <= limits.rows_ceiling:
+        raise SyncDefinitionError(f"{path}: batch_rows: an integer from 1 to {limits.rows_ceiling}")
+    batch_bytes = doc.get("batch_bytes", limits.batch_bytes)
+    if not _integer(batch_bytes) or not 1024 <= batch_bytes <= limits.bytes_ceiling:
         raise SyncDefinitionError(
-            f"{path}: batch_bytes: an integer from 1024 to {WEBHOOK_MAX_BYTES}"
+            f"{path}: batch_bytes: an integer from 1024 to {limits.bytes_ceiling}"
+        )
+    max_in_flight = doc.get("max_in_flight")
+    if max_in_flight is not None and (not _integer(max_in_flight) or not 1 <= max_in_flight <= 64):
+        raise SyncDefinitionError(f"{path}: max_in_flight: an integer from 1 to 64")
+    rate = doc.get("rate_per_second")
+    if rate is not None and (_not_number(rate) or rate <= 0):
+        raise SyncDefinitionError(f"{path}: rate_per_second: a number above 0")
+    if rate is not None and limits.rate_per_second is not None and rate > limits.rate_per_second:
+        raise SyncDefinitionError(
+            f"{path}: rate_per_second: at most {limits.rate_per_second} for {destination}"
         )
     share = doc.get("max_remove_share", 0.2)
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+    if _not_number(share) or not 0 <= share <= 1:
         raise SyncDefinitionError(f"{path}: max_remove_share: a share between 0 and 1")
     max_attempts = doc.get("max_attempts", 3)
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+    if not _integer(max_attempts) or max_attempts < 1:
         raise SyncDefinitionError(f"{path}: max_attempts: an integer of at least 1")
-    uri = _uri(doc, destination, path)
-    table = _table(doc, destination, list(fields), path)
+    config = _config(doc, spec, list(fields), path)
     name = _need(doc, "name", path)
     if name != path.stem:
         raise SyncDefinitionError(f"{path}: name: {name!r} must equal the file name {path.stem!r}")
@@ -218,74 +229,84 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
         purpose=purpose,
         fields=dict(fields),
         mode=mode,
-        file_format=_format(doc, destination, path),
+        file_format=_format(doc, spec, path),
         path=path,
         identifier=identifier,
         batch_rows=batch_rows,
         batch_bytes=batch_bytes,
         max_remove_share=float(share),
         max_attempts=max_attempts,
-        uri=uri,
-        table=table,
+        uri=getattr(config, "uri", None),
+        table=getattr(config, "table", None),
+        config=config,
+        max_in_flight=max_in_flight,
+        rate_per_second=None if rate is None else float(rate),
     )
 
 
-def _format(doc: dict[str, Any], destination: str, path: Path) -> str:
-    """The file format of a destination that writes files; other destinations take none."""
-    formats = FORMATS.get(destination)
-    if formats is None:
-        if "format" in doc:
-            raise SyncDefinitionError(f"{path}: format: only a file_drop sync has a format")
-        return "csv"  # unused: the destination writes no file
-    file_format = doc.get("format", formats[0])
-    if file_format not in formats:
-        raise SyncDefinitionError(f"{path}: format: {file_format!r} not one of {formats}")
-    return file_format
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _uri(doc: dict[str, Any], destination: str, path: Path) -> str | None:
-    """file_drop's optional drop location, validated (scheme, bucket name, no credentials)."""
-    if "uri" not in doc:
-        return None
-    if destination != "file_drop":
-        raise SyncDefinitionError(f"{path}: uri: only a file_drop sync has a uri")
-    from orchestration.activation.destinations.file_drop import (
-        FileDropConfigError,
-        parse_drop_uri,
-    )
+def _not_number(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int | float)
 
+
+def _config(
+    doc: dict[str, Any], spec: registry.DestinationSpec, fields: list[str], path: Path
+) -> DestinationConfig:
+    """The sync's `config:` mapping (and the top-level keys the destination allows there),
+    validated by the destination's schema; an error names the file and the field."""
+    from pydantic import ValidationError
+
+    raw = doc.get("config", {})
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SyncDefinitionError(f"{path}: config: must be a mapping")
+    data = dict(raw)
+    for key in spec.top_level:
+        if key in doc:
+            if key in data:
+                raise SyncDefinitionError(f"{path}: {key}: given twice (top level and config)")
+            data[key] = doc[key]
     try:
-        parse_drop_uri(doc["uri"])
-    except FileDropConfigError as exc:
-        raise SyncDefinitionError(f"{path}: uri: {exc}") from None
-    return doc["uri"]
+        return spec.config.model_validate(data, context={"fields": fields, "path": path})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = ".".join(str(p) for p in error["loc"])
+            where = loc if loc in spec.top_level else f"config.{loc}" if loc else ""
+            message = _message(error)
+            problems.append(f"{path}: {where}: {message}" if where else f"{path}: {message}")
+        raise SyncDefinitionError("\n".join(problems)) from None
 
 
-def _table(doc: dict[str, Any], destination: str, fields: list[str], path: Path) -> str | None:
-    """postgres_table's required schema.table, and field names usable as its column names."""
-    if destination != "postgres_table":
-        if "table" in doc:
-            raise SyncDefinitionError(f"{path}: table: only a postgres_table sync has a table")
-        return None
-    table = _need(doc, "table", path)
-    parts = table.split(".") if isinstance(table, str) else []
-    if len(parts) != 2 or not all(PG_IDENTIFIER.match(p) for p in parts):
-        raise SyncDefinitionError(
-            f"{path}: table: {table!r} must be schema.table, each a lowercase identifier "
-            "([a-z_][a-z0-9_]*, at most 63 characters)"
-        )
-    bad = sorted(f for f in fields if not PG_IDENTIFIER.match(f))
-    if bad:
-        raise SyncDefinitionError(
-            f"{path}: fields: not usable as column names (lowercase [a-z_][a-z0-9_]*): "
-            + ", ".join(bad)
-        )
-    reserved = sorted(f for f in fields if f in PG_RESERVED_COLUMNS)
-    if reserved:
-        raise SyncDefinitionError(
-            f"{path}: fields: {', '.join(reserved)}: reserved column name(s) of the table"
-        )
-    return table
+def _message(error: Any) -> str:
+    """A pydantic error as a sentence: a validator's own message as written."""
+    if error["type"] == "missing":
+        return "required"
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _format(doc: dict[str, Any], spec: registry.DestinationSpec, path: Path) -> str:
+    """The file format of a destination that writes files; other destinations take none."""
+    if not spec.formats:
+        if "format" in doc:
+            writers = [s.kind for s in registry.destinations().values() if s.formats]
+            raise SyncDefinitionError(
+                f"{path}: format: only a {' or '.join(writers)} sync has a format"
+            )
+        return "csv"  # unused: the destination writes no file
+    file_format = doc.get("format", spec.formats[0])
+    if file_format not in spec.formats:
+        raise SyncDefinitionError(f"{path}: format: {file_format!r} not one of {spec.formats}")
+    return file_format
 
 
 def load_all_syncs(

@@ -1,29 +1,21 @@
-"""The destination client of a diff-based sync, configured from env (secrets never from YAML)."""
+"""The destination client of a diff-based sync: the registry builds it (destinations/registry.py).
+Kept for callers of make_destination; new code calls registry.build."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from orchestration.activation.destinations.webhook import WebhookClient, WebhookConfig
-from orchestration.activation.diff_runner import Destination
+from orchestration.activation.destinations import registry
 from orchestration.activation.syncs import SyncDefinition
 
-DIFF_DESTINATIONS = ("webhook", "postgres_table")
+
+def make_destination(sync: SyncDefinition, log: Callable[[str], None]) -> Any:
+    """A client for `sync.destination`; raises the destination's config error naming a missing
+    env var or field. Close it after use when it has `close()`."""
+    return registry.build(sync, log)
 
 
-def make_destination(sync: SyncDefinition, log: Callable[[str], None]) -> Destination:
-    """A client for `sync.destination`; raises WebhookConfigError / PostgresTableConfigError
-    naming a missing env var or field. Close it after use when it has `close()`."""
-    if sync.destination == "webhook":
-        config = WebhookConfig.from_env()
-        config = WebhookConfig(
-            config.url, config.secret, max_rows=min(config.max_rows, sync.batch_rows),
-            max_bytes=min(config.max_bytes, sync.batch_bytes),
-            timeout_seconds=config.timeout_seconds,
-        )  # fmt: skip
-        return WebhookClient(config, sync.name, log=log)
-    if sync.destination == "postgres_table":
-        from orchestration.activation.destinations.postgres_table import PostgresTableDestination
-
-        return PostgresTableDestination.from_sync(sync, log=log)
-    raise ValueError(f"{sync.path}: destination {sync.destination!r} is not a diff-based sync")
+def diff_destinations() -> tuple[str, ...]:
+    """The kinds run as diff syncs (every registered destination but file writers)."""
+    return registry.kinds("diff")

@@ -25,7 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import duckdb
+from pydantic import field_validator
 
+from orchestration.activation.destinations.registry import DestinationConfig, DestinationSpec
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 from orchestration.redaction import redact
 from orchestration.s3 import s3_client_from_env as _s3_client
@@ -220,3 +222,33 @@ def write_audience(
     finally:
         if staging is not None:
             staging.cleanup()
+
+
+class FileDropSyncConfig(DestinationConfig):
+    """A file_drop sync's settings: where its files go (`uri`, default the outbox)."""
+
+    uri: Any = None
+
+    @field_validator("uri", mode="before")
+    @classmethod
+    def _valid_uri(cls, uri: Any) -> Any:
+        if uri is not None:
+            try:
+                parse_drop_uri(uri)
+            except FileDropConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return uri
+
+
+DESTINATION = DestinationSpec(
+    kind="file_drop",
+    description="the whole consented audience as one CSV or Parquet file per sync and as_of, "
+    "in a local folder or an S3-compatible bucket",
+    style="file",
+    config=FileDropSyncConfig,
+    formats=("csv", "parquet"),
+    write=write_audience,
+    modes=("upsert",),
+    top_level=("uri",),
+    errors=(FileDropConfigError,),
+)

@@ -36,7 +36,14 @@ import psycopg2.errorcodes
 import psycopg2.extensions
 import psycopg2.extras
 from psycopg2 import sql
+from pydantic import ValidationInfo, field_validator, model_validator
 
+from orchestration.activation.destinations.registry import (
+    DestinationConfig,
+    DestinationSpec,
+    EnvName,
+    Limits,
+)
 from orchestration.activation.destinations.webhook import Outcome, Row
 from orchestration.redaction import redact, url_secrets
 
@@ -74,12 +81,18 @@ class PostgresTableConfig:
 
     @classmethod
     def from_env(
-        cls, table: str, batch_rows: int = 1000, prefix: str = "C360_PG_DEST"
+        cls,
+        table: str,
+        batch_rows: int = 1000,
+        prefix: str = "C360_PG_DEST",
+        dsn_env: str | None = None,
     ) -> PostgresTableConfig:
-        """DSN from `C360_PG_DEST_DSN` (libpq keyword/value or postgresql:// URI)."""
-        dsn = os.environ.get(f"{prefix}_DSN")
+        """DSN from the env var `dsn_env` (default `C360_PG_DEST_DSN`; libpq keyword/value or
+        postgresql:// URI)."""
+        dsn_env = dsn_env or f"{prefix}_DSN"
+        dsn = os.environ.get(dsn_env)
         if not dsn:
-            raise PostgresTableConfigError(f"{prefix}_DSN is not set")
+            raise PostgresTableConfigError(f"{dsn_env} is not set")
         schema, _, name = table.partition(".")
         if not schema or not name:
             raise PostgresTableConfigError(f"table: {table!r} must be schema.table")
@@ -119,7 +132,10 @@ class PostgresTableDestination:
         from env."""
         if sync.table is None:
             raise PostgresTableConfigError(f"{sync.path}: table: required")
-        config = PostgresTableConfig.from_env(sync.table, batch_rows=sync.batch_rows)
+        dsn_env = getattr(sync.config, "dsn_env", None)
+        config = PostgresTableConfig.from_env(
+            sync.table, batch_rows=sync.batch_rows, dsn_env=dsn_env
+        )
         return cls(config, sync.name, list(sync.fields), **kwargs)
 
     # --- connection and table --------------------------------------------------------------
@@ -396,3 +412,56 @@ def _dsn_secrets(dsn: str) -> list[str]:
         return url_secrets(dsn)
     m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
     return [m.group(1).strip("'")] if m else []
+
+
+# unquoted lowercase Postgres identifiers (<= 63 bytes), so the names in the YAML are the names
+# in the database, with no quoting or case folding surprises
+PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PG_RESERVED_COLUMNS = ("identifier", "idempotency_key", "updated_at")
+
+
+class PostgresTableSyncConfig(DestinationConfig):
+    """A postgres_table sync's settings: `table` (schema.table, lowercase identifiers) and the
+    env var holding the DSN; the sync's field names must be usable as column names."""
+
+    table: Any
+    dsn_env: EnvName = "C360_PG_DEST_DSN"
+
+    @field_validator("table", mode="before")
+    @classmethod
+    def _schema_table(cls, table: Any) -> str:
+        parts = table.split(".") if isinstance(table, str) else []
+        if len(parts) != 2 or not all(PG_IDENTIFIER.match(p) for p in parts):
+            raise ValueError(
+                f"{table!r} must be schema.table, each a lowercase identifier "
+                "([a-z_][a-z0-9_]*, at most 63 characters)"
+            )
+        return table
+
+    @model_validator(mode="after")
+    def _field_names(self, info: ValidationInfo) -> PostgresTableSyncConfig:
+        fields = (info.context or {}).get("fields", [])
+        bad = sorted(f for f in fields if not PG_IDENTIFIER.match(f))
+        if bad:
+            raise ValueError(
+                "fields: not usable as column names (lowercase [a-z_][a-z0-9_]*): " + ", ".join(bad)
+            )
+        reserved = sorted(f for f in fields if f in PG_RESERVED_COLUMNS)
+        if reserved:
+            raise ValueError(f"fields: {', '.join(reserved)}: reserved column name(s) of the table")
+        return self
+
+
+def _build(sync: SyncDefinition, log: Callable[[str], None]) -> PostgresTableDestination:
+    return PostgresTableDestination.from_sync(sync, log=log)
+
+
+DESTINATION = DestinationSpec(
+    kind="postgres_table",
+    description="rows upserted into (and deleted from) one table of a Postgres database",
+    config=PostgresTableSyncConfig,
+    limits=Limits(batch_rows=1000, max_in_flight=1),
+    build=_build,
+    errors=(PostgresTableConfigError, PostgresTableError),
+    top_level=("table",),
+)

@@ -21,13 +21,22 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
+from orchestration.activation.destinations.registry import (
+    DestinationConfig,
+    DestinationSpec,
+    EnvName,
+    Limits,
+)
 from orchestration.contracts.rules_sql import quote_literal
 from orchestration.redaction import redact, redact_logger, redact_url, url_secrets
+
+if TYPE_CHECKING:
+    from orchestration.activation.syncs import SyncDefinition
 
 # httpx logs each request's URL (INFO): credentials in C360_WEBHOOK_URL are cut there too
 redact_logger("httpx")
@@ -72,13 +81,20 @@ class WebhookConfig:
         return redact_url(self.url, [self.secret])
 
     @classmethod
-    def from_env(cls, prefix: str = "C360_WEBHOOK") -> WebhookConfig:
-        """URL and secret from env (`C360_WEBHOOK_URL`, `C360_WEBHOOK_SECRET`), limits optional."""
-        url, secret = os.environ.get(f"{prefix}_URL"), os.environ.get(f"{prefix}_SECRET")
+    def from_env(
+        cls,
+        prefix: str = "C360_WEBHOOK",
+        url_env: str | None = None,
+        secret_env: str | None = None,
+    ) -> WebhookConfig:
+        """URL and secret from env (`C360_WEBHOOK_URL`, `C360_WEBHOOK_SECRET`, or the variables a
+        sync names), limits optional (`<prefix>_MAX_ROWS`, ...)."""
+        url_env, secret_env = url_env or f"{prefix}_URL", secret_env or f"{prefix}_SECRET"
+        url, secret = os.environ.get(url_env), os.environ.get(secret_env)
         if not url:
-            raise WebhookConfigError(f"{prefix}_URL is not set")
+            raise WebhookConfigError(f"{url_env} is not set")
         if not secret:
-            raise WebhookConfigError(f"{prefix}_SECRET is not set")
+            raise WebhookConfigError(f"{secret_env} is not set")
         return cls(
             url=url.rstrip("/"),
             secret=secret,
@@ -649,3 +665,35 @@ def _error(response: httpx.Response) -> str:
         return str(response.json().get("error") or f"HTTP {response.status_code}")
     except ValueError:
         return f"HTTP {response.status_code}"
+
+
+class WebhookSyncConfig(DestinationConfig):
+    """A webhook sync's settings: the env vars holding its URL and signing secret (so two syncs
+    can reach two endpoints with two secrets)."""
+
+    url_env: EnvName = "C360_WEBHOOK_URL"
+    secret_env: EnvName = "C360_WEBHOOK_SECRET"
+
+
+def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> WebhookClient:
+    """The client of one webhook sync: URL and secret from the env vars its config names, the
+    sync's row/byte limits within the env's, its max_in_flight if it sets one."""
+    settings = sync.config if isinstance(sync.config, WebhookSyncConfig) else WebhookSyncConfig()
+    config = WebhookConfig.from_env(url_env=settings.url_env, secret_env=settings.secret_env)
+    config = WebhookConfig(
+        config.url, config.secret, max_rows=min(config.max_rows, sync.batch_rows),
+        max_bytes=min(config.max_bytes, sync.batch_bytes),
+        timeout_seconds=config.timeout_seconds,
+        max_in_flight=sync.max_in_flight or config.max_in_flight,
+    )  # fmt: skip
+    return WebhookClient(config, sync.name, log=log)
+
+
+DESTINATION = DestinationSpec(
+    kind="webhook",
+    description="c360's own signed JSON batch contract (docs/webhook.openapi.yaml)",
+    config=WebhookSyncConfig,
+    limits=Limits(batch_rows=1000, batch_bytes=1_000_000),
+    build=build_client,
+    errors=(WebhookConfigError, WebhookAuthError),
+)

@@ -1,9 +1,11 @@
-"""File-drop activation: every sync in dbt_project/syncs/ with destination file_drop."""
+"""File activation: every sync in dbt_project/syncs/ whose destination writes files (registry
+style "file": file_drop)."""
 
 from pathlib import Path
 
 import dagster as dg
 
+from orchestration.activation.destinations import registry
 from orchestration.activation.marts_guard import refuse_mixed_marts
 from orchestration.activation.runner import run_sync
 from orchestration.activation.syncs import load_all_syncs
@@ -39,8 +41,9 @@ def file_drop_syncs(
     outcomes = []
     with warehouse.connection() as con:
         refuse_mixed_marts(con, as_of)
+        file_kinds = registry.kinds("file")
         for sync in load_all_syncs():
-            if sync.destination != "file_drop":
+            if sync.destination not in file_kinds:
                 continue
             out = run_sync(con, sync, as_of, context.run_id, Path(file_drop.base_dir))
             context.log.info(

@@ -1,17 +1,13 @@
-"""Diff-based activation: every sync in the syncs folder whose destination is a campaign platform
-(webhook) or a Postgres table — consent-checked audience, only changed rows sent, each row's outcome recorded — and a
-check on the share of rows that did not end ok."""
+"""Diff-based activation: every sync in the syncs folder whose destination is a diff destination
+of the registry (orchestration/activation/destinations/registry.py: campaign platforms, the
+webhook, a Postgres table) — consent-checked audience, only changed rows sent, each row's outcome
+recorded — and a check on the share of rows that did not end ok."""
 
 import os
 
 import dagster as dg
 
-from orchestration.activation.destinations.factory import DIFF_DESTINATIONS, make_destination
-from orchestration.activation.destinations.postgres_table import (
-    PostgresTableConfigError,
-    PostgresTableError,
-)
-from orchestration.activation.destinations.webhook import WebhookAuthError, WebhookConfigError
+from orchestration.activation.destinations import registry
 from orchestration.activation.diff import MirrorGuardError
 from orchestration.activation.diff_runner import run_diff_sync
 from orchestration.activation.marts_guard import refuse_mixed_marts
@@ -44,7 +40,7 @@ def max_failed_share() -> float:
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
     description=(
-        "Diff-based syncs (destination webhook or postgres_table) from the syncs folder: per sync, the "
+        "Diff-based syncs (every registry destination but file drops) from the syncs folder: per sync, the "
         "consent-checked audience is diffed against activation.sync_state and only creates, "
         "updates and removals are sent; a crashed run's plan is resumed first. Records "
         "contact_history (one row per sent, held-out or filtered person) and sync_runs."
@@ -52,20 +48,19 @@ def max_failed_share() -> float:
 )
 def platform_syncs(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     as_of = as_of_from(context)
-    syncs = [s for s in load_all_syncs() if s.destination in DIFF_DESTINATIONS]
+    diff_kinds = registry.kinds("diff")
+    syncs = [s for s in load_all_syncs() if s.destination in diff_kinds]
+    skip = (*registry.config_errors(), MirrorGuardError)
     outcomes, problems = [], []
     with warehouse.connection() as con:
         refuse_mixed_marts(con, as_of)
         for sync in syncs:
             destination = None
             try:
-                destination = make_destination(sync, context.log.info)
+                destination = registry.build(sync, context.log.info)
                 out = run_diff_sync(con, sync, as_of, context.run_id, destination,
                                     log=context.log.info)  # fmt: skip
-            except (
-                WebhookConfigError, WebhookAuthError, PostgresTableConfigError,
-                PostgresTableError, MirrorGuardError,
-            ) as exc:  # fmt: skip
+            except skip as exc:
                 problems.append(f"{sync.name}: {exc}")
                 context.log.error(f"sync {sync.name} not run: {exc}")
                 continue
@@ -123,6 +118,7 @@ def failed_row_share(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse
 ) -> dg.AssetCheckResult:
     limit = max_failed_share()
+    diff_kinds = registry.kinds("diff")
     with warehouse.connection(read_only=True) as con:
         has_runs = con.execute(
             "select count(*) from information_schema.tables "
@@ -131,8 +127,8 @@ def failed_row_share(
         rows = (
             con.execute(
                 "select sync_id, sent, rejected + retryable + unknown from activation.sync_runs "
-                "where run_id = ? and destination in ('webhook', 'postgres_table') order by sync_id",
-                [context.run.run_id],
+                "where run_id = ? and list_contains(?, destination) order by sync_id",
+                [context.run.run_id, list(diff_kinds)],
             ).fetchall()
             if has_runs
             else []
