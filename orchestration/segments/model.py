@@ -182,6 +182,14 @@ def _condition_problems(cond: Any, path: list[str | int], problems: list[tuple[l
                 problems.append(([*path, kind, "days_ago_between"], "[N, M] needs N <= M"))
 
 
+def condition_problems(cond: Any, path: list[str | int]) -> list[tuple[list, str]]:
+    """Problems of one condition tree (grammar v1) by path, for other YAML that embeds a
+    segment condition (next-best-action eligibility)."""
+    problems: list[tuple[list, str]] = []
+    _condition_problems(cond, path, problems)
+    return problems
+
+
 def segment_references(cond: Any) -> set[str]:
     """Names of the segments a condition tree refers to ({segment: name} nodes)."""
     if not isinstance(cond, dict):
