@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 from orchestration.contracts.model import all_source_contracts
 from orchestration.identity.fold import ascii_spelling
 from orchestration.sources import _names as ref
+from orchestration.sources import planted_propensity
+from orchestration.sources.planted_propensity import PropensityTruth
 
 __all__ = ["FORMATS", "PROFILES", "CLVTruth", "GenerateResult", "NoiseProfile", "generate"]
 
@@ -165,6 +167,7 @@ PROFILES: dict[str, dict] = {
     "default": {},
     "clv": {"clv_truth": CLVTruth()},
     "send_time": {"send_time_truth": SendTimeTruth()},
+    "lead_score": {"propensity_truth": PropensityTruth()},
     # the second, independent noise profile: person-only records (noise_second.py)
     "person_link": {"second_noise": "link"},
     "person_dedup": {"second_noise": "dedup"},
@@ -914,6 +917,7 @@ def generate(
     progress: Callable[[str], None] | None = print,
     clv_truth: CLVTruth | None = None,
     send_time_truth: SendTimeTruth | None = None,
+    propensity_truth: PropensityTruth | None = None,
     second_noise: str | None = None,
 ) -> GenerateResult:
     """Write landing files, ground truth and the defect manifest for `customers` persons.
@@ -972,6 +976,8 @@ def generate(
         )
     )
     _write_text(truth_dir / "ground_truth.csv", truth, "csv")
+    if propensity_truth is not None:  # lead_score profile: reads ground_truth.csv, drops defects
+        lead = planted_propensity.plant(propensity_truth, out, truth_dir, as_of, seed)
     columns = ("source", "entity", "record_id", "rule_id", "column", "kind")
     defects = (
         pa.concat_tables(out.defects)
@@ -1003,6 +1009,10 @@ def generate(
     else:  # no stale send-time truth from an earlier run with the profile
         for name in SEND_TIME_TRUTH_FILES:
             (truth_dir / name).unlink(missing_ok=True)
+    if propensity_truth is not None:
+        manifest["lead_score"] = lead
+    else:
+        planted_propensity.remove_truth(truth_dir)
     (truth_dir / "generate_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     out.say(
         f"generate: ground truth {truth.num_rows:,} records; defects planted "
