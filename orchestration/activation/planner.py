@@ -106,7 +106,7 @@ def withdrawn_sql(sync: SyncDefinition, as_of: dt.date) -> str:
 
 def _segment_members(sync: SyncDefinition) -> str:
     return (
-        "select customer_id, is_holdout from marts.segment_membership "
+        f"select customer_id, is_holdout from {sync.audience_table} "
         f"where segment_name = {quote_literal(sync.segment)}"
     )
 

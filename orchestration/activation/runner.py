@@ -59,7 +59,7 @@ def run_sync(
     counts = build_plan(con, sync, as_of)
     out = SyncOutcome(sync.name, sync.segment)
     out.audience_rows = con.execute(
-        "select count(*) from marts.segment_membership where segment_name = ?", [sync.segment]
+        f"select count(*) from {sync.audience_table} where segment_name = ?", [sync.segment]
     ).fetchone()[0]
     out.planned = sum(counts.values())
     out.held_out = counts.get("held_out", 0)

@@ -22,11 +22,14 @@ from orchestration.paths import dbt_project_dir
 from orchestration.safe_yaml import YamlLimitError
 from orchestration.safe_yaml import load as load_yaml
 
-CHANNEL_CONTACT_COLUMN = {"email": "email", "sms": "phone"}
+# push consent is recorded against the customer's email (consent_state channel push): the
+# contact point a push sync checks and records
+CHANNEL_CONTACT_COLUMN = {"email": "email", "sms": "phone", "push": "email"}
 TEXT_FIELDS = (
     "name",
     "description",
     "segment",
+    "action",
     "destination",
     "channel",
     "purpose",
@@ -37,8 +40,8 @@ TEXT_FIELDS = (
 WEBHOOK_MAX_ROWS, WEBHOOK_MAX_BYTES = 1000, 1_000_000  # the generic webhook's ceilings
 COMMON_KEYS = frozenset(
     {
-        "name", "description", "segment", "destination", "channel", "purpose", "fields", "mode",
-        "format", "identifier", "batch_rows", "batch_bytes", "max_in_flight", "rate_per_second",
+        "name", "description", "segment", "action", "destination", "channel", "purpose",
+        "fields", "mode", "format", "identifier", "batch_rows", "batch_bytes", "max_in_flight", "rate_per_second",
         "max_remove_share", "max_attempts", "config",
     }
 )  # fmt: skip
@@ -78,6 +81,14 @@ class SyncDefinition:
     @property
     def contact_column(self) -> str:
         return CHANNEL_CONTACT_COLUMN[self.channel]
+
+    @property
+    def audience_table(self) -> str:
+        """Where the audience rows are (customer_id, segment_name, is_holdout): the segment's
+        members, or for `action:` syncs the customers whose next-best action it is."""
+        if self.segment.startswith("action:"):
+            return "marts.action_membership"
+        return "marts.segment_membership"
 
 
 def syncs_dir() -> Path:
@@ -208,9 +219,14 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
     name = _need(doc, "name", path)
     if name != path.stem:
         raise SyncDefinitionError(f"{path}: name: {name!r} must equal the file name {path.stem!r}")
-    segment = _need(doc, "segment", path)
+    if "action" in doc:  # a next-best action's audience (orchestration/insight/)
+        from orchestration.insight.next_best_action_model import sync_audience
+
+        segment = sync_audience(doc, path)
+    else:
+        segment = _need(doc, "segment", path)
     known = defined_segments() if segments is None else frozenset(segments)
-    if segment not in known:
+    if segment not in known and "action" not in doc:
         raise SyncDefinitionError(
             f"{path}: segment: {segment!r} is not a defined segment "
             f"(known: {', '.join(sorted(known)) or 'none'})"
