@@ -1,0 +1,369 @@
+"""Campaign lift: treated vs held-out members of a sync, with confidence intervals and an SRM check.
+
+Input: `marts.campaign_outcomes` (one row per send decision that reached a person or held them
+out, with `has_ordered` and `order_revenue` in the attribution window). Only decisions whose
+window has ended (`is_window_complete`) are compared; the held-out members (`is_holdout`) are the
+control, the members sent to (`outcome = ok`) the treated.
+
+Grain of `marts.campaign_lift` (rebuilt per run, like the other insight marts): one row per sync
+and send night (`scope = 'night'`) and one per sync over all its measured nights (`scope =
+'all_nights'`, `send_as_of` null), for syncs with at least one held-out and one treated member.
+
+Statistics (no scipy at run time: the normal quantile is a constant, the rest is `math`):
+- conversion (a revenue order in the window): difference of proportions treated − held out with
+  Newcombe's hybrid score interval (Newcombe 1998, method 10: built from the two Wilson
+  intervals), which keeps its coverage for small and rare proportions where Wald's does not;
+- revenue per member (zero for members without an order): difference of means with Welch's
+  standard error and Welch–Satterthwaite degrees of freedom; the t quantile comes from the
+  Cornish–Fisher expansion of the normal quantile (3.159 for the exact 3.182 at 3 degrees of
+  freedom, within 0.0002 from 10 up; the normal quantile is 1.960);
+- sample-ratio mismatch: Pearson's chi-square (1 degree of freedom) of the held-out vs treated
+  counts against the segment's configured holdout share, p = erfc(sqrt(chi2 / 2)); flagged below
+  `SRM_ALPHA` (0.001). A flagged row means the split is not what the hash assignment gives (sends
+  lost or recorded twice, eligibility that depends on the arm): its lift is not to be trusted.
+- ROI when a cost per contact is configured for the sync: incremental revenue (revenue lift per
+  member × treated members) minus the cost of the treated contacts, over that cost.
+
+The `all_nights` row pools the send decisions of every night as if independent. With a stable
+holdout a customer is in the same arm every night and attribution windows of consecutive nights
+overlap, so its interval is narrower than the truth when customers convert in a way that depends
+on the customer; the per-night rows make no such assumption. Its SRM check counts distinct
+customers, each once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import duckdb
+
+Z95 = 1.959963984540054  # standard normal 0.975 quantile
+SRM_ALPHA = 0.001
+OUTCOMES_TABLE = "marts.campaign_outcomes"
+LIFT_TABLE = "marts.campaign_lift"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """Send decisions of one arm: members, members with a conversion, revenue sum and sum of
+    squares (per member, zero for members without an order)."""
+
+    n: int
+    conversions: int
+    revenue: float
+    revenue_sq: float
+
+    @property
+    def rate(self) -> float:
+        return self.conversions / self.n if self.n else math.nan
+
+    @property
+    def mean(self) -> float:
+        return self.revenue / self.n if self.n else math.nan
+
+    @property
+    def variance(self) -> float:
+        """Sample variance of revenue per member (0 for fewer than two members)."""
+        if self.n < 2:
+            return 0.0
+        return max(0.0, (self.revenue_sq - self.revenue**2 / self.n) / (self.n - 1))
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def newcombe(treated: Arm, control: Arm, z: float = Z95) -> tuple[float, float, float]:
+    """Difference of proportions treated − control and its Newcombe hybrid score interval."""
+    p1, p2 = treated.rate, control.rate
+    l1, u1 = wilson(treated.conversions, treated.n, z)
+    l2, u2 = wilson(control.conversions, control.n, z)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return d, low, high
+
+
+def t_quantile(df: float, z: float = Z95) -> float:
+    """Student t quantile at the normal quantile `z`'s level, by the Cornish–Fisher expansion
+    (Abramowitz & Stegun 26.7.5); the normal quantile for infinite or undefined df."""
+    if not math.isfinite(df) or df <= 0:
+        return z
+    z3, z5, z7 = z**3, z**5, z**7
+    return (
+        z
+        + (z3 + z) / (4 * df)
+        + (5 * z5 + 16 * z3 + 3 * z) / (96 * df**2)
+        + (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * df**3)
+    )
+
+
+def welch(treated: Arm, control: Arm, z: float = Z95) -> tuple[float, float, float, float]:
+    """Difference of mean revenue per member, its Welch interval and Welch–Satterthwaite df."""
+    d = treated.mean - control.mean
+    a, b = treated.variance / treated.n, control.variance / control.n
+    se = math.sqrt(a + b)
+    if se == 0:
+        return d, d, d, math.inf
+    df = (a + b) ** 2 / (
+        (a * a / (treated.n - 1) if treated.n > 1 else 0.0)
+        + (b * b / (control.n - 1) if control.n > 1 else 0.0)
+        or math.inf
+    )
+    q = t_quantile(df, z)
+    return d, d - q * se, d + q * se, df
+
+
+def srm(treated: int, held_out: int, holdout_share: float | None) -> tuple[float, float] | None:
+    """Pearson chi-square (1 df) of the split against the configured holdout share and its
+    p-value; None without a share strictly between 0 and 1 or without members."""
+    total = treated + held_out
+    if holdout_share is None or not 0 < holdout_share < 1 or total == 0:
+        return None
+    e_h, e_t = total * holdout_share, total * (1 - holdout_share)
+    chi2 = (held_out - e_h) ** 2 / e_h + (treated - e_t) ** 2 / e_t
+    return chi2, math.erfc(math.sqrt(chi2 / 2))
+
+
+@dataclass(frozen=True)
+class LiftRow:
+    """One row of marts.campaign_lift (see the module doc and docs/insight.md)."""
+
+    sync_id: str
+    segment_name: str | None
+    scope: str  # night | all_nights
+    send_as_of: dt.date | None
+    nights: int
+    treated: int
+    held_out: int
+    treated_conversions: int
+    held_out_conversions: int
+    treated_conversion_rate: float
+    held_out_conversion_rate: float
+    conversion_lift: float
+    conversion_lift_low: float
+    conversion_lift_high: float
+    is_conversion_lift_significant: bool
+    treated_revenue_per_member: float
+    held_out_revenue_per_member: float
+    revenue_lift_per_member: float
+    revenue_lift_low: float
+    revenue_lift_high: float
+    revenue_lift_df: float | None
+    incremental_conversions: float
+    incremental_revenue: float
+    incremental_revenue_low: float
+    incremental_revenue_high: float
+    cost_per_contact: float | None
+    campaign_cost: float | None
+    roi: float | None
+    roi_low: float | None
+    roi_high: float | None
+    configured_holdout_share: float | None
+    observed_holdout_share: float
+    srm_customers_treated: int
+    srm_customers_held_out: int
+    srm_chi_square: float | None
+    srm_p_value: float | None
+    is_srm: bool | None
+    confidence_level: float
+    measured_as_of: dt.date
+
+
+def lift_row(
+    *,
+    sync_id: str,
+    segment_name: str | None,
+    scope: str,
+    send_as_of: dt.date | None,
+    nights: int,
+    treated: Arm,
+    control: Arm,
+    srm_counts: tuple[int, int],
+    holdout_share: float | None,
+    cost_per_contact: float | None,
+    measured_as_of: dt.date,
+    srm_alpha: float = SRM_ALPHA,
+) -> LiftRow:
+    """The statistics of one comparison (both arms with at least one member)."""
+    d, low, high = newcombe(treated, control)
+    r, r_low, r_high, df = welch(treated, control)
+    srm_t, srm_h = srm_counts
+    check = srm(srm_t, srm_h, holdout_share)
+    cost = None if cost_per_contact is None else cost_per_contact * treated.n
+    roi = roi_low = roi_high = None
+    if cost:
+        roi, roi_low, roi_high = ((x * treated.n - cost) / cost for x in (r, r_low, r_high))
+    return LiftRow(
+        sync_id=sync_id,
+        segment_name=segment_name,
+        scope=scope,
+        send_as_of=send_as_of,
+        nights=nights,
+        treated=treated.n,
+        held_out=control.n,
+        treated_conversions=treated.conversions,
+        held_out_conversions=control.conversions,
+        treated_conversion_rate=treated.rate,
+        held_out_conversion_rate=control.rate,
+        conversion_lift=d,
+        conversion_lift_low=low,
+        conversion_lift_high=high,
+        is_conversion_lift_significant=low > 0 or high < 0,
+        treated_revenue_per_member=treated.mean,
+        held_out_revenue_per_member=control.mean,
+        revenue_lift_per_member=r,
+        revenue_lift_low=r_low,
+        revenue_lift_high=r_high,
+        revenue_lift_df=df if math.isfinite(df) else None,
+        incremental_conversions=d * treated.n,
+        incremental_revenue=r * treated.n,
+        incremental_revenue_low=r_low * treated.n,
+        incremental_revenue_high=r_high * treated.n,
+        cost_per_contact=cost_per_contact,
+        campaign_cost=cost,
+        roi=roi,
+        roi_low=roi_low,
+        roi_high=roi_high,
+        configured_holdout_share=holdout_share,
+        observed_holdout_share=srm_h / (srm_t + srm_h) if srm_t + srm_h else math.nan,
+        srm_customers_treated=srm_t,
+        srm_customers_held_out=srm_h,
+        srm_chi_square=None if check is None else check[0],
+        srm_p_value=None if check is None else check[1],
+        is_srm=None if check is None else check[1] < srm_alpha,
+        confidence_level=0.95,
+        measured_as_of=measured_as_of,
+    )
+
+
+def _arm_sql(outcomes: str, per_night: bool) -> str:
+    """Per-arm aggregates of the complete windows of `outcomes`, per sync and send night (or per
+    sync over every night, send_night null)."""
+    night = "as_of" if per_night else "cast(null as date)"
+    return f"""
+        select sync_id, segment_name, {night} as send_night, is_holdout,
+            count(*) as n,
+            count(*) filter (where has_ordered) as conversions,
+            coalesce(sum(cast(order_revenue as double)), 0) as revenue,
+            coalesce(sum(cast(order_revenue as double) ^ 2), 0) as revenue_sq,
+            count(distinct customer_id) as members,
+            count(distinct as_of) as nights
+        from {outcomes}
+        where is_window_complete and (is_holdout or outcome = 'ok')
+        group by sync_id, segment_name, send_night, is_holdout
+    """
+
+
+def compute(
+    con: duckdb.DuckDBPyConnection,
+    measured_as_of: dt.date,
+    holdout_shares: Mapping[str, float],
+    cost_per_contact: Mapping[str, float] | None = None,
+    outcomes: str = OUTCOMES_TABLE,
+    srm_alpha: float = SRM_ALPHA,
+) -> list[LiftRow]:
+    """Lift rows for every sync and send night with both arms in `outcomes` (a campaign_outcomes
+    shaped relation: sync_id, segment_name, as_of, customer_id, is_holdout, outcome, has_ordered,
+    order_revenue, is_window_complete). `holdout_shares`: segment → configured share."""
+    costs = dict(cost_per_contact or {})
+    groups: dict[tuple, dict[bool, tuple]] = {}
+    for sql in (_arm_sql(outcomes, True), _arm_sql(outcomes, False)):
+        for sync_id, segment, as_of, is_holdout, *agg in con.execute(sql).fetchall():
+            groups.setdefault((sync_id, segment, as_of), {})[bool(is_holdout)] = tuple(agg)
+    rows = []
+    for (sync_id, segment, as_of), arms in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][2] is None, kv[0][2] or dt.date.min)
+    ):
+        if True not in arms or False not in arms:
+            continue
+        t, h = arms[False], arms[True]
+        rows.append(
+            lift_row(
+                sync_id=sync_id,
+                segment_name=segment,
+                scope="night" if as_of is not None else "all_nights",
+                send_as_of=as_of,
+                nights=max(int(t[5]), int(h[5])),
+                treated=Arm(int(t[0]), int(t[1]), float(t[2]), float(t[3])),
+                control=Arm(int(h[0]), int(h[1]), float(h[2]), float(h[3])),
+                # the pooled SRM counts each customer once: the same customers recur every night
+                srm_counts=(int(t[4]), int(h[4])),
+                holdout_share=holdout_shares.get(segment) if segment else None,
+                cost_per_contact=costs.get(sync_id),
+                measured_as_of=measured_as_of,
+                srm_alpha=srm_alpha,
+            )
+        )
+    return rows
+
+
+_SQL_TYPES = {
+    "str": "varchar",
+    "str | None": "varchar",
+    "dt.date | None": "date",
+    "dt.date": "date",
+    "int": "bigint",
+    "float": "double",
+    "float | None": "double",
+    "bool": "boolean",
+    "bool | None": "boolean",
+}
+
+
+def write(con: duckdb.DuckDBPyConnection, rows: list[LiftRow], table: str = LIFT_TABLE) -> int:
+    """Replace `table` with `rows` (NaN written as null)."""
+    columns = [(f.name, _SQL_TYPES[str(f.type)]) for f in fields(LiftRow)]
+    schema = table.split(".")[0]
+    con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create or replace table {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
+    if rows:
+        values = [
+            [
+                None if isinstance(v, float) and not math.isfinite(v) else v
+                for v in asdict(row).values()
+            ]
+            for row in rows
+        ]
+        marks = ", ".join("?" for _ in columns)
+        con.executemany(f"insert into {table} values ({marks})", values)
+    return len(rows)
+
+
+def has_outcomes(con: duckdb.DuckDBPyConnection, outcomes: str = OUTCOMES_TABLE) -> bool:
+    schema, name = outcomes.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? "
+            "and table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    )
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    holdout_shares: Mapping[str, float],
+    cost_per_contact: Mapping[str, float] | None = None,
+    srm_alpha: float = SRM_ALPHA,
+) -> list[LiftRow]:
+    """Compute the lift of every sync from marts.campaign_outcomes and rewrite marts.campaign_lift
+    (empty when the outcomes table does not exist yet)."""
+    rows = (
+        compute(con, as_of, holdout_shares, cost_per_contact, srm_alpha=srm_alpha)
+        if has_outcomes(con)
+        else []
+    )
+    write(con, rows)
+    return rows
