@@ -40,6 +40,7 @@ _GROUPS = {
     "segments": "segments",
     # Campaign outcomes feed lift and KPIs, which the insight group owns.
     "campaigns": "insight",
+    "kpi": "insight",
 }
 
 
