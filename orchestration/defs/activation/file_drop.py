@@ -17,6 +17,7 @@ from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_
     key=["activation", "file_drop"],
     deps=[
         dg.AssetKey(["marts", "segment_membership"]),
+        dg.AssetKey(["marts", "next_best_action"]),  # audiences of `action:` syncs
         dg.AssetKey(["marts", "customer_360"]),
         dg.AssetKey(["marts", "consent_state"]),
         # blocked by its over-merge circuit breaker (a blocking check)

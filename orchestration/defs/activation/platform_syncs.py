@@ -27,6 +27,7 @@ def max_failed_share() -> float:
     key=KEY,
     deps=[
         dg.AssetKey(["marts", "segment_membership"]),
+        dg.AssetKey(["marts", "next_best_action"]),  # audiences of `action:` syncs
         dg.AssetKey(["marts", "customer_360"]),
         dg.AssetKey(["marts", "consent_state"]),
         dg.AssetKey(["marts", "customer_id_history"]),
