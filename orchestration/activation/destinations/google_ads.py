@@ -1,0 +1,344 @@
+"""Google Ads Customer Match destination: a sync's audience as the members of one Customer Match
+user list, through the Google Ads API's OfflineUserDataJobService (REST).
+
+Per `send`: one CUSTOMER_MATCH_USER_LIST job; its operations (removes first, then creates: one
+UserData per person with a hashed email, a hashed phone and an address, normalised and hashed
+as Google documents, hashing.py) added with partial failure enabled, in requests of at most
+`max_identifiers_per_request` identifiers (Google's ceiling: 100,000); then the job is run and
+its status read until it ends. A job that is never run applies nothing, so a request whose
+answer was lost (a timeout) is not resent into the same job: the job is dropped and the rows
+go into a fresh one. A run whose answer was lost is read back from the job's status (run again
+only if it is still PENDING). An operation Google refuses (partial failure, `operations[i]`)
+rejects its row with Google's error code and message.
+
+Removals need the hashes the person was added with; the diff planner sends them without
+fields, so the client keeps them in a ledger (_ledger.py), written before the job runs. The
+ledger also records the job that carried each add: a row resent after an unknown outcome whose
+job is found SUCCESS is acknowledged without sending it again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from pydantic import Field, ValidationInfo, model_validator
+
+from orchestration.activation.destinations import hashing
+from orchestration.activation.destinations._ledger import Ledger, member_key
+from orchestration.activation.destinations._platform_http import (
+    GaveUp,
+    PlatformHttp,
+    Retry,
+    Timeout,
+    json_or_empty,
+)
+from orchestration.activation.destinations.registry import (
+    DestinationConfig,
+    DestinationSpec,
+    EnvName,
+    Limits,
+    RateLimiter,
+    env_value,
+)
+from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.redaction import redact
+
+if TYPE_CHECKING:
+    from orchestration.activation.syncs import SyncDefinition
+
+MAX_IDENTIFIERS_PER_REQUEST = 100_000  # Google's ceiling per AddOfflineUserDataJobOperations
+
+
+class GoogleAdsConfigError(ValueError):
+    """A Google Ads sync cannot run: a credential env var is missing (named, never shown)."""
+
+
+class GoogleAdsAuthError(RuntimeError):
+    """Google refused the credentials (401/403)."""
+
+
+class GoogleAdsConfig(DestinationConfig):
+    """A Google Ads sync's `config:`. Credentials are env var NAMES."""
+
+    customer_id: str = Field(pattern=r"^\d{10}$")
+    user_list_id: str = Field(pattern=r"^\d{1,20}$")
+    login_customer_id: str | None = Field(default=None, pattern=r"^\d{10}$")
+    endpoint: str = Field(default="https://googleads.googleapis.com", pattern=r"^https?://\S+$")
+    api_version: str = Field(default="v21", pattern=r"^v\d{2}$")
+    developer_token_env: EnvName = "C360_GOOGLE_ADS_DEVELOPER_TOKEN"
+    access_token_env: EnvName = "C360_GOOGLE_ADS_ACCESS_TOKEN"
+    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    max_identifiers_per_request: int = Field(
+        default=MAX_IDENTIFIERS_PER_REQUEST, ge=1, le=MAX_IDENTIFIERS_PER_REQUEST
+    )
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    poll_seconds: float = Field(default=10.0, ge=0)
+    max_polls: int = Field(default=60, ge=1)
+
+    @model_validator(mode="after")
+    def _needs_an_identifier(self, info: ValidationInfo) -> GoogleAdsConfig:
+        fields = set((info.context or {}).get("fields") or ())
+        if fields and not fields & {"email", "phone", "first_name"}:
+            raise ValueError(
+                "fields: Customer Match needs email, phone, or first_name + last_name + "
+                "country_code + postal_code"
+            )
+        return self
+
+
+class GoogleAdsClient:
+    """Sends rows of one sync to one Customer Match user list (module docstring)."""
+
+    def __init__(
+        self,
+        config: GoogleAdsConfig,
+        sync: str,
+        developer_token: str,
+        access_token: str,
+        ledger: Ledger | None = None,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] = lambda message: None,
+        rate: RateLimiter | None = None,
+    ) -> None:
+        self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
+        self._secrets = [developer_token, access_token]
+        headers = {"Authorization": f"Bearer {access_token}", "developer-token": developer_token}
+        if config.login_customer_id:
+            headers["login-customer-id"] = config.login_customer_id
+        self.http = http or httpx.Client(timeout=config.timeout_seconds, headers=headers)
+        self.api = PlatformHttp(
+            self.http,
+            Retry(config.max_attempts, config.backoff_seconds),
+            sleep,
+            log,
+            rate=rate,
+            name=f"{sync}: google ads",
+        )
+        self.ledger = ledger or Ledger(sync)
+        base = f"{config.endpoint.rstrip('/')}/{config.api_version}/customers/{config.customer_id}"
+        self._base = base
+        self.user_list = f"customers/{config.customer_id}/userLists/{config.user_list_id}"
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.http.close()
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response | Timeout | GaveUp:
+        answer = self.api.request("POST", f"{self._base}/{path}", json=body)
+        if isinstance(answer, httpx.Response) and answer.status_code in (401, 403):
+            raise GoogleAdsAuthError(
+                f"{self.sync}: Google Ads refused the credentials (HTTP {answer.status_code}): "
+                f"check {self.config.developer_token_env} and {self.config.access_token_env}"
+            )
+        return answer
+
+    def _reason(self, answer: httpx.Response | Timeout | GaveUp) -> str:
+        if isinstance(answer, Timeout):
+            return "timeout"
+        if isinstance(answer, GaveUp):
+            return answer.why
+        error = json_or_empty(answer).get("error") or {}
+        return redact(f"HTTP {answer.status_code}: {error.get('message', '')}", self._secrets)
+
+    def job_status(self, job: str) -> str | None:
+        """The job's status (PENDING, RUNNING, SUCCESS, FAILED), None if unreadable."""
+        job_id = job.rsplit("/", 1)[-1]
+        query = (
+            "SELECT offline_user_data_job.resource_name, offline_user_data_job.status "
+            f"FROM offline_user_data_job WHERE offline_user_data_job.id = {int(job_id)}"
+        )
+        answer = self._post("googleAds:search", {"query": query})
+        if not isinstance(answer, httpx.Response) or answer.status_code != 200:
+            return None
+        results = json_or_empty(answer).get("results") or []
+        if not results:
+            return None
+        return (results[0].get("offlineUserDataJob") or {}).get("status")
+
+    # --- one job ----------------------------------------------------------------------------
+
+    def _chunks(self, ops: list[tuple[str, str, dict]]) -> Iterable[tuple[int, list]]:
+        """(offset, operations) within max_identifiers_per_request identifiers each."""
+        start, count, current = 0, 0, []
+        for i, (_, kind, user_data) in enumerate(ops):
+            n = len(user_data["userIdentifiers"])
+            if current and count + n > self.config.max_identifiers_per_request:
+                yield start, current
+                start, count, current = i, 0, []
+            current.append({kind: user_data})
+            count += n
+        if current:
+            yield start, current
+
+    def _job(
+        self, ops: list[tuple[str, str, dict]], rejected: dict[int, str], creates: list
+    ) -> tuple[str, str]:
+        """Run one job with `ops` ((row key, create|remove, UserData)); refused operations go
+        into `rejected` (op index → reason). Returns (status, reason): 'ok' (job SUCCESS),
+        'retry' (nothing applied: start a new job), 'failed' (job FAILED), 'unknown' (ran,
+        end not seen)."""
+        body = {"job": {"type": "CUSTOMER_MATCH_USER_LIST",
+                        "customerMatchUserListMetadata": {"userList": self.user_list}}}  # fmt: skip
+        answer = self._post("offlineUserDataJobs:create", body)
+        if not isinstance(answer, httpx.Response) or answer.status_code != 200:
+            return "retry", self._reason(answer)
+        job = json_or_empty(answer).get("resourceName", "")
+        job_path = job.split("/", 2)[-1]  # offlineUserDataJobs/<id>
+        for offset, operations in self._chunks(ops):
+            body = {"enablePartialFailure": True, "operations": operations}
+            answer = self._post(f"{job_path}:addOperations", body)
+            if not isinstance(answer, httpx.Response):
+                return "retry", self._reason(answer)  # the job is dropped, never run
+            if answer.status_code != 200:
+                reason = self._reason(answer)
+                for i in range(offset, offset + len(operations)):
+                    rejected[i] = reason
+                continue
+            failure = json_or_empty(answer).get("partialFailureError") or {}
+            for detail in failure.get("details") or []:
+                for error in detail.get("errors") or []:
+                    index = _operation_index(error)
+                    if index is not None:
+                        code = "/".join(str(v) for v in (error.get("errorCode") or {}).values())
+                        rejected[offset + index] = f"{code}: {error.get('message', '')}".strip()
+        if len(rejected) == len(ops):
+            return "ok", ""  # nothing left to run
+        self.ledger.mark(creates, job)
+        for _ in range(self.config.max_attempts):
+            answer = self._post(f"{job_path}:run", {})
+            if isinstance(answer, httpx.Response) and answer.status_code == 200:
+                break
+            status = self.job_status(job)
+            if status not in (None, "PENDING"):
+                break  # the run was applied, its answer lost
+            if isinstance(answer, httpx.Response):  # refused: the job stays unrun
+                return "retry", self._reason(answer)
+        else:
+            return "retry", "the job could not be run"
+        for poll in range(self.config.max_polls):
+            status = self.job_status(job)
+            if status == "SUCCESS":
+                return "ok", ""
+            if status == "FAILED":
+                return "failed", f"job {job_path} FAILED"
+            if poll + 1 < self.config.max_polls:
+                self.sleep(self.config.poll_seconds)
+        return "unknown", f"job {job_path} still running"
+
+    # --- the public call --------------------------------------------------------------------
+
+    def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
+        """Every row's outcome by idempotency key (module docstring)."""
+        outcomes: dict[str, Outcome] = {}
+        removes: list[tuple[str, str, dict]] = []
+        creates: list[tuple[str, str, dict]] = []
+        keep: dict[str, tuple[str, dict[str, str | None]]] = {}  # row key → (identifier, after)
+        intents: list[tuple[str, str]] = []
+        for row in rows:
+            key, held = row.idempotency_key, self.ledger.members(row.identifier)
+            if row.op == "delete":
+                for member in held:
+                    removes.append((key, "remove", json.loads(member)))
+                keep[key] = (row.identifier, {})
+                continue
+            identifiers = hashing.google_user_identifiers(row.fields, self.config.default_region)
+            if not identifiers:
+                outcomes[key] = Outcome("rejected", "no usable identifier (email, phone or a "
+                                        "full address)", 1)  # fmt: skip
+                continue
+            user_data = {"userIdentifiers": identifiers}
+            member = member_key(user_data)
+            for other in held:
+                if other != member:
+                    removes.append((key, "remove", json.loads(other)))
+            job = held.get(member)
+            if job and len(held) == 1 and self.job_status(job) == "SUCCESS":
+                # sent before, answer lost: the job that carried it has run
+                self.ledger.settle(row.identifier, {member: job})
+                outcomes[key] = Outcome("ok", "reconciled: its job ran", 1)
+                continue
+            creates.append((key, "create", user_data))
+            intents.append((row.identifier, member))
+            keep[key] = (row.identifier, {member: None})
+        ops = removes + creates
+        pending = {key for key, _, _ in ops} | {k for k in keep if k not in outcomes}
+        self.ledger.intend(intents)
+        status, reason, rejected = "retry", "", {}
+        for attempt in range(1, self.config.max_attempts + 1):
+            if not ops:
+                status = "ok"
+                break
+            rejected = {}
+            status, reason = self._job(ops, rejected, intents)
+            if status != "retry":
+                break
+            self.log(f"{self.sync}: job attempt {attempt} not applied ({reason}); a new job")
+            self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
+        refused: dict[str, str] = {}
+        for index, why in rejected.items():
+            refused.setdefault(ops[index][0], why)
+        for key in pending:
+            if key in outcomes:
+                continue
+            if key in refused:
+                outcomes[key] = Outcome("rejected", refused[key], 1)
+            elif status == "ok":
+                identifier, after = keep[key]
+                self.ledger.settle(identifier, after)
+                outcomes[key] = Outcome("ok", "", 1)
+            elif status == "unknown":
+                outcomes[key] = Outcome("unknown", reason, 1)
+            else:
+                outcomes[key] = Outcome("retryable", reason, 1)
+        return outcomes
+
+    def delete(self, identifiers: Iterable[str]) -> dict[str, Outcome]:
+        """Erasure: remove each person from the user list (the hashes the ledger holds) and
+        forget them; an identifier the ledger does not hold was never sent (ok)."""
+        rows = [Row(i, "delete", {}, f"erase:{i}") for i in identifiers]
+        by_key = self.send(rows)
+        return {row.identifier: by_key[row.idempotency_key] for row in rows}
+
+
+def _operation_index(error: dict[str, Any]) -> int | None:
+    for element in (error.get("location") or {}).get("fieldPathElements") or []:
+        if element.get("fieldName") == "operations" and "index" in element:
+            return int(element["index"])
+    return None
+
+
+def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> GoogleAdsClient:
+    """The client of one Google Ads sync: credentials from the env vars its config names."""
+    config = sync.config
+    if not isinstance(config, GoogleAdsConfig):
+        raise GoogleAdsConfigError(f"{sync.path}: config: customer_id and user_list_id needed")
+    developer = env_value(config.developer_token_env, GoogleAdsConfigError, "developer token")
+    access = env_value(config.access_token_env, GoogleAdsConfigError, "OAuth access token")
+    rate = RateLimiter(getattr(sync, "rate_per_second", None))
+    return GoogleAdsClient(config, sync.name, developer, access, log=log, rate=rate)
+
+
+DESTINATION = DestinationSpec(
+    kind="google_ads",
+    description="Google Ads Customer Match user list (OfflineUserDataJobService, hashed ids)",
+    config=GoogleAdsConfig,
+    limits=Limits(
+        batch_rows=10_000,
+        max_batch_rows=10_000,
+        batch_bytes=10_000_000,
+        max_in_flight=1,
+        rate_per_second=None,
+    ),
+    build=build_client,
+    errors=(GoogleAdsConfigError, GoogleAdsAuthError),
+    deletes=True,
+)
