@@ -297,7 +297,7 @@ def _accounting(batch: StagedBatch, out: list[GateFailure]) -> None:
                     file=path,
                 )
             )
-    accounted = batch.loaded + batch.quarantined + batch.deduplicated
+    accounted = batch.loaded + batch.quarantined + batch.deduplicated + batch.erased
     if batch.extracted != accounted:
         out.append(
             GateFailure(
@@ -305,7 +305,7 @@ def _accounting(batch: StagedBatch, out: list[GateFailure]) -> None:
                 "(batch)",
                 f"row accounting: extracted {batch.extracted} != loaded {batch.loaded} + "
                 f"quarantined {batch.quarantined} + deduplicated {batch.deduplicated} "
-                f"(= {accounted})",
+                f"+ erased {batch.erased} (= {accounted})",
             )
         )
 

@@ -47,6 +47,7 @@ from orchestration.ingest.landing import (
     scan_file,
     unchanged_since_scan,
 )
+from orchestration.privacy.tombstones import drop_tombstoned
 
 _AUDIT_DDL = """
 create table if not exists audit.ingestion_files (
@@ -119,6 +120,8 @@ class StagedBatch:
     # earlier file of this batch (file -> that file): in `files` and recorded in the cursor at
     # publish, but not read again, so their rows are neither counted nor loaded a second time.
     same_content: dict[str, str] = field(default_factory=dict)
+    # Rows holding an identifier of an erased person (privacy/tombstones.py): dropped as read.
+    erased: int = 0
 
     @property
     def quarantine_share(self) -> float:
@@ -290,6 +293,7 @@ def stage_batch(
         outcome = read_into(con, text, to_read, contract)
         batch.missing_columns, batch.extra_columns = outcome.missing_columns, outcome.extra_columns
         batch.staged_rows_by_file = outcome.rows_by_file
+        batch.erased = drop_tombstoned(con, contract.id, text)
         for path, rows in outcome.file_samples.items():
             batch.samples[f"schema:{path}"] = rows
         for path, cols in outcome.retyped.items():

@@ -1,0 +1,1 @@
+"""Privacy: erasure that deletes (requests → tombstones, deletes, rewrites, receipts)."""

@@ -1,0 +1,83 @@
+"""Tombstones: the keyed hashes (keys.keyed_hash) of an erased person's normalised identifiers,
+in `audit.erasure_tombstones` (one row per hash). Ingestion drops every row whose identifier
+column hashes to one (drop_tombstoned), so a re-delivered file never brings the person back; the
+batch counts those rows as `erased` (extracted = loaded + quarantined + deduplicated + erased).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from orchestration.contracts.rules_sql import quote_ident
+from orchestration.privacy.identifiers import IDENTIFIER_COLUMNS, kind_of_row, normalise
+from orchestration.privacy.keys import keyed_hash
+
+TABLE = "audit.erasure_tombstones"
+DDL = f"""
+create schema if not exists audit;
+create table if not exists {TABLE} (
+    hash varchar primary key,   -- HMAC-SHA-256 of '<kind>:<normalised value>'
+    kind varchar not null,      -- email, phone, crm_contact_id, ... (no value)
+    request_id varchar not null,
+    created_at timestamp not null
+);
+"""
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+def tombstone_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every tombstone hash; empty when no erasure ever ran (no table)."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'audit' and table_name = 'erasure_tombstones'"
+    ).fetchone()[0]
+    if not exists:
+        return set()
+    return {h for (h,) in con.execute(f"select hash from {TABLE}").fetchall()}
+
+
+def add(con: duckdb.DuckDBPyConnection, request_id: str, ids: set[tuple[str, str]]) -> int:
+    """Record the tombstones of one request's identifiers; returns how many were new."""
+    ensure_table(con)
+    before = con.execute(f"select count(*) from {TABLE}").fetchone()[0]
+    for kind, value in sorted(ids):
+        con.execute(
+            f"insert into {TABLE} values (?, ?, ?, now()) on conflict do nothing",
+            [keyed_hash(kind, value), kind, request_id],
+        )
+    return con.execute(f"select count(*) from {TABLE}").fetchone()[0] - before
+
+
+def drop_tombstoned(con: duckdb.DuckDBPyConnection, contract_id: str, table: str) -> int:
+    """Delete from `table` (a batch as read: the contract's columns as text) every row holding an
+    identifier with a tombstone; returns the rows deleted. Grain: one row of one batch."""
+    columns = IDENTIFIER_COLUMNS.get(contract_id, ())
+    if not columns:
+        return 0
+    dead = tombstone_hashes(con)
+    if not dead:
+        return 0
+    before = con.execute(f"select count(*) from {table}").fetchone()[0]
+    for col in columns:
+        c = quote_ident(col.column)
+        extra = col.region_column or col.type_column
+        e = quote_ident(extra) if extra else "null"
+        hit = []
+        for value, other in con.execute(
+            f"select distinct {c}, {e} from {table} where {c} is not null"
+        ).fetchall():
+            kind = kind_of_row(col, other) if col.type_column else col.kind
+            norm = normalise(kind, value, other if col.region_column else None) if kind else None
+            if norm is not None and keyed_hash(kind, norm) in dead:
+                hit.append(value)
+        if hit:
+            con.register("_c360_tombstoned", pa.table({"v": sorted(set(hit))}))
+            try:
+                con.execute(f"delete from {table} where {c} in (select v from _c360_tombstoned)")
+            finally:
+                con.unregister("_c360_tombstoned")
+    return before - con.execute(f"select count(*) from {table}").fetchone()[0]
