@@ -153,13 +153,14 @@ def _build(tmp: Path, with_history: bool = True) -> duckdb.DuckDBPyConnection:
         if with_history:
             con.execute(
                 "create table activation.contact_history (contact_id varchar, sync_id varchar, "
-                "as_of date, customer_id varchar, channel varchar, contact_point varchar, "
+                "segment_name varchar, as_of date, customer_id varchar, channel varchar, "
+                "contact_point varchar, "
                 "outcome varchar, is_holdout boolean, recorded_at timestamp)"
             )
             for cid, sync, as_of, customer, cp, outcome, holdout in HISTORY:
                 con.execute(
                     "insert into activation.contact_history values "
-                    "(?, ?, ?, ?, 'email', ?, ?, ?, ?)",
+                    "(?, ?, 'seg', ?, ?, 'email', ?, ?, ?, ?)",
                     [cid, sync, dt.date.fromisoformat(as_of), customer, cp, outcome, holdout,
                      _ts(f"{as_of} 23:59:59") + dt.timedelta(hours=2)],
                 )  # fmt: skip

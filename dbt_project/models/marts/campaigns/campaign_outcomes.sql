@@ -21,6 +21,7 @@
     (select
         cast(null as varchar) as contact_id,
         cast(null as varchar) as sync_id,
+        cast(null as varchar) as segment_name,
         cast(null as date) as as_of,
         cast(null as varchar) as customer_id,
         cast(null as varchar) as channel,
@@ -34,6 +35,7 @@ with contact_history as (
     select
         contact_id,
         sync_id,
+        segment_name,
         as_of,
         customer_id,
         channel,
@@ -51,6 +53,7 @@ sends as (
     select
         contact_id,
         sync_id,
+        segment_name,
         as_of,
         customer_id,
         channel,
@@ -70,6 +73,7 @@ windows as (
     select
         contact_id,
         sync_id,
+        segment_name,
         as_of,
         customer_id,
         channel,
@@ -142,6 +146,7 @@ final as (
     select
         windows.contact_id,
         windows.sync_id,
+        windows.segment_name,
         windows.as_of,
         windows.customer_id,
         windows.is_holdout,
