@@ -367,3 +367,36 @@ def run(
     )
     write(con, rows)
     return rows
+
+
+@dataclass(frozen=True)
+class LiftSettings:
+    """What the lift report is configured with: each segment's holdout share (its YAML), the cost
+    per contact of each sync and the SRM threshold (dbt vars campaign_cost_per_contact and
+    campaign_srm_alpha, C360_DBT_VARS merged in)."""
+
+    holdout_shares: dict[str, float]
+    cost_per_contact: dict[str, float]
+    srm_alpha: float
+
+
+def settings() -> LiftSettings:
+    """Read and check the settings; a ValueError names a bad var."""
+    from orchestration.dbt_vars import project_vars
+    from orchestration.segments.model import load_all
+
+    dbt = project_vars()
+    costs = dbt.get("campaign_cost_per_contact") or {}
+    if not isinstance(costs, dict):
+        raise ValueError("campaign_cost_per_contact: a mapping of sync name to cost per contact")
+    for sync, cost in costs.items():
+        if isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0:
+            raise ValueError(f"campaign_cost_per_contact.{sync}: a number >= 0 (got {cost!r})")
+    alpha = dbt.get("campaign_srm_alpha", SRM_ALPHA)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise ValueError(f"campaign_srm_alpha: a number between 0 and 1 (got {alpha!r})")
+    return LiftSettings(
+        holdout_shares={s.name: s.holdout for s in load_all()},
+        cost_per_contact={str(k): float(v) for k, v in costs.items()},
+        srm_alpha=float(alpha),
+    )

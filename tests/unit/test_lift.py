@@ -254,3 +254,55 @@ def test_write_replaces_the_table_and_nan_is_null():
     assert lift.write(con, rows, "main.lift") == 2
     assert con.execute("select count(*), count(roi) from main.lift").fetchone() == (2, 0)
     assert lift.has_outcomes(con, "main.lift") and not lift.has_outcomes(con)
+
+
+def test_settings_read_the_segments_and_the_dbt_vars(monkeypatch):
+    config = lift.settings()
+    assert config.holdout_shares["lapsed_high_value"] == 0.10
+    assert config.holdout_shares["highly_email_engaged"] == 0.0
+    assert config.cost_per_contact == {} and config.srm_alpha == 0.001
+    monkeypatch.setenv(
+        "C360_DBT_VARS", '{"campaign_cost_per_contact": {"file_drop__vip_sms": 0.04}}'
+    )
+    assert lift.settings().cost_per_contact == {"file_drop__vip_sms": 0.04}
+    monkeypatch.setenv("C360_DBT_VARS", '{"campaign_cost_per_contact": {"s": -1}}')
+    with pytest.raises(ValueError, match=r"campaign_cost_per_contact\.s"):
+        lift.settings()
+    monkeypatch.setenv("C360_DBT_VARS", '{"campaign_srm_alpha": 2}')
+    with pytest.raises(ValueError, match="campaign_srm_alpha"):
+        lift.settings()
+
+
+def test_segment_value_with_and_without_clv():
+    from orchestration.insight import segment_value
+
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.segment_membership as select * from (values "
+        "('c1', 'vip', false, date '2026-11-21'), ('c2', 'vip', true, date '2026-11-21'), "
+        "('c3', 'new', false, date '2026-11-21')) t(customer_id, segment_name, is_holdout, as_of)"
+    )
+    con.execute(
+        "create table marts.customer_360 as select * from (values "
+        "('c1', 3, 300.0, 2), ('c2', 1, 100.0, 1), ('c3', 0, null, 0)) "
+        "t(customer_id, order_count, lifetime_revenue, orders_last_365d)"
+    )
+    as_of = dt.date(2026, 11, 21)
+    assert segment_value.run(con, as_of) == 2
+    q = (
+        "select segment_name, members, held_out, buyers, lifetime_revenue, "
+        "lifetime_revenue_per_member, orders_last_365d, customers_with_clv, "
+        "predicted_value_12m, p_alive_mean, as_of from marts.kpi_segment_value order by 1"
+    )
+    assert con.execute(q).fetchall() == [
+        ("new", 1, 0, 0, 0.0, 0.0, 0, 0, None, None, as_of),
+        ("vip", 2, 1, 2, 400.0, 200.0, 3, 0, None, None, as_of),
+    ]
+    con.execute(
+        "create table marts.customer_clv as select * from (values "
+        "('c1', 120.0, 0.9, 1.5), ('c2', null, null, null), ('c3', null, null, null)) "
+        "t(customer_id, predicted_value_12m, p_alive, expected_purchases_90d)"
+    )
+    segment_value.run(con, as_of)
+    assert con.execute(q).fetchall()[1][7:10] == (1, 120.0, 0.9)
