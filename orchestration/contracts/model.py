@@ -1,12 +1,15 @@
 """Parse ODCS v3 YAML contracts under data_contracts/ into typed objects.
 
 One `Contract` per file (one dataset); one `Field` per property; one `Rule` per row-level check.
-Rules come from three places in the contract, each enforced in exactly one place (quarantine SQL):
-`required: true`, the field's logicalType (values must parse), and the field's `quality` list.
+Rules come from four places in the contract, each enforced in exactly one place (quarantine SQL):
+`required: true`, the field's logicalType (values must parse), its `logicalTypeOptions.minimum`
+and its `quality` list (ODCS v3.1 `invalidValues` with a pattern or valid values). The files
+validate against the ODCS JSON schema (orchestration/contracts/lint.py, `make lint`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -201,6 +204,82 @@ def _on_invalid(path: Path, name: str, prop: dict[str, Any]) -> bool:
     return value == "nullify"
 
 
+# ODCS v3.1 StableId: a quality rule's `id`, unique within its property's `quality` list; the
+# rule id c360 reports (quarantine `_rule_id`, batch metadata) is `<column>.<id>`.
+STABLE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+# logicalTypeOptions c360 enforces (as a row rule); any other option would be a promise it does
+# not keep, so it is refused when the contract loads.
+ENFORCED_OPTIONS = ("minimum",)
+
+
+def _minimum_rule(path: Path, f: Field, prop: dict[str, Any]) -> Rule | None:
+    """`logicalTypeOptions: {minimum: N}` on a number or integer field: a row rule named
+    `<column>.non_negative` (N = 0), `<column>.positive` (N = 1) or `<column>.minimum`."""
+    options = prop.get("logicalTypeOptions") or {}
+    if not isinstance(options, dict):
+        raise ContractError(f"{path}: field {f.name!r}: logicalTypeOptions must be a mapping")
+    unknown = sorted(set(options) - set(ENFORCED_OPTIONS))
+    if unknown:
+        raise ContractError(
+            f"{path}: field {f.name!r}: logicalTypeOptions {', '.join(unknown)} not enforced by "
+            f"c360 (supported: {', '.join(ENFORCED_OPTIONS)}); express it as a quality rule"
+        )
+    if "minimum" not in options:
+        return None
+    if f.logical_type not in ("integer", "number"):
+        raise ContractError(f"{path}: field {f.name!r}: minimum needs an integer or number field")
+    try:
+        minimum = float(options["minimum"])
+    except (TypeError, ValueError):
+        raise ContractError(
+            f"{path}: field {f.name!r}: logicalTypeOptions minimum must be a number"
+        ) from None
+    if minimum == 0:
+        name, desc = "non_negative", f"{f.name} is negative"
+    else:
+        name, desc = ("positive" if minimum == 1 else "minimum"), f"{f.name} is below {minimum:g}"
+    severity: Severity = "warning" if f.nullify_invalid else "error"
+    return Rule(
+        f"{f.name}.{name}", f.name, "minimum", severity, desc, minimum=minimum,
+        nullify=f.nullify_invalid,
+    )  # fmt: skip
+
+
+def _quality_kind(path: Path, f: Field, q: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """(rule id, kind, arguments) of one `quality` entry.
+
+    ODCS v3.1 form: `{id: format, metric: invalidValues, arguments: {pattern: ...} | {validValues:
+    [...]}, mustBe: 0}` — the rule id is `<column>.<id>`. The pre-3.1 form `{id: <column>.<name>,
+    rule: pattern|minimum|validValues, ...}` still loads (its id is used as written).
+    """
+    if "rule" in q and "metric" not in q:
+        kind = q.get("rule")
+        return q.get("id") or f"{f.name}.{kind}", str(kind), q
+    metric, args = q.get("metric"), q.get("arguments") or {}
+    if metric != "invalidValues" or not isinstance(args, dict):
+        raise ContractError(
+            f"{path}: field {f.name}: quality metric {metric!r} not supported (invalidValues "
+            "with arguments pattern or validValues)"
+        )
+    kinds = [k for k in ("pattern", "validValues") if k in args]
+    if len(kinds) != 1:
+        raise ContractError(
+            f"{path}: field {f.name}: invalidValues needs exactly one of arguments pattern, "
+            "validValues"
+        )
+    operators = sorted(k for k in q if k.startswith("must"))
+    if operators != ["mustBe"] or q["mustBe"] != 0:
+        # Rules act on each row (quarantine, warn, nullify): a share or count bound is not one.
+        raise ContractError(f"{path}: field {f.name}: invalidValues needs mustBe: 0 alone")
+    local = q.get("id") or ("format" if kinds[0] == "pattern" else "valid_values")
+    if not STABLE_ID.fullmatch(str(local)):
+        raise ContractError(
+            f"{path}: field {f.name}: quality id {local!r} must match {STABLE_ID.pattern} (ODCS "
+            "v3.1 StableId; c360 names the rule <column>.<id>)"
+        )
+    return f"{f.name}.{local}", kinds[0], args
+
+
 def _parse_rules(path: Path, f: Field, prop: dict[str, Any]) -> list[Rule]:
     # On an `onInvalid: nullify` field every rule but `required` is a warning that nulls the
     # value: the row lands (and is matched) without the bad value.
@@ -221,9 +300,11 @@ def _parse_rules(path: Path, f: Field, prop: dict[str, Any]) -> list[Rule]:
                 nullify=nullify,
             )
         )
+    minimum = _minimum_rule(path, f, prop)
+    if minimum is not None:
+        rules.append(minimum)
     for q in prop.get("quality", []) or []:
-        kind = q.get("rule")
-        rid = q.get("id") or f"{f.name}.{kind}"
+        rid, kind, args = _quality_kind(path, f, q)
         sev = q.get("severity", "warning" if nullify else "error")
         if sev not in ("error", "warning"):
             raise ContractError(
@@ -238,14 +319,14 @@ def _parse_rules(path: Path, f: Field, prop: dict[str, Any]) -> list[Rule]:
         common = {"nullify": nullify}
         if kind == "pattern":
             rules.append(
-                Rule(rid, f.name, "pattern", sev, desc, pattern=str(q["pattern"]), **common)
+                Rule(rid, f.name, "pattern", sev, desc, pattern=str(args["pattern"]), **common)
             )
         elif kind == "minimum":
             rules.append(
-                Rule(rid, f.name, "minimum", sev, desc, minimum=float(q["value"]), **common)
+                Rule(rid, f.name, "minimum", sev, desc, minimum=float(args["value"]), **common)
             )
         elif kind == "validValues":
-            vals = tuple(str(v) for v in q["validValues"])
+            vals = tuple(str(v) for v in args["validValues"])
             rules.append(Rule(rid, f.name, "validValues", sev, desc, valid_values=vals, **common))
         else:
             raise ContractError(f"{path}: field {f.name}: unknown quality rule {kind!r}")
