@@ -237,3 +237,58 @@ def test_run_without_orders_is_refused_and_writes_null_scores_and_the_reason(tmp
     assert audit == [("r1", "refused", result.message, None)]
     ls.run(con, as_of, "r2", ls.LeadScoreConfig())  # a rerun replaces the as_of's row
     assert con.execute(f"select run_id from {ls.FIT_TABLE}").fetchall() == [("r2",)]
+
+
+def test_lead_score_profile_plants_only_the_orders_after_the_first_cut_off(tmp_path):
+    """The generator's lead_score profile: every file but shop orders/lines is the default run's,
+    orders after T1 are the planted conversions (one per converter and window, revenue
+    statuses), no defect row points at a removed order, and the truth holds the planted AUC."""
+    import hashlib
+    import json
+
+    from orchestration.sources.generator import generate
+    from orchestration.sources.planted_propensity import PropensityTruth, roc_auc
+
+    as_of = dt.date(2026, 11, 21)
+    generate(1500, 5, as_of, tmp_path / "d/landing", tmp_path / "d/truth", progress=None)
+    generate(1500, 5, as_of, tmp_path / "p/landing", tmp_path / "p/truth", progress=None,
+             propensity_truth=PropensityTruth())  # fmt: skip
+
+    def digests(root):
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("part-*"))}  # fmt: skip
+
+    default, planted = digests(tmp_path / "d/landing"), digests(tmp_path / "p/landing")
+    changed = {k.split("/dt=")[0] for k in default if default[k] != planted.get(k)}
+    assert changed == {"shop/orders", "shop/order_lines"}
+
+    params = json.loads((tmp_path / "p/truth/lead_score_parameters.json").read_text())
+    truth = pd.read_csv(tmp_path / "p/truth/lead_score_customers.csv")
+    orders = pd.read_json(
+        next((tmp_path / "p/landing/shop/orders").rglob("part-*")), lines=True, dtype=False
+    )
+    at = pd.to_datetime(orders["ordered_at"], utc=True, format="%Y-%m-%dT%H:%M:%SZ")
+    t1, t2 = (pd.Timestamp(params[k]) for k in ("cutoff_train", "cutoff_eval"))
+    late = orders[at > t1]
+    assert late["status"].isin(["paid", "shipped", "delivered"]).all()
+    assert late["order_id"].is_unique  # one version each, no planted defect
+    for window, start, stop in (("train", t1, t2), ("eval", t2, None)):
+        rows = truth[truth["window"] == window]
+        in_window = late[(at[late.index] > start) & ((at[late.index] <= stop) if stop else True)]
+        assert sorted(in_window["shop_customer_id"]) == sorted(
+            rows.loc[rows["converted"], "shop_customer_id"]
+        )
+        summary = params["windows"][window]
+        assert summary["conversions"] == int(rows["converted"].sum()) > 20
+        assert summary["planted_roc_auc"] == pytest.approx(
+            roc_auc(rows["true_probability"], rows["converted"]), abs=1e-6
+        )
+    defects = pd.read_csv(tmp_path / "p/truth/defects.csv", dtype=str)
+    order_defects = defects[(defects["source"] == "shop") & (defects["entity"] == "orders")]
+    assert order_defects["record_id"].isin(orders["order_id"]).all()
+    manifest = json.loads((tmp_path / "p/truth/generate_manifest.json").read_text())
+    assert manifest["rows"]["shop__orders"] == len(orders)
+    assert manifest["lead_score"]["windows"] == params["windows"]
+    # a default run into the same truth folder leaves no stale lead-score truth
+    generate(1500, 5, as_of, tmp_path / "p/landing", tmp_path / "p/truth", progress=None)
+    assert not (tmp_path / "p/truth/lead_score_parameters.json").exists()
