@@ -163,7 +163,7 @@ def _run_diff_sync(
     _close_interrupted_runs(con, sync.name, sync_run_id)
     if pending:
         refresh_pending(con, sync.name, pending[0], _CONTACTS)
-        _send_plan(*context, plan_id=pending[0])
+        _send_plan(*context, plan_id=pending[0], resumed=True)
     diff = plan_diff(
         con, sync.name, sync_run_id, as_of, "sync_desired", "identifier_value",
         list(sync.fields), sync.mode, sync.max_remove_share, withdrawn_relation="sync_withdrawn",
@@ -360,10 +360,15 @@ def _send_plan(
     out: SyncOutcome,
     log: Callable[[str], None],
     plan_id: str,
+    resumed: bool = False,
 ) -> None:
     """Send a plan's pending rows chunk by chunk, in seq (identifier) order; acknowledge and
-    record each chunk (sync_state, the chunk out of the plan and contact_history in one
-    transaction).
+    record each chunk. `resumed`: the plan of an interrupted run, whose rows may already be
+    applied — a destination with `send_resumed` (platforms without idempotency keys) reads
+    them back before sending, so none is applied twice.
+
+    Each chunk is acknowledged and recorded (sync_state, the chunk out of the plan and
+    contact_history) in one transaction.
 
     The plan's rows carry what sending, acknowledging and recording them needs (plan_diff and
     refresh_pending wrote their seq, state row before sending, contact point and consent), so
@@ -401,7 +406,9 @@ def _send_plan(
                     [sync.name, plan_id, sync_run_id, run_id, chunk.first_seq, chunk.last_seq,
                      dt.datetime.now(dt.UTC).replace(tzinfo=None)],
                 )  # fmt: skip
-                if encoded and chunk.distinct:
+                if resumed and hasattr(destination, "send_resumed"):
+                    sending = sender.submit(destination.send_resumed, chunk.rows().values())
+                elif encoded and chunk.distinct:
                     sending = sender.submit(destination.send_encoded, chunk.encoded)
                 else:
                     sending = sender.submit(destination.send, chunk.rows().values())

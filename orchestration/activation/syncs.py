@@ -215,7 +215,7 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
     max_attempts = doc.get("max_attempts", 3)
     if not _integer(max_attempts) or max_attempts < 1:
         raise SyncDefinitionError(f"{path}: max_attempts: an integer of at least 1")
-    config = _config(doc, spec, list(fields), path)
+    config = _config(doc, spec, dict(fields), identifier, path)
     name = _need(doc, "name", path)
     if name != path.stem:
         raise SyncDefinitionError(f"{path}: name: {name!r} must equal the file name {path.stem!r}")
@@ -269,10 +269,16 @@ def _not_number(value: Any) -> bool:
 
 
 def _config(
-    doc: dict[str, Any], spec: registry.DestinationSpec, fields: list[str], path: Path
+    doc: dict[str, Any],
+    spec: registry.DestinationSpec,
+    fields: dict[str, str],
+    identifier: str,
+    path: Path,
 ) -> DestinationConfig:
     """The sync's `config:` mapping (and the top-level keys the destination allows there),
-    validated by the destination's schema; an error names the file and the field."""
+    validated by the destination's schema; an error names the file and the field. A schema's
+    validators see the context {"fields": field names, "columns": field → customer_360 column,
+    "identifier": the sync's identifier, "path": the file}."""
     from pydantic import ValidationError
 
     raw = doc.get("config", {})
@@ -287,7 +293,9 @@ def _config(
                 raise SyncDefinitionError(f"{path}: {key}: given twice (top level and config)")
             data[key] = doc[key]
     try:
-        return spec.config.model_validate(data, context={"fields": fields, "path": path})
+        context = {"fields": list(fields), "columns": fields, "identifier": identifier,
+                   "path": path}  # fmt: skip
+        return spec.config.model_validate(data, context=context)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

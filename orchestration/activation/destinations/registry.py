@@ -11,7 +11,10 @@ Add a destination = one module + a sync YAML
      mapping — the sync's own endpoint and the NAMES of the env vars holding its credentials
      (type them `EnvName`: a value that is not an env var name, such as a key pasted in, is
      refused). Validation errors name the sync file and the field (`x.yml: config.api_key_env:
-     ...`); a `model_validator` can read `info.context["fields"]` (the sync's field names).
+     ...`); a `model_validator` can read `info.context`: "fields" (the sync's field names),
+     "columns" (field → customer_360 column) and "identifier" (the sync's identifier).
+   * `http_platform.PlatformClient` is a base for HTTP platforms: batching per op, limits,
+     429/Retry-After, 5xx backoff, bisecting refused requests, read-back of timed-out rows.
    * `limits`: `Limits(batch_rows=..., max_in_flight=..., rate_per_second=...)` — the largest
      request the platform takes and the defaults; a sync YAML may lower them (`batch_rows`,
      `batch_bytes`, `max_in_flight`, `rate_per_second` at its top level), never raise them.
