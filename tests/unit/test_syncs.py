@@ -15,7 +15,11 @@ def test_committed_syncs_are_valid_and_reference_segments():
     assert syncs and all(s.segment in names for s in syncs)
     # the documented example is a valid sync too
     examples = load_all_syncs(Path(__file__).resolve().parents[2] / "docs" / "examples")
-    assert [s.destination for s in examples] == ["webhook"]
+    # the documented examples are valid syncs of registered destinations, the webhook's among them
+    from orchestration.activation.destinations import registry
+
+    assert "webhook" in [s.destination for s in examples]
+    assert {s.destination for s in examples} <= set(registry.kinds())
     assert all(s.segment in names for s in examples)
 
 
