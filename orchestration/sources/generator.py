@@ -30,8 +30,9 @@ import pyarrow.parquet as pq
 from orchestration.contracts.model import all_source_contracts
 from orchestration.identity.fold import ascii_spelling
 from orchestration.sources import _names as ref
-from orchestration.sources import planted_propensity
+from orchestration.sources import planted_propensity, planted_treatment
 from orchestration.sources.planted_propensity import PropensityTruth
+from orchestration.sources.planted_treatment import TreatmentTruth
 
 __all__ = ["FORMATS", "PROFILES", "CLVTruth", "GenerateResult", "NoiseProfile", "generate"]
 
@@ -168,6 +169,8 @@ PROFILES: dict[str, dict] = {
     "clv": {"clv_truth": CLVTruth()},
     "send_time": {"send_time_truth": SendTimeTruth()},
     "lead_score": {"propensity_truth": PropensityTruth()},
+    # closed loop: reads the home's contact_history (planted_treatment.py)
+    "treatment": {"treatment_truth": TreatmentTruth()},
     # the second, independent noise profile: person-only records (noise_second.py)
     "person_link": {"second_noise": "link"},
     "person_dedup": {"second_noise": "dedup"},
@@ -919,6 +922,7 @@ def generate(
     send_time_truth: SendTimeTruth | None = None,
     propensity_truth: PropensityTruth | None = None,
     second_noise: str | None = None,
+    treatment_truth: TreatmentTruth | None = None,
 ) -> GenerateResult:
     """Write landing files, ground truth and the defect manifest for `customers` persons.
 
@@ -1013,6 +1017,12 @@ def generate(
         manifest["lead_score"] = lead
     else:
         planted_propensity.remove_truth(truth_dir)
+    if treatment_truth is not None:  # after the shop orders: its orders go next to them
+        manifest["treatment"] = planted_treatment.plant(
+            treatment_truth, seed, as_of, landing_dir, truth_dir, out.say
+        )
+    else:
+        planted_treatment.remove_truth(truth_dir)
     (truth_dir / "generate_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     out.say(
         f"generate: ground truth {truth.num_rows:,} records; defects planted "
