@@ -385,11 +385,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--truth-dir", help="ground-truth folder (default C360_HOME/truth)")
     g.add_argument(
         "--profile",
-        choices=["default", "clv", "send_time", "lead_score", "person_link", "person_dedup"],
+        choices=[
+            "default",
+            "clv",
+            "send_time",
+            "lead_score",
+            "treatment",
+            "person_link",
+            "person_dedup",
+        ],
         default="default",
         help="clv: shop orders from a planted BG/NBD + Gamma-Gamma process; send_time: email "
         "opens and web sessions at a planted preferred hour of the week; lead_score: orders after "
-        "a cut-off drawn from a planted logistic conversion model (docs/generator.md); "
+        "a cut-off drawn from a planted logistic conversion model; treatment: members a sync sent to "
+        "on earlier nights (this home's contact_history) convert with a planted lift "
+        "(docs/generator.md); "
         "person_link / person_dedup: person-only CRM and loyalty records of the second noise "
         "profile, two sources to link / one source with duplicates (docs/identity.md)",
     )
