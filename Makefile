@@ -69,6 +69,7 @@ lint: install manifest
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/c360 segments compile --check
+	$(BIN)/python -m orchestration.contracts.lint
 	@scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; mkdir -p "$$scratch/tmp"; \
 	C360_HOME="$$scratch" C360_WAREHOUSE="$$scratch/warehouse.duckdb" C360_DUCKDB_TEMP_DIR="$$scratch/tmp" \
 	$(BIN)/sqlfluff lint dbt_project --processes 2
