@@ -384,9 +384,11 @@ def reason_texts(raw: pd.DataFrame) -> pd.DataFrame:
     )
     out["orders_365d"] = _plural(raw["orders_365d"], "order", "orders") + " in the last 12 months"
     days = raw["days_since_last_order"]
+    whole = days.fillna(0).astype(np.int64)
     out["years_since_last_order"] = np.where(
         days.isna(), "no order yet",
-        "last order " + days.fillna(0).astype(np.int64).astype(str) + " days ago",
+        np.where(whole == 0, "last order today",
+                 "last order " + _plural(whole, "day", "days") + " ago"),
     )  # fmt: skip
     rank = raw["loyalty_tier_rank"].to_numpy(dtype=np.int64)
     names = np.array(("no", *TIER_NAMES), dtype=object)

@@ -159,6 +159,9 @@ def test_top_reasons_name_the_largest_positive_contributions_in_plain_words():
     assert texts.loc["a", "email_clicks_90d"] == "clicked 1 email in the last 90 days"
     assert texts.loc["a", "loyalty_tier_rank"] == "gold loyalty tier"
     assert texts.loc["b", "years_since_last_order"] == "no order yet"
+    days = raw.assign(days_since_last_order=[1.5, 0.2])
+    assert ls.reason_texts(days)["years_since_last_order"].tolist() == [
+        "last order 1 day ago", "last order today"]  # fmt: skip
 
 
 def test_config_from_yaml(tmp_path):
