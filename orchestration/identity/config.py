@@ -82,6 +82,8 @@ DEFAULT_BLOCKING = (
     BlockingRule(("date_of_birth",)),
     BlockingRule(("postal_code", "street")),
     BlockingRule(("last_name", "postal_code")),
+    BlockingRule(("first_name", "postal_code")),
+    BlockingRule(("street_number", "street", "city")),
     BlockingRule(("first_name", "last_name"), swapped=True),
     BlockingRule(("phone_stem",)),
     BlockingRule(("email_domain", "email_tail")),

@@ -13,6 +13,7 @@ identifier values) is printed masked unless `show_pii` is set.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,6 +83,12 @@ class Link:
     identifier_value: str | None
     records_sharing: int
     probability: float | None = None
+    # a probabilistic link's evidence: per comparison its level and match weight (JSON list of
+    # {comparison, level, weight}, the prior first; identity.probabilistic_links)
+    comparison_levels: str | None = None
+
+    def evidence(self) -> list[dict[str, Any]]:
+        return json.loads(self.comparison_levels) if self.comparison_levels else []
 
     @property
     def is_record_link(self) -> bool:
@@ -242,6 +249,14 @@ def explain_customer(
     columns = _columns(con, "intermediate", "int_identity__edges")
     present = [f"e.{c}" for c in ("match_probability", "probability") if c in columns]
     probability = f"coalesce({', '.join(present)}, null)" if present else "cast(null as double)"
+    # per-link evidence of probabilistic links, when this run's table carries it
+    evidence_join, evidence = "", "cast(null as varchar)"
+    if "comparison_levels" in _columns(con, "identity", "probabilistic_links"):
+        evidence = "p.comparison_levels"
+        evidence_join = (
+            "left join identity.probabilistic_links as p on e.rule = 'probabilistic' "
+            "and p.record_key = e.record_key and p.node_key = e.node_key"
+        )
     links = tuple(
         Link(*row)
         for row in con.execute(
@@ -261,8 +276,10 @@ def explain_customer(
             )
             select e.record_key, e.node_key, e.rule, e.identifier_type, e.identifier_value,
                 count(distinct e.record_key) over (partition by e.node_key) as records_sharing,
-                {probability} as probability
+                {probability} as probability,
+                {evidence} as comparison_levels
             from edges as e
+            {evidence_join}
             order by e.identifier_type, e.identifier_value, e.record_key, e.node_key
             """,
             [customer_id],
@@ -462,6 +479,16 @@ def _format_customer(c: CustomerExplanation, show_pii: bool) -> list[str]:
                 row.append("-" if link.probability is None else f"{link.probability:.6f}")
             rows.append(row)
         out += _table(headers, rows)
+        for link in c.links:
+            if link.evidence():
+                out += ["", f"  probabilistic link {link.record_key} — {link.node_key}: "
+                        "comparison levels and match weights (log2 Bayes factors; sum = match "
+                        "weight)"]  # fmt: skip
+                out += _table(
+                    ["comparison", "level", "weight"],
+                    [[e["comparison"], str(e["level"]), f"{e['weight']:+.2f}"]
+                     for e in link.evidence()],
+                )  # fmt: skip
     else:
         out.append("    none: a single record with no identifier")
     out += ["", "  refused links (not in the graph)"]

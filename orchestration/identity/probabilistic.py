@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -162,11 +163,15 @@ class LinkCounts:
     records: int
     links: int
     seconds: float
+    refused_by_cluster_check: int = 0
+    refused_by_household_guard: int = 0
 
     def metadata(self) -> dict[str, Any]:
         return {
             "records": self.records,
             "links": self.links,
+            "refused_by_cluster_check": self.refused_by_cluster_check,
+            "refused_by_household_guard": self.refused_by_household_guard,
             "seconds": round(self.seconds, 2),
         }
 
@@ -189,7 +194,7 @@ def _name_comparison(column: str):  # -> splink comparison
     )
 
 
-def _levels(c: Comparison) -> list:
+def _levels(c: Comparison, swap_counted_elsewhere: bool = False) -> list:
     """The comparison levels of one configured comparison (strongest first; a null is neutral).
 
     name: exact / given and family name swapped / one letter changed (Damerau-Levenshtein 1: a
@@ -200,7 +205,15 @@ def _levels(c: Comparison) -> list:
     address (street_number, street, city, postal_code): the same address / the same street and
     postcode, another number / the same number and street, a postcode one edit off / the same
     number and postcode, the street written alike (Jaro-Winkler >= 0.9) / the same postcode /
-    the same locality / else; null when postcode and street are both missing."""
+    the same locality / else; null when postcode and street are both missing.
+
+    A name's exact level is adjusted for the value's frequency (Splink's term-frequency
+    adjustment): two records agreeing on a surname one record in ten thousand carries are far
+    stronger evidence than two agreeing on the commonest one, and an average weight for both
+    under-links the first and over-links the second. A swap of given and family name is one
+    fact seen by both name comparisons: it is weighed once, in the comparison listed first; in
+    the other (`swap_counted_elsewhere`) the swapped level is neutral (weight 0), else the swap
+    would count twice and two strangers of swapped common names would outweigh everything."""
     import splink.comparison_level_library as cll
 
     col = c.column
@@ -217,10 +230,19 @@ def _levels(c: Comparison) -> list:
             cll.ExactMatchLevel("city"),
             cll.ElseLevel(),
         ]
-    levels = [cll.NullLevel(col), cll.ExactMatchLevel(col)]
+    levels = [
+        cll.NullLevel(col),
+        cll.ExactMatchLevel(col, term_frequency_adjustments=c.kind == "name"),
+    ]
     if c.kind == "name":
         if c.swapped_with:
-            levels.append(cll.ColumnsReversedLevel(col, c.swapped_with, symmetrical=True))
+            swapped = cll.ColumnsReversedLevel(col, c.swapped_with, symmetrical=True)
+            if swap_counted_elsewhere:
+                swapped = swapped.configure(
+                    is_null_level=True,
+                    label_for_charts="swapped (weighed in " + c.swapped_with + ")",
+                )
+            levels.append(swapped)
         levels += [
             cll.DamerauLevenshteinLevel(col, 1),
             cll.JaroWinklerLevel(col, 0.92),
@@ -266,6 +288,12 @@ def configured_settings(config: Probabilistic, present: Iterable[str] | None = N
     def usable(columns: Iterable[str]) -> bool:
         return have is None or all(_base_column(c) in have for c in columns)
 
+    kept = [c for c in config.comparisons if usable(_compared_columns(c))]
+    # a swap between two compared names is weighed in the one listed first (see _levels)
+    weighed_in: set[str] = set()
+    for i, c in enumerate(kept):
+        if any(o.column == c.swapped_with and o.swapped_with == c.column for o in kept[:i]):
+            weighed_in.add(c.column)
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
@@ -273,9 +301,10 @@ def configured_settings(config: Probabilistic, present: Iterable[str] | None = N
             blocking_rule(r) for r in config.blocking if usable(r.columns)
         ],
         comparisons=[
-            cl.CustomComparison(output_column_name=c.column, comparison_levels=_levels(c))
-            for c in config.comparisons
-            if usable(_compared_columns(c))
+            cl.CustomComparison(
+                output_column_name=c.column, comparison_levels=_levels(c, c.column in weighed_in)
+            )
+            for c in kept
         ],
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=False,
@@ -362,40 +391,227 @@ def _no_links() -> pa.Table:
             "node_key": pa.array([], pa.string()),
             "match_probability": pa.array([], pa.float64()),
             "match_weight": pa.array([], pa.float64()),
+            "comparison_levels": pa.array([], pa.string()),
         }
     )
 
 
-def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PATH) -> pa.Table:
-    """Pairs (record_key < node_key) at or above `threshold` sharing no email or phone, ordered.
+def _gamma_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
+    """Per comparison: its comparison-vector value (Splink's gamma: -1 null, then the levels from
+    the strongest, k-1, down to the else level, 0) → the level's label."""
+    out: dict[str, dict[int, str]] = {}
+    for comparison in model["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        labels = {-1: "null or neutral (no evidence)"}
+        for value, level in zip(range(len(levels) - 1, -1, -1), levels, strict=True):
+            labels[value] = level.get("label_for_charts") or level["sql_condition"]
+        out[comparison["output_column_name"]] = labels
+    return out
 
-    Grain: one row per record pair; columns record_key, node_key, match_probability, match_weight."""
+
+def _model_dict(model: Any) -> dict[str, Any]:
+    if isinstance(model, Path | str):
+        return json.loads(Path(model).read_text())
+    if isinstance(model, dict):
+        return json.loads(json.dumps(model))
+    return model.get_settings("duckdb").as_dict()
+
+
+def cluster_check(
+    accepted: list[tuple[str, str, float]], scored: dict[tuple[str, str], float]
+) -> tuple[set[tuple[str, str]], int]:
+    """Links of `accepted` (record_key, node_key, p) kept by the cluster-level check, and how
+    many it refused.
+
+    Links are added strongest first. A link inside one group is kept; a link between two groups
+    merges them only when the model, over every pair of records across the two groups it
+    scored (`scored`: (smaller key, larger key) → p, the link itself included), expects at
+    least half to be one person (mean p >= CLUSTER_MIN_MEAN). So A–B and B–C strong with A–C
+    scored as two people is not A = B = C: single-link clustering would chain it through B
+    (three namesakes at one address, a parent and child each a typo away from a third record),
+    the check keeps the weaker link out. Pairs the blocking rules never scored are no evidence
+    either way."""
+    parent: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    kept: set[tuple[str, str]] = set()
+    refused = 0
+    for a, b, _p in sorted(accepted, key=lambda t: (-t[2], t[0], t[1])):
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            kept.add((a, b))
+            continue
+        left, right = members.get(ra, [ra]), members.get(rb, [rb])
+        cross = [
+            scored[(x, y) if x < y else (y, x)]
+            for x in left
+            for y in right
+            if ((x, y) if x < y else (y, x)) in scored
+        ]
+        if cross and sum(cross) / len(cross) < CLUSTER_MIN_MEAN:
+            refused += 1
+            continue
+        kept.add((a, b))
+        if len(left) < len(right):
+            ra, rb, left, right = rb, ra, right, left
+        parent[rb] = ra
+        members[ra] = left + right
+        members.pop(rb, None)
+    return kept, refused
+
+
+# The cluster-level check's bound: merge two groups only when the model expects at least half of
+# the pairs it scored across them to be one person (more likely the same than not: the same
+# bound as the threshold's floor, training.FLOOR).
+CLUSTER_MIN_MEAN = 0.5
+
+
+def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PATH) -> pa.Table:
+    """Pairs (record_key < node_key) at or above `threshold` sharing no email or phone and kept
+    by the cluster-level check (cluster_check), ordered.
+
+    Grain: one row per record pair; columns record_key, node_key, match_probability,
+    match_weight, comparison_levels (JSON: per comparison its level and match weight, the
+    term-frequency adjustment included, and the prior's weight). The table's metadata
+    `refused_by_cluster_check` counts the links the check refused."""
     if candidate_records.num_rows < 2:
         return _no_links()
-    linker, scratch = _linker(candidate_records, str(model) if isinstance(model, Path) else model)
+    settings = _model_dict(model)
+    settings["retain_intermediate_calculation_columns"] = True
+    labels = _gamma_labels(settings)
+    linker, scratch = _linker(candidate_records, settings)
     try:
-        scored = linker.inference.predict(threshold_match_probability=threshold)
-        return scratch.sql(
+        scored = linker.inference.predict(threshold_match_probability=CHECK_FROM)
+        scratch.execute(
             f"""
+            create table pairs as
             select
                 least(scored.unique_id_l, scored.unique_id_r) as record_key,
                 greatest(scored.unique_id_l, scored.unique_id_r) as node_key,
-                scored.match_probability,
-                scored.match_weight
+                scored.*,
+                scored.match_probability >= {float(threshold)!r}
+                    -- a shared value is the deterministic rules' call (linked, or refused on
+                    -- purpose by a guard: two birth dates at one name and address are two
+                    -- people)
+                    and not coalesce(l.email = r.email, false)
+                    and not coalesce(l.phone = r.phone, false)
+                    and not coalesce(
+                        len(list_intersect(l.name_addresses, r.name_addresses)) > 0, false
+                    )
+                    and not coalesce({HOUSEHOLD_CONFLICT}, false) as linked,
+                coalesce({HOUSEHOLD_CONFLICT}, false) and scored.match_probability >= {float(threshold)!r}
+                    as household_conflict
             from {scored.physical_name} as scored
             inner join candidates as l on l.unique_id = scored.unique_id_l
             inner join candidates as r on r.unique_id = scored.unique_id_r
-            where scored.match_probability >= {float(threshold)!r}
-                -- a shared value is the deterministic rules' call (linked, or refused on purpose
-                -- by a guard: two birth dates at one name and address are two people)
-                and not coalesce(l.email = r.email, false)
-                and not coalesce(l.phone = r.phone, false)
-                and not coalesce(len(list_intersect(l.name_addresses, r.name_addresses)) > 0, false)
-            order by record_key, node_key
             """
-        ).to_arrow_table()
+        )
+        household = scratch.execute(
+            "select count(*) from pairs where household_conflict"
+        ).fetchall()[0][0]
+        accepted = scratch.execute(
+            "select record_key, node_key, match_probability from pairs where linked"
+        ).fetchall()
+        # every scored pair among the records of accepted links (the check's evidence); pairs
+        # below CHECK_FROM count as p = 0
+        near = scratch.execute(
+            """
+            with nodes as (
+                select record_key as k from pairs where linked
+                union select node_key from pairs where linked
+            )
+            select record_key, node_key, match_probability from pairs
+            where record_key in (select k from nodes) and node_key in (select k from nodes)
+            """
+        ).fetchall()
+        kept, refused = cluster_check(accepted, {(a, b): p for a, b, p in near})
+        columns = [c[0] for c in scratch.execute("describe pairs").fetchall()]
+        compared = [c for c in labels if f"gamma_{c}" in columns]
+        rows = scratch.execute(
+            "select record_key, node_key, match_probability, match_weight, "
+            + ", ".join(
+                f"gamma_{c}, mw_{c}, "
+                + (f"mw_tf_adj_{c}" if f"mw_tf_adj_{c}" in columns else "0.0")
+                for c in compared
+            )
+            + " from pairs where linked order by record_key, node_key"
+        ).fetchall()
     finally:
         scratch.close()
+    prior = settings["probability_two_random_records_match"]
+    prior_weight = round(math.log2(prior / (1 - prior)), 3)
+    out: dict[str, list] = {k: [] for k in ("record_key", "node_key", "match_probability",
+                                            "match_weight", "comparison_levels")}  # fmt: skip
+    for row in rows:
+        if (row[0], row[1]) not in kept:
+            continue
+        evidence = [{"comparison": "prior", "level": f"p={prior:.3g}", "weight": prior_weight}]
+        for i, c in enumerate(compared):
+            gamma, weight, tf = row[4 + 3 * i : 7 + 3 * i]
+            weight = (weight or 0.0) + (tf or 0.0)
+            evidence.append(
+                {"comparison": c, "level": labels[c].get(int(gamma), str(gamma)),
+                 "weight": round(weight, 3)}
+            )  # fmt: skip
+        for key, value in zip(out, (*row[:4], json.dumps(evidence)), strict=True):
+            out[key].append(value)
+    table = pa.table(
+        {
+            "record_key": pa.array(out["record_key"], pa.string()),
+            "node_key": pa.array(out["node_key"], pa.string()),
+            "match_probability": pa.array(out["match_probability"], pa.float64()),
+            "match_weight": pa.array(out["match_weight"], pa.float64()),
+            "comparison_levels": pa.array(out["comparison_levels"], pa.string()),
+        }
+    )
+    return table.replace_schema_metadata(
+        {"refused_by_cluster_check": str(refused), "refused_by_household_guard": str(household)}
+    )
+
+
+# The household guard of probabilistic links (the twin of the deterministic birth_date_conflict
+# and first_name_conflict guards): two records of one surname at one address (same street, and
+# postcode or locality) are a household's, not one person's, when their birth dates are both
+# known and not one typo (or a day-month swap) apart — a parent and a child of one name — or
+# when a birth date is missing and their given names disagree outright (not one typo, not alike)
+# — two family members. Fellegi-Sunter multiplies the surname and the address as independent
+# evidence, but family members share both, so such a pair scores as high as one person's two
+# records; it is refused whatever its probability. Agreeing birth dates with different given
+# names (William and Bill, born the same day at one address) stay the model's to weigh.
+HOUSEHOLD_CONFLICT = """
+    l.last_name = r.last_name
+    and l.street = r.street
+    and (l.postal_code = r.postal_code or l.city = r.city)
+    and (
+        coalesce(
+            damerau_levenshtein(l.date_of_birth, r.date_of_birth) > 1
+            and not (
+                substr(l.date_of_birth, 1, 4) = substr(r.date_of_birth, 1, 4)
+                and substr(l.date_of_birth, 6, 2) = substr(r.date_of_birth, 9, 2)
+                and substr(l.date_of_birth, 9, 2) = substr(r.date_of_birth, 6, 2)
+            ),
+            false
+        )
+        or (
+            (l.date_of_birth is null or r.date_of_birth is null)
+            and coalesce(
+                jaro_winkler_similarity(l.first_name, r.first_name) < 0.8
+                and damerau_levenshtein(l.first_name, r.first_name) > 1,
+                false
+            )
+        )
+    )
+"""
+
+# Pairs scored below this are not read back for the cluster check (they count as p = 0).
+CHECK_FROM = 0.001
 
 
 def refresh(
@@ -426,7 +642,9 @@ def refresh(
                 '{RULE}' as rule,
                 cast(match_probability as double) as match_probability,
                 cast(match_weight as double) as match_weight,
-                cast(? as date) as as_of
+                cast(? as date) as as_of,
+                -- per comparison its level and weight (JSON): `c360 identity explain` shows it
+                cast(comparison_levels as varchar) as comparison_levels
             from _probabilistic_links
             order by record_key, node_key
             """,
@@ -438,6 +656,12 @@ def refresh(
         records=records.num_rows if records is not None else 0,
         links=links.num_rows,
         seconds=time.monotonic() - started,
+        refused_by_cluster_check=int(
+            (links.schema.metadata or {}).get(b"refused_by_cluster_check", b"0")
+        ),
+        refused_by_household_guard=int(
+            (links.schema.metadata or {}).get(b"refused_by_household_guard", b"0")
+        ),
     )
 
 

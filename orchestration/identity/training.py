@@ -68,6 +68,10 @@ MIN_PRESENT_SHARE = 0.01
 # not impossible.
 UNSEEN_LEVEL_M = 0.001
 SEED = 42
+# The prior's re-estimation from the fitted model (_refine_prior): stop when it moves less than
+# this share, after at most this many steps.
+PRIOR_TOLERANCE = 0.02
+PRIOR_STEPS = 8
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +370,9 @@ def fit(
                     level["u_probability"] = 1 / u_max_pairs
         reasons = degenerate_reasons(model, n, sessions)
         choice = None
+        prior_steps: list[float] = []
         if not reasons:
+            prior_steps = _refine_prior(records, model, config.prior_recall)
             choice = _threshold_on(records, model, config.min_precision)
             if choice is None:
                 reasons.append(
@@ -382,6 +388,7 @@ def fit(
         "seed": seed,
         "seconds": round(time.monotonic() - started, 2),
         "threshold_rule": choice.as_dict() if choice else None,
+        "prior_steps": prior_steps,
     }
     prior = model["probability_two_random_records_match"]
     if reasons:
@@ -398,6 +405,49 @@ def fit(
         training=training,
         **base,
     )
+
+
+def _expected_matches(records: pa.Table, model: dict[str, Any]) -> float:
+    """The number of matching pairs the model expects among the blocked pairs (its
+    probabilities summed)."""
+    linker, scratch = probabilistic._linker(records, model)
+    try:
+        scored = linker.inference.predict()
+        return float(
+            scratch.execute(
+                f"select coalesce(sum(match_probability), 0) from {scored.physical_name}"
+            ).fetchall()[0][0]
+        )
+    finally:
+        scratch.close()
+
+
+def _refine_prior(records: pa.Table, model: dict[str, Any], prior_recall: float) -> list[float]:
+    """Re-estimate the match prior from the fitted model itself, in place; returns the priors
+    tried, first to last.
+
+    The deterministic rules' estimate assumes they find `prior_recall` of the true pairs: on
+    clean data they find more, on noisy data (typos in names and birth dates, missing fields)
+    far fewer, and a prior several times too low makes every probability too low — the
+    threshold rule then links only the pairs that agree on nearly everything. With m and u
+    fixed, the prior that agrees with the data is the one equal to the share of matches the
+    model expects among all record pairs (the M step of expectation-maximisation for the prior
+    alone): matching pairs outside the blocked pairs score ~0 and do not count. Iterated from
+    the deterministic estimate until it moves less than PRIOR_TOLERANCE (relative), at most
+    PRIOR_STEPS times; never below the deterministic rules' own count (the pairs they found
+    are there)."""
+    n = records.num_rows
+    pairs = n * (n - 1) / 2
+    start = model["probability_two_random_records_match"]
+    floor = start * prior_recall  # the pairs the deterministic rules found
+    steps = [start]
+    for _ in range(PRIOR_STEPS):
+        new = min(max(_expected_matches(records, model) / pairs, floor), 0.5)
+        model["probability_two_random_records_match"] = new
+        steps.append(new)
+        if abs(new - steps[-2]) <= PRIOR_TOLERANCE * steps[-2]:
+            break
+    return steps
 
 
 def _threshold_on(records: pa.Table, model: dict[str, Any], min_precision: float):

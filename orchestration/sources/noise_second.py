@@ -32,7 +32,7 @@ Profiles:
 
 Output: landing files (`crm/contacts`, `loyalty/members`) in contract column order and
 `ground_truth.csv` (source, entity, source_record_id, person_id) for `c360 identity evaluate
---truth`.
+--truth`, and `second_noise_edits.csv` (the edits of each duplicate).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from orchestration.sources.generator import GenerateResult
 
 FIELDS = ("given", "surname", "number", "street", "suburb", "postcode", "state", "dob")
+# Per duplicate record: the edits it carries (`keyboard;swap_names`), for diagnosis and tests.
+EDITS_FILE = "second_noise_edits.csv"
 OPTIONAL = ("given", "surname", "number", "street", "suburb", "postcode", "dob")
 
 _SYLLABLES = [
@@ -448,14 +450,24 @@ def _display(rec: dict, rng: np.random.Generator) -> dict:
     }
 
 
+def _columns(contract_id: str) -> tuple[str, str, list[str]]:
+    """(source, entity, column names in order) of a source contract, read from its YAML (the
+    columns only: this profile writes no quality defects)."""
+    import yaml
+
+    from orchestration.contracts.model import contracts_dir
+
+    doc = yaml.safe_load((contracts_dir() / "sources" / f"{contract_id}.odcs.yaml").read_text())
+    source, entity = contract_id.split("__", 1)
+    return source, entity, [p["name"] for p in doc["schema"][0]["properties"]]
+
+
 def _write(landing: Path, as_of: dt.date, contract_id: str, rows: list[dict]) -> None:
-    from orchestration.contracts.model import all_source_contracts
     from orchestration.sources.generator import _write_text
 
-    contract = next(c for c in all_source_contracts() if c.id == contract_id)
-    names = list(contract.column_names)
+    source, entity, names = _columns(contract_id)
     table = pa.table({n: pa.array([r.get(n) for r in rows], pa.string()) for n in names})
-    folder = landing / contract.source / contract.entity / f"dt={as_of.isoformat()}"
+    folder = landing / source / entity / f"dt={as_of.isoformat()}"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -484,6 +496,7 @@ def generate(
     loyalty: list[dict] = []
     truth: list[tuple[str, str, str, str]] = []
     edits: dict[str, int] = {}
+    edited: list[tuple[str, str, str, str]] = []  # source, entity, record id, edits
 
     def original(person: dict) -> dict:
         rec = dict(person)
@@ -518,6 +531,7 @@ def generate(
                      "points_balance": "0", "joined_at": stamp, "updated_at": stamp}
                 )  # fmt: skip
                 truth.append(("loyalty", "members", mid, person["pid"]))
+                edited.append(("loyalty", "members", mid, ";".join(kinds)))
     elif noise.mode == "dedup":
         # duplicates per original: geometric, mean duplicate_share / (1 - duplicate_share)
         mean = noise.duplicate_share / (1 - noise.duplicate_share)
@@ -529,6 +543,7 @@ def generate(
                 rec, kinds = _duplicate(base, rng, noise, vocab)
                 count(kinds)
                 add_crm(rec, person["pid"])
+                edited.append(("crm", "contacts", crm[-1]["contact_id"], ";".join(kinds)))
     else:
         raise ValueError(f"unknown mode {noise.mode!r} (link | dedup)")
     # records in a random order: ids say nothing about who is whom
@@ -541,6 +556,9 @@ def generate(
     with (truth_dir / "ground_truth.csv").open("w") as fh:
         fh.write("source,entity,source_record_id,person_id\n")
         fh.writelines(f"{s},{e},{r},{p}\n" for s, e, r, p in truth)
+    with (truth_dir / EDITS_FILE).open("w") as fh:
+        fh.write("source,entity,source_record_id,edits\n")
+        fh.writelines(f"{s},{e},{r},{k}\n" for s, e, r, k in edited)
     rows = {"crm__contacts": len(crm)} | ({"loyalty__members": len(loyalty)} if loyalty else {})
     manifest: dict[str, Any] = {
         "customers": customers, "seed": seed, "as_of": as_of.isoformat(),

@@ -3,7 +3,8 @@
     (a shared in-store device), or shared by records whose first names disagree (a family inbox:
     first_name_conflict; such a value still links the records whose first names agree, see
     int_identity__edges), or, for types with require_matching_birth_date, shared by records with
-    two different birth dates (birth_date_conflict: two people, it links nobody). Never a silent over-merge: every drop is here. -#}
+    two birth dates that are not one typo apart (birth_date_conflict: two people, it links
+    nobody; macro birth_dates_alike). Never a silent over-merge: every drop is here. -#}
 {%- set identity_config = var("identity") -%}
 with candidates as (
     select * from {{ ref('int_identity__candidate_links') }}
@@ -53,27 +54,37 @@ over_limit as (
         {%- endfor %}
 ),
 
+value_birth_dates as (
+    select distinct value_links.node_key, records.date_of_birth
+    from candidates as value_links
+    inner join {{ ref('int_identity__records') }} as records
+        on value_links.record_key = records.record_key
+    where
+        records.date_of_birth is not null
+        and value_links.identifier_type in (
+            ''
+            {%- for type_name, settings in identity_config.get('identifiers', {}).items() if settings.get('require_matching_birth_date') %}
+                , '{{ type_name }}'
+            {%- endfor %}
+        )
+),
+
 birth_date_conflicts as (
+    -- two birth dates that are not one typed apart (birth_dates_alike: one digit, two adjacent
+    -- digits swapped, day and month swapped) are two people
     select
         candidates.record_key,
         candidates.node_key,
         'birth_date_conflict' as drop_reason
     from candidates
     where candidates.node_key in (
-        select value_links.node_key
-        from candidates as value_links
-        inner join {{ ref('int_identity__records') }} as records
-            on value_links.record_key = records.record_key
-        where
-            records.date_of_birth is not null
-            and value_links.identifier_type in (
-                ''
-                {%- for type_name, settings in identity_config.get('identifiers', {}).items() if settings.get('require_matching_birth_date') %}
-                    , '{{ type_name }}'
-                {%- endfor %}
-            )
-        group by value_links.node_key
-        having count(distinct records.date_of_birth) > 1
+        select one.node_key
+        from value_birth_dates as one
+        inner join value_birth_dates as other
+            on
+                one.node_key = other.node_key
+                and one.date_of_birth < other.date_of_birth
+        where not {{ birth_dates_alike('one.date_of_birth', 'other.date_of_birth') }}
     )
 ),
 
