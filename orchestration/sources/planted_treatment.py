@@ -106,7 +106,7 @@ def _decisions_sql(truth: TreatmentTruth, seed: int) -> str:
         select sync_id, segment_name, as_of, customer_id, is_holdout, shop_customer_id, p_convert,
             shop_customer_id is not null and {_uniform("h_draw", 1)} < p_convert as converted,
             cast(as_of as timestamp) + interval 1 day
-                + to_microseconds(cast(floor({_uniform("h_draw", 9)} * 86400e6) as bigint))
+                + to_seconds(cast(floor({_uniform("h_draw", 9)} * 86400) as bigint))
                 as ordered_at,
             round(-({float(truth.mean_spend)} / {shape}) * ({spend}), 2) as total_amount,
             'OT' || upper(substr(h_order, 1, 14)) as order_id
@@ -210,21 +210,24 @@ def plant(
 
     contract = next(c for c in all_source_contracts() if c.id == "shop__orders")
     folder = landing_dir / "shop" / "orders" / f"dt={as_of.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ORDERS_FILE).open("w", encoding="utf-8") as fh:
-        for order_id, customer, at, amount in orders:
-            stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-            values = {
-                "order_id": order_id,
-                "shop_customer_id": customer,
-                "ordered_at": stamp,
-                "status": "paid",
-                "currency": truth.currency,
-                "total_amount": f"{amount:.2f}",
-                "discount_amount": "0.00",
-                "updated_at": stamp,
-            }
-            fh.write(json.dumps({c: values.get(c) for c in contract.column_names}) + "\n")
+    lines = []
+    for order_id, customer, at, amount in orders:
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        values = {
+            "order_id": order_id,
+            "shop_customer_id": customer,
+            "ordered_at": stamp,
+            "status": "paid",
+            "currency": truth.currency,
+            "total_amount": f"{amount:.2f}",
+            "discount_amount": "0.00",
+            "updated_at": stamp,
+        }
+        lines.append(json.dumps({c: values.get(c) for c in contract.column_names}) + "\n")
+    (folder / ORDERS_FILE).unlink(missing_ok=True)
+    if lines:  # no file without orders: ingestion refuses an empty JSON-lines file
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ORDERS_FILE).write_text("".join(lines), encoding="utf-8")
 
     truth_dir.mkdir(parents=True, exist_ok=True)
     with (truth_dir / "treatment_lift.csv").open("w", encoding="utf-8") as fh:
