@@ -284,11 +284,11 @@ def fit(x: pd.DataFrame, converted, min_positives: int = 10) -> LeadModel:
         raise FitRefused("no customers with a shop account at the training cut-off")
     if pos == 0 or pos == n:
         which = "no customer converted" if pos == 0 else "every customer converted"
-        raise FitRefused(f"single class in the training window: {which} ({n} customers)")
+        raise FitRefused(f"single class in the training window: {which} ({n:,} customers)")
     if min(pos, n - pos) < min_positives:
         raise FitRefused(
             f"too few {'converters' if pos < n - pos else 'non-converters'} in the training "
-            f"window: {min(pos, n - pos)} of {n} customers (at least {min_positives})"
+            f"window: {min(pos, n - pos):,} of {n:,} customers (at least {min_positives})"
         )
     values = x[list(FEATURES)].to_numpy(dtype=float)
     mean = values.mean(axis=0)
