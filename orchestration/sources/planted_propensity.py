@@ -349,7 +349,7 @@ def plant(truth: PropensityTruth, out, truth_dir: Path, as_of: dt.date, seed: in
             "customers": len(part),
             "conversions": int(part["converted"].sum()),
             "conversion_rate": round(float(part["converted"].mean()), 6),
-            "planted_roc_auc": round(roc_auc(part["true_probability"], part["converted"]), 6),
+            "planted_roc_auc": _rounded(roc_auc(part["true_probability"], part["converted"])),
             "planted_brier": round(
                 float(np.mean((part["true_probability"] - part["converted"]) ** 2)), 6
             ),
@@ -369,9 +369,14 @@ def plant(truth: PropensityTruth, out, truth_dir: Path, as_of: dt.date, seed: in
     out.say(
         f"generate: lead_score planted {summary['train']['conversions']:,} + "
         f"{summary['eval']['conversions']:,} conversions; planted ROC AUC (eval) "
-        f"{summary['eval']['planted_roc_auc']:.4f}"
+        f"{summary['eval']['planted_roc_auc']}"
     )
     return {**asdict(truth), "windows": summary}
+
+
+def _rounded(value: float) -> float | None:
+    """JSON has no NaN: an undefined AUC (one class) is null."""
+    return None if math.isnan(value) else round(value, 6)
 
 
 def remove_truth(truth_dir: Path) -> None:
