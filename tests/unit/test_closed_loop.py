@@ -38,6 +38,8 @@ CONSENT_EVENTS = [
     ("CE7", "later@x.org", "email", "email", "marketing", "granted", "2026-03-01 09:00:00"),
     ("CE8", "unsub@x.org", "email", "email", "product_updates", "granted", "2026-03-01 09:00:00"),
     ("CE9", "+15550000001", "phone", "sms", "marketing", "granted", "2026-03-01 09:00:00"),
+    ("CE10", "spam@x.org", "email", "email", "marketing", "granted", "2026-03-01 09:00:00"),
+    ("CE11", "spam@x.org", "email", "email", "product_updates", "granted", "2026-03-01 09:00:00"),
 ]
 # (id, email, campaign, event_type, bounce_type, occurred_at)
 ENGAGEMENT = [
@@ -47,6 +49,7 @@ ENGAGEMENT = [
     ("EE4", "soft@x.org", "CMP-1", "bounced", "soft", "2026-03-04 10:00:00"),
     ("EE5", "later@x.org", "CMP-1", "unsubscribed", None, "2026-03-12 10:00:00"),
     ("EE6", "none@x.org", "CMP-1", "unsubscribed", None, "2026-03-02 10:00:00"),
+    ("EE7", "Spam@x.org ", "CMP-1", "complained", None, "2026-03-05 10:00:00"),
     # campaign outcomes: sent.one@x.org got a send at as_of 2026-03-01 (window 03-02 .. 03-09)
     ("EE10", "sent.one@x.org", "CMP-2", "delivered", None, "2026-03-02 00:00:05"),
     ("EE11", "sent.one@x.org", "CMP-2", "opened", None, "2026-03-03 08:00:00"),
@@ -200,6 +203,14 @@ def test_an_unsubscribe_after_a_grant_revokes_email_marketing_the_same_night(war
     assert _consent(warehouse, "unsub@x.org") == ("revoked", "email_unsubscribe", False, False)
     # an unsubscribe withdraws marketing only: the address's product updates stay
     assert _consent(warehouse, "unsub@x.org", purpose="product_updates") == (
+        "granted", "crm", True, False,
+    )  # fmt: skip
+
+
+def test_a_spam_complaint_revokes_email_marketing_the_same_night(warehouse):
+    assert _consent(warehouse, "spam@x.org") == ("revoked", "email_spam_complaint", False, False)
+    # a complaint is about marketing mail: the address's other purposes stay as they were
+    assert _consent(warehouse, "spam@x.org", purpose="product_updates") == (
         "granted", "crm", True, False,
     )  # fmt: skip
 

@@ -2,8 +2,8 @@
     Segments and activation read this model; nobody re-derives consent.
 
     Consent events come from the preference centre and, closing the loop in the same night, from
-    the email platform's engagement: an unsubscribe revokes email marketing, a hard bounce revokes
-    every email purpose of that address (it is unreachable). The latest event at or before as_of
+    the email platform's engagement: an unsubscribe or a spam complaint revokes email marketing, a
+    hard bounce revokes every email purpose of that address (it is unreachable). The latest event at or before as_of
     wins per contact point, channel and purpose (a revocation wins a tie); a later re-grant wins
     over an earlier unsubscribe. capture_source says which kind of event decided the row.
 
@@ -31,13 +31,17 @@ engagement_revocations as (
         occurred_at,
         case
             when event_type = 'unsubscribed' then 'email_unsubscribe'
+            when event_type = 'complained' then 'email_spam_complaint'
             else 'email_hard_bounce'
         end as capture_source
     from {{ ref('stg_email__engagement') }}
     where
         occurred_at <= {{ as_of_end() }}
         and email_normalized is not null
-        and (event_type = 'unsubscribed' or (event_type = 'bounced' and bounce_type = 'hard'))
+        and (
+            event_type in ('unsubscribed', 'complained')
+            or (event_type = 'bounced' and bounce_type = 'hard')
+        )
 ),
 
 email_purposes as (
@@ -55,7 +59,8 @@ email_purposes as (
 ),
 
 engagement_events as (
-    -- an unsubscribe withdraws marketing; a hard bounce makes the address unreachable for every purpose
+    -- an unsubscribe or a spam complaint withdraws marketing; a hard bounce makes the address
+    -- unreachable for every purpose
     select
         engagement_revocations.engagement_event_id as consent_event_id,
         engagement_revocations.contact_point,

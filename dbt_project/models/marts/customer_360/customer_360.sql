@@ -121,11 +121,25 @@ consent as (
     select * from {{ ref('consent_state') }}
 ),
 
+customer_phones as (
+    select distinct
+        customer_id,
+        phone_e164
+    from records
+    where phone_e164 is not null
+),
+
 erased as (
-    select distinct customer_emails.customer_id
+    -- an erasure of any of the customer's contact points, email or phone, erases the customer
+    select customer_emails.customer_id
     from customer_emails
     inner join consent
         on customer_emails.email_normalized = consent.contact_point and consent.is_erased
+    union
+    select customer_phones.customer_id
+    from customer_phones
+    inner join consent
+        on customer_phones.phone_e164 = consent.contact_point and consent.is_erased
 ),
 
 assembled as (
