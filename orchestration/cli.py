@@ -1,4 +1,4 @@
-"""`c360` command line: generate | run | summary | segments | sync | sources | identity.
+"""`c360` command line: generate | run | summary | segments | sync | sources | identity | erase.
 
 Every command reads the same env vars as the pipeline (C360_HOME, C360_WAREHOUSE,
 C360_LANDING_DIR, C360_DBT_TARGET, ...); see README.md. Output never contains personal data.
@@ -373,6 +373,21 @@ def cmd_identity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from orchestration.privacy.queue import queue_request
+
+    given = [(k, v) for k, v in (("email", args.email), ("phone", args.phone),
+                                  ("customer_id", args.customer_id)) if v]  # fmt: skip
+    if len(given) != 1:
+        print("c360 erase: give exactly one of --email, --phone, --customer-id", file=sys.stderr)
+        return 2
+    request_id, path = queue_request(landing_dir(), *given[0], args.as_of)
+    # the file holds the identifier; the output names only the request and the folder
+    print(f"queued erasure request {request_id} ({given[0][0]}) in {path.parent}; "
+          f"carried out by the nightly of {args.as_of} (docs/privacy.md)")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="c360", description="c360 customer data platform")
     sub = p.add_subparsers(dest="command", required=True)
@@ -489,6 +504,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="explain: as_of of the resolved graph (default: the latest); train: the model's as_of",
     )
     ident.set_defaults(func=cmd_identity)
+
+    er = sub.add_parser(
+        "erase",
+        help="queue a right-to-erasure request (one of --email/--phone/--customer-id)",
+        description="Queues the request as a landing file of consent/erasure_requests; the "
+        "nightly of --as-of deletes the person everywhere and records a receipt in "
+        "audit.erasure_receipts (docs/privacy.md).",
+    )
+    er.add_argument("--email")
+    er.add_argument("--phone")
+    er.add_argument("--customer-id")
+    er.add_argument(
+        "--as-of", type=_date, default=dt.date.today(), help="the nightly that carries it out"
+    )
+    er.set_defaults(func=cmd_erase)
     return p
 
 

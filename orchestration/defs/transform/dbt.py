@@ -44,6 +44,9 @@ _GROUPS = {
 }
 
 
+_ERASURE = dg.AssetKey(["privacy", "erasure"])  # orchestration/defs/privacy/erasure.py
+
+
 class C360DbtTranslator(DagsterDbtTranslator):
     """Groups by layer folder, one owner, and the dbt description as the asset description."""
 
@@ -59,7 +62,11 @@ class C360DbtTranslator(DagsterDbtTranslator):
         subject = folders[:1] in (["marts"], ["intermediate"]) and len(folders) > 1
         layer = folders[1] if subject else (folders or [""])[0]
         group = _GROUPS.get(layer, "transform")
-        return spec.replace_attributes(group_name=group, owners=[OWNER])
+        spec = spec.replace_attributes(group_name=group, owners=[OWNER])
+        if layer == "staging":
+            # the night's erasures run first: nothing downstream of raw sees an erased person
+            spec = spec.merge_attributes(deps=[_ERASURE])
+        return spec
 
 
 @dbt_assets(

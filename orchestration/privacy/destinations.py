@@ -1,0 +1,131 @@
+"""Send an erased person's delete to every destination that holds them, and collect the answers.
+
+Who holds the person: `activation.sync_state` rows (not `removed`) of the person's customer ids
+or identifiers. Per sync: a destination whose client has `delete(identifiers)` (registry
+`deletes=True`) erases the person there; any other diff destination gets the removal from the
+sync's audience (a `delete` row through `send`). File destinations (file_drop) hold the person in
+their dropped files, which the outbox rewrite handles (files.py); S3 drops are not reached.
+The acknowledgements (one per sync and identifier) go into the receipt; the sync_state and plan
+rows of an acknowledged person are deleted (they hold the identifier).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+
+from orchestration.privacy.keys import keyed_hash
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """What one destination answered for one identifier of one erasure request."""
+
+    request_id: str
+    sync: str
+    destination: str
+    identifier_hash: str
+    how: str  # delete (the platform erased the person) or remove (left the audience)
+    status: str  # ok, rejected, retryable, unknown, error
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "sync": self.sync,
+            "destination": self.destination,
+            "identifier_hash": self.identifier_hash,
+            "how": self.how,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+def _holders(con: duckdb.DuckDBPyConnection, customer_ids: set[str], identifiers: set[str]):
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'activation' and table_name = 'sync_state'"
+    ).fetchone()[0]
+    if not exists or not (customer_ids or identifiers):
+        return []
+    return con.execute(
+        "select sync_id, identifier, generation from activation.sync_state "
+        "where status <> 'removed' and (list_contains(?, customer_id) "
+        "or list_contains(?, identifier)) order by sync_id, identifier",
+        [sorted(customer_ids), sorted(identifiers)],
+    ).fetchall()
+
+
+def send_deletes(
+    con: duckdb.DuckDBPyConnection,
+    request_id: str,
+    customer_ids: set[str],
+    identifiers: set[str],
+    log: Callable[[str], None] = lambda message: None,
+) -> list[Acknowledgement]:
+    """Delete the person at every diff destination holding them; one acknowledgement per sync
+    and identifier. A sync that cannot be built (missing env var) is acknowledged `error`."""
+    from orchestration.activation.destinations import registry
+    from orchestration.activation.destinations.webhook import make_row
+    from orchestration.activation.syncs import load_all_syncs
+
+    held = _holders(con, customer_ids, identifiers)
+    if not held:
+        return []
+    syncs = {s.name: s for s in load_all_syncs()}
+    acks: list[Acknowledgement] = []
+    by_sync: dict[str, list[tuple[str, int]]] = {}
+    for sync_id, identifier, generation in held:
+        by_sync.setdefault(sync_id, []).append((identifier, generation or 0))
+    for sync_id, rows in by_sync.items():
+        sync = syncs.get(sync_id)
+        spec = registry.get(sync.destination) if sync else None
+        if sync is not None and spec is not None and spec.style == "file":
+            # the dropped files are rewritten (files.py); their state rows go with them
+            for identifier, _ in rows:
+                acks.append(Acknowledgement(request_id, sync_id, spec.kind,
+                                            keyed_hash("identifier", identifier),
+                                            "file rewrite", "ok"))  # fmt: skip
+                for table in ("sync_state", "sync_plan"):
+                    con.execute(
+                        f"delete from activation.{table} where sync_id = ? and identifier = ?",
+                        [sync_id, identifier],
+                    )
+            continue
+        if sync is None or spec is None:
+            for identifier, _ in rows:
+                acks.append(Acknowledgement(request_id, sync_id, getattr(spec, "kind", "?"),
+                                            keyed_hash("identifier", identifier), "remove",
+                                            "error", "sync no longer defined"))  # fmt: skip
+            continue
+        try:
+            client = registry.build(sync, log)
+            if spec.deletes and hasattr(client, "delete"):
+                answers = client.delete([i for i, _ in rows])
+                how = "delete"
+                outcomes = {i: answers.get(i) for i, _ in rows}
+            else:
+                made = {i: make_row(sync_id, i, "delete", {}, g + 1) for i, g in rows}
+                answers = client.send(list(made.values()))
+                how = "remove"
+                outcomes = {i: answers.get(r.idempotency_key) for i, r in made.items()}
+            if hasattr(client, "close"):
+                client.close()
+        except Exception as exc:
+            outcomes, how = {i: None for i, _ in rows}, "delete" if spec.deletes else "remove"
+            reason = type(exc).__name__
+        else:
+            reason = ""
+        for identifier, outcome in outcomes.items():
+            status = getattr(outcome, "status", None) or "error"
+            acks.append(Acknowledgement(request_id, sync_id, spec.kind,
+                                        keyed_hash("identifier", identifier), how, status,
+                                        getattr(outcome, "reason", "") or reason))  # fmt: skip
+            if status == "ok":
+                for table in ("sync_state", "sync_plan"):
+                    con.execute(
+                        f"delete from activation.{table} where sync_id = ? and identifier = ?",
+                        [sync_id, identifier],
+                    )
+    return acks

@@ -1,0 +1,226 @@
+"""Erasure building blocks (issue 16, core 3) on small fixtures: atomic file rewrites, the
+tombstone filter in a real ingestion night (row accounting with `erased`), the CLI's queued
+request, and erase_pending on a small warehouse (rows, pseudonyms, ledger, receipt)."""
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from orchestration.privacy import files, tombstones
+from orchestration.privacy.erasure import erase_pending
+from orchestration.privacy.keys import keyed_hash
+from orchestration.privacy.queue import queue_request
+from orchestration.warehouse import connect
+from tests.ingest_night import copy_landing, night
+
+AS_OF = dt.date(2026, 11, 21)
+EMAIL, PHONE = "gone.person@example.org", "+14155550199"
+NEEDLES = {("email", EMAIL): {"R1"}, ("phone", PHONE): {"R1"}, ("crm_contact_id", "C9"): {"R1"}}
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch, tmp_path):
+    monkeypatch.setenv("C360_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("C360_ERASURE_KEY", "unit-test-key-" + "x" * 32)
+
+
+def test_a_csv_is_rewritten_atomically_without_the_person(tmp_path):
+    path = tmp_path / "part.csv"
+    path.write_text(
+        "id,email,phone\nC1,keep@example.org,\nC2, Gone.Person@Example.org ,\n"
+        "C3,,(415) 555-0199\nC4,other@example.org,+1 415 555 0100\n"
+    )
+    done = files.rewrite_file(path, NEEDLES)
+    assert done is not None and done.rows_by_request == {"R1": 2} and not done.removed
+    rows = list(csv.DictReader(path.open()))
+    assert [r["id"] for r in rows] == ["C1", "C4"]
+    assert done.sha256 is not None and len(done.sha256) == 64
+    assert [p.name for p in tmp_path.iterdir()] == ["part.csv"]  # no temporary file left
+
+
+def test_jsonl_keeps_other_lines_byte_for_byte_and_parquet_its_schema(tmp_path):
+    kept = '{"id": "A",  "email": "keep@example.org"}\n'
+    path = tmp_path / "part.jsonl"
+    path.write_text(kept + json.dumps({"id": "C9", "email": None}) + "\n")
+    assert files.rewrite_file(path, NEEDLES).rows_by_request == {"R1": 1}
+    assert path.read_text() == kept
+    pq_path = tmp_path / "drop.parquet"
+    schema = pa.schema([("customer_id", pa.string()), ("email", pa.string())])
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"customer_id": "X1", "email": EMAIL}, {"customer_id": "X2", "email": "a@b.org"}],
+            schema=schema,
+        ),
+        pq_path,
+    )
+    assert files.rewrite_file(pq_path, NEEDLES).rows_by_request == {"R1": 1}
+    table = pq.read_table(pq_path)
+    assert table.schema == schema and table.column("customer_id").to_pylist() == ["X2"]
+
+
+def test_a_file_left_without_rows_is_removed_and_an_unrelated_one_untouched(tmp_path):
+    gone = tmp_path / "only.csv"
+    gone.write_text(f"id,email\nC5,{EMAIL}\n")
+    other = tmp_path / "other.csv"
+    other.write_text("id,email\nC6,keep@example.org\n")
+    before = other.stat().st_mtime_ns
+    done = files.rewrite_tree(tmp_path, NEEDLES)
+    assert [(d.path.name, d.removed) for d in done] == [("only.csv", True)]
+    assert not gone.exists() and other.stat().st_mtime_ns == before
+
+
+def test_ingestion_drops_tombstoned_rows_and_counts_them_erased(tmp_path):
+    from orchestration.sources.generator import generate
+
+    generate(60, 3, AS_OF, tmp_path / "gen", tmp_path / "truth", progress=None)
+    landing = tmp_path / "landing"
+    path = copy_landing(tmp_path / "gen", landing, "crm__contacts", AS_OF)
+    rows = list(csv.DictReader(path.open()))
+    victim = next(r for r in rows if r["email"])
+    with connect(tmp_path / "wh.duckdb") as con:
+        tombstones.add(con, "R1", {("email", victim["email"].strip().lower())})
+        batch, gate, published = night(con, "crm__contacts", landing, "r1", AS_OF)
+        assert batch.erased >= 1 and gate.passed and published
+        assert batch.extracted == (
+            batch.loaded + batch.quarantined + batch.deduplicated + batch.erased
+        )
+        assert con.execute(
+            "select count(*) from raw.crm__contacts where lower(trim(email)) = ?",
+            [victim["email"].strip().lower()],
+        ).fetchone() == (0,)
+        assert con.execute("select count(*) from raw.crm__contacts").fetchone()[0] == batch.loaded
+
+
+def test_the_cli_request_lands_as_a_consent_erasure_request(tmp_path):
+    now = dt.datetime(2026, 11, 23, 8, 0)
+    rid, path = queue_request(tmp_path, "phone", " +1 415 555 0199 ", AS_OF, now=now)
+    assert rid.startswith("CLI-")
+    assert path.parent == tmp_path / "consent" / "erasure_requests" / f"dt={AS_OF}"
+    (row,) = list(csv.DictReader(path.open()))
+    assert row == {
+        "erasure_request_id": rid, "contact_point": "+1 415 555 0199",
+        "contact_point_type": "phone", "requested_at": "2026-11-21T23:59:59Z",
+    }  # fmt: skip
+    with pytest.raises(ValueError):
+        queue_request(tmp_path, "name", "x", AS_OF)
+
+
+def _small_warehouse(path: Path, landing: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path))
+    for s in ("raw", "marts", "activation", "audit", "quarantine"):
+        con.execute(f"create schema {s}")
+    meta = "_batch_id varchar, _loaded_at timestamp, _source_file varchar"
+    con.execute(
+        "create table raw.crm__contacts (contact_id varchar, email varchar, phone varchar, "
+        f"mobile_phone varchar, country_code varchar, first_name varchar, {meta})"
+    )
+    con.execute(
+        "insert into raw.crm__contacts values ('C9', ' Gone.Person@example.org', null, null, "
+        "'US', 'Gone', 'b', now(), 'f'), ('C1', 'keep@example.org', '+14155550100', null, 'US', "
+        "'Kept', 'b', now(), 'f')"
+    )
+    con.execute(
+        "create table raw.shop__customers (shop_customer_id varchar, email varchar, "
+        f"phone varchar, country_code varchar, {meta})"
+    )
+    # no email in the shop: reached through customer_id_map (the same customer as C9)
+    con.execute(
+        "insert into raw.shop__customers values ('S9', null, '(415) 555-0199', 'US', 'b', now(), "
+        "'f'), ('S1', 'keep@example.org', null, 'US', 'b', now(), 'f')"
+    )
+    con.execute(
+        f"create table raw.shop__orders (order_id varchar, shop_customer_id varchar, {meta})"
+    )
+    con.execute(
+        "insert into raw.shop__orders values ('O1', 'S9', 'b', now(), 'f'), "
+        "('O2', 'S1', 'b', now(), 'f')"
+    )
+    con.execute(
+        "create table raw.consent__erasure_requests (erasure_request_id varchar, "
+        f"contact_point varchar, contact_point_type varchar, requested_at timestamp, {meta})"
+    )
+    con.execute(
+        "insert into raw.consent__erasure_requests values ('ER1', 'gone.person@EXAMPLE.org', "
+        "'email', timestamp '2026-11-21 10:00:00', 'b', now(), 'f')"
+    )
+    con.execute(
+        "create table marts.customer_id_map (source varchar, entity varchar, "
+        "source_record_id varchar, record_key varchar, customer_id varchar)"
+    )
+    con.execute(
+        "insert into marts.customer_id_map values ('crm', 'contacts', 'C9', 'k9', 'CUST9'), "
+        "('shop', 'customers', 'S9', 'ks9', 'CUST9'), ('crm', 'contacts', 'C1', 'k1', 'CUST1')"
+    )
+    con.execute(
+        "create table activation.contact_history (contact_id varchar, customer_id varchar, "
+        "contact_point varchar, outcome varchar)"
+    )
+    con.execute(
+        "insert into activation.contact_history values ('H1', 'CUST9', 'gone.person@example.org', "
+        "'ok'), ('H2', 'CUST9', '+14155550199', 'ok'), ('H3', 'CUST1', 'keep@example.org', 'ok')"
+    )
+    con.execute(
+        "create table audit.ingestion_files (contract_id varchar, path varchar, sha256 varchar, "
+        "size_bytes bigint, batch_id varchar, as_of date, published_at timestamp)"
+    )
+    folder = landing / "crm" / "contacts" / "dt=2026-11-21"
+    folder.mkdir(parents=True)
+    f = folder / "part.csv"
+    f.write_text("contact_id,email\nC9,gone.person@example.org\nC1,keep@example.org\n")
+    con.execute(
+        "insert into audit.ingestion_files values ('crm__contacts', ?, 'old', 1, 'b', "
+        "date '2026-11-21', now())",
+        [str(f)],
+    )
+    return con
+
+
+def test_erase_pending_deletes_pseudonymises_rewrites_and_records(tmp_path):
+    landing, outbox = tmp_path / "landing", tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "drop.csv").write_text("customer_id,first_name\nCUST9,Gone\nCUST1,Kept\n")
+    with _small_warehouse(tmp_path / "wh.duckdb", landing) as con:
+        summary = erase_pending(con, AS_OF, "run1", landing=landing, outbox=outbox)
+        assert summary.requests == 1 and summary.files == 2
+        assert con.execute("select contact_id from raw.crm__contacts").fetchall() == [("C1",)]
+        assert con.execute("select shop_customer_id from raw.shop__customers").fetchall() == [
+            ("S1",)
+        ]
+        assert con.execute("select order_id from raw.shop__orders").fetchall() == [("O2",)]
+        assert con.execute("select count(*) from raw.consent__erasure_requests").fetchone() == (0,)
+        history = dict(
+            con.execute("select contact_id, customer_id from activation.contact_history").fetchall()
+        )
+        assert len(history) == 3 and history["H3"] == "CUST1"
+        assert history["H1"] == history["H2"] != "CUST9" and history["H1"].startswith("erased:")
+        assert con.execute(
+            "select count(*) from activation.contact_history where contact_point like '%@%' "
+            "or contact_point like '+1415555019%'"
+        ).fetchone() == (1,)
+        new_sha = con.execute("select sha256 from audit.ingestion_files").fetchone()[0]
+        (rid, places, kinds, hashes, status) = con.execute(
+            "select request_id, places, identifier_kinds, identifier_hashes, status "
+            "from audit.erasure_receipts"
+        ).fetchone()
+        # a second night: nothing pending, nothing touched again
+        assert erase_pending(con, AS_OF, "run2", landing=landing, outbox=outbox).requests == 0
+    assert rid == "ER1" and status == "done"
+    where = {p["place"] for p in json.loads(places)}
+    assert {"raw.crm__contacts", "raw.shop__customers", "raw.shop__orders",
+            "raw.consent__erasure_requests", "activation.contact_history",
+            "landing/crm/contacts/dt=2026-11-21/part.csv", "outbox/drop.csv"} <= where  # fmt: skip
+    assert {"email", "phone", "crm_contact_id", "shop_customer_id", "customer_id"} <= set(kinds)
+    assert keyed_hash("email", "gone.person@example.org") in hashes
+    assert "gone" not in json.dumps(places).lower()
+    f = landing / "crm" / "contacts" / "dt=2026-11-21" / "part.csv"
+    assert f.read_text() == "contact_id,email\nC1,keep@example.org\n"
+    import hashlib
+
+    assert new_sha == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert (outbox / "drop.csv").read_text() == "customer_id,first_name\nCUST1,Kept\n"
