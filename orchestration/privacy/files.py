@@ -49,10 +49,13 @@ def _prefilter(data: bytes, needles: dict[tuple[str, str], set[str]]) -> bool:
             continue
         if value.lower().encode() in low:
             return True
-    tails = {v[-7:].encode() for k, v in needles if k == "phone"}
+    tails = sorted({v[-7:] for k, v in needles if k == "phone"})
     if tails:
-        digits = re.sub(rb"\D", b"", data)
-        if any(t in digits for t in tails):
+        # the last seven digits, as written in any format (separators between digits allowed),
+        # not inside a longer run of digits such as a timestamp's
+        sep = rb"[ ().\-/]{0,3}"
+        alts = b"|".join(sep.join(re.escape(ch.encode()) for ch in t) for t in tails)
+        if re.search(rb"(?:" + alts + rb")(?![0-9])", data):
             return True
     return False
 
