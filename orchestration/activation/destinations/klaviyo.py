@@ -1,0 +1,351 @@
+"""Klaviyo destination: a sync's audience as the members of one Klaviyo list, through the
+Klaviyo API (JSON:API; `revision` header on every request).
+
+Adds and updates go in profile bulk import jobs (`POST /api/profile-bulk-import-jobs`, at most
+10,000 profiles per job): each person is a profile keyed by `external_id` (the sync's
+identifier) with the sync's fields (email, phone_number, first_name, last_name, location zip
+and country), and the job adds them to the list. The job is polled until it is complete;
+its import errors (a JSON pointer to each refused profile) reject those rows with Klaviyo's
+detail. A job whose answer was lost (a timeout) is read back before anything is resent: the
+list's profiles with those external ids (`GET /api/lists/{id}/profiles?filter=any(...)`, 100
+per request) holding the attributes sent are acknowledged, only the others go into a new job.
+
+Removals: the profiles with those external ids are looked up (`GET /api/profiles`) and taken
+out of the list (`DELETE /api/lists/{id}/relationships/profiles`, at most 1,000 per request;
+removing a profile not in the list changes nothing, so a resend is safe). With
+`unsubscribe_on_remove: true` a removed person's email is also unsubscribed from email
+marketing (`POST /api/profile-subscription-bulk-delete-jobs`, at most 100 per job) — for a
+sync whose removals mean consent withdrawn rather than a segment left.
+429 waits Retry-After; 5xx and dropped connections back off.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from pydantic import Field, ValidationInfo, model_validator
+
+from orchestration.activation.destinations._platform_http import (
+    GaveUp,
+    PlatformHttp,
+    Retry,
+    Timeout,
+    json_or_empty,
+)
+from orchestration.activation.destinations.registry import (
+    DestinationConfig,
+    DestinationSpec,
+    EnvName,
+    Limits,
+    RateLimiter,
+    env_value,
+)
+from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.redaction import redact
+
+if TYPE_CHECKING:
+    from orchestration.activation.syncs import SyncDefinition
+
+MAX_PROFILES_PER_JOB = 10_000
+MAX_LIST_RELATIONSHIPS = 1000
+MAX_FILTER_VALUES = 100
+MAX_UNSUBSCRIBE = 100
+# sync field → Klaviyo profile attribute (location's keys nested under "location")
+ATTRIBUTES = {
+    "email": "email",
+    "phone": "phone_number",
+    "first_name": "first_name",
+    "last_name": "last_name",
+}
+LOCATION = {"postal_code": "zip", "country_code": "country"}
+
+
+class KlaviyoConfigError(ValueError):
+    """A Klaviyo sync cannot run: its API key env var is missing (named, never shown)."""
+
+
+class KlaviyoAuthError(RuntimeError):
+    """Klaviyo refused the API key (401/403)."""
+
+
+class KlaviyoConfig(DestinationConfig):
+    """A Klaviyo sync's `config:`. The private API key is an env var NAME."""
+
+    list_id: str = Field(pattern=r"^[A-Za-z0-9]{1,32}$")
+    endpoint: str = Field(default="https://a.klaviyo.com", pattern=r"^https?://\S+$")
+    revision: str = Field(default="2025-01-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
+    api_key_env: EnvName = "C360_KLAVIYO_API_KEY"
+    unsubscribe_on_remove: bool = False
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    poll_seconds: float = Field(default=5.0, ge=0)
+    max_polls: int = Field(default=120, ge=1)
+
+    @model_validator(mode="after")
+    def _known_fields(self, info: ValidationInfo) -> KlaviyoConfig:
+        fields = set((info.context or {}).get("fields") or ())
+        unknown = fields - set(ATTRIBUTES) - set(LOCATION)
+        if unknown:
+            raise ValueError(
+                f"fields: {', '.join(sorted(unknown))} not a Klaviyo profile field "
+                f"(known: {', '.join([*ATTRIBUTES, *LOCATION])})"
+            )
+        if fields and not fields & {"email", "phone"}:
+            raise ValueError("fields: a Klaviyo list needs email or phone among the fields")
+        return self
+
+
+def profile_attributes(identifier: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The Klaviyo profile attributes of one row: external_id and the mapped fields."""
+    attributes: dict[str, Any] = {"external_id": identifier}
+    for field, name in ATTRIBUTES.items():
+        if fields.get(field) is not None:
+            attributes[name] = str(fields[field])
+    location = {n: str(fields[f]) for f, n in LOCATION.items() if fields.get(f) is not None}
+    if location:
+        attributes["location"] = location
+    return attributes
+
+
+class KlaviyoClient:
+    """Sends rows of one sync to one Klaviyo list (module docstring)."""
+
+    def __init__(
+        self,
+        config: KlaviyoConfig,
+        sync: str,
+        api_key: str,
+        max_rows: int = MAX_PROFILES_PER_JOB,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] = lambda message: None,
+        rate: RateLimiter | None = None,
+    ) -> None:
+        self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
+        self.max_rows = max(1, min(max_rows, MAX_PROFILES_PER_JOB))
+        self._secrets = [api_key]
+        headers = {
+            "Authorization": f"Klaviyo-API-Key {api_key}",
+            "revision": config.revision,
+            "Accept": "application/vnd.api+json",
+            "Content-Type": "application/vnd.api+json",
+        }
+        self.http = http or httpx.Client(timeout=config.timeout_seconds, headers=headers)
+        self.api = PlatformHttp(
+            self.http,
+            Retry(config.max_attempts, config.backoff_seconds),
+            sleep,
+            log,
+            rate=rate,
+            name=f"{sync}: klaviyo",
+        )
+        self.base = config.endpoint.rstrip("/") + "/api"
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response | Timeout | GaveUp:
+        answer = self.api.request(method, f"{self.base}{path}", **kwargs)
+        if isinstance(answer, httpx.Response) and answer.status_code in (401, 403):
+            raise KlaviyoAuthError(
+                f"{self.sync}: Klaviyo refused the API key (HTTP {answer.status_code}): "
+                f"check {self.config.api_key_env}"
+            )
+        return answer
+
+    def _reason(self, answer: httpx.Response | Timeout | GaveUp) -> str:
+        if isinstance(answer, Timeout):
+            return "timeout"
+        if isinstance(answer, GaveUp):
+            return answer.why
+        errors = json_or_empty(answer).get("errors") or [{}]
+        detail = errors[0].get("detail") or errors[0].get("title") or ""
+        return redact(f"HTTP {answer.status_code}: {detail}", self._secrets)
+
+    def _profiles(self, external_ids: list[str], in_list: bool) -> dict[str, dict] | None:
+        """external_id → {id, attributes} of the profiles found (in the list only if
+        `in_list`), None if unreadable."""
+        path = f"/lists/{self.config.list_id}/profiles" if in_list else "/profiles"
+        found: dict[str, dict] = {}
+        for start in range(0, len(external_ids), MAX_FILTER_VALUES):
+            chunk = external_ids[start : start + MAX_FILTER_VALUES]
+            values = ",".join(json.dumps(v) for v in chunk)
+            answer = self._call(
+                "GET",
+                path,
+                params={
+                    "filter": f"any(external_id,[{values}])",
+                    "page[size]": str(MAX_FILTER_VALUES),
+                },
+            )
+            if not isinstance(answer, httpx.Response) or answer.status_code != 200:
+                return None
+            for item in json_or_empty(answer).get("data") or []:
+                attributes = item.get("attributes") or {}
+                found[str(attributes.get("external_id"))] = {"id": item.get("id"), **attributes}
+        return found
+
+    # --- adds ---------------------------------------------------------------------------------
+
+    def _import(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
+        """One bulk import job for rows (≤ max_rows): outcomes per row."""
+        profiles = [profile_attributes(r.identifier, r.fields) for r in rows]
+        body = {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
+            {"type": "profile", "attributes": p} for p in profiles]}}, "relationships": {
+            "lists": {"data": [{"type": "list", "id": self.config.list_id}]}}}}  # fmt: skip
+        answer = self._call("POST", "/profile-bulk-import-jobs", json=body)
+        if isinstance(answer, Timeout):
+            for row in rows:
+                outcomes[row.idempotency_key] = Outcome("unknown", "timeout", 1)
+            return
+        if not isinstance(answer, httpx.Response) or answer.status_code not in (200, 202):
+            status = "retryable" if isinstance(answer, GaveUp) else "rejected"
+            for row in rows:
+                outcomes[row.idempotency_key] = Outcome(status, self._reason(answer), 1)
+            return
+        job = (json_or_empty(answer).get("data") or {}).get("id", "")
+        state = ""
+        for poll in range(self.config.max_polls):
+            read = self._call("GET", f"/profile-bulk-import-jobs/{job}")
+            if isinstance(read, httpx.Response) and read.status_code == 200:
+                state = ((json_or_empty(read).get("data") or {}).get("attributes") or {}).get(
+                    "status", ""
+                )
+                if state in ("complete", "cancelled"):
+                    break
+            if poll + 1 < self.config.max_polls:
+                self.sleep(self.config.poll_seconds)
+        if state != "complete":
+            for row in rows:
+                outcomes[row.idempotency_key] = Outcome("unknown", f"job {job}: {state}", 1)
+            return
+        refused: dict[int, str] = {}
+        errors = self._call("GET", f"/profile-bulk-import-jobs/{job}/import-errors")
+        if isinstance(errors, httpx.Response) and errors.status_code == 200:
+            for item in json_or_empty(errors).get("data") or []:
+                attributes = item.get("attributes") or {}
+                pointer = str((attributes.get("source") or {}).get("pointer", ""))
+                index = pointer.rsplit("/", 1)[-1]
+                if index.isdigit():
+                    refused[int(index)] = redact(str(attributes.get("detail", "")), [])
+        for index, row in enumerate(rows):
+            if index in refused:
+                outcomes[row.idempotency_key] = Outcome("rejected", refused[index], 1)
+            else:
+                outcomes[row.idempotency_key] = Outcome("ok", "", 1)
+
+    def _read_back(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
+        """Unknown rows found in the list with the attributes sent become ok."""
+        held = self._profiles([r.identifier for r in rows], in_list=True)
+        if held is None:
+            return
+        for row in rows:
+            found = held.get(row.identifier)
+            sent = profile_attributes(row.identifier, row.fields)
+            if found and all(found.get(k) == v for k, v in sent.items()):
+                outcomes[row.idempotency_key] = Outcome("ok", "reconciled by read-back", 1)
+
+    # --- removals ---------------------------------------------------------------------------
+
+    def _remove(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
+        found = self._profiles([r.identifier for r in rows], in_list=False)
+        if found is None:
+            for row in rows:
+                outcomes[row.idempotency_key] = Outcome("retryable", "profiles unreadable", 1)
+            return
+        present = [r for r in rows if r.identifier in found]
+        for row in rows:
+            if row.identifier not in found:  # never imported: nothing to remove
+                outcomes[row.idempotency_key] = Outcome("ok", "not at the platform", 1)
+        for start in range(0, len(present), MAX_LIST_RELATIONSHIPS):
+            chunk = present[start : start + MAX_LIST_RELATIONSHIPS]
+            body = {"data": [{"type": "profile", "id": found[r.identifier]["id"]} for r in chunk]}
+            status, reason = "ok", ""
+            for _ in range(self.config.max_attempts):  # idempotent: a lost answer is resent
+                answer = self._call(
+                    "DELETE", f"/lists/{self.config.list_id}/relationships/profiles", json=body
+                )
+                if not isinstance(answer, Timeout):
+                    break
+            if isinstance(answer, Timeout):
+                status, reason = "unknown", "timeout"
+            elif isinstance(answer, GaveUp):
+                status, reason = "retryable", answer.why
+            elif answer.status_code not in (200, 202, 204):
+                status, reason = "rejected", self._reason(answer)
+            if status == "ok" and self.config.unsubscribe_on_remove:
+                status, reason = self._unsubscribe([found[r.identifier] for r in chunk])
+            for row in chunk:
+                outcomes[row.idempotency_key] = Outcome(status, reason, 1)
+
+    def _unsubscribe(self, profiles: list[dict]) -> tuple[str, str]:
+        emails = [p["email"] for p in profiles if p.get("email")]
+        for start in range(0, len(emails), MAX_UNSUBSCRIBE):
+            body = {"data": {"type": "profile-subscription-bulk-delete-job", "attributes": {
+                "profiles": {"data": [{"type": "profile", "attributes": {"email": e}}
+                                      for e in emails[start : start + MAX_UNSUBSCRIBE]]}},
+                "relationships": {"list": {"data": {"type": "list",
+                                                    "id": self.config.list_id}}}}}  # fmt: skip
+            answer = self._call("POST", "/profile-subscription-bulk-delete-jobs", json=body)
+            if isinstance(answer, GaveUp):
+                return "retryable", answer.why
+            if isinstance(answer, httpx.Response) and answer.status_code not in (200, 202, 204):
+                return "rejected", self._reason(answer)
+            # a lost answer: unsubscribing twice is harmless, the next removal resends it
+            if isinstance(answer, Timeout):
+                return "unknown", "timeout"
+        return "ok", ""
+
+    # --- the public call --------------------------------------------------------------------
+
+    def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
+        """Every row's outcome by idempotency key (module docstring)."""
+        rows = list(rows)
+        outcomes: dict[str, Outcome] = {}
+        upserts = [r for r in rows if r.op == "upsert"]
+        removals = [r for r in rows if r.op == "delete"]
+        for start in range(0, len(removals), MAX_LIST_RELATIONSHIPS):
+            self._remove(removals[start : start + MAX_LIST_RELATIONSHIPS], outcomes)
+        pending = upserts
+        for attempt in range(1, self.config.max_attempts + 1):
+            for start in range(0, len(pending), self.max_rows):
+                self._import(pending[start : start + self.max_rows], outcomes)
+            unknown = [r for r in pending if outcomes[r.idempotency_key].status == "unknown"]
+            if unknown:
+                self._read_back(unknown, outcomes)
+            pending = [
+                r for r in pending
+                if outcomes[r.idempotency_key].status in ("unknown", "retryable")
+            ]  # fmt: skip
+            if not pending:
+                break
+            self.log(f"{self.sync}: round {attempt}: {len(pending)} profiles to resend")
+            self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
+        return outcomes
+
+
+def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> KlaviyoClient:
+    """The client of one Klaviyo sync: the API key from the env var its config names."""
+    config = sync.config
+    if not isinstance(config, KlaviyoConfig):
+        raise KlaviyoConfigError(f"{sync.path}: config: list_id needed")
+    key = env_value(config.api_key_env, KlaviyoConfigError, "Klaviyo private API key")
+    rate = RateLimiter(getattr(sync, "rate_per_second", None))
+    return KlaviyoClient(config, sync.name, key, max_rows=sync.batch_rows, log=log, rate=rate)
+
+
+DESTINATION = DestinationSpec(
+    kind="klaviyo",
+    description="Klaviyo list (profile bulk import jobs, list membership, unsubscribe)",
+    config=KlaviyoConfig,
+    limits=Limits(batch_rows=MAX_PROFILES_PER_JOB, batch_bytes=5_000_000, max_in_flight=1),
+    build=build_client,
+    errors=(KlaviyoConfigError, KlaviyoAuthError),
+)

@@ -1,0 +1,262 @@
+"""Meta Custom Audiences destination: a sync's audience as the people of one Customer File
+Custom Audience, through the Marketing API's users edge (Graph API).
+
+Each person is one row of a multi-key payload, schema EMAIL, PHONE, FN, LN, ZIP, COUNTRY, every
+value normalised and SHA-256 hashed as Meta documents (hashing.py), "" for a missing key. Adds
+are `POST /{audience_id}/users`, removals `DELETE /{audience_id}/users`, at most 10,000 rows per
+request (Meta's ceiling; `batch_rows` lowers it). Each request carries a `session` whose id is
+derived from the batch's content (sync, rows and op), batch_seq 1, last_batch_flag true, so a
+batch resent after a lost answer (a timeout) is the same session and batch: a resend is the
+same request, never a second, different upload. Meta's throttle answers (error codes 4, 17,
+32, 613, 80003, HTTP 400) wait as `X-Business-Use-Case-Usage` says (or back off); transient
+errors (HTTP 5xx, `is_transient`) back off. Rows Meta reports invalid
+(`invalid_entry_samples`) are rejected with Meta's reason.
+
+A person whose hashed identifiers changed is removed under the old ones and added under the
+new; removals use the hashes recorded when the person was added (a ledger, _ledger.py),
+since the diff planner sends removals without fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from pydantic import Field, ValidationInfo, model_validator
+
+from orchestration.activation.destinations import hashing
+from orchestration.activation.destinations._ledger import Ledger, member_key
+from orchestration.activation.destinations._platform_http import (
+    GaveUp,
+    PlatformHttp,
+    Retry,
+    Timeout,
+    json_or_empty,
+)
+from orchestration.activation.destinations.registry import (
+    DestinationConfig,
+    DestinationSpec,
+    EnvName,
+    Limits,
+    RateLimiter,
+    env_value,
+)
+from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.redaction import redact
+
+if TYPE_CHECKING:
+    from orchestration.activation.syncs import SyncDefinition
+
+MAX_ROWS = 10_000  # Meta's ceiling per users request
+THROTTLE_CODES = frozenset({4, 17, 32, 613, 80003})
+
+
+class MetaConfigError(ValueError):
+    """A Meta sync cannot run: its access token env var is missing (named, never shown)."""
+
+
+class MetaAuthError(RuntimeError):
+    """Meta refused the access token (error code 190 / 102)."""
+
+
+class MetaConfig(DestinationConfig):
+    """A Meta sync's `config:`. The access token is an env var NAME."""
+
+    audience_id: str = Field(pattern=r"^\d{1,25}$")
+    endpoint: str = Field(default="https://graph.facebook.com", pattern=r"^https?://\S+$")
+    api_version: str = Field(default="v21.0", pattern=r"^v\d{2}\.0$")
+    access_token_env: EnvName = "C360_META_ACCESS_TOKEN"
+    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _needs_an_identifier(self, info: ValidationInfo) -> MetaConfig:
+        fields = set((info.context or {}).get("fields") or ())
+        if fields and not fields & {"email", "phone"}:
+            raise ValueError("fields: a Meta audience needs email or phone among the fields")
+        return self
+
+
+class MetaClient:
+    """Sends rows of one sync to one Custom Audience (module docstring)."""
+
+    def __init__(
+        self,
+        config: MetaConfig,
+        sync: str,
+        access_token: str,
+        max_rows: int = MAX_ROWS,
+        ledger: Ledger | None = None,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] = lambda message: None,
+        rate: RateLimiter | None = None,
+    ) -> None:
+        self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
+        self.max_rows = max(1, min(max_rows, MAX_ROWS))
+        self._secrets = [access_token]
+        self.http = http or httpx.Client(
+            timeout=config.timeout_seconds, headers={"Authorization": f"Bearer {access_token}"}
+        )
+        self.api = PlatformHttp(
+            self.http,
+            Retry(config.max_attempts, config.backoff_seconds),
+            sleep,
+            log,
+            throttled=_throttled,
+            rate=rate,
+            name=f"{sync}: meta",
+        )
+        self.api.wait_seconds = self._wait  # type: ignore[method-assign]
+        self.ledger = ledger or Ledger(sync)
+        self.url = f"{config.endpoint.rstrip('/')}/{config.api_version}/{config.audience_id}/users"
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.http.close()
+
+    def _wait(self, response: httpx.Response, attempt: int) -> float:
+        """Meta's own wait: estimated_time_to_regain_access (minutes) in the usage header."""
+        backoff = self.config.backoff_seconds * 2 ** (attempt - 1)
+        try:
+            usage = json.loads(response.headers.get("X-Business-Use-Case-Usage", "{}"))
+            minutes = max(
+                int(entry.get("estimated_time_to_regain_access") or 0)
+                for entries in usage.values()
+                for entry in entries
+            )
+        except (ValueError, TypeError, AttributeError):
+            minutes = 0
+        return min(max(minutes * 60.0, backoff), self.api.retry.max_wait_seconds)
+
+    def _request(self, method: str, rows: list[list[str]], session_id: int) -> tuple[str, Any]:
+        """('ok', answer JSON) | ('rejected', reason) | ('retryable', why) | ('unknown', why).
+        A lost answer is resent as the same session and batch."""
+        body = {
+            "payload": {"schema": list(hashing.META_SCHEMA), "data": rows},
+            "session": {
+                "session_id": session_id,
+                "batch_seq": 1,
+                "last_batch_flag": True,
+                "estimated_num_total": len(rows),
+            },
+        }
+        answer: httpx.Response | Timeout | GaveUp = Timeout()
+        for attempt in range(1, self.config.max_attempts + 1):
+            answer = self.api.request(method, self.url, json=body)
+            if not isinstance(answer, Timeout):
+                break
+            self.log(f"{self.sync}: meta answer lost (attempt {attempt}); same session again")
+            self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
+        if isinstance(answer, Timeout):
+            return "unknown", "timeout"
+        if isinstance(answer, GaveUp):
+            return "retryable", answer.why
+        content = json_or_empty(answer)
+        if answer.status_code == 200:
+            return "ok", content
+        error = content.get("error") or {}
+        if error.get("code") in (190, 102):
+            raise MetaAuthError(
+                f"{self.sync}: Meta refused the access token: check {self.config.access_token_env}"
+            )
+        reason = redact(f"({error.get('code')}) {error.get('message', '')}", self._secrets)
+        if error.get("is_transient"):
+            return "retryable", reason
+        return "rejected", reason
+
+    def _batch(self, method: str, batch: list[tuple[str, list[str]]]) -> dict[str, Outcome]:
+        """One request for (row key, hashed row) pairs; each row key's outcome."""
+        rows = [values for _, values in batch]
+        digest = hashlib.sha256(
+            json.dumps([self.sync, method, rows], separators=(",", ":")).encode()
+        ).hexdigest()
+        status, answer = self._request(method, rows, int(digest[:15], 16))
+        if status != "ok":
+            return {key: Outcome(status, answer, 1) for key, _ in batch}
+        samples = answer.get("invalid_entry_samples") or {}
+        out: dict[str, Outcome] = {}
+        for key, values in batch:
+            bad = next((samples[v] for v in values if v and v in samples), None)
+            out[key] = Outcome("rejected", f"invalid entry: {bad}", 1) if bad else Outcome("ok")
+        return out
+
+    def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
+        """Every row's outcome by idempotency key (module docstring)."""
+        outcomes: dict[str, Outcome] = {}
+        removes: list[tuple[str, list[str]]] = []
+        adds: list[tuple[str, list[str]]] = []
+        after: dict[str, tuple[str, dict[str, str | None]]] = {}
+        intents: list[tuple[str, str]] = []
+        for row in rows:
+            key, held = row.idempotency_key, self.ledger.members(row.identifier)
+            if row.op == "delete":
+                removes.extend((key, json.loads(member)) for member in held)
+                after[key] = (row.identifier, {})
+                continue
+            values = hashing.meta_user_row(row.fields, self.config.default_region)
+            if not any(values):
+                outcomes[key] = Outcome("rejected", "no usable identifier (email or phone)", 1)
+                continue
+            member = member_key(values)
+            removes.extend((key, json.loads(other)) for other in held if other != member)
+            adds.append((key, values))
+            intents.append((row.identifier, member))
+            after[key] = (row.identifier, {member: None})
+        self.ledger.intend(intents)
+        per_row: dict[str, list[Outcome]] = {key: [] for key in after}
+        for method, pairs in (("DELETE", removes), ("POST", adds)):
+            for start in range(0, len(pairs), self.max_rows):
+                for key, outcome in self._batch(
+                    method, pairs[start : start + self.max_rows]
+                ).items():
+                    per_row[key].append(outcome)
+        order = {"rejected": 0, "unknown": 1, "retryable": 2, "ok": 3}
+        for key, results in per_row.items():
+            worst = min(results, key=lambda o: order[o.status], default=Outcome("ok"))
+            if worst.status == "ok":
+                identifier, keep = after[key]
+                self.ledger.settle(identifier, keep)
+            outcomes[key] = Outcome(worst.status, worst.reason, 1)
+        return outcomes
+
+    def delete(self, identifiers: Iterable[str]) -> dict[str, Outcome]:
+        """Erasure: remove each person from the audience (the hashes the ledger holds) and
+        forget them; an identifier the ledger does not hold was never sent (ok)."""
+        rows = [Row(i, "delete", {}, f"erase:{i}") for i in identifiers]
+        by_key = self.send(rows)
+        return {row.identifier: by_key[row.idempotency_key] for row in rows}
+
+
+def _throttled(response: httpx.Response) -> bool:
+    if response.status_code not in (400, 403):
+        return False
+    error = json_or_empty(response).get("error") or {}
+    return error.get("code") in THROTTLE_CODES
+
+
+def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MetaClient:
+    """The client of one Meta sync: the access token from the env var its config names."""
+    config = sync.config
+    if not isinstance(config, MetaConfig):
+        raise MetaConfigError(f"{sync.path}: config: audience_id needed")
+    token = env_value(config.access_token_env, MetaConfigError, "Marketing API access token")
+    rate = RateLimiter(getattr(sync, "rate_per_second", None))
+    return MetaClient(config, sync.name, token, max_rows=sync.batch_rows, log=log, rate=rate)
+
+
+DESTINATION = DestinationSpec(
+    kind="meta",
+    description="Meta Custom Audience (users edge, hashed multi-key rows, ≤ 10,000 per request)",
+    config=MetaConfig,
+    limits=Limits(batch_rows=MAX_ROWS, batch_bytes=10_000_000, max_in_flight=1),
+    build=build_client,
+    errors=(MetaConfigError, MetaAuthError),
+    deletes=True,
+)
