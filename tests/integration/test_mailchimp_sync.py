@@ -81,7 +81,7 @@ def test_mailchimp_sync_converges_to_the_consented_audience_under_faults(
             everyone = {m["email_address"].lower() for m in server.members.values()}
             applied_once = max(server.applied.values()) == 1
             rejected = con.execute(
-                "select lower(customer_id), error_message from activation.contact_history "
+                "select lower(contact_point), error_message from activation.contact_history "
                 "where sync_id = ? and outcome = 'rejected' and run_id = 'run-2'",
                 [sync.name],
             ).fetchall()
@@ -109,3 +109,77 @@ def test_mailchimp_sync_converges_to_the_consented_audience_under_faults(
     assert second.sent == first.sent - first.ok
     assert third.sent >= 1 and leaver in server.with_status("unsubscribed")
     assert reported == {leaver, quitter}
+
+
+CHILD = """
+import datetime as dt, os, sys
+from pathlib import Path
+import duckdb
+from orchestration.activation.destinations import registry
+from orchestration.activation.diff_runner import run_diff_sync
+from orchestration.activation.syncs import load_sync
+os.environ["C360_TEST_MAILCHIMP_KEY"] = sys.argv[2]
+sync = load_sync(Path(sys.argv[1]))
+with duckdb.connect(sys.argv[3]) as con:
+    run_diff_sync(con, sync, dt.date.fromisoformat(sys.argv[4]), "run-1", registry.build(sync),
+                  chunk_rows=6, ack_rows=6)
+"""
+
+
+def test_a_mailchimp_sync_killed_mid_run_resumes_without_writing_a_member_twice(
+    pipeline, tmp_path, monkeypatch
+):
+    import subprocess
+    import sys
+    import time
+
+    home, _ = pipeline
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(home.warehouse, warehouse)
+    monkeypatch.setenv("C360_TEST_MAILCHIMP_KEY", KEY)
+    with MailchimpServer(KEY, LIST) as server:
+        original = server._batch
+
+        def slow_batch(body):
+            time.sleep(0.15)  # the kill lands between a request and its answer
+            return original(body)
+
+        server._batch = slow_batch  # type: ignore[method-assign]
+        path = Path(tmp_path) / "mailchimp__lapsed_high_value.yml"
+        path.write_text(
+            SYNC.format(url=server.url)
+            .replace("batch_rows: 7", "batch_rows: 3")
+            .replace("mode: mirror", "mode: upsert")
+        )
+        sync = load_sync(path)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path), KEY, str(warehouse), AS_OF.isoformat()],
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        deadline = time.monotonic() + 120
+        while sum(server.applied.values()) < 9 and child.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        child.kill()  # SIGKILL: no cleanup, no final acknowledgement
+        child.wait()
+        assert sum(server.applied.values()) >= 9, "the child died before it sent anything"
+        with duckdb.connect(str(warehouse)) as con:
+            resumed = run_diff_sync(con, sync, AS_OF, "run-2", registry.build(sync),
+                                    chunk_rows=6, ack_rows=6)  # fmt: skip
+            expected = _emails(con, _expected(con))
+            statuses = dict(
+                con.execute(
+                    "select status, count(*) from activation.sync_runs where sync_id = ? "
+                    "group by 1",
+                    [sync.name],
+                ).fetchall()
+            )
+            interrupted = con.execute(
+                "select count(*) from activation.contact_history where run_id = 'run-1' "
+                "and outcome = 'unknown' and error_message like 'interrupted%'"
+            ).fetchone()[0]
+    assert resumed.resumed_sync_run_id is not None, "the rerun finished the killed run's plan"
+    assert statuses == {"interrupted": 1, "success": 1}
+    assert interrupted >= 1, "the killed run's unanswered rows are recorded under it"
+    assert server.with_status("subscribed") == expected, "exactly the consented audience"
+    assert max(server.applied.values()) == 1, "no member written twice across the kill"
