@@ -192,3 +192,36 @@ def test_dry_run_and_the_diff_runner_use_the_registered_module(acme, tmp_path, m
         ).fetchall()
     assert out.status == "success" and out.ok == len(client.sent) == expected
     assert destinations == [("acme_crm",)]
+
+
+def test_a_webhook_sync_carries_its_own_endpoint_secret_and_limits(tmp_path, monkeypatch):
+    body = (
+        "name: webhook__own\nsegment: vip\ndestination: webhook\nchannel: email\n"
+        "fields: {email: email}\nbatch_rows: 40\nmax_in_flight: 1\nrate_per_second: 5\n"
+        "config: {url_env: C360_PARTNER_URL, secret_env: C360_PARTNER_SECRET}\n"
+    )
+    path = tmp_path / "webhook__own.yml"
+    path.write_text(body)
+    sync = load_sync(path)
+    monkeypatch.delenv("C360_PARTNER_URL", raising=False)
+    from orchestration.activation.destinations.webhook import WebhookConfigError
+
+    with pytest.raises(WebhookConfigError, match="C360_PARTNER_URL is not set"):
+        registry.build(sync)
+    monkeypatch.setenv("C360_PARTNER_URL", "http://127.0.0.1:9/hooks")
+    monkeypatch.setenv("C360_PARTNER_SECRET", "partner-secret-not-real")
+    client = registry.build(sync)
+    config = client.config
+    assert (config.url, config.secret) == ("http://127.0.0.1:9/hooks", "partner-secret-not-real")
+    assert (config.max_rows, config.max_in_flight, config.rate_per_second) == (40, 1, 5.0)
+    client.http.close()
+
+
+def test_the_rate_limiter_spaces_request_starts():
+    slept: list[float] = []
+    limiter = registry.RateLimiter(4.0, sleep=slept.append)
+    for _ in range(5):
+        limiter.wait()
+    # 5 starts at 4 per second (no time passing but the waits): each waits for its slot, the
+    # last one a second after the first
+    assert [round(s, 2) for s in slept] == [0.25, 0.5, 0.75, 1.0]

@@ -31,6 +31,7 @@ from orchestration.activation.destinations.registry import (
     DestinationSpec,
     EnvName,
     Limits,
+    RateLimiter,
 )
 from orchestration.contracts.rules_sql import quote_literal
 from orchestration.redaction import redact, redact_logger, redact_url, url_secrets
@@ -68,6 +69,7 @@ class WebhookConfig:
     # C360_WEBHOOK_MAX_IN_FLIGHT when not given: a config built from parts (the destination
     # factory narrows the row and byte limits per sync) keeps what the env says
     max_in_flight: int = field(default_factory=lambda: max_in_flight_from_env())
+    rate_per_second: float | None = None  # requests started per second (the sync's limit)
 
     def endpoint(self, path: str) -> str:
         """`path` ('/v1/batches') under the URL's own path, its query string (?token=...) kept
@@ -382,6 +384,7 @@ class WebhookClient:
         # again after any push back; no request leaves before a Retry-After has passed
         self._calm = False
         self._not_before = 0.0
+        self._rate = RateLimiter(config.rate_per_second, sleep)
 
     def _redact(self, text: object) -> str:
         """A destination's or httpx's text with credentials cut: URL userinfo, secret
@@ -409,6 +412,7 @@ class WebhookClient:
                 delay = self._not_before - time.monotonic()
             if delay > 0:  # another batch in flight was told to wait (Retry-After)
                 self.sleep(delay)
+            self._rate.wait()
             try:
                 response = self.http.post(self._batches_url, content=body, headers=headers)
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
@@ -685,6 +689,7 @@ def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> WebhookCli
         max_bytes=min(config.max_bytes, sync.batch_bytes),
         timeout_seconds=config.timeout_seconds,
         max_in_flight=sync.max_in_flight or config.max_in_flight,
+        rate_per_second=sync.rate_per_second,
     )  # fmt: skip
     return WebhookClient(config, sync.name, log=log)
 
