@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from orchestration.identity import config as identity_config  # noqa: E402
 from orchestration.identity import probabilistic, training  # noqa: E402
-from orchestration.sources.generator import PROFILES, generate  # noqa: E402
+from orchestration.sources import noise_second  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 21)
 
@@ -240,12 +241,17 @@ def main() -> None:
     ap.add_argument("--mode", choices=["link", "dedup", "both"], default="both")
     ap.add_argument("--pipeline", action="store_true")
     ap.add_argument("--no-stock", action="store_true")
+    ap.add_argument(
+        "--max-edits", type=int, default=None, help="edits per duplicate (profile default: 4)"
+    )
     args = ap.parse_args()
     for mode in ("link", "dedup") if args.mode == "both" else (args.mode,):
         tmp = Path(tempfile.mkdtemp(prefix="c360_second_"))
-        profile = "person_link" if mode == "link" else "person_dedup"
-        generate(args.persons, args.seed, AS_OF, tmp / "landing", tmp / "truth", progress=None,
-                 **PROFILES[profile])  # fmt: skip
+        noise = noise_second.SecondNoise(mode=mode)
+        if args.max_edits:
+            noise = dataclasses.replace(noise, max_edits=args.max_edits)
+        noise_second.generate(args.persons, args.seed, AS_OF, tmp / "landing", tmp / "truth",
+                              noise, progress=None)  # fmt: skip
         con, truth = load(tmp / "landing", tmp / "truth")
         keys = sorted(truth)
         cross = mode == "link"
