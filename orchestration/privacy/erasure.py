@@ -24,6 +24,7 @@ docs/privacy.md has the per-table decision (rows or columns) and the key's handl
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ create table if not exists {RECEIPTS} (
 );
 """
 CLI_PREFIX = "CLI-"
+_EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 BATCH_SUFFIXES = ("__clean", "__ranked", "__verdicts")
 _PROTECTED = {("audit", "erasure_receipts"), ("audit", "erasure_tombstones")}
 # handled by name (the contracts' tables) or by the destination step; never swept blindly
@@ -392,10 +394,13 @@ def _rewrite_files(con, reqs: list[Request], landing: Path, outbox: Path) -> Non
             action = "removed (no row left)" if rw.removed else "rewritten without the rows"
             for rid, n in rw.rows_by_request.items():
                 by_id[rid].touched(rel, "file", action, rows=n, files_n=1)
-            if what == "landing" and ledger and not rw.removed:
+            if what == "landing" and ledger:
+                # the ledger records what the path holds now (a removed file: nothing), so a
+                # re-delivery of the old bytes is read again, and its rows dropped as erased
+                sha, size = (_EMPTY_SHA, 0) if rw.removed else (rw.sha256, rw.size)
                 con.execute(
                     "update audit.ingestion_files set sha256 = ?, size_bytes = ? where path = ?",
-                    [rw.sha256, rw.size, str(rw.path)],
+                    [sha, size, str(rw.path)],
                 )
 
 
