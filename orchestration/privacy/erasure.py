@@ -446,23 +446,30 @@ def erase_pending(
     if not reqs:
         return ErasureSummary(0, 0, 0, 0, 0)
     tombstones.ensure_table(con)
-    index = _ColumnIndex(con)
-    for req in reqs:
-        expand(con, req, index)
-    log(f"erasure: {len(reqs)} request(s), {sum(len(r.ids) for r in reqs)} identifiers")
-    # destinations first: they are found through sync_state, which the sweep must not empty
-    _destinations(con, reqs, log)
-    _erase_contract_tables(con, reqs, index)
-    _erase_phone_lookup(con, reqs)
-    _contact_history(con, reqs)
-    _sweep(con, reqs)
-    _rewrite_files(con, reqs, landing or landing_dir(), outbox or outbox_dir())
-    new = 0
-    for req in reqs:
-        new += tombstones.add(con, req.request_id, req.ids)
-        req.touched(tombstones.TABLE, "keyed hashes of the identifiers", "added",
-                    rows=0)  # fmt: skip
-        _receipt(con, req, as_of, run_id)
+    # One transaction: a run killed part-way leaves the warehouse as it was and no receipt, so
+    # the rerun finds the same person again (a destination's delete and a file rewrite repeated
+    # are no-ops; a rewritten file whose ledger update was lost is read once more, as duplicates).
+    con.execute("begin transaction")
+    try:
+        index = _ColumnIndex(con)
+        for req in reqs:
+            expand(con, req, index)
+        log(f"erasure: {len(reqs)} request(s), {sum(len(r.ids) for r in reqs)} identifiers")
+        # destinations first: they are found through sync_state, which the sweep must not empty
+        _destinations(con, reqs, log)
+        _erase_contract_tables(con, reqs, index)
+        _erase_phone_lookup(con, reqs)
+        _contact_history(con, reqs)
+        _sweep(con, reqs)
+        _rewrite_files(con, reqs, landing or landing_dir(), outbox or outbox_dir())
+        new = 0
+        for req in reqs:
+            new += tombstones.add(con, req.request_id, req.ids)
+            _receipt(con, req, as_of, run_id)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
     con.execute("checkpoint")
     pending = sum(1 for r in reqs if any(a["status"] != "ok" for a in r.acks))
     return ErasureSummary(len(reqs), sum(r.rows for r in reqs), sum(r.files for r in reqs),
