@@ -1,0 +1,54 @@
+"""The marketer report of the night: `<reports_dir>/<as_of>/index.html`, after every mart it
+charts (logic: orchestration/insight/report.py; docs/insight.md "The marketer report")."""
+
+import dagster as dg
+
+from orchestration.defs.resources import Warehouse
+from orchestration.insight import report
+from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+
+KEY = dg.AssetKey(["reports", "marketer_report"])
+
+
+@dg.asset(
+    key=KEY,
+    deps=[
+        dg.AssetKey(["marts", "segment_membership"]),
+        dg.AssetKey(["marts", "customer_clv"]),
+        dg.AssetKey(["marts", "kpi_retention_cohorts"]),
+        dg.AssetKey(["marts", "campaign_lift"]),
+        dg.AssetKey(["marts", "customer_lead_score"]),
+    ],
+    group_name="insight",
+    owners=[OWNER],
+    kinds={"html", "python"},
+    pool="duckdb",
+    partitions_def=nightly_partitions,
+    backfill_policy=ONE_DAY_PER_RUN,
+    description=(
+        "The report a marketer opens: one self-contained HTML file per night "
+        "($C360_HOME/reports/<as_of>/index.html) with segment sizes over time, the CLV "
+        "distribution, retention cohorts, campaign lift with its 95 % interval and the lead "
+        "score's calibration; a chart without data says why. The `report` link opens it."
+    ),
+)
+def marketer_report(
+    context: dg.AssetExecutionContext, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    as_of = as_of_from(context)
+    with warehouse.connection() as con:
+        path, charts = report.write(con, as_of)
+    empty = {c.key: c.section.empty_reason for c in charts if c.spec is None}
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "report": dg.MetadataValue.url(path.as_uri()),
+        "path": dg.MetadataValue.path(str(path)),
+        "charts_with_data": len(charts) - len(empty),
+        "charts_without_data": ", ".join(empty) or "none",
+        "size_kb": round(path.stat().st_size / 1024),
+    }
+    for key, reason in empty.items():
+        metadata[f"{key}/no_data"] = reason
+    return dg.MaterializeResult(metadata=metadata)
+
+
+defs = dg.Definitions(assets=[marketer_report])
