@@ -1,4 +1,4 @@
-"""`c360` command line: generate | run | summary | segments | sync | sources | identity | erase.
+"""`c360` command line: generate | run | summary | report | segments | sync | sources | identity | erase.
 
 Every command reads the same env vars as the pipeline (C360_HOME, C360_WAREHOUSE,
 C360_LANDING_DIR, C360_DBT_TARGET, ...); see README.md. Output never contains personal data.
@@ -99,6 +99,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     with read_only_warehouse() as con:
         print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the marketer report of one as_of; `no run for DATE` (exit 1) when there is none."""
+    from orchestration.cli_errors import read_only_warehouse
+    from orchestration.insight.report import write
+
+    with read_only_warehouse() as con:
+        path, charts = write(con, args.as_of)
+    empty = [c.key for c in charts if c.spec is None]
+    print(f"{path} ({len(charts) - len(empty)} charts, no data yet: {', '.join(empty) or 'none'})")
     return 0
 
 
@@ -440,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print the summary of an as_of from the warehouse")
     s.add_argument("--as-of", type=_date, default=_yesterday())
     s.set_defaults(func=cmd_summary)
+
+    rep = sub.add_parser(
+        "report", help="write the marketer report of an as_of to <reports>/<as_of>/index.html"
+    )
+    rep.add_argument("--as-of", type=_date, default=_yesterday())
+    rep.set_defaults(func=cmd_report)
 
     seg = sub.add_parser(
         "segments", help="validate or compile segment YAML; preview or explain a segment"
