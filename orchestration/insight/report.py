@@ -147,12 +147,13 @@ def render(
 const specs = {_json(specs)};
 Promise.all(Object.entries(specs).map(([key, spec]) =>
   vegaEmbed("#chart-" + key, spec, {{renderer: "svg", actions: false}})
-    .catch(err => {{
+    .then(() => 1, err => {{
       const el = document.getElementById("chart-" + key);
       el.className = "no-data"; el.dataset.error = "true";
       el.textContent = "chart failed to render: " + err;
+      return 0;
     }})))
-  .then(() => {{ document.body.dataset.rendered = Object.keys(specs).length; }});
+  .then(done => {{ document.body.dataset.rendered = done.reduce((a, b) => a + b, 0); }});
 </script>"""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
