@@ -78,6 +78,7 @@ _SWEEP_SKIP_TABLES = {("activation", "sync_state"), ("activation", "sync_plan"),
 _PSEUDONYMISE_SCHEMAS = {"activation"}
 
 Ids = set[tuple[str, str]]
+CONTACT_KINDS = ("email", "phone")
 
 
 @dataclass
@@ -88,7 +89,12 @@ class Request:
     kind: str
     value: str
     requested_at: dt.datetime | None
-    ids: Ids = field(default_factory=set)
+    ids: Ids = field(default_factory=set)  # every identifier: anchors and contact points
+    # What names the person and no one else: the requested identifier, the source ids of the
+    # records found by it or by identity, the customer ids. Person records (CRM, shop, loyalty,
+    # web) are found and deleted by these only: an email or phone found on one of them may be a
+    # household's, shared with a record of someone else, and reaches only contact-point rows.
+    anchors: Ids = field(default_factory=set)
     places: list[dict] = field(default_factory=list)
     rows: int = 0
     files: int = 0
@@ -142,6 +148,7 @@ def pending_requests(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[Req
         if norm is not None:
             req = Request(rid, kind, norm, at)
             req.ids.add((kind, norm))
+            req.anchors.add((kind, norm))
             out.append(req)
     return out
 
@@ -189,17 +196,18 @@ def _where(columns: tuple[IdColumn, ...], texts: dict[str, set]) -> tuple[str, l
 
 
 def expand(con: duckdb.DuckDBPyConnection, req: Request, index: _ColumnIndex) -> None:
-    """Grow req.ids to the person: person records holding an identifier, their identifiers, and
-    the records customer_id_map puts in the same customer, until nothing new is found."""
+    """Grow the request to the person: person records holding an anchor, their identifiers (ids
+    anchor further; emails and phones only join req.ids), and the records customer_id_map puts
+    in the same customer, until nothing new is found."""
     has_map = _exists(con, "marts", "customer_id_map")
     for _ in range(8):
-        before = len(req.ids)
+        before = len(req.anchors)
         for cid in PERSON_CONTRACTS:
             if not _exists(con, "raw", cid):
                 continue
             cols = IDENTIFIER_COLUMNS[cid]
             table = f"raw.{cid}"
-            texts = {c.column: index.texts(table, c, req.ids) for c in cols}
+            texts = {c.column: index.texts(table, c, req.anchors) for c in cols}
             where, params = _where(cols, texts)
             if not where:
                 continue
@@ -213,6 +221,8 @@ def expand(con: duckdb.DuckDBPyConnection, req: Request, index: _ColumnIndex) ->
                     norm = normalise(c.kind, got[c.column], region)
                     if norm is not None:
                         req.ids.add((c.kind, norm))
+                        if c.kind not in CONTACT_KINDS:
+                            req.anchors.add((c.kind, norm))
         if has_map:
             pairs = [(s, v) for s, k in MAP_SOURCE_KIND.items() for v in req.of_kind(k)]
             customers = set(req.of_kind("customer_id"))
@@ -227,6 +237,7 @@ def expand(con: duckdb.DuckDBPyConnection, req: Request, index: _ColumnIndex) ->
                 }
             for c in customers:
                 req.ids.add(("customer_id", c))
+                req.anchors.add(("customer_id", c))
             if customers:
                 for source, rid in con.execute(
                     "select source, source_record_id from marts.customer_id_map "
@@ -235,7 +246,8 @@ def expand(con: duckdb.DuckDBPyConnection, req: Request, index: _ColumnIndex) ->
                 ).fetchall():
                     if source in MAP_SOURCE_KIND and rid is not None:
                         req.ids.add((MAP_SOURCE_KIND[source], str(rid)))
-        if len(req.ids) == before:
+                        req.anchors.add((MAP_SOURCE_KIND[source], str(rid)))
+        if len(req.anchors) == before:
             return
 
 
@@ -258,7 +270,8 @@ def _erase_contract_tables(con, reqs: list[Request], index: _ColumnIndex) -> Non
             all_where = []
             all_params: list = []
             for req in reqs:
-                texts = {c.column: index.texts(table, c, req.ids) for c in usable}
+                ids = req.anchors if cid in PERSON_CONTRACTS else req.ids
+                texts = {c.column: index.texts(table, c, ids) for c in usable}
                 where, params = _where(usable, texts)
                 if not where:
                     continue
@@ -376,20 +389,33 @@ def _contact_history(con, reqs: list[Request]) -> None:
             req.touched(table, "customer_id, contact_point", "pseudonymised", rows=n)
 
 
-def _file_needles(reqs: list[Request]) -> dict[tuple[str, str], set[str]]:
+def _file_needles(reqs: list[Request], anchors_only: bool) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
     for req in reqs:
-        for i in req.ids:
+        for i in req.anchors if anchors_only else req.ids:
             out.setdefault(i, set()).add(req.request_id)
     return out
 
 
+def _file_roots(landing: Path, outbox: Path) -> list[tuple[Path, Path, str, bool]]:
+    """(folder, root, label, anchors only): each contract's landing folder (person contracts by
+    anchors only, like their raw tables), then the outbox (every identifier)."""
+    from orchestration.contracts.model import all_source_contracts
+
+    out = []
+    for c in all_source_contracts():
+        if c.id in IDENTIFIER_COLUMNS:
+            folder = landing / c.source / c.entity
+            out.append((folder, landing, "landing", c.id in PERSON_CONTRACTS))
+    out.append((outbox, outbox, "outbox", False))
+    return out
+
+
 def _rewrite_files(con, reqs: list[Request], landing: Path, outbox: Path) -> None:
-    needles = _file_needles(reqs)
     by_id = {r.request_id: r for r in reqs}
     ledger = _exists(con, "audit", "ingestion_files")
-    for root, what in ((landing, "landing"), (outbox, "outbox")):
-        for rw in files.rewrite_tree(root, needles):
+    for folder, root, what, anchors_only in _file_roots(landing, outbox):
+        for rw in files.rewrite_tree(folder, _file_needles(reqs, anchors_only)):
             rel = f"{what}/{rw.path.relative_to(root)}"
             action = "removed (no row left)" if rw.removed else "rewritten without the rows"
             for rid, n in rw.rows_by_request.items():
@@ -464,7 +490,7 @@ def erase_pending(
         _rewrite_files(con, reqs, landing or landing_dir(), outbox or outbox_dir())
         new = 0
         for req in reqs:
-            new += tombstones.add(con, req.request_id, req.ids)
+            new += tombstones.add(con, req.request_id, req.anchors, req.ids - req.anchors)
             _receipt(con, req, as_of, run_id)
         con.execute("commit")
     except BaseException:

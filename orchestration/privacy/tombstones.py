@@ -20,7 +20,9 @@ create table if not exists {TABLE} (
     hash varchar primary key,   -- HMAC-SHA-256 of '<kind>:<normalised value>'
     kind varchar not null,      -- email, phone, crm_contact_id, ... (no value)
     request_id varchar not null,
-    created_at timestamp not null
+    created_at timestamp not null,
+    scope varchar not null default 'person'  -- person: drops rows of every source;
+                                             -- contact_point: of contact-point sources only
 );
 """
 
@@ -29,26 +31,36 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
-def tombstone_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Every tombstone hash; empty when no erasure ever ran (no table)."""
+def tombstone_hashes(con: duckdb.DuckDBPyConnection, person_only: bool = False) -> set[str]:
+    """Every tombstone hash (person_only: of scope person); empty when no erasure ever ran."""
     exists = con.execute(
         "select count(*) from information_schema.tables "
         "where table_schema = 'audit' and table_name = 'erasure_tombstones'"
     ).fetchone()[0]
     if not exists:
         return set()
-    return {h for (h,) in con.execute(f"select hash from {TABLE}").fetchall()}
+    where = "where scope = 'person'" if person_only else ""
+    return {h for (h,) in con.execute(f"select hash from {TABLE} {where}").fetchall()}
 
 
-def add(con: duckdb.DuckDBPyConnection, request_id: str, ids: set[tuple[str, str]]) -> int:
-    """Record the tombstones of one request's identifiers; returns how many were new."""
+def add(
+    con: duckdb.DuckDBPyConnection,
+    request_id: str,
+    anchors: set[tuple[str, str]],
+    contact_points: set[tuple[str, str]] = frozenset(),
+) -> int:
+    """Record the tombstones of one request: its anchors (scope person: the request's identifier,
+    source and customer ids) and the other emails and phones found on the person's records
+    (scope contact_point: they may be a household's, so they drop rows of contact-point sources
+    only — engagement, consent — never another person's record). Returns how many were new."""
     ensure_table(con)
     before = con.execute(f"select count(*) from {TABLE}").fetchone()[0]
-    for kind, value in sorted(ids):
-        con.execute(
-            f"insert into {TABLE} values (?, ?, ?, now()) on conflict do nothing",
-            [keyed_hash(kind, value), kind, request_id],
-        )
+    for scope, ids in (("person", anchors), ("contact_point", contact_points)):
+        for kind, value in sorted(ids):
+            con.execute(
+                f"insert into {TABLE} values (?, ?, ?, now(), ?) on conflict do nothing",
+                [keyed_hash(kind, value), kind, request_id, scope],
+            )
     return con.execute(f"select count(*) from {TABLE}").fetchone()[0] - before
 
 
@@ -58,7 +70,9 @@ def drop_tombstoned(con: duckdb.DuckDBPyConnection, contract_id: str, table: str
     columns = IDENTIFIER_COLUMNS.get(contract_id, ())
     if not columns:
         return 0
-    dead = tombstone_hashes(con)
+    from orchestration.privacy.identifiers import PERSON_CONTRACTS
+
+    dead = tombstone_hashes(con, person_only=contract_id in PERSON_CONTRACTS)
     if not dead:
         return 0
     before = con.execute(f"select count(*) from {table}").fetchone()[0]

@@ -224,3 +224,22 @@ def test_erase_pending_deletes_pseudonymises_rewrites_and_records(tmp_path):
 
     assert new_sha == hashlib.sha256(f.read_bytes()).hexdigest()
     assert (outbox / "drop.csv").read_text() == "customer_id,first_name\nCUST1,Kept\n"
+
+
+def test_a_household_phone_does_not_erase_the_other_person(tmp_path):
+    """C9 (erased) and C1 share a landline: C1's record, files and future rows stay; the phone
+    only reaches contact-point rows (its tombstone has scope contact_point)."""
+    landing = tmp_path / "landing"
+    with _small_warehouse(tmp_path / "wh.duckdb", landing) as con:
+        con.execute("update raw.crm__contacts set phone = '+14155550100' where contact_id = 'C9'")
+        erase_pending(con, AS_OF, "run1", landing=landing, outbox=tmp_path / "outbox")
+        assert con.execute("select contact_id from raw.crm__contacts").fetchall() == [("C1",)]
+        scopes = dict(
+            con.execute(
+                "select kind, list_distinct(list(scope)) from audit.erasure_tombstones group by kind"
+            ).fetchall()
+        )
+    assert scopes["phone"] == ["contact_point"] and scopes["email"] == ["person"]
+    assert scopes["crm_contact_id"] == ["person"] and scopes["customer_id"] == ["person"]
+    f = landing / "crm" / "contacts" / "dt=2026-11-21" / "part.csv"
+    assert f.read_text() == "contact_id,email\nC1,keep@example.org\n"
