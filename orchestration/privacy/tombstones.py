@@ -24,6 +24,7 @@ create table if not exists {TABLE} (
     scope varchar not null default 'person'  -- person: drops rows of every source;
                                              -- contact_point: of contact-point sources only
 );
+alter table audit.erasure_tombstones add column if not exists scope varchar default 'person';
 """
 
 
