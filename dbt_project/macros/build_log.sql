@@ -44,11 +44,11 @@
 {%- endmacro %}
 
 {% macro _build_log_as_of() -%}
-    {%- set value = var('as_of', none) -%}
-    {%- if value is none -%} null {%- else -%} cast('{{ modules.datetime.date.fromisoformat(value | string) }}' as date) {%- endif -%}
+    {%- set value = as_of_value() | string -%}
+    {%- if not value -%} null {%- else -%} cast('{{ modules.datetime.date.fromisoformat(value) }}' as date) {%- endif -%}
 {%- endmacro %}
 
 {% macro _build_log_run_id() -%}
-    {%- set value = var('run_id', none) | string -%}
-    {%- if value == 'None' or not modules.re.fullmatch('[A-Za-z0-9_-]+', value) -%} null {%- else -%} '{{ value }}' {%- endif -%}
+    {%- set value = run_id_value() | string -%}
+    {%- if not modules.re.fullmatch('[A-Za-z0-9_-]+', value) -%} null {%- else -%} '{{ value }}' {%- endif -%}
 {%- endmacro %}

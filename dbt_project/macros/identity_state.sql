@@ -211,6 +211,6 @@
         nullif(split_part(why, chr(31), 2), '') as identifier_type,
         nullif(split_part(why, chr(31), 3), '') as identifier_value,
         nullif(split_part(why, chr(31), 4), '') as via_record_key,
-        '{{ var("run_id", invocation_id) }}' as run_id
+        '{{ run_id_value() or invocation_id }}' as run_id
     from explained;
 {%- endmacro %}

@@ -7,7 +7,9 @@ this module never runs dbt.
 
 import json
 import shutil
+import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -19,6 +21,15 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.dbt_invocations import (
+    AS_OF_ENV,
+    RUN_ID_ENV,
+    keep_partial_parse,
+    record,
+    run_values,
+    seed_partial_parse,
+    timing,
+)
 from orchestration.dbt_vars import overrides
 from orchestration.identity import config as identity_config
 from orchestration.paths import c360_home, dbt_project_dir
@@ -82,21 +93,27 @@ class C360DbtTranslator(DagsterDbtTranslator):
     name="c360_dbt",
 )
 def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-    """dbt build for the run's as_of (its partition), in a per-run target folder removed after."""
+    """dbt build for the run's as_of (its partition), in a per-run target folder removed after.
+
+    The as_of and run id reach dbt as env vars, not `--vars`, and the home keeps dbt's saved
+    parse between invocations (orchestration/dbt_invocations.py): a night's dbt steps re-parse
+    only project files that changed.
+    """
     as_of = as_of_from(context).isoformat()
     target = c360_home() / "dbt_runs" / context.run_id
+    # Vars only when C360_DBT_VARS sets some: the same every night, so they keep the saved parse.
+    variables = overrides()
+    args = ["build", *(["--vars", json.dumps(variables)] if variables else [])]
+    started = time.monotonic()
     try:
-        invocation = dbt.cli(
-            [
-                "build",
-                "--vars",
-                json.dumps({**overrides(), "as_of": as_of, "run_id": context.run_id}),
-            ],
-            context=context,
-            target_path=target,
-            raise_on_error=False,
-        )
+        seed_partial_parse(target)
+        with run_values({AS_OF_ENV: as_of, RUN_ID_ENV: context.run_id}):
+            invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
         yield from invocation.stream()
+        _record_timing(context, target, time.monotonic() - started)
+        # Exit 0 or 1 (a node failed): dbt parsed the project whole and saved that parse.
+        if invocation.process.wait() in (0, 1):
+            keep_partial_parse(target)
         error = invocation.get_error()
         if error is not None:
             memory = _out_of_memory_errors(invocation, str(error))
@@ -108,6 +125,18 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
             raise error
     finally:
         shutil.rmtree(target, ignore_errors=True)
+
+
+def _record_timing(context: dg.AssetExecutionContext, target: Path, wall: float) -> None:
+    """Log and keep (logs/<run_id>.dbt.jsonl) the invocation's wall time, node time and parse."""
+    entry = timing(target, context.run_id, str(context.op_execution_context.op_handle), wall)
+    if entry is None:
+        return
+    record(entry)
+    context.log.info(
+        f"dbt invocation: {entry.nodes} nodes in {entry.node_seconds:.1f}s of dbt's own time, "
+        f"{entry.wall_seconds:.1f}s in all; {entry.parse} parse"
+    )
 
 
 def _out_of_memory_errors(invocation: Any, error_text: str) -> list[str]:

@@ -105,7 +105,7 @@ final as (
             'c_' || substr(md5(
                 clusters.component_key
                 || ':' || coalesce(known_ids.previous_ids, '')
-                || ':' || '{{ var("as_of") }}'
+                || ':' || '{{ as_of_value() }}'
             ), 1, 16)
         ) as customer_id,
         coalesce(survivors.first_assigned_as_of, {{ as_of_date() }}) as first_assigned_as_of,

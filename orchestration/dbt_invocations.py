@@ -1,0 +1,157 @@
+"""What one dbt invocation of a run needs around it, so a night's invocations parse the project once.
+
+dbt re-parses the whole project when its `--vars` change, and a per-run target folder starts
+without the saved parse. So the nightly passes the run's values (as_of, run id) as env vars that
+the macros read only while executing (dbt_project/macros/as_of.sql), and keeps dbt's saved parse
+(`partial_parse.msgpack`) in the home between invocations and nights: each invocation starts from
+the last one's parse and dbt re-parses only files that changed.
+
+Each invocation also appends one JSON line to `<C360_HOME>/logs/<run_id>.dbt.jsonl`: its wall
+time, dbt's own time in nodes (run_results.json) and how dbt parsed (from dbt's own log) —
+what `bench/dbt_invocations.py` reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from orchestration.paths import c360_home
+from orchestration.run_logs import logs_dir
+
+PARTIAL_PARSE = "partial_parse.msgpack"
+AS_OF_ENV = "C360_AS_OF"
+RUN_ID_ENV = "C360_RUN_ID"
+
+# dbt's own log events that say how it parsed (dbt/events/core_types.proto names).
+_PARSE_EVENTS = {
+    "PartialParsingSkipParsing": "partial",  # saved parse reused, nothing changed
+    "PartialParsingEnabled": "partial",  # saved parse reused, changed files re-parsed
+    "UnableToPartialParse": "full",
+}
+
+
+def parse_cache() -> Path:
+    """`<C360_HOME>/dbt_state/partial_parse.msgpack`: the last invocation's saved parse."""
+    return c360_home() / "dbt_state" / PARTIAL_PARSE
+
+
+@contextmanager
+def run_values(values: Mapping[str, str]) -> Iterator[None]:
+    """Set env vars for a dbt process started inside the block (it copies os.environ), then put
+    the previous values back. The nightly runs its steps one after another in one process."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def seed_partial_parse(target: Path) -> None:
+    """Start the invocation in `target` from the home's saved parse, when there is one (else
+    dagster-dbt copies the project's target/ parse, from `make manifest`)."""
+    cached = parse_cache()
+    if cached.is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target / PARTIAL_PARSE)
+
+
+def keep_partial_parse(target: Path) -> None:
+    """Save the parse the invocation in `target` wrote as the home's (replaced atomically: a
+    killed copy leaves the previous one; an unreadable one only costs dbt a full parse)."""
+    written = target / PARTIAL_PARSE
+    if not written.is_file():
+        return
+    cached = parse_cache()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".tmp")
+    shutil.copyfile(written, partial)
+    os.replace(partial, cached)
+
+
+@dataclass(frozen=True)
+class InvocationTiming:
+    """One dbt invocation of a run: wall time around it and dbt's own time in its nodes."""
+
+    run_id: str
+    step: str
+    parse: str  # "partial" (saved parse reused), "full" or "unknown" (no dbt log)
+    nodes: int  # models, tests, snapshots, seeds and hooks dbt executed
+    node_seconds: float  # sum of run_results.json execution_time over those nodes
+    dbt_elapsed_seconds: float  # run_results.json elapsed_time (dbt's run, parse excluded)
+    wall_seconds: float  # from calling dbt to its last event handled by Dagster
+
+
+def parse_mode(dbt_log: Path, invocation_id: str | None) -> str:
+    """How dbt parsed in that invocation, from its JSON log (`unknown` without one)."""
+    if not dbt_log.is_file():
+        return "unknown"
+    mode = "unknown"
+    with dbt_log.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if '"Pars' not in line and "PartialPars" not in line:
+                continue
+            try:
+                info = json.loads(line).get("info", {})
+            except ValueError:
+                continue
+            if invocation_id and info.get("invocation_id") != invocation_id:
+                continue
+            found = _PARSE_EVENTS.get(info.get("name", ""))
+            if found == "full":
+                return "full"
+            mode = found or mode
+    return mode
+
+
+def timing(target: Path, run_id: str, step: str, wall_seconds: float) -> InvocationTiming | None:
+    """The invocation's timing from the artifacts in `target` (None without run_results.json)."""
+    try:
+        results = json.loads((target / "run_results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    nodes = results.get("results", [])
+    return InvocationTiming(
+        run_id=run_id,
+        step=step,
+        parse=parse_mode(target / "dbt.log", results.get("metadata", {}).get("invocation_id")),
+        nodes=len(nodes),
+        node_seconds=round(sum(float(r.get("execution_time") or 0.0) for r in nodes), 3),
+        dbt_elapsed_seconds=round(float(results.get("elapsed_time") or 0.0), 3),
+        wall_seconds=round(wall_seconds, 3),
+    )
+
+
+def timings_path(run_id: str) -> Path:
+    return logs_dir() / f"{run_id}.dbt.jsonl"
+
+
+def record(entry: InvocationTiming) -> Path:
+    """Append the invocation's timing to the run's `<run_id>.dbt.jsonl`."""
+    path = timings_path(entry.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(asdict(entry)) + "\n")
+    return path
+
+
+def read_timings(run_id: str) -> list[InvocationTiming]:
+    """Every dbt invocation recorded for the run, in order."""
+    path = timings_path(run_id)
+    if not path.is_file():
+        return []
+    return [
+        InvocationTiming(**json.loads(line))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
