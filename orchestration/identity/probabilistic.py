@@ -236,13 +236,23 @@ def _levels(c: Comparison, swap_counted_elsewhere: bool = False) -> list:
     ]
     if c.kind == "name":
         if c.swapped_with:
-            swapped = cll.ColumnsReversedLevel(col, c.swapped_with, symmetrical=True)
+            other = c.swapped_with
+            swapped = cll.ColumnsReversedLevel(col, other, symmetrical=True)
+            # swapped and one of the two mistyped: a swap and a typo are independent events
+            swapped_alike = cll.CustomLevel(
+                f"jaro_winkler_similarity({col}_l, {other}_r) >= 0.92 "
+                f"and jaro_winkler_similarity({other}_l, {col}_r) >= 0.92",
+                label_for_charts=f"{col} and {other} swapped, written alike",
+            )
             if swap_counted_elsewhere:
                 swapped = swapped.configure(
-                    is_null_level=True,
-                    label_for_charts="swapped (weighed in " + c.swapped_with + ")",
+                    is_null_level=True, label_for_charts=f"swapped (weighed in {other})"
                 )
-            levels.append(swapped)
+                swapped_alike = swapped_alike.configure(
+                    is_null_level=True,
+                    label_for_charts=f"swapped, written alike (weighed in {other})",
+                )
+            levels += [swapped, swapped_alike]
         levels += [
             cll.DamerauLevenshteinLevel(col, 1),
             cll.JaroWinklerLevel(col, 0.92),
