@@ -36,3 +36,11 @@ def test_report_command(tmp_path):
     (line,) = missing.stderr.splitlines()
     assert line.startswith("c360 report: no run for 2026-01-01")
     assert not (home / "reports" / "2026-01-01").exists()
+
+
+def test_report_on_an_empty_home_is_one_line(tmp_path):
+    done = _report(tmp_path, AS_OF.isoformat())
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("c360 report: no warehouse at")
+    assert not (tmp_path / "reports").exists()
