@@ -154,6 +154,8 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                 "files": len(batch.files),
                 "extracted": batch.extracted,
                 "clean_rows": batch.loaded,
+                # the rows of this batch's __clean table, the table the raw step publishes
+                "dagster/row_count": dg.MetadataValue.int(batch.loaded),
                 "quarantined": batch.quarantined,
                 "deduplicated": batch.deduplicated,
                 "quarantined_by_rule": dg.MetadataValue.json(batch.quarantined_by_rule),
@@ -206,7 +208,7 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                 "rows_loaded": batch.loaded if published else 0,
                 "rows_quarantined": batch.quarantined if published else 0,
                 "rows_deduplicated": batch.deduplicated if published else 0,
-                "raw_rows_total": total,
+                "dagster/row_count": dg.MetadataValue.int(total),
                 "ingestion_audit": dg.MetadataValue.json(
                     json.loads(batch.to_json())
                     | {

@@ -61,10 +61,12 @@ def identity_graph_health(context: dg.AssetExecutionContext, warehouse: Warehous
         measured = health.measure(con, as_of, context.run_id)
         health.record(con, measured, context.run_id)
         refused = refusals.measure(con) or refusals.Refusals(0)
+        rows = con.execute(f"select count(*) from {health.TABLE}").fetchone()[0]
     meta = measured.metadata()
     problems = measured.violations(bounds)
     yield dg.MaterializeResult(
         metadata={
+            "dagster/row_count": dg.MetadataValue.int(rows),
             **{k: v for k, v in meta.items() if k != "largest_cluster_values"},
             "largest_cluster_values": dg.MetadataValue.json(meta["largest_cluster_values"]),
         }
