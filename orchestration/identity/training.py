@@ -68,8 +68,8 @@ MIN_PRESENT_SHARE = 0.01
 # not impossible.
 UNSEEN_LEVEL_M = 0.001
 SEED = 42
-# The prior's re-estimation from the fitted model (_refine_prior): stop when it moves less than
-# this share, after at most this many steps.
+# The prior's re-estimation from the fitted model (_prior_and_threshold): stop when it moves
+# less than this share, after at most this many steps.
 PRIOR_TOLERANCE = 0.02
 PRIOR_STEPS = 8
 
@@ -372,8 +372,9 @@ def fit(
         choice = None
         prior_steps: list[float] = []
         if not reasons:
-            prior_steps = _refine_prior(records, model, config.prior_recall)
-            choice = _threshold_on(records, model, config.min_precision)
+            prior_steps, choice = _prior_and_threshold(
+                records, model, config.prior_recall, config.min_precision
+            )
             if choice is None:
                 reasons.append(
                     f"no threshold at or above {FLOOR} reaches the expected precision "
@@ -407,24 +408,15 @@ def fit(
     )
 
 
-def _expected_matches(records: pa.Table, model: dict[str, Any]) -> float:
-    """The number of matching pairs the model expects among the blocked pairs (its
-    probabilities summed)."""
-    linker, scratch = probabilistic._linker(records, model)
-    try:
-        scored = linker.inference.predict()
-        return float(
-            scratch.execute(
-                f"select coalesce(sum(match_probability), 0) from {scored.physical_name}"
-            ).fetchall()[0][0]
-        )
-    finally:
-        scratch.close()
+def _logit2(p: float) -> float:
+    return math.log2(p / (1 - p))
 
 
-def _refine_prior(records: pa.Table, model: dict[str, Any], prior_recall: float) -> list[float]:
-    """Re-estimate the match prior from the fitted model itself, in place; returns the priors
-    tried, first to last.
+def _prior_and_threshold(
+    records: pa.Table, model: dict[str, Any], prior_recall: float, min_precision: float
+) -> tuple[list[float], ThresholdChoice | None]:
+    """Re-estimate the match prior from the fitted model itself (in place), then choose the
+    threshold; returns the priors tried, first to last, and the threshold choice.
 
     The deterministic rules' estimate assumes they find `prior_recall` of the true pairs: on
     clean data they find more, on noisy data (typos in names and birth dates, missing fields)
@@ -435,36 +427,44 @@ def _refine_prior(records: pa.Table, model: dict[str, Any], prior_recall: float)
     alone): matching pairs outside the blocked pairs score ~0 and do not count. Iterated from
     the deterministic estimate until it moves less than PRIOR_TOLERANCE (relative), at most
     PRIOR_STEPS times; never below the deterministic rules' own count (the pairs they found
-    are there)."""
+    are there). The blocked pairs are scored once: a pair's Bayes factor does not depend on
+    the prior (match weight = log2 Bayes factor + logit2(prior)), so each step is one sum."""
     n = records.num_rows
     pairs = n * (n - 1) / 2
     start = model["probability_two_random_records_match"]
     floor = start * prior_recall  # the pairs the deterministic rules found
     steps = [start]
-    for _ in range(PRIOR_STEPS):
-        new = min(max(_expected_matches(records, model) / pairs, floor), 0.5)
-        model["probability_two_random_records_match"] = new
-        steps.append(new)
-        if abs(new - steps[-2]) <= PRIOR_TOLERANCE * steps[-2]:
-            break
-    return steps
-
-
-def _threshold_on(records: pa.Table, model: dict[str, Any], min_precision: float):
-    """Score every blocked pair with the fitted model and apply choose_threshold."""
     linker, scratch = probabilistic._linker(records, model)
     try:
         scored = linker.inference.predict()
+        scratch.execute(
+            f"create table bayes as select match_weight - {_logit2(start)!r} as b "
+            f"from {scored.physical_name}"
+        )
+
+        def probability(prior: float) -> str:
+            return f"1 / (1 + pow(2, -(b + {_logit2(prior)!r})))"
+
+        for _ in range(PRIOR_STEPS):
+            expected = scratch.execute(
+                f"select coalesce(sum({probability(steps[-1])}), 0) from bayes"
+            ).fetchall()[0][0]
+            new = min(max(float(expected) / pairs, floor), 0.5)
+            steps.append(new)
+            if abs(new - steps[-2]) <= PRIOR_TOLERANCE * steps[-2]:
+                break
+        prior = steps[-1]
+        model["probability_two_random_records_match"] = prior
         total = scratch.execute(
-            f"select coalesce(sum(match_probability), 0) from {scored.physical_name}"
+            f"select coalesce(sum({probability(prior)}), 0) from bayes"
         ).fetchall()[0][0]
         high = scratch.execute(
-            f"select match_probability from {scored.physical_name} "
-            f"where match_probability >= {SEARCH_FROM}"
-        ).fetchnumpy()["match_probability"]
+            f"select {probability(prior)} as p from bayes where {probability(prior)} >= "
+            f"{SEARCH_FROM}"
+        ).fetchnumpy()["p"]
     finally:
         scratch.close()
-    return choose_threshold(np.asarray(high), min_precision, float(total))
+    return steps, choose_threshold(np.asarray(high), min_precision, float(total))
 
 
 # ------------------------------------------------------------------------------------------------
