@@ -281,13 +281,34 @@ ranked as (
     from sendable
 ),
 
+slots as (
+    -- send times per (zone, hour of the week): few distinct pairs, so the time-zone arithmetic
+    -- runs once per pair, not once per row
+    select
+        time_zone,
+        best_hour_of_week,
+        local_at as send_at_local,
+        timezone('UTC', timezone(time_zone, local_at)) as send_at_utc
+    from (
+        select distinct
+            time_zone,
+            best_hour_of_week,
+            cast('{start.isoformat()}' as timestamp)
+            + to_days(cast((best_hour_of_week // 24 - {start.weekday()} + 7) % 7 as integer))
+            + to_hours(cast(best_hour_of_week % 24 as integer)) as local_at
+        from ranked
+    )
+),
+
 timed as (
     select
-        *,
-        cast('{start.isoformat()}' as timestamp)
-        + to_days(cast((best_hour_of_week // 24 - {start.weekday()} + 7) % 7 as integer))
-        + to_hours(cast(best_hour_of_week % 24 as integer)) as send_at_local
+        ranked.*,
+        slots.send_at_local,
+        slots.send_at_utc
     from ranked
+    inner join slots
+        on ranked.time_zone = slots.time_zone
+        and ranked.best_hour_of_week = slots.best_hour_of_week
 ),
 
 final as (
@@ -334,7 +355,7 @@ final as (
         send_time_confidence,
         time_zone,
         send_at_local,
-        timezone('UTC', timezone(time_zone, send_at_local)) as send_at_utc,
+        send_at_utc,
         {_date(as_of)} as as_of
     from timed
 )
@@ -431,12 +452,16 @@ def run(
             "next_best": best,
             "next_best_held_out": held,
         }
-    for name, reason, n in con.execute(
-        f"select action_name, code, count(*) from {TABLE}, unnest(reason_codes) as r(code) "
-        f"where code in ({', '.join(quote_literal(r) for r in BLOCKING_REASONS)}) "
-        "group by 1, 2 order by 1, 2"
+    counts = ", ".join(
+        f"count(*) filter (where list_contains(reason_codes, {quote_literal(r)}))"
+        for r in BLOCKING_REASONS
+    )
+    for name, *blocked in con.execute(
+        f"select action_name, {counts} from {TABLE} group by 1 order by 1"
     ).fetchall():
-        out.per_action[name].setdefault("blocked_by", {})[reason] = n
+        reasons = {r: n for r, n in zip(BLOCKING_REASONS, blocked, strict=True) if n}
+        if reasons:
+            out.per_action[name]["blocked_by"] = reasons
     for action in actions:
         out.per_action.setdefault(action.name, {"eligible": 0})
     out.seconds = time.perf_counter() - started
