@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import dagster as dg
 import pytest
 
 from orchestration.paths import REPO_ROOT
@@ -65,3 +66,21 @@ def test_importing_the_code_location_has_no_side_effects(tmp_path):
     )
     assert out.stdout.strip().endswith("False")
     assert not list(tmp_path.rglob("*.duckdb"))
+
+
+def test_staged_and_raw_assets_of_an_entity_are_told_apart(defs):
+    """The UI labels both `contacts`: kind, layer tag, table name and description differ."""
+    from orchestration.contracts.model import all_source_contracts
+    from orchestration.defs.ingestion.factory import LAYER_TAG
+
+    specs = {s.key: s for s in defs.resolve_all_asset_specs()}
+    for c in all_source_contracts():
+        staged = specs[dg.AssetKey(["staged", c.source, c.entity])]
+        raw = specs[dg.AssetKey(c.asset_key_path)]
+        assert (staged.tags[LAYER_TAG], raw.tags[LAYER_TAG]) == ("staged", "raw")
+        assert "staging" in staged.kinds and "staging" not in raw.kinds
+        assert "table" in raw.kinds and "table" not in staged.kinds
+        assert staged.metadata["dagster/table_name"] != raw.metadata["dagster/table_name"]
+        assert raw.metadata["dagster/table_name"] == f"raw.{c.id}"
+        assert staged.description.startswith("Staged batch of ")
+        assert raw.description.startswith(f"Raw table raw.{c.id}")

@@ -27,6 +27,8 @@ from orchestration.ingest.wap import (
 )
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
 
+# Tag naming an ingestion asset's layer: "staged" (the batch before publish) or "raw".
+LAYER_TAG = "c360/layer"
 # What discovery refused, by kind (landing.discover_landing's reasons open with these words).
 REFUSED_KINDS = {
     "symbolic link to": "link_outside_landing",
@@ -97,12 +99,17 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         key=staged_key,
         group_name="ingestion",
         owners=[OWNER],
-        kinds={"duckdb"},
+        # The UI labels a node with its key's last part, which the raw table shares: the kind,
+        # the layer tag, the table name and the description's first words tell the two apart.
+        kinds={"duckdb", "staging"},
+        tags={LAYER_TAG: "staged"},
+        metadata={"dagster/table_name": f"{batch_table(contract)}__clean"},
         pool="duckdb",
         partitions_def=nightly_partitions,
         backfill_policy=ONE_DAY_PER_RUN,
         description=(
-            f"New landing files of {contract.source}/{contract.entity} staged as one batch in "
+            f"Staged batch of {contract.source}/{contract.entity} (before publish): "
+            f"the new landing files staged as one batch in "
             f"{batch_table(contract)}__verdicts, split by {contract_file} into clean and "
             f"quarantined rows and deduplicated into {batch_table(contract)}__clean. One row per "
             "landed record; nothing is published yet."
@@ -181,12 +188,14 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         deps=[staged_key],
         group_name="ingestion",
         owners=[OWNER],
-        kinds={"duckdb"},
+        kinds={"duckdb", "table"},
+        tags={LAYER_TAG: "raw"},
+        metadata={"dagster/table_name": f"raw.{contract.id}"},
         pool="duckdb",
         partitions_def=nightly_partitions,
         backfill_policy=ONE_DAY_PER_RUN,
         description=(
-            f"raw.{contract.id}: append-only published rows of {contract.source}/{contract.entity} "
+            f"Raw table raw.{contract.id}: append-only published rows of {contract.source}/{contract.entity} "
             f"(one row per record version, with _batch_id and _loaded_at). Contract: {contract_file}."
         ),
     )
