@@ -209,7 +209,7 @@ candidates as (
         {contact} as contact_point,
         coalesce(customers.is_erased, false) as is_customer_erased,
         eligible.is_excluded,
-        customers.time_zone,
+        coalesce(customers.time_zone, 'UTC') as time_zone,
         send_time.best_hour_of_week as personal_hour,
         coalesce(send_time.n_events, 0) > 0 as has_personal_hour,
         send_time.confidence_level as send_time_confidence,
