@@ -174,7 +174,7 @@ class GoogleAdsClient:
             if current and count + n > self.config.max_identifiers_per_request:
                 yield start, current
                 start, count, current = i, 0, []
-            current.append({kind: user_data})
+            current.append((ops[i][0], {kind: user_data}))
             count += n
         if current:
             yield start, current
@@ -193,7 +193,8 @@ class GoogleAdsClient:
             return "retry", self._reason(answer)
         job = json_or_empty(answer).get("resourceName", "")
         job_path = job.split("/", 2)[-1]  # offlineUserDataJobs/<id>
-        for offset, operations in self._chunks(ops):
+        for offset, keyed in self._chunks(ops):
+            operations = [operation for _, operation in keyed]
             body = {"enablePartialFailure": True, "operations": operations}
             answer = self._post(f"{job_path}:addOperations", body)
             if not isinstance(answer, httpx.Response):
@@ -272,34 +273,48 @@ class GoogleAdsClient:
         ops = removes + creates
         pending = {key for key, _, _ in ops} | {k for k in keep if k not in outcomes}
         self.ledger.intend(intents)
-        status, reason, rejected = "retry", "", {}
-        for attempt in range(1, self.config.max_attempts + 1):
-            if not ops:
-                status = "ok"
-                break
-            rejected = {}
-            status, reason = self._job(ops, rejected, intents)
-            if status != "retry":
-                break
-            self.log(f"{self.sync}: job attempt {attempt} not applied ({reason}); a new job")
-            self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
-        refused: dict[str, str] = {}
-        for index, why in rejected.items():
-            refused.setdefault(ops[index][0], why)
-        for key in pending:
+        marks = {key: (keep[key][0], member_key(user_data)) for key, kind, user_data in creates}
+        # one job per request's worth of operations: a lost answer drops only that job
+        per_row: dict[str, list[tuple[str, str]]] = {key: [] for key in pending}
+        for _, chunk in self._chunks(ops):
+            chunk_ops = [(key, kind, data) for (key, kind, data) in
+                         ((k, next(iter(o)), next(iter(o.values()))) for k, o in chunk)]  # fmt: skip
+            status, reason, rejected = self._with_attempts(chunk_ops, marks)
+            for index, (key, _, _) in enumerate(chunk_ops):
+                if index in rejected:
+                    per_row[key].append(("rejected", rejected[index]))
+                else:
+                    per_row[key].append((status, reason))
+        order = {"rejected": 0, "unknown": 1, "retryable": 2, "ok": 3}
+        for key, results in per_row.items():
             if key in outcomes:
                 continue
-            if key in refused:
-                outcomes[key] = Outcome("rejected", refused[key], 1)
-            elif status == "ok":
+            status, reason = min(results, key=lambda r: order[r[0]], default=("ok", ""))
+            if status == "ok":
                 identifier, after = keep[key]
                 self.ledger.settle(identifier, after)
-                outcomes[key] = Outcome("ok", "", 1)
-            elif status == "unknown":
-                outcomes[key] = Outcome("unknown", reason, 1)
-            else:
-                outcomes[key] = Outcome("retryable", reason, 1)
+            outcomes[key] = Outcome(status, reason, 1)
         return outcomes
+
+    def _with_attempts(
+        self, ops: list[tuple[str, str, dict]], marks: dict[str, tuple[str, str]]
+    ) -> tuple[str, str, dict[int, str]]:
+        """One job for ops, a new job after one that was not applied, up to max_attempts:
+        (status ok | retryable | unknown, reason, refused op index → reason)."""
+        reason = ""
+        for attempt in range(1, self.config.max_attempts + 1):
+            rejected: dict[int, str] = {}
+            carried = [marks[key] for key, kind, _ in ops if kind == "create"]
+            status, reason = self._job(ops, rejected, carried)
+            if status == "ok":
+                return "ok", "", rejected
+            if status == "unknown":
+                return "unknown", reason, rejected
+            if status == "failed":
+                return "retryable", reason, rejected
+            self.log(f"{self.sync}: job attempt {attempt} not applied ({reason}); a new job")
+            self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
+        return "retryable", reason, {}
 
     def delete(self, identifiers: Iterable[str]) -> dict[str, Outcome]:
         """Erasure: remove each person from the user list (the hashes the ledger holds) and
