@@ -91,3 +91,14 @@ bench: install manifest
 
 clean:
 	rm -rf .c360 dbt_project/target dbt_project/logs .pytest_cache
+
+# GNU Mailman 3 core for the mailing-list destination's test, in its own venv (not in the project
+# lock). mailman 3.3.10 needs SQLAlchemy 2.0 (2.1 breaks its REST collections).
+MAILMAN_VENV := .venv-mailman
+$(MAILMAN_VENV)/.installed: | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) $(MAILMAN_VENV)
+	$(UV) pip install --python $(MAILMAN_VENV)/bin/python "mailman==3.3.10" "sqlalchemy>=2.0,<2.1"
+	@touch $@
+
+.PHONY: mailman
+mailman: $(MAILMAN_VENV)/.installed
