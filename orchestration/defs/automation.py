@@ -6,17 +6,34 @@
   every six hours at :30) for the partition of the last finished nightly — retries what failed and
   picks up a platform that was down. It skips, naming the reason, when that nightly was unhealthy
   (failed, or a blocking check failed), so it never syncs from a refresh that stopped halfway.
+- Both schedules (and the landing-file sensor, defs/sensors.py) start STOPPED, so opening the UI
+  on a laptop launches nothing; a deployment turns them on with C360_SCHEDULES=on (or starts
+  them by hand in the UI).
 - `release_dead_runs_sensor`: every minute, marks runs whose process died failed and frees their
   `duckdb` pool slots, so a killed run never blocks the runs after it.
 """
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
 from orchestration.activation.health import last_nightly_health
 from orchestration.run_guard import release_dead_runs
 from orchestration.run_model import nightly_partitions, schedule_timezone
+
+
+def automation_on(env: Mapping[str, str] | None = None) -> bool:
+    """Whether schedules and the landing sensor start running: C360_SCHEDULES=on (also 1/true)."""
+    env = os.environ if env is None else env
+    return env.get("C360_SCHEDULES", "off").strip().lower() in {"on", "1", "true", "yes"}
+
+
+def schedule_status(env: Mapping[str, str] | None = None) -> dg.DefaultScheduleStatus:
+    """RUNNING in a deployment (C360_SCHEDULES=on), else STOPPED."""
+    on = automation_on(env)
+    return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
+
 
 nightly = dg.define_asset_job(
     name="nightly",
@@ -29,7 +46,7 @@ nightly = dg.define_asset_job(
 
 # Runs at 02:00 (partition end + hour_offset) in the partitions' zone for the day that just closed.
 nightly_schedule = dg.build_schedule_from_partitioned_job(
-    nightly, name="nightly_schedule", default_status=dg.DefaultScheduleStatus.RUNNING
+    nightly, name="nightly_schedule", default_status=schedule_status()
 )
 
 activation = dg.define_asset_job(
@@ -45,7 +62,7 @@ activation = dg.define_asset_job(
     job=activation,
     cron_schedule=os.environ.get("C360_ACTIVATION_CRON", "30 */6 * * *"),
     execution_timezone=schedule_timezone(),
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=schedule_status(),
     description="Activation between nightlies; skips when the last nightly was unhealthy.",
 )
 def activation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:

@@ -1,5 +1,6 @@
 """The code location loads without side effects; every asset is grouped, owned and described."""
 
+import json
 import subprocess
 import sys
 
@@ -84,3 +85,30 @@ def test_staged_and_raw_assets_of_an_entity_are_told_apart(defs):
         assert raw.metadata["dagster/table_name"] == f"raw.{c.id}"
         assert staged.description.startswith("Staged batch of ")
         assert raw.description.startswith(f"Raw table raw.{c.id}")
+
+
+def test_schedule_status_follows_c360_schedules():
+    from orchestration.defs.automation import schedule_status
+
+    assert schedule_status({}) == dg.DefaultScheduleStatus.STOPPED
+    assert schedule_status({"C360_SCHEDULES": "off"}) == dg.DefaultScheduleStatus.STOPPED
+    for on in ("on", "ON", "1", "true"):
+        assert schedule_status({"C360_SCHEDULES": on}) == dg.DefaultScheduleStatus.RUNNING
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "STOPPED"), ("on", "RUNNING")])
+def test_schedules_start_stopped_unless_a_deployment_turns_them_on(tmp_path, value, expected):
+    """Read at load: the code location as `make ui` and a deployment load it."""
+    code = (
+        "import json, orchestration.definitions as d; defs = d.defs();"
+        "print(json.dumps({s.name: s.default_status.value for s in defs.schedules}))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "C360_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    if value is not None:
+        env["C360_SCHEDULES"] = value
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+        check=True,
+    )  # fmt: skip
+    statuses = json.loads(out.stdout.strip().splitlines()[-1])
+    assert statuses == {"nightly_schedule": expected, "activation_schedule": expected}
