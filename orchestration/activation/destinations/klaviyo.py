@@ -233,8 +233,10 @@ class KlaviyoClient:
                 attributes = item.get("attributes") or {}
                 pointer = str((attributes.get("source") or {}).get("pointer", ""))
                 index = pointer.rsplit("/", 1)[-1]
-                if index.isdigit():
-                    refused[int(index)] = redact(str(attributes.get("detail", "")), [])
+                if index.isdigit() and int(index) < len(rows):
+                    # Klaviyo's detail may quote the value: the row's own values are cut
+                    values = [str(v) for v in _values(profiles[int(index)])]
+                    refused[int(index)] = redact(str(attributes.get("detail", "")), values)
         for index, row in enumerate(rows):
             if index in refused:
                 outcomes[row.idempotency_key] = Outcome("rejected", refused[index], 1)
@@ -329,6 +331,14 @@ class KlaviyoClient:
             self.log(f"{self.sync}: round {attempt}: {len(pending)} profiles to resend")
             self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
         return outcomes
+
+
+def _values(attributes: dict[str, Any]) -> list[Any]:
+    """Every value of a profile's attributes, nested ones included."""
+    out: list[Any] = []
+    for value in attributes.values():
+        out.extend(_values(value) if isinstance(value, dict) else [value])
+    return out
 
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> KlaviyoClient:
