@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jinja2 import nodes
 
+from orchestration.activation.destinations.registry import kinds
 from orchestration.activation.planner import plan_sql
 from orchestration.activation.syncs import (
-    DESTINATIONS,
     SyncDefinitionError,
     consent_purposes,
     defined_segments,
@@ -296,7 +296,7 @@ def sync_documents(draw):
         "name": text("s"),
         "description": text("d"),
         "segment": text("vip", "lapsed_high_value"),
-        "destination": text("file_drop", "file_drop", "webhook", *DESTINATIONS),
+        "destination": text("file_drop", "file_drop", "webhook", *kinds()),
         "channel": text("email", "sms"),
         "purpose": text(*consent_purposes()),
         "fields": {text("email", "e-mail", "First Name"): text("email", "first_name")},
@@ -327,7 +327,7 @@ def test_fuzzed_sync_yaml_is_refused_cleanly_or_names_only_what_exists(tmp_path,
         return
     event("accepted")
     assert sync.segment in defined_segments() and sync.purpose in consent_purposes()
-    assert sync.destination in DESTINATIONS and sync.channel in ("email", "sms")
+    assert sync.destination in kinds() and sync.channel in ("email", "sms")
     assert set(sync.fields.values()) <= customer_360_columns()
     if sync.destination == "file_drop":
         assert sync.file_format in ("csv", "parquet")
