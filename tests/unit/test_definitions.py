@@ -97,11 +97,14 @@ def test_schedule_status_follows_c360_schedules():
 
 
 @pytest.mark.parametrize(("value", "expected"), [(None, "STOPPED"), ("on", "RUNNING")])
-def test_schedules_start_stopped_unless_a_deployment_turns_them_on(tmp_path, value, expected):
+def test_schedules_and_landing_sensor_start_stopped_unless_a_deployment_turns_them_on(
+    tmp_path, value, expected
+):
     """Read at load: the code location as `make ui` and a deployment load it."""
     code = (
         "import json, orchestration.definitions as d; defs = d.defs();"
-        "print(json.dumps({s.name: s.default_status.value for s in defs.schedules}))"
+        "print(json.dumps({s.name: s.default_status.value for s in [*defs.schedules, "
+        "*defs.sensors] if s.name != 'release_dead_runs_sensor'}))"
     )
     env = {"PATH": "/usr/bin:/bin", "C360_HOME": str(tmp_path), "HOME": str(tmp_path)}
     if value is not None:
@@ -111,4 +114,9 @@ def test_schedules_start_stopped_unless_a_deployment_turns_them_on(tmp_path, val
         check=True,
     )  # fmt: skip
     statuses = json.loads(out.stdout.strip().splitlines()[-1])
-    assert statuses == {"nightly_schedule": expected, "activation_schedule": expected}
+    assert statuses == {
+        "nightly_schedule": expected,
+        "activation_schedule": expected,
+        "landing_files_sensor": expected,
+        "run_failure_alert": "RUNNING",  # launches nothing: alerts in development too
+    }
