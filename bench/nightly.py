@@ -1,0 +1,283 @@
+"""Benchmark: what a nightly costs — a full night, a night with no new data, a night with ~1 % new
+data — next to a plain-DuckDB reference of the same main work (bench/nightly_reference.py).
+
+In a fresh temporary home (orchestration.paths.home_env, never the developer's C360_HOME):
+
+1. **full**: `generate(--customers, --seed, --as-of)` into the landing folder, then `c360 run`;
+2. **no new data**: `c360 run --as-of <as_of + 1>` with no new landing file;
+3. **1 %**: the generator's snapshot for `<as_of + 2>` (same seed) is written to a scratch folder
+   and every 100th data row of each of its files (header kept; Parquet: every 100th row) lands
+   under `dt=<as_of + 2>`: ~1 % of a night's rows, mostly existing records with the later day's
+   values (changed records) plus the day's new ones; then `c360 run --as-of <as_of + 2>`.
+
+Each night is one `c360 run` process. Per night: wall time, peak RSS (the largest resident set of
+any process in the run's tree — `c360 run` or its dbt subprocess — from `os.wait4`'s rusage),
+and seconds per Dagster step (STEP_START to STEP_SUCCESS / STEP_FAILURE in the run's event log;
+the in-process executor runs steps one at a time, so the wall time minus their sum is process
+start-up, Dagster's own work and the summary). Then the reference runs on night 1's landing files
+in its own process. Prints one rich table with the ratios full ÷ reference, no-new ÷ full and
+1 % ÷ full against the issue's targets (3×, 15 %, 25 %), and the slowest steps.
+
+    .venv/bin/python bench/nightly.py --customers 50000 --seed 11
+    .venv/bin/python bench/nightly.py --customers 200000 --steps 12 --keep
+
+Exits 1 when a run fails. Figures: docs/benchmarks.md ("Nightly cost (issue 19)").
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_EVERY = 100  # 1 row in 100: the "1 %" night
+TARGETS = {"full ÷ reference": 3.0, "no-new ÷ full": 0.15, "1 % ÷ full": 0.25}
+TARGET_PEAK_GB = 4.0
+_END_EVENTS = ("STEP_SUCCESS", "STEP_FAILURE")
+
+
+@dataclass
+class Measured:
+    """One measured process: a night (`c360 run`) or the reference."""
+
+    name: str
+    seconds: float
+    peak_rss_bytes: int
+    returncode: int
+    steps: dict[str, float] = field(default_factory=dict)  # Dagster step key -> seconds
+    run_id: str = ""
+
+    @property
+    def other_seconds(self) -> float:
+        """Wall time outside every step: start-up, Dagster's own work, the summary."""
+        return max(self.seconds - sum(self.steps.values()), 0.0)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def step_seconds(events: Iterable[tuple[str | None, str, float]]) -> dict[str, float]:
+    """Seconds per step from (step_key, event type name, timestamp) triples of one run's event log:
+    from the step's STEP_START to its last STEP_SUCCESS or STEP_FAILURE. Steps that never ended
+    (a killed run) are left out; events without a step key are ignored."""
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    for step, kind, timestamp in events:
+        if not step:
+            continue
+        if kind == "STEP_START":
+            starts.setdefault(step, timestamp)
+        elif kind in _END_EVENTS:
+            ends[step] = timestamp
+    return {s: ends[s] - starts[s] for s in sorted(starts) if s in ends}
+
+
+def every_nth_line(lines: Iterable[str], every: int, header: bool) -> Iterator[str]:
+    """The first line when `header`, then data lines 0, every, 2·every, ... of the rest."""
+    iterator = iter(lines)
+    if header:
+        first = next(iterator, None)
+        if first is None:
+            return
+        yield first
+    for index, line in enumerate(iterator):
+        if index % every == 0:
+            yield line
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("inf")
+
+
+def measure(name: str, argv: list[str], env: dict[str, str], out: Path) -> Measured:
+    """Run `argv` to completion (output to `out`) and take its wall time and the peak RSS of its
+    process tree from the kernel's rusage for it (ru_maxrss: KiB on Linux)."""
+    started = time.monotonic()
+    with out.open("w") as sink:
+        proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(name, time.monotonic() - started, usage.ru_maxrss * 1024, proc.returncode)
+
+
+def dagster_steps(dagster_home: Path) -> tuple[str, dict[str, float]]:
+    """The latest run's id and its seconds per step, from the home's Dagster instance."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        events = (
+            (e.step_key, e.dagster_event_type.value, e.timestamp)
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event_type is not None
+        )
+        return run.run_id, step_seconds(events)
+
+
+def sample_snapshot(snapshot: Path, landing: Path, every: int) -> int:
+    """Copy every `every`-th data row of each file under `snapshot` to the same path under
+    `landing` (CSV and JSON lines line by line, header kept; Parquet by row). Returns rows kept."""
+    import pyarrow.parquet as pq
+
+    kept = 0
+    for source in sorted(p for p in snapshot.rglob("*") if p.is_file()):
+        target = landing / source.relative_to(snapshot)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.suffix == ".parquet":
+            table = pq.read_table(source)
+            table = table.take(list(range(0, table.num_rows, every)))
+            pq.write_table(table, target, compression="zstd")
+            kept += table.num_rows
+            continue
+        header = source.suffix == ".csv"
+        with source.open(newline="") as lines, target.open("w", newline="") as sink:
+            for line in every_nth_line(lines, every, header):
+                sink.write(line)
+                kept += 1
+        kept -= 1 if header else 0
+    return kept
+
+
+def c360_argv(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "c360"), *args]
+
+
+def run_night(name: str, env: dict[str, str], home: Path, as_of: dt.date) -> Measured:
+    night = measure(
+        name,
+        c360_argv("run", "--as-of", as_of.isoformat(), "--log-level", "WARNING"),
+        env,
+        home / f"bench-{name}.out",
+    )
+    night.run_id, night.steps = dagster_steps(home / "dagster")
+    status = "ok" if night.returncode == 0 else f"FAILED (exit {night.returncode})"
+    log(f"{name} night ({as_of}): {night.seconds:.1f}s, peak RSS "
+        f"{night.peak_rss_bytes / 1e9:.2f} GB, {status}")  # fmt: skip
+    if night.returncode != 0:
+        log((home / f"bench-{name}.out").read_text(errors="replace")[-3000:])
+    return night
+
+
+def render(nights: list[Measured], reference: Measured | None, top: int, title: str) -> None:
+    """The results table (rich), the ratios against the targets and the slowest steps."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=title)
+    for column in ("run", "wall s", "peak RSS GB", "steps s", "outside steps s", "exit"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for m in [*nights, *([reference] if reference else [])]:
+        table.add_row(
+            m.name, f"{m.seconds:.1f}", f"{m.peak_rss_bytes / 1e9:.2f}",
+            f"{sum(m.steps.values()):.1f}" if m.steps else "—",
+            f"{m.other_seconds:.1f}" if m.steps else "—", str(m.returncode),
+        )  # fmt: skip
+    console.print(table)
+
+    by_name = {m.name: m for m in nights}
+    full = by_name.get("full")
+    ratios = Table(title="ratios")
+    for column in ("ratio", "value", "target", "met"):
+        ratios.add_column(column, justify="left" if column == "ratio" else "right")
+    values = {
+        "full ÷ reference": (full, reference),
+        "no-new ÷ full": (by_name.get("no-new-data"), full),
+        "1 % ÷ full": (by_name.get("one-percent"), full),
+    }
+    for label, (num, den) in values.items():
+        if num is None or den is None:
+            continue
+        value = ratio(num.seconds, den.seconds)
+        shown = f"{value:.2f}×" if label.startswith("full") else f"{value:.0%}"
+        goal = TARGETS[label]
+        target = f"≤ {goal:.0f}×" if label.startswith("full") else f"≤ {goal:.0%}"
+        ratios.add_row(label, shown, target, "yes" if value <= goal else "no")
+    peak = max(m.peak_rss_bytes for m in nights) / 1e9
+    ratios.add_row("peak RSS (nights)", f"{peak:.2f} GB", f"≤ {TARGET_PEAK_GB:.0f} GB",
+                   "yes" if peak <= TARGET_PEAK_GB else "no")  # fmt: skip
+    console.print(ratios)
+
+    steps = Table(title=f"slowest steps (s), top {top} of the full night")
+    steps.add_column("step")
+    for m in nights:
+        steps.add_column(m.name, justify="right")
+    order = sorted(full.steps, key=full.steps.get, reverse=True)[:top] if full else []
+    for step in order:
+        steps.add_row(step, *(f"{m.steps.get(step, 0.0):.1f}" for m in nights))
+    console.print(steps)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=50_000, help="50000 | 200000 | 1000000")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 21))
+    parser.add_argument("--steps", type=int, default=10, help="slowest steps to list")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(REPO))
+    from orchestration.paths import home_env
+    from orchestration.sources.generator import generate
+
+    work = Path(tempfile.mkdtemp(prefix="c360_nightly_bench_"))
+    home = work / "home"
+    env = {**os.environ, **home_env(home), "PYTHONPATH": str(REPO)}
+    nights: list[Measured] = []
+    reference: Measured | None = None
+    try:
+        started = time.monotonic()
+        result = generate(args.customers, args.seed, args.as_of, home / "landing",
+                          home / "truth", progress=None)  # fmt: skip
+        log(f"generated {args.customers:,} customers, {sum(result.rows.values()):,} rows for "
+            f"{args.as_of} in {time.monotonic() - started:.1f}s")  # fmt: skip
+        nights.append(run_night("full", env, home, args.as_of))
+        nights.append(run_night("no-new-data", env, home, args.as_of + dt.timedelta(days=1)))
+
+        later = args.as_of + dt.timedelta(days=2)
+        generate(args.customers, args.seed, later, work / "snapshot", work / "truth2",
+                 progress=None)  # fmt: skip
+        kept = sample_snapshot(work / "snapshot", home / "landing", SAMPLE_EVERY)
+        shutil.rmtree(work / "snapshot")
+        log(f"landed {kept:,} rows for {later} (1 in {SAMPLE_EVERY} of its snapshot)")
+        nights.append(run_night("one-percent", env, home, later))
+
+        if not args.no_reference:
+            reference = measure(
+                "reference",
+                [sys.executable, str(REPO / "bench" / "nightly_reference.py"),
+                 "--landing", str(home / "landing"), "--as-of", args.as_of.isoformat(),
+                 "--database", str(work / "reference.duckdb")],
+                env, work / "reference.out",
+            )  # fmt: skip
+            log(f"reference: {reference.seconds:.1f}s, peak RSS "
+                f"{reference.peak_rss_bytes / 1e9:.2f} GB, exit {reference.returncode}")  # fmt: skip
+            print((work / "reference.out").read_text(errors="replace")[-4000:], flush=True)
+    finally:
+        if nights:
+            render(nights, reference, args.steps,
+                   f"nightly cost, {args.customers:,} customers, seed {args.seed}")  # fmt: skip
+        if args.keep:
+            log(f"home kept: {home}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    failed = [m.name for m in nights if m.returncode != 0]
+    if reference is not None and reference.returncode != 0:
+        failed.append("reference")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

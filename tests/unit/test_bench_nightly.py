@@ -1,0 +1,118 @@
+"""Pure helpers of bench/nightly.py and bench/nightly_reference.py: step timings from a run's event
+log, the 1 % sample of a landing file, the reference's segment SQL and phone rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _load(name: str) -> ModuleType:
+    """A bench script (bench/ is not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+nightly = _load("nightly")
+reference = _load("nightly_reference")
+
+
+def test_step_seconds_from_start_to_end_of_each_step() -> None:
+    events = [
+        (None, "RUN_START", 0.0),
+        ("ingest", "STEP_START", 1.0),
+        ("ingest", "STEP_OUTPUT", 2.0),
+        ("ingest", "STEP_SUCCESS", 4.5),
+        ("dbt", "STEP_START", 5.0),
+        ("dbt", "STEP_FAILURE", 9.0),
+        ("killed", "STEP_START", 10.0),  # never ended: left out
+        (None, "RUN_SUCCESS", 12.0),
+    ]
+    assert nightly.step_seconds(events) == {"dbt": 4.0, "ingest": 3.5}
+
+
+def test_step_seconds_keeps_the_first_start_and_the_last_end() -> None:
+    events = [
+        ("s", "STEP_START", 1.0),
+        ("s", "STEP_FAILURE", 2.0),
+        ("s", "STEP_START", 3.0),  # a retry of the same step
+        ("s", "STEP_SUCCESS", 6.0),
+    ]
+    assert nightly.step_seconds(events) == {"s": 5.0}
+
+
+def test_every_nth_line_keeps_the_header_and_one_data_line_in_n() -> None:
+    lines = ["h\n", *(f"{i}\n" for i in range(250))]
+    kept = list(nightly.every_nth_line(lines, 100, header=True))
+    assert kept == ["h\n", "0\n", "100\n", "200\n"]
+    assert list(nightly.every_nth_line(lines[1:], 100, header=False)) == ["0\n", "100\n", "200\n"]
+    assert list(nightly.every_nth_line([], 100, header=True)) == []
+
+
+def test_sample_snapshot_writes_one_row_in_n_per_file(tmp_path: Path) -> None:
+    snapshot = tmp_path / "snap" / "crm" / "contacts" / "dt=2026-11-23"
+    snapshot.mkdir(parents=True)
+    (snapshot / "part-00000.csv").write_text(
+        "id,name\n" + "".join(f"{i},n{i}\n" for i in range(30))
+    )
+    parquet = tmp_path / "snap" / "consent" / "events" / "dt=2026-11-23"
+    parquet.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [str(i) for i in range(25)]}), parquet / "part-00000.parquet")
+
+    kept = nightly.sample_snapshot(tmp_path / "snap", tmp_path / "landing", 10)
+
+    landed = tmp_path / "landing" / "crm" / "contacts" / "dt=2026-11-23" / "part-00000.csv"
+    assert landed.read_text() == "id,name\n0,n0\n10,n10\n20,n20\n"
+    table = pq.read_table(tmp_path / "landing" / "consent" / "events" / "dt=2026-11-23" /
+                          "part-00000.parquet")  # fmt: skip
+    assert table.column("id").to_pylist() == ["0", "10", "20"]
+    assert kept == 6
+
+
+def test_segment_statements_shift_dates_with_as_of() -> None:
+    text = "-- header\n\n-- segment: a\nselect 1 where d >= date '2026-11-20';\n\n-- segment: b\nselect 2;\n"
+    same = reference.segment_statements(text, dt.date(2026, 11, 21))
+    later = reference.segment_statements(text, dt.date(2026, 11, 23))
+    assert list(same) == ["a", "b"]
+    assert same["a"] == "select 1 where d >= date '2026-11-20';"
+    assert later["a"] == "select 1 where d >= date '2026-11-22';"
+    assert later["b"] == "select 2;"
+
+
+def test_segment_statements_cover_the_shipped_reference_file() -> None:
+    statements = reference.segment_statements(
+        reference.REFERENCE_SQL.read_text(), dt.date(2026, 11, 21)
+    )
+    assert len(statements) == 10
+    assert all(sql.lower().startswith(("select", "with")) for sql in statements.values())
+
+
+def test_phone_rule_gives_e164() -> None:
+    con = duckdb.connect()
+    rule_us = reference._phone("p", "c")
+    rule_intl = reference._phone("p", None)
+    cases = [
+        ("+1 (212) 555-0134", "US", rule_us, "+12125550134"),
+        ("(212) 555-0134", "US", rule_us, "+12125550134"),
+        ("07400 123456", "GB", rule_us, "+447400123456"),
+        ("0044 7400 123456", "GB", rule_intl, "+447400123456"),
+        ("+33 6 12 34 56 78", None, rule_intl, "+33612345678"),
+        ("12 34", "US", rule_us, None),
+        (None, "US", rule_us, None),
+    ]
+    for value, country, rule, expected in cases:
+        got = con.execute(f"select {rule} from (select ?::varchar as p, ?::varchar as c)",
+                          [value, country]).fetchone()[0]  # fmt: skip
+        assert got == expected, value
