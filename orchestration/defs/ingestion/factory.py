@@ -11,10 +11,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.asset_args import code_version
 from orchestration.contracts.masking import clean_phone, mask_value
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.extract.config import source_mode
+from orchestration.ingest import landing as landing_module
+from orchestration.ingest import wap
 from orchestration.ingest.gate import mask_column_names
 from orchestration.ingest.landing import LandingFileError
 from orchestration.ingest.report import report_path, write_report
@@ -94,6 +97,8 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
     staged_key = dg.AssetKey(["staged", contract.source, contract.entity])
     raw_key = dg.AssetKey(contract.asset_key_path)
     contract_file = f"data_contracts/sources/{contract.id}.odcs.yaml"
+    # staging, gate rules and publish live in these modules; the contract decides the columns
+    version = code_version(__file__, wap, landing_module, contract.path)
 
     @dg.asset(
         key=staged_key,
@@ -107,6 +112,7 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         pool="duckdb",
         partitions_def=nightly_partitions,
         backfill_policy=ONE_DAY_PER_RUN,
+        code_version=version,
         description=(
             f"Staged batch of {contract.source}/{contract.entity} (before publish): "
             f"the new landing files staged as one batch in "
@@ -194,6 +200,7 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
         pool="duckdb",
         partitions_def=nightly_partitions,
         backfill_policy=ONE_DAY_PER_RUN,
+        code_version=version,
         description=(
             f"Raw table raw.{contract.id}: append-only published rows of {contract.source}/{contract.entity} "
             f"(one row per record version, with _batch_id and _loaded_at). Contract: {contract_file}."

@@ -4,6 +4,7 @@ orchestration/insight/customer_360_insight.py; docs/insight.md)."""
 
 import dagster as dg
 
+from orchestration.asset_args import code_version
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import customer_360_insight as view
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, nightly_partitions
@@ -26,6 +27,7 @@ GRAIN_CHECK = "one_row_per_customer_360_row"
     pool="duckdb",
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
+    code_version=code_version(__file__, view),
     check_specs=[
         dg.AssetCheckSpec(
             GRAIN_CHECK,

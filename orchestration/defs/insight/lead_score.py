@@ -4,6 +4,7 @@ orchestration/insight/lead_score.py; config: dbt_project/insight/lead_score.yml;
 
 import dagster as dg
 
+from orchestration.asset_args import code_version
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import lead_score
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
@@ -20,6 +21,7 @@ KEY = dg.AssetKey(["marts", "customer_lead_score"])
     pool="duckdb",
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
+    code_version=code_version(__file__, lead_score),
     description=(
         "marts.customer_lead_score: one row per customer of customer_360 with lead_score (the "
         "probability of a revenue order in the next window_days), lead_tier (pql / mql / cold, "

@@ -3,6 +3,7 @@ charts (logic: orchestration/insight/report.py; docs/insight.md "The marketer re
 
 import dagster as dg
 
+from orchestration.asset_args import code_version
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import report
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
@@ -25,6 +26,7 @@ KEY = dg.AssetKey(["reports", "marketer_report"])
     pool="duckdb",
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
+    code_version=code_version(__file__, report),
     description=(
         "The report a marketer opens: one self-contained HTML file per night "
         "($C360_HOME/reports/<as_of>/index.html) with segment sizes over time, the CLV "

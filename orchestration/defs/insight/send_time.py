@@ -4,6 +4,7 @@ orchestration/insight/send_time.py; docs/insight.md)."""
 
 import dagster as dg
 
+from orchestration.asset_args import code_version
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import send_time
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
@@ -20,6 +21,7 @@ KEY = dg.AssetKey(["marts", "customer_send_time"])
     pool="duckdb",
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
+    code_version=code_version(__file__, send_time),
     description=(
         "marts.customer_send_time: one row per customer of customer_360 with best_hour_of_week "
         "(0 = Monday 00:00 local), best_local_time, time_zone, n_events, confidence and "

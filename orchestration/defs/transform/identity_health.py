@@ -5,6 +5,7 @@ duplicates that is not declared under `sources_with_duplicates`)."""
 
 import dagster as dg
 
+from orchestration.asset_args import code_version
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import config as identity_config
 from orchestration.identity import health, refusals
@@ -22,6 +23,7 @@ KEY = dg.AssetKey(["identity_state", "graph_health"])
     pool="duckdb",
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
+    code_version=code_version(__file__, health, refusals),
     check_specs=[
         dg.AssetCheckSpec(
             "graph_within_bounds",

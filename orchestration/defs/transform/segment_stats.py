@@ -3,6 +3,7 @@ from audit.segment_stats (written by segment_membership's post-hook)."""
 
 import dagster as dg
 
+from orchestration.asset_args import code_version
 from orchestration.defs.resources import Warehouse
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
 
@@ -18,6 +19,7 @@ KEY = dg.AssetKey(["segments", "stats"])
     pool="duckdb",
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
+    code_version=code_version(__file__),
     description=(
         "audit.segment_stats for the run's as_of: one row per segment with members, entered, "
         "exited and holdout; the same figures as metadata (history: "

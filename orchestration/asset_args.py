@@ -1,0 +1,36 @@
+"""What c360's Python assets declare alike: their code version.
+
+A code version is the first 12 hex digits of the sha256 of the source files that decide what
+the asset writes: the module defining the asset, the logic module it calls (e.g.
+orchestration/insight/clv.py) and, for ingestion, the source's contract. Editing any of them
+gives a new version, which Dagster shows as "code version changed" on the asset until it is
+materialized again; editing anything else does not. Files are read once, when the code location
+loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import ModuleType
+
+Source = ModuleType | Path | str
+
+
+def _path(source: Source) -> Path:
+    if isinstance(source, ModuleType):
+        if not source.__file__:
+            raise ValueError(f"module {source.__name__} has no source file")
+        return Path(source.__file__)
+    return Path(source)
+
+
+def code_version(*sources: Source) -> str:
+    """The code version of an asset whose output is decided by `sources` (modules or files)."""
+    if not sources:
+        raise ValueError("code_version needs at least one source file")
+    digest = hashlib.sha256()
+    for source in sources:
+        path = _path(source)
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
