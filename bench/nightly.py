@@ -16,7 +16,7 @@ and seconds per Dagster step (STEP_START to STEP_SUCCESS / STEP_FAILURE in the r
 the in-process executor runs steps one at a time, so the wall time minus their sum is process
 start-up, Dagster's own work and the summary). Then the reference runs on night 1's landing files
 in its own process. Prints one rich table with the ratios full ÷ reference, no-new ÷ full and
-1 % ÷ full against the issue's targets (3×, 15 %, 25 %), and the slowest steps.
+1 % ÷ full against the issue's targets (3×, 15 %, 25 %), seconds per stage and the slowest steps.
 
     .venv/bin/python bench/nightly.py --customers 50000 --seed 11
     .venv/bin/python bench/nightly.py --customers 200000 --steps 12 --keep
@@ -80,6 +80,18 @@ def step_seconds(events: Iterable[tuple[str | None, str, float]]) -> dict[str, f
         elif kind in _END_EVENTS:
             ends[step] = timestamp
     return {s: ends[s] - starts[s] for s in sorted(starts) if s in ends}
+
+
+def stage_seconds(steps: dict[str, float]) -> dict[str, float]:
+    """Step seconds summed per stage of the console progress (orchestration.progress.stage_of:
+    `staged__crm__contacts` -> `ingestion: stage new landing files`), in first-step order."""
+    from orchestration.progress import stage_of
+
+    stages: dict[str, float] = {}
+    for step, seconds in steps.items():
+        stage = stage_of(step)
+        stages[stage] = stages.get(stage, 0.0) + seconds
+    return stages
 
 
 def every_nth_line(lines: Iterable[str], every: int, header: bool) -> Iterator[str]:
@@ -207,6 +219,16 @@ def render(nights: list[Measured], reference: Measured | None, top: int, title: 
     ratios.add_row("peak RSS (nights)", f"{peak:.2f} GB", f"≤ {TARGET_PEAK_GB:.0f} GB",
                    "yes" if peak <= TARGET_PEAK_GB else "no")  # fmt: skip
     console.print(ratios)
+
+    stages = Table(title="seconds per stage (sum of its steps)")
+    stages.add_column("stage")
+    for m in nights:
+        stages.add_column(m.name, justify="right")
+    per_night = [stage_seconds(m.steps) for m in nights]
+    names = list(dict.fromkeys(name for night in per_night for name in night))
+    for name in names:
+        stages.add_row(name, *(f"{night.get(name, 0.0):.1f}" for night in per_night))
+    console.print(stages)
 
     steps = Table(title=f"slowest steps (s), top {top} of the full night")
     steps.add_column("step")

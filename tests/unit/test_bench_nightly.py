@@ -116,3 +116,18 @@ def test_phone_rule_gives_e164() -> None:
         got = con.execute(f"select {rule} from (select ?::varchar as p, ?::varchar as c)",
                           [value, country]).fetchone()[0]  # fmt: skip
         assert got == expected, value
+
+
+def test_stage_seconds_sums_steps_per_progress_stage() -> None:
+    steps = {
+        "staged__crm__contacts": 2.0,
+        "staged__shop__orders": 3.0,
+        "c360_dbt_1": 10.0,
+        "c360_dbt_2": 5.5,
+        "marts__customer_clv": 1.0,
+    }
+    assert nightly.stage_seconds(steps) == {
+        "ingestion: stage new landing files": 5.0,
+        "dbt build": 15.5,
+        "marts/customer_clv": 1.0,
+    }
