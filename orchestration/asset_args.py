@@ -1,4 +1,5 @@
-"""What c360's Python assets declare alike: their code version.
+"""What c360's Python assets declare alike: `nightly_asset` (owner, pool, partitions, code
+version) and the code version itself.
 
 A code version is the first 12 hex digits of the sha256 of the source files that decide what
 the asset writes: the module defining the asset, the logic module it calls (e.g.
@@ -11,8 +12,14 @@ loads.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import dagster as dg
+
+from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, nightly_partitions
 
 Source = ModuleType | Path | str
 
@@ -34,3 +41,29 @@ def code_version(*sources: Source) -> str:
         path = _path(source)
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
+
+
+def nightly_asset(
+    *,
+    key: dg.AssetKey | list[str],
+    group_name: str,
+    description: str,
+    sources: tuple[Source, ...],
+    kinds: set[str] | frozenset[str] = frozenset({"duckdb", "python"}),
+    **kwargs: Any,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """`dg.asset` with what every nightly Python asset shares: the owner, the `duckdb` pool (one
+    writer), the nightly partitions one day per run, and the code version of `sources`. Other
+    arguments (deps, check_specs, tags, metadata) pass through."""
+    return dg.asset(
+        key=key,
+        group_name=group_name,
+        owners=[OWNER],
+        kinds=set(kinds),
+        pool="duckdb",
+        partitions_def=nightly_partitions,
+        backfill_policy=ONE_DAY_PER_RUN,
+        code_version=code_version(*sources),
+        description=description,
+        **kwargs,
+    )

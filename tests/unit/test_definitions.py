@@ -162,3 +162,33 @@ def test_a_code_version_changes_with_any_of_its_sources(tmp_path):
     second = code_version(logic, contract)
     logic.write_text("x = 2\n")
     assert len({first, second, code_version(logic, contract)}) == 3
+
+
+def test_nightly_asset_gives_every_python_asset_the_shared_arguments():
+    from orchestration.asset_args import nightly_asset
+    from orchestration.defs.ingestion.factory import build_source_defs
+    from orchestration.defs.insight import clv, customer_360_insight, lead_score, report, send_time
+    from orchestration.defs.transform import identity_health, segment_stats
+    from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, nightly_partitions
+
+    @nightly_asset(key=["t", "x"], group_name="g", description="d", sources=(__file__,))
+    def x() -> None: ...
+
+    assets = [
+        x,
+        identity_health.identity_graph_health,
+        segment_stats.segment_stats,
+        clv.customer_clv,
+        send_time.customer_send_time,
+        lead_score.customer_lead_score,
+        customer_360_insight.customer_360_insight,
+        report.marketer_report,
+        *build_source_defs("crm").assets,
+    ]
+    for a in assets:
+        (spec,) = a.specs
+        assert spec.owners == [OWNER], a.key
+        assert a.partitions_def == nightly_partitions and a.backfill_policy == ONE_DAY_PER_RUN
+        assert a.op.pool == "duckdb" and spec.code_version, a.key
+    assert x.specs_by_key[dg.AssetKey(["t", "x"])].kinds == {"duckdb", "python"}
+    assert "scikitlearn" in lead_score.customer_lead_score.specs_by_key[lead_score.KEY].kinds

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.asset_args import code_version
+from orchestration.asset_args import nightly_asset
 from orchestration.contracts.masking import clean_phone, mask_value
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
@@ -28,7 +28,7 @@ from orchestration.ingest.wap import (
     publish_batch,
     stage_batch,
 )
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 # Tag naming an ingestion asset's layer: "staged" (the batch before publish) or "raw".
 LAYER_TAG = "c360/layer"
@@ -98,21 +98,17 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
     raw_key = dg.AssetKey(contract.asset_key_path)
     contract_file = f"data_contracts/sources/{contract.id}.odcs.yaml"
     # staging, gate rules and publish live in these modules; the contract decides the columns
-    version = code_version(__file__, wap, landing_module, contract.path)
+    sources = (__file__, wap, landing_module, contract.path)
 
-    @dg.asset(
+    @nightly_asset(
         key=staged_key,
         group_name="ingestion",
-        owners=[OWNER],
         # The UI labels a node with its key's last part, which the raw table shares: the kind,
         # the layer tag, the table name and the description's first words tell the two apart.
         kinds={"duckdb", "staging"},
         tags={LAYER_TAG: "staged"},
         metadata={"dagster/table_name": f"{batch_table(contract)}__clean"},
-        pool="duckdb",
-        partitions_def=nightly_partitions,
-        backfill_policy=ONE_DAY_PER_RUN,
-        code_version=version,
+        sources=sources,
         description=(
             f"Staged batch of {contract.source}/{contract.entity} (before publish): "
             f"the new landing files staged as one batch in "
@@ -189,18 +185,14 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
             }
         )
 
-    @dg.asset(
+    @nightly_asset(
         key=raw_key,
         deps=[staged_key],
         group_name="ingestion",
-        owners=[OWNER],
         kinds={"duckdb", "table"},
         tags={LAYER_TAG: "raw"},
         metadata={"dagster/table_name": f"raw.{contract.id}"},
-        pool="duckdb",
-        partitions_def=nightly_partitions,
-        backfill_policy=ONE_DAY_PER_RUN,
-        code_version=version,
+        sources=sources,
         description=(
             f"Raw table raw.{contract.id}: append-only published rows of {contract.source}/{contract.entity} "
             f"(one row per record version, with _batch_id and _loaded_at). Contract: {contract_file}."

@@ -3,24 +3,19 @@ after customer_360 is built (logic: orchestration/insight/clv.py; docs/insight.m
 
 import dagster as dg
 
-from orchestration.asset_args import code_version
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import clv
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["marts", "customer_clv"])
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[dg.AssetKey(["marts", "customer_360"])],
     group_name="insight",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
-    code_version=code_version(__file__, clv),
+    sources=(__file__, clv),
     description=(
         "marts.customer_clv: one row per customer of customer_360 with expected_purchases_90d, "
         "p_alive and predicted_value_12m from BG/NBD + Gamma-Gamma fitted on the revenue orders "

@@ -4,16 +4,15 @@ orchestration/insight/customer_360_insight.py; docs/insight.md)."""
 
 import dagster as dg
 
-from orchestration.asset_args import code_version
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import customer_360_insight as view
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, nightly_partitions
 
 KEY = dg.AssetKey(["marts", "customer_360_insight"])
 GRAIN_CHECK = "one_row_per_customer_360_row"
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[
         dg.AssetKey(["marts", "customer_360"]),
@@ -22,12 +21,7 @@ GRAIN_CHECK = "one_row_per_customer_360_row"
         dg.AssetKey(["marts", "customer_send_time"]),
     ],
     group_name="insight",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
-    code_version=code_version(__file__, view),
+    sources=(__file__, view),
     check_specs=[
         dg.AssetCheckSpec(
             GRAIN_CHECK,

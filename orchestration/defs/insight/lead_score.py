@@ -4,24 +4,20 @@ orchestration/insight/lead_score.py; config: dbt_project/insight/lead_score.yml;
 
 import dagster as dg
 
-from orchestration.asset_args import code_version
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import lead_score
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["marts", "customer_lead_score"])
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[dg.AssetKey(["marts", "customer_360"])],
     group_name="insight",
-    owners=[OWNER],
     kinds={"duckdb", "python", "scikitlearn"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
-    code_version=code_version(__file__, lead_score),
+    sources=(__file__, lead_score),
     description=(
         "marts.customer_lead_score: one row per customer of customer_360 with lead_score (the "
         "probability of a revenue order in the next window_days), lead_tier (pql / mql / cold, "

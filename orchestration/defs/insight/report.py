@@ -3,15 +3,15 @@ charts (logic: orchestration/insight/report.py; docs/insight.md "The marketer re
 
 import dagster as dg
 
-from orchestration.asset_args import code_version
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import report
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["reports", "marketer_report"])
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[
         dg.AssetKey(["marts", "segment_membership"]),
@@ -21,12 +21,8 @@ KEY = dg.AssetKey(["reports", "marketer_report"])
         dg.AssetKey(["marts", "customer_lead_score"]),
     ],
     group_name="insight",
-    owners=[OWNER],
     kinds={"html", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
-    code_version=code_version(__file__, report),
+    sources=(__file__, report),
     description=(
         "The report a marketer opens: one self-contained HTML file per night "
         "($C360_HOME/reports/<as_of>/index.html) with segment sizes over time, the CLV "

@@ -4,24 +4,19 @@ orchestration/insight/send_time.py; docs/insight.md)."""
 
 import dagster as dg
 
-from orchestration.asset_args import code_version
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import send_time
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["marts", "customer_send_time"])
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[dg.AssetKey(["marts", "customer_360"])],
     group_name="insight",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
-    code_version=code_version(__file__, send_time),
+    sources=(__file__, send_time),
     description=(
         "marts.customer_send_time: one row per customer of customer_360 with best_hour_of_week "
         "(0 = Monday 00:00 local), best_local_time, time_zone, n_events, confidence and "

@@ -5,25 +5,20 @@ duplicates that is not declared under `sources_with_duplicates`)."""
 
 import dagster as dg
 
-from orchestration.asset_args import code_version
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import config as identity_config
 from orchestration.identity import health, refusals
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["identity_state", "graph_health"])
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[dg.AssetKey(["marts", "customer_id_map"])],
     group_name="identity",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
-    code_version=code_version(__file__, health, refusals),
+    sources=(__file__, health, refusals),
     check_specs=[
         dg.AssetCheckSpec(
             "graph_within_bounds",

@@ -3,23 +3,18 @@ from audit.segment_stats (written by segment_membership's post-hook)."""
 
 import dagster as dg
 
-from orchestration.asset_args import code_version
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["segments", "stats"])
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[dg.AssetKey(["marts", "segment_membership"])],
     group_name="segments",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
-    code_version=code_version(__file__),
+    sources=(__file__,),
     description=(
         "audit.segment_stats for the run's as_of: one row per segment with members, entered, "
         "exited and holdout; the same figures as metadata (history: "
