@@ -17,6 +17,7 @@ after the first is above the target or any of its invocations re-parsed the whol
 
     .venv/bin/python bench/dbt_invocations.py --customers 50000 --nights 2
     .venv/bin/python bench/dbt_invocations.py --repo /tmp/c360-before   # another checkout's code
+    .venv/bin/python bench/dbt_invocations.py --without-erasures   # no erasure requests landed
 
 Figures: docs/benchmarks.md ("dbt invocations per night").
 """
@@ -149,6 +150,11 @@ def main() -> int:
     parser.add_argument("--nights", type=int, default=2)
     parser.add_argument("--repo", type=Path, default=REPO, help="checkout whose code runs")
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    parser.add_argument(
+        "--without-erasures",
+        action="store_true",
+        help="drop the generated erasure requests (the erasure step is not dbt: shorter nights)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 above the target")
     args = parser.parse_args()
 
@@ -164,7 +170,11 @@ def main() -> int:
         for number in range(1, args.nights + 1):
             as_of = args.as_of + dt.timedelta(days=number - 1)
             started = time.monotonic()
-            generate(args.customers, args.seed, as_of, work / "generated", work / "truth", None)
+            generate(
+                args.customers, args.seed, as_of, work / "generated", work / "truth", progress=None
+            )
+            if args.without_erasures:
+                shutil.rmtree(work / "generated" / "consent" / "erasure_requests", True)
             shutil.copytree(work / "generated", home / "landing", dirs_exist_ok=True)
             shutil.rmtree(work / "generated")
             log(f"generated {args.customers:,} customers for {as_of} in "
