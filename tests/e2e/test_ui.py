@@ -17,7 +17,9 @@ import pytest
 from orchestration.paths import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
-GROUPS = {"ingestion", "staging", "identity", "customer_360", "segments", "activation", "insight"}
+GROUPS = {
+    "ingestion", "staging", "identity", "customer_360", "segments", "activation", "insight", "privacy",
+}  # fmt: skip
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
@@ -46,6 +48,7 @@ def webserver(tmp_path_factory):
         "C360_HOME": str(home), "C360_WAREHOUSE": str(home / "warehouse.duckdb"),
         "C360_LANDING_DIR": str(home / "landing"), "C360_OUTBOX_DIR": str(home / "outbox"),
         "C360_DUCKDB_TEMP_DIR": str(home / "tmp"), "DAGSTER_HOME": str(home / "dagster"),
+        "C360_SCHEDULES": "off",  # a development UI: nothing starts on its own
     }  # fmt: skip
     bin_dir = Path(sys.executable).parent
     subprocess.run(
@@ -101,14 +104,19 @@ def test_every_asset_has_group_owner_and_description(webserver):
     assert {n["groupName"] for n in nodes} == GROUPS
 
 
-def test_nightly_job_and_schedule_are_served(webserver):
+def test_nightly_job_schedules_and_sensors_are_served_stopped_in_development(webserver):
     data = _graphql(
         webserver,
-        "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } schedules { name } } } } }",
+        "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } "
+        "schedules { name scheduleState { status } } sensors { name sensorState { status } } } } } }",
     )
     repo = data["repositoriesOrError"]["nodes"][0]
     assert "nightly" in {j["name"] for j in repo["jobs"]}
-    assert "nightly_schedule" in {s["name"] for s in repo["schedules"]}
+    schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
+    assert schedules == {"nightly_schedule": "STOPPED", "activation_schedule": "STOPPED"}
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+    assert sensors["landing_files_sensor"] == "STOPPED"
+    assert sensors["run_failure_alert"] == "RUNNING"
 
 
 def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
