@@ -75,9 +75,15 @@ MAP_SOURCE_KIND = {
 _PHONE_TEXT = re.compile(r"^\+?[0-9 ().\-/]{7,25}$")
 
 
+@lru_cache(maxsize=1)
+def _default_region() -> str:
+    # read once: phones.default_region() parses dbt_project.yml on every call
+    return phones.default_region()
+
+
 @lru_cache(maxsize=200_000)
 def _e164(text: str, region: str) -> str | None:
-    return phones.to_e164(text, region, phones.default_region()).e164
+    return phones.to_e164(text, region, _default_region()).e164
 
 
 def normalise(kind: str, value: object, region: str | None = None) -> str | None:
