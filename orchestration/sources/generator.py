@@ -1854,7 +1854,7 @@ def _consent_and_email(
     }
     eligible = np.flatnonzero(~is_bounce)
     (bad,) = _split_defects(rng, eligible, [_count(len(eligible), noise.unknown_enum_rate)])
-    odd = ("forwarded", "deferred", "complained", "spam")
+    odd = ("forwarded", "deferred", "spam", "replied")
     cols["event_type"] = _scatter(
         cols["event_type"], bad, _lookup(odd, rng.integers(0, len(odd), len(bad)))
     )
