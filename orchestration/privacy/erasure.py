@@ -432,7 +432,9 @@ def _rewrite_files(con, reqs: list[Request], landing: Path, outbox: Path) -> Non
 
 def _destinations(con, reqs: list[Request], log: Callable[[str], None]) -> None:
     for req in reqs:
-        identifiers = {v for k, v in req.ids if k in ("email", "phone", "customer_id")}
+        # by anchors: a sync_state row is the person's by its customer_id, or by an identifier
+        # only they hold (a household phone may be a sync's key for someone else)
+        identifiers = {v for k, v in req.anchors if k in ("email", "phone", "customer_id")}
         acks = send_deletes(con, req.request_id, req.of_kind("customer_id"), identifiers, log)
         req.acks = [a.as_dict() for a in acks]
         for a in acks:
