@@ -96,15 +96,16 @@ def test_a_bad_max_in_flight_is_refused_naming_the_variable(monkeypatch, value):
 
 @pytest.mark.parametrize("limit", [1, 2])
 def test_the_destination_never_sees_more_batches_at_once_than_max_in_flight(monkeypatch, limit):
-    """Measured at the server: batches answered slowly (0.3 s, so they pile up even on a loaded
-    machine) reach the limit and never pass it."""
+    """Measured at the server: batches answered slowly (0.3 s, so they pile up) never pass the
+    limit (the old client always had 2 in flight, so limit 1 fails on it)."""
     monkeypatch.setenv("C360_WEBHOOK_MAX_IN_FLIGHT", str(limit))
     rows = [make_row("sync_a", f"c{i:03d}", "upsert", {"email": f"{i}@x.org"}) for i in range(40)]
     with WebhookServer(SECRET, Faults(delay_seconds=0.3)) as server:
         client = WebhookClient(WebhookConfig(server.url, SECRET, max_rows=4), "sync_a")
         outcomes = client.send(rows)
     assert all(o.status == "ok" for o in outcomes.values()) and server.batch_requests == 10
-    assert server.max_in_flight == limit
+    # The bound is the property; whether a loaded machine starts the second batch in time is not.
+    assert 1 <= server.max_in_flight <= limit
 
 
 # --- the failed-row share check blocking ---------------------------------------------------
