@@ -21,7 +21,7 @@ CUSTOMERS ?= 50000
 SEED ?= 42
 AS_OF ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help install manifest demo test lint unit ui bench system-deps clean
+.PHONY: help install manifest demo test lint unit ui bench system-deps clean mailman
 
 help:
 	@echo "make demo   generate $(CUSTOMERS) customers and run the nightly pipeline (DuckDB), print a summary"
@@ -76,7 +76,7 @@ lint: install manifest
 	$(BIN)/python -c "from orchestration.instance import ensure_instance; ensure_instance()"
 	$(BIN)/dg check defs
 
-test: install system-deps manifest lint
+test: install system-deps mailman manifest lint
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
 unit: install manifest
@@ -92,13 +92,14 @@ bench: install manifest
 clean:
 	rm -rf .c360 dbt_project/target dbt_project/logs .pytest_cache
 
-# GNU Mailman 3 core for the mailing-list destination's test, in its own venv (not in the project
-# lock). mailman 3.3.10 needs SQLAlchemy 2.0 (2.1 breaks its REST collections).
+# GNU Mailman 3 core for the mailing-list destination's test, in its own venv (its dependencies
+# conflict with the project's), locked in requirements/mailman.txt. mailman 3.3.10 needs
+# SQLAlchemy 2.0 (2.1 breaks its REST collections). Re-lock with
+# `.uv/bin/uv pip compile requirements/mailman.in --python-version 3.11 -o requirements/mailman.txt`.
 MAILMAN_VENV := .venv-mailman
-$(MAILMAN_VENV)/.installed: | $(UV)
+$(MAILMAN_VENV)/.installed: requirements/mailman.txt | $(UV)
 	$(UV) venv --allow-existing --python $(PYTHON) $(MAILMAN_VENV)
-	$(UV) pip install --python $(MAILMAN_VENV)/bin/python "mailman==3.3.10" "sqlalchemy>=2.0,<2.1"
+	$(UV) pip sync --python $(MAILMAN_VENV)/bin/python requirements/mailman.txt
 	@touch $@
 
-.PHONY: mailman
 mailman: $(MAILMAN_VENV)/.installed
