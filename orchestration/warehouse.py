@@ -82,6 +82,23 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
     return con
 
 
+def scratch() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB with the shared settings (memory limit, spill folder, threads).
+
+    Every DuckDB the pipeline opens goes through here or `connect`, so none runs without
+    C360_DUCKDB_MEMORY_LIMIT and none spills outside C360_DUCKDB_TEMP_DIR.
+    """
+    settings = duckdb_settings()
+    Path(settings["temp_directory"]).mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    try:
+        apply_settings(con, settings)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def is_out_of_memory(message: str) -> bool:
     """True when a DuckDB error (or dbt's report of one) says the memory limit was hit."""
     text = message.lower()

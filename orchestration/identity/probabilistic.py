@@ -34,6 +34,8 @@ import duckdb
 import pyarrow as pa
 
 from orchestration.identity.fold import sql_table
+from orchestration.warehouse import connect as connect_warehouse
+from orchestration.warehouse import scratch as scratch_database
 
 if TYPE_CHECKING:
     from orchestration.identity.config import BlockingRule, Comparison, Probabilistic
@@ -381,7 +383,7 @@ def _linker(candidates: pa.Table, model: Any):
     from splink import DuckDBAPI, Linker
 
     # Splink's scratch tables live in a private in-memory DuckDB, never in the warehouse file.
-    scratch = duckdb.connect()
+    scratch = scratch_database()
     scratch.register("candidates_arrow", candidates)
     scratch.execute("create table candidates as select * from candidates_arrow")
     scratch.unregister("candidates_arrow")
@@ -722,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--warehouse", required=True, help="a warehouse after a deterministic run")
     fit.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args(argv)
-    with duckdb.connect(args.warehouse, read_only=True) as con:
+    with connect_warehouse(Path(args.warehouse), read_only=True) as con:
         train(con, Path(args.out))
     print(f"model saved to {args.out}")
     return 0

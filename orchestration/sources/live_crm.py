@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import psycopg2
 import psycopg2.extras
 from psycopg2 import sql
@@ -20,6 +19,7 @@ from psycopg2 import sql
 from orchestration.contracts.model import Contract, source_contract
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 from orchestration.ingest.landing import glob_escaped
+from orchestration.warehouse import scratch
 
 # contract logicalType → Postgres column type
 PG_TYPES = {
@@ -63,7 +63,7 @@ def _latest_rows(landing_dir: Path, contract: Contract) -> tuple[list[str], list
     names = ", ".join(quote_literal(glob_escaped(p)) for p in files)
     pk = ", ".join(quote_ident(c) for c in contract.primary_key)
     cols = ", ".join(quote_ident(c) for c in contract.column_names)
-    with duckdb.connect() as con:
+    with scratch() as con:
         rows = con.execute(
             f"select {cols} from read_csv([{names}], all_varchar=true, header=true, "
             f"filename=true) qualify row_number() over (partition by {pk} order by "

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import duckdb
-
 from orchestration.contracts.rules_sql import quote_literal
 from orchestration.ingest.landing import glob_escaped
+from orchestration.warehouse import scratch
 
 MAX_LIMIT = 500
 ENTITY_IDS = {"customers": "shop_customer_id", "orders": "order_id"}
@@ -72,7 +71,7 @@ def _latest(path_glob: list[Path], key: str) -> dict[str, dict[str, Any]]:
         return out
     # each file by its glob-escaped name: DuckDB reads `part[1].jsonl` as a glob (`part1.jsonl`)
     files = ", ".join(quote_literal(glob_escaped(p)) for p in path_glob)
-    with duckdb.connect() as con:
+    with scratch() as con:
         cur = con.execute(
             f"select json from read_ndjson_objects([{files}], filename=true) "
             "qualify row_number() over (partition by json ->> "

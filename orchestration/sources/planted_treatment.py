@@ -34,8 +34,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
-
 TRUTH_FILES = ("treatment_lift.csv", "treatment_parameters.json")
 ORDERS_FILE = "part-00001.jsonl"
 
@@ -172,7 +170,9 @@ def plant(
     say = progress or (lambda _m: None)
     window = _window_days(truth)
     path = _warehouse(truth)
-    con = duckdb.connect()
+    from orchestration.warehouse import scratch
+
+    con = scratch()
     con.execute("set timezone = 'UTC'")
     has_history = False
     if path.exists():
