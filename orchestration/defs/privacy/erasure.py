@@ -17,7 +17,9 @@ KEY = dg.AssetKey(["privacy", "erasure"])
 
 @dg.asset(
     key=KEY,
-    deps=[dg.AssetKey(c.asset_key_path) for c in all_source_contracts()],
+    # platform unsubscribes land in raw consent first (defs/privacy/platform_unsubscribes.py)
+    deps=[dg.AssetKey(c.asset_key_path) for c in all_source_contracts()]
+    + [dg.AssetKey(["privacy", "platform_unsubscribes"])],
     group_name="privacy",
     owners=[OWNER],
     kinds={"duckdb", "python"},

@@ -1,0 +1,60 @@
+"""Platform-side unsubscribes become consent events of the same night: a member unsubscribed at
+the local Mailchimp server lands as a revoked consent__events row that the contract accepts,
+once (the cursor per sync keeps it from landing twice)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+
+from orchestration.contracts.model import all_source_contracts
+from orchestration.ingest.wap import stage_batch
+from orchestration.privacy.platform_unsubscribes import collect, cursor
+from tests.servers.mailchimp import MailchimpServer
+from tests.unit.test_platform_destinations import KEY, _mailchimp, _mc_rows
+
+SYNC = SimpleNamespace(name="mc__t", destination="mailchimp", identifier="email",
+                       channel="email", purpose="marketing")  # fmt: skip
+AS_OF = dt.date.today()
+
+
+def test_a_platform_unsubscribe_lands_once_as_a_revoked_consent_event(tmp_path: Path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    landing = tmp_path / "landing"
+    with MailchimpServer(KEY, "a1b2c3") as server:
+        client = _mailchimp(server)
+        client.send(_mc_rows(10))
+        server.unsubscribe("p7@example.org")
+        got = collect(con, [SYNC], landing, AS_OF, "run-one", clients=lambda s: _mailchimp(server))
+        assert got.events == {"mc__t": 1} and got.file is not None
+        assert got.file.parent == landing / "consent" / "events" / f"dt={AS_OF.isoformat()}"
+        rows = list(csv.DictReader(got.file.open()))
+        assert [(r["contact_point"].lower(), r["channel"], r["purpose"], r["status"])
+                for r in rows] == [("p7@example.org", "email", "marketing", "revoked")]  # fmt: skip
+        assert rows[0]["consent_event_id"].startswith("platform_unsubscribe:mailchimp:")
+        assert cursor(con, "mc__t") is not None
+        # nothing new at the platform: nothing lands again
+        again = collect(
+            con, [SYNC], landing, AS_OF, "run-two", clients=lambda s: _mailchimp(server)
+        )
+        assert again.total == 0 and again.file is None
+    contract = next(c for c in all_source_contracts() if c.id == "consent__events")
+    for schema in ("audit", "raw", "quarantine", "staging"):
+        con.execute(f"create schema if not exists {schema}")
+    batch = stage_batch(con, contract, landing, AS_OF, "run-stage")
+    assert (batch.loaded, batch.quarantined) == (1, 0)
+
+
+def test_a_platform_that_fails_keeps_its_cursor(tmp_path: Path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+
+    def broken(sync):
+        raise ConnectionError("down")
+
+    got = collect(con, [SYNC], tmp_path / "landing", AS_OF, "run", clients=broken)
+    assert got.failed == {"mc__t": "ConnectionError"} and got.file is None
+    assert cursor(con, "mc__t") is None
