@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestration.contracts.rules_sql import quote_literal
 from orchestration.paths import dbt_project_dir
+from orchestration.segments.docs_yaml import segments_yaml
 from orchestration.segments.model import (
     GlobalRules,
     Segment,
@@ -327,6 +328,7 @@ def render(segments: list[Segment], rules: GlobalRules | None = None) -> dict[Pa
     rules = rules if rules is not None else load_global()
     out = {generated_dir() / f"segment__{s.name}.sql": segment_sql(s, rules) for s in segments}
     out[generated_dir() / "segment_membership.sql"] = membership_sql(segments, rules)
+    out[generated_dir() / "_generated_segments.yml"] = segments_yaml(segments)
     return out
 
 
