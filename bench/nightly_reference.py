@@ -37,6 +37,7 @@ import argparse
 import datetime as dt
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -167,12 +168,23 @@ def type_and_dedupe(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             then {_email("contact_point")} else {_phone("contact_point", None)} end
             as contact_point, {ts("requested_at")} as updated_at, _dt""",
     }
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from orchestration.contracts.model import all_source_contracts
+
+    contract_columns = {
+        ENTITIES[c.id.replace("__", "/")][0]: c.column_names
+        for c in all_source_contracts()
+        if c.id.replace("__", "/") in ENTITIES
+    }
     rows = {}
     for _, (table, key) in ENTITIES.items():
         if not con.execute(
             "select count(*) from duckdb_tables() where table_name = ?", [f"raw_{table}"]
         ).fetchone()[0]:
-            continue
+            # no file for this entity (e.g. no erasure request yet): an empty table of its shape
+            columns = ", ".join(f"null::varchar as {c}" for c in contract_columns[table])
+            con.execute(f"create or replace table raw_{table} as select {columns}, "
+                        "null::date as _dt where false")  # fmt: skip
         con.execute(
             f"create or replace table {table} as select * exclude (_rank) from ("
             f"select {typed[table]}, row_number() over (partition by {key} "
