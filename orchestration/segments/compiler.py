@@ -17,6 +17,7 @@ from typing import Any
 from orchestration.contracts.rules_sql import quote_literal
 from orchestration.paths import dbt_project_dir
 from orchestration.segments.docs_yaml import segments_yaml
+from orchestration.segments.exposures import exposures_path, exposures_yaml
 from orchestration.segments.model import (
     GlobalRules,
     Segment,
@@ -329,6 +330,7 @@ def render(segments: list[Segment], rules: GlobalRules | None = None) -> dict[Pa
     out = {generated_dir() / f"segment__{s.name}.sql": segment_sql(s, rules) for s in segments}
     out[generated_dir() / "segment_membership.sql"] = membership_sql(segments, rules)
     out[generated_dir() / "_generated_segments.yml"] = segments_yaml(segments)
+    out[exposures_path()] = exposures_yaml()
     return out
 
 
@@ -341,6 +343,7 @@ def compile_all(segments: list[Segment], rules: GlobalRules | None = None) -> li
         if stale not in files:
             stale.unlink()
     for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
     return sorted(files)
