@@ -66,11 +66,22 @@ def send_deletes(
 ) -> list[Acknowledgement]:
     """Delete the person at every diff destination holding them; one acknowledgement per sync
     and identifier. A sync that cannot be built (missing env var) is acknowledged `error`."""
+    return deliver(con, request_id, _holders(con, customer_ids, identifiers), log)
+
+
+def deliver(
+    con: duckdb.DuckDBPyConnection,
+    request_id: str,
+    held: list[tuple[str, str, int | None]],
+    log: Callable[[str], None] = lambda message: None,
+) -> list[Acknowledgement]:
+    """Send the deletes of `held` ((sync_id, identifier, generation) rows of sync_state); one
+    acknowledgement per sync and identifier. Used first by `send_deletes`, then by the nightly
+    retry of the acknowledgements that were not ok (retry.py)."""
     from orchestration.activation.destinations import registry
     from orchestration.activation.destinations.webhook import make_row
     from orchestration.activation.syncs import load_all_syncs
 
-    held = _holders(con, customer_ids, identifiers)
     if not held:
         return []
     syncs = {s.name: s for s in load_all_syncs()}

@@ -9,10 +9,12 @@ import dagster as dg
 from orchestration.contracts.model import all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.paths import outbox_dir
-from orchestration.privacy.erasure import erase_pending
+from orchestration.privacy.erasure import RECEIPTS, erase_pending
+from orchestration.privacy.retry import retry_pending
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
 
 KEY = dg.AssetKey(["privacy", "erasure"])
+CHECK = "destination_deletes_acknowledged"
 
 
 @dg.asset(
@@ -26,8 +28,17 @@ KEY = dg.AssetKey(["privacy", "erasure"])
     pool="duckdb",
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK,
+            asset=KEY,
+            description="WARN when a receipt's destination delete ran out of attempts "
+            "(audit.erasure_receipts.status = destinations_failed).",
+        )
+    ],
     description=(
-        "Carries out every pending erasure request (raw.consent__erasure_requests, including "
+        "Retries the destination deletes of receipts left destinations_pending, then carries "
+        "out every pending erasure request (raw.consent__erasure_requests, including "
         "`c360 erase`): the person's rows deleted from raw, quarantine, staging and every other "
         "table, contact_history pseudonymised, deletes sent to destinations, landing files and "
         "outbox drops rewritten, tombstones added; one row per request in audit.erasure_receipts."
@@ -35,6 +46,8 @@ KEY = dg.AssetKey(["privacy", "erasure"])
 )
 def erasure(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.connection() as con:
+        # last nights' unacknowledged deletes first (bounded attempts, orchestration/privacy/retry.py)
+        retried = retry_pending(con, log=context.log.info)
         summary = erase_pending(
             con,
             as_of_from(context),
@@ -43,6 +56,7 @@ def erasure(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
             outbox=outbox_dir(),
             log=context.log.info,
         )
+        failed = _failed_count(con)
     if summary.destinations_pending:
         context.log.warning(
             f"erasure: {summary.destinations_pending} request(s) without an ok from every "
@@ -55,8 +69,32 @@ def erasure(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
             "files_touched": summary.files,
             "tombstones_added": summary.tombstones,
             "destinations_pending": summary.destinations_pending,
-        }
+            "retried_receipts": retried.receipts,
+            "retry_acknowledged": retried.acknowledged,
+            "retry_failed": retried.failed,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=CHECK,
+                passed=failed == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"destinations_failed": failed},
+            )
+        ],
     )
+
+
+def _failed_count(con) -> int:
+    """Receipts whose destination delete ran out of attempts (0 before the first erasure)."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'audit' "
+        "and table_name = 'erasure_receipts'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute(
+        f"select count(*) from {RECEIPTS} where status = 'destinations_failed'"
+    ).fetchone()[0]
 
 
 defs = dg.Definitions(assets=[erasure])
