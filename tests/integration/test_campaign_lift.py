@@ -15,7 +15,7 @@ from tests.integration.conftest import AS_OF, make_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 SYNC = "file_drop__lapsed_high_value"
-CUSTOMERS, SEED = 1500, 5
+CUSTOMERS, SEED = 700, 5
 
 
 def test_campaign_lift_measures_the_planted_treatment(tmp_path, monkeypatch):
