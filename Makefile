@@ -21,13 +21,14 @@ CUSTOMERS ?= 50000
 SEED ?= 42
 AS_OF ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help install manifest demo test lint unit ui bench system-deps clean mailman
+.PHONY: help install manifest demo test lint unit ui bench system-deps clean mailman docs
 
 help:
 	@echo "make demo   generate $(CUSTOMERS) customers and run the nightly pipeline (DuckDB), print a summary"
 	@echo "make test   install test dependencies (Postgres, Chromium), run ruff, sqlfluff and pytest"
 	@echo "make ui     open the Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench  identity connected-components benchmark, 5M nodes (see docs/identity.md)"
+	@echo "make docs   dbt docs (descriptions, lineage, exposures) as one HTML page under $$C360_HOME/dbt_docs"
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -46,6 +47,15 @@ dbt_project/target/manifest.json: $(VENV)/.synced $(shell find dbt_project/model
 	@touch $@
 
 manifest: dbt_project/target/manifest.json
+
+# dbt docs (descriptions, lineage, exposures) as one self-contained page; rendered against an empty
+# scratch warehouse so it never opens (or locks) the one a run writes.
+docs: install manifest
+	@scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; mkdir -p "$$scratch/tmp"; \
+	cd dbt_project && C360_WAREHOUSE="$$scratch/warehouse.duckdb" C360_DUCKDB_TEMP_DIR="$$scratch/tmp" \
+	../$(BIN)/dbt docs generate --profiles-dir . --quiet --empty-catalog --static --vars "{as_of: $$(date -u +%F)}" \
+	  --target-path "$(C360_HOME)/dbt_docs"
+	@echo "dbt docs: $(C360_HOME)/dbt_docs/static_index.html"
 
 demo: install manifest
 	@start=$$(date +%s); \
