@@ -8,7 +8,9 @@ endpoints a list sync uses:
 * GET /api/profiles?filter=any(external_id,[...]) and GET /api/lists/{id}/profiles?filter=...
   (at most 100 values per `any`) — the read-back;
 * DELETE /api/lists/{id}/relationships/profiles — at most 1,000 profiles per request, 204;
-* POST /api/profile-subscription-bulk-delete-jobs — unsubscribe at most 100 profiles, 202.
+* POST /api/profile-subscription-bulk-delete-jobs — unsubscribe at most 100 profiles, 202;
+* POST /api/data-privacy-deletion-jobs — Request Profile Deletion: exactly one of the profile's
+  id, email or phone_number (else 400); every matching profile erased; 202.
 
 Errors in JSON:API shape ({"errors": [{"id", "status", "code", "title", "detail", "source"}]});
 429 `throttled` with Retry-After; 503; a write applied and answered too late.
@@ -93,6 +95,8 @@ class KlaviyoServer(PlatformServer):
             return self._write(lambda: self._remove(body))
         if method == "POST" and path == "/api/profile-subscription-bulk-delete-jobs":
             return self._write(lambda: self._unsubscribe(body))
+        if method == "POST" and path == "/api/data-privacy-deletion-jobs":
+            return self._write(lambda: self._privacy_delete(body))
         return _error(404, "not_found", "Not found.", f"{method} {path} is not an endpoint.")
 
     def _write(self, apply: Any) -> Reply:
@@ -217,6 +221,30 @@ class KlaviyoServer(PlatformServer):
                 self.members.discard(profile)
                 self.applied.append(("remove", str(self.profiles[profile].get("external_id"))))
         return Reply(204)
+
+    def _privacy_delete(self, body: dict[str, Any]) -> Reply:
+        """Request Profile Deletion: exactly one of the profile's `id`, `email` or
+        `phone_number`; every matching profile is erased; 202 without a body."""
+        data = body.get("data") or {}
+        if data.get("type") != "data-privacy-deletion-job":
+            return _error(400, "invalid", "Invalid input.", "data.type must be "
+                          "data-privacy-deletion-job", pointer="/data/type")  # fmt: skip
+        profile = (((data.get("attributes") or {}).get("profile") or {}).get("data")) or {}
+        keys = {k: v for k, v in (profile.get("attributes") or {}).items()
+                if k in ("email", "phone_number") and v}  # fmt: skip
+        if profile.get("id"):
+            keys["id"] = profile["id"]
+        if len(keys) != 1:
+            return _error(400, "invalid", "Invalid input.", "Exactly one of email, phone_number "
+                          "or id is required.", pointer="/data/attributes/profile")  # fmt: skip
+        ((kind, value),) = keys.items()
+        matches = [p for p, a in self.profiles.items()
+                   if (p == value if kind == "id" else a.get(kind) == value)]  # fmt: skip
+        for p in matches:
+            self.applied.append(("privacy_delete", str(self.profiles[p].get("external_id"))))
+            self.members.discard(p)
+            del self.profiles[p]
+        return Reply(202)
 
     def _unsubscribe(self, body: dict[str, Any]) -> Reply:
         data = body.get("data") or {}

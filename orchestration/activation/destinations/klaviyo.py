@@ -16,6 +16,8 @@ removing a profile not in the list changes nothing, so a resend is safe). With
 `unsubscribe_on_remove: true` a removed person's email is also unsubscribed from email
 marketing (`POST /api/profile-subscription-bulk-delete-jobs`, at most 100 per job) — for a
 sync whose removals mean consent withdrawn rather than a segment left.
+Erasure (`delete`): each person's profile through the Data Privacy API
+(`POST /api/data-privacy-deletion-jobs`).
 429 waits Retry-After; 5xx and dropped connections back off.
 """
 
@@ -307,6 +309,36 @@ class KlaviyoClient:
 
     # --- the public call --------------------------------------------------------------------
 
+    def delete(self, identifiers: Iterable[str]) -> dict[str, Outcome]:
+        """Erase each identifier's profile (erasure): the profiles with those external ids are
+        looked up, and each found one is deleted through the Data Privacy API
+        (`POST /api/data-privacy-deletion-jobs`, one profile id per request, 202; Klaviyo erases
+        it asynchronously and keeps its contact information on its deletion record, as GDPR
+        asks). An external id Klaviyo does not hold is `ok`: nothing to erase. A resend of a
+        lost answer is safe (deleting a deleted profile changes nothing)."""
+        wanted = list(dict.fromkeys(identifiers))
+        found = self._profiles(wanted, in_list=False)
+        if found is None:
+            return {i: Outcome("retryable", "profiles could not be read", 1) for i in wanted}
+        outcomes: dict[str, Outcome] = {}
+        for identifier in wanted:
+            profile = found.get(identifier)
+            if profile is None:
+                outcomes[identifier] = Outcome("ok", "", 1)
+                continue
+            body = {"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {
+                "data": {"type": "profile", "id": profile["id"]}}}}}  # fmt: skip
+            answer = self._call("POST", "/data-privacy-deletion-jobs", json=body)
+            if isinstance(answer, httpx.Response) and answer.status_code == 202:
+                outcomes[identifier] = Outcome("ok", "", 1)
+            elif isinstance(answer, Timeout):
+                outcomes[identifier] = Outcome("unknown", "timeout", 1)
+            elif isinstance(answer, GaveUp):
+                outcomes[identifier] = Outcome("retryable", answer.why, 1)
+            else:
+                outcomes[identifier] = Outcome("rejected", self._reason(answer), 1)
+        return outcomes
+
     def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
         """Every row's outcome by idempotency key (module docstring)."""
         rows = list(rows)
@@ -358,4 +390,5 @@ DESTINATION = DestinationSpec(
     limits=Limits(batch_rows=MAX_PROFILES_PER_JOB, batch_bytes=5_000_000, max_in_flight=1),
     build=build_client,
     errors=(KlaviyoConfigError, KlaviyoAuthError),
+    deletes=True,
 )
