@@ -20,8 +20,10 @@ State the tests assert on: `profiles`, `members` (profile ids in the list), `app
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import re
+import urllib.parse
 from typing import Any
 
 from tests.servers.common import Faults, PlatformServer, Reply, Request, guarded
@@ -57,12 +59,23 @@ class KlaviyoServer(PlatformServer):
         self.profiles: dict[str, dict[str, Any]] = {}  # profile id → attributes
         self.members: set[str] = set()
         self.unsubscribed: set[str] = set()  # emails unsubscribed from email marketing
+        # profile id -> {reason, timestamp}: suppressed from email marketing at Klaviyo
+        self.suppressions: dict[str, dict[str, str]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.applied: list[tuple[str, str]] = []  # (import|remove, external_id)
         self.duplicate_imports = 0
         self.requests_over_limit = 0
         self._ids = itertools.count(1)
         self.handle = guarded(self._handle)  # type: ignore[method-assign]
+
+    def suppress(self, external_id: str, reason: str = "UNSUBSCRIBE") -> None:
+        """Play a platform-side opt-out: the profile clicks unsubscribe (or complains,
+        bounces) at Klaviyo; its email marketing suppression gets a reason and a timestamp."""
+        with self.lock:
+            for p, a in self.profiles.items():
+                if a.get("external_id") == external_id:
+                    self.suppressions[p] = {"reason": reason,
+                                            "timestamp": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
 
     def member_attributes(self) -> dict[str, dict[str, Any]]:
         """external_id → attributes of every profile in the list."""
@@ -87,6 +100,12 @@ class KlaviyoServer(PlatformServer):
             m := re.fullmatch(r"/api/profile-bulk-import-jobs/(\w+)/import-errors", path)
         ):
             return self._import_errors(m[1])
+        if (
+            method == "GET"
+            and path == "/api/profiles"
+            and "suppression" in request.query.get("filter", "")
+        ):
+            return self._suppressed(request.query)
         if method == "GET" and path == "/api/profiles":
             return self._profiles(request.query.get("filter", ""), list_only=False)
         if method == "GET" and path == f"/api/lists/{self.list_id}/profiles":
@@ -206,6 +225,49 @@ class KlaviyoServer(PlatformServer):
                 if a.get("external_id") in wanted and (not list_only or p in self.members)
             ]
         return Reply(200, {"data": found, "links": {"next": None}})
+
+    def _suppressed(self, query: dict[str, str]) -> Reply:
+        """Get Profiles filtered by
+        `greater-than(subscriptions.email.marketing.suppression.timestamp,<ISO 8601>)`, sorted by
+        that timestamp, `page[size]` ≤ 100, `page[cursor]`, `links.next`; with
+        `additional-fields[profile]=subscriptions` each profile carries its subscriptions."""
+        match = re.fullmatch(
+            r"greater-than\(subscriptions\.email\.marketing\.suppression\.timestamp,([^)]+)\)",
+            query.get("filter", ""),
+        )
+        if not match:
+            return _error(400, "invalid", "Invalid input.", "Unsupported filter.",
+                          parameter="filter")  # fmt: skip
+        try:
+            since = dt.datetime.fromisoformat(match[1].strip().strip('"').replace("Z", "+00:00"))
+        except ValueError:
+            return _error(400, "invalid", "Invalid input.", "Invalid datetime.",
+                          parameter="filter")  # fmt: skip
+        size = int(query.get("page[size]", "20"))
+        if not 1 <= size <= MAX_FILTER_VALUES:
+            return _error(400, "invalid", "Invalid input.", "page[size] must be 1-100.",
+                          parameter="page[size]")  # fmt: skip
+        start = int(query.get("page[cursor]", "0") or 0)
+        subscriptions = "subscriptions" in query.get("additional-fields[profile]", "")
+        with self.lock:
+            hits = sorted(
+                (s["timestamp"], p) for p, s in self.suppressions.items()
+                if p in self.profiles and dt.datetime.fromisoformat(s["timestamp"]) > since
+            )  # fmt: skip
+            page = []
+            for _, p in hits[start : start + size]:
+                attributes = dict(self.profiles[p])
+                if subscriptions:
+                    attributes["subscriptions"] = {"email": {"marketing": {
+                        "can_receive_email_marketing": False,
+                        "suppression": [dict(self.suppressions[p])]}}}  # fmt: skip
+                page.append({"type": "profile", "id": p, "attributes": attributes})
+        following = None
+        if start + size < len(hits):
+            following = f"{self.url}/api/profiles?" + urllib.parse.urlencode(
+                {**query, "page[cursor]": str(start + size)}
+            )
+        return Reply(200, {"data": page, "links": {"next": following}})
 
     def _remove(self, body: dict[str, Any]) -> Reply:
         data = body.get("data")

@@ -53,3 +53,24 @@ def test_the_local_klaviyo_refuses_a_deletion_naming_two_identifiers():
                                      "revision": "2025-01-15"})  # fmt: skip
     assert answer.status_code == 400
     assert "Exactly one" in answer.json()["errors"][0]["detail"]
+
+
+def test_klaviyo_reports_profiles_suppressed_at_the_platform_since_the_cursor():
+    assert registry.get("klaviyo").reports_unsubscribes
+    people = {f"c{i}": {"email": f"p{i}@example.org"} for i in range(130)}
+    with KlaviyoServer() as server:
+        client = _client(server)
+        client.send([make_row("s", i, "upsert", f) for i, f in people.items()])
+        assert list(client.unsubscribes()) == []
+        for i in range(0, 130, 1):  # more than one page of 100
+            if i % 2 == 0:
+                server.suppress(f"c{i}", "SPAM_COMPLAINT" if i == 4 else "UNSUBSCRIBE")
+        first = list(client.unsubscribes())
+        cursor = max(u.occurred_at for u in first)
+        server.suppress("c1", "HARD_BOUNCE")
+        later = list(client.unsubscribes(cursor))
+        client.close()
+    assert {u.identifier for u in first} == {f"c{i}" for i in range(0, 130, 2)}
+    assert len(first) == 65 and all(u.channel == "email" for u in first)
+    assert {u.identifier: u.reason for u in first}["c4"] == "complaint"
+    assert [(u.identifier, u.reason) for u in later] == [("c1", "bounce")]

@@ -17,15 +17,17 @@ removing a profile not in the list changes nothing, so a resend is safe). With
 marketing (`POST /api/profile-subscription-bulk-delete-jobs`, at most 100 per job) — for a
 sync whose removals mean consent withdrawn rather than a segment left.
 Erasure (`delete`): each person's profile through the Data Privacy API
-(`POST /api/data-privacy-deletion-jobs`).
+(`POST /api/data-privacy-deletion-jobs`). Platform-side opt-outs (`unsubscribes`): the profiles
+whose email marketing suppression is newer than the cursor (Get Profiles with subscriptions).
 429 waits Retry-After; 5xx and dropped connections back off.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -43,6 +45,7 @@ from orchestration.activation.destinations.registry import (
     DestinationSpec,
     EnvName,
     Limits,
+    PlatformUnsubscribe,
     RateLimiter,
     env_value,
 )
@@ -64,6 +67,14 @@ ATTRIBUTES = {
     "last_name": "last_name",
 }
 LOCATION = {"postal_code": "zip", "country_code": "country"}
+# Klaviyo's email marketing suppression reasons → PlatformUnsubscribe.reason
+SUPPRESSION_REASONS = {
+    "UNSUBSCRIBE": "unsubscribed",
+    "USER_SUPPRESSED": "unsubscribed",
+    "SPAM_COMPLAINT": "complaint",
+    "HARD_BOUNCE": "bounce",
+    "INVALID_EMAIL": "bounce",
+}
 
 
 class KlaviyoConfigError(ValueError):
@@ -339,6 +350,58 @@ class KlaviyoClient:
                 outcomes[identifier] = Outcome("rejected", self._reason(answer), 1)
         return outcomes
 
+    def unsubscribes(self, since: dt.datetime | None = None) -> Iterator[PlatformUnsubscribe]:
+        """Profiles suppressed from email marketing at Klaviyo (unsubscribe link, spam
+        complaint, hard bounce, manual suppression) since `since`: Get Profiles filtered by
+        `greater-than(subscriptions.email.marketing.suppression.timestamp, …)` with
+        `additional-fields[profile]=subscriptions`, sorted by that timestamp, followed through
+        `links.next`. The identifier is the profile's external_id (the sync's key)."""
+        start = since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        stamp = start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        url: str | None = f"{self.base}/profiles"
+        params: dict[str, str] | None = {
+            "filter": f"greater-than(subscriptions.email.marketing.suppression.timestamp,{stamp})",
+            "additional-fields[profile]": "subscriptions",
+            "sort": "subscriptions.email.marketing.suppression.timestamp",
+            "page[size]": str(MAX_FILTER_VALUES),
+        }
+        while url:
+            answer = self.api.request("GET", url, params=params)
+            if isinstance(answer, httpx.Response) and answer.status_code in (401, 403):
+                raise KlaviyoAuthError(
+                    f"{self.sync}: Klaviyo refused the API key (HTTP {answer.status_code}): "
+                    f"check {self.config.api_key_env}"
+                )
+            if not isinstance(answer, httpx.Response) or answer.status_code != 200:
+                # the cursor stays where it is: the next night asks again
+                raise KlaviyoConfigError(
+                    f"{self.sync}: listing suppressed profiles failed ({self._reason(answer)})"
+                )
+            page = json_or_empty(answer)
+            for item in page.get("data") or []:
+                attributes = item.get("attributes") or {}
+                marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get(
+                    "marketing"
+                ) or {}
+                for suppression in marketing.get("suppression") or []:
+                    try:
+                        at = dt.datetime.fromisoformat(
+                            str(suppression.get("timestamp")).replace("Z", "+00:00")
+                        )
+                    except ValueError:
+                        continue
+                    identifier = attributes.get("external_id") or attributes.get("email")
+                    if identifier and (since is None or at > since):
+                        yield PlatformUnsubscribe(
+                            identifier=str(identifier),
+                            channel="email",
+                            occurred_at=at if at.tzinfo else at.replace(tzinfo=dt.UTC),
+                            reason=SUPPRESSION_REASONS.get(
+                                str(suppression.get("reason")), "unsubscribed"
+                            ),
+                        )
+            url, params = (page.get("links") or {}).get("next"), None
+
     def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
         """Every row's outcome by idempotency key (module docstring)."""
         rows = list(rows)
@@ -391,4 +454,5 @@ DESTINATION = DestinationSpec(
     build=build_client,
     errors=(KlaviyoConfigError, KlaviyoAuthError),
     deletes=True,
+    reports_unsubscribes=True,
 )
