@@ -4,7 +4,7 @@ marts.next_best_action, and a file-drop sync naming `action: win_back_push` send
 without push consent is not sent (the email win-back is their next best); a customer sent the
 push two nights earlier is in cooldown and not sent again.
 
-Data: 300 generated persons (CLV and send-time profiles, so the CLV fit and the personal best
+Data: 120 generated persons (CLV and send-time profiles, so the CLV fit and the personal best
 hour are real) plus three planted shop accounts in Berlin with four 300.00 orders each. Night 1
 (as_of D1 = D - 2): only the cooldown customer has lapsed long enough (60+ days) and gets the
 push. Night 2 (as_of D): the target and the twin have lapsed (61 days); the target's push consent
@@ -171,7 +171,7 @@ def test_win_back_via_push_today_at_the_best_hour(tmp_path, monkeypatch):
     syncs.mkdir()
     (syncs / "file_drop__win_back_push.yml").write_text(SYNC)
     monkeypatch.setenv("C360_SYNCS_DIR", str(syncs))
-    generate(300, 17, D1, home.landing, home.truth, progress=None, clv_truth=CLVTruth(),
+    generate(120, 17, D1, home.landing, home.truth, progress=None, clv_truth=CLVTruth(),
              send_time_truth=SendTimeTruth())  # fmt: skip
     _plant_history(home.landing)
 
