@@ -23,6 +23,9 @@ from orchestration.paths import dbt_project_dir
 
 from .conftest import AS_OF, make_home
 
+# One test reads the shared `pipeline` home: in its xdist group, so the nightly is built once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+
 DBT = str(Path(sys.executable).parent / "dbt")
 
 # Sorting 2M rows of md5 strings needs ~150 MB: under a 64MB limit it has to spill.
