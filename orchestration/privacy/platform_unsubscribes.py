@@ -9,7 +9,9 @@ sync's channel and purpose, `source = email_platform`, `consent_event_id` openin
 `platform_unsubscribe:<kind>:` so consent_state can tell where it came from. The file then goes
 through the ordinary ingestion path (row accounting, quarantine, gates). The cursor per sync
 (the latest opt-out time seen) is kept in `privacy.platform_unsubscribe_cursors`.
-Only syncs keyed by a contact point (email or phone) can be turned into consent events.
+A sync keyed by a contact point (email, phone) gives it as is; a sync keyed by another
+customer_360 column (customer_id) gives the person's contact point of the sync's channel from
+`marts.customer_360` (an identifier it no longer holds is skipped: nobody to revoke).
 """
 
 from __future__ import annotations
@@ -57,6 +59,26 @@ def cursor(con: duckdb.DuckDBPyConnection, sync_id: str) -> dt.datetime | None:
     return None if row is None else row[0]
 
 
+def _contact_points(con, sync: Any, identifiers: set[str]) -> dict[str, str]:
+    """identifier → the sync channel's contact point, from marts.customer_360."""
+    from orchestration.activation.syncs import CHANNEL_CONTACT_COLUMN
+
+    column = CHANNEL_CONTACT_COLUMN.get(sync.channel)
+    exists = con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'marts' "
+        "and table_name = 'customer_360' and column_name in (?, ?)",
+        [sync.identifier, column],
+    ).fetchone()[0]
+    if not identifiers or column is None or exists < 2:
+        return {}
+    rows = con.execute(
+        f'select "{sync.identifier}"::varchar, "{column}" from marts.customer_360 '
+        f'where list_contains(?, "{sync.identifier}"::varchar) and "{column}" is not null',
+        [sorted(identifiers)],
+    ).fetchall()
+    return {str(i): str(c) for i, c in rows}
+
+
 def _event_id(kind: str, sync_id: str, identifier: str, at: dt.datetime) -> str:
     digest = hashlib.sha256(f"{sync_id}\x1f{identifier}\x1f{at.isoformat()}".encode()).hexdigest()
     return f"platform_unsubscribe:{kind}:{digest[:24]}"
@@ -82,7 +104,7 @@ def collect(
     moves: list[tuple[str, dt.datetime]] = []
     for sync in syncs:
         spec = registry.get(sync.destination)
-        if not spec.reports_unsubscribes or sync.identifier not in ("email", "phone"):
+        if not spec.reports_unsubscribes:
             continue
         since = cursor(con, sync.name)
         try:
@@ -94,16 +116,23 @@ def collect(
             out.failed[sync.name] = type(exc).__name__
             log(f"platform unsubscribes: {sync.name}: listing failed ({type(exc).__name__})")
             continue
+        keyed = sync.identifier in ("email", "phone")
+        contact = {} if keyed else _contact_points(con, sync, {u.identifier for u in found})
+        kind = sync.identifier if keyed else ("phone" if sync.channel == "sms" else "email")
         latest = since
         count = 0
         for u in found:
             at = u.occurred_at if u.occurred_at.tzinfo else u.occurred_at.replace(tzinfo=dt.UTC)
-            if (since is not None and at <= since) or not u.identifier:
+            if since is not None and at <= since:
+                continue
+            latest = at if latest is None or at > latest else latest
+            point = u.identifier if keyed else contact.get(u.identifier)
+            if not point:  # a customer no longer in customer_360: nobody to revoke
                 continue
             rows.append({
                 "consent_event_id": _event_id(spec.kind, sync.name, u.identifier, at),
-                "contact_point": u.identifier,
-                "contact_point_type": "email" if sync.identifier == "email" else "phone",
+                "contact_point": point,
+                "contact_point_type": kind,
                 "channel": u.channel or sync.channel,
                 "purpose": sync.purpose,
                 "status": "revoked",
@@ -112,7 +141,6 @@ def collect(
                 "source": "email_platform",
             })  # fmt: skip
             count += 1
-            latest = at if latest is None or at > latest else latest
         out.events[sync.name] = count
         if latest is not None:
             moves.append((sync.name, latest))

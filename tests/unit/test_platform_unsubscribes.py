@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import duckdb
 
+from orchestration.activation.destinations.webhook import make_row
 from orchestration.contracts.model import all_source_contracts
 from orchestration.ingest.wap import stage_batch
 from orchestration.privacy.platform_unsubscribes import collect, cursor
@@ -58,3 +59,31 @@ def test_a_platform_that_fails_keeps_its_cursor(tmp_path: Path):
     got = collect(con, [SYNC], tmp_path / "landing", AS_OF, "run", clients=broken)
     assert got.failed == {"mc__t": "ConnectionError"} and got.file is None
     assert cursor(con, "mc__t") is None
+
+
+def test_a_sync_keyed_by_customer_id_revokes_the_persons_email(tmp_path: Path):
+    from orchestration.activation.destinations import klaviyo
+    from tests.servers.klaviyo import KlaviyoServer
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema marts")
+    con.execute("create table marts.customer_360 (customer_id varchar, email varchar)")
+    con.execute("insert into marts.customer_360 values ('C1', 'ann@example.org'), "
+                "('C2', 'bob@example.org')")  # fmt: skip
+    sync = SimpleNamespace(name="kl__t", destination="klaviyo", identifier="customer_id",
+                           channel="email", purpose="marketing")  # fmt: skip
+    with KlaviyoServer() as server:
+        config = klaviyo.KlaviyoConfig(list_id="Y6nRLr", endpoint=server.url, backoff_seconds=0,
+                                       poll_seconds=0)  # fmt: skip
+        client = klaviyo.KlaviyoClient(config, "kl__t", "pk_test")
+        rows = [make_row("kl__t", c, "upsert", {"email": e}) for c, e in
+                (("C1", "ann@example.org"), ("C2", "bob@example.org"), ("C9", "x@example.org"))]  # fmt: skip
+        client.send(rows)
+        server.suppress("C2")
+        server.suppress("C9")  # no longer in customer_360: nobody to revoke
+        got = collect(con, [sync], tmp_path / "landing", AS_OF, "run", clients=lambda s: client)
+    rows = list(csv.DictReader(got.file.open()))
+    assert [(r["contact_point"], r["contact_point_type"], r["status"]) for r in rows] == [
+        ("bob@example.org", "email", "revoked")
+    ]
+    assert rows[0]["consent_event_id"].startswith("platform_unsubscribe:klaviyo:")
