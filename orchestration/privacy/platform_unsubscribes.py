@@ -4,7 +4,8 @@ platform opt-out).
 Every configured sync whose destination reports unsubscribes (registry
 `reports_unsubscribes=True`, the client's `unsubscribes(since)`) is asked for the opt-outs since
 its cursor; they are written as one landing file in the consent source's folder
-(`consent/events/dt=<as_of>/`) in the consent__events contract's shape: a revocation of the
+(`consent/events/dt=<as_of>/`; opt-outs up to the end of as_of, later ones wait for their night)
+in the consent__events contract's shape: a revocation of the
 sync's channel and purpose, `source = email_platform`, `consent_event_id` opening with
 `platform_unsubscribe:<kind>:` so consent_state can tell where it came from. The file then goes
 through the ordinary ingestion path (row accounting, quarantine, gates). The cursor per sync
@@ -100,6 +101,7 @@ def collect(
 
     build = clients or (lambda sync: registry.build(sync, log))
     out = Collected()
+    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)
     rows: list[dict[str, str]] = []
     moves: list[tuple[str, dt.datetime]] = []
     for sync in syncs:
@@ -123,7 +125,9 @@ def collect(
         count = 0
         for u in found:
             at = u.occurred_at if u.occurred_at.tzinfo else u.occurred_at.replace(tzinfo=dt.UTC)
-            if since is not None and at <= since:
+            # an opt-out after the night's as_of belongs to a later partition (the consent
+            # contract quarantines a future captured_at): the cursor stays before it
+            if (since is not None and at <= since) or at >= cutoff:
                 continue
             latest = at if latest is None or at > latest else latest
             point = u.identifier if keyed else contact.get(u.identifier)

@@ -50,6 +50,20 @@ def test_a_platform_unsubscribe_lands_once_as_a_revoked_consent_event(tmp_path: 
     assert (batch.loaded, batch.quarantined) == (1, 0)
 
 
+def test_an_opt_out_after_the_nights_as_of_waits_for_its_night(tmp_path: Path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    landing = tmp_path / "landing"
+    with MailchimpServer(KEY, "a1b2c3") as server:
+        _mailchimp(server).send(_mc_rows(3))
+        server.unsubscribe("p1@example.org")
+        early = AS_OF - dt.timedelta(days=1)
+        before = collect(con, [SYNC], landing, early, "r1", clients=lambda s: _mailchimp(server))
+        cursor_before = cursor(con, "mc__t")
+        tonight = collect(con, [SYNC], landing, AS_OF, "r2", clients=lambda s: _mailchimp(server))
+    assert before.total == 0 and before.file is None and cursor_before is None
+    assert tonight.total == 1
+
+
 def test_a_platform_that_fails_keeps_its_cursor(tmp_path: Path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
 
