@@ -7,6 +7,7 @@ pairwise F1 against the profile's ground truth above a stated floor."""
 
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -58,6 +59,9 @@ def test_person_only_pairs_link_and_f1_is_above_the_floor(tmp_path, monkeypatch)
     from orchestration.sources.generator import PROFILES, generate
 
     home = make_home(tmp_path, monkeypatch)
+    # an in-memory Dagster instance: no SQLite event log or per-step log capture to write;
+    # these tests read the warehouse and the run report, never the instance's history
+    instance = dg.DagsterInstance.ephemeral()
     generate(PERSONS, 5, AS_OF, home.landing, home.truth, progress=None, **PROFILES["person_link"])
     ts = f"{AS_OF.isoformat()}T08:00:00Z"
     crm_rows, loyalty_rows = _rows(ts)
@@ -66,7 +70,7 @@ def test_person_only_pairs_link_and_f1_is_above_the_floor(tmp_path, monkeypatch)
     loyalty = next((home.landing / "loyalty" / "members").rglob("*.csv"))
     loyalty.write_text(loyalty.read_text() + loyalty_rows)
 
-    report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
+    report = run_nightly(AS_OF, instance=instance, log_level="WARNING")
     assert report.success, report.checks_failed
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         ids = dict(
