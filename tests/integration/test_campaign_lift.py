@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import json
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -24,6 +25,9 @@ def test_campaign_lift_measures_the_planted_treatment(tmp_path, monkeypatch):
     from orchestration.sources.planted_treatment import TreatmentTruth
 
     home = make_home(tmp_path, monkeypatch)
+    # an in-memory Dagster instance: no SQLite event log or per-step log capture to write;
+    # these tests read the warehouse and the run report, never the instance's history
+    instance = dg.DagsterInstance.ephemeral()
     monkeypatch.setenv(
         "C360_DBT_VARS",
         json.dumps({"campaign_attribution_days": 1, "campaign_engagement_days": 1}),
@@ -36,7 +40,7 @@ def test_campaign_lift_measures_the_planted_treatment(tmp_path, monkeypatch):
              treatment_truth=truth)  # fmt: skip
     params = json.loads((home.truth / "treatment_parameters.json").read_text())
     assert params["planted_orders_written"] == 0  # no warehouse yet: nothing was sent
-    assert run_nightly(sent_night, instance=home.instance, log_level="WARNING").success
+    assert run_nightly(sent_night, instance=instance, log_level="WARNING").success
 
     generate(CUSTOMERS, SEED, measured, home.landing, home.truth, progress=None,
              treatment_truth=truth)  # fmt: skip
@@ -45,7 +49,7 @@ def test_campaign_lift_measures_the_planted_treatment(tmp_path, monkeypatch):
     with (home.truth / "treatment_lift.csv").open() as fh:
         planted = {r["sync_id"]: r for r in csv.DictReader(fh)}
     assert SYNC in planted and planted[SYNC]["send_as_of"] == sent_night.isoformat()
-    report = run_nightly(measured, instance=home.instance, log_level="WARNING")
+    report = run_nightly(measured, instance=instance, log_level="WARNING")
     assert report.success
     assert "marts/campaign_lift" in report.materialized
 
