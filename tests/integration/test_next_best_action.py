@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -167,6 +168,9 @@ def test_win_back_via_push_today_at_the_best_hour(tmp_path, monkeypatch):
     from orchestration.sources.generator import CLVTruth, SendTimeTruth, generate
 
     home = make_home(tmp_path / "home", monkeypatch)
+    # an in-memory Dagster instance: no SQLite event log or per-step log capture to write;
+    # these tests read the warehouse and the run report, never the instance's history
+    instance = dg.DagsterInstance.ephemeral()
     syncs = tmp_path / "syncs"
     syncs.mkdir()
     (syncs / "file_drop__win_back_push.yml").write_text(SYNC)
@@ -176,7 +180,7 @@ def test_win_back_via_push_today_at_the_best_hour(tmp_path, monkeypatch):
     _plant_history(home.landing)
 
     # night 1: the cooling customer (lapsed 98 days) gets the push; the others lapsed 59 days
-    report = run_nightly(D1, instance=home.instance, log_level="WARNING")
+    report = run_nightly(D1, instance=instance, log_level="WARNING")
     assert report.success, report.checks_failed
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         ids = _customer_ids(con)
@@ -196,7 +200,7 @@ def test_win_back_via_push_today_at_the_best_hour(tmp_path, monkeypatch):
         [_consent(TARGET[1], "push", D - dt.timedelta(days=3), 100)],
         home.landing / "consent" / "events" / f"dt={D.isoformat()}" / "part-00000.parquet",
     )
-    report = run_nightly(D, instance=home.instance, log_level="WARNING")
+    report = run_nightly(D, instance=instance, log_level="WARNING")
     assert report.success, report.checks_failed
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
         hour = con.execute(
