@@ -136,11 +136,12 @@ def cmd_segments(args: argparse.Namespace) -> int:
         ]
         if stale:
             print(
-                "generated SQL is stale; run `c360 segments compile`:\n  " + "\n  ".join(stale),
+                "generated segment files are stale; run `c360 segments compile`:\n  "
+                + "\n  ".join(stale),
                 file=sys.stderr,
             )
             return 1
-        print("generated segment SQL is current")
+        print("generated segment SQL, docs and exposures are current")
         return 0
     for path in compile_all(segments):
         print(f"wrote {path}")
@@ -466,7 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg_sub.add_parser("validate", help="validate every segment YAML file")
     seg_compile = seg_sub.add_parser("compile", help="write the generated segment SQL models")
     seg_compile.add_argument(
-        "--check", action="store_true", help="fail if the generated SQL is stale"
+        "--check",
+        action="store_true",
+        help="fail if the generated SQL, docs or exposures are stale",
     )
     seg_preview = seg_sub.add_parser(
         "preview", help="members, holdout, samples and overlaps of a segment (warehouse, read-only)"
