@@ -124,7 +124,7 @@ def _exists(con, schema: str, table: str) -> bool:
             "select count(*) from information_schema.tables where table_schema = ? "
             "and table_name = ? and table_type = 'BASE TABLE'",
             [schema, table],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -185,37 +185,87 @@ class _ColumnIndex:
         return out
 
 
-def _where(columns: tuple[IdColumn, ...], texts: dict[str, set]) -> tuple[str, list]:
-    parts, params = [], []
-    for col in columns:
-        values = texts.get(col.column)
-        if values:
-            parts.append(f"list_contains(?, {quote_ident(col.column)})")
-            params.append(sorted(values, key=str))
-    return " or ".join(parts), params
+class _Temp:
+    """Arrow tables registered as DuckDB views for one query (request index `r`, value `v`);
+    unregistered on exit. Joins on them are equality joins DuckDB hashes."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self.names: list[str] = []
+
+    def add(self, pairs: list[tuple[int, object]]) -> str:
+        name = f"_c360_erasure_{len(self.names)}"
+        self.con.register(
+            name,
+            pa.table({"r": pa.array([r for r, _ in pairs], pa.int64()),
+                      "v": pa.array([v for _, v in pairs])}),
+        )  # fmt: skip
+        self.names.append(name)
+        return name
+
+    def __enter__(self) -> _Temp:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name in self.names:
+            self.con.unregister(name)
 
 
-def expand(con: duckdb.DuckDBPyConnection, req: Request, index: _ColumnIndex) -> None:
-    """Grow the request to the person: person records holding an anchor, their identifiers (ids
-    anchor further; emails and phones only join req.ids), and the records customer_id_map puts
-    in the same customer, until nothing new is found."""
+def _column_pairs(
+    table: str, col: IdColumn, reqs: list[Request], index: _ColumnIndex, anchors: bool
+) -> list[tuple[int, object]]:
+    """(request index, raw text of `col` holding one of its identifiers), every request."""
+    out = []
+    for i, req in enumerate(reqs):
+        ids = req.anchors if anchors else req.ids
+        out += [(i, t) for t in index.texts(table, col, ids)]
+    return out
+
+
+def _hits_sql(table: str, joins: list[tuple[str, str]]) -> str:
+    """(rid, r): the rows of `table` each request reaches, one equality join per
+    (column expression, registered pairs)."""
+    return " union all ".join(
+        f"select t.rowid as rid, m.r from {table} t join {m} m on {expr} = m.v" for expr, m in joins
+    )
+
+
+def expand_all(con: duckdb.DuckDBPyConnection, reqs: list[Request], index: _ColumnIndex) -> None:
+    """Grow every request to its person, all requests at once: person records holding an anchor,
+    their identifiers (ids anchor further; emails and phones only join req.ids), and the records
+    customer_id_map puts in the same customer; a request stops when a pass finds it no new anchor
+    (at most 8 passes)."""
     has_map = _exists(con, "marts", "customer_id_map")
+    active = list(reqs)
     for _ in range(8):
-        before = len(req.anchors)
+        if not active:
+            return
+        before = [len(r.anchors) for r in active]
         for cid in PERSON_CONTRACTS:
             if not _exists(con, "raw", cid):
                 continue
             cols = IDENTIFIER_COLUMNS[cid]
             table = f"raw.{cid}"
-            texts = {c.column: index.texts(table, c, req.anchors) for c in cols}
-            where, params = _where(cols, texts)
-            if not where:
-                continue
             extra = [c.region_column for c in cols if c.region_column]
             names = [c.column for c in cols] + sorted(set(extra))
-            sel = ", ".join(quote_ident(n) for n in names)
-            for row in con.execute(f"select {sel} from {table} where {where}", params).fetchall():
-                got = dict(zip(names, row, strict=True))
+            sel = ", ".join(f"t.{quote_ident(n)}" for n in names)
+            with _Temp(con) as tmp:
+                joins = [
+                    (f"t.{quote_ident(c.column)}", tmp.add(pairs))
+                    for c in cols
+                    if (pairs := _column_pairs(table, c, active, index, anchors=True))
+                ]
+                if not joins:
+                    continue
+                rows = con.execute(
+                    " union ".join(
+                        f"select m.r, {sel} from {table} t join {m} m on {expr} = m.v"
+                        for expr, m in joins
+                    )
+                ).fetchall()
+            for r, *values in rows:
+                req = active[r]
+                got = dict(zip(names, values, strict=True))
                 for c in cols:
                     region = got.get(c.region_column) if c.region_column else None
                     norm = normalise(c.kind, got[c.column], region)
@@ -224,35 +274,49 @@ def expand(con: duckdb.DuckDBPyConnection, req: Request, index: _ColumnIndex) ->
                         if c.kind not in CONTACT_KINDS:
                             req.anchors.add((c.kind, norm))
         if has_map:
-            pairs = [(s, v) for s, k in MAP_SOURCE_KIND.items() for v in req.of_kind(k)]
-            customers = set(req.of_kind("customer_id"))
-            if pairs:
-                customers |= {
-                    c
-                    for (c,) in con.execute(
-                        "select distinct customer_id from marts.customer_id_map where "
-                        "list_contains(?, source || chr(31) || source_record_id)",
-                        [[f"{s}\x1f{v}" for s, v in pairs]],
-                    ).fetchall()
-                }
-            for c in customers:
+            _expand_by_map(con, active)
+        active = [r for r, n in zip(active, before, strict=True) if len(r.anchors) != n]
+
+
+def _expand_by_map(con: duckdb.DuckDBPyConnection, reqs: list[Request]) -> None:
+    """The customers of each request's source ids (and its customer ids), then every record
+    customer_id_map puts in them."""
+    customers = [set(req.of_kind("customer_id")) for req in reqs]
+    pairs = [
+        (i, f"{s}\x1f{v}")
+        for i, req in enumerate(reqs)
+        for s, k in MAP_SOURCE_KIND.items()
+        for v in req.of_kind(k)
+    ]
+    with _Temp(con) as tmp:
+        if pairs:
+            m = tmp.add(pairs)
+            for r, c in con.execute(
+                f"select distinct p.r, c.customer_id from marts.customer_id_map c join {m} p "
+                "on c.source || chr(31) || c.source_record_id = p.v"
+            ).fetchall():
+                customers[r].add(c)
+        for req, found in zip(reqs, customers, strict=True):
+            for c in found:
                 req.ids.add(("customer_id", c))
                 req.anchors.add(("customer_id", c))
-            if customers:
-                for source, rid in con.execute(
-                    "select source, source_record_id from marts.customer_id_map "
-                    "where list_contains(?, customer_id)",
-                    [sorted(customers)],
-                ).fetchall():
-                    if source in MAP_SOURCE_KIND and rid is not None:
-                        req.ids.add((MAP_SOURCE_KIND[source], str(rid)))
-                        req.anchors.add((MAP_SOURCE_KIND[source], str(rid)))
-        if len(req.anchors) == before:
+        held = [(i, c) for i, found in enumerate(customers) for c in found]
+        if not held:
             return
+        m = tmp.add(held)
+        for r, source, rid in con.execute(
+            f"select distinct p.r, c.source, c.source_record_id from marts.customer_id_map c "
+            f"join {m} p on c.customer_id = p.v"
+        ).fetchall():
+            if source in MAP_SOURCE_KIND and rid is not None:
+                reqs[r].ids.add((MAP_SOURCE_KIND[source], str(rid)))
+                reqs[r].anchors.add((MAP_SOURCE_KIND[source], str(rid)))
 
 
 def _erase_contract_tables(con, reqs: list[Request], index: _ColumnIndex) -> None:
-    """Rows of the person in raw, quarantine and the staging batch tables of every contract."""
+    """Rows of the person in raw, quarantine and the staging batch tables of every contract: per
+    table one join counting each request's rows, then one delete (a row two requests reach
+    counts for both)."""
     for cid, cols in IDENTIFIER_COLUMNS.items():
         tables = [("raw", cid), ("quarantine", cid)]
         tables += [("staging", f"batch__{cid}{s}") for s in BATCH_SUFFIXES]
@@ -267,35 +331,56 @@ def _erase_contract_tables(con, reqs: list[Request], index: _ColumnIndex) -> Non
             }  # fmt: skip
             usable = tuple(c for c in cols if c.column in present)
             table = f"{schema}.{quote_ident(name)}"
-            all_where = []
-            all_params: list = []
-            for req in reqs:
-                ids = req.anchors if cid in PERSON_CONTRACTS else req.ids
-                texts = {c.column: index.texts(table, c, ids) for c in usable}
-                where, params = _where(usable, texts)
-                if not where:
+            person = cid in PERSON_CONTRACTS
+            with _Temp(con) as tmp:
+                joins = [
+                    (f"t.{quote_ident(c.column)}", tmp.add(pairs))
+                    for c in usable
+                    if (pairs := _column_pairs(table, c, reqs, index, anchors=person))
+                ]
+                if not joins:
                     continue
-                n = con.execute(f"select count(*) from {table} where {where}", params).fetchone()
-                if n[0]:
-                    req.touched(f"{schema}.{name}", "the person's rows", "deleted", rows=n[0])
-                    all_where.append(f"({where})")
-                    all_params += params
-            if all_where:
-                con.execute(f"delete from {table} where {' or '.join(all_where)}", all_params)
+                _delete_hits(con, table, _hits_sql(table, joins), reqs, first_only=False,
+                             place=f"{schema}.{name}", what="the person's rows")  # fmt: skip
+
+
+def _delete_hits(
+    con, table: str, hits: str, reqs: list[Request], first_only: bool, place: str, what: str
+) -> None:
+    """Delete the rows `hits` (rid, r) names; each request's rows counted once (first_only: a
+    row only for the first request reaching it, as deleting request by request would)."""
+    rows = (
+        f"select rid, min(r) as r from ({hits}) group by rid"
+        if first_only
+        else f"select distinct rid, r from ({hits})"
+    )
+    con.execute(f"create or replace temp table _c360_erasure_hits as {rows}").fetchall()
+    try:
+        counts = dict(
+            con.execute("select r, count(*) from _c360_erasure_hits group by r").fetchall()
+        )
+        if counts:
+            con.execute(
+                f"delete from {table} where rowid in (select rid from _c360_erasure_hits)"
+            ).fetchall()
+        for i, req in enumerate(reqs):
+            if counts.get(i):
+                req.touched(place, what, "deleted", rows=counts[i])
+    finally:
+        con.execute("drop table if exists temp._c360_erasure_hits").fetchall()
 
 
 def _erase_phone_lookup(con, reqs: list[Request]) -> None:
     if not _exists(con, "reference", "phone_numbers"):
         return
-    for req in reqs:
-        phones = sorted(req.of_kind("phone"))
-        if not phones:
-            continue
-        n = con.execute(
-            "delete from reference.phone_numbers where list_contains(?, e164)", [phones]
-        ).fetchone()[0]
-        if n:
-            req.touched("reference.phone_numbers", "raw phone texts", "deleted", rows=n)
+    pairs = [(i, p) for i, req in enumerate(reqs) for p in sorted(req.of_kind("phone"))]
+    if not pairs:
+        return
+    with _Temp(con) as tmp:
+        m = tmp.add(pairs)
+        hits = _hits_sql("reference.phone_numbers", [("t.e164", m)])
+        _delete_hits(con, "reference.phone_numbers", hits, reqs, first_only=True,
+                     place="reference.phone_numbers", what="raw phone texts")  # fmt: skip
 
 
 def _needles(req: Request) -> list[str]:
@@ -303,9 +388,15 @@ def _needles(req: Request) -> list[str]:
     return sorted({v.lower() for k, v in req.ids if k in ("email", "phone", "customer_id")})
 
 
+def _needle_pairs(reqs: list[Request]) -> list[tuple[int, object]]:
+    return [(i, n) for i, req in enumerate(reqs) for n in _needles(req)]
+
+
 def _sweep(con, reqs: list[Request]) -> None:
     """Every other base table: rows holding the person's email, phone or customer id deleted
-    (pseudonymised in activation)."""
+    (pseudonymised in activation). Per table one join of each text column with every request's
+    needles; a row counts for the first request reaching it, as erasing request by request
+    would (the rows are gone, or the values pseudonymised, for the later ones)."""
     tables = con.execute(
         "select c.table_schema, c.table_name, list(c.column_name order by c.ordinal_position) "
         "from information_schema.columns c join information_schema.tables t "
@@ -314,56 +405,70 @@ def _sweep(con, reqs: list[Request]) -> None:
         "where t.table_type = 'BASE TABLE' and c.data_type = 'VARCHAR' "
         "and t.table_catalog = current_database() group by all order by all"
     ).fetchall()
-    for schema, name, columns in tables:
-        if schema in _SWEEP_SKIP_SCHEMAS or (schema, name) in _SWEEP_SKIP_TABLES:
-            continue
-        if (schema, name) in _PROTECTED or (schema == "staging" and name.startswith("batch__")):
-            continue
-        table = f"{quote_ident(schema)}.{quote_ident(name)}"
-        hit = " or ".join(f"list_contains(?, lower(trim({quote_ident(c)})))" for c in columns)
-        # one scan with every request's needles first: most tables hold nobody erased
-        every = sorted({n for req in reqs for n in _needles(req)})
-        if (
-            not every
-            or not con.execute(
-                f"select count(*) from {table} where {hit}", [every] * len(columns)
-            ).fetchone()[0]
-        ):
-            continue
-        for req in reqs:
-            needles = _needles(req)
-            if not needles:
+    pairs = _needle_pairs(reqs)
+    if not pairs:
+        return
+    with _Temp(con) as tmp:
+        needles = tmp.add(pairs)
+        for schema, name, columns in tables:
+            if schema in _SWEEP_SKIP_SCHEMAS or (schema, name) in _SWEEP_SKIP_TABLES:
                 continue
-            params = [needles] * len(columns)
-            n = con.execute(f"select count(*) from {table} where {hit}", params).fetchone()[0]
-            if not n:
+            if (schema, name) in _PROTECTED or (schema == "staging" and name.startswith("batch__")):
                 continue
+            table = f"{quote_ident(schema)}.{quote_ident(name)}"
+            place = f"{schema}.{name}"
             if schema in _PSEUDONYMISE_SCHEMAS:
-                for c in columns:
-                    _pseudonymise_column(con, table, c, needles)
-                req.touched(f"{schema}.{name}", "the person's values", "pseudonymised", rows=n)
+                _pseudonymise(con, table, columns, needles, reqs, place, "the person's values")
             else:
-                con.execute(f"delete from {table} where {hit}", params)
-                req.touched(f"{schema}.{name}", "rows holding the person", "deleted", rows=n)
+                joins = [(f"lower(trim(t.{quote_ident(c)}))", needles) for c in columns]
+                _delete_hits(con, table, _hits_sql(table, joins), reqs, first_only=True,
+                             place=place, what="rows holding the person")  # fmt: skip
 
 
-def _pseudonymise_column(con, table: str, column: str, needles: list[str]) -> int:
-    c = quote_ident(column)
-    values = [
-        v for (v,) in con.execute(
-            f"select distinct {c} from {table} where list_contains(?, lower(trim({c})))", [needles]
+def _pseudonymise(
+    con, table: str, columns: list[str], needles: str, reqs: list[Request], place: str, what: str
+) -> None:
+    """Replace every value of `columns` equal (trimmed, lower case) to a needle by its keyed
+    pseudonym. A value is the first request's holding it as a needle (request by request, a later
+    one would find it pseudonymised); a row counts for each request owning one of its values."""
+    firsts: dict[str, str] = {}
+    for c in columns:
+        q = quote_ident(c)
+        first = f"_c360_erasure_first_{len(firsts)}"
+        con.execute(
+            f"create or replace temp table {first} as select d.v, min(n.r) as r from "
+            f"(select distinct {q} as v from {table} where {q} is not null) d "
+            f"join {needles} n on lower(trim(d.v)) = n.v group by d.v"
         ).fetchall()
-    ]  # fmt: skip
-    if not values:
-        return 0
+        firsts[c] = first
+    try:
+        owners = " union ".join(
+            f"select t.rowid as rid, f.r from {table} t join {f} f on t.{quote_ident(c)} = f.v"
+            for c, f in firsts.items()
+        )
+        counts = dict(con.execute(f"select r, count(*) from ({owners}) group by r").fetchall())
+        for c, f in firsts.items():
+            values = [v for (v,) in con.execute(f"select v from {f}").fetchall()]
+            if values:
+                _set_pseudonyms(con, table, c, values)
+        for i, req in enumerate(reqs):
+            if counts.get(i):
+                req.touched(place, what, "pseudonymised", rows=counts[i])
+    finally:
+        for f in firsts.values():
+            con.execute(f"drop table if exists temp.{f}").fetchall()
+
+
+def _set_pseudonyms(con, table: str, column: str, values: list) -> None:
+    c = quote_ident(column)
     mapping = pa.table(
         {"v": values, "p": [pseudonym(column, str(v).strip().lower()) for v in values]}
     )
     con.register("_c360_pseudonyms", mapping)
     try:
-        return con.execute(
+        con.execute(
             f"update {table} set {c} = m.p from _c360_pseudonyms m where {table}.{c} = m.v"
-        ).fetchone()[0]
+        ).fetchall()
     finally:
         con.unregister("_c360_pseudonyms")
 
@@ -373,20 +478,13 @@ def _contact_history(con, reqs: list[Request]) -> None:
     pseudonyms, every row stays (what was sent, to how many, with which outcome)."""
     if not _exists(con, "activation", "contact_history"):
         return
-    table = "activation.contact_history"
-    for req in reqs:
-        needles = _needles(req)
-        if not needles:
-            continue
-        n = con.execute(
-            f"select count(*) from {table} where list_contains(?, lower(trim(customer_id))) "
-            "or list_contains(?, lower(trim(contact_point)))",
-            [needles, needles],
-        ).fetchone()[0]
-        if n:
-            _pseudonymise_column(con, table, "customer_id", needles)
-            _pseudonymise_column(con, table, "contact_point", needles)
-            req.touched(table, "customer_id, contact_point", "pseudonymised", rows=n)
+    pairs = _needle_pairs(reqs)
+    if not pairs:
+        return
+    with _Temp(con) as tmp:
+        _pseudonymise(con, "activation.contact_history", ["customer_id", "contact_point"],
+                      tmp.add(pairs), reqs, "activation.contact_history",
+                      "customer_id, contact_point")  # fmt: skip
 
 
 def _file_needles(reqs: list[Request], anchors_only: bool) -> dict[tuple[str, str], set[str]]:
@@ -480,8 +578,7 @@ def erase_pending(
     con.execute("begin transaction")
     try:
         index = _ColumnIndex(con)
-        for req in reqs:
-            expand(con, req, index)
+        expand_all(con, reqs, index)
         log(f"erasure: {len(reqs)} request(s), {sum(len(r.ids) for r in reqs)} identifiers")
         # destinations first: they are found through sync_state, which the sweep must not empty
         _destinations(con, reqs, log)
