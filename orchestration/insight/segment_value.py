@@ -36,16 +36,18 @@ def sql(with_clv: bool) -> str:
     )
     clv = (
         "count(clv.predicted_value_12m) as customers_with_clv, "
-        "sum(clv.predicted_value_12m) as predicted_value_12m, "
-        "avg(clv.predicted_value_12m) as predicted_value_12m_per_customer, "
-        "avg(clv.p_alive) as p_alive_mean, "
-        "avg(clv.expected_purchases_90d) as expected_purchases_90d_mean"
+        "round(sum(clv.predicted_value_12m), 6) as predicted_value_12m, "
+        "round(avg(clv.predicted_value_12m), 6) as predicted_value_12m_per_customer, "
+        "round(avg(clv.p_alive), 9) as p_alive_mean, "
+        "round(avg(clv.expected_purchases_90d), 9) as expected_purchases_90d_mean"
         if with_clv
         else "cast(0 as bigint) as customers_with_clv, "
         "cast(null as double) as predicted_value_12m, "
         "cast(null as double) as predicted_value_12m_per_customer, "
         "cast(null as double) as p_alive_mean, cast(null as double) as expected_purchases_90d_mean"
     )
+    # Sums of doubles depend on the order parallel threads add them in; rounded, a rerun of the
+    # same night gives the same table.
     return f"""
         select
             m.segment_name,
@@ -53,7 +55,7 @@ def sql(with_clv: bool) -> str:
             count(*) filter (where m.is_holdout) as held_out,
             count(*) filter (where c.order_count > 0) as buyers,
             cast(coalesce(sum(c.lifetime_revenue), 0) as double) as lifetime_revenue,
-            cast(coalesce(avg(coalesce(c.lifetime_revenue, 0)), 0) as double)
+            round(cast(coalesce(avg(coalesce(c.lifetime_revenue, 0)), 0) as double), 6)
                 as lifetime_revenue_per_member,
             coalesce(sum(c.orders_last_365d), 0) as orders_last_365d,
             {clv}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,8 +136,14 @@ def test_runs_killed_in_ingestion_dbt_and_activation_release_their_slot(tmp_path
     landing = tmp_path / "landing"
     generate(300, 5, AS_OF, landing, tmp_path / "truth", progress=None)
 
+    # A night's erasures rewrite its home's landing files: the killed home gets the files as
+    # delivered, at the same path (raw rows carry their file's path), not the reference's leftovers.
+    delivered = tmp_path / "delivered"
+    shutil.copytree(landing, delivered)
     reference = tmp_path / "reference"
     _run_to_end(_env(reference, landing))
+    shutil.rmtree(landing)
+    shutil.copytree(delivered, landing)
 
     home = tmp_path / "home"
     env = _env(home, landing)

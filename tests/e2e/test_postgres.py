@@ -205,7 +205,13 @@ def builds(raw_set, tmp_path_factory) -> dict[str, Path]:
 def test_dbt_build_on_postgres_passes_every_model_and_test(builds):
     target = builds["postgres"] / "target"
     results = json.loads((target / "run_results.json").read_text())["results"]
-    bad = [(r["unique_id"], r["status"]) for r in results if r["status"] not in ("success", "pass")]
+    # exposures (generated from the sync YAML) have nothing to build: dbt reports them no-op
+    bad = [
+        (r["unique_id"], r["status"])
+        for r in results
+        if r["status"] not in ("success", "pass")
+        and not (r["unique_id"].startswith("exposure.") and r["status"] == "no-op")
+    ]
     assert not bad
     manifest = json.loads((target / "manifest.json").read_text())
     expected = {
