@@ -1,7 +1,7 @@
 """The time and run model every stage inherits.
 
 One logical `as_of` date per run: the nightly daily partition key (Dagster), passed to dbt as
-`--vars {as_of: ...}` and to the CLI as `--as-of`. The partition for day D closes at 02:00 on D+1
+the `C360_AS_OF` env var (orchestration/dbt_invocations.py) and to the CLI as `--as-of`. The partition for day D closes at 02:00 on D+1
 in C360_SCHEDULE_TZ (default UTC), which is when the nightly schedule runs it; Dagster evaluates
 the cron in that zone, so daylight-saving days still get exactly one run.
 """
