@@ -94,7 +94,9 @@ unit: install manifest
 
 ui: install manifest
 	@mkdir -p $(DAGSTER_HOME); $(BIN)/python -c "from orchestration.instance import ensure_instance; ensure_instance()"
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@# the partitions start at the warehouse's first night unless C360_PARTITIONS_START says otherwise
+	C360_PARTITIONS_START="$${C360_PARTITIONS_START:-$$($(BIN)/python -m orchestration.first_night)}" \
+		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install manifest
 	$(BIN)/python bench/identity_cc.py --identifiers $(or $(IDENTIFIERS),5000000)

@@ -14,20 +14,41 @@ import os
 import dagster as dg
 
 OWNER = "team:c360-data"
-PARTITIONS_START = "2024-01-01"
+DEFAULT_PARTITIONS_START = "2024-01-01"
 SCHEDULE_HOUR = 2
+
+
+def partitions_start() -> str:
+    """The first day of the nightly partitions: `C360_PARTITIONS_START` (YYYY-MM-DD), else
+    2024-01-01. A deployment sets it to its first day of data, so the UI's "filled" share counts
+    only the days that could have run; `make ui` sets it to the warehouse's first night."""
+    raw = os.environ.get("C360_PARTITIONS_START", "").strip()
+    if not raw:
+        return DEFAULT_PARTITIONS_START
+    try:
+        dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(
+            f"C360_PARTITIONS_START={raw!r} is not a date: set it as YYYY-MM-DD"
+        ) from None
+    return raw
 
 
 def schedule_timezone() -> str:
     return os.environ.get("C360_SCHEDULE_TZ", "UTC")
 
 
-nightly_partitions = dg.DailyPartitionsDefinition(
-    start_date=PARTITIONS_START,
-    timezone=schedule_timezone(),
-    hour_offset=SCHEDULE_HOUR,
-    end_offset=1,
-)
+def daily_partitions(start: str) -> dg.DailyPartitionsDefinition:
+    """One partition per logical day from `start`, closing at SCHEDULE_HOUR the next day."""
+    return dg.DailyPartitionsDefinition(
+        start_date=start,
+        timezone=schedule_timezone(),
+        hour_offset=SCHEDULE_HOUR,
+        end_offset=1,
+    )
+
+
+nightly_partitions = daily_partitions(partitions_start())
 
 
 # One logical as_of per run: backfills launch one run per partition (day).
