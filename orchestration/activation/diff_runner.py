@@ -64,8 +64,8 @@ from orchestration.contracts.rules_sql import quote_ident
 # Rows acknowledged in one transaction (whole chunks, at least this many): one DuckDB row group.
 # DuckDB writes a transaction's full row groups of sync_state and contact_history straight to
 # the database file instead of the WAL (chunks of CHUNK_ROWS, 12 to a row group, so a
-# transaction is whole row groups): at 1M rows the commits took ~0.8 s instead of ~3.2 s, the
-# acknowledgements ~30 % less CPU, and the WAL left for the checkpoint ~30 MB.
+# transaction is whole row groups), so commits are cheaper and the checkpoint has little WAL
+# left to replay (figures in docs/benchmarks.md, "Design measurements").
 # What a crash can cost: the rows sent since the last acknowledgement, resent with the same keys
 ACK_ROWS = 122_880
 CHUNK_ROWS = ACK_ROWS // 12  # rows read and sent at a time (10,240)
@@ -450,9 +450,8 @@ def _send_plan(
 # commit (nothing is less durable); the checkpoint comes once, at the first commit after.
 DEFERRED_CHECKPOINT_THRESHOLD = "4GB"
 # And one DuckDB thread: an acknowledgement inserted by two threads is written as two half row
-# groups per thread, which the checkpoint after the sync then merges and rewrites (at 1M rows
-# 14 row groups of contact_history instead of 8, and a checkpoint of ~2 s instead of ~0.7 s);
-# the statements while sending are small, and the loop took no longer on one thread
+# groups per thread, which the checkpoint after the sync then merges and rewrites; the
+# statements while sending are small, so one thread costs the loop nothing
 SENDING_THREADS = 1
 
 

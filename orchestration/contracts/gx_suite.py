@@ -75,8 +75,8 @@ def _validate(contract: Contract, parts: list[tuple[str, list, pd.DataFrame]]) -
         for expectation in expectations:
             suite.add_expectation(expectation)
         # A validation definition loads the batch once; get_batch() then Batch.validate() loaded
-        # it twice, and each load fingerprints (hashes) the whole frame: at 6.8M event keys one
-        # load cost ~4 s. Same expectations, same results.
+        # it twice, and each load fingerprints (hashes) the whole frame. Same expectations,
+        # same results.
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(
                 name=f"{contract.id}__{name}",

@@ -377,9 +377,9 @@ def _jsonl_by_line(con: duckdb.DuckDBPyConnection, f: LandingFile) -> str:
 # A JSON-lines file is parsed once into this temp table: per record the contract columns' values
 # as text (`_v`) and JSON types (`_t`; SQL null where the key is absent), in contract column
 # order, and the record's keys that are not contract columns (`_extra`, nearly always empty).
-# The columns present, the staged text and the retyped check all read it: parsing each record
-# once instead of once per question cut the read of 1M events from ~10 s to ~6 s. They read it
-# through the view _JSONL_PARSED, which adds `_rec`.
+# The columns present, the staged text and the retyped check all read it, so each record is
+# parsed once instead of once per question. They read it through the view _JSONL_PARSED, which
+# adds `_rec`.
 _JSONL_PARSED = "_c360_jsonl_parsed"
 _JSONL_PARSED_TABLE = "_c360_jsonl_parsed_rows"
 
@@ -430,8 +430,8 @@ def _columns_in_file(
         return [r[0] for r in con.execute(f"describe select * from {_parquet_src(p)}").fetchall()]
     # JSON lines: a contract column is present when some record has its key (json_type is
     # null only for an absent key; a JSON null is 'NULL'), then the other keys. Only the keys
-    # outside the contract are kept per record: every record's full key list cost ~1 GB of
-    # memory at 6.8M events (the parsed table spilled) for what these two aggregates say.
+    # outside the contract are kept per record: every record's full key list would hold memory
+    # in proportion to all keys of all records for what these two aggregates say.
     counts = con.execute(
         "select "
         + ", ".join(f"count(_t[{i}])" for i in range(1, len(contract.column_names) + 1))

@@ -273,8 +273,8 @@ def stage_batch(
     batch.extraction = dict(extraction or {})
     bt = batch_table(contract)
     # The rows as read (text) and their verdicts are read only by this step: temp tables, in
-    # memory, instead of persisted ones (a persistent write, compressed, costs ~4x a temp one:
-    # ~10 s of CPU per table at 6.8M events). What later steps read persists: the typed clean
+    # memory, instead of persisted ones (a persistent, compressed write costs several times a
+    # temp one). What later steps read persists: the typed clean
     # rows (__clean) and the rows that break an error rule (__verdicts, the quarantine side).
     # The persisted text table of earlier versions goes, so no stale batch is left under its name.
     text, verdicts = _TEXT_TABLE, _VERDICTS_TABLE
