@@ -5,16 +5,19 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.activation import runner
 from orchestration.activation.destinations import registry
 from orchestration.activation.marts_guard import refuse_mixed_marts
 from orchestration.activation.runner import run_sync
 from orchestration.activation.syncs import load_all_syncs
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import FileDropDestination, Warehouse
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 
-@dg.asset(
+@nightly_asset(
     key=["activation", "file_drop"],
+    sources=(__file__, runner),
     deps=[
         dg.AssetKey(["marts", "segment_membership"]),
         dg.AssetKey(["marts", "next_best_action"]),  # audiences of `action:` syncs
@@ -24,11 +27,7 @@ from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_
         dg.AssetKey(["identity_state", "graph_health"]),
     ],
     group_name="activation",
-    owners=[OWNER],
     kinds={"duckdb", "csv"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
     description=(
         "Audience files for every file_drop sync (dbt_project/syncs/*.yml): consent-checked per "
         "row against consent_state; one contact_history row per customer per sync and as_of, "

@@ -7,13 +7,15 @@ import os
 
 import dagster as dg
 
+from orchestration.activation import diff_runner
 from orchestration.activation.destinations import registry
 from orchestration.activation.diff import MirrorGuardError
 from orchestration.activation.diff_runner import run_diff_sync
 from orchestration.activation.marts_guard import refuse_mixed_marts
 from orchestration.activation.syncs import load_all_syncs
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["activation", "platform_syncs"])
 
@@ -23,8 +25,9 @@ def max_failed_share() -> float:
     return float(os.environ.get("C360_SYNC_MAX_FAILED_SHARE", "0.05"))
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
+    sources=(__file__, diff_runner),
     deps=[
         dg.AssetKey(["marts", "segment_membership"]),
         dg.AssetKey(["marts", "next_best_action"]),  # audiences of `action:` syncs
@@ -35,11 +38,7 @@ def max_failed_share() -> float:
         dg.AssetKey(["identity_state", "graph_health"]),
     ],
     group_name="activation",
-    owners=[OWNER],
     kinds={"duckdb", "api"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
     description=(
         "Diff-based syncs (every registry destination but file drops) from the syncs folder: per sync, the "
         "consent-checked audience is diffed against activation.sync_state and only creates, "
