@@ -42,13 +42,15 @@ class RunBusy(RuntimeError):
 
 def _start_ticks(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), which
-    tells a live process from a later one that reused its pid; None when there is no such pid."""
+    tells a live process from a later one that reused its pid; None when there is no such pid,
+    or it is a zombie (dead, not yet reaped: a killed step process waiting for init)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after its last ')'.
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def worker_tag(pid: int | None = None) -> str:
