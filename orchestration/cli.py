@@ -49,6 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from orchestration.cli_errors import read_only_warehouse
+    from orchestration.dbt_invocations import full_refresh_values, run_values
     from orchestration.instance import ensure_instance
     from orchestration.pipeline import run_nightly
     from orchestration.progress import NightlyProgress
@@ -62,7 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     log_file = None if args.verbose else logs_dir() / "{run_id}.log"
     try:
-        with console_stream() as console, NightlyProgress(console, instance) as shown:
+        with (
+            run_values(full_refresh_values(args.full_refresh)),
+            console_stream() as console,
+            NightlyProgress(console, instance) as shown,
+        ):
             report = run_nightly(
                 args.as_of,
                 instance=instance,
@@ -447,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="store_true",
         help="dbt and Dagster output on the console instead of <C360_HOME>/logs/<run_id>.log",
+    )
+    r.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental dbt models from all of raw (docs/incremental.md)",
     )
     r.set_defaults(func=cmd_run)
 

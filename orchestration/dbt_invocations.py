@@ -27,6 +27,9 @@ from orchestration.run_logs import logs_dir
 PARTIAL_PARSE = "partial_parse.msgpack"
 AS_OF_ENV = "C360_AS_OF"
 RUN_ID_ENV = "C360_RUN_ID"
+# dbt's own env var for `--full-refresh` (dbt/cli/params.py): read by every dbt process the
+# nightly starts, it rebuilds the incremental models from all of raw; not part of dbt's parse.
+FULL_REFRESH_ENV = "DBT_FULL_REFRESH"
 
 # dbt's own log events that say how it parsed (dbt/events/core_types.proto names).
 _PARSE_EVENTS = {
@@ -55,6 +58,13 @@ def run_values(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def full_refresh_values(full_refresh: bool) -> dict[str, str]:
+    """The env vars (for run_values) that make a run's dbt invocations rebuild every incremental
+    model in full (`c360 run --full-refresh`); none otherwise, so a value already in the
+    environment (a deployment's DBT_FULL_REFRESH) is left alone."""
+    return {FULL_REFRESH_ENV: "true"} if full_refresh else {}
 
 
 def seed_partial_parse(target: Path) -> None:
