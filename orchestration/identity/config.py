@@ -18,6 +18,7 @@ from typing import Any
 import phonenumbers
 
 from orchestration.dbt_vars import project_vars
+from orchestration.identity.blocking import DEFAULT_MAX_BLOCK_SIZE
 from orchestration.identity.health import Bounds
 
 IDENTIFIER_TYPES = (
@@ -115,6 +116,8 @@ class Probabilistic:
     blocking: tuple[BlockingRule, ...] = DEFAULT_BLOCKING
     training_blocking: tuple[BlockingRule, ...] = DEFAULT_TRAINING_BLOCKING
     deterministic_rules: tuple[BlockingRule, ...] = DEFAULT_DETERMINISTIC_RULES
+    # a block of more records than this is skipped by its rule (orchestration/identity/blocking.py)
+    max_block_size: int = DEFAULT_MAX_BLOCK_SIZE
 
     def model_settings(self) -> dict[str, Any]:
         """What a trained model depends on (a change retrains it)."""
@@ -125,6 +128,7 @@ class Probabilistic:
             "deterministic_rules": [[list(b.columns), b.swapped] for b in self.deterministic_rules],
             "prior_recall": self.prior_recall,
             "min_precision": self.min_precision,
+            "max_block_size": self.max_block_size,
         }
 
 
@@ -333,7 +337,7 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
 
 PROBABILISTIC_SETTINGS = (
     "enabled", "threshold", "min_precision", "retrain_after_days", "prior_recall", "comparisons",
-    "blocking", "training_blocking", "deterministic_rules",
+    "blocking", "training_blocking", "deterministic_rules", "max_block_size",
 )  # fmt: skip
 
 
@@ -438,6 +442,9 @@ def _probabilistic(raw: Any, where: str) -> Probabilistic:
     days = raw.get("retrain_after_days", Probabilistic.retrain_after_days)
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise IdentityConfigError(f"{where}.retrain_after_days: a number of days >= 1 is required")
+    cap = raw.get("max_block_size", Probabilistic.max_block_size)
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 2:
+        raise IdentityConfigError(f"{where}.max_block_size: a number of records >= 2 is required")
     comparisons = _comparisons(raw.get("comparisons"), f"{where}.comparisons")
     compared = {c.column for c in comparisons}
     for c in comparisons:
@@ -461,6 +468,7 @@ def _probabilistic(raw: Any, where: str) -> Probabilistic:
             f"{where}.deterministic_rules",
             DEFAULT_DETERMINISTIC_RULES,
         ),
+        max_block_size=cap,
     )
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from orchestration.identity import blocking
 from orchestration.identity.fold import sql_table
 from orchestration.warehouse import connect as connect_warehouse
 from orchestration.warehouse import scratch as scratch_database
@@ -279,13 +280,8 @@ def _levels(c: Comparison, swap_counted_elsewhere: bool = False) -> list:
 
 def blocking_rule(rule: BlockingRule):  # -> splink blocking rule
     """A configured blocking rule as Splink's: exact agreement on its columns, or two columns
-    swapped between the records."""
-    from splink import block_on
-
-    if rule.swapped:
-        a, b = rule.columns
-        return f"l.{a} = r.{b} and l.{b} = r.{a}"
-    return block_on(*rule.columns)
+    swapped between the records, within a block the size cap kept (blocking.py)."""
+    return blocking.splink_rule(rule)
 
 
 def configured_settings(config: Probabilistic, present: Iterable[str] | None = None):
@@ -387,6 +383,7 @@ def _linker(candidates: pa.Table, model: Any):
     scratch.register("candidates_arrow", candidates)
     scratch.execute("create table candidates as select * from candidates_arrow")
     scratch.unregister("candidates_arrow")
+    blocking.prepare(scratch, "candidates", model)  # the capped rules' block keys
     db_api = DuckDBAPI(scratch)
     return Linker(db_api.register("candidates"), model, log_level=logging.WARNING), scratch
 
