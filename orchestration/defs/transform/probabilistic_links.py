@@ -8,8 +8,8 @@ steps around it.
 import dagster as dg
 
 from orchestration.defs.resources import Warehouse
+from orchestration.identity import blocking, probabilistic, training
 from orchestration.identity import config as identity_config
-from orchestration.identity import probabilistic, training
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
 
 
@@ -45,14 +45,18 @@ def probabilistic_links(
         counts = probabilistic.refresh(
             con, as_of_from(context).isoformat(), settings.enabled, threshold, model
         )
+    # what the block-size cap skipped while scoring (blocking.py; none when nothing was scored)
+    cap = blocking.last_report() if settings.enabled and counts.records >= 2 else None
     context.log.info(
         f"probabilistic links: {counts.links:,} pairs at p >= {threshold} (model {label}) among "
         f"{counts.records:,} records in {counts.seconds:.1f}s"
         + ("" if settings.enabled else " (disabled: vars.identity.probabilistic.enabled)")
+        + (f"; blocks skipped by the size cap: {cap.describe()}" if cap else "")
     )
     return dg.MaterializeResult(
         metadata={
             **counts.metadata(),
+            **(cap.metadata() if cap else {}),
             "enabled": settings.enabled,
             "model": label,
             "threshold": dg.MetadataValue.float(threshold),
