@@ -101,7 +101,7 @@ def synthesise(con: duckdb.DuckDBPyConnection, customers: int) -> None:
         select md5(customer_id || n), 'sync_' || (n % 4), 'sr', 'run', 'file_drop',
             case when n % 4 = 0 then 'action:win_back_push' else 'vip' end,
             'email', 'marketing', date '{AS_OF}' - cast(1 + n % 14 as integer), customer_id,
-            email, 'ok', false, null, null, 'granted', null, now(), 1, now()
+            email, 'ok', false, null, null, 'granted', null, now(), 1, now(), null
         from (select customer_id, email, cast(floor(random() * 1000) as integer) as n
               from marts.customer_360)
         """

@@ -276,7 +276,7 @@ def _record_interrupted(
     con.execute("begin transaction")
     try:
         [(count,)] = con.execute(
-            """
+            f"""
             insert into activation.contact_history
             select
                 md5(p.sync_id || '|' || cast(p.as_of as varchar) || '|' || p.identifier || '|'
@@ -284,7 +284,8 @@ def _record_interrupted(
                 p.sync_id, j.sync_run_id, j.run_id, ?, ?, ?, ?, p.as_of,
                 coalesce(p.customer_id, p.identifier), p.contact_point, 'unknown', false, null,
                 case when p.action = 'remove' then 'removed: ' else '' end || ?,
-                p.consent_status, p.consent_captured_at, j.sent_at, 1, cast(? as timestamp)
+                p.consent_status, p.consent_captured_at, j.sent_at, 1, cast(? as timestamp),
+                case when p.action <> 'remove' then {sync.arm_sql("p.customer_id")} end
             from activation.sync_plan as p
             inner join activation.sync_sent as j
                 on j.sync_id = p.sync_id and j.plan_id = p.plan_id
@@ -599,7 +600,8 @@ def _acknowledge_and_record(
                     || case when c.action = 'remove' then 'removed' || coalesce(': ' || c.error, '')
                         else c.error end,
                     c.consent_status, c.consent_captured_at, cast(? as timestamp), c.attempts,
-                    cast(? as timestamp)
+                    cast(? as timestamp),
+                    case when c.action <> 'remove' then {sync.arm_sql("c.customer_id")} end
                 from sync_chunk as c
                 """,
                 [sync.name, as_of.isoformat(), run_id, plan_id, sync.name, sync_run_id, run_id,
@@ -650,7 +652,7 @@ def _record_not_sent(con, sync, as_of, run_id, sync_run_id) -> None:
             ?, ?, ?, ?, ?, ?, ?, cast(? as date), p.customer_id, p.contact_point,
             p.outcome, p.is_holdout, p.filter_reason, null,
             p.consent_status, p.consent_captured_at, cast(? as timestamp), 0,
-            cast(? as timestamp)
+            cast(? as timestamp), p.arm
         from decided as p
         where not exists (
             select 1 from activation.contact_history as h

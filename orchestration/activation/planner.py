@@ -5,8 +5,9 @@ Order of decisions for each segment member (one row per customer):
    (idempotent rerun, nothing resent; a failed write is retried);
 2. no contact point for the channel, erased, no consent record, revoked, expired or suppressed
    → `filtered` with that reason (consent from consent_state only, every row, every run);
-3. holdout member (of the consented audience) → `held_out`, recorded, never sent;
-4. otherwise → to send.
+3. holdout member (of the consented audience) → `held_out`, recorded, never sent — the
+   segment's holdout, and for a sync with A/B/n arms also the members past its last arm;
+4. otherwise → to send, with the member's arm (`arm`, null without arms; arms.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import datetime as dt
 
 import duckdb
 
+from orchestration.activation.arms import ARM_FIELD
 from orchestration.activation.syncs import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 
@@ -35,16 +37,23 @@ def plan_sql(
     segment's members (customer_id, is_holdout) — e.g. everyone a sync holds at its destination,
     to find who must be removed because consent was withdrawn."""
     contact = quote_ident(sync.contact_column)
+    arm = sync.arm_sql("m.customer_id")
     fields = ", ".join(
-        f"c.{quote_ident(col)} as {quote_ident('f_' + name)}" for name, col in sync.fields.items()
+        f"{arm if col == ARM_FIELD and sync.arms else 'c.' + quote_ident(col)} "
+        f"as {quote_ident('f_' + name)}"
+        for name, col in sync.fields.items()
     )
+    # with arms, the members past the last arm are held out by the sync too
+    held = f"(m.is_holdout or {arm} is null)" if sync.arms else "m.is_holdout"
+    arm_column = f"case when {held} then null else {arm} end"
     return f"""
 with members as (
     {members_sql or _segment_members(sync)}
 ),
 
 audience as (
-    select m.customer_id, m.is_holdout, c.{contact} as contact_point, c.is_erased, {fields}
+    select m.customer_id, {held} as is_holdout, {arm_column} as arm,
+        c.{contact} as contact_point, c.is_erased, {fields}
     from members as m
     inner join marts.customer_360 as c on m.customer_id = c.customer_id
 ),

@@ -65,6 +65,8 @@ create table if not exists activation.sync_runs (
 alter table activation.sync_runs add column if not exists parked bigint default 0;
 alter table activation.sync_runs add column if not exists skipped_parked bigint default 0;
 alter table activation.sync_runs add column if not exists resumed_sync_run_id varchar;
+-- A/B/n: the treatment arm a sent row went to (null: held out, or a sync without arms)
+alter table activation.contact_history add column if not exists arm varchar;
 """
 
 

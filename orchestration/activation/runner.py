@@ -112,7 +112,7 @@ def run_sync(
             case when filter_reason is null and not is_holdout then ? end,
             consent_status, consent_captured_at, cast(? as timestamp),
             case when filter_reason is null and not is_holdout then 1 else 0 end,
-            cast(? as timestamp)
+            cast(? as timestamp), arm
         from {PLAN_TABLE}
         """,
         [

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from orchestration.activation.arms import ARM_FIELD, ArmsError, ArmSpec, arm_sql, parse_arms
 from orchestration.activation.destinations import registry
 from orchestration.activation.destinations.registry import MODES, DestinationConfig
 from orchestration.paths import dbt_project_dir
@@ -42,7 +43,7 @@ COMMON_KEYS = frozenset(
     {
         "name", "description", "segment", "action", "destination", "channel", "purpose",
         "fields", "mode", "format", "identifier", "batch_rows", "batch_bytes", "max_in_flight", "rate_per_second",
-        "max_remove_share", "max_attempts", "config",
+        "max_remove_share", "max_attempts", "config", "arms", "experiment",
     }
 )  # fmt: skip
 
@@ -77,6 +78,18 @@ class SyncDefinition:
     # diff syncs: a row the destination rejects this many times in a row (same op and fields)
     # is parked — recorded with its reason, not sent again until its fields change
     max_attempts: int = 3
+    # A/B/n: treatment arms splitting the members the segment does not hold out (arms.py)
+    arms: tuple[ArmSpec, ...] = ()
+    experiment: str | None = None  # the arm assignment's key; None: the sync's name
+
+    @property
+    def arm_key(self) -> str:
+        """What the arm hash is keyed by: the experiment, else the sync's name."""
+        return self.experiment or self.name
+
+    def arm_sql(self, customer_expr: str) -> str:
+        """SQL of a member's arm name (null in the sync's own holdout or without arms)."""
+        return arm_sql(self.arms, self.arm_key, customer_expr)
 
     @property
     def contact_column(self) -> str:
@@ -174,7 +187,12 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
         )
     from orchestration.segments.model import customer_360_columns
 
-    bad = sorted(v for v in fields.values() if v not in customer_360_columns())
+    try:
+        arms, experiment = parse_arms(doc, path)
+    except ArmsError as exc:
+        raise SyncDefinitionError(str(exc)) from None
+    mappable = set(customer_360_columns()) | ({ARM_FIELD} if arms else set())
+    bad = sorted(v for v in fields.values() if v not in mappable)
     if bad:
         raise SyncDefinitionError(f"{path}: fields: not customer_360 columns: {', '.join(bad)}")
     mode = doc.get("mode", "upsert")
@@ -257,6 +275,8 @@ def load_sync(path: Path, segments: Collection[str] | None = None) -> SyncDefini
         config=config,
         max_in_flight=max_in_flight,
         rate_per_second=None if rate is None else float(rate),
+        arms=arms,
+        experiment=experiment,
     )
 
 

@@ -125,7 +125,7 @@ def _history(con, sync: str, segment: str, days_ago: int, customer: str, outcome
     con.execute(
         "insert into activation.contact_history values (md5(? || ? || ?), ?, 'sr', 'run', "
         "'file_drop', ?, 'push', 'marketing', ?, ?, 'x@x.org', ?, false, null, null, "
-        "'granted', null, now(), 1, now())",
+        "'granted', null, now(), 1, now(), null)",
         [sync, customer, str(day), sync, segment, day, customer, outcome],
     )
 
