@@ -55,6 +55,8 @@ class Comparison:
     column: str
     kind: str
     swapped_with: str | None = None
+    # a nickname level (given_names.py): William and Bill are one name written two ways
+    nicknames: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class BlockingRule:
 
 
 DEFAULT_COMPARISONS = (
-    Comparison("first_name", "name", "last_name"),
+    Comparison("first_name", "name", "last_name", nicknames=True),
     Comparison("last_name", "name", "first_name"),
     Comparison("date_of_birth", "date"),
     Comparison("address", "address"),
@@ -122,7 +124,10 @@ class Probabilistic:
     def model_settings(self) -> dict[str, Any]:
         """What a trained model depends on (a change retrains it)."""
         return {
-            "comparisons": [[c.column, c.kind, c.swapped_with] for c in self.comparisons],
+            "comparisons": [
+                [c.column, c.kind, c.swapped_with] + (["nicknames"] if c.nicknames else [])
+                for c in self.comparisons
+            ],
             "blocking": [[list(b.columns), b.swapped] for b in self.blocking],
             "training_blocking": [[list(b.columns), b.swapped] for b in self.training_blocking],
             "deterministic_rules": [[list(b.columns), b.swapped] for b in self.deterministic_rules],
@@ -367,7 +372,7 @@ def _comparisons(raw: Any, where: str) -> tuple[Comparison, ...]:
             )
         if not isinstance(spec, dict):
             raise IdentityConfigError(f"{field}: must be a mapping (kind, swapped_with)")
-        _known_keys(spec, field, ("kind", "swapped_with"))
+        _known_keys(spec, field, ("kind", "swapped_with", "nicknames"))
         kind = spec.get("kind")
         if kind not in COMPARISON_KINDS:
             raise IdentityConfigError(
@@ -384,7 +389,15 @@ def _comparisons(raw: Any, where: str) -> tuple[Comparison, ...]:
             raise IdentityConfigError(
                 f"{field}.swapped_with: only a name comparison takes it, naming another column"
             )
-        out.append(Comparison(column, kind, swapped))
+        nicknames = spec.get("nicknames", False)
+        if not isinstance(nicknames, bool) or (
+            nicknames and (kind != "name" or column not in ("first_name", "last_name"))
+        ):
+            raise IdentityConfigError(
+                f"{field}.nicknames: true or false, and only for a name comparison of "
+                "first_name or last_name"
+            )
+        out.append(Comparison(column, kind, swapped, nicknames))
     if not out:
         raise IdentityConfigError(f"{where}: at least one comparison is required")
     return tuple(out)

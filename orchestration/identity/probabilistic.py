@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from orchestration.identity import blocking
+from orchestration.identity import blocking, given_names
 from orchestration.identity.fold import sql_table
 from orchestration.warehouse import connect as connect_warehouse
 from orchestration.warehouse import scratch as scratch_database
@@ -197,7 +197,9 @@ def _name_comparison(column: str):  # -> splink comparison
     )
 
 
-def _levels(c: Comparison, swap_counted_elsewhere: bool = False) -> list:
+def _levels(
+    c: Comparison, swap_counted_elsewhere: bool = False, crosswise_nicknames: bool = False
+) -> list:
     """The comparison levels of one configured comparison (strongest first; a null is neutral).
 
     name: exact / given and family name swapped / one letter changed (Damerau-Levenshtein 1: a
@@ -216,7 +218,12 @@ def _levels(c: Comparison, swap_counted_elsewhere: bool = False) -> list:
     under-links the first and over-links the second. A swap of given and family name is one
     fact seen by both name comparisons: it is weighed once, in the comparison listed first; in
     the other (`swap_counted_elsewhere`) the swapped level is neutral (weight 0), else the swap
-    would count twice and two strangers of swapped common names would outweigh everything."""
+    would count twice and two strangers of swapped common names would outweigh everything.
+
+    A name comparison with `nicknames` has a nickname level after the swapped ones: the two
+    names are nicknames of one another (given_names.py: William and Bill, Elizabeth and Beth),
+    and `crosswise_nicknames` (a comparison of the swapped pair has nicknames) lets the swapped,
+    written-alike level take a nickname crosswise too (Dorothy Smith and Smith Dottie)."""
     import splink.comparison_level_library as cll
 
     col = c.column
@@ -241,10 +248,16 @@ def _levels(c: Comparison, swap_counted_elsewhere: bool = False) -> list:
         if c.swapped_with:
             other = c.swapped_with
             swapped = cll.ColumnsReversedLevel(col, other, symmetrical=True)
+
             # swapped and one of the two mistyped: a swap and a typo are independent events
+            def alike(a: str, b: str) -> str:
+                close = f"jaro_winkler_similarity({a}_l, {b}_r) >= 0.92"
+                if not crosswise_nicknames:
+                    return close
+                return f"({close} or list_has_any({a}_nicknames_l, {b}_nicknames_r))"
+
             swapped_alike = cll.CustomLevel(
-                f"jaro_winkler_similarity({col}_l, {other}_r) >= 0.92 "
-                f"and jaro_winkler_similarity({other}_l, {col}_r) >= 0.92",
+                f"{alike(col, other)} and {alike(other, col)}",
                 label_for_charts=f"{col} and {other} swapped, written alike",
             )
             if swap_counted_elsewhere:
@@ -256,6 +269,13 @@ def _levels(c: Comparison, swap_counted_elsewhere: bool = False) -> list:
                     label_for_charts=f"swapped, written alike (weighed in {other})",
                 )
             levels += [swapped, swapped_alike]
+        if c.nicknames:
+            levels.append(
+                cll.CustomLevel(
+                    f"list_has_any({col}_nicknames_l, {col}_nicknames_r)",
+                    label_for_charts=f"{col} a nickname of the other",
+                )
+            )
         levels += [
             cll.DamerauLevenshteinLevel(col, 1),
             cll.JaroWinklerLevel(col, 0.92),
@@ -302,6 +322,8 @@ def configured_settings(config: Probabilistic, present: Iterable[str] | None = N
     for i, c in enumerate(kept):
         if any(o.column == c.swapped_with and o.swapped_with == c.column for o in kept[:i]):
             weighed_in.add(c.column)
+    # a swap written with a nickname crosswise, when either comparison of the pair has them
+    nicknamed = {c.column for c in kept if c.nicknames}
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
@@ -310,7 +332,10 @@ def configured_settings(config: Probabilistic, present: Iterable[str] | None = N
         ],
         comparisons=[
             cl.CustomComparison(
-                output_column_name=c.column, comparison_levels=_levels(c, c.column in weighed_in)
+                output_column_name=c.column,
+                comparison_levels=_levels(
+                    c, c.column in weighed_in, bool(nicknamed & {c.column, c.swapped_with})
+                ),
             )
             for c in kept
         ],
@@ -381,8 +406,23 @@ def _linker(candidates: pa.Table, model: Any):
     # Splink's scratch tables live in a private in-memory DuckDB, never in the warehouse file.
     scratch = scratch_database()
     scratch.register("candidates_arrow", candidates)
-    scratch.execute("create table candidates as select * from candidates_arrow")
+    scratch.register("given_name_groups", given_names.table())
+    names = {"first_name", "last_name"} <= set(candidates.column_names)
+    # each name's nickname groups (given_names.py), for the name comparisons' nickname level
+    scratch.execute(
+        "create table candidates as select c.* exclude (_row)"
+        + (
+            ", f.groups as first_name_nicknames, s.groups as last_name_nicknames "
+            "from (select *, row_number() over () as _row from candidates_arrow) as c "
+            "left join given_name_groups as f on f.name = c.first_name "
+            "left join given_name_groups as s on s.name = c.last_name "
+            "order by c._row"  # the input's order: sampling for u is seeded on it
+            if names
+            else " from (select *, 0 as _row from candidates_arrow) as c"
+        )
+    )
     scratch.unregister("candidates_arrow")
+    scratch.unregister("given_name_groups")
     blocking.prepare(scratch, "candidates", model)  # the capped rules' block keys
     db_api = DuckDBAPI(scratch)
     return Linker(db_api.register("candidates"), model, log_level=logging.WARNING), scratch
