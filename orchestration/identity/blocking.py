@@ -176,7 +176,7 @@ def add_keys(
         keys, records, pairs, largest = con.execute(
             f"""select count(*), coalesce(sum(size), 0), coalesce(sum(pairs), 0),
                 coalesce(max(size), 0) from _cap_{i} where block_id is null and pairs > 0"""
-        ).fetchone()
+        ).fetchall()[0]
         report.append(RuleCap(rule.label, int(keys), int(records), int(pairs), int(largest)))
         joins.append(f"left join _cap_{i} on {on}")
         selects.append(f"_cap_{i}.block_id as {key_column(rule)}")

@@ -118,7 +118,7 @@ def test_the_report_counts_what_the_cap_skipped():
         report = blocking.add_keys(con, "records", list(identity_config.DEFAULT_BLOCKING), 200)
         kept = con.execute(
             "select count(*) from records where _block__first_name__last_name is not null"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     finally:
         con.close()
     by_rule = {r.rule: r for r in report.rules}
