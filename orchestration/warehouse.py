@@ -6,11 +6,21 @@ configured once (C360_DUCKDB_THREADS, C360_DUCKDB_MEMORY_LIMIT, C360_DUCKDB_TEMP
 Each is applied once per database: dbt passes them as `config_options` when it opens the file, and
 `connect` sets only what differs from the open database. DuckDB refuses `SET temp_directory` (even
 to the same path) once a query has spilled there, so setting it again is what broke spilling.
+
+One memory budget per process: C360_DUCKDB_MEMORY_LIMIT is what all the DuckDB databases a process
+has open may use together, not each. While a scratch database is open next to the warehouse, the
+scratches together get C360_DUCKDB_SCRATCH_SHARE of the budget (default 0.5) and the warehouse the
+rest; alone, either gets the whole budget (`memory_shares`). Every `connect` and `scratch` call
+re-divides the budget among the databases still open, so a closed scratch gives its share back at
+the next open (or when a `warehouse()` block ends).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +42,12 @@ SCHEMAS = (
 
 
 MEMORY_ENV = "C360_DUCKDB_MEMORY_LIMIT"
+SCRATCH_SHARE_ENV = "C360_DUCKDB_SCRATCH_SHARE"
+DEFAULT_SCRATCH_SHARE = 0.5
+_MIB = 1024**2
+_UNITS = {"b": 1, "byte": 1, "bytes": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+          "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}  # fmt: skip
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 # What DuckDB says when a query needs more memory than the limit and spilling cannot help.
 _OUT_OF_MEMORY = ("out of memory error", "could not allocate", "failed to allocate")
@@ -46,6 +62,94 @@ def duckdb_settings() -> dict[str, str]:
         "temp_directory": str(Path(temp_dir).resolve()),
         "TimeZone": "UTC",
     }
+
+
+def memory_bytes(text: str) -> int | None:
+    """A DuckDB memory size ("4GB", "306.1 MiB", "512KiB") in bytes; None if not a size.
+    Decimal units (KB, MB, GB) are powers of 1000 and binary ones (KiB, MiB) of 1024, as DuckDB
+    reads them."""
+    m = _SIZE.match(text or "")
+    if not m or m.group(2).lower() not in _UNITS | {"": 1}:
+        return None
+    return int(float(m.group(1)) * _UNITS.get(m.group(2).lower(), 1))
+
+
+def scratch_share() -> float:
+    """The fraction of the memory budget every open scratch database gets together while the
+    warehouse is open too (C360_DUCKDB_SCRATCH_SHARE, strictly between 0 and 1)."""
+    raw = os.environ.get(SCRATCH_SHARE_ENV, "")
+    try:
+        share = float(raw) if raw else DEFAULT_SCRATCH_SHARE
+    except ValueError:
+        raise ValueError(
+            f"{SCRATCH_SHARE_ENV}={raw!r}: expected a number between 0 and 1"
+        ) from None
+    if not 0 < share < 1:
+        raise ValueError(f"{SCRATCH_SHARE_ENV}={raw!r}: expected a number between 0 and 1")
+    return share
+
+
+def memory_shares(budget: int, warehouses: int, scratches: int) -> tuple[int, int]:
+    """(bytes per warehouse database, bytes per scratch database) so that `warehouses` +
+    `scratches` open databases use at most `budget` together. Shares are whole MiB (rounded
+    down), so the sum stays within the budget however DuckDB rounds what it reports."""
+    if warehouses and scratches:
+        scratch_total = budget * scratch_share()
+        per_warehouse = (budget - scratch_total) / warehouses
+        per_scratch = scratch_total / scratches
+    else:
+        per_warehouse = per_scratch = budget / max(1, warehouses + scratches)
+    floor = lambda n: max(_MIB, math.floor(n / _MIB) * _MIB)  # noqa: E731
+    return floor(per_warehouse), floor(per_scratch)
+
+
+# The DuckDB databases this process has open, by kind: ("warehouse", resolved path) — every
+# connection to one file shares one database, so one share — or ("scratch", id).
+_open: dict[tuple[str, str], list[weakref.ref]] = {}
+
+
+def _alive(ref: weakref.ref) -> duckdb.DuckDBPyConnection | None:
+    con = ref()
+    if con is None:
+        return None
+    try:
+        con.cursor().close()  # raises once the connection is closed
+    except duckdb.Error:
+        return None
+    return con
+
+
+def _rebalance() -> None:
+    """Divide the memory budget among the databases still open (see the module doc). The limit is
+    SET through a cursor: a pending result on the caller's connection stays readable."""
+    limit = duckdb_settings()["memory_limit"]
+    budget = memory_bytes(limit)
+    live: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
+    for key, refs in list(_open.items()):
+        cons = [c for r in refs if (c := _alive(r)) is not None]
+        if cons:
+            _open[key] = [weakref.ref(c) for c in cons]
+            live[key] = cons[0]
+        else:
+            del _open[key]
+    if budget is None or not live:
+        return  # a limit DuckDB reads but we cannot (e.g. a percentage) is left to DuckDB
+    warehouses = sum(1 for kind, _ in live if kind == "warehouse")
+    per_warehouse, per_scratch = memory_shares(budget, warehouses, len(live) - warehouses)
+    for (kind, _), con in live.items():
+        share = per_warehouse if kind == "warehouse" else per_scratch
+        # alone, a database gets the setting as written (no rounding to whole MiB)
+        value = limit if len(live) == 1 else f"{share // 1024}KiB"
+        cur = con.cursor()
+        try:
+            cur.execute("set memory_limit = '" + value.replace("'", "''") + "'")
+        finally:
+            cur.close()
+
+
+def _track(kind: str, key: str, con: duckdb.DuckDBPyConnection) -> None:
+    _open.setdefault((kind, key), []).append(weakref.ref(con))
+    _rebalance()
 
 
 def apply_settings(con: duckdb.DuckDBPyConnection, settings: dict[str, str]) -> None:
@@ -76,6 +180,7 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
         if not read_only:
             for schema in SCHEMAS:
                 con.execute(f"create schema if not exists {schema}")
+        _track("warehouse", str(db.resolve()), con)
     except BaseException:
         con.close()
         raise
@@ -86,13 +191,16 @@ def scratch() -> duckdb.DuckDBPyConnection:
     """A private in-memory DuckDB with the shared settings (memory limit, spill folder, threads).
 
     Every DuckDB the pipeline opens goes through here or `connect`, so none runs without
-    C360_DUCKDB_MEMORY_LIMIT and none spills outside C360_DUCKDB_TEMP_DIR.
+    C360_DUCKDB_MEMORY_LIMIT and none spills outside C360_DUCKDB_TEMP_DIR; while a warehouse is
+    open in this process the scratch gets C360_DUCKDB_SCRATCH_SHARE of the limit and the
+    warehouse is lowered to the rest (module doc).
     """
     settings = duckdb_settings()
     Path(settings["temp_directory"]).mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
         apply_settings(con, settings)
+        _track("scratch", str(id(con)), con)
     except BaseException:
         con.close()
         raise
@@ -139,6 +247,7 @@ def warehouse(
         raise WarehouseOutOfMemory(out_of_memory_message("A warehouse query", str(exc))) from exc
     finally:
         con.close()
+        _rebalance()
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
