@@ -250,8 +250,13 @@ def _levels(
             swapped = cll.ColumnsReversedLevel(col, other, symmetrical=True)
 
             # swapped and one of the two mistyped: a swap and a typo are independent events
+            # crosswise as the straight levels judge a typo: one letter changed (a short
+            # name's or an early letter's typo scores below 0.92 Jaro-Winkler) or alike
             def alike(a: str, b: str) -> str:
-                close = f"jaro_winkler_similarity({a}_l, {b}_r) >= 0.92"
+                close = (
+                    f"(damerau_levenshtein({a}_l, {b}_r) <= 1 "
+                    f"or jaro_winkler_similarity({a}_l, {b}_r) >= 0.92)"
+                )
                 if not crosswise_nicknames:
                     return close
                 return f"({close} or list_has_any({a}_nicknames_l, {b}_nicknames_r))"
