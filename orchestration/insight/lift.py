@@ -5,9 +5,11 @@ out, with `has_ordered` and `order_revenue` in the attribution window). Only dec
 window has ended (`is_window_complete`) are compared; the held-out members (`is_holdout`) are the
 control, the members sent to (`outcome = ok`) the treated.
 
-Grain of `marts.campaign_lift` (rebuilt per run, like the other insight marts): one row per sync
-and send night (`scope = 'night'`) and one per sync over all its measured nights (`scope =
-'all_nights'`, `send_as_of` null), for syncs with at least one held-out and one treated member.
+Grain of `marts.campaign_lift` (rebuilt per run, like the other insight marts): one row per sync,
+treatment arm and send night (`scope = 'night'`) and one per sync and arm over all its measured
+nights (`scope = 'all_nights'`, `send_as_of` null), for syncs with at least one held-out and one
+treated member. `arm` is null for a sync without A/B/n arms (one treatment); a sync with arms
+(orchestration/activation/arms.py) has one row per arm, each against the same held-out members.
 
 Statistics (no scipy at run time: the normal quantile is a constant, the rest is `math`):
 - conversion (a revenue order in the window): difference of proportions treated − held out with
@@ -16,9 +18,16 @@ Statistics (no scipy at run time: the normal quantile is a constant, the rest is
 - revenue per member (zero for members without an order): difference of means with Welch's
   standard error and Welch–Satterthwaite degrees of freedom; the t quantile comes from the
   Cornish–Fisher expansion of the normal quantile (3.159 for the exact 3.182 at 3 degrees of
-  freedom, within 0.0002 from 10 up; the normal quantile is 1.960);
-- sample-ratio mismatch: Pearson's chi-square (1 degree of freedom) of the held-out vs treated
-  counts against the segment's configured holdout share, p = erfc(sqrt(chi2 / 2)); flagged below
+  freedom, within 0.0002 from 10 up; the normal quantile is 1.960). When one arm's revenue has
+  no variance (typically: no order among the held-out members) Welch's standard error would
+  count the other arm's only, as if that arm's mean were known exactly; the interval is then
+  Student's pooled-variance one (`revenue_lift_method = 'pooled'`, the reason in
+  `revenue_lift_note`). With no variance in either arm, or an arm of one member, the interval
+  is null with its reason;
+- sample-ratio mismatch: Pearson's chi-square of the customers in the holdout and in each arm
+  against their expected shares (the segment's holdout share, and the arms' shares of the rest:
+  arms.expected_shares), k − 1 degrees of freedom for k groups, the p-value by the closed form
+  of the chi-square survival function for whole degrees of freedom; flagged below
   `SRM_ALPHA` (0.001). A flagged row means the split is not what the hash assignment gives (sends
   lost or recorded twice, eligibility that depends on the arm): its lift is not to be trusted.
 - ROI when a cost per contact is configured for the sync: incremental revenue (revenue lift per
@@ -35,13 +44,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 
 import duckdb
 
+from orchestration.activation.arms import ArmSpec
+from orchestration.activation.arms import expected_shares as expected_arm_shares
+
 Z95 = 1.959963984540054  # standard normal 0.975 quantile
 SRM_ALPHA = 0.001
+# the SRM group of a sync's one treatment (no arms); a reserved word, never an arm's name
+TREATED = "treated"
 OUTCOMES_TABLE = "marts.campaign_outcomes"
 LIFT_TABLE = "marts.campaign_lift"
 
@@ -124,6 +138,80 @@ def welch(treated: Arm, control: Arm, z: float = Z95) -> tuple[float, float, flo
     return d, d - q * se, d + q * se, df
 
 
+@dataclass(frozen=True)
+class RevenueInterval:
+    """Difference of mean revenue per member treated − control and its 95 % interval (None:
+    not defined, `note` says why); `method` welch | pooled | None."""
+
+    lift: float
+    low: float | None
+    high: float | None
+    df: float | None
+    method: str | None
+    note: str | None
+
+
+def revenue_interval(treated: Arm, control: Arm, z: float = Z95) -> RevenueInterval:
+    """Welch's interval when both arms' revenue varies; Student's pooled-variance interval
+    when only one does (an arm without variance — e.g. no held-out member ordered — would
+    otherwise add nothing to the standard error); none when neither does or an arm has a single
+    member (no variance can be estimated)."""
+    d = treated.mean - control.mean
+    if treated.n < 2 or control.n < 2:
+        return RevenueInterval(d, None, None, None, None, "an arm has fewer than 2 members")
+    vt, vc = treated.variance, control.variance
+    if vt > 0 and vc > 0:
+        _, low, high, df = welch(treated, control, z)
+        return RevenueInterval(d, low, high, df, "welch", None)
+    if vt == 0 and vc == 0:
+        return RevenueInterval(
+            d, None, None, None, None, "no revenue variance in either arm (e.g. no orders)"
+        )
+    df = treated.n + control.n - 2
+    pooled = ((treated.n - 1) * vt + (control.n - 1) * vc) / df
+    se = math.sqrt(pooled * (1 / treated.n + 1 / control.n))
+    q = t_quantile(df, z)
+    which = "held-out" if vc == 0 else "treated"
+    return RevenueInterval(
+        d, d - q * se, d + q * se, float(df), "pooled",
+        f"no revenue variance among the {which} members: pooled-variance t interval",
+    )  # fmt: skip
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """Survival function of the chi-square distribution at whole degrees of freedom (closed
+    form: Q(x; k + 2) = Q(x; k) + (x/2)^(k/2) e^(−x/2) / Γ(k/2 + 1))."""
+    if df < 1:
+        raise ValueError("df must be at least 1")
+    if x <= 0:
+        return 1.0
+    half = x / 2
+    q, k = (math.erfc(math.sqrt(half)), 1) if df % 2 else (math.exp(-half), 2)
+    while k < df:
+        q += math.exp((k / 2) * math.log(half) - half - math.lgamma(k / 2 + 1))
+        k += 2
+    return min(1.0, q)
+
+
+def srm_multi(
+    counts: Mapping[str | None, int], expected: Mapping[str | None, float] | None
+) -> tuple[float, float, int] | None:
+    """Pearson chi-square of the customers per group (holdout: key None, each arm by name)
+    against the expected shares, its p-value and degrees of freedom; None without expected
+    shares, with a group that has no expected share (e.g. an arm since removed from the
+    config), with a group expected to be empty, or without customers."""
+    total = sum(counts.values())
+    if not expected or total == 0 or set(counts) - set(expected):
+        return None
+    if any(not 0 < share < 1 for share in expected.values()):
+        return None
+    chi2 = sum(
+        (counts.get(g, 0) - total * share) ** 2 / (total * share) for g, share in expected.items()
+    )
+    df = len(expected) - 1
+    return chi2, chi2_sf(chi2, df), df
+
+
 def srm(treated: int, held_out: int, holdout_share: float | None) -> tuple[float, float] | None:
     """Pearson chi-square (1 df) of the split against the configured holdout share and its
     p-value; None without a share strictly between 0 and 1 or without members."""
@@ -141,6 +229,7 @@ class LiftRow:
 
     sync_id: str
     segment_name: str | None
+    arm: str | None  # the A/B/n arm; None: the sync's one treatment
     scope: str  # night | all_nights
     send_as_of: dt.date | None
     nights: int
@@ -157,13 +246,15 @@ class LiftRow:
     treated_revenue_per_member: float
     held_out_revenue_per_member: float
     revenue_lift_per_member: float
-    revenue_lift_low: float
-    revenue_lift_high: float
+    revenue_lift_low: float | None
+    revenue_lift_high: float | None
     revenue_lift_df: float | None
+    revenue_lift_method: str | None
+    revenue_lift_note: str | None
     incremental_conversions: float
     incremental_revenue: float
-    incremental_revenue_low: float
-    incremental_revenue_high: float
+    incremental_revenue_low: float | None
+    incremental_revenue_high: float | None
     cost_per_contact: float | None
     campaign_cost: float | None
     roi: float | None
@@ -171,8 +262,12 @@ class LiftRow:
     roi_high: float | None
     configured_holdout_share: float | None
     observed_holdout_share: float
+    configured_arm_share: float | None
+    observed_arm_share: float
     srm_customers_treated: int
     srm_customers_held_out: int
+    srm_customers_total: int
+    srm_df: int | None
     srm_chi_square: float | None
     srm_p_value: float | None
     is_srm: bool | None
@@ -194,19 +289,36 @@ def lift_row(
     cost_per_contact: float | None,
     measured_as_of: dt.date,
     srm_alpha: float = SRM_ALPHA,
+    arm: str | None = None,
+    group_counts: Mapping[str | None, int] | None = None,
+    expected_shares: Mapping[str | None, float] | None = None,
 ) -> LiftRow:
-    """The statistics of one comparison (both arms with at least one member)."""
+    """The statistics of one comparison (both arms with at least one member). Without
+    `group_counts` the SRM check is the two-group one of `srm_counts` (treated, held out) against
+    `holdout_share`; with them (customers per group: None = holdout, else the arm's name) it is
+    the check across all groups against `expected_shares`."""
     d, low, high = newcombe(treated, control)
-    r, r_low, r_high, df = welch(treated, control)
+    rev = revenue_interval(treated, control)
+    r, r_low, r_high = rev.lift, rev.low, rev.high
     srm_t, srm_h = srm_counts
-    check = srm(srm_t, srm_h, holdout_share)
+    group = arm or TREATED
+    if group_counts is None:
+        group_counts = {group: srm_t, None: srm_h}
+        expected_shares = (
+            {group: 1 - holdout_share, None: holdout_share} if holdout_share is not None else None
+        )
+    check = srm_multi(group_counts, expected_shares)
+    srm_total = sum(group_counts.values())
     cost = None if cost_per_contact is None else cost_per_contact * treated.n
     roi = roi_low = roi_high = None
     if cost:
-        roi, roi_low, roi_high = ((x * treated.n - cost) / cost for x in (r, r_low, r_high))
+        roi = (r * treated.n - cost) / cost
+        if r_low is not None and r_high is not None:
+            roi_low, roi_high = ((x * treated.n - cost) / cost for x in (r_low, r_high))
     return LiftRow(
         sync_id=sync_id,
         segment_name=segment_name,
+        arm=arm,
         scope=scope,
         send_as_of=send_as_of,
         nights=nights,
@@ -225,20 +337,26 @@ def lift_row(
         revenue_lift_per_member=r,
         revenue_lift_low=r_low,
         revenue_lift_high=r_high,
-        revenue_lift_df=df if math.isfinite(df) else None,
+        revenue_lift_df=rev.df if rev.df is not None and math.isfinite(rev.df) else None,
+        revenue_lift_method=rev.method,
+        revenue_lift_note=rev.note,
         incremental_conversions=d * treated.n,
         incremental_revenue=r * treated.n,
-        incremental_revenue_low=r_low * treated.n,
-        incremental_revenue_high=r_high * treated.n,
+        incremental_revenue_low=None if r_low is None else r_low * treated.n,
+        incremental_revenue_high=None if r_high is None else r_high * treated.n,
         cost_per_contact=cost_per_contact,
         campaign_cost=cost,
         roi=roi,
         roi_low=roi_low,
         roi_high=roi_high,
-        configured_holdout_share=holdout_share,
-        observed_holdout_share=srm_h / (srm_t + srm_h) if srm_t + srm_h else math.nan,
-        srm_customers_treated=srm_t,
-        srm_customers_held_out=srm_h,
+        configured_holdout_share=None if not expected_shares else expected_shares.get(None),
+        observed_holdout_share=group_counts.get(None, 0) / srm_total if srm_total else math.nan,
+        configured_arm_share=None if not expected_shares else expected_shares.get(group),
+        observed_arm_share=group_counts.get(group, 0) / srm_total if srm_total else math.nan,
+        srm_customers_treated=group_counts.get(group, 0),
+        srm_customers_held_out=group_counts.get(None, 0),
+        srm_customers_total=srm_total,
+        srm_df=None if check is None else check[2],
         srm_chi_square=None if check is None else check[0],
         srm_p_value=None if check is None else check[1],
         is_srm=None if check is None else check[1] < srm_alpha,
@@ -247,12 +365,13 @@ def lift_row(
     )
 
 
-def _arm_sql(outcomes: str, per_night: bool) -> str:
+def _arm_sql(outcomes: str, per_night: bool, has_arm: bool = True) -> str:
     """Per-arm aggregates of the complete windows of `outcomes`, per sync and send night (or per
-    sync over every night, send_night null)."""
+    sync over every night, send_night null); the held-out members' arm is null."""
     night = "as_of" if per_night else "cast(null as date)"
+    arm = "case when is_holdout then null else arm end" if has_arm else "cast(null as varchar)"
     return f"""
-        select sync_id, segment_name, {night} as send_night, is_holdout,
+        select sync_id, segment_name, {night} as send_night, is_holdout, {arm} as arm,
             count(*) as n,
             count(*) filter (where has_ordered) as conversions,
             coalesce(sum(cast(order_revenue as double)), 0) as revenue,
@@ -261,7 +380,7 @@ def _arm_sql(outcomes: str, per_night: bool) -> str:
             count(distinct as_of) as nights
         from {outcomes}
         where is_window_complete and (is_holdout or outcome = 'ok')
-        group by sync_id, segment_name, send_night, is_holdout
+        group by all
     """
 
 
@@ -272,39 +391,64 @@ def compute(
     cost_per_contact: Mapping[str, float] | None = None,
     outcomes: str = OUTCOMES_TABLE,
     srm_alpha: float = SRM_ALPHA,
+    sync_arms: Mapping[str, Sequence[ArmSpec]] | None = None,
 ) -> list[LiftRow]:
-    """Lift rows for every sync and send night with both arms in `outcomes` (a campaign_outcomes
-    shaped relation: sync_id, segment_name, as_of, customer_id, is_holdout, outcome, has_ordered,
-    order_revenue, is_window_complete). `holdout_shares`: segment → configured share."""
+    """Lift rows for every sync, arm and send night with treated and held-out members in
+    `outcomes` (a campaign_outcomes shaped relation: sync_id, segment_name, as_of, customer_id,
+    is_holdout, outcome, has_ordered, order_revenue, is_window_complete, and optionally arm).
+    `holdout_shares`: segment → configured share; `sync_arms`: sync → its configured arms."""
     costs = dict(cost_per_contact or {})
-    groups: dict[tuple, dict[bool, tuple]] = {}
-    for sql in (_arm_sql(outcomes, True), _arm_sql(outcomes, False)):
-        for sync_id, segment, as_of, is_holdout, *agg in con.execute(sql).fetchall():
-            groups.setdefault((sync_id, segment, as_of), {})[bool(is_holdout)] = tuple(agg)
+    configured = dict(sync_arms or {})
+    probe = con.execute(f"select * from {outcomes} limit 0")
+    columns = {d[0] for d in probe.description}
+    probe.fetchall()  # DuckDB refuses other work while a result is unfinished
+    has_arm = "arm" in columns
+    # (sync, segment, night) → {None: the holdout's aggregates, arm name (or TREATED): an arm's}
+    groups: dict[tuple, dict[object, tuple]] = {}
+    for sql in (_arm_sql(outcomes, True, has_arm), _arm_sql(outcomes, False, has_arm)):
+        for sync_id, segment, as_of, is_holdout, arm, *agg in con.execute(sql).fetchall():
+            key = None if is_holdout else (arm or TREATED)
+            groups.setdefault((sync_id, segment, as_of), {})[key] = tuple(agg)
     rows = []
     for (sync_id, segment, as_of), arms in sorted(
         groups.items(), key=lambda kv: (kv[0][0], kv[0][2] is None, kv[0][2] or dt.date.min)
     ):
-        if True not in arms or False not in arms:
+        if None not in arms or len(arms) < 2:
             continue
-        t, h = arms[False], arms[True]
-        rows.append(
-            lift_row(
-                sync_id=sync_id,
-                segment_name=segment,
-                scope="night" if as_of is not None else "all_nights",
-                send_as_of=as_of,
-                nights=max(int(t[5]), int(h[5])),
-                treated=Arm(int(t[0]), int(t[1]), float(t[2]), float(t[3])),
-                control=Arm(int(h[0]), int(h[1]), float(h[2]), float(h[3])),
-                # the pooled SRM counts each customer once: the same customers recur every night
-                srm_counts=(int(t[4]), int(h[4])),
-                holdout_share=holdout_shares.get(segment) if segment else None,
-                cost_per_contact=costs.get(sync_id),
-                measured_as_of=measured_as_of,
-                srm_alpha=srm_alpha,
+        h = arms[None]
+        # the pooled SRM counts each customer once: the same customers recur every night
+        counts: dict[str | None, int] = {None: int(h[4])}
+        counts.update({k: int(a[4]) for k, a in arms.items() if k is not None})
+        share = holdout_shares.get(segment) if segment else None
+        spec = configured.get(sync_id, ())
+        expected = None
+        if share is not None and spec:
+            expected = expected_arm_shares(spec, share)
+        elif share is not None:
+            expected = {None: share, **{k: 1 - share for k in counts if k is not None}}
+            if len(expected) > 2:  # arms in the data, none configured: no verdict
+                expected = None
+        for key in sorted(k for k in arms if k is not None):
+            t = arms[key]
+            rows.append(
+                lift_row(
+                    sync_id=sync_id,
+                    segment_name=segment,
+                    scope="night" if as_of is not None else "all_nights",
+                    send_as_of=as_of,
+                    nights=max(int(t[5]), int(h[5])),
+                    treated=Arm(int(t[0]), int(t[1]), float(t[2]), float(t[3])),
+                    control=Arm(int(h[0]), int(h[1]), float(h[2]), float(h[3])),
+                    srm_counts=(int(t[4]), int(h[4])),
+                    holdout_share=share,
+                    cost_per_contact=costs.get(sync_id),
+                    measured_as_of=measured_as_of,
+                    srm_alpha=srm_alpha,
+                    arm=None if key == TREATED else key,
+                    group_counts=counts,
+                    expected_shares=expected,
+                )
             )
-        )
     return rows
 
 
@@ -314,6 +458,7 @@ _SQL_TYPES = {
     "dt.date | None": "date",
     "dt.date": "date",
     "int": "bigint",
+    "int | None": "bigint",
     "float": "double",
     "float | None": "double",
     "bool": "boolean",
@@ -357,11 +502,14 @@ def run(
     holdout_shares: Mapping[str, float],
     cost_per_contact: Mapping[str, float] | None = None,
     srm_alpha: float = SRM_ALPHA,
+    sync_arms: Mapping[str, Sequence[ArmSpec]] | None = None,
 ) -> list[LiftRow]:
     """Compute the lift of every sync from marts.campaign_outcomes and rewrite marts.campaign_lift
     (empty when the outcomes table does not exist yet)."""
     rows = (
-        compute(con, as_of, holdout_shares, cost_per_contact, srm_alpha=srm_alpha)
+        compute(
+            con, as_of, holdout_shares, cost_per_contact, srm_alpha=srm_alpha, sync_arms=sync_arms
+        )
         if has_outcomes(con)
         else []
     )
@@ -378,6 +526,7 @@ class LiftSettings:
     holdout_shares: dict[str, float]
     cost_per_contact: dict[str, float]
     srm_alpha: float
+    sync_arms: dict[str, tuple[ArmSpec, ...]] = field(default_factory=dict)
 
 
 def settings() -> LiftSettings:
@@ -395,7 +544,10 @@ def settings() -> LiftSettings:
     alpha = dbt.get("campaign_srm_alpha", SRM_ALPHA)
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
         raise ValueError(f"campaign_srm_alpha: a number between 0 and 1 (got {alpha!r})")
+    from orchestration.activation.syncs import load_all_syncs
+
     return LiftSettings(
+        sync_arms={s.name: s.arms for s in load_all_syncs() if s.arms},
         holdout_shares={s.name: s.holdout for s in load_all()},
         cost_per_contact={str(k): float(v) for k, v in costs.items()},
         srm_alpha=float(alpha),

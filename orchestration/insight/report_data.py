@@ -153,17 +153,24 @@ def retention(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
 
 
 def lift(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
-    """Conversion lift with its 95 % interval per sync, over all its measured nights."""
+    """Conversion lift with its 95 % interval per sync (per sync and arm for an A/B/n sync, the
+    label `sync / arm`), over all its measured nights."""
     table = "marts.campaign_lift"
     if not _exists(con, table):
         return _missing(table)
+    # a campaign_lift written before A/B/n arms has no arm column
+    has_arm = con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'marts' "
+        "and table_name = 'campaign_lift' and column_name = 'arm'"
+    ).fetchone()[0]
+    label = "sync_id || coalesce(' / ' || arm, '')" if has_arm else "sync_id"
     frame = _frame(
         con,
         f"""
-        select sync_id, segment_name, nights, treated, held_out, conversion_lift,
-            conversion_lift_low, conversion_lift_high, is_conversion_lift_significant, is_srm,
-            revenue_lift_per_member, roi
-        from {table} where scope = 'all_nights' and measured_as_of = ? order by sync_id
+        select {label} as sync_id, segment_name, nights, treated,
+            held_out, conversion_lift, conversion_lift_low, conversion_lift_high,
+            is_conversion_lift_significant, is_srm, revenue_lift_per_member, roi
+        from {table} where scope = 'all_nights' and measured_as_of = ? order by 1
         """,
         [as_of],
     )

@@ -7,6 +7,9 @@ before D — and plants a conversion for each such send decision with a known pr
 
     P(convert | held out) = base_rate,  P(convert | sent) = base_rate + lift
 
+For a sync with A/B/n arms (contact_history.arm, orchestration/activation/arms.py) each arm may
+have its own planted lift (`arm_lifts`: arm name → lift; an arm not named there gets `lift`).
+
 on the day after the send night (a uniform instant of that UTC day), an order of status `paid`
 whose total is Gamma(spend_shape, mean mean_spend). The orders are written next to the generated
 shop orders of D (`shop/orders/dt=D/part-00001.jsonl`) for every decision whose conversion day
@@ -18,7 +21,8 @@ planted conversion does not depend on the order of the rows or on the night it i
 Only customers with a shop account can order (the customer's shop account in
 `marts.customer_id_map`); the truth counts them per arm.
 
-Truth (`<truth>/treatment_lift.csv`, one row per sync and send night with both arms, and
+Truth (`<truth>/treatment_lift.csv`, one row per sync, send night and treatment arm (`arm`
+empty for a sync without arms) with treated and held-out members, and
 `treatment_parameters.json`): the planted lift, the expected conversion rate of each arm for the
 planted orders alone, and the expected rates within an attribution window of `window_days` (the
 dbt var campaign_attribution_days by default) — which, for a customer sent on consecutive nights,
@@ -49,6 +53,12 @@ class TreatmentTruth:
     window_days: int | None = None  # truth's attribution window; None: campaign_attribution_days
     warehouse: str | None = None  # where contact_history is read; None: the home's warehouse
     currency: str = "USD"
+    # A/B/n: planted lift per arm name (contact_history.arm); arms not named get `lift`
+    arm_lifts: dict[str, float] | None = None
+
+    def arm_lift(self, arm: str | None) -> float:
+        """The planted lift of a sent member of `arm` (None: a sync without arms)."""
+        return float((self.arm_lifts or {}).get(arm, self.lift)) if arm else float(self.lift)
 
 
 def _warehouse(truth: TreatmentTruth) -> Path:
@@ -70,8 +80,18 @@ def _uniform(hex_expr: str, start: int) -> str:
     return f"((cast(('0x' || substr({hex_expr}, {start}, 8)) as ubigint) + 0.5) / 4294967296.0)"
 
 
-def _decisions_sql(truth: TreatmentTruth, seed: int) -> str:
-    """One row per send decision before ? (the generated as_of) with its planted draws."""
+def _lift_sql(truth: TreatmentTruth) -> str:
+    """The planted lift of a sent row, by its arm."""
+    cases = " ".join(
+        f"when arm = '{str(name).replace(chr(39), chr(39) * 2)}' then {float(value)}"
+        for name, value in sorted((truth.arm_lifts or {}).items())
+    )
+    return f"(case {cases} else {float(truth.lift)} end)" if cases else str(float(truth.lift))
+
+
+def _decisions_sql(truth: TreatmentTruth, seed: int, has_arm: bool = False) -> str:
+    """One row per send decision before ? (the generated as_of) with its planted draws
+    (`has_arm`: contact_history has the arm column)."""
     shape = int(truth.spend_shape)
     if shape < 1 or shape != truth.spend_shape:
         raise ValueError("spend_shape must be a whole number >= 1")
@@ -79,7 +99,9 @@ def _decisions_sql(truth: TreatmentTruth, seed: int) -> str:
     key = f"'{int(seed)}|' || sync_id || '|' || cast(as_of as varchar) || '|' || customer_id"
     return f"""
         with history as (
-            select sync_id, segment_name, as_of, customer_id, is_holdout
+            select sync_id, segment_name, as_of, customer_id, is_holdout,
+                {"case when is_holdout then null else arm end" if has_arm else "cast(null as varchar)"}
+                    as arm
             from activation.contact_history
             where outcome in ('ok', 'held_out') and as_of < ?
             qualify row_number() over (
@@ -95,13 +117,14 @@ def _decisions_sql(truth: TreatmentTruth, seed: int) -> str:
         keyed as (
             select history.*, shop.shop_customer_id,
                 {float(truth.base_rate)} + case when history.is_holdout then 0
-                    else {float(truth.lift)} end as p_convert,
+                    else {_lift_sql(truth)} end as p_convert,
                 md5({key}) as h_draw,
                 md5({key} || '|spend') as h_spend,
                 md5({key} || '|order') as h_order
             from history left join shop using (customer_id)
         )
-        select sync_id, segment_name, as_of, customer_id, is_holdout, shop_customer_id, p_convert,
+        select sync_id, segment_name, as_of, customer_id, is_holdout, arm, shop_customer_id,
+            p_convert,
             shop_customer_id is not null and {_uniform("h_draw", 1)} < p_convert as converted,
             cast(as_of as timestamp) + interval 1 day
                 + to_seconds(cast(floor({_uniform("h_draw", 9)} * 86400) as bigint))
@@ -113,8 +136,9 @@ def _decisions_sql(truth: TreatmentTruth, seed: int) -> str:
 
 
 def _truth_sql(window_days: int, mean_spend: float) -> str:
-    """Per sync and send night: arms, planted conversions and the expected rates (alone and
-    within the attribution window, other sends of the same customer included)."""
+    """Per sync, send night and treatment arm (each against the night's held-out members):
+    members, planted conversions and the expected rates (alone and within the attribution
+    window, other sends of the same customer included)."""
     return f"""
         with mine as (
             select d.*, coalesce(exp(sum(ln(1 - o.p_convert))), 1) as p_none_in_window,
@@ -124,34 +148,43 @@ def _truth_sql(window_days: int, mean_spend: float) -> str:
                 on o.customer_id = d.customer_id and o.shop_customer_id is not null
                 and o.as_of between d.as_of and d.as_of + {int(window_days) - 1}
             group by all
+        ),
+        held as (
+            select sync_id, as_of,
+                count(*) as held_out,
+                count(*) filter (where shop_customer_id is not null) as held_out_shop_customers,
+                count(*) filter (where converted) as held_out_planted_conversions,
+                avg(case when shop_customer_id is null then 0 else p_convert end)
+                    as expected_held_out_rate,
+                avg(1 - p_none_in_window) as expected_held_out_rate_in_window,
+                avg(expected_orders_in_window) as expected_orders
+            from mine where is_holdout
+            group by sync_id, as_of
+        ),
+        treated as (
+            select sync_id, any_value(segment_name) as segment_name, as_of, arm,
+                count(*) as treated,
+                count(*) filter (where shop_customer_id is not null) as treated_shop_customers,
+                count(*) filter (where converted) as treated_planted_conversions,
+                avg(case when shop_customer_id is null then 0 else p_convert end)
+                    as expected_treated_rate,
+                avg(1 - p_none_in_window) as expected_treated_rate_in_window,
+                avg(expected_orders_in_window) as expected_orders
+            from mine where not is_holdout
+            group by sync_id, as_of, arm
         )
-        select sync_id, any_value(segment_name) as segment_name, as_of as send_as_of,
-            count(*) filter (where not is_holdout) as treated,
-            count(*) filter (where is_holdout) as held_out,
-            count(*) filter (where not is_holdout and shop_customer_id is not null)
-                as treated_shop_customers,
-            count(*) filter (where is_holdout and shop_customer_id is not null)
-                as held_out_shop_customers,
-            count(*) filter (where not is_holdout and converted) as treated_planted_conversions,
-            count(*) filter (where is_holdout and converted) as held_out_planted_conversions,
-            avg(case when shop_customer_id is null then 0 else p_convert end)
-                filter (where not is_holdout) as expected_treated_rate,
-            avg(case when shop_customer_id is null then 0 else p_convert end)
-                filter (where is_holdout) as expected_held_out_rate,
-            avg(1 - p_none_in_window) filter (where not is_holdout)
-                as expected_treated_rate_in_window,
-            avg(1 - p_none_in_window) filter (where is_holdout)
-                as expected_held_out_rate_in_window,
-            avg(1 - p_none_in_window) filter (where not is_holdout)
-                - avg(1 - p_none_in_window) filter (where is_holdout)
+        select t.sync_id, t.segment_name, t.as_of as send_as_of, t.arm, t.treated, h.held_out,
+            t.treated_shop_customers, h.held_out_shop_customers,
+            t.treated_planted_conversions, h.held_out_planted_conversions,
+            t.expected_treated_rate, h.expected_held_out_rate,
+            t.expected_treated_rate_in_window, h.expected_held_out_rate_in_window,
+            t.expected_treated_rate_in_window - h.expected_held_out_rate_in_window
                 as expected_conversion_lift_in_window,
-            (avg(expected_orders_in_window) filter (where not is_holdout)
-                - avg(expected_orders_in_window) filter (where is_holdout))
-                * {float(mean_spend)} as expected_revenue_lift_per_member_in_window
-        from mine
-        group by sync_id, as_of
-        having count(*) filter (where is_holdout) > 0 and count(*) filter (where not is_holdout) > 0
-        order by sync_id, as_of
+            (t.expected_orders - h.expected_orders) * {float(mean_spend)}
+                as expected_revenue_lift_per_member_in_window
+        from treated as t
+        inner join held as h on t.sync_id = h.sync_id and t.as_of = h.as_of
+        order by t.sync_id, t.as_of, t.arm nulls first
     """
 
 
@@ -174,7 +207,7 @@ def plant(
 
     con = scratch()
     con.execute("set timezone = 'UTC'")
-    has_history = False
+    has_history = has_arm = False
     if path.exists():
         con.execute(f"attach '{path}' as wh (read_only)")
         con.execute("use wh")
@@ -187,11 +220,20 @@ def plant(
             == 2
         )
     if has_history:
-        con.execute(f"create temp table decisions as {_decisions_sql(truth, seed)}", [as_of])
+        has_arm = bool(
+            con.execute(
+                "select count(*) from information_schema.columns where table_catalog = 'wh' "
+                "and table_schema = 'activation' and table_name = 'contact_history' "
+                "and column_name = 'arm'"
+            ).fetchone()[0]
+        )
+        con.execute(
+            f"create temp table decisions as {_decisions_sql(truth, seed, has_arm)}", [as_of]
+        )
     else:
         con.execute(
             "create temp table decisions (sync_id varchar, segment_name varchar, as_of date, "
-            "customer_id varchar, is_holdout boolean, shop_customer_id varchar, "
+            "customer_id varchar, is_holdout boolean, arm varchar, shop_customer_id varchar, "
             "p_convert double, converted boolean, ordered_at timestamp, total_amount double, "
             "order_id varchar)"
         )
@@ -233,13 +275,15 @@ def plant(
     with (truth_dir / "treatment_lift.csv").open("w", encoding="utf-8") as fh:
         fh.write(",".join([*names[:3], "planted_lift", *names[3:], "window_days"]) + "\n")
         for row in table:
-            cells = [*row[:3], truth.lift, *row[3:], window]
+            cells = [*row[:3], truth.arm_lift(row[3]), *row[3:], window]
             fh.write(",".join("" if v is None else str(v) for v in cells) + "\n")
     summary = {
         **asdict(truth),
         "window_days": window,
         "warehouse": str(path),
-        "send_decisions_measured": int(sum(r[3] + r[4] for r in table)),
+        "send_decisions_measured": int(
+            sum(r[4] for r in table) + sum({(r[0], r[2]): r[5] for r in table}.values())
+        ),
         "planted_orders_written": len(orders),
         "syncs": sorted({r[0] for r in table}),
     }

@@ -107,3 +107,38 @@ def test_without_a_warehouse_nothing_is_planted(tmp_path):
     assert summary["planted_orders_written"] == 0
     assert not (tmp_path / "landing" / "shop").exists()
     assert (tmp_path / "truth" / "treatment_lift.csv").read_text().count("\n") == 1  # header
+
+
+def test_each_arm_gets_its_planted_lift(tmp_path):
+    """A/B/n: contact_history rows carry their arm; `arm_lifts` plants each arm's own lift and
+    the truth has one row per arm against the night's held-out members."""
+    path = tmp_path / "wh.duckdb"
+    _warehouse(path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("alter table activation.contact_history add column arm varchar")
+        con.execute(
+            "update activation.contact_history set arm = case when is_holdout then null "
+            "when cast(substr(customer_id, 2) as integer) % 2 = 0 then 'a' else 'b' end "
+            "where outcome = 'ok'"
+        )
+    truth = TreatmentTruth(lift=0.05, base_rate=0.1, window_days=1, warehouse=str(path),
+                           arm_lifts={"a": 0.02, "b": 0.08})  # fmt: skip
+    summary = plant(truth, 7, NIGHTS[1] + dt.timedelta(days=1), tmp_path / "l", tmp_path / "t")
+    with (tmp_path / "t" / "treatment_lift.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["send_as_of"], r["arm"]) for r in rows] == [
+        (n.isoformat(), arm) for n in NIGHTS for arm in ("a", "b")
+    ]
+    assert summary["send_decisions_measured"] == 2 * MEMBERS
+    for row in rows:
+        lift = {"a": 0.02, "b": 0.08}[row["arm"]]
+        assert float(row["planted_lift"]) == lift
+        assert int(row["held_out"]) == MEMBERS // 10
+        treated = int(row["treated"])
+        # even ids not held out (every 10th is) are arm a, odd ones arm b
+        assert treated == {"a": MEMBERS * 2 // 5, "b": MEMBERS // 2}[row["arm"]]
+        shop = int(row["treated_shop_customers"]) / treated
+        assert float(row["expected_treated_rate"]) == pytest.approx((0.1 + lift) * shop)
+        sd = ((0.1 + lift) * (1 - 0.1 - lift) / treated) ** 0.5
+        rate = int(row["treated_planted_conversions"]) / treated
+        assert abs(rate - float(row["expected_treated_rate"])) < 4 * sd

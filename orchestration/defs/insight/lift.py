@@ -22,10 +22,12 @@ SEGMENT_VALUE_KEY = dg.AssetKey(["marts", "kpi_segment_value"])
     partitions_def=nightly_partitions,
     backfill_policy=ONE_DAY_PER_RUN,
     description=(
-        "marts.campaign_lift: per sync with a holdout and send night (and over all its nights), "
+        "marts.campaign_lift: per sync with a holdout, A/B/n arm and send night (and over all "
+        "its nights), "
         "conversion and revenue per member of the treated vs the held-out members in the "
         "attribution window, the difference with a 95 % interval (Newcombe for conversion, Welch "
-        "for revenue), a sample-ratio-mismatch check against the segment's holdout share and ROI "
+        "for revenue), a sample-ratio-mismatch check across the holdout and every arm against their "
+        "configured shares and ROI "
         "when a cost per contact is configured. Complete windows only."
     ),
 )
@@ -34,7 +36,12 @@ def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     config = lift.settings()
     with warehouse.connection() as con:
         rows = lift.run(
-            con, as_of, config.holdout_shares, config.cost_per_contact, srm_alpha=config.srm_alpha
+            con,
+            as_of,
+            config.holdout_shares,
+            config.cost_per_contact,
+            srm_alpha=config.srm_alpha,
+            sync_arms=config.sync_arms,
         )
     pooled = [r for r in rows if r.scope == "all_nights"]
     flagged = sorted({r.sync_id for r in rows if r.is_srm})
@@ -46,14 +53,15 @@ def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
         "srm_flagged_syncs": ", ".join(flagged) or "none",
     }
     for r in pooled:
-        metadata[f"{r.sync_id}/conversion_lift"] = round(r.conversion_lift, 5)
-        metadata[f"{r.sync_id}/conversion_lift_95ci"] = (
+        name = r.sync_id if r.arm is None else f"{r.sync_id}/{r.arm}"
+        metadata[f"{name}/conversion_lift"] = round(r.conversion_lift, 5)
+        metadata[f"{name}/conversion_lift_95ci"] = (
             f"[{r.conversion_lift_low:+.4f}, {r.conversion_lift_high:+.4f}] over {r.nights} "
             f"night(s), {r.treated} treated vs {r.held_out} held out"
         )
-        metadata[f"{r.sync_id}/revenue_lift_per_member"] = round(r.revenue_lift_per_member, 4)
+        metadata[f"{name}/revenue_lift_per_member"] = round(r.revenue_lift_per_member, 4)
         if r.roi is not None:
-            metadata[f"{r.sync_id}/roi"] = round(r.roi, 4)
+            metadata[f"{name}/roi"] = round(r.roi, 4)
     return dg.MaterializeResult(metadata=metadata)
 
 

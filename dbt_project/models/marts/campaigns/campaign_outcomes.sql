@@ -7,15 +7,22 @@
     contact_history is written by the sync runners after the nightly dbt build, so a night sees the
     sends of earlier nights; a warehouse that never synced has no such table (no rows, no error).
     Engagement is matched by the address the row went to (contact_history carries no campaign id),
-    so an open counts whichever campaign it came from; orders by the customer's shop accounts. -#}
+    so an open counts whichever campaign it came from; orders by the customer's shop accounts.
+    `arm` is the A/B/n treatment arm of a sent row (null when held out or the sync has no arms;
+    a contact_history written before arms existed has no such column: null throughout). -#}
 {%- set engagement_days = var('campaign_engagement_days', 7) | int -%}
 {%- set attribution_days = var('campaign_attribution_days', 7) | int -%}
 {%- set history_source = source('activation', 'contact_history') -%}
 {%- set history_relation = none -%}
+{%- set has_arm = false -%}
 {%- if execute -%}
     {%- set history_relation = adapter.get_relation(
         database=history_source.database, schema=history_source.schema, identifier=history_source.identifier
     ) -%}
+    {%- if history_relation is not none -%}
+        {%- set column_names = adapter.get_columns_in_relation(history_relation) | map(attribute='name') | map('lower') | list -%}
+        {%- set has_arm = 'arm' in column_names -%}
+    {%- endif -%}
 {%- endif -%}
 {%- set no_history -%}
     (select
@@ -28,6 +35,7 @@
         cast(null as varchar) as contact_point,
         cast(null as varchar) as outcome,
         cast(null as boolean) as is_holdout,
+        cast(null as varchar) as arm,
         cast(null as timestamp) as recorded_at
     where false)
 {%- endset -%}
@@ -42,6 +50,7 @@ with contact_history as (
         contact_point,
         outcome,
         is_holdout,
+        {{ 'arm' if has_arm or history_relation is none else 'cast(null as varchar) as arm' }},
         recorded_at
     from {{ history_source if history_relation is not none else no_history }} as history
     -- sends of earlier nights: the run's own sends are written after dbt builds, so counting
@@ -60,6 +69,7 @@ sends as (
         lower(trim(contact_point)) as contact_point,
         outcome,
         is_holdout,
+        case when not is_holdout then arm end as arm,
         -- the window opens when the send's as_of day has ended (the night's run sends after it)
         {{ dbt.dateadd('day', 1, 'cast(as_of as timestamp)') }} as window_starts_at,
         row_number() over (
@@ -80,6 +90,7 @@ windows as (
         contact_point,
         outcome,
         is_holdout,
+        arm,
         window_starts_at,
         {{ dbt.dateadd('day', engagement_days, 'window_starts_at') }} as engagement_ends_at,
         {{ dbt.dateadd('day', attribution_days, 'window_starts_at') }} as attribution_ends_at
@@ -150,6 +161,7 @@ final as (
         windows.as_of,
         windows.customer_id,
         windows.is_holdout,
+        windows.arm,
         windows.outcome,
         windows.channel,
         coalesce(engaged.is_delivered, false) as is_delivered,

@@ -1,9 +1,13 @@
-{#- The campaign funnel per sync, send night and arm (treated = sent, held_out = the control), from
+{#- The campaign funnel per sync, send night and arm (treated = sent, or the A/B/n arm's name for a
+    sync with arms; held_out = the control), from
     marts.campaign_outcomes: members, delivered / opened / clicked (email), converted (a revenue
     order in the attribution window) and revenue. Lift with its confidence interval and the
     sample-ratio check are in marts.campaign_lift. -#}
 with outcomes as (
-    select * from {{ ref('campaign_outcomes') }}
+    select
+        *,
+        case when is_holdout then 'held_out' else coalesce(arm, 'treated') end as arm_group
+    from {{ ref('campaign_outcomes') }}
 ),
 
 final as (
@@ -11,7 +15,7 @@ final as (
         sync_id,
         segment_name,
         as_of as send_as_of,
-        case when is_holdout then 'held_out' else 'treated' end as arm,
+        arm_group as arm,
         max(channel) as channel,
         count(*) as members,
         sum(case when is_delivered then 1 else 0 end) as delivered,
@@ -25,7 +29,7 @@ final as (
         bool_and(is_window_complete) as is_window_complete,
         max(measured_as_of) as measured_as_of
     from outcomes
-    group by sync_id, segment_name, as_of, is_holdout
+    group by sync_id, segment_name, as_of, arm_group
 )
 
 select * from final
