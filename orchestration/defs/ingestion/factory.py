@@ -151,6 +151,15 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
             f"clean {batch.loaded}, quarantined {batch.quarantined}, deduplicated {batch.deduplicated}"
             f" (staged by the loader: {batch.staged})"
         )
+        # A source with nothing delivered (no folder yet, or no new file) stages zero rows and
+        # says so; it is a quiet night, not an error (the gate's freshness rule judges staleness).
+        note = (
+            f"no new files under {contract.source}/{contract.entity}/: zero rows staged"
+            if not batch.files and not extraction
+            else ""
+        )
+        if note:
+            context.log.warning(f"{contract.id}: {note}")
         discovery = discovery_metadata(batch, landing)
         if batch.refused:
             context.log.warning(
@@ -179,6 +188,7 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                     }
                 ),
                 "mode": "live" if extraction else "files",
+                **({"note": note} if note else {}),
                 **discovery,
                 "quality_report": dg.MetadataValue.path(str(report)),
                 **({"extraction": dg.MetadataValue.json(extraction)} if extraction else {}),
@@ -234,10 +244,11 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
     return [_staged, _raw]
 
 
-def build_source_defs(source: str) -> dg.Definitions:
-    """Staged and raw assets for every contract of `source` (gates live in defs/quality)."""
+def build_source_defs(source: str | None = None) -> dg.Definitions:
+    """Staged and raw assets for every contract under data_contracts/sources/ (of `source` only
+    when given); the gates live in defs/quality."""
     assets: list[dg.AssetsDefinition] = []
     for contract in all_source_contracts():
-        if contract.source == source:
+        if source is None or contract.source == source:
             assets += _entity_assets(contract)
     return dg.Definitions(assets=assets)

@@ -1,5 +1,0 @@
-"""Ingestion of the shop source: one staged batch, contract gate and raw table per entity."""
-
-from orchestration.defs.ingestion.factory import build_source_defs
-
-defs = build_source_defs("shop")
