@@ -56,6 +56,32 @@ def _client() -> Any:
     )
 
 
+def client() -> Any:
+    """The landing bucket's S3 client (the erasure step rewrites objects through it too)."""
+    return _client()
+
+
+def entity_prefix(url: str, source: str, entity: str) -> tuple[str, str]:
+    """(bucket, key prefix ending in /) of one entity's objects under the landing URL."""
+    bucket, prefix = parse_url(url)
+    return bucket, f"{prefix}/{source}/{entity}/" if prefix else f"{source}/{entity}/"
+
+
+def read_manifest(root: Path) -> dict[str, dict]:
+    """What was downloaded into one entity folder: relative key -> {etag, sha256}."""
+    path = Path(root) / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_manifest(root: Path, manifest: dict[str, dict]) -> None:
+    """Replace the entity folder's manifest atomically."""
+    path = Path(root) / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(MANIFEST + ".part")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -71,13 +97,9 @@ def sync_entity(
     `landing_dir/<source>/<entity>/`; return the local paths downloaded by this call."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, prefix = parse_url(url)
-    base = f"{prefix}/{source}/{entity}/" if prefix else f"{source}/{entity}/"
+    bucket, base = entity_prefix(url, source, entity)
     root = (Path(landing_dir) / source / entity).resolve()
-    manifest_path = root / MANIFEST
-    manifest: dict[str, dict] = (
-        json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    )
+    manifest = read_manifest(root)
     client = _client()
     fetched: list[Path] = []
     try:
@@ -109,8 +131,5 @@ def sync_entity(
         # botocore messages name the operation and the bucket, never the credentials.
         raise LandingUrlError(f"s3://{bucket}/{base}: cannot list or download: {exc}") from None
     if fetched:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = manifest_path.with_name(MANIFEST + ".part")
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        tmp.replace(manifest_path)
+        write_manifest(root, manifest)
     return fetched

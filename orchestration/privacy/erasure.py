@@ -13,7 +13,8 @@ identifiers, and the records `marts.customer_id_map` put in the same customer. T
 3. destinations holding the person: deletes sent, answers recorded (destinations.py);
 4. landing files and outbox drops holding them: rewritten atomically or removed (files.py); the
    landing ledger (audit.ingestion_files) gets the new bytes' hash, so the rewritten file is not
-   ingested again as new;
+   ingested again as new; the same for the S3 landing objects already downloaded and the S3
+   file drops (s3_objects.py);
 5. tombstones of every identifier (tombstones.py): later ingestion drops the person's rows;
 6. a receipt in `audit.erasure_receipts`: where, what, when, rows and files touched, the
    destinations' acknowledgements, with identifiers only as keyed hashes.
@@ -35,7 +36,7 @@ import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
 from orchestration.paths import landing_dir, outbox_dir
-from orchestration.privacy import files, tombstones
+from orchestration.privacy import files, s3_objects, tombstones
 from orchestration.privacy.destinations import send_deletes
 from orchestration.privacy.identifiers import (
     IDENTIFIER_COLUMNS,
@@ -509,6 +510,42 @@ def _file_roots(landing: Path, outbox: Path) -> list[tuple[Path, Path, str, bool
     return out
 
 
+def _drop_uris(con) -> list[str]:
+    """Every S3 file drop c360 wrote (activation.sync_runs.output_uri)."""
+    if not _exists(con, "activation", "sync_runs"):
+        return []
+    return [u for (u,) in con.execute(
+        "select distinct output_uri from activation.sync_runs where output_uri like 's3://%'"
+    ).fetchall()]  # fmt: skip
+
+
+def _rewrite_objects(con, reqs: list[Request], landing: Path) -> None:
+    """S3 landing objects already downloaded and S3 file drops holding the person (s3_objects.py);
+    before the local files, so the landing manifest and the rewritten local copy agree."""
+    from orchestration.contracts.model import all_source_contracts
+    from orchestration.ingest.s3_landing import landing_url
+
+    by_id = {r.request_id: r for r in reqs}
+    done: list[s3_objects.ObjectRewrite] = []
+    url = landing_url()
+    if url:
+        folders = [
+            (c.source, c.entity, _file_needles(reqs, c.id in PERSON_CONTRACTS))
+            for c in all_source_contracts()
+            if c.id in IDENTIFIER_COLUMNS
+        ]
+        done += s3_objects.erase_landing_objects(landing, url, folders)
+    uris = _drop_uris(con)
+    if uris:
+        done += s3_objects.erase_drop_objects(uris, _file_needles(reqs, anchors_only=False))
+    for rw in done:
+        action = "deleted (no row left)" if rw.removed else "rewritten without the rows"
+        if rw.versions_deleted:
+            action += f"; {rw.versions_deleted} older version(s) deleted"
+        for rid, n in rw.rows_by_request.items():
+            by_id[rid].touched(rw.uri, rw.kind, action, rows=n, files_n=1)
+
+
 def _rewrite_files(con, reqs: list[Request], landing: Path, outbox: Path) -> None:
     by_id = {r.request_id: r for r in reqs}
     ledger = _exists(con, "audit", "ingestion_files")
@@ -586,6 +623,7 @@ def erase_pending(
         _erase_phone_lookup(con, reqs)
         _contact_history(con, reqs)
         _sweep(con, reqs)
+        _rewrite_objects(con, reqs, landing or landing_dir())
         _rewrite_files(con, reqs, landing or landing_dir(), outbox or outbox_dir())
         new = 0
         for req in reqs:

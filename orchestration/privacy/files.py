@@ -119,8 +119,8 @@ def _jsonl(data: bytes, needles) -> tuple[bytes | None, dict[str, int], int]:
     return b"".join(kept), dropped, sum(1 for ln in kept if ln.strip())
 
 
-def _parquet(path: Path, needles) -> tuple[bytes | None, dict[str, int], int]:
-    table = pq.read_table(path)
+def _parquet(source, needles) -> tuple[bytes | None, dict[str, int], int]:
+    table = pq.read_table(source)
     mask, dropped = [], {}
     for row in table.to_pylist():
         hits = _row_hits(row.values(), needles)
@@ -133,6 +133,19 @@ def _parquet(path: Path, needles) -> tuple[bytes | None, dict[str, int], int]:
     sink = io.BytesIO()
     pq.write_table(kept, sink)
     return sink.getvalue(), dropped, kept.num_rows
+
+
+def rewrite_data(
+    suffix: str, data: bytes, needles: dict[tuple[str, str], set[str]]
+) -> tuple[bytes | None, dict[str, int], int]:
+    """The bytes of a `suffix` file (.csv, .jsonl, .parquet) without the rows holding an
+    identifier in `needles`: (new bytes or None when no row matched, rows dropped per request,
+    rows left). The same rewrite as rewrite_file, for bytes held elsewhere (an S3 object)."""
+    if suffix == ".parquet":
+        return _parquet(pa.BufferReader(data), needles)
+    if not _prefilter(data, needles):
+        return None, {}, 0
+    return (_csv if suffix == ".csv" else _jsonl)(data, needles)
 
 
 def rewrite_file(path: Path, needles: dict[tuple[str, str], set[str]]) -> Rewrite | None:
