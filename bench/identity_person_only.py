@@ -3,7 +3,7 @@ unsupervised Splink 5 pipeline on the same fields (docs/identity.md, *Measured: 
 profile*).
 
     .venv/bin/python bench/identity_person_only.py --persons 5000 [--mode link|dedup|both]
-        [--pipeline]
+        [--pipeline] [--min-precision 0.995]
 
 Model level (always): the CRM and loyalty records of `c360 generate --profile person_link` (or
 `person_dedup`) are read into an in-memory warehouse as `int_identity__records`; c360's model is
@@ -129,9 +129,11 @@ def clusters_to_pairs(pairs: set[tuple[str, str]], keys: list[str]) -> set[tuple
     return {tuple(sorted(p)) for g in groups.values() for p in itertools.combinations(g, 2)}
 
 
-def c360_model(con, keys, cross: bool):
+def c360_model(con, keys, cross: bool, min_precision: float | None = None):
     records = probabilistic.candidates(con)
     config = identity_config.load().probabilistic
+    if min_precision is not None:  # what the threshold rule's floor costs or buys
+        config = dataclasses.replace(config, min_precision=min_precision)
     started = time.monotonic()
     model = training.fit(records, config, AS_OF)
     if not model.accepted:
@@ -244,6 +246,10 @@ def main() -> None:
     ap.add_argument(
         "--max-edits", type=int, default=None, help="edits per duplicate (profile default: 4)"
     )
+    ap.add_argument(
+        "--min-precision", type=float, default=None,
+        help="the threshold rule's expected-precision floor (default: the project's)",
+    )  # fmt: skip
     args = ap.parse_args()
     for mode in ("link", "dedup") if args.mode == "both" else (args.mode,):
         tmp = Path(tempfile.mkdtemp(prefix="c360_second_"))
@@ -257,7 +263,7 @@ def main() -> None:
         cross = mode == "link"
         true = true_pairs(truth, cross)
         print(f"== {mode}: {len(keys):,} records, {len(true):,} true pairs")
-        got, model = c360_model(con, keys, cross)
+        got, model = c360_model(con, keys, cross, args.min_precision)
         if got is None:
             print(f"c360 model refused: {model.reason}")
         else:

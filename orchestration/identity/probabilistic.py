@@ -634,8 +634,8 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
 # and first_name_conflict guards): two records of one surname at one address (same street, and
 # postcode or locality) are a household's, not one person's, when their birth dates are both
 # known and not one typo (or a day-month swap) apart — a parent and a child of one name — or
-# when a birth date is missing and their given names disagree outright (not one typo, not alike)
-# — two family members. Fellegi-Sunter multiplies the surname and the address as independent
+# when a birth date is missing and their given names disagree outright (not one typo, not alike,
+# not nicknames of one name: William and Bill are one name) — two family members. Fellegi-Sunter multiplies the surname and the address as independent
 # evidence, but family members share both, so such a pair scores as high as one person's two
 # records; it is refused whatever its probability. Agreeing birth dates with different given
 # names (William and Bill, born the same day at one address) stay the model's to weigh.
@@ -657,7 +657,8 @@ HOUSEHOLD_CONFLICT = """
             (l.date_of_birth is null or r.date_of_birth is null)
             and coalesce(
                 jaro_winkler_similarity(l.first_name, r.first_name) < 0.8
-                and damerau_levenshtein(l.first_name, r.first_name) > 1,
+                and damerau_levenshtein(l.first_name, r.first_name) > 1
+                and not coalesce(list_has_any(l.first_name_nicknames, r.first_name_nicknames), false),
                 false
             )
         )

@@ -66,3 +66,26 @@ def test_the_default_first_name_comparison_has_a_nickname_level():
 def test_nicknames_only_on_a_name(spec, message):
     with pytest.raises(identity_config.IdentityConfigError, match=message):
         identity_config._comparisons(spec, "vars.identity.probabilistic.comparisons")
+
+
+@pytest.mark.parametrize(
+    ("first", "other", "household"),
+    [("william", "bill", False), ("elizabeth", "beth", False), ("anna", "peter", True)],
+)
+def test_the_household_guard_takes_a_nickname_for_one_name(first, other, household):
+    """One surname at one address, a birth date missing: two given names that disagree outright
+    are two family members (refused), a name and its nickname are not."""
+    con = duckdb.connect()
+    con.register("given_name_groups", given_names.table())
+    for side, name, dob in (("l", first, "1970-01-02"), ("r", other, None)):
+        con.execute(
+            f"""
+            create table {side} as
+            select ? as first_name, 'smith' as last_name, ? as date_of_birth,
+                'oakave' as street, '12345' as postal_code, 'springfield' as city,
+                (select groups from given_name_groups where name = ?) as first_name_nicknames
+            """,
+            [name, dob, name],
+        )
+    got = con.execute(f"select {probabilistic.HOUSEHOLD_CONFLICT} from l, r").fetchone()[0]
+    assert got is household
