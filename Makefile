@@ -79,6 +79,7 @@ lint: install manifest
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/c360 segments compile --check
+	$(BIN)/c360 contracts compile --check
 	$(BIN)/python -m orchestration.contracts.lint
 	@scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; mkdir -p "$$scratch/tmp"; \
 	C360_HOME="$$scratch" C360_WAREHOUSE="$$scratch/warehouse.duckdb" C360_DUCKDB_TEMP_DIR="$$scratch/tmp" \

@@ -153,6 +153,34 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contracts(args: argparse.Namespace) -> int:
+    """`contracts compile [--check]`: the dbt sources YAML of each source from its contracts."""
+    from orchestration.contracts.dbt_sources import compile_all, stale_files
+    from orchestration.contracts.model import ContractError
+
+    try:
+        if args.check:
+            stale = stale_files()
+            if stale:
+                print(
+                    "dbt sources YAML is stale; run `c360 contracts compile`:\n  "
+                    + "\n  ".join(map(str, stale)),
+                    file=sys.stderr,
+                )
+                return 1
+            print("dbt sources YAML is current with data_contracts/sources/")
+            return 0
+        written = compile_all()
+    except ContractError as exc:
+        print(f"invalid contract: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print("dbt sources YAML already current")
+    return 0
+
+
 def _segments_inspect(args: argparse.Namespace, segments: list) -> int:
     """`segments preview NAME` / `segments explain NAME CUSTOMER_ID` on a read-only warehouse:
     exit 1 for an unknown segment/customer or another as_of, 3 while a run holds the write lock."""
@@ -498,6 +526,18 @@ def build_parser() -> argparse.ArgumentParser:
             "--show-pii", action="store_true", help="print emails and PII traits unmasked"
         )
     seg.set_defaults(func=cmd_segments, check=False)
+
+    con = sub.add_parser("contracts", help="generate dbt sources YAML from the source contracts")
+    con_sub = con.add_subparsers(dest="action", required=True)
+    con_compile = con_sub.add_parser(
+        "compile",
+        help="write dbt_project/models/staging/<source>/_<source>__sources.yml from "
+        "data_contracts/sources/",
+    )
+    con_compile.add_argument(
+        "--check", action="store_true", help="fail if a generated sources YAML is stale"
+    )
+    con.set_defaults(func=cmd_contracts)
 
     sy = sub.add_parser("sync", help="show what each sync would send")
     sy.add_argument("--dry-run", action="store_true")
