@@ -129,6 +129,17 @@ def _guard(what: str) -> Iterator[None]:
         raise ErasureS3Error(f"erasure in {what} failed: {exc}") from None
 
 
+def _local_copy_is_clean(local: Path, seen: dict, suffix: str, needles: Needles) -> bool:
+    """True when the local copy still holds the bytes downloaded (its SHA-256 is the manifest's)
+    and none of the person's rows: the object need not be downloaded to be searched."""
+    if not local.is_file():
+        return False
+    data = local.read_bytes()
+    if hashlib.sha256(data).hexdigest() != seen.get("sha256"):
+        return False
+    return rewrite_data(suffix, data, needles)[0] is None
+
+
 def erase_landing_objects(
     landing_dir: Path,
     url: str,
@@ -137,7 +148,8 @@ def erase_landing_objects(
 ) -> list[ObjectRewrite]:
     """Rewrite the downloaded landing objects of each (source, entity, needles) folder under the
     landing URL; the entity folder's manifest gets each rewritten object's new ETag and SHA-256
-    (a deleted object leaves it)."""
+    (a deleted object leaves it). An object whose local copy is unchanged and holds none of the
+    person is not downloaded."""
     from orchestration.ingest import s3_landing
 
     done: list[ObjectRewrite] = []
@@ -150,7 +162,10 @@ def erase_landing_objects(
         manifest = s3_landing.read_manifest(root)
         changed = False
         for rel in sorted(manifest):
-            if PurePosixPath(rel).suffix not in SUFFIXES:
+            suffix = PurePosixPath(rel).suffix
+            if suffix not in SUFFIXES:
+                continue
+            if _local_copy_is_clean(root / rel, manifest[rel], suffix, needles):
                 continue
             with _guard(f"s3://{bucket}/{base}{rel}"):
                 client = client or s3_landing.client()

@@ -238,3 +238,30 @@ def test_erasure_rewrites_s3_landing_objects_and_drops_and_a_redelivery_stays_er
         [CONTACT_ID, EMAIL],
     ).fetchone() == (0,)
     con.close()
+
+
+def test_an_unreachable_drop_bucket_fails_the_erasure_and_leaves_it_pending(s3, tmp_path):
+    """The drop's bucket is gone: the step fails naming the object (no secret), the warehouse is
+    rolled back (the request is still there, no receipt), so the next night carries it out."""
+    con = connect(tmp_path / "wh.duckdb")
+    con.execute(
+        "create table raw.consent__erasure_requests (erasure_request_id varchar, "
+        "contact_point varchar, contact_point_type varchar, requested_at timestamp, "
+        "_batch_id varchar, _loaded_at timestamp, _source_file varchar)"
+    )
+    con.execute(
+        "insert into raw.consent__erasure_requests values ('ER-S3-2', ?, 'email', "
+        "timestamp '2026-11-21 10:00:00', 'b', now(), 'f')",
+        [EMAIL],
+    )
+    con.execute("create table activation.sync_runs (run_id varchar, output_uri varchar)")
+    con.execute("insert into activation.sync_runs values ('r', 's3://gone-bucket/a/x.csv')")
+    from orchestration.privacy.s3_objects import ErasureS3Error
+
+    with pytest.raises(ErasureS3Error) as err:
+        erase_pending(con, AS_OF, "run-1", landing=tmp_path / "l", outbox=tmp_path / "o")
+    assert "s3://gone-bucket/a/x.csv" in str(err.value) and "NoSuchBucket" in str(err.value)
+    assert SECRET not in str(err.value)
+    assert con.execute("select count(*) from raw.consent__erasure_requests").fetchone() == (1,)
+    assert con.execute("select count(*) from audit.erasure_receipts").fetchone() == (0,)
+    con.close()
