@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +107,7 @@ def memory_shares(budget: int, warehouses: int, scratches: int) -> tuple[int, in
 # The DuckDB databases this process has open, by kind: ("warehouse", resolved path) — every
 # connection to one file shares one database, so one share — or ("scratch", id).
 _open: dict[tuple[str, str], list[weakref.ref]] = {}
+_open_lock = threading.Lock()
 
 
 def _alive(ref: weakref.ref) -> duckdb.DuckDBPyConnection | None:
@@ -122,6 +124,11 @@ def _alive(ref: weakref.ref) -> duckdb.DuckDBPyConnection | None:
 def _rebalance() -> None:
     """Divide the memory budget among the databases still open (see the module doc). The limit is
     SET through a cursor: a pending result on the caller's connection stays readable."""
+    with _open_lock:
+        _rebalance_locked()
+
+
+def _rebalance_locked() -> None:
     limit = duckdb_settings()["memory_limit"]
     budget = memory_bytes(limit)
     live: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
@@ -148,8 +155,9 @@ def _rebalance() -> None:
 
 
 def _track(kind: str, key: str, con: duckdb.DuckDBPyConnection) -> None:
-    _open.setdefault((kind, key), []).append(weakref.ref(con))
-    _rebalance()
+    with _open_lock:
+        _open.setdefault((kind, key), []).append(weakref.ref(con))
+        _rebalance_locked()
 
 
 def apply_settings(con: duckdb.DuckDBPyConnection, settings: dict[str, str]) -> None:
