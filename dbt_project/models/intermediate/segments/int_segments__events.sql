@@ -2,7 +2,7 @@
     zone. An event counts for segments if it happened by the end of as_of (UTC) and on or before
     as_of in the customer's zone. -#}
 with events as (
-    select * from {{ ref('stg_web__events') }}
+    select * from {{ ref('int_activity__web_events') }}
     where occurred_at <= {{ as_of_end() }}
 ),
 

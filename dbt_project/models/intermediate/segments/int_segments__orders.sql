@@ -1,7 +1,7 @@
 {#- One row per revenue order (paid/shipped/delivered) of a resolved customer, with its local date
     in the customer's time zone; by the end of as_of (UTC) and on or before as_of locally. -#}
 with orders as (
-    select * from {{ ref('stg_shop__orders') }}
+    select * from {{ ref('int_activity__orders') }}
     where is_revenue and ordered_at <= {{ as_of_end() }}
 ),
 

@@ -34,7 +34,7 @@ engagement_revocations as (
             when event_type = 'complained' then 'email_spam_complaint'
             else 'email_hard_bounce'
         end as capture_source
-    from {{ ref('stg_email__engagement') }}
+    from {{ ref('int_activity__email_engagement') }}
     where
         occurred_at <= {{ as_of_end() }}
         and email_normalized is not null

@@ -36,7 +36,7 @@ orders as (
     select
         id_map.customer_id,
         orders.*
-    from {{ ref('stg_shop__orders') }} as orders
+    from {{ ref('int_activity__orders') }} as orders
     inner join id_map
         on
             id_map.source = 'shop' and id_map.entity = 'customers'
@@ -95,7 +95,7 @@ email_engagement as (
             as email_clicks_30d,
         sum(case when engagement.event_type = 'opened' then 1 else 0 end) as email_opens_90d,
         sum(case when engagement.event_type = 'clicked' then 1 else 0 end) as email_clicks_90d
-    from {{ ref('stg_email__engagement') }} as engagement
+    from {{ ref('int_activity__email_engagement') }} as engagement
     inner join customer_emails on engagement.email_normalized = customer_emails.email_normalized
     where
         engagement.occurred_at <= {{ as_of_end() }}
@@ -108,7 +108,7 @@ web_activity as (
         id_map.customer_id,
         sum(case when events.event_name = 'session_start' then 1 else 0 end) as web_sessions_30d,
         sum(case when events.event_name = 'cart_add' then 1 else 0 end) as cart_adds_30d
-    from {{ ref('stg_web__events') }} as events
+    from {{ ref('int_activity__web_events') }} as events
     inner join id_map
         on id_map.source = 'web' and events.anonymous_id = id_map.source_record_id
     where
