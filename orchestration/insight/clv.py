@@ -7,7 +7,9 @@ value"; the fitting library is lifetimes 0.11.3 (pure Python, runs on pandas 3 h
 Grains:
 - `summarize`: one row per customer with at least one revenue order up to as_of: frequency
   (repeat orders), recency and T in days (first order → last order, first order → as_of end),
-  monetary_value (mean total of the repeat orders; 0 without one), as in the papers.
+  monetary_value (mean total of the repeat orders; 0 without one), as in the papers, and
+  spend_log_sum (the sum of the logs of the repeat orders' totals; NaN without a repeat order or
+  with one of total 0), what the order-level Gamma-Gamma fit needs besides frequency × mean.
 - `predict` / marts.customer_clv: one row per customer of customer_360; the traits are null for
   customers without a revenue order (the models describe buyers) and for everyone when the fit is
   degenerate.
@@ -64,6 +66,9 @@ class ClvFit:
     v: float | None = None
     gg_ll: float | None = None
     gg_customers: int = 0
+    # how Gamma-Gamma was fitted: `orders` (each repeat order's total, gamma_gamma_order_fit)
+    # or `mean` (each customer's mean, the paper's and lifetimes' fit)
+    gg_method: str | None = None
     converged: bool = False
     message: str = ""
     seconds: float = 0.0
@@ -113,7 +118,7 @@ def summarize(orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     (days, continuous: two orders on one day are two purchases) and monetary_value."""
     if orders.empty:
         return pd.DataFrame(
-            {"frequency": [], "recency": [], "T": [], "monetary_value": []},
+            {"frequency": [], "recency": [], "T": [], "monetary_value": [], "spend_log_sum": []},
             index=pd.Index([], name="customer_id"),
         )
     df = orders.sort_values(["customer_id", "ordered_at"], kind="stable")
@@ -127,7 +132,13 @@ def summarize(orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     first_row = ~g["customer_id"].duplicated()
     grouped = g.groupby("customer_id", sort=True)
     first, last, count = grouped["days"].min(), grouped["days"].max(), grouped["days"].size()
-    repeat_spend = g.loc[~first_row.to_numpy()].groupby("customer_id")["amount"].mean()
+    repeats = g.loc[~first_row.to_numpy()]
+    repeat_spend = repeats.groupby("customer_id")["amount"].mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(repeats["amount"] > 0, np.log(repeats["amount"]), np.nan)
+    # a sum with a NaN (an order of total 0) stays NaN: that customer has no order-level term
+    log_sum = pd.Series(logs, index=repeats.index).groupby(repeats["customer_id"]).sum(min_count=1)
+    log_sum[repeats.assign(bad=np.isnan(logs)).groupby("customer_id")["bad"].any()] = np.nan
     out = pd.DataFrame(
         {
             "frequency": (count - 1).astype(np.int64),
@@ -136,6 +147,7 @@ def summarize(orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
         }
     )
     out["monetary_value"] = repeat_spend.reindex(out.index).fillna(0.0)
+    out["spend_log_sum"] = log_sum.reindex(out.index)
     out.index.name = "customer_id"
     return out
 
@@ -169,6 +181,46 @@ def gamma_gamma_log_likelihood(frequency, monetary_value, p, q, v) -> float:
             + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(x * m + v)
         )
     )  # fmt: skip
+
+
+def gamma_gamma_order_log_likelihood(count, spend_sum, spend_log_sum, p, q, v) -> float:
+    """Sum over customers of the Gamma-Gamma log-likelihood of their individual orders: each
+    order's total ~ Gamma(shape p, rate nu), nu ~ Gamma(shape q, rate v) across customers
+    (Fader & Hardie 2013's model, before it is reduced to the customer's mean); per customer
+    with n orders z_1..z_n: (p − 1) Σ log z − n log Γ(p) + q log v − log Γ(q) + log Γ(pn + q)
+    − (pn + q) log(v + Σ z)."""
+    n, total, logs = (np.asarray(x, dtype=float) for x in (count, spend_sum, spend_log_sum))
+    return float(
+        np.sum(
+            (p - 1) * logs - n * gammaln(p) + q * np.log(v) - gammaln(q)
+            + gammaln(p * n + q) - (p * n + q) * np.log(v + total)
+        )
+    )  # fmt: skip
+
+
+def gamma_gamma_order_fit(
+    count, spend_sum, spend_log_sum, start: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """Maximum-likelihood p, q, v of the order-level Gamma-Gamma likelihood (L-BFGS-B on the
+    logs of the parameters, from `start`). The mean-only likelihood leaves p and v strongly
+    correlated (the mean order value p·v/(q − 1) is pinned, each alone is not); the spread of a
+    customer's own orders identifies p — docs/insight.md has the recovery figures."""
+    from scipy import optimize
+
+    n, total, logs = (np.asarray(x, dtype=float) for x in (count, spend_sum, spend_log_sum))
+
+    def negative(z: np.ndarray) -> float:
+        p, q, v = np.exp(z)
+        return -gamma_gamma_order_log_likelihood(n, total, logs, p, q, v)
+
+    result = optimize.minimize(
+        negative, np.log(np.asarray(start, dtype=float)), method="L-BFGS-B",
+        options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-8},
+    )  # fmt: skip
+    if not result.success and not np.isfinite(result.fun):
+        raise ValueError(f"order-level Gamma-Gamma fit failed: {result.message}")
+    p, q, v = (float(x) for x in np.exp(result.x))
+    return p, q, v
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,6 +297,18 @@ def fit(summary: pd.DataFrame, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS)
             warnings.simplefilter("ignore")
             ggf.fit(spenders["frequency"], spenders["monetary_value"])
         p, q, v = (float(ggf.params_[k]) for k in ("p", "q", "v"))
+        method = "mean"
+        if "spend_log_sum" in spenders:
+            # every repeat order's total, where each is known and positive: the order-level
+            # likelihood, from the mean-based optimum (same model, more of the data)
+            orders = spenders[np.isfinite(spenders["spend_log_sum"].to_numpy(dtype=float))]
+            if len(orders) >= min_repeat_customers:
+                count = orders["frequency"].to_numpy(dtype=float)
+                p, q, v = gamma_gamma_order_fit(
+                    count, count * orders["monetary_value"], orders["spend_log_sum"], (p, q, v)
+                )
+                ggf.params_ = pd.Series({"p": p, "q": q, "v": v})
+                method = "orders"
         if not _finite_positive((p, q, v)) or q <= 1:
             raise ValueError(f"parameters out of range (q must exceed 1): p={p} q={q} v={v}")
     except Exception as exc:
@@ -263,6 +327,7 @@ def fit(summary: pd.DataFrame, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS)
         v=v,
         gg_ll=gg_ll,
         gg_customers=len(spenders),
+        gg_method=method,
         converged=True,
         message="ok",
         seconds=time.perf_counter() - started,
@@ -314,10 +379,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
             customers bigint, repeat_customers bigint,
             r double, alpha double, a double, b double, ll double,
             gg_customers bigint, p double, q double, v double, gg_ll double,
-            time_unit varchar, converged boolean, message varchar, seconds double
+            time_unit varchar, converged boolean, message varchar, seconds double,
+            gg_method varchar
         )
         """
     )
+    con.execute(f"alter table {FIT_TABLE} add column if not exists gg_method varchar")
 
 
 def run(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str) -> tuple[ClvFit, int]:
@@ -333,12 +400,12 @@ def run(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str) -> tuple[Cl
         con.execute(f"delete from {FIT_TABLE} where as_of = ? and run_id = ?", [as_of, run_id])
         con.execute(
             f"insert into {FIT_TABLE} values "
-            "(?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'day', ?, ?, ?)",
+            "(?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'day', ?, ?, ?, ?)",
             [
                 as_of, run_id, fitted.customers, fitted.repeat_customers,
                 fitted.r, fitted.alpha, fitted.a, fitted.b, fitted.ll,
                 fitted.gg_customers, fitted.p, fitted.q, fitted.v, fitted.gg_ll,
-                fitted.converged, fitted.message, fitted.seconds,
+                fitted.converged, fitted.message, fitted.seconds, fitted.gg_method,
             ],
         )  # fmt: skip
         con.register("clv_traits", traits)

@@ -42,6 +42,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
         "repeat_customers": fitted.repeat_customers,
         "customers_with_traits": int(summary[0] or 0),
         "fit_seconds": round(fitted.seconds, 2),
+        "gamma_gamma_fitted_on": fitted.gg_method or "not fitted",
     }
     for name, value in (("ll", fitted.ll), ("gg_ll", fitted.gg_ll), *fitted.parameters().items()):
         if value is not None:
