@@ -393,9 +393,34 @@ def _needle_pairs(reqs: list[Request]) -> list[tuple[int, object]]:
     return [(i, n) for i, req in enumerate(reqs) for n in _needles(req)]
 
 
+# Source-id kinds and the column names that hold them outside raw (the contracts' names, and the
+# kind's own name, which staging and intermediate models use). A source id is matched in these
+# columns only: an id like `12345` in any text column could be someone else's order or code.
+SOURCE_ID_KINDS = tuple(k for k in MAP_SOURCE_KIND.values())
+SOURCE_ID_COLUMNS: dict[str, set[str]] = {k: {k} for k in SOURCE_ID_KINDS}
+for _cols in IDENTIFIER_COLUMNS.values():
+    for _c in _cols:
+        if _c.kind in SOURCE_ID_COLUMNS:
+            SOURCE_ID_COLUMNS[_c.kind].add(_c.column)
+
+
+def _source_id_joins(tmp: _Temp, reqs: list[Request], columns: list[str]) -> list[tuple[str, str]]:
+    """(column expression, registered pairs) for the columns named like a source id, each joined
+    with every request's anchors of that kind."""
+    joins = []
+    for kind, names in SOURCE_ID_COLUMNS.items():
+        hit = [c for c in columns if c.lower() in names]
+        pairs = [(i, v) for i, req in enumerate(reqs) for k, v in req.anchors if k == kind]
+        if hit and pairs:
+            m = tmp.add(pairs)
+            joins += [(f"trim(t.{quote_ident(c)})", m) for c in hit]
+    return joins
+
+
 def _sweep(con, reqs: list[Request]) -> None:
     """Every other base table: rows holding the person's email, phone or customer id deleted
-    (pseudonymised in activation). Per table one join of each text column with every request's
+    (pseudonymised in activation), or one of their source ids (anchors) in a column named for
+    that id (SOURCE_ID_COLUMNS). Per table one join of each text column with every request's
     needles; a row counts for the first request reaching it, as erasing request by request
     would (the rows are gone, or the values pseudonymised, for the later ones)."""
     tables = con.execute(
@@ -422,6 +447,8 @@ def _sweep(con, reqs: list[Request]) -> None:
                 _pseudonymise(con, table, columns, needles, reqs, place, "the person's values")
             else:
                 joins = [(f"lower(trim(t.{quote_ident(c)}))", needles) for c in columns]
+                # tables keyed by a source id only (an incremental model's shop_customer_id)
+                joins += _source_id_joins(tmp, reqs, columns)
                 _delete_hits(con, table, _hits_sql(table, joins), reqs, first_only=True,
                              place=place, what="rows holding the person")  # fmt: skip
 
