@@ -63,6 +63,12 @@ def identity_model(context: dg.AssetExecutionContext, warehouse: Warehouse):
     else:
         with warehouse.connection() as con:
             outcome = training.train(con, as_of, settings)
+            # the table's rows (versions) when it exists: a model not yet due writes nothing
+            rows = (
+                con.execute(f"select count(*) from {training.TABLE}").fetchone()[0]
+                if training._exists(con)
+                else 0
+            )
     if outcome is None:
         context.log.info("probabilistic matching disabled: no training")
         yield dg.MaterializeResult(metadata={"enabled": False})
@@ -78,6 +84,7 @@ def identity_model(context: dg.AssetExecutionContext, warehouse: Warehouse):
         "model_in_use": f"v{in_use.version}" if in_use else "fixed (shipped)",
         "retrained": outcome.attempt is not None,
         "why": outcome.why or "current",
+        "dagster/row_count": dg.MetadataValue.int(rows),
     }
     if shown is not None:
         metadata |= {f"model_{k}": v for k, v in shown.metadata().items() if v is not None}

@@ -28,11 +28,15 @@ _RAW_DEPS = sorted({tuple(source_contract(p.table).asset_key_path) for p in phon
 def phone_numbers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.connection() as con:
         counts = phones.refresh(con, as_of_from(context).isoformat(), progress=context.log.info)
+        rows = con.execute(f"select count(*) from {phones.TABLE}").fetchone()[0]
     context.log.info(
         f"phone numbers: {counts['new_texts']:,} new texts parsed, "
         f"{counts['new_unusable']:,} of them not a possible number"
     )
-    return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
+    return dg.MaterializeResult(
+        metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()}
+        | {"dagster/row_count": dg.MetadataValue.int(rows)}
+    )
 
 
 defs = dg.Definitions(assets=[phone_numbers])

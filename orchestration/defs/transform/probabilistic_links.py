@@ -45,6 +45,7 @@ def probabilistic_links(
         counts = probabilistic.refresh(
             con, as_of_from(context).isoformat(), settings.enabled, threshold, model
         )
+        rows = con.execute(f"select count(*) from {probabilistic.TABLE}").fetchone()[0]
     # what the block-size cap skipped while scoring (blocking.py; none when nothing was scored)
     cap = blocking.last_report() if settings.enabled and counts.records >= 2 else None
     context.log.info(
@@ -60,6 +61,7 @@ def probabilistic_links(
             "enabled": settings.enabled,
             "model": label,
             "threshold": dg.MetadataValue.float(threshold),
+            "dagster/row_count": dg.MetadataValue.int(rows),
         }
     )
 
