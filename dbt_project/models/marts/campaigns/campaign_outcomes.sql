@@ -40,22 +40,24 @@
     where false)
 {%- endset -%}
 with contact_history as (
+    -- columns qualified: the alias is used whether it names the table or the empty subquery
+    -- (the lint must pass whatever the warehouse holds)
     select
-        contact_id,
-        sync_id,
-        segment_name,
-        as_of,
-        customer_id,
-        channel,
-        contact_point,
-        outcome,
-        is_holdout,
-        {{ 'arm' if has_arm or history_relation is none else 'cast(null as varchar) as arm' }},
-        recorded_at
+        history.contact_id,
+        history.sync_id,
+        history.segment_name,
+        history.as_of,
+        history.customer_id,
+        history.channel,
+        history.contact_point,
+        history.outcome,
+        history.is_holdout,
+        {{ 'history.arm' if has_arm or history_relation is none else 'cast(null as varchar) as arm' }},
+        history.recorded_at
     from {{ history_source if history_relation is not none else no_history }} as history
     -- sends of earlier nights: the run's own sends are written after dbt builds, so counting
     -- them would make a rerun at the same as_of differ (their window has not opened yet anyway)
-    where as_of < {{ as_of_date() }} and outcome in ('ok', 'held_out')
+    where history.as_of < {{ as_of_date() }} and history.outcome in ('ok', 'held_out')
 ),
 
 sends as (
