@@ -60,6 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.time()
     print(f"c360 run: nightly job for as_of {args.as_of} (in-process, DuckDB) ...", flush=True)
     ensure_instance()
+    if _refresh_manifest() != 0:
+        return 2
     instance = dg.DagsterInstance.get()
     log_file = None if args.verbose else logs_dir() / "{run_id}.log"
     try:
@@ -150,7 +152,7 @@ def cmd_segments(args: argparse.Namespace) -> int:
         return 0
     for path in compile_all(segments):
         print(f"wrote {path}")
-    return 0
+    return _refresh_manifest()
 
 
 def cmd_contracts(args: argparse.Namespace) -> int:
@@ -178,6 +180,19 @@ def cmd_contracts(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     if not written:
         print("dbt sources YAML already current")
+    return _refresh_manifest()
+
+
+def _refresh_manifest() -> int:
+    """Parse the dbt project when its manifest is stale (a new model, segment or source)."""
+    from orchestration.dbt_manifest import ManifestError, ensure_manifest
+
+    try:
+        if ensure_manifest():
+            print("dbt manifest was stale: parsed the project again (dbt parse)", flush=True)
+    except ManifestError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     return 0
 
 
