@@ -29,17 +29,17 @@ from orchestration.activation.destinations.http_platform import (
     ClientSettings,
     PlatformAuthError,
     PlatformClient,
+    PlatformConfig,
     PlatformConfigError,
     RowResult,
     chunks,
+    settings_for,
 )
 from orchestration.activation.destinations.registry import (
-    DestinationConfig,
     DestinationSpec,
     EnvName,
     Limits,
     env_value,
-    sync_limits,
 )
 from orchestration.activation.destinations.webhook import Outcome, Row
 
@@ -50,23 +50,14 @@ TRACK_MAX = 75  # attribute objects per /users/track request
 IDS_MAX = 50  # external_ids per /subscription/status/set, /users/export/ids, /users/delete
 
 
-class BrazeConfig(DestinationConfig):
-    """A braze sync's `config:`: the REST endpoint of its instance, the env var holding the REST
-    API key, and the subscription group that is the audience."""
+class BrazeConfig(PlatformConfig):
+    """A braze sync's `config:`: the REST endpoint of its instance (https), the env var holding
+    the REST API key, and the subscription group that is the audience."""
 
-    endpoint: str
+    https_only = True
+
     api_key_env: EnvName = "C360_BRAZE_API_KEY"
     subscription_group_id: str
-    timeout_seconds: float = 10.0
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ValueError("must be an https:// URL (the instance's REST endpoint)")
-        if "@" in value.split("//", 1)[1].split("/", 1)[0]:
-            raise ValueError("credentials must not be written in the endpoint")
-        return value.rstrip("/")
 
     @field_validator("subscription_group_id")
     @classmethod
@@ -165,16 +156,9 @@ class BrazeClient(PlatformClient):
         outcomes: dict[str, Outcome] = {}
         for part in chunks(list(identifiers), IDS_MAX):
             answer = self.request("POST", "/users/delete", json={"external_ids": list(part)})
-            if answer.response is not None and answer.response.status_code in (200, 201, 202):
-                status, reason = "ok", ""
-            elif answer.timeout:
-                status, reason = "unknown", "timeout"
-            elif answer.response is None:
-                status, reason = "retryable", answer.reason
-            else:
-                status, reason = "rejected", f"HTTP {answer.response.status_code}"
+            outcome = self.outcome(answer, 200, 201, 202)
             for identifier in part:
-                outcomes[identifier] = Outcome(status, reason, 1)
+                outcomes[identifier] = Outcome(outcome.status, outcome.reason, 1)
         return outcomes
 
 
@@ -183,12 +167,7 @@ def build(sync: SyncDefinition, log: Callable[[str], None]) -> BrazeClient:
     config = sync.config
     assert isinstance(config, BrazeConfig)
     key = env_value(config.api_key_env, PlatformConfigError, "the Braze REST API key")
-    rows, _, in_flight, rate = sync_limits(sync)
-    settings = ClientSettings(
-        batch_rows=rows, max_in_flight=in_flight, rate_per_second=rate,
-        timeout_seconds=config.timeout_seconds,
-    )  # fmt: skip
-    return BrazeClient(sync.name, config, key, settings, log=log)
+    return BrazeClient(sync.name, config, key, settings_for(sync, config), log=log)
 
 
 DESTINATION = DestinationSpec(

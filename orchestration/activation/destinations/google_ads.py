@@ -29,15 +29,13 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from orchestration.activation.destinations import hashing
 from orchestration.activation.destinations._ledger import Ledger, member_key
-from orchestration.activation.destinations._platform_http import (
-    GaveUp,
-    PlatformHttp,
-    Retry,
-    Timeout,
-    json_or_empty,
+from orchestration.activation.destinations.http_platform import (
+    Answer,
+    ClientSettings,
+    PlatformClient,
+    PlatformConfig,
 )
 from orchestration.activation.destinations.registry import (
-    DestinationConfig,
     DestinationSpec,
     EnvName,
     Limits,
@@ -45,7 +43,6 @@ from orchestration.activation.destinations.registry import (
     env_value,
 )
 from orchestration.activation.destinations.webhook import Outcome, Row
-from orchestration.redaction import redact
 
 if TYPE_CHECKING:
     from orchestration.activation.syncs import SyncDefinition
@@ -61,13 +58,13 @@ class GoogleAdsAuthError(RuntimeError):
     """Google refused the credentials (401/403)."""
 
 
-class GoogleAdsConfig(DestinationConfig):
+class GoogleAdsConfig(PlatformConfig):
     """A Google Ads sync's `config:`. Credentials are env var NAMES."""
 
     customer_id: str = Field(pattern=r"^\d{10}$")
     user_list_id: str = Field(pattern=r"^\d{1,20}$")
     login_customer_id: str | None = Field(default=None, pattern=r"^\d{10}$")
-    endpoint: str = Field(default="https://googleads.googleapis.com", pattern=r"^https?://\S+$")
+    endpoint: str = "https://googleads.googleapis.com"
     api_version: str = Field(default="v21", pattern=r"^v\d{2}$")
     developer_token_env: EnvName = "C360_GOOGLE_ADS_DEVELOPER_TOKEN"
     access_token_env: EnvName = "C360_GOOGLE_ADS_ACCESS_TOKEN"
@@ -76,7 +73,6 @@ class GoogleAdsConfig(DestinationConfig):
         default=MAX_IDENTIFIERS_PER_REQUEST, ge=1, le=MAX_IDENTIFIERS_PER_REQUEST
     )
     timeout_seconds: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_seconds: float = Field(default=1.0, ge=0)
     poll_seconds: float = Field(default=10.0, ge=0)
     max_polls: int = Field(default=60, ge=1)
@@ -92,8 +88,11 @@ class GoogleAdsConfig(DestinationConfig):
         return self
 
 
-class GoogleAdsClient:
+class GoogleAdsClient(PlatformClient):
     """Sends rows of one sync to one Customer Match user list (module docstring)."""
+
+    platform = "Google Ads"
+    auth_error = GoogleAdsAuthError
 
     def __init__(
         self,
@@ -107,47 +106,30 @@ class GoogleAdsClient:
         log: Callable[[str], None] = lambda message: None,
         rate: RateLimiter | None = None,
     ) -> None:
-        self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
-        self._secrets = [developer_token, access_token]
         headers = {"Authorization": f"Bearer {access_token}", "developer-token": developer_token}
         if config.login_customer_id:
             headers["login-customer-id"] = config.login_customer_id
-        self.http = http or httpx.Client(timeout=config.timeout_seconds, headers=headers)
-        self.api = PlatformHttp(
-            self.http,
-            Retry(config.max_attempts, config.backoff_seconds),
-            sleep,
-            log,
-            rate=rate,
-            name=f"{sync}: google ads",
-        )
+        settings = ClientSettings(
+            batch_rows=config.max_identifiers_per_request, max_in_flight=1,
+            timeout_seconds=config.timeout_seconds, max_attempts=config.max_attempts,
+            backoff_seconds=config.backoff_seconds,
+        )  # fmt: skip
+        base = f"{config.endpoint}/{config.api_version}/customers/{config.customer_id}"
+        super().__init__(sync, base, headers, settings, [developer_token, access_token], http,
+                         sleep, log, rate)  # fmt: skip
+        self.config = config
+        self.auth_env = f"{config.developer_token_env} and {config.access_token_env}"
         self.ledger = ledger or Ledger(sync)
-        base = f"{config.endpoint.rstrip('/')}/{config.api_version}/customers/{config.customer_id}"
-        self._base = base
         self.user_list = f"customers/{config.customer_id}/userLists/{config.user_list_id}"
 
     def close(self) -> None:
         self.ledger.close()
-        self.http.close()
+        super().close()
 
     # --- HTTP -------------------------------------------------------------------------------
 
-    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response | Timeout | GaveUp:
-        answer = self.api.request("POST", f"{self._base}/{path}", json=body)
-        if isinstance(answer, httpx.Response) and answer.status_code in (401, 403):
-            raise GoogleAdsAuthError(
-                f"{self.sync}: Google Ads refused the credentials (HTTP {answer.status_code}): "
-                f"check {self.config.developer_token_env} and {self.config.access_token_env}"
-            )
-        return answer
-
-    def _reason(self, answer: httpx.Response | Timeout | GaveUp) -> str:
-        if isinstance(answer, Timeout):
-            return "timeout"
-        if isinstance(answer, GaveUp):
-            return answer.why
-        error = json_or_empty(answer).get("error") or {}
-        return redact(f"HTTP {answer.status_code}: {error.get('message', '')}", self._secrets)
+    def _post(self, path: str, body: dict[str, Any]) -> Answer:
+        return self.request("POST", f"/{path}", json=body)
 
     def job_status(self, job: str) -> str | None:
         """The job's status (PENDING, RUNNING, SUCCESS, FAILED), None if unreadable."""
@@ -157,9 +139,9 @@ class GoogleAdsClient:
             f"FROM offline_user_data_job WHERE offline_user_data_job.id = {int(job_id)}"
         )
         answer = self._post("googleAds:search", {"query": query})
-        if not isinstance(answer, httpx.Response) or answer.status_code != 200:
+        if not answer.ok(200):
             return None
-        results = json_or_empty(answer).get("results") or []
+        results = answer.body().get("results") or []
         if not results:
             return None
         return (results[0].get("offlineUserDataJob") or {}).get("status")
@@ -189,22 +171,22 @@ class GoogleAdsClient:
         body = {"job": {"type": "CUSTOMER_MATCH_USER_LIST",
                         "customerMatchUserListMetadata": {"userList": self.user_list}}}  # fmt: skip
         answer = self._post("offlineUserDataJobs:create", body)
-        if not isinstance(answer, httpx.Response) or answer.status_code != 200:
-            return "retry", self._reason(answer)
-        job = json_or_empty(answer).get("resourceName", "")
+        if not answer.ok(200):
+            return "retry", self.why(answer)
+        job = answer.body().get("resourceName", "")
         job_path = job.split("/", 2)[-1]  # offlineUserDataJobs/<id>
         for offset, keyed in self._chunks(ops):
             operations = [operation for _, operation in keyed]
             body = {"enablePartialFailure": True, "operations": operations}
             answer = self._post(f"{job_path}:addOperations", body)
-            if not isinstance(answer, httpx.Response):
-                return "retry", self._reason(answer)  # the job is dropped, never run
-            if answer.status_code != 200:
-                reason = self._reason(answer)
+            if answer.response is None:
+                return "retry", self.why(answer)  # the job is dropped, never run
+            if answer.status != 200:
+                reason = self.why(answer)
                 for i in range(offset, offset + len(operations)):
                     rejected[i] = reason
                 continue
-            failure = json_or_empty(answer).get("partialFailureError") or {}
+            failure = answer.body().get("partialFailureError") or {}
             for detail in failure.get("details") or []:
                 for error in detail.get("errors") or []:
                     index = _operation_index(error)
@@ -216,13 +198,13 @@ class GoogleAdsClient:
         self.ledger.mark(creates, job)
         for _ in range(self.config.max_attempts):
             answer = self._post(f"{job_path}:run", {})
-            if isinstance(answer, httpx.Response) and answer.status_code == 200:
+            if answer.ok(200):
                 break
             status = self.job_status(job)
             if status not in (None, "PENDING"):
                 break  # the run was applied, its answer lost
-            if isinstance(answer, httpx.Response):  # refused: the job stays unrun
-                return "retry", self._reason(answer)
+            if answer.response is not None:  # refused: the job stays unrun
+                return "retry", self.why(answer)
         else:
             return "retry", "the job could not be run"
         for poll in range(self.config.max_polls):

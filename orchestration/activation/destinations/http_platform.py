@@ -1,38 +1,57 @@
-"""What the campaign-platform destinations share: one HTTP client per sync that honours the
-sync's limits (rows per request, requests in flight, requests per second), handles the
-platforms' faults the same way, and settles every row.
+"""The one HTTP client of the campaign-platform destinations (Braze, Mailchimp, Google Ads,
+Meta, Klaviyo, Mailman): one per sync, honouring the sync's limits (rows per request, requests
+in flight, requests per second) and handling every platform's faults the same way.
 
-Faults: 429 waits Retry-After (bounded), 5xx and dropped connections are retried with
-exponential backoff, a request refused as a whole (400, 413, 422) is bisected down to its bad
-rows, a timeout leaves its rows `unknown` (the platform may have applied them). After the first
-round, unknown rows are read back from the platform (`read_back`): a row the platform holds as
-sent is `ok` and NOT resent — that is what keeps a row from being applied twice on platforms
-without idempotency keys; the others are resent in later rounds, with backoff.
+Requests (`PlatformClient.request`, retried with tenacity, at most `max_attempts` attempts):
+429 and 503 wait Retry-After (bounded by `max_retry_after_seconds`; a platform whose throttle
+answer is another status says so in `throttled`, and how long it asks in `retry_after`); other
+5xx and dropped connections back off exponentially (`backoff_seconds`, doubling); a timeout is
+answered at once as `unknown` — the platform may have applied the request, so the caller reads
+it back or resends it only where a resend is idempotent; 401/403 stop the sync
+(`auth_error`). Credentials come from env vars the sync's config names (bearer or another
+header, or HTTP basic), never from the YAML.
 
-A platform module subclasses PlatformClient and writes `apply(op, rows)` (one request's rows of
-one op, returning each row's (status, reason) in order) and, where the platform can say, a
-`read_back(rows)`. Row grain: one person (identifier) per sync.
+Rows (`send`, for platforms whose requests carry rows, e.g. Braze and Mailchimp): a platform
+module writes `apply(op, rows)` (one request's rows of one op, each row's (status, reason) in
+order) and, where the platform can say, `read_back(rows)`. Rows go by op in requests of
+`batch_rows(op)`, up to `max_in_flight` at once while the platform is calm; a request refused
+as a whole (400, 413, 422) is bisected down to its bad rows; after a round, unknown rows are
+read back: a row the platform holds as sent is `ok` and NOT resent (what keeps a row from being
+applied twice on platforms without idempotency keys); the others are resent in later rounds.
+Platforms whose writes are jobs (Google Ads, Klaviyo) or need a ledger (Meta) write their own
+`send` over `request`. Row grain: one person (identifier) per sync.
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
+from pydantic import Field, field_validator
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
-from orchestration.activation.destinations.registry import RateLimiter
+from orchestration.activation.destinations.registry import (
+    DestinationConfig,
+    RateLimiter,
+    sync_limits,
+)
 from orchestration.activation.destinations.webhook import Outcome, Row
 from orchestration.redaction import redact, redact_logger
+
+if TYPE_CHECKING:
+    from orchestration.activation.syncs import SyncDefinition
 
 redact_logger("httpx")
 
 RowResult = tuple[str, str]  # (status, reason) of one row in one request
+LOOPBACK = ("http://127.0.0.1", "http://localhost", "http://[::1]")
 
 
 class PlatformConfigError(ValueError):
@@ -41,6 +60,30 @@ class PlatformConfigError(ValueError):
 
 class PlatformAuthError(RuntimeError):
     """The platform refused the credentials (401/403): not a data problem, the sync stops."""
+
+
+class PlatformConfig(DestinationConfig):
+    """What every platform sync's `config:` holds: the API endpoint (http(s), no credentials
+    in it; https only where `https_only`, loopback excepted) and how the client waits for it.
+    A platform's config subclasses this and adds its own keys (ids, credential env var names)."""
+
+    https_only: ClassVar[bool] = False
+
+    endpoint: str
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if cls.https_only and not value.startswith(("https://", *LOOPBACK)):
+            raise ValueError("must be an https:// URL (the platform's API endpoint)")
+        if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+            raise ValueError("must be an http(s):// URL")
+        if "@" in value.split("//", 1)[1].split("/", 1)[0]:
+            raise ValueError("credentials must not be written in the endpoint")
+        return value.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -56,17 +99,49 @@ class ClientSettings:
     max_retry_after_seconds: float = 120.0
 
 
+def settings_for(sync: SyncDefinition, config: PlatformConfig) -> ClientSettings:
+    """The client settings of a sync: its YAML's limits and its config's waits."""
+    rows, _, in_flight, rate = sync_limits(sync)
+    return ClientSettings(
+        batch_rows=rows, max_in_flight=in_flight, rate_per_second=rate,
+        timeout_seconds=config.timeout_seconds, max_attempts=config.max_attempts,
+        backoff_seconds=config.backoff_seconds,
+    )  # fmt: skip
+
+
+def basic_auth(user: str, password: str) -> str:
+    """An `Authorization` header value for HTTP basic auth."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 class Answer:
     """A request's outcome: the response, or why none came ('timeout' or 'gave_up: ...')."""
 
-    __slots__ = ("reason", "response")
+    __slots__ = ("reason", "response", "transient")
 
-    def __init__(self, response: httpx.Response | None, reason: str = "") -> None:
-        self.response, self.reason = response, reason
+    def __init__(
+        self, response: httpx.Response | None, reason: str = "", transient: bool = False
+    ) -> None:
+        self.response, self.reason, self.transient = response, reason, transient
 
     @property
     def timeout(self) -> bool:
+        """No answer in time: the platform may have applied the request."""
         return self.response is None and self.reason == "timeout"
+
+    @property
+    def gave_up(self) -> bool:
+        """Every attempt refused for a transient reason: not applied."""
+        return self.response is None and not self.timeout
+
+    @property
+    def status(self) -> int:
+        """The HTTP status, 0 without a response."""
+        return 0 if self.response is None else self.response.status_code
+
+    def ok(self, *statuses: int) -> bool:
+        """A response with one of `statuses`."""
+        return self.response is not None and self.response.status_code in statuses
 
     def json(self) -> Any:
         assert self.response is not None
@@ -75,12 +150,20 @@ class Answer:
         except ValueError:
             return None
 
+    def body(self) -> dict[str, Any]:
+        """The JSON object answered ({} without a response or for any other JSON)."""
+        if self.response is None:
+            return {}
+        body = self.json()
+        return body if isinstance(body, dict) else {}
+
 
 class PlatformClient:
     """Base of a platform client for one sync; see the module docstring."""
 
     platform = "platform"
-    auth_env = ""  # the env var the credentials came from, for messages
+    auth_env = ""  # the env var(s) the credentials came from, for messages
+    auth_error: type[Exception] = PlatformAuthError
 
     def __init__(
         self,
@@ -92,13 +175,14 @@ class PlatformClient:
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
         log: Callable[[str], None] = lambda message: None,
+        rate: RateLimiter | None = None,
     ) -> None:
         self.sync, self.base_url, self.settings = sync, base_url.rstrip("/"), settings
         self.sleep, self.log, self._secrets = sleep, log, [s for s in secrets if s]
         self.http = http or httpx.Client(timeout=settings.timeout_seconds, headers=headers)
         if http is not None:
             self.http.headers.update(headers)
-        self.rate = RateLimiter(settings.rate_per_second, sleep)
+        self.rate = rate or RateLimiter(settings.rate_per_second, sleep)
         self.requests = 0
         self._lock = threading.Lock()
         self._not_before = 0.0
@@ -120,59 +204,106 @@ class PlatformClient:
         it cannot tell. The default cannot tell (unknown rows are then resent)."""
         return {}
 
+    def throttled(self, response: httpx.Response) -> bool:
+        """Whether an answer other than 429/503 is the platform's rate-limit answer."""
+        return False
+
+    def retry_after(self, response: httpx.Response, backoff: float) -> float:
+        """Seconds the platform asks to wait (Retry-After; `backoff` when it does not say)."""
+        try:
+            return max(float(response.headers.get("Retry-After", "")), 0.0)
+        except ValueError:
+            return backoff
+
     # --- HTTP with the shared fault handling ---------------------------------------------------
 
     def redact(self, text: object) -> str:
         return redact(text, self._secrets) if text else ""
 
     def request(self, method: str, path: str, **kwargs: Any) -> Answer:
-        """One request with retries on 429 (Retry-After), 5xx and dropped connections; a timeout
-        is returned at once (the platform may have applied it: the caller decides)."""
-        url = self.base_url + path
-        why = ""
-        for attempt in range(1, self.settings.max_attempts + 1):
-            backoff = self.settings.backoff_seconds * 2 ** (attempt - 1)
-            with self._lock:
-                self.requests += 1
-                delay = self._not_before - time.monotonic()
-            if delay > 0:
-                self.sleep(delay)
-            self.rate.wait()
-            try:
-                response = self.http.request(method, url, **kwargs)
-            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-                raise PlatformConfigError(f"{self.platform} endpoint: {self.redact(exc)}") from None
-            except httpx.TimeoutException:
-                self._calm = False
-                return Answer(None, "timeout")
-            except httpx.TransportError as exc:
-                self._calm = False
-                why = f"connection error ({type(exc).__name__})"
-                self.sleep(backoff)
-                continue
-            status = response.status_code
-            if status == 429:
-                self._calm = False
-                wait = min(_retry_after(response, backoff), self.settings.max_retry_after_seconds)
-                with self._lock:
-                    self._not_before = max(self._not_before, time.monotonic() + wait)
-                why = "rate limited"
-                self.log(f"{self.sync}: {self.platform} 429, waiting {wait:.1f}s (Retry-After)")
-                self.sleep(wait)
-                continue
-            if status >= 500:
-                self._calm = False
-                why = f"HTTP {status}"
-                self.sleep(backoff)
-                continue
-            if status in (401, 403):
-                raise PlatformAuthError(
-                    f"{self.platform} refused the credentials (HTTP {status}): check "
-                    f"{self.auth_env or 'the API key env var'}"
-                )
-            self._calm = True
-            return Answer(response)
-        return Answer(None, f"gave_up: {why} after {self.settings.max_attempts} attempts")
+        """One request (`path` under the base URL, or an absolute URL the platform gave), with
+        retries on 429/503 (Retry-After), other 5xx and dropped connections; a timeout is
+        answered at once (the platform may have applied it: the caller decides)."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=self._wait,
+            retry=retry_if_result(lambda answer: answer.transient),
+            before=self._before_attempt,
+            sleep=self.sleep,
+            retry_error_callback=lambda state: Answer(
+                None,
+                f"gave_up: {state.outcome.result().reason} after "  # type: ignore[union-attr]
+                f"{state.attempt_number} attempts",
+            ),
+        )
+        return retrying(self._attempt, method, url, **kwargs)
+
+    def _before_attempt(self, state: RetryCallState) -> None:
+        """Counts the request; waits while any request of this client was told to wait."""
+        with self._lock:
+            self.requests += 1
+            delay = self._not_before - time.monotonic()
+        if delay > 0:
+            self.sleep(delay)
+        self.rate.wait()
+
+    def _attempt(self, method: str, url: str, **kwargs: Any) -> Answer:
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise PlatformConfigError(f"{self.platform} endpoint: {self.redact(exc)}") from None
+        except httpx.TimeoutException:
+            self._calm = False
+            return Answer(None, "timeout")
+        except httpx.TransportError as exc:
+            self._calm = False
+            return Answer(None, f"connection error ({type(exc).__name__})", transient=True)
+        status = response.status_code
+        if status == 429 or self.throttled(response):
+            self._calm = False
+            return Answer(response, "rate limited", transient=True)
+        if status >= 500:
+            self._calm = False
+            return Answer(response, f"HTTP {status}", transient=True)
+        if status in (401, 403):
+            raise self.auth_error(
+                f"{self.sync}: {self.platform} refused the credentials (HTTP {status}): check "
+                f"{self.auth_env or 'the credential env vars'}"
+            )
+        self._calm = True
+        return Answer(response)
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Before the next attempt: Retry-After for a rate limit or 503, else backoff."""
+        backoff = wait_exponential(
+            multiplier=self.settings.backoff_seconds, max=self.settings.max_retry_after_seconds
+        )(state)
+        answer: Answer = state.outcome.result()  # type: ignore[union-attr]
+        response = answer.response
+        if response is None or not (response.status_code in (429, 503) or self.throttled(response)):
+            return backoff
+        wait = min(self.retry_after(response, backoff), self.settings.max_retry_after_seconds)
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + wait)
+        self.log(f"{self.sync}: {self.platform} HTTP {response.status_code}, waiting {wait:.1f}s")
+        return wait
+
+    def why(self, answer: Answer) -> str:
+        """Why a request did not succeed: 'timeout', the give-up reason, or the platform's
+        error (secrets cut)."""
+        return answer.reason if answer.response is None else self.redact(error_text(answer))
+
+    def outcome(self, answer: Answer, *ok: int) -> Outcome:
+        """One request's outcome for every row it carried: ok on one of `ok`, unknown on a
+        timeout, retryable when it gave up, else rejected with the platform's error."""
+        if answer.ok(*ok):
+            return Outcome("ok", "", 1)
+        if answer.timeout:
+            return Outcome("unknown", "timeout", 1)
+        if answer.response is None:
+            return Outcome("retryable", answer.reason, 1)
+        return Outcome("rejected", self.why(answer), 1)
 
     # --- settling rows -------------------------------------------------------------------------
 
@@ -193,7 +324,7 @@ class PlatformClient:
                 self._apply_batch(op, rows[half:], outcomes)
                 return
             else:
-                status, reason = "rejected", self.redact(_error_text(answer))
+                status, reason = "rejected", self.redact(error_text(answer))
             for row in rows:
                 outcome = outcomes[row.idempotency_key]
                 outcome.status, outcome.reason = status, reason
@@ -281,21 +412,20 @@ def _distinct_waves(rows: list[Row]) -> list[list[Row]]:
     return waves
 
 
-def _retry_after(response: httpx.Response, default: float) -> float:
-    try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        return default
-
-
-def _error_text(answer: Answer) -> str:
-    body = answer.json()
-    status = answer.response.status_code if answer.response is not None else 0
-    if isinstance(body, dict):
-        for key in ("detail", "message", "error", "title"):
-            if body.get(key):
-                return f"HTTP {status}: {body[key]}"
-    return f"HTTP {status}"
+def error_text(answer: Answer) -> str:
+    """`HTTP <status>: <the platform's message>` of a refused request (JSON:API, Google,
+    Meta and plain shapes)."""
+    body = answer.body()
+    error = body.get("error")
+    if isinstance(error, dict):
+        body = error
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        body = {**errors[0], **body}
+    for key in ("detail", "message", "description", "error", "title"):
+        if body.get(key) and isinstance(body[key], str):
+            return f"HTTP {answer.status}: {body[key]}"
+    return f"HTTP {answer.status}"
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:

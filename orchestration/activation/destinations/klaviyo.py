@@ -33,15 +33,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import Field, ValidationInfo, model_validator
 
-from orchestration.activation.destinations._platform_http import (
-    GaveUp,
-    PlatformHttp,
-    Retry,
-    Timeout,
-    json_or_empty,
+from orchestration.activation.destinations.http_platform import (
+    Answer,
+    ClientSettings,
+    PlatformClient,
+    PlatformConfig,
 )
 from orchestration.activation.destinations.registry import (
-    DestinationConfig,
     DestinationSpec,
     EnvName,
     Limits,
@@ -85,16 +83,15 @@ class KlaviyoAuthError(RuntimeError):
     """Klaviyo refused the API key (401/403)."""
 
 
-class KlaviyoConfig(DestinationConfig):
+class KlaviyoConfig(PlatformConfig):
     """A Klaviyo sync's `config:`. The private API key is an env var NAME."""
 
     list_id: str = Field(pattern=r"^[A-Za-z0-9]{1,32}$")
-    endpoint: str = Field(default="https://a.klaviyo.com", pattern=r"^https?://\S+$")
+    endpoint: str = "https://a.klaviyo.com"
     revision: str = Field(default="2025-01-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
     api_key_env: EnvName = "C360_KLAVIYO_API_KEY"
     unsubscribe_on_remove: bool = False
     timeout_seconds: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_seconds: float = Field(default=1.0, ge=0)
     poll_seconds: float = Field(default=5.0, ge=0)
     max_polls: int = Field(default=120, ge=1)
@@ -125,8 +122,11 @@ def profile_attributes(identifier: str, fields: dict[str, Any]) -> dict[str, Any
     return attributes
 
 
-class KlaviyoClient:
+class KlaviyoClient(PlatformClient):
     """Sends rows of one sync to one Klaviyo list (module docstring)."""
+
+    platform = "Klaviyo"
+    auth_error = KlaviyoAuthError
 
     def __init__(
         self,
@@ -139,48 +139,23 @@ class KlaviyoClient:
         log: Callable[[str], None] = lambda message: None,
         rate: RateLimiter | None = None,
     ) -> None:
-        self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
         self.max_rows = max(1, min(max_rows, MAX_PROFILES_PER_JOB))
-        self._secrets = [api_key]
         headers = {
             "Authorization": f"Klaviyo-API-Key {api_key}",
             "revision": config.revision,
             "Accept": "application/vnd.api+json",
             "Content-Type": "application/vnd.api+json",
         }
-        self.http = http or httpx.Client(timeout=config.timeout_seconds, headers=headers)
-        self.api = PlatformHttp(
-            self.http,
-            Retry(config.max_attempts, config.backoff_seconds),
-            sleep,
-            log,
-            rate=rate,
-            name=f"{sync}: klaviyo",
-        )
-        self.base = config.endpoint.rstrip("/") + "/api"
+        settings = ClientSettings(
+            batch_rows=self.max_rows, max_in_flight=1, timeout_seconds=config.timeout_seconds,
+            max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds,
+        )  # fmt: skip
+        super().__init__(sync, config.endpoint + "/api", headers, settings, [api_key], http,
+                         sleep, log, rate)  # fmt: skip
+        self.config, self.auth_env = config, config.api_key_env
 
-    def close(self) -> None:
-        self.http.close()
-
-    # --- HTTP -------------------------------------------------------------------------------
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response | Timeout | GaveUp:
-        answer = self.api.request(method, f"{self.base}{path}", **kwargs)
-        if isinstance(answer, httpx.Response) and answer.status_code in (401, 403):
-            raise KlaviyoAuthError(
-                f"{self.sync}: Klaviyo refused the API key (HTTP {answer.status_code}): "
-                f"check {self.config.api_key_env}"
-            )
-        return answer
-
-    def _reason(self, answer: httpx.Response | Timeout | GaveUp) -> str:
-        if isinstance(answer, Timeout):
-            return "timeout"
-        if isinstance(answer, GaveUp):
-            return answer.why
-        errors = json_or_empty(answer).get("errors") or [{}]
-        detail = errors[0].get("detail") or errors[0].get("title") or ""
-        return redact(f"HTTP {answer.status_code}: {detail}", self._secrets)
+    def _call(self, method: str, path: str, **kwargs: Any) -> Answer:
+        return self.request(method, path, **kwargs)
 
     def _profiles(self, external_ids: list[str], in_list: bool) -> dict[str, dict] | None:
         """external_id → {id, attributes} of the profiles found (in the list only if
@@ -198,9 +173,9 @@ class KlaviyoClient:
                     "page[size]": str(MAX_FILTER_VALUES),
                 },
             )
-            if not isinstance(answer, httpx.Response) or answer.status_code != 200:
+            if not answer.ok(200):
                 return None
-            for item in json_or_empty(answer).get("data") or []:
+            for item in answer.body().get("data") or []:
                 attributes = item.get("attributes") or {}
                 found[str(attributes.get("external_id"))] = {"id": item.get("id"), **attributes}
         return found
@@ -214,23 +189,16 @@ class KlaviyoClient:
             {"type": "profile", "attributes": p} for p in profiles]}}, "relationships": {
             "lists": {"data": [{"type": "list", "id": self.config.list_id}]}}}}  # fmt: skip
         answer = self._call("POST", "/profile-bulk-import-jobs", json=body)
-        if isinstance(answer, Timeout):
+        if not answer.ok(200, 202):
             for row in rows:
-                outcomes[row.idempotency_key] = Outcome("unknown", "timeout", 1)
+                outcomes[row.idempotency_key] = self.outcome(answer, 200, 202)
             return
-        if not isinstance(answer, httpx.Response) or answer.status_code not in (200, 202):
-            status = "retryable" if isinstance(answer, GaveUp) else "rejected"
-            for row in rows:
-                outcomes[row.idempotency_key] = Outcome(status, self._reason(answer), 1)
-            return
-        job = (json_or_empty(answer).get("data") or {}).get("id", "")
+        job = (answer.body().get("data") or {}).get("id", "")
         state = ""
         for poll in range(self.config.max_polls):
             read = self._call("GET", f"/profile-bulk-import-jobs/{job}")
-            if isinstance(read, httpx.Response) and read.status_code == 200:
-                state = ((json_or_empty(read).get("data") or {}).get("attributes") or {}).get(
-                    "status", ""
-                )
+            if read.ok(200):
+                state = ((read.body().get("data") or {}).get("attributes") or {}).get("status", "")
                 if state in ("complete", "cancelled"):
                     break
             if poll + 1 < self.config.max_polls:
@@ -241,8 +209,8 @@ class KlaviyoClient:
             return
         refused: dict[int, str] = {}
         errors = self._call("GET", f"/profile-bulk-import-jobs/{job}/import-errors")
-        if isinstance(errors, httpx.Response) and errors.status_code == 200:
-            for item in json_or_empty(errors).get("data") or []:
+        if errors.ok(200):
+            for item in errors.body().get("data") or []:
                 attributes = item.get("attributes") or {}
                 pointer = str((attributes.get("source") or {}).get("pointer", ""))
                 index = pointer.rsplit("/", 1)[-1]
@@ -287,14 +255,10 @@ class KlaviyoClient:
                 answer = self._call(
                     "DELETE", f"/lists/{self.config.list_id}/relationships/profiles", json=body
                 )
-                if not isinstance(answer, Timeout):
+                if not answer.timeout:
                     break
-            if isinstance(answer, Timeout):
-                status, reason = "unknown", "timeout"
-            elif isinstance(answer, GaveUp):
-                status, reason = "retryable", answer.why
-            elif answer.status_code not in (200, 202, 204):
-                status, reason = "rejected", self._reason(answer)
+            outcome = self.outcome(answer, 200, 202, 204)
+            status, reason = outcome.status, outcome.reason
             if status == "ok" and self.config.unsubscribe_on_remove:
                 status, reason = self._unsubscribe([found[r.identifier] for r in chunk])
             for row in chunk:
@@ -309,13 +273,10 @@ class KlaviyoClient:
                 "relationships": {"list": {"data": {"type": "list",
                                                     "id": self.config.list_id}}}}}  # fmt: skip
             answer = self._call("POST", "/profile-subscription-bulk-delete-jobs", json=body)
-            if isinstance(answer, GaveUp):
-                return "retryable", answer.why
-            if isinstance(answer, httpx.Response) and answer.status_code not in (200, 202, 204):
-                return "rejected", self._reason(answer)
             # a lost answer: unsubscribing twice is harmless, the next removal resends it
-            if isinstance(answer, Timeout):
-                return "unknown", "timeout"
+            outcome = self.outcome(answer, 200, 202, 204)
+            if outcome.status != "ok":
+                return outcome.status, outcome.reason
         return "ok", ""
 
     # --- the public call --------------------------------------------------------------------
@@ -340,14 +301,7 @@ class KlaviyoClient:
             body = {"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {
                 "data": {"type": "profile", "id": profile["id"]}}}}}  # fmt: skip
             answer = self._call("POST", "/data-privacy-deletion-jobs", json=body)
-            if isinstance(answer, httpx.Response) and answer.status_code == 202:
-                outcomes[identifier] = Outcome("ok", "", 1)
-            elif isinstance(answer, Timeout):
-                outcomes[identifier] = Outcome("unknown", "timeout", 1)
-            elif isinstance(answer, GaveUp):
-                outcomes[identifier] = Outcome("retryable", answer.why, 1)
-            else:
-                outcomes[identifier] = Outcome("rejected", self._reason(answer), 1)
+            outcomes[identifier] = self.outcome(answer, 202)
         return outcomes
 
     def unsubscribes(self, since: dt.datetime | None = None) -> Iterator[PlatformUnsubscribe]:
@@ -358,7 +312,7 @@ class KlaviyoClient:
         `links.next`. The identifier is the profile's external_id (the sync's key)."""
         start = since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         stamp = start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-        url: str | None = f"{self.base}/profiles"
+        url: str | None = "/profiles"
         params: dict[str, str] | None = {
             "filter": f"greater-than(subscriptions.email.marketing.suppression.timestamp,{stamp})",
             "additional-fields[profile]": "subscriptions",
@@ -366,18 +320,13 @@ class KlaviyoClient:
             "page[size]": str(MAX_FILTER_VALUES),
         }
         while url:
-            answer = self.api.request("GET", url, params=params)
-            if isinstance(answer, httpx.Response) and answer.status_code in (401, 403):
-                raise KlaviyoAuthError(
-                    f"{self.sync}: Klaviyo refused the API key (HTTP {answer.status_code}): "
-                    f"check {self.config.api_key_env}"
-                )
-            if not isinstance(answer, httpx.Response) or answer.status_code != 200:
+            answer = self.request("GET", url, params=params)
+            if not answer.ok(200):
                 # the cursor stays where it is: the next night asks again
                 raise KlaviyoConfigError(
-                    f"{self.sync}: listing suppressed profiles failed ({self._reason(answer)})"
+                    f"{self.sync}: listing suppressed profiles failed ({self.why(answer)})"
                 )
-            page = json_or_empty(answer)
+            page = answer.body()
             for item in page.get("data") or []:
                 attributes = item.get("attributes") or {}
                 marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get(

@@ -39,17 +39,18 @@ from orchestration.activation.destinations.http_platform import (
     ClientSettings,
     PlatformAuthError,
     PlatformClient,
+    PlatformConfig,
     PlatformConfigError,
     RowResult,
+    basic_auth,
+    settings_for,
 )
 from orchestration.activation.destinations.registry import (
-    DestinationConfig,
     DestinationSpec,
     EnvName,
     Limits,
     PlatformUnsubscribe,
     env_value,
-    sync_limits,
 )
 from orchestration.activation.destinations.webhook import Outcome, Row
 
@@ -65,25 +66,16 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.lower().encode()).hexdigest()
 
 
-class MailchimpConfig(DestinationConfig):
-    """A mailchimp sync's `config:`: API root, list, the env var holding the key, how to
-    authenticate and what a removal does."""
+class MailchimpConfig(PlatformConfig):
+    """A mailchimp sync's `config:`: API root (https://<dc>.api.mailchimp.com/3.0), list, the
+    env var holding the key, how to authenticate and what a removal does."""
 
-    endpoint: str  # https://<dc>.api.mailchimp.com/3.0
+    https_only = True
+
     list_id: str
     api_key_env: EnvName = "C360_MAILCHIMP_API_KEY"
     auth: Literal["basic", "bearer"] = "basic"
     removal: Literal["unsubscribed", "archived"] = "unsubscribed"
-    timeout_seconds: float = 10.0
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ValueError("must be an https:// URL (https://<dc>.api.mailchimp.com/3.0)")
-        if "@" in value.split("//", 1)[1].split("/", 1)[0]:
-            raise ValueError("credentials must not be written in the endpoint")
-        return value.rstrip("/")
 
     @field_validator("list_id")
     @classmethod
@@ -111,7 +103,7 @@ class MailchimpClient(PlatformClient):
 
     def __init__(self, sync: str, config: MailchimpConfig, key: str, settings: ClientSettings,
                  email_field: str = "email", **kwargs: Any) -> None:  # fmt: skip
-        token = "Basic " + _basic("c360", key) if config.auth == "basic" else f"Bearer {key}"
+        token = basic_auth("c360", key) if config.auth == "basic" else f"Bearer {key}"
         headers = {"Authorization": token, "Content-Type": "application/json"}
         super().__init__(sync, config.endpoint, headers, settings, secrets=[key], **kwargs)
         self.config, self.auth_env, self.email_field = config, config.api_key_env, email_field
@@ -200,15 +192,8 @@ class MailchimpClient(PlatformClient):
         outcomes: dict[str, Outcome] = {}
         for email in identifiers:
             path = self._member_path(email) + "/actions/delete-permanent"
-            answer = self.request("POST", path)
-            if answer.response is not None and answer.response.status_code in (200, 204, 404):
-                outcomes[email] = Outcome("ok", "", 1)  # 404: the list holds nobody to erase
-            elif answer.timeout:
-                outcomes[email] = Outcome("unknown", "timeout", 1)
-            elif answer.response is None:
-                outcomes[email] = Outcome("retryable", answer.reason, 1)
-            else:
-                outcomes[email] = Outcome("rejected", f"HTTP {answer.response.status_code}", 1)
+            # 404: the list holds nobody to erase
+            outcomes[email] = self.outcome(self.request("POST", path), 200, 204, 404)
         return outcomes
 
     def unsubscribes(self, since: dt.datetime | None = None) -> Iterator[PlatformUnsubscribe]:
@@ -242,24 +227,13 @@ class MailchimpClient(PlatformClient):
             offset += PAGE
 
 
-def _basic(user: str, password: str) -> str:
-    import base64
-
-    return base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
 def build(sync: SyncDefinition, log: Callable[[str], None]) -> MailchimpClient:
     """The client of a mailchimp sync: key from the env var its config names."""
     config = sync.config
     assert isinstance(config, MailchimpConfig)
     key = env_value(config.api_key_env, PlatformConfigError, "the Mailchimp API key")
-    rows, _, in_flight, rate = sync_limits(sync)
-    settings = ClientSettings(
-        batch_rows=rows, max_in_flight=in_flight, rate_per_second=rate,
-        timeout_seconds=config.timeout_seconds,
-    )  # fmt: skip
-    return MailchimpClient(sync.name, config, key, settings, email_field=sync.identifier,
-                           log=log)  # fmt: skip
+    return MailchimpClient(sync.name, config, key, settings_for(sync, config),
+                           email_field=sync.identifier, log=log)  # fmt: skip
 
 
 DESTINATION = DestinationSpec(

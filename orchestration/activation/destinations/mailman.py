@@ -21,15 +21,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import Field
 
-from orchestration.activation.destinations._platform_http import (
-    GaveUp,
-    PlatformHttp,
-    Retry,
-    Timeout,
-    json_or_empty,
+from orchestration.activation.destinations.http_platform import (
+    Answer,
+    ClientSettings,
+    PlatformClient,
+    PlatformConfig,
+    basic_auth,
 )
 from orchestration.activation.destinations.registry import (
-    DestinationConfig,
     DestinationSpec,
     EnvName,
     Limits,
@@ -37,7 +36,6 @@ from orchestration.activation.destinations.registry import (
     env_value,
 )
 from orchestration.activation.destinations.webhook import Outcome, Row
-from orchestration.redaction import redact
 
 if TYPE_CHECKING:
     from orchestration.activation.syncs import SyncDefinition
@@ -51,20 +49,21 @@ class MailmanAuthError(RuntimeError):
     """Mailman refused the REST credentials (401/403)."""
 
 
-class MailmanConfig(DestinationConfig):
-    """A Mailman sync's `config:`. REST credentials are env var NAMES."""
+class MailmanConfig(PlatformConfig):
+    """A Mailman sync's `config:`: the core REST API root (e.g. http://localhost:8001/3.1),
+    the list; REST credentials are env var NAMES."""
 
-    endpoint: str = Field(pattern=r"^https?://\S+$")  # e.g. http://localhost:8001/3.1
     list_id: str = Field(pattern=r"^[A-Za-z0-9._-]+\.[A-Za-z0-9.-]+$")  # name.domain
     user_env: EnvName = "C360_MAILMAN_REST_USER"
     password_env: EnvName = "C360_MAILMAN_REST_PASSWORD"
     timeout_seconds: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=20)
-    backoff_seconds: float = Field(default=0.5, ge=0)
 
 
-class MailmanClient:
+class MailmanClient(PlatformClient):
     """Subscribes and unsubscribes the rows of one sync on one list (module docstring)."""
+
+    platform = "Mailman"
+    auth_error = MailmanAuthError
 
     def __init__(
         self,
@@ -77,39 +76,31 @@ class MailmanClient:
         log: Callable[[str], None] = lambda message: None,
         rate: RateLimiter | None = None,
     ) -> None:
-        self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
-        self._secrets = [password]
-        self.http = http or httpx.Client(timeout=config.timeout_seconds, auth=(user, password))
-        self.api = PlatformHttp(
-            self.http, Retry(config.max_attempts, config.backoff_seconds), sleep, log,
-            rate=rate, name=f"{sync}: mailman",
+        settings = ClientSettings(
+            batch_rows=1, max_in_flight=1, timeout_seconds=config.timeout_seconds,
+            max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds,
         )  # fmt: skip
-        self.base = config.endpoint.rstrip("/")
+        headers = {"Authorization": basic_auth(user, password)}
+        super().__init__(sync, config.endpoint, headers, settings, [password], http, sleep, log,
+                         rate)  # fmt: skip
+        self.config = config
+        self.auth_env = f"{config.user_env} and {config.password_env}"
 
-    def close(self) -> None:
-        self.http.close()
+    def _call(self, method: str, path: str, **kwargs: Any) -> Answer:
+        return self.request(method, path, **kwargs)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response | Timeout | GaveUp:
-        answer = self.api.request(method, f"{self.base}{path}", **kwargs)
-        if isinstance(answer, httpx.Response) and answer.status_code in (401, 403):
-            raise MailmanAuthError(
-                f"{self.sync}: Mailman refused the REST credentials (HTTP {answer.status_code}): "
-                f"check {self.config.user_env} and {self.config.password_env}"
-            )
-        return answer
-
-    def _member(self, email: str) -> str | GaveUp | Timeout | None:
-        """The member's REST path (`/members/<id>`), None if not on the roster."""
+    def _member(self, email: str) -> str | Answer | None:
+        """The member's REST path (`/members/<id>`), None if not on the roster, or the Answer
+        that did not say (a timeout, or given up)."""
         answer = self._call("GET", f"/lists/{self.config.list_id}/member/{quote(email, safe='@')}")
-        if not isinstance(answer, httpx.Response):
+        if answer.response is None:
             return answer
-        if answer.status_code == 404:
+        if answer.status == 404:
             return None
-        if answer.status_code != 200:
-            return GaveUp(f"HTTP {answer.status_code}")
-        link = str(json_or_empty(answer).get("self_link", ""))
-        path = urlsplit(link).path
-        return path[path.index("/members/") :] if "/members/" in path else GaveUp("no self_link")
+        if answer.status != 200:
+            return Answer(None, f"HTTP {answer.status}")
+        path = urlsplit(str(answer.body().get("self_link", ""))).path
+        return path[path.index("/members/") :] if "/members/" in path else Answer(None, "no link")
 
     def roster(self) -> set[str]:
         """Every email subscribed to the list (paged)."""
@@ -120,9 +111,9 @@ class MailmanClient:
                 "GET", f"/lists/{self.config.list_id}/roster/member",
                 params={"count": 500, "page": page},
             )  # fmt: skip
-            if not isinstance(answer, httpx.Response) or answer.status_code != 200:
+            if not answer.ok(200):
                 raise RuntimeError(f"{self.sync}: the roster could not be read")
-            body = json_or_empty(answer)
+            body = answer.body()
             entries = body.get("entries") or []
             emails |= {str(e.get("email")) for e in entries}
             if page * 500 >= int(body.get("total_size", 0)) or not entries:
@@ -139,17 +130,12 @@ class MailmanClient:
         }  # fmt: skip
         for _ in range(self.config.max_attempts):
             answer = self._call("POST", "/members", data=data)
-            if isinstance(answer, Timeout):
+            if answer.timeout:
                 member = self._member(row.identifier)  # read back before resending
                 if isinstance(member, str):
                     return Outcome("ok", "reconciled by read-back", 1)
                 continue
-            if isinstance(answer, GaveUp):
-                return Outcome("retryable", answer.why, 1)
-            if answer.status_code in (200, 201, 409):  # 409: already on the roster
-                return Outcome("ok", "", 1)
-            reason = json_or_empty(answer).get("description") or f"HTTP {answer.status_code}"
-            return Outcome("rejected", redact(str(reason), self._secrets), 1)
+            return self.outcome(answer, 200, 201, 409)  # 409: already on the roster
         return Outcome("unknown", "timeout", 1)
 
     def _unsubscribe(self, row: Row) -> Outcome:
@@ -157,18 +143,14 @@ class MailmanClient:
             member = self._member(row.identifier)
             if member is None:
                 return Outcome("ok", "not on the roster", 1)
-            if isinstance(member, GaveUp):
-                return Outcome("retryable", member.why, 1)
-            if isinstance(member, Timeout):
-                continue
+            if isinstance(member, Answer):
+                if member.timeout:
+                    continue
+                return Outcome("retryable", member.reason, 1)
             answer = self._call("DELETE", member)
-            if isinstance(answer, Timeout):
+            if answer.timeout:
                 continue  # read back on the next pass
-            if isinstance(answer, GaveUp):
-                return Outcome("retryable", answer.why, 1)
-            if answer.status_code in (200, 204, 404):
-                return Outcome("ok", "", 1)
-            return Outcome("rejected", f"HTTP {answer.status_code}", 1)
+            return self.outcome(answer, 200, 204, 404)
         return Outcome("unknown", "timeout", 1)
 
     def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:

@@ -30,15 +30,13 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from orchestration.activation.destinations import hashing
 from orchestration.activation.destinations._ledger import Ledger, member_key
-from orchestration.activation.destinations._platform_http import (
-    GaveUp,
-    PlatformHttp,
-    Retry,
-    Timeout,
-    json_or_empty,
+from orchestration.activation.destinations.http_platform import (
+    Answer,
+    ClientSettings,
+    PlatformClient,
+    PlatformConfig,
 )
 from orchestration.activation.destinations.registry import (
-    DestinationConfig,
     DestinationSpec,
     EnvName,
     Limits,
@@ -46,7 +44,6 @@ from orchestration.activation.destinations.registry import (
     env_value,
 )
 from orchestration.activation.destinations.webhook import Outcome, Row
-from orchestration.redaction import redact
 
 if TYPE_CHECKING:
     from orchestration.activation.syncs import SyncDefinition
@@ -63,16 +60,15 @@ class MetaAuthError(RuntimeError):
     """Meta refused the access token (error code 190 / 102)."""
 
 
-class MetaConfig(DestinationConfig):
+class MetaConfig(PlatformConfig):
     """A Meta sync's `config:`. The access token is an env var NAME."""
 
     audience_id: str = Field(pattern=r"^\d{1,25}$")
-    endpoint: str = Field(default="https://graph.facebook.com", pattern=r"^https?://\S+$")
+    endpoint: str = "https://graph.facebook.com"
     api_version: str = Field(default="v21.0", pattern=r"^v\d{2}\.0$")
     access_token_env: EnvName = "C360_META_ACCESS_TOKEN"
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     timeout_seconds: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_seconds: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="after")
@@ -83,8 +79,11 @@ class MetaConfig(DestinationConfig):
         return self
 
 
-class MetaClient:
+class MetaClient(PlatformClient):
     """Sends rows of one sync to one Custom Audience (module docstring)."""
+
+    platform = "Meta"
+    auth_error = MetaAuthError
 
     def __init__(
         self,
@@ -98,32 +97,34 @@ class MetaClient:
         log: Callable[[str], None] = lambda message: None,
         rate: RateLimiter | None = None,
     ) -> None:
-        self.config, self.sync, self.sleep, self.log = config, sync, sleep, log
         self.max_rows = max(1, min(max_rows, MAX_ROWS))
-        self._secrets = [access_token]
-        self.http = http or httpx.Client(
-            timeout=config.timeout_seconds, headers={"Authorization": f"Bearer {access_token}"}
-        )
-        self.api = PlatformHttp(
-            self.http,
-            Retry(config.max_attempts, config.backoff_seconds),
-            sleep,
-            log,
-            throttled=_throttled,
-            rate=rate,
-            name=f"{sync}: meta",
-        )
-        self.api.wait_seconds = self._wait  # type: ignore[method-assign]
+        settings = ClientSettings(
+            batch_rows=self.max_rows, max_in_flight=1, timeout_seconds=config.timeout_seconds,
+            max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds,
+        )  # fmt: skip
+        headers = {"Authorization": f"Bearer {access_token}"}
+        super().__init__(sync, config.endpoint, headers, settings, [access_token], http, sleep,
+                         log, rate)  # fmt: skip
+        self.config, self.auth_env = config, config.access_token_env
         self.ledger = ledger or Ledger(sync)
-        self.url = f"{config.endpoint.rstrip('/')}/{config.api_version}/{config.audience_id}/users"
+        self.path = f"/{config.api_version}/{config.audience_id}/users"
 
     def close(self) -> None:
         self.ledger.close()
-        self.http.close()
+        super().close()
 
-    def _wait(self, response: httpx.Response, attempt: int) -> float:
+    def throttled(self, response: httpx.Response) -> bool:
+        """Meta's throttle answers: HTTP 400/403 with one of its rate-limit error codes."""
+        if response.status_code not in (400, 403):
+            return False
+        try:
+            error = response.json().get("error") or {}
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(error, dict) and error.get("code") in THROTTLE_CODES
+
+    def retry_after(self, response: httpx.Response, backoff: float) -> float:
         """Meta's own wait: estimated_time_to_regain_access (minutes) in the usage header."""
-        backoff = self.config.backoff_seconds * 2 ** (attempt - 1)
         try:
             usage = json.loads(response.headers.get("X-Business-Use-Case-Usage", "{}"))
             minutes = max(
@@ -133,7 +134,7 @@ class MetaClient:
             )
         except (ValueError, TypeError, AttributeError):
             minutes = 0
-        return min(max(minutes * 60.0, backoff), self.api.retry.max_wait_seconds)
+        return max(minutes * 60.0, backoff)
 
     def _request(self, method: str, rows: list[list[str]], session_id: int) -> tuple[str, Any]:
         """('ok', answer JSON) | ('rejected', reason) | ('retryable', why) | ('unknown', why).
@@ -147,26 +148,24 @@ class MetaClient:
                 "estimated_num_total": len(rows),
             },
         }
-        answer: httpx.Response | Timeout | GaveUp = Timeout()
+        answer = Answer(None, "timeout")
         for attempt in range(1, self.config.max_attempts + 1):
-            answer = self.api.request(method, self.url, json=body)
-            if not isinstance(answer, Timeout):
+            answer = self.request(method, self.path, json=body)
+            if not answer.timeout:
                 break
             self.log(f"{self.sync}: meta answer lost (attempt {attempt}); same session again")
             self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
-        if isinstance(answer, Timeout):
-            return "unknown", "timeout"
-        if isinstance(answer, GaveUp):
-            return "retryable", answer.why
-        content = json_or_empty(answer)
-        if answer.status_code == 200:
+        if answer.response is None:
+            return ("unknown" if answer.timeout else "retryable"), answer.reason
+        content = answer.body()
+        if answer.status == 200:
             return "ok", content
         error = content.get("error") or {}
         if error.get("code") in (190, 102):
             raise MetaAuthError(
                 f"{self.sync}: Meta refused the access token: check {self.config.access_token_env}"
             )
-        reason = redact(f"({error.get('code')}) {error.get('message', '')}", self._secrets)
+        reason = self.redact(f"({error.get('code')}) {error.get('message', '')}")
         if error.get("is_transient"):
             return "retryable", reason
         return "rejected", reason
@@ -232,13 +231,6 @@ class MetaClient:
         rows = [Row(i, "delete", {}, f"erase:{i}") for i in identifiers]
         by_key = self.send(rows)
         return {row.identifier: by_key[row.idempotency_key] for row in rows}
-
-
-def _throttled(response: httpx.Response) -> bool:
-    if response.status_code not in (400, 403):
-        return False
-    error = json_or_empty(response).get("error") or {}
-    return error.get("code") in THROTTLE_CODES
 
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MetaClient:
