@@ -181,3 +181,57 @@ def test_a_sync_with_arms_sends_each_member_in_their_arm(tmp_path, warehouse, mo
 
 def test_parse_without_arms_is_empty():
     assert parse_arms({"name": "x"}, Path("x.yml")) == ((), None)
+
+
+class _Recorder:
+    """A destination that accepts every row and keeps what it was sent."""
+
+    def __init__(self):
+        self.sent: dict[str, dict] = {}
+
+    def send(self, rows):
+        from orchestration.activation.destinations.webhook import Outcome
+
+        rows = list(rows)
+        for r in rows:
+            self.sent[r.identifier] = r.fields
+        return {r.idempotency_key: Outcome("ok", "", 1) for r in rows}
+
+    def delete(self, identifiers):
+        from orchestration.activation.destinations.webhook import Outcome
+
+        return {i: Outcome("ok", "", 1) for i in identifiers}
+
+
+def test_a_diff_sync_sends_and_records_the_arm(tmp_path, warehouse):
+    from orchestration.activation.diff_runner import run_diff_sync
+
+    text = SYNC.replace("destination: file_drop", "destination: webhook").replace(
+        "format: csv\n", ""
+    )
+    sync = load_sync(_write(tmp_path, text), segments=[SEGMENT])
+    warehouse.execute(
+        "create table marts.customer_id_history (retired_customer_id varchar, "
+        "current_customer_id varchar)"
+    )
+    client = _Recorder()
+    out = run_diff_sync(warehouse, sync, AS_OF, "run-1", client)
+    want = {
+        c: assign(c, sync.arms, sync.name)
+        for (c, held) in warehouse.execute(
+            "select customer_id, is_holdout from marts.segment_membership"
+        ).fetchall()
+        if not held
+    }
+    sent = {c: f["variant"] for c, f in client.sent.items()}
+    assert sent == {c: a for c, a in want.items() if a is not None}
+    assert out.ok == len(sent) and out.held_out == MEMBERS - len(sent)
+    history = dict(
+        warehouse.execute(
+            "select customer_id, arm from activation.contact_history where outcome = 'ok'"
+        ).fetchall()
+    )
+    assert history == sent
+    assert warehouse.execute(
+        "select count(*), count(arm) from activation.contact_history where outcome = 'held_out'"
+    ).fetchall() == [(MEMBERS - len(sent), 0)]
