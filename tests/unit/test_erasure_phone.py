@@ -60,7 +60,7 @@ def _build(tmp: Path) -> duckdb.DuckDBPyConnection:
                 [source, rid, key, customer, dt.date.fromisoformat(AS_OF)],
             )
         con.execute(
-            "create table staging.stg_shop__orders (order_id varchar, shop_customer_id varchar, "
+            "create table intermediate.int_activity__orders (order_id varchar, shop_customer_id varchar, "
             "ordered_at timestamp, is_revenue boolean, total_amount decimal(18, 2))"
         )
         con.execute(
@@ -68,11 +68,11 @@ def _build(tmp: Path) -> duckdb.DuckDBPyConnection:
             "loyalty_tier varchar, points_balance bigint)"
         )
         con.execute(
-            "create table staging.stg_web__events (anonymous_id varchar, event_name varchar, "
+            "create table intermediate.int_activity__web_events (anonymous_id varchar, event_name varchar, "
             "occurred_at timestamp)"
         )
         con.execute(
-            "create table staging.stg_email__engagement (email_normalized varchar, "
+            "create table intermediate.int_activity__email_engagement (email_normalized varchar, "
             "event_type varchar, occurred_at timestamp)"
         )
         con.execute(
