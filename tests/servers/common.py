@@ -19,7 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 class Faults:
     """Per write request, one draw from a seeded RNG: rate limited (429 with Retry-After, or
     the platform's own throttle answer), a 5xx, or applied and then answered after
-    `slow_seconds` (the client has timed out). Their sum is the injected fault share."""
+    `slow_seconds` (the client has timed out). Their sum is the injected fault share. With
+    `cycle`, the draws follow that sequence instead (None: no fault), so the injected share
+    does not depend on how many requests a short run happens to make."""
 
     rate_limit_rate: float = 0.0
     server_error_rate: float = 0.0
@@ -27,9 +29,12 @@ class Faults:
     retry_after_seconds: int = 1
     slow_seconds: float = 1.5
     seed: int = 7
+    cycle: tuple[str | None, ...] = ()
 
     @property
     def share(self) -> float:
+        if self.cycle:
+            return sum(1 for fault in self.cycle if fault) / len(self.cycle)
         return self.rate_limit_rate + self.server_error_rate + self.timeout_rate
 
 
@@ -118,6 +123,11 @@ class PlatformServer:
         """The fault for this write request: 'rate_limit', 'server_error', 'timeout' or None."""
         with self.lock:
             self.write_requests += 1
+            if self.faults.cycle:
+                fault = self.faults.cycle[(self.write_requests - 1) % len(self.faults.cycle)]
+                if fault:
+                    self.faults_injected[fault] += 1
+                return fault
             value, f = self.rng.random(), self.faults
             for name, rate in (("rate_limit", f.rate_limit_rate),
                                ("server_error", f.server_error_rate),

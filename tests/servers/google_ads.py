@@ -5,8 +5,14 @@ MAX_IDENTIFIERS_PER_USER_DATA per operation, partial failure in GoogleAdsFailure
 `operations[i]` locations), run it (a long-running operation), and read its status with a
 GoogleAdsService search. Nothing reaches the user list until the job runs.
 
-State the tests assert on: `lists[user_list]` (members keyed by their identifiers) and
-`applied` (every operation applied when a job ran). Faults per write request (create, add,
+EEA consent (`Consent`: adUserData, adPersonalization, each a ConsentStatus) may be set on the
+job (`customerMatchUserListMetadata.consent`, for all its users) and on a UserData (overriding
+the job's for that user); an unknown status is INVALID_ARGUMENT. A create whose effective
+adUserData is DENIED is not added to the list.
+
+State the tests assert on: `lists[user_list]` (members keyed by their identifiers), `applied`
+(every operation applied when a job ran), `consents` (member key → the effective consent it was
+added with) and `creates_without_consent`. Faults per write request (create, add,
 run): 429 RESOURCE_EXHAUSTED with Retry-After, 503 UNAVAILABLE, or applied and answered late.
 """
 
@@ -24,6 +30,7 @@ VERSION = "v21"
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
 MAX_IDENTIFIERS_PER_USER_DATA = 20
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+CONSENT_STATUSES = {"UNSPECIFIED", "UNKNOWN", "GRANTED", "DENIED"}
 FAILURE_TYPE = f"type.googleapis.com/google.ads.googleads.{VERSION}.errors.GoogleAdsFailure"
 
 
@@ -32,7 +39,8 @@ class Job:
     resource_name: str
     user_list: str
     status: str = "PENDING"  # PENDING → RUNNING → SUCCESS | FAILED
-    operations: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    operations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    consent: dict[str, str] = field(default_factory=dict)
     polls_running: int = 0
 
 
@@ -70,6 +78,8 @@ class GoogleAdsServer(PlatformServer):
         self.jobs: dict[str, Job] = {}
         self.applied: list[tuple[str, tuple[str, ...]]] = []  # (create|remove, member key)
         self.duplicate_creates = 0  # a create of a member already in the list
+        self.consents: dict[tuple[str, ...], dict[str, str]] = {}
+        self.creates_without_consent = 0
         self.requests_over_limit = 0
         self._ids = itertools.count(1000)
         self.handle = guarded(self._handle)  # type: ignore[method-assign]
@@ -141,8 +151,12 @@ class GoogleAdsServer(PlatformServer):
             return _error(400, "INVALID_ARGUMENT", "job.type must be CUSTOMER_MATCH_USER_LIST "
                           "with an existing userList", {"offlineUserDataJobError":
                           "INVALID_USER_LIST_ID"})  # fmt: skip
+        consent = (job.get("customerMatchUserListMetadata") or {}).get("consent") or {}
+        if not _valid_consent(consent):
+            return _error(400, "INVALID_ARGUMENT", "Invalid consent status.",
+                          {"requestError": "INVALID_ENUM_VALUE"})  # fmt: skip
         name = f"customers/{self.customer_id}/offlineUserDataJobs/{next(self._ids)}"
-        self.jobs[name] = Job(name, user_list)
+        self.jobs[name] = Job(name, user_list, consent=dict(consent))
         return Reply(200, {"resourceName": name})
 
     def _add(self, job: Job, body: dict[str, Any]) -> Reply:
@@ -192,6 +206,8 @@ class GoogleAdsServer(PlatformServer):
     def _invalid(user_data: Any) -> tuple[str, str] | None:
         if not isinstance(user_data, dict) or not user_data.get("userIdentifiers"):
             return "INVALID_USER_IDENTIFIER", "The operation has no user identifiers."
+        if not _valid_consent(user_data.get("consent") or {}):
+            return "INVALID_ENUM_VALUE", "Invalid consent status on the user data."
         identifiers = user_data["userIdentifiers"]
         if len(identifiers) > MAX_IDENTIFIERS_PER_USER_DATA:
             return "TOO_MANY_USER_IDENTIFIERS", "Too many user identifiers in one operation."
@@ -217,9 +233,15 @@ class GoogleAdsServer(PlatformServer):
         for kind, user_data in job.operations:
             key = member_key(user_data)
             if kind == "create":
+                consent = {**job.consent, **(user_data.get("consent") or {})}
+                if consent.get("adUserData") not in ("GRANTED", "DENIED"):
+                    self.creates_without_consent += 1
+                if consent.get("adUserData") == "DENIED":
+                    continue  # no consent to use this person's data: not added
                 if key in members:
                     self.duplicate_creates += 1
                 members[key] = user_data
+                self.consents[key] = consent
             else:
                 # a remove takes out every member sharing an identifier with it
                 gone = [k for k in members if set(k) & set(key)]
@@ -250,3 +272,11 @@ class GoogleAdsServer(PlatformServer):
                "CUSTOMER_MATCH_USER_LIST"}  # fmt: skip
         return Reply(200, {"results": [{"offlineUserDataJob": row}], "fieldMask":
                            "offlineUserDataJob.resourceName,offlineUserDataJob.status"})  # fmt: skip
+
+
+def _valid_consent(consent: Any) -> bool:
+    return (
+        isinstance(consent, dict)
+        and set(consent) <= {"adUserData", "adPersonalization"}
+        and (set(consent.values()) <= CONSENT_STATUSES)
+    )

@@ -52,9 +52,12 @@ class KlaviyoServer(PlatformServer):
         list_id: str = "Y6nRLr",
         faults: Faults | None = None,
         max_profiles_per_job: int = MAX_PROFILES_PER_JOB,
+        invalid_ids: set[str] | None = None,
     ) -> None:
         super().__init__(faults)
         self.api_key, self.list_id = api_key, list_id
+        # external ids whose email the test marks undeliverable: refused as an invalid email
+        self.invalid_ids = set(invalid_ids or ())
         self.max_profiles_per_job = max_profiles_per_job
         self.profiles: dict[str, dict[str, Any]] = {}  # profile id → attributes
         self.members: set[str] = set()
@@ -153,7 +156,8 @@ class KlaviyoServer(PlatformServer):
             email = attributes.get("email")
             if not (email or attributes.get("phone_number") or attributes.get("external_id")):
                 problem = "A profile needs an email, phone_number or external_id."
-            elif email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            elif ((email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email))
+                  or attributes.get("external_id") in self.invalid_ids):  # fmt: skip
                 problem = f"Invalid email address: {email}"
             else:
                 problem = None

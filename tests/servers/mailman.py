@@ -9,10 +9,14 @@ import os
 import socket
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import httpx
+
+from tests.servers.common import Faults, PlatformServer, Reply, Request
 
 REPO = Path(__file__).resolve().parents[2]
 MAILMAN = REPO / ".venv-mailman" / "bin" / "mailman"
@@ -116,3 +120,49 @@ lmtp_port: {_free_port()}
         deadline = time.monotonic() + 30
         while pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.5)
+
+
+class MailmanFaultProxy(PlatformServer):
+    """A loopback proxy in front of a Mailman core's REST API, so a real Mailman meets the same
+    faults as the other platforms' servers: writes (POST /members, DELETE /members/<id>) draw a
+    fault (429 + Retry-After and 503 are answered without reaching Mailman; a timeout reaches
+    Mailman and is answered too late). A subscription of an address in `invalid_emails` is
+    refused as Mailman refuses an address it cannot take (400 with a `description`). State:
+    `applied` counts the subscriptions Mailman created (201) per lower-cased address."""
+
+    def __init__(
+        self, core: MailmanCore, faults: Faults, invalid_emails: set[str] | None = None
+    ) -> None:
+        super().__init__(faults)
+        self.target = f"http://127.0.0.1:{core.port}"
+        self.invalid_emails = {e.lower() for e in invalid_emails or ()}
+        self.applied: Counter[str] = Counter()
+        self.http = httpx.Client(timeout=30)
+
+    def handle(self, request: Request) -> Reply:
+        write = request.path.startswith("/3.1/members") and request.method in ("POST", "DELETE")
+        subscriber = ""
+        if write and request.method == "POST":
+            subscriber = parse_qs(request.raw.decode()).get("subscriber", [""])[0].lower()
+            if subscriber in self.invalid_emails:
+                return Reply(400, {"title": "400 Bad Request",
+                                   "description": f"Invalid email address: {subscriber}"})  # fmt: skip
+        fault = self.draw() if write else None
+        if fault == "rate_limit":
+            return Reply(429, {"title": "Too Many Requests"},
+                         {"Retry-After": str(self.faults.retry_after_seconds)})  # fmt: skip
+        if fault == "server_error":
+            return Reply(503, {"title": "Service Unavailable"})
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("authorization", "content-type")}  # fmt: skip
+        url = self.target + request.path + (f"?{urlencode(request.query)}" if request.query else "")
+        answer = self.http.request(request.method, url, content=request.raw, headers=headers)
+        if subscriber and answer.status_code == 201:
+            with self.lock:
+                self.applied[subscriber] += 1
+        body = answer.json() if answer.content else None
+        return self.applied_then_late(Reply(answer.status_code, body), fault)
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        self.http.close()

@@ -11,6 +11,13 @@ go into a fresh one. A run whose answer was lost is read back from the job's sta
 only if it is still PENDING). An operation Google refuses (partial failure, `operations[i]`)
 rejects its row with Google's error code and message.
 
+EEA consent (Google's `Consent`: `adUserData`, `adPersonalization`, each GRANTED or DENIED) is
+sent on the job (`customerMatchUserListMetadata.consent`) and on every create's UserData (which
+overrides the job's for that person). It is derived from the person's consent row: the planner
+sends only people whose consent for the sync's channel and purpose is granted, so
+`adUserData` is GRANTED; `adPersonalization` is GRANTED when that purpose is one of
+PERSONALIZED_PURPOSES (personalised advertising is what it was given for), else DENIED.
+
 Removals need the hashes the person was added with; the diff planner sends them without
 fields, so the client keeps them in a ledger (_ledger.py), written before the job runs. The
 ledger also records the job that carried each add: a row resent after an unknown outcome whose
@@ -48,6 +55,15 @@ if TYPE_CHECKING:
     from orchestration.activation.syncs import SyncDefinition
 
 MAX_IDENTIFIERS_PER_REQUEST = 100_000  # Google's ceiling per AddOfflineUserDataJobOperations
+# consent purposes that cover personalised advertising (ad_personalization)
+PERSONALIZED_PURPOSES = frozenset({"marketing", "advertising", "personalization"})
+
+
+def consent_for(purpose: str) -> dict[str, str]:
+    """Google's Consent for a person whose consent row for `purpose` is granted (module
+    docstring)."""
+    personalized = "GRANTED" if purpose in PERSONALIZED_PURPOSES else "DENIED"
+    return {"adUserData": "GRANTED", "adPersonalization": personalized}
 
 
 class GoogleAdsConfigError(ValueError):
@@ -105,6 +121,7 @@ class GoogleAdsClient(PlatformClient):
         sleep: Callable[[float], None] = time.sleep,
         log: Callable[[str], None] = lambda message: None,
         rate: RateLimiter | None = None,
+        purpose: str = "marketing",
     ) -> None:
         headers = {"Authorization": f"Bearer {access_token}", "developer-token": developer_token}
         if config.login_customer_id:
@@ -121,6 +138,7 @@ class GoogleAdsClient(PlatformClient):
         self.auth_env = f"{config.developer_token_env} and {config.access_token_env}"
         self.ledger = ledger or Ledger(sync)
         self.user_list = f"customers/{config.customer_id}/userLists/{config.user_list_id}"
+        self.consent = consent_for(purpose)
 
     def close(self) -> None:
         self.ledger.close()
@@ -169,7 +187,8 @@ class GoogleAdsClient(PlatformClient):
         'retry' (nothing applied: start a new job), 'failed' (job FAILED), 'unknown' (ran,
         end not seen)."""
         body = {"job": {"type": "CUSTOMER_MATCH_USER_LIST",
-                        "customerMatchUserListMetadata": {"userList": self.user_list}}}  # fmt: skip
+                        "customerMatchUserListMetadata": {"userList": self.user_list,
+                                                          "consent": self.consent}}}  # fmt: skip
         answer = self._post("offlineUserDataJobs:create", body)
         if not answer.ok(200):
             return "retry", self.why(answer)
@@ -249,13 +268,15 @@ class GoogleAdsClient(PlatformClient):
                 self.ledger.settle(row.identifier, {member: job})
                 outcomes[key] = Outcome("ok", "reconciled: its job ran", 1)
                 continue
-            creates.append((key, "create", user_data))
+            creates.append((key, "create", {**user_data, "consent": self.consent}))
             intents.append((row.identifier, member))
             keep[key] = (row.identifier, {member: None})
         ops = removes + creates
         pending = {key for key, _, _ in ops} | {k for k in keep if k not in outcomes}
         self.ledger.intend(intents)
-        marks = {key: (keep[key][0], member_key(user_data)) for key, kind, user_data in creates}
+        # the ledger keys a person by the identifiers sent, not the consent sent with them
+        marks = {key: (keep[key][0], member_key({"userIdentifiers": data["userIdentifiers"]}))
+                 for key, _, data in creates}  # fmt: skip
         # one job per request's worth of operations: a lost answer drops only that job
         per_row: dict[str, list[tuple[str, str]]] = {key: [] for key in pending}
         for _, chunk in self._chunks(ops):
@@ -321,7 +342,8 @@ def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> GoogleAdsC
     developer = env_value(config.developer_token_env, GoogleAdsConfigError, "developer token")
     access = env_value(config.access_token_env, GoogleAdsConfigError, "OAuth access token")
     rate = RateLimiter(getattr(sync, "rate_per_second", None))
-    return GoogleAdsClient(config, sync.name, developer, access, log=log, rate=rate)
+    return GoogleAdsClient(config, sync.name, developer, access, log=log, rate=rate,
+                           purpose=sync.purpose)  # fmt: skip
 
 
 DESTINATION = DestinationSpec(

@@ -13,8 +13,10 @@ Add a destination = one module + a sync YAML
      refused). Validation errors name the sync file and the field (`x.yml: config.api_key_env:
      ...`); a `model_validator` can read `info.context`: "fields" (the sync's field names),
      "columns" (field → customer_360 column) and "identifier" (the sync's identifier).
-   * `http_platform.PlatformClient` is a base for HTTP platforms: batching per op, limits,
-     429/Retry-After, 5xx backoff, bisecting refused requests, read-back of timed-out rows.
+   * An HTTP platform subclasses `http_platform.PlatformConfig` (endpoint, timeout and retry
+     keys) and `http_platform.PlatformClient`, the one client every platform uses: retries
+     (Retry-After on 429/503, 5xx backoff, bounded attempts), timeouts as unknown rows, limits,
+     batching per op, bisecting refused requests, read-back of timed-out rows.
    * `limits`: `Limits(batch_rows=..., max_in_flight=..., rate_per_second=...)` — the largest
      request the platform takes and the defaults; a sync YAML may lower them (`batch_rows`,
      `batch_bytes`, `max_in_flight`, `rate_per_second` at its top level), never raise them.
