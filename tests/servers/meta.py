@@ -27,6 +27,7 @@ VERSION = "v21.0"
 MAX_ROWS = 10_000
 SCHEMA_KEYS = {"EMAIL", "PHONE", "FN", "LN", "ZIP", "CT", "ST", "COUNTRY", "DOBY", "GEN",
                "MADID", "EXTERN_ID", "FI", "DOBM", "DOBD"}  # fmt: skip
+IDENTIFYING = {"EMAIL", "PHONE", "MADID", "EXTERN_ID"}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -129,8 +130,11 @@ class MetaServer(PlatformServer):
                     self.duplicate_adds += 1
                 self.members[key] = member
             else:
+                # a row is matched to the people it identifies: by an identifying key (COUNTRY,
+                # ZIP or a name alone identify nobody)
                 gone = [k for k, m in self.members.items()
-                        if any(v and m.get(s) == v for s, v in member.items())]  # fmt: skip
+                        if any(v and m.get(s) == v for s, v in member.items()
+                               if s in IDENTIFYING)]  # fmt: skip
                 for k in gone:
                     del self.members[k]
             self.applied.append((kind, key))

@@ -20,7 +20,8 @@ def _rows(sync):
     return [make_row(sync, i, "upsert", f) for i, f in PEOPLE.items()]
 
 
-def test_google_partial_failure_rejects_the_named_operation_only(tmp_path, monkeypatch):
+def _bad_google_hash(monkeypatch) -> None:
+    """bad@example.org goes out with a hashedEmail that is not SHA-256 (Google refuses it)."""
     real = hashing.google_user_identifiers
 
     def with_a_bad_hash(fields, region="US"):
@@ -29,14 +30,22 @@ def test_google_partial_failure_rejects_the_named_operation_only(tmp_path, monke
         return real(fields, region)
 
     monkeypatch.setattr(hashing, "google_user_identifiers", with_a_bad_hash)
+
+
+def _google(server: GoogleAdsServer, tmp_path) -> google_ads.GoogleAdsClient:
+    config = google_ads.GoogleAdsConfig(
+        customer_id="1234567890", user_list_id="555", endpoint=server.url,
+        backoff_seconds=0, poll_seconds=0,
+    )  # fmt: skip
+    return google_ads.GoogleAdsClient(
+        config, "s", "dev-token", "access-token", ledger=Ledger("s", tmp_path)
+    )
+
+
+def test_google_partial_failure_rejects_the_named_operation_only(tmp_path, monkeypatch):
+    _bad_google_hash(monkeypatch)
     with GoogleAdsServer() as server:
-        config = google_ads.GoogleAdsConfig(
-            customer_id="1234567890", user_list_id="555", endpoint=server.url,
-            backoff_seconds=0, poll_seconds=0,
-        )  # fmt: skip
-        client = google_ads.GoogleAdsClient(
-            config, "s", "dev-token", "access-token", ledger=Ledger("s", tmp_path)
-        )
+        client = _google(server, tmp_path)
         rows = _rows("s")
         out = client.send(rows)
         client.close()
@@ -84,3 +93,17 @@ def test_klaviyo_import_errors_reject_their_rows_only():
     assert "not-an-email" not in by_id["c2"].reason, "no personal data in the reason"
     assert by_id["c1"].status == by_id["c3"].status == "ok"
     assert set(server.member_attributes()) == {"c1", "c3"}
+
+
+def test_google_does_not_acknowledge_a_refused_add_on_a_later_send(tmp_path, monkeypatch):
+    """A refused operation's job ran (for the others): resending the refused row must send it
+    again (refused again), not acknowledge it because its job ended SUCCESS."""
+    _bad_google_hash(monkeypatch)
+    with GoogleAdsServer() as server:
+        client = _google(server, tmp_path)
+        rows = _rows("s")  # one job: c1 and c3 taken, c2 refused
+        first, again = client.send(rows), client.send(rows)
+        client.close()
+    key = next(r.idempotency_key for r in rows if r.identifier == "c2")
+    assert first[key].status == again[key].status == "rejected", again[key]
+    assert {o.status for k, o in again.items() if k != key} == {"ok"}

@@ -214,7 +214,8 @@ class GoogleAdsClient(PlatformClient):
                         rejected[offset + index] = f"{code}: {error.get('message', '')}".strip()
         if len(rejected) == len(ops):
             return "ok", ""  # nothing left to run
-        self.ledger.mark(creates, job)
+        # only the adds Google took: a refused one must not be acknowledged later by this job
+        self.ledger.mark([pair for i, pair in creates if i not in rejected], job)
         for _ in range(self.config.max_attempts):
             answer = self._post(f"{job_path}:run", {})
             if answer.ok(200):
@@ -307,7 +308,7 @@ class GoogleAdsClient(PlatformClient):
         reason = ""
         for attempt in range(1, self.config.max_attempts + 1):
             rejected: dict[int, str] = {}
-            carried = [marks[key] for key, kind, _ in ops if kind == "create"]
+            carried = [(i, marks[key]) for i, (key, kind, _) in enumerate(ops) if kind == "create"]
             status, reason = self._job(ops, rejected, carried)
             if status == "ok":
                 return "ok", "", rejected
