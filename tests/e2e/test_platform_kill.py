@@ -47,19 +47,8 @@ IN_PROCESS = json.dumps({"execution": {"config": {"in_process": {}}}})
 # zombie until init reaps it (the run guard must count it dead); the others run in-process.
 DEFAULT_EXECUTOR = {"braze"}
 # Destination defects this test finds (orchestration/activation/destinations/*, fixed there):
-# strict, so each case fails loudly once its fix lands and the mark must go.
-KNOWN_BUGS = {
-    # no read-back for a resumed plan (no `send_resumed`): the profiles of the import job the
-    # killed run got applied are imported again
-    "klaviyo": pytest.mark.xfail(
-        strict=True, reason="Klaviyo re-imports the killed run's applied import job on resume"
-    ),
-    # a resumed row whose ledger job is still RUNNING (the killed run never polled it) is sent
-    # again: send() accepts only SUCCESS instead of waiting for the job to end
-    "google_ads": pytest.mark.xfail(
-        strict=True, reason="Google Ads resends a row whose applied job is still RUNNING"
-    ),
-}
+# strict xfail marks, each to go once its fix lands.
+KNOWN_BUGS: dict[str, pytest.MarkDecorator] = {}
 
 
 class LazyMailman:

@@ -20,8 +20,10 @@ PERSONALIZED_PURPOSES (personalised advertising is what it was given for), else 
 
 Removals need the hashes the person was added with; the diff planner sends them without
 fields, so the client keeps them in a ledger (_ledger.py), written before the job runs. The
-ledger also records the job that carried each add: a row resent after an unknown outcome whose
-job is found SUCCESS is acknowledged without sending it again.
+ledger also records the job that carried each add: before a row is resent after an unknown
+outcome (a lost answer, or a run killed mid-sync), that job is read until it ends (`job_end`):
+SUCCESS acknowledges the row without sending it again; FAILED or PENDING (never run) resends
+it; still RUNNING after `max_polls` reads leaves the row unknown, unsent, for the next run.
 """
 
 from __future__ import annotations
@@ -164,6 +166,19 @@ class GoogleAdsClient(PlatformClient):
             return None
         return (results[0].get("offlineUserDataJob") or {}).get("status")
 
+    def job_end(self, job: str) -> str | None:
+        """The status a job ends with, read until it is no longer RUNNING (at most max_polls
+        reads, poll_seconds apart): SUCCESS or FAILED; PENDING (never run: it applies
+        nothing); RUNNING if it has not ended by then; None if unreadable."""
+        status = None
+        for poll in range(self.config.max_polls):
+            status = self.job_status(job)
+            if status != "RUNNING":
+                return status
+            if poll + 1 < self.config.max_polls:
+                self.sleep(self.config.poll_seconds)
+        return status
+
     # --- one job ----------------------------------------------------------------------------
 
     def _chunks(self, ops: list[tuple[str, str, dict]]) -> Iterable[tuple[int, list]]:
@@ -264,10 +279,16 @@ class GoogleAdsClient(PlatformClient):
                 if other != member:
                     removes.append((key, "remove", json.loads(other)))
             job = held.get(member)
-            if job and len(held) == 1 and self.job_status(job) == "SUCCESS":
+            ended = self.job_end(job) if job and len(held) == 1 else None
+            if ended == "SUCCESS":
                 # sent before, answer lost: the job that carried it has run
                 self.ledger.settle(row.identifier, {member: job})
                 outcomes[key] = Outcome("ok", "reconciled: its job ran", 1)
+                continue
+            if ended == "RUNNING":
+                # its job may still apply it: a resend now could add it twice
+                job_path = str(job).split("/", 2)[-1]
+                outcomes[key] = Outcome("unknown", f"job {job_path} still running", 1)
                 continue
             creates.append((key, "create", {**user_data, "consent": self.consent}))
             intents.append((row.identifier, member))

@@ -9,6 +9,9 @@ its import errors (a JSON pointer to each refused profile) reject those rows wit
 detail. A job whose answer was lost (a timeout) is read back before anything is resent: the
 list's profiles with those external ids (`GET /api/lists/{id}/profiles?filter=any(...)`, 100
 per request) holding the attributes sent are acknowledged, only the others go into a new job.
+The rows of a resumed plan (a killed run may have had their job applied) are read back the
+same way before anything is sent (`send_resumed`): a killed run's job ids die with it, the
+list's profiles do not.
 
 Removals: the profiles with those external ids are looked up (`GET /api/profiles`) and taken
 out of the list (`DELETE /api/lists/{id}/relationships/profiles`, at most 1,000 per request;
@@ -224,16 +227,28 @@ class KlaviyoClient(PlatformClient):
             else:
                 outcomes[row.idempotency_key] = Outcome("ok", "", 1)
 
-    def _read_back(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
-        """Unknown rows found in the list with the attributes sent become ok."""
-        held = self._profiles([r.identifier for r in rows], in_list=True)
+    def read_back(self, rows: list[Row]) -> dict[str, bool | None]:
+        """By idempotency key, for upserts: True if the list holds the profile with every
+        attribute sent, False if not; {} if the list could not be read. Removals are not read
+        back (removing a profile not in the list changes nothing, a resend is safe)."""
+        upserts = [r for r in rows if r.op == "upsert"]
+        held = self._profiles([r.identifier for r in upserts], in_list=True) if upserts else {}
         if held is None:
-            return
-        for row in rows:
+            return {}
+        out: dict[str, bool | None] = {}
+        for row in upserts:
             found = held.get(row.identifier)
             sent = profile_attributes(row.identifier, row.fields)
-            if found and all(found.get(k) == v for k, v in sent.items()):
-                outcomes[row.idempotency_key] = Outcome("ok", "reconciled by read-back", 1)
+            out[row.idempotency_key] = bool(found) and all(
+                found.get(k) == v for k, v in sent.items()
+            )
+        return out
+
+    def _read_back(self, rows: list[Row], outcomes: dict[str, Outcome]) -> None:
+        """Unknown rows found in the list with the attributes sent become ok."""
+        for key, held in self.read_back(rows).items():
+            if held:
+                outcomes[key] = Outcome("ok", "reconciled by read-back", 1)
 
     # --- removals ---------------------------------------------------------------------------
 
