@@ -261,6 +261,7 @@ class GoogleAdsClient(PlatformClient):
         creates: list[tuple[str, str, dict]] = []
         keep: dict[str, tuple[str, dict[str, str | None]]] = {}  # row key → (identifier, after)
         intents: list[tuple[str, str]] = []
+        ends: dict[str, str | None] = {}  # job → the status it ended with, read once per send
         for row in rows:
             key, held = row.idempotency_key, self.ledger.members(row.identifier)
             if row.op == "delete":
@@ -279,7 +280,9 @@ class GoogleAdsClient(PlatformClient):
                 if other != member:
                     removes.append((key, "remove", json.loads(other)))
             job = held.get(member)
-            ended = self.job_end(job) if job and len(held) == 1 else None
+            ended = None
+            if job and len(held) == 1:
+                ended = ends[job] if job in ends else ends.setdefault(job, self.job_end(job))
             if ended == "SUCCESS":
                 # sent before, answer lost: the job that carried it has run
                 self.ledger.settle(row.identifier, {member: job})
