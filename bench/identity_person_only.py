@@ -40,9 +40,9 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from demo import noise_second  # noqa: E402
 from orchestration.identity import config as identity_config  # noqa: E402
 from orchestration.identity import probabilistic, training  # noqa: E402
-from orchestration.sources import noise_second  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 21)
 

@@ -62,8 +62,8 @@ def main() -> int:
 
     sys.path.insert(0, str(REPO))
     from bench.nightly import log, run_night
+    from demo.generator import PROFILES, generate
     from orchestration.paths import home_env
-    from orchestration.sources.generator import PROFILES, generate
 
     work = Path(tempfile.mkdtemp(prefix="c360_insight_bench_"))
     home = work / "home"

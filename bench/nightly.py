@@ -252,8 +252,8 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
+    from demo.generator import generate
     from orchestration.paths import home_env
-    from orchestration.sources.generator import generate
 
     work = Path(tempfile.mkdtemp(prefix="c360_nightly_bench_"))
     home = work / "home"

@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.identity_person_only import AS_OF, load, score, true_pairs  # noqa: E402
+from demo import noise_second  # noqa: E402
 from orchestration.identity import blocking, probabilistic  # noqa: E402
 from orchestration.identity import config as identity_config  # noqa: E402
-from orchestration.sources import noise_second  # noqa: E402
 from orchestration.warehouse import scratch  # noqa: E402
 
 

@@ -106,8 +106,8 @@ def main() -> int:
     parser.add_argument("--first-day", type=dt.date.fromisoformat, default=dt.date(2026, 11, 1))
     args = parser.parse_args()
 
+    from demo.generator import generate
     from orchestration.paths import home_env
-    from orchestration.sources.generator import generate
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="c360_soak_"))

@@ -29,7 +29,7 @@ def _yesterday() -> dt.date:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from orchestration.sources.generator import PROFILES, generate
+    from demo.generator import PROFILES, generate
 
     out = Path(args.out) if args.out else landing_dir()
     truth = Path(args.truth_dir) if args.truth_dir else truth_dir()
@@ -315,10 +315,10 @@ def _print_diff_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
 def cmd_sources(args: argparse.Namespace) -> int:
     """`c360 sources load-crm | serve-shop [options]`: the generator's live source systems."""
     if args.action == "load-crm":
-        from orchestration.sources.live_crm import main as load_crm_main
+        from demo.live_crm import main as load_crm_main
 
         return load_crm_main(args.options)
-    from orchestration.sources.live_shop import main as serve_shop_main
+    from demo.live_shop import main as serve_shop_main
 
     return serve_shop_main(args.options)
 

@@ -131,7 +131,7 @@ def _state(warehouse: Path) -> dict[str, str]:
 
 
 def test_runs_killed_in_ingestion_dbt_and_activation_release_their_slot(tmp_path):
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     landing = tmp_path / "landing"
     generate(300, 5, AS_OF, landing, tmp_path / "truth", progress=None)
@@ -185,7 +185,7 @@ def test_runs_killed_in_ingestion_dbt_and_activation_release_their_slot(tmp_path
 
 
 def test_a_second_run_on_the_same_home_refuses_with_one_line(tmp_path):
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     landing = tmp_path / "landing"
     generate(100, 6, AS_OF, landing, tmp_path / "truth", progress=None)

@@ -1,5 +1,5 @@
 """Live mode of the extractor against real systems: the CRM in a real Postgres server
-(tests/e2e/pg.py) and the shop HTTP API (orchestration/sources/live_shop.py) on a real socket.
+(tests/e2e/pg.py) and the shop HTTP API (demo/live_shop.py) on a real socket.
 
 Each extraction goes through the same write-audit-publish path as file mode (stage → gate →
 publish). Proven here: rows whose updated_at equals the published cursor, a transaction that
@@ -18,14 +18,14 @@ import duckdb
 import psycopg2
 import pytest
 
+from demo.generator import generate
+from demo.live_crm import create_table_sql, load_crm
+from demo.live_shop import ShopApiServer, ShopStore, load_landing
 from orchestration.contracts.gx_suite import SuiteOutcome
 from orchestration.contracts.model import Contract, source_contract
 from orchestration.extract.live import extract_to_landing, published_cursor
 from orchestration.ingest.gate import evaluate_gate
 from orchestration.ingest.wap import publish_batch, stage_batch
-from orchestration.sources.generator import generate
-from orchestration.sources.live_crm import create_table_sql, load_crm
-from orchestration.sources.live_shop import ShopApiServer, ShopStore, load_landing
 from orchestration.warehouse import connect
 from tests.e2e.pg import PgDatabase, PostgresServer
 

@@ -11,11 +11,11 @@ import shutil
 import duckdb
 import pytest
 
+from demo.live_crm import load_crm
+from demo.live_shop import ShopApiServer, load_landing
 from orchestration.contracts.model import source_contract
 from orchestration.extract.live import extract_to_landing
 from orchestration.ingest.wap import publish_batch, stage_batch
-from orchestration.sources.live_crm import load_crm
-from orchestration.sources.live_shop import ShopApiServer, load_landing
 from orchestration.warehouse import connect
 from tests.integration.conftest import AS_OF, make_home
 from tests.integration.test_rerun_and_gates import _fingerprint
@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]
 
 
 def test_nightly_in_live_mode_publishes_and_reruns_idempotently(tmp_path, pg_server, monkeypatch):
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path / "home", monkeypatch)
     generated = tmp_path / "generated" / "landing"

@@ -101,7 +101,7 @@ def mailman_core(
 @pytest.fixture(scope="module")
 def base_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home whose warehouse one `c360 run` built (once per module; each case copies it)."""
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     home = tmp_path_factory.mktemp("kill_base")
     generate(CUSTOMERS, SEED, AS_OF, home / "landing", home / "truth", progress=None)

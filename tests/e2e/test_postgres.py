@@ -42,7 +42,7 @@ def py_bucket(text: str) -> int:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     """~300 generated customers' landing files (read-only for the tests)."""
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     root = tmp_path_factory.mktemp("pg_generated")
     generate(CUSTOMERS, SEED, AS_OF, root / "landing", root / "truth", progress=None)

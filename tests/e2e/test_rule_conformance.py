@@ -22,6 +22,7 @@ import pyarrow as pa
 import pytest
 from psycopg2.extras import execute_values
 
+from demo.generator import generate
 from orchestration.contracts.model import Contract, Field, Rule, all_source_contracts
 from orchestration.contracts.rules_python import (
     TYPE_FORMATS,
@@ -38,7 +39,6 @@ from orchestration.contracts.rules_sql import (
     typed_select_sql,
 )
 from orchestration.ingest.landing import discover, read_into
-from orchestration.sources.generator import generate
 from tests.e2e.pg import PgDatabase, PostgresServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]

@@ -51,8 +51,8 @@ def make_home(root: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> Pipe
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
     """Generate CUSTOMERS persons, run the nightly job once; yield the home and the report."""
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path_factory.mktemp("c360_home"))
     generate(CUSTOMERS, SEED, AS_OF, home.landing, home.truth, progress=None)

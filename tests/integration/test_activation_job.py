@@ -16,10 +16,10 @@ SECRET = "job-test-secret"
 def test_platform_syncs_in_the_nightly_and_on_the_activation_schedule(tmp_path, monkeypatch):
     import dagster as dg
 
+    from demo.generator import generate
     from orchestration.definitions import defs
     from orchestration.defs.automation import activation_schedule
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 21, AS_OF, home.landing, home.truth, progress=None)
@@ -69,8 +69,8 @@ def test_platform_syncs_in_the_nightly_and_on_the_activation_schedule(tmp_path, 
 def test_platform_syncs_fail_clearly_without_a_configured_endpoint(tmp_path, monkeypatch):
     import dagster as dg
 
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(150, 22, AS_OF, home.landing, home.truth, progress=None)

@@ -20,9 +20,9 @@ CUSTOMERS, SEED = 700, 5
 
 
 def test_campaign_lift_measures_the_planted_treatment(tmp_path, monkeypatch):
+    from demo.generator import generate
+    from demo.planted_treatment import TreatmentTruth
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
-    from orchestration.sources.planted_treatment import TreatmentTruth
 
     home = make_home(tmp_path, monkeypatch)
     # an in-memory Dagster instance: no SQLite event log or per-step log capture to write;

@@ -273,8 +273,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """A small nightly run in its own home; every example works on a copy of its warehouse."""
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     root = tmp_path_factory.mktemp("consent_property")
     with pytest.MonkeyPatch.context() as mp:

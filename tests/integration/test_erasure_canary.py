@@ -174,9 +174,9 @@ def _parquet_hit(path) -> bool:
 
 @pytest.fixture(scope="module")
 def erased_home(tmp_path_factory):
+    from demo.generator import generate
     from orchestration.cli import main
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     root = tmp_path_factory.mktemp("erasure_canary")
     kept = tmp_path_factory.mktemp("erasure_canary_originals")

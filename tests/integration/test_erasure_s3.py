@@ -153,7 +153,7 @@ def _hits(blobs: dict[str, bytes]) -> list[str]:
 
 
 def test_erasure_rewrites_s3_landing_objects_and_drops_and_a_redelivery_stays_erased(s3, tmp_path):
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     generate(60, 3, AS_OF, tmp_path / "gen", tmp_path / "truth", progress=None)
     original = _plant_landing(s3, tmp_path / "gen")

@@ -35,8 +35,8 @@ KEYS = [f"r|shop:customers:{SHOP[0]}", f"r|loyalty:members:{LOYALTY[0]}"]
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory):
     """300 generated persons plus the two planted shop accounts, one nightly run at AS_OF."""
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     with pytest.MonkeyPatch.context() as mp:
         home = make_home(tmp_path_factory.mktemp("explain_home"), mp)

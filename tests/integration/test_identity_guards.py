@@ -17,8 +17,8 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
     without a default address, through the address its order was shipped to, while its gift
     order to someone else's address links it to nobody there; and a parent and a child of one
     name at one address (two birth dates) are not merged by it."""
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(400, 9, AS_OF, home.landing, home.truth, progress=None)
@@ -137,9 +137,9 @@ def test_circuit_breaker_stops_activation_when_a_chain_merges_too_many(tmp_path,
     same first name: no per-value guard fires) make one 60-record customer when loyalty cards
     have no max_per_customer limit (a looser config, set through C360_DBT_VARS): the blocking check
     fails naming masked values, activation does not run, no raw value leaves the warehouse."""
+    from demo.generator import generate
     from orchestration.dbt_vars import project_vars
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     identity = project_vars()["identity"]
@@ -186,8 +186,8 @@ def test_a_merge_past_max_per_customer_is_refused_at_its_weakest_links(tmp_path,
     """Two CRM contacts (same first name) share an email; a loyalty card names the first contact
     and carries the same email. At most one CRM contact per customer: the email links (priority
     2) are refused and recorded, the loyalty-to-CRM lookup (priority 1) still holds."""
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(200, 5, AS_OF, home.landing, home.truth, progress=None)

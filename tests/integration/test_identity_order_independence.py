@@ -45,8 +45,8 @@ def _shuffle_and_split(src: Path, dst: Path, rng: random.Random) -> None:
 
 
 def test_shuffled_and_rebatched_input_gives_the_same_ids(tmp_path, monkeypatch):
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     original = make_home(tmp_path / "original", monkeypatch)
     generate(400, 33, D0, original.landing, original.truth, progress=None)

@@ -1,5 +1,5 @@
 """Person-only identity on real pipeline runs: CRM contacts and loyalty members of the second,
-independent noise profile (orchestration/sources/noise_second.py: `c360 generate --profile
+independent noise profile (demo/noise_second.py: `c360 generate --profile
 person_link`), no email, no phone, with planted pairs — swapped given and family names, a birth
 date one digit off at one name and address, accented and plain spellings, an impossible
 optional birth date — each linked; a parent and a child of one name at one address kept apart;
@@ -54,9 +54,9 @@ def _rows(ts: str) -> tuple[str, str]:
 
 
 def test_person_only_pairs_link_and_f1_is_above_the_floor(tmp_path, monkeypatch):
+    from demo.generator import PROFILES, generate
     from orchestration.identity.evaluate import evaluate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import PROFILES, generate
 
     home = make_home(tmp_path, monkeypatch)
     # an in-memory Dagster instance: no SQLite event log or per-step log capture to write;

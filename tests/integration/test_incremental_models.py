@@ -123,9 +123,9 @@ def _full_refresh(warehouse: Path, as_of: dt.date, work: Path) -> dict[str, list
 
 
 def test_incremental_nights_equal_full_refresh_table_by_table(tmp_path, monkeypatch):
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
     from orchestration.privacy.queue import queue_request
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path / "home", monkeypatch)
     warehouse = home.warehouse

@@ -24,7 +24,7 @@ CONTRACTS = ["crm__contacts", "shop__orders", "consent__events"]  # csv, jsonl, 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     root = tmp_path_factory.mktemp("gen")
     generate(300, 3, AS_OF, root / "landing", root / "truth", progress=None)

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo.generator import generate
+from demo.planted_propensity import PropensityTruth, roc_auc
 from orchestration.insight import lead_score as ls
-from orchestration.sources.generator import generate
-from orchestration.sources.planted_propensity import PropensityTruth, roc_auc
 
 pytestmark = [pytest.mark.integration]
 

@@ -164,8 +164,8 @@ def _nba(con, customer_id: str) -> dict[str, dict]:
 
 
 def test_win_back_via_push_today_at_the_best_hour(tmp_path, monkeypatch):
+    from demo.generator import CLVTruth, SendTimeTruth, generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import CLVTruth, SendTimeTruth, generate
 
     home = make_home(tmp_path / "home", monkeypatch)
     # an in-memory Dagster instance: no SQLite event log or per-step log capture to write;

@@ -29,8 +29,8 @@ def _ts(day: dt.date) -> str:
 
 
 def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, monkeypatch):
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 21, D0, home.landing, home.truth, progress=None)

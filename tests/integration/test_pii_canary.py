@@ -44,9 +44,9 @@ def _leaks(root) -> list[str]:
 
 
 def test_canary_pii_never_leaves_the_warehouse(tmp_path, monkeypatch, capsys):
+    from demo.generator import generate
     from orchestration.cli import main
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 31, AS_OF, home.landing, home.truth, progress=None)

@@ -100,10 +100,10 @@ def test_typo_pairs_merge_as_probabilistic_links_and_namesakes_stay_apart(
     customer through a link typed probabilistic (p >= threshold), the merge logged with rule
     probabilistic and the probability; explain lists the link with its probability; the
     namesakes stay two customers."""
+    from demo.generator import generate
     from orchestration.identity import config as identity_config
     from orchestration.identity import training
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 21, AS_OF, home.landing, home.truth, progress=None)
@@ -165,9 +165,9 @@ def test_circuit_breaker_stops_activation_when_probabilistic_links_over_merge(
     p ≈ 0.83), with loyalty cards unlimited per customer (a looser config) and the threshold at
     0.5: the probabilistic links make one 60-record customer, the blocking check fails, activation
     does not run."""
+    from demo.generator import generate
     from orchestration.dbt_vars import project_vars
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     identity = project_vars()["identity"]

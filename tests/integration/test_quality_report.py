@@ -133,8 +133,8 @@ def _rule_counts(con, sql: str, params: list) -> dict[str, int]:
 
 
 def test_report_per_entity_matches_quarantine_and_gates_and_masks_pii(tmp_path, monkeypatch):
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 7, AS_OF, home.landing, home.truth, progress=None)

@@ -62,8 +62,8 @@ def _fingerprint(path) -> dict[str, str]:
 
 
 def test_two_runs_at_the_same_as_of_leave_every_table_identical(tmp_path, monkeypatch):
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 5, AS_OF, home.landing, home.truth, progress=None)
@@ -82,9 +82,9 @@ def test_two_runs_at_the_same_as_of_leave_every_table_identical(tmp_path, monkey
 def test_failing_gate_blocks_publish_dbt_and_activation_until_fixed(tmp_path, monkeypatch):
     import dagster as dg
 
+    from demo.generator import generate
     from orchestration.defs.automation import activation_schedule
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 6, AS_OF, home.landing, home.truth, progress=None)
@@ -152,8 +152,8 @@ def _check_descriptions(instance, run_id: str) -> dict[str, str]:
 def test_several_defect_classes_block_one_night_and_publish_once_when_fixed(tmp_path, monkeypatch):
     """Renamed column (shop orders), future timestamps (crm contacts), an export banner the
     loader skips (row accounting, loyalty members) and duplicates (web events) in one night."""
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 7, AS_OF, home.landing, home.truth, progress=None)

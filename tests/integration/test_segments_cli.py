@@ -31,8 +31,8 @@ DAY = AS_OF.isoformat()
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory):
     """400 generated persons, one nightly run at AS_OF; env vars point at this home."""
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     with pytest.MonkeyPatch.context() as mp:
         home = make_home(tmp_path_factory.mktemp("segments_cli_home"), mp)

@@ -56,8 +56,8 @@ def _expected(con) -> set[str]:
 def test_webhook_sync_delivers_exactly_the_consented_audience_and_resends_nothing(
     tmp_path, monkeypatch
 ):
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(400, 11, AS_OF, home.landing, home.truth, progress=None)
@@ -104,10 +104,10 @@ def test_webhook_sync_delivers_exactly_the_consented_audience_and_resends_nothin
 
 
 def test_dry_run_shows_the_diff_of_a_webhook_sync_and_sends_nothing(tmp_path, monkeypatch, capsys):
+    from demo.generator import generate
     from orchestration.activation import syncs as syncs_module
     from orchestration.cli import main
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(300, 12, AS_OF, home.landing, home.truth, progress=None)
@@ -151,8 +151,8 @@ def test_a_sync_killed_mid_run_resumes_its_plan_and_rechecks_consent(tmp_path, m
     """A process killed in the middle of a sync: the rerun finishes the written plan (not a new
     one), drops a pending person who withdrew consent in between, and the destination ends with
     exactly the audience, each row applied once."""
+    from demo.generator import generate
     from orchestration.pipeline import run_nightly
-    from orchestration.sources.generator import generate
 
     home = make_home(tmp_path, monkeypatch)
     generate(900, 13, AS_OF, home.landing, home.truth, progress=None)

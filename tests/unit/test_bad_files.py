@@ -35,7 +35,7 @@ def _night(con, contract_id: str, landing: Path, run: str):
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     root = tmp_path_factory.mktemp("gen")
     generate(300, 7, AS_OF, root / "landing", root / "truth", progress=None)

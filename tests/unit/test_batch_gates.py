@@ -39,7 +39,7 @@ def _night(con, contract_id: str, landing: Path, run: str, as_of: dt.date = AS_O
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     root = tmp_path_factory.mktemp("gen")
     generate(300, 5, AS_OF, root / "landing", root / "truth", progress=None)

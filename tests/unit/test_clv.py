@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo.generator import CLVTruth, generate
 from orchestration.insight import clv
-from orchestration.sources.generator import CLVTruth, generate
 
 AS_OF = dt.date(2026, 11, 21)
 REVENUE = ("paid", "shipped", "delivered")

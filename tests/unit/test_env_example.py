@@ -124,7 +124,8 @@ k = "C360_JUST_A_STRING"
 
 def test_every_c360_variable_the_code_reads_is_in_env_example():
     read: dict[str, list[str]] = {}
-    for path in sorted((REPO_ROOT / "orchestration").rglob("*.py")):
+    code = [*(REPO_ROOT / "orchestration").rglob("*.py"), *(REPO_ROOT / "demo").rglob("*.py")]
+    for path in sorted(code):
         for name in env_names_read(path.read_text()):
             read.setdefault(name, []).append(str(path.relative_to(REPO_ROOT)))
     # the scan is real: the paths module's home variable is always read

@@ -76,7 +76,7 @@ def test_a_file_left_without_rows_is_removed_and_an_unrelated_one_untouched(tmp_
 
 
 def test_ingestion_drops_tombstoned_rows_and_counts_them_erased(tmp_path):
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     generate(60, 3, AS_OF, tmp_path / "gen", tmp_path / "truth", progress=None)
     landing = tmp_path / "landing"

@@ -6,7 +6,7 @@ matched, and a missing `missing[1].csv` read a `missing1.csv` it was never asked
 file is read by its glob-escaped absolute path (landing.glob_escaped), in a folder with glob
 characters too.
 
-The live readers of generated landing files (orchestration/sources/live_crm.py, live_shop.py)
+The live readers of generated landing files (demo/live_crm.py, live_shop.py)
 read every file under a landing folder the user names: they are checked here the same way.
 """
 
@@ -115,8 +115,8 @@ def _crm_csv(path: Path, contact_id: str, updated_at: str, **values: str) -> Non
 
 
 def test_live_crm_reads_glob_named_files_and_folders_as_themselves(tmp_path):
+    from demo.live_crm import _latest_rows
     from orchestration.contracts.model import source_contract
-    from orchestration.sources.live_crm import _latest_rows
 
     ts = "2026-11-21T09:00:00Z"
     for landing in (tmp_path / "landing", tmp_path / "landing[1]"):
@@ -132,8 +132,8 @@ def test_live_crm_reads_glob_named_files_and_folders_as_themselves(tmp_path):
 
 def test_live_crm_keeps_the_latest_version_by_file_name(tmp_path):
     """The tie-break on equal updated_at is the later file name: the real name, not a link's."""
+    from demo.live_crm import _latest_rows
     from orchestration.contracts.model import source_contract
-    from orchestration.sources.live_crm import _latest_rows
 
     folder = tmp_path / "landing" / "crm" / "contacts" / "dt=2026-11-21"
     ts = "2026-11-21T09:00:00Z"
@@ -144,7 +144,7 @@ def test_live_crm_keeps_the_latest_version_by_file_name(tmp_path):
 
 
 def test_live_shop_reads_glob_named_files_as_themselves(tmp_path):
-    from orchestration.sources.live_shop import load_landing
+    from demo.live_shop import load_landing
 
     folder = tmp_path / "landing" / "shop" / "customers" / "dt=2026-11-21"
     folder.mkdir(parents=True)

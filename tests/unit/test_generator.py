@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from demo.generator import NoiseProfile, generate
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.paths import REPO_ROOT
-from orchestration.sources.generator import NoiseProfile, generate
 
 AS_OF = dt.date(2026, 11, 21)
 END = f"{AS_OF.isoformat()}T23:59:59Z"
@@ -456,7 +456,7 @@ def test_tiny_sizes_still_write_every_file(tmp_path):
 @pytest.fixture(scope="module")
 def clv_generated(tmp_path_factory):
     """(root, rows per contract id) of one run with the clv profile, same size and seed."""
-    from orchestration.sources.generator import CLVTruth
+    from demo.generator import CLVTruth
 
     root = tmp_path_factory.mktemp("gen_clv")
     generate(
@@ -538,7 +538,7 @@ def test_clv_profile_orders_follow_the_planted_truth(clv_generated):
 def test_send_time_profile_plants_preferred_hours_and_leaves_identity_data_alone(
     generated, tmp_path
 ):
-    from orchestration.sources.generator import PROFILES, SendTimeTruth
+    from demo.generator import PROFILES, SendTimeTruth
 
     assert PROFILES["send_time"] == {"send_time_truth": SendTimeTruth()}
     root, *_ = generated

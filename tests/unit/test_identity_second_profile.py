@@ -1,6 +1,6 @@
 """The probabilistic model on the second, independent noise profile (person-only records with
 OCR and keyboard typos, swapped names, nicknames, missing fields, moved house:
-orchestration/sources/noise_second.py), and the guards that keep its links from over-merging:
+demo/noise_second.py), and the guards that keep its links from over-merging:
 the cluster-level check (no chaining through weak links), the household guard, a given/family
 name swap weighed once.
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from demo.generator import PROFILES, generate
 from orchestration.identity import config as identity_config
 from orchestration.identity import probabilistic, training
-from orchestration.sources.generator import PROFILES, generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import identity_person_only as bench

@@ -18,9 +18,9 @@ import duckdb
 import numpy as np
 import pytest
 
+from demo.generator import generate
 from orchestration.identity import config as identity_config
 from orchestration.identity import probabilistic, training
-from orchestration.sources.generator import generate
 
 AS_OF = dt.date(2026, 11, 21)
 CUSTOMERS = 3000

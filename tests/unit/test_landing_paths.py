@@ -38,7 +38,7 @@ FORMATS = {"crm__contacts": ".csv", "shop__orders": ".jsonl", "consent__events":
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     root = tmp_path_factory.mktemp("gen")
     generate(300, 7, AS_OF, root / "landing", root / "truth", progress=None)

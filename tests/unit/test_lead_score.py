@@ -249,8 +249,8 @@ def test_lead_score_profile_plants_only_the_orders_after_the_first_cut_off(tmp_p
     import hashlib
     import json
 
-    from orchestration.sources.generator import generate
-    from orchestration.sources.planted_propensity import PropensityTruth, roc_auc
+    from demo.generator import generate
+    from demo.planted_propensity import PropensityTruth, roc_auc
 
     as_of = dt.date(2026, 11, 21)
     generate(1500, 5, as_of, tmp_path / "d/landing", tmp_path / "d/truth", progress=None)

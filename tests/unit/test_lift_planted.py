@@ -1,4 +1,4 @@
-"""The generator's treatment profile (orchestration/sources/planted_treatment.py) on a scratch
+"""The generator's treatment profile (demo/planted_treatment.py) on a scratch
 warehouse holding only contact_history and customer_id_map: the planted conversions follow the
 configured probabilities per arm, land the day after the send, are deterministic, and the truth's
 expected figures match what was planted."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.sources.planted_treatment import TreatmentTruth, plant
+from demo.planted_treatment import TreatmentTruth, plant
 
 NIGHTS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2)]
 MEMBERS = 20_000  # per night; every 10th held out, every 50th (all sent) without a shop account

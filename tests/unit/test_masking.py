@@ -183,7 +183,7 @@ def test_a_json_value_in_a_typed_column_shows_its_keys_not_its_values():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     root = tmp_path_factory.mktemp("gen")
     generate(300, 5, AS_OF, root / "landing", root / "truth", progress=None)

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo.generator import SendTimeTruth, generate
 from orchestration.insight import send_time as st
-from orchestration.sources.generator import SendTimeTruth, generate
 
 AS_OF = dt.date(2026, 11, 21)
 CUTOFF = "2026-10-24"  # the last 28 days held out (as the asset does)

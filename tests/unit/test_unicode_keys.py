@@ -103,7 +103,7 @@ def _generated_pairs(tmp_path) -> list[tuple[str, str, str, str, str, str, str, 
     spelled differently: (first, last, street, postal) of each side."""
     import datetime as dt
 
-    from orchestration.sources.generator import generate
+    from demo.generator import generate
 
     generate(3000, 11, dt.date(2026, 11, 21), tmp_path / "l", tmp_path / "t", progress=None)
     con = duckdb.connect()

@@ -27,12 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from demo import _names as ref
+from demo import planted_propensity, planted_treatment
+from demo.planted_propensity import PropensityTruth
+from demo.planted_treatment import TreatmentTruth
 from orchestration.contracts.model import all_source_contracts
 from orchestration.identity.fold import ascii_spelling
-from orchestration.sources import _names as ref
-from orchestration.sources import planted_propensity, planted_treatment
-from orchestration.sources.planted_propensity import PropensityTruth
-from orchestration.sources.planted_treatment import TreatmentTruth
 
 __all__ = ["FORMATS", "PROFILES", "CLVTruth", "GenerateResult", "NoiseProfile", "generate"]
 
@@ -931,11 +931,11 @@ def generate(
     data unchanged). With `send_time_truth`, email opens and web/app sessions happen at each
     person's planted preferred local hour of the week (or a population hour), written as
     send_time_customers.csv (default: None). With `second_noise` (`link` | `dedup`), person-only
-    records of the second noise profile instead (orchestration/sources/noise_second.py)."""
+    records of the second noise profile instead (demo/noise_second.py)."""
     if customers < 1:
         raise ValueError("customers must be at least 1")
     if second_noise is not None:
-        from orchestration.sources import noise_second
+        from demo import noise_second
 
         noise2 = noise_second.SecondNoise(mode=second_noise)
         return noise_second.generate(

@@ -275,7 +275,7 @@ class ShopApiServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m orchestration.sources.live_shop --landing DIR [--port P]`: serve until Ctrl-C.
+    """`python -m demo.live_shop --landing DIR [--port P]`: serve until Ctrl-C.
 
     The token comes from C360_SHOP_API_TOKEN (none = no auth); never from the command line.
     """

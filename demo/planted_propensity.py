@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
-from orchestration.sources import _names as ref
+from demo import _names as ref
 
 DAY = 86_400
 HOUR = 3_600

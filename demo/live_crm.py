@@ -100,7 +100,7 @@ def load_crm(dsn: str, landing_dir: Path, schema: str = "public") -> dict[str, i
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m orchestration.sources.live_crm [--landing DIR] [--schema S]`: load the CRM into
+    """`python -m demo.live_crm [--landing DIR] [--schema S]`: load the CRM into
     the Postgres database named by C360_CRM_DSN (libpq DSN or postgresql:// URL)."""
     import argparse
     import os

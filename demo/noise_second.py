@@ -1,7 +1,7 @@
 """A second, independent noise profile: person-only records (no email, no phone) with the noise of
 typed and scanned forms — the generator profiles `person_link` and `person_dedup`.
 
-Nothing here is shared with the default generator's noise (orchestration/sources/generator.py):
+Nothing here is shared with the default generator's noise (demo/generator.py):
 its own name and address vocabularies (surnames built from syllables with a Zipf frequency, so a
 few are common and most are rare; given names with nicknames; suburbs with a postcode and a
 state), its own random stream and its own typo model. No identity rule or default is tuned on it;
@@ -51,7 +51,7 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from orchestration.sources.generator import GenerateResult
+    from demo.generator import GenerateResult
 
 FIELDS = ("given", "surname", "number", "street", "suburb", "postcode", "state", "dob")
 # Per duplicate record: the edits it carries (`keyboard;swap_names`), for diagnosis and tests.
@@ -463,7 +463,7 @@ def _columns(contract_id: str) -> tuple[str, str, list[str]]:
 
 
 def _write(landing: Path, as_of: dt.date, contract_id: str, rows: list[dict]) -> None:
-    from orchestration.sources.generator import _write_text
+    from demo.generator import _write_text
 
     source, entity, names = _columns(contract_id)
     table = pa.table({n: pa.array([r.get(n) for r in rows], pa.string()) for n in names})
@@ -484,7 +484,7 @@ def generate(
     progress: Callable[[str], None] | None = print,
 ) -> GenerateResult:
     """Write the profile's landing files and ground truth for `customers` persons."""
-    from orchestration.sources.generator import GenerateResult
+    from demo.generator import GenerateResult
 
     started = time.perf_counter()
     landing_dir, truth_dir = Path(landing_dir), Path(truth_dir)

@@ -1,1 +1,0 @@
-"""Sources: the deterministic sample-data generator (with ground truth) and extractor helpers."""
