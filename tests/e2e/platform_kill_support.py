@@ -4,7 +4,7 @@ sync YAML against a local server, the server started with injected faults and sl
 all in one key space per platform (Braze external_id, Mailchimp subscriber hash, Google
 UserData key, Meta row, Klaviyo external_id, Mailman email).
 
-Mailman is a real Mailman 3 core (tests/servers/mailman.py); `MailmanFaultProxy` stands in front
+Mailman is a real Mailman 3 core (tests/servers/mailman.py); `mailman.MailmanFaultProxy` stands in front
 of its REST API to inject the same faults as the other servers and to count the subscriptions
 Mailman created (201), which Mailman itself does not report."""
 
@@ -13,13 +13,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode
-
-import httpx
 
 from orchestration.activation.destinations import hashing
 from tests.integration.platform_sync_helpers import FIELDS
@@ -177,42 +173,6 @@ def scheduled_faults(server: PlatformServer) -> None:
     server.draw = draw  # type: ignore[method-assign]
 
 
-class MailmanFaultProxy(PlatformServer):
-    """A loopback proxy in front of a Mailman core's REST API: writes (POST /members, DELETE
-    /members/<id>) draw a fault (429 + Retry-After and 503 are answered without reaching
-    Mailman; a timeout reaches Mailman and is answered too late); `applied` counts the
-    subscriptions Mailman created (201) per lower-cased address."""
-
-    def __init__(self, core: mailman.MailmanCore, faults: Faults) -> None:
-        super().__init__(faults)
-        self.target = f"http://127.0.0.1:{core.port}"
-        self.applied: Counter[str] = Counter()
-        self.http = httpx.Client(timeout=30)
-
-    def handle(self, request: Request) -> Reply:
-        write = request.path.startswith("/3.1/members") and request.method in ("POST", "DELETE")
-        fault = self.draw() if write else None
-        if fault == "rate_limit":
-            return Reply(429, {"title": "Too Many Requests"},
-                         {"Retry-After": str(self.faults.retry_after_seconds)})  # fmt: skip
-        if fault == "server_error":
-            return Reply(503, {"title": "Service Unavailable"})
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() in ("authorization", "content-type")}  # fmt: skip
-        url = self.target + request.path + (f"?{urlencode(request.query)}" if request.query else "")
-        answer = self.http.request(request.method, url, content=request.raw, headers=headers)
-        if write and request.method == "POST" and answer.status_code == 201:
-            subscriber = parse_qs(request.raw.decode()).get("subscriber", [""])[0]
-            with self.lock:
-                self.applied[subscriber.lower()] += 1
-        body = answer.json() if answer.content else None
-        return self.applied_then_late(Reply(answer.status_code, body), fault)
-
-    def __exit__(self, *exc: Any) -> None:
-        super().__exit__(*exc)
-        self.http.close()
-
-
 @dataclass
 class Platform:
     """One platform's server as the test sees it (all keys in the platform's key space)."""
@@ -279,7 +239,7 @@ def platform_server(
     elif platform == "mailman":
         assert core is not None
         list_id = core.create_list(f"kill{time.monotonic_ns() % 10**9}")
-        server = MailmanFaultProxy(core, faults)
+        server = mailman.MailmanFaultProxy(core, faults)
         spec = Platform(
             server.url, server, lambda cid, f: (f["email"] or "").lower() or None,
             lambda: [e for e, n in server.applied.items() for _ in range(n)],

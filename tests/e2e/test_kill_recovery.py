@@ -65,12 +65,21 @@ def _kill_when_step_starts(
     proc = _start(env)
     deadline = time.monotonic() + RUN_TIMEOUT
     run_id, problem = None, ""
+    shard_seen: dict[str, float] = {}  # run id -> when its event-log file first existed
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
             try:  # the run's process creates the instance storage: read it once it is there
                 run = _latest_run(home) if (home / "dagster" / "storage").exists() else None
                 if run is None or not run.tags.get("c360/worker") or run.run_id in seen:
+                    continue
+                # The run's SQLite event-log shard is created and stamped (alembic) by the run;
+                # a reader that opens it in that moment stamps it too and leaves two heads, so
+                # it is read only once it has existed for a second.
+                shard = home / "dagster" / "storage" / "history" / "runs" / f"{run.run_id}.db"
+                if shard.exists():
+                    shard_seen.setdefault(run.run_id, time.monotonic())
+                if time.monotonic() - shard_seen.get(run.run_id, time.monotonic()) < 1.0:
                     continue
                 started = {
                     r.step_key

@@ -25,7 +25,9 @@ from orchestration.ingest.wap import publish_batch, stage_batch
 from orchestration.paths import dbt_project_dir
 from orchestration.privacy.platform_unsubscribes import collect
 from tests.integration.conftest import AS_OF
-from tests.integration.test_mailchimp_sync import KEY, LIST, SYNC
+from tests.integration.platform_sync_helpers import MAILCHIMP_KEY as KEY
+from tests.integration.platform_sync_helpers import MAILCHIMP_LIST as LIST
+from tests.integration.platform_sync_helpers import sync_yaml
 from tests.servers.mailchimp import MailchimpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
@@ -47,12 +49,12 @@ def test_a_member_unsubscribed_at_mailchimp_leaves_the_next_sync(pipeline, tmp_p
     home, _ = pipeline
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(home.warehouse, warehouse)
-    monkeypatch.setenv("C360_TEST_MAILCHIMP_KEY", KEY)
+    monkeypatch.setenv("TEST_MAILCHIMP_KEY", KEY)
     contract = next(c for c in all_source_contracts() if c.id == "consent__events")
     landing = tmp_path / "landing"
     with MailchimpServer(KEY, LIST) as server:
         path = tmp_path / "mailchimp__lapsed_high_value.yml"
-        path.write_text(SYNC.format(url=server.url))
+        path.write_text(sync_yaml("mailchimp", server.url))
         sync = load_sync(path)
         with duckdb.connect(str(warehouse)) as con:
             run_diff_sync(con, sync, AS_OF, "run-1", registry.build(sync))

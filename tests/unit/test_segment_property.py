@@ -248,6 +248,8 @@ def evaluate(cond: dict, c: dict) -> bool | None:
 
 TABLES = {
     "stg_web__events": "raw_events", "stg_shop__orders": "raw_orders",
+    # the incremental mirrors hold the staged rows (latest version per key)
+    "int_activity__web_events": "raw_events", "int_activity__orders": "raw_orders",
     "stg_shop__order_lines": "raw_order_lines", "customer_id_map": "customer_id_map",
     "customer_360": "customer_360", "int_segments__events": "int_segments__events",
     "int_segments__orders": "int_segments__orders",

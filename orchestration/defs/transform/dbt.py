@@ -45,6 +45,8 @@ identity_config.load_survivorship()
 _GROUPS = {
     "staging": "staging",
     "intermediate": "identity",
+    # incremental mirrors of staged activity (latest version per key) that marts read
+    "activity": "staging",
     "identity": "identity",
     "customer_360": "customer_360",
     "consent": "customer_360",
