@@ -9,9 +9,11 @@ import hashlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -52,46 +54,58 @@ def _instance(home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home / "dagster"))
 
 
-def _latest_run(home: Path) -> dg.DagsterRun | None:
-    runs = _instance(home).get_runs(limit=1)
-    return runs[0] if runs else None
+def _read_only(db: Path) -> sqlite3.Connection:
+    """A connection that cannot write: opening Dagster's SQLite storage through an instance
+    stamps its alembic version, and a stamp racing the run's own leaves two heads."""
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
 
 
-def _kill_when_step_starts(
-    env: dict[str, str], home: Path, step: str, seen: list[str], settle: float
-) -> str | None:
+def _latest_worker_run(home: Path) -> str | None:
+    """The newest run the CLI launched (tagged `c360/worker`), read straight from the run
+    storage; None while the storage is still being created."""
+    db = home / "dagster" / "storage" / "history" / "runs.db"
+    if not db.exists():
+        return None
+    with closing(_read_only(db)) as con:
+        row = con.execute(
+            "select r.run_id from runs r join run_tags t on t.run_id = r.run_id"
+            " where t.key = 'c360/worker' order by r.id desc limit 1"
+        ).fetchone()
+    return row[0] if row else None
+
+
+def _started_steps(home: Path, run_id: str) -> set[str]:
+    """Steps with a STEP_START event in the run's event-log shard."""
+    db = home / "dagster" / "storage" / "history" / "runs" / f"{run_id}.db"
+    if not db.exists():
+        return set()
+    with closing(_read_only(db)) as con:
+        rows = con.execute(
+            "select distinct step_key from event_logs where dagster_event_type = 'STEP_START'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _kill_when_step_starts(env: dict[str, str], home: Path, step: str, settle: float) -> str | None:
     """Start a run, SIGKILL its process group `settle` seconds after `step` started; the run's
-    id, or None when the run finished in the meantime (`seen`: runs killed before)."""
+    id, or None when the run finished in the meantime."""
+    before = _latest_worker_run(home)  # the runs before this one have all ended
     proc = _start(env)
     deadline = time.monotonic() + RUN_TIMEOUT
     run_id, problem = None, ""
-    shard_seen: dict[str, float] = {}  # run id -> when its event-log file first existed
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-            try:  # the run's process creates the instance storage: read it once it is there
-                run = _latest_run(home) if (home / "dagster" / "storage").exists() else None
-                if run is None or not run.tags.get("c360/worker") or run.run_id in seen:
+            try:
+                latest = _latest_worker_run(home)
+                if latest is None or latest == before:
                     continue
-                # The run's SQLite event-log shard is created and stamped (alembic) by the run;
-                # a reader that opens it in that moment stamps it too and leaves two heads, so
-                # it is read only once it has existed for a second.
-                shard = home / "dagster" / "storage" / "history" / "runs" / f"{run.run_id}.db"
-                if shard.exists():
-                    shard_seen.setdefault(run.run_id, time.monotonic())
-                if time.monotonic() - shard_seen.get(run.run_id, time.monotonic()) < 1.0:
-                    continue
-                started = {
-                    r.step_key
-                    for r in _instance(home).all_logs(
-                        run.run_id, of_type=dg.DagsterEventType.STEP_START
-                    )
-                }
-            except Exception as exc:  # storage being created by the run: read it again
+                started = _started_steps(home, latest)
+            except sqlite3.Error as exc:  # storage being created by the run: read it again
                 problem = repr(exc)
                 continue
             if step in started:
-                run_id = run.run_id
+                run_id = latest
                 time.sleep(settle)  # let the step get under way (dbt writing)
                 break
     finally:
@@ -160,7 +174,7 @@ def test_runs_killed_in_ingestion_dbt_and_activation_release_their_slot(tmp_path
     held: dict[str, bool] = {}
     for step, settle in (("shop__orders", 0.0), ("c360_dbt", 1.0), ("activation__file_drop", 0.0)):
         for _attempt in range(3):  # a short step can finish its run before the kill lands
-            run_id = _kill_when_step_starts(env, home, step, killed, settle)
+            run_id = _kill_when_step_starts(env, home, step, settle)
             if run_id:
                 break
         assert run_id, f"no run was killed in {step}"
