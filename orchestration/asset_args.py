@@ -1,6 +1,9 @@
 """What c360's Python assets declare alike: `nightly_asset` (owner, pool, partitions, code
 version) and the code version itself.
 
+An asset whose `sources` is None carries no code version (Dagster then treats every
+materialization as new code).
+
 A code version is the first 12 hex digits of the sha256 of the source files that decide what
 the asset writes: the module defining the asset, the logic module it calls (e.g.
 orchestration/insight/clv.py) and, for ingestion, the source's contract. Editing any of them
@@ -48,13 +51,13 @@ def nightly_asset(
     key: dg.AssetKey | list[str],
     group_name: str,
     description: str,
-    sources: tuple[Source, ...],
+    sources: tuple[Source, ...] | None,
     kinds: set[str] | frozenset[str] = frozenset({"duckdb", "python"}),
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """`dg.asset` with what every nightly Python asset shares: the owner, the `duckdb` pool (one
-    writer), the nightly partitions one day per run, and the code version of `sources`. Other
-    arguments (deps, check_specs, tags, metadata) pass through."""
+    writer), the nightly partitions one day per run, and the code version of `sources` (none
+    when `sources` is None). Other arguments (deps, check_specs, tags, metadata) pass through."""
     return dg.asset(
         key=key,
         group_name=group_name,
@@ -63,7 +66,7 @@ def nightly_asset(
         pool="duckdb",
         partitions_def=nightly_partitions,
         backfill_policy=ONE_DAY_PER_RUN,
-        code_version=code_version(*sources),
+        code_version=None if sources is None else code_version(*sources),
         description=description,
         **kwargs,
     )

@@ -4,23 +4,20 @@ orchestration/insight/lift.py and segment_value.py; docs/insight.md "Measurement
 
 import dagster as dg
 
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import lift, segment_value
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 LIFT_KEY = dg.AssetKey(["marts", "campaign_lift"])
 SEGMENT_VALUE_KEY = dg.AssetKey(["marts", "kpi_segment_value"])
 
 
-@dg.asset(
+@nightly_asset(
     key=LIFT_KEY,
     deps=[dg.AssetKey(["marts", "campaign_outcomes"])],
     group_name="insight",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
+    sources=None,
     description=(
         "marts.campaign_lift: per sync with a holdout, A/B/n arm and send night (and over all "
         "its nights), "
@@ -65,7 +62,7 @@ def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
+@nightly_asset(
     key=SEGMENT_VALUE_KEY,
     deps=[
         dg.AssetKey(["marts", "segment_membership"]),
@@ -73,11 +70,7 @@ def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
         dg.AssetKey(["marts", "customer_clv"]),
     ],
     group_name="insight",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
+    sources=None,
     description=(
         "marts.kpi_segment_value: one row per segment at as_of with members, held out, buyers, "
         "lifetime revenue (total and per member), orders in the last 365 days and the CLV of the "

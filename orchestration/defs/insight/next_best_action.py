@@ -4,16 +4,17 @@ it, so a sync naming `action: <name>` sends this night's next-best actions."""
 
 import dagster as dg
 
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.insight.clv import KEY as CLV_KEY
 from orchestration.defs.insight.send_time import KEY as SEND_TIME_KEY
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import next_best_action
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["marts", "next_best_action"])
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[
         dg.AssetKey(["marts", "customer_360"]),
@@ -24,11 +25,7 @@ KEY = dg.AssetKey(["marts", "next_best_action"])
         SEND_TIME_KEY,
     ],
     group_name="insight",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
+    sources=None,
     description=(
         "marts.next_best_action: one row per customer x action (dbt_project/actions/*.yml) whose "
         "eligibility rule holds at as_of, ranked per customer (sendable first, then priority, "

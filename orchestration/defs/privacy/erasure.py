@@ -6,28 +6,25 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.asset_args import nightly_asset
 from orchestration.contracts.model import all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.paths import outbox_dir
 from orchestration.privacy.erasure import RECEIPTS, erase_pending
 from orchestration.privacy.retry import retry_pending
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["privacy", "erasure"])
 CHECK = "destination_deletes_acknowledged"
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     # platform unsubscribes land in raw consent first (defs/privacy/platform_unsubscribes.py)
     deps=[dg.AssetKey(c.asset_key_path) for c in all_source_contracts()]
     + [dg.AssetKey(["privacy", "platform_unsubscribes"])],
     group_name="privacy",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
+    sources=None,
     check_specs=[
         dg.AssetCheckSpec(
             CHECK,

@@ -3,10 +3,11 @@ versioned in audit.identity_models; a check says when a fit was refused."""
 
 import dagster as dg
 
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import config as identity_config
 from orchestration.identity import training
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 KEY = dg.AssetKey(["identity_state", "identity_model"])
 
@@ -20,7 +21,7 @@ def _mu_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
+@nightly_asset(
     key=KEY,
     deps=[
         dg.AssetKey(["intermediate", "int_identity__records"]),
@@ -28,11 +29,7 @@ def _mu_markdown(rows: list[dict]) -> str:
         dg.AssetKey(["intermediate", "int_identity__candidate_links"]),
     ],
     group_name="identity",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
+    sources=None,
     check_specs=[
         dg.AssetCheckSpec(
             "model_accepted",

@@ -2,23 +2,20 @@
 
 import dagster as dg
 
+from orchestration.asset_args import nightly_asset
 from orchestration.contracts.model import source_contract
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import phones
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 _RAW_DEPS = sorted({tuple(source_contract(p.table).asset_key_path) for p in phones.PHONE_INPUTS})
 
 
-@dg.asset(
+@nightly_asset(
     key=["reference", "phone_numbers"],
     deps=[dg.AssetKey(list(k)) for k in _RAW_DEPS],
     group_name="staging",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
+    sources=None,
     description=(
         "reference.phone_numbers: one row per distinct (raw phone text, region hint) seen in any "
         "raw phone column, with its E.164 form from libphonenumber (null + reason when it cannot "

@@ -7,13 +7,14 @@ steps around it.
 
 import dagster as dg
 
+from orchestration.asset_args import nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import blocking, probabilistic, training
 from orchestration.identity import config as identity_config
-from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_partitions
+from orchestration.run_model import as_of_from
 
 
-@dg.asset(
+@nightly_asset(
     key=["identity", "probabilistic_links"],
     deps=[
         dg.AssetKey(["intermediate", "int_identity__records"]),
@@ -21,11 +22,7 @@ from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, as_of_from, nightly_
         dg.AssetKey(["identity_state", "identity_model"]),
     ],
     group_name="identity",
-    owners=[OWNER],
-    kinds={"duckdb", "python"},
-    pool="duckdb",
-    partitions_def=nightly_partitions,
-    backfill_policy=ONE_DAY_PER_RUN,
+    sources=None,
     description=(
         "identity.probabilistic_links: one row per pair of source records sharing no email or "
         "phone whose Splink match probability (the model trained on this warehouse's records, "
