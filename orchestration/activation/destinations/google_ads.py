@@ -28,29 +28,23 @@ it; still RUNNING after `max_polls` reads leaves the row unknown, unsent, for th
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field, ValidationInfo, model_validator
 
 from orchestration.activation.destinations import hashing
-from orchestration.activation.destinations._ledger import Ledger, member_key
+from orchestration.activation.destinations._hashed_audience import HashedAudienceClient
+from orchestration.activation.destinations._ledger import member_key
+from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
-    ClientSettings,
-    PlatformClient,
+    PlatformAuthError,
     PlatformConfig,
+    PlatformConfigError,
+    config_settings,
 )
-from orchestration.activation.destinations.registry import (
-    DestinationSpec,
-    EnvName,
-    Limits,
-    RateLimiter,
-    env_value,
-)
+from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter, env_value
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 if TYPE_CHECKING:
@@ -68,11 +62,11 @@ def consent_for(purpose: str) -> dict[str, str]:
     return {"adUserData": "GRANTED", "adPersonalization": personalized}
 
 
-class GoogleAdsConfigError(ValueError):
+class GoogleAdsConfigError(PlatformConfigError):
     """A Google Ads sync cannot run: a credential env var is missing (named, never shown)."""
 
 
-class GoogleAdsAuthError(RuntimeError):
+class GoogleAdsAuthError(PlatformAuthError):
     """Google refused the credentials (401/403)."""
 
 
@@ -106,45 +100,34 @@ class GoogleAdsConfig(PlatformConfig):
         return self
 
 
-class GoogleAdsClient(PlatformClient):
-    """Sends rows of one sync to one Customer Match user list (module docstring)."""
+class GoogleAdsClient(HashedAudienceClient):
+    """Sends rows of one sync to one Customer Match user list (module docstring). `kwargs`: the
+    HashedAudienceClient's (ledger) and PlatformClient's (http, sleep, log, rate)."""
 
     platform = "Google Ads"
     auth_error = GoogleAdsAuthError
+    no_identifier = "no usable identifier (email, phone or a full address)"
 
     def __init__(
-        self,
-        config: GoogleAdsConfig,
-        sync: str,
-        developer_token: str,
-        access_token: str,
-        ledger: Ledger | None = None,
-        http: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        log: Callable[[str], None] = lambda message: None,
-        rate: RateLimiter | None = None,
-        purpose: str = "marketing",
-    ) -> None:
+        self, config: GoogleAdsConfig, sync: str, developer_token: str, access_token: str,
+        purpose: str = "marketing", **kwargs: Any,
+    ) -> None:  # fmt: skip
         headers = {"Authorization": f"Bearer {access_token}", "developer-token": developer_token}
         if config.login_customer_id:
             headers["login-customer-id"] = config.login_customer_id
-        settings = ClientSettings(
-            batch_rows=config.max_identifiers_per_request, max_in_flight=1,
-            timeout_seconds=config.timeout_seconds, max_attempts=config.max_attempts,
-            backoff_seconds=config.backoff_seconds,
-        )  # fmt: skip
+        settings = config_settings(config, config.max_identifiers_per_request)
         base = f"{config.endpoint}/{config.api_version}/customers/{config.customer_id}"
-        super().__init__(sync, base, headers, settings, [developer_token, access_token], http,
-                         sleep, log, rate)  # fmt: skip
+        super().__init__(sync, base, headers, settings, [developer_token, access_token],
+                         **kwargs)  # fmt: skip
         self.config = config
         self.auth_env = f"{config.developer_token_env} and {config.access_token_env}"
-        self.ledger = ledger or Ledger(sync)
         self.user_list = f"customers/{config.customer_id}/userLists/{config.user_list_id}"
         self.consent = consent_for(purpose)
 
-    def close(self) -> None:
-        self.ledger.close()
-        super().close()
+    def member(self, row: Row) -> dict[str, Any] | None:
+        """The person's UserData (hashed identifiers), None without a usable one."""
+        identifiers = hashing.google_user_identifiers(row.fields, self.config.default_region)
+        return {"userIdentifiers": identifiers} if identifiers else None
 
     # --- HTTP -------------------------------------------------------------------------------
 
@@ -254,75 +237,47 @@ class GoogleAdsClient(PlatformClient):
 
     # --- the public call --------------------------------------------------------------------
 
-    def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
-        """Every row's outcome by idempotency key (module docstring)."""
-        outcomes: dict[str, Outcome] = {}
-        removes: list[tuple[str, str, dict]] = []
-        creates: list[tuple[str, str, dict]] = []
-        keep: dict[str, tuple[str, dict[str, str | None]]] = {}  # row key → (identifier, after)
-        intents: list[tuple[str, str]] = []
-        ends: dict[str, str | None] = {}  # job → the status it ended with, read once per send
-        for row in rows:
-            key, held = row.idempotency_key, self.ledger.members(row.identifier)
-            if row.op == "delete":
-                for member in held:
-                    removes.append((key, "remove", json.loads(member)))
-                keep[key] = (row.identifier, {})
-                continue
-            identifiers = hashing.google_user_identifiers(row.fields, self.config.default_region)
-            if not identifiers:
-                outcomes[key] = Outcome("rejected", "no usable identifier (email, phone or a "
-                                        "full address)", 1)  # fmt: skip
-                continue
-            user_data = {"userIdentifiers": identifiers}
-            member = member_key(user_data)
-            for other in held:
-                if other != member:
-                    removes.append((key, "remove", json.loads(other)))
+    def _reconciler(self) -> Callable[[Row, str, dict[str, str | None]], Outcome | None]:
+        """For one send: an upsert whose member the ledger holds alone, with the job that
+        carried it, is settled by how that job ended (each job read once per send)."""
+        ends: dict[str, str | None] = {}
+
+        def reconcile(row: Row, member: str, held: dict[str, str | None]) -> Outcome | None:
             job = held.get(member)
-            ended = None
-            if job and len(held) == 1:
-                ended = ends[job] if job in ends else ends.setdefault(job, self.job_end(job))
+            if not job or len(held) != 1:
+                return None
+            ended = ends[job] if job in ends else ends.setdefault(job, self.job_end(job))
             if ended == "SUCCESS":
                 # sent before, answer lost: the job that carried it has run
                 self.ledger.settle(row.identifier, {member: job})
-                outcomes[key] = Outcome("ok", "reconciled: its job ran", 1)
-                continue
+                return Outcome("ok", "reconciled: its job ran", 1)
             if ended == "RUNNING":
                 # its job may still apply it: a resend now could add it twice
-                job_path = str(job).split("/", 2)[-1]
-                outcomes[key] = Outcome("unknown", f"job {job_path} still running", 1)
-                continue
-            creates.append((key, "create", {**user_data, "consent": self.consent}))
-            intents.append((row.identifier, member))
-            keep[key] = (row.identifier, {member: None})
-        ops = removes + creates
-        pending = {key for key, _, _ in ops} | {k for k in keep if k not in outcomes}
-        self.ledger.intend(intents)
+                return Outcome("unknown", f"job {job.split('/', 2)[-1]} still running", 1)
+            return None
+
+        return reconcile
+
+    def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
+        """Every row's outcome by idempotency key (module docstring)."""
+        plan = self.plan(rows, self._reconciler())
+        ops = [(key, "remove", data) for key, data in plan.removes] + [
+            (key, "create", {**data, "consent": self.consent}) for key, data in plan.adds
+        ]
         # the ledger keys a person by the identifiers sent, not the consent sent with them
-        marks = {key: (keep[key][0], member_key({"userIdentifiers": data["userIdentifiers"]}))
-                 for key, _, data in creates}  # fmt: skip
+        marks = {key: (plan.after[key][0], member_key(data)) for key, data in plan.adds}
         # one job per request's worth of operations: a lost answer drops only that job
-        per_row: dict[str, list[tuple[str, str]]] = {key: [] for key in pending}
+        results: dict[str, list[tuple[str, str]]] = {key: [] for key in plan.after}
         for _, chunk in self._chunks(ops):
             chunk_ops = [(key, kind, data) for (key, kind, data) in
                          ((k, next(iter(o)), next(iter(o.values()))) for k, o in chunk)]  # fmt: skip
             status, reason, rejected = self._with_attempts(chunk_ops, marks)
             for index, (key, _, _) in enumerate(chunk_ops):
                 if index in rejected:
-                    per_row[key].append(("rejected", rejected[index]))
+                    results[key].append(("rejected", rejected[index]))
                 else:
-                    per_row[key].append((status, reason))
-        order = {"rejected": 0, "unknown": 1, "retryable": 2, "ok": 3}
-        for key, results in per_row.items():
-            if key in outcomes:
-                continue
-            status, reason = min(results, key=lambda r: order[r[0]], default=("ok", ""))
-            if status == "ok":
-                identifier, after = keep[key]
-                self.ledger.settle(identifier, after)
-            outcomes[key] = Outcome(status, reason, 1)
-        return outcomes
+                    results[key].append((status, reason))
+        return self.finish(plan, results)
 
     def _with_attempts(
         self, ops: list[tuple[str, str, dict]], marks: dict[str, tuple[str, str]]
@@ -344,13 +299,6 @@ class GoogleAdsClient(PlatformClient):
             self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
         return "retryable", reason, {}
 
-    def delete(self, identifiers: Iterable[str]) -> dict[str, Outcome]:
-        """Erasure: remove each person from the user list (the hashes the ledger holds) and
-        forget them; an identifier the ledger does not hold was never sent (ok)."""
-        rows = [Row(i, "delete", {}, f"erase:{i}") for i in identifiers]
-        by_key = self.send(rows)
-        return {row.identifier: by_key[row.idempotency_key] for row in rows}
-
 
 def _operation_index(error: dict[str, Any]) -> int | None:
     for element in (error.get("location") or {}).get("fieldPathElements") or []:
@@ -361,28 +309,18 @@ def _operation_index(error: dict[str, Any]) -> int | None:
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> GoogleAdsClient:
     """The client of one Google Ads sync: credentials from the env vars its config names."""
-    config = sync.config
-    if not isinstance(config, GoogleAdsConfig):
-        raise GoogleAdsConfigError(f"{sync.path}: config: customer_id and user_list_id needed")
+    config = sync_config(sync, GoogleAdsConfig, "customer_id and user_list_id needed",
+                         GoogleAdsConfigError)  # fmt: skip
     developer = env_value(config.developer_token_env, GoogleAdsConfigError, "developer token")
     access = env_value(config.access_token_env, GoogleAdsConfigError, "OAuth access token")
-    rate = RateLimiter(getattr(sync, "rate_per_second", None))
-    return GoogleAdsClient(config, sync.name, developer, access, log=log, rate=rate,
-                           purpose=sync.purpose)  # fmt: skip
+    return GoogleAdsClient(config, sync.name, developer, access, purpose=sync.purpose, log=log,
+                           rate=RateLimiter(sync.rate_per_second))  # fmt: skip
 
 
-DESTINATION = DestinationSpec(
-    kind="google_ads",
-    description="Google Ads Customer Match user list (OfflineUserDataJobService, hashed ids)",
-    config=GoogleAdsConfig,
-    limits=Limits(
-        batch_rows=10_000,
-        max_batch_rows=10_000,
-        batch_bytes=10_000_000,
-        max_in_flight=1,
-        rate_per_second=None,
-    ),
-    build=build_client,
-    errors=(GoogleAdsConfigError, GoogleAdsAuthError),
-    deletes=True,
+DESTINATION = platform_spec(
+    "google_ads",
+    "Google Ads Customer Match user list (OfflineUserDataJobService, hashed ids)",
+    GoogleAdsConfig,
+    Limits(batch_rows=10_000, max_batch_rows=10_000, batch_bytes=10_000_000, max_in_flight=1),
+    build_client,
 )

@@ -99,14 +99,25 @@ class ClientSettings:
     max_retry_after_seconds: float = 120.0
 
 
-def settings_for(sync: SyncDefinition, config: PlatformConfig) -> ClientSettings:
-    """The client settings of a sync: its YAML's limits and its config's waits."""
-    rows, _, in_flight, rate = sync_limits(sync)
+def config_settings(
+    config: PlatformConfig,
+    batch_rows: int,
+    max_in_flight: int = 1,
+    rate_per_second: float | None = None,
+) -> ClientSettings:
+    """Client settings with the given request limits and the config's waits (timeout, attempts,
+    backoff)."""
     return ClientSettings(
-        batch_rows=rows, max_in_flight=in_flight, rate_per_second=rate,
+        batch_rows=batch_rows, max_in_flight=max_in_flight, rate_per_second=rate_per_second,
         timeout_seconds=config.timeout_seconds, max_attempts=config.max_attempts,
         backoff_seconds=config.backoff_seconds,
     )  # fmt: skip
+
+
+def settings_for(sync: SyncDefinition, config: PlatformConfig) -> ClientSettings:
+    """The client settings of a sync: its YAML's limits and its config's waits."""
+    rows, _, in_flight, rate = sync_limits(sync)
+    return config_settings(config, rows, in_flight, rate)
 
 
 def basic_auth(user: str, password: str) -> str:

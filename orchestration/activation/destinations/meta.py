@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -29,20 +28,16 @@ import httpx
 from pydantic import Field, ValidationInfo, model_validator
 
 from orchestration.activation.destinations import hashing
-from orchestration.activation.destinations._ledger import Ledger, member_key
+from orchestration.activation.destinations._hashed_audience import HashedAudienceClient
+from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
-    ClientSettings,
-    PlatformClient,
+    PlatformAuthError,
     PlatformConfig,
+    PlatformConfigError,
+    config_settings,
 )
-from orchestration.activation.destinations.registry import (
-    DestinationSpec,
-    EnvName,
-    Limits,
-    RateLimiter,
-    env_value,
-)
+from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter, env_value
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 if TYPE_CHECKING:
@@ -52,11 +47,11 @@ MAX_ROWS = 10_000  # Meta's ceiling per users request
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80003})
 
 
-class MetaConfigError(ValueError):
+class MetaConfigError(PlatformConfigError):
     """A Meta sync cannot run: its access token env var is missing (named, never shown)."""
 
 
-class MetaAuthError(RuntimeError):
+class MetaAuthError(PlatformAuthError):
     """Meta refused the access token (error code 190 / 102)."""
 
 
@@ -79,39 +74,29 @@ class MetaConfig(PlatformConfig):
         return self
 
 
-class MetaClient(PlatformClient):
-    """Sends rows of one sync to one Custom Audience (module docstring)."""
+class MetaClient(HashedAudienceClient):
+    """Sends rows of one sync to one Custom Audience (module docstring). `kwargs`: the
+    HashedAudienceClient's (ledger) and PlatformClient's (http, sleep, log, rate)."""
 
     platform = "Meta"
     auth_error = MetaAuthError
+    no_identifier = "no usable identifier (email or phone)"
 
     def __init__(
-        self,
-        config: MetaConfig,
-        sync: str,
-        access_token: str,
-        max_rows: int = MAX_ROWS,
-        ledger: Ledger | None = None,
-        http: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        log: Callable[[str], None] = lambda message: None,
-        rate: RateLimiter | None = None,
-    ) -> None:
+        self, config: MetaConfig, sync: str, access_token: str, max_rows: int = MAX_ROWS,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         self.max_rows = max(1, min(max_rows, MAX_ROWS))
-        settings = ClientSettings(
-            batch_rows=self.max_rows, max_in_flight=1, timeout_seconds=config.timeout_seconds,
-            max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds,
-        )  # fmt: skip
         headers = {"Authorization": f"Bearer {access_token}"}
-        super().__init__(sync, config.endpoint, headers, settings, [access_token], http, sleep,
-                         log, rate)  # fmt: skip
+        super().__init__(sync, config.endpoint, headers, config_settings(config, self.max_rows),
+                         [access_token], **kwargs)  # fmt: skip
         self.config, self.auth_env = config, config.access_token_env
-        self.ledger = ledger or Ledger(sync)
         self.path = f"/{config.api_version}/{config.audience_id}/users"
 
-    def close(self) -> None:
-        self.ledger.close()
-        super().close()
+    def member(self, row: Row) -> list[str] | None:
+        """The person's hashed row (META_SCHEMA order), None without an email or a phone."""
+        values = hashing.meta_user_row(row.fields, self.config.default_region)
+        return values if any(values) else None
 
     def throttled(self, response: httpx.Response) -> bool:
         """Meta's throttle answers: HTTP 400/403 with one of its rate-limit error codes."""
@@ -188,67 +173,28 @@ class MetaClient(PlatformClient):
 
     def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
         """Every row's outcome by idempotency key (module docstring)."""
-        outcomes: dict[str, Outcome] = {}
-        removes: list[tuple[str, list[str]]] = []
-        adds: list[tuple[str, list[str]]] = []
-        after: dict[str, tuple[str, dict[str, str | None]]] = {}
-        intents: list[tuple[str, str]] = []
-        for row in rows:
-            key, held = row.idempotency_key, self.ledger.members(row.identifier)
-            if row.op == "delete":
-                removes.extend((key, json.loads(member)) for member in held)
-                after[key] = (row.identifier, {})
-                continue
-            values = hashing.meta_user_row(row.fields, self.config.default_region)
-            if not any(values):
-                outcomes[key] = Outcome("rejected", "no usable identifier (email or phone)", 1)
-                continue
-            member = member_key(values)
-            removes.extend((key, json.loads(other)) for other in held if other != member)
-            adds.append((key, values))
-            intents.append((row.identifier, member))
-            after[key] = (row.identifier, {member: None})
-        self.ledger.intend(intents)
-        per_row: dict[str, list[Outcome]] = {key: [] for key in after}
-        for method, pairs in (("DELETE", removes), ("POST", adds)):
+        plan = self.plan(rows)
+        results: dict[str, list[tuple[str, str]]] = {key: [] for key in plan.after}
+        for method, pairs in (("DELETE", plan.removes), ("POST", plan.adds)):
             for start in range(0, len(pairs), self.max_rows):
-                for key, outcome in self._batch(
-                    method, pairs[start : start + self.max_rows]
-                ).items():
-                    per_row[key].append(outcome)
-        order = {"rejected": 0, "unknown": 1, "retryable": 2, "ok": 3}
-        for key, results in per_row.items():
-            worst = min(results, key=lambda o: order[o.status], default=Outcome("ok"))
-            if worst.status == "ok":
-                identifier, keep = after[key]
-                self.ledger.settle(identifier, keep)
-            outcomes[key] = Outcome(worst.status, worst.reason, 1)
-        return outcomes
-
-    def delete(self, identifiers: Iterable[str]) -> dict[str, Outcome]:
-        """Erasure: remove each person from the audience (the hashes the ledger holds) and
-        forget them; an identifier the ledger does not hold was never sent (ok)."""
-        rows = [Row(i, "delete", {}, f"erase:{i}") for i in identifiers]
-        by_key = self.send(rows)
-        return {row.identifier: by_key[row.idempotency_key] for row in rows}
+                batch = pairs[start : start + self.max_rows]
+                for key, outcome in self._batch(method, batch).items():
+                    results[key].append((outcome.status, outcome.reason))
+        return self.finish(plan, results)
 
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MetaClient:
     """The client of one Meta sync: the access token from the env var its config names."""
-    config = sync.config
-    if not isinstance(config, MetaConfig):
-        raise MetaConfigError(f"{sync.path}: config: audience_id needed")
+    config = sync_config(sync, MetaConfig, "audience_id needed", MetaConfigError)
     token = env_value(config.access_token_env, MetaConfigError, "Marketing API access token")
-    rate = RateLimiter(getattr(sync, "rate_per_second", None))
-    return MetaClient(config, sync.name, token, max_rows=sync.batch_rows, log=log, rate=rate)
+    return MetaClient(config, sync.name, token, max_rows=sync.batch_rows, log=log,
+                      rate=RateLimiter(sync.rate_per_second))  # fmt: skip
 
 
-DESTINATION = DestinationSpec(
-    kind="meta",
-    description="Meta Custom Audience (users edge, hashed multi-key rows, ≤ 10,000 per request)",
-    config=MetaConfig,
-    limits=Limits(batch_rows=MAX_ROWS, batch_bytes=10_000_000, max_in_flight=1),
-    build=build_client,
-    errors=(MetaConfigError, MetaAuthError),
-    deletes=True,
+DESTINATION = platform_spec(
+    "meta",
+    "Meta Custom Audience (users edge, hashed multi-key rows, ≤ 10,000 per request)",
+    MetaConfig,
+    Limits(batch_rows=MAX_ROWS, batch_bytes=10_000_000, max_in_flight=1),
+    build_client,
 )

@@ -1,0 +1,54 @@
+"""How a campaign-platform module (Braze, Mailchimp, Google Ads, Meta, Klaviyo, Mailman) declares
+itself to the registry: its `DESTINATION` (`platform_spec`) and the typed config its `build`
+reads (`sync_config`). Grain: one spec per platform module, one config per sync.
+
+Every platform is a diff destination that can erase a person (`deletes=True`); the errors that
+mean "this sync cannot run" are `PlatformConfigError` (a missing env var, a bad setting) and
+`PlatformAuthError` (refused credentials), which each platform's own error types subclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from orchestration.activation.destinations.http_platform import (
+    PlatformAuthError,
+    PlatformConfig,
+    PlatformConfigError,
+)
+from orchestration.activation.destinations.registry import DestinationSpec, Limits
+
+if TYPE_CHECKING:
+    from orchestration.activation.syncs import SyncDefinition
+
+ConfigT = TypeVar("ConfigT", bound=PlatformConfig)
+
+
+def sync_config(
+    sync: SyncDefinition,
+    model: type[ConfigT],
+    needs: str,
+    error: type[Exception] = PlatformConfigError,
+) -> ConfigT:
+    """The sync's `config:` as the platform's model, or `error` naming the sync file and what
+    its config `needs` (a sync validated for another destination kind)."""
+    config = sync.config
+    if not isinstance(config, model):
+        raise error(f"{sync.path}: config: {needs}")
+    return config
+
+
+def platform_spec(
+    kind: str,
+    description: str,
+    config: type[PlatformConfig],
+    limits: Limits,
+    build: Callable[[SyncDefinition, Callable[[str], None]], Any],
+    **more: Any,
+) -> DestinationSpec:
+    """The registry entry of a campaign platform (module docstring); `more` sets any other
+    DestinationSpec field (modes, reports_unsubscribes, extra error types in `errors`)."""
+    errors = (PlatformConfigError, PlatformAuthError, *more.pop("errors", ()))
+    return DestinationSpec(kind=kind, description=description, config=config, limits=limits,
+                           build=build, errors=errors, deletes=True, **more)  # fmt: skip
