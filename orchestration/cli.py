@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.time()
     print(f"c360 run: nightly job for as_of {args.as_of} (in-process, DuckDB) ...", flush=True)
     ensure_instance()
-    if _refresh_manifest() != 0:
+    if _refuse_stale_contracts() != 0 or _refresh_manifest() != 0:
         return 2
     instance = dg.DagsterInstance.get()
     log_file = None if args.verbose else logs_dir() / "{run_id}.log"
@@ -156,8 +156,9 @@ def cmd_segments(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts(args: argparse.Namespace) -> int:
-    """`contracts compile [--check]`: the dbt sources YAML of each source from its contracts."""
-    from orchestration.contracts.dbt_sources import compile_all, stale_files
+    """`contracts compile [--check]`: the files generated from the contracts — each source's dbt
+    sources YAML, customer_360's dbt contract and its trait list."""
+    from orchestration.contracts.generated import compile_all, stale_files
     from orchestration.contracts.model import ContractError
 
     try:
@@ -165,12 +166,12 @@ def cmd_contracts(args: argparse.Namespace) -> int:
             stale = stale_files()
             if stale:
                 print(
-                    "dbt sources YAML is stale; run `c360 contracts compile`:\n  "
+                    "files generated from the contracts are stale; run `c360 contracts compile`:\n  "
                     + "\n  ".join(map(str, stale)),
                     file=sys.stderr,
                 )
                 return 1
-            print("dbt sources YAML is current with data_contracts/sources/")
+            print("generated dbt sources and customer_360 contract are current with the contracts")
             return 0
         written = compile_all()
     except ContractError as exc:
@@ -179,8 +180,26 @@ def cmd_contracts(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     if not written:
-        print("dbt sources YAML already current")
+        print("generated dbt sources and customer_360 contract already current")
     return _refresh_manifest()
+
+
+def _refuse_stale_contracts() -> int:
+    """A run on a contract, source or trait the generated files do not reflect yet would build
+    the old shape without a word: refuse in one line naming the command."""
+    from orchestration.contracts.generated import stale_files
+    from orchestration.contracts.model import ContractError
+
+    try:
+        stale = stale_files()
+    except ContractError as exc:
+        print(f"invalid contract: {exc}", file=sys.stderr)
+        return 2
+    if stale:
+        names = ", ".join(p.name for p in stale)
+        print(f"generated files are stale ({names}): run `c360 contracts compile`", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _refresh_manifest() -> int:
@@ -542,15 +561,17 @@ def build_parser() -> argparse.ArgumentParser:
         )
     seg.set_defaults(func=cmd_segments, check=False)
 
-    con = sub.add_parser("contracts", help="generate dbt sources YAML from the source contracts")
+    con = sub.add_parser(
+        "contracts", help="generate dbt sources YAML and customer_360's contract from the contracts"
+    )
     con_sub = con.add_subparsers(dest="action", required=True)
     con_compile = con_sub.add_parser(
         "compile",
-        help="write dbt_project/models/staging/<source>/_<source>__sources.yml from "
-        "data_contracts/sources/",
+        help="write each source's _<source>__sources.yml from data_contracts/sources/, and "
+        "customer_360's dbt contract and trait list from its mart contract and traits/",
     )
     con_compile.add_argument(
-        "--check", action="store_true", help="fail if a generated sources YAML is stale"
+        "--check", action="store_true", help="fail if a generated file is stale"
     )
     con.set_defaults(func=cmd_contracts)
 

@@ -1,7 +1,7 @@
 """dbt sources YAML generated from the source contracts: one file per source,
 `dbt_project/models/staging/<source>/_<source>__sources.yml`, one table per contract of that
-source, so the contract is the one place a raw column is declared (`c360 contracts compile`;
-`--check` in `make lint` fails when a file is stale).
+source, so the contract is the one place a raw column is declared (written by
+`c360 contracts compile`, orchestration/contracts/generated.py).
 
 Per table: the identifier (`<source>__<entity>`), the contract's description, source freshness
 on `_loaded_at` from maxStaleDays (warn after it, error after twice; none when null), and the
@@ -104,19 +104,3 @@ def render_all(contracts: Iterable[Contract] | None = None) -> dict[Path, str]:
     for c in all_source_contracts() if contracts is None else contracts:
         by_source.setdefault(c.source, []).append(c)
     return {sources_path(s): render_source(s, cs) for s, cs in sorted(by_source.items())}
-
-
-def stale_files(rendered: dict[Path, str] | None = None) -> list[Path]:
-    """The generated files missing or different from what the contracts give."""
-    rendered = render_all() if rendered is None else rendered
-    return [p for p, text in rendered.items() if not p.is_file() or p.read_text() != text]
-
-
-def compile_all() -> list[Path]:
-    """Write the stale sources YAML files; return the paths written."""
-    rendered = render_all()
-    written = stale_files(rendered)
-    for path in written:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(rendered[path])
-    return written

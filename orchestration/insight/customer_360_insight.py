@@ -12,9 +12,8 @@ always shows what the marts hold now and costs nothing to rebuild.
 from __future__ import annotations
 
 import duckdb
-import yaml
 
-from orchestration.paths import dbt_project_dir
+from orchestration.contracts.customer_360 import column_descriptions
 
 VIEW = "marts.customer_360_insight"
 BASE = "marts.customer_360"
@@ -120,16 +119,9 @@ def check(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     }
 
 
-def _customer_360_descriptions() -> dict[str, str]:
-    path = dbt_project_dir() / "models" / "marts" / "customer_360" / "_customer_360.yml"
-    models = yaml.safe_load(path.read_text())["models"]
-    model = next(m for m in models if m["name"] == "customer_360")
-    return {c["name"]: c.get("description", "") for c in model["columns"]}
-
-
 def columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
     """(name, type, description) of every view column; customer_360's from its dbt schema."""
-    described = {**_customer_360_descriptions(), **{name: text for name, _, _, text in TRAITS}}
+    described = {**column_descriptions(), **{name: text for name, _, _, text in TRAITS}}
     rows = con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = 'marts' and table_name = 'customer_360_insight' "

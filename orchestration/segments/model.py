@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from orchestration.contracts.customer_360 import column_names
 from orchestration.paths import dbt_project_dir
 from orchestration.safe_yaml import YamlLimitError
 from orchestration.safe_yaml import load as load_yaml
@@ -56,14 +57,10 @@ def _top_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-@cache
 def customer_360_columns() -> frozenset[str]:
-    """Published columns of customer_360 — the only identifiers a segment may reference."""
-    doc = yaml.safe_load(
-        (dbt_project_dir() / "models/marts/customer_360/_customer_360.yml").read_text()
-    )
-    model = next(m for m in doc["models"] if m["name"] == "customer_360")
-    return frozenset(c["name"] for c in model["columns"])
+    """Published columns of customer_360 (its contract's and its traits') — the only identifiers
+    a segment may reference."""
+    return column_names()
 
 
 def line_of(node: yaml.Node, path: list[str | int]) -> int:

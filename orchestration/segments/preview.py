@@ -30,17 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
 
+from orchestration.contracts.customer_360 import pii_column_names
 from orchestration.contracts.masking import mask_value
-from orchestration.paths import REPO_ROOT, contracts_dir, warehouse_path
+from orchestration.contracts.model import ContractError
+from orchestration.paths import REPO_ROOT, warehouse_path
 from orchestration.segments.compiler import Conditions, condition_sql, segment_sql
 from orchestration.segments.model import GlobalRules, Segment
 from orchestration.segments.render import render_duckdb
 from orchestration.warehouse import SCHEMAS, connect
 
 SAMPLE_SIZE = 10
-# customer_360 columns classified pii (data_contracts/marts/customer_360.odcs.yaml adds any new ones)
+# customer_360 columns classified pii (its contract and trait properties add any new ones)
 PII_COLUMNS = frozenset(
     {"first_name", "last_name", "email", "phone", "date_of_birth", "address_line1", "postal_code"}
 )
@@ -86,15 +87,12 @@ def read_only_warehouse(path: Path | None = None) -> Iterator[duckdb.DuckDBPyCon
 
 @cache
 def pii_columns() -> frozenset[str]:
-    """customer_360 columns classified pii/sensitive in its published contract (and the fixed
-    list, so a missing or unreadable contract never unmasks anything)."""
-    path = contracts_dir() / "marts/customer_360.odcs.yaml"
+    """customer_360 columns classified pii/sensitive in its contract or a trait's properties (and
+    the fixed list, so a missing or unreadable contract never unmasks anything)."""
     try:
-        doc = yaml.safe_load(path.read_text())
-        props = doc["schema"][0]["properties"]
-        listed = {p["name"] for p in props if p.get("classification") in ("pii", "sensitive")}
-    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
-        listed = set()
+        listed = pii_column_names()
+    except ContractError:
+        listed = frozenset()
     return PII_COLUMNS | listed
 
 

@@ -1,11 +1,8 @@
-"""A newcomer adds a source entity (issue 18, "done when"): in a temporary copy of the project,
-a contract file, a staging model and landing files are all it takes — `c360 contracts compile`
-writes its dbt sources YAML, and a small nightly ingests, gates, publishes and stages it — and no
-other file of the project changes.
-
-Not covered yet (see the issue): a trait on the new entity still needs three places
-(customer_360.sql, _customer_360.yml, data_contracts/marts/customer_360.odcs.yaml), and a segment
-on it `c360 segments compile`."""
+"""A newcomer adds a source entity with a trait and a segment on it (issue 18, "done when"): in a
+temporary copy of the project, a contract, a staging model, the trait's model and properties
+file, a segment YAML and landing files are all they write. `c360 contracts compile` and
+`c360 segments compile` write the generated files, and a small nightly ingests, stages, joins the
+trait onto customer_360 and fills the segment — and no other file of the project changes."""
 
 from __future__ import annotations
 
@@ -73,6 +70,61 @@ select * from renamed
 """
 
 
+TRAIT_MODEL = """{#- Review trait: one row per customer who rated, their mean stars and ratings given. -#}
+with crm_ids as (
+    select
+        customer_id,
+        source_record_id as crm_contact_id
+    from {{ ref('customer_id_map') }}
+    where source = 'crm'
+)
+
+select
+    crm_ids.customer_id,
+    cast(avg(ratings.stars) as double) as average_rating,
+    cast(count(*) as bigint) as ratings_given
+from {{ ref('stg_reviews__ratings') }} as ratings
+inner join crm_ids on ratings.crm_contact_id = crm_ids.crm_contact_id
+group by crm_ids.customer_id
+"""
+
+TRAIT_PROPERTIES = """version: 2
+
+models:
+  - name: trait__reviews
+    description: One row per customer who rated a product.
+    columns:
+      - name: customer_id
+        data_type: varchar
+        description: Persistent c360 person id.
+        data_tests: [unique, not_null]
+      - name: average_rating
+        data_type: double
+        description: Mean stars of the customer's ratings.
+        meta: {classification: internal}
+      - name: ratings_given
+        data_type: bigint
+        description: Ratings the customer left.
+        meta: {classification: internal, default: 0}
+"""
+
+SEGMENT = """name: happy_reviewers
+description: Customers whose ratings average four stars or more.
+all:
+  - trait: average_rating
+    gte: 4
+channels: [email]
+"""
+# what the two compile commands write (marked generated, rewritten on every compile)
+GENERATED = (
+    "dbt_project/models/staging/reviews/_reviews__sources.yml",
+    "dbt_project/models/marts/customer_360/_customer_360__contract.yml",
+    "dbt_project/macros/generated/trait_models.sql",
+    "dbt_project/models/marts/segments/generated/",
+    "dbt_project/models/exposures/_syncs.yml",
+)
+
+
 def _project_files(root: Path) -> dict[str, str]:
     out = {}
     for path in sorted(root.rglob("*")):
@@ -132,8 +184,15 @@ def test_a_new_source_entity_is_a_contract_a_staging_model_and_landing_files(tmp
     lines = ["rating_id,crm_contact_id,stars,updated_at", *(",".join(map(str, r)) for r in rows)]
     (landing / "ratings.csv").write_text("\n".join(lines) + "\n")
 
+    traits = project / "dbt_project/models/marts/customer_360/traits"
+    (traits / "trait__reviews.sql").write_text(TRAIT_MODEL)
+    (traits / "trait__reviews.yml").write_text(TRAIT_PROPERTIES)
+    (project / "dbt_project/segments/happy_reviewers.yml").write_text(SEGMENT)
+
     compiled = _c360(project, env, "contracts", "compile")
     assert "_reviews__sources.yml" in compiled.stdout
+    assert "_customer_360__contract.yml" in compiled.stdout
+    _c360(project, env, "segments", "compile")
     run = _c360(project, env, "run", "--as-of", str(AS_OF))
     assert "no new files under reviews" not in run.stdout + run.stderr
 
@@ -145,15 +204,45 @@ def test_a_new_source_entity_is_a_contract_a_staging_model_and_landing_files(tmp
         audit = con.execute(
             "select sum(extracted) from audit.ingestion_audit where contract_id = 'reviews__ratings'"
         ).fetchone()
+        customer_of = dict(
+            con.execute(
+                "select source_record_id, customer_id from marts.customer_id_map "
+                "where source = 'crm'"
+            ).fetchall()
+        )
+        traits_got = con.execute(
+            "select customer_id, average_rating, ratings_given, is_erased from marts.customer_360"
+        ).fetchall()
+        members = con.execute(
+            "select customer_id from marts.segment_membership "
+            "where segment_name = 'happy_reviewers' and as_of = ?",
+            [AS_OF],
+        ).fetchall()
     assert sorted(raw) == sorted((r[0], r[2]) for r in rows)
     assert staged == (len(rows), sum(r[2] for r in rows))
     assert audit == (len(rows),)
 
+    # the trait: each customer's mean stars over their contacts' ratings; 0 ratings elsewhere
+    stars: dict[str, list[int]] = {}
+    for _, contact, given, _ in rows:
+        stars.setdefault(customer_of[contact], []).append(given)
+    want = {cid: (sum(s) / len(s), len(s)) for cid, s in stars.items()}
+    got = {cid: (avg, n) for cid, avg, n, _ in traits_got if avg is not None}
+    assert got == want
+    assert all(n == 0 for cid, avg, n, _ in traits_got if cid not in want)
+    # the segment on it
+    erased = {cid for cid, _, _, is_erased in traits_got if is_erased}
+    happy = {cid for cid, (avg, _) in want.items() if avg >= 4} - erased
+    assert happy and {m[0] for m in members} == happy
+
     after = _project_files(project)
-    added = {
+    written = {
         "data_contracts/sources/reviews__ratings.odcs.yaml",
         "dbt_project/models/staging/reviews/stg_reviews__ratings.sql",
-        "dbt_project/models/staging/reviews/_reviews__sources.yml",  # generated by compile
+        "dbt_project/models/marts/customer_360/traits/trait__reviews.sql",
+        "dbt_project/models/marts/customer_360/traits/trait__reviews.yml",
+        "dbt_project/segments/happy_reviewers.yml",
     }
-    assert set(after) - set(before) == added
-    assert {k: v for k, v in after.items() if k not in added} == before
+    changed = {k for k in set(after) | set(before) if after.get(k) != before.get(k)}
+    assert written <= changed
+    assert all(path.startswith(GENERATED) for path in changed - written), changed - written

@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from orchestration.contracts import dbt_sources
+from orchestration.contracts import dbt_sources, generated
 from orchestration.contracts.model import all_source_contracts, load_contract
 from orchestration.paths import REPO_ROOT
 
@@ -32,7 +32,7 @@ schema:
 
 
 def test_the_committed_sources_yaml_is_what_the_contracts_give():
-    assert dbt_sources.stale_files() == []
+    assert generated.stale_files() == []
     result = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "contracts", "compile", "--check"],
         cwd=REPO_ROOT,
@@ -80,12 +80,12 @@ def test_a_new_contract_compiles_to_its_sources_file_and_check_sees_staleness(
     stars = next(c for c in table["columns"] if c["name"] == "stars")
     assert stars == {"name": "stars", "description": "Stars given (1-5).", "data_type": "bigint"}
     # missing, then current once written, then stale after a hand edit
-    assert dbt_sources.stale_files(rendered) == [target]
+    assert generated.stale_files(rendered) == [target]
     target.parent.mkdir(parents=True)
     target.write_text(rendered[target])
-    assert dbt_sources.stale_files(rendered) == []
+    assert generated.stale_files(rendered) == []
     target.write_text(rendered[target].replace("Stars given", "Stars"))
-    assert dbt_sources.stale_files(rendered) == [target]
+    assert generated.stale_files(rendered) == [target]
 
 
 def test_compile_rewrites_a_hand_edited_sources_file(tmp_path, monkeypatch):
@@ -95,5 +95,5 @@ def test_compile_rewrites_a_hand_edited_sources_file(tmp_path, monkeypatch):
     crm = dbt / "models/staging/crm/_crm__sources.yml"
     original = crm.read_text()
     crm.write_text(original.replace("- name: account_id\n", "- name: account_ident\n", 1))
-    assert dbt_sources.compile_all() == [crm]
-    assert crm.read_text() == original and dbt_sources.compile_all() == []
+    assert generated.compile_all(dbt_sources.render_all()) == [crm]
+    assert crm.read_text() == original and generated.compile_all(dbt_sources.render_all()) == []

@@ -1,5 +1,6 @@
 {#- One row per customer at as_of: golden record, order stats, RFM scores, engagement,
-    reachability and consent per channel. Windows are relative to as_of, never the wall clock. -#}
+    reachability and consent per channel, then the trait models' columns (traits/, joined by
+    with_traits). Windows are relative to as_of, never the wall clock. -#}
 {%- set survivorship = var('survivorship') -%}
 {%- set default_priority = survivorship.get('default_source_priority', []) -%}
 with id_map as (
@@ -103,20 +104,6 @@ email_engagement as (
     group by customer_emails.customer_id
 ),
 
-web_activity as (
-    select
-        id_map.customer_id,
-        sum(case when events.event_name = 'session_start' then 1 else 0 end) as web_sessions_30d,
-        sum(case when events.event_name = 'cart_add' then 1 else 0 end) as cart_adds_30d
-    from {{ ref('int_activity__web_events') }} as events
-    inner join id_map
-        on id_map.source = 'web' and events.anonymous_id = id_map.source_record_id
-    where
-        events.occurred_at <= {{ as_of_end() }}
-        and events.occurred_at > {{ dbt.dateadd('day', -30, as_of_end()) }}
-    group by id_map.customer_id
-),
-
 consent as (
     select * from {{ ref('consent_state') }}
 ),
@@ -166,8 +153,6 @@ assembled as (
         coalesce(email_engagement.email_clicks_30d, 0) as email_clicks_30d,
         coalesce(email_engagement.email_opens_90d, 0) as email_opens_90d,
         coalesce(email_engagement.email_clicks_90d, 0) as email_clicks_90d,
-        coalesce(web_activity.web_sessions_30d, 0) as web_sessions_30d,
-        coalesce(web_activity.cart_adds_30d, 0) as cart_adds_30d,
         erased.customer_id is not null as is_erased
     from customers
     {% for group in survivorship['attributes'] %}
@@ -176,7 +161,6 @@ assembled as (
     left join order_stats on customers.customer_id = order_stats.customer_id
     left join loyalty on customers.customer_id = loyalty.customer_id
     left join email_engagement on customers.customer_id = email_engagement.customer_id
-    left join web_activity on customers.customer_id = web_activity.customer_id
     left join erased on customers.customer_id = erased.customer_id
 ),
 
@@ -264,8 +248,6 @@ final as (
         cast(email_clicks_30d as bigint) as email_clicks_30d,
         cast(email_opens_90d as bigint) as email_opens_90d,
         cast(email_clicks_90d as bigint) as email_clicks_90d,
-        cast(web_sessions_30d as bigint) as web_sessions_30d,
-        cast(cart_adds_30d as bigint) as cart_adds_30d,
         email_normalized is not null and not is_erased as is_email_reachable,
         phone_e164 is not null and not is_erased as is_sms_reachable,
         is_email_marketing_consented and not is_erased as is_email_marketing_consented,
@@ -275,4 +257,4 @@ final as (
     from scored
 )
 
-select * from final
+{{ with_traits('final') }}
