@@ -1,16 +1,5 @@
-with source as (
-    {{ latest_version(source('email', 'engagement'), 'engagement_event_id', 'occurred_at') }}
-),
-
-renamed as (
-    select
-        engagement_event_id,
-        {{ normalize_email('email') }} as email_normalized,
-        campaign_id,
-        event_type,
-        bounce_type,
-        occurred_at
-    from source
-)
-
-select * from renamed
+{#- One row per email-platform engagement event: its latest version in raw. Columns in
+    macros/staging_columns.sql, shared with the incremental mirror int_activity__email_engagement. -#}
+{{ staged(
+    source('email', 'engagement'), 'engagement_event_id', 'occurred_at', stg_email__engagement_columns()
+) }}

@@ -1,18 +1,3 @@
-with source as (
-    {{ latest_version(source('web', 'events'), 'event_id', 'received_at') }}
-),
-
-renamed as (
-    select
-        event_id,
-        anonymous_id,
-        nullif(trim(user_id), '') as shop_customer_id,
-        event_name,
-        platform,
-        properties,
-        occurred_at,
-        received_at
-    from source
-)
-
-select * from renamed
+{#- One row per web/app event: its latest version in raw. Columns in macros/staging_columns.sql,
+    shared with the incremental mirror int_activity__web_events. -#}
+{{ staged(source('web', 'events'), 'event_id', 'received_at', stg_web__events_columns()) }}
