@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import field_validator
 
+from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
     ClientSettings,
-    PlatformAuthError,
     PlatformClient,
     PlatformConfig,
     PlatformConfigError,
@@ -35,12 +35,7 @@ from orchestration.activation.destinations.http_platform import (
     chunks,
     settings_for,
 )
-from orchestration.activation.destinations.registry import (
-    DestinationSpec,
-    EnvName,
-    Limits,
-    env_value,
-)
+from orchestration.activation.destinations.registry import EnvName, Limits, env_value
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 if TYPE_CHECKING:
@@ -164,20 +159,17 @@ class BrazeClient(PlatformClient):
 
 def build(sync: SyncDefinition, log: Callable[[str], None]) -> BrazeClient:
     """The client of a braze sync: key from the env var its config names."""
-    config = sync.config
-    assert isinstance(config, BrazeConfig)
+    config = sync_config(sync, BrazeConfig, "subscription_group_id needed")
     key = env_value(config.api_key_env, PlatformConfigError, "the Braze REST API key")
     return BrazeClient(sync.name, config, key, settings_for(sync, config), log=log)
 
 
-DESTINATION = DestinationSpec(
-    kind="braze",
-    description="Braze: users tracked with /users/track into a subscription group "
-    "(unsubscribed on removal), erased with /users/delete",
-    config=BrazeConfig,
+DESTINATION = platform_spec(
+    "braze",
+    "Braze: users tracked with /users/track into a subscription group (unsubscribed on "
+    "removal), erased with /users/delete",
+    BrazeConfig,
     # /users/track: 75 attribute objects per request; 3,000 requests per 3 seconds
-    limits=Limits(batch_rows=TRACK_MAX, max_in_flight=4, rate_per_second=1000),
-    build=build,
-    errors=(PlatformConfigError, PlatformAuthError),
-    deletes=True,
+    Limits(batch_rows=TRACK_MAX, max_in_flight=4, rate_per_second=1000),
+    build,
 )

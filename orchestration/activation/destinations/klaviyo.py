@@ -29,21 +29,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field, ValidationInfo, model_validator
 
+from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
-    ClientSettings,
+    PlatformAuthError,
     PlatformClient,
     PlatformConfig,
+    PlatformConfigError,
+    config_settings,
 )
 from orchestration.activation.destinations.registry import (
-    DestinationSpec,
     EnvName,
     Limits,
     PlatformUnsubscribe,
@@ -78,11 +78,11 @@ SUPPRESSION_REASONS = {
 }
 
 
-class KlaviyoConfigError(ValueError):
+class KlaviyoConfigError(PlatformConfigError):
     """A Klaviyo sync cannot run: its API key env var is missing (named, never shown)."""
 
 
-class KlaviyoAuthError(RuntimeError):
+class KlaviyoAuthError(PlatformAuthError):
     """Klaviyo refused the API key (401/403)."""
 
 
@@ -126,22 +126,16 @@ def profile_attributes(identifier: str, fields: dict[str, Any]) -> dict[str, Any
 
 
 class KlaviyoClient(PlatformClient):
-    """Sends rows of one sync to one Klaviyo list (module docstring)."""
+    """Sends rows of one sync to one Klaviyo list (module docstring). `kwargs`: the
+    PlatformClient's (http, sleep, log, rate)."""
 
     platform = "Klaviyo"
     auth_error = KlaviyoAuthError
 
     def __init__(
-        self,
-        config: KlaviyoConfig,
-        sync: str,
-        api_key: str,
-        max_rows: int = MAX_PROFILES_PER_JOB,
-        http: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        log: Callable[[str], None] = lambda message: None,
-        rate: RateLimiter | None = None,
-    ) -> None:
+        self, config: KlaviyoConfig, sync: str, api_key: str,
+        max_rows: int = MAX_PROFILES_PER_JOB, **kwargs: Any,
+    ) -> None:  # fmt: skip
         self.max_rows = max(1, min(max_rows, MAX_PROFILES_PER_JOB))
         headers = {
             "Authorization": f"Klaviyo-API-Key {api_key}",
@@ -149,12 +143,8 @@ class KlaviyoClient(PlatformClient):
             "Accept": "application/vnd.api+json",
             "Content-Type": "application/vnd.api+json",
         }
-        settings = ClientSettings(
-            batch_rows=self.max_rows, max_in_flight=1, timeout_seconds=config.timeout_seconds,
-            max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds,
-        )  # fmt: skip
-        super().__init__(sync, config.endpoint + "/api", headers, settings, [api_key], http,
-                         sleep, log, rate)  # fmt: skip
+        super().__init__(sync, config.endpoint + "/api", headers,
+                         config_settings(config, self.max_rows), [api_key], **kwargs)  # fmt: skip
         self.config, self.auth_env = config, config.api_key_env
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Answer:
@@ -402,21 +392,17 @@ def _values(attributes: dict[str, Any]) -> list[Any]:
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> KlaviyoClient:
     """The client of one Klaviyo sync: the API key from the env var its config names."""
-    config = sync.config
-    if not isinstance(config, KlaviyoConfig):
-        raise KlaviyoConfigError(f"{sync.path}: config: list_id needed")
+    config = sync_config(sync, KlaviyoConfig, "list_id needed", KlaviyoConfigError)
     key = env_value(config.api_key_env, KlaviyoConfigError, "Klaviyo private API key")
-    rate = RateLimiter(getattr(sync, "rate_per_second", None))
-    return KlaviyoClient(config, sync.name, key, max_rows=sync.batch_rows, log=log, rate=rate)
+    return KlaviyoClient(config, sync.name, key, max_rows=sync.batch_rows, log=log,
+                         rate=RateLimiter(sync.rate_per_second))  # fmt: skip
 
 
-DESTINATION = DestinationSpec(
-    kind="klaviyo",
-    description="Klaviyo list (profile bulk import jobs, list membership, unsubscribe)",
-    config=KlaviyoConfig,
-    limits=Limits(batch_rows=MAX_PROFILES_PER_JOB, batch_bytes=5_000_000, max_in_flight=1),
-    build=build_client,
-    errors=(KlaviyoConfigError, KlaviyoAuthError),
-    deletes=True,
+DESTINATION = platform_spec(
+    "klaviyo",
+    "Klaviyo list (profile bulk import jobs, list membership, unsubscribe)",
+    KlaviyoConfig,
+    Limits(batch_rows=MAX_PROFILES_PER_JOB, batch_bytes=5_000_000, max_in_flight=1),
+    build_client,
     reports_unsubscribes=True,
 )

@@ -34,10 +34,10 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationInfo, field_validator, model_validator
 
+from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
     ClientSettings,
-    PlatformAuthError,
     PlatformClient,
     PlatformConfig,
     PlatformConfigError,
@@ -46,7 +46,6 @@ from orchestration.activation.destinations.http_platform import (
     settings_for,
 )
 from orchestration.activation.destinations.registry import (
-    DestinationSpec,
     EnvName,
     Limits,
     PlatformUnsubscribe,
@@ -229,22 +228,20 @@ class MailchimpClient(PlatformClient):
 
 def build(sync: SyncDefinition, log: Callable[[str], None]) -> MailchimpClient:
     """The client of a mailchimp sync: key from the env var its config names."""
-    config = sync.config
-    assert isinstance(config, MailchimpConfig)
+    config = sync_config(sync, MailchimpConfig, "list_id needed")
     key = env_value(config.api_key_env, PlatformConfigError, "the Mailchimp API key")
     return MailchimpClient(sync.name, config, key, settings_for(sync, config),
                            email_field=sync.identifier, log=log)  # fmt: skip
 
 
-DESTINATION = DestinationSpec(
-    kind="mailchimp",
-    description="Mailchimp: list members upserted in batches of 500 (POST /lists/{list_id}), "
+DESTINATION = platform_spec(
+    "mailchimp",
+    "Mailchimp: list members upserted in batches of 500 (POST /lists/{list_id}), "
     "unsubscribed or archived on removal, permanently deleted on erasure",
-    config=MailchimpConfig,
+    MailchimpConfig,
     # Mailchimp allows 10 simultaneous connections per account
-    limits=Limits(batch_rows=BATCH_MAX, max_in_flight=4),
-    build=build,
-    errors=(PlatformConfigError, PlatformAuthError, httpx.InvalidURL),
-    deletes=True,
+    Limits(batch_rows=BATCH_MAX, max_in_flight=4),
+    build,
+    errors=(httpx.InvalidURL,),
     reports_unsubscribes=True,
 )

@@ -13,39 +13,34 @@ sent again. The roster itself: `GET /3.1/lists/{list_id}/roster/member`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
 from pydantic import Field
 
+from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
-    ClientSettings,
+    PlatformAuthError,
     PlatformClient,
     PlatformConfig,
+    PlatformConfigError,
     basic_auth,
+    config_settings,
 )
-from orchestration.activation.destinations.registry import (
-    DestinationSpec,
-    EnvName,
-    Limits,
-    RateLimiter,
-    env_value,
-)
+from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter, env_value
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 if TYPE_CHECKING:
     from orchestration.activation.syncs import SyncDefinition
 
 
-class MailmanConfigError(ValueError):
+class MailmanConfigError(PlatformConfigError):
     """A Mailman sync cannot run: identifier not email, or a credential env var missing."""
 
 
-class MailmanAuthError(RuntimeError):
+class MailmanAuthError(PlatformAuthError):
     """Mailman refused the REST credentials (401/403)."""
 
 
@@ -60,29 +55,18 @@ class MailmanConfig(PlatformConfig):
 
 
 class MailmanClient(PlatformClient):
-    """Subscribes and unsubscribes the rows of one sync on one list (module docstring)."""
+    """Subscribes and unsubscribes the rows of one sync on one list (module docstring).
+    `kwargs`: the PlatformClient's (http, sleep, log, rate)."""
 
     platform = "Mailman"
     auth_error = MailmanAuthError
 
     def __init__(
-        self,
-        config: MailmanConfig,
-        sync: str,
-        user: str,
-        password: str,
-        http: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        log: Callable[[str], None] = lambda message: None,
-        rate: RateLimiter | None = None,
+        self, config: MailmanConfig, sync: str, user: str, password: str, **kwargs: Any
     ) -> None:
-        settings = ClientSettings(
-            batch_rows=1, max_in_flight=1, timeout_seconds=config.timeout_seconds,
-            max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds,
-        )  # fmt: skip
         headers = {"Authorization": basic_auth(user, password)}
-        super().__init__(sync, config.endpoint, headers, settings, [password], http, sleep, log,
-                         rate)  # fmt: skip
+        super().__init__(sync, config.endpoint, headers, config_settings(config, 1), [password],
+                         **kwargs)  # fmt: skip
         self.config = config
         self.auth_env = f"{config.user_env} and {config.password_env}"
 
@@ -169,24 +153,20 @@ class MailmanClient(PlatformClient):
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MailmanClient:
     """The client of one Mailman sync: REST credentials from the env vars its config names."""
-    config = sync.config
-    if not isinstance(config, MailmanConfig):
-        raise MailmanConfigError(f"{sync.path}: config: endpoint and list_id needed")
+    config = sync_config(sync, MailmanConfig, "endpoint and list_id needed", MailmanConfigError)
     if sync.identifier != "email":
         raise MailmanConfigError(f"{sync.path}: identifier: a Mailman sync needs `email`")
     user = env_value(config.user_env, MailmanConfigError, "Mailman REST user")
     password = env_value(config.password_env, MailmanConfigError, "Mailman REST password")
-    rate = RateLimiter(getattr(sync, "rate_per_second", None))
-    return MailmanClient(config, sync.name, user, password, log=log, rate=rate)
+    return MailmanClient(config, sync.name, user, password, log=log,
+                         rate=RateLimiter(sync.rate_per_second))  # fmt: skip
 
 
-DESTINATION = DestinationSpec(
-    kind="mailman",
-    description="GNU Mailman 3 mailing list (core REST API: subscribe, unsubscribe, roster)",
-    config=MailmanConfig,
-    limits=Limits(batch_rows=1000, max_in_flight=1),
-    build=build_client,
-    errors=(MailmanConfigError, MailmanAuthError),
+DESTINATION = platform_spec(
+    "mailman",
+    "GNU Mailman 3 mailing list (core REST API: subscribe, unsubscribe, roster)",
+    MailmanConfig,
+    Limits(batch_rows=1000, max_in_flight=1),
+    build_client,
     modes=("upsert", "mirror", "delete"),
-    deletes=True,
 )
