@@ -1,5 +1,6 @@
 """What c360's Python assets declare alike: `nightly_asset` (owner, pool, partitions, code
-version) and the code version itself.
+version, the description from the function's docstring), the code version itself, and `keys`
+(asset keys written as paths, for deps).
 
 An asset whose `sources` is None carries no code version (Dagster then treats every
 materialization as new code).
@@ -50,23 +51,36 @@ def nightly_asset(
     *,
     key: dg.AssetKey | list[str],
     group_name: str,
-    description: str,
     sources: tuple[Source, ...] | None,
+    description: str | None = None,
     kinds: set[str] | frozenset[str] = frozenset({"duckdb", "python"}),
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """`dg.asset` with what every nightly Python asset shares: the owner, the `duckdb` pool (one
     writer), the nightly partitions one day per run, and the code version of `sources` (none
-    when `sources` is None). Other arguments (deps, check_specs, tags, metadata) pass through."""
-    return dg.asset(
-        key=key,
-        group_name=group_name,
-        owners=[OWNER],
-        kinds=set(kinds),
-        pool="duckdb",
-        partitions_def=nightly_partitions,
-        backfill_policy=ONE_DAY_PER_RUN,
-        code_version=None if sources is None else code_version(*sources),
-        description=description,
-        **kwargs,
-    )
+    when `sources` is None). The description is `description`, else the function's docstring
+    on one line. Other arguments (deps, check_specs, tags, metadata) pass through."""
+
+    def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
+        text = description or " ".join((fn.__doc__ or "").split())
+        if not text:
+            raise ValueError(f"asset {fn.__name__}: give a description or a docstring")
+        return dg.asset(
+            key=key,
+            group_name=group_name,
+            owners=[OWNER],
+            kinds=set(kinds),
+            pool="duckdb",
+            partitions_def=nightly_partitions,
+            backfill_policy=ONE_DAY_PER_RUN,
+            code_version=None if sources is None else code_version(*sources),
+            description=text,
+            **kwargs,
+        )(fn)
+
+    return decorate
+
+
+def keys(*paths: str) -> list[dg.AssetKey]:
+    """Asset keys from their paths as the UI writes them: `keys("marts/customer_360")`."""
+    return [dg.AssetKey.from_user_string(path) for path in paths]

@@ -28,15 +28,13 @@ from orchestration.run_model import as_of_from
     ],
     group_name="activation",
     kinds={"duckdb", "csv"},
-    description=(
-        "Audience files for every file_drop sync (dbt_project/syncs/*.yml): consent-checked per "
-        "row against consent_state; one contact_history row per customer per sync and as_of, "
-        "one sync_runs row per sync per run."
-    ),
 )
 def file_drop_syncs(
     context: dg.AssetExecutionContext, warehouse: Warehouse, file_drop: FileDropDestination
 ) -> dg.MaterializeResult:
+    """Audience files for every file_drop sync (dbt_project/syncs/*.yml): consent-checked per row
+    against consent_state; one contact_history row per customer per sync and as_of, one sync_runs
+    row per sync per run."""
     as_of = as_of_from(context)
     outcomes = []
     with warehouse.connection() as con:

@@ -39,14 +39,12 @@ def max_failed_share() -> float:
     ],
     group_name="activation",
     kinds={"duckdb", "api"},
-    description=(
-        "Diff-based syncs (every registry destination but file drops) from the syncs folder: per sync, the "
-        "consent-checked audience is diffed against activation.sync_state and only creates, "
-        "updates and removals are sent; a crashed run's plan is resumed first. Records "
-        "contact_history (one row per sent, held-out or filtered person) and sync_runs."
-    ),
 )
 def platform_syncs(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Diff-based syncs (every registry destination but file drops) from the syncs folder: per sync,
+    the consent-checked audience is diffed against activation.sync_state and only creates, updates
+    and removals are sent; a crashed run's plan is resumed first. Records contact_history (one row
+    per sent, held-out or filtered person) and sync_runs."""
     as_of = as_of_from(context)
     diff_kinds = registry.kinds("diff")
     syncs = [s for s in load_all_syncs() if s.destination in diff_kinds]

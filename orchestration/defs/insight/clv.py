@@ -3,7 +3,7 @@ after customer_360 is built (logic: orchestration/insight/clv.py; docs/insight.m
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import clv
 from orchestration.run_model import as_of_from
@@ -12,19 +12,14 @@ KEY = dg.AssetKey(["marts", "customer_clv"])
 
 
 @nightly_asset(
-    key=KEY,
-    deps=[dg.AssetKey(["marts", "customer_360"])],
-    group_name="insight",
-    sources=(__file__, clv),
-    description=(
-        "marts.customer_clv: one row per customer of customer_360 with expected_purchases_90d, "
-        "p_alive and predicted_value_12m from BG/NBD + Gamma-Gamma fitted on the revenue orders "
-        "up to as_of (null for customers without an order, and for everyone when the fit is "
-        "degenerate: the reason is in the metadata). The fit (parameters, log-likelihood, "
-        "converged) is recorded per run in audit.clv_fits."
-    ),
+    key=KEY, deps=keys("marts/customer_360"), group_name="insight", sources=(__file__, clv)
 )
 def customer_clv(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """marts.customer_clv: one row per customer of customer_360 with expected_purchases_90d, p_alive
+    and predicted_value_12m from BG/NBD + Gamma-Gamma fitted on the revenue orders up to as_of (null
+    for customers without an order, and for everyone when the fit is degenerate: the reason is in
+    the metadata). The fit (parameters, log-likelihood, converged) is recorded per run in
+    audit.clv_fits."""
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         fitted, rows = clv.run(con, as_of, context.run_id)

@@ -4,7 +4,7 @@ orchestration/insight/customer_360_insight.py; docs/insight.md)."""
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import customer_360_insight as view
 
@@ -14,12 +14,12 @@ GRAIN_CHECK = "one_row_per_customer_360_row"
 
 @nightly_asset(
     key=KEY,
-    deps=[
-        dg.AssetKey(["marts", "customer_360"]),
-        dg.AssetKey(["marts", "customer_clv"]),
-        dg.AssetKey(["marts", "customer_lead_score"]),
-        dg.AssetKey(["marts", "customer_send_time"]),
-    ],
+    deps=keys(
+        "marts/customer_360",
+        "marts/customer_clv",
+        "marts/customer_lead_score",
+        "marts/customer_send_time",
+    ),
     group_name="insight",
     sources=(__file__, view),
     check_specs=[
@@ -29,14 +29,12 @@ GRAIN_CHECK = "one_row_per_customer_360_row"
             description="The view has exactly customer_360's rows, one per customer_id.",
         )
     ],
-    description=(
-        "marts.customer_360_insight (view): one row per customer of customer_360 with all its "
-        "columns plus expected_purchases_90d, p_alive, predicted_value_12m (customer_clv), "
-        "lead_score, lead_tier, lead_score_reasons, lead_score_as_of (customer_lead_score), "
-        "best_hour_of_week, best_local_time, best_hour_confidence(_level) (customer_send_time)."
-    ),
 )
 def customer_360_insight(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """marts.customer_360_insight (view): one row per customer of customer_360 with all its columns
+    plus expected_purchases_90d, p_alive, predicted_value_12m (customer_clv), lead_score, lead_tier,
+    lead_score_reasons, lead_score_as_of (customer_lead_score), best_hour_of_week, best_local_time,
+    best_hour_confidence(_level) (customer_send_time)."""
     with warehouse.connection() as con:
         view.build(con)
         counts = view.check(con)

@@ -4,7 +4,7 @@ orchestration/insight/lead_score.py; config: dbt_project/insight/lead_score.yml;
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import lead_score
 from orchestration.run_model import as_of_from
@@ -14,23 +14,21 @@ KEY = dg.AssetKey(["marts", "customer_lead_score"])
 
 @nightly_asset(
     key=KEY,
-    deps=[dg.AssetKey(["marts", "customer_360"])],
+    deps=keys("marts/customer_360"),
     group_name="insight",
     kinds={"duckdb", "python", "scikitlearn"},
     sources=(__file__, lead_score),
-    description=(
-        "marts.customer_lead_score: one row per customer of customer_360 with lead_score (the "
-        "probability of a revenue order in the next window_days), lead_tier (pql / mql / cold, "
-        "thresholds in dbt_project/insight/lead_score.yml), top_reasons in plain words and "
-        "reason_codes; null for customers without a shop account. Logistic regression on "
-        "standardized web, email, order and loyalty behaviour before a cut-off; evaluated every "
-        "run on a later window (ROC AUC, Brier score, reliability table in "
-        "audit.lead_score_fits). A degenerate fit is refused and the last good scores kept."
-    ),
 )
 def customer_lead_score(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
+    """marts.customer_lead_score: one row per customer of customer_360 with lead_score (the
+    probability of a revenue order in the next window_days), lead_tier (pql / mql / cold, thresholds
+    in dbt_project/insight/lead_score.yml), top_reasons in plain words and reason_codes; null for
+    customers without a shop account. Logistic regression on standardized web, email, order and
+    loyalty behaviour before a cut-off; evaluated every run on a later window (ROC AUC, Brier score,
+    reliability table in audit.lead_score_fits). A degenerate fit is refused and the last good
+    scores kept."""
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         result = lead_score.run(con, as_of, context.run_id)

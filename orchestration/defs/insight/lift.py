@@ -4,7 +4,7 @@ orchestration/insight/lift.py and segment_value.py; docs/insight.md "Measurement
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import lift, segment_value
 from orchestration.run_model import as_of_from
@@ -14,21 +14,14 @@ SEGMENT_VALUE_KEY = dg.AssetKey(["marts", "kpi_segment_value"])
 
 
 @nightly_asset(
-    key=LIFT_KEY,
-    deps=[dg.AssetKey(["marts", "campaign_outcomes"])],
-    group_name="insight",
-    sources=None,
-    description=(
-        "marts.campaign_lift: per sync with a holdout, A/B/n arm and send night (and over all "
-        "its nights), "
-        "conversion and revenue per member of the treated vs the held-out members in the "
-        "attribution window, the difference with a 95 % interval (Newcombe for conversion, Welch "
-        "for revenue), a sample-ratio-mismatch check across the holdout and every arm against their "
-        "configured shares and ROI "
-        "when a cost per contact is configured. Complete windows only."
-    ),
+    key=LIFT_KEY, deps=keys("marts/campaign_outcomes"), group_name="insight", sources=None
 )
 def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """marts.campaign_lift: per sync with a holdout, A/B/n arm and send night (and over all its
+    nights), conversion and revenue per member of the treated vs the held-out members in the
+    attribution window, the difference with a 95 % interval (Newcombe for conversion, Welch for
+    revenue), a sample-ratio-mismatch check across the holdout and every arm against their
+    configured shares and ROI when a cost per contact is configured. Complete windows only."""
     as_of = as_of_from(context)
     config = lift.settings()
     with warehouse.connection() as con:
@@ -64,22 +57,16 @@ def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
 
 @nightly_asset(
     key=SEGMENT_VALUE_KEY,
-    deps=[
-        dg.AssetKey(["marts", "segment_membership"]),
-        dg.AssetKey(["marts", "customer_360"]),
-        dg.AssetKey(["marts", "customer_clv"]),
-    ],
+    deps=keys("marts/segment_membership", "marts/customer_360", "marts/customer_clv"),
     group_name="insight",
     sources=None,
-    description=(
-        "marts.kpi_segment_value: one row per segment at as_of with members, held out, buyers, "
-        "lifetime revenue (total and per member), orders in the last 365 days and the CLV of the "
-        "night's fit (predicted 12-month value, mean P(alive), expected purchases in 90 days)."
-    ),
 )
 def kpi_segment_value(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
+    """marts.kpi_segment_value: one row per segment at as_of with members, held out, buyers,
+    lifetime revenue (total and per member), orders in the last 365 days and the CLV of the night's
+    fit (predicted 12-month value, mean P(alive), expected purchases in 90 days)."""
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         segments = segment_value.run(con, as_of)

@@ -26,20 +26,18 @@ KEY = dg.AssetKey(["marts", "next_best_action"])
     ],
     group_name="insight",
     sources=None,
-    description=(
-        "marts.next_best_action: one row per customer x action (dbt_project/actions/*.yml) whose "
-        "eligibility rule holds at as_of, ranked per customer (sendable first, then priority, "
-        "then expected value) with reason codes, expected value (allow-listed value model over "
-        "customer_clv), eligibility flags (consent for the channel and purpose, suppression, "
-        "erasure, global exclusion, frequency cap and cooldown from contact_history, holdout) "
-        "and send_at, the next occurrence of the customer's best hour of the week "
-        "(customer_send_time) in their time zone and in UTC. View marts.action_membership: the "
-        "next-best rows as an audience a sync names with `action: <name>`."
-    ),
 )
 def next_best_action_mart(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
+    """marts.next_best_action: one row per customer x action (dbt_project/actions/*.yml) whose
+    eligibility rule holds at as_of, ranked per customer (sendable first, then priority, then
+    expected value) with reason codes, expected value (allow-listed value model over customer_clv),
+    eligibility flags (consent for the channel and purpose, suppression, erasure, global exclusion,
+    frequency cap and cooldown from contact_history, holdout) and send_at, the next occurrence of
+    the customer's best hour of the week (customer_send_time) in their time zone and in UTC. View
+    marts.action_membership: the next-best rows as an audience a sync names with `action: <name>`.
+    """
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         result = next_best_action.run(con, as_of)

@@ -3,7 +3,7 @@ charts (logic: orchestration/insight/report.py; docs/insight.md "The marketer re
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import report
 from orchestration.run_model import as_of_from
@@ -13,26 +13,24 @@ KEY = dg.AssetKey(["reports", "marketer_report"])
 
 @nightly_asset(
     key=KEY,
-    deps=[
-        dg.AssetKey(["marts", "segment_membership"]),
-        dg.AssetKey(["marts", "customer_clv"]),
-        dg.AssetKey(["marts", "kpi_retention_cohorts"]),
-        dg.AssetKey(["marts", "campaign_lift"]),
-        dg.AssetKey(["marts", "customer_lead_score"]),
-    ],
+    deps=keys(
+        "marts/segment_membership",
+        "marts/customer_clv",
+        "marts/kpi_retention_cohorts",
+        "marts/campaign_lift",
+        "marts/customer_lead_score",
+    ),
     group_name="insight",
     kinds={"html", "python"},
     sources=(__file__, report),
-    description=(
-        "The report a marketer opens: one self-contained HTML file per night "
-        "($C360_HOME/reports/<as_of>/index.html) with segment sizes over time, the CLV "
-        "distribution, retention cohorts, campaign lift with its 95 % interval and the lead "
-        "score's calibration; a chart without data says why. The `report` link opens it."
-    ),
 )
 def marketer_report(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
+    """The report a marketer opens: one self-contained HTML file per night
+    ($C360_HOME/reports/<as_of>/index.html) with segment sizes over time, the CLV distribution,
+    retention cohorts, campaign lift with its 95 % interval and the lead score's calibration; a
+    chart without data says why. The `report` link opens it."""
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         path, charts = report.write(con, as_of)

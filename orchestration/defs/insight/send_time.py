@@ -4,7 +4,7 @@ orchestration/insight/send_time.py; docs/insight.md)."""
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.insight import send_time
 from orchestration.run_model import as_of_from
@@ -13,22 +13,17 @@ KEY = dg.AssetKey(["marts", "customer_send_time"])
 
 
 @nightly_asset(
-    key=KEY,
-    deps=[dg.AssetKey(["marts", "customer_360"])],
-    group_name="insight",
-    sources=(__file__, send_time),
-    description=(
-        "marts.customer_send_time: one row per customer of customer_360 with best_hour_of_week "
-        "(0 = Monday 00:00 local), best_local_time, time_zone, n_events, confidence and "
-        "confidence_level, from email opens/clicks and web session starts of the last 180 days "
-        "in the customer's time zone, shrunk toward the population (Dirichlet-multinomial, "
-        "prior strength by marginal likelihood). Evaluated every run on the last 28 days held "
-        "out against the population-best hour (audit.send_time_evals)."
-    ),
+    key=KEY, deps=keys("marts/customer_360"), group_name="insight", sources=(__file__, send_time)
 )
 def customer_send_time(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
+    """marts.customer_send_time: one row per customer of customer_360 with best_hour_of_week (0 =
+    Monday 00:00 local), best_local_time, time_zone, n_events, confidence and confidence_level, from
+    email opens/clicks and web session starts of the last 180 days in the customer's time zone,
+    shrunk toward the population (Dirichlet-multinomial, prior strength by marginal likelihood).
+    Evaluated every run on the last 28 days held out against the population-best hour
+    (audit.send_time_evals)."""
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         result = send_time.run(con, as_of, context.run_id)

@@ -33,15 +33,13 @@ CHECK = "destination_deletes_acknowledged"
             "(audit.erasure_receipts.status = destinations_failed).",
         )
     ],
-    description=(
-        "Retries the destination deletes of receipts left destinations_pending, then carries "
-        "out every pending erasure request (raw.consent__erasure_requests, including "
-        "`c360 erase`): the person's rows deleted from raw, quarantine, staging and every other "
-        "table, contact_history pseudonymised, deletes sent to destinations, landing files and "
-        "outbox drops rewritten, tombstones added; one row per request in audit.erasure_receipts."
-    ),
 )
 def erasure(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Retries the destination deletes of receipts left destinations_pending, then carries out every
+    pending erasure request (raw.consent__erasure_requests, including `c360 erase`): the person's
+    rows deleted from raw, quarantine, staging and every other table, contact_history pseudonymised,
+    deletes sent to destinations, landing files and outbox drops rewritten, tombstones added; one
+    row per request in audit.erasure_receipts."""
     with warehouse.connection() as con:
         # last nights' unacknowledged deletes first (bounded attempts, orchestration/privacy/retry.py)
         retried = retry_pending(con, log=context.log.info)

@@ -23,17 +23,14 @@ _CONSENT = next(c for c in all_source_contracts() if c.id == "consent__events")
     deps=[dg.AssetKey(_CONSENT.asset_key_path)],
     group_name="privacy",
     sources=(__file__, logic),
-    description=(
-        "Asks every sync whose destination reports platform-side unsubscribes (Mailchimp) for "
-        "those since its cursor (privacy.platform_unsubscribe_cursors), lands them as one "
-        "consent/events landing file (revocations, consent_event_id platform_unsubscribe:<kind>:…) "
-        "and publishes it through the consent contract's staging path, so consent_state revokes "
-        "them the same night."
-    ),
 )
 def platform_unsubscribes(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
+    """Asks every sync whose destination reports platform-side unsubscribes (Mailchimp) for those
+    since its cursor (privacy.platform_unsubscribe_cursors), lands them as one consent/events
+    landing file (revocations, consent_event_id platform_unsubscribe:<kind>:…) and publishes it
+    through the consent contract's staging path, so consent_state revokes them the same night."""
     from orchestration.activation.syncs import load_all_syncs
 
     landing, as_of = Path(warehouse.landing_dir), as_of_from(context)

@@ -5,7 +5,7 @@ duplicates that is not declared under `sources_with_duplicates`)."""
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import config as identity_config
 from orchestration.identity import health, refusals
@@ -16,7 +16,7 @@ KEY = dg.AssetKey(["identity_state", "graph_health"])
 
 @nightly_asset(
     key=KEY,
-    deps=[dg.AssetKey(["marts", "customer_id_map"])],
+    deps=keys("marts/customer_id_map"),
     group_name="identity",
     sources=(__file__, health, refusals),
     check_specs=[
@@ -44,13 +44,11 @@ KEY = dg.AssetKey(["identity_state", "graph_health"])
             ),
         ),
     ],
-    description=(
-        "audit.identity_graph_health: one row per run with customers, records, the largest "
-        "cluster, identifiers per customer, merges, splits and the merge rate against the "
-        "last measured run, whatever its as_of."
-    ),
 )
 def identity_graph_health(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """audit.identity_graph_health: one row per run with customers, records, the largest cluster,
+    identifiers per customer, merges, splits and the merge rate against the last measured run,
+    whatever its as_of."""
     config = identity_config.load()
     bounds = config.circuit_breaker
     as_of = as_of_from(context)

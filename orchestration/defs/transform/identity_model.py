@@ -3,7 +3,7 @@ versioned in audit.identity_models; a check says when a fit was refused."""
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import config as identity_config
 from orchestration.identity import training
@@ -23,11 +23,11 @@ def _mu_markdown(rows: list[dict]) -> str:
 
 @nightly_asset(
     key=KEY,
-    deps=[
-        dg.AssetKey(["intermediate", "int_identity__records"]),
-        dg.AssetKey(["intermediate", "int_identity__dropped_links"]),
-        dg.AssetKey(["intermediate", "int_identity__candidate_links"]),
-    ],
+    deps=keys(
+        "intermediate/int_identity__records",
+        "intermediate/int_identity__dropped_links",
+        "intermediate/int_identity__candidate_links",
+    ),
     group_name="identity",
     sources=None,
     check_specs=[
@@ -43,16 +43,14 @@ def _mu_markdown(rows: list[dict]) -> str:
             ),
         )
     ],
-    description=(
-        "audit.identity_models: the probabilistic model trained without labels on this "
-        "warehouse's records (prior from the deterministic rules, u by random sampling, m by EM), "
-        "one versioned row per training (parameters, records, as_of, m/u table, threshold, "
-        "accepted or refused). Retrains when no model was accepted, when the accepted one is "
-        "vars.identity.probabilistic.retrain_after_days old, or when the comparisons or blocking "
-        "changed; otherwise keeps it."
-    ),
 )
 def identity_model(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """audit.identity_models: the probabilistic model trained without labels on this warehouse's
+    records (prior from the deterministic rules, u by random sampling, m by EM), one versioned row
+    per training (parameters, records, as_of, m/u table, threshold, accepted or refused). Retrains
+    when no model was accepted, when the accepted one is
+    vars.identity.probabilistic.retrain_after_days old, or when the comparisons or blocking changed;
+    otherwise keeps it."""
     settings = identity_config.load().probabilistic
     as_of = as_of_from(context)
     if not settings.enabled:

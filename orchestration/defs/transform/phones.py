@@ -16,13 +16,11 @@ _RAW_DEPS = sorted({tuple(source_contract(p.table).asset_key_path) for p in phon
     deps=[dg.AssetKey(list(k)) for k in _RAW_DEPS],
     group_name="staging",
     sources=None,
-    description=(
-        "reference.phone_numbers: one row per distinct (raw phone text, region hint) seen in any "
-        "raw phone column, with its E.164 form from libphonenumber (null + reason when it cannot "
-        "be a phone number) and is_valid. Append-only; staging models read E.164 from it."
-    ),
 )
 def phone_numbers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """reference.phone_numbers: one row per distinct (raw phone text, region hint) seen in any raw
+    phone column, with its E.164 form from libphonenumber (null + reason when it cannot be a phone
+    number) and is_valid. Append-only; staging models read E.164 from it."""
     with warehouse.connection() as con:
         counts = phones.refresh(con, as_of_from(context).isoformat(), progress=context.log.info)
         rows = con.execute(f"select count(*) from {phones.TABLE}").fetchone()[0]

@@ -7,7 +7,7 @@ steps around it.
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.identity import blocking, probabilistic, training
 from orchestration.identity import config as identity_config
@@ -16,26 +16,23 @@ from orchestration.run_model import as_of_from
 
 @nightly_asset(
     key=["identity", "probabilistic_links"],
-    deps=[
-        dg.AssetKey(["intermediate", "int_identity__records"]),
-        dg.AssetKey(["intermediate", "int_identity__dropped_links"]),
-        dg.AssetKey(["identity_state", "identity_model"]),
-    ],
+    deps=keys(
+        "intermediate/int_identity__records",
+        "intermediate/int_identity__dropped_links",
+        "identity_state/identity_model",
+    ),
     group_name="identity",
     sources=None,
-    description=(
-        "identity.probabilistic_links: one row per pair of source records sharing no email or "
-        "phone whose Splink match probability (the model trained on this warehouse's records, "
-        "audit.identity_models, or the shipped fixed model until one is accepted) is at least "
-        "the model's threshold (or vars.identity.probabilistic.threshold when a number), for "
-        "this as_of. "
-        "int_identity__edges links them as type probabilistic (lowest priority). Empty when "
-        "vars.identity.probabilistic.enabled is false."
-    ),
 )
 def probabilistic_links(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
+    """identity.probabilistic_links: one row per pair of source records sharing no email or phone
+    whose Splink match probability (the model trained on this warehouse's records,
+    audit.identity_models, or the shipped fixed model until one is accepted) is at least the model's
+    threshold (or vars.identity.probabilistic.threshold when a number), for this as_of.
+    int_identity__edges links them as type probabilistic (lowest priority). Empty when
+    vars.identity.probabilistic.enabled is false."""
     settings = identity_config.load().probabilistic
     with warehouse.connection() as con:
         model, threshold, label = training.model_in_use(con, settings)

@@ -3,7 +3,7 @@ from audit.segment_stats (written by segment_membership's post-hook)."""
 
 import dagster as dg
 
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
 from orchestration.defs.resources import Warehouse
 from orchestration.run_model import as_of_from
 
@@ -11,17 +11,11 @@ KEY = dg.AssetKey(["segments", "stats"])
 
 
 @nightly_asset(
-    key=KEY,
-    deps=[dg.AssetKey(["marts", "segment_membership"])],
-    group_name="segments",
-    sources=(__file__,),
-    description=(
-        "audit.segment_stats for the run's as_of: one row per segment with members, entered, "
-        "exited and holdout; the same figures as metadata (history: "
-        "audit.segment_membership_history)."
-    ),
+    key=KEY, deps=keys("marts/segment_membership"), group_name="segments", sources=(__file__,)
 )
 def segment_stats(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """audit.segment_stats for the run's as_of: one row per segment with members, entered, exited
+    and holdout; the same figures as metadata (history: audit.segment_membership_history)."""
     as_of = as_of_from(context)
     with warehouse.connection(read_only=True) as con:
         rows = con.execute(
