@@ -12,12 +12,12 @@ leaves the ledger holding exactly what the platform now holds for that person (`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.activation.destinations._ledger import Ledger, member_key
-from orchestration.activation.destinations.http_platform import ClientSettings, PlatformClient
+from orchestration.activation.destinations.http_platform import PlatformClient
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 # worst first: a row sent in several requests ends with its worst outcome
@@ -43,18 +43,11 @@ class HashedAudienceClient(PlatformClient):
 
     no_identifier = "no usable identifier"  # why an upsert with no member is rejected
 
-    def __init__(
-        self,
-        sync: str,
-        base_url: str,
-        headers: dict[str, str],
-        settings: ClientSettings,
-        secrets: Sequence[str],
-        ledger: Ledger | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(sync, base_url, headers, settings, secrets, **kwargs)
-        self.ledger = ledger or Ledger(sync)
+    def __init__(self, *args: Any, ledger: Ledger | None = None, **kwargs: Any) -> None:
+        """PlatformClient's arguments, and the sync's ledger (default: its file in
+        ledger_dir())."""
+        super().__init__(*args, **kwargs)
+        self.ledger = ledger or Ledger(self.sync)
 
     def member(self, row: Row) -> Any | None:
         """The hashed identifiers of an upsert's person, as the ledger records them (None or

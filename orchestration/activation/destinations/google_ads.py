@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field
 
 from orchestration.activation.destinations import hashing
 from orchestration.activation.destinations._hashed_audience import HashedAudienceClient
@@ -73,6 +73,11 @@ class GoogleAdsAuthError(PlatformAuthError):
 class GoogleAdsConfig(PlatformConfig):
     """A Google Ads sync's `config:`. Credentials are env var NAMES."""
 
+    identifying_fields = frozenset({"email", "phone", "first_name"})
+    identifying_rule = (
+        "Customer Match needs email, phone, or first_name + last_name + country_code + postal_code"
+    )
+
     customer_id: str = Field(pattern=r"^\d{10}$")
     user_list_id: str = Field(pattern=r"^\d{1,20}$")
     login_customer_id: str | None = Field(default=None, pattern=r"^\d{10}$")
@@ -88,16 +93,6 @@ class GoogleAdsConfig(PlatformConfig):
     backoff_seconds: float = Field(default=1.0, ge=0)
     poll_seconds: float = Field(default=10.0, ge=0)
     max_polls: int = Field(default=60, ge=1)
-
-    @model_validator(mode="after")
-    def _needs_an_identifier(self, info: ValidationInfo) -> GoogleAdsConfig:
-        fields = set((info.context or {}).get("fields") or ())
-        if fields and not fields & {"email", "phone", "first_name"}:
-            raise ValueError(
-                "fields: Customer Match needs email, phone, or first_name + last_name + "
-                "country_code + postal_code"
-            )
-        return self
 
 
 class GoogleAdsClient(HashedAudienceClient):

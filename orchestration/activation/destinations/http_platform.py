@@ -31,10 +31,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from orchestration.activation.destinations.registry import (
@@ -65,9 +65,14 @@ class PlatformAuthError(RuntimeError):
 class PlatformConfig(DestinationConfig):
     """What every platform sync's `config:` holds: the API endpoint (http(s), no credentials
     in it; https only where `https_only`, loopback excepted) and how the client waits for it.
-    A platform's config subclasses this and adds its own keys (ids, credential env var names)."""
+    A platform's config subclasses this and adds its own keys (ids, credential env var names),
+    and may say which sync fields identify a person to it (`identifying_fields`, at least one of
+    them mapped; `identifying_rule` says so to the user) or check the field names itself
+    (`check_fields`)."""
 
     https_only: ClassVar[bool] = False
+    identifying_fields: ClassVar[frozenset[str]] = frozenset()
+    identifying_rule: ClassVar[str] = ""
 
     endpoint: str
     timeout_seconds: float = Field(default=10.0, gt=0)
@@ -84,6 +89,20 @@ class PlatformConfig(DestinationConfig):
         if "@" in value.split("//", 1)[1].split("/", 1)[0]:
             raise ValueError("credentials must not be written in the endpoint")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _sync_fields(self, info: ValidationInfo) -> Self:
+        """The sync's field names (validation context "fields", when validated for a sync)
+        suit the platform: `check_fields`, then one of `identifying_fields` among them."""
+        fields = set((info.context or {}).get("fields") or ())
+        if fields:
+            self.check_fields(fields)
+            if self.identifying_fields and not fields & self.identifying_fields:
+                raise ValueError(f"fields: {self.identifying_rule}")
+        return self
+
+    def check_fields(self, fields: set[str]) -> None:
+        """A platform's own rule on the sync's field names: raise ValueError naming them."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field
 
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
@@ -89,6 +89,9 @@ class KlaviyoAuthError(PlatformAuthError):
 class KlaviyoConfig(PlatformConfig):
     """A Klaviyo sync's `config:`. The private API key is an env var NAME."""
 
+    identifying_fields = frozenset({"email", "phone"})
+    identifying_rule = "a Klaviyo list needs email or phone among the fields"
+
     list_id: str = Field(pattern=r"^[A-Za-z0-9]{1,32}$")
     endpoint: str = "https://a.klaviyo.com"
     revision: str = Field(default="2025-01-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
@@ -99,18 +102,14 @@ class KlaviyoConfig(PlatformConfig):
     poll_seconds: float = Field(default=5.0, ge=0)
     max_polls: int = Field(default=120, ge=1)
 
-    @model_validator(mode="after")
-    def _known_fields(self, info: ValidationInfo) -> KlaviyoConfig:
-        fields = set((info.context or {}).get("fields") or ())
+    def check_fields(self, fields: set[str]) -> None:
+        """Every field must be a Klaviyo profile attribute (ATTRIBUTES, LOCATION)."""
         unknown = fields - set(ATTRIBUTES) - set(LOCATION)
         if unknown:
             raise ValueError(
                 f"fields: {', '.join(sorted(unknown))} not a Klaviyo profile field "
                 f"(known: {', '.join([*ATTRIBUTES, *LOCATION])})"
             )
-        if fields and not fields & {"email", "phone"}:
-            raise ValueError("fields: a Klaviyo list needs email or phone among the fields")
-        return self
 
 
 def profile_attributes(identifier: str, fields: dict[str, Any]) -> dict[str, Any]:

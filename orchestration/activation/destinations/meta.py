@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field
 
 from orchestration.activation.destinations import hashing
 from orchestration.activation.destinations._hashed_audience import HashedAudienceClient
@@ -58,6 +58,9 @@ class MetaAuthError(PlatformAuthError):
 class MetaConfig(PlatformConfig):
     """A Meta sync's `config:`. The access token is an env var NAME."""
 
+    identifying_fields = frozenset({"email", "phone"})
+    identifying_rule = "a Meta audience needs email or phone among the fields"
+
     audience_id: str = Field(pattern=r"^\d{1,25}$")
     endpoint: str = "https://graph.facebook.com"
     api_version: str = Field(default="v21.0", pattern=r"^v\d{2}\.0$")
@@ -65,13 +68,6 @@ class MetaConfig(PlatformConfig):
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     timeout_seconds: float = Field(default=60.0, gt=0)
     backoff_seconds: float = Field(default=1.0, ge=0)
-
-    @model_validator(mode="after")
-    def _needs_an_identifier(self, info: ValidationInfo) -> MetaConfig:
-        fields = set((info.context or {}).get("fields") or ())
-        if fields and not fields & {"email", "phone"}:
-            raise ValueError("fields: a Meta audience needs email or phone among the fields")
-        return self
 
 
 class MetaClient(HashedAudienceClient):
