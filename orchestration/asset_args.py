@@ -1,6 +1,6 @@
 """What c360's Python assets declare alike: `nightly_asset` (owner, pool, partitions, code
-version, the description from the function's docstring), the code version itself, and `keys`
-(asset keys written as paths, for deps).
+version, the description from the function's docstring), the code version itself, `keys`
+(asset keys written as paths, for deps) and `declared_table` (a table no step of its own writes).
 
 An asset whose `sources` is None carries no code version (Dagster then treats every
 materialization as new code).
@@ -84,3 +84,11 @@ def nightly_asset(
 def keys(*paths: str) -> list[dg.AssetKey]:
     """Asset keys from their paths as the UI writes them: `keys("marts/customer_360")`."""
     return [dg.AssetKey.from_user_string(path) for path in paths]
+
+
+def declared_table(*, key: list[str], group_name: str, description: str) -> dg.AssetSpec:
+    """A DuckDB table the graph shows that no step of its own materializes (dbt hooks or other
+    assets write it), with the owner every asset carries."""
+    return dg.AssetSpec(
+        key=key, group_name=group_name, owners=[OWNER], kinds={"duckdb"}, description=description
+    )

@@ -3,15 +3,11 @@ read by dbt (source activation.contact_history → marts.campaign_outcomes). Dec
 graph shows it with its group, owner and description; it is not materialized by a step of its own
 (and depends on no sync asset: that edge would split the dbt build into two steps)."""
 
-import dagster as dg
+from orchestration.asset_args import declared_table
 
-from orchestration.run_model import OWNER
-
-contact_history = dg.AssetSpec(
+contact_history = declared_table(
     key=["activation", "contact_history"],
     group_name="activation",
-    owners=[OWNER],
-    kinds={"duckdb"},
     description=(
         "activation.contact_history: one row per (sync, as_of, customer) outcome — append-only "
         "truth of what was sent to whom (ok / rejected / retryable / unknown / held_out / "

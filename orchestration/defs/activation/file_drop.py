@@ -11,6 +11,7 @@ from orchestration.activation.marts_guard import refuse_mixed_marts
 from orchestration.activation.runner import run_sync
 from orchestration.activation.syncs import load_all_syncs
 from orchestration.asset_args import nightly_asset
+from orchestration.defs.activation.audience import AUDIENCE_DEPS
 from orchestration.defs.resources import FileDropDestination, Warehouse
 from orchestration.run_model import as_of_from
 
@@ -18,14 +19,7 @@ from orchestration.run_model import as_of_from
 @nightly_asset(
     key=["activation", "file_drop"],
     sources=(__file__, runner),
-    deps=[
-        dg.AssetKey(["marts", "segment_membership"]),
-        dg.AssetKey(["marts", "next_best_action"]),  # audiences of `action:` syncs
-        dg.AssetKey(["marts", "customer_360"]),
-        dg.AssetKey(["marts", "consent_state"]),
-        # blocked by its over-merge circuit breaker (a blocking check)
-        dg.AssetKey(["identity_state", "graph_health"]),
-    ],
+    deps=AUDIENCE_DEPS,
     group_name="activation",
     kinds={"duckdb", "csv"},
 )

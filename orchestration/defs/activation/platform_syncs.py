@@ -13,7 +13,8 @@ from orchestration.activation.diff import MirrorGuardError
 from orchestration.activation.diff_runner import run_diff_sync
 from orchestration.activation.marts_guard import refuse_mixed_marts
 from orchestration.activation.syncs import load_all_syncs
-from orchestration.asset_args import nightly_asset
+from orchestration.asset_args import keys, nightly_asset
+from orchestration.defs.activation.audience import AUDIENCE_DEPS
 from orchestration.defs.resources import Warehouse
 from orchestration.run_model import as_of_from
 
@@ -28,15 +29,8 @@ def max_failed_share() -> float:
 @nightly_asset(
     key=KEY,
     sources=(__file__, diff_runner),
-    deps=[
-        dg.AssetKey(["marts", "segment_membership"]),
-        dg.AssetKey(["marts", "next_best_action"]),  # audiences of `action:` syncs
-        dg.AssetKey(["marts", "customer_360"]),
-        dg.AssetKey(["marts", "consent_state"]),
-        dg.AssetKey(["marts", "customer_id_history"]),
-        # blocked by its over-merge circuit breaker (a blocking check)
-        dg.AssetKey(["identity_state", "graph_health"]),
-    ],
+    # the diff removes the customer ids a merge retired (marts.customer_id_history)
+    deps=[*AUDIENCE_DEPS, *keys("marts/customer_id_history")],
     group_name="activation",
     kinds={"duckdb", "api"},
 )

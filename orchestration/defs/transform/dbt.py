@@ -21,6 +21,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.asset_args import declared_table
 from orchestration.dbt_invocations import (
     AS_OF_ENV,
     RUN_ID_ENV,
@@ -162,22 +163,18 @@ def _out_of_memory_errors(invocation: Any, error_text: str) -> list[str]:
 
 # The identity registry is written by dbt hooks (never by a model, so a full refresh keeps it);
 # it is declared here so the graph shows it with its group, owner and description.
-identity_registry = dg.AssetSpec(
+identity_registry = declared_table(
     key=["identity_state", "identity_registry"],
     group_name="identity",
-    owners=[OWNER],
-    kinds={"duckdb"},
     description=(
         "audit.identity_registry: one row per source record ever resolved → its persistent "
         "customer_id. Maintained by the post-hook of int_identity__assignments."
     ),
 )
 
-identity_merge_log = dg.AssetSpec(
+identity_merge_log = declared_table(
     key=["identity_state", "identity_merge_log"],
     group_name="identity",
-    owners=[OWNER],
-    kinds={"duckdb"},
     description=(
         "audit.identity_merge_log: one row per merge or split of customer ids, with the link that "
         "explains it (rule, identifier, record) and the run. Written by the post-hook of "
