@@ -16,14 +16,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from orchestration.activation.destinations._ledger import Ledger, member_key
-from orchestration.activation.destinations.http_platform import PlatformClient
+from orchestration.activation.destinations.http_platform import BulkPlatformConfig, PlatformClient
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 # worst first: a row sent in several requests ends with its worst outcome
 SEVERITY = {"rejected": 0, "unknown": 1, "retryable": 2, "ok": 3}
 # (row, its member key, what the ledger holds for the person) → an outcome without sending, or None
 Reconcile = Callable[[Row, str, dict[str, str | None]], Outcome | None]
+
+
+class HashedAudienceConfig(BulkPlatformConfig):
+    """The config of a hashed-identifier audience: the region a phone number without a country
+    code is read in before it is normalised to E.164 and hashed (hashing.py)."""
+
+    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
 
 
 @dataclass
@@ -39,7 +48,8 @@ class AudiencePlan:
 
 class HashedAudienceClient(PlatformClient):
     """A PlatformClient with a ledger of the members it sent (module docstring). A platform
-    writes `member(row)` and its own `send`, built on `plan` and `finish`."""
+    writes `member(row)` and its own `send`, built on `plan` and `finish`. Its constructor's
+    `kwargs` are this class's (ledger) and PlatformClient's (http, sleep, log, rate)."""
 
     no_identifier = "no usable identifier"  # why an upsert with no member is rejected
 

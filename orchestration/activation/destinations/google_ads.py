@@ -34,13 +34,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from orchestration.activation.destinations import hashing
-from orchestration.activation.destinations._hashed_audience import HashedAudienceClient
+from orchestration.activation.destinations._hashed_audience import (
+    HashedAudienceClient,
+    HashedAudienceConfig,
+)
 from orchestration.activation.destinations._ledger import member_key
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
     PlatformAuthError,
-    PlatformConfig,
     PlatformConfigError,
     config_settings,
 )
@@ -70,7 +72,7 @@ class GoogleAdsAuthError(PlatformAuthError):
     """Google refused the credentials (401/403)."""
 
 
-class GoogleAdsConfig(PlatformConfig):
+class GoogleAdsConfig(HashedAudienceConfig):
     """A Google Ads sync's `config:`. Credentials are env var NAMES."""
 
     identifying_fields = frozenset({"email", "phone", "first_name"})
@@ -85,19 +87,15 @@ class GoogleAdsConfig(PlatformConfig):
     api_version: str = Field(default="v21", pattern=r"^v\d{2}$")
     developer_token_env: EnvName = "C360_GOOGLE_ADS_DEVELOPER_TOKEN"
     access_token_env: EnvName = "C360_GOOGLE_ADS_ACCESS_TOKEN"
-    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     max_identifiers_per_request: int = Field(
         default=MAX_IDENTIFIERS_PER_REQUEST, ge=1, le=MAX_IDENTIFIERS_PER_REQUEST
     )
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    backoff_seconds: float = Field(default=1.0, ge=0)
     poll_seconds: float = Field(default=10.0, ge=0)
     max_polls: int = Field(default=60, ge=1)
 
 
 class GoogleAdsClient(HashedAudienceClient):
-    """Sends rows of one sync to one Customer Match user list (module docstring). `kwargs`: the
-    HashedAudienceClient's (ledger) and PlatformClient's (http, sleep, log, rate)."""
+    """Sends rows of one sync to one Customer Match user list (module docstring)."""
 
     platform = "Google Ads"
     auth_error = GoogleAdsAuthError

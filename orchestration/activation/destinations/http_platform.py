@@ -105,6 +105,14 @@ class PlatformConfig(DestinationConfig):
         """A platform's own rule on the sync's field names: raise ValueError naming them."""
 
 
+class BulkPlatformConfig(PlatformConfig):
+    """The config of a platform whose requests carry up to thousands of people or start jobs
+    (Google Ads, Meta, Klaviyo): it answers slowly and asks for longer pauses."""
+
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """One sync's client limits (the sync YAML's, within the platform's)."""

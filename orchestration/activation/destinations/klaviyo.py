@@ -37,9 +37,9 @@ from pydantic import Field
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
+    BulkPlatformConfig,
     PlatformAuthError,
     PlatformClient,
-    PlatformConfig,
     PlatformConfigError,
     config_settings,
 )
@@ -86,7 +86,7 @@ class KlaviyoAuthError(PlatformAuthError):
     """Klaviyo refused the API key (401/403)."""
 
 
-class KlaviyoConfig(PlatformConfig):
+class KlaviyoConfig(BulkPlatformConfig):
     """A Klaviyo sync's `config:`. The private API key is an env var NAME."""
 
     identifying_fields = frozenset({"email", "phone"})
@@ -97,8 +97,6 @@ class KlaviyoConfig(PlatformConfig):
     revision: str = Field(default="2025-01-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
     api_key_env: EnvName = "C360_KLAVIYO_API_KEY"
     unsubscribe_on_remove: bool = False
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    backoff_seconds: float = Field(default=1.0, ge=0)
     poll_seconds: float = Field(default=5.0, ge=0)
     max_polls: int = Field(default=120, ge=1)
 

@@ -28,12 +28,14 @@ import httpx
 from pydantic import Field
 
 from orchestration.activation.destinations import hashing
-from orchestration.activation.destinations._hashed_audience import HashedAudienceClient
+from orchestration.activation.destinations._hashed_audience import (
+    HashedAudienceClient,
+    HashedAudienceConfig,
+)
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
     PlatformAuthError,
-    PlatformConfig,
     PlatformConfigError,
     config_settings,
 )
@@ -55,7 +57,7 @@ class MetaAuthError(PlatformAuthError):
     """Meta refused the access token (error code 190 / 102)."""
 
 
-class MetaConfig(PlatformConfig):
+class MetaConfig(HashedAudienceConfig):
     """A Meta sync's `config:`. The access token is an env var NAME."""
 
     identifying_fields = frozenset({"email", "phone"})
@@ -65,14 +67,10 @@ class MetaConfig(PlatformConfig):
     endpoint: str = "https://graph.facebook.com"
     api_version: str = Field(default="v21.0", pattern=r"^v\d{2}\.0$")
     access_token_env: EnvName = "C360_META_ACCESS_TOKEN"
-    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    backoff_seconds: float = Field(default=1.0, ge=0)
 
 
 class MetaClient(HashedAudienceClient):
-    """Sends rows of one sync to one Custom Audience (module docstring). `kwargs`: the
-    HashedAudienceClient's (ledger) and PlatformClient's (http, sleep, log, rate)."""
+    """Sends rows of one sync to one Custom Audience (module docstring)."""
 
     platform = "Meta"
     auth_error = MetaAuthError
