@@ -7,7 +7,9 @@ the same code path as file mode."""
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -97,18 +99,26 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
     staged_key = dg.AssetKey(["staged", contract.source, contract.entity])
     raw_key = dg.AssetKey(contract.asset_key_path)
     contract_file = f"data_contracts/sources/{contract.id}.odcs.yaml"
-    # staging, gate rules and publish live in these modules; the contract decides the columns
-    sources = (__file__, wap, landing_module, contract.path)
 
-    @nightly_asset(
+    def layer_asset(layer: str, kind: str, table: str, **kwargs: Any) -> Callable:
+        """An ingestion asset of `layer` writing `table`. The UI labels a node with its key's last
+        part, which the staged batch and the raw table share: the kind, the layer tag, the table
+        name and the description's first words tell the two apart."""
+        return nightly_asset(
+            group_name="ingestion",
+            kinds={"duckdb", kind},
+            tags={LAYER_TAG: layer},
+            metadata={"dagster/table_name": table},
+            # staging, gate rules and publish live in these modules; the contract decides the columns
+            sources=(__file__, wap, landing_module, contract.path),
+            **kwargs,
+        )
+
+    @layer_asset(
+        "staged",
+        "staging",
+        f"{batch_table(contract)}__clean",
         key=staged_key,
-        group_name="ingestion",
-        # The UI labels a node with its key's last part, which the raw table shares: the kind,
-        # the layer tag, the table name and the description's first words tell the two apart.
-        kinds={"duckdb", "staging"},
-        tags={LAYER_TAG: "staged"},
-        metadata={"dagster/table_name": f"{batch_table(contract)}__clean"},
-        sources=sources,
         description=(
             f"Staged batch of {contract.source}/{contract.entity} (before publish): "
             f"the new landing files staged as one batch in "
@@ -195,14 +205,12 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
             }
         )
 
-    @nightly_asset(
+    @layer_asset(
+        "raw",
+        "table",
+        f"raw.{contract.id}",
         key=raw_key,
         deps=[staged_key],
-        group_name="ingestion",
-        kinds={"duckdb", "table"},
-        tags={LAYER_TAG: "raw"},
-        metadata={"dagster/table_name": f"raw.{contract.id}"},
-        sources=sources,
         description=(
             f"Raw table raw.{contract.id}: append-only published rows of {contract.source}/{contract.entity} "
             f"(one row per record version, with _batch_id and _loaded_at). Contract: {contract_file}."
