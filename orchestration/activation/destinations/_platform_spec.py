@@ -25,17 +25,12 @@ if TYPE_CHECKING:
 ConfigT = TypeVar("ConfigT", bound=PlatformConfig)
 
 
-def sync_config(
-    sync: SyncDefinition,
-    model: type[ConfigT],
-    needs: str,
-    error: type[Exception] = PlatformConfigError,
-) -> ConfigT:
-    """The sync's `config:` as the platform's model, or `error` naming the sync file and what
-    its config `needs` (a sync validated for another destination kind)."""
+def sync_config(sync: SyncDefinition, model: type[ConfigT], needs: str) -> ConfigT:
+    """The sync's `config:` as the platform's model, or the model's `config_error` naming the
+    sync file and what its config `needs` (a sync validated for another destination kind)."""
     config = sync.config
     if not isinstance(config, model):
-        raise error(f"{sync.path}: config: {needs}")
+        raise model.config_error(f"{sync.path}: config: {needs}")
     return config
 
 

@@ -30,12 +30,10 @@ from orchestration.activation.destinations.http_platform import (
     ClientSettings,
     PlatformClient,
     PlatformConfig,
-    PlatformConfigError,
     RowResult,
     chunks,
-    settings_for,
 )
-from orchestration.activation.destinations.registry import EnvName, Limits, env_value
+from orchestration.activation.destinations.registry import EnvName, Limits
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 if TYPE_CHECKING:
@@ -160,8 +158,8 @@ class BrazeClient(PlatformClient):
 def build(sync: SyncDefinition, log: Callable[[str], None]) -> BrazeClient:
     """The client of a braze sync: key from the env var its config names."""
     config = sync_config(sync, BrazeConfig, "subscription_group_id needed")
-    key = env_value(config.api_key_env, PlatformConfigError, "the Braze REST API key")
-    return BrazeClient(sync.name, config, key, settings_for(sync, config), log=log)
+    key = config.env("api_key_env", "the Braze REST API key")
+    return BrazeClient(sync.name, config, key, config.sync_settings(sync), log=log)
 
 
 DESTINATION = platform_spec(

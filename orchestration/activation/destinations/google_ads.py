@@ -44,9 +44,8 @@ from orchestration.activation.destinations.http_platform import (
     Answer,
     PlatformAuthError,
     PlatformConfigError,
-    config_settings,
 )
-from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter, env_value
+from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 if TYPE_CHECKING:
@@ -75,6 +74,7 @@ class GoogleAdsAuthError(PlatformAuthError):
 class GoogleAdsConfig(HashedAudienceConfig):
     """A Google Ads sync's `config:`. Credentials are env var NAMES."""
 
+    config_error = GoogleAdsConfigError
     identifying_fields = frozenset({"email", "phone", "first_name"})
     identifying_rule = (
         "Customer Match needs email, phone, or first_name + last_name + country_code + postal_code"
@@ -108,7 +108,7 @@ class GoogleAdsClient(HashedAudienceClient):
         headers = {"Authorization": f"Bearer {access_token}", "developer-token": developer_token}
         if config.login_customer_id:
             headers["login-customer-id"] = config.login_customer_id
-        settings = config_settings(config, config.max_identifiers_per_request)
+        settings = config.client_settings(config.max_identifiers_per_request)
         base = f"{config.endpoint}/{config.api_version}/customers/{config.customer_id}"
         super().__init__(sync, base, headers, settings, [developer_token, access_token],
                          **kwargs)  # fmt: skip
@@ -302,10 +302,9 @@ def _operation_index(error: dict[str, Any]) -> int | None:
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> GoogleAdsClient:
     """The client of one Google Ads sync: credentials from the env vars its config names."""
-    config = sync_config(sync, GoogleAdsConfig, "customer_id and user_list_id needed",
-                         GoogleAdsConfigError)  # fmt: skip
-    developer = env_value(config.developer_token_env, GoogleAdsConfigError, "developer token")
-    access = env_value(config.access_token_env, GoogleAdsConfigError, "OAuth access token")
+    config = sync_config(sync, GoogleAdsConfig, "customer_id and user_list_id needed")
+    developer = config.env("developer_token_env", "developer token")
+    access = config.env("access_token_env", "OAuth access token")
     return GoogleAdsClient(config, sync.name, developer, access, purpose=sync.purpose, log=log,
                            rate=RateLimiter(sync.rate_per_second))  # fmt: skip
 

@@ -40,6 +40,7 @@ from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attem
 from orchestration.activation.destinations.registry import (
     DestinationConfig,
     RateLimiter,
+    env_value,
     sync_limits,
 )
 from orchestration.activation.destinations.webhook import Outcome, Row
@@ -71,6 +72,7 @@ class PlatformConfig(DestinationConfig):
     (`check_fields`)."""
 
     https_only: ClassVar[bool] = False
+    config_error: ClassVar[type[Exception]] = PlatformConfigError  # a sync of it cannot run
     identifying_fields: ClassVar[frozenset[str]] = frozenset()
     identifying_rule: ClassVar[str] = ""
 
@@ -104,6 +106,28 @@ class PlatformConfig(DestinationConfig):
     def check_fields(self, fields: set[str]) -> None:
         """A platform's own rule on the sync's field names: raise ValueError naming them."""
 
+    def env(self, key: str, what: str) -> str:
+        """The value of the env var named by this config's `key` (a credential), or
+        `config_error` naming the variable (never a value)."""
+        return env_value(getattr(self, key), self.config_error, what)
+
+    def client_settings(
+        self, batch_rows: int, max_in_flight: int = 1, rate_per_second: float | None = None
+    ) -> ClientSettings:
+        """Client settings with these request limits and this config's waits (timeout,
+        attempts, backoff)."""
+        return ClientSettings(
+            batch_rows=batch_rows, max_in_flight=max_in_flight, rate_per_second=rate_per_second,
+            timeout_seconds=self.timeout_seconds, max_attempts=self.max_attempts,
+            backoff_seconds=self.backoff_seconds,
+        )  # fmt: skip
+
+    def sync_settings(self, sync: SyncDefinition) -> ClientSettings:
+        """The client settings of a sync: its YAML's limits (within the platform's) and this
+        config's waits."""
+        rows, _, in_flight, rate = sync_limits(sync)
+        return self.client_settings(rows, in_flight, rate)
+
 
 class BulkPlatformConfig(PlatformConfig):
     """The config of a platform whose requests carry up to thousands of people or start jobs
@@ -124,27 +148,6 @@ class ClientSettings:
     max_attempts: int = 5  # per request, and rounds of resending retryable rows
     backoff_seconds: float = 0.5
     max_retry_after_seconds: float = 120.0
-
-
-def config_settings(
-    config: PlatformConfig,
-    batch_rows: int,
-    max_in_flight: int = 1,
-    rate_per_second: float | None = None,
-) -> ClientSettings:
-    """Client settings with the given request limits and the config's waits (timeout, attempts,
-    backoff)."""
-    return ClientSettings(
-        batch_rows=batch_rows, max_in_flight=max_in_flight, rate_per_second=rate_per_second,
-        timeout_seconds=config.timeout_seconds, max_attempts=config.max_attempts,
-        backoff_seconds=config.backoff_seconds,
-    )  # fmt: skip
-
-
-def settings_for(sync: SyncDefinition, config: PlatformConfig) -> ClientSettings:
-    """The client settings of a sync: its YAML's limits and its config's waits."""
-    rows, _, in_flight, rate = sync_limits(sync)
-    return config_settings(config, rows, in_flight, rate)
 
 
 def basic_auth(user: str, password: str) -> str:

@@ -41,14 +41,12 @@ from orchestration.activation.destinations.http_platform import (
     PlatformAuthError,
     PlatformClient,
     PlatformConfigError,
-    config_settings,
 )
 from orchestration.activation.destinations.registry import (
     EnvName,
     Limits,
     PlatformUnsubscribe,
     RateLimiter,
-    env_value,
 )
 from orchestration.activation.destinations.webhook import Outcome, Row
 from orchestration.redaction import redact
@@ -89,6 +87,7 @@ class KlaviyoAuthError(PlatformAuthError):
 class KlaviyoConfig(BulkPlatformConfig):
     """A Klaviyo sync's `config:`. The private API key is an env var NAME."""
 
+    config_error = KlaviyoConfigError
     identifying_fields = frozenset({"email", "phone"})
     identifying_rule = "a Klaviyo list needs email or phone among the fields"
 
@@ -141,7 +140,7 @@ class KlaviyoClient(PlatformClient):
             "Content-Type": "application/vnd.api+json",
         }
         super().__init__(sync, config.endpoint + "/api", headers,
-                         config_settings(config, self.max_rows), [api_key], **kwargs)  # fmt: skip
+                         config.client_settings(self.max_rows), [api_key], **kwargs)  # fmt: skip
         self.config, self.auth_env = config, config.api_key_env
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Answer:
@@ -389,8 +388,8 @@ def _values(attributes: dict[str, Any]) -> list[Any]:
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> KlaviyoClient:
     """The client of one Klaviyo sync: the API key from the env var its config names."""
-    config = sync_config(sync, KlaviyoConfig, "list_id needed", KlaviyoConfigError)
-    key = env_value(config.api_key_env, KlaviyoConfigError, "Klaviyo private API key")
+    config = sync_config(sync, KlaviyoConfig, "list_id needed")
+    key = config.env("api_key_env", "Klaviyo private API key")
     return KlaviyoClient(config, sync.name, key, max_rows=sync.batch_rows, log=log,
                          rate=RateLimiter(sync.rate_per_second))  # fmt: skip
 

@@ -43,13 +43,11 @@ from orchestration.activation.destinations.http_platform import (
     PlatformConfigError,
     RowResult,
     basic_auth,
-    settings_for,
 )
 from orchestration.activation.destinations.registry import (
     EnvName,
     Limits,
     PlatformUnsubscribe,
-    env_value,
 )
 from orchestration.activation.destinations.webhook import Outcome, Row
 
@@ -229,8 +227,8 @@ class MailchimpClient(PlatformClient):
 def build(sync: SyncDefinition, log: Callable[[str], None]) -> MailchimpClient:
     """The client of a mailchimp sync: key from the env var its config names."""
     config = sync_config(sync, MailchimpConfig, "list_id needed")
-    key = env_value(config.api_key_env, PlatformConfigError, "the Mailchimp API key")
-    return MailchimpClient(sync.name, config, key, settings_for(sync, config),
+    key = config.env("api_key_env", "the Mailchimp API key")
+    return MailchimpClient(sync.name, config, key, config.sync_settings(sync),
                            email_field=sync.identifier, log=log)  # fmt: skip
 
 

@@ -27,9 +27,8 @@ from orchestration.activation.destinations.http_platform import (
     PlatformConfig,
     PlatformConfigError,
     basic_auth,
-    config_settings,
 )
-from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter, env_value
+from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 if TYPE_CHECKING:
@@ -48,6 +47,8 @@ class MailmanConfig(PlatformConfig):
     """A Mailman sync's `config:`: the core REST API root (e.g. http://localhost:8001/3.1),
     the list; REST credentials are env var NAMES."""
 
+    config_error = MailmanConfigError
+
     list_id: str = Field(pattern=r"^[A-Za-z0-9._-]+\.[A-Za-z0-9.-]+$")  # name.domain
     user_env: EnvName = "C360_MAILMAN_REST_USER"
     password_env: EnvName = "C360_MAILMAN_REST_PASSWORD"
@@ -65,7 +66,7 @@ class MailmanClient(PlatformClient):
         self, config: MailmanConfig, sync: str, user: str, password: str, **kwargs: Any
     ) -> None:
         headers = {"Authorization": basic_auth(user, password)}
-        super().__init__(sync, config.endpoint, headers, config_settings(config, 1), [password],
+        super().__init__(sync, config.endpoint, headers, config.client_settings(1), [password],
                          **kwargs)  # fmt: skip
         self.config = config
         self.auth_env = f"{config.user_env} and {config.password_env}"
@@ -153,11 +154,11 @@ class MailmanClient(PlatformClient):
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MailmanClient:
     """The client of one Mailman sync: REST credentials from the env vars its config names."""
-    config = sync_config(sync, MailmanConfig, "endpoint and list_id needed", MailmanConfigError)
+    config = sync_config(sync, MailmanConfig, "endpoint and list_id needed")
     if sync.identifier != "email":
         raise MailmanConfigError(f"{sync.path}: identifier: a Mailman sync needs `email`")
-    user = env_value(config.user_env, MailmanConfigError, "Mailman REST user")
-    password = env_value(config.password_env, MailmanConfigError, "Mailman REST password")
+    user = config.env("user_env", "Mailman REST user")
+    password = config.env("password_env", "Mailman REST password")
     return MailmanClient(config, sync.name, user, password, log=log,
                          rate=RateLimiter(sync.rate_per_second))  # fmt: skip
 

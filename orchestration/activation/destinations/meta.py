@@ -37,9 +37,8 @@ from orchestration.activation.destinations.http_platform import (
     Answer,
     PlatformAuthError,
     PlatformConfigError,
-    config_settings,
 )
-from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter, env_value
+from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter
 from orchestration.activation.destinations.webhook import Outcome, Row
 
 if TYPE_CHECKING:
@@ -60,6 +59,7 @@ class MetaAuthError(PlatformAuthError):
 class MetaConfig(HashedAudienceConfig):
     """A Meta sync's `config:`. The access token is an env var NAME."""
 
+    config_error = MetaConfigError
     identifying_fields = frozenset({"email", "phone"})
     identifying_rule = "a Meta audience needs email or phone among the fields"
 
@@ -82,7 +82,7 @@ class MetaClient(HashedAudienceClient):
     ) -> None:  # fmt: skip
         self.max_rows = max(1, min(max_rows, MAX_ROWS))
         headers = {"Authorization": f"Bearer {access_token}"}
-        super().__init__(sync, config.endpoint, headers, config_settings(config, self.max_rows),
+        super().__init__(sync, config.endpoint, headers, config.client_settings(self.max_rows),
                          [access_token], **kwargs)  # fmt: skip
         self.config, self.auth_env = config, config.access_token_env
         self.path = f"/{config.api_version}/{config.audience_id}/users"
@@ -179,8 +179,8 @@ class MetaClient(HashedAudienceClient):
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MetaClient:
     """The client of one Meta sync: the access token from the env var its config names."""
-    config = sync_config(sync, MetaConfig, "audience_id needed", MetaConfigError)
-    token = env_value(config.access_token_env, MetaConfigError, "Marketing API access token")
+    config = sync_config(sync, MetaConfig, "audience_id needed")
+    token = config.env("access_token_env", "Marketing API access token")
     return MetaClient(config, sync.name, token, max_rows=sync.batch_rows, log=log,
                       rate=RateLimiter(sync.rate_per_second))  # fmt: skip
 
