@@ -52,6 +52,7 @@ def erasure(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
             log=context.log.info,
         )
         failed = _failed_count(con)
+        receipts = con.execute("select count(*) from audit.erasure_receipts").fetchone()[0]
     if summary.destinations_pending:
         context.log.warning(
             f"erasure: {summary.destinations_pending} request(s) without an ok from every "
@@ -60,6 +61,7 @@ def erasure(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
     return dg.MaterializeResult(
         metadata={
             "requests": summary.requests,
+            "dagster/row_count": receipts,  # audit.erasure_receipts, one row per request ever
             "rows_touched": summary.rows,
             "files_touched": summary.files,
             "tombstones_added": summary.tombstones,

@@ -46,6 +46,7 @@ def platform_unsubscribes(
     return dg.MaterializeResult(
         metadata={
             "events": got.total,
+            "dagster/row_count": got.total,  # consent events landed this night
             "events_by_sync": dg.MetadataValue.json(got.events),
             "failed_syncs": dg.MetadataValue.json(got.failed),
             "published": published,

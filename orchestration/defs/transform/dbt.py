@@ -31,6 +31,7 @@ from orchestration.dbt_invocations import (
     seed_partial_parse,
     timing,
 )
+from orchestration.dbt_row_counts import with_row_counts
 from orchestration.dbt_vars import overrides
 from orchestration.identity import config as identity_config
 from orchestration.paths import c360_home, dbt_project_dir
@@ -112,9 +113,7 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
         seed_partial_parse(target)
         with run_values({AS_OF_ENV: as_of, RUN_ID_ENV: context.run_id}):
             invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
-        # dagster/row_count on every table and incremental model (views are not counted: that
-        # would run their query); on DuckDB dagster-dbt counts once dbt has let go of the file.
-        yield from invocation.stream().fetch_row_counts()
+        yield from with_row_counts(invocation)
         _record_timing(context, target, time.monotonic() - started)
         # Exit 0 or 1 (a node failed): dbt parsed the project whole and saved that parse.
         if invocation.process.wait() in (0, 1):

@@ -27,6 +27,7 @@ def segment_stats(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
         raise dg.Failure(f"audit.segment_stats has no rows for as_of {as_of}: did dbt build run?")
     metadata: dict[str, dg.RawMetadataValue] = {
         "segments": len(rows),
+        "dagster/row_count": len(rows),
         "stats": dg.MetadataValue.md(
             "| segment | members | entered | exited | holdout |\n| --- | --- | --- | --- | --- |\n"
             + "\n".join(f"| {n} | {m} | {e} | {x} | {h} |" for n, m, e, x, h in rows)
