@@ -519,7 +519,8 @@ def run(
 
 @dataclass(frozen=True)
 class LiftSettings:
-    """What the lift report is configured with: each segment's holdout share (its YAML), the cost
+    """What the lift report is configured with: each audience's holdout share (a segment's YAML;
+    an action's YAML for its `action:<name>` audience, so action syncs get an SRM verdict), the cost
     per contact of each sync and the SRM threshold (dbt vars campaign_cost_per_contact and
     campaign_srm_alpha, C360_DBT_VARS merged in)."""
 
@@ -532,6 +533,8 @@ class LiftSettings:
 def settings() -> LiftSettings:
     """Read and check the settings; a ValueError names a bad var."""
     from orchestration.dbt_vars import project_vars
+    from orchestration.insight.next_best_action_model import ACTION_PREFIX
+    from orchestration.insight.next_best_action_model import load_all as load_actions
     from orchestration.segments.model import load_all
 
     dbt = project_vars()
@@ -548,7 +551,8 @@ def settings() -> LiftSettings:
 
     return LiftSettings(
         sync_arms={s.name: s.arms for s in load_all_syncs() if s.arms},
-        holdout_shares={s.name: s.holdout for s in load_all()},
+        holdout_shares={s.name: s.holdout for s in load_all()}
+        | {f"{ACTION_PREFIX}{a.name}": a.holdout for a in load_actions()},
         cost_per_contact={str(k): float(v) for k, v in costs.items()},
         srm_alpha=float(alpha),
     )

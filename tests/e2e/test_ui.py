@@ -1,5 +1,6 @@
-"""The Dagster UI that `make ui` serves: every asset grouped, owned and described (GraphQL), and
-headless Chromium rendering the asset graph with every group visible."""
+"""The Dagster UI that `make ui` serves after a small demo (one night): every asset grouped, owned
+and described, every table asset with its row count and no partition bar at 0 % (GraphQL), and
+headless Chromium rendering the asset graph with every group visible and an asset's row count."""
 
 import json
 import os
@@ -21,6 +22,9 @@ GROUPS = {
     "ingestion", "staging", "identity", "customer_360", "segments", "activation", "insight", "privacy",
 }  # fmt: skip
 ARTIFACTS = Path(__file__).parent / "artifacts"
+DEMO_NIGHT = "2026-11-21"
+# assets whose materialization is not a warehouse table: files, platform audiences, a report
+NOT_TABLES = {"csv", "api", "html"}
 
 
 def _free_port() -> int:
@@ -55,6 +59,21 @@ def webserver(tmp_path_factory):
         [str(bin_dir / "python"), "-c", "from orchestration.instance import ensure_instance; ensure_instance()"],
         env=env, check=True, cwd=REPO_ROOT,
     )  # fmt: skip
+    # a small demo, then the partitions start at its first night, as `make ui` does
+    for args in (
+        ["generate", "--customers", "120", "--seed", "3", "--as-of", DEMO_NIGHT],
+        ["run", "--as-of", DEMO_NIGHT],
+    ):
+        done = subprocess.run(
+            [str(bin_dir / "c360"), *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first = subprocess.run(
+        [str(bin_dir / "python"), "-m", "orchestration.first_night"],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert first == DEMO_NIGHT
+    env["C360_PARTITIONS_START"] = first
     port = _free_port()
     log = (home / "webserver.log").open("w")
     proc = subprocess.Popen(
@@ -119,6 +138,61 @@ def test_nightly_job_schedules_and_sensors_are_served_stopped_in_development(web
     assert sensors["run_failure_alert"] == "RUNNING"
 
 
+def _dbt_views() -> set[str]:
+    manifest = json.loads((REPO_ROOT / "dbt_project/target/manifest.json").read_text())
+    return {
+        n["name"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["config"]["materialized"] == "view"
+    }
+
+
+def _assets_after_the_demo(base: str) -> list[dict]:
+    return _graphql(
+        base,
+        """{ assetNodes { assetKey { path } kinds isPartitioned
+             partitionStats { numMaterialized numPartitions }
+             assetMaterializations(limit: 1) { metadataEntries { label } } } }""",
+    )["assetNodes"]
+
+
+def test_every_table_asset_shows_its_row_count_after_a_demo(webserver):
+    views = _dbt_views()
+    tables = [
+        n
+        for n in _assets_after_the_demo(webserver)
+        if n["assetMaterializations"]
+        and "duckdb" in n["kinds"]
+        and not NOT_TABLES & set(n["kinds"])
+        and n["assetKey"]["path"][-1] not in views
+    ]
+    assert len(tables) > 60, len(tables)
+    missing = [
+        "/".join(n["assetKey"]["path"])
+        for n in tables
+        if "dagster/row_count"
+        not in {e["label"] for e in n["assetMaterializations"][0]["metadataEntries"]}
+    ]
+    assert not missing, f"table assets without dagster/row_count: {missing}"
+
+
+def test_no_materialized_asset_reads_0_percent_filled_after_a_demo(webserver):
+    partitioned = [
+        n
+        for n in _assets_after_the_demo(webserver)
+        if n["isPartitioned"] and n["assetMaterializations"]
+    ]
+    assert partitioned
+    # partitions start at the demo's night: one night of a fortnight is not "0 %" (1,068 days was)
+    empty = [
+        ("/".join(n["assetKey"]["path"]), n["partitionStats"])
+        for n in partitioned
+        if n["partitionStats"]["numMaterialized"] < 1
+        or n["partitionStats"]["numMaterialized"] / n["partitionStats"]["numPartitions"] < 0.005
+    ]
+    assert not empty, empty
+
+
 def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     assert exe, "chromium missing: `make test` installs Debian's chromium package"
@@ -143,3 +217,21 @@ def test_chromium_renders_the_asset_graph_with_every_group(webserver, tmp_path):
     png.unlink(missing_ok=True)
     _chromium(f"--screenshot={png}", url, user_dir=tmp_path / "u2")
     assert png.exists() and png.stat().st_size > 20_000
+
+
+def test_chromium_renders_an_asset_page_with_its_row_count(webserver, tmp_path):
+    _graphql(webserver, "mutation { setNuxSeen }")
+    dom = _chromium(
+        "--dump-dom", f"{webserver}/assets/marts/customer_360", user_dir=tmp_path / "u3"
+    ).stdout
+    data = _graphql(
+        webserver,
+        """{ assetOrError(assetKey: {path: ["marts", "customer_360"]}) { ... on Asset {
+             assetMaterializations(limit: 1) { metadataEntries { label
+               ... on IntMetadataEntry { intValue } } } } } }""",
+    )
+    entries = data["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
+    rows = next(e["intValue"] for e in entries if e["label"] == "dagster/row_count")
+    assert rows > 0  # the demo's customers
+    assert "Row count" in dom, dom[-2000:]
+    assert f"{rows:,}" in dom or str(rows) in dom, dom[-2000:]

@@ -260,6 +260,9 @@ def test_settings_read_the_segments_and_the_dbt_vars(monkeypatch):
     config = lift.settings()
     assert config.holdout_shares["lapsed_high_value"] == 0.10
     assert config.holdout_shares["highly_email_engaged"] == 0.0
+    # an action sync's audience is `action:<name>`: its holdout share comes from the action YAML
+    assert config.holdout_shares["action:win_back_push"] == 0.10
+    assert config.holdout_shares["action:repeat_purchase_email"] == 0.05
     assert config.cost_per_contact == {} and config.srm_alpha == 0.001
     monkeypatch.setenv(
         "C360_DBT_VARS", '{"campaign_cost_per_contact": {"file_drop__vip_sms": 0.04}}'
@@ -306,3 +309,18 @@ def test_segment_value_with_and_without_clv():
     )
     segment_value.run(con, as_of)
     assert con.execute(q).fetchall()[1][7:10] == (1, 120.0, 0.9)
+
+
+def test_an_action_sync_gets_an_srm_verdict_from_its_action_holdout():
+    # the same split recorded under an action audience; its share from settings(), not a segment
+    outcomes = _outcomes(4, 3.0, nights=1).assign(segment_name="action:win_back_push")
+    con = duckdb.connect()
+    con.register("outcomes_df", outcomes)
+    shares = lift.settings().holdout_shares
+    rows = lift.compute(con, MEASURED, shares, outcomes="outcomes_df")
+    assert rows and {r.segment_name for r in rows} == {"action:win_back_push"}
+    assert all(r.configured_holdout_share == 0.10 and r.is_srm is False for r in rows)
+    skewed = outcomes.assign(is_holdout=outcomes["customer_id"].str.endswith(("1", "2", "3")))
+    con.register("skewed_df", skewed)
+    rows = lift.compute(con, MEASURED, shares, outcomes="skewed_df")
+    assert rows and all(r.is_srm is True for r in rows)  # ~30 % held out where the action says 10 %
