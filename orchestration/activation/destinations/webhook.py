@@ -413,6 +413,7 @@ class WebhookClient:
             if delay > 0:  # another batch in flight was told to wait (Retry-After)
                 self.sleep(delay)
             self._rate.wait()
+            response: httpx.Response | None = None
             try:
                 response = self.http.post(self._batches_url, content=body, headers=headers)
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
@@ -424,8 +425,10 @@ class WebhookClient:
                 self._calm = False
                 return "timeout"
             except httpx.TransportError as exc:  # reset, refused: nothing usable came back
-                self._calm = False
                 why = f"connection error ({type(exc).__name__})"
+            if response is None or response.status_code >= 500:
+                self._calm = False
+                why = why if response is None else f"HTTP {response.status_code}"
                 self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
                 continue
             if response.status_code == 429:
@@ -437,11 +440,6 @@ class WebhookClient:
                 why = "rate limited"
                 self.log(f"{self.sync}: 429, waiting {wait:.1f}s (Retry-After)")
                 self.sleep(wait)
-                continue
-            if response.status_code >= 500:
-                self._calm = False
-                why = f"HTTP {response.status_code}"
-                self.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
                 continue
             if response.status_code == 200:
                 self._calm = True
