@@ -16,7 +16,8 @@ Add a destination = one module + a sync YAML
    * An HTTP platform subclasses `http_platform.PlatformConfig` (endpoint, timeout and retry
      keys) and `http_platform.PlatformClient`, the one client every platform uses: retries
      (Retry-After on 429/503, 5xx backoff, bounded attempts), timeouts as unknown rows, limits,
-     batching per op, bisecting refused requests, read-back of timed-out rows.
+     batching per op, bisecting refused requests, read-back of timed-out rows. It declares its
+     spec with `_platform_spec.platform_spec(...)`.
    * `limits`: `Limits(batch_rows=..., max_in_flight=..., rate_per_second=...)` — the largest
      request the platform takes and the defaults; a sync YAML may lower them (`batch_rows`,
      `batch_bytes`, `max_in_flight`, `rate_per_second` at its top level), never raise them.
