@@ -111,18 +111,17 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
 def published_mismatches(con, contract: Contract, batch: StagedBatch) -> tuple[list[str], dict]:
     """Compare what publish wrote for `batch` with the staged plan and the independent count."""
     b = batch.batch_id
-    raw = con.execute(f"select count(*) from raw.{contract.id} where _batch_id = ?", [b]).fetchone()
-    quarantine = con.execute(
-        f"select count(*) from quarantine.{contract.id} where _batch_id = ?", [b]
-    ).fetchone()
-    audit = con.execute(
+
+    def of_batch(sql: str) -> tuple | None:
+        return con.execute(sql, [b]).fetchone()
+
+    raw = of_batch(f"select count(*) from raw.{contract.id} where _batch_id = ?")
+    quarantine = of_batch(f"select count(*) from quarantine.{contract.id} where _batch_id = ?")
+    audit = of_batch(
         "select extracted, loaded, quarantined, deduplicated from audit.ingestion_audit "
-        "where batch_id = ?",
-        [b],
-    ).fetchone()
-    files = con.execute(
-        "select count(*) from audit.ingestion_files where batch_id = ?", [b]
-    ).fetchone()[0]
+        "where batch_id = ?"
+    )
+    files = of_batch("select count(*) from audit.ingestion_files where batch_id = ?")[0]
     counts = {"raw_rows": raw[0], "quarantine_rows": quarantine[0], "files": files}
     problems = []
     if audit is None:
