@@ -85,6 +85,7 @@ def test_the_plan_removes_what_the_ledger_holds_and_intends_the_adds(tmp_path):
     ])  # fmt: skip
     assert plan.removes == [("ka", {"id": "old-a"}), ("kb", {"id": "b"})]
     assert plan.adds == [("ka", {"id": "new-a"})]
+    assert plan.intents == {"ka": ("a", member_key({"id": "new-a"}))}
     assert plan.outcomes["kc"].status == "rejected"
     # written before anything is sent: a crash after the add still knows how to remove it
     assert set(client.ledger.members("a")) == {member_key({"id": "old-a"}),

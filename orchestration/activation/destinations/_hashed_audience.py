@@ -42,6 +42,8 @@ class AudiencePlan:
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # settled without a request
     removes: list[tuple[str, Any]] = field(default_factory=list)  # (row key, member held)
     adds: list[tuple[str, Any]] = field(default_factory=list)  # (row key, member to add)
+    # row key of an add → (identifier, member key): what the ledger was told to expect
+    intents: dict[str, tuple[str, str]] = field(default_factory=dict)
     # row key → (identifier, the members the ledger keeps once the row ended ok)
     after: dict[str, tuple[str, dict[str, str | None]]] = field(default_factory=dict)
 
@@ -67,7 +69,7 @@ class HashedAudienceClient(PlatformClient):
     def plan(self, rows: Iterable[Row], reconcile: Reconcile | None = None) -> AudiencePlan:
         """The removes and adds of `rows`, the adds intended in the ledger. `reconcile` may
         settle an upsert without sending it (e.g. its earlier request is known to have run)."""
-        plan, intents = AudiencePlan(), []
+        plan = AudiencePlan()
         for row in rows:
             key, held = row.idempotency_key, self.ledger.members(row.identifier)
             if row.op == "delete":
@@ -85,9 +87,9 @@ class HashedAudienceClient(PlatformClient):
                 plan.outcomes[key] = settled
                 continue
             plan.adds.append((key, member))
-            intents.append((row.identifier, member_id))
+            plan.intents[key] = (row.identifier, member_id)
             plan.after[key] = (row.identifier, {member_id: None})
-        self.ledger.intend(intents)
+        self.ledger.intend(plan.intents.values())
         return plan
 
     def finish(

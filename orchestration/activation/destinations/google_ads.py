@@ -38,7 +38,6 @@ from orchestration.activation.destinations._hashed_audience import (
     HashedAudienceClient,
     HashedAudienceConfig,
 )
-from orchestration.activation.destinations._ledger import member_key
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
@@ -254,17 +253,16 @@ class GoogleAdsClient(HashedAudienceClient):
     def send(self, rows: Iterable[Row]) -> dict[str, Outcome]:
         """Every row's outcome by idempotency key (module docstring)."""
         plan = self.plan(rows, self._reconciler())
+        # consent goes with each create; the ledger keys a person by the identifiers alone
         ops = [(key, "remove", data) for key, data in plan.removes] + [
             (key, "create", {**data, "consent": self.consent}) for key, data in plan.adds
         ]
-        # the ledger keys a person by the identifiers sent, not the consent sent with them
-        marks = {key: (plan.after[key][0], member_key(data)) for key, data in plan.adds}
         # one job per request's worth of operations: a lost answer drops only that job
         results: dict[str, list[tuple[str, str]]] = {key: [] for key in plan.after}
         for _, chunk in self._chunks(ops):
             chunk_ops = [(key, kind, data) for (key, kind, data) in
                          ((k, next(iter(o)), next(iter(o.values()))) for k, o in chunk)]  # fmt: skip
-            status, reason, rejected = self._with_attempts(chunk_ops, marks)
+            status, reason, rejected = self._with_attempts(chunk_ops, plan.intents)
             for index, (key, _, _) in enumerate(chunk_ops):
                 if index in rejected:
                     results[key].append(("rejected", rejected[index]))
