@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from orchestration.paths import dbt_project_dir
+from orchestration.warehouse import table_exists
 
 TRAITS_TABLE = "marts.customer_lead_score"
 FIT_TABLE = "audit.lead_score_fits"
@@ -597,11 +598,4 @@ def run(
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [schema, name],
-        ).fetchone()[0]
-    )
+    return table_exists(con, *table.split("."))

@@ -51,6 +51,7 @@ import duckdb
 
 from orchestration.activation.arms import ArmSpec
 from orchestration.activation.arms import expected_shares as expected_arm_shares
+from orchestration.warehouse import table_exists
 
 Z95 = 1.959963984540054  # standard normal 0.975 quantile
 SRM_ALPHA = 0.001
@@ -486,14 +487,7 @@ def write(con: duckdb.DuckDBPyConnection, rows: list[LiftRow], table: str = LIFT
 
 
 def has_outcomes(con: duckdb.DuckDBPyConnection, outcomes: str = OUTCOMES_TABLE) -> bool:
-    schema, name = outcomes.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [schema, name],
-        ).fetchone()[0]
-    )
+    return table_exists(con, *outcomes.split("."))
 
 
 def run(

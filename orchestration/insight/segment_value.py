@@ -14,19 +14,14 @@ import datetime as dt
 
 import duckdb
 
+from orchestration.warehouse import table_exists
+
 TABLE = "marts.kpi_segment_value"
 CLV_TABLE = "marts.customer_clv"
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [schema, name],
-        ).fetchone()[0]
-    )
+    return table_exists(con, *table.split("."))
 
 
 def sql(with_clv: bool) -> str:
