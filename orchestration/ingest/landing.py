@@ -73,12 +73,10 @@ class LandingFile:
     read_as: Path | None = None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 _SCAN_CHUNK = 1 << 22
@@ -204,7 +202,7 @@ def unchanged_since_scan(f: LandingFile) -> bool:
         return False
     if f.signature is not None and _signature(st) == f.signature:
         return True
-    return _sha256(f.path) == f.sha256
+    return file_sha256(f.path) == f.sha256
 
 
 @dataclass

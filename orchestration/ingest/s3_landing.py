@@ -15,12 +15,12 @@ AWS; falls back to `C360_S3_ENDPOINT_URL`), and the standard `AWS_ACCESS_KEY_ID`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from orchestration.ingest.landing import file_sha256
 from orchestration.s3 import s3_client_from_env
 
 URL_ENV = "C360_LANDING_URL"
@@ -82,14 +82,6 @@ def write_manifest(root: Path, manifest: dict[str, dict]) -> None:
     tmp.replace(path)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sync_entity(
     landing_dir: Path, source: str, entity: str, suffixes: tuple[str, ...], url: str
 ) -> list[Path]:
@@ -118,14 +110,14 @@ def sync_entity(
                     seen
                     and seen["etag"] == etag
                     and local.exists()
-                    and _sha256(local) == seen["sha256"]
+                    and file_sha256(local) == seen["sha256"]
                 ):
                     continue
                 local.parent.mkdir(parents=True, exist_ok=True)
                 part = local.with_name(f".{local.name}.part")
                 client.download_file(bucket, obj["Key"], str(part))
                 part.replace(local)
-                manifest[str(rel)] = {"etag": etag, "sha256": _sha256(local)}
+                manifest[str(rel)] = {"etag": etag, "sha256": file_sha256(local)}
                 fetched.append(local)
     except (BotoCoreError, ClientError) as exc:
         # botocore messages name the operation and the bucket, never the credentials.
