@@ -132,6 +132,13 @@ VERSIONED = {
     "marts/customer_lead_score",
     "marts/customer_360_insight",
     "reports/marketer_report",
+    "reference/phone_numbers",
+    "identity/probabilistic_links",
+    "identity_state/identity_model",
+    "marts/campaign_lift",
+    "marts/kpi_segment_value",
+    "marts/next_best_action",
+    "privacy/erasure",
 }
 
 

@@ -14,7 +14,10 @@ SEGMENT_VALUE_KEY = dg.AssetKey(["marts", "kpi_segment_value"])
 
 
 @nightly_asset(
-    key=LIFT_KEY, deps=keys("marts/campaign_outcomes"), group_name="insight", sources=None
+    key=LIFT_KEY,
+    deps=keys("marts/campaign_outcomes"),
+    group_name="insight",
+    sources=(__file__, lift),
 )
 def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """marts.campaign_lift: per sync with a holdout, A/B/n arm and send night (and over all its
@@ -59,7 +62,7 @@ def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     key=SEGMENT_VALUE_KEY,
     deps=keys("marts/segment_membership", "marts/customer_360", "marts/customer_clv"),
     group_name="insight",
-    sources=None,
+    sources=(__file__, segment_value),
 )
 def kpi_segment_value(
     context: dg.AssetExecutionContext, warehouse: Warehouse

@@ -25,7 +25,7 @@ KEY = dg.AssetKey(["marts", "next_best_action"])
         SEND_TIME_KEY,
     ],
     group_name="insight",
-    sources=None,
+    sources=(__file__, next_best_action),
 )
 def next_best_action_mart(
     context: dg.AssetExecutionContext, warehouse: Warehouse

@@ -10,6 +10,7 @@ from orchestration.asset_args import nightly_asset
 from orchestration.contracts.model import all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.paths import outbox_dir
+from orchestration.privacy import erasure as erasure_logic
 from orchestration.privacy.erasure import RECEIPTS, erase_pending
 from orchestration.privacy.retry import retry_pending
 from orchestration.run_model import as_of_from
@@ -24,7 +25,7 @@ CHECK = "destination_deletes_acknowledged"
     deps=[dg.AssetKey(c.asset_key_path) for c in all_source_contracts()]
     + [dg.AssetKey(["privacy", "platform_unsubscribes"])],
     group_name="privacy",
-    sources=None,
+    sources=(__file__, erasure_logic),
     check_specs=[
         dg.AssetCheckSpec(
             CHECK,

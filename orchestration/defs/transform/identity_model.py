@@ -29,7 +29,7 @@ def _mu_markdown(rows: list[dict]) -> str:
         "intermediate/int_identity__candidate_links",
     ),
     group_name="identity",
-    sources=None,
+    sources=(__file__, training),
     check_specs=[
         dg.AssetCheckSpec(
             "model_accepted",

@@ -15,7 +15,7 @@ _RAW_DEPS = sorted({tuple(source_contract(p.table).asset_key_path) for p in phon
     key=["reference", "phone_numbers"],
     deps=[dg.AssetKey(list(k)) for k in _RAW_DEPS],
     group_name="staging",
-    sources=None,
+    sources=(__file__, phones),
 )
 def phone_numbers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """reference.phone_numbers: one row per distinct (raw phone text, region hint) seen in any raw

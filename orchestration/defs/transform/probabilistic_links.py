@@ -22,7 +22,7 @@ from orchestration.run_model import as_of_from
         "identity_state/identity_model",
     ),
     group_name="identity",
-    sources=None,
+    sources=(__file__, blocking, probabilistic, training),
 )
 def probabilistic_links(
     context: dg.AssetExecutionContext, warehouse: Warehouse
