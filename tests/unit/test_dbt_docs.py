@@ -1,9 +1,14 @@
 """Every dbt model, and every column a model's YAML declares, has a description in the manifest
-(`make manifest` writes dbt_project/target/manifest.json before the unit tests)."""
+(`make manifest` writes dbt_project/target/manifest.json before the unit tests).
+
+Whether the YAML declares every column a model selects needs the model's real output columns;
+tests/integration/test_dbt_docs_columns.py compares `selected_but_undescribed` below with the
+tables of the session's nightly run."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -30,6 +35,23 @@ def undescribed(manifest: dict[str, Any]) -> list[str]:
             f"{node['name']}.{name}"
             for name, column in node.get("columns", {}).items()
             if not column.get("description", "").strip()
+        ]
+    return sorted(missing)
+
+
+def selected_but_undescribed(
+    manifest: dict[str, Any], selected: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """`model.column` for each column a model selects (`selected`: model name → its table's
+    columns) that its YAML leaves undeclared or declares without a description, sorted."""
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    missing = []
+    for name, columns in selected.items():
+        declared = models[name].get("columns", {})
+        missing += [
+            f"{name}.{column}"
+            for column in columns
+            if not declared.get(column, {}).get("description", "").strip()
         ]
     return sorted(missing)
 
@@ -65,3 +87,19 @@ def test_undescribed_names_the_model_and_the_column() -> None:
         }
     }
     assert undescribed(manifest) == ["a", "b.y"]
+
+
+def test_selected_but_undescribed_names_undeclared_and_blank_columns() -> None:
+    manifest = {
+        "nodes": {
+            "model.p.a": {
+                "resource_type": "model",
+                "name": "a",
+                "columns": {"x": {"description": "x"}, "y": {"description": ""}},
+            },
+            "model.p.b": {"resource_type": "model", "name": "b", "columns": {}},
+        }
+    }
+    selected = {"a": ["x", "y", "z"], "b": ["k"]}
+    assert selected_but_undescribed(manifest, selected) == ["a.y", "a.z", "b.k"]
+    assert selected_but_undescribed(manifest, {"a": ["x"]}) == []
