@@ -4,9 +4,16 @@ People write the name they go by on one form and their full name on another (Wil
 Elizabeth and Beth, Robert and Bob): a string comparison sees two different names, yet it is one
 person's commonest variation after a typo. The groups come from the `nicknames` package (a
 maintained, openly licensed table of English given names and their diminutives, not data c360
-generates): a name's **groups** are the canonical names it is a nickname of, plus the name itself
-when it has nicknames. Two given names are nicknames of one another when their groups share a
-name (`bill` → {william, ...}, `william` → {william}; `bill` and `will` meet in `william`).
+generates): a name's **groups** are the canonical names it is a nickname of that are at least as
+long as it, plus the name itself when it has nicknames. Two given names are nicknames of one
+another when their groups share a name (`bill` → {william, robert, ...}, `william` → {william};
+`bill` and `will` meet in `william`).
+
+Only a name at least as long counts as what a name shortens: a diminutive is a shortening (Bill,
+Beth, Peggy), and the table relates names both ways (it lists `william` and `robert` under `bill`,
+and `bill` under both), so without the bound two full names meet through a diminutive they share
+— William and Robert through Bill — and two different people of one surname and address linked
+as one (the household guard lets a nickname pass as one name).
 
 Grain of `table()`: one row per folded given name the package knows (`name`, `groups` a sorted
 list). The probabilistic model's candidates join it on the folded first and last name
@@ -37,7 +44,8 @@ def groups() -> dict[str, tuple[str, ...]]:
         out.setdefault(key, set()).add(key)
         for nickname in nicknames:
             nick = fold(nickname)
-            if nick:
+            # a diminutive shortens its name: a longer "nickname" is not one of this name's
+            if nick and len(nick) <= len(key):
                 out.setdefault(nick, set()).add(key)
     return {name: tuple(sorted(g)) for name, g in sorted(out.items())}
 

@@ -295,6 +295,9 @@ def _levels(
                 label_for_charts="day and month swapped",
             ),
             cll.DamerauLevenshteinLevel(col, 1),
+            # two typos: within one source, two copies each a typo from the truth are two
+            # typos from each other; a stranger's date is many digits away
+            cll.DamerauLevenshteinLevel(col, 2),
         ]
     elif c.kind == "string":
         levels.append(cll.JaroWinklerLevel(col, 0.9))
@@ -633,7 +636,10 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
 # The household guard of probabilistic links (the twin of the deterministic birth_date_conflict
 # and first_name_conflict guards): two records of one surname at one address (same street, and
 # postcode or locality) are a household's, not one person's, when their birth dates are both
-# known and not one typo (or a day-month swap) apart — a parent and a child of one name — or
+# known and not one typo (or a day-month swap) apart — a parent and a child of one name; two
+# typos when the given names agree (one typo or nicknames): spouses and siblings have other
+# given names, and the only relatives of one given name, a parent and a child, are a generation
+# apart, which two typos reach only when day and month agree too — or
 # when a birth date is missing and their given names disagree outright (not one typo, not alike,
 # not nicknames of one name: William and Bill are one name) — two family members. Fellegi-Sunter multiplies the surname and the address as independent
 # evidence, but family members share both, so such a pair scores as high as one person's two
@@ -645,7 +651,11 @@ HOUSEHOLD_CONFLICT = """
     and (l.postal_code = r.postal_code or l.city = r.city)
     and (
         coalesce(
-            damerau_levenshtein(l.date_of_birth, r.date_of_birth) > 1
+            damerau_levenshtein(l.date_of_birth, r.date_of_birth) > case
+                when damerau_levenshtein(l.first_name, r.first_name) <= 1
+                    or list_has_any(l.first_name_nicknames, r.first_name_nicknames)
+                then 2 else 1
+            end
             and not (
                 substr(l.date_of_birth, 1, 4) = substr(r.date_of_birth, 1, 4)
                 and substr(l.date_of_birth, 6, 2) = substr(r.date_of_birth, 9, 2)
