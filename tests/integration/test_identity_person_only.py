@@ -33,6 +33,7 @@ def _rows(ts: str) -> tuple[str, str]:
             ("Q0000003", "Zoë", "Løvås", "1966-10-02", "9 Fjord Street", "Narrabeen", "2101"),
             ("Q0000004", "Perpetua", "Vinterberg", "1958-12-30", "31 Mill Road", "Kiama", "2533"),
             ("Q0000005", "Ignatius", "Pellworth", "1950-02-03", "7 Heron Close", "Bowral", "2576"),
+            ("Q0000006", "Rosalind", "Tennyworth", "1971-06-20", "3 Wattle Way", "Lismore", "2480"),
         )
     )
     loyalty = "".join(
@@ -48,6 +49,8 @@ def _rows(ts: str) -> tuple[str, str]:
             ("Q1000004", "Perpetua", "Vinterberg", "1958-13-45", "31 Mill Road", "Kiama", "2533"),
             # a child of the same name at the same address: two people
             ("Q1000005", "Ignatius", "Pellworth", "1982-09-27", "7 Heron Close", "Bowral", "2576"),
+            # two digits of the birth date typed wrong, same name and address: one person
+            ("Q1000006", "Rosalind", "Tennyworth", "1971-08-26", "3 Wattle Way", "Lismore", "2480"),
         )
     )
     return crm, loyalty
@@ -79,12 +82,13 @@ def test_person_only_pairs_link_and_f1_is_above_the_floor(tmp_path, monkeypatch)
                 "where source_record_id like 'Q%'"
             ).fetchall()
         )
-        assert len(ids) == 10, "every planted record landed (the impossible date too)"
+        assert len(ids) == 12, "every planted record landed (the impossible date too)"
         assert ids["Q0000001"] == ids["Q1000001"], "swapped given and family name"
         assert ids["Q0000002"] == ids["Q1000002"], "a birth date one digit off"
         assert ids["Q0000003"] == ids["Q1000003"], "accented and plain spellings"
         assert ids["Q0000004"] == ids["Q1000004"], "an impossible optional birth date"
         assert ids["Q0000005"] != ids["Q1000005"], "parent and child of one name and address"
+        assert ids["Q0000006"] == ids["Q1000006"], "a birth date two digits off"
         # the one-digit pair is no birth-date conflict any more; the parent and child are
         reasons = dict(
             con.execute(
@@ -93,6 +97,7 @@ def test_person_only_pairs_link_and_f1_is_above_the_floor(tmp_path, monkeypatch)
             ).fetchall()
         )
         assert "r|crm:contacts:Q0000002" not in reasons
+        assert "r|crm:contacts:Q0000006" not in reasons
         assert reasons.get("r|crm:contacts:Q0000005") == "birth_date_conflict"
         # the swapped pair is a probabilistic link and carries its evidence for explain
         evidence = con.execute(

@@ -105,3 +105,35 @@ def test_two_full_names_never_meet_through_a_diminutive_they_share():
     assert given_names.nickname_of("Bill", "Will")  # both diminutives of William
     assert not given_names.nickname_of("William", "Robert")
     assert not given_names.nickname_of("Robert", "Roger")  # through Bobby
+
+
+def test_the_name_address_guard_takes_dates_two_digits_apart_on_duckdb():
+    """The dbt macro birth_dates_two_digits_apart (the name-and-address key's birth-date guard:
+    its key holds the given name) against a Python reference: exactly two digits of the ISO
+    date differ."""
+    from pathlib import Path
+
+    import jinja2
+
+    macro = Path(__file__).resolve().parents[2] / "dbt_project" / "macros"
+    module = (
+        jinja2.Environment()
+        .from_string((macro / "birth_dates_two_digits_apart.sql").read_text())
+        .module
+    )
+    pairs = [
+        ("1971-06-20", "1971-08-26", True),  # month and day digit
+        ("1971-06-20", "1971-06-20", False),  # equal: birth_dates_alike's
+        ("1971-06-20", "1971-06-21", False),  # one digit: birth_dates_alike's
+        ("1958-04-14", "1987-11-02", False),  # a parent and a child
+        ("1958-04-14", "1988-04-14", False),  # one digit (birth_dates_alike's)
+        ("1958-04-14", "1983-04-14", True),  # a generation apart on one day and month
+        ("1971-06-20", "1973-08-06", False),  # three digits
+    ]
+    con = duckdb.connect()
+    con.execute("create table p (a date, b date)")
+    con.executemany("insert into p values (?, ?)", [(a, b) for a, b, _ in pairs])
+    sql = str(module.birth_dates_two_digits_apart("a", "b"))
+    got = [row[0] for row in con.execute(f"select {sql} from p").fetchall()]
+    assert got == [sum(x != y for x, y in zip(a, b, strict=True)) == 2 for a, b, _ in pairs]
+    assert got == [want for _a, _b, want in pairs]

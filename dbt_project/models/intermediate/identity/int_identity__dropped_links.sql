@@ -55,7 +55,7 @@ over_limit as (
 ),
 
 value_birth_dates as (
-    select distinct value_links.node_key, records.date_of_birth
+    select distinct value_links.node_key, value_links.identifier_type, records.date_of_birth
     from candidates as value_links
     inner join {{ ref('int_identity__records') }} as records
         on value_links.record_key = records.record_key
@@ -71,7 +71,9 @@ value_birth_dates as (
 
 birth_date_conflicts as (
     -- two birth dates that are not one typed apart (birth_dates_alike: one digit, two adjacent
-    -- digits swapped, day and month swapped) are two people
+    -- digits swapped, day and month swapped) are two people; a name_address key holds the given
+    -- name, and two dates two digits apart under one given name are one person's (relatives of
+    -- one given name are a generation apart: birth_dates_two_digits_apart)
     select
         candidates.record_key,
         candidates.node_key,
@@ -84,7 +86,13 @@ birth_date_conflicts as (
             on
                 one.node_key = other.node_key
                 and one.date_of_birth < other.date_of_birth
-        where not {{ birth_dates_alike('one.date_of_birth', 'other.date_of_birth') }}
+        where not (
+            {{ birth_dates_alike('one.date_of_birth', 'other.date_of_birth') }}
+            or (
+                one.identifier_type = 'name_address'
+                and {{ birth_dates_two_digits_apart('one.date_of_birth', 'other.date_of_birth') }}
+            )
+        )
     )
 ),
 
