@@ -137,3 +137,41 @@ def test_the_name_address_guard_takes_dates_two_digits_apart_on_duckdb():
     got = [row[0] for row in con.execute(f"select {sql} from p").fetchall()]
     assert got == [sum(x != y for x, y in zip(a, b, strict=True)) == 2 for a, b, _ in pairs]
     assert got == [want for _a, _b, want in pairs]
+
+
+def test_a_pair_with_locality_and_postcode_both_off_is_compared():
+    """One person at one house: both names mistyped, the birth date two typos off, the
+    postcode mistyped and the locality left out — only house number + street survive, and the
+    project's blocking rules compare the pair (Splink's own count)."""
+    import pyarrow as pa
+    from splink import DuckDBAPI
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+    from orchestration.identity import blocking
+    from orchestration.warehouse import scratch
+
+    columns = ["unique_id", "first_name", "last_name", "date_of_birth", "postal_code",
+               "street_number", "street", "city", "phone_stem", "email_domain", "email_tail"]  # fmt: skip
+    rows = [
+        ["a", "rosalind", "tennyworth", "1971-06-20", "2480", "3", "wattleway", "lismore"],
+        ["b", "rosalnd", "tenyworth", "1971-08-26", "2408", "3", "wattleway", None],
+    ]
+    records = pa.table(
+        {c: pa.array([(r + [None] * 3)[i] for r in rows], pa.string()) for i, c in
+         enumerate(columns)}
+    )  # fmt: skip
+    config = identity_config.load().probabilistic
+    con = scratch()
+    try:
+        con.register("records_arrow", records)
+        con.execute("create table records as select * from records_arrow")
+        blocking.add_keys(con, "records", list(config.blocking), config.max_block_size)
+        counts = count_comparisons_from_blocking_rules(
+            DuckDBAPI(con).register("records"),
+            blocking_rules=[probabilistic.blocking_rule(r) for r in config.blocking],
+            link_type="dedupe_only",
+            record_sample_proportion=1.0,
+        )
+    finally:
+        con.close()
+    assert int(counts[-1]["cumulative_comparison_count"]) == 1
