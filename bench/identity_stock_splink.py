@@ -118,9 +118,9 @@ def stock_scores(con, cross: bool, u_max_pairs: float = 1e6) -> tuple[dict, floa
     db = DuckDBAPI()
     if cross:
         frames = [df[df.source_dataset == s].reset_index(drop=True) for s in ("crm", "loyalty")]
-        linker = Linker([db.register(f) for f in frames], settings)
+        linker = Linker([db.register(f) for f in frames], settings, log_level=logging.WARNING)
     else:
-        linker = Linker(db.register(df), settings)
+        linker = Linker(db.register(df), settings, log_level=logging.WARNING)
     linker.training.estimate_probability_two_random_records_match(
         [
             block_on("given_name", "surname", "date_of_birth"),
@@ -210,7 +210,6 @@ def main() -> None:
     ap.add_argument("--u-max-pairs", type=float, default=1e6)
     ap.add_argument("--max-edits", type=int, default=None, help="per duplicate (profile: 4)")
     args = ap.parse_args()
-    logging.getLogger("splink").setLevel(logging.WARNING)  # its training log is not the result
     for mode in ("link", "dedup") if args.mode == "both" else (args.mode,):
         tmp = Path(tempfile.mkdtemp(prefix="c360_stock_"))
         noise = noise_second.SecondNoise(mode=mode)
