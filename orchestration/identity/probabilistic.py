@@ -475,7 +475,9 @@ def _model_dict(model: Any) -> dict[str, Any]:
 
 
 def cluster_check(
-    accepted: list[tuple[str, str, float]], scored: dict[tuple[str, str], float]
+    accepted: list[tuple[str, str, float]],
+    scored: dict[tuple[str, str], float],
+    households: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[set[tuple[str, str]], int]:
     """Links of `accepted` (record_key, node_key, p) kept by the cluster-level check, and how
     many it refused.
@@ -487,7 +489,14 @@ def cluster_check(
     scored as two people is not A = B = C: single-link clustering would chain it through B
     (three namesakes at one address, a parent and child each a typo away from a third record),
     the check keeps the weaker link out. Pairs the blocking rules never scored are no evidence
-    either way."""
+    either way.
+
+    `households` (pairs, smaller key first) are the pairs the household guard calls two people
+    (HOUSEHOLD_CONFLICT: a parent and a child of one name, two family members): a merge that
+    would put such a pair in one group is refused whatever the mean, since the guard refuses
+    that pair as a direct link and a chain through a third record (Bill Thorson with no birth
+    date, between William Thorson 1941 and William Thorson 1994) must not do what the link may
+    not."""
     parent: dict[str, str] = {}
     members: dict[str, list[str]] = {}
 
@@ -512,7 +521,10 @@ def cluster_check(
             for y in right
             if ((x, y) if x < y else (y, x)) in scored
         ]
-        if cross and sum(cross) / len(cross) < CLUSTER_MIN_MEAN:
+        if (cross and sum(cross) / len(cross) < CLUSTER_MIN_MEAN) or (
+            households
+            and any(((x, y) if x < y else (y, x)) in households for x in left for y in right)
+        ):
             refused += 1
             continue
         kept.add((a, b))
@@ -564,7 +576,8 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
                     )
                     and not coalesce({HOUSEHOLD_CONFLICT}, false) as linked,
                 coalesce({HOUSEHOLD_CONFLICT}, false) and scored.match_probability >= {float(threshold)!r}
-                    as household_conflict
+                    as household_conflict,
+                coalesce({HOUSEHOLD_CONFLICT}, false) as two_people
             from {scored.physical_name} as scored
             inner join candidates as l on l.unique_id = scored.unique_id_l
             inner join candidates as r on r.unique_id = scored.unique_id_r
@@ -584,11 +597,15 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
                 select record_key as k from pairs where linked
                 union select node_key from pairs where linked
             )
-            select record_key, node_key, match_probability from pairs
+            select record_key, node_key, match_probability, two_people from pairs
             where record_key in (select k from nodes) and node_key in (select k from nodes)
             """
         ).fetchall()
-        kept, refused = cluster_check(accepted, {(a, b): p for a, b, p in near})
+        kept, refused = cluster_check(
+            accepted,
+            {(a, b): p for a, b, p, _ in near},
+            {(a, b) for a, b, _, two in near if two},
+        )
         columns = [c[0] for c in scratch.execute("describe pairs").fetchall()]
         compared = [c for c in labels if f"gamma_{c}" in columns]
         rows = scratch.execute(

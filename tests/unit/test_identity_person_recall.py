@@ -175,3 +175,17 @@ def test_a_pair_with_locality_and_postcode_both_off_is_compared():
     finally:
         con.close()
     assert int(counts[-1]["cumulative_comparison_count"]) == 1
+
+
+def test_the_cluster_check_never_merges_a_pair_the_household_guard_calls_two_people():
+    """William Thorson 1941 (a) and William Thorson 1994 (c) at one address are refused as a
+    direct link; Bill Thorson with no birth date (b) scores high against both. Chained, a–b and
+    b–c would make them one customer although the mean over the cross pairs passes: the check
+    refuses the weaker link."""
+    accepted = [("a", "b", 0.999), ("b", "c", 0.995)]
+    scored = {("a", "b"): 0.999, ("b", "c"): 0.995, ("a", "c"): 0.6}
+    kept, refused = probabilistic.cluster_check(accepted, scored, {("a", "c")})
+    assert kept == {("a", "b")}
+    assert refused == 1
+    # without the guard's verdict the mean (0.80) lets the chain through
+    assert probabilistic.cluster_check(accepted, scored)[1] == 0
