@@ -577,7 +577,18 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
                     and not coalesce({HOUSEHOLD_CONFLICT}, false) as linked,
                 coalesce({HOUSEHOLD_CONFLICT}, false) and scored.match_probability >= {float(threshold)!r}
                     as household_conflict,
-                coalesce({HOUSEHOLD_CONFLICT}, false) as two_people
+                -- the cluster check's two people: the guard's verdict with both birth dates
+                -- known and a generation apart (a parent and a child); two copies of one
+                -- person, each a typo off, can differ by more than the guard allows, and a
+                -- missing date next to a mistyped given name is one record's gap
+                coalesce(
+                    {HOUSEHOLD_CONFLICT}
+                    and abs(
+                        cast(left(l.date_of_birth, 4) as integer)
+                        - cast(left(r.date_of_birth, 4) as integer)
+                    ) >= {GENERATION_YEARS},
+                    false
+                ) as two_people
             from {scored.physical_name} as scored
             inner join candidates as l on l.unique_id = scored.unique_id_l
             inner join candidates as r on r.unique_id = scored.unique_id_r
@@ -691,6 +702,10 @@ HOUSEHOLD_CONFLICT = """
         )
     )
 """
+
+# Years between two birth dates that make two records a parent's and a child's for the cluster
+# check (a generation: no parent is younger than this at a child's birth, as a rule).
+GENERATION_YEARS = 12
 
 # Pairs scored below this are not read back for the cluster check (they count as p = 0).
 CHECK_FROM = 0.001
