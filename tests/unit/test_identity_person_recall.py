@@ -189,3 +189,37 @@ def test_the_cluster_check_never_merges_a_pair_the_household_guard_calls_two_peo
     assert refused == 1
     # without the guard's verdict the mean (0.80) lets the chain through
     assert probabilistic.cluster_check(accepted, scored)[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("other_dob", "chained"),
+    [
+        ("1994-05-07", False),  # a generation apart: a parent and a child of one name
+        ("1943-08-26", True),  # three digits off, two years: copies of one person's record
+    ],
+)
+def test_a_chain_through_a_record_without_birth_date_keeps_parent_and_child_apart(
+    other_dob, chained
+):
+    """William Thorson 1941 and William Thorson of another birth date at one address, and a
+    record `Wiliam Thorson` without a birth date between them (the shipped fixed model scores
+    both of its links 0.9999). The guard refuses the direct pair either way; the cluster check
+    refuses the chain only when the two dates are a generation apart."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_identity_second_profile import _records
+
+    home = ("3251", "156 Winchen Place", "Kellyville")
+    con = _records(
+        [
+            ("r|crm:contacts:1", "crm", "William", "Thorson", "1941-03-27", *home),
+            ("r|crm:contacts:2", "crm", "Wiliam", "Thorson", None, *home),
+            ("r|crm:contacts:3", "crm", "William", "Thorson", other_dob, *home),
+        ]
+    )
+    links = probabilistic.predict(probabilistic.candidates(con), 0.5)
+    pairs = set(zip(links["record_key"].to_pylist(), links["node_key"].to_pylist(), strict=True))
+    assert ("r|crm:contacts:1", "r|crm:contacts:2") in pairs
+    assert (("r|crm:contacts:2", "r|crm:contacts:3") in pairs) is chained
