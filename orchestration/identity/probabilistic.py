@@ -205,7 +205,7 @@ def _levels(
     name: exact / given and family name swapped / one letter changed (Damerau-Levenshtein 1: a
     typo in a short name scores below 0.9 Jaro-Winkler) / Jaro-Winkler >= 0.92 / >= 0.8 / else.
     date (ISO text): exact / day and month swapped / one edit (a digit typed wrong or two adjacent
-    digits swapped) / else. exact: exact / else. string: exact / Jaro-Winkler >= 0.9 / else.
+    digits swapped) / two edits / else. exact: exact / else. string: exact / Jaro-Winkler >= 0.9 / else.
     postcode: exact / one edit / else. contact (email, phone): exact / one edit / else.
     address (street_number, street, city, postal_code): the same address / the same street and
     postcode, another number / the same number and street, a postcode one edit off / the same
