@@ -5,6 +5,7 @@ malformed or clashing properties file is refused with the file, the column and w
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ models:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A copy of the customer_360 models and macros; the compile writes into it."""
     dbt = tmp_path / "dbt_project"
     shutil.copytree(
@@ -40,9 +41,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     shutil.copytree(dbt_project_dir() / "macros/generated", dbt / "macros/generated")
     monkeypatch.setattr(customer_360, "dbt_project_dir", lambda: dbt)
-    for fn in (customer_360.column_names, customer_360.column_descriptions):
+    cached = (
+        customer_360.column_names,
+        customer_360.column_descriptions,
+        customer_360.pii_column_names,
+    )
+    for fn in cached:  # computed from the real project by earlier tests
         fn.cache_clear()
-    return dbt
+    yield dbt
+    for fn in cached:  # nor may the copy's columns leak into later tests
+        fn.cache_clear()
 
 
 def _add_trait(dbt: Path, yml: str = RATING_YML, name: str = "trait__rating") -> Path:
