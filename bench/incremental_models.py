@@ -95,27 +95,17 @@ def main() -> int:
     try:
         for name in variants:
             shutil.copyfile(args.home / "warehouse.duckdb", work / f"{name}.duckdb")
-        for name, (repo, models, full) in variants.items():  # a first, untimed run each
-            dbt_run(
-                repo,
-                work / f"{name}.duckdb",
-                models,
-                args.as_of.isoformat(),
-                work / f"target-{name}",
-                full,
-            )
+
+        def run(name: str) -> float:
+            repo, models, full = variants[name]
+            db, target = work / f"{name}.duckdb", work / f"target-{name}"
+            return dbt_run(repo, db, models, args.as_of.isoformat(), target, full)
+
+        for name in variants:  # a first, untimed run each
+            run(name)
         for _ in range(args.repeat):
-            for name, (repo, models, full) in variants.items():
-                timings[name].append(
-                    dbt_run(
-                        repo,
-                        work / f"{name}.duckdb",
-                        models,
-                        args.as_of.isoformat(),
-                        work / f"target-{name}",
-                        full,
-                    )
-                )
+            for name in variants:
+                timings[name].append(run(name))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -50,18 +50,12 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from demo import _names as ref
+from orchestration.insight.lead_score import (
+    FEATURES,
+)  # the planted model uses the scorer's features
 
 DAY = 86_400
 HOUR = 3_600
-FEATURES = (
-    "web_sessions_30d",
-    "product_views_30d",
-    "cart_adds_30d",
-    "email_clicks_90d",
-    "orders_365d",
-    "years_since_last_order",
-    "loyalty_tier_rank",
-)
 TIERS = {"bronze": 1, "silver": 2, "gold": 3, "platinum": 4}
 TRUTH_FILES = ("lead_score_parameters.json", "lead_score_customers.csv")
 _TS = "%Y-%m-%dT%H:%M:%SZ"
