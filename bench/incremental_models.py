@@ -96,7 +96,7 @@ def main() -> int:
         for name in variants:
             shutil.copyfile(args.home / "warehouse.duckdb", work / f"{name}.duckdb")
 
-        def run(name: str) -> float:
+        def run(name: str) -> dict[str, float]:
             repo, models, full = variants[name]
             db, target = work / f"{name}.duckdb", work / f"target-{name}"
             return dbt_run(repo, db, models, args.as_of.isoformat(), target, full)
