@@ -1,7 +1,6 @@
 """Mart contracts: customer_360's enforced dbt contract is its ODCS contract's columns, then each
 trait's published columns (names in order, types, descriptions), so consumers read one definition."""
 
-
 import yaml
 
 from orchestration.paths import REPO_ROOT, dbt_project_dir
