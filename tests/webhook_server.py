@@ -68,6 +68,9 @@ class WebhookServer:
                 pass
 
             def _json(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+                # a batch stops counting as in flight before its answer leaves: the client may
+                # send its next batch the moment it reads this one, before this thread runs on
+                self._leave_flight()
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -105,9 +108,15 @@ class WebhookServer:
                 with server.state.lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                self._in_flight = True
                 try:
                     return self._batch()
                 finally:
+                    self._leave_flight()
+
+            def _leave_flight(self) -> None:
+                if getattr(self, "_in_flight", False):
+                    self._in_flight = False
                     with server.state.lock:
                         server.in_flight -= 1
 
