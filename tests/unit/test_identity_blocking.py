@@ -76,7 +76,7 @@ def _records() -> tuple[pa.Table, set[tuple[str, str]]]:
     return pa.Table.from_pylist(rows, schema=schema), truth
 
 
-def _pairs(records: pa.Table, config: identity_config.Probabilistic) -> int:
+def splink_pair_count(records: pa.Table, config: identity_config.Probabilistic) -> int:
     """Record pairs Splink generates from the configured blocking rules (its own exact count)."""
     from splink import DuckDBAPI
     from splink.blocking_analysis import count_comparisons_from_blocking_rules
@@ -103,10 +103,10 @@ def test_a_giant_block_is_skipped_and_its_pairs_stay_bounded():
     assert config.max_block_size < GIANT
     # the rules other than the names pair exactly the true duplicates (own dates, own addresses);
     # the five (smith, john) records are a name block of five, under the cap
-    assert _pairs(records, config) == len(truth) + SWAPPED * (SWAPPED - 1) // 2
+    assert splink_pair_count(records, config) == len(truth) + SWAPPED * (SWAPPED - 1) // 2
     # without the cap the name rule alone pairs every two John Smiths
     uncapped = identity_config.Probabilistic(enabled=True, max_block_size=10 * GIANT)
-    assert _pairs(records, uncapped) >= GIANT * (GIANT - 1) // 2
+    assert splink_pair_count(records, uncapped) >= GIANT * (GIANT - 1) // 2
 
 
 def test_the_report_counts_what_the_cap_skipped():

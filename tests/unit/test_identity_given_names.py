@@ -68,16 +68,14 @@ def test_nicknames_only_on_a_name(spec, message):
         identity_config._comparisons(spec, "vars.identity.probabilistic.comparisons")
 
 
-@pytest.mark.parametrize(
-    ("first", "other", "household"),
-    [("william", "bill", False), ("elizabeth", "beth", False), ("anna", "peter", True)],
-)
-def test_the_household_guard_takes_a_nickname_for_one_name(first, other, household):
-    """One surname at one address, a birth date missing: two given names that disagree outright
-    are two family members (refused), a name and its nickname are not."""
+def household_conflict(
+    first: str | None, dob: str | None, other: str | None, other_dob: str | None
+) -> bool:
+    """The household guard on two records of one surname at one address (given names and birth
+    dates as given)."""
     con = duckdb.connect()
     con.register("given_name_groups", given_names.table())
-    for side, name, dob in (("l", first, "1970-01-02"), ("r", other, None)):
+    for side, name, date in (("l", first, dob), ("r", other, other_dob)):
         con.execute(
             f"""
             create table {side} as
@@ -85,7 +83,16 @@ def test_the_household_guard_takes_a_nickname_for_one_name(first, other, househo
                 'oakave' as street, '12345' as postal_code, 'springfield' as city,
                 (select groups from given_name_groups where name = ?) as first_name_nicknames
             """,
-            [name, dob, name],
+            [name, date, name],
         )
-    got = con.execute(f"select {probabilistic.HOUSEHOLD_CONFLICT} from l, r").fetchone()[0]
-    assert got is household
+    return con.execute(f"select {probabilistic.HOUSEHOLD_CONFLICT} from l, r").fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("first", "other", "household"),
+    [("william", "bill", False), ("elizabeth", "beth", False), ("anna", "peter", True)],
+)
+def test_the_household_guard_takes_a_nickname_for_one_name(first, other, household):
+    """One surname at one address, a birth date missing: two given names that disagree outright
+    are two family members (refused), a name and its nickname are not."""
+    assert household_conflict(first, "1970-01-02", other, None) is household

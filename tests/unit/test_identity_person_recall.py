@@ -16,6 +16,8 @@ import pytest
 from demo.generator import PROFILES, generate
 from orchestration.identity import config as identity_config
 from orchestration.identity import given_names, probabilistic, training
+from tests.unit.test_identity_blocking import splink_pair_count
+from tests.unit.test_identity_given_names import household_conflict
 
 AS_OF = dt.date(2026, 11, 21)
 TWO_TYPOS = 'damerau_levenshtein("date_of_birth_l", "date_of_birth_r") <= 2'
@@ -80,20 +82,7 @@ def test_the_household_guard_takes_two_date_typos_of_one_given_name(
     """One surname at one address, both birth dates known: dates more than one typo apart are
     a parent and a child of one name, except two typos apart when the given names agree (one
     typo, or nicknames): relatives of one given name are a generation apart."""
-    con = duckdb.connect()
-    con.register("given_name_groups", given_names.table())
-    for side, name, date in (("l", first, dob), ("r", other, other_dob)):
-        con.execute(
-            f"""
-            create table {side} as
-            select ? as first_name, 'smith' as last_name, ? as date_of_birth,
-                'oakave' as street, '12345' as postal_code, 'springfield' as city,
-                (select groups from given_name_groups where name = ?) as first_name_nicknames
-            """,
-            [name, date, name],
-        )
-    got = con.execute(f"select {probabilistic.HOUSEHOLD_CONFLICT} from l, r").fetchone()[0]
-    assert got is household
+    assert household_conflict(first, dob, other, other_dob) is household
 
 
 def test_two_full_names_never_meet_through_a_diminutive_they_share():
@@ -144,11 +133,6 @@ def test_a_pair_with_locality_and_postcode_both_off_is_compared():
     postcode mistyped and the locality left out — only house number + street survive, and the
     project's blocking rules compare the pair (Splink's own count)."""
     import pyarrow as pa
-    from splink import DuckDBAPI
-    from splink.blocking_analysis import count_comparisons_from_blocking_rules
-
-    from orchestration.identity import blocking
-    from orchestration.warehouse import scratch
 
     columns = ["unique_id", "first_name", "last_name", "date_of_birth", "postal_code",
                "street_number", "street", "city", "phone_stem", "email_domain", "email_tail"]  # fmt: skip
@@ -160,21 +144,7 @@ def test_a_pair_with_locality_and_postcode_both_off_is_compared():
         {c: pa.array([(r + [None] * 3)[i] for r in rows], pa.string()) for i, c in
          enumerate(columns)}
     )  # fmt: skip
-    config = identity_config.load().probabilistic
-    con = scratch()
-    try:
-        con.register("records_arrow", records)
-        con.execute("create table records as select * from records_arrow")
-        blocking.add_keys(con, "records", list(config.blocking), config.max_block_size)
-        counts = count_comparisons_from_blocking_rules(
-            DuckDBAPI(con).register("records"),
-            blocking_rules=[probabilistic.blocking_rule(r) for r in config.blocking],
-            link_type="dedupe_only",
-            record_sample_proportion=1.0,
-        )
-    finally:
-        con.close()
-    assert int(counts[-1]["cumulative_comparison_count"]) == 1
+    assert splink_pair_count(records, identity_config.load().probabilistic) == 1
 
 
 def test_the_cluster_check_never_merges_a_pair_the_household_guard_calls_two_people():
