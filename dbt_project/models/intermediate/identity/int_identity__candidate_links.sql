@@ -7,7 +7,7 @@ with records as (
 ),
 
 web_events as (
-    select * from {{ ref('stg_web__events') }}
+    select * from {{ ref('int_activity__web_events') }}
     where occurred_at <= {{ as_of_end() }}
 ),
 
@@ -38,7 +38,7 @@ phone_links as (
 ),
 
 shop_orders as (
-    select * from {{ ref('stg_shop__orders') }}
+    select * from {{ ref('int_activity__orders') }}
     where ordered_at <= {{ as_of_end() }}
 ),
 

@@ -17,7 +17,7 @@ loyalty_members as (
 ),
 
 web_events as (
-    select * from {{ ref('stg_web__events') }}
+    select * from {{ ref('int_activity__web_events') }}
     where occurred_at <= {{ as_of_end() }}
 ),
 

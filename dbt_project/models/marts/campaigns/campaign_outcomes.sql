@@ -105,7 +105,7 @@ engagement as (
         email_normalized,
         event_type,
         occurred_at
-    from {{ ref('stg_email__engagement') }}
+    from {{ ref('int_activity__email_engagement') }}
     where
         occurred_at <= {{ as_of_end() }}
         and event_type in ('delivered', 'opened', 'clicked')
@@ -128,17 +128,7 @@ engaged as (
 ),
 
 orders as (
-    select
-        id_map.customer_id,
-        orders.order_id,
-        orders.ordered_at,
-        orders.total_amount
-    from {{ ref('stg_shop__orders') }} as orders
-    inner join {{ ref('customer_id_map') }} as id_map
-        on
-            id_map.source = 'shop' and id_map.entity = 'customers'
-            and orders.shop_customer_id = id_map.source_record_id
-    where orders.ordered_at <= {{ as_of_end() }} and orders.is_revenue
+    {{ resolved_revenue_orders(ref('customer_id_map')) }}
 ),
 
 ordered as (

@@ -1,19 +1,10 @@
 {#- Retention by monthly cohort: customers grouped by the month of their first revenue order (paid,
     shipped, delivered) up to as_of, and for each later month the share of them who ordered again
     in it, with the revenue. Month 0 is the cohort's own month (retention 1). The as_of month is
-    partial (is_month_complete false). Orders: staging.stg_shop__orders per unified customer
-    through marts.customer_id_map, as customer_360 counts them. -#}
+    partial (is_month_complete false). Orders: resolved_revenue_orders (macros/revenue_orders.sql),
+    as customer_360 counts them. -#}
 with orders as (
-    select
-        id_map.customer_id,
-        orders.ordered_at,
-        orders.total_amount
-    from {{ ref('stg_shop__orders') }} as orders
-    inner join {{ ref('customer_id_map') }} as id_map
-        on
-            id_map.source = 'shop' and id_map.entity = 'customers'
-            and orders.shop_customer_id = id_map.source_record_id
-    where orders.ordered_at <= {{ as_of_end() }} and orders.is_revenue
+    {{ resolved_revenue_orders(ref('customer_id_map')) }}
 ),
 
 order_months as (
