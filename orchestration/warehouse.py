@@ -264,3 +264,10 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
         [schema, table],
     ).fetchone()
     return bool(row and row[0])
+
+
+def create_table(con: duckdb.DuckDBPyConnection, table: str, columns: str) -> None:
+    """Create `table` ("schema.name") and its schema when missing; `columns` is the column list
+    as SQL. An existing table is left as it is (add new columns with `alter table`)."""
+    con.execute(f"create schema if not exists {table.split('.')[0]}")
+    con.execute(f"create table if not exists {table} ({columns})")

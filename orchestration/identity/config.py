@@ -196,6 +196,21 @@ def _known_keys(raw: dict[str, Any], where: str, known: tuple[str, ...]) -> None
         )
 
 
+def _distinct_known(
+    values: list[Any], where: str, known: tuple[str, ...], noun: str
+) -> tuple[str, ...]:
+    """`values` as a tuple when each is one of `known` and none is listed twice; `noun` names one
+    value in the error."""
+    for value in values:
+        if value not in known:
+            raise IdentityConfigError(
+                f"{where}: unknown {noun} {value!r} (known: {', '.join(known)})"
+            )
+    if len(set(values)) != len(values):
+        raise IdentityConfigError(f"{where}: a {noun} is listed twice")
+    return tuple(values)
+
+
 def _sources_with_duplicates(raw: Any, where: str) -> tuple[str, ...]:
     """The source entities declared to hold several records of one person (known, once each)."""
     if raw is None:
@@ -204,14 +219,7 @@ def _sources_with_duplicates(raw: Any, where: str) -> tuple[str, ...]:
         raise IdentityConfigError(
             f"{where}: a list of source entities is required ({', '.join(PERSON_SOURCES)})"
         )
-    for source in raw:
-        if source not in PERSON_SOURCES:
-            raise IdentityConfigError(
-                f"{where}: unknown source entity {source!r} (known: {', '.join(PERSON_SOURCES)})"
-            )
-    if len(set(raw)) != len(raw):
-        raise IdentityConfigError(f"{where}: a source entity is listed twice")
-    return tuple(raw)
+    return _distinct_known(raw, where, tuple(PERSON_SOURCES), "source entity")
 
 
 def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
@@ -509,14 +517,7 @@ class SurvivorshipGroup:
 def _sources(value: Any, field: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise IdentityConfigError(f"{field}: a non-empty list of sources is required")
-    for source in value:
-        if source not in RECORD_SOURCES:
-            raise IdentityConfigError(
-                f"{field}: unknown source {source!r} (known: {', '.join(RECORD_SOURCES)})"
-            )
-    if len(set(value)) != len(value):
-        raise IdentityConfigError(f"{field}: a source is listed twice")
-    return tuple(value)
+    return _distinct_known(value, field, RECORD_SOURCES, "source")
 
 
 def parse_survivorship(

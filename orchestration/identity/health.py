@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from orchestration.contracts.masking import mask_value
+from orchestration.warehouse import create_table
 
 TABLE = "audit.identity_graph_health"
 
@@ -153,18 +154,16 @@ def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str = "") ->
     )
 
 
+COLUMNS = """
+    as_of date not null, run_id varchar not null, measured_at timestamp not null,
+    customers bigint, records bigint, largest_cluster_records bigint,
+    largest_customer_id varchar, identifiers_per_customer_avg double,
+    identifiers_per_customer_max bigint, merges bigint, splits bigint, merge_rate double
+"""
+
+
 def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists audit")
-    con.execute(
-        f"""
-        create table if not exists {TABLE} (
-            as_of date not null, run_id varchar not null, measured_at timestamp not null,
-            customers bigint, records bigint, largest_cluster_records bigint,
-            largest_customer_id varchar, identifiers_per_customer_avg double,
-            identifiers_per_customer_max bigint, merges bigint, splits bigint, merge_rate double
-        )
-        """
-    )
+    create_table(con, TABLE, COLUMNS)
 
 
 def record(con: duckdb.DuckDBPyConnection, health: GraphHealth, run_id: str) -> None:

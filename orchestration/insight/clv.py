@@ -35,6 +35,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
+from orchestration.insight.traits_table import replace_traits
+from orchestration.warehouse import create_table
+
 HORIZON_DAYS = 90  # expected_purchases_90d
 VALUE_DAYS = 365  # predicted_value_12m: expected purchases in a year x expected order value
 # Below this many repeat buyers the fits are not worth reporting: traits stay null, and the
@@ -379,21 +382,19 @@ def predict(summary: pd.DataFrame, bgf, ggf) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 
+FIT_COLUMNS = """
+    as_of date not null, run_id varchar not null, fitted_at timestamp not null,
+    customers bigint, repeat_customers bigint,
+    r double, alpha double, a double, b double, ll double,
+    gg_customers bigint, p double, q double, v double, gg_ll double,
+    time_unit varchar, converged boolean, message varchar, seconds double,
+    gg_method varchar
+"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists audit")
+    create_table(con, FIT_TABLE, FIT_COLUMNS)
     con.execute("create schema if not exists marts")
-    con.execute(
-        f"""
-        create table if not exists {FIT_TABLE} (
-            as_of date not null, run_id varchar not null, fitted_at timestamp not null,
-            customers bigint, repeat_customers bigint,
-            r double, alpha double, a double, b double, ll double,
-            gg_customers bigint, p double, q double, v double, gg_ll double,
-            time_unit varchar, converged boolean, message varchar, seconds double,
-            gg_method varchar
-        )
-        """
-    )
     con.execute(f"alter table {FIT_TABLE} add column if not exists gg_method varchar")
 
 
@@ -418,24 +419,17 @@ def run(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str) -> tuple[Cl
                 fitted.converged, fitted.message, fitted.seconds, fitted.gg_method,
             ],
         )  # fmt: skip
-        con.register("clv_traits", traits)
-        con.execute(
-            f"""
-            create or replace table {TRAITS_TABLE} as
-            select
-                c360.customer_id,
-                case when isnan(traits.expected_purchases_90d) then null else traits.expected_purchases_90d end as expected_purchases_90d,
-                case when isnan(traits.p_alive) then null else traits.p_alive end as p_alive,
-                case when isnan(traits.predicted_value_12m) then null else traits.predicted_value_12m end as predicted_value_12m,
-                cast(? as date) as as_of
-            from marts.customer_360 as c360
-            left join clv_traits as traits on c360.customer_id = traits.customer_id
-            order by c360.customer_id
+        rows = replace_traits(
+            con,
+            TRAITS_TABLE,
+            traits,
+            """
+            case when isnan(traits.expected_purchases_90d) then null else traits.expected_purchases_90d end as expected_purchases_90d,
+            case when isnan(traits.p_alive) then null else traits.p_alive end as p_alive,
+            case when isnan(traits.predicted_value_12m) then null else traits.predicted_value_12m end as predicted_value_12m
             """,
-            [as_of],
+            as_of,
         )
-        con.unregister("clv_traits")
-        rows = con.execute(f"select count(*) from {TRAITS_TABLE}").fetchone()[0]
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -49,8 +49,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from orchestration.insight.traits_table import replace_traits
 from orchestration.paths import dbt_project_dir
-from orchestration.warehouse import table_exists
+from orchestration.warehouse import create_table, table_exists
 
 TRAITS_TABLE = "marts.customer_lead_score"
 FIT_TABLE = "audit.lead_score_fits"
@@ -459,26 +460,24 @@ class LeadScoreRun:
         return out
 
 
+FIT_COLUMNS = """
+    as_of date not null, run_id varchar not null, recorded_at timestamp not null,
+    status varchar not null, message varchar, window_days integer,
+    cutoff_train timestamp, cutoff_eval timestamp,
+    backtest_customers bigint, backtest_converted bigint,
+    eval_customers bigint, eval_converted bigint, roc_auc double, brier double,
+    base_rate double, mean_score double, reliability varchar,
+    train_customers bigint, train_converted bigint, intercept double,
+    coefficients varchar, feature_means varchar, feature_scales varchar,
+    pql_threshold double, mql_threshold double,
+    customers_scored bigint, pql bigint, mql bigint, cold bigint,
+    duration_seconds double
+"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists audit")
+    create_table(con, FIT_TABLE, FIT_COLUMNS)
     con.execute("create schema if not exists marts")
-    con.execute(
-        f"""
-        create table if not exists {FIT_TABLE} (
-            as_of date not null, run_id varchar not null, recorded_at timestamp not null,
-            status varchar not null, message varchar, window_days integer,
-            cutoff_train timestamp, cutoff_eval timestamp,
-            backtest_customers bigint, backtest_converted bigint,
-            eval_customers bigint, eval_converted bigint, roc_auc double, brier double,
-            base_rate double, mean_score double, reliability varchar,
-            train_customers bigint, train_converted bigint, intercept double,
-            coefficients varchar, feature_means varchar, feature_scales varchar,
-            pql_threshold double, mql_threshold double,
-            customers_scored bigint, pql bigint, mql bigint, cold bigint,
-            duration_seconds double
-        )
-        """
-    )
 
 
 def _empty_traits(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
@@ -546,19 +545,13 @@ def run(
                  "reason_codes": pd.Series(codes, dtype=object)}
             )  # fmt: skip
             tier_counts = {t: int((tier == t).sum()) for t in ("pql", "mql", "cold")}
-            con.register("lead_score_traits", traits)
-            con.execute(
-                f"""
-                create or replace table {TRAITS_TABLE} as
-                select c360.customer_id, traits.lead_score, traits.lead_tier,
-                    traits.top_reasons, traits.reason_codes, cast(? as date) as as_of
-                from marts.customer_360 as c360
-                left join lead_score_traits as traits on c360.customer_id = traits.customer_id
-                order by c360.customer_id
-                """,
-                [as_of],
+            replace_traits(
+                con,
+                TRAITS_TABLE,
+                traits,
+                "traits.lead_score, traits.lead_tier, traits.top_reasons, traits.reason_codes",
+                as_of,
             )
-            con.unregister("lead_score_traits")
         elif not _exists(con, TRAITS_TABLE):
             _empty_traits(con, as_of)
         rows = con.execute(f"select count(*) from {TRAITS_TABLE}").fetchone()[0]

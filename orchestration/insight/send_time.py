@@ -32,6 +32,9 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
+from orchestration.insight.traits_table import replace_traits
+from orchestration.warehouse import create_table
+
 HOURS = 168
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WINDOW_DAYS = 180  # engagements counted: the last 180 days up to as_of
@@ -386,23 +389,21 @@ def load_customers(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
+EVAL_COLUMNS = """
+    as_of date not null, run_id varchar not null, evaluated_at timestamp not null,
+    customers bigint, customers_with_events bigint, events bigint,
+    alpha0 double, log_likelihood double, population_best_hour integer,
+    cutoff varchar, train_events bigint, holdout_events bigint,
+    shrunk_exact double, shrunk_1h double, unshrunk_exact double, unshrunk_1h double,
+    baseline_exact double, baseline_1h double, lift_exact double,
+    few_holdout_events bigint, few_shrunk_exact double, few_unshrunk_exact double,
+    few_shrunk_brier double, few_unshrunk_brier double, seconds double
+"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists audit")
+    create_table(con, EVAL_TABLE, EVAL_COLUMNS)
     con.execute("create schema if not exists marts")
-    con.execute(
-        f"""
-        create table if not exists {EVAL_TABLE} (
-            as_of date not null, run_id varchar not null, evaluated_at timestamp not null,
-            customers bigint, customers_with_events bigint, events bigint,
-            alpha0 double, log_likelihood double, population_best_hour integer,
-            cutoff varchar, train_events bigint, holdout_events bigint,
-            shrunk_exact double, shrunk_1h double, unshrunk_exact double, unshrunk_1h double,
-            baseline_exact double, baseline_1h double, lift_exact double,
-            few_holdout_events bigint, few_shrunk_exact double, few_unshrunk_exact double,
-            few_shrunk_brier double, few_unshrunk_brier double, seconds double
-        )
-        """
-    )
 
 
 @dataclass(frozen=True)
@@ -459,27 +460,20 @@ def run(
     ensure_tables(con)
     con.execute("begin")
     try:
-        con.register("send_time_traits", traits)
-        con.execute(
-            f"""
-            create or replace table {TRAITS_TABLE} as
-            select
-                c360.customer_id,
-                cast(traits.best_hour_of_week as integer) as best_hour_of_week,
-                traits.best_local_time,
-                c360.time_zone,
-                cast(traits.n_events as bigint) as n_events,
-                traits.confidence,
-                traits.confidence_level,
-                cast(? as date) as as_of
-            from marts.customer_360 as c360
-            left join send_time_traits as traits on c360.customer_id = traits.customer_id
-            order by c360.customer_id
+        rows = replace_traits(
+            con,
+            TRAITS_TABLE,
+            traits,
+            """
+            cast(traits.best_hour_of_week as integer) as best_hour_of_week,
+            traits.best_local_time,
+            c360.time_zone,
+            cast(traits.n_events as bigint) as n_events,
+            traits.confidence,
+            traits.confidence_level
             """,
-            [as_of],
+            as_of,
         )
-        con.unregister("send_time_traits")
-        rows = con.execute(f"select count(*) from {TRAITS_TABLE}").fetchone()[0]
         e = evaluation
         con.execute(f"delete from {EVAL_TABLE} where as_of = ? and run_id = ?", [as_of, run_id])
         values = [
