@@ -236,6 +236,18 @@ def pipeline(mode: str, persons: int, seed: int) -> dict:
             "evaluate": out.stdout + out.stderr[-1000:]}  # fmt: skip
 
 
+def generate_second(mode: str, persons: int, seed: int, max_edits: int | None, prefix: str) -> Path:
+    """A new temp folder holding landing/ and truth/ of the second noise profile in `mode`
+    ("link" or "dedup"), `max_edits` per duplicate when given (else the profile's)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    noise = noise_second.SecondNoise(mode=mode)
+    if max_edits:
+        noise = dataclasses.replace(noise, max_edits=max_edits)
+    noise_second.generate(persons, seed, AS_OF, tmp / "landing", tmp / "truth", noise,
+                          progress=None)  # fmt: skip
+    return tmp
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--persons", type=int, default=5000)
@@ -252,12 +264,7 @@ def main() -> None:
     )  # fmt: skip
     args = ap.parse_args()
     for mode in ("link", "dedup") if args.mode == "both" else (args.mode,):
-        tmp = Path(tempfile.mkdtemp(prefix="c360_second_"))
-        noise = noise_second.SecondNoise(mode=mode)
-        if args.max_edits:
-            noise = dataclasses.replace(noise, max_edits=args.max_edits)
-        noise_second.generate(args.persons, args.seed, AS_OF, tmp / "landing", tmp / "truth",
-                              noise, progress=None)  # fmt: skip
+        tmp = generate_second(mode, args.persons, args.seed, args.max_edits, "c360_second_")
         con, truth = load(tmp / "landing", tmp / "truth")
         keys = sorted(truth)
         cross = mode == "link"

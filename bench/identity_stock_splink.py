@@ -40,11 +40,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import logging
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -211,12 +209,9 @@ def main() -> None:
     ap.add_argument("--max-edits", type=int, default=None, help="per duplicate (profile: 4)")
     args = ap.parse_args()
     for mode in ("link", "dedup") if args.mode == "both" else (args.mode,):
-        tmp = Path(tempfile.mkdtemp(prefix="c360_stock_"))
-        noise = noise_second.SecondNoise(mode=mode)
-        if args.max_edits:
-            noise = dataclasses.replace(noise, max_edits=args.max_edits)
-        noise_second.generate(args.persons, args.seed, AS_OF, tmp / "landing", tmp / "truth",
-                              noise, progress=None)  # fmt: skip
+        tmp = person_only.generate_second(
+            mode, args.persons, args.seed, args.max_edits, "c360_stock_"
+        )
         con, truth = person_only.load(tmp / "landing", tmp / "truth")
         crm = next((tmp / "landing" / "crm" / "contacts").rglob("*.csv"))
         # the state (CRM only): the recipe blocks on it with the street

@@ -63,13 +63,14 @@ def synthesise(con: duckdb.DuckDBPyConnection, customers: int, seed: float) -> N
         from range({customers}) as t(i)
         """
     )
+    # a customer_id drawn at random from the synthesised customers (events and orders)
+    any_customer = f"'c_' || lpad(cast(cast(random() * {customers} as bigint) as varchar), 9, '0')"
     events = customers * 7
     con.execute(
         f"""
         create table int_segments__events as
         select
-            'c_' || lpad(cast(cast(random() * {customers} as bigint) as varchar), 9, '0')
-                as customer_id,
+            {any_customer} as customer_id,
             'e' || cast(i as varchar) as event_id,
             (['page', 'product_viewed', 'session_start', 'cart_add', 'feature_used',
               'checkout'])[1 + cast(random() * 6 as integer) % 6] as event_name,
@@ -83,8 +84,7 @@ def synthesise(con: duckdb.DuckDBPyConnection, customers: int, seed: float) -> N
         f"""
         create table int_segments__orders as
         select
-            'c_' || lpad(cast(cast(random() * {customers} as bigint) as varchar), 9, '0')
-                as customer_id,
+            {any_customer} as customer_id,
             'o' || cast(i as varchar) as order_id,
             cast(round(5 + random() * 300, 2) as decimal(18, 2)) as total_amount,
             date '{AS_OF}' - cast(random() * 730 as integer) as local_date
