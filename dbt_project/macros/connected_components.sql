@@ -180,6 +180,19 @@
     {{ return((prefix or this.identifier) ~ '__cc_' ~ name) }}
 {% endmacro %}
 
+{#- A select of the components build_connected_components computed for the model being built
+    (its pre-hook): one row per graph node, node_key, component_key (the smallest node key of the
+    node's component) and is_record (a record node, key 'r|…', rather than an identifier value). -#}
+{% macro cc_component_keys(prefix=none) -%}
+    select
+        nodes.node as node_key,
+        component.node as component_key,
+        nodes.node like 'r|%' as is_record
+    from {{ cc_scratch('settled', prefix) }} as settled
+    inner join {{ cc_scratch('nodes', prefix) }} as nodes on settled.id = nodes.id
+    inner join {{ cc_scratch('nodes', prefix) }} as component on settled.label = component.id
+{%- endmacro %}
+
 {#- The pass log kept next to the model: <model>__cc_passes. -#}
 {% macro cc_pass_log() %}
     {{ return(api.Relation.create(

@@ -67,11 +67,8 @@
                 {%- do run_query('drop table if exists ' ~ labelled) -%}
                 {%- do run_query(
                     'create temporary table ' ~ labelled ~ ' as
-                    select nodes.node as node_key, label_nodes.node as label
-                    from ' ~ cc_scratch('settled', level_cc) ~ ' as settled
-                    inner join ' ~ cc_scratch('nodes', level_cc) ~ ' as nodes on settled.id = nodes.id
-                    inner join ' ~ cc_scratch('nodes', level_cc) ~ ' as label_nodes
-                        on settled.label = label_nodes.id'
+                    select components.node_key, components.component_key as label
+                    from (' ~ cc_component_keys(level_cc) ~ ') as components'
                 ) -%}
                 {%- if attempt == 'check' -%}
                     {%- do run_query('drop table if exists ' ~ level_violations) -%}

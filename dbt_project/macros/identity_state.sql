@@ -132,33 +132,41 @@
         from {{ ref('int_identity__limit_drops') }}
     ),
 
-    edge_sides as (
-        -- record-to-value links: the value's other records are the far side
+    edge_ends as (
+        -- the far record of each link: for a record-to-value link every other record of the
+        -- value; for a record-to-record link its node (the second half lists every link, but a
+        -- value node is no record, so edge_sides keeps only the record-to-record ones from it)
         select
             edges.record_key,
             edges.rule,
             edges.identifier_type,
             edges.identifier_value,
-            near.previous_id as near_id,
-            far.previous_id as far_id
+            other_edges.record_key as far_record_key
         from edges
         inner join edges as other_edges
             on edges.node_key = other_edges.node_key and edges.record_key <> other_edges.record_key
-        inner join labels as near on edges.record_key = near.record_key
-        inner join labels as far on other_edges.record_key = far.record_key
         where edges.node_key like 'v|%'
         union all
-        -- record-to-record links
         select
-            edges.record_key,
-            edges.rule,
-            edges.identifier_type,
-            edges.identifier_value,
+            record_key,
+            rule,
+            identifier_type,
+            identifier_value,
+            node_key
+        from edges
+    ),
+
+    edge_sides as (
+        select
+            edge_ends.record_key,
+            edge_ends.rule,
+            edge_ends.identifier_type,
+            edge_ends.identifier_value,
             near.previous_id as near_id,
             far.previous_id as far_id
-        from edges
-        inner join labels as near on edges.record_key = near.record_key
-        inner join labels as far on edges.node_key = far.record_key
+        from edge_ends
+        inner join labels as near on edge_ends.record_key = near.record_key
+        inner join labels as far on edge_ends.far_record_key = far.record_key
     ),
 
     bridges as (

@@ -7,6 +7,20 @@
     cast(timezone(coalesce({{ time_zone }}, 'UTC'), timezone('UTC', {{ utc_timestamp }})) as date)
 {%- endmacro %}
 
+{#- A select of the customers behind one kind of source record, with their time zone, for
+    localizing activity: one row per record of `source`/`entity` in customer_id_map (source_record_id,
+    customer_id) with the customer's time_zone from customer_360. Shared by the int_segments models,
+    so events and orders resolve to customers and local dates alike. -#}
+{% macro resolved_customer_time_zones(source, entity) -%}
+    select
+        id_map.source_record_id,
+        id_map.customer_id,
+        customers.time_zone
+    from {{ ref('customer_id_map') }} as id_map
+    inner join {{ ref('customer_360') }} as customers on id_map.customer_id = customers.customer_id
+    where id_map.source = '{{ source }}' and id_map.entity = '{{ entity }}'
+{%- endmacro %}
+
 {#- A top-level JSON property as text (keys are validated identifiers, never user SQL). -#}
 {% macro json_text(json_column, key) -%}
     {{ return(adapter.dispatch('json_text', 'c360')(json_column, key)) }}

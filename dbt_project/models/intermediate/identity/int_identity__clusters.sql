@@ -12,22 +12,8 @@
     post_hook="{{ drop_connected_components_scratch() }}",
 ) }}
 
-with settled as (
-    select * from {{ cc_scratch('settled') }}
-),
-
-nodes as (
-    select * from {{ cc_scratch('nodes') }}
-),
-
-final as (
-    select
-        nodes.node as node_key,
-        component.node as component_key,
-        nodes.node like 'r|%' as is_record
-    from settled
-    inner join nodes on settled.id = nodes.id
-    inner join nodes as component on settled.label = component.id
+with final as (
+    {{ cc_component_keys() }}
 )
 
 select * from final

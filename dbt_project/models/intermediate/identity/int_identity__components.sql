@@ -29,13 +29,8 @@ unchanged as (
 ),
 
 resolved as (
-    select
-        nodes.node as node_key,
-        component.node as component_key,
-        nodes.node like 'r|%' as is_record
-    from {{ cc_scratch('settled') }} as settled
-    inner join {{ cc_scratch('nodes') }} as nodes on settled.id = nodes.id
-    inner join {{ cc_scratch('nodes') }} as component on settled.label = component.id
+    -- the limited part of the graph, from this model's pre-hook
+    {{ cc_component_keys() }}
 ),
 
 final as (

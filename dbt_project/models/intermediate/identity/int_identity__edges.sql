@@ -16,17 +16,11 @@
         database=links_source.database, schema=links_source.schema, identifier=links_source.identifier
     ) -%}
 {%- endif -%}
-{%- set no_links -%}
-    (select
-        cast(null as varchar) as record_key,
-        cast(null as varchar) as node_key,
-        cast(null as varchar) as identifier_type,
-        cast(null as varchar) as identifier_value,
-        cast(null as varchar) as rule,
-        cast(null as double precision) as match_probability,
-        cast(null as date) as as_of
-    where false)
-{%- endset -%}
+{%- set no_links = empty_relation([
+    ('record_key', 'varchar'), ('node_key', 'varchar'), ('identifier_type', 'varchar'),
+    ('identifier_value', 'varchar'), ('rule', 'varchar'), ('match_probability', 'double precision'),
+    ('as_of', 'date')
+]) -%}
 with deterministic as (
     select
         record_key,

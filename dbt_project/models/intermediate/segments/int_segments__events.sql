@@ -6,32 +6,20 @@ with events as (
     where occurred_at <= {{ as_of_end() }}
 ),
 
-id_map as (
-    select
-        source_record_id as anonymous_id,
-        customer_id
-    from {{ ref('customer_id_map') }}
-    where source = 'web' and entity = 'anonymous_ids'
-),
-
 customers as (
-    select
-        customer_id,
-        time_zone
-    from {{ ref('customer_360') }}
+    {{ resolved_customer_time_zones('web', 'anonymous_ids') }}
 ),
 
 localized as (
     select
-        id_map.customer_id,
+        customers.customer_id,
         events.event_id,
         events.event_name,
         events.properties,
         events.occurred_at,
         {{ local_date('events.occurred_at', 'customers.time_zone') }} as local_date
     from events
-    inner join id_map on events.anonymous_id = id_map.anonymous_id
-    inner join customers on id_map.customer_id = customers.customer_id
+    inner join customers on events.anonymous_id = customers.source_record_id
 ),
 
 final as (

@@ -5,31 +5,19 @@ with orders as (
     where is_revenue and ordered_at <= {{ as_of_end() }}
 ),
 
-id_map as (
-    select
-        source_record_id as shop_customer_id,
-        customer_id
-    from {{ ref('customer_id_map') }}
-    where source = 'shop' and entity = 'customers'
-),
-
 customers as (
-    select
-        customer_id,
-        time_zone
-    from {{ ref('customer_360') }}
+    {{ resolved_customer_time_zones('shop', 'customers') }}
 ),
 
 localized as (
     select
-        id_map.customer_id,
+        customers.customer_id,
         orders.order_id,
         orders.ordered_at,
         orders.total_amount,
         {{ local_date('orders.ordered_at', 'customers.time_zone') }} as local_date
     from orders
-    inner join id_map on orders.shop_customer_id = id_map.shop_customer_id
-    inner join customers on id_map.customer_id = customers.customer_id
+    inner join customers on orders.shop_customer_id = customers.source_record_id
 ),
 
 final as (

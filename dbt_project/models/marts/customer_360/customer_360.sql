@@ -34,15 +34,7 @@ customers as (
 ),
 
 orders as (
-    select
-        id_map.customer_id,
-        orders.*
-    from {{ ref('int_activity__orders') }} as orders
-    inner join id_map
-        on
-            id_map.source = 'shop' and id_map.entity = 'customers'
-            and orders.shop_customer_id = id_map.source_record_id
-    where orders.ordered_at <= {{ as_of_end() }} and orders.is_revenue
+    {{ resolved_revenue_orders('id_map') }}
 ),
 
 order_stats as (
@@ -77,31 +69,28 @@ customer_emails as (
     where email_normalized is not null
 ),
 
-email_engagement as (
+email_events as (
+    -- the customers' email engagement of the 90 days to as_of
     select
         customer_emails.customer_id,
-        sum(case
-            when
-                engagement.event_type = 'opened'
-                and engagement.occurred_at > {{ dbt.dateadd('day', -30, as_of_end()) }} then 1
-            else 0
-        end)
-            as email_opens_30d,
-        sum(case
-            when
-                engagement.event_type = 'clicked'
-                and engagement.occurred_at > {{ dbt.dateadd('day', -30, as_of_end()) }} then 1
-            else 0
-        end)
-            as email_clicks_30d,
-        sum(case when engagement.event_type = 'opened' then 1 else 0 end) as email_opens_90d,
-        sum(case when engagement.event_type = 'clicked' then 1 else 0 end) as email_clicks_90d
+        engagement.event_type,
+        engagement.occurred_at > {{ dbt.dateadd('day', -30, as_of_end()) }} as is_last_30d
     from {{ ref('int_activity__email_engagement') }} as engagement
     inner join customer_emails on engagement.email_normalized = customer_emails.email_normalized
     where
         engagement.occurred_at <= {{ as_of_end() }}
         and engagement.occurred_at > {{ dbt.dateadd('day', -90, as_of_end()) }}
-    group by customer_emails.customer_id
+),
+
+email_engagement as (
+    select
+        customer_id,
+        sum(case when event_type = 'opened' and is_last_30d then 1 else 0 end) as email_opens_30d,
+        sum(case when event_type = 'clicked' and is_last_30d then 1 else 0 end) as email_clicks_30d,
+        sum(case when event_type = 'opened' then 1 else 0 end) as email_opens_90d,
+        sum(case when event_type = 'clicked' then 1 else 0 end) as email_clicks_90d
+    from email_events
+    group by customer_id
 ),
 
 consent as (
