@@ -878,10 +878,24 @@ def _split_defects(
     return out
 
 
-def _older_versions(rng: np.random.Generator, clean: np.ndarray, rows: int, rate: float):
-    """Rows (sorted) that get an extra, older version; chosen among non-defective rows."""
+def _older_versions(
+    rng: np.random.Generator,
+    cols: dict[str, pa.Array],
+    defective: list[np.ndarray],
+    rate: float,
+    since: np.ndarray,
+    updated: np.ndarray,
+) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """Rows (sorted) that get an extra, older version, chosen among the rows not in `defective`,
+    and those versions: copies of the rows' `cols`, updated_at drawn between the row's `since`
+    and its own `updated` (one row per entry of `updated`)."""
+    rows = len(updated)
+    clean = np.setdiff1d(np.arange(rows), np.concatenate(defective))
     k = min(_count(rows, rate), len(clean))
-    return np.sort(rng.choice(clean, k, replace=False)) if k else np.array([], np.int64)
+    dup = np.sort(rng.choice(clean, k, replace=False)) if k else np.array([], np.int64)
+    older = _table_take(cols, dup)
+    older["updated_at"] = _ts(_between(rng, since[dup], updated[dup] - 1))
+    return dup, older
 
 
 def _interleave_versions(current: int, older_of: np.ndarray) -> np.ndarray:
@@ -1143,10 +1157,9 @@ def _crm(rng, people: _People, noise: NoiseProfile, end: int, out: _Output) -> d
         "crm__contacts", _take(ids, no_updated), "updated_at.required", "updated_at", "quarantine"
     )
     # Older versions: same contact_id, earlier updated_at, one other value different.
-    clean = np.setdiff1d(np.arange(m), np.r_[bad_email, no_updated])
-    dup = _older_versions(rng, clean, m, noise.duplicate_rate)
-    older = _table_take(cols, dup)
-    older["updated_at"] = _ts(_between(rng, created[dup], updated[dup] - 1))
+    dup, older = _older_versions(
+        rng, cols, [bad_email, no_updated], noise.duplicate_rate, created, updated
+    )
     what = rng.integers(0, 3, len(dup))
     line2 = older["address_line2"]
     older["address_line2"] = _where(what == 0, _where(_is_null(line2), "Apt 2", None), line2)
@@ -1332,10 +1345,9 @@ def _shop(
     out.plant(
         "shop__orders", _take(order_ids, unknown), "status.valid_values", "status", "quarantine"
     )
-    clean = np.setdiff1d(np.arange(o), np.r_[negative, unknown])
-    dup = _older_versions(rng, clean, o, noise.duplicate_rate)
-    older = _table_take(cols, dup)
-    older["updated_at"] = _ts(_between(rng, ordered[dup], updated[dup] - 1))
+    dup, older = _older_versions(
+        rng, cols, [negative, unknown], noise.duplicate_rate, ordered, updated
+    )
     before = np.array([0, 0, 1, 2, 0, 3])[status_i[dup]]
     older["status"] = _lookup(statuses, before)
     # a placed order's older version had no shipping country yet (versions always differ)

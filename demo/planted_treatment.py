@@ -135,6 +135,20 @@ def _decisions_sql(truth: TreatmentTruth, seed: int, has_arm: bool = False) -> s
     """
 
 
+def _side_sql(side: str) -> str:
+    """The aggregates of one side of a send ("treated" or "held_out"), named after it: members,
+    shop customers, planted conversions, the expected rate alone and within the window, and the
+    expected orders within the window."""
+    return f"""
+        count(*) as {side},
+        count(*) filter (where shop_customer_id is not null) as {side}_shop_customers,
+        count(*) filter (where converted) as {side}_planted_conversions,
+        avg(case when shop_customer_id is null then 0 else p_convert end) as expected_{side}_rate,
+        avg(1 - p_none_in_window) as expected_{side}_rate_in_window,
+        avg(expected_orders_in_window) as expected_orders
+    """
+
+
 def _truth_sql(window_days: int, mean_spend: float) -> str:
     """Per sync, send night and treatment arm (each against the night's held-out members):
     members, planted conversions and the expected rates (alone and within the attribution
@@ -150,26 +164,13 @@ def _truth_sql(window_days: int, mean_spend: float) -> str:
             group by all
         ),
         held as (
-            select sync_id, as_of,
-                count(*) as held_out,
-                count(*) filter (where shop_customer_id is not null) as held_out_shop_customers,
-                count(*) filter (where converted) as held_out_planted_conversions,
-                avg(case when shop_customer_id is null then 0 else p_convert end)
-                    as expected_held_out_rate,
-                avg(1 - p_none_in_window) as expected_held_out_rate_in_window,
-                avg(expected_orders_in_window) as expected_orders
+            select sync_id, as_of, {_side_sql("held_out")}
             from mine where is_holdout
             group by sync_id, as_of
         ),
         treated as (
             select sync_id, any_value(segment_name) as segment_name, as_of, arm,
-                count(*) as treated,
-                count(*) filter (where shop_customer_id is not null) as treated_shop_customers,
-                count(*) filter (where converted) as treated_planted_conversions,
-                avg(case when shop_customer_id is null then 0 else p_convert end)
-                    as expected_treated_rate,
-                avg(1 - p_none_in_window) as expected_treated_rate_in_window,
-                avg(expected_orders_in_window) as expected_orders
+                {_side_sql("treated")}
             from mine where not is_holdout
             group by sync_id, as_of, arm
         )
