@@ -51,11 +51,15 @@ def fold_sql(expr: str) -> str:
     accents, ligatures, full-width forms and ß/Ø/Ł/Æ/Œ/Þ to lower-case ASCII, then everything
     but letters and digits removed, '' as null ('Müller' = 'MULLER', 'Straße' = 'strasse')."""
     source, target, multi = sql_table()
+    folding = expr
     for folded, chars in multi.items():
-        expr = f"regexp_replace({expr}, '[{chars}]', '{folded}', 'g')"
+        folding = f"regexp_replace({folding}, '[{chars}]', '{folded}', 'g')"
+    # printable ASCII has nothing to translate (most values): skip the costly translate()
     return (
-        f"nullif(lower(regexp_replace(translate({expr}, '{source}', '{target}'), "
-        "'[^A-Za-z0-9]', '', 'g')), '')"
+        f"nullif(lower(case when regexp_replace({expr}, '[^ -~]', '', 'g') = {expr} "
+        f"then regexp_replace({expr}, '[^A-Za-z0-9]', '', 'g') "
+        f"else regexp_replace(translate({folding}, '{source}', '{target}'), "
+        "'[^A-Za-z0-9]', '', 'g') end), '')"
     )
 
 

@@ -173,3 +173,17 @@ def test_generated_spelling_variants_of_one_person_now_share_a_key(tmp_path):
     )
     assert old_linked == []
     assert share >= 0.6
+
+
+def test_probabilistic_fold_sql_folds_like_python():
+    """The probabilistic step's own SQL fold (ASCII fast path included) equals fold()."""
+    from orchestration.identity.probabilistic import fold_sql
+
+    con = duckdb.connect()
+    values = [chr(cp) for cp in DOMAIN] + [chr(cp) for cp in range(0x20, 0x7F)]
+    values += ["\t12 Oak", "O'Brien-Smith", "\u212a", "\u0130"]
+    values += [v for group in TRICKY for v in group]
+    con.execute("create temp table t (i integer, v varchar)")
+    con.executemany("insert into t values (?, ?)", list(enumerate(values)))
+    got = [r[0] for r in con.execute(f"select {fold_sql('v')} from t order by i").fetchall()]
+    assert got == [fold(v) or None for v in values]
