@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,13 +174,8 @@ class LinkCounts:
     refused_by_household_guard: int = 0
 
     def metadata(self) -> dict[str, Any]:
-        return {
-            "records": self.records,
-            "links": self.links,
-            "refused_by_cluster_check": self.refused_by_cluster_check,
-            "refused_by_household_guard": self.refused_by_household_guard,
-            "seconds": round(self.seconds, 2),
-        }
+        """Every count as it is, seconds rounded to 0.01 (asset metadata)."""
+        return {**asdict(self), "seconds": round(self.seconds, 2)}
 
 
 def _name_comparison(column: str):  # -> splink comparison

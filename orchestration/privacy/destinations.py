@@ -12,7 +12,7 @@ rows of an acknowledged person are deleted (they hold the identifier).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import duckdb
 
@@ -32,14 +32,8 @@ class Acknowledgement:
     reason: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {
-            "sync": self.sync,
-            "destination": self.destination,
-            "identifier_hash": self.identifier_hash,
-            "how": self.how,
-            "status": self.status,
-            "reason": self.reason,
-        }
+        """Every field but request_id (the receipt that holds the answers names it)."""
+        return {k: v for k, v in asdict(self).items() if k != "request_id"}
 
 
 def _holders(con: duckdb.DuckDBPyConnection, customer_ids: set[str], identifiers: set[str]):

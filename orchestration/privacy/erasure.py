@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +223,23 @@ def _column_pairs(
     return out
 
 
+def _column_joins(
+    tmp: _Temp,
+    table: str,
+    cols: Sequence[IdColumn],
+    reqs: list[Request],
+    index: _ColumnIndex,
+    anchors: bool,
+) -> list[tuple[str, str]]:
+    """(column expression, registered pairs) for each of `cols` that holds an identifier of a
+    request (its anchors only when `anchors`): the joins `_hits_sql` and expansion run."""
+    return [
+        (f"t.{quote_ident(c.column)}", tmp.add(pairs))
+        for c in cols
+        if (pairs := _column_pairs(table, c, reqs, index, anchors=anchors))
+    ]
+
+
 def _hits_sql(table: str, joins: list[tuple[str, str]]) -> str:
     """(rid, r): the rows of `table` each request reaches, one equality join per
     (column expression, registered pairs)."""
@@ -251,11 +268,7 @@ def expand_all(con: duckdb.DuckDBPyConnection, reqs: list[Request], index: _Colu
             names = [c.column for c in cols] + sorted(set(extra))
             sel = ", ".join(f"t.{quote_ident(n)}" for n in names)
             with _Temp(con) as tmp:
-                joins = [
-                    (f"t.{quote_ident(c.column)}", tmp.add(pairs))
-                    for c in cols
-                    if (pairs := _column_pairs(table, c, active, index, anchors=True))
-                ]
+                joins = _column_joins(tmp, table, cols, active, index, anchors=True)
                 if not joins:
                     continue
                 rows = con.execute(
@@ -334,11 +347,7 @@ def _erase_contract_tables(con, reqs: list[Request], index: _ColumnIndex) -> Non
             table = f"{schema}.{quote_ident(name)}"
             person = cid in PERSON_CONTRACTS
             with _Temp(con) as tmp:
-                joins = [
-                    (f"t.{quote_ident(c.column)}", tmp.add(pairs))
-                    for c in usable
-                    if (pairs := _column_pairs(table, c, reqs, index, anchors=person))
-                ]
+                joins = _column_joins(tmp, table, usable, reqs, index, anchors=person)
                 if not joins:
                     continue
                 _delete_hits(con, table, _hits_sql(table, joins), reqs, first_only=False,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +101,16 @@ def _comparison_sql(operand: str, op: str, value: Any, numeric_operand: str | No
     raise ValueError(f"unknown operator {op!r}")
 
 
-def _bounds_sql(expression: str, bound: dict[str, Any]) -> str:
+def bounds_sql(
+    expression: str, bound: dict[str, Any], literal: Callable[[Any], str] = _literal
+) -> str:
+    """`expression` held to a count or revenue bound (`at_least`, `at_most`, either or both),
+    joined with "and"; `literal` writes a bound value (a SQL literal unless told otherwise)."""
     parts = []
     if "at_least" in bound:
-        parts.append(f"{expression} >= {_literal(bound['at_least'])}")
+        parts.append(f"{expression} >= {literal(bound['at_least'])}")
     if "at_most" in bound:
-        parts.append(f"{expression} <= {_literal(bound['at_most'])}")
+        parts.append(f"{expression} <= {literal(bound['at_most'])}")
     return " and ".join(parts)
 
 
@@ -164,7 +169,7 @@ def _event_sql(spec: dict[str, Any], conditions: Conditions) -> str:
         + _where([*filters, window] if window else filters)
         + "    group by segment_events.customer_id"
     )
-    return _bounds_sql(f"coalesce({name}.events, 0)", spec.get("count") or {"at_least": 1})
+    return bounds_sql(f"coalesce({name}.events, 0)", spec.get("count") or {"at_least": 1})
 
 
 def _orders_sql(spec: dict[str, Any], conditions: Conditions) -> str:
@@ -195,10 +200,10 @@ def _orders_sql(spec: dict[str, Any], conditions: Conditions) -> str:
     parts = []
     if "count" in spec or "revenue" not in spec:
         parts.append(
-            _bounds_sql(f"coalesce({name}.orders, 0)", spec.get("count") or {"at_least": 1})
+            bounds_sql(f"coalesce({name}.orders, 0)", spec.get("count") or {"at_least": 1})
         )
     if "revenue" in spec:
-        parts.append(_bounds_sql(f"coalesce({name}.revenue, 0)", spec["revenue"]))
+        parts.append(bounds_sql(f"coalesce({name}.revenue, 0)", spec["revenue"]))
     return " and ".join(parts)
 
 

@@ -35,7 +35,7 @@ from orchestration.contracts.customer_360 import pii_column_names
 from orchestration.contracts.masking import mask_value
 from orchestration.contracts.model import ContractError
 from orchestration.paths import REPO_ROOT, warehouse_path
-from orchestration.segments.compiler import Conditions, condition_sql, segment_sql
+from orchestration.segments.compiler import Conditions, bounds_sql, condition_sql, segment_sql
 from orchestration.segments.model import GlobalRules, Segment
 from orchestration.segments.render import render_duckdb
 from orchestration.warehouse import SCHEMAS, connect
@@ -180,12 +180,8 @@ def _comparison_text(operand: str, op: str, value: Any) -> str:
 
 
 def _bounds_text(label: str, bound: dict[str, Any]) -> str:
-    parts = []
-    if "at_least" in bound:
-        parts.append(f"{label} >= {bound['at_least']}")
-    if "at_most" in bound:
-        parts.append(f"{label} <= {bound['at_most']}")
-    return " and ".join(parts)
+    """`label` held to a bound as the preview shows it (values as written, not SQL literals)."""
+    return bounds_sql(label, bound, literal=str)
 
 
 def _window_text(spec: dict[str, Any]) -> str:
