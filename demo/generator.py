@@ -913,10 +913,21 @@ def _concat(a: dict[str, pa.Array], b: dict[str, pa.Array]) -> dict[str, pa.Arra
     return {k: pa.concat_arrays([a[k].cast(_STR), b[k].cast(_STR)]) for k in a}
 
 
-def _sorted_by_time(persons: np.ndarray, created: np.ndarray):
-    """Records in creation order (ids then grow with time, as in real systems)."""
+def _present(
+    rng: np.random.Generator,
+    people: _People,
+    presence: float,
+    end: int,
+    max_years: int,
+    prefix: str,
+) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """The persons a source holds (each with probability `presence`), one record each, created
+    between `max_years` and two days before `end`: persons and creation times in creation order
+    (ids then grow with time, as in real systems) and the record ids (`prefix` + 6 digits)."""
+    persons = np.flatnonzero(rng.random(people.n) < presence)
+    created = end - rng.integers(2 * DAY, max_years * YEAR, len(persons))
     order = np.argsort(created, kind="stable")
-    return persons[order], created[order]
+    return persons[order], created[order], _ids(prefix, len(persons), 6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1049,10 +1060,8 @@ def generate(
 
 def _crm(rng, people: _People, noise: NoiseProfile, end: int, out: _Output) -> dict:
     n = people.n
-    persons = np.flatnonzero(rng.random(n) < noise.crm_presence)
-    persons, created = _sorted_by_time(persons, end - rng.integers(2 * DAY, 8 * YEAR, len(persons)))
+    persons, created, ids = _present(rng, people, noise.crm_presence, end, 8, "C")
     m = len(persons)
-    ids = _ids("C", m, 6)
     updated = _between(rng, created + DAY, np.full(m, end))
     country = people.country[persons]
 
@@ -1238,11 +1247,8 @@ def _shop(
     clv: CLVTruth | None = None,
     seed: int = 0,
 ) -> dict:
-    n = people.n
-    persons = np.flatnonzero(rng.random(n) < noise.shop_presence)
-    persons, created = _sorted_by_time(persons, end - rng.integers(2 * DAY, 6 * YEAR, len(persons)))
+    persons, created, ids = _present(rng, people, noise.shop_presence, end, 6, "S")
     s = len(persons)
-    ids = _ids("S", s, 6)
     country = people.country[persons]
     no_key = people.no_key[persons]
     email = _where(no_key, _take(people.alt_email, persons), _take(people.email, persons))
@@ -1369,7 +1375,7 @@ def _shop(
             "updated_at": _ts(ordered[line_order]),
         },
     )
-    shop_of_person = np.full(n, -1)
+    shop_of_person = np.full(people.n, -1)
     shop_of_person[persons] = np.arange(s)
     result = {"ids": ids, "person": persons, "row_of_person": shop_of_person, "created": created}
     if clv_out is not None:
@@ -1468,11 +1474,8 @@ def _loyalty(
     crm: dict,
     address_rng: np.random.Generator,
 ):
-    n = people.n
-    persons = np.flatnonzero(rng.random(n) < noise.loyalty_presence)
-    persons, joined = _sorted_by_time(persons, end - rng.integers(2 * DAY, 5 * YEAR, len(persons)))
+    persons, joined, ids = _present(rng, people, noise.loyalty_presence, end, 5, "L")
     lm = len(persons)
-    ids = _ids("L", lm, 6)
     country = people.country[persons]
     contact_row = crm["row_of_person"][persons]
     link = (contact_row >= 0) & (rng.random(lm) < noise.loyalty_crm_link_rate)

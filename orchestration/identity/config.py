@@ -12,6 +12,7 @@ the field, and lets tests and tools use it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,16 +197,21 @@ def _known_keys(raw: dict[str, Any], where: str, known: tuple[str, ...]) -> None
         )
 
 
-def _distinct_known(
-    values: list[Any], where: str, known: tuple[str, ...], noun: str
-) -> tuple[str, ...]:
-    """`values` as a tuple when each is one of `known` and none is listed twice; `noun` names one
-    value in the error."""
+def _all_known(values: list[Any], where: str, known: Sequence[str], noun: str) -> None:
+    """Refuse the first of `values` that is not one of `known`; `noun` names one value."""
     for value in values:
         if value not in known:
             raise IdentityConfigError(
                 f"{where}: unknown {noun} {value!r} (known: {', '.join(known)})"
             )
+
+
+def _distinct_known(
+    values: list[Any], where: str, known: tuple[str, ...], noun: str
+) -> tuple[str, ...]:
+    """`values` as a tuple when each is one of `known` and none is listed twice; `noun` names one
+    value in the error."""
+    _all_known(values, where, known, noun)
     if len(set(values)) != len(values):
         raise IdentityConfigError(f"{where}: a {noun} is listed twice")
     return tuple(values)
@@ -433,11 +439,7 @@ def _rules(raw: Any, where: str, default: tuple[BlockingRule, ...]) -> tuple[Blo
             columns = rule
             if not isinstance(columns, list) or not columns:
                 raise IdentityConfigError(f"{field}: a non-empty list of columns is required")
-        for column in columns:
-            if column not in known:
-                raise IdentityConfigError(
-                    f"{field}: unknown column {column!r} (known: {', '.join(known)})"
-                )
+        _all_known(columns, field, known, "column")
         out.append(BlockingRule(tuple(columns), swapped))
     return tuple(out)
 
