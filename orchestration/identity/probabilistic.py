@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from orchestration.identity import blocking, given_names
+from orchestration.identity import blocking, given_names, probabilistic_inputs
 from orchestration.identity.fold import sql_table
 from orchestration.warehouse import connect as connect_warehouse
 from orchestration.warehouse import scratch as scratch_database
@@ -172,6 +172,8 @@ class LinkCounts:
     seconds: float
     refused_by_cluster_check: int = 0
     refused_by_household_guard: int = 0
+    # the last night's pairs kept: nothing the scoring reads had changed (probabilistic_inputs)
+    reused: bool = False
 
     def metadata(self) -> dict[str, Any]:
         """Every count as it is, seconds rounded to 0.01 (asset metadata)."""
@@ -720,6 +722,18 @@ def refresh(
     """Replace identity.probabilistic_links with this run's pairs (none when disabled)."""
     started = time.monotonic()
     records = candidates(con) if enabled else None
+    key = None
+    if records is not None:
+        key = probabilistic_inputs.fingerprint(con, records, _scoring_inputs(threshold, model))
+        kept = probabilistic_inputs.reusable(con, key, TABLE)
+        if kept is not None:
+            con.execute(f"update {TABLE} set as_of = cast(? as date)", [as_of])
+            return LinkCounts(
+                records=records.num_rows,
+                seconds=time.monotonic() - started,
+                reused=True,
+                **kept,
+            )
     links = predict(records, threshold, model) if records is not None else _no_links()
     con.execute("create schema if not exists identity")
     con.register("_probabilistic_links", links)
@@ -748,17 +762,34 @@ def refresh(
         )
     finally:
         con.unregister("_probabilistic_links")
-    return LinkCounts(
-        records=records.num_rows if records is not None else 0,
-        links=links.num_rows,
-        seconds=time.monotonic() - started,
-        refused_by_cluster_check=int(
+    counts = {
+        "links": links.num_rows,
+        "refused_by_cluster_check": int(
             (links.schema.metadata or {}).get(b"refused_by_cluster_check", b"0")
         ),
-        refused_by_household_guard=int(
+        "refused_by_household_guard": int(
             (links.schema.metadata or {}).get(b"refused_by_household_guard", b"0")
         ),
+    }
+    probabilistic_inputs.remember(con, key, TABLE, counts)
+    return LinkCounts(
+        records=records.num_rows if records is not None else 0,
+        seconds=time.monotonic() - started,
+        **counts,
     )
+
+
+def _scoring_inputs(threshold: float, model: Any) -> dict[str, Any]:
+    """Everything besides the records that decides predict()'s pairs (probabilistic_inputs)."""
+    from orchestration.identity import config as identity_config
+
+    return {
+        "threshold": float(threshold),
+        "model": _model_dict(model),
+        "config": repr(identity_config.load().probabilistic),
+        "code": [CANDIDATES_SQL, HOUSEHOLD_CONFLICT, GENERATION_YEARS, CHECK_FROM],
+        "nicknames": given_names.table().num_rows,
+    }
 
 
 def train(con: duckdb.DuckDBPyConnection, out: Path = MODEL_PATH) -> dict[str, Any]:

@@ -241,3 +241,41 @@ def test_project_config_enables_it_with_the_threshold_from_the_model():
         identity_config.parse({"probabilistic": {"threshold": 0.99}}).probabilistic.threshold
         == 0.99
     )
+
+
+def _links(con):
+    return con.execute(
+        "select * exclude (as_of) from identity.probabilistic_links order by all"
+    ).fetchall()
+
+
+def test_a_night_with_the_same_inputs_reuses_the_pairs_and_any_change_scores_again(warehouse):
+    """Scoring is skipped only when the records, threshold and links table are as last scored."""
+    con, rows = warehouse
+    _load(con, rows + [r for pair in TYPO_PAIRS + NAMESAKES for r in pair])
+    first = probabilistic.refresh(con, AS_OF, enabled=True, threshold=THRESHOLD)
+    scored = _links(con)
+    assert not first.reused and first.links == len(scored) > 0
+
+    again = probabilistic.refresh(con, "2026-11-22", enabled=True, threshold=THRESHOLD)
+    assert again.reused
+    assert (again.links, again.records) == (first.links, first.records)
+    assert _links(con) == scored
+    assert con.execute("select distinct as_of from identity.probabilistic_links").fetchall() == [
+        (dt.date(2026, 11, 22),)
+    ]
+
+    # a changed record: the typo pair's shop side now carries a different surname
+    con.execute(
+        "update intermediate.int_identity__records set last_name = 'Quell' "
+        "where record_key = 'r|shop:customers:T1'"
+    )
+    changed = probabilistic.refresh(con, "2026-11-23", enabled=True, threshold=THRESHOLD)
+    assert not changed.reused
+    assert not probabilistic.refresh(con, "2026-11-23", enabled=True, threshold=0.5).reused
+    assert probabilistic.refresh(con, "2026-11-23", enabled=True, threshold=0.5).reused
+
+    # the table changed behind the step's back (a restore, a hand edit): scored again
+    con.execute("delete from identity.probabilistic_links")
+    restored = probabilistic.refresh(con, "2026-11-23", enabled=True, threshold=0.5)
+    assert not restored.reused and restored.links > 0
