@@ -21,6 +21,7 @@ address), the prior from the pairs sharing an email or phone.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from orchestration.identity import blocking, given_names, probabilistic_inputs
+from orchestration.identity import blocking, fold, given_names, probabilistic_inputs
 from orchestration.identity.fold import sql_table
 from orchestration.warehouse import connect as connect_warehouse
 from orchestration.warehouse import scratch as scratch_database
@@ -781,6 +782,8 @@ def refresh(
 
 def _scoring_inputs(threshold: float, model: Any) -> dict[str, Any]:
     """Everything besides the records that decides predict()'s pairs (probabilistic_inputs)."""
+    from importlib.metadata import version
+
     from orchestration.identity import config as identity_config
 
     return {
@@ -788,7 +791,17 @@ def _scoring_inputs(threshold: float, model: Any) -> dict[str, Any]:
         "model": _model_dict(model),
         "config": repr(identity_config.load().probabilistic),
         "code": [CANDIDATES_SQL, HOUSEHOLD_CONFLICT, GENERATION_YEARS, CHECK_FROM],
-        "nicknames": given_names.table().num_rows,
+        # the Python that scores too (cluster check, block keys, nickname groups, folding) and
+        # the library: a change in any may change the pairs
+        "sources": [
+            hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            for path in (__file__, blocking.__file__, given_names.__file__, fold.__file__)
+        ],
+        "splink": version("splink"),
+        # the groups themselves, not their count: the nickname level and household guard read them
+        "nicknames": hashlib.sha256(
+            json.dumps(given_names.groups(), sort_keys=True).encode()
+        ).hexdigest(),
     }
 
 
