@@ -40,8 +40,13 @@ def probabilistic_links(
             con, as_of_from(context).isoformat(), settings.enabled, threshold, model
         )
         rows = con.execute(f"select count(*) from {probabilistic.TABLE}").fetchone()[0]
-    # what the block-size cap skipped while scoring (blocking.py; none when nothing was scored)
-    cap = blocking.last_report() if settings.enabled and counts.records >= 2 else None
+    # what the block-size cap skipped while scoring (blocking.py; none when nothing was scored,
+    # re-used pairs included: the last report is then another linker's, training's or a past night's)
+    cap = (
+        blocking.last_report()
+        if settings.enabled and counts.records >= 2 and not counts.reused
+        else None
+    )
     context.log.info(
         f"probabilistic links: {counts.links:,} pairs at p >= {threshold} (model {label}) among "
         f"{counts.records:,} records in {counts.seconds:.1f}s"
