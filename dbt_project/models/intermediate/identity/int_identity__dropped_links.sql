@@ -126,17 +126,40 @@ dropped as (
     select * from name_conflicts
 ),
 
-final as (
+-- A link refused for several reasons reports the one that refuses it whatever the others say:
+-- a blocked value links nobody, nor does one over its limit; a birth-date conflict refuses the
+-- value for everyone, a first-name conflict only between the records whose names disagree.
+ranked as (
     select
         dropped.record_key,
         dropped.node_key,
         candidates.identifier_type,
         candidates.rule,
-        min(dropped.drop_reason) as drop_reason
+        dropped.drop_reason,
+        row_number() over (
+            partition by dropped.record_key, dropped.node_key, candidates.identifier_type, candidates.rule
+            order by case dropped.drop_reason
+                when 'blocklist_exact' then 1
+                when 'blocklist_regex' then 2
+                when 'too_many_records_per_value' then 3
+                when 'birth_date_conflict' then 4
+                else 5
+            end
+        ) as reason_rank
     from dropped
     inner join candidates
         on dropped.record_key = candidates.record_key and dropped.node_key = candidates.node_key
-    group by dropped.record_key, dropped.node_key, candidates.identifier_type, candidates.rule
+),
+
+final as (
+    select
+        record_key,
+        node_key,
+        identifier_type,
+        rule,
+        drop_reason
+    from ranked
+    where reason_rank = 1
 )
 
 select * from final
