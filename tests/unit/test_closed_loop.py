@@ -18,7 +18,8 @@ from orchestration.paths import dbt_project_dir
 AS_OF = "2026-03-10"
 MODELS = (
     "stg_consent__events stg_consent__suppressions stg_consent__erasure_requests "
-    "stg_email__engagement int_activity__email_engagement stg_shop__orders consent_state "
+    "stg_email__engagement int_activity__email_engagement stg_shop__orders int_activity__orders "
+    "consent_state "
     "campaign_outcomes"
 )
 META = "_batch_id varchar, _loaded_at timestamp, _source_file varchar"
