@@ -26,11 +26,15 @@ def _environment() -> jinja2.Environment:
 
 
 @cache
+def _macro_source(name: str) -> str:
+    return (dbt_project_dir() / "macros" / f"{name}.sql").read_text()
+
+
+@cache
 def _macros() -> dict[str, Any]:
     env = _environment()
-    folder = dbt_project_dir() / "macros"
     return {
-        name: env.from_string((folder / f"{name}.sql").read_text()).make_module({})
+        name: env.from_string(_macro_source(name)).make_module({})
         for name in ("segments", "normalize")
     }
 
@@ -39,8 +43,11 @@ def render_duckdb(sql: str, ref: Callable[[str], str], as_of: dt.date) -> str:
     """`sql` with its Jinja rendered for DuckDB at `as_of` (config() calls render to nothing)."""
     segments, normalize = _macros()["segments"], _macros()["normalize"]
     env = _environment()
+    # the macros that read a model themselves see the caller's ref()
+    with_refs = env.from_string(_macro_source("segments")).make_module({"ref": ref})
     return env.from_string(sql).render(
         ref=ref,
+        resolved_customer_time_zones=with_refs.resolved_customer_time_zones,
         config=lambda **kwargs: "",
         as_of_date=lambda: f"cast('{as_of.isoformat()}' as date)",
         as_of_end=lambda: f"cast('{as_of.isoformat()} 23:59:59' as timestamp)",
