@@ -75,6 +75,18 @@ def main() -> int:
         log(f"generated {args.customers:,} customers, {sum(result.rows.values()):,} rows "
             f"(profile clv) in {time.monotonic() - started:.1f}s")  # fmt: skip
         night = run_night("full", env, home, args.as_of)
+        if night.returncode != 0:
+            # a failed night has no share to report; keep its home so its log can be read
+            args.keep = True
+            slowest = sorted(night.steps.items(), key=lambda kv: -kv[1])[:10]
+            print(f"night FAILED after {night.seconds:.1f} s, peak RSS "
+                  f"{night.peak_rss_bytes / 1e9:.2f} GB; no insight share. Slowest steps:")  # fmt: skip
+            for key, seconds in slowest:
+                print(f"  {key:<40}{seconds:>9.1f} s")
+            out = home / "bench-full.out"
+            if out.exists():
+                print("".join(out.read_text().splitlines(keepends=True)[-40:]))
+            return 1
         insight_keys = insight_step_keys()
         insight = {k: s for k, s in night.steps.items() if k in insight_keys}
         total = sum(insight.values())
