@@ -790,9 +790,8 @@ def _scoring_inputs(threshold: float, model: Any) -> dict[str, Any]:
         "threshold": float(threshold),
         "model": _model_dict(model),
         "config": repr(identity_config.load().probabilistic),
-        "code": [CANDIDATES_SQL, HOUSEHOLD_CONFLICT, GENERATION_YEARS, CHECK_FROM],
-        # the Python that scores too (cluster check, block keys, nickname groups, folding) and
-        # the library: a change in any may change the pairs
+        # the code that scores (its SQL and constants, cluster check, block keys, nickname
+        # groups, folding) and the library: a change in any may change the pairs
         "sources": [
             hashlib.sha256(Path(path).read_bytes()).hexdigest()
             for path in (__file__, blocking.__file__, given_names.__file__, fold.__file__)
