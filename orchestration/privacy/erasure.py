@@ -37,6 +37,7 @@ import pyarrow as pa
 from orchestration.contracts.rules_sql import quote_ident
 from orchestration.paths import landing_dir, outbox_dir
 from orchestration.privacy import files, s3_objects, tombstones
+from orchestration.privacy.column_index import ColumnIndex
 from orchestration.privacy.destinations import send_deletes
 from orchestration.privacy.identifiers import (
     IDENTIFIER_COLUMNS,
@@ -154,38 +155,6 @@ def pending_requests(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[Req
     return out
 
 
-class _ColumnIndex:
-    """Per table and identifier column: normalised (kind, value) → the raw texts holding it."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.con = con
-        self._cache: dict[tuple[str, str], dict[tuple[str, str], set]] = {}
-
-    def index(self, table: str, col: IdColumn) -> dict[tuple[str, str], set]:
-        key = (table, col.column)
-        if key not in self._cache:
-            c = quote_ident(col.column)
-            extra = col.region_column or col.type_column
-            e = quote_ident(extra) if extra else "null"
-            idx: dict[tuple[str, str], set] = {}
-            for value, other in self.con.execute(
-                f"select distinct {c}, {e} from {table} where {c} is not null"
-            ).fetchall():
-                kind = kind_of_row(col, other) if col.type_column else col.kind
-                norm = normalise(kind, value, other if col.region_column else None)
-                if kind and norm is not None:
-                    idx.setdefault((kind, norm), set()).add(value)
-            self._cache[key] = idx
-        return self._cache[key]
-
-    def texts(self, table: str, col: IdColumn, ids: Ids) -> set:
-        idx = self.index(table, col)
-        out: set = set()
-        for i in ids:
-            out |= idx.get(i, set())
-        return out
-
-
 class _Temp:
     """Arrow tables registered as DuckDB views for one query (request index `r`, value `v`);
     unregistered on exit. Joins on them are equality joins DuckDB hashes."""
@@ -213,14 +182,10 @@ class _Temp:
 
 
 def _column_pairs(
-    table: str, col: IdColumn, reqs: list[Request], index: _ColumnIndex, anchors: bool
+    table: str, col: IdColumn, reqs: list[Request], index: ColumnIndex, anchors: bool
 ) -> list[tuple[int, object]]:
     """(request index, raw text of `col` holding one of its identifiers), every request."""
-    out = []
-    for i, req in enumerate(reqs):
-        ids = req.anchors if anchors else req.ids
-        out += [(i, t) for t in index.texts(table, col, ids)]
-    return out
+    return index.pairs(table, col, [req.anchors if anchors else req.ids for req in reqs])
 
 
 def _column_joins(
@@ -228,7 +193,7 @@ def _column_joins(
     table: str,
     cols: Sequence[IdColumn],
     reqs: list[Request],
-    index: _ColumnIndex,
+    index: ColumnIndex,
     anchors: bool,
 ) -> list[tuple[str, str]]:
     """(column expression, registered pairs) for each of `cols` that holds an identifier of a
@@ -248,7 +213,7 @@ def _hits_sql(table: str, joins: list[tuple[str, str]]) -> str:
     )
 
 
-def expand_all(con: duckdb.DuckDBPyConnection, reqs: list[Request], index: _ColumnIndex) -> None:
+def expand_all(con: duckdb.DuckDBPyConnection, reqs: list[Request], index: ColumnIndex) -> None:
     """Grow every request to its person, all requests at once: person records holding an anchor,
     their identifiers (ids anchor further; emails and phones only join req.ids), and the records
     customer_id_map puts in the same customer; a request stops when a pass finds it no new anchor
@@ -327,7 +292,7 @@ def _expand_by_map(con: duckdb.DuckDBPyConnection, reqs: list[Request]) -> None:
                 reqs[r].anchors.add((MAP_SOURCE_KIND[source], str(rid)))
 
 
-def _erase_contract_tables(con, reqs: list[Request], index: _ColumnIndex) -> None:
+def _erase_contract_tables(con, reqs: list[Request], index: ColumnIndex) -> None:
     """Rows of the person in raw, quarantine and the staging batch tables of every contract: per
     table one join counting each request's rows, then one delete (a row two requests reach
     counts for both)."""
@@ -650,12 +615,13 @@ def erase_pending(
     # are no-ops; a rewritten file whose ledger update was lost is read once more, as duplicates).
     con.execute("begin transaction")
     try:
-        index = _ColumnIndex(con)
+        index = ColumnIndex(con)
         expand_all(con, reqs, index)
         log(f"erasure: {len(reqs)} request(s), {sum(len(r.ids) for r in reqs)} identifiers")
         # destinations first: they are found through sync_state, which the sweep must not empty
         _destinations(con, reqs, log)
         _erase_contract_tables(con, reqs, index)
+        index.close()
         _erase_phone_lookup(con, reqs)
         _contact_history(con, reqs)
         _sweep(con, reqs)

@@ -23,7 +23,9 @@ CHECK = "destination_deletes_acknowledged"
     key=KEY,
     # platform unsubscribes land in raw consent first (defs/privacy/platform_unsubscribes.py)
     deps=[dg.AssetKey(c.asset_key_path) for c in all_source_contracts()]
-    + [dg.AssetKey(["privacy", "platform_unsubscribes"])],
+    + [dg.AssetKey(["privacy", "platform_unsubscribes"])]
+    # raw phone texts are matched by the E.164 staging reads (privacy/column_index.py)
+    + [dg.AssetKey(["reference", "phone_numbers"])],
     group_name="privacy",
     sources=(__file__, erasure_logic),
     check_specs=[

@@ -1,0 +1,162 @@
+"""Normalised identifiers of raw columns, computed in the warehouse (erasure's matching).
+
+Grain of one index: one row per distinct raw value of one identifier column of one table, with
+the (kind, normalised value) it holds — the same pair `identifiers.normalise` gives. The index is a
+temp table, so a warehouse of millions of people is matched by hash joins, never fetched into
+Python:
+
+- emails and source ids: `trim` (and `lower` for emails) in SQL, for values of printable ASCII
+  only, where SQL's trim/lower and Python's strip/lower agree character for character;
+- phones: the E.164 of `reference.phone_numbers` for the same (raw text, region hint), the lookup
+  staging reads, filled by the same libphonenumber call `normalise` makes;
+- every other value (non-ASCII text, a phone text the lookup lacks, a type or region column with
+  other characters) is normalised in Python by `identifiers.normalise` itself.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from orchestration.contracts.rules_sql import quote_ident
+from orchestration.privacy.identifiers import IdColumn, kind_of_row, normalise
+
+PHONES = "reference.phone_numbers"
+_ASCII = "'[ -~]*'"  # printable ASCII: Python's strip() removes exactly SQL trim()'s spaces here
+_TEXT_TYPES = {"VARCHAR"}
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                  "UINTEGER", "UBIGINT"}  # fmt: skip
+Ids = set[tuple[str, str]]
+
+
+def _ascii(expr: str) -> str:
+    return f"({expr} is null or regexp_full_match({expr}, {_ASCII}))"
+
+
+class ColumnIndex:
+    """Per (table, identifier column): a temp table (value, kind, norm) built once per erasure
+    transaction; `pairs` joins it with every request's identifiers."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self._tables: dict[tuple[str, str], str] = {}
+        self._has_phones = bool(
+            con.execute(
+                "select count(*) from information_schema.tables "
+                "where table_schema = 'reference' and table_name = 'phone_numbers'"
+            ).fetchone()[0]
+        )
+
+    def close(self) -> None:
+        for name in self._tables.values():
+            self.con.execute(f"drop table if exists temp.{name}").fetchall()
+        self._tables.clear()
+
+    def _type(self, table: str, column: str) -> str:
+        rows = self.con.execute(
+            f"select typeof({quote_ident(column)}) from {table} limit 1"
+        ).fetchall()
+        return rows[0][0] if rows else "VARCHAR"
+
+    def _sql_norm(self, col: IdColumn, kind_expr: str, value_type: str) -> tuple[str, str, str]:
+        """(from clause, norm expression, where the SQL normalisation holds) over the distinct
+        values `d` (columns value, other)."""
+        text = "d.value" if value_type in _TEXT_TYPES else "cast(d.value as varchar)"
+        other_ok = _ascii("d.other")
+        trimmed = f"nullif(trim({text}), '')"
+        phone, src, found = "null", "", "false"
+        if (col.kind == "phone" or col.type_column) and self._has_phones:
+            # a phone column, or a consent contact point whose type may say phone
+            region = "coalesce(upper(trim(d.other)), '')" if col.region_column else "''"
+            phone, found = "k.e164", "k.raw_text is not null"
+            src = f"left join {PHONES} k on k.raw_text = {text} and k.region = {region}"
+        norm = (
+            f"case {kind_expr} when 'email' then lower({trimmed}) when 'phone' then {phone} "
+            f"else {trimmed} end"
+        )
+        ok = f"{other_ok} and case {kind_expr} when 'phone' then {found} else {_ascii(text)} end"
+        return src, norm, ok
+
+    def _build(self, table: str, col: IdColumn) -> str:
+        name = f"_c360_erasure_idx_{len(self._tables)}"
+        c = quote_ident(col.column)
+        extra = col.region_column or col.type_column
+        e = f"cast({quote_ident(extra)} as varchar)" if extra else "null::varchar"
+        value_type = self._type(table, col.column)
+        distinct = f"select distinct {c} as value, {e} as other from {table} where {c} is not null"
+        if value_type not in _TEXT_TYPES | _INTEGER_TYPES:
+            # a column of another type: every value through Python, as `normalise` reads it
+            self.con.execute(
+                f"create temp table {name} as select d.value, null::varchar as kind, "
+                f"null::varchar as norm from ({distinct}) d limit 0"
+            ).fetchall()
+            self._python_rows(name, col, f"select value, other from ({distinct})")
+            return name
+        if col.type_column:
+            kind_expr = (
+                "case lower(trim(d.other)) when 'email' then 'email' when 'phone' then 'phone' "
+                "when 'customer_id' then 'customer_id' end"
+            )
+        else:
+            kind_expr = f"'{col.kind}'"
+        src, norm, ok = self._sql_norm(col, kind_expr, value_type)
+        self.con.execute(
+            f"create temp table {name} as select value, kind, norm from ("
+            f"select d.value, {kind_expr} as kind, {norm} as norm, {ok} as sql_ok "
+            f"from ({distinct}) d {src}) n where sql_ok and kind is not null and norm is not null"
+        ).fetchall()
+        self._python_rows(
+            name,
+            col,
+            f"select d.value, d.other from ({distinct}) d {src} where not ({ok})",
+        )
+        return name
+
+    def _python_rows(self, name: str, col: IdColumn, select: str) -> None:
+        """Normalise the rows of `select` (value, other) in Python and add them to `name`."""
+        rows = []
+        for value, other in self.con.execute(select).fetchall():
+            kind = kind_of_row(col, other) if col.type_column else col.kind
+            norm = normalise(kind, value, other if col.region_column else None) if kind else None
+            if norm is not None:
+                rows.append((value, kind, norm))
+        if not rows:
+            return
+        values, kinds, norms = zip(*rows, strict=True)
+        self.con.register(
+            "_c360_erasure_py",
+            pa.table({"value": list(values), "kind": list(kinds), "norm": list(norms)}),
+        )
+        try:
+            self.con.execute(
+                f"insert into {name} select value, kind, norm from _c360_erasure_py"
+            ).fetchall()
+        finally:
+            self.con.unregister("_c360_erasure_py")
+
+    def table(self, table: str, col: IdColumn) -> str:
+        key = (table, col.column)
+        if key not in self._tables:
+            self._tables[key] = self._build(table, col)
+        return self._tables[key]
+
+    def pairs(self, table: str, col: IdColumn, ids: list[Ids]) -> list[tuple[int, object]]:
+        """(request index, raw value of `col` holding one of that request's identifiers), for
+        ids[i] the identifiers of request i."""
+        needles = [(i, k, v) for i, got in enumerate(ids) for k, v in sorted(got)]
+        if not needles:
+            return []
+        idx = self.table(table, col)
+        self.con.register(
+            "_c360_erasure_needles",
+            pa.table({"r": pa.array([n[0] for n in needles], pa.int64()),
+                      "kind": pa.array([n[1] for n in needles], pa.string()),
+                      "norm": pa.array([n[2] for n in needles], pa.string())}),
+        )  # fmt: skip
+        try:
+            return self.con.execute(
+                f"select distinct n.r, x.value from {idx} x join _c360_erasure_needles n "
+                "on x.kind = n.kind and x.norm = n.norm order by 1, 2"
+            ).fetchall()
+        finally:
+            self.con.unregister("_c360_erasure_needles")
