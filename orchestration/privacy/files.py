@@ -4,8 +4,9 @@ A file is searched cell by cell (identifiers.cell_matches): an email, a source o
 as it is, a phone by its E.164. A file holding a match is rewritten without those rows to a
 temporary name in its folder and renamed over the original (atomic: a reader sees the old file
 or the new one, never half), or removed when no row is left. Formats: CSV (header kept, UTF-8
-BOM kept), JSON lines (the other lines kept byte for byte), Parquet. A cheap byte search first
-skips files that cannot hold any identifier (text formats).
+BOM kept), JSON lines (the other lines kept byte for byte), Parquet. In the text formats a cheap
+test per line (LineFilter) picks the lines that can hold an identifier; only those are compared
+cell by cell, so a file of tens of millions of rows is read once at C speed.
 
 Grain of the result: one rewritten or removed file, with the rows dropped per request.
 """
@@ -41,23 +42,56 @@ class Rewrite:
     size: int = 0
 
 
-def _prefilter(data: bytes, needles: dict[tuple[str, str], set[str]]) -> bool:
-    """False only when the bytes cannot hold any identifier (so the file need not be parsed)."""
-    low = data.lower()
-    for kind, value in needles:
-        if kind == "phone":
-            continue
-        if value.lower().encode() in low:
+# Where a cell's text can end in a line of CSV or JSON: Python's strip() whitespace (ASCII), the
+# CSV separator and quote, JSON's punctuation.
+_BOUNDARY = re.compile(rb'[\s\x1c-\x1f,":{}\[\]]+')
+# a run of phone characters from its first digit (identifiers.looks_like_phone's alphabet)
+_PHONE_RUN = re.compile(rb"[0-9][0-9 ().\-/]{5,}")
+_NON_DIGIT = re.compile(rb"[^0-9]")
+
+
+class LineFilter:
+    """Which lines of a CSV or JSON-lines file may hold an identifier of `needles`: a cheap test
+    per line (C-level splits and set lookups) so that only those lines are parsed and compared
+    cell by cell (identifiers.cell_matches). It never skips a line a cell match would find:
+
+    - a line with other than ASCII or with a JSON escape other than `\\"` is always a candidate;
+    - an email or id matches only as a whole cell, stripped: its lower-case text is then one piece
+      of the lower-cased line split at cell boundaries (`_BOUNDARY`); a needle holding a boundary
+      character is searched as a substring instead;
+    - a phone matches by its E.164, whose last seven digits are the last seven of the cell's
+      digits (the assumption the whole erasure makes about written phone numbers: separators,
+      a national or international prefix, never other trailing digits).
+    """
+
+    def __init__(self, needles: dict[tuple[str, str], set[str]]):
+        plain = {v.lower().encode() for k, v in needles if k != "phone"}
+        self.substrings = sorted(p for p in plain if _BOUNDARY.search(p) or not p.isascii())
+        self.pieces = plain - set(self.substrings)
+        # a JSON escape can hide an identifier's text (\u00e5, \/); an escaped quote only
+        # can hide one holding a quote or a backslash itself
+        odd = any(b'"' in p or b"\\" in p for p in plain)
+        self.escape = re.compile(rb"\\" if odd else rb'\\[^"]')
+        self.tails = {_NON_DIGIT.sub(b"", v.encode())[-7:] for k, v in needles if k == "phone"}
+
+    def __call__(self, line: bytes) -> bool:
+        if not line.isascii() or self.escape.search(line):
             return True
-    tails = sorted({v[-7:] for k, v in needles if k == "phone"})
-    if tails:
-        # the last seven digits, as written in any format (separators between digits allowed),
-        # not inside a longer run of digits such as a timestamp's
-        sep = rb"[ ().\-/]{0,3}"
-        alts = b"|".join(sep.join(re.escape(ch.encode()) for ch in t) for t in tails)
-        if re.search(rb"(?:" + alts + rb")(?![0-9])", data):
+        low = line.lower()
+        if not self.pieces.isdisjoint(_BOUNDARY.split(low)):
             return True
-    return False
+        if any(s in low for s in self.substrings):
+            return True
+        if self.tails:
+            for run in _PHONE_RUN.findall(line):
+                digits = _NON_DIGIT.sub(b"", run)
+                if len(digits) >= 7 and digits[-7:] in self.tails:
+                    return True
+        return False
+
+    def lines(self, data: bytes) -> set[int]:
+        """Indexes (bytes.splitlines) of the candidate lines of `data`."""
+        return {i for i, line in enumerate(data.splitlines()) if self(line)}
 
 
 def _row_hits(values, needles) -> set[str]:
@@ -79,22 +113,32 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _csv(data: bytes, needles) -> tuple[bytes | None, dict[str, int], int]:
-    bom = data.startswith(b"\xef\xbb\xbf")
-    text = data.decode("utf-8-sig")
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows:
+def _csv(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[str, int], int]:
+    candidates = lines.lines(data)
+    if not candidates:
         return None, {}, 0
-    header, body = rows[0], rows[1:]
+    bom = data.startswith(b"\xef\xbb\xbf")
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+    header = next(reader, None)
+    if header is None:
+        return None, {}, 0
     kept, dropped = [], {}
-    for row in body:
-        hits = _row_hits(row, needles)
+    start = reader.line_num  # a row spans the physical lines [start, reader.line_num)
+    for row in reader:
+        end = reader.line_num
+        near = (
+            start in candidates
+            if end - start == 1
+            else not candidates.isdisjoint(range(start, end))
+        )
+        start = end
+        hits = _row_hits(row, needles) if near else set()
         for r in hits:
             dropped[r] = dropped.get(r, 0) + 1
         if not hits:
             kept.append(row)
     if not dropped:
-        return None, {}, len(body)
+        return None, {}, len(kept)
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -102,9 +146,12 @@ def _csv(data: bytes, needles) -> tuple[bytes | None, dict[str, int], int]:
     return (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode(), dropped, len(kept)
 
 
-def _jsonl(data: bytes, needles) -> tuple[bytes | None, dict[str, int], int]:
+def _jsonl(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[str, int], int]:
     kept, dropped = [], {}
     for line in data.splitlines(keepends=True):
+        if not lines(line):
+            kept.append(line)
+            continue
         try:
             obj = json.loads(line) if line.strip() else None
         except ValueError:
@@ -136,28 +183,30 @@ def _parquet(source, needles) -> tuple[bytes | None, dict[str, int], int]:
 
 
 def rewrite_data(
-    suffix: str, data: bytes, needles: dict[tuple[str, str], set[str]]
+    suffix: str,
+    data: bytes,
+    needles: dict[tuple[str, str], set[str]],
+    lines: LineFilter | None = None,
 ) -> tuple[bytes | None, dict[str, int], int]:
     """The bytes of a `suffix` file (.csv, .jsonl, .parquet) without the rows holding an
     identifier in `needles`: (new bytes or None when no row matched, rows dropped per request,
-    rows left). The same rewrite as rewrite_file, for bytes held elsewhere (an S3 object)."""
+    rows left). The same rewrite as rewrite_file, for bytes held elsewhere (an S3 object).
+    `lines`: the needles' LineFilter, built once for many files."""
     if suffix == ".parquet":
         return _parquet(pa.BufferReader(data), needles)
-    if not _prefilter(data, needles):
-        return None, {}, 0
-    return (_csv if suffix == ".csv" else _jsonl)(data, needles)
+    lines = lines or LineFilter(needles)
+    return (_csv if suffix == ".csv" else _jsonl)(data, needles, lines)
 
 
-def rewrite_file(path: Path, needles: dict[tuple[str, str], set[str]]) -> Rewrite | None:
+def rewrite_file(
+    path: Path, needles: dict[tuple[str, str], set[str]], lines: LineFilter | None = None
+) -> Rewrite | None:
     """Drop the rows of `path` that hold an identifier in `needles` ((kind, normalised value)
     → request ids); None when the file holds none."""
     if path.suffix == ".parquet":
         new, dropped, left = _parquet(path, needles)
     else:
-        data = path.read_bytes()
-        if not _prefilter(data, needles):
-            return None
-        new, dropped, left = (_csv if path.suffix == ".csv" else _jsonl)(data, needles)
+        new, dropped, left = rewrite_data(path.suffix, path.read_bytes(), needles, lines)
     if new is None:
         return None
     out = Rewrite(path, dropped)
@@ -174,11 +223,12 @@ def rewrite_tree(root: Path, needles: dict[tuple[str, str], set[str]]) -> list[R
     """rewrite_file for every data file under `root` (a missing root holds nothing)."""
     if not root.exists() or not needles:
         return []
+    lines = LineFilter(needles)
     done = []
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in SUFFIXES and not path.name.startswith("."):
             with contextlib.suppress(FileNotFoundError):
-                r = rewrite_file(path, needles)
+                r = rewrite_file(path, needles, lines)
                 if r is not None:
                     done.append(r)
     return done
