@@ -20,14 +20,10 @@ Exits 1 when the night fails. Figures: docs/benchmarks.md ("Insight layer share 
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import importlib
-import os
 import pkgutil
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,21 +49,15 @@ def insight_step_keys() -> frozenset[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--customers", type=int, default=200_000, help="e.g. 50000 | 200000")
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 21))
-    parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    sys.path.insert(0, str(REPO))
+    from bench.nightly import log, night_parser, run_night, temporary_home
+
+    parser = night_parser(__doc__.split("\n\n")[0], 200_000, "e.g. 50000 | 200000")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(REPO))
-    from bench.nightly import log, run_night
+    work, home, env = temporary_home("c360_insight_bench_")
     from demo.generator import PROFILES, generate
-    from orchestration.paths import home_env
 
-    work = Path(tempfile.mkdtemp(prefix="c360_insight_bench_"))
-    home = work / "home"
-    env = {**os.environ, **home_env(home), "PYTHONPATH": str(REPO)}
     try:
         started = time.monotonic()
         result = generate(args.customers, args.seed, args.as_of, home / "landing",

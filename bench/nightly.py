@@ -241,23 +241,37 @@ def render(nights: list[Measured], reference: Measured | None, top: int, title: 
     console.print(steps)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--customers", type=int, default=50_000, help="50000 | 200000 | 1000000")
+def night_parser(description: str, customers: int, customers_help: str) -> argparse.ArgumentParser:
+    """The options of a bench that generates customers and runs nights in a temporary home:
+    --customers (default `customers`), --seed, --as-of, --keep."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--customers", type=int, default=customers, help=customers_help)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 21))
-    parser.add_argument("--steps", type=int, default=10, help="slowest steps to list")
-    parser.add_argument("--no-reference", action="store_true", help="skip the reference")
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
-    args = parser.parse_args()
+    return parser
 
+
+def temporary_home(prefix: str) -> tuple[Path, Path, dict[str, str]]:
+    """A fresh work folder, the C360 home inside it and the environment of a process using that
+    home (never the developer's C360_HOME; this checkout on PYTHONPATH)."""
     sys.path.insert(0, str(REPO))
-    from demo.generator import generate
     from orchestration.paths import home_env
 
-    work = Path(tempfile.mkdtemp(prefix="c360_nightly_bench_"))
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     home = work / "home"
-    env = {**os.environ, **home_env(home), "PYTHONPATH": str(REPO)}
+    return work, home, {**os.environ, **home_env(home), "PYTHONPATH": str(REPO)}
+
+
+def main() -> int:
+    parser = night_parser(__doc__.split("\n\n")[0], 50_000, "50000 | 200000 | 1000000")
+    parser.add_argument("--steps", type=int, default=10, help="slowest steps to list")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference")
+    args = parser.parse_args()
+
+    work, home, env = temporary_home("c360_nightly_bench_")
+    from demo.generator import generate
+
     nights: list[Measured] = []
     reference: Measured | None = None
     try:
