@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from orchestration.int_setting import int_setting
+
 LIVE_SOURCES = ("crm", "shop")
 
 
@@ -47,15 +49,7 @@ class ShopConfig:
 
 def _int(name: str, default: int, env: dict[str, str]) -> int:
     raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise LiveConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise LiveConfigError(f"{name} must be >= 0, got {value}")
-    return value
+    return int_setting(name, raw, 0, LiveConfigError) if raw else default
 
 
 def source_mode(source: str, env: dict[str, str] | None = None) -> str:

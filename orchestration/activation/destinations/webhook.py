@@ -34,6 +34,7 @@ from orchestration.activation.destinations.registry import (
     RateLimiter,
 )
 from orchestration.contracts.rules_sql import quote_literal
+from orchestration.int_setting import int_setting
 from orchestration.redaction import redact, redact_logger, redact_url, url_secrets
 
 if TYPE_CHECKING:
@@ -116,14 +117,7 @@ class WebhookConfig:
 def max_in_flight_from_env(prefix: str = "C360_WEBHOOK") -> int:
     """`<prefix>_MAX_IN_FLIGHT` (default 2): batches in flight at once, at least 1."""
     name = f"{prefix}_MAX_IN_FLIGHT"
-    raw = os.environ.get(name, "2")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise WebhookConfigError(f"{name}: {raw!r} is not an integer") from None
-    if value < 1:
-        raise WebhookConfigError(f"{name}: {value} must be at least 1")
-    return value
+    return int_setting(name, os.environ.get(name, "2"), 1, WebhookConfigError)
 
 
 class Row:
