@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -50,8 +51,16 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pd.DataFra
     return con.execute(sql, params).df()
 
 
-def _missing(table: str) -> Section:
-    return Section(None, f"{table} does not exist yet (no run has built it)")
+def _section(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    table: str,
+    read: Callable[[duckdb.DuckDBPyConnection, dt.date, str], Section],
+) -> Section:
+    """`read`'s section from `table`, or the reason there is none while no run has built it."""
+    if not _exists(con, table):
+        return Section(None, f"{table} does not exist yet (no run has built it)")
+    return read(con, as_of, table)
 
 
 def _other_as_of(con, table: str, column: str, as_of: dt.date) -> Section:
@@ -61,11 +70,8 @@ def _other_as_of(con, table: str, column: str, as_of: dt.date) -> Section:
     return Section(None, f"{table} holds {held}, not {as_of}: rerun that night to report it")
 
 
-def segment_sizes(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
+def segment_sizes(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
     """Members per segment and as_of, every night up to as_of (audit.segment_stats)."""
-    table = "audit.segment_stats"
-    if not _exists(con, table):
-        return _missing(table)
     frame = _frame(
         con,
         f"select as_of, segment_name, members, holdout from {table} where as_of <= ? "
@@ -85,12 +91,9 @@ def segment_sizes(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
     )
 
 
-def clv(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
+def clv(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
     """Histogram of predicted 12-month value (CLV_BINS bins up to the 99th percentile, the top
     bin open-ended) of the customers with CLV traits in marts.customer_clv at as_of."""
-    table = "marts.customer_clv"
-    if not _exists(con, table):
-        return _missing(table)
     stats = con.execute(
         f"select count(predicted_value_12m), quantile_cont(predicted_value_12m, 0.99), "
         f"avg(p_alive), sum(predicted_value_12m), count(*) from {table} where as_of = ?",
@@ -124,11 +127,8 @@ def clv(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
     )
 
 
-def retention(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
+def retention(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
     """Retention rate per first-order month and months since (marts.kpi_retention_cohorts)."""
-    table = "marts.kpi_retention_cohorts"
-    if not _exists(con, table):
-        return _missing(table)
     frame = _frame(
         con,
         f"""
@@ -152,12 +152,9 @@ def retention(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
     return Section(frame, facts=facts)
 
 
-def lift(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
+def lift(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
     """Conversion lift with its 95 % interval per sync (per sync and arm for an A/B/n sync, the
     label `sync / arm`), over all its measured nights."""
-    table = "marts.campaign_lift"
-    if not _exists(con, table):
-        return _missing(table)
     # a campaign_lift written before A/B/n arms has no arm column
     has_arm = con.execute(
         "select count(*) from information_schema.columns where table_schema = 'marts' "
@@ -190,11 +187,8 @@ def lift(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
     )
 
 
-def calibration(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Section:
+def calibration(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
     """The lead score's reliability table of the night's backtest (audit.lead_score_fits)."""
-    table = "audit.lead_score_fits"
-    if not _exists(con, table):
-        return _missing(table)
     row = con.execute(
         f"select reliability, roc_auc, brier, base_rate, mean_score, message from {table} "
         "where as_of = ? order by recorded_at desc limit 1",
@@ -223,9 +217,9 @@ def collect(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> ReportData:
     """Every chart's data for as_of."""
     return ReportData(
         as_of=as_of,
-        segment_sizes=segment_sizes(con, as_of),
-        clv=clv(con, as_of),
-        retention=retention(con, as_of),
-        lift=lift(con, as_of),
-        calibration=calibration(con, as_of),
+        segment_sizes=_section(con, as_of, "audit.segment_stats", segment_sizes),
+        clv=_section(con, as_of, "marts.customer_clv", clv),
+        retention=_section(con, as_of, "marts.kpi_retention_cohorts", retention),
+        lift=_section(con, as_of, "marts.campaign_lift", lift),
+        calibration=_section(con, as_of, "audit.lead_score_fits", calibration),
     )
