@@ -6,25 +6,11 @@ with events as (
     where occurred_at <= {{ as_of_end() }}
 ),
 
-customers as (
-    {{ resolved_customer_time_zones('web', 'anonymous_ids') }}
-),
-
-localized as (
-    select
-        customers.customer_id,
-        events.event_id,
-        events.event_name,
-        events.properties,
-        events.occurred_at,
-        {{ local_date('events.occurred_at', 'customers.time_zone') }} as local_date
-    from events
-    inner join customers on events.anonymous_id = customers.source_record_id
-),
-
 final as (
-    select * from localized
-    where local_date <= {{ as_of_date() }}
+    {{ localized_activity(
+        'events', 'anonymous_id', 'web', 'anonymous_ids', 'occurred_at',
+        ['event_id', 'event_name', 'properties', 'occurred_at']
+    ) }}
 )
 
 select * from final

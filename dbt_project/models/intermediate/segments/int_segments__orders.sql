@@ -5,24 +5,11 @@ with orders as (
     where is_revenue and ordered_at <= {{ as_of_end() }}
 ),
 
-customers as (
-    {{ resolved_customer_time_zones('shop', 'customers') }}
-),
-
-localized as (
-    select
-        customers.customer_id,
-        orders.order_id,
-        orders.ordered_at,
-        orders.total_amount,
-        {{ local_date('orders.ordered_at', 'customers.time_zone') }} as local_date
-    from orders
-    inner join customers on orders.shop_customer_id = customers.source_record_id
-),
-
 final as (
-    select * from localized
-    where local_date <= {{ as_of_date() }}
+    {{ localized_activity(
+        'orders', 'shop_customer_id', 'shop', 'customers', 'ordered_at',
+        ['order_id', 'ordered_at', 'total_amount']
+    ) }}
 )
 
 select * from final
