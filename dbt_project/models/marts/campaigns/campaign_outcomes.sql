@@ -81,19 +81,10 @@ sends as (
     from contact_history
 ),
 
+-- the latest decision per sync, as_of and customer, with the ends of its two windows
 windows as (
     select
-        contact_id,
-        sync_id,
-        segment_name,
-        as_of,
-        customer_id,
-        channel,
-        contact_point,
-        outcome,
-        is_holdout,
-        arm,
-        window_starts_at,
+        *,
         {{ dbt.dateadd('day', engagement_days, 'window_starts_at') }} as engagement_ends_at,
         {{ dbt.dateadd('day', attribution_days, 'window_starts_at') }} as attribution_ends_at
     from sends
