@@ -10,6 +10,11 @@ from orchestration.insight import customer_360_insight as view
 
 KEY = dg.AssetKey(["marts", "customer_360_insight"])
 GRAIN_CHECK = "one_row_per_customer_360_row"
+GRAIN_SPEC = dg.AssetCheckSpec(
+    GRAIN_CHECK,
+    asset=KEY,
+    description="The view has exactly customer_360's rows, one per customer_id.",
+)
 
 
 @nightly_asset(
@@ -22,13 +27,7 @@ GRAIN_CHECK = "one_row_per_customer_360_row"
     ),
     group_name="insight",
     sources=(__file__, view),
-    check_specs=[
-        dg.AssetCheckSpec(
-            GRAIN_CHECK,
-            asset=KEY,
-            description="The view has exactly customer_360's rows, one per customer_id.",
-        )
-    ],
+    check_specs=[GRAIN_SPEC],
 )
 def customer_360_insight(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """marts.customer_360_insight (view): one row per customer of customer_360 with all its columns
