@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from orchestration.privacy.identifiers import cell_matches
@@ -166,17 +167,50 @@ def _jsonl(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[
     return b"".join(kept), dropped, sum(1 for ln in kept if ln.strip())
 
 
-def _parquet(source, needles) -> tuple[bytes | None, dict[str, int], int]:
+_ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() removes in ASCII
+
+
+def _parquet_candidates(table: pa.Table, lines: LineFilter) -> pa.Array:
+    """Per row of a Parquet table: may it hold an identifier (LineFilter's rules, per column in
+    Arrow): a cell of other than ASCII, one whose stripped lower-case text is a needle, or one
+    with a phone's last seven digits; a nested or binary cell whenever it is set."""
+    plain = pa.array(sorted(p.decode() for p in lines.pieces | set(lines.substrings)), pa.string())
+    tails = pa.array(sorted(t.decode() for t in lines.tails), pa.string())
+    mask = pa.array([False] * table.num_rows, pa.bool_())
+    for col in table.columns:
+        if pa.types.is_nested(col.type) or pa.types.is_binary(col.type):
+            mask = pc.or_(mask, pc.is_valid(col))
+            continue
+        text = col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
+        hit = pc.invert(pc.string_is_ascii(text))
+        trimmed = pc.utf8_trim(text, _ASCII_WHITESPACE)
+        hit = pc.or_(hit, pc.is_in(pc.utf8_lower(trimmed), value_set=plain))
+        if len(tails):
+            digits = pc.replace_substring_regex(text, "[^0-9]", "")
+            tail = pc.utf8_slice_codeunits(digits, -7)
+            phone = pc.and_(pc.greater_equal(pc.utf8_length(digits), 7),
+                            pc.is_in(tail, value_set=tails))  # fmt: skip
+            hit = pc.or_(hit, phone)
+        mask = pc.or_(mask, pc.fill_null(hit, False))
+    return mask
+
+
+def _parquet(source, needles, lines: LineFilter) -> tuple[bytes | None, dict[str, int], int]:
     table = pq.read_table(source)
-    mask, dropped = [], {}
-    for row in table.to_pylist():
+    dropped: dict[str, int] = {}
+    candidates = pc.indices_nonzero(_parquet_candidates(table, lines))
+    erased = []
+    for i, row in zip(candidates.to_pylist(), table.take(candidates).to_pylist(), strict=True):
         hits = _row_hits(row.values(), needles)
         for r in hits:
             dropped[r] = dropped.get(r, 0) + 1
-        mask.append(not hits)
+        if hits:
+            erased.append(i)
     if not dropped:
         return None, {}, table.num_rows
-    kept = table.filter(pa.array(mask))
+    keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()),
+                              value_set=pa.array(erased, pa.int64())))  # fmt: skip
+    kept = table.filter(keep)
     sink = io.BytesIO()
     pq.write_table(kept, sink)
     return sink.getvalue(), dropped, kept.num_rows
@@ -192,9 +226,9 @@ def rewrite_data(
     identifier in `needles`: (new bytes or None when no row matched, rows dropped per request,
     rows left). The same rewrite as rewrite_file, for bytes held elsewhere (an S3 object).
     `lines`: the needles' LineFilter, built once for many files."""
-    if suffix == ".parquet":
-        return _parquet(pa.BufferReader(data), needles)
     lines = lines or LineFilter(needles)
+    if suffix == ".parquet":
+        return _parquet(pa.BufferReader(data), needles, lines)
     return (_csv if suffix == ".csv" else _jsonl)(data, needles, lines)
 
 
@@ -204,7 +238,7 @@ def rewrite_file(
     """Drop the rows of `path` that hold an identifier in `needles` ((kind, normalised value)
     → request ids); None when the file holds none."""
     if path.suffix == ".parquet":
-        new, dropped, left = _parquet(path, needles)
+        new, dropped, left = _parquet(path, needles, lines or LineFilter(needles))
     else:
         new, dropped, left = rewrite_data(path.suffix, path.read_bytes(), needles, lines)
     if new is None:

@@ -95,3 +95,29 @@ def test_a_quoted_cell_over_two_lines_is_compared_as_one_row():
     data = b'a,b\n"Line one\nmore",S9\nkeep,y\n'
     new, dropped, left = files.rewrite_data(".csv", data, NEEDLES)
     assert dropped == {"R1": 1} and new == b"a,b\nkeep,y\n" and left == 1
+
+
+def test_a_parquet_file_keeps_exactly_the_rows_without_an_identifier():
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _rows(13, 3000)
+    text = [[None if v is None else str(v) for v in r] for r in rows]
+    table = pa.table(
+        {
+            "a": pa.array([r[0] for r in text], pa.string()),
+            "b": pa.array([r[1] for r in text], pa.large_string()),
+            "n": pa.array([12345 if i % 97 == 0 else i for i in range(len(rows))], pa.int64()),
+            "s": pa.array(
+                [{"k": "S9"} if i % 101 == 0 else None for i in range(len(rows))],
+                pa.struct([("k", pa.string())]),
+            ),
+        }
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    new, _dropped, left = files.rewrite_data(".parquet", sink.getvalue().to_pybytes(), NEEDLES)
+    want = [r for r in table.to_pylist() if not _hit(r.values()) and not _hit(
+        (r["s"] or {}).values())]  # fmt: skip
+    got = pq.read_table(pa.BufferReader(new)).to_pylist()
+    assert got == want and left == len(want) and len(want) < len(rows) - 300
