@@ -490,23 +490,13 @@ def has_outcomes(con: duckdb.DuckDBPyConnection, outcomes: str = OUTCOMES_TABLE)
     return table_exists(con, *outcomes.split("."))
 
 
-def run(
-    con: duckdb.DuckDBPyConnection,
-    as_of: dt.date,
-    holdout_shares: Mapping[str, float],
-    cost_per_contact: Mapping[str, float] | None = None,
-    srm_alpha: float = SRM_ALPHA,
-    sync_arms: Mapping[str, Sequence[ArmSpec]] | None = None,
-) -> list[LiftRow]:
-    """Compute the lift of every sync from marts.campaign_outcomes and rewrite marts.campaign_lift
-    (empty when the outcomes table does not exist yet)."""
-    rows = (
-        compute(
-            con, as_of, holdout_shares, cost_per_contact, srm_alpha=srm_alpha, sync_arms=sync_arms
-        )
-        if has_outcomes(con)
-        else []
-    )
+def run(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: LiftSettings) -> list[LiftRow]:
+    """Compute the lift of every sync from marts.campaign_outcomes with `config` (settings())
+    and rewrite marts.campaign_lift (empty when the outcomes table does not exist yet)."""
+    rows = []
+    if has_outcomes(con):
+        rows = compute(con, as_of, config.holdout_shares, config.cost_per_contact,
+                       srm_alpha=config.srm_alpha, sync_arms=config.sync_arms)  # fmt: skip
     write(con, rows)
     return rows
 

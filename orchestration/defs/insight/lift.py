@@ -28,14 +28,7 @@ def campaign_lift(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     as_of = as_of_from(context)
     config = lift.settings()
     with warehouse.connection() as con:
-        rows = lift.run(
-            con,
-            as_of,
-            config.holdout_shares,
-            config.cost_per_contact,
-            srm_alpha=config.srm_alpha,
-            sync_arms=config.sync_arms,
-        )
+        rows = lift.run(con, as_of, config)
     pooled = [r for r in rows if r.scope == "all_nights"]
     flagged = sorted({r.sync_id for r in rows if r.is_srm})
     if flagged:
