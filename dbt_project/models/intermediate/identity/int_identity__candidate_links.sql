@@ -106,30 +106,33 @@ name_address_links as (
     where name_address is not null
 ),
 
-loyalty_crm_links as (
+-- Record-to-record lookups: a loyalty card names its CRM contact, an identify call names the
+-- shop account behind an anonymous id (once per anonymous id and account).
+record_lookups as (
     select
-        'r|loyalty:members:' || loyalty_members.loyalty_member_id as record_key,
-        'r|crm:contacts:' || loyalty_members.crm_contact_id as node_key,
+        'r|loyalty:members:' || loyalty_member_id as record_key,
+        'r|crm:contacts:' || crm_contact_id as node_key,
         'crm_contact_id' as identifier_type,
-        loyalty_members.crm_contact_id as identifier_value,
+        crm_contact_id as identifier_value,
         'loyalty_crm_lookup' as rule
     from loyalty_members
-    inner join records as crm_records
-        on crm_records.record_key = 'r|crm:contacts:' || loyalty_members.crm_contact_id
-    where loyalty_members.crm_contact_id is not null
-),
-
-identify_links as (
+    where crm_contact_id is not null
+    union all
     select distinct
-        'r|web:anonymous_ids:' || web_events.anonymous_id as record_key,
-        'r|shop:customers:' || web_events.shop_customer_id as node_key,
+        'r|web:anonymous_ids:' || anonymous_id as record_key,
+        'r|shop:customers:' || shop_customer_id as node_key,
         'anonymous_id' as identifier_type,
-        web_events.anonymous_id as identifier_value,
+        anonymous_id as identifier_value,
         'identify_call' as rule
     from web_events
-    inner join records as shop_records
-        on shop_records.record_key = 'r|shop:customers:' || web_events.shop_customer_id
-    where web_events.shop_customer_id is not null
+    where shop_customer_id is not null
+),
+
+-- a lookup links only when the record it names exists
+record_links as (
+    select record_lookups.*
+    from record_lookups
+    inner join records on record_lookups.node_key = records.record_key
 ),
 
 final as (
@@ -139,9 +142,7 @@ final as (
     union all
     select * from name_address_links
     union all
-    select * from loyalty_crm_links
-    union all
-    select * from identify_links
+    select * from record_links
 )
 
 select * from final
