@@ -21,93 +21,49 @@ web_events as (
     where occurred_at <= {{ as_of_end() }}
 ),
 
-crm as (
+-- the web's records are its anonymous ids, last seen when their latest event arrived
+web_ids as (
     select
-        'crm' as source,
-        'contacts' as entity,
-        crm_contact_id as source_record_id,
-        1 as source_priority,
-        first_name,
-        last_name,
-        email_normalized,
-        coalesce(mobile_phone_e164, phone_e164) as phone_e164,
-        date_of_birth,
-        address_line1,
-        address_line2,
-        city,
-        postal_code,
-        region,
-        country_code,
-        time_zone,
-        updated_at
-    from crm_contacts
-),
-
-loyalty as (
-    select
-        'loyalty' as source,
-        'members' as entity,
-        loyalty_member_id as source_record_id,
-        2 as source_priority,
-        first_name,
-        last_name,
-        email_normalized,
-        phone_e164,
-        birthday as date_of_birth,
-        address_line1,
-        cast(null as varchar) as address_line2,
-        city,
-        postal_code,
-        cast(null as varchar) as region,
-        cast(null as varchar) as country_code,
-        cast(null as varchar) as time_zone,
-        updated_at
-    from loyalty_members
-),
-
-shop as (
-    select
-        'shop' as source,
-        'customers' as entity,
-        shop_customer_id as source_record_id,
-        3 as source_priority,
-        first_name,
-        last_name,
-        email_normalized,
-        phone_e164,
-        cast(null as date) as date_of_birth,
-        address_line1,
-        address_line2,
-        city,
-        postal_code,
-        cast(null as varchar) as region,
-        country_code,
-        cast(null as varchar) as time_zone,
-        updated_at
-    from shop_customers
-),
-
-web as (
-    select
-        'web' as source,
-        'anonymous_ids' as entity,
-        anonymous_id as source_record_id,
-        4 as source_priority,
-        cast(null as varchar) as first_name,
-        cast(null as varchar) as last_name,
-        cast(null as varchar) as email_normalized,
-        cast(null as varchar) as phone_e164,
-        cast(null as date) as date_of_birth,
-        cast(null as varchar) as address_line1,
-        cast(null as varchar) as address_line2,
-        cast(null as varchar) as city,
-        cast(null as varchar) as postal_code,
-        cast(null as varchar) as region,
-        cast(null as varchar) as country_code,
-        cast(null as varchar) as time_zone,
+        anonymous_id,
         max(received_at) as updated_at
     from web_events
     group by anonymous_id
+),
+
+crm as (
+    {{ identity_records(
+        'crm_contacts', 'crm', 'contacts', 'crm_contact_id', 1,
+        kept=[
+            'first_name', 'last_name', 'email_normalized', 'date_of_birth', 'address_line1',
+            'address_line2', 'city', 'postal_code', 'region', 'country_code', 'time_zone',
+        ],
+        renamed={'phone_e164': 'coalesce(mobile_phone_e164, phone_e164)'}
+    ) }}
+),
+
+loyalty as (
+    {{ identity_records(
+        'loyalty_members', 'loyalty', 'members', 'loyalty_member_id', 2,
+        kept=[
+            'first_name', 'last_name', 'email_normalized', 'phone_e164', 'address_line1', 'city',
+            'postal_code',
+        ],
+        renamed={'date_of_birth': 'birthday'}
+    ) }}
+),
+
+shop as (
+    {{ identity_records(
+        'shop_customers', 'shop', 'customers', 'shop_customer_id', 3,
+        kept=[
+            'first_name', 'last_name', 'email_normalized', 'phone_e164', 'address_line1',
+            'address_line2', 'city', 'postal_code', 'country_code',
+        ]
+    ) }}
+),
+
+web as (
+    {{ identity_records('web_ids', 'web', 'anonymous_ids', 'anonymous_id', 4) }}
 ),
 
 unioned as (
