@@ -1,16 +1,10 @@
-with source as (
-    {{ latest_version(source('consent', 'suppressions'), 'suppression_id', 'updated_at') }}
-),
-
-renamed as (
-    select
-        suppression_id,
-        {{ normalize_contact_point('contact_point_type', 'contact_point') }} as contact_point,
-        contact_point_type,
-        channel,
-        reason as suppression_reason,
-        suppressed_at
-    from source
-)
-
-select * from renamed
+{#- One row per suppression: its latest version in raw. -#}
+{% set columns %}
+    suppression_id,
+    {{ normalize_contact_point('contact_point_type', 'contact_point') }} as contact_point,
+    contact_point_type,
+    channel,
+    reason as suppression_reason,
+    suppressed_at
+{% endset -%}
+{{ staged(source('consent', 'suppressions'), 'suppression_id', 'updated_at', columns) }}
