@@ -1,11 +1,19 @@
 {#- One row per identity-bearing source record → its persistent customer_id at as_of
     (int_identity__assignments: kept across runs, merges keep the oldest id). -#}
 with records as (
-    select * from {{ ref('int_identity__records') }}
+    select
+        record_key,
+        source,
+        entity,
+        source_record_id
+    from {{ ref('int_identity__records') }}
 ),
 
 assignments as (
-    select * from {{ ref('int_identity__assignments') }}
+    select
+        record_key,
+        customer_id
+    from {{ ref('int_identity__assignments') }}
 ),
 
 final as (
