@@ -15,8 +15,17 @@
 {%- for type_name, settings in identity_config.get('identifiers', {}).items() if settings.get('max_records_per_value') -%}
     {%- do limits.append(settings['max_records_per_value'] | int) -%}
 {%- endfor -%}
-with candidates as (
-    select * from {{ ref('int_identity__candidate_links') }}
+with guarded_links as (
+    -- the links through a value of an identifier type that requires matching first names
+    select
+        node_key,
+        identifier_type,
+        identifier_value,
+        record_key
+    from {{ ref('int_identity__candidate_links') }}
+    where identifier_type in (
+        {%- for type_name in guarded %}'{{ type_name }}'{{ ', ' if not loop.last }}{% else %}''{% endfor -%}
+    )
 ),
 
 records as (
@@ -25,16 +34,10 @@ records as (
 
 value_records as (
     select
-        candidates.node_key,
-        candidates.identifier_type,
-        candidates.identifier_value,
-        candidates.record_key,
+        guarded_links.*,
         nullif({{ fold_key('records.first_name') }}, '') as first_name_key
-    from candidates
-    inner join records on candidates.record_key = records.record_key
-    where candidates.identifier_type in (
-        {%- for type_name in guarded %}'{{ type_name }}'{{ ', ' if not loop.last }}{% else %}''{% endfor -%}
-    )
+    from guarded_links
+    inner join records on guarded_links.record_key = records.record_key
 ),
 
 small_values as (
