@@ -368,20 +368,22 @@ def fit(
                 if not level.get("u_probability"):
                     # no sampled pair of two records reached it: at most one in u_max_pairs
                     level["u_probability"] = 1 / u_max_pairs
-        reasons = degenerate_reasons(model, n, sessions)
-        choice = None
-        prior_steps: list[float] = []
-        if not reasons:
-            prior_steps, choice = _prior_and_threshold(
-                records, model, config.prior_recall, config.min_precision
-            )
-            if choice is None:
-                reasons.append(
-                    f"no threshold at or above {FLOOR} reaches the expected precision "
-                    f"{config.min_precision} (probabilistic.min_precision)"
-                )
     finally:
+        # closed before scoring: a second scratch open beside it would halve the memory share
+        # the scoring gets (warehouse.memory_shares)
         scratch.close()
+    reasons = degenerate_reasons(model, n, sessions)
+    choice = None
+    prior_steps: list[float] = []
+    if not reasons:
+        prior_steps, choice = _prior_and_threshold(
+            records, model, config.prior_recall, config.min_precision
+        )
+        if choice is None:
+            reasons.append(
+                f"no threshold at or above {FLOOR} reaches the expected precision "
+                f"{config.min_precision} (probabilistic.min_precision)"
+            )
     training = {
         "sessions": sessions,
         "compared": compared,
