@@ -121,6 +121,8 @@ class Probabilistic:
     deterministic_rules: tuple[BlockingRule, ...] = DEFAULT_DETERMINISTIC_RULES
     # a block of more records than this is skipped by its rule (orchestration/identity/blocking.py)
     max_block_size: int = DEFAULT_MAX_BLOCK_SIZE
+    # the fit reads a sample of at most this many records (orchestration/identity/training.py)
+    training_max_records: int = 250_000
 
     def model_settings(self) -> dict[str, Any]:
         """What a trained model depends on (a change retrains it)."""
@@ -135,6 +137,7 @@ class Probabilistic:
             "prior_recall": self.prior_recall,
             "min_precision": self.min_precision,
             "max_block_size": self.max_block_size,
+            "training_max_records": self.training_max_records,
         }
 
 
@@ -357,6 +360,7 @@ def parse(raw: dict[str, Any], where: str = "vars.identity") -> IdentityConfig:
 PROBABILISTIC_SETTINGS = (
     "enabled", "threshold", "min_precision", "retrain_after_days", "prior_recall", "comparisons",
     "blocking", "training_blocking", "deterministic_rules", "max_block_size",
+    "training_max_records",
 )  # fmt: skip
 
 
@@ -468,6 +472,11 @@ def _probabilistic(raw: Any, where: str) -> Probabilistic:
     cap = raw.get("max_block_size", Probabilistic.max_block_size)
     if not isinstance(cap, int) or isinstance(cap, bool) or cap < 2:
         raise IdentityConfigError(f"{where}.max_block_size: a number of records >= 2 is required")
+    sample = raw.get("training_max_records", Probabilistic.training_max_records)
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1000:
+        raise IdentityConfigError(
+            f"{where}.training_max_records: a number of records >= 1000 is required"
+        )
     comparisons = _comparisons(raw.get("comparisons"), f"{where}.comparisons")
     compared = {c.column for c in comparisons}
     for c in comparisons:
@@ -492,6 +501,7 @@ def _probabilistic(raw: Any, where: str) -> Probabilistic:
             DEFAULT_DETERMINISTIC_RULES,
         ),
         max_block_size=cap,
+        training_max_records=sample,
     )
 
 

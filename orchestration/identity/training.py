@@ -296,6 +296,8 @@ def fit(
     from splink import SettingsCreator
 
     started = time.monotonic()
+    available = records.num_rows
+    records = training_sample(records, config.training_max_records)
     n = records.num_rows
     present = present_columns(records)
     creator: SettingsCreator = probabilistic.configured_settings(config, present)
@@ -389,6 +391,7 @@ def fit(
         "compared": compared,
         "u_max_pairs": u_max_pairs,
         "seed": seed,
+        "sampled_from": available if available > n else None,
         "seconds": round(time.monotonic() - started, 2),
         "threshold_rule": choice.as_dict() if choice else None,
         "prior_steps": prior_steps,
@@ -408,6 +411,19 @@ def fit(
         training=training,
         **base,
     )
+
+
+def training_sample(records: pa.Table, limit: int) -> pa.Table:
+    """At most `limit` of `records`, the same ones every time: those whose record key hashes
+    lowest (md5), in their input order (u sampling is seeded on it). A uniform sample of records
+    keeps what the fit estimates — m and u per comparison level, the prior (expected matches over
+    all pairs: both scale with the square of the share kept) and the score distribution the
+    threshold is read from — while the pairs to compare shrink with that square."""
+    if records.num_rows <= limit:
+        return records
+    keys = records.column("unique_id").to_pylist()
+    ranked = sorted(range(len(keys)), key=lambda i: hashlib.md5(str(keys[i]).encode()).digest())
+    return records.take(sorted(ranked[:limit]))
 
 
 def _logit2(p: float) -> float:

@@ -340,6 +340,31 @@ def test_retraining_is_due_when_old_or_reconfigured(trained):
     con.close()
 
 
+def test_a_fit_on_a_sample_of_the_records_estimates_the_same_model(person_only, trained):
+    """Above probabilistic.training_max_records the fit reads a fixed sample of the records (the
+    lowest md5 of the record key); the model it gives links all records about as well."""
+    rows, truth, _planted = person_only
+    records, full = trained
+    limit = 1_500
+    sample = training.training_sample(records, limit)
+    assert sample.num_rows == limit
+    assert training.training_sample(records, limit).equals(sample)  # the same records each time
+    keys = records.column("unique_id").to_pylist()
+    kept = sample.column("unique_id").to_pylist()
+    assert kept == [k for k in keys if k in set(kept)]  # in the input's order
+    config = identity_config.Probabilistic(enabled=True, training_max_records=limit)
+    model = training.fit(records, config, AS_OF)
+    assert model.accepted, model.reason
+    assert model.records == limit and model.training["sampled_from"] == records.num_rows
+    assert full.training["sampled_from"] is None
+    full_f1 = _scores(probabilistic.predict(records, full.threshold, full.model), truth)[2]
+    sampled_f1 = _scores(probabilistic.predict(records, model.threshold, model.model), truth)[2]
+    print(f"\nF1 on all {len(rows):,} records: full fit {full_f1:.3f}, {limit:,}-record fit "
+          f"{sampled_f1:.3f}; priors {full.match_prior:.3g} / {model.match_prior:.3g}")  # fmt: skip
+    assert sampled_f1 > full_f1 - 0.03
+    assert 0.5 < model.match_prior / full.match_prior < 2
+
+
 @pytest.mark.parametrize(
     ("block", "message"),
     [
@@ -357,6 +382,7 @@ def test_retraining_is_due_when_old_or_reconfigured(trained):
         ({"threshold": "high"}, "threshold: auto or a match probability"),
         ({"min_precision": 1}, "min_precision: a number above 0 and below 1"),
         ({"retrain_after_days": 0}, "retrain_after_days: a number of days"),
+        ({"training_max_records": 10}, "training_max_records: a number of records >= 1000"),
     ],
 )  # fmt: skip
 def test_probabilistic_config_errors_name_the_key(block, message):
