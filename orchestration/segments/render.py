@@ -1,7 +1,7 @@
 """Render compiled segment SQL (and the int_segments__* models) as dbt renders it on DuckDB, without
 starting dbt: `ref(name)` is whatever relation the caller maps it to, and the helpers are the
-project's own duckdb__ macros (macros/segments.sql, macros/normalize.sql). Used by the segment CLI,
-the segment benchmark and the tests that run compiled SQL directly.
+project's own duckdb__ macros (macros/segments.sql, normalize.sql, localized_activity.sql). Used by
+the segment CLI, the segment benchmark and the tests that run compiled SQL directly.
 
 Both environments are sandboxed (ImmutableSandboxedEnvironment: no attribute walks to Python
 internals, no mutation) with autoescape off and StrictUndefined. Compiled SQL carries no Jinja
@@ -45,11 +45,23 @@ def render_duckdb(sql: str, ref: Callable[[str], str], as_of: dt.date) -> str:
     env = _environment()
     # the macros that read a model themselves see the caller's ref()
     with_refs = env.from_string(_macro_source("segments")).make_module({"ref": ref})
+
+    def as_of_date() -> str:
+        return f"cast('{as_of.isoformat()}' as date)"
+
+    activity = env.from_string(_macro_source("localized_activity")).make_module(
+        {
+            "local_date": segments.local_date,
+            "resolved_customer_time_zones": with_refs.resolved_customer_time_zones,
+            "as_of_date": as_of_date,
+        }
+    )
     return env.from_string(sql).render(
         ref=ref,
         resolved_customer_time_zones=with_refs.resolved_customer_time_zones,
+        localized_activity=activity.localized_activity,
         config=lambda **kwargs: "",
-        as_of_date=lambda: f"cast('{as_of.isoformat()}' as date)",
+        as_of_date=as_of_date,
         as_of_end=lambda: f"cast('{as_of.isoformat()} 23:59:59' as timestamp)",
         local_date=segments.local_date,
         json_text=segments.duckdb__json_text,

@@ -130,7 +130,7 @@ def _ref(name: str) -> str:
 @cache
 def render_model(name: str, as_of: dt.date) -> str:
     """The model's SQL as dbt compiles it for DuckDB at as_of: the project's model file with its
-    macros (macros/latest_version.sql, normalize.sql, as_of.sql) rendered by Jinja — milliseconds,
+    macros (macros/latest_version.sql, staged.sql, normalize.sql, as_of.sql) rendered by Jinja — milliseconds,
     where a `dbt compile` costs ~15 s here."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     context = {"source": _source, "var": {"as_of": as_of.isoformat()}.__getitem__, "execute": True}
@@ -141,10 +141,12 @@ def render_model(name: str, as_of: dt.date) -> str:
         )
 
     as_of_macros, normalize = macros("as_of.sql"), macros("normalize.sql")
+    context["latest_version"] = macros("latest_version.sql").latest_version  # staged() calls it
     return env.from_string(_model_file(name).read_text()).render(
         source=_source,
         ref=_ref,
-        latest_version=macros("latest_version.sql").latest_version,
+        latest_version=context["latest_version"],
+        staged=macros("staged.sql").staged,
         normalize_contact_point=normalize.normalize_contact_point,
         as_of_date=as_of_macros.as_of_date,
         as_of_end=as_of_macros.as_of_end,
