@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from orchestration.identity import blocking, fold, given_names, probabilistic_inputs
+from orchestration.identity import blocking, edit_guard, fold, given_names, probabilistic_inputs
 from orchestration.identity.fold import sql_table
 from orchestration.warehouse import connect as connect_warehouse
 from orchestration.warehouse import scratch as scratch_database
@@ -435,7 +435,9 @@ def _linker(candidates: pa.Table, model: Any):
     scratch.unregister("given_name_groups")
     blocking.prepare(scratch, "candidates", model)  # the capped rules' block keys
     db_api = DuckDBAPI(scratch)
-    return Linker(db_api.register("candidates"), model, log_level=logging.WARNING), scratch
+    # the same levels, each one-edit test behind a cheap necessary check (edit_guard.py)
+    settings = edit_guard.guard_settings(_model_dict(model))
+    return Linker(db_api.register("candidates"), settings, log_level=logging.WARNING), scratch
 
 
 def candidates(con: duckdb.DuckDBPyConnection) -> pa.Table:
