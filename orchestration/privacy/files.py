@@ -6,7 +6,8 @@ temporary name in its folder and renamed over the original (atomic: a reader see
 or the new one, never half), or removed when no row is left. Formats: CSV (header kept, UTF-8
 BOM kept), JSON lines (the other lines kept byte for byte), Parquet. In the text formats a cheap
 test per line (LineFilter) picks the lines that can hold an identifier; only those are compared
-cell by cell, so a file of tens of millions of rows is read once at C speed.
+cell by cell, and the lines kept are copied as they were, byte for byte; so a file of tens of
+millions of rows is read in a few passes at C speed (LineFilter.lines) and never parsed whole.
 
 Grain of the result: one rewritten or removed file, with the rows dropped per request.
 """
@@ -23,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ahocorasick
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -45,10 +48,17 @@ class Rewrite:
 
 # Where a cell's text can end in a line of CSV or JSON: Python's strip() whitespace (ASCII), the
 # CSV separator and quote, JSON's punctuation.
+_BOUNDARY_BYTES = b' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f,":{}[]'
+_MARK = b"\x1f"
+_TO_MARK = bytes.maketrans(_BOUNDARY_BYTES, _MARK * len(_BOUNDARY_BYTES))
 _BOUNDARY = re.compile(rb'[\s\x1c-\x1f,":{}\[\]]+')
 # a run of phone characters from its first digit (identifiers.looks_like_phone's alphabet)
 _PHONE_RUN = re.compile(rb"[0-9][0-9 ().\-/]{5,}")
 _NON_DIGIT = re.compile(rb"[^0-9]")
+_PHONE_SEPARATORS = b" ().-/"  # the run's characters besides digits
+# Text per pass of LineFilter.lines: its per-byte arrays and lower-cased copy stay this small
+# whatever the file's size.
+_CHUNK = 1 << 24
 
 
 class LineFilter:
@@ -74,6 +84,10 @@ class LineFilter:
         odd = any(b'"' in p or b"\\" in p for p in plain)
         self.escape = re.compile(rb"\\" if odd else rb'\\[^"]')
         self.tails = {_NON_DIGIT.sub(b"", v.encode())[-7:] for k, v in needles if k == "phone"}
+        self.odd = odd
+        self._pieces = _automaton({_MARK + p + _MARK for p in self.pieces})
+        self._tails = _automaton({t for t in self.tails if len(t) == 7})
+        # a tail of fewer than seven digits: a cell's last seven digits never equal it
 
     def __call__(self, line: bytes) -> bool:
         if not line.isascii() or self.escape.search(line):
@@ -90,9 +104,116 @@ class LineFilter:
                     return True
         return False
 
-    def lines(self, data: bytes) -> set[int]:
-        """Indexes (bytes.splitlines) of the candidate lines of `data`."""
-        return {i for i, line in enumerate(data.splitlines()) if self(line)}
+    def lines(self, data: bytes, breaks: np.ndarray | None = None) -> set[int]:
+        """Indexes (bytes.splitlines) of the candidate lines of `data`: every line the filter
+        passes when called line by line (and at most a line more where a match runs over a line
+        break), found in passes over the whole text instead of a call per line: non-ASCII and
+        escape bytes by numpy, the needles by one Aho-Corasick automaton over the lower-cased
+        text (a hit counts when cell boundaries surround it, as the split does), the phone tails
+        by another over the text without the phone separators (a hit counts at the end of a
+        digit run). `breaks`: _line_breaks(data), when the caller has it."""
+        breaks = _line_breaks(data) if breaks is None else breaks
+        arr = np.frombuffer(data, np.uint8)
+        out: set[int] = set()
+        for s, e in _chunks(len(data), breaks):
+            a = arr[s:e]
+            offsets = [np.flatnonzero(a >= 0x80)]
+            slash = np.flatnonzero(a == 0x5C)
+            if slash.size and not self.odd:  # `\"` hides nothing
+                after = a[np.minimum(slash + 1, len(a) - 1)]
+                slash = slash[(slash + 1 < len(a)) & (after != 0x22)]
+            offsets.append(slash)
+            low = data[s:e].lower()
+            offsets.append(np.array(self._piece_hits(low), np.int64))
+            for sub in self.substrings:
+                i = low.find(sub)
+                while i >= 0:
+                    offsets.append(np.arange(i, i + len(sub), dtype=np.int64))
+                    i = low.find(sub, i + 1)
+            hit = np.unique(np.concatenate(offsets).astype(np.int64)) + s
+            out.update(np.searchsorted(breaks, hit).tolist())
+            if self.tails:
+                base = int(np.searchsorted(breaks, s))
+                out.update((self._tail_lines(data[s:e]) + base).tolist())
+        return out
+
+    def _piece_hits(self, low: bytes) -> list[int]:
+        """Offsets in `low` where a needle stands as a whole piece between cell boundaries:
+        every boundary character becomes one marker (a one-for-one translation, so offsets
+        stay), and the automaton looks for marker + needle + marker."""
+        if not self.pieces:
+            return []
+        text = (_MARK + low.translate(_TO_MARK) + _MARK).decode("latin-1")
+        return [end - size + 1 for end, size in self._pieces.iter(text)]
+
+    def _tail_lines(self, chunk: bytes) -> np.ndarray:
+        """Line indexes in `chunk` of a digit run (separators dropped) ending in a phone tail."""
+        text = chunk.translate(None, _PHONE_SEPARATORS).decode("latin-1")
+        ends = [
+            end
+            for end, _ in self._tails.iter(text)
+            if end + 1 == len(text) or not "0" <= text[end + 1] <= "9"
+        ]
+        if not ends:
+            return np.empty(0, np.int64)
+        # the separators are not line breaks: the lines of `text` are the chunk's
+        return np.searchsorted(_line_breaks(text.encode("latin-1")), np.array(ends, np.int64))
+
+
+def _automaton(words: set[bytes]) -> ahocorasick.Automaton:
+    """An Aho-Corasick automaton over `words` (ASCII, as latin-1 text), each keyed to its
+    length."""
+    auto = ahocorasick.Automaton()
+    for w in words:
+        auto.add_word(w.decode("latin-1"), len(w))
+    auto.make_automaton()
+    return auto
+
+
+def _line_breaks(data: bytes) -> np.ndarray:
+    """Offsets of the bytes that end a line where bytes.splitlines splits: a newline, a carriage
+    return not followed by one. Line i ends at breaks[i]; the line of offset x is
+    searchsorted(breaks, x)."""
+    arr = np.frombuffer(data, np.uint8)
+    out = [np.empty(0, np.int64)]
+    for s in range(0, len(arr), _CHUNK):
+        a = arr[s : s + _CHUNK + 1]  # one byte more: a carriage return sees what follows it
+        n = min(_CHUNK, len(arr) - s)
+        nl, cr = a == 0x0A, a == 0x0D
+        cr[:-1] &= ~nl[1:]
+        out.append(np.flatnonzero((nl | cr)[:n]).astype(np.int64) + s)
+    return np.concatenate(out)
+
+
+def _chunks(size: int, breaks: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) spans of about _CHUNK bytes, each ending just after a line break (or at the
+    end): no line is split between two spans."""
+    spans, s = [], 0
+    while s < size:
+        i = int(np.searchsorted(breaks, s + _CHUNK))
+        e = size if s + _CHUNK >= size or i >= len(breaks) else int(breaks[i]) + 1
+        spans.append((s, e))
+        s = e
+    return spans
+
+
+def _line_spans(size: int, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of every line, ends exclusive and holding the line break."""
+    ends = breaks + 1
+    if size and (not len(breaks) or breaks[-1] != size - 1):
+        ends = np.append(ends, size)
+    starts = np.concatenate([np.zeros(1, np.int64), ends[:-1]]) if len(ends) else ends
+    return starts, ends
+
+
+def _without_lines(data: bytes, starts: np.ndarray, ends: np.ndarray, drop: list[int]) -> bytes:
+    """`data` without the lines `drop` (sorted), every other byte as it was."""
+    parts, at = [], 0
+    for i in drop:
+        parts.append(data[at : int(starts[i])])
+        at = int(ends[i])
+    parts.append(data[at:])
+    return b"".join(parts)
 
 
 def _row_hits(values, needles) -> set[str]:
@@ -115,9 +236,41 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _csv(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[str, int], int]:
-    candidates = lines.lines(data)
+    breaks = _line_breaks(data)
+    candidates = lines.lines(data, breaks)
     if not candidates:
         return None, {}, 0
+    quotes = np.flatnonzero(np.frombuffer(data, np.uint8) == 0x22)
+    if not quotes.size or not (np.bincount(np.searchsorted(breaks, quotes)) % 2).any():
+        # every quote closes on its line: a line is a row, and a row is one line
+        return _csv_lines(data, needles, breaks, candidates)
+    return _csv_records(data, needles, candidates)
+
+
+def _csv_lines(
+    data: bytes, needles, breaks: np.ndarray, candidates: set[int]
+) -> tuple[bytes | None, dict[str, int], int]:
+    """_csv for a file whose rows are lines: the candidate rows parsed alone, the kept lines
+    copied as they are."""
+    starts, ends = _line_spans(len(data), breaks)
+    dropped: dict[str, int] = {}
+    drop = []
+    for i in sorted(c for c in candidates if c >= 1):  # line 0: the header
+        text = data[int(starts[i]) : int(ends[i])].decode("utf-8")
+        hits = _row_hits(next(csv.reader([text]), []), needles)
+        for r in hits:
+            dropped[r] = dropped.get(r, 0) + 1
+        if hits:
+            drop.append(i)
+    if not dropped:
+        return None, {}, len(starts) - 1
+    return _without_lines(data, starts, ends, drop), dropped, len(starts) - 1 - len(drop)
+
+
+def _csv_records(
+    data: bytes, needles, candidates: set[int]
+) -> tuple[bytes | None, dict[str, int], int]:
+    """_csv for a file with a quoted cell over several lines: parsed and written whole."""
     bom = data.startswith(b"\xef\xbb\xbf")
     reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
     header = next(reader, None)
@@ -148,11 +301,12 @@ def _csv(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[st
 
 
 def _jsonl(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[str, int], int]:
-    kept, dropped = [], {}
-    for line in data.splitlines(keepends=True):
-        if not lines(line):
-            kept.append(line)
-            continue
+    breaks = _line_breaks(data)
+    starts, ends = _line_spans(len(data), breaks)
+    dropped: dict[str, int] = {}
+    drop = []
+    for i in sorted(lines.lines(data, breaks)):
+        line = data[int(starts[i]) : int(ends[i])]
         try:
             obj = json.loads(line) if line.strip() else None
         except ValueError:
@@ -160,11 +314,17 @@ def _jsonl(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[
         hits = _row_hits([obj] if not isinstance(obj, dict) else obj.values(), needles)
         for r in hits:
             dropped[r] = dropped.get(r, 0) + 1
-        if not hits:
-            kept.append(line)
+        if hits:
+            drop.append(i)
     if not dropped:
         return None, {}, 0
-    return b"".join(kept), dropped, sum(1 for ln in kept if ln.strip())
+    # rows left: the lines that are not blank, less the dropped ones (a blank line starts with
+    # white space or is empty: only those are looked at)
+    arr = np.frombuffer(data, np.uint8)
+    first = arr[np.minimum(starts, max(len(arr) - 1, 0))] if len(arr) else starts
+    maybe_blank = np.flatnonzero((ends == starts) | np.isin(first, list(b" \t\r\n\x0b\x0c")))
+    blank = sum(1 for i in maybe_blank if not data[int(starts[i]) : int(ends[i])].strip())
+    return _without_lines(data, starts, ends, drop), dropped, len(starts) - blank - len(drop)
 
 
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() removes in ASCII

@@ -121,3 +121,39 @@ def test_a_parquet_file_keeps_exactly_the_rows_without_an_identifier():
         (r["s"] or {}).values())]  # fmt: skip
     got = pq.read_table(pa.BufferReader(new)).to_pylist()
     assert got == want and left == len(want) and len(want) < len(rows) - 300
+
+
+def test_the_whole_text_passes_find_the_lines_the_per_line_filter_finds(monkeypatch):
+    """LineFilter.lines (numpy and Aho-Corasick over the whole text, chunk by chunk) picks the
+    lines that calling the filter line by line picks, whatever the line endings (\\n, \\r\\n, a lone
+    \\r, blank lines, no final newline) and wherever the chunks end."""
+    lines = files.LineFilter(NEEDLES)
+    rows = _rows(13, 3000)
+    keys = ["a", "b", "c", "d", "e"]
+    rnd = random.Random(5)
+    parts = []
+    for i, r in enumerate(rows):
+        if i % 3:
+            text = json.dumps(dict(zip(keys, r, strict=True)), ensure_ascii=i % 2 == 0)
+        else:
+            buf = io.StringIO(newline="")
+            csv.writer(buf, lineterminator="").writerow(["" if v is None else v for v in r])
+            text = buf.getvalue()
+        parts.append(text.encode() + rnd.choice([b"\n", b"\r\n", b"\r", b"\n\n", b"\n \n"]))
+    # a phone's last seven digits inside a longer run (separators between) are no phone's
+    parts += [b'{"n": "55501990"}\n', b"x,4155550199 7\n", b"ref 0199-5550199-1\n"]
+    data = b"".join(parts) + b"S9"  # a last line without a line break
+    per_line = {i for i, line in enumerate(data.splitlines()) if lines(line)}
+    assert len(per_line) > 500
+    for chunk in (1 << 24, 4096, 97):  # one pass; many chunks, lines cut at every place
+        monkeypatch.setattr(files, "_CHUNK", chunk)
+        assert lines.lines(data) == per_line
+
+
+def test_kept_lines_are_copied_byte_for_byte():
+    data = b'a,b\r\n"x, y",keep\r\nS9,gone\r\n  "q"  ,1\r\nlast,S9'
+    new, dropped, left = files.rewrite_data(".csv", data, NEEDLES)
+    assert new == b'a,b\r\n"x, y",keep\r\n  "q"  ,1\r\n' and dropped == {"R1": 2} and left == 2
+    data = b'{"a": "S9"}\n\n{"a":  "keep"}\r\n{"b": "(415) 555-0199"}'
+    new, dropped, left = files.rewrite_data(".jsonl", data, NEEDLES)
+    assert new == b'\n{"a":  "keep"}\r\n' and dropped == {"R1": 2} and left == 1
