@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -56,6 +57,17 @@ class Measured:
     returncode: int
     steps: dict[str, float] = field(default_factory=dict)  # Dagster step key -> seconds
     run_id: str = ""
+    # (unix time, largest RSS in the process tree) every RSS_EVERY seconds while it ran
+    rss: list[tuple[float, int]] = field(default_factory=list)
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> start, end
+
+    def step_peaks(self) -> dict[str, int]:
+        """Per step, the largest sampled RSS while it ran (the in-process executor runs one
+        step at a time, so a sample belongs to one step)."""
+        return {
+            step: max((b for t, b in self.rss if start <= t <= end), default=0)
+            for step, (start, end) in self.windows.items()
+        }
 
     @property
     def other_seconds(self) -> float:
@@ -67,10 +79,12 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def step_seconds(events: Iterable[tuple[str | None, str, float]]) -> dict[str, float]:
-    """Seconds per step from (step_key, event type name, timestamp) triples of one run's event log:
-    from the step's STEP_START to its last STEP_SUCCESS or STEP_FAILURE. Steps that never ended
-    (a killed run) are left out; events without a step key are ignored."""
+def step_windows(
+    events: Iterable[tuple[str | None, str, float]],
+) -> dict[str, tuple[float, float]]:
+    """(start, end) per step from (step_key, event type name, timestamp) triples of one run's
+    event log: the step's first STEP_START to its last STEP_SUCCESS or STEP_FAILURE. Steps that
+    never ended (a killed run) are left out; events without a step key are ignored."""
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
     for step, kind, timestamp in events:
@@ -80,7 +94,40 @@ def step_seconds(events: Iterable[tuple[str | None, str, float]]) -> dict[str, f
             starts.setdefault(step, timestamp)
         elif kind in _END_EVENTS:
             ends[step] = timestamp
-    return {s: ends[s] - starts[s] for s in sorted(starts) if s in ends}
+    return {s: (starts[s], ends[s]) for s in sorted(starts) if s in ends}
+
+
+def step_seconds(events: Iterable[tuple[str | None, str, float]]) -> dict[str, float]:
+    """Seconds per step (step_windows: start to end)."""
+    return {s: end - start for s, (start, end) in step_windows(events).items()}
+
+
+RSS_EVERY = 0.5  # seconds between two samples of the process tree's resident sets
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def tree_rss(root: int) -> int:
+    """The largest resident set (bytes) among `root` and its descendants, from /proc (the same
+    "largest process" figure as ru_maxrss, sampled); 0 where /proc is missing."""
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root}, True
+    while grew:
+        more = {p for p, parent in parents.items() if parent in tree} - tree
+        grew, tree = bool(more), tree | more
+    largest = 0
+    for pid in tree:
+        try:
+            largest = max(largest, int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE)
+        except (OSError, IndexError, ValueError):
+            continue
+    return largest
 
 
 def stage_seconds(steps: dict[str, float]) -> dict[str, float]:
@@ -116,15 +163,28 @@ def measure(name: str, argv: list[str], env: dict[str, str], out: Path) -> Measu
     """Run `argv` to completion (output to `out`) and take its wall time and the peak RSS of its
     process tree from the kernel's rusage for it (ru_maxrss: KiB on Linux)."""
     started = time.monotonic()
+    samples: list[tuple[float, int]] = []
+    done = threading.Event()
     with out.open("w") as sink:
         proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+
+        def sample() -> None:
+            while not done.wait(RSS_EVERY):
+                samples.append((time.time(), tree_rss(proc.pid)))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(name, time.monotonic() - started, usage.ru_maxrss * 1024, proc.returncode)
+    return Measured(
+        name, time.monotonic() - started, usage.ru_maxrss * 1024, proc.returncode, rss=samples
+    )
 
 
-def dagster_steps(dagster_home: Path) -> tuple[str, dict[str, float]]:
-    """The latest run's id and its seconds per step, from the home's Dagster instance."""
+def dagster_steps(dagster_home: Path) -> tuple[str, dict[str, tuple[float, float]]]:
+    """The latest run's id and its (start, end) per step, from the home's Dagster instance."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
@@ -134,7 +194,7 @@ def dagster_steps(dagster_home: Path) -> tuple[str, dict[str, float]]:
             for e in instance.all_logs(run.run_id)
             if e.dagster_event_type is not None
         )
-        return run.run_id, step_seconds(events)
+        return run.run_id, step_windows(events)
 
 
 def sample_snapshot(snapshot: Path, landing: Path, every: int) -> int:
@@ -172,7 +232,8 @@ def run_night(name: str, env: dict[str, str], home: Path, as_of: dt.date) -> Mea
         env,
         home / f"bench-{name}.out",
     )
-    night.run_id, night.steps = dagster_steps(home / "dagster")
+    night.run_id, night.windows = dagster_steps(home / "dagster")
+    night.steps = {s: end - start for s, (start, end) in night.windows.items()}
     status = "ok" if night.returncode == 0 else f"FAILED (exit {night.returncode})"
     log(f"{name} night ({as_of}): {night.seconds:.1f}s, peak RSS "
         f"{night.peak_rss_bytes / 1e9:.2f} GB, {status}")  # fmt: skip
@@ -239,6 +300,18 @@ def render(nights: list[Measured], reference: Measured | None, top: int, title: 
     for step in order:
         steps.add_row(step, *(f"{m.steps.get(step, 0.0):.1f}" for m in nights))
     console.print(steps)
+
+    memory = Table(
+        title=f"peak RSS by step (GB, sampled every {RSS_EVERY} s), top {top} of the full night"
+    )
+    memory.add_column("step")
+    for m in nights:
+        memory.add_column(m.name, justify="right")
+    peaks = [m.step_peaks() for m in nights]
+    full_peaks = full.step_peaks() if full else {}
+    for step in sorted(full_peaks, key=full_peaks.get, reverse=True)[:top]:
+        memory.add_row(step, *(f"{p.get(step, 0) / 1e9:.2f}" for p in peaks))
+    console.print(memory)
 
 
 def night_parser(description: str, customers: int, customers_help: str) -> argparse.ArgumentParser:

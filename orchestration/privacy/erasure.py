@@ -38,7 +38,7 @@ from orchestration.contracts.rules_sql import quote_ident
 from orchestration.paths import landing_dir, outbox_dir
 from orchestration.privacy import files, s3_objects, tombstones
 from orchestration.privacy.column_index import ColumnIndex
-from orchestration.privacy.destinations import send_deletes
+from orchestration.privacy.destinations import deliver, holders
 from orchestration.privacy.identifiers import (
     IDENTIFIER_COLUMNS,
     MAP_SOURCE_KIND,
@@ -567,11 +567,22 @@ def _rewrite_files(con, reqs: list[Request], landing: Path, outbox: Path) -> Non
 
 
 def _destinations(con, reqs: list[Request], log: Callable[[str], None]) -> None:
-    for req in reqs:
-        # by anchors: a sync_state row is the person's by its customer_id, or by an identifier
-        # only they hold (a household phone may be a sync's key for someone else)
-        identifiers = {v for k, v in req.anchors if k in ("email", "phone", "customer_id")}
-        acks = send_deletes(con, req.request_id, req.of_kind("customer_id"), identifiers, log)
+    # by anchors: a sync_state row is the person's by its customer_id, or by an identifier
+    # only they hold (a household phone may be a sync's key for someone else)
+    held = holders(con, [
+        (req.of_kind("customer_id"),
+         {v for k, v in req.anchors if k in ("email", "phone", "customer_id")})
+        for req in reqs
+    ])  # fmt: skip
+    # a row a request's delete was acknowledged for is gone from sync_state (deliver), so a
+    # later request of the night holding it too does not send it again
+    gone: set[tuple[str, str]] = set()
+    for req, rows in zip(reqs, held, strict=True):
+        rows = [r for r in rows if (r[0], r[1]) not in gone]
+        acks = deliver(con, req.request_id, rows, log)
+        hashed = {(s, keyed_hash("identifier", i)): (s, i) for s, i, _ in rows}
+        gone |= {hashed[(a.sync, a.identifier_hash)] for a in acks
+                 if a.status == "ok" and (a.sync, a.identifier_hash) in hashed}  # fmt: skip
         req.acks = [a.as_dict() for a in acks]
         for a in acks:
             req.touched(f"destination:{a.sync}", a.destination, f"{a.how}: {a.status}")

@@ -131,3 +131,28 @@ def test_stage_seconds_sums_steps_per_progress_stage() -> None:
         "dbt build": 15.5,
         "marts/customer_clv": 1.0,
     }
+
+
+def test_tree_rss_sees_a_child_and_step_peaks_attribute_samples_to_steps() -> None:
+    import subprocess
+    import time
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(300_000_000); time.sleep(20)"]
+    )
+    try:
+        deadline, seen = time.monotonic() + 15, 0
+        while time.monotonic() < deadline and seen < 300_000_000:
+            seen = nightly.tree_rss(child.pid)
+            time.sleep(0.1)
+        assert seen >= 300_000_000  # the child's bytearray, resident
+        import os
+
+        assert nightly.tree_rss(os.getpid()) >= seen  # found below this process too
+    finally:
+        child.kill()
+        child.wait()
+    m = nightly.Measured("full", 10.0, 0, 0)
+    m.rss = [(1.0, 5), (2.0, 9), (3.0, 4), (4.5, 7)]
+    m.windows = {"a": (0.5, 2.5), "b": (2.6, 4.0), "c": (4.6, 5.0)}
+    assert m.step_peaks() == {"a": 9, "b": 4, "c": 0}
