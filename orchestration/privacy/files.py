@@ -33,6 +33,9 @@ import pyarrow.parquet as pq
 from orchestration.privacy.identifiers import cell_matches
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
+# a rewrite's new content: bytes, pieces of the old buffer written one after the other
+# (_without_lines), or None when no row matched
+_New = bytes | list[memoryview] | None
 
 
 @dataclass
@@ -206,14 +209,18 @@ def _line_spans(size: int, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _without_lines(data: bytes, starts: np.ndarray, ends: np.ndarray, drop: list[int]) -> bytes:
-    """`data` without the lines `drop` (sorted), every other byte as it was."""
-    parts, at = [], 0
+def _without_lines(
+    data: bytes, starts: np.ndarray, ends: np.ndarray, drop: list[int]
+) -> list[memoryview]:
+    """`data` without the lines `drop` (sorted), every other byte as it was: the pieces between
+    the dropped lines, as views of `data` (no copy: a file of gigabytes is written from its
+    one buffer)."""
+    view, parts, at = memoryview(data), [], 0
     for i in drop:
-        parts.append(data[at : int(starts[i])])
+        parts.append(view[at : int(starts[i])])
         at = int(ends[i])
-    parts.append(data[at:])
-    return b"".join(parts)
+    parts.append(view[at:])
+    return parts
 
 
 def _row_hits(values, needles) -> set[str]:
@@ -226,30 +233,47 @@ def _row_hits(values, needles) -> set[str]:
     return hits
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | list[memoryview]) -> tuple[str, int]:
+    """Write `data` (bytes, or pieces written one after the other) to a temporary name beside
+    `path`, then rename it over `path`; returns the new content's sha256 and size."""
     tmp = path.with_name(f".{path.name}.erasure.tmp")
+    digest, size = hashlib.sha256(), 0
     with open(tmp, "wb") as fh:
-        fh.write(data)
+        for piece in [data] if isinstance(data, bytes) else data:
+            fh.write(piece)
+            digest.update(piece)
+            size += len(piece)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    return digest.hexdigest(), size
 
 
-def _csv(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[str, int], int]:
+def _csv(data: bytes, needles, lines: LineFilter) -> tuple[_New, dict[str, int], int]:
     breaks = _line_breaks(data)
     candidates = lines.lines(data, breaks)
     if not candidates:
         return None, {}, 0
-    quotes = np.flatnonzero(np.frombuffer(data, np.uint8) == 0x22)
-    if not quotes.size or not (np.bincount(np.searchsorted(breaks, quotes)) % 2).any():
+    if _quotes_close_on_their_line(data, breaks):
         # every quote closes on its line: a line is a row, and a row is one line
         return _csv_lines(data, needles, breaks, candidates)
     return _csv_records(data, needles, candidates)
 
 
+def _quotes_close_on_their_line(data: bytes, breaks: np.ndarray) -> bool:
+    """Whether every line holds an even number of double quotes (no quoted cell runs over a
+    line break), counted chunk by chunk."""
+    arr = np.frombuffer(data, np.uint8)
+    for s, e in _chunks(len(data), breaks):
+        quotes = np.flatnonzero(arr[s:e] == 0x22) + s
+        if quotes.size and (np.bincount(np.searchsorted(breaks, quotes)) % 2).any():
+            return False
+    return True
+
+
 def _csv_lines(
     data: bytes, needles, breaks: np.ndarray, candidates: set[int]
-) -> tuple[bytes | None, dict[str, int], int]:
+) -> tuple[_New, dict[str, int], int]:
     """_csv for a file whose rows are lines: the candidate rows parsed alone, the kept lines
     copied as they are."""
     starts, ends = _line_spans(len(data), breaks)
@@ -300,7 +324,7 @@ def _csv_records(
     return (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode(), dropped, len(kept)
 
 
-def _jsonl(data: bytes, needles, lines: LineFilter) -> tuple[bytes | None, dict[str, int], int]:
+def _jsonl(data: bytes, needles, lines: LineFilter) -> tuple[_New, dict[str, int], int]:
     breaks = _line_breaks(data)
     starts, ends = _line_spans(len(data), breaks)
     dropped: dict[str, int] = {}
@@ -376,6 +400,14 @@ def _parquet(source, needles, lines: LineFilter) -> tuple[bytes | None, dict[str
     return sink.getvalue(), dropped, kept.num_rows
 
 
+def _rewrite(
+    suffix: str, data: bytes, needles: dict[tuple[str, str], set[str]], lines: LineFilter
+) -> tuple[_New, dict[str, int], int]:
+    if suffix == ".parquet":
+        return _parquet(pa.BufferReader(data), needles, lines)
+    return (_csv if suffix == ".csv" else _jsonl)(data, needles, lines)
+
+
 def rewrite_data(
     suffix: str,
     data: bytes,
@@ -386,10 +418,8 @@ def rewrite_data(
     identifier in `needles`: (new bytes or None when no row matched, rows dropped per request,
     rows left). The same rewrite as rewrite_file, for bytes held elsewhere (an S3 object).
     `lines`: the needles' LineFilter, built once for many files."""
-    lines = lines or LineFilter(needles)
-    if suffix == ".parquet":
-        return _parquet(pa.BufferReader(data), needles, lines)
-    return (_csv if suffix == ".csv" else _jsonl)(data, needles, lines)
+    new, dropped, left = _rewrite(suffix, data, needles, lines or LineFilter(needles))
+    return (b"".join(new) if isinstance(new, list) else new), dropped, left
 
 
 def rewrite_file(
@@ -397,10 +427,11 @@ def rewrite_file(
 ) -> Rewrite | None:
     """Drop the rows of `path` that hold an identifier in `needles` ((kind, normalised value)
     → request ids); None when the file holds none."""
+    lines = lines or LineFilter(needles)
     if path.suffix == ".parquet":
-        new, dropped, left = _parquet(path, needles, lines or LineFilter(needles))
+        new, dropped, left = _parquet(path, needles, lines)
     else:
-        new, dropped, left = rewrite_data(path.suffix, path.read_bytes(), needles, lines)
+        new, dropped, left = _rewrite(path.suffix, path.read_bytes(), needles, lines)
     if new is None:
         return None
     out = Rewrite(path, dropped)
@@ -408,8 +439,7 @@ def rewrite_file(
         path.unlink()
         out.removed = True
         return out
-    _atomic_write(path, new)
-    out.sha256, out.size = hashlib.sha256(new).hexdigest(), len(new)
+    out.sha256, out.size = _atomic_write(path, new)
     return out
 
 
