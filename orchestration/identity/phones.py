@@ -105,10 +105,12 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _new_inputs_sql(existing_tables: set[str]) -> str | None:
+def inputs_sql(existing_tables: set[str], skip: frozenset[str] = frozenset()) -> str | None:
+    """Every distinct (raw_text, region) the phone columns of the raw tables in
+    `existing_tables` hold (but those of the tables in `skip`); None when there is none."""
     parts = []
     for p in PHONE_INPUTS:
-        if p.table not in existing_tables:
+        if p.table not in existing_tables or p.table in skip:
             continue
         region = f"coalesce(upper(trim({p.region_column})), '')" if p.region_column else "''"
         where = f"{p.column} is not null and trim({p.column}) <> ''"
@@ -118,10 +120,15 @@ def _new_inputs_sql(existing_tables: set[str]) -> str | None:
             f"select distinct {p.column} as raw_text, {region} as region "
             f"from raw.{p.table} where {where}"
         )
-    if not parts:
+    return " union ".join(parts) if parts else None
+
+
+def _new_inputs_sql(existing_tables: set[str]) -> str | None:
+    inputs = inputs_sql(existing_tables)
+    if inputs is None:
         return None
     return (
-        "select raw_text, region from (" + " union ".join(parts) + ") as inputs "
+        f"select raw_text, region from ({inputs}) as inputs "
         f"where not exists (select 1 from {TABLE} as known "
         "where known.raw_text = inputs.raw_text and known.region = inputs.region) "
         "order by raw_text, region"

@@ -35,6 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
+from orchestration.identity import phones
 from orchestration.paths import landing_dir, outbox_dir
 from orchestration.privacy import files, s3_objects, tombstones
 from orchestration.privacy.column_index import ColumnIndex
@@ -75,7 +76,8 @@ _PROTECTED = {("audit", "erasure_receipts"), ("audit", "erasure_tombstones")}
 # handled by name (the contracts' tables) or by the destination step; never swept blindly
 _SWEEP_SKIP_SCHEMAS = {"raw", "quarantine"}
 _SWEEP_SKIP_TABLES = {("activation", "sync_state"), ("activation", "sync_plan"),
-                      ("activation", "contact_history")}  # fmt: skip
+                      ("activation", "contact_history"),
+                      ("reference", "phone_numbers")}  # fmt: skip
 # schemas whose swept rows are pseudonymised rather than deleted (their grain is an event)
 _PSEUDONYMISE_SCHEMAS = {"activation"}
 
@@ -351,9 +353,26 @@ def _erase_phone_lookup(con, reqs: list[Request]) -> None:
     pairs = [(i, p) for i, req in enumerate(reqs) for p in sorted(req.of_kind("phone"))]
     if not pairs:
         return
+    raw_tables = {
+        t for (t,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()
+    }  # fmt: skip
+    # a text another person's row still holds (a household's phone) keeps its row: staging
+    # reads its E.164 from here, and without it that person's phone would vanish until the
+    # next night parses the text again. The request's own row names the number; it holds
+    # nobody's.
+    held = phones.inputs_sql(raw_tables, skip=frozenset({"consent__erasure_requests"}))
     with _Temp(con) as tmp:
         m = tmp.add(pairs)
         hits = _hits_sql("reference.phone_numbers", [("t.e164", m)])
+        if held:
+            hits = (
+                f"select h.rid, h.r from ({hits}) as h "
+                "inner join reference.phone_numbers as t on t.rowid = h.rid "
+                f"where not exists (select 1 from ({held}) as k "
+                "where k.raw_text = t.raw_text and k.region = t.region)"
+            )
         _delete_hits(con, "reference.phone_numbers", hits, reqs, first_only=True,
                      place="reference.phone_numbers", what="raw phone texts")  # fmt: skip
 

@@ -150,3 +150,34 @@ def test_a_phone_erasure_reaches_every_written_form_of_the_number(tmp_path):
         "select count(*) from reference.phone_numbers where e164 = '+448003569377'"
     ).fetchone() == (2,)
     con.close()
+
+
+def test_a_household_phone_keeps_its_lookup_row_while_another_person_holds_it(tmp_path):
+    """An erasure by email finds the person's phones through their row: the text only they held
+    leaves reference.phone_numbers, the one a household member's row still holds stays (staging
+    reads that member's E.164 from it)."""
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.crm__contacts (contact_id varchar, email varchar, phone varchar, "
+        f"mobile_phone varchar, country_code varchar, {META})"
+    )
+    con.execute(
+        "insert into raw.crm__contacts values "
+        "('C1', 'gone@example.org', '415 555 0100', '415 555 0111', 'US', 'b', now(), 'f'), "
+        "('C2', 'stays@example.org', '415 555 0100', null, 'US', 'b', now(), 'f')"
+    )
+    con.execute(
+        "create table raw.consent__erasure_requests (erasure_request_id varchar, "
+        "contact_point varchar, contact_point_type varchar, requested_at timestamp, "
+        f"{META})"
+    )
+    con.execute(
+        "insert into raw.consent__erasure_requests values ('ER1', 'gone@example.org', 'email', "
+        "timestamp '2026-11-21 10:00:00', 'b', now(), 'f')"
+    )
+    phones.refresh(con, AS_OF.isoformat())
+    assert erase_pending(con, AS_OF, "run1", landing=tmp_path / "l", outbox=tmp_path / "o")
+    assert con.execute("select contact_id from raw.crm__contacts").fetchall() == [("C2",)]
+    lookup = dict(con.execute("select raw_text, e164 from reference.phone_numbers").fetchall())
+    assert lookup == {"415 555 0100": "+14155550100"}  # C1's own mobile text is gone
