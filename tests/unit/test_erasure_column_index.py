@@ -98,13 +98,19 @@ def test_the_sql_index_equals_python_normalise_for_every_value(lookup, monkeypat
     assert (("phone", "(415) 555-0199", " us ") in calls) == (lookup != "full")
 
 
-def test_a_phone_erasure_reaches_every_written_form_of_the_number(tmp_path):
+def _warehouse_with_contacts(tmp_path) -> duckdb.DuckDBPyConnection:
+    """A warehouse file with an empty raw.crm__contacts."""
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
     con.execute("create schema raw")
     con.execute(
         "create table raw.crm__contacts (contact_id varchar, email varchar, phone varchar, "
         f"mobile_phone varchar, country_code varchar, {META})"
     )
+    return con
+
+
+def test_a_phone_erasure_reaches_every_written_form_of_the_number(tmp_path):
+    con = _warehouse_with_contacts(tmp_path)
     con.execute(
         "insert into raw.crm__contacts values "
         "('C1', null, '800-356-9377', null, 'US', 'b', now(), 'f'), "
@@ -156,12 +162,7 @@ def test_a_household_phone_keeps_its_lookup_row_while_another_person_holds_it(tm
     """An erasure by email finds the person's phones through their row: the text only they held
     leaves reference.phone_numbers, the one a household member's row still holds stays (staging
     reads that member's E.164 from it)."""
-    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    con.execute("create schema raw")
-    con.execute(
-        "create table raw.crm__contacts (contact_id varchar, email varchar, phone varchar, "
-        f"mobile_phone varchar, country_code varchar, {META})"
-    )
+    con = _warehouse_with_contacts(tmp_path)
     con.execute(
         "insert into raw.crm__contacts values "
         "('C1', 'gone@example.org', '415 555 0100', '415 555 0111', 'US', 'b', now(), 'f'), "
