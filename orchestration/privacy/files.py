@@ -54,7 +54,7 @@ class Rewrite:
 _BOUNDARY_BYTES = b' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f,":{}[]'
 _MARK = b"\x1f"
 _TO_MARK = bytes.maketrans(_BOUNDARY_BYTES, _MARK * len(_BOUNDARY_BYTES))
-_BOUNDARY = re.compile(rb'[\s\x1c-\x1f,":{}\[\]]+')
+_BOUNDARY = re.compile(b"[" + re.escape(_BOUNDARY_BYTES) + b"]+")
 # a run of phone characters from its first digit (identifiers.looks_like_phone's alphabet)
 _PHONE_RUN = re.compile(rb"[0-9][0-9 ().\-/]{5,}")
 _NON_DIGIT = re.compile(rb"[^0-9]")
@@ -89,8 +89,8 @@ class LineFilter:
         self.tails = {_NON_DIGIT.sub(b"", v.encode())[-7:] for k, v in needles if k == "phone"}
         self.odd = odd
         self._pieces = _automaton({_MARK + p + _MARK for p in self.pieces})
+        # a tail of fewer than seven digits never equals a cell's last seven: no automaton word
         self._tails = _automaton({t for t in self.tails if len(t) == 7})
-        # a tail of fewer than seven digits: a cell's last seven digits never equal it
 
     def __call__(self, line: bytes) -> bool:
         if not line.isascii() or self.escape.search(line):
@@ -151,6 +151,8 @@ class LineFilter:
 
     def _tail_lines(self, chunk: bytes) -> np.ndarray:
         """Line indexes in `chunk` of a digit run (separators dropped) ending in a phone tail."""
+        if self._tails is None:
+            return np.empty(0, np.int64)
         text = chunk.translate(None, _PHONE_SEPARATORS).decode("latin-1")
         ends = [
             end
@@ -163,9 +165,11 @@ class LineFilter:
         return np.searchsorted(_line_breaks(text.encode("latin-1")), np.array(ends, np.int64))
 
 
-def _automaton(words: set[bytes]) -> ahocorasick.Automaton:
+def _automaton(words: set[bytes]) -> ahocorasick.Automaton | None:
     """An Aho-Corasick automaton over `words` (ASCII, as latin-1 text), each keyed to its
-    length."""
+    length; None for no word (pyahocorasick cannot search with an empty one)."""
+    if not words:
+        return None
     auto = ahocorasick.Automaton()
     for w in words:
         auto.add_word(w.decode("latin-1"), len(w))

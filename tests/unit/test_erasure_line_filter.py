@@ -157,3 +157,11 @@ def test_kept_lines_are_copied_byte_for_byte():
     data = b'{"a": "S9"}\n\n{"a":  "keep"}\r\n{"b": "(415) 555-0199"}'
     new, dropped, left = files.rewrite_data(".jsonl", data, NEEDLES)
     assert new == b'\n{"a":  "keep"}\r\n' and dropped == {"R1": 2} and left == 1
+
+
+def test_a_requested_phone_of_fewer_than_seven_digits_matches_no_line():
+    """A junk phone in a request (too few digits to be any cell's last seven) is searched for
+    nothing, in both the per-line and the whole-text filter, instead of failing the step."""
+    lines = files.LineFilter({("phone", "+12"): {"R1"}, ("email", "a@b.org"): {"R1"}})
+    data = b"x,123456789\ny,12\nz,a@b.org\n"
+    assert lines.lines(data) == {i for i, ln in enumerate(data.splitlines()) if lines(ln)} == {2}
