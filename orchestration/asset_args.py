@@ -16,6 +16,7 @@ loads.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -65,18 +66,25 @@ def nightly_asset(
         text = description or " ".join((fn.__doc__ or "").split())
         if not text:
             raise ValueError(f"asset {fn.__name__}: give a description or a docstring")
-        return dg.asset(
-            key=key,
-            group_name=group_name,
-            owners=[OWNER],
-            kinds=set(kinds),
-            pool="duckdb",
-            partitions_def=nightly_partitions,
-            backfill_policy=ONE_DAY_PER_RUN,
-            code_version=None if sources is None else code_version(*sources),
-            description=text,
-            **kwargs,
-        )(fn)
+        with warnings.catch_warnings():
+            # one day per run is the nightly's design, not an experiment: Dagster's beta notice
+            # on `backfill_policy` would otherwise print once per asset wherever defs/ modules
+            # are imported directly (the benches); every other warning still shows
+            warnings.filterwarnings(
+                "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
+            )
+            return dg.asset(
+                key=key,
+                group_name=group_name,
+                owners=[OWNER],
+                kinds=set(kinds),
+                pool="duckdb",
+                partitions_def=nightly_partitions,
+                backfill_policy=ONE_DAY_PER_RUN,
+                code_version=None if sources is None else code_version(*sources),
+                description=text,
+                **kwargs,
+            )(fn)
 
     return decorate
 

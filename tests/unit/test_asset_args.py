@@ -1,6 +1,8 @@
 """orchestration/asset_args.py: what every Python asset of the code location declares alike
 (owner, duckdb pool, nightly partitions, backfill policy, one-line description), and its helpers."""
 
+import warnings
+
 import dagster as dg
 import pytest
 
@@ -95,3 +97,18 @@ def test_declared_table_carries_the_owner_and_the_duckdb_kind():
         "audit.t: rows.",
     )
     assert spec.owners == [OWNER] and spec.kinds == {"duckdb"}
+
+
+def test_declaring_an_asset_is_quiet_about_backfill_policy_and_nothing_else():
+    """The beta notice on `backfill_policy` is filtered only while an asset is declared: the
+    filter does not stay behind for the rest of the process."""
+
+    def body() -> None:
+        """An asset."""
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nightly_asset(key=["quiet_probe"], group_name="probe", sources=None)(body)
+        assert not [w for w in caught if issubclass(w.category, dg.BetaWarning)]
+        warnings.warn("Parameter `backfill_policy` elsewhere", dg.BetaWarning, stacklevel=1)
+    assert [w for w in caught if issubclass(w.category, dg.BetaWarning)]
