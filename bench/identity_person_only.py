@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from demo import noise_second  # noqa: E402
 from orchestration.identity import config as identity_config  # noqa: E402
 from orchestration.identity import probabilistic, training  # noqa: E402
+from tests.identity_inputs import create_matching_inputs  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 21)
 
@@ -51,23 +52,7 @@ def load(landing: Path, truth_dir: Path) -> tuple[duckdb.DuckDBPyConnection, dic
     """An in-memory warehouse holding int_identity__records (as the pipeline builds it for
     these two contracts) and the truth (record_key → person)."""
     con = duckdb.connect()
-    con.execute("create schema intermediate")
-    con.execute(
-        """
-        create table intermediate.int_identity__records (
-            record_key varchar, source varchar, first_name varchar, last_name varchar,
-            email_normalized varchar, phone_e164 varchar, date_of_birth date,
-            postal_code varchar, address_line1 varchar, city varchar)
-        """
-    )
-    con.execute(
-        "create table intermediate.int_identity__dropped_links "
-        "(record_key varchar, node_key varchar, drop_reason varchar)"
-    )
-    con.execute(
-        "create table intermediate.int_identity__candidate_links (record_key varchar, "
-        "node_key varchar, identifier_type varchar, identifier_value varchar, rule varchar)"
-    )
+    create_matching_inputs(con)
     crm = next((landing / "crm" / "contacts").rglob("*.csv"))
     con.execute(
         f"""insert into intermediate.int_identity__records select 'r|crm:contacts:' ||

@@ -21,6 +21,7 @@ import pytest
 from demo.generator import PROFILES, generate
 from orchestration.identity import config as identity_config
 from orchestration.identity import probabilistic, training
+from tests.identity_inputs import create_matching_inputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import identity_person_only as bench
@@ -132,20 +133,7 @@ def test_a_swap_of_given_and_family_name_is_weighed_once():
 
 def _records(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("create schema intermediate")
-    con.execute(
-        "create table intermediate.int_identity__records (record_key varchar, source varchar, "
-        "first_name varchar, last_name varchar, email_normalized varchar, phone_e164 varchar, "
-        "date_of_birth date, postal_code varchar, address_line1 varchar, city varchar)"
-    )
-    con.execute(
-        "create table intermediate.int_identity__dropped_links "
-        "(record_key varchar, node_key varchar, drop_reason varchar)"
-    )
-    con.execute(
-        "create table intermediate.int_identity__candidate_links (record_key varchar, "
-        "node_key varchar, identifier_type varchar, identifier_value varchar, rule varchar)"
-    )
+    create_matching_inputs(con)
     con.executemany(
         "insert into intermediate.int_identity__records values (?, ?, ?, ?, null, null, ?, ?, ?, ?)",
         rows,

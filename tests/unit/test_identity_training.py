@@ -21,6 +21,7 @@ import pytest
 from demo.generator import generate
 from orchestration.identity import config as identity_config
 from orchestration.identity import probabilistic, training
+from tests.identity_inputs import create_matching_inputs
 
 AS_OF = dt.date(2026, 11, 21)
 CUSTOMERS = 3000
@@ -29,27 +30,6 @@ SWAP_RATE = 0.06  # per loyalty record: given and family name swapped
 DOB_EDIT_RATE = 0.06  # one digit of the birth date changed (still a valid date)
 DOB_TRANSPOSED_RATE = 0.03  # day and month swapped (day <= 12)
 POSTCODE_TYPO_RATE = 0.06  # one character of the postcode changed
-
-
-def _schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists intermediate")
-    con.execute(
-        """
-        create table intermediate.int_identity__records (
-            record_key varchar, source varchar, first_name varchar, last_name varchar,
-            email_normalized varchar, phone_e164 varchar, date_of_birth date,
-            postal_code varchar, address_line1 varchar, city varchar
-        )
-        """
-    )
-    con.execute(
-        "create table intermediate.int_identity__dropped_links "
-        "(record_key varchar, node_key varchar, drop_reason varchar)"
-    )
-    con.execute(
-        "create table intermediate.int_identity__candidate_links (record_key varchar, "
-        "node_key varchar, identifier_type varchar, identifier_value varchar, rule varchar)"
-    )
 
 
 def _typo(rng: np.random.Generator, text: str) -> str:
@@ -128,7 +108,7 @@ def person_only(tmp_path_factory):
 
 def _warehouse(rows: dict[str, tuple]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    _schema(con)
+    create_matching_inputs(con)
     con.executemany(
         "insert into intermediate.int_identity__records values (?, ?, ?, ?, null, null, ?, ?, ?, ?)",
         [(key, *values) for key, values in rows.items()],
@@ -241,7 +221,7 @@ def test_a_degenerate_training_set_is_refused_and_the_last_model_kept(person_onl
     refused with the reason, recorded, never used; the accepted model stays in use."""
     _records, model = trained
     con = duckdb.connect()
-    _schema(con)
+    create_matching_inputs(con)
     config = identity_config.Probabilistic(enabled=True)
     first = training.save(con, model)
     assert training.active(con).version == first.version == 1
@@ -398,7 +378,7 @@ def test_project_defaults_compare_without_email_or_phone_and_fold_names():
     labels = {r.label for r in config.blocking}
     assert {"date_of_birth", "postal_code + street", "swapped first_name + last_name"} <= labels
     con = duckdb.connect()
-    _schema(con)
+    create_matching_inputs(con)
     con.execute(
         "insert into intermediate.int_identity__records values "
         "('r|crm:contacts:1', 'crm', 'Søren', 'Müller', null, null, '1980-01-02', '8000 ', "

@@ -9,6 +9,7 @@ import pytest
 
 from orchestration.identity import config as identity_config
 from orchestration.identity import probabilistic
+from tests.identity_inputs import create_matching_inputs
 
 AS_OF = "2026-11-21"
 THRESHOLD = 0.9995
@@ -34,24 +35,7 @@ def _record(key, source, first, last, email=None, phone=None, dob=None, postal=N
 @pytest.fixture
 def warehouse():
     con = duckdb.connect()
-    con.execute("create schema intermediate")
-    con.execute(
-        """
-        create table intermediate.int_identity__records (
-            record_key varchar, source varchar, first_name varchar, last_name varchar,
-            email_normalized varchar, phone_e164 varchar, date_of_birth date,
-            postal_code varchar, address_line1 varchar, city varchar
-        )
-        """
-    )
-    con.execute(
-        "create table intermediate.int_identity__dropped_links "
-        "(record_key varchar, node_key varchar, drop_reason varchar)"
-    )
-    con.execute(
-        "create table intermediate.int_identity__candidate_links (record_key varchar, "
-        "node_key varchar, identifier_type varchar, identifier_value varchar, rule varchar)"
-    )
+    create_matching_inputs(con)
     rows = []
     # background: 100 different people, one CRM contact each
     for i in range(100):
