@@ -7,7 +7,9 @@ or the new one, never half), or removed when no row is left. Formats: CSV (heade
 BOM kept), JSON lines (the other lines kept byte for byte), Parquet. In the text formats a cheap
 test per line (LineFilter) picks the lines that can hold an identifier; only those are compared
 cell by cell, and the lines kept are copied as they were, byte for byte; so a file of tens of
-millions of rows is read in a few passes at C speed (LineFilter.lines) and never parsed whole.
+millions of rows is read in a few passes at C speed (LineFilter.lines), never parsed whole, and
+never held whole in memory: it is read in pieces of whole lines (_text_chunks), once to find
+the lines to drop and, when there are some, once more to copy the rest.
 
 Grain of the result: one rewritten or removed file, with the rows dropped per request.
 """
@@ -21,8 +23,10 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import ahocorasick
 import numpy as np
@@ -33,9 +37,6 @@ import pyarrow.parquet as pq
 from orchestration.privacy.identifiers import cell_matches
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
-# a rewrite's new content: bytes, pieces of the old buffer written one after the other
-# (_without_lines), or None when no row matched
-_New = bytes | list[memoryview] | None
 
 
 @dataclass
@@ -213,20 +214,6 @@ def _line_spans(size: int, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _without_lines(
-    data: bytes, starts: np.ndarray, ends: np.ndarray, drop: list[int]
-) -> list[memoryview]:
-    """`data` without the lines `drop` (sorted), every other byte as it was: the pieces between
-    the dropped lines, as views of `data` (no copy: a file of gigabytes is written from its
-    one buffer)."""
-    view, parts, at = memoryview(data), [], 0
-    for i in drop:
-        parts.append(view[at : int(starts[i])])
-        at = int(ends[i])
-    parts.append(view[at:])
-    return parts
-
-
 def _row_hits(values, needles) -> set[str]:
     hits: set[str] = set()
     for v in values:
@@ -237,13 +224,13 @@ def _row_hits(values, needles) -> set[str]:
     return hits
 
 
-def _atomic_write(path: Path, data: bytes | list[memoryview]) -> tuple[str, int]:
-    """Write `data` (bytes, or pieces written one after the other) to a temporary name beside
-    `path`, then rename it over `path`; returns the new content's sha256 and size."""
+def _atomic_write(path: Path, pieces: Iterable[bytes]) -> tuple[str, int]:
+    """Write `pieces` one after the other to a temporary name beside `path`, then rename it over
+    `path`; returns the new content's sha256 and size."""
     tmp = path.with_name(f".{path.name}.erasure.tmp")
     digest, size = hashlib.sha256(), 0
     with open(tmp, "wb") as fh:
-        for piece in [data] if isinstance(data, bytes) else data:
+        for piece in pieces:
             fh.write(piece)
             digest.update(piece)
             size += len(piece)
@@ -253,15 +240,61 @@ def _atomic_write(path: Path, data: bytes | list[memoryview]) -> tuple[str, int]
     return digest.hexdigest(), size
 
 
-def _csv(data: bytes, needles, lines: LineFilter) -> tuple[_New, dict[str, int], int]:
-    breaks = _line_breaks(data)
-    candidates = lines.lines(data, breaks)
-    if not candidates:
-        return None, {}, 0
-    if _quotes_close_on_their_line(data, breaks):
-        # every quote closes on its line: a line is a row, and a row is one line
-        return _csv_lines(data, needles, breaks, candidates)
-    return _csv_records(data, needles, candidates)
+@dataclass
+class _Scan:
+    """What one pass over a CSV or JSON-lines text found: the byte spans [start, end) of the
+    lines to drop (in file order), rows dropped per request, and the rows the text holds (CSV:
+    the lines after the header; JSON lines: the lines that are not blank)."""
+
+    drops: list[tuple[int, int]] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+
+    def drop(self, start: int, end: int, hits: set[str]) -> None:
+        for r in hits:
+            self.dropped[r] = self.dropped.get(r, 0) + 1
+        if hits:
+            self.drops.append((start, end))
+
+    @property
+    def left(self) -> int:
+        return self.rows - len(self.drops)
+
+
+def _text_chunks(source: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(offset, text) pieces of `source` of about _CHUNK bytes, each ending just after a newline
+    (the last at the end of the text): a piece holds whole lines, and a file of gigabytes is
+    never held whole. A line longer than a piece makes that piece longer."""
+    offset, rest = 0, b""
+    while block := source.read(_CHUNK):
+        text = rest + block
+        cut = text.rfind(b"\n") + 1
+        if cut:
+            yield offset, text[:cut]
+            offset += cut
+        rest = text[cut:]
+    if rest:
+        yield offset, rest
+
+
+def _csv_scan(source: BinaryIO, needles, lines: LineFilter) -> _Scan | None:
+    """The CSV lines to drop, piece by piece; None when a quoted cell runs over a line break
+    (a row is then not a line: the caller parses the file whole)."""
+    scan = _Scan()
+    for offset, chunk in _text_chunks(source):
+        breaks = _line_breaks(chunk)
+        if not _quotes_close_on_their_line(chunk, breaks):
+            return None
+        starts, ends = _line_spans(len(chunk), breaks)
+        scan.rows += len(starts)
+        for i in sorted(lines.lines(chunk, breaks)):
+            if offset == 0 and i == 0:  # the header
+                continue
+            s, e = int(starts[i]), int(ends[i])
+            row = next(csv.reader([chunk[s:e].decode("utf-8")]), [])
+            scan.drop(offset + s, offset + e, _row_hits(row, needles))
+    scan.rows = max(scan.rows - 1, 0)
+    return scan
 
 
 def _quotes_close_on_their_line(data: bytes, breaks: np.ndarray) -> bool:
@@ -275,30 +308,11 @@ def _quotes_close_on_their_line(data: bytes, breaks: np.ndarray) -> bool:
     return True
 
 
-def _csv_lines(
-    data: bytes, needles, breaks: np.ndarray, candidates: set[int]
-) -> tuple[_New, dict[str, int], int]:
-    """_csv for a file whose rows are lines: the candidate rows parsed alone, the kept lines
-    copied as they are."""
-    starts, ends = _line_spans(len(data), breaks)
-    dropped: dict[str, int] = {}
-    drop = []
-    for i in sorted(c for c in candidates if c >= 1):  # line 0: the header
-        text = data[int(starts[i]) : int(ends[i])].decode("utf-8")
-        hits = _row_hits(next(csv.reader([text]), []), needles)
-        for r in hits:
-            dropped[r] = dropped.get(r, 0) + 1
-        if hits:
-            drop.append(i)
-    if not dropped:
-        return None, {}, len(starts) - 1
-    return _without_lines(data, starts, ends, drop), dropped, len(starts) - 1 - len(drop)
-
-
 def _csv_records(
     data: bytes, needles, candidates: set[int]
 ) -> tuple[bytes | None, dict[str, int], int]:
-    """_csv for a file with a quoted cell over several lines: parsed and written whole."""
+    """A CSV with a quoted cell over several lines without its rows holding an identifier:
+    parsed and written whole."""
     bom = data.startswith(b"\xef\xbb\xbf")
     reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
     header = next(reader, None)
@@ -328,31 +342,49 @@ def _csv_records(
     return (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode(), dropped, len(kept)
 
 
-def _jsonl(data: bytes, needles, lines: LineFilter) -> tuple[_New, dict[str, int], int]:
-    breaks = _line_breaks(data)
-    starts, ends = _line_spans(len(data), breaks)
-    dropped: dict[str, int] = {}
-    drop = []
-    for i in sorted(lines.lines(data, breaks)):
-        line = data[int(starts[i]) : int(ends[i])]
-        try:
-            obj = json.loads(line) if line.strip() else None
-        except ValueError:
-            obj = line.decode("utf-8", "replace")  # a malformed line is searched as text
-        hits = _row_hits([obj] if not isinstance(obj, dict) else obj.values(), needles)
-        for r in hits:
-            dropped[r] = dropped.get(r, 0) + 1
-        if hits:
-            drop.append(i)
-    if not dropped:
-        return None, {}, 0
-    # rows left: the lines that are not blank, less the dropped ones (a blank line starts with
-    # white space or is empty: only those are looked at)
-    arr = np.frombuffer(data, np.uint8)
-    first = arr[np.minimum(starts, max(len(arr) - 1, 0))] if len(arr) else starts
-    maybe_blank = np.flatnonzero((ends == starts) | np.isin(first, list(b" \t\r\n\x0b\x0c")))
-    blank = sum(1 for i in maybe_blank if not data[int(starts[i]) : int(ends[i])].strip())
-    return _without_lines(data, starts, ends, drop), dropped, len(starts) - blank - len(drop)
+_BLANK_STARTS = list(b" \t\r\n\x0b\x0c")
+
+
+def _jsonl_scan(source: BinaryIO, needles, lines: LineFilter) -> _Scan:
+    """The JSON lines to drop, piece by piece; a malformed line is searched as text."""
+    scan = _Scan()
+    for offset, chunk in _text_chunks(source):
+        breaks = _line_breaks(chunk)
+        starts, ends = _line_spans(len(chunk), breaks)
+        # a blank line starts with white space or is empty: only those are looked at
+        arr = np.frombuffer(chunk, np.uint8)
+        first = arr[np.minimum(starts, len(arr) - 1)]
+        maybe_blank = np.flatnonzero((ends == starts) | np.isin(first, _BLANK_STARTS))
+        blank = sum(1 for i in maybe_blank if not chunk[int(starts[i]) : int(ends[i])].strip())
+        scan.rows += len(starts) - blank
+        for i in sorted(lines.lines(chunk, breaks)):
+            s, e = int(starts[i]), int(ends[i])
+            line = chunk[s:e]
+            try:
+                obj = json.loads(line) if line.strip() else None
+            except ValueError:
+                obj = line.decode("utf-8", "replace")
+            values = [obj] if not isinstance(obj, dict) else obj.values()
+            scan.drop(offset + s, offset + e, _row_hits(values, needles))
+    return scan
+
+
+def _kept(open_source: Callable[[], BinaryIO], drops: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The bytes of the source outside the `drops` spans, byte for byte, read in blocks of
+    _CHUNK."""
+    with open_source() as src:
+        at = 0
+        for start, end in [*drops, (None, None)]:
+            src.seek(at)
+            left = None if start is None else start - at
+            while left is None or left > 0:
+                block = src.read(_CHUNK if left is None else min(_CHUNK, left))
+                if not block:
+                    break
+                if left is not None:
+                    left -= len(block)
+                yield block
+            at = end if end is not None else at
 
 
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() removes in ASCII
@@ -404,12 +436,44 @@ def _parquet(source, needles, lines: LineFilter) -> tuple[bytes | None, dict[str
     return sink.getvalue(), dropped, kept.num_rows
 
 
+def _text(
+    suffix: str, open_source: Callable[[], BinaryIO], needles, lines: LineFilter
+) -> tuple[Iterable[bytes] | None, dict[str, int], int]:
+    """A CSV or JSON-lines rewrite: one pass finds the lines to drop, a second copies the rest
+    (only when a line is dropped); neither holds the whole text."""
+    with open_source() as src:
+        scan = (_csv_scan if suffix == ".csv" else _jsonl_scan)(src, needles, lines)
+    if scan is None:
+        with open_source() as src:
+            data = src.read()
+        new, dropped, left = _csv_records(data, needles, lines.lines(data))
+        return (None if new is None else [new]), dropped, left
+    if not scan.dropped:
+        return None, {}, scan.rows
+    return _kept(open_source, scan.drops), scan.dropped, scan.left
+
+
 def _rewrite(
-    suffix: str, data: bytes, needles: dict[tuple[str, str], set[str]], lines: LineFilter
-) -> tuple[_New, dict[str, int], int]:
+    suffix: str, path_or_data: Path | bytes, needles, lines: LineFilter
+) -> tuple[Iterable[bytes] | None, dict[str, int], int]:
+    """(new content as pieces or None when no row matched, rows dropped per request, rows
+    left) for a file on disk or bytes held in memory."""
+    if isinstance(path_or_data, Path):
+        path = path_or_data
+
+        def open_source() -> BinaryIO:
+            return open(path, "rb")
+    else:
+        data = path_or_data
+
+        def open_source() -> BinaryIO:
+            return io.BytesIO(data)
+
     if suffix == ".parquet":
-        return _parquet(pa.BufferReader(data), needles, lines)
-    return (_csv if suffix == ".csv" else _jsonl)(data, needles, lines)
+        source = path_or_data if isinstance(path_or_data, Path) else pa.BufferReader(path_or_data)
+        new, dropped, left = _parquet(source, needles, lines)
+        return (None if new is None else [new]), dropped, left
+    return _text(suffix, open_source, needles, lines)
 
 
 def rewrite_data(
@@ -423,19 +487,15 @@ def rewrite_data(
     rows left). The same rewrite as rewrite_file, for bytes held elsewhere (an S3 object).
     `lines`: the needles' LineFilter, built once for many files."""
     new, dropped, left = _rewrite(suffix, data, needles, lines or LineFilter(needles))
-    return (b"".join(new) if isinstance(new, list) else new), dropped, left
+    return (None if new is None else b"".join(new)), dropped, left
 
 
 def rewrite_file(
     path: Path, needles: dict[tuple[str, str], set[str]], lines: LineFilter | None = None
 ) -> Rewrite | None:
     """Drop the rows of `path` that hold an identifier in `needles` ((kind, normalised value)
-    → request ids); None when the file holds none."""
-    lines = lines or LineFilter(needles)
-    if path.suffix == ".parquet":
-        new, dropped, left = _parquet(path, needles, lines)
-    else:
-        new, dropped, left = _rewrite(path.suffix, path.read_bytes(), needles, lines)
+    → request ids); None when the file holds none. The text is read in pieces, never whole."""
+    new, dropped, left = _rewrite(path.suffix, path, needles, lines or LineFilter(needles))
     if new is None:
         return None
     out = Rewrite(path, dropped)

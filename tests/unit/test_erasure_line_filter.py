@@ -165,3 +165,54 @@ def test_a_requested_phone_of_fewer_than_seven_digits_matches_no_line():
     lines = files.LineFilter({("phone", "+12"): {"R1"}, ("email", "a@b.org"): {"R1"}})
     data = b"x,123456789\ny,12\nz,a@b.org\n"
     assert lines.lines(data) == {i for i, ln in enumerate(data.splitlines()) if lines(ln)} == {2}
+
+
+def _mixed_files(tmp_path):
+    rows = _rows(17, 2500)
+    header = ["a", "b", "c", "d", "e"]
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(header)
+    w.writerows([["" if v is None else v for v in r] for r in rows])
+    csv_bytes = b"\xef\xbb\xbf" + buf.getvalue().encode()
+    json_lines = [json.dumps(dict(zip(header, r, strict=True))).encode() for r in rows]
+    jsonl_bytes = b"\n".join(
+        ln + (b"\n" if i % 50 == 0 else b"") for i, ln in enumerate(json_lines)
+    )
+    return {".csv": csv_bytes, ".jsonl": jsonl_bytes}
+
+
+def test_a_file_read_in_pieces_is_rewritten_as_when_read_whole(tmp_path, monkeypatch):
+    """rewrite_file reads a text in pieces of whole lines; wherever the pieces end (and a line
+    longer than a piece), the file it writes is the one rewrite_data writes from the whole text."""
+    for suffix, data in _mixed_files(tmp_path).items():
+        want, want_dropped, want_left = files.rewrite_data(suffix, data, NEEDLES)
+        assert want is not None and want_left > 1000
+        for chunk in (1 << 24, 4096, 97, 7):
+            monkeypatch.setattr(files, "_CHUNK", chunk)
+            path = tmp_path / f"f{chunk}{suffix}"
+            path.write_bytes(data)
+            done = files.rewrite_file(path, NEEDLES)
+            assert path.read_bytes() == want, (suffix, chunk)
+            assert done.rows_by_request == want_dropped and done.size == len(want)
+
+
+def test_a_large_file_is_never_held_whole(tmp_path, monkeypatch):
+    """The rewrite's Python memory stays near a few pieces, not the file's size."""
+    import tracemalloc
+
+    monkeypatch.setattr(files, "_CHUNK", 1 << 16)
+    line = b'{"a": "keep@example.org", "b": "2026-11-21T10:00:00Z", "c": 12}\n'
+    path = tmp_path / "big.jsonl"
+    with open(path, "wb") as fh:
+        for i in range(300):
+            fh.write(line * 1000)
+            if i == 150:
+                fh.write(b'{"a": "S9"}\n')
+    size = path.stat().st_size
+    tracemalloc.start()
+    done = files.rewrite_file(path, NEEDLES)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert done.rows_by_request == {"R1": 1} and done.size == size - len(b'{"a": "S9"}\n')
+    assert size > 19_000_000 and peak < size / 10, peak
