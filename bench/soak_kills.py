@@ -46,6 +46,8 @@ UNFINISHED = [
 
 
 def start_run(env: dict[str, str], as_of: dt.date) -> subprocess.Popen:
+    """`c360 run` for `as_of` in its own process group (so a kill takes its dbt child with it, as
+    an out-of-memory kill of the whole job or a container stop does); tests/e2e kill it too."""
     return subprocess.Popen(
         [C360, "run", "--as-of", as_of.isoformat(), "--log-level", "WARNING"],
         env=env,

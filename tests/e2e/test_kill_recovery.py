@@ -20,6 +20,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from bench.soak_kills import start_run
 from orchestration.activation.marts_guard import MartsNotConsistent, check_marts_built_for
 from orchestration.paths import home_env
 from tests.integration.conftest import AS_OF
@@ -34,20 +35,6 @@ RUN_TIMEOUT = 900
 
 def _env(home: Path, landing: Path) -> dict[str, str]:
     return {**os.environ, **home_env(home, landing)}
-
-
-def _start(env: dict[str, str]) -> subprocess.Popen:
-    """`c360 run` in its own process group (so the kill takes its dbt child with it, as an
-    out-of-memory kill of the whole job or a container stop does)."""
-    return subprocess.Popen(
-        [C360, "run", "--as-of", AS_OF.isoformat(), "--log-level", "WARNING"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def _instance(home: Path) -> dg.DagsterInstance:
@@ -90,7 +77,7 @@ def _kill_when_step_starts(env: dict[str, str], home: Path, step: str, settle: f
     """Start a run, SIGKILL its process group `settle` seconds after `step` started; the run's
     id, or None when the run finished in the meantime."""
     before = _latest_worker_run(home)  # the runs before this one have all ended
-    proc = _start(env)
+    proc = start_run(env, AS_OF)
     deadline = time.monotonic() + RUN_TIMEOUT
     run_id, problem = None, ""
     try:
@@ -214,7 +201,7 @@ def test_a_second_run_on_the_same_home_refuses_with_one_line(tmp_path):
     generate(100, 6, AS_OF, landing, tmp_path / "truth", progress=None)
     home = tmp_path / "home"
     env = _env(home, landing)
-    first = _start(env)
+    first = start_run(env, AS_OF)
     try:
         deadline = time.monotonic() + 300
         while not (home / "run.lock").exists() or not (home / "run.lock").read_text():
