@@ -22,6 +22,11 @@ targets (3×, 15 %, 25 %), seconds per stage and the slowest steps.
     .venv/bin/python bench/nightly.py --customers 50000 --seed 11
     .venv/bin/python bench/nightly.py --customers 200000 --steps 12 --keep
 
+`--json PATH` writes the figures (nights, reference, per-step seconds and peaks) as JSON;
+`--slope-from PATH` reads such a file of a run at another scale and prints the cost slope:
+each night's and stage's seconds ratio divided by the customers ratio (1.0 = linear, above it
+worse than linear).
+
 Exits 1 when a run fails. Figures: docs/benchmarks.md ("Nightly cost (issue 19)").
 """
 
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -314,6 +320,60 @@ def render(nights: list[Measured], reference: Measured | None, top: int, title: 
     console.print(memory)
 
 
+def as_json(customers: int, seed: int, nights: list[Measured], reference: Measured | None) -> dict:
+    """The figures of one bench run (what --json writes and --slope-from reads)."""
+
+    def one(m: Measured) -> dict:
+        return {"seconds": m.seconds, "peak_rss_bytes": m.peak_rss_bytes,
+                "returncode": m.returncode, "steps": m.steps, "step_peaks": m.step_peaks()}  # fmt: skip
+
+    return {
+        "customers": customers,
+        "seed": seed,
+        "nights": {m.name: one(m) for m in nights},
+        "reference": one(reference) if reference else None,
+    }
+
+
+def slopes(smaller: dict, larger: dict) -> dict[str, float]:
+    """Per night (and `stage: <name>` of the full night): the seconds ratio larger ÷ smaller over
+    the customers ratio; 1.0 is linear, above 1.0 worse than linear. Parts absent or taking no
+    time at the smaller scale are left out."""
+    scale = larger["customers"] / smaller["customers"]
+    out: dict[str, float] = {}
+    for name, night in larger["nights"].items():
+        base = smaller["nights"].get(name)
+        if base and base["seconds"] > 0:
+            out[name] = night["seconds"] / base["seconds"] / scale
+    if smaller.get("reference") and larger.get("reference"):
+        out["reference"] = larger["reference"]["seconds"] / smaller["reference"]["seconds"] / scale
+    full_small = smaller["nights"].get("full")
+    full_large = larger["nights"].get("full")
+    if full_small and full_large:
+        small_stages = stage_seconds(full_small["steps"])
+        for stage, seconds in stage_seconds(full_large["steps"]).items():
+            if small_stages.get(stage, 0.0) >= 1.0:
+                out[f"stage: {stage}"] = seconds / small_stages[stage] / scale
+    return out
+
+
+def render_slope(a: dict, b: dict) -> None:
+    """The cost slope table between two bench runs at different scales."""
+    from rich.console import Console
+    from rich.table import Table
+
+    smaller, larger = sorted((a, b), key=lambda f: f["customers"])
+    table = Table(
+        title=f"cost slope {smaller['customers']:,} → {larger['customers']:,} customers "
+        "(seconds ratio ÷ customers ratio; ≤ 1.00 is linear or better)"
+    )
+    for column in ("part", "slope", "linear or better"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for part, value in slopes(smaller, larger).items():
+        table.add_row(part, f"{value:.2f}", "yes" if value <= 1.0 else "no")
+    Console().print(table)
+
+
 def night_parser(description: str, customers: int, customers_help: str) -> argparse.ArgumentParser:
     """The options of a bench that generates customers and runs nights in a temporary home:
     --customers (default `customers`), --seed, --as-of, --keep."""
@@ -340,7 +400,12 @@ def main() -> int:
     parser = night_parser(__doc__.split("\n\n")[0], 50_000, "50000 | 200000 | 1000000")
     parser.add_argument("--steps", type=int, default=10, help="slowest steps to list")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference")
+    parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    parser.add_argument(
+        "--slope-from", type=Path, help="a --json file of another scale: print the cost slope"
+    )
     args = parser.parse_args()
+    other = json.loads(args.slope_from.read_text()) if args.slope_from else None
 
     work, home, env = temporary_home("c360_nightly_bench_")
     from demo.generator import generate
@@ -379,6 +444,11 @@ def main() -> int:
         if nights:
             render(nights, reference, args.steps,
                    f"nightly cost, {args.customers:,} customers, seed {args.seed}")  # fmt: skip
+            figures = as_json(args.customers, args.seed, nights, reference)
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=1))
+            if other:
+                render_slope(other, figures)
         if args.keep:
             log(f"home kept: {home}")
         else:

@@ -156,3 +156,38 @@ def test_tree_rss_sees_a_child_and_step_peaks_attribute_samples_to_steps() -> No
     m.rss = [(1.0, 5), (2.0, 9), (3.0, 4), (4.5, 7)]
     m.windows = {"a": (0.5, 2.5), "b": (2.6, 4.0), "c": (4.6, 5.0)}
     assert m.step_peaks() == {"a": 9, "b": 4, "c": 0}
+
+
+def test_slopes_divide_each_seconds_ratio_by_the_customers_ratio() -> None:
+    """Five times the customers at 3× the seconds is a slope of 0.6 (better than linear); a stage
+    at 10× is 2.0; a stage without time at the smaller scale is left out."""
+    small = {
+        "customers": 200_000,
+        "nights": {
+            "full": {"seconds": 100.0, "steps": {"privacy__erasure": 10.0, "c360_dbt": 0.0}}
+        },
+        "reference": {"seconds": 20.0},
+    }
+    large = {
+        "customers": 1_000_000,
+        "nights": {
+            "full": {"seconds": 300.0, "steps": {"privacy__erasure": 100.0, "c360_dbt": 40.0}},
+            "no-new-data": {"seconds": 50.0, "steps": {}},
+        },
+        "reference": {"seconds": 100.0},
+    }
+    got = nightly.slopes(small, large)
+    erasure = nightly.stage_seconds({"privacy__erasure": 1.0})
+    assert got["full"] == 0.6 and got["reference"] == 1.0
+    assert got[f"stage: {next(iter(erasure))}"] == 2.0
+    assert "no-new-data" not in got and not any("dbt" in k for k in got)
+
+
+def test_as_json_round_trips_the_figures_slopes_read() -> None:
+    night = nightly.Measured("full", 12.5, 3 * 10**9, 0, steps={"a": 2.0}, windows={"a": (0, 1)})
+    figures = nightly.as_json(1000, 11, [night], None)
+    import json
+
+    again = json.loads(json.dumps(figures))
+    assert again["nights"]["full"]["seconds"] == 12.5 and again["reference"] is None
+    assert nightly.slopes(again, {**again, "customers": 2000}) == {"full": 0.5, "stage: a": 0.5}
