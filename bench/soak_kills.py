@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import os
 import random
 import shutil
@@ -32,6 +31,10 @@ import dagster as dg
 import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.warehouse_digest import table_digest  # noqa: E402
+
 C360 = str(Path(sys.executable).parent / "c360")
 # Columns that say who/when ran (and a contact's id, which hashes its run), not what was built.
 RUN_COLUMNS = {
@@ -86,15 +89,7 @@ def state(warehouse: Path) -> dict[str, str]:
             "('activation', 'contact_history')) and table_type = 'BASE TABLE' order by all"
         ).fetchall()
         for schema, table in tables:
-            cols = [
-                r[0]
-                for r in con.execute(f'describe "{schema}"."{table}"').fetchall()
-                if r[0] not in RUN_COLUMNS
-            ]
-            select = ", ".join(f'cast("{c}" as varchar)' for c in cols)
-            rows = con.execute(f'select {select} from "{schema}"."{table}" order by all').fetchall()
-            digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
-            out[f"{schema}.{table}"] = f"{digest}:{len(rows)}"
+            out[f"{schema}.{table}"] = table_digest(con, schema, table, RUN_COLUMNS)
     return out
 
 

@@ -5,7 +5,6 @@ on one home at once: the second refuses with one line."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ from orchestration.activation.marts_guard import MartsNotConsistent, check_marts
 from orchestration.paths import home_env
 from tests.integration.conftest import AS_OF
 from tests.integration.test_rerun_and_gates import RUN_METADATA, _fingerprint
+from tests.warehouse_digest import table_digest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="kill")]
 
@@ -127,16 +127,9 @@ def _state(warehouse: Path) -> dict[str, str]:
         if table.startswith(("raw.", "marts."))
     }
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        columns = [
-            c[0]
-            for c in con.execute("describe activation.contact_history").fetchall()
-            if c[0] not in RUN_METADATA | {"contact_id"}
-        ]
-        rows = con.execute(
-            f"select {', '.join(columns)} from activation.contact_history order by all"
-        ).fetchall()
-    digest = hashlib.sha256(repr(rows).encode()).hexdigest()
-    state["activation.contact_history"] = f"{digest}:{len(rows)}"
+        state["activation.contact_history"] = table_digest(
+            con, "activation", "contact_history", RUN_METADATA | {"contact_id"}
+        )
     return state
 
 

@@ -2,7 +2,6 @@
 failing blocking gate that leaves raw, dbt and activation untouched until the data is fixed."""
 
 import datetime as dt
-import hashlib
 import json
 
 import duckdb
@@ -11,6 +10,7 @@ import pytest
 from orchestration.contracts.model import all_source_contracts
 from orchestration.paths import contracts_dir
 from tests.integration.conftest import AS_OF, make_home
+from tests.warehouse_digest import table_digest
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 
@@ -41,23 +41,7 @@ def _fingerprint(path) -> dict[str, str]:
         for schema, table in tables:
             if (schema, table) in RUN_LOG_TABLES:
                 continue
-            cols = [
-                r[0]
-                for r in con.execute(
-                    "select column_name from information_schema.columns where table_schema = ? "
-                    "and table_name = ? order by ordinal_position",
-                    [schema, table],
-                ).fetchall()
-                if r[0] not in RUN_METADATA
-            ]
-            select = ", ".join(f'cast("{c}" as varchar)' for c in cols)
-            rows = sorted(
-                json.dumps(r, default=str)
-                for r in con.execute(f"select {select} from {schema}.{table}").fetchall()
-            )
-            out[f"{schema}.{table}"] = (
-                hashlib.sha256("\n".join(rows).encode()).hexdigest() + f":{len(rows)}"
-            )
+            out[f"{schema}.{table}"] = table_digest(con, schema, table, RUN_METADATA)
     return out
 
 
