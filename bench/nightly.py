@@ -66,6 +66,8 @@ class Measured:
     # (unix time, largest RSS in the process tree) every RSS_EVERY seconds while it ran
     rss: list[tuple[float, int]] = field(default_factory=list)
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> start, end
+    # dbt node -> seconds (run_results execution_time, its slowest per invocation, summed)
+    dbt_nodes: dict[str, float] = field(default_factory=dict)
 
     def step_peaks(self) -> dict[str, int]:
         """Per step, the largest sampled RSS while it ran (the in-process executor runs one
@@ -240,12 +242,25 @@ def run_night(name: str, env: dict[str, str], home: Path, as_of: dt.date) -> Mea
     )
     night.run_id, night.windows = dagster_steps(home / "dagster")
     night.steps = {s: end - start for s, (start, end) in night.windows.items()}
+    night.dbt_nodes = dbt_node_seconds(home / "logs" / f"{night.run_id}.dbt.jsonl")
     status = "ok" if night.returncode == 0 else f"FAILED (exit {night.returncode})"
     log(f"{name} night ({as_of}): {night.seconds:.1f}s, peak RSS "
         f"{night.peak_rss_bytes / 1e9:.2f} GB, {status}")  # fmt: skip
     if night.returncode != 0:
         log((home / f"bench-{name}.out").read_text(errors="replace")[-3000:])
     return night
+
+
+def dbt_node_seconds(timings: Path) -> dict[str, float]:
+    """Seconds per dbt node over a run's invocations, from the slowest nodes each invocation
+    recorded (orchestration/dbt_invocations.py: `<run_id>.dbt.jsonl`); {} without the file."""
+    nodes: dict[str, float] = {}
+    if not timings.is_file():
+        return nodes
+    for line in timings.read_text().splitlines():
+        for node, seconds in json.loads(line).get("slowest", []) if line.strip() else []:
+            nodes[node] = nodes.get(node, 0.0) + seconds
+    return nodes
 
 
 def render(nights: list[Measured], reference: Measured | None, top: int, title: str) -> None:
@@ -319,13 +334,23 @@ def render(nights: list[Measured], reference: Measured | None, top: int, title: 
         memory.add_row(step, *(f"{p.get(step, 0) / 1e9:.2f}" for p in peaks))
     console.print(memory)
 
+    models = Table(title=f"slowest dbt nodes (s), top {top} of the full night")
+    models.add_column("node")
+    for m in nights:
+        models.add_column(m.name, justify="right")
+    full_nodes = full.dbt_nodes if full else {}
+    for node in sorted(full_nodes, key=full_nodes.get, reverse=True)[:top]:
+        models.add_row(node, *(f"{m.dbt_nodes.get(node, 0.0):.1f}" for m in nights))
+    console.print(models)
+
 
 def as_json(customers: int, seed: int, nights: list[Measured], reference: Measured | None) -> dict:
     """The figures of one bench run (what --json writes and --slope-from reads)."""
 
     def one(m: Measured) -> dict:
         return {"seconds": m.seconds, "peak_rss_bytes": m.peak_rss_bytes,
-                "returncode": m.returncode, "steps": m.steps, "step_peaks": m.step_peaks()}  # fmt: skip
+                "returncode": m.returncode, "steps": m.steps, "step_peaks": m.step_peaks(),
+                "dbt_nodes": m.dbt_nodes}  # fmt: skip
 
     return {
         "customers": customers,

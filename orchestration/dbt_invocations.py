@@ -100,6 +100,8 @@ class InvocationTiming:
     node_seconds: float  # sum of run_results.json execution_time over those nodes
     dbt_elapsed_seconds: float  # run_results.json elapsed_time (dbt's run, parse excluded)
     wall_seconds: float  # from calling dbt to its last event handled by Dagster
+    # the SLOWEST nodes by execution_time: (unique_id, seconds), slowest first
+    slowest: tuple[tuple[str, float], ...] = ()
 
 
 def parse_mode(dbt_log: Path, invocation_id: str | None) -> str:
@@ -124,6 +126,9 @@ def parse_mode(dbt_log: Path, invocation_id: str | None) -> str:
     return mode
 
 
+SLOWEST = 10
+
+
 def timing(target: Path, run_id: str, step: str, wall_seconds: float) -> InvocationTiming | None:
     """The invocation's timing from the artifacts in `target` (None without run_results.json)."""
     try:
@@ -139,6 +144,10 @@ def timing(target: Path, run_id: str, step: str, wall_seconds: float) -> Invocat
         node_seconds=round(sum(float(r.get("execution_time") or 0.0) for r in nodes), 3),
         dbt_elapsed_seconds=round(float(results.get("elapsed_time") or 0.0), 3),
         wall_seconds=round(wall_seconds, 3),
+        slowest=tuple(
+            (str(r.get("unique_id")), round(float(r.get("execution_time") or 0.0), 3))
+            for r in sorted(nodes, key=lambda r: -float(r.get("execution_time") or 0.0))[:SLOWEST]
+        ),
     )
 
 
@@ -160,8 +169,10 @@ def read_timings(run_id: str) -> list[InvocationTiming]:
     path = timings_path(run_id)
     if not path.is_file():
         return []
+    entries = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     return [
-        InvocationTiming(**json.loads(line))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
+        InvocationTiming(**{**e, "slowest": tuple(tuple(n) for n in e.get("slowest", ()))})
+        for e in entries
     ]

@@ -191,3 +191,13 @@ def test_as_json_round_trips_the_figures_slopes_read() -> None:
     again = json.loads(json.dumps(figures))
     assert again["nights"]["full"]["seconds"] == 12.5 and again["reference"] is None
     assert nightly.slopes(again, {**again, "customers": 2000}) == {"full": 0.5, "stage: a": 0.5}
+
+
+def test_dbt_node_seconds_sum_each_nodes_time_over_the_invocations(tmp_path: Path) -> None:
+    timings = tmp_path / "run.dbt.jsonl"
+    timings.write_text(
+        '{"slowest": [["model.c360.a", 2.0], ["model.c360.b", 1.0]]}\n\n'
+        '{"slowest": [["model.c360.a", 0.5]]}\n{"step": "old line without slowest"}\n'
+    )
+    assert nightly.dbt_node_seconds(timings) == {"model.c360.a": 2.5, "model.c360.b": 1.0}
+    assert nightly.dbt_node_seconds(tmp_path / "missing.jsonl") == {}

@@ -65,7 +65,11 @@ def test_timing_sums_dbt_node_times_and_is_kept_per_run(tmp_path, home):
             {
                 "metadata": {"invocation_id": "inv"},
                 "elapsed_time": 4.5,
-                "results": [{"execution_time": 1.25}, {"execution_time": 2.5}, {}],
+                "results": [
+                    {"unique_id": "model.c360.a", "execution_time": 1.25},
+                    {"unique_id": "model.c360.b", "execution_time": 2.5},
+                    {},
+                ],
             }
         )
     )
@@ -74,6 +78,7 @@ def test_timing_sums_dbt_node_times_and_is_kept_per_run(tmp_path, home):
     assert entry is not None
     assert (entry.nodes, entry.node_seconds, entry.dbt_elapsed_seconds) == (3, 3.75, 4.5)
     assert (entry.parse, entry.wall_seconds, entry.step) == ("partial", 6.0, "c360_dbt_2")
+    assert entry.slowest[:2] == (("model.c360.b", 2.5), ("model.c360.a", 1.25))
     record(entry)
     record(entry)
     assert read_timings("run-1") == [entry, entry]
