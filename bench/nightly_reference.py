@@ -436,7 +436,10 @@ def main() -> int:
         args.database.unlink()
     con = duckdb.connect(str(args.database) if args.database else ":memory:")
     # the same limits the pipeline reads, so both sides run under one budget
-    con.execute(f"set memory_limit = '{os.environ.get('C360_DUCKDB_MEMORY_LIMIT', '4GB')}'")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from orchestration.warehouse import DEFAULT_MEMORY_LIMIT, MEMORY_ENV
+
+    con.execute(f"set memory_limit = '{os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_LIMIT)}'")
     con.execute(f"set threads = {int(os.environ.get('C360_DUCKDB_THREADS', '2'))}")
     if os.environ.get("C360_DUCKDB_TEMP_DIR"):
         con.execute(f"set temp_directory = '{os.environ['C360_DUCKDB_TEMP_DIR']}'")

@@ -43,6 +43,10 @@ SCHEMAS = (
 
 
 MEMORY_ENV = "C360_DUCKDB_MEMORY_LIMIT"
+# DuckDB's limit covers its buffer pool, not the process: the Python steps' Arrow tables and
+# pandas frames sit on top. 3GB leaves about 1GB for them, so a 1M-customer night stays under
+# 4GB resident (docs/benchmarks.md); a bigger machine raises it for speed.
+DEFAULT_MEMORY_LIMIT = "3GB"
 SCRATCH_SHARE_ENV = "C360_DUCKDB_SCRATCH_SHARE"
 DEFAULT_SCRATCH_SHARE = 0.5
 _MIB = 1024**2
@@ -59,7 +63,7 @@ def duckdb_settings() -> dict[str, str]:
     temp_dir = os.environ.get("C360_DUCKDB_TEMP_DIR", str(c360_home() / "tmp"))
     return {
         "threads": os.environ.get("C360_DUCKDB_THREADS", "2"),
-        "memory_limit": os.environ.get("C360_DUCKDB_MEMORY_LIMIT", "4GB"),
+        "memory_limit": os.environ.get(MEMORY_ENV, DEFAULT_MEMORY_LIMIT),
         "temp_directory": str(Path(temp_dir).resolve()),
         "TimeZone": "UTC",
     }

@@ -106,3 +106,13 @@ def test_probabilistic_scratch_reports_the_configured_limit(limited: Path) -> No
         con.close()
     assert limit == "306.1 MiB"
     assert Path(temp).resolve() == limited.resolve()
+
+
+def test_dbt_profile_defaults_to_the_pipelines_memory_limit():
+    """dbt's profile and orchestration/warehouse.py fall back to one default memory limit."""
+    from pathlib import Path
+
+    from orchestration.warehouse import DEFAULT_MEMORY_LIMIT, MEMORY_ENV
+
+    profile = (Path(__file__).resolve().parents[2] / "dbt_project" / "profiles.yml").read_text()
+    assert f"env_var('{MEMORY_ENV}', '{DEFAULT_MEMORY_LIMIT}')" in profile
