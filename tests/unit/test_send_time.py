@@ -228,3 +228,26 @@ def test_run_without_any_engagement_leaves_everyone_on_the_population_default():
     audit = con.execute(f"select events, shrunk_exact from {st.EVAL_TABLE}").fetchone()
     assert audit == (0, None)
     assert np.isfinite(result.metadata()["alpha0"])
+
+
+def test_run_counts_only_customers_of_customer_360_each_in_their_own_zone():
+    """An engagement of a customer id customer_360 does not hold (a merged-away id still in the
+    map) is left out; the others keep their customer's time zone, whatever the row order."""
+    con = duckdb.connect()
+    _warehouse(con)
+    con.execute(
+        "insert into marts.customer_id_map values ('r9', 'K0', 'web', 'anonymous_ids', 'a9')"
+    )
+    con.execute("""insert into staging.stg_web__events values
+        ('w9', 'a9', null, 'session_start', 'web', '{}', '2026-11-12 03:00:00', null)""")
+    con.execute(
+        "create table marts.c360_sorted as select * from marts.customer_360 order by 1 desc"
+    )
+    con.execute("drop table marts.customer_360")
+    con.execute("alter table marts.c360_sorted rename to customer_360")
+    result = st.run(con, AS_OF, "run-1")
+    rows = con.execute(f"select customer_id, best_local_time, n_events, time_zone from "
+                       f"{st.TRAITS_TABLE} order by customer_id").fetchall()  # fmt: skip
+    assert rows == [("K1", "Tue 19:00", 3, "Asia/Tokyo"), ("K2", "Tue 19:00", 1, "Europe/Berlin"),
+                    ("K3", rows[2][1], 0, "UTC")]  # fmt: skip
+    assert result.metadata()["events"] == 4
