@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
+from orchestration.insight.activity import ORDERS
 from orchestration.insight.traits_table import replace_traits
 from orchestration.warehouse import create_table
 
@@ -99,9 +100,9 @@ def load_orders(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
     """Revenue orders up to the end of as_of, one row per order with its customer_id (the same
     orders customer_360's order stats count: paid, shipped or delivered, deduplicated)."""
     return con.execute(
-        """
+        f"""
         select id_map.customer_id, orders.ordered_at, cast(orders.total_amount as double) as amount
-        from staging.stg_shop__orders as orders
+        from {ORDERS} as orders
         inner join marts.customer_id_map as id_map
             on id_map.source = 'shop' and id_map.entity = 'customers'
             and orders.shop_customer_id = id_map.source_record_id

@@ -49,6 +49,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from orchestration.insight.activity import EMAIL_ENGAGEMENT, ORDERS, WEB_EVENTS
 from orchestration.insight.traits_table import replace_traits
 from orchestration.paths import dbt_project_dir
 from orchestration.warehouse import create_table, table_exists
@@ -116,7 +117,7 @@ class FitRefused(ValueError):
 # Data (SQL, nothing after the cut-off)
 # ---------------------------------------------------------------------------------------------
 
-_FEATURES_SQL = """
+_FEATURES_SQL = f"""
 with id_map as (
     select source, entity, source_record_id, record_key, customer_id from marts.customer_id_map
 ),
@@ -135,7 +136,7 @@ web as (
             as web_sessions_30d,
         count(*) filter (where events.event_name = 'product_viewed') as product_views_30d,
         count(*) filter (where events.event_name = 'cart_add') as cart_adds_30d
-    from staging.stg_web__events as events
+    from {WEB_EVENTS} as events
     inner join id_map on id_map.source = 'web' and events.anonymous_id = id_map.source_record_id
     where events.occurred_at <= $cutoff and events.occurred_at > $cutoff - interval 30 day
     group by id_map.customer_id
@@ -148,7 +149,7 @@ customer_emails as (
 ),
 email as (
     select customer_emails.customer_id, count(*) as email_clicks_90d
-    from staging.stg_email__engagement as engagement
+    from {EMAIL_ENGAGEMENT} as engagement
     inner join customer_emails on engagement.email_normalized = customer_emails.email_normalized
     where engagement.event_type = 'clicked'
         and engagement.occurred_at <= $cutoff
@@ -160,7 +161,7 @@ orders as (
         id_map.customer_id,
         count(*) filter (where orders.ordered_at > $cutoff - interval 365 day) as orders_365d,
         max(orders.ordered_at) as last_ordered_at
-    from staging.stg_shop__orders as orders
+    from {ORDERS} as orders
     inner join id_map
         on id_map.source = 'shop' and id_map.entity = 'customers'
         and orders.shop_customer_id = id_map.source_record_id
@@ -195,9 +196,9 @@ left join loyalty on population.customer_id = loyalty.customer_id
 order by population.customer_id
 """
 
-_LABELS_SQL = """
+_LABELS_SQL = f"""
 select distinct id_map.customer_id
-from staging.stg_shop__orders as orders
+from {ORDERS} as orders
 inner join marts.customer_id_map as id_map
     on id_map.source = 'shop' and id_map.entity = 'customers'
     and orders.shop_customer_id = id_map.source_record_id

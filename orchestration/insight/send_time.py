@@ -32,6 +32,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
+from orchestration.insight.activity import EMAIL_ENGAGEMENT, WEB_EVENTS
 from orchestration.insight.traits_table import replace_traits
 from orchestration.warehouse import create_table
 
@@ -362,7 +363,7 @@ def load_events(
     end = as_of_end(as_of)
     start = end - dt.timedelta(days=window_days)
     return con.execute(
-        """
+        f"""
         with customer_emails as (
             select distinct id_map.customer_id, records.email_normalized
             from intermediate.int_identity__records as records
@@ -371,7 +372,7 @@ def load_events(
         ),
         email as (
             select customer_emails.customer_id, min(engagement.occurred_at) as occurred_at
-            from staging.stg_email__engagement as engagement
+            from {EMAIL_ENGAGEMENT} as engagement
             inner join customer_emails
                 on engagement.email_normalized = customer_emails.email_normalized
             where engagement.event_type in ('opened', 'clicked')
@@ -381,7 +382,7 @@ def load_events(
         ),
         web as (
             select id_map.customer_id, events.occurred_at
-            from staging.stg_web__events as events
+            from {WEB_EVENTS} as events
             inner join marts.customer_id_map as id_map
                 on id_map.source = 'web' and events.anonymous_id = id_map.source_record_id
             where events.event_name in ('session_start', 'app_open')

@@ -77,7 +77,7 @@ def build_warehouse(root: Path, path: Path) -> duckdb.DuckDBPyConnection:
     order_cols = ["order_id", "shop_customer_id", "ordered_at", "status", "updated_at"]
     con.execute(
         f"""
-        create table staging.stg_shop__orders as
+        create table intermediate.int_activity__orders as
         select order_id, shop_customer_id, strptime(ordered_at, {TS}) as ordered_at,
             status in ('paid', 'shipped', 'delivered') as is_revenue
         from {_json(landing, "shop", "orders", order_cols)}
@@ -88,7 +88,7 @@ def build_warehouse(root: Path, path: Path) -> duckdb.DuckDBPyConnection:
     web_cols = ["anonymous_id", "user_id", "event_name", "occurred_at"]
     con.execute(
         f"""
-        create table staging.stg_web__events as
+        create table intermediate.int_activity__web_events as
         select anonymous_id, nullif(user_id, '') as user_id, event_name,
             try_strptime(occurred_at, {TS}) as occurred_at
         from {_json(landing, "web", "events", web_cols)}
@@ -97,7 +97,7 @@ def build_warehouse(root: Path, path: Path) -> duckdb.DuckDBPyConnection:
     )
     con.execute(
         f"""
-        create table staging.stg_email__engagement as
+        create table intermediate.int_activity__email_engagement as
         select nullif(lower(trim(email)), '') as email_normalized, event_type,
             strptime(occurred_at, {TS}) as occurred_at
         from {_csv(landing, "email", "engagement")}
@@ -129,7 +129,7 @@ def build_warehouse(root: Path, path: Path) -> duckdb.DuckDBPyConnection:
         """
         create table marts.customer_id_map as
         with identified as (
-            select distinct anonymous_id, user_id from staging.stg_web__events
+            select distinct anonymous_id, user_id from intermediate.int_activity__web_events
             where user_id is not null
         )
         select ground.source, ground.entity, ground.source_record_id,
@@ -239,13 +239,17 @@ def test_a_window_without_converters_is_refused_and_keeps_the_last_good_scores(p
     before = con.execute(f"select * from {ls.TRAITS_TABLE} order by customer_id").df()
     # no order at all after the evaluation cut-off: the scoring window has a single class
     cutoff = ls.as_of_end(AS_OF) - dt.timedelta(days=28)
-    con.execute("create table staging.orders_kept as select * from staging.stg_shop__orders")
-    con.execute("delete from staging.stg_shop__orders where ordered_at > ?", [cutoff])
+    con.execute(
+        "create table staging.orders_kept as select * from intermediate.int_activity__orders"
+    )
+    con.execute("delete from intermediate.int_activity__orders where ordered_at > ?", [cutoff])
     try:
         refused = ls.run(con, AS_OF, "run-2", ls.LeadScoreConfig())
     finally:  # the other tests read the fixture's warehouse: put the orders back
-        con.execute("delete from staging.stg_shop__orders")
-        con.execute("insert into staging.stg_shop__orders select * from staging.orders_kept")
+        con.execute("delete from intermediate.int_activity__orders")
+        con.execute(
+            "insert into intermediate.int_activity__orders select * from staging.orders_kept"
+        )
         con.execute("drop table staging.orders_kept")
     assert refused.status == "refused"
     assert "single class in the training window: no customer converted" in refused.message

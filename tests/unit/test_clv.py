@@ -188,18 +188,18 @@ def _warehouse(path: Path, orders: pd.DataFrame, customers: list[str]) -> duckdb
     """The tables the step reads, shaped as dbt builds them (identity: one customer per shop
     customer here, plus customers known to other sources only)."""
     con = duckdb.connect(str(path))
-    for schema in ("staging", "marts"):
+    for schema in ("staging", "intermediate", "marts"):
         con.execute(f"create schema {schema}")
     con.register("o", orders)
     con.execute(
-        "create table staging.stg_shop__orders as select order_id, customer_id as "
+        "create table intermediate.int_activity__orders as select order_id, customer_id as "
         "shop_customer_id, ordered_at, cast(amount as decimal(18, 2)) as total_amount, "
         "true as is_revenue from o"
     )
     con.execute(
         "create table marts.customer_id_map as select distinct 'K' || shop_customer_id as "
         "customer_id, 'shop' as source, 'customers' as entity, shop_customer_id as "
-        "source_record_id from staging.stg_shop__orders"
+        "source_record_id from intermediate.int_activity__orders"
     )
     con.execute("create table marts.customer_360 (customer_id varchar)")
     con.executemany("insert into marts.customer_360 values (?)", [[c] for c in customers])
@@ -235,7 +235,7 @@ def test_run_writes_one_row_per_customer_and_records_the_fit(tmp_path):
     # orders after as_of are not seen
     later = orders.assign(ordered_at=pd.Timestamp(AS_OF) + pd.Timedelta(days=1))
     con.register("later", later.head(50))
-    con.execute("insert into staging.stg_shop__orders select order_id || 'x', customer_id, "
+    con.execute("insert into intermediate.int_activity__orders select order_id || 'x', customer_id, "
                 "ordered_at, amount, true from later")  # fmt: skip
     refit, _ = clv.run(con, AS_OF, "run-1")  # a rerun of the same run replaces its row
     assert refit.parameters() == pytest.approx(fitted.parameters())

@@ -189,16 +189,16 @@ def _tiny_warehouse(path) -> duckdb.DuckDBPyConnection:
         "as t(shop_customer_id, created_at)"
     )
     con.execute(
-        "create table staging.stg_shop__orders (order_id varchar, shop_customer_id varchar, "
+        "create table intermediate.int_activity__orders (order_id varchar, shop_customer_id varchar, "
         "ordered_at timestamp, is_revenue boolean)"
     )
     con.execute(
-        "create table staging.stg_web__events as select * from (values "
+        "create table intermediate.int_activity__web_events as select * from (values "
         "('a1', 'cart_add', timestamp '2026-11-20 10:00')) "
         "as t(anonymous_id, event_name, occurred_at)"
     )
     con.execute(
-        "create table staging.stg_email__engagement (email_normalized varchar, "
+        "create table intermediate.int_activity__email_engagement (email_normalized varchar, "
         "event_type varchar, occurred_at timestamp)"
     )
     con.execute(

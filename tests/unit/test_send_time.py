@@ -179,19 +179,19 @@ def _warehouse(con, with_events: bool = True) -> None:
     con.execute("""create table intermediate.int_identity__records as select * from (values
         ('r1', 'k1@example.com'), ('r3', 'k2@example.com'), ('r4', null))
         t(record_key, email_normalized)""")
-    con.execute("""create table staging.stg_email__engagement (engagement_event_id varchar,
+    con.execute("""create table intermediate.int_activity__email_engagement (engagement_event_id varchar,
         email_normalized varchar, campaign_id varchar, event_type varchar, bounce_type varchar,
         occurred_at timestamp)""")
-    con.execute("""create table staging.stg_web__events (event_id varchar, anonymous_id varchar,
+    con.execute("""create table intermediate.int_activity__web_events (event_id varchar, anonymous_id varchar,
         shop_customer_id varchar, event_name varchar, platform varchar, properties varchar,
         occurred_at timestamp, received_at timestamp)""")
     if with_events:
-        con.execute("""insert into staging.stg_email__engagement values
+        con.execute("""insert into intermediate.int_activity__email_engagement values
             ('e1', 'k1@example.com', 'CMP-1', 'opened', null, '2026-11-17 10:00:00'),
             ('e2', 'k1@example.com', 'CMP-1', 'clicked', null, '2026-11-17 10:03:00'),
             ('e3', 'k2@example.com', 'CMP-1', 'opened', null, '2026-11-10 18:00:00'),
             ('e4', 'k2@example.com', 'CMP-2', 'delivered', null, '2026-11-11 18:00:00')""")
-        con.execute("""insert into staging.stg_web__events values
+        con.execute("""insert into intermediate.int_activity__web_events values
             ('w1', 'anon-1', null, 'session_start', 'web', '{}', '2026-11-10 10:10:00', null),
             ('w2', 'anon-1', null, 'page', 'web', '{}', '2026-11-10 10:11:00', null),
             ('w3', 'anon-1', null, 'session_start', 'web', '{}', '2026-10-01 10:10:00', null)""")
@@ -238,7 +238,7 @@ def test_run_counts_only_customers_of_customer_360_each_in_their_own_zone():
     con.execute(
         "insert into marts.customer_id_map values ('r9', 'K0', 'web', 'anonymous_ids', 'a9')"
     )
-    con.execute("""insert into staging.stg_web__events values
+    con.execute("""insert into intermediate.int_activity__web_events values
         ('w9', 'a9', null, 'session_start', 'web', '{}', '2026-11-12 03:00:00', null)""")
     con.execute(
         "create table marts.c360_sorted as select * from marts.customer_360 order by 1 desc"
