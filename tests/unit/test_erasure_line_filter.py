@@ -69,14 +69,22 @@ def test_no_csv_or_json_line_holding_an_identifier_is_skipped():
     assert skipped > 0.25 * (len(rows) - hits)
 
 
+HEADER = ["a", "b", "c", "d", "e"]
+
+
+def _csv_bytes(rows: list[list], terminator: str = "\n") -> bytes:
+    """A CSV of HEADER and `rows` (None as an empty cell)."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator=terminator)
+    w.writerow(HEADER)
+    w.writerows([["" if v is None else v for v in r] for r in rows])
+    return buf.getvalue().encode()
+
+
 def test_a_file_is_rewritten_the_same_with_the_filter_as_cell_by_cell():
     rows = _rows(11, 3000)
-    header = ["a", "b", "c", "d", "e"]
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows([["" if v is None else v for v in r] for r in rows])
-    data = buf.getvalue().encode()
+    header = HEADER
+    data = _csv_bytes(rows)
     new, dropped, left = files.rewrite_data(".csv", data, NEEDLES)
     parsed = list(csv.reader(io.StringIO(data.decode(), newline="")))[1:]
     want_kept = [r for r in parsed if not _hit(r)]
@@ -167,15 +175,11 @@ def test_a_requested_phone_of_fewer_than_seven_digits_matches_no_line():
     assert lines.lines(data) == {i for i, ln in enumerate(data.splitlines()) if lines(ln)} == {2}
 
 
-def _mixed_files(tmp_path):
+def _mixed_files():
+    """A CSV (BOM, CRLF) and a JSON-lines text (some blank lines, no final newline) of rows."""
     rows = _rows(17, 2500)
-    header = ["a", "b", "c", "d", "e"]
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(header)
-    w.writerows([["" if v is None else v for v in r] for r in rows])
-    csv_bytes = b"\xef\xbb\xbf" + buf.getvalue().encode()
-    json_lines = [json.dumps(dict(zip(header, r, strict=True))).encode() for r in rows]
+    csv_bytes = b"\xef\xbb\xbf" + _csv_bytes(rows, "\r\n")
+    json_lines = [json.dumps(dict(zip(HEADER, r, strict=True))).encode() for r in rows]
     jsonl_bytes = b"\n".join(
         ln + (b"\n" if i % 50 == 0 else b"") for i, ln in enumerate(json_lines)
     )
@@ -185,7 +189,7 @@ def _mixed_files(tmp_path):
 def test_a_file_read_in_pieces_is_rewritten_as_when_read_whole(tmp_path, monkeypatch):
     """rewrite_file reads a text in pieces of whole lines; wherever the pieces end (and a line
     longer than a piece), the file it writes is the one rewrite_data writes from the whole text."""
-    for suffix, data in _mixed_files(tmp_path).items():
+    for suffix, data in _mixed_files().items():
         want, want_dropped, want_left = files.rewrite_data(suffix, data, NEEDLES)
         assert want is not None and want_left > 1000
         for chunk in (1 << 24, 4096, 97, 7):
