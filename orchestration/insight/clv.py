@@ -28,13 +28,14 @@ import io
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import duckdb
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
+from orchestration.insight import refit
 from orchestration.insight.activity import ORDERS
 from orchestration.insight.traits_table import replace_traits
 from orchestration.warehouse import create_table
@@ -76,6 +77,9 @@ class ClvFit:
     converged: bool = False
     message: str = ""
     seconds: float = 0.0
+    # the as_of whose orders the parameters were fitted on; set when the fit is recorded
+    fitted_as_of: dt.date | None = None
+    reused: bool = False  # tonight scored with an earlier night's fit (insight/refit.py)
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -397,29 +401,82 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, FIT_TABLE, FIT_COLUMNS)
     con.execute("create schema if not exists marts")
     con.execute(f"alter table {FIT_TABLE} add column if not exists gg_method varchar")
+    refit.ensure_columns(con, FIT_TABLE)
 
 
-def run(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str) -> tuple[ClvFit, int]:
-    """Fit on the warehouse's orders up to as_of, record the fit in audit.clv_fits (one row per
-    (as_of, run_id); a rerun of the same run replaces its row) and replace marts.customer_clv
-    (one row per customer of customer_360). Returns the fit and the rows written."""
+# what a fit depends on besides the orders: a changed value means a new fit (refit.settings_key)
+FIT_SETTINGS = {"model": "bgnbd+gamma_gamma/orders", "min_repeat_customers": MIN_REPEAT_CUSTOMERS}
+_PARAMETERS = ("r", "alpha", "a", "b", "p", "q", "v")
+
+
+def fitted_models(fitted: ClvFit):
+    """(BetaGeoFitter, GammaGammaFitter) holding a recorded fit's parameters, for `predict`;
+    None for a model the fit lacks."""
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    bgf = ggf = None
+    if fitted.bgnbd_fitted:
+        bgf = BetaGeoFitter(penalizer_coef=0.0)
+        bgf.params_ = pd.Series({k: getattr(fitted, k) for k in ("r", "alpha", "a", "b")})
+    if fitted.gamma_gamma_fitted:
+        ggf = GammaGammaFitter(penalizer_coef=0.0)
+        ggf.params_ = pd.Series({"p": fitted.p, "q": fitted.q, "v": fitted.v})
+    return bgf, ggf
+
+
+def _reused(row: dict, refit_after_days: int) -> ClvFit:
+    """The ClvFit of a recorded row whose parameters tonight re-uses."""
+    values = {k: row[k] for k in ClvFit.__dataclass_fields__ if k in row and k != "extra"}
+    values |= {
+        "seconds": 0.0,
+        "reused": True,
+        "message": (
+            f"{row['message']} (fit of {row['fitted_as_of']} re-used: the models are fitted "
+            f"again every {refit_after_days} days)"
+        )[:500],
+    }
+    return ClvFit(**values)
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    run_id: str,
+    refit_config: refit.RefitConfig | None = None,
+) -> tuple[ClvFit, int]:
+    """Score every buyer on the warehouse's orders up to as_of with the fit in use — fitted
+    tonight when due (insight/refit.py), else the last accepted one —, record the fit in
+    audit.clv_fits (one row per (as_of, run_id); a rerun of the same run replaces its row) and
+    replace marts.customer_clv (one row per customer of customer_360). Returns the fit and the
+    rows written."""
+    cfg = refit.load_config() if refit_config is None else refit_config
     summary = summarize(load_orders(con, as_of), as_of)
-    fitted, bgf, ggf = fit(summary)
-    traits = predict(summary, bgf, ggf).reset_index()
     ensure_tables(con)
+    key = refit.settings_key(FIT_SETTINGS)
+    kept = refit.reusable_fit(con, FIT_TABLE, as_of, key, "converged", cfg)
+    if kept is not None:
+        fitted = _reused(kept, cfg.refit_after_days)
+        bgf, ggf = fitted_models(fitted)
+    else:
+        fitted, bgf, ggf = fit(summary)
+        fitted = replace(fitted, fitted_as_of=as_of)
+    traits = predict(summary, bgf, ggf).reset_index()
+    record = {
+        "as_of": as_of, "run_id": run_id, "customers": fitted.customers,
+        "repeat_customers": fitted.repeat_customers,
+        **{k: getattr(fitted, k) for k in _PARAMETERS}, "ll": fitted.ll,
+        "gg_customers": fitted.gg_customers, "gg_ll": fitted.gg_ll, "time_unit": "day",
+        "converged": fitted.converged, "message": fitted.message, "seconds": fitted.seconds,
+        "gg_method": fitted.gg_method, "fitted_as_of": fitted.fitted_as_of, "fit_settings": key,
+    }  # fmt: skip
     con.execute("begin")
     try:
         con.execute(f"delete from {FIT_TABLE} where as_of = ? and run_id = ?", [as_of, run_id])
         con.execute(
-            f"insert into {FIT_TABLE} values "
-            "(?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'day', ?, ?, ?, ?)",
-            [
-                as_of, run_id, fitted.customers, fitted.repeat_customers,
-                fitted.r, fitted.alpha, fitted.a, fitted.b, fitted.ll,
-                fitted.gg_customers, fitted.p, fitted.q, fitted.v, fitted.gg_ll,
-                fitted.converged, fitted.message, fitted.seconds, fitted.gg_method,
-            ],
-        )  # fmt: skip
+            f"insert into {FIT_TABLE} (fitted_at, {', '.join(record)}) "
+            f"values (now(), {', '.join(['?'] * len(record))})",
+            list(record.values()),
+        )
         rows = replace_traits(
             con,
             TRAITS_TABLE,

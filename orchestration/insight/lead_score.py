@@ -17,12 +17,15 @@ the warehouse (SQL, nothing after the cut-off):
 | loyalty tier | 0 none, 1 bronze, 2 silver, 3 gold, 4 platinum |
 
 standardized (mean 0, sd 1 on the training sample) and fitted with scikit-learn's
-LogisticRegression (L2, C = 1). Every run (W = window_days, E = end of as_of):
+LogisticRegression (L2, C = 1). When a fit is due (orchestration/insight/refit.py: weekly by
+default; W = window_days, E = end of that night's as_of):
 
 - evaluation (backtest): fit on features at E − 2W with the label in (E − 2W, E − W], score the
   features at E − W and compare with the label in (E − W, E]: ROC AUC, Brier score and a
   reliability table (equal-count bins: mean predicted vs observed conversion);
-- scoring: refit on features at E − W with the label in (E − W, E] and score the features at E.
+- scoring model: refit on features at E − W with the label in (E − W, E].
+
+Every night scores the features at its own E with the scoring model in use.
 
 Grains:
 - marts.customer_lead_score: one row per customer of customer_360: lead_score (probability of a
@@ -30,7 +33,8 @@ Grains:
   dbt_project/insight/lead_score.yml), top_reasons (the largest positive contributions
   coefficient × standardized value, in plain words) and reason_codes (their feature names).
 - audit.lead_score_fits: one row per as_of (a rerun replaces it) with the evaluation, the
-  coefficients, the thresholds and whether the fit was refused.
+  coefficients, the thresholds, whether the fit was refused and the as_of the fit in use was made
+  at (`fitted_as_of`: a night that re-uses a fit copies its evaluation and coefficients).
 
 A degenerate fit (a training window without converters or without non-converters, or fewer than
 `min_positives` of either) is refused with a message; the last good scores stay in the mart.
@@ -49,6 +53,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from orchestration.insight import refit
 from orchestration.insight.activity import EMAIL_ENGAGEMENT, ORDERS, WEB_EVENTS
 from orchestration.insight.traits_table import replace_traits
 from orchestration.paths import dbt_project_dir
@@ -430,17 +435,19 @@ def as_of_end(as_of: dt.date) -> dt.datetime:
 class LeadScoreRun:
     status: str  # 'ok' | 'refused'
     message: str
-    evaluation: Evaluation | None
+    evaluation: Evaluation | None  # of the fit in use (tonight's or the re-used one's)
     model: LeadModel | None  # the scoring model (None when refused)
-    backtest: LeadModel | None
     rows: int
     tier_counts: dict[str, int]
     seconds: float
+    fitted_as_of: dt.date | None = None  # the as_of the scoring model was fitted at
+    reused: bool = False  # scored with an earlier night's fit (insight/refit.py)
 
     def metadata(self) -> dict:
         """Plain values for the asset's metadata."""
         out: dict = {"status": self.status, "message": self.message,
-                     "seconds": round(self.seconds, 2)}  # fmt: skip
+                     "seconds": round(self.seconds, 2), "refitted": not self.reused,
+                     "fitted_as_of": str(self.fitted_as_of)}  # fmt: skip
         e = self.evaluation
         if e is not None:
             out.update(
@@ -478,6 +485,7 @@ FIT_COLUMNS = """
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, FIT_TABLE, FIT_COLUMNS)
+    refit.ensure_columns(con, FIT_TABLE)
     con.execute("create schema if not exists marts")
 
 
@@ -494,23 +502,57 @@ def _empty_traits(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
     )
 
 
-def run(
-    con: duckdb.DuckDBPyConnection,
-    as_of: dt.date,
-    run_id: str,
-    config: LeadScoreConfig | None = None,
-) -> LeadScoreRun:
-    """Evaluate (backtest), refit on the latest window, score every customer with a shop account
-    at as_of, replace marts.customer_lead_score and record the run in audit.lead_score_fits (a
-    rerun at the same as_of replaces its row). A refused scoring fit keeps the last good scores
-    (the mart is created with null scores only when it does not exist yet)."""
-    cfg = load_config() if config is None else config
-    started = time.perf_counter()
-    end = as_of_end(as_of)
+def fit_settings(cfg: LeadScoreConfig) -> dict:
+    """What a fit depends on besides the data (refit.settings_key): the features, the window and
+    the evaluation's settings; the tier thresholds only act on scores."""
+    return {"model": "logistic/l2/C=1", "features": FEATURES, "window_days": cfg.window_days,
+            "min_positives": cfg.min_positives, "calibration_bins": cfg.calibration_bins}  # fmt: skip
+
+
+# the columns of a fit row that describe the fit (copied when a later night re-uses it)
+_FIT_FIELDS = (
+    "cutoff_train", "cutoff_eval", "backtest_customers", "backtest_converted", "eval_customers",
+    "eval_converted", "roc_auc", "brier", "base_rate", "mean_score", "reliability",
+    "train_customers", "train_converted", "intercept", "coefficients", "feature_means",
+    "feature_scales",
+)  # fmt: skip
+
+
+def _nan(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _recorded(row: dict) -> tuple[LeadModel, Evaluation | None]:
+    """The scoring model and the evaluation of a recorded fit row."""
+    means, scales, coefs = (json.loads(row[c]) for c in
+                            ("feature_means", "feature_scales", "coefficients"))  # fmt: skip
+    model = LeadModel(
+        mean=np.array([means[f] for f in FEATURES], dtype=float),
+        scale=np.array([scales[f] for f in FEATURES], dtype=float),
+        coef=np.array([coefs[f] for f in FEATURES], dtype=float),
+        intercept=float(row["intercept"]),
+        customers=int(row["train_customers"]),
+        positives=int(row["train_converted"]),
+    )
+    evaluation = None
+    if row["eval_customers"] is not None:
+        evaluation = Evaluation(
+            customers=int(row["eval_customers"]), positives=int(row["eval_converted"]),
+            roc_auc=_nan(row["roc_auc"]), brier=_nan(row["brier"]),
+            base_rate=_nan(row["base_rate"]), mean_score=_nan(row["mean_score"]),
+            reliability=json.loads(row["reliability"]) if row["reliability"] else [],
+        )  # fmt: skip
+    return model, evaluation
+
+
+def _fitted(
+    con: duckdb.DuckDBPyConnection, end: dt.datetime, cfg: LeadScoreConfig
+) -> tuple[dict, LeadModel | None, Evaluation | None, list[str]]:
+    """Backtest, evaluate and refit on the latest window: (the fit row's fields, the scoring model
+    or None when refused, the evaluation, messages)."""
     w = dt.timedelta(days=cfg.window_days)
     t1, t2 = end - 2 * w, end - w
-    raw1, raw2, raw_now = (load_features(con, t) for t in (t1, t2, end))
-    x1, x2, x_now = design(raw1), design(raw2), design(raw_now)
+    x1, x2 = design(load_features(con, t1)), design(load_features(con, t2))
     y1 = x1.index.isin(load_converted(con, t1, t2))
     y2 = x2.index.isin(load_converted(con, t2, end))
     messages = []
@@ -527,14 +569,63 @@ def run(
         model = fit(x2, y2, cfg.min_positives)
     except FitRefused as exc:
         messages.insert(0, f"lead score fit refused: {exc}; last good scores kept")
+
+    def num(v):
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    e, m, b = evaluation, model, backtest
+    values = (
+        t1, t2, b.customers if b else None, b.positives if b else None,
+        e.customers if e else None, e.positives if e else None,
+        num(e.roc_auc) if e else None, num(e.brier) if e else None,
+        num(e.base_rate) if e else None, num(e.mean_score) if e else None,
+        json.dumps(e.reliability) if e else None,
+        m.customers if m else None, m.positives if m else None, m.intercept if m else None,
+        json.dumps(m.coefficients()) if m else None,
+        json.dumps(dict(zip(FEATURES, m.mean.tolist(), strict=True))) if m else None,
+        json.dumps(dict(zip(FEATURES, m.scale.tolist(), strict=True))) if m else None,
+    )  # fmt: skip
+    return dict(zip(_FIT_FIELDS, values, strict=True)), model, evaluation, messages
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    run_id: str,
+    config: LeadScoreConfig | None = None,
+    refit_config: refit.RefitConfig | None = None,
+) -> LeadScoreRun:
+    """Score every customer with a shop account at as_of with the fit in use, replace
+    marts.customer_lead_score and record the run in audit.lead_score_fits (a rerun at the same
+    as_of replaces its row). The fit in use is tonight's when one is due (insight/refit.py:
+    backtest, evaluate, refit on the latest window), else the last accepted one. A refused fit
+    keeps the last good scores (the mart is created with null scores only when it does not exist
+    yet)."""
+    cfg = load_config() if config is None else config
+    started = time.perf_counter()
+    end = as_of_end(as_of)
+    ensure_tables(con)
+    key = refit.settings_key(fit_settings(cfg))
+    rcfg = refit.load_config() if refit_config is None else refit_config
+    kept = refit.reusable_fit(con, FIT_TABLE, as_of, key, "status = 'ok'", rcfg)
+    if kept is not None:
+        fields = {k: kept[k] for k in _FIT_FIELDS}
+        model, evaluation = _recorded(kept)
+        messages: list[str] = []
+        fitted_as_of = kept["fitted_as_of"]
+    else:
+        fields, model, evaluation, messages = _fitted(con, end, cfg)
+        fitted_as_of = as_of
     status = "ok" if model is not None else "refused"
     message = "; ".join(messages) or "ok"
 
     tier_counts: dict[str, int] = {}
-    ensure_tables(con)
     con.execute("begin")
     try:
+        scored = None
         if model is not None:
+            raw_now = load_features(con, end)
+            x_now = design(raw_now)
             score = model.predict(x_now)
             tier = tiers(score, cfg)
             reasons, codes = top_reasons(
@@ -546,6 +637,7 @@ def run(
                  "reason_codes": pd.Series(codes, dtype=object)}
             )  # fmt: skip
             tier_counts = {t: int((tier == t).sum()) for t in ("pql", "mql", "cold")}
+            scored = len(x_now)
             replace_traits(
                 con,
                 TRAITS_TABLE,
@@ -556,38 +648,29 @@ def run(
         elif not _exists(con, TRAITS_TABLE):
             _empty_traits(con, as_of)
         rows = con.execute(f"select count(*) from {TRAITS_TABLE}").fetchone()[0]
-        e, m = evaluation, model
-
-        def num(v):
-            return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
-
-        values = [
-            as_of, run_id, status, message, cfg.window_days, t1, t2,
-            backtest.customers if backtest else None, backtest.positives if backtest else None,
-            e.customers if e else None, e.positives if e else None,
-            num(e.roc_auc) if e else None, num(e.brier) if e else None,
-            num(e.base_rate) if e else None, num(e.mean_score) if e else None,
-            json.dumps(e.reliability) if e else None,
-            m.customers if m else None, m.positives if m else None,
-            m.intercept if m else None,
-            json.dumps(m.coefficients()) if m else None,
-            json.dumps(dict(zip(FEATURES, m.mean.tolist(), strict=True))) if m else None,
-            json.dumps(dict(zip(FEATURES, m.scale.tolist(), strict=True))) if m else None,
-            cfg.pql, cfg.mql, len(x_now) if m else None,
-            tier_counts.get("pql"), tier_counts.get("mql"), tier_counts.get("cold"),
-        ]  # fmt: skip
+        record = {
+            "as_of": as_of, "run_id": run_id, "status": status, "message": message,
+            "window_days": cfg.window_days, **fields,
+            "pql_threshold": cfg.pql, "mql_threshold": cfg.mql, "customers_scored": scored,
+            "pql": tier_counts.get("pql"), "mql": tier_counts.get("mql"),
+            "cold": tier_counts.get("cold"),
+            "duration_seconds": time.perf_counter() - started,
+            "fitted_as_of": fitted_as_of if model is not None else None, "fit_settings": key,
+        }  # fmt: skip
         con.execute(f"delete from {FIT_TABLE} where as_of = ?", [as_of])
         con.execute(
-            f"insert into {FIT_TABLE} values (?, ?, now(), {', '.join(['?'] * 27)})",
-            [*values, time.perf_counter() - started],
+            f"insert into {FIT_TABLE} (recorded_at, {', '.join(record)}) "
+            f"values (now(), {', '.join(['?'] * len(record))})",
+            list(record.values()),
         )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     return LeadScoreRun(
-        status, message, evaluation, model, backtest, int(rows), tier_counts,
+        status, message, evaluation, model, int(rows), tier_counts,
         time.perf_counter() - started,
+        fitted_as_of=fitted_as_of if model is not None else None, reused=kept is not None,
     )  # fmt: skip
 
 

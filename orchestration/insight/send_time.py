@@ -16,12 +16,14 @@ Grains:
   open within minutes and would count the same moment twice); a web engagement is a session start
   (`session_start` / `app_open`; the other events of a session follow it within minutes).
 - `estimate` / marts.customer_send_time: one row per customer of customer_360.
-- audit.send_time_evals: one row per run (as_of, run_id) with the fit and the held-out evaluation.
+- audit.send_time_evals: one row per run (as_of, run_id) with the fit in use (π, α0, the as_of it
+  was fitted at) and its held-out evaluation; fitted when due (insight/refit.py), else re-used.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +34,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
+from orchestration.insight import refit
 from orchestration.insight.activity import EMAIL_ENGAGEMENT, WEB_EVENTS
 from orchestration.insight.traits_table import replace_traits
 from orchestration.warehouse import create_table
@@ -419,16 +422,31 @@ EVAL_COLUMNS = """
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, EVAL_TABLE, EVAL_COLUMNS)
+    # π of the fit (168 shares, JSON): what a later night scores with besides α0
+    con.execute(f"alter table {EVAL_TABLE} add column if not exists population varchar")
+    refit.ensure_columns(con, EVAL_TABLE)
     con.execute("create schema if not exists marts")
+
+
+# what a fit depends on besides the engagements (refit.settings_key)
+FIT_SETTINGS = {"model": "dirichlet-multinomial", "smoothing": SMOOTHING, "bounds": ALPHA_BOUNDS}
+# the evaluation's columns, copied from the fit's row when a later night re-uses the fit
+_EVAL_FIELDS = (
+    "cutoff", "train_events", "holdout_events", "shrunk_exact", "shrunk_1h", "unshrunk_exact",
+    "unshrunk_1h", "baseline_exact", "baseline_1h", "lift_exact", "few_holdout_events",
+    "few_shrunk_exact", "few_unshrunk_exact", "few_shrunk_brier", "few_unshrunk_brier",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class SendTimeRun:
     fit: SendTimeFit
-    evaluation: SendTimeEval | None
+    evaluation: SendTimeEval | None  # tonight's (None when the fit is re-used or nothing held out)
     rows: int
     customers_with_events: int
     seconds: float
+    fitted_as_of: dt.date | None = None  # the as_of π and α0 were fitted at
+    reused: bool = False  # scored with an earlier night's fit (insight/refit.py)
 
     def metadata(self) -> dict:
         """Plain values for the asset's metadata."""
@@ -439,6 +457,8 @@ class SendTimeRun:
             "alpha0": round(f.alpha0, 4),
             "population_best_hour": local_time_label(f.population_best),
             "seconds": round(self.seconds, 2),
+            "refitted": not self.reused,
+            "fitted_as_of": str(self.fitted_as_of),
         }
         if e is not None:
             for name, value in asdict(e).items():
@@ -450,17 +470,27 @@ class SendTimeRun:
         return out
 
 
+def _eval_values(e: SendTimeEval | None) -> dict:
+    if e is None:
+        return dict.fromkeys(_EVAL_FIELDS)
+    return {k: (e.lift_exact if k == "lift_exact" else getattr(e, k)) for k in _EVAL_FIELDS}
+
+
 def run(
     con: duckdb.DuckDBPyConnection,
     as_of: dt.date,
     run_id: str,
     window_days: int = WINDOW_DAYS,
     holdout_days: int = HOLDOUT_DAYS,
+    refit_config: refit.RefitConfig | None = None,
 ) -> SendTimeRun:
-    """Estimate on every engagement in the window, evaluate on the last `holdout_days` (fit
-    before them), replace marts.customer_send_time (one row per customer of customer_360) and
-    record the run in audit.send_time_evals (a rerun of the same run replaces its row)."""
+    """Estimate every customer's hour from the engagements in the window with the fit in use —
+    tonight's when one is due (insight/refit.py; then also evaluated on the last `holdout_days`,
+    fitted before them), else the last one —, replace marts.customer_send_time (one row per
+    customer of customer_360) and record the run in audit.send_time_evals (a rerun of the same
+    run replaces its row)."""
     started = time.perf_counter()
+    rcfg = refit.load_config() if refit_config is None else refit_config
     customers = load_customers(con)
     events = load_events(con, as_of, window_days)
     ids = customers["customer_id"]
@@ -475,14 +505,29 @@ def run(
         events["occurred_at"], customers["time_zone"].to_numpy()[at[keep]]
     )
     counts = count(events)
-    fitted = fit(counts)
+    ensure_tables(con)
+    key = refit.settings_key({**FIT_SETTINGS, "window_days": window_days,
+                              "holdout_days": holdout_days})  # fmt: skip
+    kept = refit.reusable_fit(con, EVAL_TABLE, as_of, key, "population is not null", rcfg)
+    evaluation = None
+    if kept is not None:
+        fitted = SendTimeFit(
+            population=np.array(json.loads(kept["population"]), dtype=float),
+            alpha0=float(kept["alpha0"]),
+            customers=int(counts["customer_id"].nunique()) if len(counts) else 0,
+            events=int(counts["n"].sum()) if len(counts) else 0,
+            log_likelihood=float(kept["log_likelihood"]),
+        )
+        fitted_as_of, eval_values = kept["fitted_as_of"], {k: kept[k] for k in _EVAL_FIELDS}
+    else:
+        fitted = fit(counts)
+        cutoff = as_of_end(as_of) - dt.timedelta(days=holdout_days)
+        evaluation = evaluate(events, cutoff) if len(events) else None
+        fitted_as_of, eval_values = as_of, _eval_values(evaluation)
     traits = estimate(counts, fitted, np.arange(len(customers))).reset_index()
     traits["customer_id"] = ids.to_numpy()[traits["customer_id"].to_numpy()]
     labels = np.array([local_time_label(h) for h in range(HOURS)])
     traits["best_local_time"] = labels[traits["best_hour_of_week"].to_numpy()]
-    cutoff = as_of_end(as_of) - dt.timedelta(days=holdout_days)
-    evaluation = evaluate(events, cutoff) if len(events) else None
-    ensure_tables(con)
     con.execute("begin")
     try:
         rows = replace_traits(
@@ -499,26 +544,27 @@ def run(
             """,
             as_of,
         )
-        e = evaluation
         con.execute(f"delete from {EVAL_TABLE} where as_of = ? and run_id = ?", [as_of, run_id])
-        values = [
-            as_of, run_id, len(customers), fitted.customers, fitted.events, fitted.alpha0,
-            fitted.log_likelihood, fitted.population_best,
-        ] + (
-            [e.cutoff, e.train_events, e.holdout_events, e.shrunk_exact, e.shrunk_1h,
-             e.unshrunk_exact, e.unshrunk_1h, e.baseline_exact, e.baseline_1h, e.lift_exact,
-             e.few_holdout_events, e.few_shrunk_exact, e.few_unshrunk_exact,
-             e.few_shrunk_brier, e.few_unshrunk_brier]
-            if e is not None else [None] * 15
-        ) + [time.perf_counter() - started]  # fmt: skip
-        values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+        record = {
+            "as_of": as_of, "run_id": run_id, "customers": len(customers),
+            "customers_with_events": fitted.customers, "events": fitted.events,
+            "alpha0": fitted.alpha0, "log_likelihood": fitted.log_likelihood,
+            "population_best_hour": fitted.population_best, **eval_values,
+            "seconds": time.perf_counter() - started,
+            "population": json.dumps(fitted.population.tolist()),
+            "fitted_as_of": fitted_as_of, "fit_settings": key,
+        }  # fmt: skip
+        values = [None if isinstance(v, float) and math.isnan(v) else v for v in record.values()]
         con.execute(
-            f"insert into {EVAL_TABLE} values (?, ?, now(), {', '.join(['?'] * 22)})", values
+            f"insert into {EVAL_TABLE} (evaluated_at, {', '.join(record)}) "
+            f"values (now(), {', '.join(['?'] * len(record))})",
+            values,
         )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     return SendTimeRun(
-        fitted, evaluation, int(rows), fitted.customers, time.perf_counter() - started
-    )
+        fitted, evaluation, int(rows), fitted.customers, time.perf_counter() - started,
+        fitted_as_of=fitted_as_of, reused=kept is not None,
+    )  # fmt: skip

@@ -24,6 +24,7 @@ import pytest
 from demo.generator import generate
 from demo.planted_propensity import PropensityTruth, roc_auc
 from orchestration.insight import lead_score as ls
+from orchestration.insight import refit
 
 pytestmark = [pytest.mark.integration]
 
@@ -261,3 +262,46 @@ def test_a_window_without_converters_is_refused_and_keeps_the_last_good_scores(p
     ).fetchone()
     assert status == "refused" and "no customer converted" in message
     assert ls.run(con, AS_OF, "run-3", ls.LeadScoreConfig()).status == "ok"  # as before
+
+
+def test_later_nights_score_with_the_fit_in_use_until_a_refit_is_due(planted, tmp_path):
+    """On a copy of the fixture's warehouse: within refit_after_days a night scores its own
+    features with the last fit (its coefficients and evaluation copied); the cadence 0, a
+    changed setting and a backfill fit again."""
+    path = (
+        planted[0]
+        .execute("select path from duckdb_databases() where database_name = current_database()")
+        .fetchone()[0]
+    )
+    con = build_warehouse(Path(path).parent, tmp_path / "copy.duckdb")
+    weekly = refit.RefitConfig(refit_after_days=7)
+    cfg = ls.LeadScoreConfig()
+    first = ls.run(con, AS_OF, "run-1", cfg, weekly)
+    assert first.status == "ok" and not first.reused and first.fitted_as_of == AS_OF
+    next_day = AS_OF + dt.timedelta(days=3)
+    later = ls.run(con, next_day, "run-2", cfg, weekly)
+    assert later.status == "ok" and later.reused and later.fitted_as_of == AS_OF
+    assert later.model.coefficients() == first.model.coefficients()
+    assert later.evaluation.roc_auc == first.evaluation.roc_auc
+    # scored on the features at its own as_of, with the first fit's model
+    x = ls.design(ls.load_features(con, ls.as_of_end(next_day)))
+    scores = con.execute(
+        f"select customer_id, lead_score from {ls.TRAITS_TABLE} where lead_score is not null "
+        "order by customer_id"
+    ).df()
+    assert np.allclose(scores["lead_score"], first.model.predict(x.loc[scores["customer_id"]]))
+    row = con.execute(
+        f"select fitted_as_of, intercept, reliability, cutoff_train from {ls.FIT_TABLE} "
+        "where as_of = ?",
+        [next_day],
+    ).fetchone()
+    assert row[0] == AS_OF and row[1] == first.model.intercept
+    assert len(json.loads(row[2])) == 10 and row[3] < ls.as_of_end(AS_OF)
+    assert not ls.run(con, next_day, "run-3", cfg, refit.RefitConfig(refit_after_days=0)).reused
+    narrower = ls.LeadScoreConfig(window_days=21)
+    assert ls.run(con, next_day + dt.timedelta(days=1), "run-4", narrower, weekly).fitted_as_of == (
+        next_day + dt.timedelta(days=1)
+    )
+    backfill = AS_OF - dt.timedelta(days=1)
+    assert ls.run(con, backfill, "run-5", cfg, weekly).fitted_as_of == backfill
+    con.close()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from demo.generator import CLVTruth, generate
-from orchestration.insight import clv
+from orchestration.insight import clv, refit
 
 AS_OF = dt.date(2026, 11, 21)
 REVENUE = ("paid", "shipped", "delivered")
@@ -295,3 +295,63 @@ def test_summarize_keeps_the_log_spend_of_repeat_orders_and_nan_for_a_zero_total
     assert np.isnan(summary.loc["b", "spend_log_sum"])  # a repeat order of total 0
     assert np.isnan(summary.loc["c", "spend_log_sum"])  # no repeat order
     assert summary.loc["a", "monetary_value"] == pytest.approx(30.0)
+
+
+def _synthetic_orders(buyers: int = 800, seed: int = 3) -> pd.DataFrame:
+    """BG/NBD-shaped orders of `buyers` shop customers in the two years before AS_OF: a purchase
+    rate per customer (gamma), a drop-out chance after each purchase (beta), a spend scale per
+    customer (gamma, as Gamma-Gamma)."""
+    rng = np.random.default_rng(seed)
+    end = pd.Timestamp(AS_OF)
+    rows = []
+    for i in range(buyers):
+        rate, drop, spend = rng.gamma(0.8, 1 / 40), rng.beta(1.0, 4.0), rng.gamma(3.0, 5.0)
+        day, j = float(rng.uniform(0, 700)), 0
+        while day < 700:
+            rows.append((f"o{i}-{j}", f"s{i}", end - pd.Timedelta(days=700 - day),
+                         float(rng.gamma(6.0, spend))))  # fmt: skip
+            if rng.random() < drop:
+                break
+            day, j = day + float(rng.exponential(1 / rate)), j + 1
+    return pd.DataFrame(rows, columns=["order_id", "customer_id", "ordered_at", "amount"])
+
+
+def test_later_nights_score_with_the_fit_in_use_until_a_refit_is_due(tmp_path):
+    """Within refit_after_days a night scores its own as_of's orders with the last fit's
+    parameters; a fit is made again when due, when the cadence is 0, for a backfill before the
+    fit, and when the fit's settings change."""
+    orders = _synthetic_orders()
+    customers = sorted("K" + orders["customer_id"].unique())
+    con = _warehouse(tmp_path / "w.duckdb", orders, customers)
+    weekly = refit.RefitConfig(refit_after_days=7)
+    first, _ = clv.run(con, AS_OF, "run-1", weekly)
+    assert first.converged and not first.reused and first.fitted_as_of == AS_OF
+    traits_first = con.execute(f"select * exclude (as_of) from {clv.TRAITS_TABLE}").df()
+
+    next_day = AS_OF + dt.timedelta(days=1)
+    later, _ = clv.run(con, next_day, "run-2", weekly)
+    assert later.reused and later.fitted_as_of == AS_OF
+    assert later.parameters() == first.parameters()
+    # scored at its own as_of: T grew by a day for everyone, so the traits moved
+    summary = clv.summarize(clv.load_orders(con, next_day), next_day)
+    expected = clv.predict(summary, *clv.fitted_models(first)).sort_index()
+    traits = con.execute(f"select * from {clv.TRAITS_TABLE} order by customer_id").df()
+    assert np.allclose(traits["p_alive"], expected["p_alive"].to_numpy())
+    assert np.allclose(traits["predicted_value_12m"], expected["predicted_value_12m"].to_numpy())
+    assert not np.allclose(traits["p_alive"], traits_first.sort_values("customer_id")["p_alive"])
+    row = con.execute(
+        f"select fitted_as_of, r, seconds, message from {clv.FIT_TABLE} where as_of = ?",
+        [next_day],
+    ).fetchone()
+    assert row[0] == AS_OF and row[1] == first.r and row[2] == 0.0 and "re-used" in row[3]
+
+    due = AS_OF + dt.timedelta(days=7)
+    assert clv.run(con, due, "run-3", weekly)[0].fitted_as_of == due
+    every_night = refit.RefitConfig(refit_after_days=0)
+    assert not clv.run(con, due + dt.timedelta(days=1), "run-4", every_night)[0].reused
+    backfill = AS_OF - dt.timedelta(days=1)  # the fits after it saw its future
+    assert clv.run(con, backfill, "run-5", weekly)[0].fitted_as_of == backfill
+    changed = {**clv.FIT_SETTINGS, "min_repeat_customers": 31}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clv, "FIT_SETTINGS", changed)
+        assert not clv.run(con, next_day, "run-6", weekly)[0].reused

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from demo.generator import SendTimeTruth, generate
+from orchestration.insight import refit
 from orchestration.insight import send_time as st
 
 AS_OF = dt.date(2026, 11, 21)
@@ -251,3 +252,33 @@ def test_run_counts_only_customers_of_customer_360_each_in_their_own_zone():
     assert rows == [("K1", "Tue 19:00", 3, "Asia/Tokyo"), ("K2", "Tue 19:00", 1, "Europe/Berlin"),
                     ("K3", rows[2][1], 0, "UTC")]  # fmt: skip
     assert result.metadata()["events"] == 4
+
+
+def test_later_nights_estimate_with_the_fit_in_use_until_a_refit_is_due():
+    """Within refit_after_days a night counts its own engagements and estimates with the last
+    fit's π and α0 (its evaluation copied, not recomputed); a fit is made again when the cadence
+    is 0 and for a backfill before the fit."""
+    con = duckdb.connect()
+    _warehouse(con)
+    weekly = refit.RefitConfig(refit_after_days=7)
+    first = st.run(con, AS_OF, "run-1", refit_config=weekly)
+    assert not first.reused and first.evaluation is not None
+    next_day = AS_OF + dt.timedelta(days=1)
+    con.execute("""insert into intermediate.int_activity__email_engagement values
+        ('e9', 'k1@example.com', 'CMP-3', 'opened', null, '2026-11-22 08:00:00')""")
+    con.execute("update marts.customer_id_map set customer_id = 'K3' where record_key = 'r1'")
+    later = st.run(con, next_day, "run-2", refit_config=weekly)
+    assert later.reused and later.fitted_as_of == AS_OF and later.evaluation is None
+    assert later.fit.alpha0 == first.fit.alpha0
+    assert np.array_equal(later.fit.population, first.fit.population)
+    # tonight's engagements: K1's email records now belong to K3, plus the new open
+    n_events = dict(con.execute(f"select customer_id, n_events from {st.TRAITS_TABLE}").fetchall())
+    assert n_events == {"K1": 2, "K2": 1, "K3": 2}
+    rows = con.execute(
+        f"select as_of, fitted_as_of, population, shrunk_exact from {st.EVAL_TABLE} order by as_of"
+    ).fetchall()
+    assert rows[1][1] == AS_OF and rows[1][2] == rows[0][2] and rows[1][3] == rows[0][3]
+    every_night = st.run(con, next_day, "run-3", refit_config=refit.RefitConfig(refit_after_days=0))
+    assert not every_night.reused and every_night.fitted_as_of == next_day
+    backfill = AS_OF - dt.timedelta(days=1)
+    assert st.run(con, backfill, "run-4", refit_config=weekly).fitted_as_of == backfill

@@ -16,10 +16,10 @@ KEY = dg.AssetKey(["marts", "customer_clv"])
 )
 def customer_clv(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """marts.customer_clv: one row per customer of customer_360 with expected_purchases_90d, p_alive
-    and predicted_value_12m from BG/NBD + Gamma-Gamma fitted on the revenue orders up to as_of (null
-    for customers without an order, and for everyone when the fit is degenerate: the reason is in
-    the metadata). The fit (parameters, log-likelihood, converged) is recorded per run in
-    audit.clv_fits."""
+    and predicted_value_12m from BG/NBD + Gamma-Gamma on the revenue orders up to as_of (null for
+    customers without an order, and for everyone when the fit is degenerate: the reason is in the
+    metadata). Fitted when due (dbt_project/insight/refit.yml), scored every night; the fit in use
+    (parameters, log-likelihood, converged, fitted_as_of) is recorded per run in audit.clv_fits."""
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         fitted, rows = clv.run(con, as_of, context.run_id)
@@ -37,6 +37,8 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
         "repeat_customers": fitted.repeat_customers,
         "customers_with_traits": int(summary[0] or 0),
         "fit_seconds": round(fitted.seconds, 2),
+        "refitted": not fitted.reused,
+        "fitted_as_of": str(fitted.fitted_as_of),
         "gamma_gamma_fitted_on": fitted.gg_method or "not fitted",
     }
     for name, value in (("ll", fitted.ll), ("gg_ll", fitted.gg_ll), *fitted.parameters().items()):

@@ -1,5 +1,5 @@
 """Lead score (PQL/MQL) per customer: logistic regression on behaviour before a cut-off and
-conversion after it, evaluated every run on a later window, after customer_360 is built (logic:
+conversion after it, evaluated on a later window at each fit, after customer_360 is built (logic:
 orchestration/insight/lead_score.py; config: dbt_project/insight/lead_score.yml; docs/insight.md)."""
 
 import dagster as dg
@@ -26,9 +26,9 @@ def customer_lead_score(
     probability of a revenue order in the next window_days), lead_tier (pql / mql / cold, thresholds
     in dbt_project/insight/lead_score.yml), top_reasons in plain words and reason_codes; null for
     customers without a shop account. Logistic regression on standardized web, email, order and
-    loyalty behaviour before a cut-off; evaluated every run on a later window (ROC AUC, Brier score,
-    reliability table in audit.lead_score_fits). A degenerate fit is refused and the last good
-    scores kept."""
+    loyalty behaviour before a cut-off; fitted when due (dbt_project/insight/refit.yml) and then
+    evaluated on a later window (ROC AUC, Brier score, reliability table in audit.lead_score_fits),
+    scored every night. A degenerate fit is refused and the last good scores kept."""
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         result = lead_score.run(con, as_of, context.run_id)

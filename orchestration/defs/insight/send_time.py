@@ -22,12 +22,12 @@ def customer_send_time(
     Monday 00:00 local), best_local_time, time_zone, n_events, confidence and confidence_level, from
     email opens/clicks and web session starts of the last 180 days in the customer's time zone,
     shrunk toward the population (Dirichlet-multinomial, prior strength by marginal likelihood).
-    Evaluated every run on the last 28 days held out against the population-best hour
-    (audit.send_time_evals)."""
+    Fitted when due (dbt_project/insight/refit.yml) and then evaluated on the last 28 days held
+    out against the population-best hour (audit.send_time_evals); scored every night."""
     as_of = as_of_from(context)
     with warehouse.connection() as con:
         result = send_time.run(con, as_of, context.run_id)
-    if result.evaluation is None:
+    if result.evaluation is None and not result.reused:
         context.log.warning("send time: no held-out engagement to evaluate on")
     metadata: dict[str, dg.RawMetadataValue] = {"dagster/row_count": result.rows}
     metadata.update({k: v for k, v in result.metadata().items() if v is not None})
