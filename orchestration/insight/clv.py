@@ -80,6 +80,7 @@ class ClvFit:
     # the as_of whose orders the parameters were fitted on; set when the fit is recorded
     fitted_as_of: dt.date | None = None
     reused: bool = False  # tonight scored with an earlier night's fit (insight/refit.py)
+    refit_failed: bool = False  # tonight's due fit failed: the last accepted one is in use
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -424,18 +425,11 @@ def fitted_models(fitted: ClvFit):
     return bgf, ggf
 
 
-def _reused(row: dict, refit_after_days: int) -> ClvFit:
-    """The ClvFit of a recorded row whose parameters tonight re-uses."""
+def _reused(row: dict, why: str) -> ClvFit:
+    """The ClvFit of a recorded row whose parameters tonight re-uses, `why` in its message."""
     values = {k: row[k] for k in ClvFit.__dataclass_fields__ if k in row and k != "extra"}
-    values |= {
-        "seconds": 0.0,
-        "reused": True,
-        "message": (
-            f"{row['message']} (fit of {row['fitted_as_of']} re-used: the models are fitted "
-            f"again every {refit_after_days} days)"
-        )[:500],
-    }
-    return ClvFit(**values)
+    message = f"{row['message']} (fit of {row['fitted_as_of']} in use: {why})"
+    return ClvFit(**values | {"seconds": 0.0, "reused": True, "message": message[:500]})
 
 
 def run(
@@ -455,11 +449,20 @@ def run(
     key = refit.settings_key(FIT_SETTINGS)
     kept = refit.reusable_fit(con, FIT_TABLE, as_of, key, "converged", cfg)
     if kept is not None:
-        fitted = _reused(kept, cfg.refit_after_days)
-        bgf, ggf = fitted_models(fitted)
+        fitted = _reused(kept, f"the models are fitted again every {cfg.refit_after_days} days")
     else:
         fitted, bgf, ggf = fit(summary)
         fitted = replace(fitted, fitted_as_of=as_of)
+        last = (
+            None
+            if fitted.converged
+            else refit.reusable_fit(con, FIT_TABLE, as_of, key, "converged", cfg, any_age=True)
+        )
+        if last is not None:  # a failed fit leaves the last accepted one in use
+            fitted = replace(_reused(last, f"tonight's fit failed: {fitted.message}"),
+                             refit_failed=True)  # fmt: skip
+    if fitted.reused:
+        bgf, ggf = fitted_models(fitted)
     traits = predict(summary, bgf, ggf).reset_index()
     record = {
         "as_of": as_of, "run_id": run_id, "customers": fitted.customers,

@@ -599,8 +599,8 @@ def run(
     marts.customer_lead_score and record the run in audit.lead_score_fits (a rerun at the same
     as_of replaces its row). The fit in use is tonight's when one is due (insight/refit.py:
     backtest, evaluate, refit on the latest window), else the last accepted one. A refused fit
-    keeps the last good scores (the mart is created with null scores only when it does not exist
-    yet)."""
+    leaves the last accepted fit in use, however old; without one the last good scores are kept
+    (the mart is created with null scores only when it does not exist yet)."""
     cfg = load_config() if config is None else config
     started = time.perf_counter()
     end = as_of_end(as_of)
@@ -608,6 +608,7 @@ def run(
     key = refit.settings_key(fit_settings(cfg))
     rcfg = refit.load_config() if refit_config is None else refit_config
     kept = refit.reusable_fit(con, FIT_TABLE, as_of, key, "status = 'ok'", rcfg)
+    refused = False
     if kept is not None:
         fields = {k: kept[k] for k in _FIT_FIELDS}
         model, evaluation = _recorded(kept)
@@ -615,8 +616,20 @@ def run(
         fitted_as_of = kept["fitted_as_of"]
     else:
         fields, model, evaluation, messages = _fitted(con, end, cfg)
-        fitted_as_of = as_of
-    status = "ok" if model is not None else "refused"
+        fitted_as_of, refused = as_of, model is None
+        last = (
+            None
+            if model is not None
+            else refit.reusable_fit(con, FIT_TABLE, as_of, key, "status = 'ok'", rcfg, any_age=True)
+        )
+        if last is not None:  # a refused fit leaves the last accepted one in use
+            fields = {k: last[k] for k in _FIT_FIELDS}
+            model, evaluation = _recorded(last)
+            fitted_as_of = last["fitted_as_of"]
+            messages[0] = messages[0].replace(
+                "last good scores kept", f"the fit of {fitted_as_of} stays in use"
+            )
+    status = "refused" if kept is None and refused else "ok"
     message = "; ".join(messages) or "ok"
 
     tier_counts: dict[str, int] = {}

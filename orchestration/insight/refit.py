@@ -13,7 +13,9 @@ due and score every customer every night with the fit in use. A fit is due when:
 and usable for a night's as_of only when it was fitted at an earlier as_of: a backfill never
 scores with a fit that saw its future, and a rerun of a night that fitted fits again (on the data
 as it is now). Each night's fit row says which as_of its parameters were
-fitted at (`fitted_as_of`); a night that re-uses a fit copies its parameters and evaluation.
+fitted at (`fitted_as_of`); a night that re-uses a fit copies its parameters and evaluation. A
+due fit that fails (CLV's optimiser does not converge) leaves the last accepted fit in use,
+however old, with the failure in the night's message.
 """
 
 from __future__ import annotations
@@ -81,24 +83,27 @@ def reusable_fit(
     key: str,
     usable: str,
     config: RefitConfig | None = None,
+    any_age: bool = False,
 ) -> dict[str, Any] | None:
     """The newest row of `table` whose parameters the night at `as_of` may score with, as
     {column: value}; None when a fit is due. `usable` is SQL over the table's columns saying a
-    row's fit was accepted (e.g. `status = 'ok'`)."""
+    row's fit was accepted (e.g. `status = 'ok'`). `any_age`: the newest accepted fit however
+    old — what a night whose due fit failed scores with rather than nothing."""
     cfg = load_config() if config is None else config
-    if cfg.refit_after_days == 0 or not table_exists(con, *table.split(".")):
+    if (cfg.refit_after_days == 0 and not any_age) or not table_exists(con, *table.split(".")):
         return None
+    oldest = dt.date.min if any_age else as_of - dt.timedelta(days=cfg.refit_after_days)
     cursor = con.execute(
         f"""
         select * from {table}
         where fit_settings = ?
             and fitted_as_of < cast(? as date)
-            and fitted_as_of > cast(? as date) - cast(? as integer)
+            and fitted_as_of > cast(? as date)
             and ({usable})
         order by fitted_as_of desc, as_of desc
         limit 1
         """,
-        [key, as_of, as_of, cfg.refit_after_days],
+        [key, as_of, oldest],
     )
     row = cursor.fetchone()
     if row is None:

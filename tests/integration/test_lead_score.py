@@ -304,4 +304,20 @@ def test_later_nights_score_with_the_fit_in_use_until_a_refit_is_due(planted, tm
     )
     backfill = AS_OF - dt.timedelta(days=1)
     assert ls.run(con, backfill, "run-5", cfg, weekly).fitted_as_of == backfill
+    # a due fit refused: tonight is scored with the newest accepted fit, and says so
+    month_later = AS_OF + dt.timedelta(days=30)
+
+    def refuse(*args, **kwargs):
+        raise ls.FitRefused("single class in the training window (forced)")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ls, "fit", refuse)
+        refused = ls.run(con, month_later, "run-6", cfg, weekly)
+    assert refused.status == "refused" and refused.fitted_as_of == next_day
+    assert f"the fit of {next_day} stays in use" in refused.message
+    assert refused.model.coefficients() != first.model.coefficients()  # run-3 refitted
+    as_of_scored = con.execute(
+        f"select distinct as_of from {ls.TRAITS_TABLE} where lead_score is not null"
+    ).fetchall()
+    assert as_of_scored == [(month_later,)]
     con.close()

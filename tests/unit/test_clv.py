@@ -343,7 +343,12 @@ def test_later_nights_score_with_the_fit_in_use_until_a_refit_is_due(tmp_path):
         f"select fitted_as_of, r, seconds, message from {clv.FIT_TABLE} where as_of = ?",
         [next_day],
     ).fetchone()
-    assert row[0] == AS_OF and row[1] == first.r and row[2] == 0.0 and "re-used" in row[3]
+    assert (
+        row[0] == AS_OF
+        and row[1] == first.r
+        and row[2] == 0.0
+        and "fitted again every 7 days" in row[3]
+    )
 
     due = AS_OF + dt.timedelta(days=7)
     assert clv.run(con, due, "run-3", weekly)[0].fitted_as_of == due
@@ -355,3 +360,18 @@ def test_later_nights_score_with_the_fit_in_use_until_a_refit_is_due(tmp_path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(clv, "FIT_SETTINGS", changed)
         assert not clv.run(con, next_day, "run-6", weekly)[0].reused
+
+    # a due fit that fails leaves the newest accepted fit in use, however old, and says so
+    def failing(summary, *args, **kwargs):
+        return clv.ClvFit(len(summary), 0, message="did not converge (forced)"), None, None
+
+    month_later = due + dt.timedelta(days=30)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clv, "fit", failing)
+        kept, _ = clv.run(con, month_later, "run-7", weekly)
+    assert kept.reused and kept.refit_failed and kept.converged
+    assert kept.fitted_as_of == due + dt.timedelta(days=1)
+    assert "tonight's fit failed: did not converge (forced)" in kept.message
+    assert con.execute(f"select count(p_alive) from {clv.TRAITS_TABLE}").fetchone()[0] == len(
+        customers
+    )

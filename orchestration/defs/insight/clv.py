@@ -27,7 +27,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
             "select count(p_alive), avg(p_alive), avg(expected_purchases_90d), "
             f"sum(predicted_value_12m) from {clv.TRAITS_TABLE}"
         ).fetchone()
-    if not fitted.converged:
+    if not fitted.converged or fitted.refit_failed:
         context.log.warning(f"CLV: {fitted.message}")
     metadata: dict[str, dg.RawMetadataValue] = {
         "dagster/row_count": rows,
@@ -38,6 +38,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
         "customers_with_traits": int(summary[0] or 0),
         "fit_seconds": round(fitted.seconds, 2),
         "refitted": not fitted.reused,
+        "refit_failed": fitted.refit_failed,
         "fitted_as_of": str(fitted.fitted_as_of),
         "gamma_gamma_fitted_on": fitted.gg_method or "not fitted",
     }
