@@ -303,45 +303,29 @@ def render(nights: list[Measured], reference: Measured | None, top: int, title: 
                    "yes" if peak <= TARGET_PEAK_GB else "no")  # fmt: skip
     console.print(ratios)
 
-    stages = Table(title="seconds per stage (sum of its steps)")
-    stages.add_column("stage")
-    for m in nights:
-        stages.add_column(m.name, justify="right")
     per_night = [stage_seconds(m.steps) for m in nights]
-    names = list(dict.fromkeys(name for night in per_night for name in night))
-    for name in names:
-        stages.add_row(name, *(f"{night.get(name, 0.0):.1f}" for night in per_night))
-    console.print(stages)
-
-    steps = Table(title=f"slowest steps (s), top {top} of the full night")
-    steps.add_column("step")
-    for m in nights:
-        steps.add_column(m.name, justify="right")
-    order = sorted(full.steps, key=full.steps.get, reverse=True)[:top] if full else []
-    for step in order:
-        steps.add_row(step, *(f"{m.steps.get(step, 0.0):.1f}" for m in nights))
-    console.print(steps)
-
-    memory = Table(
-        title=f"peak RSS by step (GB, sampled every {RSS_EVERY} s), top {top} of the full night"
-    )
-    memory.add_column("step")
-    for m in nights:
-        memory.add_column(m.name, justify="right")
-    peaks = [m.step_peaks() for m in nights]
-    full_peaks = full.step_peaks() if full else {}
-    for step in sorted(full_peaks, key=full_peaks.get, reverse=True)[:top]:
-        memory.add_row(step, *(f"{p.get(step, 0) / 1e9:.2f}" for p in peaks))
-    console.print(memory)
-
-    models = Table(title=f"slowest dbt nodes (s), top {top} of the full night")
-    models.add_column("node")
-    for m in nights:
-        models.add_column(m.name, justify="right")
-    full_nodes = full.dbt_nodes if full else {}
-    for node in sorted(full_nodes, key=full_nodes.get, reverse=True)[:top]:
-        models.add_row(node, *(f"{m.dbt_nodes.get(node, 0.0):.1f}" for m in nights))
-    console.print(models)
+    stages = list(dict.fromkeys(name for night in per_night for name in night))
+    by_full = (lambda values: sorted(values, key=values.get, reverse=True)[:top]) if full else None
+    tables = (
+        ("seconds per stage (sum of its steps)", "stage", per_night, stages, "{:.1f}", 1),
+        (f"slowest steps (s), top {top} of the full night", "step",
+         [m.steps for m in nights], None, "{:.1f}", 1),
+        (f"peak RSS by step (GB, sampled every {RSS_EVERY} s), top {top} of the full night",
+         "step", [m.step_peaks() for m in nights], None, "{:.2f}", 1e9),
+        (f"slowest dbt nodes (s), top {top} of the full night", "node",
+         [m.dbt_nodes for m in nights], None, "{:.1f}", 1),
+    )  # fmt: skip
+    full_at = [m.name for m in nights].index("full") if full else None
+    for title, first, values, rows, shown, unit in tables:
+        if rows is None:  # the full night's largest, in its order
+            rows = by_full(values[full_at]) if by_full else []
+        table = Table(title=title)
+        table.add_column(first)
+        for m in nights:
+            table.add_column(m.name, justify="right")
+        for row in rows:
+            table.add_row(row, *(shown.format(night.get(row, 0.0) / unit) for night in values))
+        console.print(table)
 
 
 def as_json(customers: int, seed: int, nights: list[Measured], reference: Measured | None) -> dict:

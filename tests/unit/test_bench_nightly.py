@@ -201,3 +201,25 @@ def test_dbt_node_seconds_sum_each_nodes_time_over_the_invocations(tmp_path: Pat
     )
     assert nightly.dbt_node_seconds(timings) == {"model.c360.a": 2.5, "model.c360.b": 1.0}
     assert nightly.dbt_node_seconds(tmp_path / "missing.jsonl") == {}
+
+
+def test_render_lists_each_table_in_the_full_nights_order(capsys) -> None:
+    def night(name: str, scale: float) -> nightly.Measured:
+        return nightly.Measured(
+            name, 10.0 * scale, 2 * 10**9, 0,
+            steps={"privacy__erasure": 3.0 * scale, "c360_dbt": 5.0 * scale},
+            rss=[(0.5, 3 * 10**9), (1.5, 10**9)],
+            windows={"c360_dbt": (0.0, 1.0), "privacy__erasure": (1.0, 2.0)},
+            dbt_nodes={"model.c360.customer_360": 2.5 * scale},
+        )  # fmt: skip
+
+    nightly.render([night("full", 1.0), night("no-new-data", 0.5)], None, 5, "t")
+    out = capsys.readouterr().out
+    for title in ("seconds per stage", "slowest steps", "peak RSS by step", "slowest dbt nodes"):
+        assert title in out
+    steps = out[out.index("slowest steps") : out.index("peak RSS by step")]
+    assert steps.index("c360_dbt") < steps.index("privacy__erasure")  # 5.0 s before 3.0 s
+    assert "2.5" in steps and "1.5" in steps  # erasure on both nights
+    peaks = out[out.index("peak RSS by step") : out.index("slowest dbt nodes")]
+    assert "3.00" in peaks and "1.00" in peaks
+    assert "1.2" in out[out.index("slowest dbt nodes") :]  # 2.5 x 0.5 on the second night
