@@ -32,3 +32,10 @@ def test_a_missing_manifest_is_stale(tmp_path, monkeypatch):
     monkeypatch.setattr(dbt_manifest, "dbt_project_dir", lambda: tmp_path)
     (tmp_path / "models").mkdir()
     assert dbt_manifest.is_stale()
+
+
+def test_dbt_sends_no_usage_events():
+    """dbt's anonymous usage tracking is off for the project (dbt_project.yml `flags:`): the parse
+    the pipeline runs from records it in the manifest's metadata."""
+    manifest = json.loads((dbt_project_dir() / "target" / "manifest.json").read_text())
+    assert manifest["metadata"]["send_anonymous_usage_stats"] is False
