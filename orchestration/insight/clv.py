@@ -428,7 +428,9 @@ def fitted_models(fitted: ClvFit):
 def _reused(row: dict, why: str) -> ClvFit:
     """The ClvFit of a recorded row whose parameters tonight re-uses, `why` in its message."""
     values = {k: row[k] for k in ClvFit.__dataclass_fields__ if k in row and k != "extra"}
-    message = f"{row['message']} (fit of {row['fitted_as_of']} in use: {why})"
+    # the fit's own message (a re-using row's adds this note to it once)
+    own = str(row["message"]).split(" (fit of ", 1)[0]
+    message = f"{own} (fit of {row['fitted_as_of']} in use: {why})"
     return ClvFit(**values | {"seconds": 0.0, "reused": True, "message": message[:500]})
 
 

@@ -350,6 +350,8 @@ def test_later_nights_score_with_the_fit_in_use_until_a_refit_is_due(tmp_path):
         and "fitted again every 7 days" in row[3]
     )
 
+    two_days = clv.run(con, AS_OF + dt.timedelta(days=2), "run-2b", weekly)[0]
+    assert two_days.message == later.message  # the note is added once, not once per night
     due = AS_OF + dt.timedelta(days=7)
     assert clv.run(con, due, "run-3", weekly)[0].fitted_as_of == due
     every_night = refit.RefitConfig(refit_after_days=0)
