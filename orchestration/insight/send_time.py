@@ -508,7 +508,10 @@ def run(
     ensure_tables(con)
     key = refit.settings_key({**FIT_SETTINGS, "window_days": window_days,
                               "holdout_days": holdout_days})  # fmt: skip
-    kept = refit.reusable_fit(con, EVAL_TABLE, as_of, key, "population is not null", rcfg)
+    # a fit made without any engagement is not worth keeping: fit again when there is some
+    kept = refit.reusable_fit(
+        con, EVAL_TABLE, as_of, key, "population is not null and events > 0", rcfg
+    )
     evaluation = None
     if kept is not None:
         fitted = SendTimeFit(

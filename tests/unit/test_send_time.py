@@ -282,3 +282,14 @@ def test_later_nights_estimate_with_the_fit_in_use_until_a_refit_is_due():
     assert not every_night.reused and every_night.fitted_as_of == next_day
     backfill = AS_OF - dt.timedelta(days=1)
     assert st.run(con, backfill, "run-4", refit_config=weekly).fitted_as_of == backfill
+
+
+def test_a_fit_made_without_engagement_is_not_kept():
+    con = duckdb.connect()
+    _warehouse(con, with_events=False)
+    weekly = refit.RefitConfig(refit_after_days=7)
+    assert not st.run(con, AS_OF, "run-1", refit_config=weekly).reused
+    con.execute("""insert into intermediate.int_activity__web_events values
+        ('w1', 'anon-1', null, 'session_start', 'web', '{}', '2026-11-22 10:10:00', null)""")
+    later = st.run(con, AS_OF + dt.timedelta(days=1), "run-2", refit_config=weekly)
+    assert not later.reused and later.fit.events == 1
