@@ -20,31 +20,15 @@ import phonenumbers
 import pyarrow as pa
 import yaml
 
+from orchestration.contracts.identifier_columns import BY_TYPE, IdColumn, phone_columns
 from orchestration.paths import dbt_project_dir
 
 TABLE = "reference.phone_numbers"
 
 
-@dataclass(frozen=True)
-class PhoneInput:
-    """One raw column holding phone numbers, with the column that gives its region, if any."""
-
-    table: str
-    column: str
-    region_column: str | None = None
-    where: str | None = None
-
-
-# Every raw column that carries a phone number (a unit test checks this against the contracts).
-PHONE_INPUTS: tuple[PhoneInput, ...] = (
-    PhoneInput("crm__contacts", "phone", "country_code"),
-    PhoneInput("crm__contacts", "mobile_phone", "country_code"),
-    PhoneInput("shop__customers", "phone", "country_code"),
-    PhoneInput("loyalty__members", "phone"),
-    PhoneInput("consent__events", "contact_point", where="contact_point_type = 'phone'"),
-    PhoneInput("consent__suppressions", "contact_point", where="contact_point_type = 'phone'"),
-    PhoneInput("consent__erasure_requests", "contact_point", where="contact_point_type = 'phone'"),
-)
+# Every raw column that carries a phone number, (contract id, column): from the one list of
+# identifier columns (a unit test checks it against the contracts).
+PHONE_INPUTS: tuple[tuple[str, IdColumn], ...] = phone_columns()
 
 
 _PARSE_ERRORS = {
@@ -109,16 +93,16 @@ def inputs_sql(existing_tables: set[str], skip: frozenset[str] = frozenset()) ->
     """Every distinct (raw_text, region) the phone columns of the raw tables in
     `existing_tables` hold (but those of the tables in `skip`); None when there is none."""
     parts = []
-    for p in PHONE_INPUTS:
-        if p.table not in existing_tables or p.table in skip:
+    for table, col in PHONE_INPUTS:
+        if table not in existing_tables or table in skip:
             continue
-        region = f"coalesce(upper(trim({p.region_column})), '')" if p.region_column else "''"
-        where = f"{p.column} is not null and trim({p.column}) <> ''"
-        if p.where:
-            where += f" and {p.where}"
+        region = f"coalesce(upper(trim({col.region_column})), '')" if col.region_column else "''"
+        where = f"{col.column} is not null and trim({col.column}) <> ''"
+        if col.kind == BY_TYPE:  # a consent contact point: only the rows typed phone
+            where += f" and {col.type_column} = 'phone'"
         parts.append(
-            f"select distinct {p.column} as raw_text, {region} as region "
-            f"from raw.{p.table} where {where}"
+            f"select distinct {col.column} as raw_text, {region} as region "
+            f"from raw.{table} where {where}"
         )
     return " union ".join(parts) if parts else None
 

@@ -2,67 +2,27 @@
 
 Kinds: `email` (trimmed, lower case), `phone` (E.164 by libphonenumber, the region hint as the
 identity phones use), source ids `crm_contact_id`, `shop_customer_id`, `loyalty_member_id`,
-`anonymous_id`, and `customer_id`. `IDENTIFIER_COLUMNS` says, per source contract, which columns
-hold which kind (grain: one column of one contract); a consent table's `contact_point` is an email,
-a phone or (an erasure request from `c360 erase --customer-id`) a customer id, by its row's
-`contact_point_type`.
+`anonymous_id`, and `customer_id`. `IDENTIFIER_COLUMNS`
+(orchestration/contracts/identifier_columns.py) says, per source contract, which columns hold
+which kind; a consent table's `contact_point` is an email, a phone or (an erasure request from
+`c360 erase --customer-id`) a customer id, by its row's `contact_point_type`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 
+from orchestration.contracts.identifier_columns import BY_TYPE as BY_TYPE
+from orchestration.contracts.identifier_columns import IDENTIFIER_COLUMNS as IDENTIFIER_COLUMNS
+from orchestration.contracts.identifier_columns import IdColumn as IdColumn
 from orchestration.identity import phones
 
 KINDS = (
     "email", "phone", "crm_contact_id", "shop_customer_id", "loyalty_member_id", "anonymous_id",
     "customer_id",
 )  # fmt: skip
-BY_TYPE = "contact_point"  # kind decided per row by contact_point_type
-
-
-@dataclass(frozen=True)
-class IdColumn:
-    """One raw column holding an identifier: its kind, and its region (phones) or type column."""
-
-    column: str
-    kind: str
-    region_column: str | None = None
-    type_column: str | None = None
-
-
-_CONSENT = (IdColumn("contact_point", BY_TYPE, type_column="contact_point_type"),)
-IDENTIFIER_COLUMNS: dict[str, tuple[IdColumn, ...]] = {
-    "crm__contacts": (
-        IdColumn("contact_id", "crm_contact_id"),
-        IdColumn("email", "email"),
-        IdColumn("phone", "phone", "country_code"),
-        IdColumn("mobile_phone", "phone", "country_code"),
-    ),
-    "shop__customers": (
-        IdColumn("shop_customer_id", "shop_customer_id"),
-        IdColumn("email", "email"),
-        IdColumn("phone", "phone", "country_code"),
-    ),
-    "loyalty__members": (
-        IdColumn("member_id", "loyalty_member_id"),
-        IdColumn("crm_contact_id", "crm_contact_id"),
-        IdColumn("email", "email"),
-        IdColumn("phone", "phone"),
-    ),
-    "shop__orders": (IdColumn("shop_customer_id", "shop_customer_id"),),
-    "web__events": (
-        IdColumn("anonymous_id", "anonymous_id"),
-        IdColumn("user_id", "shop_customer_id"),
-    ),
-    "email__engagement": (IdColumn("email", "email"),),
-    "consent__events": _CONSENT,
-    "consent__suppressions": _CONSENT,
-    "consent__erasure_requests": _CONSENT,
-}
 # The contracts whose rows describe a person and carry their other identifiers (expansion).
 PERSON_CONTRACTS = ("crm__contacts", "shop__customers", "loyalty__members", "web__events")
 # customer_id_map.source → the kind of its source_record_id

@@ -39,7 +39,7 @@ def test_texts_that_are_no_phone_number_give_null_and_a_reason(text, reason):
 
 
 def test_every_contract_phone_column_is_normalised():
-    covered = {(p.table, p.column) for p in phones.PHONE_INPUTS}
+    covered = {(table, col.column) for table, col in phones.PHONE_INPUTS}
     for contract in all_source_contracts():
         for name in contract.column_names:
             if "phone" in name or name == "contact_point":
@@ -76,3 +76,23 @@ def test_refresh_parses_each_text_once_and_appends():
     assert con.execute(
         "select first_seen_as_of::varchar from reference.phone_numbers where raw_text = '+1 212 555 0134'"
     ).fetchone() == ("2026-11-21",)
+
+
+def test_phone_inputs_come_from_the_identifier_columns_with_their_regions_and_row_types():
+    """The lookup parses exactly the phone columns erasure matches (one list), each with its
+    region column, and a consent contact point only on rows typed phone."""
+    sql = phones.inputs_sql({table for table, _ in phones.PHONE_INPUTS})
+    for part in (
+        "select distinct phone as raw_text, coalesce(upper(trim(country_code)), '') as region "
+        "from raw.crm__contacts",
+        "select distinct mobile_phone as raw_text, coalesce(upper(trim(country_code)), '') as "
+        "region from raw.crm__contacts",
+        "select distinct phone as raw_text, coalesce(upper(trim(country_code)), '') as region "
+        "from raw.shop__customers",
+        "select distinct phone as raw_text, '' as region from raw.loyalty__members",
+        "from raw.consent__erasure_requests where contact_point is not null and "
+        "trim(contact_point) <> '' and contact_point_type = 'phone'",
+    ):
+        assert part in sql, part
+    assert sql.count(" union ") == 6  # seven columns: the four above and three consent tables
+    assert "email" not in sql

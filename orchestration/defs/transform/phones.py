@@ -8,7 +8,9 @@ from orchestration.defs.resources import Warehouse
 from orchestration.identity import phones
 from orchestration.run_model import as_of_from
 
-_RAW_DEPS = sorted({tuple(source_contract(p.table).asset_key_path) for p in phones.PHONE_INPUTS})
+_RAW_DEPS = sorted(
+    {tuple(source_contract(table).asset_key_path) for table, _ in phones.PHONE_INPUTS}
+)
 
 
 @nightly_asset(
