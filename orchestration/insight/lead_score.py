@@ -372,53 +372,64 @@ def _plural(n: pd.Series, one: str, many: str) -> pd.Series:
     return n.astype(str) + " " + np.where(n == 1, one, many)
 
 
-def reason_texts(raw: pd.DataFrame) -> pd.DataFrame:
-    """Plain words for each feature of each customer (columns FEATURES)."""
-    out = pd.DataFrame(index=raw.index)
-    out["web_sessions_30d"] = (
-        _plural(raw["web_sessions_30d"], "web or app visit", "web or app visits")
-        + " in the last 30 days"
-    )
-    out["product_views_30d"] = (
-        "viewed "
-        + _plural(raw["product_views_30d"], "product", "products")
-        + " in the last 30 days"
-    )
-    out["cart_adds_30d"] = (
-        "added to cart " + _plural(raw["cart_adds_30d"], "time", "times") + " in the last 30 days"
-    )
-    out["email_clicks_90d"] = (
-        "clicked " + _plural(raw["email_clicks_90d"], "email", "emails") + " in the last 90 days"
-    )
-    out["orders_365d"] = _plural(raw["orders_365d"], "order", "orders") + " in the last 12 months"
-    days = raw["days_since_last_order"]
-    whole = days.fillna(0).astype(np.int64)
-    out["years_since_last_order"] = np.where(
-        days.isna(), "no order yet",
-        np.where(whole == 0, "last order today",
-                 "last order " + _plural(whole, "day", "days") + " ago"),
-    )  # fmt: skip
+def _feature_text(name: str, raw: pd.DataFrame) -> pd.Series:
+    """Plain words for one feature of each customer of `raw`."""
+    if name == "web_sessions_30d":
+        return _plural(raw[name], "web or app visit", "web or app visits") + " in the last 30 days"
+    if name == "product_views_30d":
+        return "viewed " + _plural(raw[name], "product", "products") + " in the last 30 days"
+    if name == "cart_adds_30d":
+        return "added to cart " + _plural(raw[name], "time", "times") + " in the last 30 days"
+    if name == "email_clicks_90d":
+        return "clicked " + _plural(raw[name], "email", "emails") + " in the last 90 days"
+    if name == "orders_365d":
+        return _plural(raw[name], "order", "orders") + " in the last 12 months"
+    if name == "years_since_last_order":
+        days = raw["days_since_last_order"]
+        whole = days.fillna(0).astype(np.int64)
+        text = np.where(
+            days.isna(), "no order yet",
+            np.where(whole == 0, "last order today",
+                     "last order " + _plural(whole, "day", "days") + " ago"),
+        )  # fmt: skip
+        return pd.Series(text, index=raw.index)
     rank = raw["loyalty_tier_rank"].to_numpy(dtype=np.int64)
     names = np.array(("no", *TIER_NAMES), dtype=object)
-    out["loyalty_tier_rank"] = names[np.clip(rank, 0, 4)] + " loyalty tier"
-    return out[list(FEATURES)]
+    return pd.Series(names[np.clip(rank, 0, 4)] + " loyalty tier", index=raw.index)
 
 
-def top_reasons(contributions: np.ndarray, texts: pd.DataFrame, k: int) -> tuple[list, list]:
-    """Per customer: the texts and feature names of the (at most k) largest positive
-    contributions, largest first, joined with '; ' and ','."""
-    n = len(texts)
+def reason_texts(raw: pd.DataFrame) -> pd.DataFrame:
+    """Plain words for each feature of each customer (columns FEATURES)."""
+    return pd.DataFrame({name: _feature_text(name, raw) for name in FEATURES}, index=raw.index)
+
+
+def _joined(parts: np.ndarray, kept: np.ndarray, sep: str) -> list:
+    """Per row, the kept parts (a prefix of each row) joined with `sep`; None when none is."""
+    out = np.where(kept[:, 0], parts[:, 0], None).astype(object)
+    for j in range(1, parts.shape[1]):
+        more = kept[:, j]
+        out[more] = out[more] + sep + parts[more, j]
+    return out.tolist()
+
+
+def top_reasons(contributions: np.ndarray, raw: pd.DataFrame, k: int) -> tuple[list, list]:
+    """Per customer (a row of `raw`, the raw features): the texts and feature names of the (at
+    most k) largest positive contributions, largest first, joined with '; ' and ','. Words are
+    built only for the features chosen (at most k of the seven per customer)."""
+    n = len(raw)
     if n == 0:
         return [], []
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+    # sorted largest first: a customer's positive contributions are a prefix of its row
     positive = np.take_along_axis(contributions, order, axis=1) > 0
-    words = np.take_along_axis(texts.to_numpy(dtype=object), order, axis=1)
+    words = np.full(order.shape, None, dtype=object)
+    for j, name in enumerate(FEATURES):
+        chosen = (order == j) & positive  # at most one rank per row
+        rows = chosen.any(axis=1)
+        if rows.any():
+            words[chosen] = _feature_text(name, raw[rows]).to_numpy(dtype=object)
     codes = np.array(FEATURES, dtype=object)[order]
-    words = np.where(positive, words, None)
-    codes = np.where(positive, codes, None)
-    reasons = ["; ".join(w for w in row if w) or None for row in words.tolist()]
-    reason_codes = [",".join(c for c in row if c) or None for row in codes.tolist()]
-    return reasons, reason_codes
+    return _joined(words, positive, "; "), _joined(codes, positive, ",")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -641,9 +652,7 @@ def run(
             x_now = design(raw_now)
             score = model.predict(x_now)
             tier = tiers(score, cfg)
-            reasons, codes = top_reasons(
-                model.contributions(x_now), reason_texts(raw_now), cfg.top_reasons
-            )
+            reasons, codes = top_reasons(model.contributions(x_now), raw_now, cfg.top_reasons)
             traits = pd.DataFrame(
                 {"customer_id": x_now.index.to_numpy(), "lead_score": score, "lead_tier": tier,
                  "top_reasons": pd.Series(reasons, dtype=object),

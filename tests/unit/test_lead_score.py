@@ -148,7 +148,7 @@ def test_top_reasons_name_the_largest_positive_contributions_in_plain_words():
     contributions = np.array(
         [[0.1, 0.2, 0.9, -0.3, -0.1, 0.5, 0.05], [-0.2, -0.1, -0.4, -0.3, -0.1, -0.6, -0.2]]
     )
-    reasons, codes = ls.top_reasons(contributions, texts, 3)
+    reasons, codes = ls.top_reasons(contributions, raw, 3)
     assert reasons[0] == (
         "added to cart 2 times in the last 30 days; last order 12 days ago; "
         "viewed 4 products in the last 30 days"
@@ -162,6 +162,29 @@ def test_top_reasons_name_the_largest_positive_contributions_in_plain_words():
     days = raw.assign(days_since_last_order=[1.5, 0.2])
     assert ls.reason_texts(days)["years_since_last_order"].tolist() == [
         "last order 1 day ago", "last order today"]  # fmt: skip
+
+
+def test_top_reasons_equal_picking_from_every_features_words():
+    """Words built only for the chosen features give what choosing among all seven texts gives
+    (random features and contributions, ties and all-negative rows included)."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    raw = pd.DataFrame(
+        {name: rng.integers(0, 4, n) for name in ls.COUNT_FEATURES}
+        | {"days_since_last_order": np.where(rng.random(n) < 0.3, np.nan, rng.random(n) * 400),
+           "loyalty_tier_rank": rng.integers(0, 5, n)},
+        index=pd.Index([f"c{i}" for i in range(n)], name="customer_id"),
+    )  # fmt: skip
+    contributions = np.round(rng.normal(size=(n, len(ls.FEATURES))), 1)  # ties on purpose
+    contributions[:50] = -np.abs(contributions[:50])
+    texts = ls.reason_texts(raw).to_numpy(dtype=object)
+    for k in (1, 3, 7):
+        reasons, codes = ls.top_reasons(contributions, raw, k)
+        order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+        for i in range(n):
+            chosen = [j for j in order[i] if contributions[i, j] > 0]
+            assert reasons[i] == ("; ".join(texts[i, j] for j in chosen) or None)
+            assert codes[i] == (",".join(ls.FEATURES[j] for j in chosen) or None)
 
 
 def test_config_from_yaml(tmp_path):
