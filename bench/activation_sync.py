@@ -56,7 +56,7 @@ from orchestration.activation.destinations.webhook import WebhookClient, Webhook
 from orchestration.activation.diff import diff_sql
 from orchestration.activation.diff_runner import _desired_rows, _withdrawn_rows, run_diff_sync
 from orchestration.activation.planner import PLAN_TABLE, build_plan
-from orchestration.activation.syncs import SyncDefinition
+from orchestration.activation.sync_definition import SyncDefinition
 
 AS_OF = dt.date(2026, 11, 21)
 SECRET = "bench-secret-not-a-real-one"

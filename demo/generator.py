@@ -31,6 +31,8 @@ from demo import _names as ref
 from demo import planted_propensity, planted_treatment
 from demo.planted_propensity import PropensityTruth
 from demo.planted_treatment import TreatmentTruth
+from demo.text_files import GenerateResult, write_text
+from demo.text_files import concat as _cat
 from orchestration.contracts.model import all_source_contracts
 from orchestration.identity.fold import ascii_spelling
 
@@ -177,15 +179,6 @@ PROFILES: dict[str, dict] = {
 }
 
 
-@dataclass(frozen=True)
-class GenerateResult:
-    landing_dir: Path
-    truth_dir: Path
-    rows: dict[str, int]  # rows written per contract id, e.g. "crm__contacts"
-    persons: int
-    seconds: float
-
-
 # ---------------------------------------------------------------------------------------------
 # Vectorised string helpers (Arrow arrays of type string; NumPy for numbers).
 # ---------------------------------------------------------------------------------------------
@@ -210,11 +203,6 @@ def _num(values: np.ndarray) -> pa.Array:
 
 def _pad(values: np.ndarray, width: int) -> pa.Array:
     return pc.utf8_lpad(_num(values), width, "0")
-
-
-def _cat(*parts: pa.Array | str) -> pa.Array:
-    """Element-wise concatenation; a null part makes the result null."""
-    return pc.binary_join_element_wise(*parts, "")
 
 
 def _where(mask: np.ndarray, a: pa.Array | str | None, b: pa.Array | str | None) -> pa.Array:
@@ -746,54 +734,6 @@ def _people(rng: np.random.Generator, n: int, noise: NoiseProfile) -> _People:
 # Output: landing files, defect manifest.
 # ---------------------------------------------------------------------------------------------
 
-_CHUNK = 250_000
-
-
-def _payload(lines: pa.Array) -> pa.Buffer | None:
-    """The UTF-8 bytes of a non-null string array, concatenated (zero-copy)."""
-    if len(lines) == 0:
-        return None
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
-    start, stop = offsets[lines.offset], offsets[lines.offset + len(lines)]
-    return lines.buffers()[2].slice(int(start), int(stop - start))
-
-
-def _csv_column(col: pa.Array) -> pa.Array:
-    """Quote only values that need it (comma, quote, line break); null → empty field."""
-    needs = pc.match_substring_regex(col, '[",\r\n]')
-    if pc.any(needs).as_py():
-        quoted = _cat('"', pc.replace_substring(col, '"', '""'), '"')
-        col = pc.if_else(pc.fill_null(needs, False), quoted, col)
-    return pc.fill_null(col, "")
-
-
-def _json_column(col: pa.Array) -> pa.Array:
-    """A JSON string literal per value (our values hold no control characters); null → null."""
-    if pc.any(pc.match_substring_regex(col, r'["\\]')).as_py():
-        col = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
-    return pc.fill_null(_cat('"', col, '"'), "null")
-
-
-def _write_text(path: Path, table: pa.Table, fmt: str) -> None:
-    """CSV (header, minimal quoting) or JSON lines, built with Arrow kernels in chunks."""
-    names = table.column_names
-    with path.open("wb") as fh:
-        if fmt == "csv":
-            fh.write((",".join(names) + "\n").encode())
-        for start in range(0, table.num_rows, _CHUNK):
-            part = table.slice(start, _CHUNK)
-            cols = [part.column(i).combine_chunks() for i in range(len(names))]
-            pieces: list[pa.Array | str] = []
-            for i, (name, col) in enumerate(zip(names, cols, strict=True)):
-                if fmt == "csv":
-                    pieces += [",", _csv_column(col)] if i else [_csv_column(col)]
-                else:
-                    pieces += [("," if i else "{") + json.dumps(name) + ":", _json_column(col)]
-            pieces.append("\n" if fmt == "csv" else "}\n")
-            data = _payload(_cat(*pieces))
-            if data is not None:
-                fh.write(data)
-
 
 class _Output:
     """Writes landing files in contract column order and collects the defect manifest."""
@@ -827,7 +767,7 @@ class _Output:
         if fmt == "parquet":
             pq.write_table(table, path, compression="zstd")
         else:
-            _write_text(path, table, fmt)
+            write_text(path, table, fmt)
         self.rows[contract_id] = table.num_rows
         self.files[path.relative_to(self.landing).as_posix()] = table.num_rows
         self.say(f"generate: wrote {contract.source}/{contract.entity} {table.num_rows:,} rows")
@@ -1004,7 +944,7 @@ def generate(
             ("web", "anonymous_ids", anon_ids, anon_person),
         )
     )
-    _write_text(truth_dir / "ground_truth.csv", truth, "csv")
+    write_text(truth_dir / "ground_truth.csv", truth, "csv")
     if propensity_truth is not None:  # lead_score profile: reads ground_truth.csv, drops defects
         lead = planted_propensity.plant(propensity_truth, out, truth_dir, as_of, seed)
     columns = ("source", "entity", "record_id", "rule_id", "column", "kind")
@@ -1013,7 +953,7 @@ def generate(
         if out.defects
         else pa.table({c: pa.array([], _STR) for c in columns})
     )
-    _write_text(truth_dir / "defects.csv", defects, "csv")
+    write_text(truth_dir / "defects.csv", defects, "csv")
     kinds = defects.column("kind").to_pylist()
     planted = {"quarantine": kinds.count("quarantine"), "duplicate": kinds.count("duplicate")}
     manifest = {
@@ -1459,7 +1399,7 @@ def _write_clv_truth(truth_dir, clv, shop, people, customers, seed, as_of, out) 
         }
     )
     assert table.num_rows == n
-    _write_text(truth_dir / "clv_customers.csv", table, "csv")
+    write_text(truth_dir / "clv_customers.csv", table, "csv")
     out.say(
         f"generate: clv truth {n:,} shop customers, {params['alive_at_as_of']:,} alive at as_of"
     )
@@ -1605,7 +1545,7 @@ class _SendTime:
                 "email": _keep(people.owns_email, people.email),
             }
         )
-        _write_text(truth_dir / "send_time_customers.csv", table, "csv")
+        write_text(truth_dir / "send_time_customers.csv", table, "csv")
         out.say(f"generate: send_time truth {people.n:,} persons, affinity {self.truth.affinity}")
 
 

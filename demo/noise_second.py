@@ -48,10 +48,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from demo.text_files import GenerateResult, write_text
+
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from demo.generator import GenerateResult
 
 FIELDS = ("given", "surname", "number", "street", "suburb", "postcode", "state", "dob")
 # Per duplicate record: the edits it carries (`keyboard;swap_names`), for diagnosis and tests.
@@ -463,15 +463,13 @@ def _columns(contract_id: str) -> tuple[str, str, list[str]]:
 
 
 def _write(landing: Path, as_of: dt.date, contract_id: str, rows: list[dict]) -> None:
-    from demo.generator import _write_text
-
     source, entity, names = _columns(contract_id)
     table = pa.table({n: pa.array([r.get(n) for r in rows], pa.string()) for n in names})
     folder = landing / source / entity / f"dt={as_of.isoformat()}"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    _write_text(folder / "part-00000.csv", table, "csv")
+    write_text(folder / "part-00000.csv", table, "csv")
 
 
 def generate(
@@ -484,8 +482,6 @@ def generate(
     progress: Callable[[str], None] | None = print,
 ) -> GenerateResult:
     """Write the profile's landing files and ground truth for `customers` persons."""
-    from demo.generator import GenerateResult
-
     started = time.perf_counter()
     landing_dir, truth_dir = Path(landing_dir), Path(truth_dir)
     rng = np.random.default_rng([seed, 0x5EC0])

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from orchestration.activation.destinations.webhook import idempotency_key_sql
+from orchestration.activation.destinations.rows import idempotency_key_sql
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 
 STATE_DDL = """

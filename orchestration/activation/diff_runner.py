@@ -39,7 +39,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orchestration.activation.destinations.webhook import (
+from orchestration.activation.destinations.rows import (
     APPLIED_AT_FIRST_ATTEMPT,
     EncodedRows,
     Outcome,
@@ -58,7 +58,7 @@ from orchestration.activation.diff import (
 from orchestration.activation.planner import PLAN_TABLE, build_plan, withdrawn_sql
 from orchestration.activation.records import ensure_tables
 from orchestration.activation.runner import SyncOutcome, record_sync_run
-from orchestration.activation.syncs import SyncDefinition
+from orchestration.activation.sync_definition import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident
 
 # Rows acknowledged in one transaction (whole chunks, at least this many): one DuckDB row group.

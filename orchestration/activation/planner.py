@@ -17,7 +17,7 @@ import datetime as dt
 import duckdb
 
 from orchestration.activation.arms import ARM_FIELD
-from orchestration.activation.syncs import SyncDefinition
+from orchestration.activation.sync_definition import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 
 # a temp table (this connection's, in memory): the consent-checked audience is read only by the

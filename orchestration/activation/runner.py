@@ -15,7 +15,7 @@ import duckdb
 from orchestration.activation.destinations import registry
 from orchestration.activation.planner import PLAN_TABLE, build_plan, plan_sql
 from orchestration.activation.records import ensure_tables
-from orchestration.activation.syncs import SyncDefinition
+from orchestration.activation.sync_definition import SyncDefinition
 
 
 @dataclass

@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from orchestration.activation.arms import ARM_FIELD, ArmsError, ArmSpec, arm_sql, parse_arms
+from orchestration.activation.arms import ARM_FIELD, ArmsError, parse_arms
 from orchestration.activation.destinations import registry
-from orchestration.activation.destinations.registry import MODES, DestinationConfig
+from orchestration.activation.destinations.registry import MODES
+from orchestration.activation.sync_definition import (
+    CHANNEL_CONTACT_COLUMN,
+    DestinationConfig,
+    SyncDefinition,
+    SyncDefinitionError,
+    consent_purposes,
+)
 from orchestration.paths import dbt_project_dir
 from orchestration.safe_yaml import YamlLimitError
 from orchestration.safe_yaml import load as load_yaml
 
-# push consent is recorded against the customer's email (consent_state channel push): the
-# contact point a push sync checks and records
-CHANNEL_CONTACT_COLUMN = {"email": "email", "sms": "phone", "push": "email"}
 TEXT_FIELDS = (
     "name",
     "description",
@@ -38,7 +40,6 @@ TEXT_FIELDS = (
     "format",
     "identifier",
 )  # a destination's own fields are checked by its config schema
-WEBHOOK_MAX_ROWS, WEBHOOK_MAX_BYTES = 1000, 1_000_000  # the generic webhook's ceilings
 COMMON_KEYS = frozenset(
     {
         "name", "description", "segment", "action", "destination", "channel", "purpose",
@@ -46,62 +47,6 @@ COMMON_KEYS = frozenset(
         "max_remove_share", "max_attempts", "config", "arms", "experiment",
     }
 )  # fmt: skip
-
-
-class SyncDefinitionError(ValueError):
-    """A sync YAML is invalid; the message names the file and the field."""
-
-
-@dataclass(frozen=True)
-class SyncDefinition:
-    """One audience sync: who (segment), where (destination), on which channel and purpose."""
-
-    name: str
-    segment: str
-    destination: str
-    channel: str
-    purpose: str
-    fields: dict[str, str]  # destination field → customer_360 column
-    mode: str
-    file_format: str
-    path: Path
-    identifier: str = "customer_id"  # the destination's key for a person (a customer_360 column)
-    batch_rows: int = WEBHOOK_MAX_ROWS
-    batch_bytes: int = WEBHOOK_MAX_BYTES
-    max_remove_share: float = 0.2  # mirror: refuse a plan removing more of the rows in state
-    uri: str | None = None  # file_drop: s3://bucket/prefix or a local folder (None = outbox)
-    table: str | None = None  # postgres_table: schema.table
-    # the destination's own settings (its registry config schema): endpoint, env var names
-    config: DestinationConfig | None = None
-    max_in_flight: int | None = None  # None: the destination's default
-    rate_per_second: float | None = None  # None: the destination's default
-    # diff syncs: a row the destination rejects this many times in a row (same op and fields)
-    # is parked — recorded with its reason, not sent again until its fields change
-    max_attempts: int = 3
-    # A/B/n: treatment arms splitting the members the segment does not hold out (arms.py)
-    arms: tuple[ArmSpec, ...] = ()
-    experiment: str | None = None  # the arm assignment's key; None: the sync's name
-
-    @property
-    def arm_key(self) -> str:
-        """What the arm hash is keyed by: the experiment, else the sync's name."""
-        return self.experiment or self.name
-
-    def arm_sql(self, customer_expr: str) -> str:
-        """SQL of a member's arm name (null in the sync's own holdout or without arms)."""
-        return arm_sql(self.arms, self.arm_key, customer_expr)
-
-    @property
-    def contact_column(self) -> str:
-        return CHANNEL_CONTACT_COLUMN[self.channel]
-
-    @property
-    def audience_table(self) -> str:
-        """Where the audience rows are (customer_id, segment_name, is_holdout): the segment's
-        members, or for `action:` syncs the customers whose next-best action it is."""
-        if self.segment.startswith("action:"):
-            return "marts.action_membership"
-        return "marts.segment_membership"
 
 
 def syncs_dir() -> Path:
@@ -114,16 +59,6 @@ def _need(doc: dict[str, Any], key: str, path: Path) -> Any:
     if key not in doc or doc[key] in (None, ""):
         raise SyncDefinitionError(f"{path}: {key}: required")
     return doc[key]
-
-
-@cache
-def consent_purposes() -> tuple[str, ...]:
-    """The purposes consent is recorded for (the consent contract's validValues of `purpose`):
-    a sync for any other purpose would find no consent and send nobody."""
-    from orchestration.contracts.model import source_contract
-
-    rules = source_contract("consent__events").rules
-    return next(r.valid_values for r in rules if r.column == "purpose" and r.kind == "validValues")
 
 
 def defined_segments() -> frozenset[str]:

@@ -34,13 +34,6 @@ if TYPE_CHECKING:
 
     from orchestration.identity.config import BlockingRule
 
-# The default cap. A record in a block of n is paired with n - 1 others by that rule; with the
-# cap it is paired with at most 199, so a rule costs at most ~100 scored pairs per record, a
-# fixed cost per record whatever the data's size (Splink scores ~1M pairs per core-second, so
-# ~0.1 ms per record and rule). One person's records sharing a key are a handful; a block of
-# hundreds is mostly different people who share a common value, which is weak evidence.
-DEFAULT_MAX_BLOCK_SIZE = 200
-
 _PREFIX = "_block"
 _KEY_RE = re.compile(r"_block(_swapped)?__([a-z0-9_]+)")
 

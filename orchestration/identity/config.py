@@ -19,7 +19,6 @@ from typing import Any
 import phonenumbers
 
 from orchestration.dbt_vars import project_vars
-from orchestration.identity.blocking import DEFAULT_MAX_BLOCK_SIZE
 from orchestration.identity.health import Bounds
 
 IDENTIFIER_TYPES = (
@@ -30,6 +29,13 @@ IDENTIFIER_SETTINGS = (
     "priority", "max_records_per_value", "require_matching_first_name",
     "require_matching_birth_date", "max_per_customer", "within_days",
 )  # fmt: skip
+
+# The default cap. A record in a block of n is paired with n - 1 others by that rule; with the
+# cap it is paired with at most 199, so a rule costs at most ~100 scored pairs per record, a
+# fixed cost per record whatever the data's size (Splink scores ~1M pairs per core-second, so
+# ~0.1 ms per record and rule). One person's records sharing a key are a handful; a block of
+# hundreds is mostly different people who share a common value, which is weak evidence.
+DEFAULT_MAX_BLOCK_SIZE = 200
 
 
 # The record columns the probabilistic model can compare or block on (orchestration/identity/

@@ -26,6 +26,7 @@ import numpy as np
 from orchestration.contracts.masking import mask_row
 from orchestration.contracts.model import Contract
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
+from orchestration.ingest.file_hash import file_sha256
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
 # Files the live extractor writes (orchestration/extract/live.py): replaceable until published.
@@ -71,12 +72,6 @@ class LandingFile:
     # see _literal_names). DuckDB expands `[ ] * ?` in any path it is given as a glob, so a file
     # `part[1].csv` given by its own name read `part1.csv` instead.
     read_as: Path | None = None
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 _SCAN_CHUNK = 1 << 22

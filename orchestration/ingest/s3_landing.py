@@ -20,7 +20,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from orchestration.ingest.landing import file_sha256
+from orchestration.ingest.file_hash import file_sha256
 from orchestration.s3 import s3_client_from_env
 
 URL_ENV = "C360_LANDING_URL"

@@ -32,7 +32,7 @@ from typing import Any
 
 import duckdb
 
-from orchestration.activation.syncs import CHANNEL_CONTACT_COLUMN
+from orchestration.activation.sync_definition import CHANNEL_CONTACT_COLUMN
 from orchestration.contracts.rules_sql import quote_literal
 from orchestration.insight.next_best_action_model import (
     ACTION_PREFIX,

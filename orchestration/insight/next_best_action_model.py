@@ -143,7 +143,7 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 
 def _consent_purposes() -> tuple[str, ...]:
-    from orchestration.activation.syncs import consent_purposes
+    from orchestration.activation.sync_definition import consent_purposes
 
     return consent_purposes()
 
@@ -298,7 +298,7 @@ def sync_audience(doc: dict[str, Any], path: Path) -> str:
     """The audience name of a sync YAML that names an action (`action: <name>`), checked: the
     action is defined and valid, and the sync's channel and purpose are the action's (consent
     is checked for those). Raises SyncDefinitionError naming the sync file and field."""
-    from orchestration.activation.syncs import SyncDefinitionError
+    from orchestration.activation.sync_definition import SyncDefinitionError
 
     if "segment" in doc:
         raise SyncDefinitionError(f"{path}: action: give a segment or an action, not both")

@@ -107,7 +107,7 @@ def deliver(
     acknowledgement per sync and identifier. Used first by `send_deletes`, then by the nightly
     retry of the acknowledgements that were not ok (retry.py)."""
     from orchestration.activation.destinations import registry
-    from orchestration.activation.destinations.webhook import make_row
+    from orchestration.activation.destinations.rows import make_row
     from orchestration.activation.syncs import load_all_syncs
 
     if not held:

@@ -62,7 +62,7 @@ def cursor(con: duckdb.DuckDBPyConnection, sync_id: str) -> dt.datetime | None:
 
 def _contact_points(con, sync: Any, identifiers: set[str]) -> dict[str, str]:
     """identifier → the sync channel's contact point, from marts.customer_360."""
-    from orchestration.activation.syncs import CHANNEL_CONTACT_COLUMN
+    from orchestration.activation.sync_definition import CHANNEL_CONTACT_COLUMN
 
     column = CHANNEL_CONTACT_COLUMN.get(sync.channel)
     exists = con.execute(

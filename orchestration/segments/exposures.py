@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestration.activation.syncs import SyncDefinition, load_all_syncs
+from orchestration.activation.sync_definition import SyncDefinition
+from orchestration.activation.syncs import load_all_syncs
 from orchestration.paths import dbt_project_dir
 from orchestration.safe_yaml import load as load_yaml
 

@@ -16,8 +16,8 @@ from orchestration.activation.destinations.postgres_table import (
     PostgresTableDestination,
     PostgresTableError,
 )
-from orchestration.activation.destinations.webhook import Row, make_row
-from orchestration.activation.syncs import SyncDefinition
+from orchestration.activation.destinations.rows import Row, make_row
+from orchestration.activation.sync_definition import SyncDefinition
 from tests.e2e.pg import PgDatabase, PostgresServer, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]

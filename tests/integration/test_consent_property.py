@@ -52,10 +52,12 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context, event
 
 from orchestration.activation import diff_runner
-from orchestration.activation.destinations.webhook import Outcome, Row, WebhookClient, WebhookConfig
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.destinations.webhook import WebhookClient, WebhookConfig
 from orchestration.activation.diff_runner import Destination, run_diff_sync
 from orchestration.activation.planner import PLAN_TABLE
-from orchestration.activation.syncs import SyncDefinition, load_sync
+from orchestration.activation.sync_definition import SyncDefinition
+from orchestration.activation.syncs import load_sync
 from orchestration.paths import dbt_project_dir
 from tests.integration.conftest import AS_OF, make_home
 from tests.webhook_server import Faults, WebhookServer

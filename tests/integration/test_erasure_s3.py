@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestration.activation.runner import run_sync
-from orchestration.activation.syncs import SyncDefinition
+from orchestration.activation.sync_definition import SyncDefinition
 from orchestration.ingest.s3_landing import sync_entity
 from orchestration.privacy.erasure import erase_pending
 from orchestration.warehouse import connect

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from orchestration.activation.destinations.file_drop import write_audience
 from orchestration.activation.runner import run_sync
-from orchestration.activation.syncs import SyncDefinition
+from orchestration.activation.sync_definition import SyncDefinition
 
 pytestmark = pytest.mark.integration
 AS_OF = dt.date(2026, 11, 21)

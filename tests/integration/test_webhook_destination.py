@@ -8,14 +8,13 @@ import json
 import httpx
 import pytest
 
+from orchestration.activation.destinations.rows import EncodedRows, make_row
 from orchestration.activation.destinations.webhook import (
-    EncodedRows,
     WebhookAuthError,
     WebhookClient,
     WebhookConfig,
     WebhookConfigError,
     batches,
-    make_row,
 )
 from tests.webhook_server import Faults, WebhookServer
 
@@ -145,7 +144,7 @@ def test_the_key_and_payload_built_in_sql_are_make_rows():
 
     import duckdb
 
-    from orchestration.activation.destinations.webhook import (
+    from orchestration.activation.destinations.rows import (
         fields_text,
         idempotency_key_sql,
         key_text,
@@ -209,7 +208,7 @@ def test_a_batch_applied_in_full_shares_one_settled_outcome_and_any_other_is_map
     """send_encoded's first round: a batch the destination applies in full (one ok result per
     row, in order) gives each row APPLIED_AT_FIRST_ATTEMPT, one object that cannot be changed;
     a batch with a rejected row, or with its results in another order, is mapped row by row."""
-    from orchestration.activation.destinations.webhook import APPLIED_AT_FIRST_ATTEMPT
+    from orchestration.activation.destinations.rows import APPLIED_AT_FIRST_ATTEMPT
 
     rows = _rows(900)
     batch_index: list[int] = []

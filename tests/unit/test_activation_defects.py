@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.activation.destinations.rows import make_row
 from orchestration.activation.destinations.webhook import (
     WebhookClient,
     WebhookConfig,
     WebhookConfigError,
-    make_row,
 )
 from tests.webhook_server import Faults, WebhookServer
 
@@ -181,7 +181,7 @@ class RejectingDestination:
         self.refused, self.sent = refused, []
 
     def send(self, rows):
-        from orchestration.activation.destinations.webhook import Outcome
+        from orchestration.activation.destinations.rows import Outcome
 
         rows = list(rows)
         self.sent.extend(row.identifier for row in rows)
@@ -308,7 +308,7 @@ def test_a_removal_rejected_max_attempts_times_is_parked_not_resent_every_night(
 
 
 def test_max_attempts_is_a_sync_yaml_field(tmp_path):
-    from orchestration.activation.syncs import SyncDefinitionError
+    from orchestration.activation.sync_definition import SyncDefinitionError
 
     assert _sync(tmp_path).max_attempts == 3
     assert _sync(tmp_path, "max_attempts: 5\n").max_attempts == 5

@@ -176,7 +176,7 @@ def test_a_rejected_leaver_removal_is_not_resent_every_night(con):
 def test_each_acknowledged_application_starts_a_new_key_generation(con):
     """A re-add after a removal with the same fields must not reuse the earlier create's
     idempotency key (the destination would swallow it as a duplicate); a retry must reuse it."""
-    from orchestration.activation.destinations.webhook import make_row
+    from orchestration.activation.destinations.rows import make_row
     from orchestration.activation.diff import pending_sql
 
     def keys(plan_id):
@@ -261,7 +261,7 @@ def test_a_plan_left_pending_in_the_older_table_shape_is_refreshed_and_resumable
     it pending under older code): ensure_state adds the columns, and refresh_pending renumbers
     the pending rows 1..n with their state row now and the consent read now, so they are read
     and keyed like a plan written today; rows already acknowledged are left alone."""
-    from orchestration.activation.destinations.webhook import make_row
+    from orchestration.activation.destinations.rows import make_row
     from orchestration.activation.diff import ensure_state, pending_sql, refresh_pending
 
     con.execute("create schema activation")

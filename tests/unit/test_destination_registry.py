@@ -14,7 +14,8 @@ import pytest
 
 from orchestration.activation import syncs as syncs_module
 from orchestration.activation.destinations import registry
-from orchestration.activation.syncs import SyncDefinitionError, load_sync
+from orchestration.activation.sync_definition import SyncDefinitionError
+from orchestration.activation.syncs import load_sync
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "activation_sync.py"
 
@@ -22,10 +23,9 @@ MODULE = '''
 """acme_crm: a made-up platform, declared in one file."""
 from pydantic import field_validator
 
-from orchestration.activation.destinations.registry import (
-    DestinationConfig, DestinationSpec, EnvName, Limits, env_value,
-)
-from orchestration.activation.destinations.webhook import Outcome
+from orchestration.activation.destinations.registry import DestinationSpec, Limits, env_value
+from orchestration.activation.sync_definition import DestinationConfig, EnvName
+from orchestration.activation.destinations.rows import Outcome
 
 BUILT = []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.activation.destinations.webhook import EncodedRows, Outcome, Row
+from orchestration.activation.destinations.rows import EncodedRows, Outcome, Row
 from orchestration.activation.diff_runner import run_diff_sync
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "activation_sync.py"

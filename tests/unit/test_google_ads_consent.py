@@ -7,7 +7,7 @@ import httpx
 
 from orchestration.activation.destinations import google_ads
 from orchestration.activation.destinations._ledger import Ledger
-from orchestration.activation.destinations.webhook import make_row
+from orchestration.activation.destinations.rows import make_row
 from tests.servers.google_ads import GoogleAdsServer
 
 PEOPLE = {"c1": {"email": "ann@example.org"}, "c2": {"email": "bob@example.org"}}

@@ -7,7 +7,7 @@ as Klaviyo documents."""
 import httpx
 
 from orchestration.activation.destinations import klaviyo, registry
-from orchestration.activation.destinations.webhook import make_row
+from orchestration.activation.destinations.rows import make_row
 from tests.servers.klaviyo import KlaviyoServer
 
 PEOPLE = {"c1": {"email": "ann@example.org"}, "c2": {"email": "bob@example.org"}}

@@ -18,7 +18,8 @@ import pytest
 
 from orchestration.activation.planner import PLAN_TABLE, build_plan
 from orchestration.activation.records import ensure_tables
-from orchestration.activation.syncs import SyncDefinitionError, load_sync
+from orchestration.activation.sync_definition import SyncDefinitionError
+from orchestration.activation.syncs import load_sync
 from orchestration.insight import next_best_action as nba
 from orchestration.insight.next_best_action_model import (
     ActionError,

@@ -21,8 +21,9 @@ from orchestration.activation.destinations.mailchimp import (
     MailchimpConfig,
     subscriber_hash,
 )
-from orchestration.activation.destinations.webhook import make_row
-from orchestration.activation.syncs import SyncDefinitionError, load_sync
+from orchestration.activation.destinations.rows import make_row
+from orchestration.activation.sync_definition import SyncDefinitionError
+from orchestration.activation.syncs import load_sync
 from tests.servers.braze import BrazeServer
 from tests.servers.common import Faults
 from tests.servers.mailchimp import MailchimpServer

@@ -4,7 +4,7 @@ reject only the rows they name, the others end ok — against the local servers 
 
 from orchestration.activation.destinations import google_ads, hashing, klaviyo, meta
 from orchestration.activation.destinations._ledger import Ledger
-from orchestration.activation.destinations.webhook import make_row
+from orchestration.activation.destinations.rows import make_row
 from tests.servers.google_ads import GoogleAdsServer
 from tests.servers.klaviyo import KlaviyoServer
 from tests.servers.meta import MetaServer

@@ -7,7 +7,7 @@ from collections import Counter
 
 from orchestration.activation.destinations import google_ads, klaviyo
 from orchestration.activation.destinations._ledger import Ledger
-from orchestration.activation.destinations.webhook import make_row
+from orchestration.activation.destinations.rows import make_row
 from tests.servers.google_ads import GoogleAdsServer
 from tests.servers.klaviyo import KlaviyoServer
 

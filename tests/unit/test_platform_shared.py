@@ -12,7 +12,7 @@ from orchestration.activation.destinations import google_ads, klaviyo, mailman, 
 from orchestration.activation.destinations._hashed_audience import HashedAudienceClient
 from orchestration.activation.destinations._ledger import Ledger, member_key
 from orchestration.activation.destinations.http_platform import ClientSettings
-from orchestration.activation.destinations.webhook import Row
+from orchestration.activation.destinations.rows import Row
 
 PLATFORMS = {
     "google_ads": (google_ads.GoogleAdsConfigError, google_ads.GoogleAdsAuthError),

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import duckdb
 
-from orchestration.activation.destinations.webhook import make_row
+from orchestration.activation.destinations.rows import make_row
 from orchestration.contracts.model import all_source_contracts
 from orchestration.ingest.wap import stage_batch
 from orchestration.privacy.platform_unsubscribes import collect, cursor

@@ -103,7 +103,7 @@ def _client(url: str, logged: list[str]):
 
 
 def _rows():
-    from orchestration.activation.destinations.webhook import Row
+    from orchestration.activation.destinations.rows import Row
 
     return [Row(f"C{i}", "upsert", {"tier": "gold"}, f"k{i}") for i in range(3)]
 
@@ -163,7 +163,7 @@ def test_postgres_destination_errors_never_show_the_dsn_password():
         PostgresTableConfigError,
         PostgresTableDestination,
     )
-    from orchestration.activation.destinations.webhook import Row
+    from orchestration.activation.destinations.rows import Row
 
     port = _closed_port()
     for dsn in (

@@ -19,12 +19,8 @@ from jinja2 import nodes
 
 from orchestration.activation.destinations.registry import kinds
 from orchestration.activation.planner import plan_sql
-from orchestration.activation.syncs import (
-    SyncDefinitionError,
-    consent_purposes,
-    defined_segments,
-    load_sync,
-)
+from orchestration.activation.sync_definition import SyncDefinitionError, consent_purposes
+from orchestration.activation.syncs import defined_segments, load_sync
 from orchestration.contracts.rules_sql import quote_literal
 from orchestration.segments.compiler import segment_sql
 from orchestration.segments.model import SegmentError, customer_360_columns, load_segment

@@ -17,7 +17,8 @@ from orchestration.activation.arms import ArmSpec, assign, expected_shares, pars
 from orchestration.activation.planner import PLAN_TABLE, build_plan
 from orchestration.activation.records import ensure_tables
 from orchestration.activation.runner import run_sync
-from orchestration.activation.syncs import SyncDefinitionError, load_sync
+from orchestration.activation.sync_definition import SyncDefinitionError
+from orchestration.activation.syncs import load_sync
 
 AS_OF = dt.date(2026, 11, 20)
 SEGMENT = "lapsed_high_value"
@@ -190,7 +191,7 @@ class _Recorder:
         self.sent: dict[str, dict] = {}
 
     def send(self, rows):
-        from orchestration.activation.destinations.webhook import Outcome
+        from orchestration.activation.destinations.rows import Outcome
 
         rows = list(rows)
         for r in rows:
@@ -198,7 +199,7 @@ class _Recorder:
         return {r.idempotency_key: Outcome("ok", "", 1) for r in rows}
 
     def delete(self, identifiers):
-        from orchestration.activation.destinations.webhook import Outcome
+        from orchestration.activation.destinations.rows import Outcome
 
         return {i: Outcome("ok", "", 1) for i in identifiers}
 

@@ -7,7 +7,8 @@ import pytest
 
 from orchestration.activation.destinations.file_drop import DropLocation, resolve_location
 from orchestration.activation.destinations.postgres_table import to_text
-from orchestration.activation.syncs import SyncDefinitionError, load_sync
+from orchestration.activation.sync_definition import SyncDefinitionError
+from orchestration.activation.syncs import load_sync
 
 FILE_DROP = (
     "name: s\nsegment: vip\ndestination: file_drop\nchannel: email\nfields: {email: email}\n"

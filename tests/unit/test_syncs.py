@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.activation.syncs import SyncDefinitionError, load_all_syncs, load_sync
+from orchestration.activation.sync_definition import SyncDefinitionError
+from orchestration.activation.syncs import load_all_syncs, load_sync
 
 
 def test_committed_syncs_are_valid_and_reference_segments():

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.activation.syncs import SyncDefinitionError, load_sync
+from orchestration.activation.sync_definition import SyncDefinitionError
+from orchestration.activation.syncs import load_sync
 from orchestration.safe_yaml import MAX_BYTES, YamlLimitError, load
 from orchestration.segments.model import SegmentError, load_global, load_segment
 

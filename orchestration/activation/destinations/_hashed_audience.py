@@ -20,7 +20,7 @@ from pydantic import Field
 
 from orchestration.activation.destinations._ledger import Ledger, member_key
 from orchestration.activation.destinations.http_platform import BulkPlatformConfig, PlatformClient
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.rows import Outcome, Row
 
 # worst first: a row sent in several requests ends with its worst outcome
 SEVERITY = {"rejected": 0, "unknown": 1, "retryable": 2, "ok": 3}

@@ -20,7 +20,7 @@ from orchestration.activation.destinations.http_platform import (
 from orchestration.activation.destinations.registry import DestinationSpec, Limits
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 ConfigT = TypeVar("ConfigT", bound=PlatformConfig)
 

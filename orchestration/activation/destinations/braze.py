@@ -33,11 +33,12 @@ from orchestration.activation.destinations.http_platform import (
     RowResult,
     chunks,
 )
-from orchestration.activation.destinations.registry import EnvName, Limits
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.registry import Limits
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.sync_definition import EnvName
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 TRACK_MAX = 75  # attribute objects per /users/track request
 IDS_MAX = 50  # external_ids per /subscription/status/set, /users/export/ids, /users/delete

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestration.activation.destinations import registry
-from orchestration.activation.syncs import SyncDefinition
+from orchestration.activation.sync_definition import SyncDefinition
 
 
 def make_destination(sync: SyncDefinition, log: Callable[[str], None]) -> Any:

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 import duckdb
 from pydantic import field_validator
 
-from orchestration.activation.destinations.registry import DestinationConfig, DestinationSpec
+from orchestration.activation.destinations.registry import DestinationSpec
+from orchestration.activation.sync_definition import DestinationConfig
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
 from orchestration.redaction import redact
 from orchestration.s3 import s3_client_from_env as _s3_client

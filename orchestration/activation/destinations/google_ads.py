@@ -44,11 +44,12 @@ from orchestration.activation.destinations.http_platform import (
     PlatformAuthError,
     PlatformConfigError,
 )
-from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.registry import Limits, RateLimiter
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.sync_definition import EnvName
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 MAX_IDENTIFIERS_PER_REQUEST = 100_000  # Google's ceiling per AddOfflineUserDataJobOperations
 # consent purposes that cover personalised advertising (ad_personalization)

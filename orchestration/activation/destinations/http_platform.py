@@ -37,17 +37,13 @@ import httpx
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
-from orchestration.activation.destinations.registry import (
-    DestinationConfig,
-    RateLimiter,
-    env_value,
-    sync_limits,
-)
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.registry import RateLimiter, env_value, sync_limits
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.sync_definition import DestinationConfig
 from orchestration.redaction import redact, redact_logger
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 redact_logger("httpx")
 

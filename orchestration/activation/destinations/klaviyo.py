@@ -42,17 +42,13 @@ from orchestration.activation.destinations.http_platform import (
     PlatformClient,
     PlatformConfigError,
 )
-from orchestration.activation.destinations.registry import (
-    EnvName,
-    Limits,
-    PlatformUnsubscribe,
-    RateLimiter,
-)
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.registry import Limits, PlatformUnsubscribe, RateLimiter
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.sync_definition import EnvName
 from orchestration.redaction import redact
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 MAX_PROFILES_PER_JOB = 10_000
 MAX_LIST_RELATIONSHIPS = 1000

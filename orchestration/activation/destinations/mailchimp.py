@@ -44,15 +44,12 @@ from orchestration.activation.destinations.http_platform import (
     RowResult,
     basic_auth,
 )
-from orchestration.activation.destinations.registry import (
-    EnvName,
-    Limits,
-    PlatformUnsubscribe,
-)
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.registry import Limits, PlatformUnsubscribe
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.sync_definition import EnvName
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 BATCH_MAX = 500  # members per POST /lists/{list_id}
 PAGE = 1000  # members per page when listing unsubscribes (Mailchimp's maximum count)

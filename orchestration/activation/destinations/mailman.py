@@ -28,11 +28,12 @@ from orchestration.activation.destinations.http_platform import (
     PlatformConfigError,
     basic_auth,
 )
-from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.registry import Limits, RateLimiter
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.sync_definition import EnvName
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 
 class MailmanConfigError(PlatformConfigError):

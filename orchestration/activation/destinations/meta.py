@@ -38,11 +38,12 @@ from orchestration.activation.destinations.http_platform import (
     PlatformAuthError,
     PlatformConfigError,
 )
-from orchestration.activation.destinations.registry import EnvName, Limits, RateLimiter
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.registry import Limits, RateLimiter
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.sync_definition import EnvName
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 MAX_ROWS = 10_000  # Meta's ceiling per users request
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80003})

@@ -38,17 +38,13 @@ import psycopg2.extras
 from psycopg2 import sql
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from orchestration.activation.destinations.registry import (
-    DestinationConfig,
-    DestinationSpec,
-    EnvName,
-    Limits,
-)
-from orchestration.activation.destinations.webhook import Outcome, Row
+from orchestration.activation.destinations.registry import DestinationSpec, Limits
+from orchestration.activation.destinations.rows import Outcome, Row
+from orchestration.activation.sync_definition import DestinationConfig, EnvName
 from orchestration.redaction import redact, url_secrets
 
 if TYPE_CHECKING:
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.sync_definition import SyncDefinition
 
 # SQLSTATE classes: retry later (connection, server shutting down, resources, serialization
 # failures, statement timeout) vs. a problem with the setup that no row can get past.

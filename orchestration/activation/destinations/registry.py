@@ -63,29 +63,19 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from orchestration.activation.sync_definition import DestinationConfig
 
 if TYPE_CHECKING:
     import datetime as dt
 
-    from orchestration.activation.destinations.webhook import Outcome, Row
-    from orchestration.activation.syncs import SyncDefinition
+    from orchestration.activation.destinations.rows import Outcome, Row
+    from orchestration.activation.sync_definition import SyncDefinition
 
 MODES = ("upsert", "update_only", "create_only", "mirror", "delete")
 KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 EXTRA_MODULES_ENV = "C360_DESTINATION_MODULES"
-
-# The name of an environment variable (POSIX portable, upper case): what a sync YAML writes for
-# a credential. A value that is not such a name (a token pasted in) fails validation.
-EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
-
-
-class DestinationConfig(BaseModel):
-    """Base of a destination's `config:` schema: unknown keys refused, values immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
