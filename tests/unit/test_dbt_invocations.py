@@ -137,3 +137,30 @@ def test_a_new_as_of_reaches_dbt_without_a_reparse(tmp_path, home):
     invocation = _dbt(target, "compile", *select, "--vars", "{as_of: '2026-11-23'}", env={})
     assert parse_mode(target / "dbt.log", invocation) == "full"
     assert "cast('2026-11-23' as date)" in compiled.read_text()
+
+
+def test_the_dbt_resource_starts_no_extra_dbt_and_no_adapter_on_duckdb(monkeypatch) -> None:
+    """The version comes from the installed package, not a `dbt --version` process; on DuckDB
+    no adapter opens in the Dagster process, on Postgres dagster-dbt's own set-up runs."""
+    import importlib.metadata
+
+    from dagster_dbt import DbtCliResource
+
+    from orchestration.defs.resources import defs
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr("dagster_dbt.core.resource.check_output", no_process)
+    resource = defs.resources["dbt"]
+    assert str(resource._cli_version) == importlib.metadata.version("dbt-core")
+
+    monkeypatch.delenv("C360_DBT_TARGET", raising=False)
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
+    called = []
+    monkeypatch.setattr(
+        DbtCliResource, "_initialize_dbt_core_adapter", lambda self, args: called.append(args)
+    )
+    monkeypatch.setenv("C360_DBT_TARGET", "postgres")
+    resource._initialize_dbt_core_adapter(["build"])
+    assert called == [["build"]]
