@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from orchestration.activation.destinations import google_ads, klaviyo, mailman, meta, registry
 from orchestration.activation.destinations._hashed_audience import HashedAudienceClient
 from orchestration.activation.destinations._ledger import Ledger, member_key
-from orchestration.activation.destinations.http_platform import ClientSettings
+from orchestration.activation.destinations.http_platform import ClientSettings, PlatformClient
 from orchestration.activation.destinations.rows import Row
 
 PLATFORMS = {
@@ -105,3 +105,19 @@ def test_finish_takes_each_rows_worst_outcome_and_settles_only_the_ok_rows(tmp_p
     assert len(client.ledger.members("a")) == 2
     assert set(client.ledger.members("d")) == {member_key({"id": "d"})}
     client.close()
+
+
+def test_a_job_is_polled_until_done_or_out_of_reads():
+    """One polling rule for every platform job (Google Ads, Klaviyo): read until done, at most
+    `polls` reads with a wait between two reads, never after the last; the last state read."""
+    waits: list[float] = []
+    client = PlatformClient("s", "http://127.0.0.1:9", {}, ClientSettings(10), sleep=waits.append)
+    states = iter(["RUNNING", "RUNNING", "SUCCESS", "never read"])
+    assert client.poll(lambda: next(states), lambda s: s != "RUNNING", 5, 2.0) == "SUCCESS"
+    assert waits == [2.0, 2.0]
+
+    waits.clear()
+    reads = []
+    still = client.poll(lambda: reads.append(1) or "RUNNING", lambda s: s != "RUNNING", 3, 0.5)
+    assert (still, len(reads), waits) == ("RUNNING", 3, [0.5, 0.5])
+    client.http.close()

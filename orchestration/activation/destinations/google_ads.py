@@ -146,14 +146,12 @@ class GoogleAdsClient(HashedAudienceClient):
         """The status a job ends with, read until it is no longer RUNNING (at most max_polls
         reads, poll_seconds apart): SUCCESS or FAILED; PENDING (never run: it applies
         nothing); RUNNING if it has not ended by then; None if unreadable."""
-        status = None
-        for poll in range(self.config.max_polls):
-            status = self.job_status(job)
-            if status != "RUNNING":
-                return status
-            if poll + 1 < self.config.max_polls:
-                self.sleep(self.config.poll_seconds)
-        return status
+        return self.poll(
+            lambda: self.job_status(job),
+            lambda status: status != "RUNNING",
+            self.config.max_polls,
+            self.config.poll_seconds,
+        )
 
     # --- one job ----------------------------------------------------------------------------
 
@@ -218,14 +216,16 @@ class GoogleAdsClient(HashedAudienceClient):
                 return "retry", self.why(answer)
         else:
             return "retry", "the job could not be run"
-        for poll in range(self.config.max_polls):
-            status = self.job_status(job)
-            if status == "SUCCESS":
-                return "ok", ""
-            if status == "FAILED":
-                return "failed", f"job {job_path} FAILED"
-            if poll + 1 < self.config.max_polls:
-                self.sleep(self.config.poll_seconds)
+        status = self.poll(
+            lambda: self.job_status(job),
+            lambda status: status in ("SUCCESS", "FAILED"),
+            self.config.max_polls,
+            self.config.poll_seconds,
+        )
+        if status == "SUCCESS":
+            return "ok", ""
+        if status == "FAILED":
+            return "failed", f"job {job_path} FAILED"
         return "unknown", f"job {job_path} still running"
 
     # --- the public call --------------------------------------------------------------------

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import httpx
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 redact_logger("httpx")
 
 RowResult = tuple[str, str]  # (status, reason) of one row in one request
+T = TypeVar("T")
 LOOPBACK = ("http://127.0.0.1", "http://localhost", "http://[::1]")
 
 
@@ -251,6 +252,19 @@ class PlatformClient:
             return max(float(response.headers.get("Retry-After", "")), 0.0)
         except ValueError:
             return backoff
+
+    def poll(
+        self, read: Callable[[], T], done: Callable[[T], bool], polls: int, seconds: float
+    ) -> T:
+        """A platform job's state: `read()` until `done(state)`, at most `polls` reads `seconds`
+        apart (the platform's job is still under way after that); the last state read."""
+        state = read()
+        for _ in range(polls - 1):
+            if done(state):
+                break
+            self.sleep(seconds)
+            state = read()
+        return state
 
     # --- HTTP with the shared fault handling ---------------------------------------------------
 

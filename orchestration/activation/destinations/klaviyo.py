@@ -142,6 +142,14 @@ class KlaviyoClient(PlatformClient):
     def _call(self, method: str, path: str, **kwargs: Any) -> Answer:
         return self.request(method, path, **kwargs)
 
+    def _job_state(self, job: str) -> str:
+        """A bulk import job's status (`queued`, `processing`, `complete`, `cancelled`), "" when
+        the read got no answer."""
+        read = self._call("GET", f"/profile-bulk-import-jobs/{job}")
+        if not read.ok(200):
+            return ""
+        return ((read.body().get("data") or {}).get("attributes") or {}).get("status", "")
+
     def _profiles(self, external_ids: list[str], in_list: bool) -> dict[str, dict] | None:
         """external_id → {id, attributes} of the profiles found (in the list only if
         `in_list`), None if unreadable."""
@@ -179,15 +187,12 @@ class KlaviyoClient(PlatformClient):
                 outcomes[row.idempotency_key] = self.outcome(answer, 200, 202)
             return
         job = (answer.body().get("data") or {}).get("id", "")
-        state = ""
-        for poll in range(self.config.max_polls):
-            read = self._call("GET", f"/profile-bulk-import-jobs/{job}")
-            if read.ok(200):
-                state = ((read.body().get("data") or {}).get("attributes") or {}).get("status", "")
-                if state in ("complete", "cancelled"):
-                    break
-            if poll + 1 < self.config.max_polls:
-                self.sleep(self.config.poll_seconds)
+        state = self.poll(
+            lambda: self._job_state(job),
+            lambda state: state in ("complete", "cancelled"),
+            self.config.max_polls,
+            self.config.poll_seconds,
+        )
         if state != "complete":
             for row in rows:
                 outcomes[row.idempotency_key] = Outcome("unknown", f"job {job}: {state}", 1)
@@ -247,7 +252,6 @@ class KlaviyoClient(PlatformClient):
         for start in range(0, len(present), MAX_LIST_RELATIONSHIPS):
             chunk = present[start : start + MAX_LIST_RELATIONSHIPS]
             body = {"data": [{"type": "profile", "id": found[r.identifier]["id"]} for r in chunk]}
-            status, reason = "ok", ""
             for _ in range(self.config.max_attempts):  # idempotent: a lost answer is resent
                 answer = self._call(
                     "DELETE", f"/lists/{self.config.list_id}/relationships/profiles", json=body
