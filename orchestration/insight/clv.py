@@ -247,6 +247,50 @@ def gamma_gamma_order_fit(
 # ---------------------------------------------------------------------------------------------
 
 
+# When BG/NBD's a and b run off together, the drop-out probability after a purchase does not
+# vary between customers: the likelihood's optimum is the limit a, b -> inf with a / (a + b) = p,
+# one drop-out probability for every customer. That limit model is fitted instead, with a + b
+# held at HOMOGENEOUS_AB: a Beta this concentrated (p's spread ~0.004) is a point mass for the
+# predictions, which agree with the closed-form limit within 0.5 % (tested); a larger a + b
+# loses precision in lifetimes' likelihood.
+HOMOGENEOUS_AB = 1e4
+
+
+def fit_homogeneous_dropout(summary: pd.DataFrame) -> tuple[float, float, float] | None:
+    """(r, alpha, p) of BG/NBD with one drop-out probability p for every customer — the limit
+    of BG/NBD as a, b grow with a / (a + b) = p — by maximum likelihood (lifetimes' own BG/NBD
+    likelihood at a + b = HOMOGENEOUS_AB), or None when it does not converge or a parameter runs
+    to its bound (no optimum: e.g. every customer buys at one rate)."""
+    from lifetimes import BetaGeoFitter
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    f, rec, t = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    scale = 10.0 / float(t.max())  # lifetimes' own rescaling of time, so alpha is near 1
+    weights = np.ones_like(f)
+
+    def nll(x: np.ndarray) -> float:
+        p = expit(x[2])
+        log_params = np.array([x[0], x[1], np.log(p * HOMOGENEOUS_AB),
+                               np.log((1 - p) * HOMOGENEOUS_AB)])  # fmt: skip
+        return BetaGeoFitter._negative_log_likelihood(
+            log_params, f, rec * scale, t * scale, weights, 0.0
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = minimize(nll, x0=np.array([0.0, 0.0, -2.0]), method="L-BFGS-B",
+                          bounds=[(-10, 10), (-10, 10), (-14, 14)],
+                          options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 1000})  # fmt: skip
+    r, alpha, p = math.exp(result.x[0]), math.exp(result.x[1]) / scale, float(expit(result.x[2]))
+    at_bound = any(
+        abs(abs(x) - edge) < 1e-3 for x, edge in zip(result.x, (10, 10, 14), strict=True)
+    )
+    if not result.success or at_bound or not _finite_positive((r, alpha)):
+        return None
+    return r, alpha, p
+
+
 def _finite_positive(values) -> bool:
     return all(math.isfinite(v) and v > 0 for v in values)
 
@@ -283,6 +327,7 @@ def fit(summary: pd.DataFrame, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS)
         )
         return ClvFit(**base, message=reason, seconds=time.perf_counter() - started), None, None
     bgf = BetaGeoFitter(penalizer_coef=0.0)
+    note = ""  # how BG/NBD was fitted, when not the plain way
     printed = io.StringIO()  # lifetimes prints scipy's result when a fit fails
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
@@ -291,12 +336,21 @@ def fit(summary: pd.DataFrame, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS)
         r, alpha, a, b = (float(bgf.params_[k]) for k in ("r", "alpha", "a", "b"))
         if not _finite_positive((r, alpha, a, b)):
             raise ValueError(f"parameters out of range: r={r} alpha={alpha} a={a} b={b}")
-    except Exception as exc:  # a failed fit is reported, never raised: traits stay null
-        reason = f"BG/NBD fit did not converge: {_why(exc, printed)}; CLV traits left null"
-        return (
-            ClvFit(**base, message=reason[:500], seconds=time.perf_counter() - started),
-            None,
-            None,
+    except Exception as exc:  # a failed fit is reported, never raised
+        limit = fit_homogeneous_dropout(summary)
+        if limit is None:  # traits stay null
+            reason = f"BG/NBD fit did not converge: {_why(exc, printed)}; CLV traits left null"
+            return (
+                ClvFit(**base, message=reason[:500], seconds=time.perf_counter() - started),
+                None,
+                None,
+            )
+        r, alpha, p_drop = limit
+        a, b = p_drop * HOMOGENEOUS_AB, (1 - p_drop) * HOMOGENEOUS_AB
+        bgf.params_ = pd.Series({"r": r, "alpha": alpha, "a": a, "b": b})
+        note = (
+            f"drop-out homogeneous: one drop-out probability p = {p_drop:.4g} after each purchase "
+            f"for every customer (the full BG/NBD fit's a and b diverged: {_why(exc, printed)})"
         )
     ll = bgnbd_log_likelihood(
         summary["frequency"], summary["recency"], summary["T"], r, alpha, a, b
@@ -307,7 +361,8 @@ def fit(summary: pd.DataFrame, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS)
             f"BG/NBD fitted; too few repeat buyers with spend > 0 for Gamma-Gamma: "
             f"{len(spenders)} (at least {min_repeat_customers}); predicted_value_12m left null"
         )
-        fitted = ClvFit(**base, **bg, message=reason, seconds=time.perf_counter() - started)
+        message = f"{reason}; {note}" if note else reason
+        fitted = ClvFit(**base, **bg, message=message[:500], seconds=time.perf_counter() - started)
         return fitted, bgf, None
     ggf = GammaGammaFitter(penalizer_coef=0.0)
     printed = io.StringIO()
@@ -335,7 +390,8 @@ def fit(summary: pd.DataFrame, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS)
             f"BG/NBD fitted; Gamma-Gamma fit did not converge: {_why(exc, printed)}; "
             "predicted_value_12m left null"
         )
-        fitted = ClvFit(**base, **bg, message=reason[:500], seconds=time.perf_counter() - started)
+        message = f"{reason}; {note}" if note else reason
+        fitted = ClvFit(**base, **bg, message=message[:500], seconds=time.perf_counter() - started)
         return fitted, bgf, None
     gg_ll = gamma_gamma_log_likelihood(spenders["frequency"], spenders["monetary_value"], p, q, v)
     fitted = ClvFit(
@@ -348,7 +404,7 @@ def fit(summary: pd.DataFrame, min_repeat_customers: int = MIN_REPEAT_CUSTOMERS)
         gg_customers=len(spenders),
         gg_method=method,
         converged=True,
-        message="ok",
+        message=f"ok; {note}"[:500] if note else "ok",
         seconds=time.perf_counter() - started,
     )
     return fitted, bgf, ggf

@@ -167,18 +167,87 @@ def test_no_orders_or_no_repeat_buyers_leave_traits_null_with_a_reason():
     assert clv.predict(summary, bgf, ggf).isna().all().all()
 
 
-def test_a_fit_that_does_not_converge_is_reported_not_raised(capsys):
-    # Repeat buyers who never drop out and identical spend: b/a runs off to infinity.
+def test_a_fit_that_does_not_converge_is_reported_not_raised(capsys, monkeypatch):
+    # Repeat buyers who all spend the same: Gamma-Gamma's spend heterogeneity has no optimum.
     rng = np.random.default_rng(0)
     n = 200
     summary = pd.DataFrame({"frequency": rng.integers(0, 5, n), "T": rng.uniform(10, 300, n)})
     summary["recency"] = np.where(summary["frequency"] > 0, summary["T"] * rng.random(n), 0.0)
     summary["monetary_value"] = np.where(summary["frequency"] > 0, 50.0, 0.0)
+    fitted, bgf, ggf = clv.fit(summary)
+    assert bgf is not None and ggf is None and not fitted.converged
+    assert "Gamma-Gamma fit did not converge" in fitted.message, fitted.message
+    assert "predicted_value_12m left null" in fitted.message
+    assert clv.predict(summary, bgf, ggf)["predicted_value_12m"].isna().all()
+
+    # BG/NBD and its one-drop-out-probability limit both without an optimum: traits null
+    from lifetimes import BetaGeoFitter
+
+    def diverges(self, *args, **kwargs):
+        print("message: Desired error not necessarily achieved due to precision loss.")
+        raise RuntimeError("The model did not converge.")
+
+    monkeypatch.setattr(BetaGeoFitter, "fit", diverges)
+    monkeypatch.setattr(clv, "fit_homogeneous_dropout", lambda summary: None)
     fitted, bgf, _ = clv.fit(summary)
     assert not fitted.converged and bgf is None
     assert fitted.message.startswith("BG/NBD fit did not converge:"), fitted.message
-    assert "traits left null" in fitted.message
+    assert "precision loss" in fitted.message and "traits left null" in fitted.message
     assert capsys.readouterr().out == "", "lifetimes' printout is captured into the message"
+
+
+def _homogeneous_dropout(n: int, r: float, alpha: float, p: float, seed: int) -> pd.DataFrame:
+    """Customers of BG/NBD whose drop-out probability after a purchase is the same p for all
+    (rates Gamma(r, alpha) per day, observed 30-365 days): the summary clv.fit reads."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        rate, horizon = rng.gamma(r, 1 / alpha), rng.uniform(30, 365)
+        now, last, repeat = 0.0, 0.0, 0
+        while True:
+            now += rng.exponential(1 / rate)
+            if now > horizon:
+                break
+            repeat, last = repeat + 1, now
+            if rng.random() < p:
+                break
+        rows.append((repeat, last, horizon))
+    out = pd.DataFrame(rows, columns=["frequency", "recency", "T"])
+    out["monetary_value"] = np.where(out["frequency"] > 0, rng.gamma(4, 10, n), 0.0)
+    return out
+
+
+def test_one_drop_out_probability_for_all_is_fitted_as_bgnbds_limit(monkeypatch):
+    """When the full BG/NBD fit fails (a and b diverge: drop-out does not vary between
+    customers), its limit is fitted: the planted p, r and alpha come back, the fit counts as
+    converged with a note, and lifetimes' predictions at a + b = HOMOGENEOUS_AB equal the
+    closed-form limit (P(alive) and expected purchases with one p)."""
+    summary = _homogeneous_dropout(4000, r=0.8, alpha=30.0, p=0.15, seed=3)
+    r, alpha, p = clv.fit_homogeneous_dropout(summary)
+    assert abs(p - 0.15) < 0.03 and abs(r - 0.8) < 0.15 and abs(alpha - 30.0) < 8, (r, alpha, p)
+
+    from lifetimes import BetaGeoFitter
+
+    def diverges(self, *args, **kwargs):
+        raise RuntimeError("The model did not converge (forced)")
+
+    monkeypatch.setattr(BetaGeoFitter, "fit", diverges)
+    fitted, bgf, ggf = clv.fit(summary)
+    assert fitted.converged and bgf is not None and ggf is not None
+    assert "drop-out homogeneous" in fitted.message and "(forced)" in fitted.message
+    assert fitted.a + fitted.b == pytest.approx(clv.HOMOGENEOUS_AB)
+    assert fitted.a / (fitted.a + fitted.b) == pytest.approx(p, rel=1e-6)
+
+    traits = clv.predict(summary, bgf, ggf)
+    f, t_x, t = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    odds = np.where(f > 0, p / (1 - p) * ((alpha + t) / (alpha + t_x)) ** (r + f), 0.0)
+    alive = 1 / (1 + odds)
+    horizon = clv.HORIZON_DAYS
+    expected = alive / p * (1 - ((alpha + t) / (alpha + t + p * horizon)) ** (r + f))
+    assert np.allclose(traits["p_alive"], alive, atol=1e-3)
+    got = traits["expected_purchases_90d"].to_numpy()
+    worst = np.max(np.abs(got - expected) / np.maximum(expected, 1e-3))
+    assert worst < 5e-3, worst
 
 
 # --- the warehouse step ---------------------------------------------------------------------------
