@@ -344,26 +344,17 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 def cmd_identity_explain(args: argparse.Namespace) -> int:
     """`c360 identity explain <customer_id | email>`: records, links, refused links, merge log."""
-    import duckdb
-
+    from orchestration.cli_errors import read_only_warehouse
     from orchestration.identity.explain import ExplainError, explain, format_explanation
-    from orchestration.paths import warehouse_path
-    from orchestration.warehouse import warehouse
 
     if not args.key:
         print("usage: c360 identity explain <customer_id | email> [--show-pii]", file=sys.stderr)
         return 2
-    if not warehouse_path().exists():
-        print(f"error: no warehouse at {warehouse_path()}; run `c360 run` first", file=sys.stderr)
-        return 1
     try:
-        with warehouse(read_only=True) as con:
+        with read_only_warehouse() as con:
             explanation = explain(con, args.key, as_of=args.as_of)
     except ExplainError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except duckdb.IOException as exc:
-        print(f"error: cannot open the warehouse read-only: {exc}", file=sys.stderr)
         return 1
     print(format_explanation(explanation, show_pii=args.show_pii), end="")
     return 0
@@ -373,14 +364,14 @@ def cmd_identity_train(args: argparse.Namespace) -> int:
     """`c360 identity train`: train the probabilistic model on the warehouse's records now."""
     import duckdb
 
+    from orchestration.cli_errors import busy, is_lock_error, no_warehouse
     from orchestration.identity import config as identity_config
     from orchestration.identity import training
     from orchestration.paths import warehouse_path
     from orchestration.warehouse import table_exists, warehouse
 
     if not warehouse_path().exists():
-        print(f"error: no warehouse at {warehouse_path()}; run `c360 run` first", file=sys.stderr)
-        return 1
+        raise no_warehouse(warehouse_path())
     settings = identity_config.load().probabilistic
     try:
         with warehouse() as con:
@@ -390,8 +381,9 @@ def cmd_identity_train(args: argparse.Namespace) -> int:
                 as_of = rows[0][0] or as_of
             outcome = training.train(con, as_of, settings, force=True)
     except duckdb.IOException as exc:
-        print(f"error: the warehouse is busy (a run holds it?): {exc}", file=sys.stderr)
-        return 1
+        if is_lock_error(exc):
+            raise busy(warehouse_path()) from exc
+        raise
     attempt = outcome.attempt
     assert attempt is not None
     print(attempt.describe())

@@ -72,7 +72,10 @@ def read_only_warehouse(path: Path | None = None) -> Iterator[duckdb.DuckDBPyCon
     PreviewError when there is no warehouse."""
     db = Path(path) if path else warehouse_path()
     if not db.exists():
-        raise PreviewError(f"no warehouse at {db}; run `c360 run` first")
+        raise PreviewError(
+            f"no warehouse at {db}: run `c360 generate` and `c360 run` first "
+            "(or point C360_HOME / C360_WAREHOUSE at an existing one)"
+        )
     try:
         con = connect(db, read_only=True)
     except duckdb.IOException as exc:

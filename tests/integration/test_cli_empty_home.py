@@ -46,17 +46,21 @@ def _one_line_error(capsys) -> tuple[str, str]:
     return out, lines[0]
 
 
+# every command that needs a warehouse says the same: where it looked and what to run
+NO_WAREHOUSE = "warehouse.duckdb: run `c360 generate` and `c360 run` first"
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "says"),
     [
-        (["summary"], 1, "no warehouse at"),
+        (["summary"], 1, NO_WAREHOUSE),
         (["summary", "--as-of", "2026-13-01"], 2, "not a date"),
-        (["sync", "--dry-run"], 1, "no warehouse at"),
+        (["sync", "--dry-run"], 1, NO_WAREHOUSE),
         (["sync"], 2, "sync --dry-run"),
-        (["segments", "preview", "vip"], 1, "no warehouse at"),
-        (["segments", "explain", "vip", "c_1"], 1, "no warehouse at"),
-        (["identity", "explain", "someone@example.com"], 1, "no warehouse at"),
-        (["identity", "train"], 1, "no warehouse at"),
+        (["segments", "preview", "vip"], 1, NO_WAREHOUSE),
+        (["segments", "explain", "vip", "c_1"], 1, NO_WAREHOUSE),
+        (["identity", "explain", "someone@example.com"], 1, NO_WAREHOUSE),
+        (["identity", "train"], 1, NO_WAREHOUSE),
         (["identity", "evaluate"], 2, "truth file not found"),
         (["sources", "load-crm"], 2, "C360_CRM_DSN is not set"),
         (["run", "--as-of", "yesterday"], 2, "not a date"),
