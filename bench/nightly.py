@@ -37,6 +37,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -182,9 +183,15 @@ def measure(name: str, argv: list[str], env: dict[str, str], out: Path) -> Measu
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        done.set()
-        sampler.join()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # the bench stopped (Ctrl-C, SIGTERM): its run stops with it
+            proc.terminate()
+            proc.wait()
+            raise
+        finally:
+            done.set()
+            sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Measured(
         name, time.monotonic() - started, usage.ru_maxrss * 1024, proc.returncode, rss=samples
@@ -469,4 +476,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (`kill`) unwinds like Ctrl-C, so measure() stops the run it started
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     raise SystemExit(main())
