@@ -280,8 +280,7 @@ def fit_homogeneous_dropout(summary: pd.DataFrame) -> tuple[float, float, float]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = minimize(nll, x0=np.array([0.0, 0.0, -2.0]), method="L-BFGS-B",
-                          bounds=[(-10, 10), (-10, 10), (-14, 14)],
-                          options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 1000})  # fmt: skip
+                          bounds=[(-10, 10), (-10, 10), (-14, 14)])  # fmt: skip
     r, alpha, p = math.exp(result.x[0]), math.exp(result.x[1]) / scale, float(expit(result.x[2]))
     at_bound = any(
         abs(abs(x) - edge) < 1e-3 for x, edge in zip(result.x, (10, 10, 14), strict=True)
