@@ -10,6 +10,7 @@ understood, tested or moved apart; the mend is a lower module both import (as
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,54 +51,18 @@ def _imports(module: str, path: Path, known: dict[str, Path]) -> set[str]:
     return found
 
 
-def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    circles: list[list[str]] = []
-    counter = 0
-    for root in sorted(graph):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph[child]))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    circles.append(sorted(component))
-    return circles
+def _circle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle of the graph (its modules in order, the first repeated last), or []."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        return list(exc.args[1])
+    return []
 
 
 def test_the_finder_sees_a_circle() -> None:
-    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-    assert _circles({"a": {"b"}, "b": set()}) == []
+    assert set(_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})) == {"a", "b", "c"}
+    assert _circle({"a": {"b"}, "b": set()}) == []
 
 
 def test_no_module_imports_itself_back() -> None:
@@ -108,5 +73,5 @@ def test_no_module_imports_itself_back() -> None:
         "orchestration.activation.sync_definition",
         "orchestration.activation.destinations.registry",
     }
-    circles = _circles(graph)
-    assert not circles, "import circles: " + "; ".join(" <-> ".join(c) for c in circles)
+    circle = _circle(graph)
+    assert not circle, "import circle: " + " -> ".join(circle)
