@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import duckdb
 import phonenumbers
 import pyarrow as pa
 import yaml
 
 from orchestration.contracts.identifier_columns import BY_TYPE, IdColumn, phone_columns
+from orchestration.engine import Connection
 from orchestration.paths import dbt_project_dir
 
 TABLE = "reference.phone_numbers"
@@ -72,7 +72,7 @@ def to_e164(text: str, region: str, fallback_region: str = "US") -> Parsed:
     )
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_table(con: Connection) -> None:
     con.execute("create schema if not exists reference")
     con.execute(
         f"""
@@ -120,12 +120,14 @@ def _new_inputs_sql(existing_tables: set[str]) -> str | None:
 
 
 def refresh(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: str,
     fallback_region: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
-    """Parse every (text, region) not in the lookup yet and append it. Returns counts."""
+    """Parse every (text, region) not in the lookup yet and append it. Returns counts.
+
+    Runs on any warehouse `Connection` (DuckDB, or Postgres through `engine.postgres`)."""
     ensure_table(con)
     fallback = fallback_region or default_region()
     existing = {

@@ -24,6 +24,7 @@ import pytest
 
 from orchestration.contracts.model import all_source_contracts
 from orchestration.contracts.rules_sql import quote_ident
+from orchestration.engine.postgres import PostgresConnection
 from orchestration.paths import REPO_ROOT, dbt_project_dir
 from orchestration.segments.model import load_all
 from tests.e2e.pg import PgDatabase, PostgresServer
@@ -110,7 +111,8 @@ def test_dagster_runs_and_events_are_stored_in_postgres(
 @pytest.fixture(scope="module")
 def raw_set(generated: Path, pg_server: PostgresServer, tmp_path_factory):
     """The generated files ingested on DuckDB by the real WAP path, raw.* copied to Postgres typed
-    per the contracts. Returns (Postgres database, DuckDB warehouse path, rows per raw table)."""
+    per the contracts, the phone lookup written on each engine by its own Python step. Returns
+    (Postgres database, DuckDB warehouse path, rows per raw table)."""
     from orchestration.identity import phones
     from orchestration.ingest.wap import publish_batch, stage_batch
     from orchestration.warehouse import warehouse
@@ -143,20 +145,12 @@ def raw_set(generated: Path, pg_server: PostgresServer, tmp_path_factory):
                 counts[c.id] = wh.execute(f"select count(*) from raw.{c.id}").fetchone()[0]
                 cur.execute(f"select count(*) from raw.{c.id}")
                 assert cur.fetchone()[0] == counts[c.id], c.id
-            # the libphonenumber lookup staging reads, written by its Python asset on DuckDB
+        # the libphonenumber lookup staging reads: its Python step run on each engine, Postgres
+        # through the warehouse Connection (engine.postgres), not copied from DuckDB
+        with warehouse(wh_path) as wh:
             phones.refresh(wh, AS_OF.isoformat())
-            cur.execute("create schema reference")
-            cur.execute(
-                "create table reference.phone_numbers (raw_text varchar not null, region varchar "
-                "not null, e164 varchar, is_valid boolean not null, reason varchar, "
-                "first_seen_as_of date not null, primary key (raw_text, region))"
-            )
-            csv_path = root / "phone_numbers.csv"
-            wh.execute(f"copy reference.phone_numbers to '{csv_path}' (format csv, header true)")
-            with csv_path.open() as fh:
-                cur.copy_expert(
-                    "copy reference.phone_numbers from stdin with (format csv, header true)", fh
-                )
+        with PostgresConnection.connect(db.dsn) as pg:
+            phones.refresh(pg, AS_OF.isoformat())
     assert sum(counts.values()) > 10 * CUSTOMERS  # non-trivial: every source has rows
     sources = {cid.split("__")[0] for cid in counts}
     assert sources == {cid.split("__")[0] for cid, n in counts.items() if n}, counts
@@ -263,6 +257,7 @@ def test_every_model_has_the_same_rows_on_postgres_and_duckdb(raw_set, builds):
     )
     assert ("marts", "customer_360") in models and ("marts", "segment_membership") in models
     models += [("raw", c.id) for c in all_source_contracts()]  # and the copy itself was faithful
+    models.append(("reference", "phone_numbers"))  # a Python step run on each engine
     problems: list[str] = []
     with duckdb.connect(str(wh_path), read_only=True) as duck, db.cursor() as cur:
         for schema, table in models:

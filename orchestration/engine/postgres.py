@@ -1,0 +1,131 @@
+"""A warehouse `Connection` on Postgres (grain: one psycopg2 session).
+
+Each `execute` translates DuckDB's SQL (`engine.transpile`) and runs it; `register` copies an
+Arrow table into a temporary table of that name (Postgres has no view over client memory), so a
+step's `insert … select … from <registered>` reads the same rows on both engines. The session
+runs in autocommit, as a DuckDB connection does: a step's own `begin` / `commit` / `rollback`
+statements open and close its transactions.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from orchestration.contracts.rules_sql import quote_ident
+from orchestration.engine.transpile import UntranslatableSQL, translate
+
+DIALECT = "postgres"
+
+
+def _pg_type(dtype: pa.DataType) -> str:
+    """The Postgres column type that holds an Arrow type's values unchanged."""
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "text"
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    if pa.types.is_int8(dtype) or pa.types.is_int16(dtype):
+        return "smallint"
+    if pa.types.is_int32(dtype):
+        return "integer"
+    if pa.types.is_integer(dtype):
+        return "bigint"
+    if pa.types.is_floating(dtype):
+        return "double precision"
+    if pa.types.is_decimal(dtype):
+        return f"numeric({dtype.precision}, {dtype.scale})"
+    if pa.types.is_date(dtype):
+        return "date"
+    if pa.types.is_timestamp(dtype):
+        return "timestamptz" if dtype.tz else "timestamp"
+    raise TypeError(f"register: no Postgres column type for Arrow type {dtype}")
+
+
+class PostgresConnection:
+    """DuckDB's connection methods the Python steps use, on a Postgres session."""
+
+    dialect = DIALECT
+
+    def __init__(self, con: psycopg2.extensions.connection) -> None:
+        con.autocommit = True
+        self._con = con
+        self._cursor: psycopg2.extensions.cursor | None = None
+
+    @classmethod
+    def connect(cls, dsn: str) -> PostgresConnection:
+        """Open a session from a libpq connection string (host=… port=… dbname=… user=…)."""
+        return cls(psycopg2.connect(dsn, connect_timeout=10))
+
+    def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> PostgresConnection:
+        """Run `sql` (DuckDB dialect; several statements allowed without parameters)."""
+        statements = translate(sql, DIALECT)
+        if parameters is not None and len(statements) > 1:
+            raise UntranslatableSQL(
+                f"{len(statements)} statements with parameters: run them one by one; "
+                f"SQL: {' '.join(sql.split())[:160]}"
+            )
+        cursor = self._con.cursor()
+        # always formatted with an argument tuple, so the doubled `%` of translate() is undone
+        args = tuple(parameters or ())
+        for statement in statements:
+            cursor.execute(statement, args)
+        self._cursor = cursor
+        return self
+
+    def _last(self) -> psycopg2.extensions.cursor:
+        if self._cursor is None:
+            raise RuntimeError("nothing to fetch: no statement has run on this connection")
+        return self._cursor
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._last().fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._last().fetchall()
+
+    def fetch_arrow_table(self) -> pa.Table:
+        """The last result as an Arrow table (types inferred from the values)."""
+        cursor = self._last()
+        names = [d.name for d in cursor.description or ()]
+        rows = cursor.fetchall()
+        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+
+    def register(self, view_name: str, python_object: pa.Table) -> PostgresConnection:
+        """A temporary table `view_name` holding the Arrow table's rows (nulls stay null)."""
+        table = python_object
+        name = quote_ident(view_name)
+        columns = ", ".join(f"{quote_ident(f.name)} {_pg_type(f.type)}" for f in table.schema)
+        buffer = io.BytesIO()
+        pa_csv.write_csv(table, buffer)  # strings quoted: "" is an empty text, nothing is null
+        buffer.seek(0)
+        with self._con.cursor() as cursor:
+            cursor.execute(f"drop table if exists pg_temp.{name}")
+            cursor.execute(f"create temporary table {name} ({columns})")
+            cursor.copy_expert(f"copy {name} from stdin with (format csv, header true)", buffer)
+        return self
+
+    def unregister(self, view_name: str) -> PostgresConnection:
+        with self._con.cursor() as cursor:
+            cursor.execute(f"drop table if exists pg_temp.{quote_ident(view_name)}")
+        return self
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> PostgresConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

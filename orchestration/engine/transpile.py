@@ -1,0 +1,74 @@
+"""DuckDB SQL → another engine's SQL, with SQLGlot (grain: one statement text at a time).
+
+SQLGlot maps functions and clauses (`strftime` → `to_char`, `qualify` → a window subquery,
+`list` → `array_agg`, `?` → the driver's placeholder) and raises on a function it cannot map.
+It passes a few DuckDB statement forms through unchanged although they mean nothing (or
+something else) on other engines; those are refused here by name, with what to write instead,
+so an untranslatable statement fails when a step is first run on the engine, never halfway.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
+
+READ = "duckdb"
+# a placeholder while the statement is written: the driver's own marker is put back after `%`
+# signs in the text are escaped (psycopg's placeholders are `%s`, so a literal `%` is `%%`)
+_PARAM = "c360_param_7f3a"
+
+
+class UntranslatableSQL(ValueError):
+    """A statement of the Python side that the target engine cannot run as written."""
+
+
+def _refusal(tree: exp.Expression) -> str | None:
+    """What in `tree` only DuckDB understands, or None."""
+    for insert in tree.find_all(exp.Insert):
+        if insert.args.get("alternative"):
+            return (
+                f"`insert or {insert.args['alternative'].lower()}`: "
+                "write `insert … on conflict (key) do …`"
+            )
+    for create in tree.find_all(exp.Create):
+        if create.args.get("replace") and create.args.get("kind", "").upper() == "TABLE":
+            return "`create or replace table`: drop the table, then create it"
+    for group in tree.find_all(exp.Group):
+        if group.args.get("all"):
+            return "`group by all`: name the grouping columns"
+    for column in tree.find_all(exp.Column):
+        if column.name.lower() == "rowid" and not column.table:
+            return "`rowid`: DuckDB's row number; use the table's key"
+    return None
+
+
+@lru_cache(maxsize=4096)
+def translate(sql: str, dialect: str) -> tuple[str, ...]:
+    """The statements of `sql` (DuckDB's dialect, `?` placeholders) in `dialect`'s SQL, with
+    `%s` placeholders and literal `%` doubled (psycopg's paramstyle). Raises
+    UntranslatableSQL naming the construct and the start of the statement."""
+    try:
+        trees = [t for t in sqlglot.parse(sql, read=READ) if t is not None]
+    except SqlglotError as exc:
+        raise UntranslatableSQL(f"cannot parse for {dialect}: {exc}; SQL: {_head(sql)}") from exc
+    out = []
+    for tree in trees:
+        reason = _refusal(tree)
+        if reason:
+            raise UntranslatableSQL(f"cannot run on {dialect}: {reason}; SQL: {_head(sql)}")
+        for placeholder in list(tree.find_all(exp.Placeholder)):
+            placeholder.replace(exp.var(_PARAM))
+        try:
+            text = tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+        except SqlglotError as exc:
+            raise UntranslatableSQL(f"cannot run on {dialect}: {exc}; SQL: {_head(sql)}") from exc
+        out.append(text.replace("%", "%%").replace(_PARAM, "%s"))
+    return tuple(out)
+
+
+def _head(sql: str, width: int = 160) -> str:
+    text = " ".join(sql.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
