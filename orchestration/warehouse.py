@@ -28,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.engine import Connection
 from orchestration.paths import c360_home, warehouse_path
 
 SCHEMAS = (
@@ -262,7 +263,7 @@ def warehouse(
         _rebalance()
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+def table_exists(con: Connection, schema: str, table: str) -> bool:
     row = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table],
@@ -270,7 +271,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return bool(row and row[0])
 
 
-def create_table(con: duckdb.DuckDBPyConnection, table: str, columns: str) -> None:
+def create_table(con: Connection, table: str, columns: str) -> None:
     """Create `table` ("schema.name") and its schema when missing; `columns` is the column list
     as SQL. An existing table is left as it is (add new columns with `alter table`)."""
     con.execute(f"create schema if not exists {table.split('.')[0]}")

@@ -30,3 +30,20 @@ class Connection(Protocol):
     def unregister(self, view_name: str) -> Any:
         """Forget a relation `register` made."""
         ...
+
+
+def dialect_of(con: Connection) -> str:
+    """The SQL dialect `con` runs natively: "duckdb" for a DuckDB connection."""
+    return str(getattr(con, "dialect", "duckdb"))
+
+
+def replace_table(
+    con: Connection, table: str, select_sql: str, parameters: Sequence[Any] | None = None
+) -> None:
+    """Replace `table` ("schema.name") with the rows of `select_sql` (DuckDB's dialect); readers
+    see the old table or the new one, never none. Runs in the caller's transaction if one is
+    open."""
+    if dialect_of(con) == "duckdb":
+        con.execute(f"create or replace table {table} as {select_sql}", parameters)
+        return
+    con.replace_table(table, select_sql, parameters)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+import pandas as pd
 import psycopg2
 import psycopg2.extensions
 import pyarrow as pa
@@ -97,9 +98,50 @@ class PostgresConnection:
         rows = cursor.fetchall()
         return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
 
-    def register(self, view_name: str, python_object: pa.Table) -> PostgresConnection:
-        """A temporary table `view_name` holding the Arrow table's rows (nulls stay null)."""
-        table = python_object
+    def executemany(self, sql: str, parameters: Sequence[Sequence[Any]]) -> PostgresConnection:
+        """Run one statement once per parameter row."""
+        (statement,) = translate(sql, DIALECT)
+        cursor = self._con.cursor()
+        cursor.executemany(statement, [tuple(p) for p in parameters])
+        self._cursor = cursor
+        return self
+
+    def df(self) -> pd.DataFrame:
+        """The last result as a pandas frame."""
+        cursor = self._last()
+        names = [d.name for d in cursor.description or ()]
+        return pd.DataFrame(cursor.fetchall(), columns=names)
+
+    def replace_table(
+        self, table: str, select_sql: str, parameters: Sequence[Any] | None = None
+    ) -> None:
+        """Drop and re-create `table` from `select_sql` in one transaction (the caller's, when
+        one is open), so readers never find it missing."""
+        (select,) = translate(select_sql, DIALECT)
+        own = self._con.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        with self._con.cursor() as cursor:
+            if own:
+                cursor.execute("begin")
+            try:
+                cursor.execute(f"drop table if exists {table}")
+                cursor.execute(f"create table {table} as {select}", tuple(parameters or ()))
+            except BaseException:
+                if own:
+                    cursor.execute("rollback")
+                raise
+            if own:
+                cursor.execute("commit")
+
+    def register(
+        self, view_name: str, python_object: pa.Table | pd.DataFrame
+    ) -> PostgresConnection:
+        """A temporary table `view_name` holding the rows of an Arrow table or a pandas frame
+        (nulls stay null)."""
+        table = (
+            pa.Table.from_pandas(python_object, preserve_index=False)
+            if isinstance(python_object, pd.DataFrame)
+            else python_object
+        )
         name = quote_ident(view_name)
         columns = ", ".join(f"{quote_ident(f.name)} {_pg_type(f.type)}" for f in table.schema)
         buffer = io.BytesIO()

@@ -13,9 +13,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import duckdb
-
 from orchestration.contracts.masking import mask_value
+from orchestration.engine import Connection
 from orchestration.warehouse import create_table
 
 TABLE = "audit.identity_graph_health"
@@ -78,7 +77,7 @@ class GraphHealth:
         return d
 
 
-def measure(con: duckdb.DuckDBPyConnection, as_of: dt.date, run_id: str = "") -> GraphHealth:
+def measure(con: Connection, as_of: dt.date, run_id: str = "") -> GraphHealth:
     """Health of the graph dbt just resolved (marts.customer_id_map, intermediate edges), for the
     run `run_id` (the Dagster run that built it; its own earlier row, if any, is not compared)."""
     customers, records = con.execute(
@@ -162,11 +161,11 @@ COLUMNS = """
 """
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_table(con: Connection) -> None:
     create_table(con, TABLE, COLUMNS)
 
 
-def record(con: duckdb.DuckDBPyConnection, health: GraphHealth, run_id: str) -> None:
+def record(con: Connection, health: GraphHealth, run_id: str) -> None:
     """Append this run's figures (no identifier values: the table is a run log)."""
     ensure_table(con)
     con.execute(

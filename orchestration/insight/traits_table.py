@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import pandas as pd
+
+from orchestration.engine import Connection, replace_table
 
 
 def replace_traits(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: str,
     traits: pd.DataFrame,
     columns: str,
@@ -22,13 +23,14 @@ def replace_traits(
     """Replace `table` with one row per customer of marts.customer_360, ordered by customer_id:
     customer_id, then `columns` (SQL over `c360`, the customer_360 row, and `traits`, the frame's
     row for that customer_id or nulls), then as_of. Runs in the caller's transaction; returns the
-    rows written."""
+    rows written. Any warehouse `Connection` (DuckDB, Postgres)."""
     view = f"{table.rsplit('.', 1)[-1]}_traits"
     con.register(view, traits)
     try:
-        con.execute(
+        replace_table(
+            con,
+            table,
             f"""
-            create or replace table {table} as
             select c360.customer_id, {columns}, cast(? as date) as as_of
             from marts.customer_360 as c360
             left join {view} as traits on c360.customer_id = traits.customer_id

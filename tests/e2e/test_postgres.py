@@ -294,6 +294,47 @@ def test_every_model_has_the_same_rows_on_postgres_and_duckdb(raw_set, builds):
     assert not problems
 
 
+def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, builds):
+    """Python steps written against the warehouse Connection (orchestration/engine), run on each
+    engine's marts: the identity graph health and its run log, and a traits mart's publish."""
+    import pandas as pd
+
+    from orchestration.identity import health
+    from orchestration.insight.traits_table import replace_traits
+
+    db, wh_path, _ = raw_set
+    measured, traits, logged = {}, {}, {}
+    with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
+        ids = [r[0] for r in duck.execute("select customer_id from marts.customer_360").fetchall()]
+        frame = pd.DataFrame(
+            {
+                "customer_id": sorted(ids)[::3],
+                "score": [i / 7 for i in range(len(sorted(ids)[::3]))],
+                "label": [None if i % 4 == 0 else f"l{i % 3}" for i in range(len(ids[::3]))],
+            }
+        )
+        for name, con in (("duckdb", duck), ("postgres", pg)):
+            measured[name] = health.measure(con, AS_OF, "pg-e2e")
+            health.record(con, measured[name], "pg-e2e")
+            logged[name] = con.execute(
+                f"select as_of, run_id, customers, merges from {health.TABLE}"
+            ).fetchall()
+            rows = replace_traits(
+                con,
+                "marts.e2e_traits",
+                frame,
+                "traits.score as score, traits.label as label",
+                AS_OF,
+            )
+            traits[name] = (rows, con.execute("select * from marts.e2e_traits").fetchall())
+    assert measured["postgres"] == measured["duckdb"]
+    assert measured["duckdb"].customers > CUSTOMERS / 2 and measured["duckdb"].records > 0
+    assert logged["postgres"] == logged["duckdb"] and len(logged["duckdb"]) == 1
+    assert traits["postgres"][0] == traits["duckdb"][0] == len(ids)
+    assert sorted(traits["postgres"][1]) == sorted(traits["duckdb"][1])
+    assert sum(r[1] is not None for r in traits["duckdb"][1]) == len(frame)
+
+
 # --- 3. hash bucket parity -----------------------------------------------------------------------
 
 
