@@ -85,6 +85,11 @@ class PostgresConnection:
             raise RuntimeError("nothing to fetch: no statement has run on this connection")
         return self._cursor
 
+    @property
+    def description(self) -> Any:
+        """The last result's columns (DB-API: each item's [0] is the name)."""
+        return self._last().description
+
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._last().fetchone()
 

@@ -45,6 +45,17 @@ def _refusal(tree: exp.Expression) -> str | None:
     return None
 
 
+def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
+    """DuckDB functions SQLGlot writes unchanged although `dialect` lacks them, rewritten."""
+    if dialect == "postgres":
+        # isnan(x): Postgres floats hold NaN but have no isnan; NaN equals only itself there
+        for node in list(tree.find_all(exp.IsNan)):
+            node.replace(
+                exp.EQ(this=node.this, expression=exp.cast(exp.Literal.string("NaN"), "double"))
+            )
+    return tree
+
+
 @lru_cache(maxsize=4096)
 def translate(sql: str, dialect: str) -> tuple[str, ...]:
     """The statements of `sql` (DuckDB's dialect, `?` placeholders) in `dialect`'s SQL, with
@@ -59,6 +70,7 @@ def translate(sql: str, dialect: str) -> tuple[str, ...]:
         reason = _refusal(tree)
         if reason:
             raise UntranslatableSQL(f"cannot run on {dialect}: {reason}; SQL: {_head(sql)}")
+        tree = _rewrite(tree, dialect)
         for placeholder in list(tree.find_all(exp.Placeholder)):
             placeholder.replace(exp.var(_PARAM))
         try:

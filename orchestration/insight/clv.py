@@ -30,11 +30,11 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 
-import duckdb
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
+from orchestration.engine import Connection
 from orchestration.insight import refit
 from orchestration.insight.activity import ORDERS
 from orchestration.insight.traits_table import replace_traits
@@ -101,7 +101,7 @@ class ClvFit:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_orders(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
+def load_orders(con: Connection, as_of: dt.date) -> pd.DataFrame:
     """Revenue orders up to the end of as_of, one row per order with its customer_id (the same
     orders customer_360's order stats count: paid, shipped or delivered, deduplicated)."""
     return con.execute(
@@ -453,7 +453,7 @@ FIT_COLUMNS = """
 """
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_tables(con: Connection) -> None:
     create_table(con, FIT_TABLE, FIT_COLUMNS)
     con.execute("create schema if not exists marts")
     con.execute(f"alter table {FIT_TABLE} add column if not exists gg_method varchar")
@@ -490,7 +490,7 @@ def _reused(row: dict, why: str) -> ClvFit:
 
 
 def run(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: dt.date,
     run_id: str,
     refit_config: refit.RefitConfig | None = None,

@@ -26,10 +26,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orchestration.engine import Connection
 from orchestration.paths import dbt_project_dir
 from orchestration.warehouse import table_exists
 
@@ -69,7 +69,7 @@ def settings_key(settings: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def ensure_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def ensure_columns(con: Connection, table: str) -> None:
     """Add the refit columns to a fit table created before they existed (its rows: no usable
     fit, so the next night fits)."""
     for name, kind in COLUMNS:
@@ -77,7 +77,7 @@ def ensure_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 
 def reusable_fit(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: str,
     as_of: dt.date,
     key: str,

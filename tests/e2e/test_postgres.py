@@ -300,10 +300,11 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
     import pandas as pd
 
     from orchestration.identity import health
+    from orchestration.insight import clv
     from orchestration.insight.traits_table import replace_traits
 
     db, wh_path, _ = raw_set
-    measured, traits, logged = {}, {}, {}
+    measured, traits, logged, clv_runs = {}, {}, {}, {}
     with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
         ids = [r[0] for r in duck.execute("select customer_id from marts.customer_360").fetchall()]
         frame = pd.DataFrame(
@@ -327,12 +328,30 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
                 AS_OF,
             )
             traits[name] = (rows, con.execute("select * from marts.e2e_traits").fetchall())
+            fitted, written = clv.run(con, AS_OF, "pg-e2e")
+            scored = con.execute(
+                "select customer_id, expected_purchases_90d, p_alive, predicted_value_12m "
+                f"from {clv.TRAITS_TABLE}"
+            ).fetchall()
+            clv_runs[name] = (fitted, written, sorted(scored))
     assert measured["postgres"] == measured["duckdb"]
     assert measured["duckdb"].customers > CUSTOMERS / 2 and measured["duckdb"].records > 0
     assert logged["postgres"] == logged["duckdb"] and len(logged["duckdb"]) == 1
     assert traits["postgres"][0] == traits["duckdb"][0] == len(ids)
     assert sorted(traits["postgres"][1]) == sorted(traits["duckdb"][1])
     assert sum(r[1] is not None for r in traits["duckdb"][1]) == len(frame)
+    # CLV: the same orders read on each engine give the same fit and the same traits
+    (fit_d, n_d, rows_d), (fit_p, n_p, rows_p) = clv_runs["duckdb"], clv_runs["postgres"]
+    assert n_p == n_d == len(ids) and fit_p.customers == fit_d.customers > 0
+    assert (fit_p.converged, fit_p.gg_method) == (fit_d.converged, fit_d.gg_method)
+    for name in ("r", "alpha", "a", "b", "p", "q", "v"):
+        d, p = getattr(fit_d, name), getattr(fit_p, name)
+        assert (d is None) == (p is None) and (d is None or abs(d - p) <= 1e-6 * max(1, abs(d)))
+    assert [r[0] for r in rows_p] == [r[0] for r in rows_d]
+    for row_p, row_d in zip(rows_p, rows_d, strict=True):
+        for p, d in zip(row_p[1:], row_d[1:], strict=True):
+            assert (p is None) == (d is None) and (d is None or abs(p - d) <= 1e-6 * max(1, d))
+    assert sum(r[2] is not None for r in rows_d) > 0  # p_alive scored for the buyers
 
 
 # --- 3. hash bucket parity -----------------------------------------------------------------------
