@@ -1,5 +1,10 @@
 """One generated dataset (~2k customers) and one nightly run per test session, shared by the
-integration tests (they only read it). Tests that change data use their own homes."""
+integration tests (they only read it). Tests that change data use their own homes.
+
+Scheduling (`pytest -n 2 --dist loadgroup`): the modules that read the shared run carry
+`xdist_group(name="pipeline")`, so it is built once, on one worker. A module with a home of its
+own is its own group (named after the module): its module fixture is built once, and the other
+worker can take it while the shared run's readers are busy."""
 
 import datetime as dt
 import os

@@ -9,7 +9,7 @@ from tests.integration.conftest import AS_OF, make_home
 from tests.integration.test_webhook_sync import SYNC, _expected
 from tests.webhook_server import Faults, WebhookServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="activation_job")]
 SECRET = "job-test-secret"
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="campaign_lift")]
 SYNC = "file_drop__lapsed_high_value"
 CUSTOMERS, SEED = 700, 5
 

@@ -62,7 +62,7 @@ from orchestration.paths import dbt_project_dir
 from tests.integration.conftest import AS_OF, make_home
 from tests.webhook_server import Faults, WebhookServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="consent_property")]
 
 SECRET = "local-test-secret"
 CUSTOMERS, SEED = 400, 11

@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="erasure_canary")]
 
 FIRST, LAST = "Zephyrine", "Quockwallader"
 EMAIL = "Zephyrine.Quockwallader@canary-erase.test"

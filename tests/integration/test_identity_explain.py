@@ -18,7 +18,7 @@ from orchestration.contracts.masking import mask_value
 from orchestration.paths import dbt_project_dir
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="identity_explain")]
 
 # Two different people (same first name: the household guard would keep different first names
 # apart on its own) who typed the same family address at the shop.

@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="identity_guards")]
 
 
 def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="identity_order_independence")]
 D0 = dt.date(2026, 11, 18)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="identity_person_only")]
 
 PERSONS = 500
 # Floor for the pipeline's pairwise F1 on this profile (500 persons, seed 5). The profile is

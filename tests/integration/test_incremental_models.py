@@ -30,7 +30,7 @@ from orchestration.dbt_invocations import full_refresh_values
 from tests.integration.conftest import make_home
 from tests.integration.test_rerun_and_gates import RUN_METADATA
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="incremental_models")]
 
 D0 = dt.date(2026, 11, 15)
 DAYS = 4  # day 1 tampers a mirrored row, day 2 erases, day 3 follows the erasure

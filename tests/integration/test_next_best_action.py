@@ -23,7 +23,7 @@ import pytest
 
 from tests.integration.conftest import make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="next_best_action")]
 
 D = dt.date(2026, 11, 21)  # a Saturday: "today" for the night's sends is Sunday 22 November
 D1 = D - dt.timedelta(days=2)  # within the web source's 3-day staleness bound

@@ -13,7 +13,7 @@ import pytest
 from orchestration.paths import dbt_project_dir
 from tests.integration.conftest import make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="persistent_ids")]
 D0 = dt.date(2026, 11, 18)
 
 

@@ -16,7 +16,7 @@ import pytest
 from orchestration.contracts.masking import mask_value
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pii_canary")]
 
 GOOD_EMAIL, BAD_EMAIL = "canary.good.x7q@example.org", "canary.bad.x7q.example.org"
 GOOD_PHONE, BAD_PHONE = "+1 415 555 0142", "+1 415 555 0143"

@@ -10,7 +10,7 @@ import pytest
 from orchestration.cli import main
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="probabilistic_matching")]
 
 TS = f"{AS_OF.isoformat()}T08:00:00Z"
 # Same person twice, no key in common: the shop email is one character off the CRM email.

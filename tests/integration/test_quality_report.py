@@ -16,7 +16,7 @@ import pytest
 from orchestration.contracts.model import all_source_contracts
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="quality_report")]
 
 BAD_EMAILS = (
     "report.canary.one.example.org",

@@ -12,7 +12,7 @@ from orchestration.paths import contracts_dir
 from tests.integration.conftest import AS_OF, make_home
 from tests.warehouse_digest import table_digest
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="rerun_and_gates")]
 
 # Columns that are run metadata by design (who/when ran), excluded from the idempotency compare.
 RUN_METADATA = {

@@ -23,7 +23,7 @@ from orchestration.segments.preview import (
 )
 from tests.integration.conftest import AS_OF, make_home
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="segments_cli")]
 
 DAY = AS_OF.isoformat()
 
