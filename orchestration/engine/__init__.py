@@ -10,7 +10,7 @@ after translating it (`engine.transpile`). A step typed with `Connection` runs o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -19,8 +19,9 @@ import pyarrow as pa
 class Connection(Protocol):
     """What a Python step may ask of the warehouse (DuckDB's names; grain: one open session)."""
 
-    def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Any:
-        """Run one statement (DuckDB dialect, `?` placeholders); fetch from what it returns."""
+    def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+        """Run statements (DuckDB dialect; `?` placeholders with a list, `$name` with a dict);
+        fetch from what it returns."""
         ...
 
     def register(self, view_name: str, python_object: pa.Table) -> Any:

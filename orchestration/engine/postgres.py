@@ -10,7 +10,7 @@ statements open and close its transactions.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -73,8 +73,9 @@ class PostgresConnection:
                 f"SQL: {' '.join(sql.split())[:160]}"
             )
         cursor = self._con.cursor()
-        # always formatted with an argument tuple, so the doubled `%` of translate() is undone
-        args = tuple(parameters or ())
+        # always formatted with arguments (a dict for $name placeholders), so the doubled `%`
+        # of translate() is undone
+        args = dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters or ())
         for statement in statements:
             cursor.execute(statement, args)
         self._cursor = cursor

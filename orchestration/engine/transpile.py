@@ -9,6 +9,7 @@ so an untranslatable statement fails when a step is first run on the engine, nev
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import sqlglot
@@ -19,6 +20,7 @@ READ = "duckdb"
 # a placeholder while the statement is written: the driver's own marker is put back after `%`
 # signs in the text are escaped (psycopg's placeholders are `%s`, so a literal `%` is `%%`)
 _PARAM = "c360_param_7f3a"
+_NAMED = re.compile(r"\bc360_named_7f3a_(\w+)_end\b")
 
 
 class UntranslatableSQL(ValueError):
@@ -58,8 +60,8 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
 
 @lru_cache(maxsize=4096)
 def translate(sql: str, dialect: str) -> tuple[str, ...]:
-    """The statements of `sql` (DuckDB's dialect, `?` placeholders) in `dialect`'s SQL, with
-    `%s` placeholders and literal `%` doubled (psycopg's paramstyle). Raises
+    """The statements of `sql` (DuckDB's dialect, `?` or `$name` placeholders) in `dialect`'s
+    SQL, with `%s` / `%(name)s` placeholders and literal `%` doubled (psycopg's paramstyles). Raises
     UntranslatableSQL naming the construct and the start of the statement."""
     try:
         trees = [t for t in sqlglot.parse(sql, read=READ) if t is not None]
@@ -72,12 +74,15 @@ def translate(sql: str, dialect: str) -> tuple[str, ...]:
             raise UntranslatableSQL(f"cannot run on {dialect}: {reason}; SQL: {_head(sql)}")
         tree = _rewrite(tree, dialect)
         for placeholder in list(tree.find_all(exp.Placeholder)):
-            placeholder.replace(exp.var(_PARAM))
+            # DuckDB's $name: psycopg's %(name)s, values from a dict ("?" has no name)
+            name = placeholder.args.get("this")
+            placeholder.replace(exp.var(f"c360_named_7f3a_{name}_end" if name else _PARAM))
         try:
             text = tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
         except SqlglotError as exc:
             raise UntranslatableSQL(f"cannot run on {dialect}: {exc}; SQL: {_head(sql)}") from exc
-        out.append(text.replace("%", "%%").replace(_PARAM, "%s"))
+        text = _NAMED.sub(r"%(\1)s", text.replace("%", "%%"))
+        out.append(text.replace(_PARAM, "%s"))
     return tuple(out)
 
 

@@ -49,10 +49,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from orchestration.engine import Connection
 from orchestration.insight import refit
 from orchestration.insight.activity import EMAIL_ENGAGEMENT, ORDERS, WEB_EVENTS
 from orchestration.insight.traits_table import replace_traits
@@ -211,7 +211,7 @@ where orders.is_revenue and orders.ordered_at > $start and orders.ordered_at <= 
 """
 
 
-def load_features(con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> pd.DataFrame:
+def load_features(con: Connection, cutoff: dt.datetime) -> pd.DataFrame:
     """Raw behaviour per customer of the population at `cutoff` (index customer_id): the counts,
     days_since_last_order (NaN without an order) and loyalty_tier_rank."""
     raw = con.execute(_FEATURES_SQL, {"cutoff": cutoff}).df().set_index("customer_id")
@@ -221,9 +221,7 @@ def load_features(con: duckdb.DuckDBPyConnection, cutoff: dt.datetime) -> pd.Dat
     return raw
 
 
-def load_converted(
-    con: duckdb.DuckDBPyConnection, start: dt.datetime, stop: dt.datetime
-) -> set[str]:
+def load_converted(con: Connection, start: dt.datetime, stop: dt.datetime) -> set[str]:
     """Customers with a revenue order in (start, stop]."""
     rows = con.execute(_LABELS_SQL, {"start": start, "stop": stop}).fetchall()
     return {r[0] for r in rows}
@@ -494,13 +492,13 @@ FIT_COLUMNS = """
 """
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_tables(con: Connection) -> None:
     create_table(con, FIT_TABLE, FIT_COLUMNS)
     refit.ensure_columns(con, FIT_TABLE)
     con.execute("create schema if not exists marts")
 
 
-def _empty_traits(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+def _empty_traits(con: Connection, as_of: dt.date) -> None:
     con.execute(
         f"""
         create table {TRAITS_TABLE} as
@@ -557,7 +555,7 @@ def _recorded(row: dict) -> tuple[LeadModel, Evaluation | None]:
 
 
 def _fitted(
-    con: duckdb.DuckDBPyConnection, end: dt.datetime, cfg: LeadScoreConfig
+    con: Connection, end: dt.datetime, cfg: LeadScoreConfig
 ) -> tuple[dict, LeadModel | None, Evaluation | None, list[str]]:
     """Backtest, evaluate and refit on the latest window: (the fit row's fields, the scoring model
     or None when refused, the evaluation, messages)."""
@@ -600,7 +598,7 @@ def _fitted(
 
 
 def run(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: dt.date,
     run_id: str,
     config: LeadScoreConfig | None = None,
@@ -696,5 +694,5 @@ def run(
     )  # fmt: skip
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def _exists(con: Connection, table: str) -> bool:
     return table_exists(con, *table.split("."))

@@ -28,12 +28,12 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-import duckdb
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
+from orchestration.engine import Connection
 from orchestration.insight import refit
 from orchestration.insight.activity import EMAIL_ENGAGEMENT, WEB_EVENTS
 from orchestration.insight.traits_table import replace_traits
@@ -356,9 +356,7 @@ def as_of_end(as_of: dt.date) -> dt.datetime:
     return dt.datetime.combine(as_of, dt.time(23, 59, 59))
 
 
-def load_events(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, window_days: int = WINDOW_DAYS
-) -> pd.DataFrame:
+def load_events(con: Connection, as_of: dt.date, window_days: int = WINDOW_DAYS) -> pd.DataFrame:
     """Engagements in the window up to the end of as_of, one row each: customer_id, occurred_at
     (UTC), channel. Email: the first open or click of a campaign per address, joined to the
     customers through their records' normalised emails (as customer_360's email engagement);
@@ -401,7 +399,7 @@ def load_events(
     ).df()
 
 
-def load_customers(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def load_customers(con: Connection) -> pd.DataFrame:
     """customer_id and time_zone of every customer of customer_360."""
     return con.execute(
         "select customer_id, time_zone from marts.customer_360 order by customer_id"
@@ -420,7 +418,7 @@ EVAL_COLUMNS = """
 """
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_tables(con: Connection) -> None:
     create_table(con, EVAL_TABLE, EVAL_COLUMNS)
     # π of the fit (168 shares, JSON): what a later night scores with besides α0
     con.execute(f"alter table {EVAL_TABLE} add column if not exists population varchar")
@@ -477,7 +475,7 @@ def _eval_values(e: SendTimeEval | None) -> dict:
 
 
 def run(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: dt.date,
     run_id: str,
     window_days: int = WINDOW_DAYS,

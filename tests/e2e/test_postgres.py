@@ -294,64 +294,92 @@ def test_every_model_has_the_same_rows_on_postgres_and_duckdb(raw_set, builds):
     assert not problems
 
 
+def _close(a: object, b: object) -> bool:
+    """Equal, floats to a relative 1e-6 (the engines sum in different orders)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-6 * max(1.0, abs(a))
+    return a == b
+
+
+def _same_rows(a: list[tuple], b: list[tuple]) -> bool:
+    rows_a, rows_b = sorted(a, key=repr), sorted(b, key=repr)
+    return len(rows_a) == len(rows_b) and all(
+        len(x) == len(y) and all(_close(u, v) for u, v in zip(x, y, strict=True))
+        for x, y in zip(rows_a, rows_b, strict=True)
+    )
+
+
 def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, builds):
     """Python steps written against the warehouse Connection (orchestration/engine), run on each
-    engine's marts: the identity graph health and its run log, and a traits mart's publish."""
+    engine's marts: identity graph health and its run log, a traits mart's publish, and the
+    insight models (CLV, lead score, send time) with their fit records and traits marts."""
     import pandas as pd
 
     from orchestration.identity import health
-    from orchestration.insight import clv
+    from orchestration.insight import clv, lead_score, send_time
     from orchestration.insight.traits_table import replace_traits
 
     db, wh_path, _ = raw_set
-    measured, traits, logged, clv_runs = {}, {}, {}, {}
+    runs: dict[str, dict] = {}
+    tables = {
+        "traits": "select * from marts.e2e_traits",
+        "health": f"select as_of, run_id, customers, records, merges, splits from {health.TABLE}",
+        "clv": f"select * exclude (as_of) from {clv.TRAITS_TABLE}",
+        "lead_score": f"select * exclude (as_of) from {lead_score.TRAITS_TABLE}",
+        "send_time": f"select * exclude (as_of) from {send_time.TRAITS_TABLE}",
+    }
     with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
-        ids = [r[0] for r in duck.execute("select customer_id from marts.customer_360").fetchall()]
-        frame = pd.DataFrame(
-            {
-                "customer_id": sorted(ids)[::3],
-                "score": [i / 7 for i in range(len(sorted(ids)[::3]))],
-                "label": [None if i % 4 == 0 else f"l{i % 3}" for i in range(len(ids[::3]))],
-            }
+        ids = sorted(
+            r[0] for r in duck.execute("select customer_id from marts.customer_360").fetchall()
         )
+        some = ids[::3]
+        frame = pd.DataFrame(
+            {"customer_id": some, "score": [i / 7 for i in range(len(some))],
+             "label": [None if i % 4 == 0 else f"l{i % 3}" for i in range(len(some))]}
+        )  # fmt: skip
         for name, con in (("duckdb", duck), ("postgres", pg)):
-            measured[name] = health.measure(con, AS_OF, "pg-e2e")
-            health.record(con, measured[name], "pg-e2e")
-            logged[name] = con.execute(
-                f"select as_of, run_id, customers, merges from {health.TABLE}"
-            ).fetchall()
-            rows = replace_traits(
-                con,
-                "marts.e2e_traits",
-                frame,
-                "traits.score as score, traits.label as label",
-                AS_OF,
-            )
-            traits[name] = (rows, con.execute("select * from marts.e2e_traits").fetchall())
-            fitted, written = clv.run(con, AS_OF, "pg-e2e")
-            scored = con.execute(
-                "select customer_id, expected_purchases_90d, p_alive, predicted_value_12m "
-                f"from {clv.TRAITS_TABLE}"
-            ).fetchall()
-            clv_runs[name] = (fitted, written, sorted(scored))
-    assert measured["postgres"] == measured["duckdb"]
-    assert measured["duckdb"].customers > CUSTOMERS / 2 and measured["duckdb"].records > 0
-    assert logged["postgres"] == logged["duckdb"] and len(logged["duckdb"]) == 1
-    assert traits["postgres"][0] == traits["duckdb"][0] == len(ids)
-    assert sorted(traits["postgres"][1]) == sorted(traits["duckdb"][1])
-    assert sum(r[1] is not None for r in traits["duckdb"][1]) == len(frame)
-    # CLV: the same orders read on each engine give the same fit and the same traits
-    (fit_d, n_d, rows_d), (fit_p, n_p, rows_p) = clv_runs["duckdb"], clv_runs["postgres"]
-    assert n_p == n_d == len(ids) and fit_p.customers == fit_d.customers > 0
-    assert (fit_p.converged, fit_p.gg_method) == (fit_d.converged, fit_d.gg_method)
-    for name in ("r", "alpha", "a", "b", "p", "q", "v"):
-        d, p = getattr(fit_d, name), getattr(fit_p, name)
-        assert (d is None) == (p is None) and (d is None or abs(d - p) <= 1e-6 * max(1, abs(d)))
-    assert [r[0] for r in rows_p] == [r[0] for r in rows_d]
-    for row_p, row_d in zip(rows_p, rows_d, strict=True):
-        for p, d in zip(row_p[1:], row_d[1:], strict=True):
-            assert (p is None) == (d is None) and (d is None or abs(p - d) <= 1e-6 * max(1, d))
-    assert sum(r[2] is not None for r in rows_d) > 0  # p_alive scored for the buyers
+            measured = health.measure(con, AS_OF, "pg-e2e")
+            health.record(con, measured, "pg-e2e")
+            run = {
+                "measured": measured,
+                "traits_rows": replace_traits(
+                    con, "marts.e2e_traits", frame, "traits.score, traits.label", AS_OF
+                ),
+                "clv": clv.run(con, AS_OF, "pg-e2e"),
+                "lead_score": lead_score.run(con, AS_OF, "pg-e2e"),
+                "send_time": send_time.run(con, AS_OF, "pg-e2e"),
+            }
+            # the DuckDB dialect's `exclude` is read by DuckDB itself: compare on the Python side
+            run["tables"] = {
+                key: duck.execute(sql).fetchall() if con is duck else _pg_rows(pg, sql)
+                for key, sql in tables.items()
+            }
+            runs[name] = run
+    d, p = runs["duckdb"], runs["postgres"]
+    assert p["measured"] == d["measured"] and d["measured"].customers > CUSTOMERS / 2
+    assert p["traits_rows"] == d["traits_rows"] == len(ids)
+    assert sum(r[1] is not None for r in d["tables"]["traits"]) == len(some)
+    fit_d, fit_p = d["clv"][0], p["clv"][0]
+    assert (fit_p.converged, fit_p.customers) == (fit_d.converged, fit_d.customers) != (None, 0)
+    assert all(
+        _close(getattr(fit_p, k), getattr(fit_d, k))
+        for k in ("r", "alpha", "a", "b", "p", "q", "v")
+    )
+    assert (p["lead_score"].status, p["lead_score"].rows) == (d["lead_score"].status, len(ids))
+    assert p["send_time"].rows == d["send_time"].rows == len(ids)
+    assert p["send_time"].customers_with_events == d["send_time"].customers_with_events > 0
+    for key in tables:
+        assert _same_rows(p["tables"][key], d["tables"][key]), key
+    assert sum(r[2] is not None for r in d["tables"]["clv"]) > 0  # p_alive scored for buyers
+
+
+def _pg_rows(pg: PostgresConnection, sql: str) -> list[tuple]:
+    """Rows of `sql` on Postgres, DuckDB's `* exclude (as_of)` done by dropping the column."""
+    if "exclude (as_of)" not in sql:
+        return pg.execute(sql).fetchall()
+    cursor = pg.execute(sql.replace(" exclude (as_of)", ""))
+    drop = [c[0] for c in cursor.description].index("as_of")
+    return [r[:drop] + r[drop + 1 :] for r in cursor.fetchall()]
 
 
 # --- 3. hash bucket parity -----------------------------------------------------------------------

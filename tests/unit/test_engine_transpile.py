@@ -47,3 +47,10 @@ def test_every_statement_of_the_phone_step_translates():
     assert inputs and all("raw." + t in inputs for t in tables)
     for sql in (inputs, "select table_name from information_schema.tables"):
         assert translate(sql, "postgres")
+
+
+def test_named_parameters_become_psycopg_named_ones():
+    (out,) = translate(
+        "select a from t where b <= $cutoff and c > $period_end and d like '%x'", "postgres"
+    )
+    assert "%(cutoff)s" in out and "%(period_end)s" in out and "'%%x'" in out and "$" not in out
