@@ -48,3 +48,12 @@ def replace_table(
         con.execute(f"create or replace table {table} as {select_sql}", parameters)
         return
     con.replace_table(table, select_sql, parameters)  # type: ignore[attr-defined]
+
+
+def recreate_table(con: Connection, table: str, columns: str) -> None:
+    """Replace `table` ("schema.name") with an empty table of `columns` (SQL column list)."""
+    if dialect_of(con) == "duckdb":
+        con.execute(f"create or replace table {table} ({columns})")
+        return
+    con.execute(f"drop table if exists {table}")
+    con.execute(f"create table {table} ({columns})")

@@ -50,6 +50,13 @@ def _refusal(tree: exp.Expression) -> str | None:
 def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
     """DuckDB functions SQLGlot writes unchanged although `dialect` lacks them, rewritten."""
     if dialect == "postgres":
+        # round(x, n) exists for numeric only: the double rounded as numeric, then a double again
+        for node in list(tree.find_all(exp.Round)):
+            if node.args.get("decimals") is not None:
+                inner = exp.Round(
+                    this=exp.cast(node.this, "decimal"), decimals=node.args["decimals"]
+                )
+                node.replace(exp.cast(inner, "double"))
         # isnan(x): Postgres floats hold NaN but have no isnan; NaN equals only itself there
         for node in list(tree.find_all(exp.IsNan)):
             node.replace(

@@ -47,10 +47,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
-import duckdb
-
 from orchestration.activation.arms import ArmSpec
 from orchestration.activation.arms import expected_shares as expected_arm_shares
+from orchestration.engine import Connection, recreate_table
 from orchestration.warehouse import table_exists
 
 Z95 = 1.959963984540054  # standard normal 0.975 quantile
@@ -381,12 +380,12 @@ def _arm_sql(outcomes: str, per_night: bool, has_arm: bool = True) -> str:
             count(distinct as_of) as nights
         from {outcomes}
         where is_window_complete and (is_holdout or outcome = 'ok')
-        group by all
+        group by 1, 2, 3, 4, 5
     """
 
 
 def compute(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     measured_as_of: dt.date,
     holdout_shares: Mapping[str, float],
     cost_per_contact: Mapping[str, float] | None = None,
@@ -467,12 +466,12 @@ _SQL_TYPES = {
 }
 
 
-def write(con: duckdb.DuckDBPyConnection, rows: list[LiftRow], table: str = LIFT_TABLE) -> int:
+def write(con: Connection, rows: list[LiftRow], table: str = LIFT_TABLE) -> int:
     """Replace `table` with `rows` (NaN written as null)."""
     columns = [(f.name, _SQL_TYPES[str(f.type)]) for f in fields(LiftRow)]
     schema = table.split(".")[0]
     con.execute(f"create schema if not exists {schema}")
-    con.execute(f"create or replace table {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
+    recreate_table(con, table, ", ".join(f"{n} {t}" for n, t in columns))
     if rows:
         values = [
             [
@@ -486,11 +485,11 @@ def write(con: duckdb.DuckDBPyConnection, rows: list[LiftRow], table: str = LIFT
     return len(rows)
 
 
-def has_outcomes(con: duckdb.DuckDBPyConnection, outcomes: str = OUTCOMES_TABLE) -> bool:
+def has_outcomes(con: Connection, outcomes: str = OUTCOMES_TABLE) -> bool:
     return table_exists(con, *outcomes.split("."))
 
 
-def run(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: LiftSettings) -> list[LiftRow]:
+def run(con: Connection, as_of: dt.date, config: LiftSettings) -> list[LiftRow]:
     """Compute the lift of every sync from marts.campaign_outcomes with `config` (settings())
     and rewrite marts.campaign_lift (empty when the outcomes table does not exist yet)."""
     rows = []

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
-
+from orchestration.engine import Connection, replace_table
 from orchestration.warehouse import table_exists
 
 TABLE = "marts.kpi_segment_value"
 CLV_TABLE = "marts.customer_clv"
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def _exists(con: Connection, table: str) -> bool:
     return table_exists(con, *table.split("."))
 
 
@@ -62,11 +61,8 @@ def sql(with_clv: bool) -> str:
     """
 
 
-def run(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
+def run(con: Connection, as_of: dt.date) -> int:
     """Rewrite marts.kpi_segment_value; the number of segments written."""
     query = sql(_exists(con, CLV_TABLE))
-    con.execute(
-        f"create or replace table {TABLE} as select q.*, cast(? as date) as as_of from ({query}) as q",
-        [as_of],
-    )
+    replace_table(con, TABLE, f"select q.*, cast(? as date) as as_of from ({query}) as q", [as_of])
     return con.execute(f"select count(*) from {TABLE}").fetchone()[0]

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import astuple
 from decimal import Decimal
 from pathlib import Path
 
@@ -316,7 +317,7 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
     import pandas as pd
 
     from orchestration.identity import health
-    from orchestration.insight import clv, lead_score, send_time
+    from orchestration.insight import clv, lead_score, lift, segment_value, send_time
     from orchestration.insight.traits_table import replace_traits
 
     db, wh_path, _ = raw_set
@@ -327,6 +328,8 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
         "clv": f"select * exclude (as_of) from {clv.TRAITS_TABLE}",
         "lead_score": f"select * exclude (as_of) from {lead_score.TRAITS_TABLE}",
         "send_time": f"select * exclude (as_of) from {send_time.TRAITS_TABLE}",
+        "segment_value": f"select * from {segment_value.TABLE}",
+        "lift": "select * from e2e.lift",
     }
     with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
         ids = sorted(
@@ -348,7 +351,14 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
                 "clv": clv.run(con, AS_OF, "pg-e2e"),
                 "lead_score": lead_score.run(con, AS_OF, "pg-e2e"),
                 "send_time": send_time.run(con, AS_OF, "pg-e2e"),
+                "segments": segment_value.run(con, AS_OF),
             }
+            # lift over planted outcomes (no campaign has run on the fixture)
+            _plant_outcomes(con, ids)
+            run["lift"] = lift.compute(
+                con, AS_OF, {"vip": 0.2}, {"s1": 0.05}, outcomes="e2e.outcomes"
+            )
+            lift.write(con, run["lift"], "e2e.lift")
             # the DuckDB dialect's `exclude` is read by DuckDB itself: compare on the Python side
             run["tables"] = {
                 key: duck.execute(sql).fetchall() if con is duck else _pg_rows(pg, sql)
@@ -371,6 +381,27 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
     for key in tables:
         assert _same_rows(p["tables"][key], d["tables"][key]), key
     assert sum(r[2] is not None for r in d["tables"]["clv"]) > 0  # p_alive scored for buyers
+    assert p["segments"] == d["segments"] > 0
+    assert len(d["lift"]) >= 2 and all(
+        all(_close(x, y) for x, y in zip(astuple(a), astuple(b), strict=True))
+        for a, b in zip(p["lift"], d["lift"], strict=True)
+    )
+
+
+def _plant_outcomes(con, ids: list[str]) -> None:
+    """A campaign_outcomes-shaped table: two nights of one sync, treated and held out."""
+    con.execute("create schema if not exists e2e")
+    con.execute(
+        "create table e2e.outcomes (sync_id varchar, segment_name varchar, as_of date, "
+        "customer_id varchar, is_holdout boolean, outcome varchar, has_ordered boolean, "
+        "order_revenue decimal(12, 2), is_window_complete boolean)"
+    )
+    for i, customer in enumerate(ids[:120]):
+        night = AS_OF - dt.timedelta(days=14 + i % 2)
+        con.execute(
+            "insert into e2e.outcomes values ('s1', 'vip', ?, ?, ?, 'ok', ?, ?, true)",
+            [night, customer, i % 5 == 0, i % 3 == 0, round(10 + i * 1.37, 2) if i % 3 == 0 else 0],
+        )
 
 
 def _pg_rows(pg: PostgresConnection, sql: str) -> list[tuple]:
