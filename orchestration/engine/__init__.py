@@ -57,3 +57,13 @@ def recreate_table(con: Connection, table: str, columns: str) -> None:
         return
     con.execute(f"drop table if exists {table}")
     con.execute(f"create table {table} ({columns})")
+
+
+def store_table(con: Connection, table: str, rows: pa.Table) -> None:
+    """Replace `table` ("schema.name") with `rows` (columns typed from the Arrow schema): how a
+    step that computes in a scratch DuckDB, or in Python, writes to any warehouse."""
+    con.register("_c360_stored_rows", rows)
+    try:
+        replace_table(con, table, "select * from _c360_stored_rows")
+    finally:
+        con.unregister("_c360_stored_rows")

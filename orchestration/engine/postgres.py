@@ -49,6 +49,15 @@ def _pg_type(dtype: pa.DataType) -> str:
     raise TypeError(f"register: no Postgres column type for Arrow type {dtype}")
 
 
+# Postgres type oids → Arrow (pg_type.oid of the built-in types)
+_ARROW_TYPES: dict[int, pa.DataType] = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 25: pa.string(),
+    700: pa.float32(), 701: pa.float64(), 1043: pa.string(), 1082: pa.date32(),
+    1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"), 1009: pa.list_(pa.string()),
+    1015: pa.list_(pa.string()),
+}  # fmt: skip
+
+
 class PostgresConnection:
     """DuckDB's connection methods the Python steps use, on a Postgres session."""
 
@@ -98,11 +107,17 @@ class PostgresConnection:
         return self._last().fetchall()
 
     def fetch_arrow_table(self) -> pa.Table:
-        """The last result as an Arrow table (types inferred from the values)."""
+        """The last result as an Arrow table, typed by the columns' Postgres types (a column of
+        nulls keeps its type); other types are inferred from the values."""
         cursor = self._last()
-        names = [d.name for d in cursor.description or ()]
+        columns = list(cursor.description or ())
         rows = cursor.fetchall()
-        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+        arrays = {}
+        for i, column in enumerate(columns):
+            values = [r[i] for r in rows]
+            kind = _ARROW_TYPES.get(column.type_code)
+            arrays[column.name] = pa.array(values, type=kind) if kind else pa.array(values)
+        return pa.table(arrays)
 
     def executemany(self, sql: str, parameters: Sequence[Sequence[Any]]) -> PostgresConnection:
         """Run one statement once per parameter row."""

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from orchestration.engine import Connection, dialect_of, store_table
 from orchestration.identity import blocking, edit_guard, fold, given_names, probabilistic_inputs
 from orchestration.identity.fold import sql_table
 from orchestration.warehouse import connect as connect_warehouse
@@ -440,9 +441,36 @@ def _linker(candidates: pa.Table, model: Any):
     return Linker(db_api.register("candidates"), settings, log_level=logging.WARNING), scratch
 
 
-def candidates(con: duckdb.DuckDBPyConnection) -> pa.Table:
+# What CANDIDATES_SQL reads, as another engine holds it: copied as they are into a scratch
+# DuckDB, where the same SQL folds and keys them (one folding for every engine)
+_CANDIDATE_INPUTS = {
+    "int_identity__records": (
+        "select * from intermediate.int_identity__records where source <> 'web'"
+    ),
+    "int_identity__dropped_links": (
+        "select record_key, node_key, drop_reason from intermediate.int_identity__dropped_links"
+    ),
+    "int_identity__candidate_links": (
+        "select record_key, identifier_type, identifier_value "
+        "from intermediate.int_identity__candidate_links where identifier_type = 'name_address'"
+    ),
+}
+
+
+def candidates(con: Connection) -> pa.Table:
     """The records the model compares, read from the warehouse (grain: one non-web record)."""
-    return con.sql(CANDIDATES_SQL).to_arrow_table()
+    if dialect_of(con) == "duckdb":
+        return con.sql(CANDIDATES_SQL).to_arrow_table()  # type: ignore[attr-defined]
+    local = scratch_database()
+    try:
+        local.execute("create schema intermediate")
+        for name, sql in _CANDIDATE_INPUTS.items():
+            local.register("_candidate_input", con.execute(sql).fetch_arrow_table())
+            local.execute(f"create table intermediate.{name} as select * from _candidate_input")
+            local.unregister("_candidate_input")
+        return local.sql(CANDIDATES_SQL).to_arrow_table()
+    finally:
+        local.close()
 
 
 def _no_links() -> pa.Table:
@@ -716,7 +744,7 @@ CHECK_FROM = 0.001
 
 
 def refresh(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: str,
     enabled: bool,
     threshold: float,
@@ -739,14 +767,14 @@ def refresh(
             )
     links = predict(records, threshold, model) if records is not None else _no_links()
     con.execute("create schema if not exists identity")
-    con.register("_probabilistic_links", links)
+    # replaced whole (never appended): the table is this run's pairs and nothing else.
+    # identifier_value carries the probability so the merge log and the health check, which
+    # name a link by its value, show it. Shaped in DuckDB (a scratch one on another engine).
+    local = con if dialect_of(con) == "duckdb" else scratch_database()
+    local.register("_probabilistic_links", links)
     try:
-        # replaced whole (never appended): the table is this run's pairs and nothing else.
-        # identifier_value carries the probability so the merge log and the health check,
-        # which name a link by its value, show it.
-        con.execute(
+        shaped = local.execute(
             f"""
-            create or replace table {TABLE} as
             select
                 cast(record_key as varchar) as record_key,
                 cast(node_key as varchar) as node_key,
@@ -762,9 +790,12 @@ def refresh(
             order by record_key, node_key
             """,
             [as_of],
-        )
+        ).to_arrow_table()
     finally:
-        con.unregister("_probabilistic_links")
+        local.unregister("_probabilistic_links")
+        if local is not con:
+            local.close()
+    store_table(con, TABLE, shaped)
     counts = {
         "links": links.num_rows,
         "refused_by_cluster_check": int(

@@ -46,10 +46,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from orchestration.engine import Connection
 from orchestration.identity import probabilistic
 from orchestration.identity.config import Probabilistic
 
@@ -511,12 +511,12 @@ COLUMNS = (
 )
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_table(con: Connection) -> None:
     con.execute("create schema if not exists audit")
     con.execute(DDL)
 
 
-def save(con: duckdb.DuckDBPyConnection, trained: ModelVersion) -> ModelVersion:
+def save(con: Connection, trained: ModelVersion) -> ModelVersion:
     """Append `trained` as the next version (refused fits too: the record says why)."""
     ensure_table(con)
     version = con.execute(f"select coalesce(max(version), 0) + 1 from {TABLE}").fetchall()[0][0]
@@ -538,12 +538,17 @@ def _row(row: tuple) -> ModelVersion:
     return ModelVersion(
         version=version, trained_at=trained_at, as_of=as_of, records=records, match_prior=prior,
         threshold=threshold, status=status, reason=reason,
-        model=json.loads(model) if model else None, mu_table=json.loads(mu) if mu else [],
-        training=json.loads(training) if training else {}, settings_hash=digest or "",
+        model=_json(model) if model else None, mu_table=_json(mu) if mu else [],
+        training=_json(training) if training else {}, settings_hash=digest or "",
     )  # fmt: skip
 
 
-def _exists(con: duckdb.DuckDBPyConnection) -> bool:
+def _json(value: Any) -> Any:
+    """A JSON column's value: text on DuckDB, already decoded by psycopg2 on Postgres."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _exists(con: Connection) -> bool:
     return bool(
         con.execute(
             "select count(*) from information_schema.tables "
@@ -552,7 +557,7 @@ def _exists(con: duckdb.DuckDBPyConnection) -> bool:
     )
 
 
-def active(con: duckdb.DuckDBPyConnection) -> ModelVersion | None:
+def active(con: Connection) -> ModelVersion | None:
     """The model in use: the latest accepted version (None: the shipped fixed model)."""
     if not _exists(con):
         return None
@@ -562,7 +567,7 @@ def active(con: duckdb.DuckDBPyConnection) -> ModelVersion | None:
     return _row(rows[0]) if rows else None
 
 
-def latest(con: duckdb.DuckDBPyConnection) -> ModelVersion | None:
+def latest(con: Connection) -> ModelVersion | None:
     """The latest training attempt, accepted or refused."""
     if not _exists(con):
         return None
@@ -570,7 +575,7 @@ def latest(con: duckdb.DuckDBPyConnection) -> ModelVersion | None:
     return _row(rows[0]) if rows else None
 
 
-def due(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Probabilistic) -> str | None:
+def due(con: Connection, as_of: dt.date, config: Probabilistic) -> str | None:
     """Why the model should be retrained at `as_of` (None: the accepted one is current)."""
     current = active(con)
     if current is None:
@@ -608,7 +613,7 @@ class Outcome:
 
 
 def train(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: dt.date,
     config: Probabilistic,
     force: bool = False,
@@ -623,7 +628,7 @@ def train(
     return Outcome(attempt, active(con), why)
 
 
-def model_in_use(con: duckdb.DuckDBPyConnection, config: Probabilistic) -> tuple[Any, float, str]:
+def model_in_use(con: Connection, config: Probabilistic) -> tuple[Any, float, str]:
     """(model, threshold, label) for prediction: the latest accepted trained model with its
     threshold, else the shipped fixed model at FIXED_THRESHOLD; a configured threshold
     overrides either."""

@@ -404,6 +404,43 @@ def _plant_outcomes(con, ids: list[str]) -> None:
         )
 
 
+def test_identity_model_and_probabilistic_links_are_the_same_on_postgres(raw_set, builds):
+    """The identity steps between the two dbt builds, on each engine's identity tables: the model
+    trained without labels on the warehouse's records, then the probabilistic links scored with
+    it; a second night with nothing new re-uses the pairs on both."""
+    from orchestration.identity import config as identity_config
+    from orchestration.identity import probabilistic, training
+
+    settings = identity_config.load().probabilistic
+    db, wh_path, _ = raw_set
+    out: dict[str, dict] = {}
+    with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
+        for name, con in (("duckdb", duck), ("postgres", pg)):
+            records = probabilistic.candidates(con)
+            outcome = training.train(con, AS_OF, settings, force=True)
+            model, threshold, label = training.model_in_use(con, settings)
+            first = probabilistic.refresh(con, AS_OF.isoformat(), True, threshold, model)
+            again = probabilistic.refresh(con, AS_OF.isoformat(), True, threshold, model)
+            links = con.execute(
+                "select record_key, node_key, identifier_value, match_probability, as_of "
+                f"from {probabilistic.TABLE}"
+            ).fetchall()
+            out[name] = {"records": records, "attempt": outcome.attempt, "label": label,
+                         "threshold": threshold, "first": first, "again": again, "links": links}  # fmt: skip
+    d, p = out["duckdb"], out["postgres"]
+    assert d["records"].num_rows > CUSTOMERS / 2
+    assert sorted(p["records"].to_pylist(), key=repr) == sorted(d["records"].to_pylist(), key=repr)
+    assert (p["attempt"].status, p["attempt"].records) == (
+        d["attempt"].status,
+        d["attempt"].records,
+    )
+    assert _close(p["attempt"].match_prior, d["attempt"].match_prior)
+    assert (p["label"], p["threshold"]) == (d["label"], d["threshold"])
+    assert (p["first"].links, p["first"].reused) == (d["first"].links, False)
+    assert d["first"].links > 0 and p["again"].reused and d["again"].reused
+    assert _same_rows(p["links"], d["links"])
+
+
 def _pg_rows(pg: PostgresConnection, sql: str) -> list[tuple]:
     """Rows of `sql` on Postgres, DuckDB's `* exclude (as_of)` done by dropping the column."""
     if "exclude (as_of)" not in sql:
