@@ -50,6 +50,14 @@ def replace_table(
     con.replace_table(table, select_sql, parameters)  # type: ignore[attr-defined]
 
 
+def replace_view(con: Connection, view: str, select_sql: str) -> None:
+    """(Re)create `view` ("schema.name") as `select_sql`, whatever columns it had before."""
+    if dialect_of(con) == "duckdb":
+        con.execute(f"create or replace view {view} as {select_sql}")
+        return
+    con.replace_view(view, select_sql)  # type: ignore[attr-defined]
+
+
 def recreate_table(con: Connection, table: str, columns: str) -> None:
     """Replace `table` ("schema.name") with an empty table of `columns` (SQL column list)."""
     if dialect_of(con) == "duckdb":

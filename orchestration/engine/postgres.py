@@ -138,14 +138,24 @@ class PostgresConnection:
     ) -> None:
         """Drop and re-create `table` from `select_sql` in one transaction (the caller's, when
         one is open), so readers never find it missing."""
+        self._recreate("table", table, select_sql, parameters)
+
+    def replace_view(self, view: str, select_sql: str) -> None:
+        """Drop and re-create `view` in one transaction: Postgres' `create or replace view`
+        refuses a changed column list."""
+        self._recreate("view", view, select_sql, None)
+
+    def _recreate(
+        self, kind: str, name: str, select_sql: str, parameters: Sequence[Any] | None
+    ) -> None:
         (select,) = translate(select_sql, DIALECT)
         own = self._con.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
         with self._con.cursor() as cursor:
             if own:
                 cursor.execute("begin")
             try:
-                cursor.execute(f"drop table if exists {table}")
-                cursor.execute(f"create table {table} as {select}", tuple(parameters or ()))
+                cursor.execute(f"drop {kind} if exists {name}")
+                cursor.execute(f"create {kind} {name} as {select}", tuple(parameters or ()))
             except BaseException:
                 if own:
                     cursor.execute("rollback")

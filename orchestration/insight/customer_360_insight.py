@@ -11,9 +11,8 @@ always shows what the marts hold now and costs nothing to rebuild.
 
 from __future__ import annotations
 
-import duckdb
-
 from orchestration.contracts.customer_360 import column_descriptions
+from orchestration.engine import Connection, replace_view
 
 VIEW = "marts.customer_360_insight"
 BASE = "marts.customer_360"
@@ -96,13 +95,13 @@ def view_sql() -> str:
     return f"select\n    c360.*,\n    {traits}\nfrom {BASE} as c360\n{joins}"
 
 
-def build(con: duckdb.DuckDBPyConnection) -> None:
+def build(con: Connection) -> None:
     """(Re)create the view; needs customer_360 and the three insight marts."""
     con.execute("create schema if not exists marts")
-    con.execute(f"create or replace view {VIEW} as {view_sql()}")
+    replace_view(con, VIEW, view_sql())
 
 
-def check(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+def check(con: Connection) -> dict[str, int]:
     """Row counts that prove the grain: the view's rows, distinct ids and customer_360's rows."""
     rows, ids = con.execute(f"select count(*), count(distinct customer_id) from {VIEW}").fetchone()
     base = con.execute(f"select count(*) from {BASE}").fetchone()[0]
@@ -119,7 +118,7 @@ def check(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     }
 
 
-def columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+def columns(con: Connection) -> list[tuple[str, str, str]]:
     """(name, type, description) of every view column; customer_360's from its dbt schema."""
     described = {**column_descriptions(), **{name: text for name, _, _, text in TRAITS}}
     rows = con.execute(

@@ -317,7 +317,14 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
     import pandas as pd
 
     from orchestration.identity import health
-    from orchestration.insight import clv, lead_score, lift, segment_value, send_time
+    from orchestration.insight import (
+        clv,
+        customer_360_insight,
+        lead_score,
+        lift,
+        segment_value,
+        send_time,
+    )
     from orchestration.insight.traits_table import replace_traits
 
     db, wh_path, _ = raw_set
@@ -353,6 +360,11 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
                 "send_time": send_time.run(con, AS_OF, "pg-e2e"),
                 "segments": segment_value.run(con, AS_OF),
             }
+            customer_360_insight.build(con)
+            run["insight_view"] = (
+                customer_360_insight.check(con),
+                [c[0] for c in customer_360_insight.columns(con)],
+            )
             # lift over planted outcomes (no campaign has run on the fixture)
             _plant_outcomes(con, ids)
             run["lift"] = lift.compute(
@@ -382,6 +394,8 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
         assert _same_rows(p["tables"][key], d["tables"][key]), key
     assert sum(r[2] is not None for r in d["tables"]["clv"]) > 0  # p_alive scored for buyers
     assert p["segments"] == d["segments"] > 0
+    assert p["insight_view"] == d["insight_view"]
+    assert d["insight_view"][0]["rows"] == d["insight_view"][0]["distinct_customers"] == len(ids)
     assert len(d["lift"]) >= 2 and all(
         all(_close(x, y) for x, y in zip(astuple(a), astuple(b), strict=True))
         for a, b in zip(p["lift"], d["lift"], strict=True)
