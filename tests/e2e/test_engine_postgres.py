@@ -114,3 +114,28 @@ def test_the_phone_lookup_is_the_same_table_on_postgres_and_duckdb(pg):
     # a second night parses nothing again, on either engine
     for con in (duck, pg):
         assert phones.refresh(con, "2026-11-22", fallback_region="US")["new_texts"] == 0
+
+
+def test_table_and_view_helpers_replace_in_one_transaction(pg):
+    from orchestration.engine import recreate_table, replace_table, replace_view, store_table
+
+    pg.execute("create schema s")
+    replace_table(pg, "s.t", "select 1 as a, 'x' as b")
+    replace_view(pg, "s.v", "select a from s.t")
+    # Postgres' own `create or replace view` refuses a changed column list; the helper does not
+    replace_view(pg, "s.v", "select b, a from s.t")
+    assert pg.execute("select b, a from s.v").fetchall() == [("x", 1)]
+    pg.execute("drop view s.v")
+    replace_table(pg, "s.t", "select cast(? as bigint) as c", [7])
+    assert pg.execute("select * from s.t").fetchall() == [(7,)]
+    # inside the caller's transaction, a rollback undoes the replacement
+    pg.execute("begin")
+    replace_table(pg, "s.t", "select 8 as c")
+    pg.execute("rollback")
+    assert pg.execute("select * from s.t").fetchall() == [(7,)]
+    recreate_table(pg, "s.t", "k varchar, n bigint")
+    assert pg.execute("select count(*) from s.t").fetchone() == (0,)
+    store_table(pg, "s.u", pa.table({"k": pa.array(["a", "", None]), "n": pa.array([1, None, 3])}))
+    assert sorted(pg.execute("select k, n from s.u").fetchall(), key=repr) == sorted(
+        [("a", 1), ("", None), (None, 3)], key=repr
+    )
