@@ -2,7 +2,7 @@
 
 The Python steps write DuckDB's SQL against a connection. `Connection` is the part of DuckDB's
 connection they use: `execute` with `?` parameters (returning something to fetch from),
-`fetchone` / `fetchall` / `fetch_arrow_table`, and `register` / `unregister` to hand Arrow rows
+`fetchone` / `fetchall` / `to_arrow_table`, and `register` / `unregister` to hand Arrow rows
 to SQL as a named relation. A DuckDB connection is one as it is (the embedded default, nothing
 in between); `engine.postgres.PostgresConnection` is one on Postgres, running each statement
 after translating it (`engine.transpile`). A step typed with `Connection` runs on either.

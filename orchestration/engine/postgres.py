@@ -28,7 +28,13 @@ DIALECT = "postgres"
 
 def _pg_type(dtype: pa.DataType) -> str:
     """The Postgres column type that holds an Arrow type's values unchanged."""
-    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+    if pa.types.is_dictionary(dtype):
+        return _pg_type(dtype.value_type)
+    if (
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_null(dtype)  # a column with no value (a frame of no rows): text, as null
+    ):
         return "text"
     if pa.types.is_boolean(dtype):
         return "boolean"
@@ -67,6 +73,8 @@ class PostgresConnection:
         con.autocommit = True
         self._con = con
         self._cursor: psycopg2.extensions.cursor | None = None
+        with con.cursor() as cursor:  # timestamps in UTC, as every DuckDB connection c360 opens
+            cursor.execute("set time zone 'UTC'")
 
     @classmethod
     def connect(cls, dsn: str) -> PostgresConnection:
@@ -106,7 +114,7 @@ class PostgresConnection:
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._last().fetchall()
 
-    def fetch_arrow_table(self) -> pa.Table:
+    def to_arrow_table(self) -> pa.Table:
         """The last result as an Arrow table, typed by the columns' Postgres types (a column of
         nulls keeps its type); other types are inferred from the values."""
         cursor = self._last()
@@ -154,14 +162,48 @@ class PostgresConnection:
             if own:
                 cursor.execute("begin")
             try:
-                cursor.execute(f"drop {kind} if exists {name}")
-                cursor.execute(f"create {kind} {name} as {select}", tuple(parameters or ()))
+                if kind == "table":
+                    self._refill_table(cursor, name, select, tuple(parameters or ()))
+                else:
+                    cursor.execute(f"drop view if exists {name}")
+                    cursor.execute(f"create view {name} as {select}")
             except BaseException:
                 if own:
                     cursor.execute("rollback")
                 raise
             if own:
                 cursor.execute("commit")
+
+    @staticmethod
+    def _refill_table(
+        cursor: psycopg2.extensions.cursor, name: str, select: str, args: tuple[Any, ...]
+    ) -> None:
+        """`name` holds the rows of `select` afterwards. A table of the same columns is emptied
+        and refilled, so views on it (which Postgres tracks, unlike DuckDB) stay; a table of
+        other columns is dropped with its views, as DuckDB's `create or replace` leaves them
+        broken."""
+        cursor.execute("drop table if exists pg_temp._c360_refill")
+        cursor.execute(f"create temporary table _c360_refill as {select}", args)
+
+        def shape(schema_sql: str, params: list[str]) -> list[tuple[str, str]]:
+            cursor.execute(
+                "select column_name, data_type from information_schema.columns "
+                f"where {schema_sql} order by ordinal_position",
+                params,
+            )
+            return cursor.fetchall()
+
+        schema, _, table = name.rpartition(".")
+        existing = shape("table_schema = %s and table_name = %s", [schema or "public", table])
+        fresh = shape("table_schema = pg_my_temp_schema()::regnamespace::text "
+                      "and table_name = '_c360_refill'", [])  # fmt: skip
+        if existing and existing == fresh:
+            cursor.execute(f"truncate {name}")
+            cursor.execute(f"insert into {name} select * from pg_temp._c360_refill")
+        else:
+            cursor.execute(f"drop table if exists {name} cascade")
+            cursor.execute(f"create table {name} as select * from pg_temp._c360_refill")
+        cursor.execute("drop table pg_temp._c360_refill")
 
     def register(
         self, view_name: str, python_object: pa.Table | pd.DataFrame
@@ -185,6 +227,8 @@ class PostgresConnection:
         return self
 
     def unregister(self, view_name: str) -> PostgresConnection:
+        if self._con.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INERROR:
+            return self  # the failed transaction's rollback drops it; the error is the caller's
         with self._con.cursor() as cursor:
             cursor.execute(f"drop table if exists pg_temp.{quote_ident(view_name)}")
         return self

@@ -23,6 +23,10 @@ _PARAM = "c360_param_7f3a"
 _NAMED = re.compile(r"\bc360_named_7f3a_(\w+)_end\b")
 
 
+# DuckDB functions with no Postgres namesake that SQLGlot writes through unchanged
+_DUCKDB_ONLY_FUNCTIONS = frozenset({"printf", "list_contains", "arg_max", "arg_min", "hash"})
+
+
 class UntranslatableSQL(ValueError):
     """A statement of the Python side that the target engine cannot run as written."""
 
@@ -42,8 +46,29 @@ def _refusal(tree: exp.Expression) -> str | None:
         if group.args.get("all"):
             return "`group by all`: name the grouping columns"
     for column in tree.find_all(exp.Column):
-        if column.name.lower() == "rowid" and not column.table:
+        if column.name.lower() == "rowid":
             return "`rowid`: DuckDB's row number; use the table's key"
+    for star in tree.find_all(exp.Star):
+        if star.args.get("except_") or star.args.get("replace") or star.args.get("rename"):
+            return "`* exclude / replace / rename`: name the columns"
+    for node in tree.find_all(exp.Union, exp.Insert):
+        if node.args.get("by_name"):
+            return "`by name`: name the columns in order"
+    for ordered in tree.find_all(exp.Ordered):
+        if isinstance(ordered.this, exp.Var) and ordered.this.name.upper() == "ALL":
+            return "`order by all`: name the sort columns"
+    if tree.find(exp.Qualify):
+        # SQLGlot's subquery moves limit and order inside it and shows its window column
+        return "`qualify`: filter a window in a subquery"
+    for interval in tree.find_all(exp.Interval):
+        if interval.find(exp.Placeholder):
+            return "`interval ? day`: multiply a one-day interval by the parameter"
+    for function in tree.find_all(exp.Anonymous):
+        if function.name.lower() in _DUCKDB_ONLY_FUNCTIONS:
+            return f"`{function.name}()`: DuckDB only; compute it in Python or a scratch DuckDB"
+    for placeholder in tree.find_all(exp.Placeholder):
+        if str(placeholder.args.get("this") or "").isdigit():
+            return "`$1`: use `?` with a list or `$name` with a dict"
     return None
 
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from orchestration.engine import Connection, dialect_of, store_table
+from orchestration.engine import Connection, dialect_of, replace_table, store_table
 from orchestration.identity import blocking, edit_guard, fold, given_names, probabilistic_inputs
 from orchestration.identity.fold import sql_table
 from orchestration.warehouse import connect as connect_warehouse
@@ -465,7 +465,7 @@ def candidates(con: Connection) -> pa.Table:
     try:
         local.execute("create schema intermediate")
         for name, sql in _CANDIDATE_INPUTS.items():
-            local.register("_candidate_input", con.execute(sql).fetch_arrow_table())
+            local.register("_candidate_input", con.execute(sql).to_arrow_table())
             local.execute(f"create table intermediate.{name} as select * from _candidate_input")
             local.unregister("_candidate_input")
         return local.sql(CANDIDATES_SQL).to_arrow_table()
@@ -769,33 +769,37 @@ def refresh(
     con.execute("create schema if not exists identity")
     # replaced whole (never appended): the table is this run's pairs and nothing else.
     # identifier_value carries the probability so the merge log and the health check, which
-    # name a link by its value, show it. Shaped in DuckDB (a scratch one on another engine).
-    local = con if dialect_of(con) == "duckdb" else scratch_database()
-    local.register("_probabilistic_links", links)
-    try:
-        shaped = local.execute(
-            f"""
-            select
-                cast(record_key as varchar) as record_key,
-                cast(node_key as varchar) as node_key,
-                'probabilistic' as identifier_type,
-                'p=' || printf('%.6f', match_probability) as identifier_value,
-                '{RULE}' as rule,
-                cast(match_probability as double) as match_probability,
-                cast(match_weight as double) as match_weight,
-                cast(? as date) as as_of,
-                -- per comparison its level and weight (JSON): `c360 identity explain` shows it
-                cast(comparison_levels as varchar) as comparison_levels
-            from _probabilistic_links
-            order by record_key, node_key
-            """,
-            [as_of],
-        ).to_arrow_table()
-    finally:
-        local.unregister("_probabilistic_links")
-        if local is not con:
+    # name a link by its value, show it. Shaped by DuckDB: in the warehouse, or in a scratch
+    # DuckDB whose rows are then stored in another engine's warehouse.
+    shaping = f"""
+        select
+            cast(record_key as varchar) as record_key,
+            cast(node_key as varchar) as node_key,
+            'probabilistic' as identifier_type,
+            'p=' || printf('%.6f', match_probability) as identifier_value,
+            '{RULE}' as rule,
+            cast(match_probability as double) as match_probability,
+            cast(match_weight as double) as match_weight,
+            cast(? as date) as as_of,
+            -- per comparison its level and weight (JSON): `c360 identity explain` shows it
+            cast(comparison_levels as varchar) as comparison_levels
+        from _probabilistic_links
+        order by record_key, node_key
+    """
+    if dialect_of(con) == "duckdb":
+        con.register("_probabilistic_links", links)
+        try:
+            replace_table(con, TABLE, shaping, [as_of])
+        finally:
+            con.unregister("_probabilistic_links")
+    else:
+        local = scratch_database()
+        try:
+            local.register("_probabilistic_links", links)
+            shaped = local.sql(shaping, params=[as_of]).to_arrow_table()
+        finally:
             local.close()
-    store_table(con, TABLE, shaped)
+        store_table(con, TABLE, shaped)
     counts = {
         "links": links.num_rows,
         "refused_by_cluster_check": int(

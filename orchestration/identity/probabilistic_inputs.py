@@ -29,7 +29,7 @@ def _table_digest(con: Connection, relation: str) -> str:
     if dialect_of(con) != "duckdb":
         local = scratch()
         try:
-            rows = con.execute(f"select * from {relation} as t").fetch_arrow_table()
+            rows = con.execute(f"select * from {relation} as t").to_arrow_table()
             local.register("_digested", rows)
             return _table_digest(local, "_digested")
         finally:

@@ -139,3 +139,42 @@ def test_table_and_view_helpers_replace_in_one_transaction(pg):
     assert sorted(pg.execute("select k, n from s.u").fetchall(), key=repr) == sorted(
         [("a", 1), ("", None), (None, 3)], key=repr
     )
+
+
+def test_a_replaced_table_keeps_the_views_on_it_while_its_columns_stay(pg):
+    from orchestration.engine import replace_table, replace_view
+
+    pg.execute("create schema s")
+    replace_table(pg, "s.t", "select 1 as a")
+    replace_view(pg, "s.v", "select a from s.t")
+    replace_table(pg, "s.t", "select 2 as a")  # Postgres would refuse a drop: the view needs it
+    assert pg.execute("select a from s.v").fetchall() == [(2,)]
+    replace_table(pg, "s.t", "select 'x' as b")  # other columns: the view goes, as on DuckDB
+    assert pg.execute("select b from s.t").fetchall() == [("x",)]
+    views = "select count(*) from information_schema.views where table_schema = 's'"
+    assert pg.execute(views).fetchone() == (0,)
+
+
+def test_registering_an_empty_or_all_null_frame_works_and_a_failure_keeps_its_error(pg):
+    import pandas as pd
+    import psycopg2
+
+    pg.register("_empty", pd.DataFrame({"customer_id": pd.Series([], dtype=object)}))
+    assert pg.execute("select count(*) from _empty").fetchone() == (0,)
+    pg.register("_nulls", pd.DataFrame({"k": ["a", "b"], "reason": [None, None]}))
+    assert pg.execute("select k, reason from _nulls order by k").fetchall() == [
+        ("a", None),
+        ("b", None),
+    ]
+    pg.execute("begin")
+    pg.register("_in_tx", pa.table({"k": ["a"]}))
+    with pytest.raises(psycopg2.errors.UndefinedTable):
+        try:
+            pg.execute("select * from no_such_table")
+        finally:
+            pg.unregister("_in_tx")  # in the failed transaction: must not replace the error
+    pg.execute("rollback")
+
+
+def test_the_session_runs_in_utc(pg):
+    assert pg.execute("select current_setting('TimeZone')").fetchone() == ("UTC",)

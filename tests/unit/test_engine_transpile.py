@@ -34,11 +34,14 @@ def test_several_statements_come_back_one_by_one():
     assert len(out) == 2 and out[1].startswith("CREATE TABLE")
 
 
-def test_create_or_replace_view_and_qualify_translate():
+def test_create_or_replace_view_and_window_subqueries_translate():
     (view,) = translate("create or replace view v as select 1 as a", "postgres")
     assert view.startswith("CREATE OR REPLACE VIEW")
-    (q,) = translate("select a from t qualify row_number() over (order by a) = 1", "postgres")
-    assert "QUALIFY" not in q.upper() and "ROW_NUMBER()" in q
+    (q,) = translate(
+        "select a from (select a, row_number() over (order by a) as n from t) as w where n = 1",
+        "postgres",
+    )
+    assert "ROW_NUMBER()" in q and "n = 1" in q
 
 
 def test_every_statement_of_the_phone_step_translates():
@@ -54,3 +57,24 @@ def test_named_parameters_become_psycopg_named_ones():
         "select a from t where b <= $cutoff and c > $period_end and d like '%x'", "postgres"
     )
     assert "%(cutoff)s" in out and "%(period_end)s" in out and "'%%x'" in out and "$" not in out
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("select * exclude (a) from t", "exclude"),
+        ("select * replace (1 as a) from t", "replace"),
+        ("select a from t union all by name select a from u", "by name"),
+        ("insert into t by name select 1 as a", "by name"),
+        ("select a from t order by all", "order by all"),
+        ("select a from t qualify row_number() over (order by a) = 1 limit ?", "qualify"),
+        ("select now() - interval ? day", "interval"),
+        ("select printf('%.6f', x) from t", "printf"),
+        ("select a from t where b = $1", "$1"),
+        ("select t.rowid from t", "rowid"),
+    ],
+)
+def test_more_duckdb_only_forms_are_refused(sql, named):
+    with pytest.raises(UntranslatableSQL) as err:
+        translate(sql, "postgres")
+    assert named in str(err.value)
