@@ -136,10 +136,13 @@ class PostgresConnection:
         return self
 
     def df(self) -> pd.DataFrame:
-        """The last result as a pandas frame."""
-        cursor = self._last()
-        names = [d.name for d in cursor.description or ()]
-        return pd.DataFrame(cursor.fetchall(), columns=names)
+        """The last result as a pandas frame, typed as DuckDB's `df()` types it: dates and
+        timestamps as datetime64, decimals as floats."""
+        table = self.to_arrow_table()
+        for i, field in enumerate(table.schema):
+            if pa.types.is_decimal(field.type):
+                table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))
+        return table.to_pandas(date_as_object=False)
 
     def replace_table(
         self, table: str, select_sql: str, parameters: Sequence[Any] | None = None

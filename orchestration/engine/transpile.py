@@ -61,8 +61,9 @@ def _refusal(tree: exp.Expression) -> str | None:
         # SQLGlot's subquery moves limit and order inside it and shows its window column
         return "`qualify`: filter a window in a subquery"
     for interval in tree.find_all(exp.Interval):
-        if interval.find(exp.Placeholder):
-            return "`interval ? day`: multiply a one-day interval by the parameter"
+        # SQLGlot drops an expression's value: `interval (n - 1) month` becomes `interval month`
+        if interval.this is not None and not isinstance(interval.this, exp.Literal):
+            return "`interval ? day` / `interval (expr) day`: multiply a one-day interval"
     for function in tree.find_all(exp.Anonymous):
         if function.name.lower() in _DUCKDB_ONLY_FUNCTIONS:
             return f"`{function.name}()`: DuckDB only; compute it in Python or a scratch DuckDB"

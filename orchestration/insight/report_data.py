@@ -12,9 +12,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import duckdb
 import pandas as pd
 
+from orchestration.engine import Connection
 from orchestration.warehouse import table_exists
 
 CLV_BINS = 30
@@ -42,20 +42,20 @@ class ReportData:
     calibration: Section
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def _exists(con: Connection, table: str) -> bool:
     schema, name = table.split(".")
     return table_exists(con, schema, name)
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pd.DataFrame:
+def _frame(con: Connection, sql: str, params: list) -> pd.DataFrame:
     return con.execute(sql, params).df()
 
 
 def _section(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: dt.date,
     table: str,
-    read: Callable[[duckdb.DuckDBPyConnection, dt.date, str], Section],
+    read: Callable[[Connection, dt.date, str], Section],
 ) -> Section:
     """`read`'s section from `table`, or the reason there is none while no run has built it."""
     if not _exists(con, table):
@@ -70,7 +70,7 @@ def _other_as_of(con, table: str, column: str, as_of: dt.date) -> Section:
     return Section(None, f"{table} holds {held}, not {as_of}: rerun that night to report it")
 
 
-def segment_sizes(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
+def segment_sizes(con: Connection, as_of: dt.date, table: str) -> Section:
     """Members per segment and as_of, every night up to as_of (audit.segment_stats)."""
     frame = _frame(
         con,
@@ -91,7 +91,7 @@ def segment_sizes(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) ->
     )
 
 
-def clv(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
+def clv(con: Connection, as_of: dt.date, table: str) -> Section:
     """Histogram of predicted 12-month value (CLV_BINS bins up to the 99th percentile, the top
     bin open-ended) of the customers with CLV traits in marts.customer_clv at as_of."""
     stats = con.execute(
@@ -110,7 +110,7 @@ def clv(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
         f"""
         select least(floor(predicted_value_12m / ?), ?) as bin, count(*) as customers
         from {table} where as_of = ? and predicted_value_12m is not null
-        group by all order by bin
+        group by 1 order by bin
         """,
         [width, CLV_BINS - 1, as_of],
     )
@@ -127,7 +127,7 @@ def clv(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
     )
 
 
-def retention(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
+def retention(con: Connection, as_of: dt.date, table: str) -> Section:
     """Retention rate per first-order month and months since (marts.kpi_retention_cohorts)."""
     frame = _frame(
         con,
@@ -136,7 +136,7 @@ def retention(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Sec
             cohort_customers, active_customers, retention_rate, is_month_complete
         from {table}
         where as_of = ? and months_since_first_order < ? and cohort_month >= (
-            select coalesce(max(cohort_month), date '1900-01-01') - interval ({MAX_COHORTS} - 1) month
+            select coalesce(max(cohort_month), date '1900-01-01') - interval {MAX_COHORTS - 1} month
             from {table} where as_of = ?)
         order by cohort, months_since_first_order
         """,
@@ -152,7 +152,7 @@ def retention(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Sec
     return Section(frame, facts=facts)
 
 
-def lift(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
+def lift(con: Connection, as_of: dt.date, table: str) -> Section:
     """Conversion lift with its 95 % interval per sync (per sync and arm for an A/B/n sync, the
     label `sync / arm`), over all its measured nights."""
     # a campaign_lift written before A/B/n arms has no arm column
@@ -187,7 +187,7 @@ def lift(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
     )
 
 
-def calibration(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> Section:
+def calibration(con: Connection, as_of: dt.date, table: str) -> Section:
     """The lead score's reliability table of the night's backtest (audit.lead_score_fits)."""
     row = con.execute(
         f"select reliability, roc_auc, brier, base_rate, mean_score, message from {table} "
@@ -213,7 +213,7 @@ def calibration(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> S
     )
 
 
-def collect(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> ReportData:
+def collect(con: Connection, as_of: dt.date) -> ReportData:
     """Every chart's data for as_of."""
     return ReportData(
         as_of=as_of,

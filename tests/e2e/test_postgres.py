@@ -322,6 +322,7 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
         customer_360_insight,
         lead_score,
         lift,
+        report_data,
         segment_value,
         send_time,
     )
@@ -360,6 +361,8 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
                 "send_time": send_time.run(con, AS_OF, "pg-e2e"),
                 "segments": segment_value.run(con, AS_OF),
             }
+            # the marketer report's data, after the insight marts and the planted lift
+            run["report"] = report_data.collect(con, AS_OF)
             customer_360_insight.build(con)
             run["insight_view"] = (
                 customer_360_insight.check(con),
@@ -395,6 +398,17 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
     assert sum(r[2] is not None for r in d["tables"]["clv"]) > 0  # p_alive scored for buyers
     assert p["segments"] == d["segments"] > 0
     assert p["insight_view"] == d["insight_view"]
+    shown = 0
+    for name in ("segment_sizes", "clv", "retention", "lift", "calibration"):
+        sp, sd = getattr(p["report"], name), getattr(d["report"], name)
+        assert (sp.empty_reason, sp.facts) == (sd.empty_reason, sd.facts), name
+        assert (sp.frame is None) == (sd.frame is None), name
+        if sd.frame is not None:
+            shown += 1
+            assert list(sp.frame.columns) == list(sd.frame.columns), name
+            rows = [tuple(r) for r in sd.frame.itertuples(index=False)]
+            assert _same_rows([tuple(r) for r in sp.frame.itertuples(index=False)], rows), name
+    assert shown >= 2  # CLV and retention at least have data on the fixture
     assert d["insight_view"][0]["rows"] == d["insight_view"][0]["distinct_customers"] == len(ids)
     assert len(d["lift"]) >= 2 and all(
         all(_close(x, y) for x, y in zip(astuple(a), astuple(b), strict=True))
