@@ -3,5 +3,21 @@
 
 import os
 
+import pytest
+
 # Tests never read a developer's .c360 home: every fixture sets its own.
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+# pytest puts the running test's id in the env var PYTEST_CURRENT_TEST, and Linux refuses to
+# start any process whose environment holds one string over 128 KiB ("Argument list too long").
+# A long parametrize id (a test's whole input) would break every subprocess started meanwhile.
+MAX_TEST_ID = 2000
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    long = [item.nodeid[:120] for item in items if len(item.nodeid) > MAX_TEST_ID]
+    if long:
+        raise pytest.UsageError(
+            f"{len(long)} test ids longer than {MAX_TEST_ID} characters (give parametrize short "
+            f"ids): {long[0]}…"
+        )

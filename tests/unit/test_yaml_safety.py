@@ -48,6 +48,19 @@ def _write(tmp_path: Path, text: str, name: str = "s.yml") -> Path:
         ("a: !!python/object/apply:os.system ['touch x']\n", 1, "not valid YAML"),
         ("a: 1\n---\nb: 2\n", 2, "not valid YAML: expected a single document"),
     ],
+    # short ids: pytest puts the test id in PYTEST_CURRENT_TEST, and a 400-line YAML id passes
+    # the kernel's 128 KiB limit on one env string, so any process a session fixture starts in
+    # this test's teardown (pg_ctl stop) failed with "Argument list too long"
+    ids=[
+        "alias_bomb",
+        "deep_flow",
+        "deep_block",
+        "duplicate_key",
+        "unclosed",
+        "merge_key",
+        "python_tag",
+        "two_documents",
+    ],
 )
 def test_hostile_yaml_is_refused_quickly_naming_file_and_line(tmp_path, text, line, message):
     path = _write(tmp_path, text)
