@@ -14,10 +14,28 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 MAX_TEST_ID = 2000
 
 
+def _groups(item: pytest.Item) -> set[str]:
+    return {
+        str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+        for m in item.iter_markers("xdist_group")
+    }
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     long = [item.nodeid[:120] for item in items if len(item.nodeid) > MAX_TEST_ID]
     if long:
         raise pytest.UsageError(
             f"{len(long)} test ids longer than {MAX_TEST_ID} characters (give parametrize short "
             f"ids): {long[0]}…"
+        )
+    # the shared 2k run (tests/integration/conftest.py) is built once per worker that needs it
+    stray = [
+        item.nodeid
+        for item in items
+        if "pipeline" in getattr(item, "fixturenames", ()) and "pipeline" not in _groups(item)
+    ]
+    if stray:
+        raise pytest.UsageError(
+            f"{stray[0]} reads the shared `pipeline` run but is not in "
+            'xdist_group(name="pipeline"): under `make test` it would build the run again'
         )

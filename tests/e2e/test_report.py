@@ -16,7 +16,7 @@ import pytest
 from orchestration.insight import report
 from tests.unit.test_report import AS_OF, build_warehouse
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="report")]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHARTS = ("segment_sizes", "clv", "retention", "lift", "calibration")
 

@@ -17,7 +17,7 @@ import pytest
 
 from orchestration.paths import REPO_ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="ui")]
 GROUPS = {
     "ingestion", "staging", "identity", "customer_360", "segments", "activation", "insight", "privacy",
 }  # fmt: skip

@@ -16,7 +16,7 @@ from orchestration.ingest.s3_landing import MANIFEST, LandingUrlError, sync_enti
 from orchestration.warehouse import connect
 from tests.ingest_night import night
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="landing_s3")]
 AS_OF = dt.date(2026, 11, 21)
 SECRET = "do-not-log-this-s3cr3t"
 CONTRACTS = ["crm__contacts", "shop__orders", "consent__events"]  # csv, jsonl, parquet

@@ -26,7 +26,7 @@ from demo.planted_propensity import PropensityTruth, roc_auc
 from orchestration.insight import lead_score as ls
 from orchestration.insight import refit
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="lead_score")]
 
 AS_OF = dt.date(2026, 11, 21)
 CUSTOMERS = 6000

@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from orchestration.paths import dbt_project_dir
+
+# reads the shared 2k run: on its worker, so the run is built once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 
 MIRROR = "intermediate.int_activity__web_events"
 
