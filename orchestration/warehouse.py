@@ -191,13 +191,18 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
     try:
         apply_settings(con, settings)
         if not read_only:
-            for schema in SCHEMAS:
-                con.execute(f"create schema if not exists {schema}")
+            ensure_schemas(con)
         _track("warehouse", str(db.resolve()), con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def ensure_schemas(con: Connection) -> None:
+    """The warehouse's schemas exist (on any engine: the Python steps and dbt write into them)."""
+    for schema in SCHEMAS:
+        con.execute(f"create schema if not exists {schema}")
 
 
 def scratch() -> duckdb.DuckDBPyConnection:

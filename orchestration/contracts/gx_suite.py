@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 
 from orchestration.contracts.model import Contract
 from orchestration.contracts.rules_sql import quote_ident
+from orchestration.engine import Connection
 
 
 @dataclass(frozen=True)
@@ -108,18 +108,16 @@ def validate_frame(contract: Contract, frame: pd.DataFrame) -> SuiteOutcome:
     )
 
 
-def validate_table(
-    con: duckdb.DuckDBPyConnection, contract: Contract, relation: str
-) -> SuiteOutcome:
+def validate_table(con: Connection, contract: Contract, relation: str) -> SuiteOutcome:
     """validate_frame for a batch held in the warehouse (one row per record), without bringing
     all of it into pandas: the column set is checked on the relation's columns (a frame with no
     rows), the keys on a frame of the key columns alone — at 6.8M events, one column instead of
     eight. Same expectations, same verdicts; an empty batch passes. A single-column key comes
     as its dense rank (see _keys_sql)."""
-    cursor = con.execute(f"select * exclude (_source_file) from {relation} limit 0")
-    columns = [d[0] for d in cursor.description]
+    cursor = con.execute(f"select * from {relation} limit 0")
+    columns = [d[0] for d in cursor.description if d[0] != "_source_file"]
     cursor.fetchall()
-    keys = con.execute(_keys_sql(contract, relation)).fetchdf()
+    keys = con.execute(_keys_sql(contract, relation)).df()
     if keys.empty:
         return SuiteOutcome(True, [], 0)
     return _validate(

@@ -43,9 +43,31 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _trim(col: str, dialect: Dialect) -> str:
+def trim_sql(col: str, dialect: Dialect) -> str:
     """Space separators (Unicode Zs) off both ends; Postgres' trim() removes U+0020 only."""
     return f"trim({col})" if dialect == "duckdb" else f"btrim({col}, {quote_literal(SPACES)})"
+
+
+def nonnull_list_sql(parts: list[str], dialect: Dialect) -> str:
+    """A list (DuckDB varchar[]; Postgres text[]) of the non-null values of `parts` (text
+    expressions), in order; an empty list when there are none."""
+    if dialect == "postgres":
+        if not parts:
+            return "cast(array[] as text[])"
+        return "array_remove(cast(array[" + ", ".join(parts) + "] as text[]), null)"
+    if not parts:
+        return "cast([] as varchar[])"
+    return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
+
+
+def timestamp_or_null_sql(trimmed: str, dialect: Dialect) -> str:
+    """Trimmed text `trimmed` as a timestamptz, null when it is not one; never fails. Postgres
+    has no try_cast: the cast sits behind the contract's timestamp format, so only a value the
+    type rule accepts is cast."""
+    if dialect == "duckdb":
+        return f"try_cast({trimmed} as timestamptz)"
+    valid = _valid_type_sql("timestamp", trimmed, dialect)
+    return f"(case when {valid} then cast({trimmed} as timestamptz) end)"
 
 
 def _matches(expr: str, pattern: str, dialect: Dialect) -> str:
@@ -158,7 +180,7 @@ def trimmed_columns_sql(contract: Contract, dialect: Dialect = "duckdb") -> str:
     events the repeated trims were most of the verdicts' cost)."""
     columns = dict.fromkeys(r.column for r in contract.rules)
     return ", ".join(
-        f"{_trim(quote_ident(c), dialect)} as {quote_ident(trimmed_column(c))}" for c in columns
+        f"{trim_sql(quote_ident(c), dialect)} as {quote_ident(trimmed_column(c))}" for c in columns
     )
 
 
@@ -211,13 +233,7 @@ def failed_rules_sql(
         for r in contract.rules
         if r.severity == severity
     ]
-    if dialect == "postgres":
-        if not parts:
-            return "cast(array[] as text[])"
-        return "array_remove(cast(array[" + ", ".join(parts) + "] as text[]), null)"
-    if not parts:
-        return "cast([] as varchar[])"
-    return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
+    return nonnull_list_sql(parts, dialect)
 
 
 def nullified_sql(contract: Contract, field: Field, dialect: Dialect = "duckdb") -> str | None:
@@ -226,21 +242,19 @@ def nullified_sql(contract: Contract, field: Field, dialect: Dialect = "duckdb")
     rules = [r for r in contract.nullify_rules if r.column == field.name]
     if not rules:
         return None
-    t = _trim(quote_ident(field.name), dialect)
+    t = trim_sql(quote_ident(field.name), dialect)
     return "(" + " or ".join(violation_sql(r, field, dialect, trimmed=t) for r in rules) + ")"
 
 
 def nulled_rules_sql(contract: Contract, dialect: Dialect = "duckdb") -> str:
-    """DuckDB list of the nullify rule ids a row breaks, in contract order (grain: one row of a
+    """List of the nullify rule ids a row breaks, in contract order (grain: one row of a
     relation holding the contract's text columns and trimmed_columns_sql)."""
     parts = [
         f"case when {violation_sql(r, contract.field(r.column), dialect)} "
         f"then {quote_literal(r.rule_id)} end"
         for r in contract.nullify_rules
     ]
-    if not parts:
-        return "cast([] as varchar[])"
-    return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
+    return nonnull_list_sql(parts, dialect)
 
 
 def typed_select_sql(contract: Contract, dialect: Dialect = "duckdb") -> str:
@@ -250,7 +264,7 @@ def typed_select_sql(contract: Contract, dialect: Dialect = "duckdb") -> str:
     cols = []
     for f in contract.fields:
         c = quote_ident(f.name)
-        t = _trim(c, dialect)
+        t = trim_sql(c, dialect)
         if f.logical_type == "string":
             typed = f"nullif({c}, '')"
         elif f.logical_type == "timestamp":

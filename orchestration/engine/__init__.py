@@ -67,6 +67,15 @@ def recreate_table(con: Connection, table: str, columns: str) -> None:
     con.execute(f"create table {table} ({columns})")
 
 
+def deleted_rows(con: Connection, sql: str, parameters: Sequence[Any] | None = None) -> int:
+    """Run a `delete` statement and return how many rows it deleted (DuckDB returns the count
+    as the statement's result; other engines report it on the cursor)."""
+    if dialect_of(con) == "duckdb":
+        return int(con.execute(sql, parameters).fetchone()[0])
+    con.execute(sql, parameters)
+    return int(con.rowcount)  # type: ignore[attr-defined]
+
+
 def store_table(con: Connection, table: str, rows: pa.Table) -> None:
     """Replace `table` ("schema.name") with `rows` (columns typed from the Arrow schema): how a
     step that computes in a scratch DuckDB, or in Python, writes to any warehouse."""

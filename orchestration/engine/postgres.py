@@ -108,6 +108,11 @@ class PostgresConnection:
         """The last result's columns (DB-API: each item's [0] is the name)."""
         return self._last().description
 
+    @property
+    def rowcount(self) -> int:
+        """Rows the last statement changed (or returned)."""
+        return self._last().rowcount
+
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._last().fetchone()
 

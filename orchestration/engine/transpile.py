@@ -83,6 +83,9 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
                     this=exp.cast(node.this, "decimal"), decimals=node.args["decimals"]
                 )
                 node.replace(exp.cast(inner, "double"))
+        # array_length(list): Postgres' needs a dimension and is null for an empty array
+        for node in list(tree.find_all(exp.ArraySize)):
+            node.replace(exp.Anonymous(this="cardinality", expressions=[node.this]))
         # isnan(x): Postgres floats hold NaN but have no isnan; NaN equals only itself there
         for node in list(tree.find_all(exp.IsNan)):
             node.replace(

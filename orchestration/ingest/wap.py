@@ -21,19 +21,21 @@ import statistics
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import duckdb
-
 from orchestration.contracts.masking import mask_row
 from orchestration.contracts.model import Contract
 from orchestration.contracts.rules_sql import (
     failed_rules_sql,
+    nonnull_list_sql,
     quote_ident,
     quote_literal,
     reasons_by_rule,
+    timestamp_or_null_sql,
+    trim_sql,
     trimmed_column,
     trimmed_columns_sql,
     typed_select_sql,
 )
+from orchestration.engine import Connection, deleted_rows, dialect_of, replace_table
 from orchestration.ingest.landing import (
     INVALID_JSON_RULE,
     LIVE_PREFIX,
@@ -41,6 +43,7 @@ from orchestration.ingest.landing import (
     SUFFIXES,
     LandingFile,
     LandingFileError,
+    ReadOutcome,
     discover_landing,
     read_into,
     records_in,
@@ -164,7 +167,7 @@ def batch_table(contract: Contract) -> str:
     return f"staging.batch__{contract.id}"
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+def ensure_tables(con: Connection, contract: Contract) -> None:
     """Raw and quarantine tables exist (empty) even before the first batch, so dbt can build."""
     con.execute(_AUDIT_DDL)
     typed = ", ".join(f"{quote_ident(f.name)} {f.warehouse_type}" for f in contract.fields)
@@ -200,7 +203,7 @@ def _published_match_sql(contract: Contract, alias: str, table: str, key: str) -
 
 
 def _unpublished(
-    con: duckdb.DuckDBPyConnection, contract: Contract, files: list[LandingFile]
+    con: Connection, contract: Contract, files: list[LandingFile]
 ) -> tuple[list[LandingFile], dict[str, str]]:
     """The files not yet published at their path with their bytes, and of them the ones whose
     bytes were published under another path or are an earlier file of this list (new path ->
@@ -229,7 +232,20 @@ def _masked(con, contract: Contract, sql: str, params=None) -> list[dict]:
     return [mask_row(contract, dict(zip(names, r, strict=True))) for r in cur.fetchall()]
 
 
-def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
+def _columns_except(con: Connection, relation: str, *excluded: str, prefix: str = "") -> str:
+    """The select list of `relation`'s columns but `excluded`, in order (each after `prefix`,
+    e.g. "r."): what DuckDB writes `* exclude (…)`, in SQL every engine reads."""
+    cur = con.execute(f"select * from {relation} limit 0")
+    names = [d[0] for d in cur.description]
+    cur.fetchall()
+    return ", ".join(prefix + quote_ident(n) for n in names if n not in excluded)
+
+
+# Columns of the verdicts table that only the stage step reads (never in a sample row).
+_VERDICT_FLAGS = ("_warned_rules", "_in_quarantine")
+
+
+def _future_sql(contract: Contract, cutoff: dt.datetime, dialect: str) -> str:
     """List of `<column>.not_future` ids a row breaks: a valid timestamp after the cutoff.
 
     Reads the trimmed values of the verdicts' subquery (trimmed_columns_sql): a future-checked
@@ -239,14 +255,47 @@ def _future_sql(contract: Contract, cutoff: dt.datetime) -> str:
     for col in contract.future_checked_columns:
         assert any(r.column == col for r in contract.rules), f"{col}: no rule reads it"
         c, t = quote_ident(col), quote_ident(trimmed_column(col))
+        # nested: the cast runs only on a value its type rule accepted (Postgres has no try_cast
+        # and does not promise the order of `and`)
         parts.append(
             f"case when {c} is not null and {t} <> '' and not list_contains("
-            f"_contract_failed, {quote_literal(col + '.type')}) and try_cast({t} as "
-            f"timestamptz) > cast({lit} as timestamptz) then {quote_literal(future_rule_id(col))} end"
+            f"_contract_failed, {quote_literal(col + '.type')}) then case when "
+            f"{timestamp_or_null_sql(t, dialect)} > cast({lit} as timestamptz) "
+            f"then {quote_literal(future_rule_id(col))} end end"
         )
-    if not parts:
-        return "cast([] as varchar[])"
-    return "list_filter([" + ", ".join(parts) + "], lambda x: x is not null)"
+    return nonnull_list_sql(parts, dialect)
+
+
+def _read_text(
+    con: Connection, table: str, files: list[LandingFile], contract: Contract
+) -> ReadOutcome:
+    """landing.read_into on any warehouse: DuckDB reads the files (CSV, JSON lines, Parquet).
+    On DuckDB into `table` itself; on another engine into the same table in a scratch DuckDB,
+    whose rows (text, file and row numbers) are then copied into `table`. Grain: one row per
+    record read."""
+    if dialect_of(con) == "duckdb":
+        return read_into(con, table, files, contract)
+    from orchestration.warehouse import scratch
+
+    with scratch() as local:
+        columns = con.execute(f"select * from {table} limit 0").description
+        con.fetchall()
+        local.execute(
+            f"create temp table {table} ("
+            + ", ".join(
+                f"{quote_ident(d[0])} {'bigint' if d[0] == '_source_row' else 'varchar'}"
+                for d in columns
+            )
+            + ")"
+        )
+        outcome = read_into(local, table, files, contract)
+        rows = local.sql(f"select * from {table}").to_arrow_table()
+    con.register("_c360_read_text", rows)
+    try:
+        con.execute(f"insert into {table} select * from _c360_read_text")
+    finally:
+        con.unregister("_c360_read_text")
+    return outcome
 
 
 def _as_of_end(as_of: dt.date) -> dt.datetime:
@@ -254,7 +303,7 @@ def _as_of_end(as_of: dt.date) -> dt.datetime:
 
 
 def stage_batch(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     contract: Contract,
     landing_dir: Path,
     as_of: dt.date,
@@ -278,10 +327,12 @@ def stage_batch(
     # rows (__clean) and the rows that break an error rule (__verdicts, the quarantine side).
     # The persisted text table of earlier versions goes, so no stale batch is left under its name.
     text, verdicts = _TEXT_TABLE, _VERDICTS_TABLE
+    dialect = dialect_of(con)
     text_cols = ", ".join(f"{quote_ident(c)} varchar" for c in contract.column_names)
     con.execute(f"drop table if exists {bt}")
+    con.execute(f"drop table if exists {text}")
     con.execute(
-        f"create or replace temp table {text} ({text_cols}, _source_file varchar, "
+        f"create temp table {text} ({text_cols}, _source_file varchar, "
         "_source_row bigint, _read_error varchar)"
     )
     if files:
@@ -290,7 +341,7 @@ def stage_batch(
         batch.file_signature = {str(f.path): list(f.signature) for f in files if f.signature}
         # Counted before and without the loader: the independent side of row accounting.
         batch.files_rows = {str(f.path): records_in(f) for f in to_read}
-        outcome = read_into(con, text, to_read, contract)
+        outcome = _read_text(con, text, to_read, contract)
         batch.missing_columns, batch.extra_columns = outcome.missing_columns, outcome.extra_columns
         batch.staged_rows_by_file = outcome.rows_by_file
         batch.erased = drop_tombstoned(con, contract.id, text)
@@ -319,21 +370,23 @@ def stage_batch(
     # (`_read_error`, e.g. truncated JSON) breaks only INVALID_JSON_RULE and is never matched
     # against quarantine: its all-null columns would equal any other unreadable line.
     # Each value is trimmed once, in the innermost subquery, and every rule reads that column.
-    trims = trimmed_columns_sql(contract)
-    trimmed_names = ", ".join(
-        quote_ident(trimmed_column(c)) for c in dict.fromkeys(r.column for r in contract.rules)
+    trims = trimmed_columns_sql(contract, dialect)
+    read_columns = ", ".join(
+        quote_ident(c)
+        for c in (*contract.column_names, "_source_file", "_source_row", "_read_error")
     )
+    invalid_json = nonnull_list_sql([quote_literal(INVALID_JSON_RULE)], dialect)
+    con.execute(f"drop table if exists {verdicts}")
     con.execute(
-        f"create or replace temp table {verdicts} as select * exclude (_contract_failed, "
-        f"_in_quarantine{', ' + trimmed_names if trimmed_names else ''}), "
+        f"create temp table {verdicts} as select {read_columns}, _warned_rules, "
         "case when _read_error is null then list_concat(_contract_failed, "
-        f"{_future_sql(contract, cutoff)}) else [{quote_literal(INVALID_JSON_RULE)}] end "
+        f"{_future_sql(contract, cutoff, dialect)}) else {invalid_json} end "
         "as _failed_rules, _in_quarantine and _read_error is null as _in_quarantine "
-        f"from (select *, {failed_rules_sql(contract, 'error')} "
-        f"as _contract_failed, {failed_rules_sql(contract, 'warning')} "
+        f"from (select *, {failed_rules_sql(contract, 'error', dialect)} "
+        f"as _contract_failed, {failed_rules_sql(contract, 'warning', dialect)} "
         "as _warned_rules, "
         f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
-        f"from (select *{', ' + trims if trims else ''} from {text}) b)"
+        f"from (select *{', ' + trims if trims else ''} from {text}) b) v"
     )
     batch.staged = con.execute(f"select count(*) from {text}").fetchone()[0]
     con.execute(f"drop table {text}")
@@ -344,17 +397,17 @@ def stage_batch(
     ):
         for rule_id, n in con.execute(
             f"select r, count(*) from (select unnest({kind}) as r from {verdicts} "
-            f"{new_only}) group by r order by r"
+            f"{new_only}) u group by r order by r"
         ).fetchall():
             target[rule_id] = n
     batch.quarantined = con.execute(
-        f"select count(*) from {verdicts} where len(_failed_rules) > 0 and not _in_quarantine"
+        f"select count(*) from {verdicts} where array_length(_failed_rules) > 0 and not _in_quarantine"
     ).fetchone()[0]
     batch.deduplicated_in_quarantine = con.execute(
-        f"select count(*) from {verdicts} where len(_failed_rules) > 0 and _in_quarantine"
+        f"select count(*) from {verdicts} where array_length(_failed_rules) > 0 and _in_quarantine"
     ).fetchone()[0]
     batch.warnings = con.execute(
-        f"select count(*) from {verdicts} where len(_warned_rules) > 0"
+        f"select count(*) from {verdicts} where array_length(_warned_rules) > 0"
     ).fetchone()[0]
     _measure_nulled(con, contract, batch)
     # Duplicate policy keep_latest: newest version per primary key by the ordering column;
@@ -368,53 +421,62 @@ def stage_batch(
     same_key = " and ".join(
         f"d.{quote_ident(c)} is not distinct from v.{quote_ident(c)}" for c in contract.primary_key
     )
-    clean = f"(select * from {verdicts} where len(_failed_rules) = 0)"
+    clean = f"(select * from {verdicts} where array_length(_failed_rules) = 0)"
+    # the value as it lands (trimmed, typed_select_sql) orders the versions
+    ordered = timestamp_or_null_sql(trim_sql(order, dialect), dialect)
+    con.execute("drop table if exists _c360_dup_keys")
     con.execute(
-        f"create or replace temp table _c360_dup_keys as select {pk} from {clean} "
+        f"create temp table _c360_dup_keys as select {pk} from {clean} c "
         f"group by {pk} having count(*) > 1"
     )
-    con.execute(
-        f"create or replace table {bt}__ranked as "
+    replace_table(
+        con,
+        f"{bt}__ranked",
         f"select *, row_number() over (partition by {pk} "
-        f"order by try_cast({order} as timestamptz) desc nulls last, {order} desc nulls last, "
-        f"_source_file desc, _source_row desc) as _rn from {clean} v "
-        f"where exists (select 1 from _c360_dup_keys d where {same_key})"
+        f"order by {ordered} desc nulls last, {order} desc nulls "
+        f"last, _source_file desc, _source_row desc) as _rn from {clean} v "
+        f"where exists (select 1 from _c360_dup_keys d where {same_key})",
     )
     batch.deduplicated_in_batch = con.execute(
         f"select count(*) from {bt}__ranked where _rn > 1"
     ).fetchone()[0]
     if batch.deduplicated_in_batch:
+        shown = _columns_except(con, f"{bt}__ranked", "_failed_rules", *_VERDICT_FLAGS, prefix="r.")
         batch.samples["duplicates"] = _masked(
             con,
             contract,
-            f"with k as (select distinct {pk} from {bt}__ranked where _rn > 1 order by all "
-            f"limit 3) select r.* exclude (_failed_rules, _warned_rules, _in_quarantine) "
-            f"from {bt}__ranked r join k using ({pk}) order by {pk}, _rn limit 6",
+            f"with k as (select distinct {pk} from {bt}__ranked where _rn > 1 order by {pk} "
+            f"limit 3) select {shown} from {bt}__ranked r join k using ({pk}) "
+            f"order by {', '.join('r.' + quote_ident(c) for c in contract.primary_key)}, r._rn "
+            "limit 6",
         )
     # A version already in raw (same values in every contract column) is not published twice:
     # deleted from the typed latest versions, counted by the delete's own predicate.
-    con.execute(
-        f"create or replace table {bt}__clean as select {typed_select_sql(contract)}, "
-        f"_source_file from {clean} v where not exists (select 1 from _c360_dup_keys d "
-        f"where {same_key}) union all select {typed_select_sql(contract)}, _source_file "
-        f"from {bt}__ranked where _rn = 1"
+    typed = typed_select_sql(contract, dialect)
+    replace_table(
+        con,
+        f"{bt}__clean",
+        f"select {typed}, _source_file from {clean} v where not exists (select 1 from "
+        f"_c360_dup_keys d where {same_key}) union all select {typed}, _source_file "
+        f"from {bt}__ranked where _rn = 1",
     )
     con.execute("drop table _c360_dup_keys")
     in_raw = _published_match_sql(contract, "clean", f"raw.{contract.id}", "_in_raw")
-    batch.deduplicated_in_raw = con.execute(
-        f"delete from {bt}__clean as clean where {in_raw.removesuffix(' as _in_raw')}"
-    ).fetchone()[0]
+    batch.deduplicated_in_raw = deleted_rows(
+        con, f"delete from {bt}__clean as clean where {in_raw.removesuffix(' as _in_raw')}"
+    )
     batch.loaded = con.execute(f"select count(*) from {bt}__clean").fetchone()[0]
     # Each part counted by its own predicate (not as a difference): the accounting can fail.
     batch.deduplicated = (
         batch.deduplicated_in_batch + batch.deduplicated_in_raw + batch.deduplicated_in_quarantine
     )
     batch.deduplicated_published = batch.deduplicated_in_raw + batch.deduplicated_in_quarantine
+    sample_columns = _columns_except(con, verdicts, *_VERDICT_FLAGS)
     batch.masked_samples = _masked(
         con,
         contract,
-        f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
-        "where len(_failed_rules) > 0 and not _in_quarantine "
+        f"select {sample_columns} from {verdicts} "
+        "where array_length(_failed_rules) > 0 and not _in_quarantine "
         f"order by _source_file, _source_row limit {int(sample_size)}",
     )
     batch.rule_samples = _rule_samples(con, contract, RULE_SAMPLE_ROWS)
@@ -422,9 +484,8 @@ def stage_batch(
     _measure_future(con, contract, batch)
     _measure_freshness(con, contract, batch, as_of)
     _measure_volume(con, contract, batch, as_of, to_read)
-    con.execute(
-        f"create or replace table {bt}__verdicts as select * from {verdicts} "
-        "where len(_failed_rules) > 0"
+    replace_table(
+        con, f"{bt}__verdicts", f"select * from {verdicts} where array_length(_failed_rules) > 0"
     )
     con.execute(f"drop table {verdicts}")
     con.execute(
@@ -440,11 +501,12 @@ def _rule_samples(con, contract: Contract, per_rule: int) -> dict[str, list[dict
     Read from the batch's own verdicts table (this batch's rows only, never raw or quarantine),
     so every rule that quarantined something shows an example, not only the first rule's."""
     verdicts = _VERDICTS_TABLE
+    shown = _columns_except(con, verdicts, *_VERDICT_FLAGS)
     cur = con.execute(
-        f"select * exclude (_warned_rules, _in_quarantine, _rn) from (select *, row_number() "
+        f"select _sample_rule, {shown} from (select *, row_number() "
         "over (partition by _sample_rule order by _source_file, _source_row) as _rn from ("
         f"select unnest(_failed_rules) as _sample_rule, * from {verdicts} "
-        "where len(_failed_rules) > 0 and not _in_quarantine)) "
+        "where array_length(_failed_rules) > 0 and not _in_quarantine) u) r "
         f"where _rn <= {int(per_rule)} order by _sample_rule, _source_file, _source_row"
     )
     names = [d[0] for d in cur.description]
@@ -462,24 +524,34 @@ def _measure_nulled(con, contract: Contract, batch: StagedBatch) -> None:
     if not ids:
         return
     verdicts = _VERDICTS_TABLE
-    listed = "[" + ", ".join(quote_literal(i) for i in ids) + "]"
-    nulled = f"list_filter(_warned_rules, lambda x: list_contains({listed}, x))"
-    landing = f"(select *, {nulled} as _nulled_rules from {verdicts} where len(_failed_rules) = 0)"
+    nulled = nonnull_list_sql(
+        [
+            f"case when list_contains(_warned_rules, {quote_literal(i)}) then "
+            f"{quote_literal(i)} end"
+            for i in ids
+        ],
+        dialect_of(con),
+    )
+    landing = (
+        f"(select *, {nulled} as _nulled_rules from {verdicts} "
+        "where array_length(_failed_rules) = 0) l"
+    )
     for rule_id, n in con.execute(
-        f"select r, count(*) from (select unnest(_nulled_rules) as r from {landing}) "
+        f"select r, count(*) from (select unnest(_nulled_rules) as r from {landing}) u "
         "group by r order by r"
     ).fetchall():
         batch.nulled_by_rule[rule_id] = n
     batch.nulled = con.execute(
-        f"select count(*) from {landing} where len(_nulled_rules) > 0"
+        f"select count(*) from {landing} where array_length(_nulled_rules) > 0"
     ).fetchone()[0]
     if not batch.nulled:
         return
+    shown = _columns_except(con, verdicts, *_VERDICT_FLAGS, "_failed_rules")
     cur = con.execute(
-        "select * exclude (_warned_rules, _in_quarantine, _failed_rules, _nulled_rules, _rn) "
+        f"select _sample_rule, {shown} "
         "from (select *, row_number() over (partition by _sample_rule order by _source_file, "
         f"_source_row) as _rn from (select unnest(_nulled_rules) as _sample_rule, * from "
-        f"{landing} where len(_nulled_rules) > 0)) where _rn <= {RULE_SAMPLE_ROWS} "
+        f"{landing} where array_length(_nulled_rules) > 0) u) r where _rn <= {RULE_SAMPLE_ROWS} "
         "order by _sample_rule, _source_file, _source_row"
     )
     names = [d[0] for d in cur.description]
@@ -496,8 +568,10 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
     typed = [f.name for f in contract.fields if f.logical_type != "string"]
     if not typed or not batch.files:
         return
+    dialect = dialect_of(con)
     aggs = ", ".join(
-        f"count(*) filter (where {quote_ident(c)} is not null and trim({quote_ident(c)}) <> ''), "
+        f"count(*) filter (where {quote_ident(c)} is not null and "
+        f"{trim_sql(quote_ident(c), dialect)} <> ''), "
         f"count(*) filter (where list_contains(list_concat(_failed_rules, _warned_rules), "
         f"{quote_literal(c + '.type')}))"
         for c in typed
@@ -523,36 +597,42 @@ def _measure_retyped_values(con, contract: Contract, batch: StagedBatch) -> None
             batch.samples[f"retyped:{path}:{col}"] = _masked(
                 con,
                 contract,
-                f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
+                f"select {_columns_except(con, verdicts, *_VERDICT_FLAGS)} from {verdicts} "
                 "where _source_file = ? and list_contains(list_concat(_failed_rules, "
-                f"_warned_rules), ?) order by _source_row limit {SAMPLE_ROWS}",
-                [path, col + ".type"],
+                f"_warned_rules), {quote_literal(col + '.type')}) order by _source_row "
+                f"limit {SAMPLE_ROWS}",
+                [path],
             )
 
 
 def _measure_future(con, contract: Contract, batch: StagedBatch) -> None:
     verdicts = _VERDICTS_TABLE
     for col in contract.future_checked_columns:
-        rid = future_rule_id(col)
+        # the rule id as a literal: a parameter inside list_contains is written twice on Postgres
+        has_rule = f"list_contains(_failed_rules, {quote_literal(future_rule_id(col))})"
         n = con.execute(
-            f"select count(*) from {verdicts} where not _in_quarantine "
-            "and list_contains(_failed_rules, ?)",
-            [rid],
+            f"select count(*) from {verdicts} where not _in_quarantine and {has_rule}"
         ).fetchone()[0]
         if n:
             batch.future_by_column[col] = n
             batch.samples[f"future:{col}"] = _masked(
                 con,
                 contract,
-                f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
-                "where not _in_quarantine and list_contains(_failed_rules, ?) "
+                f"select {_columns_except(con, verdicts, *_VERDICT_FLAGS)} from {verdicts} "
+                f"where not _in_quarantine and {has_rule} "
                 f"order by _source_file, _source_row limit {SAMPLE_ROWS}",
-                [rid],
             )
-    batch.future_rows = con.execute(
-        f"select count(*) from {verdicts} where not _in_quarantine and len(list_filter("
-        f"_failed_rules, lambda r: r like '%.{NOT_FUTURE}')) > 0"
-    ).fetchone()[0]
+    any_future = " or ".join(
+        f"list_contains(_failed_rules, {quote_literal(future_rule_id(c))})"
+        for c in contract.future_checked_columns
+    )
+    batch.future_rows = (
+        con.execute(
+            f"select count(*) from {verdicts} where not _in_quarantine and ({any_future})"
+        ).fetchone()[0]
+        if any_future
+        else 0
+    )
 
 
 def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.date) -> None:
@@ -561,17 +641,20 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
     if contract.field(col).logical_type not in ("timestamp", "date"):
         return
     verdicts, c = _VERDICTS_TABLE, quote_ident(col)
-    bad = f"list_has_any(_failed_rules, [{quote_literal(col + '.type')}, " + (
-        f"{quote_literal(future_rule_id(col))}])"
+    dialect = dialect_of(con)
+    bad = (
+        f"list_contains(_failed_rules, {quote_literal(col + '.type')}) or "
+        f"list_contains(_failed_rules, {quote_literal(future_rule_id(col))})"
     )
-    # The newest value and a row holding it in one pass, so the stale sample below is fetched by
-    # its position instead of by a second pass sorting every row by the value.
-    in_batch, newest_row = con.execute(
-        "select cast(max(ts) as timestamp), arg_max((_source_file, _source_row), ts) from (select "
-        f"try_cast(trim({c}) as timestamptz) as ts, _source_file, _source_row from "
-        f"{verdicts} where {c} is not null and trim({c}) <> '' and not {bad}) "
-        "where ts is not null"
+    # The newest value and the first row holding it (file, row order) in one top-1 pass, so the
+    # stale sample below is fetched by its position instead of by a second pass.
+    newest = con.execute(
+        "select cast(ts as timestamp), _source_file, _source_row from (select case when "
+        f"{c} is not null and not ({bad}) then {timestamp_or_null_sql(trim_sql(c, dialect), dialect)} end as ts, "
+        f"_source_file, _source_row from {verdicts}) t where ts is not null "
+        "order by ts desc, _source_file, _source_row limit 1"
     ).fetchone()
+    in_batch, newest_row = (newest[0], newest[1:]) if newest else (None, None)
     in_raw = con.execute(f"select cast(max({c}) as timestamp) from raw.{contract.id}").fetchone()[0]
     candidates = [(v, where) for v, where in ((in_batch, "batch"), (in_raw, "raw")) if v]
     if not candidates:
@@ -591,7 +674,7 @@ def _measure_freshness(con, contract: Contract, batch: StagedBatch, as_of: dt.da
         batch.samples["stale"] = _masked(
             con,
             contract,
-            f"select * exclude (_warned_rules, _in_quarantine) from {verdicts} "
+            f"select {_columns_except(con, verdicts, *_VERDICT_FLAGS)} from {verdicts} "
             "where _source_file = ? and _source_row = ?",
             list(newest_row),
         )
@@ -624,7 +707,7 @@ def _measure_volume(con, contract: Contract, batch: StagedBatch, as_of: dt.date,
 
 
 def publish_batch(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     contract: Contract,
     batch: StagedBatch,
     run_id: str,
@@ -670,7 +753,7 @@ def publish_batch(
             f"coalesce(_read_error, case _failed_rules[1] {reason_case} end), _failed_rules, "
             f"{cols}, ?, _source_file, "
             f"_source_row, ? from {bt}__verdicts "
-            "where len(_failed_rules) > 0 and not _in_quarantine",
+            "where array_length(_failed_rules) > 0 and not _in_quarantine",
             [batch.batch_id, batch.as_of],
         )
         for f in files:
@@ -748,9 +831,7 @@ def _nothing_new_from_live(batch: StagedBatch) -> bool:
     )
 
 
-def load_staged(
-    con: duckdb.DuckDBPyConnection, contract: Contract, run_id: str
-) -> StagedBatch | None:
+def load_staged(con: Connection, contract: Contract, run_id: str) -> StagedBatch | None:
     """The outcome staged for `contract` in run `run_id` (what the gate judges)."""
     row = con.execute(
         "select outcome from audit.ingestion_batches where contract_id = ? and run_id = ? "
@@ -759,4 +840,6 @@ def load_staged(
     ).fetchone()
     if not row:
         return None
-    return StagedBatch(**json.loads(row[0]))
+    # a json column: text from DuckDB, already decoded by Postgres' driver
+    outcome = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    return StagedBatch(**outcome)

@@ -6,10 +6,10 @@ batch counts those rows as `erased` (extracted = loaded + quarantined + deduplic
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
+from orchestration.engine import Connection
 from orchestration.privacy.identifiers import IDENTIFIER_COLUMNS, kind_of_row, normalise
 from orchestration.privacy.keys import keyed_hash
 
@@ -28,11 +28,11 @@ alter table audit.erasure_tombstones add column if not exists scope varchar defa
 """
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_table(con: Connection) -> None:
     con.execute(DDL)
 
 
-def tombstone_hashes(con: duckdb.DuckDBPyConnection, person_only: bool = False) -> set[str]:
+def tombstone_hashes(con: Connection, person_only: bool = False) -> set[str]:
     """Every tombstone hash (person_only: of scope person); empty when no erasure ever ran."""
     exists = con.execute(
         "select count(*) from information_schema.tables "
@@ -45,7 +45,7 @@ def tombstone_hashes(con: duckdb.DuckDBPyConnection, person_only: bool = False) 
 
 
 def add(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     request_id: str,
     anchors: set[tuple[str, str]],
     contact_points: set[tuple[str, str]] = frozenset(),
@@ -65,7 +65,7 @@ def add(
     return con.execute(f"select count(*) from {TABLE}").fetchone()[0] - before
 
 
-def drop_tombstoned(con: duckdb.DuckDBPyConnection, contract_id: str, table: str) -> int:
+def drop_tombstoned(con: Connection, contract_id: str, table: str) -> int:
     """Delete from `table` (a batch as read: the contract's columns as text) every row holding an
     identifier with a tombstone; returns the rows deleted. Grain: one row of one batch."""
     columns = IDENTIFIER_COLUMNS.get(contract_id, ())

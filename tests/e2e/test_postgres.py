@@ -111,41 +111,39 @@ def test_dagster_runs_and_events_are_stored_in_postgres(
 
 @pytest.fixture(scope="module")
 def raw_set(generated: Path, pg_server: PostgresServer, tmp_path_factory):
-    """The generated files ingested on DuckDB by the real WAP path, raw.* copied to Postgres typed
-    per the contracts, the phone lookup written on each engine by its own Python step. Returns
-    (Postgres database, DuckDB warehouse path, rows per raw table)."""
+    """The generated files ingested on each engine by the same write-audit-publish code (stage,
+    gate, publish), DuckDB directly and Postgres through the warehouse Connection; the phone
+    lookup written on each engine by its own Python step. Returns (Postgres database, DuckDB
+    warehouse path, rows per raw table, each engine's staged batches)."""
+    from orchestration.contracts.gx_suite import validate_table
     from orchestration.identity import phones
-    from orchestration.ingest.wap import publish_batch, stage_batch
-    from orchestration.warehouse import warehouse
+    from orchestration.ingest.gate import evaluate_gate
+    from orchestration.ingest.wap import batch_table, publish_batch, stage_batch
+    from orchestration.warehouse import ensure_schemas, warehouse
 
     root = tmp_path_factory.mktemp("pg_raw")
     wh_path, landing = root / "wh.duckdb", generated / "landing"
     db = pg_server.create_database("c360")
     counts: dict[str, int] = {}
+    batches: dict[str, dict[str, dict]] = {"duckdb": {}, "postgres": {}}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("C360_DUCKDB_TEMP_DIR", str(root / "tmp"))  # nothing lands in the repo's .c360
-        with warehouse(wh_path) as wh, db.cursor() as cur:
-            cur.execute("create schema raw")
+        with warehouse(wh_path) as wh, PostgresConnection.connect(db.dsn) as pg:
+            ensure_schemas(pg)
+            for engine, con in (("duckdb", wh), ("postgres", pg)):
+                for c in all_source_contracts():
+                    batch = stage_batch(con, c, landing, AS_OF, "pg-e2e")
+                    suite = validate_table(con, c, f"{batch_table(c)}__clean")
+                    outcome = evaluate_gate(c, batch, suite)
+                    assert outcome.passed, (engine, c.id, outcome.failures)
+                    assert publish_batch(con, c, batch, "pg-e2e", landing), (engine, c.id)
+                    # file_signature is the file's stat, absent while the file is too new to
+                    # trust it ("racy"): a matter of when each engine read it, not of the engine
+                    staged = json.loads(batch.to_json())
+                    staged.pop("file_signature")
+                    batches[engine][c.id] = staged | {"gx_evaluated": suite.evaluated}
             for c in all_source_contracts():
-                batch = stage_batch(wh, c, landing, AS_OF, "pg-e2e")
-                publish_batch(wh, c, batch, "pg-e2e", landing)
-                cols = [quote_ident(f.name) for f in c.fields]
-                cols += ["_batch_id", "_loaded_at", "_source_file"]
-                typed = ", ".join(f"{quote_ident(f.name)} {f.warehouse_type}" for f in c.fields)
-                cur.execute(f"create table raw.{c.id} ({typed}, {META_COLUMNS})")
-                csv_path = root / f"{c.id}.csv"
-                wh.execute(
-                    f"copy (select {', '.join(cols)} from raw.{c.id}) to '{csv_path}' "
-                    "(format csv, header true)"
-                )
-                with csv_path.open() as fh:
-                    cur.copy_expert(
-                        f"copy raw.{c.id} ({', '.join(cols)}) from stdin with (format csv, header true)",
-                        fh,
-                    )
                 counts[c.id] = wh.execute(f"select count(*) from raw.{c.id}").fetchone()[0]
-                cur.execute(f"select count(*) from raw.{c.id}")
-                assert cur.fetchone()[0] == counts[c.id], c.id
         # the libphonenumber lookup staging reads: its Python step run on each engine, Postgres
         # through the warehouse Connection (engine.postgres), not copied from DuckDB
         with warehouse(wh_path) as wh:
@@ -155,7 +153,38 @@ def raw_set(generated: Path, pg_server: PostgresServer, tmp_path_factory):
     assert sum(counts.values()) > 10 * CUSTOMERS  # non-trivial: every source has rows
     sources = {cid.split("__")[0] for cid in counts}
     assert sources == {cid.split("__")[0] for cid, n in counts.items() if n}, counts
-    return db, wh_path, counts
+    return db, wh_path, counts, batches
+
+
+def _ingested_rows(con, table: str, skip: tuple[str, ...]) -> list[tuple]:
+    """Every row of `table` but its `skip` columns (load times), sorted, nulls first."""
+    cur = con.execute(f"select * from {table} limit 0")
+    names = [d[0] for d in cur.description if d[0] not in skip]
+    cur.fetchall()
+    rows = con.execute(f"select {', '.join(quote_ident(n) for n in names)} from {table}").fetchall()
+    return sorted((tuple(r) for r in rows), key=lambda r: [(v is not None, str(v)) for v in r])
+
+
+def test_ingestion_stages_gates_and_publishes_the_same_on_postgres(raw_set):
+    """Write-audit-publish on Postgres: the same staged counts, samples and gate evidence per
+    contract as DuckDB's, and the same rows in raw, quarantine and the audit tables."""
+    from orchestration.warehouse import warehouse
+
+    db, wh_path, counts, batches = raw_set
+    for cid, duck in batches["duckdb"].items():
+        assert batches["postgres"][cid] == duck, cid
+    assert sum(b["quarantined"] for b in batches["duckdb"].values()) > 0  # rules were exercised
+    with warehouse(wh_path, read_only=True) as wh, PostgresConnection.connect(db.dsn) as pg:
+        for c in all_source_contracts():
+            for table, skip in (
+                (f"raw.{c.id}", ("_loaded_at",)),
+                (f"quarantine.{c.id}", ()),
+            ):
+                assert _ingested_rows(pg, table, skip) == _ingested_rows(wh, table, skip), table
+        for table in ("audit.ingestion_files", "audit.ingestion_audit"):
+            skip = ("published_at",)
+            assert _ingested_rows(pg, table, skip) == _ingested_rows(wh, table, skip), table
+        assert pg.execute("select count(*) from audit.ingestion_audit").fetchone()[0] == len(counts)
 
 
 def _dbt_build(target: str, db: PgDatabase, warehouse: Path, out: Path) -> subprocess.Popen:
@@ -179,7 +208,7 @@ def _dbt_build(target: str, db: PgDatabase, warehouse: Path, out: Path) -> subpr
 def builds(raw_set, tmp_path_factory) -> dict[str, Path]:
     """`dbt build` of the whole project on Postgres and, on the same raw rows, on DuckDB
     (concurrently: separate databases). Returns each build's output folder."""
-    db, wh_path, _ = raw_set
+    db, wh_path, *_ = raw_set
     root = tmp_path_factory.mktemp("pg_dbt")
     procs: dict[str, subprocess.Popen] = {}
     try:
@@ -224,7 +253,7 @@ def test_dbt_build_on_postgres_passes_every_model_and_test(builds):
 
 
 def test_customer_360_and_segments_on_postgres(raw_set, builds):
-    db, _, _ = raw_set
+    db, *_ = raw_set
     with db.cursor() as cur:
         cur.execute("select count(*), count(distinct customer_id) from marts.customer_360")
         n, distinct = cur.fetchone()
@@ -249,7 +278,7 @@ def test_every_model_has_the_same_rows_on_postgres_and_duckdb(raw_set, builds):
     Exact for everything but decimals/floats, which may differ by one cent: DuckDB divides
     decimals in double precision and Postgres exactly, so a half-cent tie (e.g.
     customer_360.average_order_value) can round either way."""
-    db, wh_path, _ = raw_set
+    db, wh_path, *_ = raw_set
     manifest = json.loads((builds["postgres"] / "target" / "manifest.json").read_text())
     models = sorted(
         (n["schema"], n["alias"])
@@ -257,7 +286,7 @@ def test_every_model_has_the_same_rows_on_postgres_and_duckdb(raw_set, builds):
         if n["resource_type"] == "model" and n["config"]["materialized"] != "ephemeral"
     )
     assert ("marts", "customer_360") in models and ("marts", "segment_membership") in models
-    models += [("raw", c.id) for c in all_source_contracts()]  # and the copy itself was faithful
+    models += [("raw", c.id) for c in all_source_contracts()]  # each engine's own ingestion
     models.append(("reference", "phone_numbers"))  # a Python step run on each engine
     problems: list[str] = []
     with duckdb.connect(str(wh_path), read_only=True) as duck, db.cursor() as cur:
@@ -275,7 +304,8 @@ def test_every_model_has_the_same_rows_on_postgres_and_duckdb(raw_set, builds):
                 for i in range(len(cols))
                 if any(isinstance(r[i], (float, Decimal)) for r in on_pg + on_duck)
             }
-            exact = [i for i in range(len(cols)) if i not in numeric]
+            # each engine's ingestion stamped its own load time; every other column must agree
+            exact = [i for i in range(len(cols)) if i not in numeric and cols[i] != "_loaded_at"]
             if Counter(tuple(r[i] for i in exact) for r in on_pg) != Counter(
                 tuple(r[i] for i in exact) for r in on_duck
             ):
@@ -328,7 +358,7 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
     )
     from orchestration.insight.traits_table import replace_traits
 
-    db, wh_path, _ = raw_set
+    db, wh_path, *_ = raw_set
     runs: dict[str, dict] = {}
     tables = {
         "traits": "select * from marts.e2e_traits",
@@ -440,7 +470,7 @@ def test_identity_model_and_probabilistic_links_are_the_same_on_postgres(raw_set
     from orchestration.identity import probabilistic, training
 
     settings = identity_config.load().probabilistic
-    db, wh_path, _ = raw_set
+    db, wh_path, *_ = raw_set
     out: dict[str, dict] = {}
     with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
         for name, con in (("duckdb", duck), ("postgres", pg)):
