@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from orchestration.warehouse import warehouse
+from orchestration.warehouse import engine, warehouse
 
 COUNTED = ("table", "incremental")
 
@@ -47,7 +47,8 @@ def with_row_counts(invocation: Any) -> Iterator[Any]:
     """The invocation's Dagster events, Output and AssetMaterialization of a table or
     incremental model carrying `dagster/row_count`."""
     manifest = invocation.manifest
-    if manifest.get("metadata", {}).get("adapter_type") != "duckdb":
+    # the engine dbt runs on now (the profile's target), not the one the manifest was parsed for
+    if engine() != "duckdb":
         yield from invocation.stream().fetch_row_counts()
         return
     events = list(invocation.stream())

@@ -199,6 +199,48 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
     return con
 
 
+ENGINE_ENV = "C360_DBT_TARGET"
+ENGINES = ("duckdb", "postgres")
+
+
+def engine() -> str:
+    """The warehouse engine of dbt and of the Python steps alike: dbt's profile target
+    (C360_DBT_TARGET, default duckdb), so one setting moves both."""
+    name = os.environ.get(ENGINE_ENV, "duckdb") or "duckdb"
+    if name not in ENGINES:
+        raise ValueError(f"{ENGINE_ENV}={name!r}: expected one of {', '.join(ENGINES)}")
+    return name
+
+
+def postgres_dsn() -> str:
+    """libpq connection string from the env vars dbt's postgres output reads (C360_PG_HOST,
+    C360_PG_PORT, C360_PG_USER, C360_PG_PASSWORD, C360_PG_DATABASE; same defaults)."""
+    from psycopg2.extensions import make_dsn
+
+    env = os.environ.get
+    return make_dsn(
+        host=env("C360_PG_HOST", "127.0.0.1"),
+        port=env("C360_PG_PORT", "5432"),
+        user=env("C360_PG_USER", "c360"),
+        password=env("C360_PG_PASSWORD", "") or None,
+        dbname=env("C360_PG_DATABASE", "c360"),
+    )
+
+
+@contextmanager
+def postgres_warehouse() -> Iterator[Connection]:
+    """A session on the Postgres warehouse (postgres_dsn) with the warehouse's schemas; closed on
+    exit."""
+    from orchestration.engine.postgres import PostgresConnection
+
+    con = PostgresConnection.connect(postgres_dsn())
+    try:
+        ensure_schemas(con)
+        yield con
+    finally:
+        con.close()
+
+
 def ensure_schemas(con: Connection) -> None:
     """The warehouse's schemas exist (on any engine: the Python steps and dbt write into them)."""
     for schema in SCHEMAS:

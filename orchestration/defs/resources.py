@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DbtCliResource
 from packaging import version
 
+from orchestration.engine import Connection
 from orchestration.paths import dbt_project_dir
 from orchestration.run_guard import stamp_run
-from orchestration.warehouse import warehouse
+from orchestration.warehouse import engine, postgres_warehouse, warehouse
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -34,8 +33,14 @@ class Warehouse(dg.ConfigurableResource):
             stamp_run(context.instance, context.dagster_run.run_id)
 
     @contextmanager
-    def connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        # Closed on exit; an out-of-memory error is raised naming C360_DUCKDB_MEMORY_LIMIT.
+    def connection(self, read_only: bool = False) -> Iterator[Connection]:
+        """A session on the warehouse engine (warehouse.engine()): the DuckDB file at `path`, or
+        Postgres from the C360_PG_* env vars dbt's profile reads. Closed on exit; on DuckDB an
+        out-of-memory error is raised naming C360_DUCKDB_MEMORY_LIMIT."""
+        if engine() != "duckdb":
+            with postgres_warehouse() as con:
+                yield con
+            return
         with warehouse(Path(self.path), read_only=read_only) as con:
             yield con
 
@@ -55,7 +60,7 @@ class C360DbtCli(DbtCliResource):
         return version.parse(importlib.metadata.version("dbt-core"))
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
-        if os.environ.get("C360_DBT_TARGET", "duckdb") == "duckdb":
+        if engine() == "duckdb":
             return None
         return super()._initialize_dbt_core_adapter(args)
 

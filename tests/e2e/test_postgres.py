@@ -551,3 +551,75 @@ def test_holdout_bucket_is_identical_on_postgres_duckdb_and_python(postgres: PgD
     assert on_pg == in_py
     assert on_duck == in_py
     assert len(set(in_py)) > 150  # spread, not a constant
+
+
+# --- 5. the nightly's Dagster assets with the warehouse on Postgres ------------------------------
+
+# Not yet run off DuckDB (docs/scale.md, "Where it stands"): left out of the selection below.
+_DUCKDB_ONLY_ASSETS = (
+    ("privacy",),
+    ("activation",),
+    ("marts", "next_best_action"),
+    ("reports",),
+    ("segments", "stats"),
+)
+
+
+def test_the_nightly_assets_run_with_the_warehouse_on_postgres(
+    pg_server: PostgresServer, generated: Path, raw_set, tmp_path, monkeypatch
+):
+    """C360_DBT_TARGET=postgres moves dbt and the Python steps together: the nightly job's
+    ingestion (with its blocking gates), phone lookup, dbt build and identity and insight steps
+    run in Dagster on Postgres, and land the same raw rows and customers as the DuckDB
+    ingestion of the same files."""
+    db = pg_server.create_database("nightly")
+    for key, value in {
+        "C360_DBT_TARGET": "postgres", "C360_PG_HOST": db.host, "C360_PG_PORT": str(db.port),
+        "C360_PG_USER": db.user, "C360_PG_PASSWORD": db.password, "C360_PG_DATABASE": db.dbname,
+        "C360_HOME": str(tmp_path), "C360_WAREHOUSE": str(tmp_path / "unused.duckdb"),
+        "C360_LANDING_DIR": str(generated / "landing"), "C360_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "C360_DUCKDB_TEMP_DIR": str(tmp_path / "tmp"), "DAGSTER_HOME": str(tmp_path / "dh"),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    from orchestration.definitions import defs
+
+    definitions = defs()
+    job = definitions.resolve_job_def("nightly")
+    keys = [
+        k
+        for k in definitions.resolve_asset_graph().executable_asset_keys
+        if not any(tuple(k.path[: len(p)]) == p for p in _DUCKDB_ONLY_ASSETS)
+    ]
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=AS_OF.isoformat(),
+            asset_selection=keys,
+            raise_on_error=False,
+        )
+        failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert result.success, failed
+        checks = result.get_asset_check_evaluations()
+        gates = [c for c in checks if c.check_name == "meets_contract"]
+        assert len(gates) == len(all_source_contracts()) and all(c.passed for c in gates)
+    _, wh_path, counts, _ = raw_set
+    with (
+        PostgresConnection.connect(db.dsn) as pg,
+        duckdb.connect(str(wh_path), read_only=True) as wh,
+    ):
+        for cid, n in counts.items():
+            assert pg.execute(f"select count(*) from raw.{cid}").fetchone()[0] == n, cid
+        assert pg.execute("select count(*) from marts.customer_360").fetchone()[0] > CUSTOMERS / 2
+        for table in (
+            "marts.customer_clv",
+            "marts.customer_lead_score",
+            "marts.customer_send_time",
+        ):
+            assert pg.execute(f"select count(*) from {table}").fetchone()[0] > 0, table
+        assert pg.execute("select count(*) from audit.identity_models").fetchone()[0] >= 1
+        # the warehouse file named by C360_WAREHOUSE was never opened
+        assert not (tmp_path / "unused.duckdb").exists()
+        assert (
+            wh.execute("select count(*) from raw.crm__contacts").fetchone()[0]
+            == counts["crm__contacts"]
+        )
