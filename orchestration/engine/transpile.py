@@ -27,6 +27,13 @@ _NAMED = re.compile(r"\bc360_named_7f3a_(\w+)_end\b")
 _DUCKDB_ONLY_FUNCTIONS = frozenset({"printf", "list_contains", "arg_max", "arg_min", "hash"})
 
 
+# DuckDB's to_<unit>(n) interval constructors
+_INTERVAL_FUNCTIONS = {
+    "to_days": "day", "to_hours": "hour", "to_minutes": "minute", "to_seconds": "second",
+    "to_weeks": "week", "to_months": "month", "to_years": "year",
+}  # fmt: skip
+
+
 class UntranslatableSQL(ValueError):
     """A statement of the Python side that the target engine cannot run as written."""
 
@@ -86,6 +93,14 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
         # array_length(list): Postgres' needs a dimension and is null for an empty array
         for node in list(tree.find_all(exp.ArraySize)):
             node.replace(exp.Anonymous(this="cardinality", expressions=[node.this]))
+        # to_days(n) / to_hours(n): DuckDB's intervals of n units; n times one unit elsewhere
+        for node in list(tree.find_all(exp.Anonymous, exp.ToDays)):
+            name = "to_days" if isinstance(node, exp.ToDays) else node.name.lower()
+            unit = _INTERVAL_FUNCTIONS.get(name)
+            count = node.this if isinstance(node, exp.ToDays) else (node.expressions or [None])[0]
+            if unit and count is not None:
+                one = exp.Interval(this=exp.Literal.string("1"), unit=exp.var(unit))
+                node.replace(exp.paren(exp.Mul(this=exp.paren(count), expression=one)))
         # isnan(x): Postgres floats hold NaN but have no isnan; NaN equals only itself there
         for node in list(tree.find_all(exp.IsNan)):
             node.replace(

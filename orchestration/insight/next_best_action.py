@@ -30,10 +30,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
 from orchestration.activation.sync_definition import CHANNEL_CONTACT_COLUMN
-from orchestration.contracts.rules_sql import quote_literal
+from orchestration.contracts.rules_sql import nonnull_list_sql, quote_literal
+from orchestration.engine import Connection, dialect_of, replace_table, replace_view
 from orchestration.insight.next_best_action_model import (
     ACTION_PREFIX,
     VALUE_MODELS,
@@ -104,7 +103,7 @@ def _case(actions: list[Action], expression: Any, default: str = "null") -> str:
     return f"case eligible.action_name{whens}\n            else {default}\n        end"
 
 
-def population_best_hour(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
+def population_best_hour(con: Connection, as_of: dt.date) -> int:
     """The population's best hour of the week recorded by the send-time run of as_of."""
     if table_exists(con, "audit", "send_time_evals"):
         row = con.execute(
@@ -118,7 +117,7 @@ def population_best_hour(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
     return DEFAULT_HOUR_OF_WEEK
 
 
-def _history_sql(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> str:
+def _history_sql(con: Connection, as_of: dt.date) -> str:
     if not table_exists(con, "activation", "contact_history"):
         return (
             "select cast(null as varchar) as customer_id, cast(null as varchar) as sync_id, "
@@ -141,6 +140,7 @@ def mart_sql(
     as_of: dt.date,
     history_sql: str,
     population_hour: int,
+    dialect: str = "duckdb",
 ) -> str:
     """The query behind marts.next_best_action over the temp table nba_eligible (one row per
     customer and action whose rule holds). Rendered by the segment renderer (hash_bucket)."""
@@ -149,6 +149,20 @@ def mart_sql(
     cap_days = cap.within_days if cap else 0
     cap_max = cap.max_contacts if cap else 0
     contact = _case(actions, lambda a: f"customers.{CHANNEL_CONTACT_COLUMN[a.channel]}")
+    reason_codes = nonnull_list_sql(
+        [
+            "case when is_sendable and action_rank = 1 then 'next_best' "
+            "when is_sendable then 'outranked' else 'blocked' end",
+            "consent_reason",
+            "case when is_excluded then 'global_exclusion' end",
+            "case when is_frequency_capped then 'frequency_cap' end",
+            "case when is_in_cooldown then 'cooldown' end",
+            "case when is_holdout then 'holdout' end",
+            "case when is_value_fallback then 'value_fallback' end",
+            "case when has_personal_hour then 'send_time_personal' else 'send_time_population' end",
+        ],
+        dialect,
+    )
     return f"""
 with eligible as (
     select * from nba_eligible
@@ -297,7 +311,7 @@ slots as (
             + to_days(cast((best_hour_of_week // 24 - {start.weekday()} + 7) % 7 as integer))
             + to_hours(cast(best_hour_of_week % 24 as integer)) as local_at
         from ranked
-    )
+    ) as local_slots
 ),
 
 timed as (
@@ -333,23 +347,7 @@ final as (
         is_holdout,
         cast(recent_contacts as integer) as recent_contacts,
         last_sent_as_of,
-        list_filter(
-            [
-                case
-                    when is_sendable and action_rank = 1 then 'next_best'
-                    when is_sendable then 'outranked'
-                    else 'blocked'
-                end,
-                consent_reason,
-                case when is_excluded then 'global_exclusion' end,
-                case when is_frequency_capped then 'frequency_cap' end,
-                case when is_in_cooldown then 'cooldown' end,
-                case when is_holdout then 'holdout' end,
-                case when is_value_fallback then 'value_fallback' end,
-                case when has_personal_hour then 'send_time_personal' else 'send_time_population' end
-            ],
-            lambda code: code is not null
-        ) as reason_codes,
+        {reason_codes} as reason_codes,
         cast(best_hour_of_week as integer) as best_hour_of_week,
         case when has_personal_hour then 'personal' else 'population' end as send_time_source,
         send_time_confidence,
@@ -386,7 +384,7 @@ class NbaRun:
 
 
 def run(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: dt.date,
     actions: list[Action] | None = None,
     rules: ActionRules | None = None,
@@ -402,8 +400,9 @@ def run(
     renderer = Renderer(con, as_of)
     population_hour = population_best_hour(con, as_of)
     con.execute("create schema if not exists marts")
+    con.execute("drop table if exists nba_eligible")
     con.execute(
-        "create or replace temp table nba_eligible "
+        "create temp table nba_eligible "
         "(customer_id varchar, action_name varchar, is_excluded boolean)"
     )
     for action in actions:
@@ -411,16 +410,17 @@ def run(
             "insert into nba_eligible " + renderer.render(eligibility_sql(action, segment_rules))
         )
     body = (
-        mart_sql(actions, rules, as_of, _history_sql(con, as_of), population_hour)
+        mart_sql(actions, rules, as_of, _history_sql(con, as_of), population_hour, dialect_of(con))
         if actions
         else _empty_sql(as_of)
     )
     con.execute("begin")
     try:
-        con.execute(f"create or replace table {TABLE} as {renderer.render(body)}")
-        con.execute(
+        replace_table(con, TABLE, renderer.render(body))
+        replace_view(
+            con,
+            AUDIENCE_VIEW,
             f"""
-            create or replace view {AUDIENCE_VIEW} as
             select
                 customer_id,
                 {quote_literal(ACTION_PREFIX)} || action_name as segment_name,
@@ -428,7 +428,7 @@ def run(
                 as_of
             from {TABLE}
             where is_next_best
-            """
+            """,
         )
         con.execute("commit")
     except Exception:

@@ -34,6 +34,7 @@ import duckdb
 from orchestration.contracts.customer_360 import pii_column_names
 from orchestration.contracts.masking import mask_value
 from orchestration.contracts.model import ContractError
+from orchestration.engine import Connection, dialect_of
 from orchestration.paths import REPO_ROOT, warehouse_path
 from orchestration.segments.compiler import Conditions, bounds_sql, condition_sql, segment_sql
 from orchestration.segments.model import GlobalRules, Segment
@@ -99,7 +100,7 @@ def pii_columns() -> frozenset[str]:
     return PII_COLUMNS | listed
 
 
-def _relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def _relations(con: Connection) -> dict[str, str]:
     """dbt model name -> quoted warehouse relation (schema.table), for `ref`."""
     rows = con.execute(
         "select table_schema, table_name from information_schema.tables "
@@ -113,12 +114,13 @@ def _relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 class Renderer:
-    """Renders compiled segment SQL as dbt renders it on DuckDB for one as_of: `ref(name)` is
-    the warehouse relation, the helpers are the project's duckdb__ macros."""
+    """Renders compiled segment SQL as dbt renders it for one as_of: `ref(name)` is the warehouse
+    relation, the helpers are the project's macros for the connection's engine."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+    def __init__(self, con: Connection, as_of: dt.date) -> None:
         self.relations = _relations(con)
         self.as_of = as_of
+        self.dialect = dialect_of(con)
 
     def ref(self, name: str) -> str:
         if name not in self.relations:
@@ -128,7 +130,7 @@ class Renderer:
         return self.relations[name]
 
     def render(self, sql: str) -> str:
-        return render_duckdb(sql, self.ref, self.as_of)
+        return render_duckdb(sql, self.ref, self.as_of, self.dialect)
 
 
 def warehouse_as_of(con: duckdb.DuckDBPyConnection, requested: dt.date | None = None) -> dt.date:

@@ -39,9 +39,14 @@ def _macros() -> dict[str, Any]:
     }
 
 
-def render_duckdb(sql: str, ref: Callable[[str], str], as_of: dt.date) -> str:
-    """`sql` with its Jinja rendered for DuckDB at `as_of` (config() calls render to nothing)."""
+def render_duckdb(
+    sql: str, ref: Callable[[str], str], as_of: dt.date, dialect: str = "duckdb"
+) -> str:
+    """`sql` with its Jinja rendered for DuckDB at `as_of` (config() calls render to nothing).
+    With `dialect` "postgres", the engine-specific helpers are the project's default__ macros
+    (what dbt renders on Postgres); the rest stays DuckDB's SQL, for engine.transpile."""
     segments, normalize = _macros()["segments"], _macros()["normalize"]
+    prefix = "duckdb" if dialect == "duckdb" else "default"
     env = _environment()
     # the macros that read a model themselves see the caller's ref()
     with_refs = env.from_string(_macro_source("segments")).make_module({"ref": ref})
@@ -64,7 +69,7 @@ def render_duckdb(sql: str, ref: Callable[[str], str], as_of: dt.date) -> str:
         as_of_date=as_of_date,
         as_of_end=lambda: f"cast('{as_of.isoformat()} 23:59:59' as timestamp)",
         local_date=segments.local_date,
-        json_text=segments.duckdb__json_text,
-        json_number=segments.duckdb__json_number,
-        hash_bucket=normalize.duckdb__hash_bucket,
+        json_text=getattr(segments, f"{prefix}__json_text"),
+        json_number=getattr(segments, f"{prefix}__json_number"),
+        hash_bucket=getattr(normalize, f"{prefix}__hash_bucket"),
     )

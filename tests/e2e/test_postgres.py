@@ -352,6 +352,7 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
         customer_360_insight,
         lead_score,
         lift,
+        next_best_action,
         report_data,
         segment_value,
         send_time,
@@ -368,6 +369,8 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
         "send_time": f"select * exclude (as_of) from {send_time.TRAITS_TABLE}",
         "segment_value": f"select * from {segment_value.TABLE}",
         "lift": "select * from e2e.lift",
+        "next_best_action": f"select * from {next_best_action.TABLE}",
+        "action_membership": f"select * from {next_best_action.AUDIENCE_VIEW}",
     }
     with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
         ids = sorted(
@@ -391,6 +394,9 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
                 "send_time": send_time.run(con, AS_OF, "pg-e2e"),
                 "segments": segment_value.run(con, AS_OF),
             }
+            nba = next_best_action.run(con, AS_OF)
+            nba.seconds = 0.0
+            run["nba"] = nba
             # the marketer report's data, after the insight marts and the planted lift
             run["report"] = report_data.collect(con, AS_OF)
             customer_360_insight.build(con)
@@ -427,6 +433,7 @@ def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, build
         assert _same_rows(p["tables"][key], d["tables"][key]), key
     assert sum(r[2] is not None for r in d["tables"]["clv"]) > 0  # p_alive scored for buyers
     assert p["segments"] == d["segments"] > 0
+    assert p["nba"] == d["nba"] and d["nba"].rows > 0 and d["nba"].customers_with_action > 0
     assert p["insight_view"] == d["insight_view"]
     shown = 0
     for name in ("segment_sizes", "clv", "retention", "lift", "calibration"):
@@ -559,9 +566,6 @@ def test_holdout_bucket_is_identical_on_postgres_duckdb_and_python(postgres: PgD
 _DUCKDB_ONLY_ASSETS = (
     ("privacy",),
     ("activation",),
-    ("marts", "next_best_action"),
-    ("reports",),
-    ("segments", "stats"),
 )
 
 
@@ -617,6 +621,8 @@ def test_the_nightly_assets_run_with_the_warehouse_on_postgres(
         ):
             assert pg.execute(f"select count(*) from {table}").fetchone()[0] > 0, table
         assert pg.execute("select count(*) from audit.identity_models").fetchone()[0] >= 1
+        assert pg.execute("select count(*) from marts.next_best_action").fetchone()[0] > 0
+        assert (tmp_path / "reports" / AS_OF.isoformat() / "index.html").stat().st_size > 10_000
         # the warehouse file named by C360_WAREHOUSE was never opened
         assert not (tmp_path / "unused.duckdb").exists()
         assert (
