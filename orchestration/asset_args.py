@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 
 from orchestration.run_model import ONE_DAY_PER_RUN, OWNER, nightly_partitions
+from orchestration.warehouse import warehouse_pool
 
 Source = ModuleType | Path | str
 
@@ -78,7 +79,7 @@ def nightly_asset(
                 group_name=group_name,
                 owners=[OWNER],
                 kinds=set(kinds),
-                pool="duckdb",
+                pool=warehouse_pool(),
                 partitions_def=nightly_partitions,
                 backfill_policy=ONE_DAY_PER_RUN,
                 code_version=None if sources is None else code_version(*sources),

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import duckdb
 
+from orchestration.engine import Connection
 from orchestration.paths import c360_home, warehouse_path
 
 
@@ -50,11 +51,16 @@ def is_lock_error(exc: BaseException) -> bool:
 
 
 @contextmanager
-def read_only_warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
-    """The warehouse opened read-only for a CLI command: CliError (one line) when there is none
-    yet or a run holds its write lock."""
-    from orchestration.warehouse import warehouse
+def read_only_warehouse() -> Iterator[Connection]:
+    """The warehouse opened read-only for a CLI command, on the engine of C360_DBT_TARGET:
+    CliError (one line) when a DuckDB warehouse does not exist yet or a run holds its write
+    lock."""
+    from orchestration.warehouse import engine, postgres_warehouse, warehouse
 
+    if engine() != "duckdb":
+        with postgres_warehouse(read_only=True) as con:
+            yield con
+        return
     path = warehouse_path()
     if not path.exists():
         raise no_warehouse(path)

@@ -212,6 +212,13 @@ def engine() -> str:
     return name
 
 
+def warehouse_pool() -> str | None:
+    """The Dagster pool of the steps that write the warehouse: "duckdb" on DuckDB, which allows
+    one writer (the instance limits the pool to one slot, dagster.yaml); none on a server engine,
+    where steps write side by side."""
+    return "duckdb" if engine() == "duckdb" else None
+
+
 def postgres_dsn() -> str:
     """libpq connection string from the env vars dbt's postgres output reads (C360_PG_HOST,
     C360_PG_PORT, C360_PG_USER, C360_PG_PASSWORD, C360_PG_DATABASE; same defaults)."""
@@ -228,14 +235,17 @@ def postgres_dsn() -> str:
 
 
 @contextmanager
-def postgres_warehouse() -> Iterator[Connection]:
-    """A session on the Postgres warehouse (postgres_dsn) with the warehouse's schemas; closed on
-    exit."""
+def postgres_warehouse(read_only: bool = False) -> Iterator[Connection]:
+    """A session on the Postgres warehouse (postgres_dsn), closed on exit: with the warehouse's
+    schemas, or read-only (Postgres refuses every write of the session)."""
     from orchestration.engine.postgres import PostgresConnection
 
     con = PostgresConnection.connect(postgres_dsn())
     try:
-        ensure_schemas(con)
+        if read_only:
+            con.execute("set default_transaction_read_only = on")
+        else:
+            ensure_schemas(con)
         yield con
     finally:
         con.close()

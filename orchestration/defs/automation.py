@@ -19,8 +19,10 @@ from collections.abc import Mapping
 import dagster as dg
 
 from orchestration.activation.health import last_nightly_health
+from orchestration.int_setting import int_setting
 from orchestration.run_guard import release_dead_runs
 from orchestration.run_model import nightly_partitions, schedule_timezone
+from orchestration.warehouse import engine
 
 
 def automation_on(env: Mapping[str, str] | None = None) -> bool:
@@ -35,12 +37,22 @@ def schedule_status(env: Mapping[str, str] | None = None) -> dg.DefaultScheduleS
     return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
 
 
+def warehouse_executor() -> dg.ExecutorDefinition:
+    """How a run executes its steps, by warehouse engine: in one process, one after another, on
+    DuckDB (one writer); on a server engine in parallel processes, at most C360_MAX_CONCURRENT
+    steps at a time (default 2)."""
+    if engine() == "duckdb":
+        return dg.in_process_executor
+    raw = os.environ.get("C360_MAX_CONCURRENT", "2")
+    limit = int_setting("C360_MAX_CONCURRENT", raw, minimum=1, error=ValueError)
+    return dg.multiprocess_executor.configured({"max_concurrent": limit})
+
+
 nightly = dg.define_asset_job(
     name="nightly",
     selection=dg.AssetSelection.all(),
     partitions_def=nightly_partitions,
-    # DuckDB allows one writer: run steps in one process, one after another.
-    executor_def=dg.in_process_executor,
+    executor_def=warehouse_executor(),
     description="Ingest every source (write-audit-publish), build dbt, activate audiences.",
 )
 
@@ -53,7 +65,7 @@ activation = dg.define_asset_job(
     name="activation",
     selection=dg.AssetSelection.groups("activation"),
     partitions_def=nightly_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=warehouse_executor(),
     description="Audience syncs alone, for the partition of the last healthy nightly.",
 )
 

@@ -38,7 +38,7 @@ class Warehouse(dg.ConfigurableResource):
         Postgres from the C360_PG_* env vars dbt's profile reads. Closed on exit; on DuckDB an
         out-of-memory error is raised naming C360_DUCKDB_MEMORY_LIMIT."""
         if engine() != "duckdb":
-            with postgres_warehouse() as con:
+            with postgres_warehouse(read_only=read_only) as con:
                 yield con
             return
         with warehouse(Path(self.path), read_only=read_only) as con:

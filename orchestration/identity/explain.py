@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
 from orchestration.contracts.masking import mask_value
+from orchestration.engine import Connection, dialect_of
 from orchestration.warehouse import table_exists
 
 # identifier types whose values are personal data (crm/shop ids are internal keys)
@@ -161,7 +160,7 @@ def normalize_email(text: str) -> str:
     return text.strip().lower()
 
 
-def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+def _columns(con: Connection, schema: str, table: str) -> set[str]:
     return {
         r[0]
         for r in con.execute(
@@ -172,7 +171,7 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str
     }
 
 
-def _graph_as_of(con: duckdb.DuckDBPyConnection, as_of: dt.date | None) -> dt.date:
+def _graph_as_of(con: Connection, as_of: dt.date | None) -> dt.date:
     missing = [f"{s}.{t}" for s, t in REQUIRED_TABLES if not table_exists(con, s, t)]
     if missing:
         raise ExplainError(
@@ -190,7 +189,7 @@ def _graph_as_of(con: duckdb.DuckDBPyConnection, as_of: dt.date | None) -> dt.da
     return built
 
 
-def _customer_ids_for_email(con: duckdb.DuckDBPyConnection, email: str) -> list[str]:
+def _customer_ids_for_email(con: Connection, email: str) -> list[str]:
     return [
         r[0]
         for r in con.execute(
@@ -206,7 +205,7 @@ def _customer_ids_for_email(con: duckdb.DuckDBPyConnection, email: str) -> list[
     ]
 
 
-def _live_customer_id(con: duckdb.DuckDBPyConnection, customer_id: str) -> tuple[str, str | None]:
+def _live_customer_id(con: Connection, customer_id: str) -> tuple[str, str | None]:
     """(live id, retired id it was resolved from or None); ExplainError when unknown."""
     if con.execute(
         "select count(*) from marts.customer_id_map where customer_id = ?", [customer_id]
@@ -226,9 +225,7 @@ def _live_customer_id(con: duckdb.DuckDBPyConnection, customer_id: str) -> tuple
     raise ExplainError(f"unknown customer_id {customer_id!r} (not in marts.customer_id_map)")
 
 
-def explain_customer(
-    con: duckdb.DuckDBPyConnection, customer_id: str, as_of: dt.date
-) -> CustomerExplanation:
+def explain_customer(con: Connection, customer_id: str, as_of: dt.date) -> CustomerExplanation:
     """Records, links, refused links and merge-log history of one live customer_id."""
     records = tuple(
         SourceRecord(*row)
@@ -273,12 +270,18 @@ def explain_customer(
                         select 1 from intermediate.int_identity__limit_drops as l
                         where l.record_key = e.record_key and l.node_key = e.node_key
                     )
+            ),
+            sharing as (
+                -- a grouped count, not count(distinct) over a window: Postgres has no such window
+                select node_key, count(distinct record_key) as records_sharing
+                from edges group by node_key
             )
             select e.record_key, e.node_key, e.rule, e.identifier_type, e.identifier_value,
-                count(distinct e.record_key) over (partition by e.node_key) as records_sharing,
+                sharing.records_sharing,
                 {probability} as probability,
                 {evidence} as comparison_levels
             from edges as e
+            inner join sharing on sharing.node_key = e.node_key
             {evidence_join}
             order by e.identifier_type, e.identifier_value, e.record_key, e.node_key
             """,
@@ -340,16 +343,19 @@ def explain_customer(
         ).fetchall()
     )
     ids = [customer_id, *retired]
+    # an append-only log: the row's physical position is the order of the runs (DuckDB's
+    # rowid, Postgres' ctid)
+    position = "rowid" if dialect_of(con) == "duckdb" else "ctid"
     history = tuple(
         MergeEvent(*row)
         for row in con.execute(
-            """
+            f"""
             select as_of, event, customer_id, other_customer_id, record_count, rule,
                 identifier_type, identifier_value, via_record_key, run_id
             from audit.identity_merge_log
             where (customer_id in (select unnest(?)) or other_customer_id in (select unnest(?)))
                 and as_of <= ?
-            order by as_of, rowid  -- an append-only log: rowid is the order of the runs
+            order by as_of, {position}
             """,
             [ids, ids, as_of],
         ).fetchall()
@@ -367,9 +373,7 @@ def explain_customer(
     )
 
 
-def explain(
-    con: duckdb.DuckDBPyConnection, query: str, as_of: dt.date | None = None
-) -> Explanation:
+def explain(con: Connection, query: str, as_of: dt.date | None = None) -> Explanation:
     """Explain the customer(s) of `query`: an email (contains '@', normalised like the pipeline:
     every customer with a record carrying it) or a customer_id (a retired id resolves to the live
     one). `as_of` must be the as_of of the graph in the warehouse (default: that one).
@@ -399,7 +403,7 @@ def explain(
     )
 
 
-def _model(con: duckdb.DuckDBPyConnection) -> str:
+def _model(con: Connection) -> str:
     """The probabilistic model in use: the latest accepted trained version, else the fixed one."""
     from orchestration.identity import training
 

@@ -39,7 +39,7 @@ from orchestration.paths import REPO_ROOT, warehouse_path
 from orchestration.segments.compiler import Conditions, bounds_sql, condition_sql, segment_sql
 from orchestration.segments.model import GlobalRules, Segment
 from orchestration.segments.render import render_duckdb
-from orchestration.warehouse import SCHEMAS, connect
+from orchestration.warehouse import SCHEMAS, connect, engine, postgres_warehouse, table_exists
 
 SAMPLE_SIZE = 10
 # customer_360 columns classified pii (its contract and trait properties add any new ones)
@@ -67,10 +67,14 @@ class WarehouseBusy(RuntimeError):
 
 
 @contextmanager
-def read_only_warehouse(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def read_only_warehouse(path: Path | None = None) -> Iterator[Connection]:
     """A read-only connection to the warehouse (a consistent snapshot: DuckDB lets no writer in
     while it is open), always closed. Raises WarehouseBusy when a writer holds the lock and
     PreviewError when there is no warehouse."""
+    if path is None and engine() != "duckdb":
+        with postgres_warehouse(read_only=True) as con:
+            yield con
+        return
     db = Path(path) if path else warehouse_path()
     if not db.exists():
         raise PreviewError(
@@ -133,13 +137,12 @@ class Renderer:
         return render_duckdb(sql, self.ref, self.as_of, self.dialect)
 
 
-def warehouse_as_of(con: duckdb.DuckDBPyConnection, requested: dt.date | None = None) -> dt.date:
+def warehouse_as_of(con: Connection, requested: dt.date | None = None) -> dt.date:
     """The as_of the warehouse holds (marts.customer_360.as_of of the last run); PreviewError when
     `requested` is another day or there is no customer_360."""
-    try:
-        row = con.execute("select max(as_of) from marts.customer_360").fetchone()
-    except duckdb.CatalogException as exc:
-        raise PreviewError("marts.customer_360 is not in the warehouse; run `c360 run`") from exc
+    if not table_exists(con, "marts", "customer_360"):
+        raise PreviewError("marts.customer_360 is not in the warehouse; run `c360 run`")
+    row = con.execute("select max(as_of) from marts.customer_360").fetchone()
     held = row[0] if row else None
     if held is None:
         raise PreviewError("marts.customer_360 is empty; run `c360 run`")
@@ -320,7 +323,7 @@ def _customers_query(conditions: Conditions, select: str, where: str = "") -> st
 
 
 def preview_segment(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     segments: list[Segment],
     rules: GlobalRules,
     name: str,
@@ -541,7 +544,7 @@ def _results(nodes: list, row: dict[str, Any]) -> tuple[ConditionResult, ...]:
     )
 
 
-def _in_table(con: duckdb.DuckDBPyConnection, relation: str, customer_id: str) -> bool:
+def _in_table(con: Connection, relation: str, customer_id: str) -> bool:
     row = con.execute(
         f"select count(*) from {relation} where customer_id = ?", [customer_id]
     ).fetchone()
@@ -549,7 +552,7 @@ def _in_table(con: duckdb.DuckDBPyConnection, relation: str, customer_id: str) -
 
 
 def explain_membership(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     segments: list[Segment],
     rules: GlobalRules,
     name: str,

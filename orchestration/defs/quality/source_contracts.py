@@ -19,6 +19,7 @@ from orchestration.defs.resources import Warehouse
 from orchestration.ingest.gate import GateOutcome, evaluate_gate
 from orchestration.ingest.report import write_report
 from orchestration.ingest.wap import StagedBatch, batch_table, load_staged
+from orchestration.warehouse import warehouse_pool
 
 
 def _md_table(rows: list[dict]) -> str:
@@ -49,7 +50,7 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
         asset=staged_key,
         name="meets_contract",
         blocking=True,
-        pool="duckdb",
+        pool=warehouse_pool(),
         description=f"The staged batch satisfies {contract_file}: no schema drift, quarantine "
         "share within bounds, keys unique after dedup (GX), rows accounted for.",
     )
@@ -154,7 +155,7 @@ def build_publish_check(contract: Contract) -> dg.AssetChecksDefinition:
         asset=dg.AssetKey(contract.asset_key_path),
         name="published_as_accounted",
         blocking=True,
-        pool="duckdb",
+        pool=warehouse_pool(),
         description=f"What publish wrote for this run's batch of {contract.id} (raw and quarantine "
         "rows by _batch_id, the audit row, the file cursor) adds up to the records counted in "
         "its files.",

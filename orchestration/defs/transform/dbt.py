@@ -36,7 +36,7 @@ from orchestration.dbt_vars import overrides
 from orchestration.identity import config as identity_config
 from orchestration.paths import c360_home, dbt_project_dir
 from orchestration.run_model import OWNER, as_of_from, nightly_partitions
-from orchestration.warehouse import is_out_of_memory, out_of_memory_message
+from orchestration.warehouse import is_out_of_memory, out_of_memory_message, warehouse_pool
 
 dbt_project = DbtProject(project_dir=dbt_project_dir())
 
@@ -91,7 +91,7 @@ class C360DbtTranslator(DagsterDbtTranslator):
         settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
     ),
     partitions_def=nightly_partitions,
-    pool="duckdb",
+    pool=warehouse_pool(),
     # One logical as_of per run: a backfill launches one run per day.
     backfill_policy=dg.BackfillPolicy.multi_run(1),
     name="c360_dbt",
