@@ -15,10 +15,10 @@ Python:
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
+from orchestration.engine import Connection, dialect_of
 from orchestration.privacy.identifiers import IdColumn, kind_of_row, normalise
 
 PHONES = "reference.phone_numbers"
@@ -26,19 +26,26 @@ _ASCII = "'[ -~]*'"  # printable ASCII: Python's strip() removes exactly SQL tri
 _TEXT_TYPES = {"VARCHAR"}
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT"}  # fmt: skip
+# Postgres' names of the types above (pg_typeof), as DuckDB's typeof names them
+_PG_TYPES = {"text": "VARCHAR", "character varying": "VARCHAR", "smallint": "SMALLINT",
+             "integer": "INTEGER", "bigint": "BIGINT"}  # fmt: skip
 Ids = set[tuple[str, str]]
 
 
-def _ascii(expr: str) -> str:
-    return f"({expr} is null or regexp_full_match({expr}, {_ASCII}))"
+def _ascii(expr: str, dialect: str = "duckdb") -> str:
+    if dialect == "duckdb":
+        return f"({expr} is null or regexp_full_match({expr}, {_ASCII}))"
+    # anchored: DuckDB's regexp_matches (a partial match) is Postgres' `~`
+    return f"({expr} is null or regexp_matches({expr}, '^[ -~]*$'))"
 
 
 class ColumnIndex:
     """Per (table, identifier column): a temp table (value, kind, norm) built once per erasure
     transaction; `pairs` joins it with every request's identifiers."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: Connection):
         self.con = con
+        self._dialect = dialect_of(con)
         self._tables: dict[tuple[str, str], str] = {}
         self._has_phones = bool(
             con.execute(
@@ -48,21 +55,28 @@ class ColumnIndex:
         )
 
     def close(self) -> None:
+        temp = "temp" if self._dialect == "duckdb" else "pg_temp"
         for name in self._tables.values():
-            self.con.execute(f"drop table if exists temp.{name}").fetchall()
+            self.con.execute(f"drop table if exists {temp}.{name}")
         self._tables.clear()
 
     def _type(self, table: str, column: str) -> str:
+        """The column's type by DuckDB's name (VARCHAR when the table has no row)."""
+        if self._dialect == "duckdb":
+            rows = self.con.execute(
+                f"select typeof({quote_ident(column)}) from {table} limit 1"
+            ).fetchall()
+            return rows[0][0] if rows else "VARCHAR"
         rows = self.con.execute(
-            f"select typeof({quote_ident(column)}) from {table} limit 1"
+            f"select cast(pg_typeof({quote_ident(column)}) as varchar) from {table} limit 1"
         ).fetchall()
-        return rows[0][0] if rows else "VARCHAR"
+        return _PG_TYPES.get(rows[0][0], rows[0][0].upper()) if rows else "VARCHAR"
 
     def _sql_norm(self, col: IdColumn, kind_expr: str, value_type: str) -> tuple[str, str, str]:
         """(from clause, norm expression, where the SQL normalisation holds) over the distinct
         values `d` (columns value, other)."""
         text = "d.value" if value_type in _TEXT_TYPES else "cast(d.value as varchar)"
-        other_ok = _ascii("d.other")
+        other_ok = _ascii("d.other", self._dialect)
         trimmed = f"nullif(trim({text}), '')"
         phone, src, found = "null", "", "false"
         if (col.kind == "phone" or col.type_column) and self._has_phones:
@@ -74,7 +88,8 @@ class ColumnIndex:
             f"case {kind_expr} when 'email' then lower({trimmed}) when 'phone' then {phone} "
             f"else {trimmed} end"
         )
-        ok = f"{other_ok} and case {kind_expr} when 'phone' then {found} else {_ascii(text)} end"
+        ascii_text = _ascii(text, self._dialect)
+        ok = f"{other_ok} and case {kind_expr} when 'phone' then {found} else {ascii_text} end"
         return src, norm, ok
 
     def _build(self, table: str, col: IdColumn) -> str:
@@ -89,8 +104,8 @@ class ColumnIndex:
             self.con.execute(
                 f"create temp table {name} as select d.value, null::varchar as kind, "
                 f"null::varchar as norm from ({distinct}) d limit 0"
-            ).fetchall()
-            self._python_rows(name, col, f"select value, other from ({distinct})")
+            )
+            self._python_rows(name, col, f"select value, other from ({distinct}) as d")
             return name
         if col.type_column:
             kind_expr = (
@@ -104,7 +119,7 @@ class ColumnIndex:
             f"create temp table {name} as select value, kind, norm from ("
             f"select d.value, {kind_expr} as kind, {norm} as norm, {ok} as sql_ok "
             f"from ({distinct}) d {src}) n where sql_ok and kind is not null and norm is not null"
-        ).fetchall()
+        )
         self._python_rows(
             name,
             col,
@@ -128,9 +143,7 @@ class ColumnIndex:
             pa.table({"value": list(values), "kind": list(kinds), "norm": list(norms)}),
         )
         try:
-            self.con.execute(
-                f"insert into {name} select value, kind, norm from _c360_erasure_py"
-            ).fetchall()
+            self.con.execute(f"insert into {name} select value, kind, norm from _c360_erasure_py")
         finally:
             self.con.unregister("_c360_erasure_py")
 

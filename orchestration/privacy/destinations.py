@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import duckdb
 import pyarrow as pa
 
+from orchestration.engine import Connection
 from orchestration.privacy.keys import keyed_hash
 
 
@@ -38,7 +38,7 @@ class Acknowledgement:
 
 
 def holders(
-    con: duckdb.DuckDBPyConnection, wanted: list[tuple[set[str], set[str]]]
+    con: Connection, wanted: list[tuple[set[str], set[str]]]
 ) -> list[list[tuple[str, str, int | None]]]:
     """Per (customer ids, identifiers) of `wanted`: the sync_state rows (sync_id, identifier,
     generation) not `removed` holding one of them, ordered by sync and identifier. One query
@@ -75,18 +75,20 @@ def holders(
             inner join _c360_erasure_wanted as w
                 on w.kind = 'i' and s.identifier = w.v
             where s.status <> 'removed'
-            order by 1, 2, 3
             """
         ).fetchall()
     finally:
         con.unregister("_c360_erasure_wanted")
+    # by request, sync and identifier in byte order, whatever the engine's collation: the
+    # order the deletes are sent and acknowledged in
+    found.sort(key=lambda f: (f[0], str(f[1]).encode(), str(f[2]).encode()))
     for r, sync_id, identifier, generation in found:
         out[r].append((sync_id, identifier, generation))
     return out
 
 
 def send_deletes(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     request_id: str,
     customer_ids: set[str],
     identifiers: set[str],
@@ -98,7 +100,7 @@ def send_deletes(
 
 
 def deliver(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     request_id: str,
     held: list[tuple[str, str, int | None]],
     log: Callable[[str], None] = lambda message: None,

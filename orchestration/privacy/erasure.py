@@ -31,10 +31,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
+from orchestration.engine import Connection, deleted_rows, dialect_of
 from orchestration.identity import phones
 from orchestration.paths import landing_dir, outbox_dir
 from orchestration.privacy import files, s3_objects, tombstones
@@ -122,7 +122,29 @@ class Request:
         return {v for k, v in self.ids if k == kind}
 
 
-def _exists(con, schema: str, table: str) -> bool:
+# The text column types the sweep reads: DuckDB's VARCHAR, Postgres' text and varchar.
+_TEXT_TYPES = ("VARCHAR", "text", "character varying")
+
+
+def row_id(con: Connection) -> str:
+    """The column naming one row of a table within the erasure's transaction: DuckDB's `rowid`,
+    Postgres' `ctid` (the row's place; a row updated by another session meanwhile moves, which
+    `_delete_hits` notices by the count its delete returns)."""
+    return "rowid" if dialect_of(con) == "duckdb" else "ctid"
+
+
+def temp_table(con: Connection, name: str) -> str:
+    """`name` qualified by the session's temp schema (DuckDB: temp, Postgres: pg_temp)."""
+    return f"{'temp' if dialect_of(con) == 'duckdb' else 'pg_temp'}.{name}"
+
+
+def _create_temp(con: Connection, name: str, select_sql: str) -> None:
+    """A temp table `name` holding the rows of `select_sql` (any earlier one replaced)."""
+    con.execute(f"drop table if exists {temp_table(con, name)}")
+    con.execute(f"create temp table {name} as {select_sql}")
+
+
+def _exists(con: Connection, schema: str, table: str) -> bool:
     return bool(
         con.execute(
             "select count(*) from information_schema.tables where table_schema = ? "
@@ -132,21 +154,29 @@ def _exists(con, schema: str, table: str) -> bool:
     )
 
 
-def pending_requests(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[Request]:
-    """Erasure requests in raw up to the end of as_of without a receipt yet (one per id)."""
+def pending_requests(con: Connection, as_of: dt.date) -> list[Request]:
+    """Erasure requests in raw up to the end of as_of without a receipt yet (one per id, its
+    earliest row; in request id order)."""
     con.execute(DDL)
     if not _exists(con, "raw", "consent__erasure_requests"):
         return []
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    # a request delivered twice: the contact point and type of one row, its earliest
     rows = con.execute(
-        "select erasure_request_id, any_value(contact_point), any_value(contact_point_type), "
-        "min(requested_at) from raw.consent__erasure_requests r where requested_at < ? "
+        "select erasure_request_id, contact_point, contact_point_type, first_at from ("
+        "select erasure_request_id, contact_point, contact_point_type, "
+        "min(requested_at) over (partition by erasure_request_id) as first_at, "
+        "row_number() over (partition by erasure_request_id "
+        "order by requested_at, contact_point, contact_point_type) as n "
+        "from raw.consent__erasure_requests where requested_at < ? "
         f"and erasure_request_id not in (select request_id from {RECEIPTS}) "
-        "and contact_point is not null group by erasure_request_id order by erasure_request_id",
+        "and contact_point is not null) as r where n = 1",
         [end],
     ).fetchall()
     out = []
-    for rid, value, ctype, at in rows:
+    # ids in byte order (a Postgres collation may order text otherwise): a request's index
+    # decides which one a row shared by two counts for
+    for rid, value, ctype, at in sorted(rows, key=lambda row: str(row[0]).encode()):
         kind = kind_of_row(IdColumn("contact_point", "contact_point", type_column="t"), ctype)
         norm = normalise(kind, value) if kind else None
         if norm is not None:
@@ -158,10 +188,10 @@ def pending_requests(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[Req
 
 
 class _Temp:
-    """Arrow tables registered as DuckDB views for one query (request index `r`, value `v`);
-    unregistered on exit. Joins on them are equality joins DuckDB hashes."""
+    """Arrow tables registered for one query (request index `r`, value `v`; DuckDB: views,
+    Postgres: temp tables); unregistered on exit. Joins on them are equality joins."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: Connection):
         self.con = con
         self.names: list[str] = []
 
@@ -207,15 +237,16 @@ def _column_joins(
     ]
 
 
-def _hits_sql(table: str, joins: list[tuple[str, str]]) -> str:
-    """(rid, r): the rows of `table` each request reaches, one equality join per
+def _hits_sql(con: Connection, table: str, joins: list[tuple[str, str]]) -> str:
+    """(rid, r): the rows of `table` each request reaches (rid: row_id), one equality join per
     (column expression, registered pairs)."""
+    rid = row_id(con)
     return " union all ".join(
-        f"select t.rowid as rid, m.r from {table} t join {m} m on {expr} = m.v" for expr, m in joins
+        f"select t.{rid} as rid, m.r from {table} t join {m} m on {expr} = m.v" for expr, m in joins
     )
 
 
-def expand_all(con: duckdb.DuckDBPyConnection, reqs: list[Request], index: ColumnIndex) -> None:
+def expand_all(con: Connection, reqs: list[Request], index: ColumnIndex) -> None:
     """Grow every request to its person, all requests at once: person records holding an anchor,
     their identifiers (ids anchor further; emails and phones only join req.ids), and the records
     customer_id_map puts in the same customer; a request stops when a pass finds it no new anchor
@@ -259,7 +290,7 @@ def expand_all(con: duckdb.DuckDBPyConnection, reqs: list[Request], index: Colum
         active = [r for r, n in zip(active, before, strict=True) if len(r.anchors) != n]
 
 
-def _expand_by_map(con: duckdb.DuckDBPyConnection, reqs: list[Request]) -> None:
+def _expand_by_map(con: Connection, reqs: list[Request]) -> None:
     """The customers of each request's source ids (and its customer ids), then every record
     customer_id_map puts in them."""
     customers = [set(req.of_kind("customer_id")) for req in reqs]
@@ -294,7 +325,7 @@ def _expand_by_map(con: duckdb.DuckDBPyConnection, reqs: list[Request]) -> None:
                 reqs[r].anchors.add((MAP_SOURCE_KIND[source], str(rid)))
 
 
-def _erase_contract_tables(con, reqs: list[Request], index: ColumnIndex) -> None:
+def _erase_contract_tables(con: Connection, reqs: list[Request], index: ColumnIndex) -> None:
     """Rows of the person in raw, quarantine and the staging batch tables of every contract: per
     table one join counting each request's rows, then one delete (a row two requests reach
     counts for both)."""
@@ -317,7 +348,7 @@ def _erase_contract_tables(con, reqs: list[Request], index: ColumnIndex) -> None
                 joins = _column_joins(tmp, table, usable, reqs, index, anchors=person)
                 if not joins:
                     continue
-                _delete_hits(con, table, _hits_sql(table, joins), reqs, first_only=False,
+                _delete_hits(con, table, _hits_sql(con, table, joins), reqs, first_only=False,
                              place=f"{schema}.{name}", what="the person's rows")  # fmt: skip
 
 
@@ -327,27 +358,36 @@ def _delete_hits(
     """Delete the rows `hits` (rid, r) names; each request's rows counted once (first_only: a
     row only for the first request reaching it, as deleting request by request would)."""
     rows = (
-        f"select rid, min(r) as r from ({hits}) group by rid"
+        f"select rid, min(r) as r from ({hits}) as h group by rid"
         if first_only
-        else f"select distinct rid, r from ({hits})"
+        else f"select distinct rid, r from ({hits}) as h"
     )
-    con.execute(f"create or replace temp table _c360_erasure_hits as {rows}").fetchall()
+    _create_temp(con, "_c360_erasure_hits", rows)
     try:
         counts = dict(
             con.execute("select r, count(*) from _c360_erasure_hits group by r").fetchall()
         )
         if counts:
-            con.execute(
-                f"delete from {table} where rowid in (select rid from _c360_erasure_hits)"
-            ).fetchall()
+            found = con.execute("select count(distinct rid) from _c360_erasure_hits").fetchall()[0][
+                0
+            ]
+            gone = deleted_rows(
+                con,
+                f"delete from {table} where {row_id(con)} in (select rid from _c360_erasure_hits)",
+            )
+            if gone != found:  # a row changed by another session since it was found
+                raise RuntimeError(
+                    f"erasure: {place}: {found} row(s) found, {gone} deleted (the table changed "
+                    "during the erasure); nothing is kept, rerun the step"
+                )
         for i, req in enumerate(reqs):
             if counts.get(i):
                 req.touched(place, what, "deleted", rows=counts[i])
     finally:
-        con.execute("drop table if exists temp._c360_erasure_hits").fetchall()
+        con.execute(f"drop table if exists {temp_table(con, '_c360_erasure_hits')}")
 
 
-def _erase_phone_lookup(con, reqs: list[Request]) -> None:
+def _erase_phone_lookup(con: Connection, reqs: list[Request]) -> None:
     if not _exists(con, "reference", "phone_numbers"):
         return
     pairs = [(i, p) for i, req in enumerate(reqs) for p in sorted(req.of_kind("phone"))]
@@ -365,11 +405,11 @@ def _erase_phone_lookup(con, reqs: list[Request]) -> None:
     held = phones.inputs_sql(raw_tables, skip=frozenset({"consent__erasure_requests"}))
     with _Temp(con) as tmp:
         m = tmp.add(pairs)
-        hits = _hits_sql("reference.phone_numbers", [("t.e164", m)])
+        hits = _hits_sql(con, "reference.phone_numbers", [("t.e164", m)])
         if held:
             hits = (
                 f"select h.rid, h.r from ({hits}) as h "
-                "inner join reference.phone_numbers as t on t.rowid = h.rid "
+                f"inner join reference.phone_numbers as t on t.{row_id(con)} = h.rid "
                 f"where not exists (select 1 from ({held}) as k "
                 "where k.raw_text = t.raw_text and k.region = t.region)"
             )
@@ -410,20 +450,35 @@ def _source_id_joins(tmp: _Temp, reqs: list[Request], columns: list[str]) -> lis
     return joins
 
 
-def _sweep(con, reqs: list[Request]) -> None:
+def _sweep_tables(con: Connection) -> list[tuple[str, str, list[str]]]:
+    """(schema, table, text columns in order) of every base table of the warehouse, in byte
+    order of schema and table (as DuckDB orders them). On Postgres the database's own catalog
+    schemas (pg_catalog, information_schema, pg_toast, the pg_temp_N of sessions) are not the
+    warehouse's; DuckDB lists its catalog and temp tables under other catalogs."""
+    types = ", ".join(f"'{t}'" for t in _TEXT_TYPES)
+    rows = con.execute(
+        "select cast(c.table_schema as varchar), cast(c.table_name as varchar), "
+        "list(cast(c.column_name as varchar) order by c.ordinal_position) "
+        "from information_schema.columns c join information_schema.tables t "
+        "on c.table_schema = t.table_schema and c.table_name = t.table_name "
+        "and c.table_catalog = t.table_catalog "
+        f"where t.table_type = 'BASE TABLE' and c.data_type in ({types}) "
+        "and t.table_catalog = current_database() "
+        "and t.table_schema <> 'information_schema' and left(t.table_schema, 3) <> 'pg_' "
+        "group by c.table_schema, c.table_name"
+    ).fetchall()
+    return sorted(
+        ((s, n, list(cols)) for s, n, cols in rows), key=lambda r: (r[0].encode(), r[1].encode())
+    )
+
+
+def _sweep(con: Connection, reqs: list[Request]) -> None:
     """Every other base table: rows holding the person's email, phone or customer id deleted
     (pseudonymised in activation), or one of their source ids (anchors) in a column named for
     that id (SOURCE_ID_COLUMNS). Per table one join of each text column with every request's
     needles; a row counts for the first request reaching it, as erasing request by request
     would (the rows are gone, or the values pseudonymised, for the later ones)."""
-    tables = con.execute(
-        "select c.table_schema, c.table_name, list(c.column_name order by c.ordinal_position) "
-        "from information_schema.columns c join information_schema.tables t "
-        "on c.table_schema = t.table_schema and c.table_name = t.table_name "
-        "and c.table_catalog = t.table_catalog "
-        "where t.table_type = 'BASE TABLE' and c.data_type = 'VARCHAR' "
-        "and t.table_catalog = current_database() group by all order by all"
-    ).fetchall()
+    tables = _sweep_tables(con)
     pairs = _needle_pairs(reqs)
     if not pairs:
         return
@@ -442,12 +497,18 @@ def _sweep(con, reqs: list[Request]) -> None:
                 joins = [(f"lower(trim(t.{quote_ident(c)}))", needles) for c in columns]
                 # tables keyed by a source id only (an incremental model's shop_customer_id)
                 joins += _source_id_joins(tmp, reqs, columns)
-                _delete_hits(con, table, _hits_sql(table, joins), reqs, first_only=True,
+                _delete_hits(con, table, _hits_sql(con, table, joins), reqs, first_only=True,
                              place=place, what="rows holding the person")  # fmt: skip
 
 
 def _pseudonymise(
-    con, table: str, columns: list[str], needles: str, reqs: list[Request], place: str, what: str
+    con: Connection,
+    table: str,
+    columns: list[str],
+    needles: str,
+    reqs: list[Request],
+    place: str,
+    what: str,
 ) -> None:
     """Replace every value of `columns` equal (trimmed, lower case) to a needle by its keyed
     pseudonym. A value is the first request's holding it as a needle (request by request, a later
@@ -456,18 +517,21 @@ def _pseudonymise(
     for c in columns:
         q = quote_ident(c)
         first = f"_c360_erasure_first_{len(firsts)}"
-        con.execute(
-            f"create or replace temp table {first} as select d.v, min(n.r) as r from "
+        _create_temp(
+            con,
+            first,
+            f"select d.v, min(n.r) as r from "
             f"(select distinct {q} as v from {table} where {q} is not null) d "
-            f"join {needles} n on lower(trim(d.v)) = n.v group by d.v"
-        ).fetchall()
+            f"join {needles} n on lower(trim(d.v)) = n.v group by d.v",
+        )
         firsts[c] = first
     try:
+        rid = row_id(con)
         owners = " union ".join(
-            f"select t.rowid as rid, f.r from {table} t join {f} f on t.{quote_ident(c)} = f.v"
+            f"select t.{rid} as rid, f.r from {table} t join {f} f on t.{quote_ident(c)} = f.v"
             for c, f in firsts.items()
         )
-        counts = dict(con.execute(f"select r, count(*) from ({owners}) group by r").fetchall())
+        counts = dict(con.execute(f"select r, count(*) from ({owners}) as o group by r").fetchall())
         for c, f in firsts.items():
             values = [v for (v,) in con.execute(f"select v from {f}").fetchall()]
             if values:
@@ -477,24 +541,22 @@ def _pseudonymise(
                 req.touched(place, what, "pseudonymised", rows=counts[i])
     finally:
         for f in firsts.values():
-            con.execute(f"drop table if exists temp.{f}").fetchall()
+            con.execute(f"drop table if exists {temp_table(con, f)}")
 
 
-def _set_pseudonyms(con, table: str, column: str, values: list) -> None:
+def _set_pseudonyms(con: Connection, table: str, column: str, values: list) -> None:
     c = quote_ident(column)
     mapping = pa.table(
         {"v": values, "p": [pseudonym(column, str(v).strip().lower()) for v in values]}
     )
     con.register("_c360_pseudonyms", mapping)
     try:
-        con.execute(
-            f"update {table} set {c} = m.p from _c360_pseudonyms m where {table}.{c} = m.v"
-        ).fetchall()
+        con.execute(f"update {table} set {c} = m.p from _c360_pseudonyms m where {table}.{c} = m.v")
     finally:
         con.unregister("_c360_pseudonyms")
 
 
-def _contact_history(con, reqs: list[Request]) -> None:
+def _contact_history(con: Connection, reqs: list[Request]) -> None:
     """Pseudonymise contact_history: the person's customer_id and contact_point become keyed
     pseudonyms, every row stays (what was sent, to how many, with which outcome)."""
     if not _exists(con, "activation", "contact_history"):
@@ -530,7 +592,7 @@ def _file_roots(landing: Path, outbox: Path) -> list[tuple[Path, Path, str, bool
     return out
 
 
-def _drop_uris(con) -> list[str]:
+def _drop_uris(con: Connection) -> list[str]:
     """Every S3 file drop c360 wrote (activation.sync_runs.output_uri)."""
     if not _exists(con, "activation", "sync_runs"):
         return []
@@ -539,7 +601,7 @@ def _drop_uris(con) -> list[str]:
     ).fetchall()]  # fmt: skip
 
 
-def _rewrite_objects(con, reqs: list[Request], landing: Path) -> None:
+def _rewrite_objects(con: Connection, reqs: list[Request], landing: Path) -> None:
     """S3 landing objects already downloaded and S3 file drops holding the person (s3_objects.py);
     before the local files, so the landing manifest and the rewritten local copy agree."""
     from orchestration.contracts.model import all_source_contracts
@@ -566,7 +628,7 @@ def _rewrite_objects(con, reqs: list[Request], landing: Path) -> None:
             by_id[rid].touched(rw.uri, rw.kind, action, rows=n, files_n=1)
 
 
-def _rewrite_files(con, reqs: list[Request], landing: Path, outbox: Path) -> None:
+def _rewrite_files(con: Connection, reqs: list[Request], landing: Path, outbox: Path) -> None:
     by_id = {r.request_id: r for r in reqs}
     ledger = _exists(con, "audit", "ingestion_files")
     for folder, root, what, anchors_only in _file_roots(landing, outbox):
@@ -585,7 +647,7 @@ def _rewrite_files(con, reqs: list[Request], landing: Path, outbox: Path) -> Non
                 )
 
 
-def _destinations(con, reqs: list[Request], log: Callable[[str], None]) -> None:
+def _destinations(con: Connection, reqs: list[Request], log: Callable[[str], None]) -> None:
     # by anchors: a sync_state row is the person's by its customer_id, or by an identifier
     # only they hold (a household phone may be a sync's key for someone else)
     held = holders(con, [
@@ -607,7 +669,7 @@ def _destinations(con, reqs: list[Request], log: Callable[[str], None]) -> None:
             req.touched(f"destination:{a.sync}", a.destination, f"{a.how}: {a.status}")
 
 
-def _receipt(con, req: Request, as_of: dt.date, run_id: str | None) -> None:
+def _receipt(con: Connection, req: Request, as_of: dt.date, run_id: str | None) -> None:
     kinds = sorted({k for k, _ in req.ids})
     status = "done" if all(a["status"] == "ok" for a in req.acks) else "destinations_pending"
     con.execute(
@@ -628,7 +690,7 @@ class ErasureSummary:
 
 
 def erase_pending(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     as_of: dt.date,
     run_id: str | None = None,
     landing: Path | None = None,
@@ -665,7 +727,8 @@ def erase_pending(
     except BaseException:
         con.execute("rollback")
         raise
-    con.execute("checkpoint")
+    if dialect_of(con) == "duckdb":
+        con.execute("checkpoint")  # DuckDB's; Postgres checkpoints on its own
     pending = sum(1 for r in reqs if any(a["status"] != "ok" for a in r.acks))
     return ErasureSummary(len(reqs), sum(r.rows for r in reqs), sum(r.files for r in reqs),
                           new, pending)  # fmt: skip

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import pyarrow as pa
+
+from orchestration.engine import Connection
 
 CURSORS = "privacy.platform_unsubscribe_cursors"
 COLUMNS = ("consent_event_id", "contact_point", "contact_point_type", "channel", "purpose",
@@ -45,7 +47,7 @@ class Collected:
         return sum(self.events.values())
 
 
-def ensure_cursors(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_cursors(con: Connection) -> None:
     con.execute("create schema if not exists privacy")
     con.execute(
         f"create table if not exists {CURSORS} (sync_id varchar primary key, "
@@ -53,14 +55,14 @@ def ensure_cursors(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def cursor(con: duckdb.DuckDBPyConnection, sync_id: str) -> dt.datetime | None:
+def cursor(con: Connection, sync_id: str) -> dt.datetime | None:
     """The latest opt-out time already landed for `sync_id` (None: never asked)."""
     ensure_cursors(con)
     row = con.execute(f"select cursor_at from {CURSORS} where sync_id = ?", [sync_id]).fetchone()
     return None if row is None else row[0]
 
 
-def _contact_points(con, sync: Any, identifiers: set[str]) -> dict[str, str]:
+def _contact_points(con: Connection, sync: Any, identifiers: set[str]) -> dict[str, str]:
     """identifier → the sync channel's contact point, from marts.customer_360."""
     from orchestration.activation.sync_definition import CHANNEL_CONTACT_COLUMN
 
@@ -69,14 +71,19 @@ def _contact_points(con, sync: Any, identifiers: set[str]) -> dict[str, str]:
         "select count(*) from information_schema.columns where table_schema = 'marts' "
         "and table_name = 'customer_360' and column_name in (?, ?)",
         [sync.identifier, column],
-    ).fetchone()[0]
+    ).fetchall()[0][0]  # fetched to the end: DuckDB registers nothing while a result is open
     if not identifiers or column is None or exists < 2:
         return {}
-    rows = con.execute(
-        f'select "{sync.identifier}"::varchar, "{column}" from marts.customer_360 '
-        f'where list_contains(?, "{sync.identifier}"::varchar) and "{column}" is not null',
-        [sorted(identifiers)],
-    ).fetchall()
+    # the identifiers as a registered relation: a list parameter is DuckDB's only
+    con.register("_c360_unsubscribed", pa.table({"v": pa.array(sorted(identifiers), pa.string())}))
+    try:
+        rows = con.execute(
+            f'select "{sync.identifier}"::varchar, "{column}" from marts.customer_360 '
+            f'where "{sync.identifier}"::varchar in (select v from _c360_unsubscribed) '
+            f'and "{column}" is not null'
+        ).fetchall()
+    finally:
+        con.unregister("_c360_unsubscribed")
     return {str(i): str(c) for i, c in rows}
 
 
@@ -86,7 +93,7 @@ def _event_id(kind: str, sync_id: str, identifier: str, at: dt.datetime) -> str:
 
 
 def collect(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     syncs: Iterable[Any],
     landing: Path,
     as_of: dt.date,
@@ -161,5 +168,9 @@ def collect(
     ensure_cursors(con)
     now = dt.datetime.now(dt.UTC)
     for sync_id, at in moves:
-        con.execute(f"insert or replace into {CURSORS} values (?, ?, ?)", [sync_id, at, now])
+        con.execute(
+            f"insert into {CURSORS} values (?, ?, ?) on conflict (sync_id) do update "
+            "set cursor_at = excluded.cursor_at, updated_at = excluded.updated_at",
+            [sync_id, at, now],
+        )
     return out

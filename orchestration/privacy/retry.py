@@ -16,8 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import duckdb
-
+from orchestration.engine import Connection
 from orchestration.privacy.destinations import deliver
 from orchestration.privacy.keys import keyed_hash
 
@@ -48,7 +47,7 @@ def receipt_status(acks: list[dict]) -> str:
     return "destinations_failed"
 
 
-def _held(con, sync_id: str, identifier_hash: str) -> list[tuple[str, str, int | None]]:
+def _held(con: Connection, sync_id: str, identifier_hash: str) -> list[tuple[str, str, int | None]]:
     rows = con.execute(
         "select sync_id, identifier, generation from activation.sync_state "
         "where sync_id = ? and status <> 'removed' order by identifier",
@@ -58,7 +57,7 @@ def _held(con, sync_id: str, identifier_hash: str) -> list[tuple[str, str, int |
 
 
 def retry_pending(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     attempts: int | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> RetrySummary:
@@ -73,9 +72,11 @@ def retry_pending(
     if not exists:
         return RetrySummary(0, 0, 0, 0)
     pending = con.execute(
-        f"select request_id, destinations from {RECEIPTS} "
-        "where status = 'destinations_pending' order by request_id"
+        # the JSON as text: Postgres' driver would hand it over parsed
+        f"select request_id, cast(destinations as varchar) from {RECEIPTS} "
+        "where status = 'destinations_pending'"
     ).fetchall()
+    pending.sort(key=lambda p: str(p[0]).encode())  # byte order on any engine's collation
     acknowledged = failed = still = 0
     for request_id, destinations in pending:
         acks = json.loads(destinations)
