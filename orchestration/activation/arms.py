@@ -104,21 +104,26 @@ def thresholds(arms: Sequence[ArmSpec]) -> list[tuple[str, int]]:
     return out
 
 
-def bucket_sql(customer_expr: str, experiment: str) -> str:
-    """DuckDB's hash_bucket of customer id and experiment (the macro's duckdb form)."""
+def bucket_sql(customer_expr: str, experiment: str, dialect: str = "duckdb") -> str:
+    """The hash_bucket of customer id and experiment, in the macro's form for `dialect` (DuckDB:
+    its duckdb form; another engine: its default form, a 32-bit string of the md5's first hex
+    digits; the same bucket on every engine)."""
     key = experiment.replace("'", "''")
-    return (
-        f"(cast(('0x' || substr(md5({customer_expr} || ':arm:{key}'), 1, 8)) as ubigint) "
-        f"% {BUCKETS})"
-    )
+    text = f"md5({customer_expr} || ':arm:{key}')"
+    if dialect == "duckdb":
+        return f"(cast(('0x' || substr({text}, 1, 8)) as ubigint) % {BUCKETS})"
+    return f"((cast(('x' || substr({text}, 1, 8)) as bit(32))::bigint & 4294967295) % {BUCKETS})"
 
 
-def arm_sql(arms: Sequence[ArmSpec], experiment: str, customer_expr: str) -> str:
+def arm_sql(
+    arms: Sequence[ArmSpec], experiment: str, customer_expr: str, dialect: str = "duckdb"
+) -> str:
     """The member's arm name, null in the sync's own holdout (past the last arm) or without
-    arms. Callers null it for members the segment holds out."""
+    arms. Callers null it for members the segment holds out. `dialect`: the engine's (its
+    bucket_sql form)."""
     if not arms:
         return "cast(null as varchar)"
-    bucket = bucket_sql(customer_expr, experiment)
+    bucket = bucket_sql(customer_expr, experiment, dialect)
     cases = " ".join(f"when {bucket} < {upper} then '{name}'" for name, upper in thresholds(arms))
     return f"(case {cases} end)"
 

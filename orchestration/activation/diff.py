@@ -28,10 +28,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import duckdb
-
 from orchestration.activation.destinations.rows import idempotency_key_sql
+from orchestration.activation.portable import (
+    json_object_text_sql,
+    nul_byte_hash_sql,
+    temp_table,
+)
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
+from orchestration.engine import Connection, dialect_of
 
 STATE_DDL = """
 create schema if not exists activation;
@@ -169,7 +173,7 @@ def parked_sql(max_attempts: int | str, prefix: str = "") -> str:
     return f"({prefix}status = 'rejected' and {rejections_sql(prefix)} >= {limit})"
 
 
-def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_state(con: Connection) -> None:
     """Create the state and plan tables (and bring an older plan table to the current shape)."""
     con.execute("create schema if not exists activation")
     if (
@@ -201,6 +205,7 @@ def diff_sql(
     state_relation: str = "activation.sync_state",
     withdrawn_relation: str | None = None,
     changed_only: bool = False,
+    dialect: str = "duckdb",
 ) -> str:
     """SQL of the plan (identifier, customer_id, action, row_hash, fields_json — the fields of
     creates and updates, null for removals and unchanged rows) for one sync.
@@ -211,16 +216,16 @@ def diff_sql(
     `changed_only` (not for mode delete): no unchanged rows, and every create, update and removal
     decided, with `kept` saying whether the mode acts on it — what plan_diff writes and counts
     without carrying the unchanged rows (unchanged = desired rows - creates - updates, kept or
-    not: every mode keeps the unchanged rows)."""
+    not: every mode keeps the unchanged rows).
+    `dialect`: the warehouse's (engine.dialect_of): the row hash and the fields' JSON text are
+    the same on every engine (portable.nul_byte_hash_sql, json_object_text_sql)."""
     ident = quote_ident(identifier_column)
     # the fields travel as field_<i> (a field may be named like a plan column, e.g. customer_id)
     carried = [f"field_{i}" for i in range(len(field_columns))]
-    fields = " || chr(31) || ".join(
-        f"coalesce(cast(desired.{quote_ident(c)} as varchar), chr(0))" for c in field_columns
+    row_hash = nul_byte_hash_sql(
+        [f"cast(desired.{quote_ident(c)} as varchar)" for c in field_columns], dialect
     )
-    json_fields = ", ".join(
-        f"{quote_literal(c)}, {f}" for c, f in zip(field_columns, carried, strict=True)
-    )
+    fields_json = json_object_text_sql(list(zip(field_columns, carried, strict=True)), dialect)
     desired_fields = "".join(
         f",\n        desired.{quote_ident(c)} as {f}"
         for c, f in zip(field_columns, carried, strict=True)
@@ -239,6 +244,15 @@ def diff_sql(
         if withdrawn_relation
         else "select cast(null as varchar) as identifier where false"
     )
+    # a state table from before parking (a read-only dry run of an older DuckDB warehouse) has
+    # no rejection columns: by name, they are then null (ensure_state gives every Postgres
+    # state table its columns)
+    older_state = (
+        "\n    union all by name\n    select cast(null as varchar) as rejected_hash, "
+        "cast(0 as integer) as rejections where false"
+        if dialect == "duckdb"
+        else ""
+    )
     # rows held at the destination that must go in every mode: ids a merge retired, people who
     # may no longer be contacted. Any state but removed: a create that ended unknown may have
     # been applied, and a removal that failed must be retried (a delete of an absent row is a
@@ -246,11 +260,7 @@ def diff_sql(
     common = f"""
 state as (
     select * from {state_relation}
-    where sync_id = {quote_literal(sync_id)} and status <> 'removed'
-    -- a state table from before parking (a read-only dry run of an older warehouse) has no
-    -- rejection columns: by name, they are then null
-    union all by name
-    select cast(null as varchar) as rejected_hash, cast(0 as integer) as rejections where false
+    where sync_id = {quote_literal(sync_id)} and status <> 'removed'{older_state}
 ),
 
 -- a removal the destination rejected max_attempts times in a row is parked: not resent
@@ -301,7 +311,7 @@ with desired as (
     select
         cast(desired.{ident} as varchar) as identifier,
         desired.customer_id,
-        md5({fields or "''"}) as row_hash{desired_fields}
+        {row_hash} as row_hash{desired_fields}
     from {desired_relation} as desired
 ),
 
@@ -349,7 +359,7 @@ select
     action,
     row_hash,
     case
-        when action in ('create', 'update') then cast(json_object({json_fields}) as varchar)
+        when action in ('create', 'update') then {fields_json}
     end as fields_json{kept_column}
 from decided
 {where}
@@ -357,7 +367,7 @@ from decided
 
 
 def plan_diff(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sync_id: str,
     plan_id: str,
     as_of: dt.date,
@@ -385,10 +395,11 @@ def plan_diff(
     sql = diff_sql(
         sync_id, desired_relation, identifier_column, field_columns, mode,
         withdrawn_relation=withdrawn_relation, changed_only=mode != "delete",
+        dialect=dialect_of(con),
     )  # fmt: skip
     if mode == "delete":  # removals only
-        sql = f"select *, true as kept from ({sql})"
-    con.execute(f"create or replace temp table sync_diff as {sql}")
+        sql = f"select *, true as kept from ({sql}) as removals"
+    temp_table(con, "sync_diff", sql)
     try:
         unchanged = parked = 0
         if mode != "delete":
@@ -431,7 +442,7 @@ def plan_diff(
     return DiffCounts(counts.get("create", 0), counts.get("update", 0), unchanged, removals, parked)
 
 
-def pending_plan(con: duckdb.DuckDBPyConnection, sync_id: str) -> tuple[str, dt.date] | None:
+def pending_plan(con: Connection, sync_id: str) -> tuple[str, dt.date] | None:
     """The (plan_id, as_of) of a plan of this sync that a crash left with unsent rows, if any."""
     ensure_state(con)
     found = con.execute(
@@ -474,6 +485,30 @@ select
     end
 from {{source}}
 """
+
+
+def _replace_state_sql(source: str, max_attempts: int, dialect: str) -> str:
+    """_ACKNOWLEDGED_STATE replacing each identifier's state row (`source`: a relation, or a
+    subquery with its alias). DuckDB: `insert or replace` (of rows sharing an identifier, the
+    first read is kept). Elsewhere: `insert … on conflict do update` of every column, from the
+    first row of each identifier in seq order (an upsert may not touch a row twice)."""
+    if dialect == "duckdb":
+        return _ACKNOWLEDGED_STATE.format(
+            insert="insert or replace", source=source, max_attempts=max_attempts
+        )
+    first = (
+        f"(select distinct on (identifier) * from {source} "
+        "order by identifier, seq, customer_id) as first_rows"
+    )
+    updates = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (c.strip() for c in STATE_COLUMNS.split(","))
+        if c not in ("sync_id", "identifier")
+    )
+    return (
+        _ACKNOWLEDGED_STATE.format(insert="insert", source=first, max_attempts=max_attempts)
+        + f"on conflict (sync_id, identifier) do update set {updates}\n"
+    )
 
 
 # _ACKNOWLEDGED_STATE for a chunk of distinct identifiers, whatever the state holds now:
@@ -593,22 +628,24 @@ left join {contacts_relation or _NO_CONTACTS} as contact
 _OP = "case when {alias}.action = 'remove' then 'delete' else 'upsert' end"
 
 
-def _key_sql(sync_id: str, alias: str, generation_sql: str) -> str:
+def _key_sql(sync_id: str, alias: str, generation_sql: str, dialect: str = "duckdb") -> str:
     """SQL of the idempotency key a plan row (`alias`: identifier, action, fields_json) is sent
     with, at the given state generation (webhook.idempotency_key_sql)."""
     return idempotency_key_sql(
         sync_id, f"{alias}.identifier", _OP.format(alias=alias), generation_sql,
-        f"{alias}.fields_json",
+        f"{alias}.fields_json", dialect,
     )  # fmt: skip
 
 
-def pending_sql(sync_id: str, plan_id: str, pending_only: bool = True) -> str:
+def pending_sql(
+    sync_id: str, plan_id: str, pending_only: bool = True, dialect: str = "duckdb"
+) -> str:
     """SQL of a plan's pending rows (all its rows if not pending_only), one row per plan row,
     with what plan_diff stored to send and acknowledge them: seq, the state row before sending
     (the state_* columns acknowledge_chunk needs), the contact point and consent, and the op
     ('upsert' or 'delete') and idempotency key it is sent with — computed as the rows are read
     (per chunk), from the plan's own columns: the fields' JSON text as stored, so a resumed row
-    is sent with the same key."""
+    is sent with the same key. `dialect`: the warehouse's (the same key on every engine)."""
     return f"""
 select
     plan.seq,
@@ -630,16 +667,14 @@ select
     plan.state_rejections,
     plan.state_rejected_hash,
     {_OP.format(alias="plan")} as op,
-    {_key_sql(sync_id, "plan", "coalesce(plan.state_generation, 0)")} as idempotency_key
+    {_key_sql(sync_id, "plan", "coalesce(plan.state_generation, 0)", dialect)} as idempotency_key
 from activation.sync_plan as plan
 where plan.sync_id = {quote_literal(sync_id)} and plan.plan_id = {quote_literal(plan_id)}
     {"and plan.outcome is null" if pending_only else ""}
 """
 
 
-def refresh_pending(
-    con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str, contacts_relation: str
-) -> None:
+def refresh_pending(con: Connection, sync_id: str, plan_id: str, contacts_relation: str) -> None:
     """Before a plan a crash left is resumed: its pending rows are written again with seq
     renumbered 1..n (the acknowledged rows left the plan), the state row as it is now and the
     contact point and consent as planned now (contacts_relation, as for plan_diff) — in one
@@ -655,7 +690,7 @@ def refresh_pending(
             plan_id="planned.plan_id", as_of="planned.as_of", outcome="planned.outcome",
             error="planned.error",
         )  # fmt: skip
-        con.execute(f"create or replace temp table sync_resumed as {planned}")
+        temp_table(con, "sync_resumed", planned)
         con.execute(f"delete from activation.sync_plan where {where}")
         con.execute(
             f"insert into activation.sync_plan ({PLAN_COLUMNS}) "
@@ -669,7 +704,7 @@ def refresh_pending(
 
 
 def acknowledge_chunk(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sync_id: str,
     plan_id: str,
     chunk: str,
@@ -695,9 +730,7 @@ def acknowledge_chunk(
     `max_attempts`: a row rejected that many times in a row (same op and fields) is parked."""
     limit = int(max_attempts)
     if not distinct_identifiers:
-        con.execute(
-            _ACKNOWLEDGED_STATE.format(insert="insert or replace", source=chunk, max_attempts=limit)
-        )
+        con.execute(_replace_state_sql(chunk, limit, dialect_of(con)))
     elif upsert:
         con.execute(
             (_FIRST_TIME_STATE + _ON_CONFLICT_FROM_STATE_NOW).format(
@@ -729,7 +762,7 @@ def acknowledge_chunk(
 
 
 def acknowledge(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sync_id: str,
     plan_id: str,
     outcomes: dict[str, tuple[str, str]],
@@ -739,25 +772,24 @@ def acknowledge(
     mark them done in the plan — called per chunk, so a crash loses at most one chunk's
     acknowledgements (and those rows are resent with the same idempotency key)."""
     # one statement (the lists travel as parameters), not an insert per row
-    con.execute(
-        "create or replace temp table acknowledged as select unnest(?::varchar[]) as identifier, "
-        "unnest(?::varchar[]) as status, unnest(?::varchar[]) as error",
+    temp_table(
+        con,
+        "acknowledged",
+        "select unnest(cast(? as varchar[])) as identifier, "
+        "unnest(cast(? as varchar[])) as status, unnest(cast(? as varchar[])) as error",
         [
             list(outcomes),
             [status for status, _ in outcomes.values()],
             [error or None for _, error in outcomes.values()],
         ],
     )
+    dialect = dialect_of(con)
     source = f"""(
         select plan.*, ack.status, ack.error
-        from ({pending_sql(sync_id, plan_id, pending_only=False)}) as plan
+        from ({pending_sql(sync_id, plan_id, False, dialect)}) as plan
         inner join acknowledged as ack on plan.identifier = ack.identifier
-    )"""
-    con.execute(
-        _ACKNOWLEDGED_STATE.format(
-            insert="insert or replace", source=source, max_attempts=int(max_attempts)
-        )
-    )
+    ) as acknowledged_plan"""
+    con.execute(_replace_state_sql(source, int(max_attempts), dialect))
     con.execute(
         """
         update activation.sync_plan as plan

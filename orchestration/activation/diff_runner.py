@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Protocol, runtime_checkable
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -56,10 +55,12 @@ from orchestration.activation.diff import (
     refresh_pending,
 )
 from orchestration.activation.planner import PLAN_TABLE, build_plan, withdrawn_sql
+from orchestration.activation.portable import changed_rows, constraint_errors, temp_table
 from orchestration.activation.records import ensure_tables
 from orchestration.activation.runner import SyncOutcome, record_sync_run
 from orchestration.activation.sync_definition import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident
+from orchestration.engine import Connection, dialect_of
 
 # Rows acknowledged in one transaction (whole chunks, at least this many): one DuckDB row group.
 # DuckDB writes a transaction's full row groups of sync_state and contact_history straight to
@@ -86,7 +87,7 @@ class EncodedDestination(Destination, Protocol):
 
 
 def run_diff_sync(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sync: SyncDefinition,
     as_of: dt.date,
     run_id: str,
@@ -122,7 +123,7 @@ def run_diff_sync(
 
 
 def _run_diff_sync(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sync: SyncDefinition,
     as_of: dt.date,
     run_id: str,
@@ -209,22 +210,23 @@ def _identifier_expr(sync: SyncDefinition, alias: str = "") -> str:
     return f"{prefix}{quote_ident('f_' + sync.identifier)}"
 
 
-def _desired_rows(con: duckdb.DuckDBPyConnection, sync: SyncDefinition) -> None:
+def _desired_rows(con: Connection, sync: SyncDefinition) -> None:
     """sync_desired: the rows to have at the destination — consented, not held out, mapped."""
     columns = ", ".join(f"{quote_ident('f_' + n)} as {quote_ident(n)}" for n in sync.fields)
-    con.execute(
-        f"create or replace temp table sync_desired as select "
-        f"cast({_identifier_expr(sync)} as varchar) as identifier_value, customer_id, {columns} "
-        f"from {PLAN_TABLE} where filter_reason is null and not is_holdout"
+    temp_table(
+        con,
+        "sync_desired",
+        f"select cast({_identifier_expr(sync)} as varchar) as identifier_value, customer_id, "
+        f"{columns} from {PLAN_TABLE} where filter_reason is null and not is_holdout",
     )
 
 
-def _withdrawn_rows(con: duckdb.DuckDBPyConnection, sync: SyncDefinition, as_of: dt.date) -> None:
+def _withdrawn_rows(con: Connection, sync: SyncDefinition, as_of: dt.date) -> None:
     """sync_withdrawn: rows held at the destination whose person may no longer be contacted."""
-    con.execute(f"create or replace temp table sync_withdrawn as {withdrawn_sql(sync, as_of)}")
+    temp_table(con, "sync_withdrawn", withdrawn_sql(sync, as_of, dialect_of(con)))
 
 
-def _recheck_consent(con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str) -> int:
+def _recheck_consent(con: Connection, sync_id: str, plan_id: str) -> int:
     """Re-check a resumed plan against the audience planned now: pending creates and updates
     whose person is no longer in the consented audience are not sent (why goes in `error`);
     returns how many.
@@ -246,22 +248,24 @@ def _recheck_consent(con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str)
         "plan.sync_id = ? and plan.plan_id = ? and plan.outcome is null "
         "and plan.identifier not in (select identifier_value from sync_desired)"
     )
-    dropped = con.execute(
+    dropped = changed_rows(
+        con,
         f"update activation.sync_plan as plan set outcome = 'dropped', error = {reason} "
         f"where {not_desired} and plan.action = 'update'",
         [sync_id, plan_id],
-    ).fetchone()[0]
-    removed = con.execute(
+    )
+    removed = changed_rows(
+        con,
         f"update activation.sync_plan as plan "
         f"set action = 'remove', fields_json = null, error = {reason} "
         f"where {not_desired} and plan.action = 'create'",
         [sync_id, plan_id],
-    ).fetchone()[0]
+    )
     return dropped + removed
 
 
 def _record_interrupted(
-    con: duckdb.DuckDBPyConnection, sync: SyncDefinition, plan_id: str, resumed_by: str
+    con: Connection, sync: SyncDefinition, plan_id: str, resumed_by: str
 ) -> int:
     """contact_history rows, under the run that sent them, for the pending rows of a plan that
     an interrupted run (killed, or failed mid-send) sent and never acknowledged: outcome
@@ -273,30 +277,39 @@ def _record_interrupted(
         "interrupted: the sync run ended before the destination's answer was recorded; "
         f"resent by sync run {resumed_by}"
     )
+    arm = sync.arm_sql("p.customer_id", dialect_of(con))
     con.execute("begin transaction")
     try:
-        [(count,)] = con.execute(
+        # each pending row once, with the last chunk that sent it (a window in a subquery)
+        count = changed_rows(
+            con,
             f"""
             insert into activation.contact_history
             select
                 md5(p.sync_id || '|' || cast(p.as_of as varchar) || '|' || p.identifier || '|'
-                    || j.run_id || '|' || p.plan_id),
-                p.sync_id, j.sync_run_id, j.run_id, ?, ?, ?, ?, p.as_of,
+                    || p.run_id || '|' || p.plan_id),
+                p.sync_id, p.sync_run_id, p.run_id, ?, ?, ?, ?, p.as_of,
                 coalesce(p.customer_id, p.identifier), p.contact_point, 'unknown', false, null,
                 case when p.action = 'remove' then 'removed: ' else '' end || ?,
-                p.consent_status, p.consent_captured_at, j.sent_at, 1, cast(? as timestamp),
-                case when p.action <> 'remove' then {sync.arm_sql("p.customer_id")} end
-            from activation.sync_plan as p
-            inner join activation.sync_sent as j
-                on j.sync_id = p.sync_id and j.plan_id = p.plan_id
-                and p.seq between j.first_seq and j.last_seq
-            where p.sync_id = ? and p.plan_id = ? and p.outcome is null
-            qualify row_number() over (partition by p.identifier, p.seq order by j.sent_at desc)
-                = 1
+                p.consent_status, p.consent_captured_at, p.sent_at, 1, cast(? as timestamp),
+                case when p.action <> 'remove' then {arm} end
+            from (
+                select
+                    pending.*, j.sync_run_id, j.run_id, j.sent_at,
+                    row_number() over (
+                        partition by pending.identifier, pending.seq order by j.sent_at desc
+                    ) as nth_send
+                from activation.sync_plan as pending
+                inner join activation.sync_sent as j
+                    on j.sync_id = pending.sync_id and j.plan_id = pending.plan_id
+                    and pending.seq between j.first_seq and j.last_seq
+                where pending.sync_id = ? and pending.plan_id = ? and pending.outcome is null
+            ) as p
+            where p.nth_send = 1
             """,
             [sync.destination, sync.segment, sync.channel, sync.purpose, why, recorded_at,
              sync.name, plan_id],
-        ).fetchall()  # fmt: skip
+        )  # fmt: skip
         con.execute(
             "delete from activation.sync_sent where sync_id = ? and plan_id = ?",
             [sync.name, plan_id],
@@ -308,7 +321,7 @@ def _record_interrupted(
     return count
 
 
-def _close_interrupted_runs(con: duckdb.DuckDBPyConnection, sync_id: str, current: str) -> None:
+def _close_interrupted_runs(con: Connection, sync_id: str, current: str) -> None:
     """sync_runs rows of this sync still `running` but for this run's are runs that were killed
     (one writer: no other run of the sync is under way): marked `interrupted`, with the counts
     of what they recorded in contact_history (acknowledged rows, and rows sent without an
@@ -317,7 +330,7 @@ def _close_interrupted_runs(con: duckdb.DuckDBPyConnection, sync_id: str, curren
         "select sync_run_id from activation.sync_runs "
         "where sync_id = ? and status = 'running' and sync_run_id <> ?"
     )
-    if not con.execute(f"select count(*) from ({dead})", [sync_id, current]).fetchone()[0]:
+    if not con.execute(f"select count(*) from ({dead}) as d", [sync_id, current]).fetchone()[0]:
         return
     con.execute(
         f"""
@@ -350,7 +363,7 @@ def _close_interrupted_runs(con: duckdb.DuckDBPyConnection, sync_id: str, curren
 
 
 def _send_plan(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sync: SyncDefinition,
     as_of: dt.date,
     run_id: str,
@@ -379,7 +392,12 @@ def _send_plan(
     acknowledged (on a cursor of its own), ack_rows at a time. Chunks are sent one after the
     other (a chunk's batches may overlap, see WebhookConfig.max_in_flight); a crash leaves the
     rows sent since the last acknowledgement (at most ack_rows and two chunks) not
-    acknowledged, resent on resume with the same idempotency keys."""
+    acknowledged, resent on resume with the same idempotency keys.
+
+    On an engine other than DuckDB the acknowledgements run on `con` itself, in this thread,
+    after the chunk's answer (a session runs one transaction at a time: the loop's own
+    statements would land in an acknowledgement's transaction): sending and reading the next
+    chunk still overlap."""
     # read to the end (fetchall): DuckDB refuses some calls while a result is unfinished
     [(total, last_seq)] = con.execute(
         "select count(*), coalesce(max(seq), 0) from activation.sync_plan "
@@ -389,12 +407,17 @@ def _send_plan(
     if not total:  # nothing to send (an unchanged audience): no threads, no settings changed
         return
     done = 0
-    cursor = con.cursor()  # the acknowledgements' own connection to the warehouse
+    duck = dialect_of(con) == "duckdb"
+    # DuckDB: the acknowledgements' own connection to the warehouse, in a thread of their own
+    cursor = con.cursor() if duck else con  # type: ignore[attr-defined]
+    acknowledgements = (
+        ThreadPoolExecutor(1, thread_name_prefix="c360-acknowledge") if duck else _InThisThread()
+    )
     try:
         with (
-            _settings_while_sending(con),
+            _settings_while_sending(con) if duck else contextlib.nullcontext(),
             ThreadPoolExecutor(1, thread_name_prefix="c360-send") as sender,
-            ThreadPoolExecutor(1, thread_name_prefix="c360-acknowledge") as acknowledger,
+            acknowledgements as acknowledger,
         ):
             acknowledging: Future | None = None
             unacknowledged: list[tuple[pa.Table, _Chunk]] = []  # sent, with their outcomes
@@ -441,7 +464,21 @@ def _send_plan(
             if acknowledging is not None:
                 out.parked += acknowledging.result()
     finally:
-        cursor.close()
+        if duck:
+            cursor.close()
+
+
+class _InThisThread(contextlib.AbstractContextManager):
+    """An executor that runs each task when it is submitted, in the caller's thread (an error
+    is raised there and then): the acknowledgements on a connection the loop shares."""
+
+    def submit(self, fn: Callable[..., int], *args: object) -> Future:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 # While a plan is sent, DuckDB's automatic checkpoint (at 16 MiB of WAL by default) would run
@@ -457,7 +494,7 @@ SENDING_THREADS = 1
 
 
 @contextmanager
-def _settings_while_sending(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _settings_while_sending(con: Connection) -> Iterator[None]:
     """Raise the database's checkpoint_threshold and use SENDING_THREADS while sending (both
     database-wide settings), then restore them."""
     [(threshold, threads)] = con.execute(
@@ -521,19 +558,24 @@ def _with_outcomes(chunk: _Chunk, outcomes: dict[str, Outcome]) -> tuple[pa.Tabl
 
 
 def _read_chunk(
-    con: duckdb.DuckDBPyConnection, sync_id: str, plan_id: str, after_seq: int, chunk_rows: int
+    con: Connection, sync_id: str, plan_id: str, after_seq: int, chunk_rows: int
 ) -> _Chunk | None:
     """The pending rows of the next chunk_rows identifiers after after_seq (None when done),
     with each row's idempotency key and payload text built by DuckDB from the fields' JSON text
     the plan stores (the same bytes on a resume, so the same key): two Python lists of strings,
     no object per row."""
     payload = payload_sql("idempotency_key", "op", "identifier", "fields_json")
-    # no order by: the plan is written in seq order, which a scan keeps (DuckDB preserves
-    # insertion order), and nothing here needs it: the chunk's bounds are its min and max seq
-    table = con.sql(
-        f"select *, {payload} as payload from ({pending_sql(sync_id, plan_id)}) as pending "
-        f"where seq > {int(after_seq)} and seq <= {int(after_seq + chunk_rows)}"
-    ).to_arrow_table()
+    dialect = dialect_of(con)
+    sql = (
+        f"select *, {payload} as payload from ({pending_sql(sync_id, plan_id, True, dialect)}) "
+        f"as pending where seq > {int(after_seq)} and seq <= {int(after_seq + chunk_rows)}"
+    )
+    if dialect == "duckdb":
+        # no order by: the plan is written in seq order, which a scan keeps (DuckDB preserves
+        # insertion order), and nothing here needs it: the chunk's bounds are its min and max
+        table = con.sql(sql).to_arrow_table()  # type: ignore[attr-defined]
+    else:  # a heap scan keeps no order: the rows are sent in seq order on every engine
+        table = con.execute(sql + " order by seq, identifier").to_arrow_table()
     if not table.num_rows:
         return None
     identifiers, ops = table.column("identifier"), table.column("op")
@@ -552,7 +594,7 @@ def _read_chunk(
 
 
 def _acknowledge_and_record(
-    cursor: duckdb.DuckDBPyConnection,
+    cursor: Connection,
     sync: SyncDefinition,
     as_of: dt.date,
     run_id: str,
@@ -578,6 +620,7 @@ def _acknowledge_and_record(
     rows this acknowledgement parked."""
     recorded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parked = parked_sql(sync.max_attempts, "c.")
+    arm = sync.arm_sql("c.customer_id", dialect_of(cursor))
 
     def record(upsert: bool) -> None:
         """The chunk's transaction over the registered relation sync_chunk: all of it
@@ -601,7 +644,7 @@ def _acknowledge_and_record(
                         else c.error end,
                     c.consent_status, c.consent_captured_at, cast(? as timestamp), c.attempts,
                     cast(? as timestamp),
-                    case when c.action <> 'remove' then {sync.arm_sql("c.customer_id")} end
+                    case when c.action <> 'remove' then {arm} end
                 from sync_chunk as c
                 """,
                 [sync.name, as_of.isoformat(), run_id, plan_id, sync.name, sync_run_id, run_id,
@@ -617,7 +660,7 @@ def _acknowledge_and_record(
     try:
         try:
             record(upsert=False)
-        except duckdb.ConstraintException:
+        except constraint_errors():
             if not distinct_identifiers:
                 raise
             record(upsert=True)

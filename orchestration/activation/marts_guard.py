@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 
+from orchestration.contracts.rules_sql import quote_literal
+from orchestration.engine import Connection
 from orchestration.warehouse import table_exists
 
 # What the syncs read: audience membership, the golden record, consent, and id history.
@@ -20,7 +21,7 @@ class MartsNotConsistent(RuntimeError):
 
 
 def check_marts_built_for(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, marts: tuple[str, ...] = ACTIVATION_MARTS
+    con: Connection, as_of: dt.date, marts: tuple[str, ...] = ACTIVATION_MARTS
 ) -> None:
     """Raise MartsNotConsistent naming each mart whose latest build is not a finished, successful
     build for `as_of` (grain of the check: the latest build row per mart)."""
@@ -29,18 +30,22 @@ def check_marts_built_for(
             "no record of a dbt build in this warehouse (audit.dbt_model_builds): run the "
             "nightly job before activating"
         )
+    names = ", ".join(quote_literal(m) for m in marts) or "cast(null as varchar)"
+    # the latest build row per mart (a window in a subquery: SQL every engine runs)
     latest = {
         name: (built_for, status, run_id)
         for name, built_for, status, run_id in con.execute(
-            """
+            f"""
             select model_name, as_of, status, run_id
-            from audit.dbt_model_builds
-            where model_name in (select unnest(?::varchar[]))
-            qualify row_number() over (
-                partition by model_name order by started_at desc
-            ) = 1
-            """,
-            [list(marts)],
+            from (
+                select
+                    model_name, as_of, status, run_id,
+                    row_number() over (partition by model_name order by started_at desc) as n
+                from audit.dbt_model_builds
+                where model_name in ({names})
+            ) as builds
+            where n = 1
+            """
         ).fetchall()
     }
     problems = []
@@ -64,7 +69,7 @@ def check_marts_built_for(
         )
 
 
-def refuse_mixed_marts(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+def refuse_mixed_marts(con: Connection, as_of: dt.date) -> None:
     """The activation assets' gate: a Dagster failure with the reason, nothing sent."""
     try:
         check_marts_built_for(con, as_of)

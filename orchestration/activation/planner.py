@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
-
 from orchestration.activation.arms import ARM_FIELD
+from orchestration.activation.portable import temp_table
 from orchestration.activation.sync_definition import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
+from orchestration.engine import Connection, dialect_of
 
 # a temp table (this connection's, in memory): the consent-checked audience is read only by the
 # run that builds it, and a million rows written to the warehouse file only to be dropped cost
@@ -31,13 +31,15 @@ def plan_sql(
     as_of: dt.date,
     skip_recorded: bool = True,
     members_sql: str | None = None,
+    dialect: str = "duckdb",
 ) -> str:
     """`skip_recorded`: leave out customers already recorded for this sync and as_of (file drops;
     diff-based syncs need the whole audience and let the state decide). `members_sql` replaces the
     segment's members (customer_id, is_holdout) — e.g. everyone a sync holds at its destination,
-    to find who must be removed because consent was withdrawn."""
+    to find who must be removed because consent was withdrawn. `dialect`: the warehouse's
+    (engine.dialect_of), for the arm hash."""
     contact = quote_ident(sync.contact_column)
-    arm = sync.arm_sql("m.customer_id")
+    arm = sync.arm_sql("m.customer_id", dialect)
     fields = ", ".join(
         f"{arm if col == ARM_FIELD and sync.arms else 'c.' + quote_ident(col)} "
         f"as {quote_ident('f_' + name)}"
@@ -95,7 +97,7 @@ from with_consent as w
 """
 
 
-def withdrawn_sql(sync: SyncDefinition, as_of: dt.date) -> str:
+def withdrawn_sql(sync: SyncDefinition, as_of: dt.date, dialect: str = "duckdb") -> str:
     """Identifiers this sync holds or may hold at its destination (any state but removed: a
     send that ended unknown may have been applied, a removal that failed must be retried) whose
     person may no longer be contacted on the sync's channel and purpose — any consent filter
@@ -108,7 +110,7 @@ def withdrawn_sql(sync: SyncDefinition, as_of: dt.date) -> str:
     return (
         "select identifier from activation.sync_state "
         f"where sync_id = {quote_literal(sync.name)} and status <> 'removed' and customer_id in "
-        f"(select customer_id from ({plan_sql(sync, as_of, False, members)}) as p "
+        f"(select customer_id from ({plan_sql(sync, as_of, False, members, dialect)}) as p "
         "where p.filter_reason is not null)"
     )
 
@@ -121,13 +123,12 @@ def _segment_members(sync: SyncDefinition) -> str:
 
 
 def build_plan(
-    con: duckdb.DuckDBPyConnection, sync: SyncDefinition, as_of: dt.date, skip_recorded: bool = True
+    con: Connection, sync: SyncDefinition, as_of: dt.date, skip_recorded: bool = True
 ) -> dict[str, int]:
     """Write the plan for one sync to the temp table plan_current (one row per audience
     member); return counts by decision."""
-    con.execute(
-        f"create or replace temp table {PLAN_TABLE} as {plan_sql(sync, as_of, skip_recorded)}"
-    )
+    sql = plan_sql(sync, as_of, skip_recorded, dialect=dialect_of(con))
+    temp_table(con, PLAN_TABLE, sql)
     rows = con.execute(
         f"select case when filter_reason is not null then 'filtered' "
         f"when is_holdout then 'held_out' else 'send' end, count(*) from {PLAN_TABLE} group by 1"

@@ -11,7 +11,7 @@ killed run had recorded, and names it in its own row (`resumed_sync_run_id`).
 
 from __future__ import annotations
 
-import duckdb
+from orchestration.engine import Connection
 
 OUTCOMES = ("ok", "rejected", "retryable", "unknown", "held_out", "filtered")
 
@@ -70,6 +70,6 @@ alter table activation.contact_history add column if not exists arm varchar;
 """
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_tables(con: Connection) -> None:
     con.execute("create schema if not exists activation")
     con.execute(DDL)

@@ -10,12 +10,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from orchestration.activation.destinations import registry
 from orchestration.activation.planner import PLAN_TABLE, build_plan, plan_sql
 from orchestration.activation.records import ensure_tables
 from orchestration.activation.sync_definition import SyncDefinition
+from orchestration.engine import Connection, dialect_of
 
 
 @dataclass
@@ -44,7 +43,7 @@ class SyncOutcome:
 
 
 def run_sync(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sync: SyncDefinition,
     as_of: dt.date,
     run_id: str,
@@ -75,7 +74,7 @@ def run_sync(
         # the file replaces any earlier one of this sync and as_of, so it holds the whole
         # consented audience — not only the rows new or failed since (those are what is recorded)
         everyone = (
-            f"select * from ({plan_sql(sync, as_of, skip_recorded=False)}) as p "
+            f"select * from ({plan_sql(sync, as_of, False, dialect=dialect_of(con))}) as p "
             "where p.filter_reason is null and not p.is_holdout"
         )
         result = registry.get(sync.destination).write(
@@ -142,7 +141,7 @@ def run_sync(
 
 
 def record_sync_run(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     sync_run_id: str,
     run_id: str,
     sync: SyncDefinition,

@@ -69,9 +69,10 @@ class SyncDefinition:
         """What the arm hash is keyed by: the experiment, else the sync's name."""
         return self.experiment or self.name
 
-    def arm_sql(self, customer_expr: str) -> str:
-        """SQL of a member's arm name (null in the sync's own holdout or without arms)."""
-        return arm_sql(self.arms, self.arm_key, customer_expr)
+    def arm_sql(self, customer_expr: str, dialect: str = "duckdb") -> str:
+        """SQL of a member's arm name (null in the sync's own holdout or without arms), in the
+        SQL of `dialect` (engine.dialect_of the warehouse connection)."""
+        return arm_sql(self.arms, self.arm_key, customer_expr, dialect)
 
     @property
     def contact_column(self) -> str:

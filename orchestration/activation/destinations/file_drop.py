@@ -2,7 +2,8 @@
 into a local folder or an S3-compatible bucket (docs/activation-destinations.md).
 
 Grain: one file per (sync, as_of), one line per person sent. The file is written with DuckDB COPY
-to a temporary name and renamed, so a reader never sees half a file; every row in a completed
+(on another warehouse engine: its rows read into a scratch DuckDB, which writes them) to a temporary
+name and renamed, so a reader never sees half a file; every row in a completed
 file is `ok`. For an `s3://` location the complete local file is then uploaded to its final key
 in one PutObject request: S3 makes an object visible only once the request succeeds, so a reader
 sees the whole file or nothing, and a failed upload leaves no object behind. A failed write or
@@ -30,6 +31,7 @@ from pydantic import field_validator
 from orchestration.activation.destinations.registry import DestinationSpec
 from orchestration.activation.sync_definition import DestinationConfig
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
+from orchestration.engine import Connection, dialect_of
 from orchestration.redaction import redact
 from orchestration.s3 import s3_client_from_env as _s3_client
 
@@ -157,7 +159,7 @@ def _s3_error(exc: Exception) -> str:
 
 
 def write_audience(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     select_sql: str,
     field_names: list[str],
     base_dir: Path,
@@ -190,13 +192,9 @@ def write_audience(
         final = folder / filename
         tmp = final.with_suffix(final.suffix + ".partial")
         try:
-            con.execute(
-                f"copy (select {cols} from ({select_sql}) order by 1) "
-                f"to {quote_literal(str(tmp))} {fmt}"
-            )
-            rows = con.execute(f"select count(*) from ({select_sql})").fetchone()[0]
+            rows = _copy_to_file(con, select_sql, cols, tmp, fmt)
             tmp.replace(final)
-        except (duckdb.Error, OSError) as exc:
+        except (*_warehouse_errors(), OSError) as exc:
             tmp.unlink(missing_ok=True)
             return FileDropResult(final_uri, 0, False, redact(str(exc).splitlines()[0]))
         if location.scheme == "s3":
@@ -223,6 +221,33 @@ def write_audience(
     finally:
         if staging is not None:
             staging.cleanup()
+
+
+def _copy_to_file(con: Connection, select_sql: str, cols: str, path: Path, fmt: str) -> int:
+    """Write `cols` of the rows of `select_sql`, ordered by the first, to `path` with DuckDB's
+    COPY (format options `fmt`); return how many rows. Another engine's rows are read into a
+    scratch DuckDB that writes them: the same writer (the same file) whatever the warehouse."""
+    target = f"to {quote_literal(str(path))} {fmt}"
+    if dialect_of(con) == "duckdb":
+        con.execute(f"copy (select {cols} from ({select_sql}) order by 1) {target}")
+        return con.execute(f"select count(*) from ({select_sql})").fetchone()[0]
+    from orchestration.warehouse import scratch
+
+    rows = con.execute(f"select {cols} from ({select_sql}) as a order by 1").to_arrow_table()
+    local = scratch()
+    try:
+        local.register("audience_rows", rows)
+        local.execute(f"copy (select * from audience_rows) {target}")
+    finally:
+        local.close()
+    return rows.num_rows
+
+
+def _warehouse_errors() -> tuple[type[Exception], ...]:
+    """What a failed query raises on either engine."""
+    import psycopg2
+
+    return (duckdb.Error, psycopg2.Error)
 
 
 class FileDropSyncConfig(DestinationConfig):

@@ -115,21 +115,33 @@ def payload_text(key: str, op: str, identifier: str, fields_json: str | None) ->
 
 
 def idempotency_key_sql(
-    sync: str, identifier_sql: str, op_sql: str, generation_sql: str, fields_json_sql: str
+    sync: str,
+    identifier_sql: str,
+    op_sql: str,
+    generation_sql: str,
+    fields_json_sql: str,
+    dialect: str = "duckdb",
 ) -> str:
     """SQL of make_row's idempotency key over SQL expressions (identifier and fields JSON text as
     varchar, op 'upsert' or 'delete', generation an integer): sha256 of key_text, computed by
-    DuckDB for a whole chunk instead of row by row in Python."""
+    the warehouse for a whole chunk instead of row by row in Python. `dialect`: the warehouse's
+    (Postgres hashes bytes: the text's UTF-8, hex-encoded after; the same key)."""
     prefix = quote_literal(f"{len(sync.encode())}:{sync}|")
-    return (
-        f"sha256({prefix} || cast(strlen({identifier_sql}) as varchar) || ':' || {identifier_sql}"
+    length = "strlen" if dialect == "duckdb" else "octet_length"  # UTF-8 bytes, as key_text
+    text = (
+        f"{prefix} || cast({length}({identifier_sql}) as varchar) || ':' || {identifier_sql}"
         f" || '|' || {op_sql} || '|' || cast({generation_sql} as varchar) || '|' || "
-        f"coalesce({fields_json_sql}, '{{}}'))"
+        f"coalesce({fields_json_sql}, '{{}}')"
     )
+    if dialect == "duckdb":
+        return f"sha256({text})"
+    # schema-qualified: written through as Postgres' own functions (not DuckDB's namesakes)
+    return f"pg_catalog.encode(pg_catalog.sha256(convert_to({text}, 'UTF8')), 'hex')"
 
 
 def payload_sql(key_sql: str, op_sql: str, identifier_sql: str, fields_json_sql: str) -> str:
-    """SQL of payload_text over SQL expressions: each row's JSON text built by DuckDB."""
+    """SQL of payload_text over SQL expressions: each row's JSON text built by the warehouse
+    (the same text on DuckDB and Postgres)."""
     return (
         f"""'{{"idempotency_key":"' || {key_sql} || '","op":"' || {op_sql} || """
         f"""'","identifier":' || cast(to_json(cast({identifier_sql} as varchar)) as varchar) || """

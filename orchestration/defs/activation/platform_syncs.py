@@ -14,9 +14,11 @@ from orchestration.activation.diff_runner import run_diff_sync
 from orchestration.activation.marts_guard import refuse_mixed_marts
 from orchestration.activation.syncs import load_all_syncs
 from orchestration.asset_args import keys, nightly_asset
+from orchestration.contracts.rules_sql import quote_literal
 from orchestration.defs.activation.audience import AUDIENCE_DEPS
 from orchestration.defs.resources import Warehouse
 from orchestration.run_model import as_of_from
+from orchestration.warehouse import warehouse_pool
 
 KEY = dg.AssetKey(["activation", "platform_syncs"])
 
@@ -94,7 +96,7 @@ def platform_syncs(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
 @dg.asset_check(
     asset=KEY,
     name="failed_row_share",
-    pool="duckdb",
+    pool=warehouse_pool(),
     # blocking: a run whose syncs failed more rows than allowed does not report success — its
     # downstream steps are skipped, and the nightly is unhealthy, so the activation schedule
     # skips until a nightly succeeds (the rows that failed are retried by the next run of the
@@ -116,11 +118,12 @@ def failed_row_share(
             "select count(*) from information_schema.tables "
             "where table_schema = 'activation' and table_name = 'sync_runs'"
         ).fetchone()[0]
+        kinds = ", ".join(quote_literal(k) for k in diff_kinds) or "cast(null as varchar)"
         rows = (
             con.execute(
                 "select sync_id, sent, rejected + retryable + unknown from activation.sync_runs "
-                "where run_id = ? and list_contains(?, destination) order by sync_id",
-                [context.run.run_id, list(diff_kinds)],
+                f"where run_id = ? and destination in ({kinds}) order by sync_id",
+                [context.run.run_id],
             ).fetchall()
             if has_runs
             else []
