@@ -255,8 +255,10 @@ def _segments_inspect(args: argparse.Namespace, segments: list) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from orchestration.activation.destinations import registry
     from orchestration.activation.planner import plan_sql
+    from orchestration.activation.records import empty_contact_history_sql
     from orchestration.activation.syncs import load_all_syncs
     from orchestration.cli_errors import read_only_warehouse
+    from orchestration.engine import dialect_of
     from orchestration.warehouse import table_exists
 
     if not args.dry_run:
@@ -266,21 +268,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
         )
         return 2
     with read_only_warehouse() as con:
-        if not table_exists(con, "activation", "contact_history"):
-            from orchestration.activation.records import DDL
-
-            con.execute("attach ':memory:' as scratch (read_only false)")
-            con.execute(DDL.replace("activation.", "scratch."))
+        # before any sync ran there is no history: the plan reads an empty one
+        no_history = not table_exists(con, "activation", "contact_history")
         for sync in load_all_syncs():
             if registry.get(sync.destination).style == "diff":
                 _print_diff_dry_run(con, sync, args.as_of)
                 continue
-            sql = plan_sql(sync, args.as_of)
-            if not table_exists(con, "activation", "contact_history"):
-                sql = sql.replace("activation.contact_history", "scratch.contact_history")
+            sql = plan_sql(sync, args.as_of, dialect=dialect_of(con))
+            if no_history:
+                sql = sql.replace("activation.contact_history", empty_contact_history_sql())
             rows = con.execute(
                 f"select case when filter_reason is not null then 'filtered:' || filter_reason "
-                f"when is_holdout then 'held_out' else 'create' end, count(*) from ({sql}) group by 1 order by 1"
+                f"when is_holdout then 'held_out' else 'create' end, count(*) from ({sql}) as planned group by 1 order by 1"
             ).fetchall()
             print(
                 f"{sync.name} → {sync.destination} (segment {sync.segment}, {sync.channel}/{sync.purpose})"
@@ -297,9 +296,11 @@ def _print_diff_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
     from orchestration.activation.diff import EMPTY_STATE, diff_sql
     from orchestration.activation.planner import plan_sql, withdrawn_sql
     from orchestration.contracts.rules_sql import quote_ident
+    from orchestration.engine import dialect_of
     from orchestration.warehouse import table_exists
 
-    plan = plan_sql(sync, as_of, skip_recorded=False)
+    dialect = dialect_of(con)
+    plan = plan_sql(sync, as_of, skip_recorded=False, dialect=dialect)
     ident = (
         "customer_id" if sync.identifier == "customer_id" else quote_ident("f_" + sync.identifier)
     )
@@ -311,12 +312,19 @@ def _print_diff_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
     synced = table_exists(con, "activation", "sync_state")
     state = "activation.sync_state" if synced else EMPTY_STATE  # never synced: an empty state
     # people the destination holds who may no longer be contacted are removed
-    withdrawn = f"({withdrawn_sql(sync, as_of)})" if synced else None
+    withdrawn = f"({withdrawn_sql(sync, as_of, dialect)})" if synced else None
     sql = diff_sql(
-        sync.name, desired, "identifier_value", list(sync.fields), sync.mode, state, withdrawn
+        sync.name,
+        desired,
+        "identifier_value",
+        list(sync.fields),
+        sync.mode,
+        state,
+        withdrawn,
+        dialect=dialect,
     )
     decisions = con.execute(
-        f"select action, count(*) from ({sql}) group by 1 order by 1"
+        f"select action, count(*) from ({sql}) as planned group by 1 order by 1"
     ).fetchall()
     others = con.execute(
         f"select case when filter_reason is not null then 'filtered:' || filter_reason "
@@ -368,13 +376,13 @@ def cmd_identity_train(args: argparse.Namespace) -> int:
     from orchestration.identity import config as identity_config
     from orchestration.identity import training
     from orchestration.paths import warehouse_path
-    from orchestration.warehouse import table_exists, warehouse
+    from orchestration.warehouse import engine, open_warehouse, table_exists
 
-    if not warehouse_path().exists():
+    if engine() == "duckdb" and not warehouse_path().exists():
         raise no_warehouse(warehouse_path())
     settings = identity_config.load().probabilistic
     try:
-        with warehouse() as con:
+        with open_warehouse() as con:
             as_of = args.as_of or _yesterday()
             if args.as_of is None and table_exists(con, "marts", "customer_id_map"):
                 rows = con.execute("select max(as_of) from marts.customer_id_map").fetchall()
@@ -401,7 +409,7 @@ def cmd_identity_train(args: argparse.Namespace) -> int:
 
 def cmd_identity(args: argparse.Namespace) -> int:
     from orchestration.identity.evaluate import SCOPES, evaluate
-    from orchestration.warehouse import warehouse
+    from orchestration.warehouse import engine, open_warehouse
 
     if args.action == "explain":
         return cmd_identity_explain(args)
@@ -414,7 +422,8 @@ def cmd_identity(args: argparse.Namespace) -> int:
     if not truth.exists():
         print(f"truth file not found: {truth}", file=sys.stderr)
         return 2
-    with warehouse(read_only=True) as con:
+    # read-only on DuckDB; Postgres refuses the session's temp tables in a read-only one
+    with open_warehouse(read_only=engine() == "duckdb") as con:
         try:
             scores = {scope: evaluate(con, truth, scope=scope) for scope in SCOPES}
         except ValueError as exc:

@@ -251,6 +251,18 @@ def postgres_warehouse(read_only: bool = False) -> Iterator[Connection]:
         con.close()
 
 
+@contextmanager
+def open_warehouse(read_only: bool = False) -> Iterator[Connection]:
+    """A session on the warehouse engine (engine()): the DuckDB file of C360_WAREHOUSE, or
+    Postgres (postgres_warehouse); closed on exit."""
+    if engine() != "duckdb":
+        with postgres_warehouse(read_only=read_only) as con:
+            yield con
+        return
+    with warehouse(read_only=read_only) as con:
+        yield con
+
+
 def ensure_schemas(con: Connection) -> None:
     """The warehouse's schemas exist (on any engine: the Python steps and dbt write into them)."""
     for schema in SCHEMAS:

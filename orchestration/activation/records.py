@@ -11,6 +11,8 @@ killed run had recorded, and names it in its own row (`resumed_sync_run_id`).
 
 from __future__ import annotations
 
+import re
+
 from orchestration.engine import Connection
 
 OUTCOMES = ("ok", "rejected", "retryable", "unknown", "held_out", "filtered")
@@ -68,6 +70,14 @@ alter table activation.sync_runs add column if not exists resumed_sync_run_id va
 -- A/B/n: the treatment arm a sent row went to (null: held out, or a sync without arms)
 alter table activation.contact_history add column if not exists arm varchar;
 """
+
+
+def empty_contact_history_sql() -> str:
+    """A relation with contact_history's columns and no rows: what a dry run reads instead of
+    the table before any sync ran (grain: none; the planner's joins find nothing)."""
+    first = DDL.split("(", 1)[1].split(");", 1)[0]  # contact_history, the DDL's first table
+    columns = re.findall(r"^\s+(\w+) (\w+)", first, flags=re.MULTILINE)
+    return "(select " + ", ".join(f"cast(null as {t}) as {c}" for c, t in columns) + " where false)"
 
 
 def ensure_tables(con: Connection) -> None:

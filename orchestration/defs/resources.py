@@ -21,7 +21,8 @@ from orchestration.warehouse import engine, postgres_warehouse, warehouse
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The embedded DuckDB warehouse file and the landing folder it ingests from."""
+    """The warehouse (the embedded DuckDB file at `path`, or Postgres when C360_DBT_TARGET is
+    postgres) and the landing folder it ingests from."""
 
     path: str
     landing_dir: str

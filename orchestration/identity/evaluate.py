@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from orchestration.contracts.rules_sql import quote_literal
+from orchestration.engine import Connection, dialect_of
 from orchestration.ingest.landing import glob_escaped
 
 
@@ -58,8 +57,16 @@ def _truth_csv(truth_file: Path) -> str:
     )
 
 
+def _check_truth_columns(con: Connection, truth_file: Path) -> None:
+    """ValueError naming the columns the truth file lacks (read by DuckDB `con`)."""
+    required = {"source", "entity", "source_record_id", "person_id"}
+    described = con.execute(f"describe select * from {_truth_csv(truth_file)}").fetchall()
+    if missing := required - {r[0] for r in described}:
+        raise ValueError(f"{truth_file}: truth file lacks column(s) {', '.join(sorted(missing))}")
+
+
 def evaluate(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     truth_file: Path,
     exclude_sources: tuple[str, ...] = (),
     scope: str = "all",
@@ -71,20 +78,32 @@ def evaluate(
     stay profiles of their own. "all" scores every record."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
-    required = {"source", "entity", "source_record_id", "person_id"}
-    truth = _truth_csv(truth_file)
-    cols = {r[0] for r in con.execute(f"describe select * from {truth}").fetchall()}
-    if missing := required - cols:
-        raise ValueError(f"{truth_file}: truth file lacks column(s) {', '.join(sorted(missing))}")
     excluded = ", ".join(quote_literal(x) for x in exclude_sources) or "''"
-    con.execute(
-        f"create or replace temp table _truth as select source, entity, source_record_id, person_id "
-        f"from {truth} "
-        f"where source not in ({excluded})"
-    )
+    con.execute("drop table if exists _truth")
+    if dialect_of(con) == "duckdb":
+        _check_truth_columns(con, truth_file)
+        con.execute(
+            "create temp table _truth as select source, entity, source_record_id, person_id "
+            f"from {_truth_csv(truth_file)} where source not in ({excluded})"
+        )
+    else:  # DuckDB reads the file; its rows are copied to the warehouse's session
+        from orchestration.warehouse import scratch
+
+        with scratch() as local:
+            _check_truth_columns(local, truth_file)
+            rows = local.sql(
+                "select source, entity, source_record_id, person_id "
+                f"from {_truth_csv(truth_file)} where source not in ({excluded})"
+            ).to_arrow_table()
+        con.register("_c360_truth", rows)
+        try:
+            con.execute("create temp table _truth as select * from _c360_truth")
+        finally:
+            con.unregister("_c360_truth")
+    con.execute("drop table if exists _scored")
     con.execute(
         """
-        create or replace temp table _scored as
+        create temp table _scored as
         select t.person_id, m.customer_id
         from _truth as t
         inner join marts.customer_id_map as m
@@ -103,11 +122,11 @@ def evaluate(
     row = con.execute(
         """
         with pairs_true as (select sum(n * (n - 1) / 2) as p from
-                (select count(*) as n from _scored group by person_id)),
+                (select count(*) as n from _scored group by person_id) as g),
              pairs_pred as (select sum(n * (n - 1) / 2) as p from
-                (select count(*) as n from _scored group by customer_id)),
+                (select count(*) as n from _scored group by customer_id) as g),
              pairs_ok as (select sum(n * (n - 1) / 2) as p from
-                (select count(*) as n from _scored group by person_id, customer_id))
+                (select count(*) as n from _scored group by person_id, customer_id) as g)
         select
             (select count(*) from _scored),
             (select count(*) from _truth) - (select count(*) from _scored),
@@ -116,8 +135,10 @@ def evaluate(
             coalesce((select p from pairs_true), 0),
             coalesce((select p from pairs_pred), 0),
             coalesce((select p from pairs_ok), 0),
-            coalesce((select max(n) from (select count(*) as n from _scored group by person_id)), 0),
-            coalesce((select max(n) from (select count(*) as n from _scored group by customer_id)), 0)
+            coalesce((select max(n) from (select count(*) as n from _scored
+                group by person_id) as g), 0),
+            coalesce((select max(n) from (select count(*) as n from _scored
+                group by customer_id) as g), 0)
         """
     ).fetchone()
     return IdentityScore(*(int(v) for v in row))

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from orchestration.engine.postgres import PostgresConnection
 from tests.e2e.pg import PgDatabase, PostgresServer
 
 
@@ -18,3 +19,13 @@ def pg_server() -> Iterator[PostgresServer]:
 def postgres(pg_server: PostgresServer) -> PgDatabase:
     """Connection info (host, port, user, dbname, dsn, connect()) of a fresh session database."""
     return pg_server.create_database("c360_test")
+
+
+@pytest.fixture
+def pg(pg_server: PostgresServer, request) -> Iterator[PostgresConnection]:
+    """A warehouse Connection on a database of the test's own (named after its module and test)."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    db = pg_server.create_database(f"{module[:20]}_{request.node.name[:40]}".lower())
+    con = PostgresConnection.connect(db.dsn)
+    yield con
+    con.close()

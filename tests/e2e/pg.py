@@ -23,10 +23,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -308,3 +309,14 @@ class PostgresServer:
         finally:
             con.close()
         return self.database(name)
+
+
+def sorted_rows(con: Any, table: str, skip: Iterable[str] = ()) -> list[tuple]:
+    """Every row of `table` but its `skip` columns (run times), sorted with nulls first: rows of
+    one table on two engines, compared as lists. `con` is any warehouse Connection."""
+    cur = con.execute(f"select * from {table} limit 0")
+    names = [d[0] for d in cur.description if d[0] not in set(skip)]
+    cur.fetchall()
+    quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+    rows = con.execute(f"select {quoted} from {table}").fetchall()
+    return sorted((tuple(r) for r in rows), key=lambda r: [(v is not None, str(v)) for v in r])

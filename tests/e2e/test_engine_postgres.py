@@ -12,20 +12,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from orchestration.engine.postgres import PostgresConnection
 from orchestration.engine.transpile import UntranslatableSQL
 from orchestration.identity import phones
-from tests.e2e.pg import PgDatabase, PostgresServer
+from tests.e2e.pg import sorted_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]
-
-
-@pytest.fixture
-def pg(pg_server: PostgresServer, request) -> PostgresConnection:
-    db: PgDatabase = pg_server.create_database(f"engine_{request.node.name[:40].lower()}")
-    con = PostgresConnection.connect(db.dsn)
-    yield con
-    con.close()
 
 
 def test_duckdb_sql_runs_with_parameters_percent_signs_and_several_statements(pg):
@@ -205,14 +196,6 @@ def _land_contacts(landing, day: dt.date, name: str, rows: list[dict], junk: str
     (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows) + junk)
 
 
-def _ingest_rows(con, table: str, skip: tuple[str, ...]) -> list[tuple]:
-    cur = con.execute(f"select * from {table} limit 0")
-    names = [d[0] for d in cur.description if d[0] not in skip]
-    cur.fetchall()
-    rows = con.execute(f"select {', '.join(names)} from {table}").fetchall()
-    return sorted((tuple(r) for r in rows), key=lambda r: [(v is not None, str(v)) for v in r])
-
-
 def test_ingestion_verdicts_dedup_and_gates_are_the_same_on_postgres(pg, tmp_path, monkeypatch):
     """Every kind of row the contract judges, over three nights, on DuckDB and on Postgres: error
     rules, a nullified optional date, Unicode spaces, a future timestamp, versions of one key
@@ -287,7 +270,7 @@ def test_ingestion_verdicts_dedup_and_gates_are_the_same_on_postgres(pg, tmp_pat
     with warehouse(tmp_path / "wh.duckdb") as duck:
         on_duck = run(duck)
         tables = {
-            t: _ingest_rows(duck, t, skip)
+            t: sorted_rows(duck, t, skip)
             for t, skip in (
                 ("raw.crm__contacts", ("_loaded_at",)),
                 ("quarantine.crm__contacts", ()),
@@ -313,7 +296,7 @@ def test_ingestion_verdicts_dedup_and_gates_are_the_same_on_postgres(pg, tmp_pat
         skip = ("_loaded_at",) if table.startswith("raw.") else ("published_at",)
         if table.startswith("quarantine."):
             skip = ()
-        assert _ingest_rows(pg, table, skip) == rows, table
+        assert sorted_rows(pg, table, skip) == rows, table
     survivors = dict(
         pg.execute(
             "select contact_id, city from raw.crm__contacts where contact_id in ('DUP', 'TIE') "

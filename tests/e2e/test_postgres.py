@@ -28,7 +28,7 @@ from orchestration.contracts.rules_sql import quote_ident
 from orchestration.engine.postgres import PostgresConnection
 from orchestration.paths import REPO_ROOT, dbt_project_dir
 from orchestration.segments.model import load_all
-from tests.e2e.pg import PgDatabase, PostgresServer
+from tests.e2e.pg import PgDatabase, PostgresServer, sorted_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]
 AS_OF = dt.date(2026, 11, 21)
@@ -156,15 +156,6 @@ def raw_set(generated: Path, pg_server: PostgresServer, tmp_path_factory):
     return db, wh_path, counts, batches
 
 
-def _ingested_rows(con, table: str, skip: tuple[str, ...]) -> list[tuple]:
-    """Every row of `table` but its `skip` columns (load times), sorted, nulls first."""
-    cur = con.execute(f"select * from {table} limit 0")
-    names = [d[0] for d in cur.description if d[0] not in skip]
-    cur.fetchall()
-    rows = con.execute(f"select {', '.join(quote_ident(n) for n in names)} from {table}").fetchall()
-    return sorted((tuple(r) for r in rows), key=lambda r: [(v is not None, str(v)) for v in r])
-
-
 def test_ingestion_stages_gates_and_publishes_the_same_on_postgres(raw_set):
     """Write-audit-publish on Postgres: the same staged counts, samples and gate evidence per
     contract as DuckDB's, and the same rows in raw, quarantine and the audit tables."""
@@ -180,10 +171,10 @@ def test_ingestion_stages_gates_and_publishes_the_same_on_postgres(raw_set):
                 (f"raw.{c.id}", ("_loaded_at",)),
                 (f"quarantine.{c.id}", ()),
             ):
-                assert _ingested_rows(pg, table, skip) == _ingested_rows(wh, table, skip), table
+                assert sorted_rows(pg, table, skip) == sorted_rows(wh, table, skip), table
         for table in ("audit.ingestion_files", "audit.ingestion_audit"):
             skip = ("published_at",)
-            assert _ingested_rows(pg, table, skip) == _ingested_rows(wh, table, skip), table
+            assert sorted_rows(pg, table, skip) == sorted_rows(wh, table, skip), table
         assert pg.execute("select count(*) from audit.ingestion_audit").fetchone()[0] == len(counts)
 
 
@@ -680,6 +671,11 @@ def test_the_nightly_assets_run_with_the_warehouse_on_postgres(
         (["report", "--as-of", AS_OF.isoformat()], "index.html"),
         (["segments", "preview", "vip"], "vip"),
         (["identity", "explain", customer], customer),
+        (["sync", "--dry-run", "--as-of", AS_OF.isoformat()], "segment"),
+        (
+            ["identity", "evaluate", "--truth", str(generated / "truth" / "ground_truth.csv")],
+            "records",
+        ),
     ):
         code = main(args)
         out = capsys.readouterr()

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from orchestration.engine.postgres import PostgresConnection
-from tests.e2e.pg import PgDatabase, PostgresServer
+from tests.e2e.pg import PostgresServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]
 
@@ -25,14 +25,6 @@ NEXT = AS_OF + dt.timedelta(days=1)
 # Columns holding when a step ran (now()), not what it did: left out of the comparison.
 WALL_CLOCK = {"_loaded_at", "published_at", "staged_at", "processed_at"}
 WALL_CLOCK_BY_TABLE = {"audit.erasure_tombstones": {"created_at"}}
-
-
-@pytest.fixture
-def pg(pg_server: PostgresServer, request) -> PostgresConnection:
-    db: PgDatabase = pg_server.create_database(f"privacy_{request.node.name[:40].lower()}")
-    con = PostgresConnection.connect(db.dsn)
-    yield con
-    con.close()
 
 
 @pytest.fixture(autouse=True)
