@@ -13,8 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
+from orchestration.engine import Connection
 from orchestration.identity import config as identity_config
 from orchestration.identity import refusals
 from orchestration.identity.evaluate import evaluate
@@ -45,11 +44,11 @@ def _dates(runs: list[dt.date]) -> str:
     return (f"{len(runs) - 5} earlier dates, " if len(runs) > 5 else "") + ", ".join(shown)
 
 
-def _q(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+def _q(con: Connection, sql: str, params: list | None = None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
 
 
-def runs_held(con: duckdb.DuckDBPyConnection) -> list[dt.date]:
+def runs_held(con: Connection) -> list[dt.date]:
     """The as_of dates a nightly run recorded (every run stages every source entity, with or
     without new files, in audit.ingestion_batches), oldest first."""
     if not table_exists(con, "audit", "ingestion_batches"):
@@ -70,7 +69,7 @@ class NewFiles:
         return not self.with_new_files
 
 
-def new_files(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> NewFiles | None:
+def new_files(con: Connection, as_of: dt.date) -> NewFiles | None:
     """Source entities with and without new landing files in the latest run of `as_of` (the run
     that staged last); None when no run staged anything for it. A live re-read holding nothing
     new (status nothing_new) counts as no new file."""
@@ -96,7 +95,7 @@ def new_files(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> NewFiles | None
     )
 
 
-def _held_as_of(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+def _held_as_of(con: Connection) -> dt.date | None:
     """The as_of the marts hold: that of the latest run that built them (None: never built)."""
     if not table_exists(con, "marts", "customer_360"):
         return None
@@ -122,7 +121,7 @@ def _refusals_line(refused: refusals.Refusals) -> str:
     return line
 
 
-def _ingestion(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[str]:
+def _ingestion(con: Connection, as_of: dt.date) -> list[str]:
     lines = ["Ingestion (this as_of)        extracted     loaded  quarantined  deduplicated"]
     rows = (
         _q(
@@ -147,7 +146,7 @@ def _ingestion(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[str]:
     return lines
 
 
-def _marts(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_file: Path | None) -> list[str]:
+def _marts(con: Connection, as_of: dt.date, truth_file: Path | None) -> list[str]:
     """Warehouse counts, refused links and identity quality at `as_of` (the marts' as_of)."""
     lines = ["", "Warehouse (this as_of)"]
     for schema, table in (
@@ -184,7 +183,7 @@ def _marts(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_file: Path | No
     return lines
 
 
-def _segments(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[str]:
+def _segments(con: Connection, as_of: dt.date) -> list[str]:
     """Members and holdout per segment at `as_of` (audit.segment_stats keeps every as_of)."""
     if table_exists(con, "audit", "segment_stats"):
         rows = _q(
@@ -207,7 +206,7 @@ def _segments(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[str]:
     return lines
 
 
-def _activation(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[str]:
+def _activation(con: Connection, as_of: dt.date) -> list[str]:
     if not table_exists(con, "activation", "contact_history"):
         return []
     lines = ["", "Activation (this as_of)          ok  held_out  filtered  failed"]
@@ -223,7 +222,7 @@ def _activation(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[str]:
     return lines
 
 
-def render_summary(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_file: Path | None) -> str:
+def render_summary(con: Connection, as_of: dt.date, truth_file: Path | None) -> str:
     """The summary of `as_of`; NoRunForDate when no nightly run recorded that as_of."""
     runs = runs_held(con)
     if as_of not in runs:

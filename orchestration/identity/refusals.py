@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import duckdb
-
+from orchestration.engine import Connection
 from orchestration.warehouse import table_exists
 
 _TABLES = ("int_identity__candidate_links", "int_identity__edges")
@@ -67,7 +66,7 @@ class Refusals:
         return f"{head} by {self.describe()}{hint}"
 
 
-def measure(con: duckdb.DuckDBPyConnection) -> Refusals | None:
+def measure(con: Connection) -> Refusals | None:
     """The refusals of the graph in the warehouse (None before identity was ever built)."""
     if not all(table_exists(con, "intermediate", t) for t in _TABLES):
         return None

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import duckdb
-
+from orchestration.engine import Connection
 from orchestration.insight import report_charts as charts
 from orchestration.insight import report_data
 from orchestration.paths import reports_dir
@@ -170,9 +169,7 @@ def report_path(as_of: dt.date, root: Path | None = None) -> Path:
     return (root or reports_dir()) / as_of.isoformat() / "index.html"
 
 
-def write(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, root: Path | None = None
-) -> tuple[Path, list[Chart]]:
+def write(con: Connection, as_of: dt.date, root: Path | None = None) -> tuple[Path, list[Chart]]:
     """Write the report of as_of (atomically); NoRunForDate when no nightly recorded as_of."""
     if as_of not in runs_held(con):
         raise NoRunForDate(as_of, runs_held(con))
