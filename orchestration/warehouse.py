@@ -242,6 +242,9 @@ def postgres_warehouse(read_only: bool = False) -> Iterator[Connection]:
 
     con = PostgresConnection.connect(postgres_dsn())
     try:
+        # batch steps over whole tables, as dbt's models (macros/planner_settings.sql): no
+        # nested-loop joins, which the planner picks on misestimated rows
+        con.execute("set enable_nestloop = off")
         if read_only:
             con.execute("set default_transaction_read_only = on")
         else:
