@@ -29,13 +29,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from orchestration.activation.destinations.rows import idempotency_key_sql
-from orchestration.activation.portable import (
-    json_object_text_sql,
-    nul_byte_hash_sql,
-    temp_table,
-)
+from orchestration.activation.portable import json_object_text_sql, nul_byte_hash_sql
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
-from orchestration.engine import Connection, dialect_of
+from orchestration.engine import Connection, create_temp_table, dialect_of
 
 STATE_DDL = """
 create schema if not exists activation;
@@ -399,7 +395,7 @@ def plan_diff(
     )  # fmt: skip
     if mode == "delete":  # removals only
         sql = f"select *, true as kept from ({sql}) as removals"
-    temp_table(con, "sync_diff", sql)
+    create_temp_table(con, "sync_diff", sql)
     try:
         unchanged = parked = 0
         if mode != "delete":
@@ -690,7 +686,7 @@ def refresh_pending(con: Connection, sync_id: str, plan_id: str, contacts_relati
             plan_id="planned.plan_id", as_of="planned.as_of", outcome="planned.outcome",
             error="planned.error",
         )  # fmt: skip
-        temp_table(con, "sync_resumed", planned)
+        create_temp_table(con, "sync_resumed", planned)
         con.execute(f"delete from activation.sync_plan where {where}")
         con.execute(
             f"insert into activation.sync_plan ({PLAN_COLUMNS}) "
@@ -772,7 +768,7 @@ def acknowledge(
     mark them done in the plan — called per chunk, so a crash loses at most one chunk's
     acknowledgements (and those rows are resent with the same idempotency key)."""
     # one statement (the lists travel as parameters), not an insert per row
-    temp_table(
+    create_temp_table(
         con,
         "acknowledged",
         "select unnest(cast(? as varchar[])) as identifier, "

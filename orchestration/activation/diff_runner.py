@@ -55,12 +55,12 @@ from orchestration.activation.diff import (
     refresh_pending,
 )
 from orchestration.activation.planner import PLAN_TABLE, build_plan, withdrawn_sql
-from orchestration.activation.portable import changed_rows, constraint_errors, temp_table
+from orchestration.activation.portable import constraint_errors
 from orchestration.activation.records import ensure_tables
 from orchestration.activation.runner import SyncOutcome, record_sync_run
 from orchestration.activation.sync_definition import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident
-from orchestration.engine import Connection, dialect_of
+from orchestration.engine import Connection, changed_rows, create_temp_table, dialect_of
 
 # Rows acknowledged in one transaction (whole chunks, at least this many): one DuckDB row group.
 # DuckDB writes a transaction's full row groups of sync_state and contact_history straight to
@@ -213,7 +213,7 @@ def _identifier_expr(sync: SyncDefinition, alias: str = "") -> str:
 def _desired_rows(con: Connection, sync: SyncDefinition) -> None:
     """sync_desired: the rows to have at the destination — consented, not held out, mapped."""
     columns = ", ".join(f"{quote_ident('f_' + n)} as {quote_ident(n)}" for n in sync.fields)
-    temp_table(
+    create_temp_table(
         con,
         "sync_desired",
         f"select cast({_identifier_expr(sync)} as varchar) as identifier_value, customer_id, "
@@ -223,7 +223,7 @@ def _desired_rows(con: Connection, sync: SyncDefinition) -> None:
 
 def _withdrawn_rows(con: Connection, sync: SyncDefinition, as_of: dt.date) -> None:
     """sync_withdrawn: rows held at the destination whose person may no longer be contacted."""
-    temp_table(con, "sync_withdrawn", withdrawn_sql(sync, as_of, dialect_of(con)))
+    create_temp_table(con, "sync_withdrawn", withdrawn_sql(sync, as_of, dialect_of(con)))
 
 
 def _recheck_consent(con: Connection, sync_id: str, plan_id: str) -> int:

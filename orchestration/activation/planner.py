@@ -15,10 +15,9 @@ from __future__ import annotations
 import datetime as dt
 
 from orchestration.activation.arms import ARM_FIELD
-from orchestration.activation.portable import temp_table
 from orchestration.activation.sync_definition import SyncDefinition
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
-from orchestration.engine import Connection, dialect_of
+from orchestration.engine import Connection, create_temp_table, dialect_of
 
 # a temp table (this connection's, in memory): the consent-checked audience is read only by the
 # run that builds it, and a million rows written to the warehouse file only to be dropped cost
@@ -128,7 +127,7 @@ def build_plan(
     """Write the plan for one sync to the temp table plan_current (one row per audience
     member); return counts by decision."""
     sql = plan_sql(sync, as_of, skip_recorded, dialect=dialect_of(con))
-    temp_table(con, PLAN_TABLE, sql)
+    create_temp_table(con, PLAN_TABLE, sql)
     rows = con.execute(
         f"select case when filter_reason is not null then 'filtered' "
         f"when is_holdout then 'held_out' else 'send' end, count(*) from {PLAN_TABLE} group by 1"

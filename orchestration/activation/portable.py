@@ -8,27 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from orchestration.contracts.rules_sql import quote_literal
-from orchestration.engine import Connection, deleted_rows, dialect_of
-
-
-def temp_table(
-    con: Connection, name: str, select_sql: str, parameters: Sequence[Any] | None = None
-) -> None:
-    """(Re)create the temp table `name` (this session's) with the rows of `select_sql`."""
-    if dialect_of(con) == "duckdb":
-        con.execute(f"create or replace temp table {name} as {select_sql}", parameters)
-        return
-    con.execute(f"drop table if exists {name}")
-    con.execute(f"create temp table {name} as {select_sql}", parameters)
-
-
-def changed_rows(con: Connection, sql: str, parameters: Sequence[Any] | None = None) -> int:
-    """Run an insert, update or delete and return how many rows it wrote (DuckDB answers the
-    statement with the count; Postgres reports it on the cursor)."""
-    return deleted_rows(con, sql, parameters)
 
 
 def constraint_errors() -> tuple[type[BaseException], ...]:

@@ -67,9 +67,32 @@ def recreate_table(con: Connection, table: str, columns: str) -> None:
     con.execute(f"create table {table} ({columns})")
 
 
-def deleted_rows(con: Connection, sql: str, parameters: Sequence[Any] | None = None) -> int:
-    """Run a `delete` statement and return how many rows it deleted (DuckDB returns the count
-    as the statement's result; other engines report it on the cursor)."""
+def create_temp_table(
+    con: Connection, name: str, select_sql: str, parameters: Sequence[Any] | None = None
+) -> None:
+    """(Re)create the session's temp table `name` with the rows of `select_sql`."""
+    if dialect_of(con) == "duckdb":
+        con.execute(f"create or replace temp table {name} as {select_sql}", parameters)
+        return
+    con.execute(f"drop table if exists {temp_name(con, name)}")
+    con.execute(f"create temp table {name} as {select_sql}", parameters)
+
+
+def temp_name(con: Connection, name: str) -> str:
+    """`name` qualified by the session's temp schema (DuckDB: temp, Postgres: pg_temp): a drop
+    that never reaches a warehouse table of the same name."""
+    return f"{'temp' if dialect_of(con) == 'duckdb' else 'pg_temp'}.{name}"
+
+
+def row_locator(con: Connection) -> str:
+    """The pseudo-column naming a row's place in its table (DuckDB: rowid, Postgres: ctid): one
+    row within a transaction, and insertion order in an append-only table."""
+    return "rowid" if dialect_of(con) == "duckdb" else "ctid"
+
+
+def changed_rows(con: Connection, sql: str, parameters: Sequence[Any] | None = None) -> int:
+    """Run an insert, update or delete and return how many rows it wrote (DuckDB returns the
+    count as the statement's result; other engines report it on the cursor)."""
     if dialect_of(con) == "duckdb":
         return int(con.execute(sql, parameters).fetchone()[0])
     con.execute(sql, parameters)

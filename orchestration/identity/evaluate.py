@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestration.contracts.rules_sql import quote_literal
-from orchestration.engine import Connection, dialect_of
+from orchestration.engine import Connection, create_temp_table, dialect_of
 from orchestration.ingest.landing import glob_escaped
 
 
@@ -79,31 +79,28 @@ def evaluate(
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     excluded = ", ".join(quote_literal(x) for x in exclude_sources) or "''"
-    con.execute("drop table if exists _truth")
+    truth = (
+        "select source, entity, source_record_id, person_id "
+        f"from {_truth_csv(truth_file)} where source not in ({excluded})"
+    )
     if dialect_of(con) == "duckdb":
         _check_truth_columns(con, truth_file)
-        con.execute(
-            "create temp table _truth as select source, entity, source_record_id, person_id "
-            f"from {_truth_csv(truth_file)} where source not in ({excluded})"
-        )
+        create_temp_table(con, "_truth", truth)
     else:  # DuckDB reads the file; its rows are copied to the warehouse's session
         from orchestration.warehouse import scratch
 
         with scratch() as local:
             _check_truth_columns(local, truth_file)
-            rows = local.sql(
-                "select source, entity, source_record_id, person_id "
-                f"from {_truth_csv(truth_file)} where source not in ({excluded})"
-            ).to_arrow_table()
+            rows = local.sql(truth).to_arrow_table()
         con.register("_c360_truth", rows)
         try:
-            con.execute("create temp table _truth as select * from _c360_truth")
+            create_temp_table(con, "_truth", "select * from _c360_truth")
         finally:
             con.unregister("_c360_truth")
-    con.execute("drop table if exists _scored")
-    con.execute(
+    create_temp_table(
+        con,
+        "_scored",
         """
-        create temp table _scored as
         select t.person_id, m.customer_id
         from _truth as t
         inner join marts.customer_id_map as m
@@ -117,7 +114,7 @@ def evaluate(
         """
             if scope == "identified"
             else ""
-        )
+        ),
     )
     row = con.execute(
         """

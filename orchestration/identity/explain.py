@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.contracts.masking import mask_value
-from orchestration.engine import Connection, dialect_of
+from orchestration.engine import Connection, row_locator
 from orchestration.warehouse import table_exists
 
 # identifier types whose values are personal data (crm/shop ids are internal keys)
@@ -343,9 +343,7 @@ def explain_customer(con: Connection, customer_id: str, as_of: dt.date) -> Custo
         ).fetchall()
     )
     ids = [customer_id, *retired]
-    # an append-only log: the row's physical position is the order of the runs (DuckDB's
-    # rowid, Postgres' ctid)
-    position = "rowid" if dialect_of(con) == "duckdb" else "ctid"
+    position = row_locator(con)  # an append-only log: a row's place is the order of the runs
     history = tuple(
         MergeEvent(*row)
         for row in con.execute(

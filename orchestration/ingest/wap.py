@@ -35,7 +35,13 @@ from orchestration.contracts.rules_sql import (
     trimmed_columns_sql,
     typed_select_sql,
 )
-from orchestration.engine import Connection, deleted_rows, dialect_of, replace_table
+from orchestration.engine import (
+    Connection,
+    changed_rows,
+    create_temp_table,
+    dialect_of,
+    replace_table,
+)
 from orchestration.ingest.landing import (
     INVALID_JSON_RULE,
     LIVE_PREFIX,
@@ -376,9 +382,10 @@ def stage_batch(
         for c in (*contract.column_names, "_source_file", "_source_row", "_read_error")
     )
     invalid_json = nonnull_list_sql([quote_literal(INVALID_JSON_RULE)], dialect)
-    con.execute(f"drop table if exists {verdicts}")
-    con.execute(
-        f"create temp table {verdicts} as select {read_columns}, _warned_rules, "
+    create_temp_table(
+        con,
+        verdicts,
+        f"select {read_columns}, _warned_rules, "
         "case when _read_error is null then list_concat(_contract_failed, "
         f"{_future_sql(contract, cutoff, dialect)}) else {invalid_json} end "
         "as _failed_rules, _in_quarantine and _read_error is null as _in_quarantine "
@@ -386,7 +393,7 @@ def stage_batch(
         f"as _contract_failed, {failed_rules_sql(contract, 'warning', dialect)} "
         "as _warned_rules, "
         f"{_published_match_sql(contract, 'b', f'quarantine.{contract.id}', '_in_quarantine')} "
-        f"from (select *{', ' + trims if trims else ''} from {text}) b) v"
+        f"from (select *{', ' + trims if trims else ''} from {text}) b) v",
     )
     batch.staged = con.execute(f"select count(*) from {text}").fetchone()[0]
     con.execute(f"drop table {text}")
@@ -424,10 +431,8 @@ def stage_batch(
     clean = f"(select * from {verdicts} where array_length(_failed_rules) = 0)"
     # the value as it lands (trimmed, typed_select_sql) orders the versions
     ordered = timestamp_or_null_sql(trim_sql(order, dialect), dialect)
-    con.execute("drop table if exists _c360_dup_keys")
-    con.execute(
-        f"create temp table _c360_dup_keys as select {pk} from {clean} c "
-        f"group by {pk} having count(*) > 1"
+    create_temp_table(
+        con, "_c360_dup_keys", f"select {pk} from {clean} c group by {pk} having count(*) > 1"
     )
     replace_table(
         con,
@@ -462,7 +467,7 @@ def stage_batch(
     )
     con.execute("drop table _c360_dup_keys")
     in_raw = _published_match_sql(contract, "clean", f"raw.{contract.id}", "_in_raw")
-    batch.deduplicated_in_raw = deleted_rows(
+    batch.deduplicated_in_raw = changed_rows(
         con, f"delete from {bt}__clean as clean where {in_raw.removesuffix(' as _in_raw')}"
     )
     batch.loaded = con.execute(f"select count(*) from {bt}__clean").fetchone()[0]

@@ -34,7 +34,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
-from orchestration.engine import Connection, deleted_rows, dialect_of
+from orchestration.engine import (
+    Connection,
+    changed_rows,
+    create_temp_table,
+    dialect_of,
+    row_locator,
+    temp_name,
+)
 from orchestration.identity import phones
 from orchestration.paths import landing_dir, outbox_dir
 from orchestration.privacy import files, s3_objects, tombstones
@@ -124,24 +131,6 @@ class Request:
 
 # The text column types the sweep reads: DuckDB's VARCHAR, Postgres' text and varchar.
 _TEXT_TYPES = ("VARCHAR", "text", "character varying")
-
-
-def row_id(con: Connection) -> str:
-    """The column naming one row of a table within the erasure's transaction: DuckDB's `rowid`,
-    Postgres' `ctid` (the row's place; a row updated by another session meanwhile moves, which
-    `_delete_hits` notices by the count its delete returns)."""
-    return "rowid" if dialect_of(con) == "duckdb" else "ctid"
-
-
-def temp_table(con: Connection, name: str) -> str:
-    """`name` qualified by the session's temp schema (DuckDB: temp, Postgres: pg_temp)."""
-    return f"{'temp' if dialect_of(con) == 'duckdb' else 'pg_temp'}.{name}"
-
-
-def _create_temp(con: Connection, name: str, select_sql: str) -> None:
-    """A temp table `name` holding the rows of `select_sql` (any earlier one replaced)."""
-    con.execute(f"drop table if exists {temp_table(con, name)}")
-    con.execute(f"create temp table {name} as {select_sql}")
 
 
 def _exists(con: Connection, schema: str, table: str) -> bool:
@@ -240,7 +229,7 @@ def _column_joins(
 def _hits_sql(con: Connection, table: str, joins: list[tuple[str, str]]) -> str:
     """(rid, r): the rows of `table` each request reaches (rid: row_id), one equality join per
     (column expression, registered pairs)."""
-    rid = row_id(con)
+    rid = row_locator(con)
     return " union all ".join(
         f"select t.{rid} as rid, m.r from {table} t join {m} m on {expr} = m.v" for expr, m in joins
     )
@@ -362,7 +351,7 @@ def _delete_hits(
         if first_only
         else f"select distinct rid, r from ({hits}) as h"
     )
-    _create_temp(con, "_c360_erasure_hits", rows)
+    create_temp_table(con, "_c360_erasure_hits", rows)
     try:
         counts = dict(
             con.execute("select r, count(*) from _c360_erasure_hits group by r").fetchall()
@@ -371,9 +360,9 @@ def _delete_hits(
             found = con.execute("select count(distinct rid) from _c360_erasure_hits").fetchall()[0][
                 0
             ]
-            gone = deleted_rows(
+            gone = changed_rows(
                 con,
-                f"delete from {table} where {row_id(con)} in (select rid from _c360_erasure_hits)",
+                f"delete from {table} where {row_locator(con)} in (select rid from _c360_erasure_hits)",
             )
             if gone != found:  # a row changed by another session since it was found
                 raise RuntimeError(
@@ -384,7 +373,7 @@ def _delete_hits(
             if counts.get(i):
                 req.touched(place, what, "deleted", rows=counts[i])
     finally:
-        con.execute(f"drop table if exists {temp_table(con, '_c360_erasure_hits')}")
+        con.execute(f"drop table if exists {temp_name(con, '_c360_erasure_hits')}")
 
 
 def _erase_phone_lookup(con: Connection, reqs: list[Request]) -> None:
@@ -409,7 +398,7 @@ def _erase_phone_lookup(con: Connection, reqs: list[Request]) -> None:
         if held:
             hits = (
                 f"select h.rid, h.r from ({hits}) as h "
-                f"inner join reference.phone_numbers as t on t.{row_id(con)} = h.rid "
+                f"inner join reference.phone_numbers as t on t.{row_locator(con)} = h.rid "
                 f"where not exists (select 1 from ({held}) as k "
                 "where k.raw_text = t.raw_text and k.region = t.region)"
             )
@@ -517,7 +506,7 @@ def _pseudonymise(
     for c in columns:
         q = quote_ident(c)
         first = f"_c360_erasure_first_{len(firsts)}"
-        _create_temp(
+        create_temp_table(
             con,
             first,
             f"select d.v, min(n.r) as r from "
@@ -526,7 +515,7 @@ def _pseudonymise(
         )
         firsts[c] = first
     try:
-        rid = row_id(con)
+        rid = row_locator(con)
         owners = " union ".join(
             f"select t.{rid} as rid, f.r from {table} t join {f} f on t.{quote_ident(c)} = f.v"
             for c, f in firsts.items()
@@ -541,7 +530,7 @@ def _pseudonymise(
                 req.touched(place, what, "pseudonymised", rows=counts[i])
     finally:
         for f in firsts.values():
-            con.execute(f"drop table if exists {temp_table(con, f)}")
+            con.execute(f"drop table if exists {temp_name(con, f)}")
 
 
 def _set_pseudonyms(con: Connection, table: str, column: str, values: list) -> None:
