@@ -21,13 +21,14 @@ CUSTOMERS ?= 50000
 SEED ?= 42
 AS_OF ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help install manifest demo test lint unit ui bench system-deps clean mailman docs
+.PHONY: help install manifest demo test lint unit ui bench system-deps clean mailman spark docs
 
 help:
 	@echo "make demo   generate $(CUSTOMERS) customers and run the nightly pipeline (DuckDB), print a summary"
 	@echo "make test   install test dependencies (Postgres, Chromium), run ruff, sqlfluff and pytest"
 	@echo "make ui     open the Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench  identity connected-components benchmark, 5M nodes (see docs/identity.md)"
+	@echo "make spark  the spark dbt target's venv (.venv-spark: dbt-spark, pyspark); then: cd dbt_project && ../.venv-spark/bin/dbt build --target spark"
 	@echo "make docs   dbt docs (descriptions, lineage, exposures) as one HTML page under $$C360_HOME/dbt_docs"
 
 $(UV):
@@ -64,11 +65,14 @@ demo: install manifest
 	echo ""; echo "make demo finished in $$(( $$(date +%s) - start ))s (exit $$rc)."; \
 	echo "Open the Dagster UI with: make ui   (then http://127.0.0.1:3000)"; exit $$rc
 
-# System packages the tests need: a real Postgres server and headless Chromium.
+# System packages the tests need: a real Postgres server, Java 17 for local Spark and headless Chromium.
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 		echo "installing postgresql (server binaries for the tests)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+	@if ! command -v java >/dev/null; then \
+		echo "installing java (local Spark for the spark dbt target's tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; fi
 	@if ! command -v chromium >/dev/null; then \
 		echo "installing chromium (browser test)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
@@ -87,7 +91,7 @@ lint: install manifest
 	$(BIN)/python -c "from orchestration.instance import ensure_instance; ensure_instance()"
 	$(BIN)/dg check defs
 
-test: install system-deps mailman manifest lint
+test: install system-deps mailman spark manifest lint
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
 unit: install manifest
@@ -116,3 +120,15 @@ $(MAILMAN_VENV)/.installed: requirements/mailman.txt | $(UV)
 	@touch $@
 
 mailman: $(MAILMAN_VENV)/.installed
+
+# Local Spark for the spark dbt target (`dbt build --target spark`, docs/scale.md) in its own venv,
+# locked in requirements/spark.txt: pyspark stays out of the project's venv, where Great
+# Expectations would import it in every process. Java 17 comes from system-deps. Re-lock with
+# `.uv/bin/uv pip compile requirements/spark.in --python-version 3.11 -o requirements/spark.txt`.
+SPARK_VENV := .venv-spark
+$(SPARK_VENV)/.installed: requirements/spark.txt | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) $(SPARK_VENV)
+	$(UV) pip sync --python $(SPARK_VENV)/bin/python requirements/spark.txt
+	@touch $@
+
+spark: $(SPARK_VENV)/.installed

@@ -3,6 +3,7 @@
     (on-run-start) and given its final status after (on-run-end), so a build killed halfway leaves
     'started' rows: activation reads them and refuses to send from marts of mixed days. -#}
 {% macro record_build_start() -%}
+{%- set sql -%}
     create schema if not exists audit;
     create table if not exists audit.dbt_model_builds (
         model_name varchar not null,
@@ -27,14 +28,31 @@
             {%- endfor %};
         {%- endif %}
     {%- endif %}
+{%- endset -%}
+    {{ return(run_statements(sql)) }}
 {%- endmacro %}
 
 {% macro record_build_end(results) -%}
+{%- set sql -%}
+    {%- set models = [] %}
     {%- for result in results if result.node.resource_type == 'model' %}
-    update audit.dbt_model_builds
-    set status = '{{ result.status }}'
-    where invocation_id = '{{ invocation_id }}' and model_name = '{{ result.node.name }}';
+        {%- do models.append(result) %}
     {%- endfor %}
+    {%- if models %}
+    update audit.dbt_model_builds
+    set status = case model_name
+        {%- for result in models %}
+        when '{{ result.node.name }}' then '{{ result.status }}'
+        {%- endfor %}
+        else status end
+    where invocation_id = '{{ invocation_id }}' and model_name in (
+        {%- for result in models %}'{{ result.node.name }}'{{ ', ' if not loop.last }}{% endfor -%}
+    )
+    {%- else %}
+    select 1
+    {%- endif %}
+{%- endset -%}
+    {{ return(run_statements(sql)) }}
 {%- endmacro %}
 
 {#- When this dbt invocation started (run metadata that orders the builds; models still never

@@ -34,7 +34,7 @@
             {%- do run_query('drop table if exists ' ~ relation) -%}
         {%- endfor %}
         {%- do run_query(
-            'create temporary table ' ~ nodes ~ ' as
+            'create ' ~ temporary_table() ~ ' ' ~ nodes ~ ' as
             select node, cast(row_number() over (order by node) as bigint) as id
             from (
                 select record_key as node from ' ~ records_relation ~ ' as graph_records
@@ -45,7 +45,7 @@
             ) as all_nodes'
         ) -%}
         {%- do run_query(
-            'create temporary table ' ~ links ~ ' as
+            'create ' ~ temporary_table() ~ ' ' ~ links ~ ' as
             with pairs as (
                 select left_node.id as src, right_node.id as dst
                 from ' ~ links_relation ~ ' as graph_links
@@ -58,18 +58,18 @@
             select dst, src from pairs'
         ) -%}
         {%- do run_query(
-            'create temporary table ' ~ labels ~ ' as select id, id as label from ' ~ nodes
+            'create ' ~ temporary_table() ~ ' ' ~ labels ~ ' as select id, id as label from ' ~ nodes
         ) -%}
-        {%- do run_query('create temporary table ' ~ settled ~ ' (id bigint, label bigint)') -%}
+        {%- do run_query('create ' ~ temporary_table() ~ ' ' ~ settled ~ ' (id bigint, label bigint)') -%}
         {%- do run_query(
-            'create ' ~ ('table ' if keep_pass_log else 'temporary table ') ~ pass_log
+            'create ' ~ ('table ' if keep_pass_log else temporary_table() ~ ' ') ~ pass_log
             ~ ' (pass integer, active_nodes bigint, unsettled_trees bigint)'
         ) -%}
         {%- set state = namespace(unsettled=1) -%}
         {%- for pass in range(1, (max_passes | int) + 1) if state.unsettled > 0 %}
             {%- do run_query('drop table if exists ' ~ seen) -%}
             {%- do run_query(
-                'create temporary table ' ~ seen ~ ' as
+                'create ' ~ temporary_table() ~ ' ' ~ seen ~ ' as
                 with neighbours as (
                     select links.src as id, min(neighbour.label) as smallest
                     from ' ~ links ~ ' as links
@@ -99,7 +99,7 @@
             {%- for source, target in [(seen, jumped), (jumped, seen), (seen, labels)] %}
                 {%- do run_query('drop table if exists ' ~ target) -%}
                 {%- do run_query(
-                    'create temporary table ' ~ target ~ ' as
+                    'create ' ~ temporary_table() ~ ' ' ~ target ~ ' as
                     select child.id, least(child.label, coalesce(parent.label, child.label)) as label
                     from ' ~ source ~ ' as child
                     left join ' ~ source ~ ' as parent on child.label = parent.id'
@@ -108,7 +108,7 @@
             {#- every tree of an unfinished component has a link leaving it -#}
             {%- do run_query('drop table if exists ' ~ unsettled) -%}
             {%- do run_query(
-                'create temporary table ' ~ unsettled ~ ' as
+                'create ' ~ temporary_table() ~ ' ' ~ unsettled ~ ' as
                 select distinct src_label.label
                 from ' ~ links ~ ' as links
                 inner join ' ~ labels ~ ' as src_label on links.src = src_label.id
@@ -136,7 +136,7 @@
                 ) -%}
                 {%- do run_query('drop table if exists ' ~ jumped) -%}
                 {%- do run_query(
-                    'create temporary table ' ~ jumped ~ ' as
+                    'create ' ~ temporary_table() ~ ' ' ~ jumped ~ ' as
                     select id, label from ' ~ labels ~ ' as labels
                     where exists (
                         select 1 from ' ~ unsettled ~ ' as unsettled
@@ -145,11 +145,11 @@
                 ) -%}
                 {%- do run_query('drop table if exists ' ~ labels) -%}
                 {%- do run_query(
-                    'create temporary table ' ~ labels ~ ' as select id, label from ' ~ jumped
+                    'create ' ~ temporary_table() ~ ' ' ~ labels ~ ' as select id, label from ' ~ jumped
                 ) -%}
                 {%- do run_query('drop table if exists ' ~ seen) -%}
                 {%- do run_query(
-                    'create temporary table ' ~ seen ~ ' as
+                    'create ' ~ temporary_table() ~ ' ' ~ seen ~ ' as
                     select links.src, links.dst from ' ~ links ~ ' as links
                     where exists (
                         select 1 from ' ~ labels ~ ' as labels where labels.id = links.src
@@ -157,7 +157,7 @@
                 ) -%}
                 {%- do run_query('drop table if exists ' ~ links) -%}
                 {%- do run_query(
-                    'create temporary table ' ~ links ~ ' as select src, dst from ' ~ seen
+                    'create ' ~ temporary_table() ~ ' ' ~ links ~ ' as select src, dst from ' ~ seen
                 ) -%}
             {%- endif -%}
         {%- endfor %}

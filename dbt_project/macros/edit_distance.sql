@@ -10,9 +10,9 @@
 {%- endmacro %}
 
 {% macro default__ensure_extensions() -%}
-    create extension if not exists fuzzystrmatch
+    select 1
 {%- endmacro %}
 
-{% macro duckdb__ensure_extensions() -%}
-    select 1
+{% macro postgres__ensure_extensions() -%}
+    create extension if not exists fuzzystrmatch
 {%- endmacro %}

@@ -4,7 +4,7 @@
 {% macro empty_relation(columns) -%}
     (select
         {%- for name, type in columns %}
-        cast(null as {{ type }}) as {{ name }}{{ ',' if not loop.last }}
+        cast(null as {{ sql_type(type) }}) as {{ name }}{{ ',' if not loop.last }}
         {%- endfor %}
     where false)
 {%- endmacro %}

@@ -4,7 +4,7 @@
     the letters Unicode does not decompose (ß, Ø, Ł, Æ, Œ, Þ, Đ) become lower-case ASCII, then
     everything but ASCII letters and digits is removed, then ASCII is lower-cased
     ('Müller', 'MULLER', 'Ｍüller' → 'muller'; 'Straße' → 'strasse'; '12 Oak Ave.' → '12oakave').
-    Plain translate(), regexp_replace() and lower(): no extension needed on either
+    Plain translate(), regexp_replace() (replace_all) and lower(): no extension needed on either
     engine, and no locale-dependent lower() of a non-ASCII letter.
     tests/unit/test_unicode_keys.py checks every character of the table against Python. -#}
 {% macro fold_key(col) -%}
@@ -13,14 +13,14 @@
     {%- set fold_multi = {'ae': 'ÆæǢǣǼǽ', 'th': 'Þþ', 'ss': 'ßẞ', 'ij': 'Ĳĳ', 'oe': 'Œœ', 'dz': 'ǄǅǆǱǲǳ', 'lj': 'Ǉǈǉ', 'nj': 'Ǌǋǌ', 'ff': 'ﬀ', 'fi': 'ﬁ', 'fl': 'ﬂ', 'ffi': 'ﬃ', 'ffl': 'ﬄ', 'st': 'ﬅﬆ'} -%}
     {%- set ns = namespace(expr=col) -%}
     {%- for folded, chars in fold_multi.items() -%}
-        {%- set ns.expr = "regexp_replace(" ~ ns.expr ~ ", '[" ~ chars ~ "]', '" ~ folded ~ "', 'g')" -%}
+        {%- set ns.expr = replace_all(ns.expr, "'[" ~ chars ~ "]'", "'" ~ folded ~ "'") -%}
     {%- endfor -%}
     {#- A value of printable ASCII only has nothing to translate, and most names and addresses
         are: translate() with this table costs tens of microseconds a value, the check a regexp
         pass. Same result either way (the check is false for anything else, null included). -#}
     case
-        when regexp_replace({{ col }}, '[^ -~]', '', 'g') = {{ col }}
-            then lower(regexp_replace({{ col }}, '[^A-Za-z0-9]', '', 'g'))
-        else lower(regexp_replace(translate({{ ns.expr }}, '{{ fold_from }}', '{{ fold_to }}'), '[^A-Za-z0-9]', '', 'g'))
+        when {{ replace_all(col, "'[^ -~]'", "''") }} = {{ col }}
+            then lower({{ replace_all(col, "'[^A-Za-z0-9]'", "''") }})
+        else lower({{ replace_all("translate(" ~ ns.expr ~ ", '" ~ fold_from ~ "', '" ~ fold_to ~ "')", "'[^A-Za-z0-9]'", "''") }})
     end
 {%- endmacro %}

@@ -24,7 +24,7 @@
             {%- do run_query('drop table if exists ' ~ relation) -%}
         {%- endfor %}
         {%- do run_query(
-            'create temporary table ' ~ sub_nodes ~ ' as
+            'create ' ~ temporary_table() ~ ' ' ~ sub_nodes ~ ' as
             select node_types.node_key as record_key
             from ' ~ node_types ~ ' as node_types
             where node_types.component_key in (
@@ -33,7 +33,7 @@
             )'
         ) -%}
         {%- do run_query(
-            'create temporary table ' ~ sub_links ~ ' as
+            'create ' ~ temporary_table() ~ ' ' ~ sub_links ~ ' as
             select
                 edges.record_key,
                 edges.node_key,
@@ -42,12 +42,12 @@
             where edges.record_key in (select record_key from ' ~ sub_nodes ~ ')'
         ) -%}
         {%- do run_query(
-            'create temporary table ' ~ dropped ~ ' as
-            select record_key, node_key, cast(null as varchar) as exceeded_type, priority
+            'create ' ~ temporary_table() ~ ' ' ~ dropped ~ ' as
+            select record_key, node_key, cast(null as ' ~ text_type() ~ ') as exceeded_type, priority
             from ' ~ sub_links ~ ' where 1 = 0'
         ) -%}
         {%- do run_query(
-            'create temporary table ' ~ previous ~ ' as
+            'create ' ~ temporary_table() ~ ' ' ~ previous ~ ' as
             select record_key as node_key, record_key as label from ' ~ sub_nodes
         ) -%}
         {%- set levels = run_query(
@@ -66,14 +66,14 @@
                     kept_links, sub_nodes, max_passes, prefix=level_cc, keep_pass_log=false) -%}
                 {%- do run_query('drop table if exists ' ~ labelled) -%}
                 {%- do run_query(
-                    'create temporary table ' ~ labelled ~ ' as
+                    'create ' ~ temporary_table() ~ ' ' ~ labelled ~ ' as
                     select components.node_key, components.component_key as label
                     from (' ~ cc_component_keys(level_cc) ~ ') as components'
                 ) -%}
                 {%- if attempt == 'check' -%}
                     {%- do run_query('drop table if exists ' ~ level_violations) -%}
                     {%- do run_query(
-                        'create temporary table ' ~ level_violations ~ ' as '
+                        'create ' ~ temporary_table() ~ ' ' ~ level_violations ~ ' as '
                         ~ identity_limit_violations_sql(labelled, node_types)
                     ) -%}
                     {%- do run_query(
@@ -125,7 +125,7 @@
             {%- endfor %}
             {%- do run_query('drop table if exists ' ~ previous) -%}
             {%- do run_query(
-                'create temporary table ' ~ previous ~ ' as select node_key, label from ' ~ labelled
+                'create ' ~ temporary_table() ~ ' ' ~ previous ~ ' as select node_key, label from ' ~ labelled
             ) -%}
         {%- endfor %}
         {%- for name in ['nodes', 'settled'] %}

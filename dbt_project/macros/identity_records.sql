@@ -34,7 +34,7 @@
         {%- elif name in renamed %}
         {{ renamed[name] }} as {{ name }},
         {%- else %}
-        cast(null as {{ type }}) as {{ name }},
+        cast(null as {{ sql_type(type) }}) as {{ name }},
         {%- endif %}
         {%- endfor %}
         updated_at

@@ -1,6 +1,7 @@
 {#- State dbt must never drop: the customer_id registry and the merge log live in plain tables
     created here (on-run-start), not in models, so `dbt build --full-refresh` cannot rebuild them. -#}
 {% macro create_identity_state() -%}
+{%- set sql -%}
     create schema if not exists audit;
     create table if not exists audit.identity_registry (
         record_key varchar not null,
@@ -22,10 +23,13 @@
     alter table audit.identity_merge_log add column if not exists identifier_value varchar;
     alter table audit.identity_merge_log add column if not exists via_record_key varchar;
     alter table audit.identity_merge_log add column if not exists run_id varchar;
+{%- endset -%}
+    {{ return(run_statements(sql)) }}
 {%- endmacro %}
 
 {#- After int_identity__assignments is built: log new merges/splits, then record every assignment. -#}
 {% macro persist_identity_assignments() -%}
+{%- set sql -%}
     insert into audit.identity_merge_log (
         as_of, event, customer_id, other_customer_id, record_count,
         rule, identifier_type, identifier_value, via_record_key, run_id
@@ -61,6 +65,8 @@
         as_of,
         record_first_seen_as_of
     from {{ this }};
+{%- endset -%}
+    {{ return(run_statements(sql)) }}
 {%- endmacro %}
 
 {#- The merges and splits this run decided, as a side table of the assignments model, each with
@@ -68,6 +74,7 @@
     a record outside it (the bridge); for a split, a refused link of a record of the split-off part
     (blocklist, limit, name conflict), else rule no_remaining_link. -#}
 {% macro identity_events_table() -%}
+{%- set sql -%}
     drop table if exists {{ this.schema }}.{{ this.identifier }}__events;
     create table {{ this.schema }}.{{ this.identifier }}__events as
     with labels as (
@@ -221,4 +228,6 @@
         nullif(split_part(why, chr(31), 4), '') as via_record_key,
         '{{ run_id_value() or invocation_id }}' as run_id
     from explained;
+{%- endset -%}
+    {{ return(run_statements(sql)) }}
 {%- endmacro %}

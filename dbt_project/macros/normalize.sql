@@ -27,6 +27,10 @@
     (cast(('x' || substr(md5({{ text_expr }}), 1, 8)) as bit(32))::bigint & 4294967295) % 10000
 {%- endmacro %}
 
+{% macro spark__hash_bucket(text_expr) -%}
+    (cast(conv(substr(md5({{ text_expr }}), 1, 8), 16, 10) as bigint) % 10000)
+{%- endmacro %}
+
 {% macro duckdb__hash_bucket(text_expr) -%}
     (cast(('0x' || substr(md5({{ text_expr }}), 1, 8)) as ubigint) % 10000)
 {%- endmacro %}
@@ -38,6 +42,10 @@
 
 {% macro default__regex_full_match(col, pattern) -%}
     ({{ col }} ~ '^(?:{{ pattern | replace("'", "''") }})$')
+{%- endmacro %}
+
+{% macro spark__regex_full_match(col, pattern) -%}
+    regexp_like({{ col }}, '^(?:{{ pattern | replace("'", "''") }})$')
 {%- endmacro %}
 
 {% macro duckdb__regex_full_match(col, pattern) -%}

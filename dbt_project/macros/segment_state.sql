@@ -1,6 +1,7 @@
 {#- Segment history dbt must never drop: plain tables created here (on-run-start), maintained by the
     post-hook of segment_membership, so `dbt build --full-refresh` keeps them. -#}
 {% macro create_segment_state() -%}
+{%- set sql -%}
     create schema if not exists audit;
     create table if not exists audit.segment_membership_history (
         customer_id varchar not null,
@@ -17,6 +18,8 @@
         exited bigint not null,
         holdout bigint not null
     );
+{%- endset -%}
+    {{ return(run_statements(sql)) }}
 {%- endmacro %}
 
 {#- After segment_membership is built for as_of D: one history row per stay of a customer in a
@@ -25,6 +28,7 @@
     forward: run dates in order (a backfill of an earlier date is not merged in). Then the
     per-segment stats of D (members, entered, exited, holdout), one row per shipped segment. -#}
 {% macro persist_segment_history(segment_names) -%}
+{%- set sql -%}
     delete from audit.segment_membership_history where entered_as_of = {{ as_of_date() }};
     update audit.segment_membership_history set exited_as_of = null
     where exited_as_of = {{ as_of_date() }};
@@ -59,24 +63,33 @@
     select
         {{ as_of_date() }},
         names.segment_name,
-        (select count(*) from {{ this }} as m where m.segment_name = names.segment_name),
-        (
-            select count(*) from audit.segment_membership_history as h
-            where h.segment_name = names.segment_name and h.entered_as_of = {{ as_of_date() }}
-        ),
-        (
-            select count(*) from audit.segment_membership_history as h
-            where h.segment_name = names.segment_name and h.exited_as_of = {{ as_of_date() }}
-        ),
-        (
-            select count(*) from {{ this }} as m
-            where m.segment_name = names.segment_name and m.is_holdout
-        )
+        coalesce(members.members, 0),
+        coalesce(moves.entered, 0),
+        coalesce(moves.exited, 0),
+        coalesce(members.holdout, 0)
     from (
         {%- for name in segment_names %}
             select '{{ name }}' as segment_name {{ 'union all' if not loop.last }}
         {%- else %}
-            select cast(null as varchar) as segment_name where false
+            select cast(null as {{ text_type() }}) as segment_name where false
         {%- endfor %}
-    ) as names;
+    ) as names
+    left join (
+        select
+            segment_name,
+            count(*) as members,
+            sum(case when is_holdout then 1 else 0 end) as holdout
+        from {{ this }}
+        group by segment_name
+    ) as members on names.segment_name = members.segment_name
+    left join (
+        select
+            segment_name,
+            sum(case when entered_as_of = {{ as_of_date() }} then 1 else 0 end) as entered,
+            sum(case when exited_as_of = {{ as_of_date() }} then 1 else 0 end) as exited
+        from audit.segment_membership_history
+        group by segment_name
+    ) as moves on names.segment_name = moves.segment_name;
+{%- endset -%}
+    {{ return(run_statements(sql)) }}
 {%- endmacro %}

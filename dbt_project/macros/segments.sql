@@ -4,7 +4,16 @@
     timestamp) reads a naive timestamp as local to the zone; timezone(zone, timestamptz) gives
     the zone's wall clock: the same two calls on DuckDB (ICU) and Postgres. -#}
 {% macro local_date(utc_timestamp, time_zone) -%}
+    {{ return(adapter.dispatch('local_date', 'c360')(utc_timestamp, time_zone)) }}
+{%- endmacro %}
+
+{% macro default__local_date(utc_timestamp, time_zone) -%}
     cast(timezone(coalesce({{ time_zone }}, 'UTC'), timezone('UTC', {{ utc_timestamp }})) as date)
+{%- endmacro %}
+
+{#- Spark: from_utc_timestamp shifts a UTC instant to the zone's wall clock (the session is UTC). -#}
+{% macro spark__local_date(utc_timestamp, time_zone) -%}
+    cast(from_utc_timestamp(cast({{ utc_timestamp }} as timestamp_ltz), coalesce({{ time_zone }}, 'UTC')) as date)
 {%- endmacro %}
 
 {#- A select of the customers behind one kind of source record, with their time zone, for
@@ -30,6 +39,10 @@
     (cast({{ json_column }} as jsonb) ->> '{{ key }}')
 {%- endmacro %}
 
+{% macro spark__json_text(json_column, key) -%}
+    get_json_object({{ json_column }}, '$.{{ key }}')
+{%- endmacro %}
+
 {% macro duckdb__json_text(json_column, key) -%}
     json_extract_string({{ json_column }}, '$.{{ key }}')
 {%- endmacro %}
@@ -44,6 +57,10 @@
         when {{ default__json_text(json_column, key) }} ~ '^-?[0-9]+([.][0-9]+)?$'
             then cast({{ default__json_text(json_column, key) }} as double precision)
     end
+{%- endmacro %}
+
+{% macro spark__json_number(json_column, key) -%}
+    try_cast(get_json_object({{ json_column }}, '$.{{ key }}') as double)
 {%- endmacro %}
 
 {% macro duckdb__json_number(json_column, key) -%}

@@ -91,7 +91,7 @@ known_ids as (
     -- never get back the id its component key minted before (a rerun at the same as_of)
     select
         component_key,
-        string_agg(distinct customer_id, ',' order by customer_id) as previous_ids
+        {{ sorted_distinct_join('customer_id', "','") }} as previous_ids
     from known
     group by component_key
 ),

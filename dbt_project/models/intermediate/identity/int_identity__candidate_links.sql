@@ -72,7 +72,7 @@ addresses as (
 -- each part folded once (accents, ligatures, full-width forms, case: macros/fold.sql);
 -- materialized: inlined into the filter and the key below, DuckDB evaluated the folds more than
 -- once per row (2.4x the model's time at 1M customers, docs/benchmarks.md)
-folded_addresses as materialized (
+folded_addresses as {{ materialized_cte() }} (
     select distinct
         record_key,
         {{ fold_key('first_name') }} as first_name_key,

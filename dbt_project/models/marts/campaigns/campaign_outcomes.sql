@@ -26,16 +26,16 @@
 {%- endif -%}
 {%- set no_history -%}
     (select
-        cast(null as varchar) as contact_id,
-        cast(null as varchar) as sync_id,
-        cast(null as varchar) as segment_name,
+        cast(null as {{ text_type() }}) as contact_id,
+        cast(null as {{ text_type() }}) as sync_id,
+        cast(null as {{ text_type() }}) as segment_name,
         cast(null as date) as as_of,
-        cast(null as varchar) as customer_id,
-        cast(null as varchar) as channel,
-        cast(null as varchar) as contact_point,
-        cast(null as varchar) as outcome,
+        cast(null as {{ text_type() }}) as customer_id,
+        cast(null as {{ text_type() }}) as channel,
+        cast(null as {{ text_type() }}) as contact_point,
+        cast(null as {{ text_type() }}) as outcome,
         cast(null as boolean) as is_holdout,
-        cast(null as varchar) as arm,
+        cast(null as {{ text_type() }}) as arm,
         cast(null as timestamp) as recorded_at
     where false)
 {%- endset -%}
@@ -52,7 +52,11 @@ with contact_history as (
         history.contact_point,
         history.outcome,
         history.is_holdout,
-        {{ 'history.arm' if has_arm or history_relation is none else 'cast(null as varchar) as arm' }},
+        {% if has_arm or history_relation is none -%}
+            history.arm
+        {%- else -%}
+            cast(null as {{ text_type() }}) as arm
+        {%- endif %},
         history.recorded_at
     from {{ history_source if history_relation is not none else no_history }} as history
     -- sends of earlier nights: the run's own sends are written after dbt builds, so counting
