@@ -21,14 +21,14 @@ CUSTOMERS ?= 50000
 SEED ?= 42
 AS_OF ?= $(shell date -u -d yesterday +%F)
 
-.PHONY: help install manifest demo test lint unit ui bench system-deps clean mailman spark docs
+.PHONY: help install manifest demo test lint unit ui bench system-deps clean mailman spark spark-server docs
 
 help:
 	@echo "make demo   generate $(CUSTOMERS) customers and run the nightly pipeline (DuckDB), print a summary"
 	@echo "make test   install test dependencies (Postgres, Chromium), run ruff, sqlfluff and pytest"
 	@echo "make ui     open the Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench  identity connected-components benchmark, 5M nodes (see docs/identity.md)"
-	@echo "make spark  the spark dbt target's venv (.venv-spark: dbt-spark, pyspark); then: cd dbt_project && ../.venv-spark/bin/dbt build --target spark"
+	@echo "make spark-server  a local Spark Thrift Server on 127.0.0.1:$${C360_SPARK_PORT:-10000} (its venv: make spark); then: cd dbt_project && ../.venv-spark/bin/dbt build --target spark"
 	@echo "make docs   dbt docs (descriptions, lineage, exposures) as one HTML page under $$C360_HOME/dbt_docs"
 
 $(UV):
@@ -94,7 +94,7 @@ lint: install manifest
 test: install system-deps mailman spark manifest lint
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
-unit: install manifest
+unit: install spark manifest
 	$(BIN)/pytest tests/unit -q
 
 ui: install manifest
@@ -132,3 +132,8 @@ $(SPARK_VENV)/.installed: requirements/spark.txt | $(UV)
 	@touch $@
 
 spark: $(SPARK_VENV)/.installed
+
+# A local Spark Thrift Server in the foreground, its warehouse in C360_SPARK_WAREHOUSE: what the
+# spark dbt target and the Python side's Spark connection reach (C360_SPARK_HOST/PORT).
+spark-server: install spark system-deps
+	$(BIN)/python -m orchestration.engine.spark $${C360_SPARK_PORT:-10000}

@@ -44,8 +44,9 @@
     ({{ col }} ~ '^(?:{{ pattern | replace("'", "''") }})$')
 {%- endmacro %}
 
+{#- Spark's literals escape with a backslash (a doubled quote would end the literal). -#}
 {% macro spark__regex_full_match(col, pattern) -%}
-    regexp_like({{ col }}, '^(?:{{ pattern | replace("'", "''") }})$')
+    regexp_like({{ col }}, '^(?:{{ pattern | replace("\\", "\\\\") | replace("'", "\\'") }})$')
 {%- endmacro %}
 
 {% macro duckdb__regex_full_match(col, pattern) -%}

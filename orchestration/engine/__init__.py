@@ -107,3 +107,15 @@ def store_table(con: Connection, table: str, rows: pa.Table) -> None:
         replace_table(con, table, "select * from _c360_stored_rows")
     finally:
         con.unregister("_c360_stored_rows")
+
+
+def table_names(con: Connection, schema: str) -> set[str]:
+    """The tables (not views) of `schema`."""
+    if dialect_of(con) == "spark":
+        return set(con.table_names(schema))  # type: ignore[attr-defined]
+    rows = con.execute(
+        "select table_name from information_schema.tables "
+        "where table_schema = ? and table_type = 'BASE TABLE'",
+        [schema],
+    ).fetchall()
+    return {r[0] for r in rows}

@@ -10,8 +10,7 @@ statements open and close its transactions.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
-from types import TracebackType
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -21,7 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from orchestration.contracts.rules_sql import quote_ident
-from orchestration.engine.transpile import UntranslatableSQL, translate
+from orchestration.engine.dbapi import DbApiConnection
+from orchestration.engine.transpile import translate
 
 DIALECT = "postgres"
 
@@ -64,15 +64,14 @@ _ARROW_TYPES: dict[int, pa.DataType] = {
 }  # fmt: skip
 
 
-class PostgresConnection:
+class PostgresConnection(DbApiConnection):
     """DuckDB's connection methods the Python steps use, on a Postgres session."""
 
     dialect = DIALECT
 
     def __init__(self, con: psycopg2.extensions.connection) -> None:
         con.autocommit = True
-        self._con = con
-        self._cursor: psycopg2.extensions.cursor | None = None
+        super().__init__(con)
         with con.cursor() as cursor:  # timestamps in UTC, as every DuckDB connection c360 opens
             cursor.execute("set time zone 'UTC'")
 
@@ -81,43 +80,10 @@ class PostgresConnection:
         """Open a session from a libpq connection string (host=… port=… dbname=… user=…)."""
         return cls(psycopg2.connect(dsn, connect_timeout=10))
 
-    def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> PostgresConnection:
-        """Run `sql` (DuckDB dialect; several statements allowed without parameters)."""
-        statements = translate(sql, DIALECT)
-        if parameters is not None and len(statements) > 1:
-            raise UntranslatableSQL(
-                f"{len(statements)} statements with parameters: run them one by one; "
-                f"SQL: {' '.join(sql.split())[:160]}"
-            )
-        cursor = self._con.cursor()
-        # always formatted with arguments (a dict for $name placeholders), so the doubled `%`
-        # of translate() is undone
-        args = dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters or ())
-        for statement in statements:
-            cursor.execute(statement, args)
-        self._cursor = cursor
-        return self
-
-    def _last(self) -> psycopg2.extensions.cursor:
-        if self._cursor is None:
-            raise RuntimeError("nothing to fetch: no statement has run on this connection")
-        return self._cursor
-
-    @property
-    def description(self) -> Any:
-        """The last result's columns (DB-API: each item's [0] is the name)."""
-        return self._last().description
-
     @property
     def rowcount(self) -> int:
         """Rows the last statement changed (or returned)."""
         return self._last().rowcount
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self._last().fetchone()
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self._last().fetchall()
 
     def to_arrow_table(self) -> pa.Table:
         """The last result as an Arrow table, typed by the columns' Postgres types (a column of
@@ -240,17 +206,3 @@ class PostgresConnection:
         with self._con.cursor() as cursor:
             cursor.execute(f"drop table if exists pg_temp.{quote_ident(view_name)}")
         return self
-
-    def close(self) -> None:
-        self._con.close()
-
-    def __enter__(self) -> PostgresConnection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

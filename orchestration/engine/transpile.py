@@ -106,6 +106,10 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
             node.replace(
                 exp.EQ(this=node.this, expression=exp.cast(exp.Literal.string("NaN"), "double"))
             )
+    if dialect == "spark":
+        # a Parquet table holds no key constraint: the steps keep keys unique themselves
+        for node in list(tree.find_all(exp.PrimaryKey, exp.PrimaryKeyColumnConstraint)):
+            node.pop()
     return tree
 
 

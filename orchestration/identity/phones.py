@@ -20,7 +20,7 @@ import pyarrow as pa
 import yaml
 
 from orchestration.contracts.identifier_columns import BY_TYPE, IdColumn, phone_columns
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_names
 from orchestration.paths import dbt_project_dir
 
 TABLE = "reference.phone_numbers"
@@ -127,15 +127,11 @@ def refresh(
 ) -> dict[str, int]:
     """Parse every (text, region) not in the lookup yet and append it. Returns counts.
 
-    Runs on any warehouse `Connection` (DuckDB, or Postgres through `engine.postgres`)."""
+    Runs on any warehouse `Connection` (DuckDB, Postgres through `engine.postgres`, Spark
+    through `engine.spark`)."""
     ensure_table(con)
     fallback = fallback_region or default_region()
-    existing = {
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw'"
-        ).fetchall()
-    }
+    existing = table_names(con, "raw")
     sql = _new_inputs_sql(existing)
     new = con.execute(sql).fetchall() if sql else []
     if progress and len(new) > 50_000:

@@ -18,25 +18,18 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from orchestration.paths import dbt_project_dir
+from orchestration.dbt_macros import project_macros
 
 
 def _environment() -> jinja2.Environment:
-    return ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    return ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, extensions=["jinja2.ext.do"]
+    )
 
 
 @cache
-def _macro_source(name: str) -> str:
-    return (dbt_project_dir() / "macros" / f"{name}.sql").read_text()
-
-
-@cache
-def _macros() -> dict[str, Any]:
-    env = _environment()
-    return {
-        name: env.from_string(_macro_source(name)).make_module({})
-        for name in ("segments", "normalize")
-    }
+def _macros(engine: str) -> Any:
+    return project_macros(("segments", "normalize"), engine, env=_environment())
 
 
 def render_duckdb(
@@ -45,21 +38,24 @@ def render_duckdb(
     """`sql` with its Jinja rendered for DuckDB at `as_of` (config() calls render to nothing).
     With `dialect` "postgres", the engine-specific helpers are the project's default__ macros
     (what dbt renders on Postgres); the rest stays DuckDB's SQL, for engine.transpile."""
-    segments, normalize = _macros()["segments"], _macros()["normalize"]
-    prefix = "duckdb" if dialect == "duckdb" else "default"
+    engine = "duckdb" if dialect == "duckdb" else "postgres"
+    macros = _macros(engine)
     env = _environment()
     # the macros that read a model themselves see the caller's ref()
-    with_refs = env.from_string(_macro_source("segments")).make_module({"ref": ref})
+    with_refs = project_macros(("segments",), engine, {"ref": ref}, env=env)
 
     def as_of_date() -> str:
         return f"cast('{as_of.isoformat()}' as date)"
 
-    activity = env.from_string(_macro_source("localized_activity")).make_module(
+    activity = project_macros(
+        ("localized_activity",),
+        engine,
         {
-            "local_date": segments.local_date,
+            "local_date": macros.local_date,
             "resolved_customer_time_zones": with_refs.resolved_customer_time_zones,
             "as_of_date": as_of_date,
-        }
+        },
+        env=env,
     )
     return env.from_string(sql).render(
         ref=ref,
@@ -68,8 +64,8 @@ def render_duckdb(
         config=lambda **kwargs: "",
         as_of_date=as_of_date,
         as_of_end=lambda: f"cast('{as_of.isoformat()} 23:59:59' as timestamp)",
-        local_date=segments.local_date,
-        json_text=getattr(segments, f"{prefix}__json_text"),
-        json_number=getattr(segments, f"{prefix}__json_number"),
-        hash_bucket=getattr(normalize, f"{prefix}__hash_bucket"),
+        local_date=macros.local_date,
+        json_text=macros.json_text,
+        json_number=macros.json_number,
+        hash_bucket=macros.hash_bucket,
     )

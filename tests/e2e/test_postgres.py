@@ -13,9 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from dataclasses import astuple
-from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +26,8 @@ from orchestration.contracts.rules_sql import quote_ident
 from orchestration.engine.postgres import PostgresConnection
 from orchestration.paths import REPO_ROOT, dbt_project_dir
 from orchestration.segments.model import load_all
+from tests.e2e.compare import row_differences
+from tests.e2e.dbt_builds import assert_every_node_built, wait_for_builds
 from tests.e2e.pg import PgDatabase, PostgresServer, sorted_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]
@@ -201,46 +201,13 @@ def builds(raw_set, tmp_path_factory) -> dict[str, Path]:
     (concurrently: separate databases). Returns each build's output folder."""
     db, wh_path, *_ = raw_set
     root = tmp_path_factory.mktemp("pg_dbt")
-    procs: dict[str, subprocess.Popen] = {}
-    try:
-        for target in ("postgres", "duckdb"):
-            procs[target] = _dbt_build(target, db, wh_path, root / target)
-        codes = {target: proc.wait(timeout=300) for target, proc in procs.items()}
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for target, rc in codes.items():
-        log = (root / target / "stdout.txt").read_text()
-        assert rc == 0, f"dbt build --target {target} failed:\n{log[-6000:]}"
+    procs = {t: _dbt_build(t, db, wh_path, root / t) for t in ("postgres", "duckdb")}
+    wait_for_builds(procs, root, timeout=300)
     return {t: root / t for t in procs}
 
 
 def test_dbt_build_on_postgres_passes_every_model_and_test(builds):
-    target = builds["postgres"] / "target"
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    # exposures (generated from the sync YAML) have nothing to build: dbt reports them no-op
-    bad = [
-        (r["unique_id"], r["status"])
-        for r in results
-        if r["status"] not in ("success", "pass")
-        and not (r["unique_id"].startswith("exposure.") and r["status"] == "no-op")
-    ]
-    assert not bad
-    manifest = json.loads((target / "manifest.json").read_text())
-    expected = {
-        uid
-        for uid, node in manifest["nodes"].items()
-        if node["resource_type"] in ("model", "test", "seed", "snapshot")
-        and node["config"].get("enabled", True)
-    }
-    ran = {r["unique_id"] for r in results}
-    assert expected <= ran, sorted(expected - ran)  # nothing skipped
-    assert sum(uid.startswith("test.") for uid in ran) > 5
-    assert any(uid.endswith(".customer_360") for uid in ran)
-    duck = json.loads((builds["duckdb"] / "target" / "run_results.json").read_text())["results"]
-    assert ran == {r["unique_id"] for r in duck}  # the same graph on both engines
+    assert_every_node_built(builds["postgres"], builds["duckdb"])
 
 
 def test_customer_360_and_segments_on_postgres(raw_set, builds):
@@ -273,10 +240,9 @@ def _canonical_json(value: object) -> object:
 def _table_differences(
     cur, duck, tables: list[tuple[str, str]], skip: frozenset[str] = frozenset({"_loaded_at"})
 ) -> list[str]:
-    """Where each (schema, table) differs between Postgres (`cur`) and DuckDB (`duck`): row
-    counts, then every column but `skip` (load and run times, run ids) exactly, decimals and
-    floats to a cent (DuckDB divides decimals in double precision and Postgres exactly, so a
-    half-cent tie can round either way)."""
+    """Where each (schema, table) differs between Postgres (`cur`) and DuckDB (`duck`)
+    (compare.row_differences; DuckDB divides decimals in double precision and Postgres exactly,
+    so a half-cent tie can round either way)."""
     problems: list[str] = []
     for schema, table in tables:
         cur.execute(f"select * from {schema}.{table}")
@@ -288,31 +254,7 @@ def _table_differences(
         for i in {i for r in on_pg for i, v in enumerate(r) if isinstance(v, dict)}:
             on_pg = [(*r[:i], _canonical_json(r[i]), *r[i + 1 :]) for r in on_pg]
             on_duck = [(*r[:i], _canonical_json(r[i]), *r[i + 1 :]) for r in on_duck]
-        if len(on_pg) != len(on_duck):
-            problems.append(f"{schema}.{table}: {len(on_pg)} rows vs {len(on_duck)} on DuckDB")
-            continue
-        numeric = {
-            i
-            for i in range(len(cols))
-            if any(isinstance(r[i], (float, Decimal)) for r in on_pg + on_duck)
-        }
-        exact = [i for i in range(len(cols)) if i not in numeric and cols[i] not in skip]
-        if Counter(tuple(r[i] for i in exact) for r in on_pg) != Counter(
-            tuple(r[i] for i in exact) for r in on_duck
-        ):
-            differ = [
-                cols[i]
-                for i in exact
-                if Counter(r[i] for r in on_pg) != Counter(r[i] for r in on_duck)
-            ]
-            problems.append(f"{schema}.{table}: rows differ (columns: {differ or 'combined'})")
-        for i in sorted(numeric - {i for i in numeric if cols[i] in skip}):
-            a = sorted((r[i] is not None, r[i] or 0) for r in on_pg)
-            b = sorted((r[i] is not None, r[i] or 0) for r in on_duck)
-            if [x[0] for x in a] != [y[0] for y in b] or any(
-                abs(float(x[1]) - float(y[1])) > 0.0101 for x, y in zip(a, b, strict=True)
-            ):
-                problems.append(f"{schema}.{table}.{cols[i]}: values differ")
+        problems += row_differences(f"{schema}.{table}", cols, on_pg, on_duck, "Postgres", skip)
     return problems
 
 

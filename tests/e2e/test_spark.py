@@ -1,11 +1,11 @@
-"""Local Spark (pyspark from the lock, Java 17 from Debian; dbt-spark's session method, so Spark
-runs inside dbt's process): the whole dbt project built with `--target spark` on generated data
-ingested by the real write-audit-publish path, and every table it writes, the state dbt keeps
-(identity registry, segment history) included, equal row for row to DuckDB's build of the same
-raw rows.
+"""Spark (a local Spark Thrift Server from .venv-spark's pyspark, Java 17 from Debian), reached as
+a cluster's would be: the phone-lookup step runs on it through the warehouse Connection
+(engine.spark), then the whole dbt project is built with `--target spark` (thrift), and every
+table it writes, the state dbt keeps (identity registry, segment history) and the phone lookup
+included, equals row for row DuckDB's of the same raw rows.
 
-The Python steps do not run on Spark yet: ingestion and the phone lookup run on DuckDB and their
-tables are copied to Spark as Parquet (docs/scale.md, "Where it stands")."""
+Ingestion does not run on Spark yet: the raw tables are ingested by the real write-audit-publish
+path on DuckDB and copied through the Connection (docs/scale.md, "Where it stands")."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -23,6 +21,9 @@ import pytest
 
 from orchestration.contracts.model import all_source_contracts
 from orchestration.paths import REPO_ROOT, dbt_project_dir
+from tests.e2e.compare import row_differences
+from tests.e2e.dbt_builds import assert_every_node_built, wait_for_builds
+from tests.e2e.spark import SparkThriftServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="spark")]
 # dbt-spark and pyspark live in their own venv (`make spark`, requirements/spark.txt)
@@ -35,6 +36,7 @@ STATE_TABLES = [
     ("audit", "identity_merge_log"),
     ("audit", "segment_membership_history"),
     ("audit", "segment_stats"),
+    ("reference", "phone_numbers"),  # written by its Python step on each engine
 ]
 
 
@@ -61,6 +63,21 @@ def _ingest(root: Path) -> Path:
     return wh_path
 
 
+def _copy_raw(wh_path: Path, spark) -> int:
+    """DuckDB's raw tables into Spark through the warehouse Connection; returns how many."""
+    with duckdb.connect(str(wh_path), read_only=True) as wh:
+        tables = wh.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()
+        spark.execute("create schema if not exists raw")
+        for (table,) in tables:
+            spark.register("_raw_rows", wh.execute(f"select * from raw.{table}").to_arrow_table())
+            spark.execute(f"drop table if exists raw.{table}")
+            spark.execute(f"create table raw.{table} as select * from _raw_rows")
+            spark.unregister("_raw_rows")
+    return len(tables)
+
+
 def _dbt_build(target: str, env: dict[str, str], out: Path) -> subprocess.Popen:
     out.mkdir(parents=True)
     with (out / "stdout.txt").open("w") as log:
@@ -76,44 +93,26 @@ def _dbt_build(target: str, env: dict[str, str], out: Path) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory, monkeypatch_module) -> dict[str, Path]:
-    """raw and reference tables ingested once, copied to Spark as Parquet; then `dbt build` of
-    the whole project on Spark and, on a copy of the same warehouse, on DuckDB (side by side:
-    separate processes and warehouses). Returns the build folders, the DuckDB warehouse and the
-    Spark warehouse."""
+    """Raw tables ingested once on DuckDB and copied to a local Spark Thrift Server; the phone
+    lookup written on each engine by its own step; then `dbt build` of the whole project on
+    Spark and on DuckDB side by side. Returns the build folders and the DuckDB warehouse."""
+    from orchestration.identity import phones
+
     assert (SPARK_BIN / "dbt").exists(), "no .venv-spark: run `make spark` (make test does)"
     root = tmp_path_factory.mktemp("spark")
     monkeypatch_module.setenv("C360_DUCKDB_TEMP_DIR", str(root / "tmp"))
-    monkeypatch_module.setenv("C360_SPARK_WAREHOUSE", str(root / "spark_warehouse"))
-    wh_path = _ingest(root)
-    parquet = root / "parquet"
-    parquet.mkdir()
-    with duckdb.connect(str(wh_path), read_only=True) as wh:
-        tables = wh.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('raw', 'reference') and table_type = 'BASE TABLE'"
-        ).fetchall()
-        for schema, table in tables:
-            wh.execute(f"copy {schema}.{table} to '{parquet}/{schema}.{table}.parquet'")
-    loaded = subprocess.run(
-        [str(SPARK_BIN / "python"), "-m", "tests.e2e.spark_tables", str(parquet)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert loaded.returncode == 0, loaded.stderr[-4000:]
-    assert len(loaded.stdout.split()) == len(tables) > len(all_source_contracts())
-    env = os.environ | {
-        "C360_WAREHOUSE": str(wh_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }  # fmt: skip
-    procs = {t: _dbt_build(t, env, root / t) for t in ("spark", "duckdb")}
-    try:
-        codes = {t: proc.wait(timeout=600) for t, proc in procs.items()}
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for target, rc in codes.items():
-        log = (root / target / "stdout.txt").read_text()
-        assert rc == 0, f"dbt build --target {target} failed:\n{log[-6000:]}"
+    with SparkThriftServer(root / "spark_warehouse") as server:
+        for name, value in server.env().items():
+            monkeypatch_module.setenv(name, value)
+        wh_path = _ingest(root)
+        with server.connect() as spark:
+            assert _copy_raw(wh_path, spark) == len(all_source_contracts())
+            phones.refresh(spark, AS_OF.isoformat())
+        env = os.environ | {
+            "C360_WAREHOUSE": str(wh_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }  # fmt: skip
+        procs = {t: _dbt_build(t, env, root / t) for t in ("spark", "duckdb")}
+        wait_for_builds(procs, root, timeout=600)
     return {"spark": root / "spark", "duckdb": root / "duckdb", "warehouse": wh_path}
 
 
@@ -124,23 +123,11 @@ def monkeypatch_module():
 
 
 def test_dbt_build_on_spark_passes_every_model_and_test(builds):
-    results = json.loads((builds["spark"] / "target" / "run_results.json").read_text())["results"]
-    bad = [
-        (r["unique_id"], r["status"])
-        for r in results
-        if r["status"] not in ("success", "pass")
-        and not (r["unique_id"].startswith("exposure.") and r["status"] == "no-op")
-    ]
-    assert not bad
-    ran = {r["unique_id"] for r in results}
-    assert sum(uid.startswith("test.") for uid in ran) > 5
-    assert any(uid.endswith(".customer_360") for uid in ran)
-    duck = json.loads((builds["duckdb"] / "target" / "run_results.json").read_text())["results"]
-    assert ran == {r["unique_id"] for r in duck}  # the same graph on both engines
+    assert_every_node_built(builds["spark"], builds["duckdb"])
 
 
 def _spark_rows(duck: duckdb.DuckDBPyConnection, schema: str, table: str, cols: list[str]):
-    """A Spark table's rows, read from its Parquet files (no second JVM on the metastore)."""
+    """A Spark table's rows, read from its Parquet files (the server is stopped by then)."""
     from orchestration.engine.spark import table_files
 
     files = sorted(table_files(schema, table).glob("*.parquet"))
@@ -148,37 +135,6 @@ def _spark_rows(duck: duckdb.DuckDBPyConnection, schema: str, table: str, cols: 
     select = ", ".join(f'"{c}"' for c in cols)
     paths = ", ".join(f"'{f}'" for f in files)
     return duck.execute(f"select {select} from read_parquet([{paths}])").fetchall()
-
-
-def _differences(name: str, cols: list[str], on_spark: list[tuple], on_duck: list[tuple]):
-    """How two engines' rows of one table differ: row counts, every non-numeric column exactly,
-    numeric columns sorted to a cent (engines round a half-cent tie either way)."""
-    if len(on_spark) != len(on_duck):
-        return [f"{name}: {len(on_spark)} rows on Spark vs {len(on_duck)} on DuckDB"]
-    numeric = {
-        i
-        for i in range(len(cols))
-        if any(isinstance(r[i], (float, Decimal)) for r in on_spark + on_duck)
-    }
-    exact = [i for i in range(len(cols)) if i not in numeric]
-    problems = []
-    if Counter(tuple(r[i] for i in exact) for r in on_spark) != Counter(
-        tuple(r[i] for i in exact) for r in on_duck
-    ):
-        differ = [
-            cols[i]
-            for i in exact
-            if Counter(r[i] for r in on_spark) != Counter(r[i] for r in on_duck)
-        ]
-        problems.append(f"{name}: rows differ (columns: {differ or 'combined'})")
-    for i in sorted(numeric):
-        a = sorted((r[i] is not None, float(r[i] or 0)) for r in on_spark)
-        b = sorted((r[i] is not None, float(r[i] or 0)) for r in on_duck)
-        if [x[0] for x in a] != [y[0] for y in b] or any(
-            abs(x[1] - y[1]) > 0.0101 for x, y in zip(a, b, strict=True)
-        ):
-            problems.append(f"{name}.{cols[i]}: values differ")
-    return problems
 
 
 def test_every_table_is_the_same_on_spark_and_duckdb(builds):
@@ -205,7 +161,7 @@ def test_every_table_is_the_same_on_spark_and_duckdb(builds):
             select = ", ".join(f'"{c}"' for c in cols)
             on_duck = duck.execute(f"select {select} from {schema}.{table}").fetchall()
             on_spark = _spark_rows(duck, schema, table, cols)
-            problems += _differences(f"{schema}.{table}", cols, on_spark, on_duck)
+            problems += row_differences(f"{schema}.{table}", cols, on_spark, on_duck, "Spark")
             compared += len(on_duck)
     assert not problems
     assert compared > 10 * CUSTOMERS

@@ -8,16 +8,15 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
-import jinja2
 import numpy as np
+
+from orchestration.dbt_macros import project_macros
 
 MACRO = Path(__file__).resolve().parents[2] / "dbt_project" / "macros" / "birth_dates_alike.sql"
 
 
 def _sql(a: str, b: str) -> str:
-    env = jinja2.Environment()
-    module = env.from_string(MACRO.read_text()).module
-    return str(module.birth_dates_alike(a, b))
+    return str(project_macros(("birth_dates_alike",)).birth_dates_alike(a, b))
 
 
 def _alike(a: dt.date, b: dt.date) -> bool:

@@ -100,16 +100,9 @@ def test_the_name_address_guard_takes_dates_two_digits_apart_on_duckdb():
     """The dbt macro birth_dates_two_digits_apart (the name-and-address key's birth-date guard:
     its key holds the given name) against a Python reference: exactly two digits of the ISO
     date differ."""
-    from pathlib import Path
+    from orchestration.dbt_macros import project_macros
 
-    import jinja2
-
-    macro = Path(__file__).resolve().parents[2] / "dbt_project" / "macros"
-    module = (
-        jinja2.Environment()
-        .from_string((macro / "birth_dates_two_digits_apart.sql").read_text())
-        .module
-    )
+    module = project_macros(("birth_dates_two_digits_apart",))
     pairs = [
         ("1971-06-20", "1971-08-26", True),  # month and day digit
         ("1971-06-20", "1971-06-20", False),  # equal: birth_dates_alike's

@@ -4,9 +4,8 @@ idempotent when an as_of runs again. Runs the macro's SQL (rendered as dbt rende
 import datetime as dt
 
 import duckdb
-import jinja2
 
-from orchestration.paths import dbt_project_dir
+from orchestration.dbt_macros import project_macros
 
 NAMES = ["vip", "win_back"]
 
@@ -16,10 +15,9 @@ def _run(con: duckdb.DuckDBPyConnection, as_of: str, members: list[tuple[str, st
         "create or replace table segment_membership (customer_id varchar, segment_name varchar, is_holdout boolean)"
     )
     con.executemany("insert into segment_membership values (?, ?, ?)", members)
-    text = (dbt_project_dir() / "macros/segment_state.sql").read_text()
-    env = jinja2.Environment(extensions=["jinja2.ext.do"])
-    module = env.from_string(text).make_module(
-        {"this": "segment_membership", "as_of_date": lambda: f"cast('{as_of}' as date)"}
+    module = project_macros(
+        ("segment_state",),
+        context={"this": "segment_membership", "as_of_date": lambda: f"cast('{as_of}' as date)"},
     )
     for sql in (str(module.create_segment_state()), str(module.persist_segment_history(NAMES))):
         for statement in filter(str.strip, sql.split(";")):

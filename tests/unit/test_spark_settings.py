@@ -1,46 +1,32 @@
-"""The Python side opens the local Spark warehouse with the settings of the profile's spark target,
-so it sees the tables dbt built (the same folder, metastore, time zone and literal rules)."""
+"""dbt's spark target and the Python side's Spark sessions use the same session settings, and
+the local Thrift Server keeps its tables where table_files() reads them."""
 
 from pathlib import Path
 
-import jinja2
-import pytest
 import yaml
 
-from orchestration.engine.spark import session_settings, table_files
+from orchestration.engine import spark
 from orchestration.paths import dbt_project_dir
 
 
-def _profile_parameters(env: dict[str, str]) -> dict[str, str]:
-    spark = yaml.safe_load((dbt_project_dir() / "profiles.yml").read_text())["c360"]["outputs"][
-        "spark"
-    ]
-    assert spark["method"] == "session"
-
-    def env_var(name: str, default: str | None = None) -> str:
-        return env.get(name, default)
-
-    render = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    return {
-        name: render.from_string(str(value)).render(env_var=env_var)
-        for name, value in spark["server_side_parameters"].items()
-    }
+def test_dbt_sessions_get_the_python_sides_settings():
+    outputs = yaml.safe_load((dbt_project_dir() / "profiles.yml").read_text())["c360"]["outputs"]
+    target = outputs["spark"]
+    assert target["method"] == "thrift"
+    assert target["server_side_parameters"] == spark.SESSION_SETTINGS
 
 
-@pytest.mark.parametrize(
-    "env",
-    [
-        {"C360_HOME": "/srv/c360"},
-        {"C360_HOME": "/srv/c360", "C360_SPARK_WAREHOUSE": "/data/spark", "C360_SPARK_MASTER": "local[4]",
-         "C360_SPARK_DRIVER_MEMORY": "6g", "C360_SPARK_SHUFFLE_PARTITIONS": "16"},
-    ],
-)  # fmt: skip
-def test_python_session_settings_are_the_profiles(env, monkeypatch):
-    for name in ("C360_SPARK_WAREHOUSE", "C360_SPARK_MASTER", "C360_SPARK_DRIVER_MEMORY",
-                 "C360_SPARK_SHUFFLE_PARTITIONS"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    assert session_settings() == _profile_parameters(env)
-    home = Path(env.get("C360_SPARK_WAREHOUSE", "/srv/c360/spark"))
-    assert table_files("marts", "customer_360") == home / "tables" / "marts.db" / "customer_360"
+def test_the_local_server_keeps_its_tables_in_the_warehouse_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("C360_SPARK_WAREHOUSE", str(tmp_path / "wh"))
+    monkeypatch.setenv("C360_SPARK_DRIVER_MEMORY", "3g")
+    settings = spark.server_settings()
+    assert settings["spark.sql.warehouse.dir"] == f"{tmp_path}/wh/tables"
+    assert settings["spark.driver.memory"] == "3g"
+    assert spark.table_files("marts", "customer_360") == Path(
+        f"{tmp_path}/wh/tables/marts.db/customer_360"
+    )
+    assert spark.SESSION_SETTINGS.items() <= settings.items()
+    command = spark.server_command(10123)
+    assert command[0].endswith("/bin/spark-submit")
+    assert "spark.sql.warehouse.dir=" + settings["spark.sql.warehouse.dir"] in command
+    assert "hive.server2.thrift.port=10123" in command

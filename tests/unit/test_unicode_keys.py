@@ -3,9 +3,9 @@ DuckDB) and Python (orchestration/identity/fold.py) — accents, ligatures, full
 letters Unicode does not decompose, case — and spelling variants of one person now share a key."""
 
 import duckdb
-import jinja2
 import pytest
 
+from orchestration.dbt_macros import project_macros
 from orchestration.identity.fold import DOMAIN, TABLE, ascii_spelling, fold, macro_lines
 from orchestration.paths import dbt_project_dir
 
@@ -26,14 +26,12 @@ TRICKY = [
 ]
 
 
-def _macros() -> jinja2.Template:
-    macros = dbt_project_dir() / "macros"
-    source = (macros / "fold.sql").read_text() + (macros / "normalize.sql").read_text()
-    return jinja2.Environment().from_string(source)
+def _macros():
+    return project_macros(("fold", "normalize"))
 
 
 def _sql_fold(con, values: list[str]) -> list[str]:
-    expr = _macros().module.fold_key("v")
+    expr = _macros().fold_key("v")
     con.execute("create or replace temp table t (i integer, v varchar)")
     con.executemany("insert into t values (?, ?)", list(enumerate(values)))
     return [r[0] for r in con.execute(f"select {expr} from t order by i").fetchall()]
@@ -67,7 +65,7 @@ def test_the_old_ascii_only_key_kept_them_apart():
 
 def test_name_address_key_links_spelling_variants_and_refuses_empty_parts():
     con = duckdb.connect()
-    macros = _macros().module
+    macros = _macros()
     parts = ", ".join(f"{macros.fold_key(c)} as {c}" for c in ("f", "l", "a", "p"))
     key = macros.name_address_key("f", "l", "a", "p")
     rows = [

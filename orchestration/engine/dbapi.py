@@ -1,0 +1,71 @@
+"""What the warehouse Connections on a DB-API driver share (Postgres through psycopg2, Spark's
+Thrift Server through PyHive): DuckDB-dialect statements translated for the engine and run on a
+fresh cursor, the last cursor's results to fetch, and closing with the `with` block."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from orchestration.engine.transpile import UntranslatableSQL, translate
+
+
+class DbApiConnection:
+    """Base of a warehouse Connection over a DB-API connection `_con` in `dialect`."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con: Any) -> None:
+        self._con = con
+        self._cursor: Any = None
+
+    def execute(
+        self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> Self:
+        """Run `sql` (DuckDB dialect; several statements allowed without parameters)."""
+        statements = translate(sql, self.dialect)
+        if parameters is not None and len(statements) > 1:
+            raise UntranslatableSQL(
+                f"{len(statements)} statements with parameters: run them one by one; "
+                f"SQL: {' '.join(sql.split())[:160]}"
+            )
+        cursor = self._con.cursor()
+        # always formatted with arguments (a dict for $name placeholders), so the doubled `%`
+        # of translate() is undone
+        args = dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters or ())
+        for statement in statements:
+            cursor.execute(statement, args)
+        self._cursor = cursor
+        return self
+
+    def _last(self) -> Any:
+        if self._cursor is None:
+            raise RuntimeError("nothing to fetch: no statement has run on this connection")
+        return self._cursor
+
+    @property
+    def description(self) -> Any:
+        """The last result's columns (DB-API: each item's [0] is the name)."""
+        return self._last().description
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._last().fetchone()
+        return None if row is None else tuple(row)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._last().fetchall()]
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,78 @@
+"""A throwaway local Spark Thrift Server (orchestration/engine/spark.py): its own warehouse folder
+and metastore, a free loopback port, stopped with its whole process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from orchestration.engine.spark import SparkConnection, server_command
+from tests.e2e.pg import free_port
+
+
+class SparkThriftServer:
+    """`with SparkThriftServer(home) as server:` then `server.connect()` or its host/port."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "server.log"
+
+    def env(self) -> dict[str, str]:
+        """What a client process (dbt, a step) needs to reach this server and its warehouse."""
+        return {
+            "C360_SPARK_WAREHOUSE": str(self.home),
+            "C360_SPARK_HOST": self.host,
+            "C360_SPARK_PORT": str(self.port),
+        }
+
+    def start(self, timeout: float = 180) -> SparkThriftServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        with self.log_file.open("w") as log:
+            self._proc = subprocess.Popen(
+                server_command(self.port, self.host, self.home), stdout=log,
+                stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"Spark Thrift Server exited:\n{self.log_tail()}")
+            try:
+                with self.connect() as con:
+                    con.execute("select 1").fetchall()
+                return self
+            except Exception:  # not listening yet
+                time.sleep(2)
+        self.stop()
+        raise TimeoutError(f"Spark Thrift Server not up in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def connect(self) -> SparkConnection:
+        return SparkConnection.connect(self.host, self.port, staging=self.home / "staging")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_file.read_text(errors="replace")[-chars:] if self.log_file.exists() else ""
+
+    def stop(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        os.killpg(self._proc.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+
+    def __enter__(self) -> SparkThriftServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
