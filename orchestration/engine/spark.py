@@ -142,8 +142,12 @@ class SparkConnection(DbApiConnection):
         return self
 
     def table_names(self, schema: str) -> list[str]:
-        """The tables of `schema` (Spark has no information_schema)."""
+        """The tables of `schema`, none when it does not exist (Spark has no
+        information_schema, and `show tables in` fails on a missing schema)."""
         cursor = self._con.cursor()
+        cursor.execute("show schemas")
+        if schema.lower() not in {row[0].lower() for row in cursor.fetchall()}:
+            return []
         cursor.execute(f"show tables in {schema}")
         return [row[1] for row in cursor.fetchall() if not row[2]]  # not temporary views
 

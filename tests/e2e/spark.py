@@ -34,7 +34,8 @@ class SparkThriftServer:
             "C360_SPARK_PORT": str(self.port),
         }
 
-    def start(self, timeout: float = 180) -> SparkThriftServer:
+    def start(self, timeout: float = 180, wait: bool = True) -> SparkThriftServer:
+        """Start the server; with wait=False return at once (call wait_ready() before use)."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         with self.log_file.open("w") as log:
@@ -42,6 +43,11 @@ class SparkThriftServer:
                 server_command(self.port, self.host, self.home), stdout=log,
                 stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True,
             )  # fmt: skip
+        return self.wait_ready(timeout) if wait else self
+
+    def wait_ready(self, timeout: float = 180) -> SparkThriftServer:
+        """Block until the server answers a query; raises with its log when it exits or times out."""
+        assert self._proc is not None, "start() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

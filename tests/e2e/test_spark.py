@@ -101,11 +101,17 @@ def builds(tmp_path_factory, monkeypatch_module) -> dict[str, Path]:
     assert (SPARK_BIN / "dbt").exists(), "no .venv-spark: run `make spark` (make test does)"
     root = tmp_path_factory.mktemp("spark")
     monkeypatch_module.setenv("C360_DUCKDB_TEMP_DIR", str(root / "tmp"))
-    with SparkThriftServer(root / "spark_warehouse") as server:
+    # a few hundred rows a table: one task per shuffle, not four (each task is pure overhead)
+    monkeypatch_module.setenv("C360_SPARK_SHUFFLE_PARTITIONS", "1")
+    server = SparkThriftServer(root / "spark_warehouse").start(wait=False)
+    try:
         for name, value in server.env().items():
             monkeypatch_module.setenv(name, value)
-        wh_path = _ingest(root)
+        wh_path = _ingest(root)  # while the server starts
+        server.wait_ready()
         with server.connect() as spark:
+            # a warehouse without raw tables yet: nothing to parse, the lookup table is created
+            assert phones.refresh(spark, AS_OF.isoformat())["total_texts"] == 0
             assert _copy_raw(wh_path, spark) == len(all_source_contracts())
             phones.refresh(spark, AS_OF.isoformat())
         env = os.environ | {
@@ -113,6 +119,8 @@ def builds(tmp_path_factory, monkeypatch_module) -> dict[str, Path]:
         }  # fmt: skip
         procs = {t: _dbt_build(t, env, root / t) for t in ("spark", "duckdb")}
         wait_for_builds(procs, root, timeout=600)
+    finally:
+        server.stop()
     return {"spark": root / "spark", "duckdb": root / "duckdb", "warehouse": wh_path}
 
 
