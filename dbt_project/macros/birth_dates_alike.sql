@@ -5,8 +5,8 @@
     are years apart (several digits), a typo is one. Plain SQL on DuckDB and Postgres
     (`cast(date as varchar)` is the ISO text on both). -#}
 {% macro birth_dates_alike(a, b) -%}
-{%- set x = "cast(" ~ a ~ " as " ~ text_type() ~ ")" -%}
-{%- set y = "cast(" ~ b ~ " as " ~ text_type() ~ ")" -%}
+{%- set x = "cast(" ~ a ~ " as " ~ sql_type('varchar') ~ ")" -%}
+{%- set y = "cast(" ~ b ~ " as " ~ sql_type('varchar') ~ ")" -%}
 (
     {{ a }} = {{ b }}
     or (

@@ -5,8 +5,8 @@
     (the probabilistic household guard's rule, docs/identity.md). Plain SQL on DuckDB and
     Postgres (`cast(date as varchar)` is the ISO text on both). -#}
 {% macro birth_dates_two_digits_apart(a, b) -%}
-{%- set x = "cast(" ~ a ~ " as " ~ text_type() ~ ")" -%}
-{%- set y = "cast(" ~ b ~ " as " ~ text_type() ~ ")" -%}
+{%- set x = "cast(" ~ a ~ " as " ~ sql_type('varchar') ~ ")" -%}
+{%- set y = "cast(" ~ b ~ " as " ~ sql_type('varchar') ~ ")" -%}
 (
     {%- for i in range(1, 11) %}
     {% if not loop.first %}+ {% endif %}case when substr({{ x }}, {{ i }}, 1) <> substr({{ y }}, {{ i }}, 1) then 1 else 0 end

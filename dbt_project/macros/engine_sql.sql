@@ -1,37 +1,17 @@
 {#- SQL that differs between engines, one macro per difference, so one model text runs on DuckDB,
     Postgres and Spark. Type names: Spark has no bare `varchar` (it needs a length) and no
     `double precision`. -#}
-{% macro text_type() -%}
-    {{ return(adapter.dispatch('text_type', 'c360')()) }}
-{%- endmacro %}
-
-{% macro default__text_type() -%}
-    varchar
-{%- endmacro %}
-
-{% macro spark__text_type() -%}
-    string
-{%- endmacro %}
-
-{% macro double_type() -%}
-    {{ return(adapter.dispatch('double_type', 'c360')()) }}
-{%- endmacro %}
-
-{% macro default__double_type() -%}
-    double precision
-{%- endmacro %}
-
-{% macro spark__double_type() -%}
-    double
-{%- endmacro %}
-
-{#- A type named as DuckDB and Postgres spell it ('varchar', 'double precision', 'date', ...),
-    spelled for the target engine. -#}
 {% macro sql_type(name) -%}
-    {%- if name == 'varchar' -%} {{ text_type() }}
-    {%- elif name == 'double precision' -%} {{ double_type() }}
-    {%- else -%} {{ name }}
-    {%- endif -%}
+    {{ return(adapter.dispatch('sql_type', 'c360')(name)) }}
+{%- endmacro %}
+
+{#- A type as DuckDB and Postgres spell it ('varchar', 'double precision', 'date', ...). -#}
+{% macro default__sql_type(name) -%}
+    {{ return(name) }}
+{%- endmacro %}
+
+{% macro spark__sql_type(name) -%}
+    {{ return({'varchar': 'string', 'double precision': 'double'}.get(name, name)) }}
 {%- endmacro %}
 
 {#- dbt's own casts (the typed empty select behind an enforced contract) on Spark: the contracts

@@ -35,7 +35,7 @@
         {{ 'union all' if not loop.last }}
     {%- else %}
         select
-            cast(null as {{ text_type() }}) as identifier_type,
+            cast(null as {{ sql_type('varchar') }}) as identifier_type,
             cast(null as integer) as max_per_customer,
             cast(null as timestamp) as seen_since
         where false

@@ -43,7 +43,7 @@
         ) -%}
         {%- do run_query(
             'create ' ~ temporary_table() ~ ' ' ~ dropped ~ ' as
-            select record_key, node_key, cast(null as ' ~ text_type() ~ ') as exceeded_type, priority
+            select record_key, node_key, cast(null as ' ~ sql_type('varchar') ~ ') as exceeded_type, priority
             from ' ~ sub_links ~ ' where 1 = 0'
         ) -%}
         {%- do run_query(

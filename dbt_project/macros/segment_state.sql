@@ -71,7 +71,7 @@
         {%- for name in segment_names %}
             select '{{ name }}' as segment_name {{ 'union all' if not loop.last }}
         {%- else %}
-            select cast(null as {{ text_type() }}) as segment_name where false
+            select cast(null as {{ sql_type('varchar') }}) as segment_name where false
         {%- endfor %}
     ) as names
     left join (

@@ -28,7 +28,7 @@ with deterministic as (
         identifier_type,
         identifier_value,
         rule,
-        cast(null as {{ double_type() }}) as match_probability
+        cast(null as {{ sql_type('double precision') }}) as match_probability
     from {{ ref('int_identity__deterministic_edges') }}
 ),
 

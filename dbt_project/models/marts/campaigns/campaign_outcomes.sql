@@ -26,16 +26,16 @@
 {%- endif -%}
 {%- set no_history -%}
     (select
-        cast(null as {{ text_type() }}) as contact_id,
-        cast(null as {{ text_type() }}) as sync_id,
-        cast(null as {{ text_type() }}) as segment_name,
+        cast(null as {{ sql_type('varchar') }}) as contact_id,
+        cast(null as {{ sql_type('varchar') }}) as sync_id,
+        cast(null as {{ sql_type('varchar') }}) as segment_name,
         cast(null as date) as as_of,
-        cast(null as {{ text_type() }}) as customer_id,
-        cast(null as {{ text_type() }}) as channel,
-        cast(null as {{ text_type() }}) as contact_point,
-        cast(null as {{ text_type() }}) as outcome,
+        cast(null as {{ sql_type('varchar') }}) as customer_id,
+        cast(null as {{ sql_type('varchar') }}) as channel,
+        cast(null as {{ sql_type('varchar') }}) as contact_point,
+        cast(null as {{ sql_type('varchar') }}) as outcome,
         cast(null as boolean) as is_holdout,
-        cast(null as {{ text_type() }}) as arm,
+        cast(null as {{ sql_type('varchar') }}) as arm,
         cast(null as timestamp) as recorded_at
     where false)
 {%- endset -%}
@@ -55,7 +55,7 @@ with contact_history as (
         {% if has_arm or history_relation is none -%}
             history.arm
         {%- else -%}
-            cast(null as {{ text_type() }}) as arm
+            cast(null as {{ sql_type('varchar') }}) as arm
         {%- endif %},
         history.recorded_at
     from {{ history_source if history_relation is not none else no_history }} as history

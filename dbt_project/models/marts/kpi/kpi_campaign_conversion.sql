@@ -22,11 +22,11 @@ final as (
         sum(case when is_opened then 1 else 0 end) as opened,
         sum(case when is_clicked then 1 else 0 end) as clicked,
         sum(case when has_ordered then 1 else 0 end) as converted,
-        cast(sum(case when has_ordered then 1 else 0 end) as {{ double_type() }})
+        cast(sum(case when has_ordered then 1 else 0 end) as {{ sql_type('double precision') }})
         / count(*) as conversion_rate,
         sum(order_count) as orders,
         cast(sum(order_revenue) as decimal(18, 2)) as revenue,
-        cast(sum(order_revenue) as {{ double_type() }}) / count(*) as revenue_per_member,
+        cast(sum(order_revenue) as {{ sql_type('double precision') }}) / count(*) as revenue_per_member,
         bool_and(is_window_complete) as is_window_complete,
         max(measured_as_of) as measured_as_of
     from outcomes

@@ -60,10 +60,10 @@ final as (
         cast(activity.activity_month as date) as activity_month,
         cohort_sizes.cohort_customers,
         activity.active_customers,
-        cast(activity.active_customers as {{ double_type() }})
+        cast(activity.active_customers as {{ sql_type('double precision') }})
         / cohort_sizes.cohort_customers as retention_rate,
         cast(activity.revenue as decimal(18, 2)) as revenue,
-        cast(activity.revenue as {{ double_type() }})
+        cast(activity.revenue as {{ sql_type('double precision') }})
         / cohort_sizes.cohort_customers as revenue_per_cohort_customer,
         {{ dbt.dateadd('month', 1, 'activity.activity_month') }}
         <= {{ dbt.dateadd('day', 1, as_of_date()) }} as is_month_complete,
