@@ -55,12 +55,12 @@ def read_only_warehouse() -> Iterator[Connection]:
     """The warehouse opened for a CLI command's reads, on the engine of C360_DBT_TARGET:
     CliError (one line) when a DuckDB warehouse does not exist yet or a run holds its write
     lock."""
-    from orchestration.warehouse import engine, postgres_warehouse, warehouse
+    from orchestration.warehouse import engine, server_warehouse, warehouse
 
     if engine() != "duckdb":
         # a session of its own, which writes nothing but its temp tables (the summary scores
         # identity against a truth file in one); Postgres refuses those in a read-only session
-        with postgres_warehouse(read_only=False) as con:
+        with server_warehouse(read_only=False) as con:
             yield con
         return
     path = warehouse_path()

@@ -200,18 +200,13 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
 
 
 ENGINE_ENV = "C360_DBT_TARGET"
-ENGINES = ("duckdb", "postgres")
+ENGINES = ("duckdb", "postgres", "spark")
 
 
 def engine() -> str:
     """The warehouse engine of dbt and of the Python steps alike: dbt's profile target
     (C360_DBT_TARGET, default duckdb), so one setting moves both."""
     name = os.environ.get(ENGINE_ENV, "duckdb") or "duckdb"
-    if name == "spark":
-        raise ValueError(
-            f"{ENGINE_ENV}=spark builds the dbt models on Spark (dbt build --target spark); the "
-            "Python steps and the CLI do not run on Spark yet (docs/scale.md)"
-        )
     if name not in ENGINES:
         raise ValueError(f"{ENGINE_ENV}={name!r}: expected one of {', '.join(ENGINES)}")
     return name
@@ -260,11 +255,41 @@ def postgres_warehouse(read_only: bool = False) -> Iterator[Connection]:
 
 
 @contextmanager
+def spark_warehouse(read_only: bool = False) -> Iterator[Connection]:
+    """A session on the Spark Thrift Server dbt's spark output reaches (C360_SPARK_HOST,
+    C360_SPARK_PORT, C360_SPARK_USER; same defaults), closed on exit, with the warehouse's
+    schemas. Spark has no read-only session: `read_only` callers write nothing by their own
+    contract."""
+    from orchestration.engine.spark import SparkConnection
+
+    env = os.environ.get
+    con = SparkConnection.connect(
+        env("C360_SPARK_HOST", "127.0.0.1"),
+        int(env("C360_SPARK_PORT", "10000")),
+        env("C360_SPARK_USER", "c360"),
+    )
+    try:
+        if not read_only:
+            ensure_schemas(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def server_warehouse(read_only: bool = False) -> Iterator[Connection]:
+    """A session on the warehouse's server engine (engine() is postgres or spark)."""
+    opener = spark_warehouse if engine() == "spark" else postgres_warehouse
+    with opener(read_only=read_only) as con:
+        yield con
+
+
+@contextmanager
 def open_warehouse(read_only: bool = False) -> Iterator[Connection]:
     """A session on the warehouse engine (engine()): the DuckDB file of C360_WAREHOUSE, or
-    Postgres (postgres_warehouse); closed on exit."""
+    a server's (server_warehouse); closed on exit."""
     if engine() != "duckdb":
-        with postgres_warehouse(read_only=read_only) as con:
+        with server_warehouse(read_only=read_only) as con:
             yield con
         return
     with warehouse(read_only=read_only) as con:

@@ -1,9 +1,10 @@
 """Contract rules → warehouse SQL predicates (the single place row-level rules are enforced).
 
 Each predicate is TRUE when a row VIOLATES the rule. Input columns are text (staged batches are
-all-varchar), so type rules test whether a value parses. Two dialects: `duckdb` (the warehouse,
-the default) and `postgres` (no try_cast before PG 16, so every cast sits behind a format guard
-inside CASE, which Postgres evaluates in order). The semantics are those of rules_python.py (the
+all-varchar), so type rules test whether a value parses. Three dialects: `duckdb` (the warehouse,
+the default), `postgres` (no try_cast before PG 16, so every cast sits behind a format guard
+inside CASE, which Postgres evaluates in order) and `spark` (DuckDB's SQL, translated, but for
+trimming: Spark's trim() removes U+0020 only). The semantics are those of rules_python.py (the
 reference, with the shared regex subset); tests/e2e/test_rule_conformance.py holds DuckDB,
 Postgres and Python to the same verdicts on the same rows.
 """
@@ -22,8 +23,8 @@ from orchestration.contracts.rules_python import (
     minimum_type_error,
 )
 
-Dialect = Literal["duckdb", "postgres"]
-DIALECTS: tuple[Dialect, ...] = ("duckdb", "postgres")
+Dialect = Literal["duckdb", "postgres", "spark"]
+DIALECTS: tuple[Dialect, ...] = ("duckdb", "postgres", "spark")
 
 _CASTS = {
     "integer": "bigint",
@@ -44,7 +45,8 @@ def quote_ident(name: str) -> str:
 
 
 def trim_sql(col: str, dialect: Dialect) -> str:
-    """Space separators (Unicode Zs) off both ends; Postgres' trim() removes U+0020 only."""
+    """Space separators (Unicode Zs) off both ends; Postgres' and Spark's trim() remove U+0020
+    only."""
     return f"trim({col})" if dialect == "duckdb" else f"btrim({col}, {quote_literal(SPACES)})"
 
 
@@ -64,7 +66,7 @@ def timestamp_or_null_sql(trimmed: str, dialect: Dialect) -> str:
     """Trimmed text `trimmed` as a timestamptz, null when it is not one; never fails. Postgres
     has no try_cast: the cast sits behind the contract's timestamp format, so only a value the
     type rule accepts is cast."""
-    if dialect == "duckdb":
+    if dialect != "postgres":
         return f"try_cast({trimmed} as timestamptz)"
     valid = _valid_type_sql("timestamp", trimmed, dialect)
     return f"(case when {valid} then cast({trimmed} as timestamptz) end)"
@@ -72,14 +74,14 @@ def timestamp_or_null_sql(trimmed: str, dialect: Dialect) -> str:
 
 def _matches(expr: str, pattern: str, dialect: Dialect) -> str:
     """`expr` matches all of `pattern` (a pattern of the shared subset)."""
-    if dialect == "duckdb":
+    if dialect != "postgres":
         return f"regexp_full_match({expr}, {quote_literal(pattern)})"
     return f"({expr} ~ {quote_literal('^(?:' + pattern + ')$')})"
 
 
 def _cast(expr: str, type_: str, dialect: Dialect) -> str:
     # Only ever reached behind a guard; DuckDB's try_cast is belt and braces.
-    return f"{'try_cast' if dialect == 'duckdb' else 'cast'}({expr} as {type_})"
+    return f"{'cast' if dialect == 'postgres' else 'try_cast'}({expr} as {type_})"
 
 
 def _real_day(t: str, dialect: Dialect) -> str:

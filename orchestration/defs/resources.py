@@ -17,7 +17,7 @@ from packaging import version
 from orchestration.engine import Connection
 from orchestration.paths import dbt_project_dir
 from orchestration.run_guard import stamp_run
-from orchestration.warehouse import engine, postgres_warehouse, warehouse
+from orchestration.warehouse import engine, server_warehouse, warehouse
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -36,10 +36,10 @@ class Warehouse(dg.ConfigurableResource):
     @contextmanager
     def connection(self, read_only: bool = False) -> Iterator[Connection]:
         """A session on the warehouse engine (warehouse.engine()): the DuckDB file at `path`, or
-        Postgres from the C360_PG_* env vars dbt's profile reads. Closed on exit; on DuckDB an
+        a server engine's (Postgres, Spark) from the env vars dbt's profile reads. Closed on exit; on DuckDB an
         out-of-memory error is raised naming C360_DUCKDB_MEMORY_LIMIT."""
         if engine() != "duckdb":
-            with postgres_warehouse(read_only=read_only) as con:
+            with server_warehouse(read_only=read_only) as con:
                 yield con
             return
         with warehouse(Path(self.path), read_only=read_only) as con:

@@ -35,9 +35,19 @@ class DbApiConnection:
         # of translate() is undone
         args = dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters or ())
         for statement in statements:
-            cursor.execute(statement, args)
+            try:
+                cursor.execute(statement, args)
+            except Exception as exc:
+                failure = self._failure(exc, statement)
+                if failure is exc:
+                    raise
+                raise failure from exc
         self._cursor = cursor
         return self
+
+    def _failure(self, exc: Exception, statement: str) -> Exception:
+        """The error to raise for a statement the engine refused (the driver's own here)."""
+        return exc
 
     def _last(self) -> Any:
         if self._cursor is None:

@@ -10,16 +10,32 @@ reads timestamps and literals alike.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from orchestration.engine.dbapi import DbApiConnection
+from orchestration.engine.spark_statements import (
+    READ,
+    Rewrite,
+    TempScope,
+    bind,
+    delete_rewrite,
+    is_transaction_control,
+    update_rewrite,
+)
+from orchestration.engine.transpile import UntranslatableSQL
 from orchestration.paths import REPO_ROOT, c360_home
 
 DIALECT = "spark"
@@ -82,13 +98,40 @@ def table_files(schema: str, table: str) -> Path:
     return spark_warehouse() / "tables" / f"{schema}.db" / table
 
 
+# Thrift result types → Arrow (the driver hands dates over as text and nested values as JSON)
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "STRING_TYPE": pa.string(), "VARCHAR_TYPE": pa.string(), "CHAR_TYPE": pa.string(),
+    "BOOLEAN_TYPE": pa.bool_(), "TINYINT_TYPE": pa.int8(), "SMALLINT_TYPE": pa.int16(),
+    "INT_TYPE": pa.int32(), "BIGINT_TYPE": pa.int64(), "FLOAT_TYPE": pa.float32(),
+    "DOUBLE_TYPE": pa.float64(), "DATE_TYPE": pa.date32(), "TIMESTAMP_TYPE": pa.timestamp("us"),
+}  # fmt: skip
+_JSON_TYPES = frozenset({"ARRAY_TYPE", "MAP_TYPE", "STRUCT_TYPE"})
+
+
+class SparkSQLError(RuntimeError):
+    """A statement the Spark Thrift Server refused: Spark's message (without its stack and
+    plan) and the start of the statement."""
+
+
+def _decoded(type_code: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if type_code == "DATE_TYPE" and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    if type_code in _JSON_TYPES and isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
 class SparkConnection(DbApiConnection):
     """DuckDB's connection methods the Python steps use, on a Spark Thrift Server session.
 
-    Statements are translated from DuckDB's dialect (engine.transpile). Arrow rows handed to
-    SQL (`register`) are written as a Parquet file to the warehouse's staging folder and read
-    as a temporary view: the server must see that folder (a local server does; a cluster reads
-    it from the object storage the folder names)."""
+    Statements are translated from DuckDB's dialect (engine.transpile); what Spark cannot run as
+    written — deletes, updates, temp tables, transaction control — is rewritten first
+    (engine.spark_statements). Arrow rows handed to SQL (`register`) are written as a Parquet
+    file to the warehouse's staging folder and read as a temporary view: the server must see
+    that folder (a local server does; a cluster reads it from the object storage the folder
+    names)."""
 
     dialect = DIALECT
 
@@ -96,6 +139,10 @@ class SparkConnection(DbApiConnection):
         super().__init__(con)
         self._staging = staging
         self._registered: dict[str, Path] = {}
+        # the session's temp tables live in a schema of its own, dropped when it closes
+        self._temp = TempScope(f"c360_session_{uuid.uuid4().hex[:12]}", set())
+        self._temp_schema_made = False
+        self.rowcount = -1
 
     @classmethod
     def connect(
@@ -107,11 +154,132 @@ class SparkConnection(DbApiConnection):
         con = hive.connect(host=host, port=port, username=user, configuration=SESSION_SETTINGS)
         return cls(con, staging or spark_warehouse() / "staging")
 
+    def execute(
+        self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> Self:
+        """Run `sql` (DuckDB dialect; several statements allowed without parameters)."""
+        try:
+            trees = [t for t in sqlglot.parse(sql, read=READ) if t is not None]
+        except SqlglotError as exc:
+            raise UntranslatableSQL(f"cannot parse for spark: {exc}; SQL: {sql[:160]}") from exc
+        if parameters is not None and len(trees) > 1:
+            raise UntranslatableSQL(f"{len(trees)} statements with parameters: run them one by one")
+        for tree in trees:
+            self._run(tree, parameters)
+        return self
+
+    def _run(self, tree: exp.Expression, parameters: Any) -> None:
+        self.rowcount = -1
+        if is_transaction_control(tree):
+            return
+        tree = self._temp.apply(bind(tree, parameters))
+        created = tree.find(exp.Table) if isinstance(tree, exp.Create) else None
+        if created is not None and created.text("db") == self._temp.schema:
+            if not self._temp_schema_made:
+                super().execute(f"create schema if not exists {self._temp.schema}")
+                self._temp_schema_made = True
+        if isinstance(tree, exp.Delete):
+            self._rewrite(delete_rewrite(tree))
+        elif isinstance(tree, exp.Update):
+            table = tree.this.copy()
+            table.set("alias", None)
+            names = [name for name, _ in self._columns(table.sql(dialect=READ))]
+            self._rewrite(update_rewrite(tree, names))
+        else:
+            super().execute(tree.sql(dialect=READ))
+
+    def _failure(self, exc: Exception, statement: str) -> Exception:
+        status = getattr(exc.args[0], "status", None) if exc.args else None
+        message = getattr(status, "errorMessage", None)
+        if not message:
+            return exc
+        message = message.removeprefix("Error running query: ")
+        # the analysed plan follows the message and its SQLSTATE
+        code = message.find("SQLSTATE: ")
+        message = message[: code + len("SQLSTATE: 42P01")] if code >= 0 else message
+        head = " ".join(statement.split())
+        return SparkSQLError(f"{message[:1200]}; SQL: {head[:300]}")
+
+    def _rewrite(self, plan: Rewrite) -> None:
+        """Run a delete or update as a table rewrite (module engine.spark_statements)."""
+        changed = int(super().execute(plan.count_sql).fetchone()[0])
+        if changed:
+            target = _spark_name(plan.table)
+            if plan.select_sql is None:
+                self._spark(f"truncate table {target}")
+            else:
+                side = _spark_name(plan.table + "__c360_rewrite")
+                self._spark(f"drop table if exists {side}")
+                super().execute(f"create table {plan.table}__c360_rewrite as {plan.select_sql}")
+                # the side table's columns may be typed by an expression: cast to the table's
+                casts = ", ".join(
+                    f"cast({_quoted(name)} as {kind}) as {_quoted(name)}"
+                    for name, kind in self._columns(plan.table)
+                )
+                self._spark(f"insert overwrite table {target} select {casts} from {side}")
+                self._spark(f"drop table {side}")
+        self.rowcount = changed
+
+    def _spark(self, statement: str) -> None:
+        """Run Spark SQL as written (the rewrites' own statements)."""
+        cursor = self._con.cursor()
+        try:
+            cursor.execute(statement)
+        except Exception as exc:
+            failure = self._failure(exc, statement)
+            if failure is exc:
+                raise
+            raise failure from exc
+        self._cursor = cursor
+
+    def _columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, Spark type) of each column of `table` (DuckDB's spelling of its name)."""
+        cursor = self._con.cursor()
+        cursor.execute(f"describe table {_spark_name(table)}")
+        columns = []
+        for name, kind, *_ in cursor.fetchall():
+            if not name or name.startswith("#"):
+                break  # partition and detail sections follow a blank row
+            columns.append((name, kind))
+        return columns
+
+    def replace_table(
+        self, table: str, select_sql: str, parameters: Sequence[Any] | None = None
+    ) -> None:
+        """`table` holds the rows of `select_sql` afterwards: written beside it, then renamed
+        over it (a reader between the two finds it missing: Parquet tables have no swap)."""
+        side = f"{table}__c360_new"
+        self.execute(f"drop table if exists {side}")
+        self.execute(f"create table {side} as {select_sql}", parameters)
+        self.execute(f"drop table if exists {table}")
+        self._spark(f"alter table {_spark_name(side)} rename to {_spark_name(table)}")
+
+    def replace_view(self, view: str, select_sql: str) -> None:
+        """(Re)create `view` as `select_sql`, whatever its columns were."""
+        self.execute(f"create or replace view {view} as {select_sql}")
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._last().fetchone()
+        return None if row is None else self._decode(row)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [self._decode(row) for row in self._last().fetchall()]
+
+    def _decode(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        kinds = [c[1] for c in self._last().description or ()]
+        return tuple(_decoded(k, v) for k, v in zip(kinds, row, strict=True))
+
     def to_arrow_table(self) -> pa.Table:
-        cursor = self._last()
-        names = [c[0] for c in cursor.description or ()]
-        rows = cursor.fetchall()
-        return pa.table({name: pa.array([r[i] for r in rows]) for i, name in enumerate(names)})
+        """The last result as an Arrow table, typed by the result's column types (a column of
+        nulls keeps its type); decimals and nested values are inferred from the values."""
+        description = list(self._last().description or ())
+        rows = self.fetchall()
+        arrays = {}
+        for i, (name, kind, *_) in enumerate(description):
+            values = [r[i] for r in rows]
+            arrow = _ARROW_TYPES.get(kind)
+            arrays[name] = pa.array(values, type=arrow) if arrow else pa.array(values)
+        return pa.table(arrays)
 
     def df(self) -> pd.DataFrame:
         return self.to_arrow_table().to_pandas(date_as_object=False)
@@ -154,7 +322,18 @@ class SparkConnection(DbApiConnection):
     def close(self) -> None:
         for name in list(self._registered):
             self.unregister(name)
+        if self._temp_schema_made:
+            self._spark(f"drop schema if exists {self._temp.schema} cascade")
         super().close()
+
+
+def _spark_name(duckdb_name: str) -> str:
+    """A table name as DuckDB writes it (`s.t`, `"s"."t"`), as Spark reads it."""
+    return exp.to_table(duckdb_name, dialect=READ).sql(dialect=DIALECT)
+
+
+def _quoted(column: str) -> str:
+    return exp.to_identifier(column, quoted=True).sql(dialect=DIALECT)
 
 
 if __name__ == "__main__":

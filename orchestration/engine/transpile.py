@@ -110,6 +110,19 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
         # a Parquet table holds no key constraint: the steps keep keys unique themselves
         for node in list(tree.find_all(exp.PrimaryKey, exp.PrimaryKeyColumnConstraint)):
             node.pop()
+        for node in list(tree.find_all(exp.DataType)):
+            if node.this == exp.DataType.Type.JSON:
+                # JSON is text on Spark, read with its JSON functions
+                node.replace(exp.DataType.build("string"))
+            elif node.this == exp.DataType.Type.TIMESTAMPTZ:
+                # an instant: Spark's `timestamp` is the session's zoneless one (TIMESTAMP_NTZ)
+                node.replace(exp.DataType.build("timestamp_ltz", dialect="spark"))
+        # regexp_full_match: rlike finds a match anywhere, so the pattern is anchored
+        for node in list(tree.find_all(exp.RegexpFullMatch)):
+            anchored = exp.Concat(
+                expressions=[exp.Literal.string("^(?:"), node.expression, exp.Literal.string(")$")]
+            )
+            node.replace(exp.RegexpLike(this=node.this, expression=anchored))
     return tree
 
 

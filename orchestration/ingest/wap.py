@@ -189,6 +189,34 @@ def ensure_tables(con: Connection, contract: Contract) -> None:
     )
 
 
+def undo_unfinished_publish(con: Connection, contract: Contract) -> list[str]:
+    """Remove what a publish that stopped halfway wrote (rows in raw and quarantine, files in the
+    cursor, without the batch's `audit.ingestion_audit` row, which publish writes last); returns
+    those batch ids. Only an engine without transactions (Spark on Parquet) can leave one: the
+    batch's files then read as new and the rerun publishes them whole."""
+    published = "select batch_id from audit.ingestion_audit where contract_id = ?"
+    unfinished: set[str] = set()
+    for table, column, where in (
+        (f"raw.{contract.id}", "_batch_id", ""),
+        (f"quarantine.{contract.id}", "_batch_id", ""),
+        ("audit.ingestion_files", "batch_id", "contract_id = ? and "),
+    ):
+        params = [contract.id] * (2 if where else 1)
+        unfinished |= {
+            b
+            for (b,) in con.execute(
+                f"select distinct {column} from {table} where {where}{column} is not null "
+                f"and {column} not in ({published})",
+                params,
+            ).fetchall()
+        }
+    for batch_id in sorted(unfinished):
+        con.execute(f"delete from raw.{contract.id} where _batch_id = ?", [batch_id])
+        con.execute(f"delete from quarantine.{contract.id} where _batch_id = ?", [batch_id])
+        con.execute("delete from audit.ingestion_files where batch_id = ?", [batch_id])
+    return sorted(unfinished)
+
+
 def _batch_id(contract: Contract, files: list[LandingFile]) -> str:
     """Stable id of a batch: its files' paths and bytes. The paths count: a copy of a published
     file under a new name is a new batch (recorded once), not the published one again."""
@@ -319,6 +347,8 @@ def stage_batch(
 ) -> StagedBatch:
     """Land new files for `contract` in its staging tables and measure them against the contract."""
     ensure_tables(con, contract)
+    if dialect_of(con) == "spark":
+        undo_unfinished_publish(con, contract)
     found = discover_landing(landing_dir, contract, as_of)
     files, same = _unpublished(con, contract, found.files)
     batch = StagedBatch(contract.id, None, as_of.isoformat(), [str(f.path) for f in files])
@@ -718,7 +748,11 @@ def publish_batch(
     run_id: str,
     landing_dir: Path,
 ) -> bool:
-    """Append the staged batch to raw + quarantine + audit in ONE transaction. False if nothing new."""
+    """Append the staged batch to raw + quarantine + audit in ONE transaction. False if nothing new.
+
+    The batch's `audit.ingestion_audit` row is the last write, so on an engine without
+    transactions (Spark) a publish that stopped halfway is told by its absence and undone by the
+    next stage (undo_unfinished_publish)."""
     if batch.batch_id is None:
         return False
     if _nothing_new_from_live(batch):
@@ -747,6 +781,7 @@ def publish_batch(
     )
     cols = ", ".join(quote_ident(c) for c in contract.column_names)
     files = _unchanged_staged_files(contract, batch, landing_dir)
+    as_of = dt.date.fromisoformat(batch.as_of)  # a date, which engines without casts require
     con.execute("begin transaction")
     try:
         con.execute(
@@ -759,19 +794,19 @@ def publish_batch(
             f"{cols}, ?, _source_file, "
             f"_source_row, ? from {bt}__verdicts "
             "where array_length(_failed_rules) > 0 and not _in_quarantine",
-            [batch.batch_id, batch.as_of],
+            [batch.batch_id, as_of],
         )
         for f in files:
             con.execute(
                 "insert into audit.ingestion_files values (?, ?, ?, ?, ?, ?, now())",
-                [contract.id, str(f.path), f.sha256, f.size, batch.batch_id, batch.as_of],
+                [contract.id, str(f.path), f.sha256, f.size, batch.batch_id, as_of],
             )
         con.execute(
             "insert into audit.ingestion_audit values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
             [
                 batch.batch_id,
                 contract.id,
-                batch.as_of,
+                as_of,
                 run_id,
                 len(files),
                 batch.extracted,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_names
 from orchestration.privacy.identifiers import IDENTIFIER_COLUMNS, kind_of_row, normalise
 from orchestration.privacy.keys import keyed_hash
 
@@ -34,11 +34,7 @@ def ensure_table(con: Connection) -> None:
 
 def tombstone_hashes(con: Connection, person_only: bool = False) -> set[str]:
     """Every tombstone hash (person_only: of scope person); empty when no erasure ever ran."""
-    exists = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'audit' and table_name = 'erasure_tombstones'"
-    ).fetchone()[0]
-    if not exists:
+    if "erasure_tombstones" not in table_names(con, "audit"):
         return set()
     where = "where scope = 'person'" if person_only else ""
     return {h for (h,) in con.execute(f"select hash from {TABLE} {where}").fetchall()}

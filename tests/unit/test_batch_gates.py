@@ -22,7 +22,7 @@ from orchestration.contracts.model import source_contract
 from orchestration.defs.quality.source_contracts import published_mismatches
 from orchestration.ingest import landing
 from orchestration.ingest.landing import count_records, scan_file
-from orchestration.ingest.wap import publish_batch, stage_batch
+from orchestration.ingest.wap import publish_batch, stage_batch, undo_unfinished_publish
 from orchestration.warehouse import connect
 from tests.ingest_night import copy_landing, night
 
@@ -115,6 +115,32 @@ def _assert_fixed_once(con, contract_id, landing, as_of=AS_OF):
     assert rows == (1, sum(count_records(f) for f in files)), "published exactly once"
     assert batch.extracted == batch.loaded + batch.quarantined + batch.deduplicated
     return batch
+
+
+def test_a_publish_stopped_before_its_audit_row_is_undone_and_published_whole(
+    con, tmp_path, generated
+):
+    """An engine without transactions (Spark) can stop a publish halfway: rows in raw and the
+    files in the cursor, no audit row. The next stage removes them and publishes the batch whole,
+    once (its rows are not taken for already published)."""
+    landing = tmp_path / "landing"
+    _copy(generated, landing, "email__engagement")
+    first, gate, published = _night(con, "email__engagement", landing, "first")
+    assert gate.passed and published and first.loaded > 0
+    raw = "select count(*) from raw.email__engagement"
+    loaded = con.execute(raw).fetchone()[0]
+    con.execute("delete from audit.ingestion_audit where batch_id = ?", [first.batch_id])
+    contract = source_contract("email__engagement")
+    assert undo_unfinished_publish(con, contract) == [first.batch_id]
+    assert con.execute(raw).fetchone()[0] == 0
+    assert con.execute("select count(*) from audit.ingestion_files").fetchone()[0] == 0
+    again, gate, published = _night(con, "email__engagement", landing, "again")
+    assert gate.passed and published
+    assert (again.batch_id, again.loaded, again.quarantined) == (
+        first.batch_id, first.loaded, first.quarantined
+    )  # fmt: skip
+    assert con.execute(raw).fetchone()[0] == loaded
+    assert undo_unfinished_publish(con, contract) == []
 
 
 # --- schema drift ---------------------------------------------------------------------------
