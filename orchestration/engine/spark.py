@@ -174,10 +174,10 @@ class SparkConnection(DbApiConnection):
             return
         tree = self._temp.apply(bind(tree, parameters))
         created = tree.find(exp.Table) if isinstance(tree, exp.Create) else None
-        if created is not None and created.text("db") == self._temp.schema:
-            if not self._temp_schema_made:
-                super().execute(f"create schema if not exists {self._temp.schema}")
-                self._temp_schema_made = True
+        in_temp = created is not None and created.text("db") == self._temp.schema
+        if in_temp and not self._temp_schema_made:
+            super().execute(f"create schema if not exists {self._temp.schema}")
+            self._temp_schema_made = True
         if isinstance(tree, exp.Delete):
             self._rewrite(delete_rewrite(tree))
         elif isinstance(tree, exp.Update):
