@@ -255,7 +255,7 @@ def postgres_warehouse(read_only: bool = False) -> Iterator[Connection]:
 
 
 @contextmanager
-def spark_warehouse(read_only: bool = False) -> Iterator[Connection]:
+def spark_session(read_only: bool = False) -> Iterator[Connection]:
     """A session on the Spark Thrift Server dbt's spark output reaches (C360_SPARK_HOST,
     C360_SPARK_PORT, C360_SPARK_USER; same defaults), closed on exit, with the warehouse's
     schemas. Spark has no read-only session: `read_only` callers write nothing by their own
@@ -279,7 +279,7 @@ def spark_warehouse(read_only: bool = False) -> Iterator[Connection]:
 @contextmanager
 def server_warehouse(read_only: bool = False) -> Iterator[Connection]:
     """A session on the warehouse's server engine (engine() is postgres or spark)."""
-    opener = spark_warehouse if engine() == "spark" else postgres_warehouse
+    opener = spark_session if engine() == "spark" else postgres_warehouse
     with opener(read_only=read_only) as con:
         yield con
 

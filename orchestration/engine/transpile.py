@@ -117,10 +117,15 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
             elif node.this == exp.DataType.Type.TIMESTAMPTZ:
                 # an instant: Spark's `timestamp` is the session's zoneless one (TIMESTAMP_NTZ)
                 node.replace(exp.DataType.build("timestamp_ltz", dialect="spark"))
-        # regexp_full_match: rlike finds a match anywhere, so the pattern is anchored
+        # regexp_full_match: rlike finds a match anywhere, so the pattern is anchored; at `\z`,
+        # since Java's `$` also matches before a final line break
         for node in list(tree.find_all(exp.RegexpFullMatch)):
             anchored = exp.Concat(
-                expressions=[exp.Literal.string("^(?:"), node.expression, exp.Literal.string(")$")]
+                expressions=[
+                    exp.Literal.string("^(?:"),
+                    node.expression,
+                    exp.Literal.string(")\\z"),
+                ]
             )
             node.replace(exp.RegexpLike(this=node.this, expression=anchored))
     return tree

@@ -21,6 +21,7 @@ def row_differences(
     either way)."""
     if len(rows) != len(duck_rows):
         return [f"{name}: {len(rows)} rows on {engine} vs {len(duck_rows)} on DuckDB"]
+    rows, duck_rows = [_hashable(r) for r in rows], [_hashable(r) for r in duck_rows]
     numeric = {
         i
         for i in range(len(cols))
@@ -45,3 +46,10 @@ def row_differences(
         ):
             problems.append(f"{name}.{cols[i]}: values differ")
     return problems
+
+
+def _hashable(value):
+    """A row with its list values (arrays, e.g. quarantine's failed rules) as tuples."""
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value

@@ -16,6 +16,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -155,7 +156,12 @@ def edge_values(rule: Rule, field: Field) -> list[str | None]:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> dict[str, dict[str, list[Row]]]:
     """Per contract: the planted defect rows (with their planted rule) and a clean sample."""
-    root = tmp_path_factory.mktemp("conformance")
+    return generated_rows(tmp_path_factory.mktemp("conformance"))
+
+
+def generated_rows(root: Path) -> dict[str, dict[str, list[Row]]]:
+    """Per contract: the planted defect rows (with their planted rule) and a clean sample, from
+    a generation in `root`."""
     generate(CUSTOMERS, 11, AS_OF, root / "landing", root / "truth", progress=None)
     with (root / "truth" / "defects.csv").open() as fh:
         planted: dict[str, dict[str, str]] = defaultdict(dict)
