@@ -41,7 +41,7 @@ class DbApiConnection:
                 failure = self._failure(exc, statement)
                 if failure is exc:
                     raise
-                raise failure from exc
+                raise failure from None  # the driver's own error says the same at more length
         self._cursor = cursor
         return self
 

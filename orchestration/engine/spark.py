@@ -25,15 +25,19 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from orchestration.engine import spark_catalog
 from orchestration.engine.dbapi import DbApiConnection
 from orchestration.engine.spark_statements import (
+    KEY_PROPERTY,
     READ,
     Rewrite,
     TempScope,
     bind,
     delete_rewrite,
     is_transaction_control,
+    primary_key,
     update_rewrite,
+    upsert_rewrite,
 )
 from orchestration.engine.transpile import UntranslatableSQL
 from orchestration.paths import REPO_ROOT, c360_home
@@ -172,7 +176,7 @@ class SparkConnection(DbApiConnection):
         self.rowcount = -1
         if is_transaction_control(tree):
             return
-        tree = self._temp.apply(bind(tree, parameters))
+        tree = self._catalog_views(self._temp.apply(bind(tree, parameters)))
         created = tree.find(exp.Table) if isinstance(tree, exp.Create) else None
         in_temp = created is not None and created.text("db") == self._temp.schema
         if in_temp and not self._temp_schema_made:
@@ -181,12 +185,53 @@ class SparkConnection(DbApiConnection):
         if isinstance(tree, exp.Delete):
             self._rewrite(delete_rewrite(tree))
         elif isinstance(tree, exp.Update):
-            table = tree.this.copy()
-            table.set("alias", None)
-            names = [name for name, _ in self._columns(table.sql(dialect=READ))]
+            names = [name for name, _ in self._columns(_bare(tree.this))]
             self._rewrite(update_rewrite(tree, names))
+        elif isinstance(tree, exp.Insert) and tree.args.get("conflict") is not None:
+            target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+            table = _bare(target)
+            names = [name for name, _ in self._columns(table)]
+            upsert = upsert_rewrite(tree, names, self._key(table))
+            if upsert.rewrite is not None:
+                self._rewrite(upsert.rewrite)
+            else:
+                added = int(super().execute(upsert.count_sql).fetchone()[0])
+                super().execute(upsert.insert_sql)
+                self.rowcount = added
         else:
+            key = primary_key(tree) if isinstance(tree, exp.Create) else []
             super().execute(tree.sql(dialect=READ))
+            if key:
+                # Parquet tables hold no constraint: the key is kept as a table property, for
+                # `insert … on conflict` without a conflict target
+                self._spark(
+                    f"alter table {_spark_name(_bare(created))} set tblproperties "
+                    f"('{KEY_PROPERTY}' = '{','.join(key)}')"
+                )
+
+    def _catalog_views(self, tree: exp.Expression) -> exp.Expression:
+        """`tree` reading temporary views of the catalog where it reads information_schema's
+        tables or columns (engine.spark_catalog), those views made for it now."""
+        references = spark_catalog.referenced(tree)
+        if not references:
+            return tree
+        catalog = spark_catalog.SparkCatalog(self._query, hidden=[self._temp.schema])
+        schemas = spark_catalog.literal_filter(tree, "table_schema")
+        tables = spark_catalog.literal_filter(tree, "table_name")
+        for relation in {t.name.lower() for t in references}:
+            rows = getattr(catalog, relation)(schemas, tables)
+            self.register(spark_catalog.view_name(relation), rows)
+        for table in references:
+            view = exp.to_table(spark_catalog.view_name(table.name))
+            if table.alias:
+                view.set("alias", table.args["alias"])
+            table.replace(view)
+        return tree
+
+    def _query(self, statement: str) -> list[tuple]:
+        """Rows of a Spark SQL statement run as written."""
+        self._spark(statement)
+        return self._cursor.fetchall()
 
     def _failure(self, exc: Exception, statement: str) -> Exception:
         status = getattr(exc.args[0], "status", None) if exc.args else None
@@ -229,8 +274,14 @@ class SparkConnection(DbApiConnection):
             failure = self._failure(exc, statement)
             if failure is exc:
                 raise
-            raise failure from exc
+            raise failure from None  # the driver's error repeats the message with Java's stack
         self._cursor = cursor
+
+    def _key(self, table: str) -> list[str]:
+        """The primary key a table was created with (its KEY_PROPERTY), none if it had none."""
+        rows = self._query(f"show tblproperties {_spark_name(table)} ('{KEY_PROPERTY}')")
+        value = rows[0][1] if rows and len(rows[0]) > 1 else ""
+        return [] if not value or "does not have property" in value else value.split(",")
 
     def _columns(self, table: str) -> list[tuple[str, str]]:
         """(name, Spark type) of each column of `table` (DuckDB's spelling of its name)."""
@@ -330,6 +381,13 @@ class SparkConnection(DbApiConnection):
 def _spark_name(duckdb_name: str) -> str:
     """A table name as DuckDB writes it (`s.t`, `"s"."t"`), as Spark reads it."""
     return exp.to_table(duckdb_name, dialect=READ).sql(dialect=DIALECT)
+
+
+def _bare(table: exp.Table) -> str:
+    """A table reference without its alias, in DuckDB's spelling."""
+    bare = table.copy()
+    bare.set("alias", None)
+    return bare.sql(dialect=READ)
 
 
 def _quoted(column: str) -> str:

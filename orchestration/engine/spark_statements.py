@@ -196,6 +196,112 @@ def update_rewrite(tree: exp.Update, columns: Sequence[str]) -> Rewrite:
     return Rewrite(table, count, f"select {', '.join(select)} from {source}")
 
 
+KEY_PROPERTY = "c360.primary_key"
+
+
+def primary_key(create: exp.Create) -> list[str]:
+    """The primary key columns a `create table` declares (inline or as a constraint)."""
+    schema = create.this if isinstance(create.this, exp.Schema) else None
+    if schema is None:
+        return []
+    key = [
+        column.name
+        for column in schema.expressions
+        if isinstance(column, exp.ColumnDef)
+        and any(isinstance(c.kind, exp.PrimaryKeyColumnConstraint) for c in column.constraints)
+    ]
+    for constraint in schema.find_all(exp.PrimaryKey):
+        key += [e.name for e in constraint.expressions]
+    return key
+
+
+@dataclass
+class Upsert:
+    """`insert … on conflict` as Spark runs it: either one plain insert of the rows without a
+    conflict (`do nothing`), or a rewrite of the table (`do update`)."""
+
+    insert_sql: str | None
+    rewrite: Rewrite | None
+    count_sql: str | None = None  # rows the plain insert adds
+
+
+def upsert_rewrite(tree: exp.Insert, columns: Sequence[str], key: Sequence[str]) -> Upsert:
+    """`insert into t [(cols)] <rows> on conflict [(k)] do nothing | do update set c = e [where
+    w]`: rows whose key is not in `t` are inserted; with `do update` every row of `t` whose key
+    is among the new rows gets the set values (`excluded.c` the new row's, `t.c` or `c` the
+    row's own), where `w` holds. `key`: the conflict target, else the table's primary key."""
+    conflict = tree.args["conflict"]
+    target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+    table = target.copy()
+    table.set("alias", None)
+    name = table.sql(dialect=READ)
+    own = target.alias_or_name
+    inserted = (
+        [c.name for c in tree.this.expressions] if isinstance(tree.this, exp.Schema) else columns
+    )
+    keys = [k.this.name if isinstance(k, exp.Ordered) else k.name for k in
+            conflict.args.get("conflict_keys") or []] or list(key)  # fmt: skip
+    if not keys:
+        raise UntranslatableSQL(f"`on conflict` without a key on Spark: {_head(tree)}")
+    source = tree.expression.sql(dialect=READ)
+    names = ", ".join(_q(c) for c in inserted)
+    new = f"(select *, true as c360_new from ({source}) as c360_rows({names}))"
+    match = " and ".join(f"o.{_q(k)} = n.{_q(k)}" for k in keys)
+    fresh = f"select {{}} from {new} n where not exists (select 1 from {name} o where {match})"
+    action = str(conflict.args.get("action") or "").upper()
+    if "NOTHING" in action:
+        select = ", ".join(f"n.{_q(c)}" for c in inserted)
+        return Upsert(
+            f"insert into {name} ({names}) {fresh.format(select)}",
+            None,
+            f"select count(*) from ({fresh.format('1')}) a",
+        )
+    sets = {}
+    for assignment in conflict.expressions:
+        sets[assignment.this.name.lower()] = _from_rows(assignment.expression, own).sql(
+            dialect=READ
+        )
+    where = conflict.args.get("where")
+    cond = "n.c360_new" + (f" and {_from_rows(where.this, own).sql(dialect=READ)}" if where else "")
+    kept = []
+    for c in columns:
+        value = sets.get(c.lower())
+        kept.append(
+            f"case when coalesce({cond}, false) then {value} else o.{_q(c)} end as {_q(c)}"
+            if value is not None
+            else f"o.{_q(c)}"
+        )
+    added = [f"n.{_q(c)}" if c in inserted else f"null as {_q(c)}" for c in columns]
+    count = (
+        f"select (select count(*) from ({fresh.format('1')}) a) + "
+        f"(select count(*) from {name} o join {new} n on {match}"
+        + (f" where {_from_rows(where.this, own).sql(dialect=READ)}" if where else "")
+        + ")"
+    )
+    select = (
+        f"select {', '.join(kept)} from {name} o left join {new} n on {match} "
+        f"union all {fresh.format(', '.join(added))}"
+    )
+    return Upsert(None, Rewrite(name, count, select))
+
+
+def _from_rows(expression: exp.Expression, own: str) -> exp.Expression:
+    """An `on conflict` expression over the joined rows: `excluded.c` → `n.c`, `<own>.c` and a
+    bare `c` → `o.c`."""
+    expression = expression.copy()
+    for column in list(expression.find_all(exp.Column)):
+        qualifier = column.table.lower()
+        if qualifier == "excluded":
+            column.set("table", exp.to_identifier("n"))
+        elif qualifier in ("", own.lower()):
+            column.set("table", exp.to_identifier("o"))
+    return expression
+
+
+def _q(column: str) -> str:
+    return exp.to_identifier(column, quoted=True).sql(dialect=READ)
+
+
 def _target(tree: exp.Delete | exp.Update) -> tuple[str, str]:
     """(the table's name, the table with its alias as a from clause), DuckDB's dialect."""
     table = tree.this

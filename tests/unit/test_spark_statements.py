@@ -15,7 +15,9 @@ from orchestration.engine.spark_statements import (
     bind,
     delete_rewrite,
     is_transaction_control,
+    primary_key,
     update_rewrite,
+    upsert_rewrite,
 )
 from orchestration.engine.transpile import UntranslatableSQL, translate
 
@@ -136,3 +138,43 @@ def test_spark_types_and_full_matches():
     assert ddl == "CREATE TABLE t (o STRING, at TIMESTAMP_LTZ, t TIMESTAMP_NTZ)"
     (match,) = translate("select regexp_full_match(a, 'x|y') from t", "spark")
     assert "a RLIKE CONCAT('^(?:', 'x|y', ')\\\\z')" in match
+
+
+def _keyed() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("create schema s; create table s.k (a integer primary key, b integer, c varchar)")
+    con.execute("insert into s.k values (1, 10, 'x'), (2, 20, 'y'), (3, null, 'z')")
+    return con
+
+
+@pytest.mark.parametrize(
+    "upsert",
+    [
+        "insert into s.k values (2, 99, 'new'), (4, 40, 'w') on conflict do nothing",
+        "insert into s.k (a, b) values (2, 99), (4, 40) on conflict (a) do update "
+        "set b = excluded.b + k.b",
+        "insert into s.k select 3, 5, 'q' union all select 5, 50, 'r' on conflict (a) "
+        "do update set b = coalesce(b, 0) + excluded.b, c = excluded.c where k.a > 2",
+    ],
+)
+def test_an_upsert_rewritten_gives_the_rows_and_count_the_upsert_gives(upsert):
+    expected_con = _keyed()
+    changed = expected_con.execute(upsert).fetchone()[0]
+    plan = upsert_rewrite(_tree(upsert), ["a", "b", "c"], ["a"])
+    con = _keyed()
+    if plan.rewrite is None:
+        assert con.execute(plan.count_sql).fetchone()[0] == changed
+        con.execute(plan.insert_sql)
+        got = con.execute("select * from s.k order by a").fetchall()
+    else:
+        assert con.execute(plan.rewrite.count_sql).fetchone()[0] == changed
+        got = con.execute(f"{plan.rewrite.select_sql} order by 1").fetchall()
+    assert got == expected_con.execute("select * from s.k order by a").fetchall()
+
+
+def test_the_primary_key_a_create_declares():
+    assert primary_key(_tree("create table t (a int primary key, b int)")) == ["a"]
+    assert primary_key(_tree("create table t (a int, b int, primary key (a, b))")) == ["a", "b"]
+    assert primary_key(_tree("create table t (a int)")) == []
+    with pytest.raises(UntranslatableSQL, match="without a key"):
+        upsert_rewrite(_tree("insert into t values (1) on conflict do nothing"), ["a"], [])

@@ -1,0 +1,124 @@
+"""`information_schema.tables` and `.columns` on Spark, which has neither (grain: one statement
+that reads them).
+
+The Python steps ask the warehouse which tables and columns exist in standard SQL.
+`SparkConnection` hands each such statement two relations built from Spark's own catalog
+commands (`show tables`, `show views`, `describe table`), with DuckDB's names for the types, and
+points the statement at them. Only the schemas and tables the statement names by literal are
+described (`table_schema = 'marts'`, `table_name in (…)`): describing a table is a round trip.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+import pyarrow as pa
+from sqlglot import exp
+
+SCHEMA = "information_schema"
+RELATIONS = ("tables", "columns")
+
+# Spark's type names → DuckDB's (information_schema.columns.data_type), for the types the
+# warehouse holds
+_TYPES = {
+    "string": "VARCHAR", "boolean": "BOOLEAN", "tinyint": "TINYINT", "smallint": "SMALLINT",
+    "int": "INTEGER", "bigint": "BIGINT", "float": "FLOAT", "double": "DOUBLE", "date": "DATE",
+    "timestamp_ntz": "TIMESTAMP", "timestamp": "TIMESTAMP WITH TIME ZONE", "binary": "BLOB",
+}  # fmt: skip
+
+Query = Callable[[str], list[tuple]]
+
+
+def duckdb_type(spark_type: str) -> str:
+    """DuckDB's name of a Spark column type (`array<string>` → `VARCHAR[]`, `decimal(12,2)` →
+    `DECIMAL(12,2)`); an unknown type keeps Spark's name, upper-cased."""
+    kind = spark_type.strip().lower()
+    if kind.startswith("array<") and kind.endswith(">"):
+        return duckdb_type(kind[6:-1]) + "[]"
+    if kind.startswith("decimal"):
+        return kind.upper().replace(" ", "")
+    if kind.startswith(("varchar", "char")):
+        return "VARCHAR"
+    return _TYPES.get(kind, kind.upper())
+
+
+def referenced(tree: exp.Expression) -> list[exp.Table]:
+    """The `information_schema.tables` / `.columns` references of `tree`."""
+    return [
+        t
+        for t in tree.find_all(exp.Table)
+        if t.text("db").lower() == SCHEMA and t.name.lower() in RELATIONS
+    ]
+
+
+def literal_filter(tree: exp.Expression, column: str) -> set[str] | None:
+    """The values `column` is compared with by `=` or `in` to string literals anywhere in
+    `tree`, or None when it is not (then every value may be asked for)."""
+    values: set[str] = set()
+    for node in tree.find_all(exp.EQ, exp.In):
+        col = node.this
+        if not (isinstance(col, exp.Column) and col.name.lower() == column):
+            continue
+        others = [node.expression] if isinstance(node, exp.EQ) else node.expressions
+        if not others or not all(isinstance(o, exp.Literal) and o.is_string for o in others):
+            return None
+        values |= {o.this for o in others}
+    return values or None
+
+
+class SparkCatalog:
+    """The catalog of one Spark session, read through `query` (Spark SQL → rows)."""
+
+    def __init__(self, query: Query, hidden: Iterable[str] = ()) -> None:
+        self._query = query
+        self._hidden = {h.lower() for h in hidden}
+
+    def _schemas(self, wanted: set[str] | None) -> list[str]:
+        names = [row[0] for row in self._query("show schemas")]
+        shown = [n for n in names if n.lower() not in self._hidden]
+        return [n for n in shown if wanted is None or n in wanted]
+
+    def _relations(self, schemas: list[str], tables: set[str] | None) -> list[tuple[str, str, str]]:
+        out = []
+        for schema in schemas:
+            views = {row[1] for row in self._query(f"show views in `{schema}`") if not row[2]}
+            for _, name, temporary in self._query(f"show tables in `{schema}`"):
+                if temporary or (tables is not None and name not in tables):
+                    continue
+                out.append((schema, name, "VIEW" if name in views else "BASE TABLE"))
+        return out
+
+    def tables(self, schemas: set[str] | None, tables: set[str] | None) -> pa.Table:
+        """information_schema.tables: table_catalog, table_schema, table_name, table_type."""
+        rows = self._relations(self._schemas(schemas), tables)
+        return pa.table(
+            {
+                "table_catalog": pa.array(["spark_catalog"] * len(rows), pa.string()),
+                "table_schema": pa.array([r[0] for r in rows], pa.string()),
+                "table_name": pa.array([r[1] for r in rows], pa.string()),
+                "table_type": pa.array([r[2] for r in rows], pa.string()),
+            }
+        )
+
+    def columns(self, schemas: set[str] | None, tables: set[str] | None) -> pa.Table:
+        """information_schema.columns: table_catalog, table_schema, table_name, column_name,
+        ordinal_position (from 1), data_type (DuckDB's name)."""
+        rows = []
+        for schema, table, _ in self._relations(self._schemas(schemas), tables):
+            described = self._query(f"describe table `{schema}`.`{table}`")
+            for position, (name, kind, *_) in enumerate(described, start=1):
+                if not name or name.startswith("#"):
+                    break  # partition and detail sections follow
+                rows.append((schema, table, name, position, duckdb_type(kind)))
+        names = ["table_schema", "table_name", "column_name", "ordinal_position", "data_type"]
+        types = [pa.string(), pa.string(), pa.string(), pa.int32(), pa.string()]
+        arrays = {"table_catalog": pa.array(["spark_catalog"] * len(rows), pa.string())}
+        for i, (name, kind) in enumerate(zip(names, types, strict=True)):
+            arrays[name] = pa.array([r[i] for r in rows], kind)
+        return pa.table(arrays)
+
+
+def view_name(relation: str) -> str:
+    """The temporary view that stands for information_schema.<relation> in one statement."""
+    return f"c360_information_schema_{re.sub(r'[^a-z]', '', relation.lower())}"

@@ -1,0 +1,89 @@
+"""information_schema on Spark (orchestration/engine/spark_catalog.py): which relations and
+filters a statement asks for, Spark's type names in DuckDB's spelling, and the relations built
+from the catalog commands' rows (the shapes a Spark Thrift Server returns; the e2e reads a real
+one)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlglot
+
+from orchestration.engine.spark_catalog import (
+    SparkCatalog,
+    duckdb_type,
+    literal_filter,
+    referenced,
+)
+
+
+def _tree(sql: str):
+    return sqlglot.parse_one(sql, read="duckdb")
+
+
+@pytest.mark.parametrize(
+    ("spark", "duckdb"),
+    [
+        ("string", "VARCHAR"),
+        ("bigint", "BIGINT"),
+        ("int", "INTEGER"),
+        ("timestamp_ntz", "TIMESTAMP"),
+        ("timestamp", "TIMESTAMP WITH TIME ZONE"),
+        ("decimal(12,2)", "DECIMAL(12,2)"),
+        ("array<string>", "VARCHAR[]"),
+        ("varchar(20)", "VARCHAR"),
+        ("map<string,int>", "MAP<STRING,INT>"),
+    ],
+)
+def test_spark_types_in_duckdbs_names(spark, duckdb):
+    assert duckdb_type(spark) == duckdb
+
+
+def test_a_statement_names_the_relations_and_the_literal_filters():
+    tree = _tree(
+        "select c.column_name from information_schema.columns c join information_schema.tables t "
+        "using (table_name) where c.table_schema = 'marts' and t.table_name in ('a', 'b')"
+    )
+    assert sorted(t.name for t in referenced(tree)) == ["columns", "tables"]
+    assert literal_filter(tree, "table_schema") == {"marts"}
+    assert literal_filter(tree, "table_name") == {"a", "b"}
+    # a filter that is not a literal: every value may be asked for
+    assert literal_filter(_tree("select 1 from t where table_name = other"), "table_name") is None
+    assert literal_filter(_tree("select 1 from t"), "table_schema") is None
+    assert not referenced(_tree("select 1 from marts.tables"))
+
+
+def test_the_relations_from_the_catalog_commands():
+    answers = {
+        "show schemas": [("default",), ("marts",), ("c360_session_x",)],
+        "show views in `marts`": [("marts", "v", False), ("", "registered", True)],
+        "show tables in `marts`": [
+            ("marts", "customer_360", False),
+            ("marts", "v", False),
+            ("", "registered", True),  # a session's temporary view: not the warehouse's
+        ],
+        "describe table `marts`.`customer_360`": [
+            ("customer_id", "string", None),
+            ("orders", "bigint", None),
+            ("", "", ""),
+            ("# Detailed Table Information", "", ""),
+        ],
+    }
+    asked: list[str] = []
+
+    def query(sql: str) -> list[tuple]:
+        asked.append(sql)
+        return answers[sql]
+
+    catalog = SparkCatalog(query, hidden=["c360_session_x"])
+    tables = catalog.tables({"marts"}, None).to_pylist()
+    assert [(t["table_name"], t["table_type"]) for t in tables] == [
+        ("customer_360", "BASE TABLE"),
+        ("v", "VIEW"),
+    ]
+    columns = catalog.columns({"marts"}, {"customer_360"}).to_pylist()
+    assert [(c["column_name"], c["ordinal_position"], c["data_type"]) for c in columns] == [
+        ("customer_id", 1, "VARCHAR"),
+        ("orders", 2, "BIGINT"),
+    ]
+    assert "describe table `marts`.`v`" not in asked  # only the tables asked for are described
+    assert all("c360_session_x" not in sql for sql in asked)
