@@ -15,7 +15,7 @@ from dagster_dbt import DbtCliResource
 from packaging import version
 
 from orchestration.engine import Connection
-from orchestration.paths import dbt_project_dir
+from orchestration.paths import REPO_ROOT, dbt_project_dir
 from orchestration.run_guard import stamp_run
 from orchestration.warehouse import engine, server_warehouse, warehouse
 
@@ -51,9 +51,9 @@ class C360DbtCli(DbtCliResource):
 
     * The dbt version comes from the installed dbt-core package: `dbt_executable` is this
       environment's own dbt, so asking it (`dbt --version`, a whole dbt process) says the same.
-    * On DuckDB no dbt adapter is opened inside the Dagster process: it serves dagster-dbt's
-      row-count and column-metadata fetches, and c360 counts rows on DuckDB itself
-      (orchestration/dbt_row_counts.py). Other targets (Postgres) keep it.
+    * On DuckDB and Spark no dbt adapter is opened inside the Dagster process: it serves
+      dagster-dbt's row-count and column-metadata fetches, and c360 counts rows itself
+      (orchestration/dbt_row_counts.py). Postgres keeps it.
     """
 
     @cached_property
@@ -61,9 +61,16 @@ class C360DbtCli(DbtCliResource):
         return version.parse(importlib.metadata.version("dbt-core"))
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
-        if engine() == "duckdb":
+        if engine() in ("duckdb", "spark"):  # dbt-spark lives in .venv-spark, not here
             return None
         return super()._initialize_dbt_core_adapter(args)
+
+
+def dbt_executable() -> str:
+    """The dbt the steps run: this environment's, or .venv-spark's on Spark (`make spark`)."""
+    if engine() == "spark":
+        return str(REPO_ROOT / ".venv-spark" / "bin" / "dbt")
+    return str(Path(sys.executable).parent / "dbt")
 
 
 class FileDropDestination(dg.ConfigurableResource):
@@ -78,8 +85,9 @@ defs = dg.Definitions(
             path=dg.EnvVar("C360_WAREHOUSE"), landing_dir=dg.EnvVar("C360_LANDING_DIR")
         ),
         "dbt": C360DbtCli(
-            # The dbt of this environment, not whatever is first on PATH.
-            dbt_executable=str(Path(sys.executable).parent / "dbt"),
+            # The dbt of this environment, not whatever is first on PATH (on Spark: .venv-spark's,
+            # the environment with dbt-spark)
+            dbt_executable=dbt_executable(),
             project_dir=str(dbt_project_dir()),
             profiles_dir=str(dbt_project_dir()),
         ),

@@ -109,6 +109,15 @@ def store_table(con: Connection, table: str, rows: pa.Table) -> None:
         con.unregister("_c360_stored_rows")
 
 
+def utc_of_local_sql(local: str, zone: str, dialect: str) -> str:
+    """SQL (DuckDB's dialect) of the UTC wall clock at which wall clock `local` (a zoneless
+    timestamp) falls in time zone `zone` (an IANA name). DuckDB and Postgres nest timezone();
+    Spark names it to_utc_timestamp."""
+    if dialect == "spark":
+        return f"cast(to_utc_timestamp({local}, {zone}) as timestamp)"
+    return f"timezone('UTC', timezone({zone}, {local}))"
+
+
 def table_names(con: Connection, schema: str) -> set[str]:
     """The tables (not views) of `schema`."""
     if dialect_of(con) == "spark":

@@ -172,6 +172,22 @@ class SparkConnection(DbApiConnection):
             self._run(tree, parameters)
         return self
 
+    def executemany(self, sql: str, parameters: Sequence[Sequence[Any]]) -> Self:
+        """Run one statement once per parameter row; `insert … values (?, …)` as one insert of
+        all the rows (each statement is a Spark job)."""
+        tree = sqlglot.parse_one(sql, read=READ)
+        values = tree.expression if isinstance(tree, exp.Insert) else None
+        if not (isinstance(values, exp.Values) and len(values.expressions) == 1):
+            for row in parameters:
+                self.execute(sql, row)
+            return self
+        if not parameters:
+            return self
+        rows = [bind(values.expressions[0].copy(), list(row)) for row in parameters]
+        values.set("expressions", rows)
+        self._run(tree, None)
+        return self
+
     def _run(self, tree: exp.Expression, parameters: Any) -> None:
         self.rowcount = -1
         if is_transaction_control(tree):
@@ -187,6 +203,10 @@ class SparkConnection(DbApiConnection):
         elif isinstance(tree, exp.Update):
             names = [name for name, _ in self._columns(_bare(tree.this))]
             self._rewrite(update_rewrite(tree, names))
+        elif isinstance(tree, exp.Alter) and any(
+            isinstance(a, exp.ColumnDef) and a.args.get("exists") for a in tree.args["actions"]
+        ):
+            self._add_missing_columns(tree)
         elif isinstance(tree, exp.Insert) and tree.args.get("conflict") is not None:
             target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
             table = _bare(target)
@@ -221,6 +241,9 @@ class SparkConnection(DbApiConnection):
         for relation in {t.name.lower() for t in references}:
             rows = getattr(catalog, relation)(schemas, tables)
             self.register(spark_catalog.view_name(relation), rows)
+        # the catalog the views name their tables' (Spark's current_database() is a schema)
+        for node in list(tree.find_all(exp.CurrentDatabase)):
+            node.replace(exp.Literal.string(spark_catalog.CATALOG))
         for table in references:
             view = exp.to_table(spark_catalog.view_name(table.name))
             if table.alias:
@@ -276,6 +299,18 @@ class SparkConnection(DbApiConnection):
                 raise
             raise failure from None  # the driver's error repeats the message with Java's stack
         self._cursor = cursor
+
+    def _add_missing_columns(self, tree: exp.Alter) -> None:
+        """`alter table … add column if not exists`, which Spark lacks: the columns the table
+        does not have yet are added."""
+        table = _bare(tree.this)
+        have = {name.lower() for name, _ in self._columns(table)}
+        for action in tree.args["actions"]:
+            if isinstance(action, exp.ColumnDef) and action.name.lower() in have:
+                continue
+            action = action.copy()
+            action.set("exists", False)
+            super().execute(f"alter table {table} add column {action.sql(dialect=READ)}")
 
     def _key(self, table: str) -> list[str]:
         """The primary key a table was created with (its KEY_PROPERTY), none if it had none."""

@@ -17,6 +17,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 SCHEMA = "information_schema"
+CATALOG = "spark_catalog"  # table_catalog of every row, and current_database() beside them
 RELATIONS = ("tables", "columns")
 
 # Spark's type names → DuckDB's (information_schema.columns.data_type), for the types the
@@ -94,7 +95,7 @@ class SparkCatalog:
         rows = self._relations(self._schemas(schemas), tables)
         return pa.table(
             {
-                "table_catalog": pa.array(["spark_catalog"] * len(rows), pa.string()),
+                "table_catalog": pa.array([CATALOG] * len(rows), pa.string()),
                 "table_schema": pa.array([r[0] for r in rows], pa.string()),
                 "table_name": pa.array([r[1] for r in rows], pa.string()),
                 "table_type": pa.array([r[2] for r in rows], pa.string()),
@@ -113,7 +114,7 @@ class SparkCatalog:
                 rows.append((schema, table, name, position, duckdb_type(kind)))
         names = ["table_schema", "table_name", "column_name", "ordinal_position", "data_type"]
         types = [pa.string(), pa.string(), pa.string(), pa.int32(), pa.string()]
-        arrays = {"table_catalog": pa.array(["spark_catalog"] * len(rows), pa.string())}
+        arrays = {"table_catalog": pa.array([CATALOG] * len(rows), pa.string())}
         for i, (name, kind) in enumerate(zip(names, types, strict=True)):
             arrays[name] = pa.array([r[i] for r in rows], kind)
         return pa.table(arrays)

@@ -93,19 +93,19 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
         # array_length(list): Postgres' needs a dimension and is null for an empty array
         for node in list(tree.find_all(exp.ArraySize)):
             node.replace(exp.Anonymous(this="cardinality", expressions=[node.this]))
-        # to_days(n) / to_hours(n): DuckDB's intervals of n units; n times one unit elsewhere
-        for node in list(tree.find_all(exp.Anonymous, exp.ToDays)):
-            name = "to_days" if isinstance(node, exp.ToDays) else node.name.lower()
-            unit = _INTERVAL_FUNCTIONS.get(name)
-            count = node.this if isinstance(node, exp.ToDays) else (node.expressions or [None])[0]
-            if unit and count is not None:
-                one = exp.Interval(this=exp.Literal.string("1"), unit=exp.var(unit))
-                node.replace(exp.paren(exp.Mul(this=exp.paren(count), expression=one)))
         # isnan(x): Postgres floats hold NaN but have no isnan; NaN equals only itself there
         for node in list(tree.find_all(exp.IsNan)):
             node.replace(
                 exp.EQ(this=node.this, expression=exp.cast(exp.Literal.string("NaN"), "double"))
             )
+    # to_days(n) / to_hours(n): DuckDB's intervals of n units; n times one unit elsewhere
+    for node in list(tree.find_all(exp.Anonymous, exp.ToDays)):
+        name = "to_days" if isinstance(node, exp.ToDays) else node.name.lower()
+        unit = _INTERVAL_FUNCTIONS.get(name)
+        count = node.this if isinstance(node, exp.ToDays) else (node.expressions or [None])[0]
+        if unit and count is not None:
+            one = exp.Interval(this=exp.Literal.string("1"), unit=exp.var(unit))
+            node.replace(exp.paren(exp.Mul(this=exp.paren(count), expression=one)))
     if dialect == "spark":
         # a Parquet table holds no key constraint: the steps keep keys unique themselves
         for node in list(tree.find_all(exp.PrimaryKey, exp.PrimaryKeyColumnConstraint)):
@@ -117,6 +117,13 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
             elif node.this == exp.DataType.Type.TIMESTAMPTZ:
                 # an instant: Spark's `timestamp` is the session's zoneless one (TIMESTAMP_NTZ)
                 node.replace(exp.DataType.build("timestamp_ltz", dialect="spark"))
+        # quantile_cont(x, q): SQLGlot writes percentile_cont(x, q), which Spark refuses; its
+        # percentile(x, q) interpolates linearly between the closest ranks, as quantile_cont
+        for node in list(tree.find_all(exp.PercentileCont)):
+            if node.expression is not None:
+                node.replace(
+                    exp.Anonymous(this="percentile", expressions=[node.this, node.expression])
+                )
         # regexp_full_match: rlike finds a match anywhere, so the pattern is anchored; at `\z`,
         # since Java's `$` also matches before a final line break
         for node in list(tree.find_all(exp.RegexpFullMatch)):

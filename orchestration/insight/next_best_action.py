@@ -32,7 +32,13 @@ from typing import Any
 
 from orchestration.activation.sync_definition import CHANNEL_CONTACT_COLUMN
 from orchestration.contracts.rules_sql import nonnull_list_sql, quote_literal
-from orchestration.engine import Connection, dialect_of, replace_table, replace_view
+from orchestration.engine import (
+    Connection,
+    dialect_of,
+    replace_table,
+    replace_view,
+    utc_of_local_sql,
+)
 from orchestration.insight.next_best_action_model import (
     ACTION_PREFIX,
     VALUE_MODELS,
@@ -268,7 +274,7 @@ flagged as (
             when not is_consented then 'not_consented'
         end as consent_reason,
         {"true" if cap else "false"} and recent_contacts >= {cap_max} as is_frequency_capped,
-        coalesce({_date(as_of)} - last_sent_as_of < cooldown_days, false) as is_in_cooldown,
+        coalesce(date_diff('day', last_sent_as_of, {_date(as_of)}) < cooldown_days, false) as is_in_cooldown,
         {{{{ hash_bucket("customer_id || ':action:' || action_name") }}}} < holdout_threshold
             as is_holdout,
         coalesce(personal_hour, {population_hour}) as best_hour_of_week
@@ -302,7 +308,7 @@ slots as (
         time_zone,
         best_hour_of_week,
         local_at as send_at_local,
-        timezone('UTC', timezone(time_zone, local_at)) as send_at_utc
+        {utc_of_local_sql("local_at", "time_zone", dialect)} as send_at_utc
     from (
         select distinct
             time_zone,

@@ -36,9 +36,10 @@ def render_duckdb(
     sql: str, ref: Callable[[str], str], as_of: dt.date, dialect: str = "duckdb"
 ) -> str:
     """`sql` with its Jinja rendered for DuckDB at `as_of` (config() calls render to nothing).
-    With `dialect` "postgres", the engine-specific helpers are the project's default__ macros
-    (what dbt renders on Postgres); the rest stays DuckDB's SQL, for engine.transpile."""
-    engine = "duckdb" if dialect == "duckdb" else "postgres"
+    With `dialect` "postgres" or "spark", the engine-specific helpers are the project's macros
+    dbt renders on that engine (default__ or spark__); the rest stays DuckDB's SQL, for
+    engine.transpile."""
+    engine = dialect if dialect in ("postgres", "spark") else "duckdb"
     macros = _macros(engine)
     env = _environment()
     # the macros that read a model themselves see the caller's ref()

@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import astuple
 from pathlib import Path
 
 import dagster as dg
@@ -29,6 +28,12 @@ from orchestration.segments.model import load_all
 from tests.e2e.compare import row_differences
 from tests.e2e.dbt_builds import assert_every_node_built, wait_for_builds
 from tests.e2e.pg import PgDatabase, PostgresServer, sorted_rows
+from tests.e2e.python_steps import (
+    assert_same_identity,
+    assert_same_insight,
+    identity_steps,
+    insight_steps,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="postgres")]
 AS_OF = dt.date(2026, 11, 21)
@@ -278,197 +283,30 @@ def test_every_model_has_the_same_rows_on_postgres_and_duckdb(raw_set, builds):
     assert not problems
 
 
-def _close(a: object, b: object) -> bool:
-    """Equal, floats to a relative 1e-6 (the engines sum in different orders)."""
-    if isinstance(a, float) and isinstance(b, float):
-        return abs(a - b) <= 1e-6 * max(1.0, abs(a))
-    return a == b
-
-
-def _same_rows(a: list[tuple], b: list[tuple]) -> bool:
-    rows_a, rows_b = sorted(a, key=repr), sorted(b, key=repr)
-    return len(rows_a) == len(rows_b) and all(
-        len(x) == len(y) and all(_close(u, v) for u, v in zip(x, y, strict=True))
-        for x, y in zip(rows_a, rows_b, strict=True)
-    )
-
-
 def test_python_steps_after_dbt_give_the_same_answers_on_postgres(raw_set, builds):
     """Python steps written against the warehouse Connection (orchestration/engine), run on each
     engine's marts: identity graph health and its run log, a traits mart's publish, and the
-    insight models (CLV, lead score, send time) with their fit records and traits marts."""
-    import pandas as pd
-
-    from orchestration.identity import health
-    from orchestration.insight import (
-        clv,
-        customer_360_insight,
-        lead_score,
-        lift,
-        next_best_action,
-        report_data,
-        segment_value,
-        send_time,
-    )
-    from orchestration.insight.traits_table import replace_traits
-
+    insight models (CLV, lead score, send time) with their fit records and traits marts
+    (tests/e2e/python_steps.py)."""
     db, wh_path, *_ = raw_set
-    runs: dict[str, dict] = {}
-    tables = {
-        "traits": "select * from marts.e2e_traits",
-        "health": f"select as_of, run_id, customers, records, merges, splits from {health.TABLE}",
-        "clv": f"select * exclude (as_of) from {clv.TRAITS_TABLE}",
-        "lead_score": f"select * exclude (as_of) from {lead_score.TRAITS_TABLE}",
-        "send_time": f"select * exclude (as_of) from {send_time.TRAITS_TABLE}",
-        "segment_value": f"select * from {segment_value.TABLE}",
-        "lift": "select * from e2e.lift",
-        "next_best_action": f"select * from {next_best_action.TABLE}",
-        "action_membership": f"select * from {next_best_action.AUDIENCE_VIEW}",
-    }
     with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
         ids = sorted(
             r[0] for r in duck.execute("select customer_id from marts.customer_360").fetchall()
         )
-        some = ids[::3]
-        frame = pd.DataFrame(
-            {"customer_id": some, "score": [i / 7 for i in range(len(some))],
-             "label": [None if i % 4 == 0 else f"l{i % 3}" for i in range(len(some))]}
-        )  # fmt: skip
-        for name, con in (("duckdb", duck), ("postgres", pg)):
-            measured = health.measure(con, AS_OF, "pg-e2e")
-            health.record(con, measured, "pg-e2e")
-            run = {
-                "measured": measured,
-                "traits_rows": replace_traits(
-                    con, "marts.e2e_traits", frame, "traits.score, traits.label", AS_OF
-                ),
-                "clv": clv.run(con, AS_OF, "pg-e2e"),
-                "lead_score": lead_score.run(con, AS_OF, "pg-e2e"),
-                "send_time": send_time.run(con, AS_OF, "pg-e2e"),
-                "segments": segment_value.run(con, AS_OF),
-            }
-            nba = next_best_action.run(con, AS_OF)
-            nba.seconds = 0.0
-            run["nba"] = nba
-            # the marketer report's data, after the insight marts and the planted lift
-            run["report"] = report_data.collect(con, AS_OF)
-            customer_360_insight.build(con)
-            run["insight_view"] = (
-                customer_360_insight.check(con),
-                [c[0] for c in customer_360_insight.columns(con)],
-            )
-            # lift over planted outcomes (no campaign has run on the fixture)
-            _plant_outcomes(con, ids)
-            run["lift"] = lift.compute(
-                con, AS_OF, {"vip": 0.2}, {"s1": 0.05}, outcomes="e2e.outcomes"
-            )
-            lift.write(con, run["lift"], "e2e.lift")
-            # the DuckDB dialect's `exclude` is read by DuckDB itself: compare on the Python side
-            run["tables"] = {
-                key: duck.execute(sql).fetchall() if con is duck else _pg_rows(pg, sql)
-                for key, sql in tables.items()
-            }
-            runs[name] = run
-    d, p = runs["duckdb"], runs["postgres"]
-    assert p["measured"] == d["measured"] and d["measured"].customers > CUSTOMERS / 2
-    assert p["traits_rows"] == d["traits_rows"] == len(ids)
-    assert sum(r[1] is not None for r in d["tables"]["traits"]) == len(some)
-    fit_d, fit_p = d["clv"][0], p["clv"][0]
-    assert (fit_p.converged, fit_p.customers) == (fit_d.converged, fit_d.customers) != (None, 0)
-    assert all(
-        _close(getattr(fit_p, k), getattr(fit_d, k))
-        for k in ("r", "alpha", "a", "b", "p", "q", "v")
-    )
-    assert (p["lead_score"].status, p["lead_score"].rows) == (d["lead_score"].status, len(ids))
-    assert p["send_time"].rows == d["send_time"].rows == len(ids)
-    assert p["send_time"].customers_with_events == d["send_time"].customers_with_events > 0
-    for key in tables:
-        assert _same_rows(p["tables"][key], d["tables"][key]), key
-    assert sum(r[2] is not None for r in d["tables"]["clv"]) > 0  # p_alive scored for buyers
-    assert p["segments"] == d["segments"] > 0
-    assert p["nba"] == d["nba"] and d["nba"].rows > 0 and d["nba"].customers_with_action > 0
-    assert p["insight_view"] == d["insight_view"]
-    shown = 0
-    for name in ("segment_sizes", "clv", "retention", "lift", "calibration"):
-        sp, sd = getattr(p["report"], name), getattr(d["report"], name)
-        assert (sp.empty_reason, sp.facts) == (sd.empty_reason, sd.facts), name
-        assert (sp.frame is None) == (sd.frame is None), name
-        if sd.frame is not None:
-            shown += 1
-            assert list(sp.frame.columns) == list(sd.frame.columns), name
-            rows = [tuple(r) for r in sd.frame.itertuples(index=False)]
-            assert _same_rows([tuple(r) for r in sp.frame.itertuples(index=False)], rows), name
-    assert shown >= 2  # CLV and retention at least have data on the fixture
-    assert d["insight_view"][0]["rows"] == d["insight_view"][0]["distinct_customers"] == len(ids)
-    assert len(d["lift"]) >= 2 and all(
-        all(_close(x, y) for x, y in zip(astuple(a), astuple(b), strict=True))
-        for a, b in zip(p["lift"], d["lift"], strict=True)
-    )
-
-
-def _plant_outcomes(con, ids: list[str]) -> None:
-    """A campaign_outcomes-shaped table: two nights of one sync, treated and held out."""
-    con.execute("create schema if not exists e2e")
-    con.execute(
-        "create table e2e.outcomes (sync_id varchar, segment_name varchar, as_of date, "
-        "customer_id varchar, is_holdout boolean, outcome varchar, has_ordered boolean, "
-        "order_revenue decimal(12, 2), is_window_complete boolean)"
-    )
-    for i, customer in enumerate(ids[:120]):
-        night = AS_OF - dt.timedelta(days=14 + i % 2)
-        con.execute(
-            "insert into e2e.outcomes values ('s1', 'vip', ?, ?, ?, 'ok', ?, ?, true)",
-            [night, customer, i % 5 == 0, i % 3 == 0, round(10 + i * 1.37, 2) if i % 3 == 0 else 0],
-        )
+        runs = {name: insight_steps(con, ids, AS_OF, "pg-e2e") for name, con in
+                (("duckdb", duck), ("postgres", pg))}  # fmt: skip
+    assert_same_insight(runs["postgres"], runs["duckdb"], CUSTOMERS)
 
 
 def test_identity_model_and_probabilistic_links_are_the_same_on_postgres(raw_set, builds):
     """The identity steps between the two dbt builds, on each engine's identity tables: the model
     trained without labels on the warehouse's records, then the probabilistic links scored with
     it; a second night with nothing new re-uses the pairs on both."""
-    from orchestration.identity import config as identity_config
-    from orchestration.identity import probabilistic, training
-
-    settings = identity_config.load().probabilistic
     db, wh_path, *_ = raw_set
-    out: dict[str, dict] = {}
     with duckdb.connect(str(wh_path)) as duck, PostgresConnection.connect(db.dsn) as pg:
-        for name, con in (("duckdb", duck), ("postgres", pg)):
-            records = probabilistic.candidates(con)
-            outcome = training.train(con, AS_OF, settings, force=True)
-            model, threshold, label = training.model_in_use(con, settings)
-            first = probabilistic.refresh(con, AS_OF.isoformat(), True, threshold, model)
-            again = probabilistic.refresh(con, AS_OF.isoformat(), True, threshold, model)
-            links = con.execute(
-                "select record_key, node_key, identifier_value, match_probability, as_of "
-                f"from {probabilistic.TABLE}"
-            ).fetchall()
-            out[name] = {"records": records, "attempt": outcome.attempt, "label": label,
-                         "threshold": threshold, "first": first, "again": again, "links": links}  # fmt: skip
-    d, p = out["duckdb"], out["postgres"]
-    assert d["records"].num_rows > CUSTOMERS / 2
-    assert sorted(p["records"].to_pylist(), key=repr) == sorted(d["records"].to_pylist(), key=repr)
-    assert (p["attempt"].status, p["attempt"].records) == (
-        d["attempt"].status,
-        d["attempt"].records,
-    )
-    assert _close(p["attempt"].match_prior, d["attempt"].match_prior)
-    assert (p["label"], p["threshold"]) == (d["label"], d["threshold"])
-    assert (p["first"].links, p["first"].reused) == (d["first"].links, False)
-    assert d["first"].links > 0 and p["again"].reused and d["again"].reused
-    assert _same_rows(p["links"], d["links"])
-
-
-def _pg_rows(pg: PostgresConnection, sql: str) -> list[tuple]:
-    """Rows of `sql` on Postgres, DuckDB's `* exclude (as_of)` done by dropping the column."""
-    if "exclude (as_of)" not in sql:
-        return pg.execute(sql).fetchall()
-    cursor = pg.execute(sql.replace(" exclude (as_of)", ""))
-    drop = [c[0] for c in cursor.description].index("as_of")
-    return [r[:drop] + r[drop + 1 :] for r in cursor.fetchall()]
-
-
-# --- 3. hash bucket parity -----------------------------------------------------------------------
+        out = {name: identity_steps(con, AS_OF) for name, con in
+               (("duckdb", duck), ("postgres", pg))}  # fmt: skip
+    assert_same_identity(out["postgres"], out["duckdb"], CUSTOMERS)
 
 
 def _macro_expression(adapter: str, text_expr: str) -> str:

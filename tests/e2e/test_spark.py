@@ -25,6 +25,12 @@ from orchestration.contracts.model import all_source_contracts
 from orchestration.paths import REPO_ROOT, dbt_project_dir
 from tests.e2e.compare import row_differences
 from tests.e2e.dbt_builds import assert_every_node_built, wait_for_builds
+from tests.e2e.python_steps import (
+    assert_same_identity,
+    assert_same_insight,
+    identity_steps,
+    insight_steps,
+)
 from tests.e2e.spark import SparkThriftServer
 from tests.e2e.test_rule_conformance import _arrow, _cases, generated_rows, python_verdicts
 
@@ -193,6 +199,33 @@ def test_every_table_is_the_same_on_spark_and_duckdb(builds):
             compared += len(on_duck)
     assert not problems
     assert compared > 10 * CUSTOMERS
+
+
+def test_identity_steps_on_spark_give_duckdbs_answers(builds):
+    """Identity's Python steps between the two dbt builds, on each engine's identity tables:
+    the model trained without labels, the probabilistic links scored with it, a second night
+    re-using the pairs (tests/e2e/python_steps.py)."""
+    from orchestration.warehouse import spark_session
+
+    with spark_session() as spark, duckdb.connect(str(builds["warehouse"])) as duck:
+        out = {name: identity_steps(con, AS_OF) for name, con in
+               (("duckdb", duck), ("spark", spark))}  # fmt: skip
+    assert_same_identity(out["spark"], out["duckdb"], CUSTOMERS)
+
+
+def test_python_steps_after_dbt_give_duckdbs_answers_on_spark(builds):
+    """The steps after dbt on each engine's marts: graph health, a traits mart, CLV, lead
+    score, send time, segment value, next best action, the report's data, the insight view and
+    campaign lift (tests/e2e/python_steps.py)."""
+    from orchestration.warehouse import spark_session
+
+    with spark_session() as spark, duckdb.connect(str(builds["warehouse"])) as duck:
+        ids = sorted(
+            r[0] for r in duck.execute("select customer_id from marts.customer_360").fetchall()
+        )
+        runs = {name: insight_steps(con, ids, AS_OF, "spark-e2e") for name, con in
+                (("duckdb", duck), ("spark", spark))}  # fmt: skip
+    assert_same_insight(runs["spark"], runs["duckdb"], CUSTOMERS)
 
 
 @pytest.fixture(scope="module")
