@@ -56,6 +56,17 @@ class C360DbtCli(DbtCliResource):
       (orchestration/dbt_row_counts.py). Postgres keeps it.
     """
 
+    def for_engine(self) -> C360DbtCli:
+        """This resource for the warehouse engine of now (engine()): on Spark with .venv-spark's
+        dbt (`make spark`), the environment that has dbt-spark; otherwise itself."""
+        if engine() != "spark":
+            return self
+        return C360DbtCli(
+            project_dir=self.project_dir,
+            profiles_dir=self.profiles_dir,
+            dbt_executable=str(REPO_ROOT / ".venv-spark" / "bin" / "dbt"),
+        )
+
     @cached_property
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
@@ -64,13 +75,6 @@ class C360DbtCli(DbtCliResource):
         if engine() in ("duckdb", "spark"):  # dbt-spark lives in .venv-spark, not here
             return None
         return super()._initialize_dbt_core_adapter(args)
-
-
-def dbt_executable() -> str:
-    """The dbt the steps run: this environment's, or .venv-spark's on Spark (`make spark`)."""
-    if engine() == "spark":
-        return str(REPO_ROOT / ".venv-spark" / "bin" / "dbt")
-    return str(Path(sys.executable).parent / "dbt")
 
 
 class FileDropDestination(dg.ConfigurableResource):
@@ -85,9 +89,9 @@ defs = dg.Definitions(
             path=dg.EnvVar("C360_WAREHOUSE"), landing_dir=dg.EnvVar("C360_LANDING_DIR")
         ),
         "dbt": C360DbtCli(
-            # The dbt of this environment, not whatever is first on PATH (on Spark: .venv-spark's,
-            # the environment with dbt-spark)
-            dbt_executable=dbt_executable(),
+            # The dbt of this environment, not whatever is first on PATH (on Spark, for_engine()
+            # swaps in .venv-spark's)
+            dbt_executable=str(Path(sys.executable).parent / "dbt"),
             project_dir=str(dbt_project_dir()),
             profiles_dir=str(dbt_project_dir()),
         ),

@@ -85,9 +85,10 @@ def temp_name(con: Connection, name: str) -> str:
 
 
 def row_locator(con: Connection) -> str:
-    """The pseudo-column naming a row's place in its table (DuckDB: rowid, Postgres: ctid): one
-    row within a transaction, and insertion order in an append-only table."""
-    return "rowid" if dialect_of(con) == "duckdb" else "ctid"
+    """The pseudo-column naming a row's place in its table (DuckDB: rowid, Postgres: ctid,
+    Spark: the `_metadata` struct of a Parquet table's rows, file and row index): one row while
+    the table is unchanged, and insertion order in an append-only table (not on Spark)."""
+    return {"duckdb": "rowid", "spark": "_metadata"}.get(dialect_of(con), "ctid")
 
 
 def changed_rows(con: Connection, sql: str, parameters: Sequence[Any] | None = None) -> int:

@@ -276,9 +276,10 @@ class SparkConnection(DbApiConnection):
             if plan.select_sql is None:
                 self._spark(f"truncate table {target}")
             else:
-                side = _spark_name(plan.table + "__c360_rewrite")
+                side_table = _suffixed(plan.table, "__c360_rewrite")
+                side = _spark_name(side_table)
                 self._spark(f"drop table if exists {side}")
-                super().execute(f"create table {plan.table}__c360_rewrite as {plan.select_sql}")
+                super().execute(f"create table {side_table} as {plan.select_sql}")
                 # the side table's columns may be typed by an expression: cast to the table's
                 casts = ", ".join(
                     f"cast({_quoted(name)} as {kind}) as {_quoted(name)}"
@@ -334,7 +335,7 @@ class SparkConnection(DbApiConnection):
     ) -> None:
         """`table` holds the rows of `select_sql` afterwards: written beside it, then renamed
         over it (a reader between the two finds it missing: Parquet tables have no swap)."""
-        side = f"{table}__c360_new"
+        side = _suffixed(table, "__c360_new")
         self.execute(f"drop table if exists {side}")
         self.execute(f"create table {side} as {select_sql}", parameters)
         self.execute(f"drop table if exists {table}")
@@ -396,14 +397,17 @@ class SparkConnection(DbApiConnection):
         return self
 
     def table_names(self, schema: str) -> list[str]:
-        """The tables of `schema`, none when it does not exist (Spark has no
-        information_schema, and `show tables in` fails on a missing schema)."""
+        """The tables (not views) of `schema`, none when it does not exist (`show tables in`
+        fails on a missing schema)."""
         cursor = self._con.cursor()
         cursor.execute("show schemas")
         if schema.lower() not in {row[0].lower() for row in cursor.fetchall()}:
             return []
+        cursor.execute(f"show views in {schema}")
+        views = {row[1] for row in cursor.fetchall()}
         cursor.execute(f"show tables in {schema}")
-        return [row[1] for row in cursor.fetchall() if not row[2]]  # not temporary views
+        # `show tables` lists views too, and the session's temporary views
+        return [row[1] for row in cursor.fetchall() if not row[2] and row[1] not in views]
 
     def close(self) -> None:
         for name in list(self._registered):
@@ -416,6 +420,14 @@ class SparkConnection(DbApiConnection):
 def _spark_name(duckdb_name: str) -> str:
     """A table name as DuckDB writes it (`s.t`, `"s"."t"`), as Spark reads it."""
     return exp.to_table(duckdb_name, dialect=READ).sql(dialect=DIALECT)
+
+
+def _suffixed(table: str, suffix: str) -> str:
+    """Table name `table` (DuckDB's spelling, maybe quoted) with `suffix` added to its name."""
+    parsed = exp.to_table(table, dialect=READ)
+    name = parsed.args["this"]
+    parsed.set("this", exp.to_identifier(name.name + suffix, quoted=name.quoted))
+    return parsed.sql(dialect=READ)
 
 
 def _bare(table: exp.Table) -> str:

@@ -107,8 +107,16 @@ def _rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
             one = exp.Interval(this=exp.Literal.string("1"), unit=exp.var(unit))
             node.replace(exp.paren(exp.Mul(this=exp.paren(count), expression=one)))
     if dialect == "spark":
-        # a Parquet table holds no key constraint: the steps keep keys unique themselves
-        for node in list(tree.find_all(exp.PrimaryKey, exp.PrimaryKeyColumnConstraint)):
+        # a Parquet table holds no constraint (key, check, not null): the steps keep keys unique
+        # and values valid themselves
+        for node in list(tree.find_all(exp.PrimaryKey, exp.CheckColumnConstraint,
+                                       exp.NotNullColumnConstraint)):  # fmt: skip
+            parent = node.parent
+            if isinstance(parent, exp.ColumnConstraint):
+                parent.pop()
+            else:
+                node.pop()
+        for node in list(tree.find_all(exp.PrimaryKeyColumnConstraint)):
             node.pop()
         for node in list(tree.find_all(exp.DataType)):
             if node.this == exp.DataType.Type.JSON:

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
 from orchestration.engine import Connection, dialect_of
+from orchestration.engine.spark_catalog import duckdb_type
 from orchestration.privacy.identifiers import IdColumn, kind_of_row, normalise
 
 PHONES = "reference.phone_numbers"
@@ -33,7 +34,7 @@ Ids = set[tuple[str, str]]
 
 
 def _ascii(expr: str, dialect: str = "duckdb") -> str:
-    if dialect == "duckdb":
+    if dialect != "postgres":  # Spark's full match is anchored at the very end, as DuckDB's
         return f"({expr} is null or regexp_full_match({expr}, {_ASCII}))"
     # anchored: DuckDB's regexp_matches (a partial match) is Postgres' `~`
     return f"({expr} is null or regexp_matches({expr}, '^[ -~]*$'))"
@@ -67,6 +68,11 @@ class ColumnIndex:
                 f"select typeof({quote_ident(column)}) from {table} limit 1"
             ).fetchall()
             return rows[0][0] if rows else "VARCHAR"
+        if self._dialect == "spark":
+            rows = self.con.execute(
+                f"select typeof({quote_ident(column)}) from {table} limit 1"
+            ).fetchall()
+            return duckdb_type(rows[0][0]) if rows else "VARCHAR"
         rows = self.con.execute(
             f"select cast(pg_typeof({quote_ident(column)}) as varchar) from {table} limit 1"
         ).fetchall()

@@ -27,6 +27,7 @@ from orchestration.paths import REPO_ROOT, dbt_project_dir
 from orchestration.segments.model import load_all
 from tests.e2e.compare import row_differences
 from tests.e2e.dbt_builds import assert_every_node_built, wait_for_builds
+from tests.e2e.nightly_job import RUN_STAMPS, run_nightly
 from tests.e2e.pg import PgDatabase, PostgresServer, sorted_rows
 from tests.e2e.python_steps import (
     assert_same_identity,
@@ -354,30 +355,6 @@ def test_holdout_bucket_is_identical_on_postgres_duckdb_and_python(postgres: PgD
 # --- 5. the nightly's Dagster assets with the warehouse on Postgres ------------------------------
 
 
-def _nightly(job: dg.JobDefinition, keys: list[dg.AssetKey]) -> None:
-    """One nightly of `keys` for AS_OF, in this process; every step and gate passes."""
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=AS_OF.isoformat(),
-            asset_selection=keys,
-            raise_on_error=False,
-        )
-        failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        assert result.success, failed
-        checks = result.get_asset_check_evaluations()
-        gates = [c for c in checks if c.check_name == "meets_contract"]
-        assert len(gates) == len(all_source_contracts()) and all(c.passed for c in gates)
-
-
-# Columns a run stamps with its own clock or id (a contact's id hashes its run's id): the only
-# ones two runs may differ in.
-_RUN_STAMPS = frozenset({"_loaded_at", "run_id", "evaluated_at", "fitted_at", "trained_at",
-                         "computed_at", "created_at", "measured_at", "built_at", "seconds",
-                         "sync_run_id", "contact_id", "consent_snapshot_at", "recorded_at",
-                         "started_at", "finished_at", "duration_seconds"})  # fmt: skip
-
-
 def test_the_nightly_assets_run_with_the_warehouse_on_postgres(
     pg_server: PostgresServer, generated: Path, raw_set, tmp_path, monkeypatch, capsys
 ):
@@ -403,11 +380,11 @@ def test_the_nightly_assets_run_with_the_warehouse_on_postgres(
     monkeypatch.setenv("C360_DBT_TARGET", "duckdb")
     monkeypatch.setenv("C360_HOME", str(duck_home))
     monkeypatch.setenv("C360_WAREHOUSE", str(duck_home / "wh.duckdb"))
-    _nightly(job, keys)
+    run_nightly(job, keys, AS_OF)
     monkeypatch.setenv("C360_DBT_TARGET", "postgres")
     monkeypatch.setenv("C360_HOME", str(pg_home))
     monkeypatch.setenv("C360_WAREHOUSE", str(pg_home / "unused.duckdb"))
-    _nightly(job, keys)
+    run_nightly(job, keys, AS_OF)
     with PostgresConnection.connect(db.dsn) as pg:
         marts = sorted(
             ("marts", t)
@@ -426,7 +403,7 @@ def test_the_nightly_assets_run_with_the_warehouse_on_postgres(
         assert pg.execute("select count(*) from activation.contact_history").fetchone()[0] > 0
     marts += sorted(("activation", t) for (t,) in synced)
     with duckdb.connect(str(duck_home / "wh.duckdb"), read_only=True) as duck, db.cursor() as cur:
-        assert not _table_differences(cur, duck, marts, skip=_RUN_STAMPS)
+        assert not _table_differences(cur, duck, marts, skip=RUN_STAMPS)
     tmp_path = pg_home  # what the Postgres run wrote under its home
     with PostgresConnection.connect(db.dsn) as pg:
         assert pg.execute("select count(*) from marts.customer_360").fetchone()[0] > CUSTOMERS / 2

@@ -1,104 +1,50 @@
 """Spark (a local Spark Thrift Server from .venv-spark's pyspark, Java 17 from Debian), reached as
-a cluster's would be: ingestion's write-audit-publish (stage, contract suite, gate, publish) and
-the phone-lookup step run on it through the warehouse Connection (engine.spark), then the whole
-dbt project is built with `--target spark` (thrift). Every table ingestion and dbt write — raw,
-quarantine, the ingestion audit, every model, the state dbt keeps (identity registry, segment
-history), the phone lookup — equals row for row DuckDB's from the same landing files.
+a cluster's would be: the whole nightly job runs in Dagster with C360_DBT_TARGET=spark —
+ingestion's write-audit-publish with its blocking gates, the phone lookup, erasure, dbt (from
+.venv-spark, `method: thrift`), identity's training and probabilistic links, the insight steps,
+activation with its contact history — and every table it writes equals, row for row, the table
+the same nightly writes on DuckDB from the same landing files (run stamps aside).
 
-One publish is stopped halfway on Spark (its audit row removed, as a crash before that last
-write leaves it) and the next stage undoes it and publishes it again: the tables still equal
-DuckDB's, no row twice."""
+Then one publish is stopped halfway on Spark (its audit row removed, as a crash before that last
+write leaves it) and the next stage undoes it and publishes it again, whole and once. And every
+contract rule's verdicts and typed values on Spark equal Python's and DuckDB's."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from orchestration.contracts.model import all_source_contracts
-from orchestration.paths import REPO_ROOT, dbt_project_dir
+from orchestration.paths import REPO_ROOT
 from tests.e2e.compare import row_differences
-from tests.e2e.dbt_builds import assert_every_node_built, wait_for_builds
-from tests.e2e.python_steps import (
-    assert_same_identity,
-    assert_same_insight,
-    identity_steps,
-    insight_steps,
-)
+from tests.e2e.nightly_job import RUN_STAMPS, run_nightly
 from tests.e2e.spark import SparkThriftServer
 from tests.e2e.test_rule_conformance import _arrow, _cases, generated_rows, python_verdicts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="spark")]
 # dbt-spark and pyspark live in their own venv (`make spark`, requirements/spark.txt)
-SPARK_BIN = REPO_ROOT / ".venv-spark" / "bin"
+SPARK_DBT = REPO_ROOT / ".venv-spark" / "bin" / "dbt"
 AS_OF = dt.date(2026, 11, 21)
 CUSTOMERS, SEED = 300, 7
-# tables dbt keeps across runs (created by its hooks, not models)
-STATE_TABLES = [
-    ("audit", "ingestion_audit"),
-    ("audit", "ingestion_files"),
-    ("audit", "identity_registry"),
-    ("audit", "identity_merge_log"),
-    ("audit", "segment_membership_history"),
-    ("audit", "segment_stats"),
-    ("reference", "phone_numbers"),  # written by its Python step on each engine
-] + [(schema, c.id) for c in all_source_contracts() for schema in ("raw", "quarantine")]
-# the clock's, not the data's: when each engine happened to write the row
-CLOCK_COLUMNS = {"_loaded_at", "published_at"}
-# a source whose publish is stopped halfway on Spark, then finished by the next night's stage
+# the warehouse's schemas, compared table by table
+SCHEMAS = ("raw", "quarantine", "reference", "staging", "intermediate", "marts", "activation",
+           "audit")  # fmt: skip
+# Tables whose rows are a run's record rather than its data: the batch outcome (timings, paths)
+# and the dbt invocations' log.
+RECORDS = {("audit", "ingestion_batches"), ("audit", "dbt_build_log")}
+# a source whose publish is stopped halfway on Spark, then finished by the next stage
 HALF_PUBLISHED = "email__engagement"
 
 
-def _ingest(con, landing: Path) -> None:
-    """Every source's landing files through write-audit-publish on `con`, as the nightly's
-    staged asset, blocking check and raw asset do."""
-    from orchestration.contracts.gx_suite import validate_table
-    from orchestration.ingest.gate import evaluate_gate
-    from orchestration.ingest.wap import batch_table, publish_batch, stage_batch
-
-    for c in all_source_contracts():
-        batch = stage_batch(con, c, landing, AS_OF, "spark-e2e")
-        suite = validate_table(con, c, f"{batch_table(c)}__clean")
-        assert evaluate_gate(c, batch, suite).passed, c.id
-        assert publish_batch(con, c, batch, "spark-e2e", landing), c.id
-        assert batch.extracted == batch.loaded + batch.quarantined + batch.deduplicated, c.id
-
-
-def _publish_again_after_a_stop_halfway(spark, landing: Path) -> None:
-    """HALF_PUBLISHED's publish as a crash before its last write leaves it on Spark (rows in raw
-    and quarantine, files in the cursor, no audit row); the next stage undoes it and the batch is
-    published again, whole."""
-    from orchestration.contracts.model import source_contract
-    from orchestration.ingest.wap import publish_batch, stage_batch
-
-    contract = source_contract(HALF_PUBLISHED)
-    count = f"select count(*) from raw.{contract.id}"
-    loaded = spark.execute(count).fetchone()[0]
-    spark.execute("delete from audit.ingestion_audit where contract_id = ?", [contract.id])
-    assert spark.rowcount == 1
-    batch = stage_batch(spark, contract, landing, AS_OF, "spark-e2e")
-    assert (batch.loaded, batch.deduplicated) == (loaded, 0), "the stopped publish was undone"
-    assert publish_batch(spark, contract, batch, "spark-e2e", landing)
-    assert spark.execute(count).fetchone()[0] == loaded
-
-
-def _dbt_build(target: str, env: dict[str, str], out: Path) -> subprocess.Popen:
-    out.mkdir(parents=True)
-    with (out / "stdout.txt").open("w") as log:
-        return subprocess.Popen(
-            [str((SPARK_BIN if target == "spark" else Path(sys.executable).parent) / "dbt"),
-             "build", "--target", target,
-             "--profiles-dir", ".", "--exclude-resource-type", "unit_test",
-             "--vars", f"{{as_of: '{AS_OF}', run_id: 'spark-e2e'}}",
-             "--target-path", str(out / "target"), "--log-path", str(out / "logs")],
-            cwd=dbt_project_dir(), env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
 
 
 @pytest.fixture(scope="module")
@@ -115,49 +61,45 @@ def server(tmp_path_factory, monkeypatch_module):
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory, monkeypatch_module, server) -> dict[str, Path]:
-    """The same landing files ingested on DuckDB and on a local Spark Thrift Server, and the
-    phone lookup written, by the same steps on each engine; then `dbt build` of the whole
-    project on Spark and on DuckDB side by side. Returns the build folders and the DuckDB
-    warehouse."""
-    from orchestration.identity import phones
-
-    assert (SPARK_BIN / "dbt").exists(), "no .venv-spark: run `make spark` (make test does)"
+def nights(tmp_path_factory, monkeypatch_module, server) -> dict[str, Path]:
+    """The nightly job on DuckDB (while the server starts), then on Spark, from the same
+    generated landing files; returns the DuckDB warehouse and the landing folder."""
+    assert SPARK_DBT.exists(), "no .venv-spark: run `make spark` (make test does)"
     from demo.generator import generate
-    from orchestration.warehouse import spark_session, warehouse
 
-    root = tmp_path_factory.mktemp("spark")
-    monkeypatch_module.setenv("C360_DUCKDB_TEMP_DIR", str(root / "tmp"))
-    if True:
-        landing = root / "landing"
-        generate(CUSTOMERS, SEED, AS_OF, landing, root / "truth", progress=None)
-        wh_path = root / "warehouse.duckdb"
-        with warehouse(wh_path) as wh:  # while the server starts
-            _ingest(wh, landing)
-            phones.refresh(wh, AS_OF.isoformat())
-        server.wait_ready()
-        with spark_session() as spark:  # the pipeline's own opener, with the schemas
-            # a warehouse without raw tables yet: nothing to parse, the lookup table is created
-            assert phones.refresh(spark, AS_OF.isoformat())["total_texts"] == 0
-            _ingest(spark, landing)
-            _publish_again_after_a_stop_halfway(spark, landing)
-            phones.refresh(spark, AS_OF.isoformat())
-        env = os.environ | {
-            "C360_WAREHOUSE": str(wh_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        }  # fmt: skip
-        procs = {t: _dbt_build(t, env, root / t) for t in ("spark", "duckdb")}
-        wait_for_builds(procs, root, timeout=600)
-    return {"spark": root / "spark", "duckdb": root / "duckdb", "warehouse": wh_path}
+    root = tmp_path_factory.mktemp("spark_nightly")
+    landing, pristine = root / "landing", root / "generated"
+    generate(CUSTOMERS, SEED, AS_OF, pristine, root / "truth", progress=None)
+    shutil.copytree(pristine, landing)
+    for key, value in {
+        "C360_LANDING_DIR": str(landing), "C360_OUTBOX_DIR": str(root / "outbox"),
+        "C360_DUCKDB_TEMP_DIR": str(root / "tmp"), "DAGSTER_HOME": str(root / "dh"),
+        "C360_ERASURE_KEY": "e2e-erasure-key-" + "0" * 32,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }.items():  # fmt: skip
+        monkeypatch_module.setenv(key, value)
+    from orchestration.definitions import defs
 
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-def test_dbt_build_on_spark_passes_every_model_and_test(builds):
-    assert_every_node_built(builds["spark"], builds["duckdb"])
+    definitions = defs()
+    job = definitions.resolve_job_def("nightly")
+    keys = list(definitions.resolve_asset_graph().executable_asset_keys)  # the whole nightly
+    duck_home, spark_home = root / "duckdb_home", root / "spark_home"
+    monkeypatch_module.setenv("C360_DBT_TARGET", "duckdb")
+    monkeypatch_module.setenv("C360_HOME", str(duck_home))
+    monkeypatch_module.setenv("C360_WAREHOUSE", str(duck_home / "wh.duckdb"))
+    run_nightly(job, keys, AS_OF)
+    # the night's erasure rewrote the landing files and file drops it found the person in: the
+    # Spark night starts from the same files, at the same paths
+    shutil.rmtree(landing)
+    shutil.copytree(pristine, landing)
+    shutil.rmtree(root / "outbox", ignore_errors=True)
+    server.wait_ready()
+    monkeypatch_module.setenv("C360_DBT_TARGET", "spark")
+    monkeypatch_module.setenv("C360_HOME", str(spark_home))
+    monkeypatch_module.setenv("C360_WAREHOUSE", str(spark_home / "unused.duckdb"))
+    run_nightly(job, keys, AS_OF)
+    assert not (spark_home / "unused.duckdb").exists()
+    return {"warehouse": duck_home / "wh.duckdb", "landing": landing}
 
 
 def _spark_rows(duck: duckdb.DuckDBPyConnection, schema: str, table: str, cols: list[str]):
@@ -165,67 +107,87 @@ def _spark_rows(duck: duckdb.DuckDBPyConnection, schema: str, table: str, cols: 
     from orchestration.engine.spark import table_files
 
     files = sorted(table_files(schema, table).glob("*.parquet"))
-    assert files, f"{schema}.{table}: Spark wrote no Parquet files"
+    if not files:  # a table of no rows may have no file
+        return []
     select = ", ".join(f'"{c}"' for c in cols)
     paths = ", ".join(f"'{f}'" for f in files)
     return duck.execute(f"select {select} from read_parquet([{paths}])").fetchall()
 
 
-def test_every_table_is_the_same_on_spark_and_duckdb(builds):
-    """Same raw rows in, same rows out of every table model and every state table: customer ids,
-    identity graph, traits, segments with their holdouts (the md5 bucket), history."""
-    manifest = json.loads((builds["spark"] / "target" / "manifest.json").read_text())
-    tables = sorted(
-        (n["schema"], n["alias"])
-        for n in manifest["nodes"].values()
-        if n["resource_type"] == "model" and n["config"]["materialized"] in ("table", "incremental")
-    )
-    assert ("marts", "customer_360") in tables and ("marts", "segment_membership") in tables
-    problems, compared = [], 0
-    with duckdb.connect(str(builds["warehouse"]), read_only=True) as duck:
-        for schema, table in tables + STATE_TABLES:
-            cols = [
-                c for (c,) in duck.execute(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = ? and table_name = ? order by ordinal_position",
-                    [schema, table],
-                ).fetchall() if c not in CLOCK_COLUMNS
-            ]  # fmt: skip
-            assert cols, f"{schema}.{table} missing on DuckDB"
+def _canonical_json(rows: list[tuple], at: list[int]) -> list[tuple]:
+    """`rows` with the JSON texts at positions `at` re-serialised alike (keys sorted)."""
+
+    def canon(v):
+        return None if v is None else json.dumps(json.loads(v), sort_keys=True)
+
+    return [tuple(canon(v) if i in at else v for i, v in enumerate(r)) for r in rows]
+
+
+def test_the_nightly_on_spark_writes_every_table_duckdbs_nightly_writes(nights):
+    """Same landing files in, same rows in every table of every schema out: raw and quarantine
+    after the night's erasures, the ingestion audit and cursor, staging batches, every model,
+    dbt's state tables (identity registry and merge log, segment history and stats), the phone
+    lookup, the identity model, the insight marts and activation's state and contact history."""
+    from orchestration.engine import table_names
+    from orchestration.warehouse import spark_session
+
+    with spark_session(read_only=True) as spark:
+        on_spark = {(s, t) for s in SCHEMAS for t in table_names(spark, s)}
+    with duckdb.connect(str(nights["warehouse"]), read_only=True) as duck:
+        on_duck = {(s, t) for s in SCHEMAS for t in table_names(duck, s)}
+        assert on_spark == on_duck
+        assert ("marts", "next_best_action") in on_duck and (
+            "activation",
+            "contact_history",
+        ) in on_duck
+        problems, compared = [], 0
+        for schema, table in sorted(on_duck - RECORDS):
+            columns = duck.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, table],
+            ).fetchall()
+            cols = [c for c, _ in columns if c not in RUN_STAMPS]
+            json_at = [i for i, (c, kind) in enumerate((c, k) for c, k in columns if c in cols)
+                       if kind == "JSON"]  # fmt: skip
             select = ", ".join(f'"{c}"' for c in cols)
-            on_duck = duck.execute(f"select {select} from {schema}.{table}").fetchall()
-            on_spark = _spark_rows(duck, schema, table, cols)
-            problems += row_differences(f"{schema}.{table}", cols, on_spark, on_duck, "Spark")
-            compared += len(on_duck)
-    assert not problems
-    assert compared > 10 * CUSTOMERS
+            rows = duck.execute(f"select {select} from {schema}.{table}").fetchall()
+            theirs = _spark_rows(duck, schema, table, cols)
+            problems += row_differences(
+                f"{schema}.{table}", cols, _canonical_json(theirs, json_at),
+                _canonical_json(rows, json_at), "Spark",
+            )  # fmt: skip
+            compared += len(rows)
+    assert not problems, "\n".join(problems)
+    assert compared > 30 * CUSTOMERS
 
 
-def test_identity_steps_on_spark_give_duckdbs_answers(builds):
-    """Identity's Python steps between the two dbt builds, on each engine's identity tables:
-    the model trained without labels, the probabilistic links scored with it, a second night
-    re-using the pairs (tests/e2e/python_steps.py)."""
+def test_a_publish_stopped_halfway_on_spark_is_undone_and_published_whole(nights):
+    """HALF_PUBLISHED's publish as a crash before its last write leaves it on Spark (rows in raw
+    and quarantine, files in the cursor, no audit row): the next stage undoes it, and the batch
+    is published again, whole and once."""
+    from orchestration.contracts.model import source_contract
+    from orchestration.ingest.wap import publish_batch, stage_batch
     from orchestration.warehouse import spark_session
 
-    with spark_session() as spark, duckdb.connect(str(builds["warehouse"])) as duck:
-        out = {name: identity_steps(con, AS_OF) for name, con in
-               (("duckdb", duck), ("spark", spark))}  # fmt: skip
-    assert_same_identity(out["spark"], out["duckdb"], CUSTOMERS)
-
-
-def test_python_steps_after_dbt_give_duckdbs_answers_on_spark(builds):
-    """The steps after dbt on each engine's marts: graph health, a traits mart, CLV, lead
-    score, send time, segment value, next best action, the report's data, the insight view and
-    campaign lift (tests/e2e/python_steps.py)."""
-    from orchestration.warehouse import spark_session
-
-    with spark_session() as spark, duckdb.connect(str(builds["warehouse"])) as duck:
-        ids = sorted(
-            r[0] for r in duck.execute("select customer_id from marts.customer_360").fetchall()
+    contract = source_contract(HALF_PUBLISHED)
+    count = f"select count(*) from raw.{contract.id}"
+    with spark_session() as spark:
+        loaded = spark.execute(count).fetchone()[0]
+        assert loaded > 0
+        spark.execute("delete from audit.ingestion_audit where contract_id = ?", [contract.id])
+        assert spark.rowcount == 1
+        batch = stage_batch(spark, contract, nights["landing"], AS_OF, "spark-rerun")
+        assert batch.deduplicated == 0, "the stopped publish was undone, not taken as published"
+        assert batch.loaded == loaded  # less the rows of erased people, dropped again at stage
+        assert publish_batch(spark, contract, batch, "spark-rerun", nights["landing"])
+        assert spark.execute(count).fetchone()[0] == loaded
+        assert (
+            spark.execute(
+                "select count(*) from audit.ingestion_audit where contract_id = ?", [contract.id]
+            ).fetchone()[0]
+            == 1
         )
-        runs = {name: insight_steps(con, ids, AS_OF, "spark-e2e") for name, con in
-                (("duckdb", duck), ("spark", spark))}  # fmt: skip
-    assert_same_insight(runs["spark"], runs["duckdb"], CUSTOMERS)
 
 
 @pytest.fixture(scope="module")
