@@ -1,6 +1,6 @@
 """Dagster's executor and pools follow the warehouse engine: on DuckDB (one writer) a run's steps
 go one after another in one process and every warehouse-writing step holds the `duckdb` pool; on
-Postgres they run in parallel processes (C360_MAX_CONCURRENT at a time) with no pool."""
+Postgres and Spark they run in parallel processes (C360_MAX_CONCURRENT at a time) with no pool."""
 
 from __future__ import annotations
 
@@ -44,5 +44,7 @@ def test_duckdb_runs_one_step_at_a_time_and_postgres_in_parallel(tmp_path):
     pg = _probe(tmp_path, C360_DBT_TARGET="postgres", C360_MAX_CONCURRENT="3")
     assert pg["executor"] == "multiprocess"
     assert set(pg["pools"]) == {"None"} and sum(pg["pools"].values()) == duck["pools"]["duckdb"]
+    spark = _probe(tmp_path, C360_DBT_TARGET="spark")  # one Thrift Server, many sessions
+    assert spark["executor"] == "multiprocess" and spark["pools"] == pg["pools"]
     with pytest.raises(AssertionError, match="C360_MAX_CONCURRENT must be >= 1"):
         _probe(tmp_path, C360_DBT_TARGET="postgres", C360_MAX_CONCURRENT="0")

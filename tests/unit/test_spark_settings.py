@@ -30,3 +30,24 @@ def test_the_local_server_keeps_its_tables_in_the_warehouse_folder(monkeypatch, 
     assert command[0].endswith("/bin/spark-submit")
     assert "spark.sql.warehouse.dir=" + settings["spark.sql.warehouse.dir"] in command
     assert "hive.server2.thrift.port=10123" in command
+
+
+def test_dagster_runs_the_dbt_of_spark_venv_on_spark(monkeypatch):
+    """dbt-spark lives in .venv-spark: on Spark the dbt resource runs that environment's dbt,
+    on the other engines the project's own."""
+    import sys
+
+    from orchestration.defs.resources import C360DbtCli
+    from orchestration.paths import REPO_ROOT, dbt_project_dir
+
+    dbt = C360DbtCli(
+        project_dir=str(dbt_project_dir()),
+        profiles_dir=str(dbt_project_dir()),
+        dbt_executable=str(Path(sys.executable).parent / "dbt"),
+    )
+    monkeypatch.setenv("C360_DBT_TARGET", "duckdb")
+    assert dbt.for_engine() is dbt
+    monkeypatch.setenv("C360_DBT_TARGET", "spark")
+    on_spark = dbt.for_engine()
+    assert on_spark.dbt_executable == str(REPO_ROOT / ".venv-spark" / "bin" / "dbt")
+    assert (on_spark.project_dir, on_spark.profiles_dir) == (dbt.project_dir, dbt.profiles_dir)
