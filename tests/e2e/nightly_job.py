@@ -4,6 +4,8 @@ night of every asset for an as_of, and the columns two runs of the same night ma
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 
@@ -31,3 +33,31 @@ def run_nightly(job: dg.JobDefinition, keys: list[dg.AssetKey], as_of: dt.date) 
         checks = result.get_asset_check_evaluations()
         gates = [c for c in checks if c.check_name == "meets_contract"]
         assert len(gates) == len(all_source_contracts()) and all(c.passed for c in gates)
+
+
+def whole_nightly() -> tuple[dg.JobDefinition, list[dg.AssetKey]]:
+    """The project's nightly job and every asset it can run (the whole night)."""
+    from orchestration.definitions import defs
+
+    definitions = defs()
+    job = definitions.resolve_job_def("nightly")
+    return job, list(definitions.resolve_asset_graph().executable_asset_keys)
+
+
+def night_settings(landing: Path, root: Path) -> dict[str, str]:
+    """The env a test's nightly needs besides the engine's: landing files, the outbox, spill
+    and Dagster folders under `root`, and an erasure key."""
+    return {
+        "C360_LANDING_DIR": str(landing), "C360_OUTBOX_DIR": str(root / "outbox"),
+        "C360_DUCKDB_TEMP_DIR": str(root / "tmp"), "DAGSTER_HOME": str(root / "dh"),
+        "C360_ERASURE_KEY": "e2e-erasure-key-" + "0" * 32,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }  # fmt: skip
+
+
+def use_engine(setenv: Callable[[str, str], None], engine: str, home: Path) -> None:
+    """The next night on `engine`, with its own home (a DuckDB warehouse file in it that only
+    the DuckDB engine creates)."""
+    setenv("C360_DBT_TARGET", engine)
+    setenv("C360_HOME", str(home))
+    setenv("C360_WAREHOUSE", str(home / "wh.duckdb"))

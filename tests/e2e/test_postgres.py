@@ -27,7 +27,13 @@ from orchestration.paths import REPO_ROOT, dbt_project_dir
 from orchestration.segments.model import load_all
 from tests.e2e.compare import row_differences
 from tests.e2e.dbt_builds import assert_every_node_built, wait_for_builds
-from tests.e2e.nightly_job import RUN_STAMPS, run_nightly
+from tests.e2e.nightly_job import (
+    RUN_STAMPS,
+    night_settings,
+    run_nightly,
+    use_engine,
+    whole_nightly,
+)
 from tests.e2e.pg import PgDatabase, PostgresServer, sorted_rows
 from tests.e2e.python_steps import (
     assert_same_identity,
@@ -366,24 +372,14 @@ def test_the_nightly_assets_run_with_the_warehouse_on_postgres(
     for key, value in {
         "C360_PG_HOST": db.host, "C360_PG_PORT": str(db.port), "C360_PG_USER": db.user,
         "C360_PG_PASSWORD": db.password, "C360_PG_DATABASE": db.dbname,
-        "C360_LANDING_DIR": str(generated / "landing"), "C360_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "C360_DUCKDB_TEMP_DIR": str(tmp_path / "tmp"), "DAGSTER_HOME": str(tmp_path / "dh"),
-        "C360_ERASURE_KEY": "e2e-erasure-key-" + "0" * 32,
+        **night_settings(generated / "landing", tmp_path),
     }.items():  # fmt: skip
         monkeypatch.setenv(key, value)
-    from orchestration.definitions import defs
-
-    definitions = defs()
-    job = definitions.resolve_job_def("nightly")
-    keys = list(definitions.resolve_asset_graph().executable_asset_keys)  # the whole nightly
+    job, keys = whole_nightly()
     duck_home, pg_home = tmp_path / "duckdb_home", tmp_path / "postgres_home"
-    monkeypatch.setenv("C360_DBT_TARGET", "duckdb")
-    monkeypatch.setenv("C360_HOME", str(duck_home))
-    monkeypatch.setenv("C360_WAREHOUSE", str(duck_home / "wh.duckdb"))
+    use_engine(monkeypatch.setenv, "duckdb", duck_home)
     run_nightly(job, keys, AS_OF)
-    monkeypatch.setenv("C360_DBT_TARGET", "postgres")
-    monkeypatch.setenv("C360_HOME", str(pg_home))
-    monkeypatch.setenv("C360_WAREHOUSE", str(pg_home / "unused.duckdb"))
+    use_engine(monkeypatch.setenv, "postgres", pg_home)
     run_nightly(job, keys, AS_OF)
     with PostgresConnection.connect(db.dsn) as pg:
         marts = sorted(
@@ -439,4 +435,4 @@ def test_the_nightly_assets_run_with_the_warehouse_on_postgres(
         out = capsys.readouterr()
         assert code == 0 and expect in out.out, (args, out.out, out.err)
     # the DuckDB warehouse file C360_WAREHOUSE names was never created, by the run or the CLI
-    assert not (tmp_path / "unused.duckdb").exists()
+    assert not (tmp_path / "wh.duckdb").exists()

@@ -22,7 +22,13 @@ import pytest
 from orchestration.contracts.model import all_source_contracts
 from orchestration.paths import REPO_ROOT
 from tests.e2e.compare import row_differences
-from tests.e2e.nightly_job import RUN_STAMPS, run_nightly
+from tests.e2e.nightly_job import (
+    RUN_STAMPS,
+    night_settings,
+    run_nightly,
+    use_engine,
+    whole_nightly,
+)
 from tests.e2e.spark import SparkThriftServer
 from tests.e2e.test_rule_conformance import _arrow, _cases, generated_rows, python_verdicts
 
@@ -73,22 +79,11 @@ def nights(tmp_path_factory, monkeypatch_module, server) -> dict[str, Path]:
     landing, pristine = root / "landing", root / "generated"
     generate(CUSTOMERS, SEED, AS_OF, pristine, root / "truth", progress=None)
     shutil.copytree(pristine, landing)
-    for key, value in {
-        "C360_LANDING_DIR": str(landing), "C360_OUTBOX_DIR": str(root / "outbox"),
-        "C360_DUCKDB_TEMP_DIR": str(root / "tmp"), "DAGSTER_HOME": str(root / "dh"),
-        "C360_ERASURE_KEY": "e2e-erasure-key-" + "0" * 32,
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }.items():  # fmt: skip
+    for key, value in night_settings(landing, root).items():
         monkeypatch_module.setenv(key, value)
-    from orchestration.definitions import defs
-
-    definitions = defs()
-    job = definitions.resolve_job_def("nightly")
-    keys = list(definitions.resolve_asset_graph().executable_asset_keys)  # the whole nightly
+    job, keys = whole_nightly()
     duck_home, spark_home = root / "duckdb_home", root / "spark_home"
-    monkeypatch_module.setenv("C360_DBT_TARGET", "duckdb")
-    monkeypatch_module.setenv("C360_HOME", str(duck_home))
-    monkeypatch_module.setenv("C360_WAREHOUSE", str(duck_home / "wh.duckdb"))
+    use_engine(monkeypatch_module.setenv, "duckdb", duck_home)
     run_nightly(job, keys, AS_OF)
     # the night's erasure rewrote the landing files and file drops it found the person in: the
     # Spark night starts from the same files, at the same paths
@@ -96,11 +91,9 @@ def nights(tmp_path_factory, monkeypatch_module, server) -> dict[str, Path]:
     shutil.copytree(pristine, landing)
     shutil.rmtree(root / "outbox", ignore_errors=True)
     server.wait_ready()
-    monkeypatch_module.setenv("C360_DBT_TARGET", "spark")
-    monkeypatch_module.setenv("C360_HOME", str(spark_home))
-    monkeypatch_module.setenv("C360_WAREHOUSE", str(spark_home / "unused.duckdb"))
+    use_engine(monkeypatch_module.setenv, "spark", spark_home)
     run_nightly(job, keys, AS_OF)
-    assert not (spark_home / "unused.duckdb").exists()
+    assert not (spark_home / "wh.duckdb").exists()  # nothing of the night went to DuckDB
     return {"warehouse": duck_home / "wh.duckdb", "landing": landing}
 
 
