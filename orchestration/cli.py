@@ -258,8 +258,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from orchestration.activation.records import empty_contact_history_sql
     from orchestration.activation.syncs import load_all_syncs
     from orchestration.cli_errors import read_only_warehouse
-    from orchestration.engine import dialect_of
-    from orchestration.warehouse import table_exists
+    from orchestration.engine import dialect_of, table_exists
 
     if not args.dry_run:
         print(
@@ -296,8 +295,7 @@ def _print_diff_dry_run(con: Any, sync: Any, as_of: dt.date) -> None:
     from orchestration.activation.diff import EMPTY_STATE, diff_sql
     from orchestration.activation.planner import plan_sql, withdrawn_sql
     from orchestration.contracts.rules_sql import quote_ident
-    from orchestration.engine import dialect_of
-    from orchestration.warehouse import table_exists
+    from orchestration.engine import dialect_of, table_exists
 
     dialect = dialect_of(con)
     plan = plan_sql(sync, as_of, skip_recorded=False, dialect=dialect)
@@ -373,10 +371,11 @@ def cmd_identity_train(args: argparse.Namespace) -> int:
     import duckdb
 
     from orchestration.cli_errors import busy, is_lock_error, no_warehouse
+    from orchestration.engine import table_exists
     from orchestration.identity import config as identity_config
     from orchestration.identity import training
     from orchestration.paths import warehouse_path
-    from orchestration.warehouse import engine, open_warehouse, table_exists
+    from orchestration.warehouse import engine, open_warehouse
 
     if engine() == "duckdb" and not warehouse_path().exists():
         raise no_warehouse(warehouse_path())

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from orchestration.engine import table_exists
 from orchestration.paths import warehouse_path
-from orchestration.warehouse import connect, table_exists
+from orchestration.warehouse import connect
 
 
 def first_as_of(path: Path | None = None) -> str | None:

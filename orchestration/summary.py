@@ -13,11 +13,10 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_exists
 from orchestration.identity import config as identity_config
 from orchestration.identity import refusals
 from orchestration.identity.evaluate import evaluate
-from orchestration.warehouse import table_exists
 
 NO_NEW_FILES = "no new landing files for any source since the last run"
 

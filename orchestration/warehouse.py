@@ -298,6 +298,9 @@ def open_warehouse(read_only: bool = False) -> Iterator[Connection]:
 
 def ensure_schemas(con: Connection) -> None:
     """The warehouse's schemas exist (on any engine: the Python steps and dbt write into them)."""
+    if hasattr(con, "ensure_schemas"):
+        con.ensure_schemas(SCHEMAS)
+        return
     for schema in SCHEMAS:
         con.execute(f"create schema if not exists {schema}")
 
@@ -363,14 +366,6 @@ def warehouse(
     finally:
         con.close()
         _rebalance()
-
-
-def table_exists(con: Connection, schema: str, table: str) -> bool:
-    row = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def create_table(con: Connection, table: str, columns: str) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from orchestration.activation.destinations.rows import idempotency_key_sql
 from orchestration.activation.portable import json_object_text_sql, nul_byte_hash_sql
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
-from orchestration.engine import Connection, create_temp_table, dialect_of
+from orchestration.engine import Connection, create_temp_table, dialect_of, table_exists
 
 STATE_DDL = """
 create schema if not exists activation;
@@ -173,10 +173,7 @@ def ensure_state(con: Connection) -> None:
     """Create the state and plan tables (and bring an older plan table to the current shape)."""
     con.execute("create schema if not exists activation")
     if (
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'activation' and table_name = 'sync_plan'"
-        ).fetchone()[0]
+        table_exists(con, "activation", "sync_plan")
         and not con.execute(_OLD_PLAN_CHECK).fetchone()[0]
     ):
         con.execute("drop table activation.sync_plan")

@@ -9,8 +9,7 @@ import datetime as dt
 import dagster as dg
 
 from orchestration.contracts.rules_sql import quote_literal
-from orchestration.engine import Connection
-from orchestration.warehouse import table_exists
+from orchestration.engine import Connection, table_exists
 
 # What the syncs read: audience membership, the golden record, consent, and id history.
 ACTIVATION_MARTS = ("segment_membership", "customer_360", "consent_state", "customer_id_history")

@@ -119,6 +119,21 @@ def utc_of_local_sql(local: str, zone: str, dialect: str) -> str:
     return f"timezone('UTC', timezone({zone}, {local}))"
 
 
+def table_exists(con: Connection, schema: str, table: str, views: bool = True) -> bool:
+    """Whether `schema.table` exists (a view counts unless `views` is False)."""
+    if dialect_of(con) == "spark":
+        # the catalog's commands, not information_schema (a relation built per statement)
+        return con.table_exists(schema, table, views)  # type: ignore[attr-defined]
+    kinds = "" if views else " and table_type = 'BASE TABLE'"
+    # fetchall: a DuckDB connection refuses other work while a result is left unfetched
+    rows = con.execute(
+        "select count(*) from information_schema.tables "
+        f"where table_schema = ? and table_name = ?{kinds}",
+        [schema, table],
+    ).fetchall()
+    return bool(rows[0][0])
+
+
 def table_names(con: Connection, schema: str) -> set[str]:
     """The tables (not views) of `schema`."""
     if dialect_of(con) == "spark":

@@ -35,15 +35,20 @@ class DbApiConnection:
         # of translate() is undone
         args = dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters or ())
         for statement in statements:
-            try:
-                cursor.execute(statement, args)
-            except Exception as exc:
-                failure = self._failure(exc, statement)
-                if failure is exc:
-                    raise
-                raise failure from None  # the driver's own error says the same at more length
+            self._checked(cursor, statement, args)
         self._cursor = cursor
         return self
+
+    def _checked(self, cursor: Any, statement: str, args: Any = None) -> Any:
+        """Run one engine statement on `cursor`; a refusal raised as `_failure` says it."""
+        try:
+            cursor.execute(statement, args) if args is not None else cursor.execute(statement)
+        except Exception as exc:
+            failure = self._failure(exc, statement)
+            if failure is exc:
+                raise
+            raise failure from None  # the driver's own error says the same at more length
+        return cursor
 
     def _failure(self, exc: Exception, statement: str) -> Exception:
         """The error to raise for a statement the engine refused (the driver's own here)."""

@@ -235,7 +235,7 @@ class SparkConnection(DbApiConnection):
         references = spark_catalog.referenced(tree)
         if not references:
             return tree
-        catalog = spark_catalog.SparkCatalog(self._query, hidden=[self._temp.schema])
+        catalog = self._catalog()
         schemas = spark_catalog.literal_filter(tree, "table_schema")
         tables = spark_catalog.literal_filter(tree, "table_name")
         for relation in {t.name.lower() for t in references}:
@@ -252,9 +252,8 @@ class SparkConnection(DbApiConnection):
         return tree
 
     def _query(self, statement: str) -> list[tuple]:
-        """Rows of a Spark SQL statement run as written."""
-        self._spark(statement)
-        return self._cursor.fetchall()
+        """Rows of a Spark SQL statement run as written (the last result stays the caller's)."""
+        return self._spark(statement).fetchall()
 
     def _failure(self, exc: Exception, statement: str) -> Exception:
         status = getattr(exc.args[0], "status", None) if exc.args else None
@@ -289,17 +288,9 @@ class SparkConnection(DbApiConnection):
                 self._spark(f"drop table {side}")
         self.rowcount = changed
 
-    def _spark(self, statement: str) -> None:
-        """Run Spark SQL as written (the rewrites' own statements)."""
-        cursor = self._con.cursor()
-        try:
-            cursor.execute(statement)
-        except Exception as exc:
-            failure = self._failure(exc, statement)
-            if failure is exc:
-                raise
-            raise failure from None  # the driver's error repeats the message with Java's stack
-        self._cursor = cursor
+    def _spark(self, statement: str) -> Any:
+        """Run Spark SQL as written (the rewrites' own statements); returns its cursor."""
+        return self._checked(self._con.cursor(), statement)
 
     def _add_missing_columns(self, tree: exp.Alter) -> None:
         """`alter table … add column if not exists`, which Spark lacks: the columns the table
@@ -321,14 +312,11 @@ class SparkConnection(DbApiConnection):
 
     def _columns(self, table: str) -> list[tuple[str, str]]:
         """(name, Spark type) of each column of `table` (DuckDB's spelling of its name)."""
-        cursor = self._con.cursor()
-        cursor.execute(f"describe table {_spark_name(table)}")
-        columns = []
-        for name, kind, *_ in cursor.fetchall():
-            if not name or name.startswith("#"):
-                break  # partition and detail sections follow a blank row
-            columns.append((name, kind))
-        return columns
+        return self._catalog().describe(_spark_name(table))
+
+    def _catalog(self) -> spark_catalog.SparkCatalog:
+        """The session's catalog, its own temp-table schema hidden."""
+        return spark_catalog.SparkCatalog(self._query, hidden=[self._temp.schema])
 
     def replace_table(
         self, table: str, select_sql: str, parameters: Sequence[Any] | None = None
@@ -396,18 +384,21 @@ class SparkConnection(DbApiConnection):
             path.unlink(missing_ok=True)
         return self
 
+    def table_exists(self, schema: str, table: str, views: bool = True) -> bool:
+        """Whether `schema.table` exists (a view counts unless `views` is False)."""
+        return self._catalog().exists(schema, table, views)
+
+    def ensure_schemas(self, schemas: Sequence[str]) -> None:
+        """Create those of `schemas` that do not exist yet (one catalog read, not one statement
+        per schema: each is a round trip)."""
+        have = {name.lower() for (name,) in self._query("show schemas")}
+        for schema in schemas:
+            if schema.lower() not in have:
+                self._spark(f"create schema if not exists `{schema}`")
+
     def table_names(self, schema: str) -> list[str]:
-        """The tables (not views) of `schema`, none when it does not exist (`show tables in`
-        fails on a missing schema)."""
-        cursor = self._con.cursor()
-        cursor.execute("show schemas")
-        if schema.lower() not in {row[0].lower() for row in cursor.fetchall()}:
-            return []
-        cursor.execute(f"show views in {schema}")
-        views = {row[1] for row in cursor.fetchall()}
-        cursor.execute(f"show tables in {schema}")
-        # `show tables` lists views too, and the session's temporary views
-        return [row[1] for row in cursor.fetchall() if not row[2] and row[1] not in views]
+        """The tables (not views) of `schema`, none when it does not exist."""
+        return self._catalog().table_names(schema)
 
     def close(self) -> None:
         for name in list(self._registered):

@@ -90,6 +90,33 @@ class SparkCatalog:
                 out.append((schema, name, "VIEW" if name in views else "BASE TABLE"))
         return out
 
+    def table_names(self, schema: str) -> list[str]:
+        """The tables (not views) of `schema`, none when it does not exist."""
+        wanted = {schema.lower()}
+        schemas = [n for n in self._schemas(None) if n.lower() in wanted]
+        return [name for _, name, kind in self._relations(schemas, None) if kind == "BASE TABLE"]
+
+    def exists(self, schema: str, table: str, views: bool = True) -> bool:
+        """Whether `schema`.`table` exists (a view counts unless `views` is False)."""
+        if not self._schemas({schema}):
+            return False
+        pattern = table.replace("'", "")
+        found = [r for r in self._query(f"show tables in `{schema}` like '{pattern}'") if not r[2]]
+        if not found or views:
+            return bool(found)
+        return not any(
+            r[1] == table for r in self._query(f"show views in `{schema}` like '{pattern}'")
+        )
+
+    def describe(self, relation: str) -> list[tuple[str, str]]:
+        """(name, Spark type) of each column of `relation` (a Spark SQL name, quoted as needed)."""
+        columns = []
+        for name, kind, *_ in self._query(f"describe table {relation}"):
+            if not name or name.startswith("#"):
+                break  # partition and detail sections follow a blank row
+            columns.append((name, kind))
+        return columns
+
     def tables(self, schemas: set[str] | None, tables: set[str] | None) -> pa.Table:
         """information_schema.tables: table_catalog, table_schema, table_name, table_type."""
         rows = self._relations(self._schemas(schemas), tables)
@@ -107,10 +134,8 @@ class SparkCatalog:
         ordinal_position (from 1), data_type (DuckDB's name)."""
         rows = []
         for schema, table, _ in self._relations(self._schemas(schemas), tables):
-            described = self._query(f"describe table `{schema}`.`{table}`")
-            for position, (name, kind, *_) in enumerate(described, start=1):
-                if not name or name.startswith("#"):
-                    break  # partition and detail sections follow
+            described = self.describe(f"`{schema}`.`{table}`")
+            for position, (name, kind) in enumerate(described, start=1):
                 rows.append((schema, table, name, position, duckdb_type(kind)))
         names = ["table_schema", "table_name", "column_name", "ordinal_position", "data_type"]
         types = [pa.string(), pa.string(), pa.string(), pa.int32(), pa.string()]

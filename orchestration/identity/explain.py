@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.contracts.masking import mask_value
-from orchestration.engine import Connection, row_locator
-from orchestration.warehouse import table_exists
+from orchestration.engine import Connection, row_locator, table_exists
 
 # identifier types whose values are personal data (crm/shop ids are internal keys)
 PII_IDENTIFIER_TYPES = frozenset({"email", "phone", "name_address"})

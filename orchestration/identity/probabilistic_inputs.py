@@ -17,8 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from orchestration.engine import Connection, dialect_of, recreate_table
-from orchestration.warehouse import scratch, table_exists
+from orchestration.engine import Connection, dialect_of, recreate_table, table_exists
+from orchestration.warehouse import scratch
 
 STATE = "identity.probabilistic_inputs"
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestration.engine import Connection
-from orchestration.warehouse import table_exists
+from orchestration.engine import Connection, table_exists
 
 _TABLES = ("int_identity__candidate_links", "int_identity__edges")
 

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_exists
 from orchestration.identity import probabilistic
 from orchestration.identity.config import Probabilistic
 
@@ -549,12 +549,7 @@ def _json(value: Any) -> Any:
 
 
 def _exists(con: Connection) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'audit' and table_name = 'identity_models'"
-        ).fetchall()[0][0]
-    )
+    return table_exists(con, "audit", "identity_models")
 
 
 def active(con: Connection) -> ModelVersion | None:

@@ -52,12 +52,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_exists
 from orchestration.insight import refit
 from orchestration.insight.activity import EMAIL_ENGAGEMENT, ORDERS, WEB_EVENTS
 from orchestration.insight.traits_table import replace_traits
 from orchestration.paths import dbt_project_dir
-from orchestration.warehouse import create_table, table_exists
+from orchestration.warehouse import create_table
 
 TRAITS_TABLE = "marts.customer_lead_score"
 FIT_TABLE = "audit.lead_score_fits"

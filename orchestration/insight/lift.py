@@ -49,8 +49,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from orchestration.activation.arms import ArmSpec
 from orchestration.activation.arms import expected_shares as expected_arm_shares
-from orchestration.engine import Connection, recreate_table
-from orchestration.warehouse import table_exists
+from orchestration.engine import Connection, recreate_table, table_exists
 
 Z95 = 1.959963984540054  # standard normal 0.975 quantile
 SRM_ALPHA = 0.001

@@ -37,6 +37,7 @@ from orchestration.engine import (
     dialect_of,
     replace_table,
     replace_view,
+    table_exists,
     utc_of_local_sql,
 )
 from orchestration.insight.next_best_action_model import (
@@ -50,7 +51,6 @@ from orchestration.insight.next_best_action_model import (
 from orchestration.segments.compiler import Conditions, condition_sql
 from orchestration.segments.model import GlobalRules, load_global
 from orchestration.segments.preview import Renderer
-from orchestration.warehouse import table_exists
 
 TABLE = "marts.next_best_action"
 AUDIENCE_VIEW = "marts.action_membership"

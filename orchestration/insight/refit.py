@@ -29,9 +29,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_exists
 from orchestration.paths import dbt_project_dir
-from orchestration.warehouse import table_exists
 
 # the columns each fit table adds (ensure_columns): as_of of the parameters, settings hash
 COLUMNS = (("fitted_as_of", "date"), ("fit_settings", "varchar"))

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from orchestration.engine import Connection
-from orchestration.warehouse import table_exists
+from orchestration.engine import Connection, table_exists
 
 CLV_BINS = 30
 MAX_COHORTS = 24  # the latest cohorts, each over its first MAX_COHORTS months

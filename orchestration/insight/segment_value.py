@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from orchestration.engine import Connection, replace_table
-from orchestration.warehouse import table_exists
+from orchestration.engine import Connection, replace_table, table_exists
 
 TABLE = "marts.kpi_segment_value"
 CLV_TABLE = "marts.customer_clv"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
-from orchestration.engine import Connection, dialect_of
+from orchestration.engine import Connection, dialect_of, table_exists
 from orchestration.engine.spark_catalog import duckdb_type
 from orchestration.privacy.identifiers import IdColumn, kind_of_row, normalise
 
@@ -48,12 +48,7 @@ class ColumnIndex:
         self.con = con
         self._dialect = dialect_of(con)
         self._tables: dict[tuple[str, str], str] = {}
-        self._has_phones = bool(
-            con.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = 'reference' and table_name = 'phone_numbers'"
-            ).fetchone()[0]
-        )
+        self._has_phones = table_exists(con, "reference", "phone_numbers")
 
     def close(self) -> None:
         temp = "temp" if self._dialect == "duckdb" else "pg_temp"

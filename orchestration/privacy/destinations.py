@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_exists
 from orchestration.privacy.keys import keyed_hash
 
 
@@ -45,10 +45,7 @@ def holders(
     for every request of a night: two equality joins with the wanted values, instead of a scan
     of sync_state per request."""
     out: list[list[tuple[str, str, int | None]]] = [[] for _ in wanted]
-    exists = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'activation' and table_name = 'sync_state'"
-    ).fetchall()[0][0]
+    exists = table_exists(con, "activation", "sync_state")
     rows = [
         (i, kind, v)
         for i, (customer_ids, identifiers) in enumerate(wanted)

@@ -40,6 +40,7 @@ from orchestration.engine import (
     create_temp_table,
     dialect_of,
     row_locator,
+    table_exists,
     temp_name,
 )
 from orchestration.identity import phones
@@ -134,13 +135,7 @@ _TEXT_TYPES = ("VARCHAR", "text", "character varying")
 
 
 def _exists(con: Connection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ? and table_type = 'BASE TABLE'",
-            [schema, table],
-        ).fetchall()[0][0]
-    )
+    return table_exists(con, schema, table, views=False)
 
 
 def pending_requests(con: Connection, as_of: dt.date) -> list[Request]:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_exists
 from orchestration.privacy.destinations import deliver
 from orchestration.privacy.keys import keyed_hash
 
@@ -65,11 +65,7 @@ def retry_pending(
     from orchestration.privacy.erasure import RECEIPTS
 
     limit = attempts or max_attempts()
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'audit' "
-        "and table_name = 'erasure_receipts'"
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, "audit", "erasure_receipts"):
         return RetrySummary(0, 0, 0, 0)
     pending = con.execute(
         # the JSON as text: Postgres' driver would hand it over parsed

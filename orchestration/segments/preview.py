@@ -34,12 +34,12 @@ import duckdb
 from orchestration.contracts.customer_360 import pii_column_names
 from orchestration.contracts.masking import mask_value
 from orchestration.contracts.model import ContractError
-from orchestration.engine import Connection, dialect_of
+from orchestration.engine import Connection, dialect_of, table_exists
 from orchestration.paths import REPO_ROOT, warehouse_path
 from orchestration.segments.compiler import Conditions, bounds_sql, condition_sql, segment_sql
 from orchestration.segments.model import GlobalRules, Segment
 from orchestration.segments.render import render_duckdb
-from orchestration.warehouse import SCHEMAS, connect, engine, postgres_warehouse, table_exists
+from orchestration.warehouse import SCHEMAS, connect, engine, postgres_warehouse
 
 SAMPLE_SIZE = 10
 # customer_360 columns classified pii (its contract and trait properties add any new ones)

@@ -87,3 +87,35 @@ def test_the_relations_from_the_catalog_commands():
     ]
     assert "describe table `marts`.`v`" not in asked  # only the tables asked for are described
     assert all("c360_session_x" not in sql for sql in asked)
+
+
+def test_existence_and_table_names_from_the_catalog_commands():
+    """A table's existence in two or three catalog commands, never information_schema's
+    relations (each a Parquet file and a view built per statement)."""
+    answers = {
+        "show schemas": [("default",), ("marts",)],
+        "show tables in `marts` like 'customer_360'": [("marts", "customer_360", False)],
+        "show views in `marts` like 'customer_360'": [],
+        "show tables in `marts` like 'v'": [("marts", "v", False)],
+        "show views in `marts` like 'v'": [("marts", "v", False)],
+        "show tables in `marts` like 'registered'": [("", "registered", True)],
+        "show tables in `marts` like 'gone'": [],
+        "show views in `marts`": [("marts", "v", False)],
+        "show tables in `marts`": [("marts", "customer_360", False), ("marts", "v", False)],
+    }
+    asked: list[str] = []
+
+    def query(sql: str) -> list[tuple]:
+        asked.append(sql)
+        return answers[sql]
+
+    catalog = SparkCatalog(query)
+    assert catalog.exists("marts", "customer_360", views=False)
+    assert catalog.exists("marts", "v") and not catalog.exists("marts", "v", views=False)
+    assert not catalog.exists("marts", "registered")  # a session's temporary view
+    assert not catalog.exists("marts", "gone")
+    assert not catalog.exists("raw", "anything")  # no such schema: `show tables` is not asked
+    assert "show tables in `raw` like 'anything'" not in asked
+    assert catalog.table_names("marts") == ["customer_360"]
+    assert catalog.table_names("raw") == []
+    assert not any("information_schema" in sql for sql in asked)

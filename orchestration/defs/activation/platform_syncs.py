@@ -17,6 +17,7 @@ from orchestration.asset_args import keys, nightly_asset
 from orchestration.contracts.rules_sql import quote_literal
 from orchestration.defs.activation.audience import AUDIENCE_DEPS
 from orchestration.defs.resources import Warehouse
+from orchestration.engine import table_exists
 from orchestration.run_model import as_of_from
 from orchestration.warehouse import warehouse_pool
 
@@ -114,10 +115,7 @@ def failed_row_share(
     limit = max_failed_share()
     diff_kinds = registry.kinds("diff")
     with warehouse.connection(read_only=True) as con:
-        has_runs = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'activation' and table_name = 'sync_runs'"
-        ).fetchone()[0]
+        has_runs = table_exists(con, "activation", "sync_runs")
         kinds = ", ".join(quote_literal(k) for k in diff_kinds) or "cast(null as varchar)"
         rows = (
             con.execute(

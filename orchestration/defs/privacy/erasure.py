@@ -9,6 +9,7 @@ import dagster as dg
 from orchestration.asset_args import nightly_asset
 from orchestration.contracts.model import all_source_contracts
 from orchestration.defs.resources import Warehouse
+from orchestration.engine import table_exists
 from orchestration.paths import outbox_dir
 from orchestration.privacy import erasure as erasure_logic
 from orchestration.privacy.erasure import RECEIPTS, erase_pending
@@ -86,11 +87,7 @@ def erasure(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
 
 def _failed_count(con) -> int:
     """Receipts whose destination delete ran out of attempts (0 before the first erasure)."""
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'audit' "
-        "and table_name = 'erasure_receipts'"
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, "audit", "erasure_receipts"):
         return 0
     return con.execute(
         f"select count(*) from {RECEIPTS} where status = 'destinations_failed'"
