@@ -40,6 +40,9 @@ def _ascii(expr: str, dialect: str = "duckdb") -> str:
     return f"({expr} is null or regexp_matches({expr}, '^[ -~]*$'))"
 
 
+_NEEDLES = "_c360_erasure_needles"
+
+
 class ColumnIndex:
     """Per (table, identifier column): a temp table (value, kind, norm) built once per erasure
     transaction; `pairs` joins it with every request's identifiers."""
@@ -49,12 +52,32 @@ class ColumnIndex:
         self._dialect = dialect_of(con)
         self._tables: dict[tuple[str, str], str] = {}
         self._has_phones = table_exists(con, "reference", "phone_numbers")
+        # the needles registered last: one pass asks every column for the same identifiers
+        self._needles: tuple[tuple[int, str, str], ...] | None = None
 
     def close(self) -> None:
         temp = "temp" if self._dialect == "duckdb" else "pg_temp"
         for name in self._tables.values():
             self.con.execute(f"drop table if exists {temp}.{name}")
         self._tables.clear()
+        if self._needles is not None:
+            self.con.unregister(_NEEDLES)
+            self._needles = None
+
+    def _register_needles(self, needles: list[tuple[int, str, str]]) -> str:
+        """`needles` (request index, kind, norm) as the relation _NEEDLES, registered again only
+        when they differ from the last call's (on a server each registration is a file and a
+        view)."""
+        key = tuple(needles)
+        if key != self._needles:
+            self.con.register(
+                _NEEDLES,
+                pa.table({"r": pa.array([n[0] for n in needles], pa.int64()),
+                          "kind": pa.array([n[1] for n in needles], pa.string()),
+                          "norm": pa.array([n[2] for n in needles], pa.string())}),
+            )  # fmt: skip
+            self._needles = key
+        return _NEEDLES
 
     def _type(self, table: str, column: str) -> str:
         """The column's type by DuckDB's name (VARCHAR when the table has no row)."""
@@ -161,16 +184,8 @@ class ColumnIndex:
         if not needles:
             return []
         idx = self.table(table, col)
-        self.con.register(
-            "_c360_erasure_needles",
-            pa.table({"r": pa.array([n[0] for n in needles], pa.int64()),
-                      "kind": pa.array([n[1] for n in needles], pa.string()),
-                      "norm": pa.array([n[2] for n in needles], pa.string())}),
-        )  # fmt: skip
-        try:
-            return self.con.execute(
-                f"select distinct n.r, x.value from {idx} x join _c360_erasure_needles n "
-                "on x.kind = n.kind and x.norm = n.norm order by 1, 2"
-            ).fetchall()
-        finally:
-            self.con.unregister("_c360_erasure_needles")
+        found = self._register_needles(needles)
+        return self.con.execute(
+            f"select distinct n.r, x.value from {idx} x join {found} n "
+            "on x.kind = n.kind and x.norm = n.norm order by 1, 2"
+        ).fetchall()
