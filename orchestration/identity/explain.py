@@ -315,9 +315,12 @@ def explain_customer(con: Connection, customer_id: str, as_of: dt.date) -> Custo
             inner join intermediate.int_identity__candidate_links as c
                 on d.node_key = c.node_key
             union
-            select record_key, node_key, node_key from dropped where node_key like 'r|%'
+            -- each column named: a column twice under one name breaks Spark's optimizer
+            -- (RemoveRedundantAliases leaves the plan unresolved)
+            select record_key, node_key, node_key as other_record_key
+            from dropped where node_key like 'r|%'
             union
-            select record_key, node_key, record_key from dropped
+            select record_key, node_key, record_key as other_record_key from dropped
         )
         select d.record_key, d.node_key, d.rule, d.identifier_type, d.identifier_value,
             d.drop_reason, m.customer_id

@@ -39,7 +39,7 @@ from orchestration.paths import REPO_ROOT, warehouse_path
 from orchestration.segments.compiler import Conditions, bounds_sql, condition_sql, segment_sql
 from orchestration.segments.model import GlobalRules, Segment
 from orchestration.segments.render import render_duckdb
-from orchestration.warehouse import SCHEMAS, connect, engine, postgres_warehouse
+from orchestration.warehouse import SCHEMAS, connect, engine, server_warehouse
 
 SAMPLE_SIZE = 10
 # customer_360 columns classified pii (its contract and trait properties add any new ones)
@@ -72,7 +72,7 @@ def read_only_warehouse(path: Path | None = None) -> Iterator[Connection]:
     while it is open), always closed. Raises WarehouseBusy when a writer holds the lock and
     PreviewError when there is no warehouse."""
     if path is None and engine() != "duckdb":
-        with postgres_warehouse(read_only=True) as con:
+        with server_warehouse(read_only=True) as con:
             yield con
         return
     db = Path(path) if path else warehouse_path()

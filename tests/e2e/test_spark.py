@@ -5,14 +5,17 @@ ingestion's write-audit-publish with its blocking gates, the phone lookup, erasu
 activation with its contact history — and every table it writes equals, row for row, the table
 the same nightly writes on DuckDB from the same landing files (run stamps aside).
 
-Then one publish is stopped halfway on Spark (its audit row removed, as a crash before that last
-write leaves it) and the next stage undoes it and publishes it again, whole and once. And every
-contract rule's verdicts and typed values on Spark equal Python's and DuckDB's."""
+The read commands of the CLI (summary, identity explain, segments preview, sync --dry-run) print
+from the Spark warehouse what they print from DuckDB's. Then one publish is stopped halfway on
+Spark (its audit row removed, as a crash before that last write leaves it) and the next stage
+undoes it and publishes it again, whole and once. And every contract rule's verdicts and typed
+values on Spark equal Python's and DuckDB's."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -171,6 +174,45 @@ def test_the_nightly_on_spark_writes_every_table_duckdbs_nightly_writes(nights):
             compared += len(rows)
     assert not problems, "\n".join(problems)
     assert compared > 30 * CUSTOMERS
+
+
+def _refused_customer(warehouse: Path) -> str:
+    """A customer with a refused link (its explanation lists links, refusals and the customers
+    a refusal would have joined), else the first customer."""
+    with duckdb.connect(str(warehouse), read_only=True) as duck:
+        row = duck.execute(
+            "select min(m.customer_id) from marts.customer_id_map m "
+            "join intermediate.int_identity__limit_drops l on l.record_key = m.record_key"
+        ).fetchone()
+        return (
+            row[0] or duck.execute("select min(customer_id) from marts.customer_360").fetchone()[0]
+        )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["summary"], ["identity", "explain"], ["segments", "preview", "vip"], ["sync", "--dry-run"]],
+    ids=lambda c: " ".join(c),
+)
+def test_the_cli_prints_from_spark_what_it_prints_from_duckdb(nights, command, capsys, monkeypatch):
+    """The read commands on the Spark warehouse: exit 0 and the same text as on DuckDB's (before
+    the next test re-publishes a batch on Spark)."""
+    from orchestration.cli import main
+
+    argv = [*command, _refused_customer(nights["warehouse"])] if "explain" in command else [
+        *command, "--as-of", AS_OF.isoformat()
+    ]  # fmt: skip
+    outputs = []
+    for engine, home in (("spark", None), ("duckdb", nights["warehouse"].parent)):
+        if home is not None:
+            use_engine(monkeypatch.setenv, engine, home)
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code == 0, f"{engine}: {err}"
+        # the identity model's training time is the night's clock, not its data
+        outputs.append(re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "<trained at>", out))
+    assert outputs[0].strip(), "nothing printed"
+    assert outputs[0] == outputs[1]
 
 
 def test_a_publish_stopped_halfway_on_spark_is_undone_and_published_whole(nights):
