@@ -2,6 +2,8 @@
 (one ~2k-customer pipeline per session), e2e (real Postgres, browser)."""
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,40 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 # start any process whose environment holds one string over 128 KiB ("Argument list too long").
 # A long parametrize id (a test's whole input) would break every subprocess started meanwhile.
 MAX_TEST_ID = 2000
+
+
+# Test homes in memory when the machine has a tmpfs with room: every night's warehouse, Dagster's
+# SQLite event log, Postgres' and Spark's files commit with fsync, which on tmpfs costs nothing
+# (docs/benchmarks.md, "Where the suite's time goes"). `C360_TEST_TMP=disk` (or `--basetemp`)
+# keeps pytest's own folder, which also keeps the last runs for a look after.
+TMPFS = Path("/dev/shm")
+TMPFS_MIN_FREE = 8 * 2**30  # a whole `make test` writes ~3 GB
+_TMPFS_BASETEMP = "_c360_tmpfs_basetemp"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Point pytest's base temporary folder at the tmpfs (the controller only: xdist's workers
+    get a folder under the controller's)."""
+    if (
+        config.option.basetemp
+        or hasattr(config, "workerinput")
+        or os.environ.get("C360_TEST_TMP") == "disk"
+        or not TMPFS.is_dir()
+        or not os.access(TMPFS, os.W_OK)
+        or shutil.disk_usage(TMPFS).free < TMPFS_MIN_FREE
+    ):
+        return
+    basetemp = TMPFS / f"c360-pytest-{os.getuid()}-{os.getpid()}"
+    config.option.basetemp = str(basetemp)
+    setattr(config, _TMPFS_BASETEMP, basetemp)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the tmpfs its memory back."""
+    basetemp = getattr(config, _TMPFS_BASETEMP, None)
+    if basetemp is not None:
+        shutil.rmtree(basetemp, ignore_errors=True)
 
 
 def _groups(item: pytest.Item) -> set[str]:
