@@ -42,7 +42,10 @@ class DbApiConnection:
     def _checked(self, cursor: Any, statement: str, args: Any = None) -> Any:
         """Run one engine statement on `cursor`; a refusal raised as `_failure` says it."""
         try:
-            cursor.execute(statement, args) if args is not None else cursor.execute(statement)
+            if args is None:
+                cursor.execute(statement)
+            else:
+                cursor.execute(statement, args)
         except Exception as exc:
             failure = self._failure(exc, statement)
             if failure is exc:

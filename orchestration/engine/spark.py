@@ -391,7 +391,7 @@ class SparkConnection(DbApiConnection):
     def ensure_schemas(self, schemas: Sequence[str]) -> None:
         """Create those of `schemas` that do not exist yet (one catalog read, not one statement
         per schema: each is a round trip)."""
-        have = {name.lower() for (name,) in self._query("show schemas")}
+        have = {name.lower() for name in self._catalog().schema_names()}
         for schema in schemas:
             if schema.lower() not in have:
                 self._spark(f"create schema if not exists `{schema}`")

@@ -75,8 +75,12 @@ class SparkCatalog:
         self._query = query
         self._hidden = {h.lower() for h in hidden}
 
+    def schema_names(self) -> list[str]:
+        """Every schema of the catalog, as Spark names it (lower case), hidden ones too."""
+        return [row[0] for row in self._query("show schemas")]
+
     def _schemas(self, wanted: set[str] | None) -> list[str]:
-        names = [row[0] for row in self._query("show schemas")]
+        names = self.schema_names()
         shown = [n for n in names if n.lower() not in self._hidden]
         return [n for n in shown if wanted is None or n in wanted]
 
@@ -100,12 +104,16 @@ class SparkCatalog:
         """Whether `schema`.`table` exists (a view counts unless `views` is False)."""
         if not self._schemas({schema}):
             return False
+        # Spark's `like` takes a pattern (`*` and `|` are special): the names are compared after
         pattern = table.replace("'", "")
-        found = [r for r in self._query(f"show tables in `{schema}` like '{pattern}'") if not r[2]]
-        if not found or views:
-            return bool(found)
+        name = table.lower()
+        shown = self._query(f"show tables in `{schema}` like '{pattern}'")
+        if not any(r[1].lower() == name and not r[2] for r in shown):
+            return False
+        if views:
+            return True
         return not any(
-            r[1] == table for r in self._query(f"show views in `{schema}` like '{pattern}'")
+            r[1].lower() == name for r in self._query(f"show views in `{schema}` like '{pattern}'")
         )
 
     def describe(self, relation: str) -> list[tuple[str, str]]:

@@ -100,6 +100,8 @@ def test_existence_and_table_names_from_the_catalog_commands():
         "show views in `marts` like 'v'": [("marts", "v", False)],
         "show tables in `marts` like 'registered'": [("", "registered", True)],
         "show tables in `marts` like 'gone'": [],
+        # Spark's `like` is a pattern: `.` matches any letter, so another table answers too
+        "show tables in `marts` like 'a.b'": [("marts", "axb", False)],
         "show views in `marts`": [("marts", "v", False)],
         "show tables in `marts`": [("marts", "customer_360", False), ("marts", "v", False)],
     }
@@ -114,6 +116,7 @@ def test_existence_and_table_names_from_the_catalog_commands():
     assert catalog.exists("marts", "v") and not catalog.exists("marts", "v", views=False)
     assert not catalog.exists("marts", "registered")  # a session's temporary view
     assert not catalog.exists("marts", "gone")
+    assert not catalog.exists("marts", "a.b")  # a name the pattern matches is not the name
     assert not catalog.exists("raw", "anything")  # no such schema: `show tables` is not asked
     assert "show tables in `raw` like 'anything'" not in asked
     assert catalog.table_names("marts") == ["customer_360"]
