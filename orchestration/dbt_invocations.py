@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -102,6 +103,8 @@ class InvocationTiming:
     wall_seconds: float  # from calling dbt to its last event handled by Dagster
     # the SLOWEST nodes by execution_time: (unique_id, seconds), slowest first
     slowest: tuple[tuple[str, float], ...] = ()
+    # executed nodes per resource type (model, test, unit_test, operation, ...)
+    kinds: tuple[tuple[str, int], ...] = ()
 
 
 def parse_mode(dbt_log: Path, invocation_id: str | None) -> str:
@@ -148,6 +151,7 @@ def timing(target: Path, run_id: str, step: str, wall_seconds: float) -> Invocat
             (str(r.get("unique_id")), round(float(r.get("execution_time") or 0.0), 3))
             for r in sorted(nodes, key=lambda r: -float(r.get("execution_time") or 0.0))[:SLOWEST]
         ),
+        kinds=tuple(sorted(Counter(str(r.get("unique_id")).split(".")[0] for r in nodes).items())),
     )
 
 
@@ -173,6 +177,12 @@ def read_timings(run_id: str) -> list[InvocationTiming]:
         json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
     return [
-        InvocationTiming(**{**e, "slowest": tuple(tuple(n) for n in e.get("slowest", ()))})
+        InvocationTiming(
+            **{
+                **e,
+                "slowest": tuple(tuple(n) for n in e.get("slowest", ())),
+                "kinds": tuple(tuple(k) for k in e.get("kinds", ())),
+            }
+        )
         for e in entries
     ]

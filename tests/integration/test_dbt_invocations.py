@@ -22,6 +22,17 @@ def test_dbt_steps_after_the_first_reuse_the_parse(pipeline):
     assert parse_cache().is_file() and parse_cache().is_relative_to(home.home)
 
 
+def test_the_nightly_builds_models_and_data_tests_but_not_dbt_unit_tests(pipeline):
+    """dbt's unit tests run in CI (tests/unit/test_dbt_unit_tests.py), not every night."""
+    _, report = pipeline
+    kinds: dict[str, int] = {}
+    for invocation in read_timings(report.run_id):
+        for kind, count in invocation.kinds:
+            kinds[kind] = kinds.get(kind, 0) + count
+    assert kinds.get("model", 0) > 20 and kinds.get("test", 0) > 20, kinds
+    assert "unit_test" not in kinds, kinds
+
+
 def test_the_run_values_reach_dbt(pipeline):
     home, report = pipeline
     with duckdb.connect(str(home.warehouse), read_only=True) as con:

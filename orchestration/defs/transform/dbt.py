@@ -38,7 +38,6 @@ from orchestration.identity import config as identity_config
 from orchestration.paths import c360_home, dbt_project_dir
 from orchestration.run_model import OWNER, as_of_from, nightly_partitions
 from orchestration.warehouse import (
-    engine,
     is_out_of_memory,
     out_of_memory_message,
     warehouse_pool,
@@ -113,10 +112,15 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
     target = c360_home() / "dbt_runs" / context.run_id
     # Vars only when C360_DBT_VARS sets some: the same every night, so they keep the saved parse.
     variables = overrides()
-    args = ["build", *(["--vars", json.dumps(variables)] if variables else [])]
-    if engine() == "spark":
-        # the unit tests' fixtures cast to `varchar`, which Spark refuses (docs/scale.md)
-        args += ["--exclude-resource-type", "unit_test"]
+    # dbt's unit tests check the SQL on fixed rows, so they belong to CI (`make test`,
+    # tests/unit/test_dbt_unit_tests.py), not to every night: dbt's own guidance
+    # (docs.getdbt.com/docs/build/unit-tests, "When to run unit tests")
+    args = [
+        "build",
+        "--exclude-resource-type",
+        "unit_test",
+        *(["--vars", json.dumps(variables)] if variables else []),
+    ]
     started = time.monotonic()
     try:
         seed_partial_parse(target)
