@@ -21,6 +21,11 @@ targets (3×, 15 %, 25 %), seconds per stage and the slowest steps.
 
     .venv/bin/python bench/nightly.py --customers 50000 --seed 11
     .venv/bin/python bench/nightly.py --customers 200000 --steps 12 --keep
+    .venv/bin/python bench/nightly.py --customers 300 --seed 7 --engine spark
+
+`--engine spark` runs the nights on a local Spark Thrift Server started for the bench
+(orchestration/engine/spark_server.py, `make spark`); the reference stays plain DuckDB, and the
+server's own peak RSS is printed apart from the nights' (a process of its own).
 
 `--json PATH` writes the figures (nights, reference, per-step seconds and peaks) as JSON;
 `--slope-from PATH` reads such a file of a run at another scale and prints the cost slope:
@@ -420,6 +425,10 @@ def main() -> int:
     parser.add_argument(
         "--slope-from", type=Path, help="a --json file of another scale: print the cost slope"
     )
+    parser.add_argument(
+        "--engine", choices=("duckdb", "spark"), default="duckdb",
+        help="the warehouse of the nights: spark starts a local Thrift Server (`make spark`)",
+    )  # fmt: skip
     args = parser.parse_args()
     other = json.loads(args.slope_from.read_text()) if args.slope_from else None
 
@@ -428,7 +437,14 @@ def main() -> int:
 
     nights: list[Measured] = []
     reference: Measured | None = None
+    server = None
     try:
+        if args.engine == "spark":
+            from orchestration.engine.spark_server import SparkThriftServer
+
+            # starts while the data is generated and the reference runs
+            server = SparkThriftServer(work / "spark").start(wait=False)
+            env.update({**server.env(), "C360_DBT_TARGET": "spark"})
         started = time.monotonic()
         result = generate(args.customers, args.seed, args.as_of, home / "landing",
                           home / "truth", progress=None)  # fmt: skip
@@ -445,6 +461,9 @@ def main() -> int:
             log(f"reference: {reference.seconds:.1f}s, peak RSS "
                 f"{reference.peak_rss_bytes / 1e9:.2f} GB, exit {reference.returncode}")  # fmt: skip
             print((work / "reference.out").read_text(errors="replace")[-4000:], flush=True)
+        if server is not None:
+            server.wait_ready()
+            log(f"Spark Thrift Server ready on port {server.port}")
         nights.append(run_night("full", env, home, args.as_of))
         nights.append(run_night("no-new-data", env, home, args.as_of + dt.timedelta(days=1)))
 
@@ -457,10 +476,16 @@ def main() -> int:
         nights.append(run_night("one-percent", env, home, later))
 
     finally:
+        if server is not None:
+            # the nights' peak RSS is the c360 process tree's; the server is a process of its own
+            log(f"Spark Thrift Server peak RSS {server.peak_rss_bytes() / 1e9:.2f} GB")
+            server.stop()
         if nights:
+            engine = "" if args.engine == "duckdb" else f", on {args.engine}"
             render(nights, reference, args.steps,
-                   f"nightly cost, {args.customers:,} customers, seed {args.seed}")  # fmt: skip
-            figures = as_json(args.customers, args.seed, nights, reference)
+                   f"nightly cost, {args.customers:,} customers, seed {args.seed}{engine}")  # fmt: skip
+            figures = {**as_json(args.customers, args.seed, nights, reference),
+                       "engine": args.engine}  # fmt: skip
             if args.json:
                 args.json.write_text(json.dumps(figures, indent=1))
             if other:

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 
 from orchestration.contracts.model import all_source_contracts
+from orchestration.engine.spark_server import SparkThriftServer
 from orchestration.paths import REPO_ROOT
 from tests.e2e.compare import row_differences
 from tests.e2e.nightly_job import (
@@ -32,7 +33,6 @@ from tests.e2e.nightly_job import (
     use_engine,
     whole_nightly,
 )
-from tests.e2e.spark import SparkThriftServer
 from tests.e2e.test_rule_conformance import _arrow, _cases, generated_rows, python_verdicts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="spark")]

@@ -1,16 +1,27 @@
-"""A throwaway local Spark Thrift Server (orchestration/engine/spark.py): its own warehouse folder
-and metastore, a free loopback port, stopped with its whole process group."""
+"""A throwaway local Spark Thrift Server (the command of orchestration/engine/spark.py): its own
+warehouse folder and metastore, a free loopback port, stopped with its whole process group. The
+Spark e2e tests and `bench/nightly.py --engine spark` start one; a deployment points
+C360_SPARK_HOST / C360_SPARK_PORT at its cluster's."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 from orchestration.engine.spark import SparkConnection, server_command
-from tests.e2e.pg import free_port
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
 
 
 class SparkThriftServer:
@@ -18,7 +29,7 @@ class SparkThriftServer:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.host = "127.0.0.1"
+        self.host = HOST
         self.port = 0
         self._proc: subprocess.Popen | None = None
 
@@ -66,6 +77,17 @@ class SparkThriftServer:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_file.read_text(errors="replace")[-chars:] if self.log_file.exists() else ""
+
+    def peak_rss_bytes(self) -> int:
+        """The server's largest resident set since it started (the JVM's VmHWM), 0 when unknown."""
+        if self._proc is None:
+            return 0
+        try:
+            status = Path(f"/proc/{self._proc.pid}/status").read_text()
+        except OSError:
+            return 0
+        line = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), "")
+        return int(line.split()[1]) * 1024 if line else 0
 
     def stop(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
