@@ -189,30 +189,49 @@ def _refused_customer(warehouse: Path) -> str:
         )
 
 
+CUSTOMER, TRUTH, AS_OF_FLAG = "<customer>", "<truth>", "<as_of>"
+
+
 @pytest.mark.parametrize(
     "command",
-    [["summary"], ["identity", "explain"], ["segments", "preview", "vip"], ["sync", "--dry-run"]],
-    ids=lambda c: " ".join(c),
+    [
+        ["summary", AS_OF_FLAG],
+        ["identity", "explain", CUSTOMER],
+        ["identity", "evaluate", "--truth", TRUTH],
+        ["segments", "preview", "vip", AS_OF_FLAG],
+        ["segments", "explain", "vip", CUSTOMER, AS_OF_FLAG],
+        ["report", AS_OF_FLAG],
+        ["sync", "--dry-run", AS_OF_FLAG],
+    ],
+    ids=lambda c: " ".join(w for w in c if not w.startswith("<")),
 )
 def test_the_cli_prints_from_spark_what_it_prints_from_duckdb(nights, command, capsys, monkeypatch):
     """The read commands on the Spark warehouse: exit 0 and the same text as on DuckDB's (before
-    the next test re-publishes a batch on Spark)."""
+    the next test re-publishes a batch on Spark); the report's page the same bytes."""
     from orchestration.cli import main
 
-    argv = [*command, _refused_customer(nights["warehouse"])] if "explain" in command else [
-        *command, "--as-of", AS_OF.isoformat()
-    ]  # fmt: skip
-    outputs = []
-    for engine, home in (("spark", None), ("duckdb", nights["warehouse"].parent)):
-        if home is not None:
-            use_engine(monkeypatch.setenv, engine, home)
+    values = {
+        CUSTOMER: [_refused_customer(nights["warehouse"])],
+        TRUTH: [str(nights["landing"].parent / "truth" / "ground_truth.csv")],
+        AS_OF_FLAG: ["--as-of", AS_OF.isoformat()],
+    }
+    argv = [part for word in command for part in values.get(word, [word])]
+    outputs, pages = [], []
+    for engine, home in (("spark", nights["warehouse"].parent.parent / "spark_home"),
+                         ("duckdb", nights["warehouse"].parent)):  # fmt: skip
+        use_engine(monkeypatch.setenv, engine, home)
         code = main(argv)
         out, err = capsys.readouterr()
         assert code == 0, f"{engine}: {err}"
-        # the identity model's training time is the night's clock, not its data
-        outputs.append(re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "<trained at>", out))
+        # the identity model's training time is the night's clock, not its data; a written
+        # file's path is under the engine's home
+        out = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "<trained at>", out)
+        outputs.append(out.replace(str(home), "<home>"))
+        pages += [p.read_bytes() for p in home.glob("reports/*/index.html")]
     assert outputs[0].strip(), "nothing printed"
     assert outputs[0] == outputs[1]
+    if command[0] == "report":
+        assert len(pages) == 2 and pages[0] == pages[1]
 
 
 def test_a_publish_stopped_halfway_on_spark_is_undone_and_published_whole(nights):
