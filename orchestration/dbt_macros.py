@@ -51,8 +51,23 @@ def project_macros(
     env = env or jinja2.Environment(extensions=["jinja2.ext.do"])
     names = list(dict.fromkeys([*files, *SHARED]))
     adapter = _Adapter(engine)
-    module = env.from_string("\n".join(macro_source(n) for n in names)).make_module(
+    module = _compiled(env, "\n".join(macro_source(n) for n in names)).make_module(
         {"adapter": adapter, "return": lambda value: value, **(context or {})}
     )
     adapter.module = module
     return module
+
+
+# Compiled macro files per environment kind and source: compiling is what costs (~80 ms for the
+# segment macros), and a caller that renders many statements asks for the same files each time.
+_TEMPLATES: dict[tuple[Any, ...], jinja2.Template] = {}
+
+
+def _compiled(env: jinja2.Environment, source: str) -> jinja2.Template:
+    """`source` compiled by `env`, or by an earlier environment of the same kind (class,
+    undefined, autoescape, extensions: what decides how a template compiles and runs)."""
+    key = (type(env), env.undefined, env.autoescape, tuple(sorted(env.extensions)), source)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _TEMPLATES[key] = env.from_string(source)
+    return template
