@@ -71,14 +71,17 @@ class KlaviyoServer(PlatformServer):
         self._ids = itertools.count(1)
         self.handle = guarded(self._handle)  # type: ignore[method-assign]
 
-    def suppress(self, external_id: str, reason: str = "UNSUBSCRIBE") -> None:
+    def suppress(
+        self, external_id: str, reason: str = "UNSUBSCRIBE", at: dt.datetime | None = None
+    ) -> None:
         """Play a platform-side opt-out: the profile clicks unsubscribe (or complains,
-        bounces) at Klaviyo; its email marketing suppression gets a reason and a timestamp."""
+        bounces) at Klaviyo, now or `at` (UTC); its email marketing suppression gets a reason
+        and a timestamp."""
+        when = (at or dt.datetime.now(dt.UTC)).isoformat()
         with self.lock:
             for p, a in self.profiles.items():
                 if a.get("external_id") == external_id:
-                    self.suppressions[p] = {"reason": reason,
-                                            "timestamp": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+                    self.suppressions[p] = {"reason": reason, "timestamp": when}
 
     def member_attributes(self) -> dict[str, dict[str, Any]]:
         """external_id → attributes of every profile in the list."""

@@ -62,11 +62,12 @@ class MailchimpServer(PlatformServer):
             return {m["email_address"].lower() for m in self.members.values()
                     if m["status"] == status}  # fmt: skip
 
-    def unsubscribe(self, email: str) -> None:
-        """A member unsubscribes at Mailchimp (the link in a campaign)."""
+    def unsubscribe(self, email: str, at: dt.datetime | None = None) -> None:
+        """A member unsubscribes at Mailchimp (the link in a campaign), now or `at` (UTC)."""
+        when = at.replace(microsecond=0).isoformat() if at is not None else _now()
         with self.lock:
             member = self.members[subscriber_hash(email)]
-            member.update(status="unsubscribed", last_changed=_now(),
+            member.update(status="unsubscribed", last_changed=when,
                           unsubscribe_reason="N/A (Unsubscribed from a campaign)")  # fmt: skip
 
     def _authorized(self, request: Request) -> bool:

@@ -20,7 +20,10 @@ from tests.unit.test_platform_destinations import KEY, _mailchimp, _mc_rows
 
 SYNC = SimpleNamespace(name="mc__t", destination="mailchimp", identifier="email",
                        channel="email", purpose="marketing")  # fmt: skip
-AS_OF = dt.date.today()
+AS_OF = dt.date(2026, 11, 21)
+# the platform-side opt-outs happen on the night's day, not at the test's clock: a suite that
+# ran across midnight otherwise saw them after the night's as_of
+OPTED_OUT = dt.datetime(2026, 11, 21, 12, 30, tzinfo=dt.UTC)
 
 
 def test_a_platform_unsubscribe_lands_once_as_a_revoked_consent_event(tmp_path: Path):
@@ -29,7 +32,7 @@ def test_a_platform_unsubscribe_lands_once_as_a_revoked_consent_event(tmp_path: 
     with MailchimpServer(KEY, "a1b2c3") as server:
         client = _mailchimp(server)
         client.send(_mc_rows(10))
-        server.unsubscribe("p7@example.org")
+        server.unsubscribe("p7@example.org", at=OPTED_OUT)
         got = collect(con, [SYNC], landing, AS_OF, "run-one", clients=lambda s: _mailchimp(server))
         assert got.events == {"mc__t": 1} and got.file is not None
         assert got.file.parent == landing / "consent" / "events" / f"dt={AS_OF.isoformat()}"
@@ -55,7 +58,7 @@ def test_an_opt_out_after_the_nights_as_of_waits_for_its_night(tmp_path: Path):
     landing = tmp_path / "landing"
     with MailchimpServer(KEY, "a1b2c3") as server:
         _mailchimp(server).send(_mc_rows(3))
-        server.unsubscribe("p1@example.org")
+        server.unsubscribe("p1@example.org", at=OPTED_OUT)
         early = AS_OF - dt.timedelta(days=1)
         before = collect(con, [SYNC], landing, early, "r1", clients=lambda s: _mailchimp(server))
         cursor_before = cursor(con, "mc__t")
@@ -93,8 +96,8 @@ def test_a_sync_keyed_by_customer_id_revokes_the_persons_email(tmp_path: Path):
         rows = [make_row("kl__t", c, "upsert", {"email": e}) for c, e in
                 (("C1", "ann@example.org"), ("C2", "bob@example.org"), ("C9", "x@example.org"))]  # fmt: skip
         client.send(rows)
-        server.suppress("C2")
-        server.suppress("C9")  # no longer in customer_360: nobody to revoke
+        server.suppress("C2", at=OPTED_OUT)
+        server.suppress("C9", at=OPTED_OUT)  # no longer in customer_360: nobody to revoke
         got = collect(con, [sync], tmp_path / "landing", AS_OF, "run", clients=lambda s: client)
     rows = list(csv.DictReader(got.file.open()))
     assert [(r["contact_point"], r["contact_point_type"], r["status"]) for r in rows] == [
