@@ -3,9 +3,10 @@
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
+
+from tests import tmpfs
 
 # Tests never read a developer's .c360 home: every fixture sets its own.
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -16,29 +17,25 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 MAX_TEST_ID = 2000
 
 
-# Test homes in memory when the machine has a tmpfs with room: every night's warehouse, Dagster's
-# SQLite event log, Postgres' and Spark's files commit with fsync, which on tmpfs costs nothing
-# (docs/benchmarks.md, "Where the suite's time goes"). `C360_TEST_TMP=disk` (or `--basetemp`)
-# keeps pytest's own folder, which also keeps the last runs for a look after.
-TMPFS = Path("/dev/shm")
-TMPFS_MIN_FREE = 8 * 2**30  # a whole `make test` writes ~3 GB
 _TMPFS_BASETEMP = "_c360_tmpfs_basetemp"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Point pytest's base temporary folder at the tmpfs (the controller only: xdist's workers
-    get a folder under the controller's)."""
+    """Point pytest's base temporary folder at the tmpfs when there is one with room
+    (tests/tmpfs.py; the controller only: xdist's workers get a folder under the controller's).
+    `C360_TEST_TMP=disk` (or `--basetemp`) keeps pytest's own folder, which also keeps the last
+    runs for a look after."""
     if (
         config.option.basetemp
         or hasattr(config, "workerinput")
         or os.environ.get("C360_TEST_TMP") == "disk"
-        or not TMPFS.is_dir()
-        or not os.access(TMPFS, os.W_OK)
-        or shutil.disk_usage(TMPFS).free < TMPFS_MIN_FREE
+        or not tmpfs.usable()
     ):
         return
-    basetemp = TMPFS / f"c360-pytest-{os.getuid()}-{os.getpid()}"
+    for gone in tmpfs.stale():  # runs that were killed: their unconfigure never ran
+        shutil.rmtree(gone, ignore_errors=True)
+    basetemp = tmpfs.basetemp()
     config.option.basetemp = str(basetemp)
     setattr(config, _TMPFS_BASETEMP, basetemp)
 
