@@ -228,7 +228,7 @@ def generate_second(mode: str, persons: int, seed: int, max_edits: int | None, p
     noise = noise_second.SecondNoise(mode=mode)
     if max_edits:
         noise = dataclasses.replace(noise, max_edits=max_edits)
-    noise_second.generate(persons, seed, AS_OF, tmp / "landing", tmp / "truth", noise,
+    noise_second.generate(noise, persons, seed, AS_OF, tmp / "landing", tmp / "truth",
                           progress=None)  # fmt: skip
     return tmp
 

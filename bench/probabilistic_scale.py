@@ -51,7 +51,7 @@ def data_dir(persons: int, seed: int, root: Path | None) -> Path:
     tmp = (root or Path(tempfile.mkdtemp(prefix="c360_pscale_"))) / f"p{persons}_s{seed}"
     if not (tmp / "truth").exists():
         noise = noise_second.SecondNoise(mode="dedup")
-        noise_second.generate(persons, seed, AS_OF, tmp / "landing", tmp / "truth.tmp", noise,
+        noise_second.generate(noise, persons, seed, AS_OF, tmp / "landing", tmp / "truth.tmp",
                               progress=None)  # fmt: skip
         (tmp / "truth.tmp").rename(tmp / "truth")
     return tmp

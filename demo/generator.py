@@ -904,7 +904,7 @@ def generate(
 
         noise2 = noise_second.SecondNoise(mode=second_noise)
         return noise_second.generate(
-            customers, seed, as_of, landing_dir, truth_dir, noise2, progress
+            noise2, customers, seed, as_of, landing_dir, truth_dir, progress
         )
     started = time.perf_counter()
     landing_dir, truth_dir = Path(landing_dir), Path(truth_dir)

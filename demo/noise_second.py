@@ -37,6 +37,7 @@ Output: landing files (`crm/contacts`, `loyalty/members`) in contract column ord
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -51,7 +52,7 @@ import pyarrow as pa
 from demo.text_files import GenerateResult, write_text
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 FIELDS = ("given", "surname", "number", "street", "suburb", "postcode", "state", "dob")
 # Per duplicate record: the edits it carries (`keyboard;swap_names`), for diagnosis and tests.
@@ -257,6 +258,10 @@ _OCR = (("0", "o"), ("1", "l"), ("5", "s"), ("8", "b"), ("rn", "m"), ("cl", "d")
 _KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890")
 
 
+EDIT_WEIGHTS = {"ocr": 2.0, "keyboard": 4.0, "swap_names": 1.0, "nickname": 1.0, "missing": 2.0,
+                "dob_edit": 1.5, "moved": 0.7}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SecondNoise:
     """Rates of the second noise profile (docs/generator.md, docs/identity.md)."""
@@ -269,14 +274,15 @@ class SecondNoise:
     original_missing_rate: float = 0.03  # per optional field of an original
     household_rate: float = 0.08  # persons living with another (same surname and address)
     surnames: int = 4000  # surname vocabulary (Zipf-weighted)
-    # relative weights of the edit kinds
-    ocr: float = 2.0
-    keyboard: float = 4.0
-    swap_names: float = 1.0
-    nickname: float = 1.0
-    missing: float = 2.0
-    dob_edit: float = 1.5
-    moved: float = 0.7
+    # relative weights of the edit kinds a duplicate draws from (`_duplicate`)
+    edit_weights: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: dict(EDIT_WEIGHTS)
+    )
+
+    def __post_init__(self) -> None:
+        unknown = set(self.edit_weights) - set(EDIT_WEIGHTS)
+        if unknown:
+            raise ValueError(f"edit_weights: unknown edit kinds {sorted(unknown)}")
 
 
 class _Vocab:
@@ -398,8 +404,8 @@ def _duplicate(
 ) -> tuple[dict, list[str]]:
     """A noisy copy of `original` and the names of the edits applied."""
     rec = dict(original)
-    kinds = ("ocr", "keyboard", "swap_names", "nickname", "missing", "dob_edit", "moved")
-    weights = np.array([getattr(noise, k) for k in kinds])
+    kinds = tuple(noise.edit_weights)
+    weights = np.array([noise.edit_weights[k] for k in kinds])
     edits: list[str] = []
     edited: dict[str, int] = {}
     for _ in range(int(rng.integers(1, noise.max_edits + 1))):
@@ -473,15 +479,16 @@ def _write(landing: Path, as_of: dt.date, contract_id: str, rows: list[dict]) ->
 
 
 def generate(
+    noise: SecondNoise,
     customers: int,
     seed: int,
     as_of: dt.date,
     landing_dir: Path,
     truth_dir: Path,
-    noise: SecondNoise,
     progress: Callable[[str], None] | None = print,
 ) -> GenerateResult:
-    """Write the profile's landing files and ground truth for `customers` persons."""
+    """Write the landing files and ground truth of `customers` persons with `noise`'s rates
+    (the arguments after it are generator.generate's)."""
     started = time.perf_counter()
     landing_dir, truth_dir = Path(landing_dir), Path(truth_dir)
     rng = np.random.default_rng([seed, 0x5EC0])

@@ -39,11 +39,7 @@ from orchestration.activation.destinations._hashed_audience import (
     HashedAudienceConfig,
 )
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
-from orchestration.activation.destinations.http_platform import (
-    Answer,
-    PlatformAuthError,
-    PlatformConfigError,
-)
+from orchestration.activation.destinations.http_platform import Answer, platform_errors
 from orchestration.activation.destinations.registry import Limits, RateLimiter
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
@@ -63,12 +59,7 @@ def consent_for(purpose: str) -> dict[str, str]:
     return {"adUserData": "GRANTED", "adPersonalization": personalized}
 
 
-class GoogleAdsConfigError(PlatformConfigError):
-    """A Google Ads sync cannot run: a credential env var is missing (named, never shown)."""
-
-
-class GoogleAdsAuthError(PlatformAuthError):
-    """Google refused the credentials (401/403)."""
+GoogleAdsConfigError, GoogleAdsAuthError = platform_errors("Google Ads", __name__)
 
 
 class GoogleAdsConfig(HashedAudienceConfig):

@@ -60,12 +60,30 @@ class PlatformAuthError(RuntimeError):
     """The platform refused the credentials (401/403): not a data problem, the sync stops."""
 
 
+def platform_errors(
+    platform: str, module: str
+) -> tuple[type[PlatformConfigError], type[PlatformAuthError]]:
+    """A platform's own pair of errors, `<Platform>ConfigError` and `<Platform>AuthError`
+    (defined in `module`), so a caller can tell which platform refused without every platform
+    module writing the same two classes."""
+    name = platform.replace(" ", "")
+    config = type(f"{name}ConfigError", (PlatformConfigError,), {
+        "__module__": module,
+        "__doc__": f"A {platform} sync cannot run: a missing env var or a bad setting (named).",
+    })  # fmt: skip
+    auth = type(f"{name}AuthError", (PlatformAuthError,), {
+        "__module__": module, "__doc__": f"{platform} refused the credentials (401/403).",
+    })  # fmt: skip
+    return config, auth
+
+
 class PlatformConfig(DestinationConfig):
     """What every platform sync's `config:` holds: the API endpoint (http(s), no credentials
     in it; https only where `https_only`, loopback excepted) and how the client waits for it.
     A platform's config subclasses this and adds its own keys (ids, credential env var names),
     and may say which sync fields identify a person to it (`identifying_fields`, at least one of
-    them mapped; `identifying_rule` says so to the user) or check the field names itself
+    them mapped; `identifying_rule` says so to the user, by default "needs email or phone among
+    the fields") or check the field names itself
     (`check_fields`)."""
 
     https_only: ClassVar[bool] = False
@@ -97,7 +115,9 @@ class PlatformConfig(DestinationConfig):
         if fields:
             self.check_fields(fields)
             if self.identifying_fields and not fields & self.identifying_fields:
-                raise ValueError(f"fields: {self.identifying_rule}")
+                needs = " or ".join(sorted(self.identifying_fields))
+                rule = self.identifying_rule or f"needs {needs} among the fields"
+                raise ValueError(f"fields: {rule}")
         return self
 
     def check_fields(self, fields: set[str]) -> None:

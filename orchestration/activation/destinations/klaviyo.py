@@ -38,9 +38,8 @@ from orchestration.activation.destinations._platform_spec import platform_spec, 
 from orchestration.activation.destinations.http_platform import (
     Answer,
     BulkPlatformConfig,
-    PlatformAuthError,
     PlatformClient,
-    PlatformConfigError,
+    platform_errors,
 )
 from orchestration.activation.destinations.registry import Limits, PlatformUnsubscribe, RateLimiter
 from orchestration.activation.destinations.rows import Outcome, Row
@@ -72,12 +71,7 @@ SUPPRESSION_REASONS = {
 }
 
 
-class KlaviyoConfigError(PlatformConfigError):
-    """A Klaviyo sync cannot run: its API key env var is missing (named, never shown)."""
-
-
-class KlaviyoAuthError(PlatformAuthError):
-    """Klaviyo refused the API key (401/403)."""
+KlaviyoConfigError, KlaviyoAuthError = platform_errors("Klaviyo", __name__)
 
 
 class KlaviyoConfig(BulkPlatformConfig):
@@ -85,7 +79,6 @@ class KlaviyoConfig(BulkPlatformConfig):
 
     config_error = KlaviyoConfigError
     identifying_fields = frozenset({"email", "phone"})
-    identifying_rule = "a Klaviyo list needs email or phone among the fields"
 
     list_id: str = Field(pattern=r"^[A-Za-z0-9]{1,32}$")
     endpoint: str = "https://a.klaviyo.com"

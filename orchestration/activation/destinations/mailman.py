@@ -22,11 +22,10 @@ from pydantic import Field
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
     Answer,
-    PlatformAuthError,
     PlatformClient,
     PlatformConfig,
-    PlatformConfigError,
     basic_auth,
+    platform_errors,
 )
 from orchestration.activation.destinations.registry import Limits, RateLimiter
 from orchestration.activation.destinations.rows import Outcome, Row
@@ -36,12 +35,7 @@ if TYPE_CHECKING:
     from orchestration.activation.sync_definition import SyncDefinition
 
 
-class MailmanConfigError(PlatformConfigError):
-    """A Mailman sync cannot run: identifier not email, or a credential env var missing."""
-
-
-class MailmanAuthError(PlatformAuthError):
-    """Mailman refused the REST credentials (401/403)."""
+MailmanConfigError, MailmanAuthError = platform_errors("Mailman", __name__)
 
 
 class MailmanConfig(PlatformConfig):

@@ -33,11 +33,7 @@ from orchestration.activation.destinations._hashed_audience import (
     HashedAudienceConfig,
 )
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
-from orchestration.activation.destinations.http_platform import (
-    Answer,
-    PlatformAuthError,
-    PlatformConfigError,
-)
+from orchestration.activation.destinations.http_platform import Answer, platform_errors
 from orchestration.activation.destinations.registry import Limits, RateLimiter
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
@@ -49,12 +45,8 @@ MAX_ROWS = 10_000  # Meta's ceiling per users request
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80003})
 
 
-class MetaConfigError(PlatformConfigError):
-    """A Meta sync cannot run: its access token env var is missing (named, never shown)."""
-
-
-class MetaAuthError(PlatformAuthError):
-    """Meta refused the access token (error code 190 / 102)."""
+# Meta's refusal of the token is error code 190 / 102 (HTTP 400/401)
+MetaConfigError, MetaAuthError = platform_errors("Meta", __name__)
 
 
 class MetaConfig(HashedAudienceConfig):
@@ -62,11 +54,10 @@ class MetaConfig(HashedAudienceConfig):
 
     config_error = MetaConfigError
     identifying_fields = frozenset({"email", "phone"})
-    identifying_rule = "a Meta audience needs email or phone among the fields"
 
-    audience_id: str = Field(pattern=r"^\d{1,25}$")
     endpoint: str = "https://graph.facebook.com"
     api_version: str = Field(default="v21.0", pattern=r"^v\d{2}\.0$")
+    audience_id: str = Field(pattern=r"^\d{1,25}$")
     access_token_env: EnvName = "C360_META_ACCESS_TOKEN"
 
 
