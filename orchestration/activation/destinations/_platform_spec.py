@@ -17,12 +17,13 @@ from orchestration.activation.destinations.http_platform import (
     PlatformConfig,
     PlatformConfigError,
 )
-from orchestration.activation.destinations.registry import DestinationSpec, Limits
+from orchestration.activation.destinations.registry import DestinationSpec, Limits, RateLimiter
 
 if TYPE_CHECKING:
     from orchestration.activation.sync_definition import SyncDefinition
 
 ConfigT = TypeVar("ConfigT", bound=PlatformConfig)
+ClientT = TypeVar("ClientT")
 
 
 def sync_config(sync: SyncDefinition, model: type[ConfigT], needs: str) -> ConfigT:
@@ -32,6 +33,25 @@ def sync_config(sync: SyncDefinition, model: type[ConfigT], needs: str) -> Confi
     if not isinstance(config, model):
         raise model.config_error(f"{sync.path}: config: {needs}")
     return config
+
+
+def platform_client(
+    sync: SyncDefinition,
+    log: Callable[[str], None],
+    client: Callable[..., ClientT],
+    model: type[PlatformConfig],
+    needs: str,
+    secrets: dict[str, str],
+    **kwargs: Any,
+) -> ClientT:
+    """The client of one sync, `client(config, sync name, *credentials, log=, rate=, **kwargs)`:
+    the sync's config as `model` (`sync_config`), each credential from the env var its config
+    names (`secrets`: config key → what the credential is, for the error naming the variable),
+    and a rate limiter at the sync's `rate_per_second`."""
+    config = sync_config(sync, model, needs)
+    credentials = [config.env(key, what) for key, what in secrets.items()]
+    rate = RateLimiter(sync.rate_per_second)
+    return client(config, sync.name, *credentials, log=log, rate=rate, **kwargs)
 
 
 def platform_spec(

@@ -38,9 +38,9 @@ from orchestration.activation.destinations._hashed_audience import (
     HashedAudienceClient,
     HashedAudienceConfig,
 )
-from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
+from orchestration.activation.destinations._platform_spec import platform_client, platform_spec
 from orchestration.activation.destinations.http_platform import Answer, platform_errors
-from orchestration.activation.destinations.registry import Limits, RateLimiter
+from orchestration.activation.destinations.registry import Limits
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
 
@@ -292,11 +292,11 @@ def _operation_index(error: dict[str, Any]) -> int | None:
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> GoogleAdsClient:
     """The client of one Google Ads sync: credentials from the env vars its config names."""
-    config = sync_config(sync, GoogleAdsConfig, "customer_id and user_list_id needed")
-    developer = config.env("developer_token_env", "developer token")
-    access = config.env("access_token_env", "OAuth access token")
-    return GoogleAdsClient(config, sync.name, developer, access, purpose=sync.purpose, log=log,
-                           rate=RateLimiter(sync.rate_per_second))  # fmt: skip
+    secrets = {"developer_token_env": "developer token", "access_token_env": "OAuth access token"}
+    needs = "customer_id and user_list_id needed"
+    return platform_client(
+        sync, log, GoogleAdsClient, GoogleAdsConfig, needs, secrets, purpose=sync.purpose
+    )
 
 
 DESTINATION = platform_spec(

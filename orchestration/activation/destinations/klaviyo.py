@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
+from orchestration.activation.destinations._platform_spec import platform_client, platform_spec
 from orchestration.activation.destinations.http_platform import (
     Answer,
     BulkPlatformConfig,
     PlatformClient,
     platform_errors,
 )
-from orchestration.activation.destinations.registry import Limits, PlatformUnsubscribe, RateLimiter
+from orchestration.activation.destinations.registry import Limits, PlatformUnsubscribe
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
 from orchestration.redaction import redact
@@ -381,10 +381,10 @@ def _values(attributes: dict[str, Any]) -> list[Any]:
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> KlaviyoClient:
     """The client of one Klaviyo sync: the API key from the env var its config names."""
-    config = sync_config(sync, KlaviyoConfig, "list_id needed")
-    key = config.env("api_key_env", "Klaviyo private API key")
-    return KlaviyoClient(config, sync.name, key, max_rows=sync.batch_rows, log=log,
-                         rate=RateLimiter(sync.rate_per_second))  # fmt: skip
+    secrets = {"api_key_env": "Klaviyo private API key"}
+    return platform_client(
+        sync, log, KlaviyoClient, KlaviyoConfig, "list_id needed", secrets, max_rows=sync.batch_rows
+    )
 
 
 DESTINATION = platform_spec(

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import Field
 
-from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
+from orchestration.activation.destinations._platform_spec import platform_client, platform_spec
 from orchestration.activation.destinations.http_platform import (
     Answer,
     PlatformClient,
@@ -27,7 +27,7 @@ from orchestration.activation.destinations.http_platform import (
     basic_auth,
     platform_errors,
 )
-from orchestration.activation.destinations.registry import Limits, RateLimiter
+from orchestration.activation.destinations.registry import Limits
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
 
@@ -149,13 +149,12 @@ class MailmanClient(PlatformClient):
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MailmanClient:
     """The client of one Mailman sync: REST credentials from the env vars its config names."""
-    config = sync_config(sync, MailmanConfig, "endpoint and list_id needed")
     if sync.identifier != "email":
         raise MailmanConfigError(f"{sync.path}: identifier: a Mailman sync needs `email`")
-    user = config.env("user_env", "Mailman REST user")
-    password = config.env("password_env", "Mailman REST password")
-    return MailmanClient(config, sync.name, user, password, log=log,
-                         rate=RateLimiter(sync.rate_per_second))  # fmt: skip
+    secrets = {"user_env": "Mailman REST user", "password_env": "Mailman REST password"}
+    return platform_client(
+        sync, log, MailmanClient, MailmanConfig, "endpoint and list_id needed", secrets
+    )
 
 
 DESTINATION = platform_spec(

@@ -32,9 +32,9 @@ from orchestration.activation.destinations._hashed_audience import (
     HashedAudienceClient,
     HashedAudienceConfig,
 )
-from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
+from orchestration.activation.destinations._platform_spec import platform_client, platform_spec
 from orchestration.activation.destinations.http_platform import Answer, platform_errors
-from orchestration.activation.destinations.registry import Limits, RateLimiter
+from orchestration.activation.destinations.registry import Limits
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
 
@@ -171,10 +171,10 @@ class MetaClient(HashedAudienceClient):
 
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MetaClient:
     """The client of one Meta sync: the access token from the env var its config names."""
-    config = sync_config(sync, MetaConfig, "audience_id needed")
-    token = config.env("access_token_env", "Marketing API access token")
-    return MetaClient(config, sync.name, token, max_rows=sync.batch_rows, log=log,
-                      rate=RateLimiter(sync.rate_per_second))  # fmt: skip
+    secrets = {"access_token_env": "Marketing API access token"}
+    return platform_client(
+        sync, log, MetaClient, MetaConfig, "audience_id needed", secrets, max_rows=sync.batch_rows
+    )
 
 
 DESTINATION = platform_spec(
