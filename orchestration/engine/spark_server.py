@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
+from orchestration.engine.ports import free_port
 from orchestration.engine.spark import SparkConnection, server_command
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class SparkThriftServer:

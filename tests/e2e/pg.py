@@ -19,7 +19,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,8 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+
+from orchestration.engine.ports import free_port
 
 OS_USERS = ("postgres", "c360pg")  # as root: the first that exists, else the last is created
 SUPERUSER = "c360"  # the database superuser initdb creates (matches profiles.yml's default)
@@ -88,12 +89,6 @@ def find_bin_dir() -> Path:
         "PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin or "
         "on PATH: `make test` installs the `postgresql` package (apt-get install postgresql)"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _unprivileged_user() -> pwd.struct_passwd | None:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.engine.ports import free_port
 from orchestration.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(name="ui")]
@@ -25,12 +25,6 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 DEMO_NIGHT = "2026-11-21"
 # assets whose materialization is not a warehouse table: files, platform audiences, a report
 NOT_TABLES = {"csv", "api", "html"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _graphql(base: str, query: str) -> dict:
@@ -74,7 +68,7 @@ def webserver(tmp_path_factory):
     ).stdout.strip()  # fmt: skip
     assert first == DEMO_NIGHT
     env["C360_PARTITIONS_START"] = first
-    port = _free_port()
+    port = free_port()
     log = (home / "webserver.log").open("w")
     proc = subprocess.Popen(
         [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],

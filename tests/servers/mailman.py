@@ -6,7 +6,6 @@ Stopped with `mailman stop`, which ends only the master this fixture started (it
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -16,6 +15,7 @@ from urllib.parse import parse_qs, urlencode
 
 import httpx
 
+from orchestration.engine.ports import free_port
 from tests.servers.common import Faults, PlatformServer, Reply, Request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,18 +28,12 @@ def available() -> bool:
     return MAILMAN.exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class MailmanCore:
     """One Mailman core process tree for a test (see the module docstring)."""
 
     def __init__(self, folder: Path, domain: str = "lists.example.org") -> None:
         self.folder, self.domain = folder, domain
-        self.port = _free_port()
+        self.port = free_port()
         self.config = folder / "mailman.cfg"
         self.url = f"http://127.0.0.1:{self.port}/3.1"
         folder.mkdir(parents=True, exist_ok=True)
@@ -60,9 +54,9 @@ admin_pass: {PASSWORD}
 [mta]
 incoming: mailman.mta.null.NullMTA
 smtp_host: 127.0.0.1
-smtp_port: {_free_port()}
+smtp_port: {free_port()}
 lmtp_host: 127.0.0.1
-lmtp_port: {_free_port()}
+lmtp_port: {free_port()}
 """
         )
 
