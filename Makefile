@@ -109,28 +109,23 @@ bench: install manifest
 clean:
 	rm -rf .c360 dbt_project/target dbt_project/logs .pytest_cache
 
-# GNU Mailman 3 core for the mailing-list destination's test, in its own venv (its dependencies
-# conflict with the project's), locked in requirements/mailman.txt. mailman 3.3.10 needs
-# SQLAlchemy 2.0 (2.1 breaks its REST collections). Re-lock with
-# `.uv/bin/uv pip compile requirements/mailman.in --python-version 3.11 -o requirements/mailman.txt`.
-MAILMAN_VENV := .venv-mailman
-$(MAILMAN_VENV)/.installed: requirements/mailman.txt | $(UV)
-	$(UV) venv --allow-existing --python $(PYTHON) $(MAILMAN_VENV)
-	$(UV) pip sync --python $(MAILMAN_VENV)/bin/python requirements/mailman.txt
+# Side venvs for what conflicts with the project's own, each from its lock: .venv-NAME from
+# requirements/NAME.txt (re-lock with
+# `.uv/bin/uv pip compile requirements/NAME.in --python-version 3.11 -o requirements/NAME.txt`).
+.venv-%/.installed: requirements/%.txt | $(UV)
+	$(UV) venv --allow-existing --python $(PYTHON) .venv-$*
+	$(UV) pip sync --python .venv-$*/bin/python $<
 	@touch $@
 
+# GNU Mailman 3 core for the mailing-list destination's test (its dependencies conflict with the
+# project's). mailman 3.3.10 needs SQLAlchemy 2.0 (2.1 breaks its REST collections).
+MAILMAN_VENV := .venv-mailman
 mailman: $(MAILMAN_VENV)/.installed
 
-# Local Spark for the spark dbt target (`dbt build --target spark`, docs/scale.md) in its own venv,
-# locked in requirements/spark.txt: pyspark stays out of the project's venv, where Great
-# Expectations would import it in every process. Java 17 comes from system-deps. Re-lock with
-# `.uv/bin/uv pip compile requirements/spark.in --python-version 3.11 -o requirements/spark.txt`.
+# Local Spark for the spark dbt target (`dbt build --target spark`, docs/scale.md): pyspark stays
+# out of the project's venv, where Great Expectations would import it in every process. Java 17
+# comes from system-deps.
 SPARK_VENV := .venv-spark
-$(SPARK_VENV)/.installed: requirements/spark.txt | $(UV)
-	$(UV) venv --allow-existing --python $(PYTHON) $(SPARK_VENV)
-	$(UV) pip sync --python $(SPARK_VENV)/bin/python requirements/spark.txt
-	@touch $@
-
 spark: $(SPARK_VENV)/.installed
 
 # A local Spark Thrift Server in the foreground, its warehouse in C360_SPARK_WAREHOUSE: what the
