@@ -15,12 +15,12 @@
         {%- set sub_nodes = prefix ~ '__sub_nodes' -%}
         {%- set sub_links = prefix ~ '__sub_links' -%}
         {%- set dropped = prefix ~ '__dropped' -%}
-        {%- set previous = prefix ~ '__previous' -%}
-        {%- set labelled = prefix ~ '__labelled' -%}
+        {#- a node's label before and after the level: two tables whose roles swap each level -#}
+        {%- set label_tables = [prefix ~ '__previous', prefix ~ '__labelled'] -%}
         {%- set level_violations = prefix ~ '__level_violations' -%}
         {%- set level_cc = prefix ~ '__level' -%}
         {%- set node_types = ref('int_identity__node_types') -%}
-        {%- for relation in [sub_nodes, sub_links, dropped, previous, labelled, level_violations] %}
+        {%- for relation in [sub_nodes, sub_links, dropped, level_violations] + label_tables %}
             {%- do run_query('drop table if exists ' ~ relation) -%}
         {%- endfor %}
         {%- do run_query(
@@ -46,8 +46,9 @@
             select record_key, node_key, cast(null as ' ~ sql_type('varchar') ~ ') as exceeded_type, priority
             from ' ~ sub_links ~ ' where 1 = 0'
         ) -%}
+        {%- set labels = namespace(before=0) -%}
         {%- do run_query(
-            'create ' ~ temporary_table() ~ ' ' ~ previous ~ ' as
+            'create ' ~ temporary_table() ~ ' ' ~ label_tables[0] ~ ' as
             select record_key as node_key, record_key as label from ' ~ sub_nodes
         ) -%}
         {%- set levels = run_query(
@@ -55,6 +56,8 @@
         ).columns[0].values() -%}
         {%- for level in levels %}
             {%- set level = level | int -%}
+            {%- set previous = label_tables[labels.before] -%}
+            {%- set labelled = label_tables[1 - labels.before] -%}
             {%- set kept_links = '(select sub_links.record_key, sub_links.node_key from ' ~ sub_links
                 ~ ' as sub_links where sub_links.priority <= ' ~ level ~ ' and not exists (select 1 from '
                 ~ dropped ~ ' as dropped where dropped.record_key = sub_links.record_key'
@@ -123,15 +126,12 @@
                         ~ state.refused, info=True) }}
                 {%- endif -%}
             {%- endfor %}
-            {%- do run_query('drop table if exists ' ~ previous) -%}
-            {%- do run_query(
-                'create ' ~ temporary_table() ~ ' ' ~ previous ~ ' as select node_key, label from ' ~ labelled
-            ) -%}
+            {%- set labels.before = 1 - labels.before -%}
         {%- endfor %}
         {%- for name in ['nodes', 'settled'] %}
             {%- do run_query('drop table if exists ' ~ cc_scratch(name, level_cc)) -%}
         {%- endfor %}
-        {%- for relation in [sub_nodes, previous, labelled, level_violations] %}
+        {%- for relation in [sub_nodes, level_violations] + label_tables %}
             {%- do run_query('drop table if exists ' ~ relation) -%}
         {%- endfor %}
     {%- endif -%}
