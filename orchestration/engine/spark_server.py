@@ -82,12 +82,15 @@ class SparkThriftServer:
         line = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), "")
         return int(line.split()[1]) * 1024 if line else 0
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 5) -> None:
+        """Stop the server's whole process group: SIGTERM, then SIGKILL after `grace_seconds`
+        (the server is throwaway: its JVM's shutdown hooks can hold it past half a minute, and
+        nothing of its warehouse or metastore is kept)."""
         if self._proc is None or self._proc.poll() is not None:
             return
         os.killpg(self._proc.pid, signal.SIGTERM)
         try:
-            self._proc.wait(timeout=30)
+            self._proc.wait(timeout=grace_seconds)
         except subprocess.TimeoutExpired:
             os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait()
