@@ -214,3 +214,11 @@ def test_a_nickname_for_the_given_name_links(link, tmp_path):
     print(f"\nnickname-only duplicates linked: {got}/{len(pairs)}")
     assert len(pairs) >= 20
     assert got / len(pairs) >= 0.95
+
+
+def test_the_edit_weights_name_only_known_edit_kinds():
+    from demo.noise_second import EDIT_WEIGHTS, SecondNoise
+
+    assert dict(SecondNoise().edit_weights) == EDIT_WEIGHTS
+    with pytest.raises(ValueError, match=r"unknown edit kinds \['typo'\]"):
+        SecondNoise(edit_weights={"ocr": 1.0, "typo": 2.0})
