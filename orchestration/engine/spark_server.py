@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -57,6 +58,8 @@ class SparkThriftServer:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"Spark Thrift Server exited:\n{self.log_tail()}")
             try:
+                # the port first: thrift logs an error for every refused connection
+                socket.create_connection((self.host, self.port), timeout=2).close()
                 with self.connect() as con:
                     con.execute("select 1").fetchall()
                 return self
