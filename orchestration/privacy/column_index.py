@@ -15,6 +15,8 @@ Python:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
@@ -51,6 +53,9 @@ class ColumnIndex:
         self.con = con
         self._dialect = dialect_of(con)
         self._tables: dict[tuple[str, str], str] = {}
+        # (table, column) → type by DuckDB's name, read by `prepare` for a table's columns at once
+        self._types: dict[tuple[str, str], str] = {}
+        self._empty: set[str] = set()  # tables `prepare` found without a row
         self._has_phones = table_exists(con, "reference", "phone_numbers")
         # the needles registered last: one pass asks every column for the same identifiers
         self._needles: tuple[tuple[int, str, str], ...] | None = None
@@ -79,8 +84,32 @@ class ColumnIndex:
             self._needles = key
         return _NEEDLES
 
+    def prepare(self, table: str, columns: Sequence[str]) -> None:
+        """Read the types of `columns` of `table` in one statement (on a server engine each
+        statement is a round trip, a Spark job): the table's indexes then build without asking,
+        and a table without a row needs no index at all."""
+        wanted = [c for c in columns if (table, c) not in self._types]
+        if not wanted or table in self._empty:
+            return
+        if self._dialect == "postgres":
+            exprs = [f"cast(pg_typeof({quote_ident(c)}) as varchar)" for c in wanted]
+        else:
+            exprs = [f"typeof({quote_ident(c)})" for c in wanted]
+        rows = self.con.execute(f"select {', '.join(exprs)} from {table} limit 1").fetchall()
+        if not rows:
+            self._empty.add(table)
+            return
+        for column, found in zip(wanted, rows[0], strict=True):
+            if self._dialect == "spark":
+                found = duckdb_type(found)
+            elif self._dialect == "postgres":
+                found = _PG_TYPES.get(found, found.upper())
+            self._types[(table, column)] = found
+
     def _type(self, table: str, column: str) -> str:
         """The column's type by DuckDB's name (VARCHAR when the table has no row)."""
+        if (table, column) in self._types:
+            return self._types[(table, column)]
         if self._dialect == "duckdb":
             rows = self.con.execute(
                 f"select typeof({quote_ident(column)}) from {table} limit 1"
@@ -181,7 +210,7 @@ class ColumnIndex:
         """(request index, raw value of `col` holding one of that request's identifiers), for
         ids[i] the identifiers of request i."""
         needles = [(i, k, v) for i, got in enumerate(ids) for k, v in sorted(got)]
-        if not needles:
+        if not needles or table in self._empty:
             return []
         idx = self.table(table, col)
         found = self._register_needles(needles)

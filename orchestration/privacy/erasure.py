@@ -214,6 +214,7 @@ def _column_joins(
 ) -> list[tuple[str, str]]:
     """(column expression, registered pairs) for each of `cols` that holds an identifier of a
     request (its anchors only when `anchors`): the joins `_hits_sql` and expansion run."""
+    index.prepare(table, [c.column for c in cols])
     return [
         (f"t.{quote_ident(c.column)}", tmp.add(pairs))
         for c in cols
