@@ -17,24 +17,20 @@
     (drop_connected_components_scratch) drops them. Keeps <model>__cc_passes (pass, active_nodes,
     unsettled_trees) for diagnostics. `prefix` names the scratch tables of further components runs
     in one model (identity limits); keep_pass_log=false keeps their pass log temporary.
-    Portable: create temporary table as / drop table / insert, on DuckDB, Postgres and Spark. A
-    pass is 16 statements (Spark runs each as a job): the shrunk labels and links go to a second
-    pair of tables instead of being copied back, and the pass log is written once at the end. -#}
+    Portable: create temporary table as / drop table / insert, on DuckDB and Postgres. -#}
 {% macro build_connected_components(
     links_relation, records_relation, max_passes, prefix=none, keep_pass_log=true
 ) %}
     {%- if execute -%}
         {%- set nodes = cc_scratch('nodes', prefix) -%}
+        {%- set links = cc_scratch('links', prefix) -%}
+        {%- set labels = cc_scratch('labels', prefix) -%}
         {%- set settled = cc_scratch('settled', prefix) -%}
         {%- set unsettled = cc_scratch('unsettled', prefix) -%}
         {%- set seen = cc_scratch('seen', prefix) -%}
         {%- set jumped = cc_scratch('jumped', prefix) -%}
-        {#- labels and links of the unfinished components, two tables each: a pass that shrinks
-            them writes the other one (no copy back) -#}
-        {%- set labels = [cc_scratch('labels', prefix), cc_scratch('labels_next', prefix)] -%}
-        {%- set links = [cc_scratch('links', prefix), cc_scratch('links_next', prefix)] -%}
         {%- set pass_log = cc_pass_log() if keep_pass_log else cc_scratch('passes', prefix) -%}
-        {%- for relation in [nodes, settled, unsettled, seen, jumped, pass_log] + labels + links %}
+        {%- for relation in [nodes, links, labels, settled, unsettled, seen, jumped, pass_log] %}
             {%- do run_query('drop table if exists ' ~ relation) -%}
         {%- endfor %}
         {%- do run_query(
@@ -49,7 +45,7 @@
             ) as all_nodes'
         ) -%}
         {%- do run_query(
-            'create ' ~ temporary_table() ~ ' ' ~ links[0] ~ ' as
+            'create ' ~ temporary_table() ~ ' ' ~ links ~ ' as
             with pairs as (
                 select left_node.id as src, right_node.id as dst
                 from ' ~ links_relation ~ ' as graph_links
@@ -62,24 +58,22 @@
             select dst, src from pairs'
         ) -%}
         {%- do run_query(
-            'create ' ~ temporary_table() ~ ' ' ~ labels[0] ~ ' as select id, id as label from ' ~ nodes
+            'create ' ~ temporary_table() ~ ' ' ~ labels ~ ' as select id, id as label from ' ~ nodes
         ) -%}
         {%- do run_query('create ' ~ temporary_table() ~ ' ' ~ settled ~ ' (id bigint, label bigint)') -%}
         {%- do run_query(
             'create ' ~ ('table ' if keep_pass_log else temporary_table() ~ ' ') ~ pass_log
             ~ ' (pass integer, active_nodes bigint, unsettled_trees bigint)'
         ) -%}
-        {#- state.at: which of the two labels / links tables holds the unfinished components -#}
-        {%- set state = namespace(unsettled=1, at=0, log=[]) -%}
+        {%- set state = namespace(unsettled=1) -%}
         {%- for pass in range(1, (max_passes | int) + 1) if state.unsettled > 0 %}
-            {%- set current_labels, current_links = labels[state.at], links[state.at] -%}
             {%- do run_query('drop table if exists ' ~ seen) -%}
             {%- do run_query(
                 'create ' ~ temporary_table() ~ ' ' ~ seen ~ ' as
                 with neighbours as (
                     select links.src as id, min(neighbour.label) as smallest
-                    from ' ~ current_links ~ ' as links
-                    inner join ' ~ current_labels ~ ' as neighbour on links.dst = neighbour.id
+                    from ' ~ links ~ ' as links
+                    inner join ' ~ labels ~ ' as neighbour on links.dst = neighbour.id
                     group by links.src
                 ),
                 smallest_seen as (
@@ -87,7 +81,7 @@
                         labels.id,
                         labels.label,
                         least(labels.label, coalesce(neighbours.smallest, labels.label)) as seen
-                    from ' ~ current_labels ~ ' as labels
+                    from ' ~ labels ~ ' as labels
                     left join neighbours on labels.id = neighbours.id
                 ),
                 roots as (
@@ -102,7 +96,7 @@
                 left join roots on smallest_seen.label = roots.root'
             ) -%}
             {#- three shortcuts: seen -> jumped -> seen -> labels (each drops what it consumed) -#}
-            {%- for source, target in [(seen, jumped), (jumped, seen), (seen, current_labels)] %}
+            {%- for source, target in [(seen, jumped), (jumped, seen), (seen, labels)] %}
                 {%- do run_query('drop table if exists ' ~ target) -%}
                 {%- do run_query(
                     'create ' ~ temporary_table() ~ ' ' ~ target ~ ' as
@@ -116,60 +110,65 @@
             {%- do run_query(
                 'create ' ~ temporary_table() ~ ' ' ~ unsettled ~ ' as
                 select distinct src_label.label
-                from ' ~ current_links ~ ' as links
-                inner join ' ~ current_labels ~ ' as src_label on links.src = src_label.id
-                inner join ' ~ current_labels ~ ' as dst_label on links.dst = dst_label.id
+                from ' ~ links ~ ' as links
+                inner join ' ~ labels ~ ' as src_label on links.src = src_label.id
+                inner join ' ~ labels ~ ' as dst_label on links.dst = dst_label.id
                 where src_label.label <> dst_label.label'
             ) -%}
-            {%- set counts = run_query(
-                'select (select count(*) from ' ~ unsettled ~ '), (select count(*) from '
-                ~ current_labels ~ ')').rows[0] -%}
-            {%- set state.unsettled = counts[0] | int -%}
-            {%- set active = counts[1] | int -%}
-            {%- set state.log = state.log + ['(' ~ pass ~ ', ' ~ active ~ ', ' ~ state.unsettled ~ ')'] -%}
+            {%- set state.unsettled = run_query(
+                'select count(*) from ' ~ unsettled).columns[0].values()[0] | int -%}
+            {%- set active = run_query(
+                'select count(*) from ' ~ labels).columns[0].values()[0] | int -%}
+            {%- do run_query(
+                'insert into ' ~ pass_log ~ ' values ('
+                ~ pass ~ ', ' ~ active ~ ', ' ~ state.unsettled ~ ')'
+            ) -%}
             {{ log('connected components: pass ' ~ pass ~ ' over ' ~ active ~ ' nodes, '
                 ~ state.unsettled ~ ' trees not yet whole components', info=True) }}
             {%- if state.unsettled > 0 -%}
-                {#- whole components leave the loop; the unfinished ones go to the other tables -#}
                 {%- do run_query(
                     'insert into ' ~ settled ~ '
-                    select id, label from ' ~ current_labels ~ ' as labels
+                    select id, label from ' ~ labels ~ ' as labels
                     where not exists (
                         select 1 from ' ~ unsettled ~ ' as unsettled
                         where unsettled.label = labels.label
                     )'
                 ) -%}
-                {%- set state.at = 1 - state.at -%}
-                {%- do run_query('drop table if exists ' ~ labels[state.at]) -%}
+                {%- do run_query('drop table if exists ' ~ jumped) -%}
                 {%- do run_query(
-                    'create ' ~ temporary_table() ~ ' ' ~ labels[state.at] ~ ' as
-                    select id, label from ' ~ current_labels ~ ' as labels
+                    'create ' ~ temporary_table() ~ ' ' ~ jumped ~ ' as
+                    select id, label from ' ~ labels ~ ' as labels
                     where exists (
                         select 1 from ' ~ unsettled ~ ' as unsettled
                         where unsettled.label = labels.label
                     )'
                 ) -%}
-                {%- do run_query('drop table if exists ' ~ links[state.at]) -%}
+                {%- do run_query('drop table if exists ' ~ labels) -%}
                 {%- do run_query(
-                    'create ' ~ temporary_table() ~ ' ' ~ links[state.at] ~ ' as
-                    select links.src, links.dst from ' ~ current_links ~ ' as links
+                    'create ' ~ temporary_table() ~ ' ' ~ labels ~ ' as select id, label from ' ~ jumped
+                ) -%}
+                {%- do run_query('drop table if exists ' ~ seen) -%}
+                {%- do run_query(
+                    'create ' ~ temporary_table() ~ ' ' ~ seen ~ ' as
+                    select links.src, links.dst from ' ~ links ~ ' as links
                     where exists (
-                        select 1 from ' ~ labels[state.at] ~ ' as labels where labels.id = links.src
+                        select 1 from ' ~ labels ~ ' as labels where labels.id = links.src
                     )'
+                ) -%}
+                {%- do run_query('drop table if exists ' ~ links) -%}
+                {%- do run_query(
+                    'create ' ~ temporary_table() ~ ' ' ~ links ~ ' as select src, dst from ' ~ seen
                 ) -%}
             {%- endif -%}
         {%- endfor %}
-        {%- if state.log -%}
-            {%- do run_query('insert into ' ~ pass_log ~ ' values ' ~ state.log | join(', ')) -%}
-        {%- endif -%}
         {%- if state.unsettled > 0 -%}
             {{ exceptions.raise_compiler_error(
                 'connected components did not converge in ' ~ max_passes ~ ' passes ('
                 ~ state.unsettled ~ ' trees are not yet whole components): raise var '
                 ~ 'identity_cc_max_passes') }}
         {%- endif -%}
-        {%- do run_query('insert into ' ~ settled ~ ' select id, label from ' ~ labels[state.at]) -%}
-        {%- for relation in [unsettled, seen, jumped] + labels + links %}
+        {%- do run_query('insert into ' ~ settled ~ ' select id, label from ' ~ labels) -%}
+        {%- for relation in [labels, unsettled, seen, jumped, links] %}
             {%- do run_query('drop table if exists ' ~ relation) -%}
         {%- endfor %}
     {%- endif -%}
