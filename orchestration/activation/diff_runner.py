@@ -150,7 +150,12 @@ def _run_diff_sync(
     _withdrawn_rows(con, sync, as_of)
     context = (con, sync, as_of, run_id, sync_run_id, destination, chunk_rows, ack_rows, out, log)
     pending = pending_plan(con, sync.name)
+    last_sent = None
     if pending:
+        [(last_sent,)] = con.execute(
+            "select max(sent_at) from activation.sync_sent where sync_id = ? and plan_id = ?",
+            [sync.name, pending[0]],
+        ).fetchall()
         # what the killed run sent and never acknowledged, recorded under it (before the
         # re-check below changes actions and refresh_pending renumbers the rows)
         interrupted = _record_interrupted(con, sync, pending[0], sync_run_id)
@@ -164,7 +169,7 @@ def _run_diff_sync(
     _close_interrupted_runs(con, sync.name, sync_run_id)
     if pending:
         refresh_pending(con, sync.name, pending[0], _CONTACTS)
-        _send_plan(*context, plan_id=pending[0], resumed=True)
+        _send_plan(*context, plan_id=pending[0], resumed=True, last_sent=last_sent)
     diff = plan_diff(
         con, sync.name, sync_run_id, as_of, "sync_desired", "identifier_value",
         list(sync.fields), sync.mode, sync.max_remove_share, withdrawn_relation="sync_withdrawn",
@@ -375,11 +380,13 @@ def _send_plan(
     log: Callable[[str], None],
     plan_id: str,
     resumed: bool = False,
+    last_sent: dt.datetime | None = None,
 ) -> None:
     """Send a plan's pending rows chunk by chunk, in seq (identifier) order; acknowledge and
     record each chunk. `resumed`: the plan of an interrupted run, whose rows may already be
     applied — a destination with `send_resumed` (platforms without idempotency keys) reads
-    them back before sending, so none is applied twice.
+    them back before sending, so none is applied twice (`last_sent`: when the interrupted run
+    sent its last chunk, UTC; its requests may land until a timeout after it).
 
     Each chunk is acknowledged and recorded (sync_state, the chunk out of the plan and
     contact_history) in one transaction.
@@ -431,7 +438,9 @@ def _send_plan(
                      dt.datetime.now(dt.UTC).replace(tzinfo=None)],
                 )  # fmt: skip
                 if resumed and hasattr(destination, "send_resumed"):
-                    sending = sender.submit(destination.send_resumed, chunk.rows().values())
+                    sending = sender.submit(
+                        destination.send_resumed, chunk.rows().values(), last_sent
+                    )
                 elif encoded and chunk.distinct:
                     sending = sender.submit(destination.send_encoded, chunk.encoded)
                 else:

@@ -108,22 +108,8 @@ class ColumnIndex:
 
     def _type(self, table: str, column: str) -> str:
         """The column's type by DuckDB's name (VARCHAR when the table has no row)."""
-        if (table, column) in self._types:
-            return self._types[(table, column)]
-        if self._dialect == "duckdb":
-            rows = self.con.execute(
-                f"select typeof({quote_ident(column)}) from {table} limit 1"
-            ).fetchall()
-            return rows[0][0] if rows else "VARCHAR"
-        if self._dialect == "spark":
-            rows = self.con.execute(
-                f"select typeof({quote_ident(column)}) from {table} limit 1"
-            ).fetchall()
-            return duckdb_type(rows[0][0]) if rows else "VARCHAR"
-        rows = self.con.execute(
-            f"select cast(pg_typeof({quote_ident(column)}) as varchar) from {table} limit 1"
-        ).fetchall()
-        return _PG_TYPES.get(rows[0][0], rows[0][0].upper()) if rows else "VARCHAR"
+        self.prepare(table, [column])
+        return self._types.get((table, column), "VARCHAR")
 
     def _sql_norm(self, col: IdColumn, kind_expr: str, value_type: str) -> tuple[str, str, str]:
         """(from clause, norm expression, where the SQL normalisation holds) over the distinct

@@ -6,7 +6,9 @@ names, nothing is applied twice, removals, erasure and platform-side unsubscribe
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,72 @@ def test_mailchimp_settles_every_row_under_faults_and_applies_none_twice(auth):
         assert all(o.status == "ok" for o in removed.values())
         assert server.with_status("unsubscribed") == {f"p{i}@example.org" for i in range(10)
                                                       if i != 5}  # fmt: skip
+
+
+class _SlowFirstRead(MailchimpServer):
+    """Answers each member's first read after the client's timeout (a loaded machine)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.slow_reads: set[str] = set()
+
+    def _get(self, key: str):
+        if key not in self.slow_reads:
+            self.slow_reads.add(key)
+            time.sleep(FAST.timeout_seconds * 2)
+        return super()._get(key)
+
+
+def test_a_timed_out_read_back_is_read_again_not_turned_into_a_resend():
+    # the write is applied and answered late; the read-back's first GET times out too
+    with _SlowFirstRead(KEY, "a1b2c3", Faults(cycle=("timeout",) + (None,) * 9)) as server:
+        rows = _mc_rows(3)
+        outcomes = _mailchimp(server).send(rows)
+        assert server.faults_injected["timeout"] == 1
+        assert [outcomes[r.idempotency_key].reason for r in rows] == ["reconciled by read-back"] * 3
+        assert server.write_requests == 1 and max(server.applied.values()) == 1
+        assert len(server.slow_reads) == 3
+
+
+class _LateFirstWrite(MailchimpServer):
+    """Takes the first batch in, and applies and answers it only after the client's timeout
+    (a request queued at the platform)."""
+
+    def __init__(self, *args, delay: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay, self.batches = delay, 0
+
+    def _batch(self, body):
+        self.batches += 1
+        if self.batches == 1:
+            time.sleep(self.delay)
+        return super()._batch(body)
+
+
+def test_a_write_that_lands_after_its_timeout_is_found_by_the_read_back_not_resent():
+    settings = ClientSettings(batch_rows=500, max_in_flight=1, timeout_seconds=0.5,
+                              max_attempts=3, backoff_seconds=0.01)  # fmt: skip
+    with _LateFirstWrite(KEY, "a1b2c3", delay=0.8) as server:
+        config = MailchimpConfig(endpoint=server.url + "/3.0", list_id="a1b2c3")
+        client = MailchimpClient("mc__t", config, KEY, settings)
+        rows = _mc_rows(3)
+        outcomes = client.send(rows)
+        assert [outcomes[r.idempotency_key].reason for r in rows] == ["reconciled by read-back"] * 3
+        assert server.batches == 1 and max(server.applied.values()) == 1
+
+
+def test_a_resume_reads_back_a_timeout_after_the_interrupted_runs_last_request():
+    waits: list[float] = []
+    with MailchimpServer(KEY, "a1b2c3") as server:
+        config = MailchimpConfig(endpoint=server.url + "/3.0", list_id="a1b2c3")
+        client = MailchimpClient("mc__t", config, KEY, FAST, sleep=waits.append)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        client.send_resumed(_mc_rows(2), last_sent=now - dt.timedelta(seconds=0.1))
+        assert len(waits) == 1 and 0 < waits[0] <= FAST.timeout_seconds - 0.1
+        waits.clear()
+        client.send_resumed(_mc_rows(2), last_sent=now - dt.timedelta(hours=8))
+        client.send_resumed(_mc_rows(2))
+        assert waits == [], "a run interrupted long ago, or no chunk sent: nothing to wait for"
 
 
 def test_mailchimp_archive_removal_erasure_and_platform_unsubscribes():

@@ -5,9 +5,10 @@ in flight, requests per second) and handling every platform's faults the same wa
 Requests (`PlatformClient.request`, retried with tenacity, at most `max_attempts` attempts):
 429 and 503 wait Retry-After (bounded by `max_retry_after_seconds`; a platform whose throttle
 answer is another status says so in `throttled`, and how long it asks in `retry_after`); other
-5xx and dropped connections back off exponentially (`backoff_seconds`, doubling); a timeout is
-answered at once as `unknown` — the platform may have applied the request, so the caller reads
-it back or resends it only where a resend is idempotent; 401/403 stop the sync
+5xx and dropped connections back off exponentially (`backoff_seconds`, doubling); a timeout of a
+write is answered at once as `unknown` — the platform may have applied the request, so the caller
+reads it back or resends it only where a resend is idempotent — while a timed-out read (GET,
+HEAD) is retried like a dropped connection, so a slow read-back does not turn into a resend; 401/403 stop the sync
 (`auth_error`). Credentials come from env vars the sync's config names (bearer or another
 header, or HTTP basic), never from the YAML.
 
@@ -16,8 +17,10 @@ module writes `apply(op, rows)` (one request's rows of one op, each row's (statu
 order) and, where the platform can say, `read_back(rows)`. Rows go by op in requests of
 `batch_rows(op)`, up to `max_in_flight` at once while the platform is calm; a request refused
 as a whole (400, 413, 422) is bisected down to its bad rows; after a round, unknown rows are
-read back: a row the platform holds as sent is `ok` and NOT resent (what keeps a row from being
-applied twice on platforms without idempotency keys); the others are resent in later rounds.
+read back (after a timeout, one timeout's wait first, so a request still on its way lands before
+it is looked for): a row the platform holds as sent is `ok` and NOT resent (what keeps a row from
+being applied twice on platforms without idempotency keys); the others are resent in later
+rounds.
 Platforms whose writes are jobs (Google Ads, Klaviyo) or need a ledger (Meta) write their own
 `send` over `request`. Row grain: one person (identifier) per sync.
 """
@@ -25,6 +28,7 @@ Platforms whose writes are jobs (Google Ads, Klaviyo) or need a ledger (Meta) wr
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import threading
 import time
 from collections import deque
@@ -50,6 +54,8 @@ redact_logger("httpx")
 RowResult = tuple[str, str]  # (status, reason) of one row in one request
 T = TypeVar("T")
 LOOPBACK = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+# reads change nothing at the platform: a timed-out one is safe to repeat
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class PlatformConfigError(ValueError):
@@ -293,8 +299,9 @@ class PlatformClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Answer:
         """One request (`path` under the base URL, or an absolute URL the platform gave), with
-        retries on 429/503 (Retry-After), other 5xx and dropped connections; a timeout is
-        answered at once (the platform may have applied it: the caller decides)."""
+        retries on 429/503 (Retry-After), other 5xx, dropped connections and timed-out reads; a
+        timed-out write is answered at once (the platform may have applied it: the caller
+        decides)."""
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_attempts),
@@ -326,7 +333,7 @@ class PlatformClient:
             raise PlatformConfigError(f"{self.platform} endpoint: {self.redact(exc)}") from None
         except httpx.TimeoutException:
             self._calm = False
-            return Answer(None, "timeout")
+            return Answer(None, "timeout", transient=method in SAFE_METHODS)
         except httpx.TransportError as exc:
             self._calm = False
             return Answer(None, f"connection error ({type(exc).__name__})", transient=True)
@@ -435,10 +442,19 @@ class PlatformClient:
             self._settle(wave, outcomes)
         return outcomes
 
-    def send_resumed(self, rows: Iterable[Row]) -> dict[str, Outcome]:
+    def send_resumed(
+        self, rows: Iterable[Row], last_sent: dt.datetime | None = None
+    ) -> dict[str, Outcome]:
         """send() for rows an interrupted run may have applied: read back first; rows the
-        platform holds as sent are ok without a request, the others are sent."""
+        platform holds as sent are ok without a request, the others are sent. `last_sent`
+        (naive UTC): when the interrupted run sent its last request; the read-back waits until
+        a timeout after it, as a request still on its way could land after being looked for."""
         rows = list(rows)
+        if last_sent is not None:
+            since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - last_sent
+            wait = self.settings.timeout_seconds - since.total_seconds()
+            if wait > 0:
+                self.sleep(wait)
         held = self.read_back(rows)
         outcomes = {
             row.idempotency_key: Outcome("ok", "reconciled by read-back", 0)
@@ -455,6 +471,10 @@ class PlatformClient:
             self._round(pending, outcomes)
             unknown = [by_key[k] for k in by_key if outcomes[k].status == "unknown"]
             if unknown:
+                if any(outcomes[row.idempotency_key].reason == "timeout" for row in unknown):
+                    # a request that timed out may still be queued at the platform: read back
+                    # before it lands and the resend applies the row a second time
+                    self.sleep(self.settings.timeout_seconds)
                 held = self.read_back(unknown)
                 for row in unknown:
                     if held.get(row.idempotency_key):
