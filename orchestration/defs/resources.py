@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -14,6 +13,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging import version
 
+from orchestration import dbt_warm
 from orchestration.engine import Connection
 from orchestration.paths import REPO_ROOT, dbt_project_dir
 from orchestration.run_guard import stamp_run
@@ -89,9 +89,9 @@ defs = dg.Definitions(
             path=dg.EnvVar("C360_WAREHOUSE"), landing_dir=dg.EnvVar("C360_LANDING_DIR")
         ),
         "dbt": C360DbtCli(
-            # The dbt of this environment, not whatever is first on PATH (on Spark, for_engine()
-            # swaps in .venv-spark's)
-            dbt_executable=str(Path(sys.executable).parent / "dbt"),
+            # The dbt of this environment, not whatever is first on PATH, through its warm
+            # server (orchestration/dbt_warm.py); on Spark, for_engine() swaps in .venv-spark's
+            dbt_executable=dbt_warm.executable(),
             project_dir=str(dbt_project_dir()),
             profiles_dir=str(dbt_project_dir()),
         ),

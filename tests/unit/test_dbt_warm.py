@@ -1,0 +1,150 @@
+"""The warm dbt (orchestration/dbt_warm.py) on real processes: a test's own server on its own
+socket, the `c360-dbt` client of this environment, a tiny DuckDB dbt project. What it answers
+equals what `dbt` answers; a client killed with SIGKILL takes its dbt child with it; SIGINT to
+the client stops the child; without a server the client runs dbt itself and starts one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestration import dbt_warm
+
+CLIENT = Path(sys.executable).parent / "c360-dbt"
+DBT = Path(sys.executable).parent / "dbt"
+# a query DuckDB needs many seconds for: the command is still running when the test acts
+SLOW = "select count(*) from range(100000000000) t(i) where i % 7 = 3"
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork server: Linux only")
+
+
+def _project(root: Path) -> Path:
+    (root / "macros").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text(
+        "name: warm\nversion: '1.0'\nprofile: warm\nconfig-version: 2\n"
+    )
+    (root / "profiles.yml").write_text(
+        "warm:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        f"      path: {root / 'warm.duckdb'}\n      threads: 1\n"
+    )
+    (root / "macros" / "ops.sql").write_text(
+        "{% macro hello(name) %}{{ log('hello ' ~ name ~ ' from ' ~ env_var('WARM_WHO'), "
+        "info=True) }}{% endmacro %}\n"
+        f'{{% macro slow() %}}{{% do run_query("{SLOW}") %}}{{% endmacro %}}\n'
+        # Python-side work: a SIGINT is seen between two steps (not inside a DuckDB query)
+        "{% macro busy() %}{% for i in range(10 ** 9) %}{% endfor %}{% endmacro %}\n"
+    )
+    return root
+
+
+@pytest.fixture
+def warm(tmp_path, monkeypatch):
+    """A server of the test's own on a socket of its own; stopped (and its children) after."""
+    sock = Path(f"/tmp/c360-dbt-test-{os.getpid()}-{time.monotonic_ns()}.sock")
+    monkeypatch.setenv("C360_DBT_WARM_SOCKET", str(sock))
+    monkeypatch.setenv("C360_DBT_WARM_IDLE_SECONDS", "120")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.dbt_warm", "--serve"], start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while not sock.exists():
+        assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield sock, server
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+    for leftover in (sock, Path(f"{sock}.lock")):
+        leftover.unlink(missing_ok=True)
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def _run(cmd: list, project: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, cwd=project, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "WARM_WHO": "the client's env", **env},
+    )  # fmt: skip
+
+
+def test_a_command_through_the_server_answers_what_dbt_answers(warm, tmp_path):
+    _, server = warm
+    project = _project(tmp_path / "p")
+    args = ["run-operation", "hello", "--args", "{name: ann}", "--profiles-dir", "."]
+    through, direct = _run([CLIENT, *args], project), _run([DBT, *args], project)
+    assert through.returncode == direct.returncode == 0, through.stdout + through.stderr
+    assert "hello ann from the client's env" in through.stdout
+    assert "hello ann from the client's env" in direct.stdout
+    bad = _run([CLIENT, "run-operation", "nosuchmacro", "--profiles-dir", "."], project)
+    assert bad.returncode == _run([DBT, "run-operation", "nosuchmacro", "--profiles-dir", "."],
+                                  project).returncode == 2  # fmt: skip
+    assert not _children(server.pid), "children exit when their command ends"
+
+
+def test_a_killed_client_takes_its_dbt_child_with_it(warm, tmp_path):
+    _, server = warm
+    project = _project(tmp_path / "p")
+    client = subprocess.Popen([CLIENT, "run-operation", "slow", "--profiles-dir", "."],
+                              cwd=project, stdout=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _children(server.pid):
+        assert time.monotonic() < deadline and client.poll() is None
+        time.sleep(0.05)
+    time.sleep(2)  # dbt is inside the slow query
+    assert client.poll() is None and _children(server.pid)
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 5
+    while _children(server.pid):
+        assert time.monotonic() < deadline, "the dbt child outlived its killed client"
+        time.sleep(0.05)
+
+
+def test_sigint_to_the_client_stops_the_dbt_child(warm, tmp_path):
+    _, server = warm
+    project = _project(tmp_path / "p")
+    client = subprocess.Popen([CLIENT, "run-operation", "busy", "--profiles-dir", "."],
+                              cwd=project, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _children(server.pid):
+        assert time.monotonic() < deadline and client.poll() is None
+        time.sleep(0.05)
+    time.sleep(2)
+    client.send_signal(signal.SIGINT)
+    out, _ = client.communicate(timeout=30)
+    assert client.returncode != 0, out
+    assert not _children(server.pid)
+
+
+def test_without_a_server_the_client_runs_dbt_and_starts_one(tmp_path, monkeypatch):
+    sock = Path(f"/tmp/c360-dbt-test-{os.getpid()}-{time.monotonic_ns()}.sock")
+    monkeypatch.setenv("C360_DBT_WARM_SOCKET", str(sock))
+    # long enough to outlast the first command under load, short enough to see it end
+    monkeypatch.setenv("C360_DBT_WARM_IDLE_SECONDS", "15")
+    project = _project(tmp_path / "p")
+    first = _run([CLIENT, "run-operation", "hello", "--args", "{name: bo}", "--profiles-dir",
+                  "."], project)  # fmt: skip
+    assert first.returncode == 0 and "hello bo" in first.stdout
+    deadline = time.monotonic() + 60
+    while not sock.exists():
+        assert time.monotonic() < deadline, "no server started for the next command"
+        time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while sock.exists():
+        assert time.monotonic() < deadline, "an idle server does not exit"
+        time.sleep(0.1)
+
+
+def test_the_resource_runs_the_client_unless_turned_off(monkeypatch):
+    monkeypatch.setenv("C360_DBT_WARM", "1")
+    assert dbt_warm.executable() == str(CLIENT)
+    monkeypatch.setenv("C360_DBT_WARM", "0")
+    assert dbt_warm.executable() == str(DBT)
