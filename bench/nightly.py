@@ -11,7 +11,8 @@ In a fresh temporary home (orchestration.paths.home_env, never the developer's C
    values (changed records) plus the day's new ones; then `c360 run --as-of <as_of + 2>`.
 
 Each night is one `c360 run` process. Per night: wall time, peak RSS (the largest resident set of
-any process in the run's tree — `c360 run` or its dbt subprocess — from `os.wait4`'s rusage),
+any process in the run's tree — `c360 run` or its dbt subprocess, so dbt is not run through the
+warm server here — from `os.wait4`'s rusage),
 and seconds per Dagster step (STEP_START to STEP_SUCCESS / STEP_FAILURE in the run's event log;
 the in-process executor runs steps one at a time, so the wall time minus their sum is process
 start-up, Dagster's own work and the summary). The reference runs first, in its own process, on
@@ -408,13 +409,16 @@ def night_parser(description: str, customers: int, customers_help: str) -> argpa
 
 def temporary_home(prefix: str) -> tuple[Path, Path, dict[str, str]]:
     """A fresh work folder, the C360 home inside it and the environment of a process using that
-    home (never the developer's C360_HOME; this checkout on PYTHONPATH)."""
+    home (never the developer's C360_HOME; this checkout on PYTHONPATH). dbt runs as the
+    night's own subprocess (C360_DBT_WARM=0): a warm server's children are not in the night's
+    process tree, so their memory would be missing from its peak RSS."""
     sys.path.insert(0, str(REPO))
     from orchestration.paths import home_env
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
     home = work / "home"
-    return work, home, {**os.environ, **home_env(home), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **home_env(home), "PYTHONPATH": str(REPO), "C360_DBT_WARM": "0"}
+    return work, home, env
 
 
 def main() -> int:

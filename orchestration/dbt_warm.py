@@ -168,6 +168,8 @@ def _child(conn: socket.socket) -> None:
         for target, fd in zip((0, 1, 2), fds, strict=False):
             os.dup2(fd, target)
             os.close(fd)
+        # the server's streams were made for /dev/null: a terminal gets lines as they come
+        sys.stdout.reconfigure(line_buffering=os.isatty(1))
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
