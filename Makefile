@@ -91,8 +91,10 @@ lint: install manifest
 	$(BIN)/python -c "from orchestration.instance import ensure_instance; ensure_instance()"
 	$(BIN)/dg check defs
 
+# the warm dbt server the suite started (orchestration/dbt_warm.py) is stopped whatever the result
 test: install system-deps mailman spark manifest lint
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15; status=$$?; \
+	$(BIN)/python -m orchestration.dbt_warm --stop; exit $$status
 
 unit: install spark manifest
 	$(BIN)/pytest tests/unit -q

@@ -16,7 +16,8 @@ instead of `dbt`; it behaves as `dbt ARGS...` would:
   client starts one in the background for the next command and runs dbt itself: the command's
   result never depends on the server.
 
-`C360_DBT_WARM=0` turns it off (the resource then runs `dbt`). Linux only (fork); elsewhere the
+`C360_DBT_WARM=0` turns it off (the resource then runs `dbt`); `python -m orchestration.dbt_warm
+--stop` stops the server (`make test` does at its end, so no process outlives the suite). Linux only (fork); elsewhere the
 resource runs `dbt`. The server imports dbt only (no project code): each child parses the
 project and reads its profile from the client's environment, as a fresh dbt would.
 """
@@ -209,6 +210,27 @@ def _child(conn: socket.socket) -> None:
         os._exit(code)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def stop() -> bool:
+    """Stop this environment's server (SIGTERM to the pid its lock file holds), if one runs;
+    its children finish their commands. Whether one was running."""
+    lock = Path(f"{socket_path()}.lock")
+    try:
+        pid = int(lock.read_text() or 0)
+    except (OSError, ValueError):
+        return False
+    if not pid:
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def serve(idle_seconds: float | None = None) -> None:
     """Import dbt, then fork a child per connection until no connection came for
     `idle_seconds` (C360_DBT_WARM_IDLE_SECONDS, else IDLE_SECONDS). One server per socket: a
@@ -221,6 +243,9 @@ def serve(idle_seconds: float | None = None) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return
+    lock.write(str(os.getpid()))
+    lock.flush()
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     import dbt.cli.main  # the point of the server: imported once
 
     with contextlib.suppress(ImportError):
@@ -241,6 +266,9 @@ def serve(idle_seconds: float | None = None) -> None:
             conn.settimeout(None)
             if os.fork() == 0:
                 listener.close()
+                lock.close()  # the server's lock stays with the server
+                # as in a dbt process of its own: SIGTERM ends it, children are waited for
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 _child(conn)
             conn.close()
@@ -254,5 +282,7 @@ def serve(idle_seconds: float | None = None) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
         serve()
+    elif sys.argv[1:2] == ["--stop"]:
+        print("stopped the warm dbt server" if stop() else "no warm dbt server running")
     else:
         sys.exit(main())

@@ -5,6 +5,7 @@ the client stops the child; without a server the client runs dbt itself and star
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,7 +58,8 @@ def warm(tmp_path, monkeypatch):
         assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
     yield sock, server
-    os.killpg(server.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
     server.wait()
     for leftover in (sock, Path(f"{sock}.lock")):
         leftover.unlink(missing_ok=True)
@@ -148,3 +150,11 @@ def test_the_resource_runs_the_client_unless_turned_off(monkeypatch):
     assert dbt_warm.executable() == str(CLIENT)
     monkeypatch.setenv("C360_DBT_WARM", "0")
     assert dbt_warm.executable() == str(DBT)
+
+
+def test_stop_ends_the_server_and_removes_its_files(warm):
+    sock, server = warm
+    assert dbt_warm.stop()
+    assert server.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not sock.exists() and not Path(f"{sock}.lock").exists()
+    assert not dbt_warm.stop(), "nothing left to stop"
