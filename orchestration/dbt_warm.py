@@ -13,8 +13,9 @@ instead of `dbt`; it behaves as `dbt ARGS...` would:
   a client that dies (SIGKILL of its run) closes the socket, and the child kills itself at once,
   so nothing keeps writing to the warehouse after its run is gone;
 * with no server (the first command, or after it stopped when idle for `IDLE_SECONDS`) the
-  client starts one in the background for the next command and runs dbt itself: the command's
-  result never depends on the server.
+  client starts one in the background for the next command and runs dbt itself; a server that
+  closes the connection before a child took the command (it was stopping) gets the same: the
+  command's result never depends on the server.
 
 `C360_DBT_WARM=0` turns it off (the resource then runs `dbt`); `python -m orchestration.dbt_warm
 --stop` stops the server (`make test` does at its end, so no process outlives the suite). Linux only (fork); elsewhere the
@@ -149,12 +150,20 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    started = False
     try:
-        answer, _ = _receive_message(conn)
+        while True:
+            answer, _ = _receive_message(conn)
+            if "exit" in answer:
+                return int(answer["exit"])
+            started = started or "started" in answer
     except (EOFError, OSError, ValueError):
+        if not started:
+            # the server closed before a child took the command (it was stopping): nothing ran
+            conn.close()
+            os.execv(_real_dbt(), [_real_dbt(), *args])
         print("c360-dbt: the dbt process ended without an exit code", file=sys.stderr)
         return 1
-    return int(answer.get("exit", 1))
 
 
 # --- server --------------------------------------------------------------------------------
@@ -166,6 +175,7 @@ def _child(conn: socket.socket) -> None:
     code = 1
     try:
         request, fds = _receive_message(conn)
+        _send_message(conn, {"started": os.getpid()})
         for target, fd in zip((0, 1, 2), fds, strict=False):
             os.dup2(fd, target)
             os.close(fd)

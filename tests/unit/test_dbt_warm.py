@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -158,3 +160,33 @@ def test_stop_ends_the_server_and_removes_its_files(warm):
     assert server.wait(timeout=30) == 128 + signal.SIGTERM
     assert not sock.exists() and not Path(f"{sock}.lock").exists()
     assert not dbt_warm.stop(), "nothing left to stop"
+
+
+def test_a_server_that_closes_before_a_child_takes_the_command_leaves_it_to_dbt(
+    tmp_path, monkeypatch
+):
+    # a server stopping at that moment: takes the command, then closes the connection unanswered
+    sock = Path(f"/tmp/c360-dbt-test-{os.getpid()}-{time.monotonic_ns()}.sock")
+    monkeypatch.setenv("C360_DBT_WARM_SOCKET", str(sock))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock))
+    listener.listen(1)
+
+    def take_then_close() -> None:
+        conn, _ = listener.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)  # the command, read and dropped
+        for fd in fds:  # the client's stdout among them: held, it would never see EOF
+            os.close(fd)
+        conn.close()
+
+    closing = threading.Thread(target=take_then_close, daemon=True)
+    closing.start()
+    project = _project(tmp_path / "p")
+    try:
+        ran = _run([CLIENT, "run-operation", "hello", "--args", "{name: cy}", "--profiles-dir",
+                    "."], project)  # fmt: skip
+    finally:
+        listener.close()
+        sock.unlink(missing_ok=True)
+    assert not closing.is_alive(), "the client reached the stopping server"
+    assert ran.returncode == 0 and "hello cy" in ran.stdout, ran.stdout + ran.stderr
