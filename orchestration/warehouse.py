@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -240,18 +240,13 @@ def postgres_warehouse(read_only: bool = False) -> Iterator[Connection]:
     schemas, or read-only (Postgres refuses every write of the session)."""
     from orchestration.engine.postgres import PostgresConnection
 
-    con = PostgresConnection.connect(postgres_dsn())
-    try:
-        # batch steps over whole tables, as dbt's models (macros/planner_settings.sql): no
-        # nested-loop joins, which the planner picks on misestimated rows
-        con.execute("set enable_nestloop = off")
-        if read_only:
-            con.execute("set default_transaction_read_only = on")
-        else:
-            ensure_schemas(con)
+    # batch steps over whole tables, as dbt's models (macros/planner_settings.sql): no
+    # nested-loop joins, which the planner picks on misestimated rows
+    settings = ["set enable_nestloop = off"]
+    if read_only:
+        settings.append("set default_transaction_read_only = on")
+    with _session(PostgresConnection.connect(postgres_dsn()), read_only, settings) as con:
         yield con
-    finally:
-        con.close()
 
 
 @contextmanager
@@ -263,12 +258,22 @@ def spark_session(read_only: bool = False) -> Iterator[Connection]:
     from orchestration.engine.spark import SparkConnection
 
     env = os.environ.get
-    con = SparkConnection.connect(
-        env("C360_SPARK_HOST", "127.0.0.1"),
-        int(env("C360_SPARK_PORT", "10000")),
-        env("C360_SPARK_USER", "c360"),
-    )
+    host, port = env("C360_SPARK_HOST", "127.0.0.1"), int(env("C360_SPARK_PORT", "10000"))
+    with _session(
+        SparkConnection.connect(host, port, env("C360_SPARK_USER", "c360")), read_only
+    ) as con:
+        yield con
+
+
+@contextmanager
+def _session(
+    con: Connection, read_only: bool, settings: Sequence[str] = ()
+) -> Iterator[Connection]:
+    """`con` after its session `settings`, with the warehouse's schemas unless `read_only`;
+    closed on exit."""
     try:
+        for statement in settings:
+            con.execute(statement)
         if not read_only:
             ensure_schemas(con)
         yield con

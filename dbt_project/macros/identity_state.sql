@@ -1,32 +1,3 @@
-{#- State dbt must never drop: the customer_id registry and the merge log live in plain tables
-    created here (on-run-start), not in models, so `dbt build --full-refresh` cannot rebuild them. -#}
-{% macro create_identity_state() -%}
-{%- set sql -%}
-    create schema if not exists audit;
-    create table if not exists audit.identity_registry (
-        record_key varchar not null,
-        customer_id varchar not null,
-        first_assigned_as_of date not null,
-        last_seen_as_of date not null
-    );
-    alter table audit.identity_registry add column if not exists record_first_seen_as_of date;
-    create table if not exists audit.identity_merge_log (
-        as_of date not null,
-        event varchar not null,
-        customer_id varchar not null,
-        other_customer_id varchar not null,
-        record_count bigint not null
-    );
-    -- why: the link that bridged a merge, or the refused link behind a split, and the run
-    alter table audit.identity_merge_log add column if not exists rule varchar;
-    alter table audit.identity_merge_log add column if not exists identifier_type varchar;
-    alter table audit.identity_merge_log add column if not exists identifier_value varchar;
-    alter table audit.identity_merge_log add column if not exists via_record_key varchar;
-    alter table audit.identity_merge_log add column if not exists run_id varchar;
-{%- endset -%}
-    {{ return(run_statements(sql)) }}
-{%- endmacro %}
-
 {#- After int_identity__assignments is built: log new merges/splits, then record every assignment. -#}
 {% macro persist_identity_assignments() -%}
 {%- set sql -%}

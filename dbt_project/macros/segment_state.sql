@@ -1,27 +1,3 @@
-{#- Segment history dbt must never drop: plain tables created here (on-run-start), maintained by the
-    post-hook of segment_membership, so `dbt build --full-refresh` keeps them. -#}
-{% macro create_segment_state() -%}
-{%- set sql -%}
-    create schema if not exists audit;
-    create table if not exists audit.segment_membership_history (
-        customer_id varchar not null,
-        segment_name varchar not null,
-        entered_as_of date not null,
-        exited_as_of date,
-        is_holdout boolean not null
-    );
-    create table if not exists audit.segment_stats (
-        as_of date not null,
-        segment_name varchar not null,
-        members bigint not null,
-        entered bigint not null,
-        exited bigint not null,
-        holdout bigint not null
-    );
-{%- endset -%}
-    {{ return(run_statements(sql)) }}
-{%- endmacro %}
-
 {#- After segment_membership is built for as_of D: one history row per stay of a customer in a
     segment (entered_as_of, exited_as_of: the first as_of it was no longer in; null while in).
     Idempotent for a rerun of D: what a previous run of D wrote is undone first. History moves

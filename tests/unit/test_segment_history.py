@@ -16,10 +16,10 @@ def _run(con: duckdb.DuckDBPyConnection, as_of: str, members: list[tuple[str, st
     )
     con.executemany("insert into segment_membership values (?, ?, ?)", members)
     module = project_macros(
-        ("segment_state",),
+        ("state_tables", "segment_state"),
         context={"this": "segment_membership", "as_of_date": lambda: f"cast('{as_of}' as date)"},
     )
-    for sql in (str(module.create_segment_state()), str(module.persist_segment_history(NAMES))):
+    for sql in (str(module.create_state_tables()), str(module.persist_segment_history(NAMES))):
         for statement in filter(str.strip, sql.split(";")):
             con.execute(statement)
 

@@ -38,14 +38,14 @@ from orchestration.activation.destinations._hashed_audience import (
     HashedAudienceClient,
     HashedAudienceConfig,
 )
-from orchestration.activation.destinations._platform_spec import platform_client, platform_spec
+from orchestration.activation.destinations._platform_spec import ClientRecipe, platform_spec
 from orchestration.activation.destinations.http_platform import Answer, platform_errors
 from orchestration.activation.destinations.registry import Limits
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
 
 if TYPE_CHECKING:
-    from orchestration.activation.sync_definition import SyncDefinition
+    pass
 
 MAX_IDENTIFIERS_PER_REQUEST = 100_000  # Google's ceiling per AddOfflineUserDataJobOperations
 # consent purposes that cover personalised advertising (ad_personalization)
@@ -290,19 +290,15 @@ def _operation_index(error: dict[str, Any]) -> int | None:
     return None
 
 
-def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> GoogleAdsClient:
-    """The client of one Google Ads sync: credentials from the env vars its config names."""
-    secrets = {"developer_token_env": "developer token", "access_token_env": "OAuth access token"}
-    needs = "customer_id and user_list_id needed"
-    return platform_client(
-        sync, log, GoogleAdsClient, GoogleAdsConfig, needs, secrets, purpose=sync.purpose
-    )
-
-
 DESTINATION = platform_spec(
     "google_ads",
     "Google Ads Customer Match user list (OfflineUserDataJobService, hashed ids)",
     GoogleAdsConfig,
     Limits(batch_rows=10_000, max_batch_rows=10_000, batch_bytes=10_000_000, max_in_flight=1),
-    build_client,
+    ClientRecipe(
+        GoogleAdsClient,
+        "customer_id and user_list_id needed",
+        {"developer_token_env": "developer token", "access_token_env": "OAuth access token"},
+        lambda sync: {"purpose": sync.purpose},
+    ),
 )

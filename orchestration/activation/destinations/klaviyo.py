@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from orchestration.activation.destinations._platform_spec import platform_client, platform_spec
+from orchestration.activation.destinations._platform_spec import ClientRecipe, platform_spec
 from orchestration.activation.destinations.http_platform import (
     Answer,
     BulkPlatformConfig,
@@ -47,7 +47,7 @@ from orchestration.activation.sync_definition import EnvName
 from orchestration.redaction import redact
 
 if TYPE_CHECKING:
-    from orchestration.activation.sync_definition import SyncDefinition
+    pass
 
 MAX_PROFILES_PER_JOB = 10_000
 MAX_LIST_RELATIONSHIPS = 1000
@@ -379,19 +379,16 @@ def _values(attributes: dict[str, Any]) -> list[Any]:
     return out
 
 
-def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> KlaviyoClient:
-    """The client of one Klaviyo sync: the API key from the env var its config names."""
-    secrets = {"api_key_env": "Klaviyo private API key"}
-    return platform_client(
-        sync, log, KlaviyoClient, KlaviyoConfig, "list_id needed", secrets, max_rows=sync.batch_rows
-    )
-
-
 DESTINATION = platform_spec(
     "klaviyo",
     "Klaviyo list (profile bulk import jobs, list membership, unsubscribe)",
     KlaviyoConfig,
     Limits(batch_rows=MAX_PROFILES_PER_JOB, batch_bytes=5_000_000, max_in_flight=1),
-    build_client,
+    ClientRecipe(
+        KlaviyoClient,
+        "list_id needed",
+        {"api_key_env": "Klaviyo private API key"},
+        lambda sync: {"max_rows": sync.batch_rows},
+    ),
     reports_unsubscribes=True,
 )

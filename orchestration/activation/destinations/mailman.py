@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import Field
 
-from orchestration.activation.destinations._platform_spec import platform_client, platform_spec
+from orchestration.activation.destinations._platform_spec import ClientRecipe, platform_spec
 from orchestration.activation.destinations.http_platform import (
     Answer,
     PlatformClient,
@@ -147,14 +147,18 @@ class MailmanClient(PlatformClient):
         return {i: self._unsubscribe(Row(i, "delete", {}, f"erase:{i}")) for i in identifiers}
 
 
+_RECIPE = ClientRecipe(
+    MailmanClient,
+    "endpoint and list_id needed",
+    {"user_env": "Mailman REST user", "password_env": "Mailman REST password"},
+)
+
+
 def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MailmanClient:
     """The client of one Mailman sync: REST credentials from the env vars its config names."""
     if sync.identifier != "email":
         raise MailmanConfigError(f"{sync.path}: identifier: a Mailman sync needs `email`")
-    secrets = {"user_env": "Mailman REST user", "password_env": "Mailman REST password"}
-    return platform_client(
-        sync, log, MailmanClient, MailmanConfig, "endpoint and list_id needed", secrets
-    )
+    return _RECIPE.build(MailmanConfig, sync, log)
 
 
 DESTINATION = platform_spec(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -32,14 +32,14 @@ from orchestration.activation.destinations._hashed_audience import (
     HashedAudienceClient,
     HashedAudienceConfig,
 )
-from orchestration.activation.destinations._platform_spec import platform_client, platform_spec
+from orchestration.activation.destinations._platform_spec import ClientRecipe, platform_spec
 from orchestration.activation.destinations.http_platform import Answer, platform_errors
 from orchestration.activation.destinations.registry import Limits
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
 
 if TYPE_CHECKING:
-    from orchestration.activation.sync_definition import SyncDefinition
+    pass
 
 MAX_ROWS = 10_000  # Meta's ceiling per users request
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80003})
@@ -169,18 +169,18 @@ class MetaClient(HashedAudienceClient):
         return self.finish(plan, results)
 
 
-def build_client(sync: SyncDefinition, log: Callable[[str], None]) -> MetaClient:
-    """The client of one Meta sync: the access token from the env var its config names."""
-    secrets = {"access_token_env": "Marketing API access token"}
-    return platform_client(
-        sync, log, MetaClient, MetaConfig, "audience_id needed", secrets, max_rows=sync.batch_rows
-    )
-
+# the access token from the env var the sync's config names
+_CLIENT = ClientRecipe(
+    MetaClient,
+    "audience_id needed",
+    {"access_token_env": "Marketing API access token"},
+    lambda sync: {"max_rows": sync.batch_rows},
+)
 
 DESTINATION = platform_spec(
     "meta",
     "Meta Custom Audience (users edge, hashed multi-key rows, ≤ 10,000 per request)",
     MetaConfig,
     Limits(batch_rows=MAX_ROWS, batch_bytes=10_000_000, max_in_flight=1),
-    build_client,
+    _CLIENT,
 )
