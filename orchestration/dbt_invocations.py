@@ -7,7 +7,7 @@ the macros read only while executing (dbt_project/macros/as_of.sql), and keeps d
 the last one's parse and dbt re-parses only files that changed.
 
 Each invocation also appends one JSON line to `<C360_HOME>/logs/<run_id>.dbt.jsonl`: its wall
-time, dbt's own time in nodes (run_results.json) and how dbt parsed (from dbt's own log) —
+time, dbt's own time in nodes (from dbt's event stream) and how dbt parsed (from dbt's own log) —
 what `bench/dbt_invocations.py` reports.
 """
 
@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from orchestration.dbt_events import NodeTimes
 from orchestration.paths import c360_home
 from orchestration.run_logs import logs_dir
 
@@ -98,8 +99,8 @@ class InvocationTiming:
     step: str
     parse: str  # "partial" (saved parse reused), "full" or "unknown" (no dbt log)
     nodes: int  # models, tests, snapshots, seeds and hooks dbt executed
-    node_seconds: float  # sum of run_results.json execution_time over those nodes
-    dbt_elapsed_seconds: float  # run_results.json elapsed_time (dbt's run, parse excluded)
+    node_seconds: float  # sum of the nodes' execution_time (dbt's result events)
+    dbt_elapsed_seconds: float  # dbt's run, parse excluded (its FinishedRunningStats event)
     wall_seconds: float  # from calling dbt to its last event handled by Dagster
     # the SLOWEST nodes by execution_time: (unique_id, seconds), slowest first
     slowest: tuple[tuple[str, float], ...] = ()
@@ -132,26 +133,24 @@ def parse_mode(dbt_log: Path, invocation_id: str | None) -> str:
 SLOWEST = 10
 
 
-def timing(target: Path, run_id: str, step: str, wall_seconds: float) -> InvocationTiming | None:
-    """The invocation's timing from the artifacts in `target` (None without run_results.json)."""
-    try:
-        results = json.loads((target / "run_results.json").read_text())
-    except (OSError, ValueError):
+def timing(
+    times: NodeTimes, target: Path, run_id: str, step: str, wall_seconds: float
+) -> InvocationTiming | None:
+    """The invocation's timing from what its event stream said (`times`) and how dbt parsed
+    (`target`/dbt.log); None when the stream reported no node (dbt did not run)."""
+    if not times.seconds:
         return None
-    nodes = results.get("results", [])
+    ranked = sorted(times.seconds.items(), key=lambda item: -item[1])
     return InvocationTiming(
         run_id=run_id,
         step=step,
-        parse=parse_mode(target / "dbt.log", results.get("metadata", {}).get("invocation_id")),
-        nodes=len(nodes),
-        node_seconds=round(sum(float(r.get("execution_time") or 0.0) for r in nodes), 3),
-        dbt_elapsed_seconds=round(float(results.get("elapsed_time") or 0.0), 3),
+        parse=parse_mode(target / "dbt.log", times.invocation_id),
+        nodes=len(times.seconds),
+        node_seconds=round(sum(times.seconds.values()), 3),
+        dbt_elapsed_seconds=round(times.elapsed or 0.0, 3),
         wall_seconds=round(wall_seconds, 3),
-        slowest=tuple(
-            (str(r.get("unique_id")), round(float(r.get("execution_time") or 0.0), 3))
-            for r in sorted(nodes, key=lambda r: -float(r.get("execution_time") or 0.0))[:SLOWEST]
-        ),
-        kinds=tuple(sorted(Counter(str(r.get("unique_id")).split(".")[0] for r in nodes).items())),
+        slowest=tuple((uid, round(seconds, 3)) for uid, seconds in ranked[:SLOWEST]),
+        kinds=tuple(sorted(Counter(uid.split(".")[0] for uid in times.seconds).items())),
     )
 
 

@@ -51,9 +51,8 @@ class C360DbtCli(DbtCliResource):
 
     * The dbt version comes from the installed dbt-core package: `dbt_executable` is this
       environment's own dbt, so asking it (`dbt --version`, a whole dbt process) says the same.
-    * On DuckDB and Spark no dbt adapter is opened inside the Dagster process: it serves
-      dagster-dbt's row-count and column-metadata fetches, and c360 counts rows itself
-      (orchestration/dbt_row_counts.py). Postgres keeps it.
+    * No dbt adapter is opened inside the Dagster process: it serves dagster-dbt's row-count
+      and column-metadata fetches, and dbt counts the rows itself (orchestration/dbt_events.py).
     """
 
     def for_engine(self) -> C360DbtCli:
@@ -72,9 +71,8 @@ class C360DbtCli(DbtCliResource):
         return version.parse(importlib.metadata.version("dbt-core"))
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
-        if engine() in ("duckdb", "spark"):  # dbt-spark lives in .venv-spark, not here
-            return None
-        return super()._initialize_dbt_core_adapter(args)
+        # the adapter dagster-dbt would open here serves only fetches c360 does not use
+        return None
 
 
 class FileDropDestination(dg.ConfigurableResource):

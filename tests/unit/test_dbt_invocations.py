@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.dbt_events import NodeTimes
 from orchestration.dbt_invocations import (
     AS_OF_ENV,
     RUN_ID_ENV,
@@ -60,30 +61,24 @@ def test_parse_mode_reads_dbt_log_of_that_invocation(tmp_path):
 def test_timing_sums_dbt_node_times_and_is_kept_per_run(tmp_path, home):
     target = tmp_path / "target"
     target.mkdir()
-    (target / "run_results.json").write_text(
-        json.dumps(
-            {
-                "metadata": {"invocation_id": "inv"},
-                "elapsed_time": 4.5,
-                "results": [
-                    {"unique_id": "model.c360.a", "execution_time": 1.25},
-                    {"unique_id": "model.c360.b", "execution_time": 2.5},
-                    {},
-                ],
-            }
-        )
+    times = NodeTimes(
+        seconds={"model.c360.a": 1.25, "model.c360.b": 2.5, "operation.c360.hook": 0.0},
+        elapsed=4.5,
+        invocation_id="inv",
     )
     (target / "dbt.log").write_text(_event("PartialParsingSkipParsing", "inv"))
-    entry = timing(target, "run-1", "c360_dbt_2", 6.0)
+    entry = timing(times, target, "run-1", "c360_dbt_2", 6.0)
     assert entry is not None
     assert (entry.nodes, entry.node_seconds, entry.dbt_elapsed_seconds) == (3, 3.75, 4.5)
     assert (entry.parse, entry.wall_seconds, entry.step) == ("partial", 6.0, "c360_dbt_2")
     assert entry.slowest[:2] == (("model.c360.b", 2.5), ("model.c360.a", 1.25))
+    assert entry.kinds == (("model", 2), ("operation", 1))
     record(entry)
     record(entry)
     assert read_timings("run-1") == [entry, entry]
     assert read_timings("run-2") == []
-    assert timing(tmp_path / "no-target", "run-1", "s", 1.0) is None
+    # dbt reported no node (it failed before running any): nothing to record
+    assert timing(NodeTimes(), tmp_path / "no-target", "run-1", "s", 1.0) is None
 
 
 def test_saved_parse_goes_from_one_invocation_to_the_next(tmp_path, home):
@@ -139,9 +134,9 @@ def test_a_new_as_of_reaches_dbt_without_a_reparse(tmp_path, home):
     assert "cast('2026-11-23' as date)" in compiled.read_text()
 
 
-def test_the_dbt_resource_starts_no_extra_dbt_and_no_adapter_on_duckdb(monkeypatch) -> None:
-    """The version comes from the installed package, not a `dbt --version` process; on DuckDB
-    no adapter opens in the Dagster process, on Postgres dagster-dbt's own set-up runs."""
+def test_the_dbt_resource_starts_no_extra_dbt_and_no_adapter(monkeypatch) -> None:
+    """The version comes from the installed package, not a `dbt --version` process; no adapter
+    opens in the Dagster process, on any engine (dbt counts the rows itself)."""
     import importlib.metadata
 
     from dagster_dbt import DbtCliResource
@@ -154,13 +149,11 @@ def test_the_dbt_resource_starts_no_extra_dbt_and_no_adapter_on_duckdb(monkeypat
     monkeypatch.setattr("dagster_dbt.core.resource.check_output", no_process)
     resource = defs.resources["dbt"]
     assert str(resource._cli_version) == importlib.metadata.version("dbt-core")
-
-    monkeypatch.delenv("C360_DBT_TARGET", raising=False)
-    assert resource._initialize_dbt_core_adapter(["build"]) is None
     called = []
     monkeypatch.setattr(
         DbtCliResource, "_initialize_dbt_core_adapter", lambda self, args: called.append(args)
     )
-    monkeypatch.setenv("C360_DBT_TARGET", "postgres")
-    resource._initialize_dbt_core_adapter(["build"])
-    assert called == [["build"]]
+    for target in ("duckdb", "postgres", "spark"):
+        monkeypatch.setenv("C360_DBT_TARGET", target)
+        assert resource._initialize_dbt_core_adapter(["build"]) is None
+    assert called == []

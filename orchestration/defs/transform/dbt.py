@@ -22,6 +22,7 @@ from dagster_dbt import (
 )
 
 from orchestration.asset_args import declared_table
+from orchestration.dbt_events import NodeTimes, asset_events
 from orchestration.dbt_invocations import (
     AS_OF_ENV,
     RUN_ID_ENV,
@@ -31,7 +32,6 @@ from orchestration.dbt_invocations import (
     seed_partial_parse,
     timing,
 )
-from orchestration.dbt_row_counts import with_row_counts
 from orchestration.dbt_vars import overrides
 from orchestration.defs.resources import C360DbtCli
 from orchestration.identity import config as identity_config
@@ -115,8 +115,11 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
     # dbt's unit tests check the SQL on fixed rows, so they belong to CI (`make test`,
     # tests/unit/test_dbt_unit_tests.py), not to every night: dbt's own guidance
     # (docs.getdbt.com/docs/build/unit-tests, "When to run unit tests")
+    # No manifest.json or run_results.json: Dagster has the manifest, and the node times come
+    # from dbt's event stream (orchestration/dbt_events.py).
     args = [
         "build",
+        "--no-write-json",
         "--exclude-resource-type",
         "unit_test",
         *(["--vars", json.dumps(variables)] if variables else []),
@@ -130,27 +133,30 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
             invocation = engine_dbt.cli(
                 args, context=context, target_path=target, raise_on_error=False
             )
-        yield from with_row_counts(invocation)
-        _record_timing(context, target, time.monotonic() - started)
+        times = NodeTimes()
+        yield from asset_events(invocation, times)
+        _record_timing(context, target, times, time.monotonic() - started)
         # Exit 0 or 1 (a node failed): dbt parsed the project whole and saved that parse.
         if invocation.process.wait() in (0, 1):
             keep_partial_parse(target)
         error = invocation.get_error()
         if error is not None:
-            memory = _out_of_memory_errors(invocation, str(error))
+            memory = _out_of_memory_errors(times, str(error))
             if memory:
                 raise dg.Failure(
                     description=out_of_memory_message("dbt build", memory[0]),
-                    metadata={"models out of memory": ", ".join(memory[1:]) or "(see dbt log)"},
+                    metadata={"nodes that failed": ", ".join(memory[1:]) or "(see dbt log)"},
                 ) from error
             raise error
     finally:
         shutil.rmtree(target, ignore_errors=True)
 
 
-def _record_timing(context: dg.AssetExecutionContext, target: Path, wall: float) -> None:
+def _record_timing(
+    context: dg.AssetExecutionContext, target: Path, times: NodeTimes, wall: float
+) -> None:
     """Log and keep (logs/<run_id>.dbt.jsonl) the invocation's wall time, node time and parse."""
-    entry = timing(target, context.run_id, str(context.op_execution_context.op_handle), wall)
+    entry = timing(times, target, context.run_id, str(context.op_execution_context.op_handle), wall)
     if entry is None:
         return
     record(entry)
@@ -160,23 +166,12 @@ def _record_timing(context: dg.AssetExecutionContext, target: Path, wall: float)
     )
 
 
-def _out_of_memory_errors(invocation: Any, error_text: str) -> list[str]:
+def _out_of_memory_errors(times: NodeTimes, error_text: str) -> list[str]:
     """[DuckDB's message, failed node ids...] when dbt failed because memory ran out, else []."""
-    try:
-        results = invocation.get_artifact("run_results.json").get("results", [])
-    except (OSError, ValueError):
-        results = []
-    nodes = [
-        r
-        for r in results
-        if r.get("status") == "error" and is_out_of_memory(r.get("message") or "")
-    ]
-    if nodes:
-        return [nodes[0]["message"], *(r.get("unique_id", "") for r in nodes)]
-    if is_out_of_memory(error_text):
-        line = next(ln for ln in error_text.splitlines() if is_out_of_memory(ln))
-        return [line]
-    return []
+    if not is_out_of_memory(error_text):
+        return []
+    line = next(ln for ln in error_text.splitlines() if is_out_of_memory(ln))
+    return [line, *sorted(times.failed)]
 
 
 # The identity registry is written by dbt hooks (never by a model, so a full refresh keeps it);
