@@ -6,8 +6,8 @@ generated files added to the landing folder (as bench/soak_kills.py does). Per n
 
 * the time in dbt invocations: each dbt step of the run from its start to its end in Dagster's
   event log (dagster-dbt's set-up, the dbt process, Dagster handling dbt's events);
-* dbt's own time: the sum of `execution_time` over the nodes in each invocation's
-  run_results.json (models, tests, hooks), as the dbt asset records it in
+* dbt's own time: the sum of `execution_time` over the nodes of each invocation (models, tests,
+  hooks; from dbt's result events, orchestration/dbt_events.py), as the dbt asset records it in
   `$C360_HOME/logs/<run_id>.dbt.jsonl`, with how dbt parsed (partial or full, from dbt's log).
   For a checkout without that record (`--repo` of an older commit) the per-node times dbt prints
   in the run log are summed instead;

@@ -73,7 +73,7 @@ class Measured:
     # (unix time, largest RSS in the process tree) every RSS_EVERY seconds while it ran
     rss: list[tuple[float, int]] = field(default_factory=list)
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> start, end
-    # dbt node -> seconds (run_results execution_time, its slowest per invocation, summed)
+    # dbt node -> seconds (execution_time of its slowest per invocation, summed)
     dbt_nodes: dict[str, float] = field(default_factory=dict)
 
     def step_peaks(self) -> dict[str, int]:
