@@ -19,8 +19,10 @@ RUN_STAMPS = frozenset({"_loaded_at", "run_id", "evaluated_at", "fitted_at", "tr
                         "started_at", "finished_at", "duration_seconds"})  # fmt: skip
 
 
-def run_nightly(job: dg.JobDefinition, keys: list[dg.AssetKey], as_of: dt.date) -> None:
-    """One nightly of `keys` for `as_of`, in this process; every step and gate passes."""
+def run_nightly(job: dg.JobDefinition, keys: list[dg.AssetKey], as_of: dt.date) -> dict[str, int]:
+    """One nightly of `keys` for `as_of`, in this process; every step and gate passes. Returns
+    the `dagster/row_count` of each dbt model's materialization, by dbt unique_id (counted by
+    dbt in the run, so equal on every engine for the same landing files)."""
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -33,6 +35,12 @@ def run_nightly(job: dg.JobDefinition, keys: list[dg.AssetKey], as_of: dt.date) 
         checks = result.get_asset_check_evaluations()
         gates = [c for c in checks if c.check_name == "meets_contract"]
         assert len(gates) == len(all_source_contracts()) and all(c.passed for c in gates)
+        counts = {}
+        for event in result.get_asset_materialization_events():
+            metadata = event.event_specific_data.materialization.metadata
+            if "unique_id" in metadata and "dagster/row_count" in metadata:
+                counts[metadata["unique_id"].value] = metadata["dagster/row_count"].value
+        return counts
 
 
 def whole_nightly() -> tuple[dg.JobDefinition, list[dg.AssetKey]]:

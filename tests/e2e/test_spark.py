@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -72,9 +73,10 @@ def server(tmp_path_factory, monkeypatch_module):
 
 
 @pytest.fixture(scope="module")
-def nights(tmp_path_factory, monkeypatch_module, server) -> dict[str, Path]:
+def nights(tmp_path_factory, monkeypatch_module, server) -> dict[str, Any]:
     """The nightly job on DuckDB (while the server starts), then on Spark, from the same
-    generated landing files; returns the DuckDB warehouse and the landing folder."""
+    generated landing files; returns the DuckDB warehouse, the landing folder and each night's
+    dbt row counts."""
     assert SPARK_DBT.exists(), "no .venv-spark: run `make spark` (make test does)"
     from demo.generator import generate
 
@@ -87,7 +89,7 @@ def nights(tmp_path_factory, monkeypatch_module, server) -> dict[str, Path]:
     job, keys = whole_nightly()
     duck_home, spark_home = root / "duckdb_home", root / "spark_home"
     use_engine(monkeypatch_module.setenv, "duckdb", duck_home)
-    run_nightly(job, keys, AS_OF)
+    duck_counts = run_nightly(job, keys, AS_OF)
     # the night's erasure rewrote the landing files and file drops it found the person in: the
     # Spark night starts from the same files, at the same paths
     shutil.rmtree(landing)
@@ -95,9 +97,10 @@ def nights(tmp_path_factory, monkeypatch_module, server) -> dict[str, Path]:
     shutil.rmtree(root / "outbox", ignore_errors=True)
     server.wait_ready()
     use_engine(monkeypatch_module.setenv, "spark", spark_home)
-    run_nightly(job, keys, AS_OF)
+    spark_counts = run_nightly(job, keys, AS_OF)
     assert not (spark_home / "wh.duckdb").exists()  # nothing of the night went to DuckDB
-    return {"warehouse": duck_home / "wh.duckdb", "landing": landing}
+    return {"warehouse": duck_home / "wh.duckdb", "landing": landing,
+            "row_counts": (duck_counts, spark_counts)}  # fmt: skip
 
 
 def _spark_rows(duck: duckdb.DuckDBPyConnection, schema: str, table: str, cols: list[str]):
@@ -146,6 +149,9 @@ def test_the_nightly_on_spark_writes_every_table_duckdbs_nightly_writes(nights):
     lookup, the identity model, the insight marts and activation's state and contact history."""
     from orchestration.engine import table_names
     from orchestration.warehouse import spark_session
+
+    duck_counts, spark_counts = nights["row_counts"]  # each table model's, counted by dbt
+    assert spark_counts == duck_counts and len(duck_counts) >= 30
 
     with spark_session(read_only=True) as spark:
         on_spark = {(s, t) for s in SCHEMAS for t in table_names(spark, s)}
