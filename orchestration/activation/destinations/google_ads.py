@@ -29,7 +29,7 @@ it; still RUNNING after `max_polls` reads leaves the row unknown, unsent, for th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field
 
@@ -43,9 +43,6 @@ from orchestration.activation.destinations.http_platform import Answer, platform
 from orchestration.activation.destinations.registry import Limits
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
-
-if TYPE_CHECKING:
-    pass
 
 MAX_IDENTIFIERS_PER_REQUEST = 100_000  # Google's ceiling per AddOfflineUserDataJobOperations
 # consent purposes that cover personalised advertising (ad_personalization)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field
 
@@ -45,9 +45,6 @@ from orchestration.activation.destinations.registry import Limits, PlatformUnsub
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
 from orchestration.redaction import redact
-
-if TYPE_CHECKING:
-    pass
 
 MAX_PROFILES_PER_JOB = 10_000
 MAX_LIST_RELATIONSHIPS = 1000

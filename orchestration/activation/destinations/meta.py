@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from pydantic import Field
@@ -37,9 +37,6 @@ from orchestration.activation.destinations.http_platform import Answer, platform
 from orchestration.activation.destinations.registry import Limits
 from orchestration.activation.destinations.rows import Outcome, Row
 from orchestration.activation.sync_definition import EnvName
-
-if TYPE_CHECKING:
-    pass
 
 MAX_ROWS = 10_000  # Meta's ceiling per users request
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80003})
