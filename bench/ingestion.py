@@ -64,7 +64,7 @@ def ingest_all(con, contracts, landing: Path, reports: Path, run_id: str) -> dic
     """Stage, gate and publish every entity as the assets do; per entity the timings and counts."""
     from orchestration.contracts.gx_suite import validate_table
     from orchestration.ingest.gate import evaluate_gate
-    from orchestration.ingest.report import write_report
+    from orchestration.ingest.report import BatchReport
     from orchestration.ingest.wap import batch_table, publish_batch, stage_batch
 
     results = {}
@@ -74,7 +74,7 @@ def ingest_all(con, contracts, landing: Path, reports: Path, run_id: str) -> dic
         t1 = time.perf_counter()
         suite = validate_table(con, contract, f"{batch_table(contract)}__clean")
         gate = evaluate_gate(contract, batch, suite)
-        write_report(contract, batch, run_id, gate, suite, root=reports)
+        BatchReport(contract, batch, run_id, gate, suite).write(root=reports)
         t2 = time.perf_counter()
         published = publish_batch(con, contract, batch, run_id, landing) if gate.passed else False
         t3 = time.perf_counter()

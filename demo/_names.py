@@ -1,12 +1,17 @@
 """Built-in reference data for the sample-data generator: names, places, streets, products.
 
-Names are listed in ASCII (umlauts and accents transliterated: emails are built from them);
-NATIVE_SPELLINGS gives the native spelling of those that have one, which the generator writes in
-most record copies (and with accents stripped, or transliterated, in others). Lists are ordered roughly from common to rare; the generator
-samples with a skew towards the front of each list.
+Person names (person_names.csv: part, origin, name) and products (products.csv) are data files
+beside this module; the smaller lists stand here. Names are listed in ASCII (umlauts and accents
+transliterated: emails are built from them); NATIVE_SPELLINGS gives the native spelling of those
+that have one, which the generator writes in most record copies (and with accents stripped, or
+transliterated, in others). Lists are ordered roughly from common to rare; the generator samples
+with a skew towards the front of each list.
 """
 
 from __future__ import annotations
+
+import csv
+from pathlib import Path
 
 # Countries in a fixed order: index 0..4 is the country code used throughout the generator.
 COUNTRIES = ("US", "GB", "DE", "FR", "NL")
@@ -17,115 +22,21 @@ CURRENCIES = ("USD", "GBP", "EUR", "EUR", "EUR")
 NAME_ORIGINS = ("en", "de", "fr", "nl")
 COUNTRY_NAME_ORIGIN = (0, 0, 1, 2, 3)
 
-FIRST_NAMES: dict[str, tuple[str, ...]] = {
-    "en": (
-        "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William",
-        "Elizabeth", "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
-        "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty",
-        "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul",
-        "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda",
-        "Brian", "Melissa", "George", "Deborah", "Timothy", "Stephanie", "Ronald", "Rebecca",
-        "Edward", "Sharon", "Jason", "Laura", "Jeffrey", "Cynthia", "Ryan", "Kathleen", "Jacob",
-        "Amy", "Gary", "Angela", "Nicholas", "Shirley", "Eric", "Anna", "Jonathan", "Brenda",
-        "Stephen", "Pamela", "Larry", "Emma", "Justin", "Nicole", "Scott", "Helen", "Brandon",
-        "Samantha", "Benjamin", "Katherine", "Samuel", "Christine", "Gregory", "Rachel",
-        "Alexander", "Carolyn", "Patrick", "Janet", "Frank", "Catherine", "Raymond", "Maria",
-        "Jack", "Heather", "Dennis", "Diane", "Tyler", "Olivia", "Aaron", "Julie", "Henry",
-        "Victoria", "Adam", "Lauren", "Nathan", "Kelly", "Oliver", "Hannah", "Harry", "Grace",
-        "Charlie", "Chloe", "Oscar", "Amelia", "Leo", "Isla", "Freddie", "Poppy", "Archie",
-        "Evie", "Alfie", "Megan", "Ethan", "Abigail",
-    ),
-    "de": (
-        "Lukas", "Mia", "Leon", "Lea", "Finn", "Lena", "Jonas", "Hanna", "Felix", "Leonie",
-        "Maximilian", "Lina", "Elias", "Marie", "Noah", "Johanna", "Ben", "Clara", "Luis",
-        "Greta", "Tim", "Sabine", "Moritz", "Petra", "Julian", "Ursula", "Niklas", "Monika",
-        "Jan", "Katrin", "Tobias", "Anja", "Florian", "Birgit", "Stefan", "Heike", "Juergen",
-        "Nina", "Klaus", "Jana", "Wolfgang", "Franziska", "Dieter", "Frieda", "Uwe", "Ida",
-        "Matthias", "Emilia", "Sebastian", "Annika", "Markus", "Carla",
-    ),
-    "fr": (
-        "Lucas", "Camille", "Hugo", "Manon", "Louis", "Ines", "Gabriel", "Jade", "Arthur",
-        "Louise", "Jules", "Alice", "Raphael", "Juliette", "Theo", "Margaux", "Antoine",
-        "Celine", "Pierre", "Nathalie", "Jean", "Isabelle", "Nicolas", "Sylvie", "Julien",
-        "Sandrine", "Mathieu", "Valerie", "Guillaume", "Aurelie", "Francois", "Elodie",
-        "Olivier", "Amandine", "Philippe", "Pauline", "Alain", "Mathilde", "Bernard", "Elise",
-        "Christophe", "Margot", "Sebastien", "Agathe", "Maxime", "Ambre", "Baptiste", "Clemence",
-        "Quentin", "Oceane",
-    ),
-    "nl": (
-        "Daan", "Anouk", "Sem", "Sanne", "Lars", "Femke", "Thijs", "Fleur", "Bram", "Lotte",
-        "Ruben", "Eva", "Sven", "Iris", "Jesse", "Tess", "Stijn", "Noor", "Jeroen", "Roos",
-        "Pieter", "Lieke", "Joost", "Esther", "Bas", "Ingrid", "Koen", "Marieke", "Wouter",
-        "Annelies", "Sander", "Yvonne", "Niels", "Mirjam", "Maarten", "Floor", "Willem", "Britt",
-        "Henk", "Evi", "Gijs", "Maud",
-    ),
-}  # fmt: skip
 
-LAST_NAMES: dict[str, tuple[str, ...]] = {
-    "en": (
-        "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
-        "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson",
-        "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris",
-        "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King",
-        "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson",
-        "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Gomez",
-        "Phillips", "Evans", "Turner", "Diaz", "Parker", "Cruz", "Edwards", "Collins", "Reyes",
-        "Stewart", "Morris", "Morales", "Murphy", "Cook", "Rogers", "Gutierrez", "Ortiz",
-        "Morgan", "Cooper", "Peterson", "Bailey", "Reed", "Kelly", "Howard", "Ramos", "Kim",
-        "Cox", "Ward", "Richardson", "Watson", "Brooks", "Chavez", "Wood", "James", "Bennett",
-        "Gray", "Mendoza", "Ruiz", "Hughes", "Price", "Alvarez", "Castillo", "Sanders", "Patel",
-        "Myers", "Long", "Ross", "Foster", "Jimenez", "Powell", "Jenkins", "Perry", "Russell",
-        "Sullivan", "Bell", "Coleman", "Butler", "Henderson", "Barnes", "Fisher", "Vasquez",
-        "Simmons", "Romero", "Jordan", "Patterson", "Hamilton", "Graham", "Reynolds", "Griffin",
-        "Wallace", "Moreno", "West", "Cole", "Hayes", "Bryant", "Herrera", "Gibson", "Ellis",
-        "Tran", "Medina", "Aguilar", "Stevens", "Murray", "Ford", "Castro", "Marshall", "Owens",
-        "Harrison", "Fernandez", "McDonald", "Woods", "Washington", "Kennedy", "Wells", "Vargas",
-        "Chen", "Freeman", "Webb", "Tucker", "Guzman", "Burns", "Crawford", "Olson", "Simpson",
-        "Porter", "Hunter", "Gordon", "Mendez", "Silva", "Shaw", "Snyder", "Mason", "Dixon",
-        "Munoz", "Hunt", "Hicks", "Holmes", "Palmer", "Black", "Robertson", "Boyd", "Rose",
-        "Stone", "Salazar", "Fox", "Warren", "Mills", "Rice", "Garza", "Daniels", "Ferguson",
-        "Nichols", "Stephens", "Soto", "Weaver", "Ryan", "Gardner", "Payne", "Grant", "Dunn",
-        "Spencer", "Hawkins", "Arnold", "Pierce", "Hansen", "Santos", "Hart", "Bradley",
-        "Knight", "Elliott", "Cunningham", "Duncan", "Armstrong", "Hudson", "Carroll", "Lane",
-        "Riley", "Andrews", "Ray", "Berry", "Perkins", "Johnston", "Matthews", "Richards",
-        "Willis", "Carpenter", "Lawrence", "O'Brien", "O'Connor", "Davies", "Walsh", "Byrne",
-        "Clarke", "Khan", "Ali", "Begum", "Shah",
-    ),
-    "de": (
-        "Mueller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
-        "Schulz", "Hoffmann", "Schaefer", "Koch", "Bauer", "Richter", "Klein", "Wolf",
-        "Schroeder", "Neumann", "Schwarz", "Zimmermann", "Braun", "Krueger", "Hofmann",
-        "Hartmann", "Lange", "Schmitt", "Werner", "Schmitz", "Krause", "Meier", "Lehmann",
-        "Schmid", "Schulze", "Maier", "Koehler", "Herrmann", "Koenig", "Walter", "Mayer",
-        "Huber", "Kaiser", "Fuchs", "Peters", "Lang", "Scholz", "Moeller", "Weiss", "Jung",
-        "Hahn", "Vogel", "Friedrich", "Keller", "Guenther", "Frank", "Berger", "Winkler", "Roth",
-        "Beck", "Lorenz", "Baumann", "Franke", "Albrecht", "Schuster", "Simon", "Ludwig",
-        "Boehm", "Winter", "Kraus", "Martin", "Schumacher",
-    ),
-    "fr": (
-        "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau",
-        "Laurent", "Lefebvre", "Michel", "David", "Bertrand", "Roux", "Vincent", "Fournier",
-        "Morel", "Girard", "Andre", "Lefevre", "Mercier", "Dupont", "Lambert", "Bonnet",
-        "Francois", "Legrand", "Garnier", "Faure", "Rousseau", "Blanc", "Guerin", "Muller",
-        "Henry", "Roussel", "Nicolas", "Perrin", "Morin", "Mathieu", "Clement", "Gauthier",
-        "Dumont", "Fontaine", "Chevalier", "Robin", "Masson", "Gerard", "Boyer", "Denis",
-        "Lemaire", "Duval", "Joly", "Gautier", "Roger", "Roche", "Roy", "Noel", "Meyer",
-        "Lucas", "Meunier", "Jean", "Perez", "Marchand", "Dufour", "Blanchard", "Barbier",
-        "Brun", "Dumas", "Brunet", "Schmitt", "D'Angelo",
-    ),
-    "nl": (
-        "de Jong", "Jansen", "de Vries", "van den Berg", "van Dijk", "Bakker", "Janssen",
-        "Visser", "Smit", "Meijer", "de Boer", "Mulder", "de Groot", "Bos", "Vos", "Peters",
-        "Hendriks", "van Leeuwen", "Dekker", "Brouwer", "de Wit", "Dijkstra", "Smits",
-        "de Graaf", "van der Meer", "van der Linden", "Kok", "Jacobs", "de Haan", "Vermeulen",
-        "van den Heuvel", "van der Veen", "van den Broek", "de Bruijn", "de Bruin",
-        "van der Heijden", "Schouten", "van Beek", "Willems", "van Vliet", "van de Ven",
-        "Hoekstra", "Maas", "Verhoeven", "Koster", "van Dam", "van der Wal", "Prins", "Blom",
-        "Huisman", "Peeters", "de Leeuw", "Kuipers", "Veenstra", "Kramer", "van den Bosch",
-    ),
-}  # fmt: skip
+def _read_names(part: str) -> dict[str, tuple[str, ...]]:
+    """Names of `part` ("first" or "last") by origin, in person_names.csv's order."""
+    names: dict[str, list[str]] = {}
+    with Path(__file__).with_name("person_names.csv").open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["part"] == part:
+                names.setdefault(row["origin"], []).append(row["name"])
+    return {origin: tuple(listed) for origin, listed in names.items()}
 
-# ASCII spelling in the lists above → native spelling (accents, umlauts, ß).
+
+FIRST_NAMES = _read_names("first")
+LAST_NAMES = _read_names("last")
+
+# ASCII spelling in person_names.csv → native spelling (accents, umlauts, ß).
 NATIVE_SPELLINGS: dict[str, str] = {
     # first names
     "Juergen": "Jürgen", "Ines": "Inès", "Raphael": "Raphaël", "Theo": "Théo",
@@ -250,34 +161,13 @@ CATEGORIES = (
     "shoes", "outerwear", "knitwear", "denim", "tops", "dresses", "accessories", "bags",
     "beauty", "home", "sport", "kids",
 )  # fmt: skip
-# (product name, category index, unit price in cents); product_id is P + 4-digit position + 1.
-PRODUCTS: tuple[tuple[str, int, int], ...] = (
-    ("Classic Leather Sneaker", 0, 8900), ("Canvas Low Top", 0, 4500),
-    ("Chelsea Boot", 0, 14900), ("Trail Runner", 0, 11000), ("Suede Loafer", 0, 9500),
-    ("Summer Sandal", 0, 3900),
-    ("Quilted Jacket", 1, 12900), ("Wool Overcoat", 1, 24900), ("Rain Parka", 1, 15900),
-    ("Denim Jacket", 1, 7900), ("Down Vest", 1, 8900), ("Trench Coat", 1, 19900),
-    ("Merino Crewneck", 2, 6900), ("Cable Knit Cardigan", 2, 7900), ("Cashmere Scarf", 2, 5900),
-    ("Roll Neck Sweater", 2, 6500), ("Knitted Beanie", 2, 1900),
-    ("Slim Fit Jeans", 3, 6900), ("Straight Leg Jeans", 3, 6500), ("Relaxed Jeans", 3, 6900),
-    ("Denim Shorts", 3, 3900), ("Black Skinny Jeans", 3, 5900),
-    ("Cotton T-Shirt", 4, 1500), ("Oxford Shirt", 4, 4500), ("Linen Shirt", 4, 4900),
-    ("Striped Breton Top", 4, 3500), ("Polo Shirt", 4, 2900), ("Hooded Sweatshirt", 4, 4900),
-    ("Wrap Dress", 5, 7900), ("Shirt Dress", 5, 6900), ("Knit Midi Dress", 5, 8900),
-    ("Summer Maxi Dress", 5, 7500), ("Little Black Dress", 5, 9900),
-    ("Leather Belt", 6, 3500), ("Aviator Sunglasses", 6, 8900), ("Silk Tie", 6, 4500),
-    ("Wool Gloves", 6, 2900), ("Analog Watch", 6, 14900), ("Silver Earrings", 6, 3900),
-    ("Canvas Tote", 7, 2900), ("Leather Backpack", 7, 12900), ("Crossbody Bag", 7, 8900),
-    ("Weekender Duffel", 7, 10900), ("Card Holder", 7, 2500),
-    ("Hand Cream", 8, 1200), ("Eau de Parfum 50ml", 8, 6900), ("Lip Balm Set", 8, 900),
-    ("Face Serum", 8, 3900), ("Shampoo Bar", 8, 1100),
-    ("Scented Candle", 9, 2400), ("Linen Cushion Cover", 9, 2900), ("Ceramic Mug Set", 9, 3200),
-    ("Cotton Throw", 9, 5900), ("Bath Towel Set", 9, 4900),
-    ("Running Tights", 10, 4900), ("Yoga Mat", 10, 3900), ("Sports Bra", 10, 3500),
-    ("Training Shorts", 10, 2900), ("Water Bottle", 10, 1500), ("Cycling Jersey", 10, 6900),
-    ("Kids Rain Boots", 11, 2900), ("Kids Puffer Jacket", 11, 5900), ("Kids Pyjamas", 11, 2500),
-    ("Baby Bodysuit 3-Pack", 11, 1900), ("Kids Sneakers", 11, 3900), ("School Backpack", 11, 3500),
-)  # fmt: skip
+# (product name, category index, unit price in cents), from products.csv (category by name);
+# product_id is P + 4-digit position + 1.
+with (Path(__file__).with_name("products.csv")).open(newline="", encoding="utf-8") as _fh:
+    PRODUCTS: tuple[tuple[str, int, int], ...] = tuple(
+        (row["product_name"], CATEGORIES.index(row["category"]), int(row["unit_price_cents"]))
+        for row in csv.DictReader(_fh)
+    )
 
 FEATURES = ("wishlist", "size_guide", "store_locator", "gift_cards", "reviews", "back_in_stock",
             "compare", "click_and_collect")  # fmt: skip

@@ -124,15 +124,8 @@ class CLVTruth:
 
     def parameters(self) -> dict[str, float]:
         """The planted parameters under the names the fit records (audit.clv_fits)."""
-        return {
-            "r": self.r,
-            "alpha": self.alpha,
-            "a": self.a,
-            "b": self.b,
-            "p": self.p_spend,
-            "q": self.q,
-            "gamma": self.gamma,
-        }
+        planted = {k: v for k, v in asdict(self).items() if k != "history_days"}
+        return {("p" if k == "p_spend" else k): v for k, v in planted.items()}
 
 
 CLV_TRUTH_FILES = ("clv_parameters.json", "clv_customers.csv")

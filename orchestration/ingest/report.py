@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -195,63 +196,6 @@ def _gx(suite: SuiteOutcome | None) -> dict:
     }
 
 
-def report_context(
-    contract: Contract,
-    batch: StagedBatch,
-    run_id: str,
-    gate: GateOutcome | None = None,
-    suite: SuiteOutcome | None = None,
-) -> dict:
-    """Everything the page shows, as plain values, PII masked (one dict per run x entity)."""
-    verdict = "awaiting gate" if gate is None else "passed" if gate.passed else "blocked"
-    accounted = batch.loaded + batch.quarantined + batch.deduplicated
-    samples = batch.rule_samples or (
-        {"(first rows)": batch.masked_samples} if batch.quarantined else {}
-    )
-    return {
-        "contract_id": contract.id,
-        "source": contract.source,
-        "entity": contract.entity,
-        "contract_file": f"data_contracts/sources/{contract.id}.odcs.yaml",
-        "as_of": batch.as_of,
-        "run_id": run_id,
-        "batch_id": batch.batch_id or "(no new files)",
-        "mode": "live" if batch.extraction else "files",
-        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "verdict": verdict,
-        "failures": len(gate.details) if gate else 0,
-        "accounting": {
-            "files": len(batch.files),
-            "extracted": batch.extracted,
-            "staged": batch.staged,
-            "loaded": batch.loaded,
-            "quarantined": batch.quarantined,
-            "deduplicated": batch.deduplicated,
-            "deduplicated_in_batch": batch.deduplicated_in_batch,
-            "deduplicated_in_raw": batch.deduplicated_in_raw,
-            "deduplicated_in_quarantine": batch.deduplicated_in_quarantine,
-            "warnings": batch.warnings,
-            "nulled": batch.nulled,
-            "accounted": accounted,
-            "balanced": batch.extracted == accounted,
-            "quarantine_share": f"{batch.quarantine_share:.2%}",
-            "max_quarantine_share": f"{contract.max_quarantine_share:.2%}",
-        },
-        "files": [
-            {"path": p, "counted": n, "staged": batch.staged_rows_by_file.get(p, 0)}
-            for p, n in batch.files_rows.items()
-        ],
-        "rules": _rules(contract, batch),
-        "gates": _gates(contract, gate),
-        "gx": _gx(suite),
-        "samples": {rule: masked_rows(contract, rows) for rule, rows in sorted(samples.items())},
-        "nulled_samples": {
-            rule: masked_rows(contract, rows) for rule, rows in sorted(batch.nulled_samples.items())
-        },
-        "pii_columns": list(contract.pii_columns),
-    }
-
-
 def _write_atomic(path: Path, text: str) -> None:
     """Replace `path` in one step: the UI never serves a half-written page."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,24 +212,83 @@ def _write_index(run_dir: Path) -> None:
     _write_atomic(run_dir / "index.html", _env.get_template(INDEX_TEMPLATE).render(entries=entries))
 
 
-def write_report(
-    contract: Contract,
-    batch: StagedBatch,
-    run_id: str,
-    gate: GateOutcome | None = None,
-    suite: SuiteOutcome | None = None,
-    root: Path | None = None,
-) -> Path:
-    """Render and write the report of one entity's batch in one run; returns the page's path.
+@dataclass(frozen=True)
+class BatchReport:
+    """The quality page of one entity's batch in one run (grain: run x entity).
 
     `gate`/`suite` None: written before the gate (gates shown as pending); the gate rewrites it."""
-    ctx = report_context(contract, batch, run_id, gate, suite)
-    path = report_path(contract, batch.as_of, run_id, root)
-    _write_atomic(path, _env.get_template(TEMPLATE).render(**ctx))
-    # Counts only (no sample values): what the run's index page lists.
-    summary = {
-        k: ctx[k] for k in ("contract_id", "as_of", "run_id", "batch_id", "verdict", "failures")
-    } | {"page": path.name, **{k: ctx["accounting"][k] for k in ("extracted", "quarantined")}}
-    _write_atomic(path.with_name(f"{contract.id}.summary.json"), json.dumps(summary, indent=1))
-    _write_index(path.parent)
-    return path
+
+    contract: Contract
+    batch: StagedBatch
+    run_id: str
+    gate: GateOutcome | None = None
+    suite: SuiteOutcome | None = None
+
+    def context(self) -> dict:
+        """Everything the page shows, as plain values, PII masked."""
+        contract, batch, run_id, gate = self.contract, self.batch, self.run_id, self.gate
+        verdict = "awaiting gate" if gate is None else "passed" if gate.passed else "blocked"
+        accounted = batch.loaded + batch.quarantined + batch.deduplicated
+        samples = batch.rule_samples or (
+            {"(first rows)": batch.masked_samples} if batch.quarantined else {}
+        )
+        return {
+            "contract_id": contract.id,
+            "source": contract.source,
+            "entity": contract.entity,
+            "contract_file": f"data_contracts/sources/{contract.id}.odcs.yaml",
+            "as_of": batch.as_of,
+            "run_id": run_id,
+            "batch_id": batch.batch_id or "(no new files)",
+            "mode": "live" if batch.extraction else "files",
+            "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "verdict": verdict,
+            "failures": len(gate.details) if gate else 0,
+            "accounting": {
+                "files": len(batch.files),
+                "extracted": batch.extracted,
+                "staged": batch.staged,
+                "loaded": batch.loaded,
+                "quarantined": batch.quarantined,
+                "deduplicated": batch.deduplicated,
+                "deduplicated_in_batch": batch.deduplicated_in_batch,
+                "deduplicated_in_raw": batch.deduplicated_in_raw,
+                "deduplicated_in_quarantine": batch.deduplicated_in_quarantine,
+                "warnings": batch.warnings,
+                "nulled": batch.nulled,
+                "accounted": accounted,
+                "balanced": batch.extracted == accounted,
+                "quarantine_share": f"{batch.quarantine_share:.2%}",
+                "max_quarantine_share": f"{contract.max_quarantine_share:.2%}",
+            },
+            "files": [
+                {"path": p, "counted": n, "staged": batch.staged_rows_by_file.get(p, 0)}
+                for p, n in batch.files_rows.items()
+            ],
+            "rules": _rules(contract, batch),
+            "gates": _gates(contract, gate),
+            "gx": _gx(self.suite),
+            "samples": {
+                rule: masked_rows(contract, rows) for rule, rows in sorted(samples.items())
+            },
+            "nulled_samples": {
+                rule: masked_rows(contract, rows)
+                for rule, rows in sorted(batch.nulled_samples.items())
+            },
+            "pii_columns": list(contract.pii_columns),
+        }
+
+    def write(self, root: Path | None = None) -> Path:
+        """Render and write the page (and the run's index); returns the page's path."""
+        ctx = self.context()
+        path = report_path(self.contract, self.batch.as_of, self.run_id, root)
+        _write_atomic(path, _env.get_template(TEMPLATE).render(**ctx))
+        # Counts only (no sample values): what the run's index page lists.
+        summary = {
+            k: ctx[k] for k in ("contract_id", "as_of", "run_id", "batch_id", "verdict", "failures")
+        } | {"page": path.name, **{k: ctx["accounting"][k] for k in ("extracted", "quarantined")}}
+        _write_atomic(
+            path.with_name(f"{self.contract.id}.summary.json"), json.dumps(summary, indent=1)
+        )
+        _write_index(path.parent)
+        return path

@@ -12,7 +12,7 @@ import pytest
 from orchestration.contracts import rules_python
 from orchestration.contracts.model import ContractError, load_contract, source_contract
 from orchestration.contracts.rules_sql import failed_rules_sql, trimmed_columns_sql
-from orchestration.ingest.report import report_context, write_report
+from orchestration.ingest.report import BatchReport
 from orchestration.warehouse import connect
 from tests.ingest_night import night
 
@@ -240,13 +240,13 @@ def test_quality_report_shows_nulled_counts_and_masked_samples(con, tmp_path):
     _land(landing, [_contact(contact_id="GOOD"), _contact(contact_id="BAD", date_of_birth=BAD_DOB)])
     batch, gate, _ = night(con, "crm__contacts", landing, "r1", AS_OF)
     crm = source_contract("crm__contacts")
-    ctx = report_context(crm, batch, "r1", gate)
+    ctx = BatchReport(crm, batch, "r1", gate).context()
     assert ctx["accounting"]["nulled"] == 1
     rule = next(r for r in ctx["rules"] if r["rule_id"] == "date_of_birth.type")
     assert (rule["verdict"], rule["action"], rule["nulled"], rule["count"]) == (
         "nulled", "nullify", 1, 1,
     )  # fmt: skip
     assert set(ctx["nulled_samples"]) == {"date_of_birth.type"}
-    page = write_report(crm, batch, "r1", gate, root=tmp_path / "reports").read_text()
+    page = BatchReport(crm, batch, "r1", gate).write(root=tmp_path / "reports").read_text()
     assert 'data-nulled-samples="date_of_birth.type"' in page
     assert 'data-count="nulled"' in page and BAD_DOB not in page

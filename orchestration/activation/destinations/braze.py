@@ -20,9 +20,9 @@ The key comes from the env var the sync names (`config.api_key_env`), never from
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import field_validator
+from pydantic import StringConstraints
 
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
@@ -51,14 +51,8 @@ class BrazeConfig(PlatformConfig):
     https_only = True
 
     api_key_env: EnvName = "C360_BRAZE_API_KEY"
-    subscription_group_id: str
-
-    @field_validator("subscription_group_id")
-    @classmethod
-    def _group(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    # Braze's group ids are UUIDs; any non-blank value is passed on for Braze to judge.
+    subscription_group_id: Annotated[str, StringConstraints(pattern=r"\S")]
 
 
 class BrazeClient(PlatformClient):

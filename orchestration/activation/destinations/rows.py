@@ -55,12 +55,8 @@ class Row:
         return self._fields
 
     def payload(self) -> dict[str, Any]:
-        return {
-            "idempotency_key": self.idempotency_key,
-            "op": self.op,
-            "identifier": self.identifier,
-            "fields": self.fields,
-        }
+        """The row as a destination receives it (its payload text, parsed)."""
+        return json.loads(self.payload_json)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Row):

@@ -22,7 +22,7 @@ from orchestration.ingest import landing as landing_module
 from orchestration.ingest import wap
 from orchestration.ingest.gate import mask_column_names
 from orchestration.ingest.landing import LandingFileError
-from orchestration.ingest.report import report_path, write_report
+from orchestration.ingest.report import BatchReport, report_path
 from orchestration.ingest.wap import (
     StagedBatch,
     batch_table,
@@ -155,7 +155,7 @@ def _entity_assets(contract: Contract) -> list[dg.AssetsDefinition]:
                 ) from None
         # Written now with the gates pending (a gate that crashes still leaves the counts);
         # the meets_contract check rewrites the same page with its verdicts.
-        report = write_report(contract, batch, context.run_id)
+        report = BatchReport(contract, batch, context.run_id).write()
         context.log.info(
             f"{contract.id}: {len(batch.files)} new file(s), extracted {batch.extracted}, "
             f"clean {batch.loaded}, quarantined {batch.quarantined}, deduplicated {batch.deduplicated}"

@@ -17,7 +17,7 @@ from orchestration.contracts.masking import mask_rows
 from orchestration.contracts.model import Contract, all_source_contracts
 from orchestration.defs.resources import Warehouse
 from orchestration.ingest.gate import GateOutcome, evaluate_gate
-from orchestration.ingest.report import write_report
+from orchestration.ingest.report import BatchReport
 from orchestration.ingest.wap import StagedBatch, batch_table, load_staged
 from orchestration.warehouse import warehouse_pool
 
@@ -64,7 +64,7 @@ def build_contract_gate(contract: Contract) -> dg.AssetChecksDefinition:
             suite = validate_table(con, contract, f"{batch_table(contract)}__clean")
         outcome = evaluate_gate(contract, batch, suite)
         # Before returning: a blocked batch is exactly when someone opens the report.
-        report = write_report(contract, batch, context.run.run_id, outcome, suite)
+        report = BatchReport(contract, batch, context.run.run_id, outcome, suite).write()
         for failure in outcome.failures:
             context.log.error(f"{contract.id}: {failure}")
         return dg.AssetCheckResult(
