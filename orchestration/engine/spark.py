@@ -36,6 +36,8 @@ from orchestration.engine.spark_statements import (
     delete_rewrite,
     is_transaction_control,
     primary_key,
+    session_schema,
+    stale_session_schemas,
     update_rewrite,
     upsert_rewrite,
 )
@@ -144,7 +146,7 @@ class SparkConnection(DbApiConnection):
         self._staging = staging
         self._registered: dict[str, Path] = {}
         # the session's temp tables live in a schema of its own, dropped when it closes
-        self._temp = TempScope(f"c360_session_{uuid.uuid4().hex[:12]}", set())
+        self._temp = TempScope(session_schema(_utc_now(), uuid.uuid4().hex[:8]), set())
         self._temp_schema_made = False
         self.rowcount = -1
 
@@ -395,6 +397,9 @@ class SparkConnection(DbApiConnection):
         for schema in schemas:
             if schema.lower() not in have:
                 self._spark(f"create schema if not exists `{schema}`")
+        # the same read shows the scratch schemas of sessions that were killed
+        for stale in stale_session_schemas(have, _utc_now()):
+            self._spark(f"drop schema if exists `{stale}` cascade")
 
     def table_names(self, schema: str) -> list[str]:
         """The tables (not views) of `schema`, none when it does not exist."""
@@ -406,6 +411,10 @@ class SparkConnection(DbApiConnection):
         if self._temp_schema_made:
             self._spark(f"drop schema if exists {self._temp.schema} cascade")
         super().close()
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _spark_name(duckdb_name: str) -> str:

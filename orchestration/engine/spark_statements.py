@@ -21,7 +21,8 @@ other. Parameters are bound first, as typed literals (`bind`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -96,6 +97,31 @@ def _text_order(tree: exp.Expression, placeholders: list[exp.Placeholder]):
     for p in placeholders:
         p.set("this", None)
     return lambda p: offsets[id(p)]
+
+
+# A session's scratch schema: c360_session_<UTC start, seconds>_<random>. Its session drops it
+# when it closes; one whose process was killed is dropped by a later session once older than
+# STALE_SESSION_HOURS (no step holds a session that long: a night's steps take minutes).
+SESSION_SCHEMA_PREFIX = "c360_session_"
+STALE_SESSION_HOURS = 24
+_SESSION_SCHEMA = re.compile(rf"^{SESSION_SCHEMA_PREFIX}(\d{{14}})_[0-9a-f]{{8}}$")
+
+
+def session_schema(now: dt.datetime, token: str) -> str:
+    """The scratch schema name of a session started at `now` (naive UTC), `token` 8 hex digits."""
+    return f"{SESSION_SCHEMA_PREFIX}{now:%Y%m%d%H%M%S}_{token}"
+
+
+def stale_session_schemas(schemas: Iterable[str], now: dt.datetime) -> list[str]:
+    """Those of `schemas` that are session scratch schemas started over STALE_SESSION_HOURS
+    before `now` (naive UTC): what killed sessions left behind."""
+    cutoff = now - dt.timedelta(hours=STALE_SESSION_HOURS)
+    stale = []
+    for name in schemas:
+        match = _SESSION_SCHEMA.match(name.lower())
+        if match and dt.datetime.strptime(match[1], "%Y%m%d%H%M%S") < cutoff:
+            stale.append(name)
+    return stale
 
 
 @dataclass

@@ -268,6 +268,26 @@ def test_a_publish_stopped_halfway_on_spark_is_undone_and_published_whole(nights
         )
 
 
+def test_a_session_drops_the_scratch_schemas_killed_sessions_left(server):
+    """A session killed before it closed leaves its scratch schema (temp tables) on the server;
+    the next writable session drops those started over a day ago, and not a live session's."""
+    from orchestration.engine.spark_statements import session_schema
+    from orchestration.warehouse import spark_session
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    killed = session_schema(now - dt.timedelta(days=2), "deadbeef")
+    live = session_schema(now - dt.timedelta(minutes=5), "cafef00d")
+    server.wait_ready()
+    with spark_session(read_only=True) as spark:
+        for schema in (killed, live):
+            spark.execute(f"create schema if not exists {schema}")
+            spark.execute(f"create table {schema}.scratch as select 1 as x")
+    with spark_session() as spark:
+        assert not spark.table_exists(killed, "scratch")
+        assert spark.table_exists(live, "scratch")
+        spark.execute(f"drop schema {live} cascade")
+
+
 @pytest.fixture(scope="module")
 def rule_cases(tmp_path_factory):
     """The rule conformance test's rows: planted defects and clean rows per contract."""

@@ -16,6 +16,8 @@ from orchestration.engine.spark_statements import (
     delete_rewrite,
     is_transaction_control,
     primary_key,
+    session_schema,
+    stale_session_schemas,
     update_rewrite,
     upsert_rewrite,
 )
@@ -178,3 +180,14 @@ def test_the_primary_key_a_create_declares():
     assert primary_key(_tree("create table t (a int)")) == []
     with pytest.raises(UntranslatableSQL, match="without a key"):
         upsert_rewrite(_tree("insert into t values (1) on conflict do nothing"), ["a"], [])
+
+
+def test_a_killed_sessions_scratch_schema_is_stale_a_day_after_it_started():
+    now = dt.datetime(2026, 12, 6, 12, 0, 0)
+    mine = session_schema(now, "0123abcd")
+    assert mine == "c360_session_20261206120000_0123abcd"
+    killed = session_schema(now - dt.timedelta(hours=24, seconds=1), "deadbeef")
+    recent = session_schema(now - dt.timedelta(hours=23), "cafef00d")
+    # Spark lower-cases schema names; a name of another shape is never ours to drop
+    schemas = [mine, killed.upper(), recent, "c360_session_3f2a9c1b0d4e", "marts", "c360_session_x"]
+    assert stale_session_schemas(schemas, now) == [killed.upper()]
