@@ -10,9 +10,11 @@ reads timestamps and literals alike.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +32,7 @@ from orchestration.engine.dbapi import DbApiConnection
 from orchestration.engine.spark_statements import (
     KEY_PROPERTY,
     READ,
+    STALE_SESSION_HOURS,
     Rewrite,
     TempScope,
     bind,
@@ -397,9 +400,18 @@ class SparkConnection(DbApiConnection):
         for schema in schemas:
             if schema.lower() not in have:
                 self._spark(f"create schema if not exists `{schema}`")
-        # the same read shows the scratch schemas of sessions that were killed
-        for stale in stale_session_schemas(have, _utc_now()):
+        self._sweep_killed_sessions(have)
+
+    def _sweep_killed_sessions(self, schemas: set[str]) -> None:
+        """Drop what sessions killed over STALE_SESSION_HOURS ago left: their scratch schemas
+        (among `schemas`, the catalog read ensure_schemas makes anyway) and registered rows."""
+        for stale in stale_session_schemas(schemas, _utc_now()):
             self._spark(f"drop schema if exists `{stale}` cascade")
+        cutoff = time.time() - STALE_SESSION_HOURS * 3600
+        for path in self._staging.glob("c360-*.parquet"):
+            with contextlib.suppress(FileNotFoundError):  # its session closed meanwhile
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def table_names(self, schema: str) -> list[str]:
         """The tables (not views) of `schema`, none when it does not exist."""

@@ -269,8 +269,12 @@ def test_a_publish_stopped_halfway_on_spark_is_undone_and_published_whole(nights
 
 
 def test_a_session_drops_the_scratch_schemas_killed_sessions_left(server):
-    """A session killed before it closed leaves its scratch schema (temp tables) on the server;
-    the next writable session drops those started over a day ago, and not a live session's."""
+    """A session killed before it closed leaves its scratch schema (temp tables) on the server
+    and its registered rows in the staging folder; the next writable session drops those over
+    a day old, and not a live session's."""
+    import os
+
+    from orchestration.engine.spark import spark_warehouse
     from orchestration.engine.spark_statements import session_schema
     from orchestration.warehouse import spark_session
 
@@ -282,10 +286,22 @@ def test_a_session_drops_the_scratch_schemas_killed_sessions_left(server):
         for schema in (killed, live):
             spark.execute(f"create schema if not exists {schema}")
             spark.execute(f"create table {schema}.scratch as select 1 as x")
+    staging = spark_warehouse() / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    old_rows, live_rows = (
+        staging / "c360-batch-deadbeef.parquet",
+        staging / "c360-batch-cafe.parquet",
+    )
+    for path in (old_rows, live_rows):
+        path.write_bytes(b"PAR1")
+    two_days_ago = now.replace(tzinfo=dt.UTC).timestamp() - 2 * 86400
+    os.utime(old_rows, (two_days_ago, two_days_ago))
     with spark_session() as spark:
         assert not spark.table_exists(killed, "scratch")
         assert spark.table_exists(live, "scratch")
         spark.execute(f"drop schema {live} cascade")
+    assert not old_rows.exists() and live_rows.exists()
+    live_rows.unlink()
 
 
 @pytest.fixture(scope="module")
