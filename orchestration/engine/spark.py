@@ -32,6 +32,7 @@ from orchestration.engine.dbapi import DbApiConnection
 from orchestration.engine.spark_statements import (
     KEY_PROPERTY,
     READ,
+    SESSION_SCHEMA_PREFIX,
     STALE_SESSION_HOURS,
     Rewrite,
     TempScope,
@@ -320,8 +321,10 @@ class SparkConnection(DbApiConnection):
         return self._catalog().describe(_spark_name(table))
 
     def _catalog(self) -> spark_catalog.SparkCatalog:
-        """The session's catalog, its own temp-table schema hidden."""
-        return spark_catalog.SparkCatalog(self._query, hidden=[self._temp.schema])
+        """The session's catalog, every session's temp-table schema hidden: another session's
+        temp tables are not the warehouse's (as on DuckDB and Postgres, where they are not
+        listed), and under parallel steps they come and go while a step reads the catalog."""
+        return spark_catalog.SparkCatalog(self._query, hidden_prefixes=[SESSION_SCHEMA_PREFIX])
 
     def replace_table(
         self, table: str, select_sql: str, parameters: Sequence[Any] | None = None

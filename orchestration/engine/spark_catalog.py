@@ -71,9 +71,10 @@ def literal_filter(tree: exp.Expression, column: str) -> set[str] | None:
 class SparkCatalog:
     """The catalog of one Spark session, read through `query` (Spark SQL → rows)."""
 
-    def __init__(self, query: Query, hidden: Iterable[str] = ()) -> None:
+    def __init__(self, query: Query, hidden_prefixes: Iterable[str] = ()) -> None:
         self._query = query
-        self._hidden = {h.lower() for h in hidden}
+        # schemas whose name starts so are not the warehouse's (sessions' scratch schemas)
+        self._hidden_prefixes = tuple(p.lower() for p in hidden_prefixes)
 
     def schema_names(self) -> list[str]:
         """Every schema of the catalog, as Spark names it (lower case), hidden ones too."""
@@ -81,7 +82,7 @@ class SparkCatalog:
 
     def _schemas(self, wanted: set[str] | None) -> list[str]:
         names = self.schema_names()
-        shown = [n for n in names if n.lower() not in self._hidden]
+        shown = [n for n in names if not n.lower().startswith(self._hidden_prefixes)]
         return [n for n in shown if wanted is None or n in wanted]
 
     def _relations(self, schemas: list[str], tables: set[str] | None) -> list[tuple[str, str, str]]:

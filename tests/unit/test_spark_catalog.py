@@ -54,7 +54,8 @@ def test_a_statement_names_the_relations_and_the_literal_filters():
 
 def test_the_relations_from_the_catalog_commands():
     answers = {
-        "show schemas": [("default",), ("marts",), ("c360_session_x",)],
+        # the session's own scratch schema and another live session's
+        "show schemas": [("default",), ("marts",), ("c360_session_x",), ("C360_SESSION_y",)],
         "show views in `marts`": [("marts", "v", False), ("", "registered", True)],
         "show tables in `marts`": [
             ("marts", "customer_360", False),
@@ -74,7 +75,7 @@ def test_the_relations_from_the_catalog_commands():
         asked.append(sql)
         return answers[sql]
 
-    catalog = SparkCatalog(query, hidden=["c360_session_x"])
+    catalog = SparkCatalog(query, hidden_prefixes=["c360_session_"])
     tables = catalog.tables({"marts"}, None).to_pylist()
     assert [(t["table_name"], t["table_type"]) for t in tables] == [
         ("customer_360", "BASE TABLE"),
@@ -86,7 +87,10 @@ def test_the_relations_from_the_catalog_commands():
         ("orders", 2, "BIGINT"),
     ]
     assert "describe table `marts`.`v`" not in asked  # only the tables asked for are described
-    assert all("c360_session_x" not in sql for sql in asked)
+    # no session's scratch schema is the warehouse's: neither listed nor asked about
+    assert catalog.table_names("C360_SESSION_y") == []
+    assert not catalog.exists("c360_session_x", "scratch")
+    assert all("c360_session_" not in sql.lower() for sql in asked)
 
 
 def test_existence_and_table_names_from_the_catalog_commands():
