@@ -270,9 +270,9 @@ def test_platform_sync_yaml_is_validated_naming_file_and_field(tmp_path):
         ("braze__s", BRAZE_SYNC, BRAZE_SYNC.replace("  subscription_group_id: sg-1\n", ""),
          "config.subscription_group_id: required"),
         ("braze__s", BRAZE_SYNC, BRAZE_SYNC.replace("sg-1", '" "'),
-         "config.subscription_group_id: String should match pattern"),
+         "config.subscription_group_id: String should have at least 1 character"),
         ("mailchimp__s", MC_SYNC, MC_SYNC.replace("a1b2c3", "a1/b2"),
-         "config.list_id: String should match pattern"),
+         "config.list_id: must be the list's id (letters and digits)"),
         ("braze__s", BRAZE_SYNC, BRAZE_SYNC.replace("C360_BRAZE_API_KEY", "abc-123-secret"),
          "config.api_key_env: String should match pattern"),
     ]:  # fmt: skip

@@ -51,8 +51,8 @@ class BrazeConfig(PlatformConfig):
     https_only = True
 
     api_key_env: EnvName = "C360_BRAZE_API_KEY"
-    # Braze's group ids are UUIDs; any non-blank value is passed on for Braze to judge.
-    subscription_group_id: Annotated[str, StringConstraints(pattern=r"\S")]
+    # Braze's group ids are UUIDs; any non-blank value (stray spaces trimmed) goes to Braze to judge
+    subscription_group_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class BrazeClient(PlatformClient):

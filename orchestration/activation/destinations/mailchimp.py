@@ -28,11 +28,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import StringConstraints, ValidationInfo, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from orchestration.activation.destinations._platform_spec import platform_spec, sync_config
 from orchestration.activation.destinations.http_platform import (
@@ -66,10 +66,17 @@ class MailchimpConfig(PlatformConfig):
 
     https_only = True
 
-    list_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]+$")]  # the list's id
+    list_id: str
     api_key_env: EnvName = "C360_MAILCHIMP_API_KEY"
     auth: Literal["basic", "bearer"] = "basic"
     removal: Literal["unsubscribed", "archived"] = "unsubscribed"
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, value: str) -> str:
+        if not value.isalnum():
+            raise ValueError("must be the list's id (letters and digits)")
+        return value
 
     @model_validator(mode="after")
     def _email_identifier(self, info: ValidationInfo) -> MailchimpConfig:
