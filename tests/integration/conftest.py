@@ -11,9 +11,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import pytest
+import yaml
+
+from orchestration.instance import INSTANCE_YAML
 
 AS_OF = dt.date(2026, 11, 21)
 CUSTOMERS = 2000
@@ -30,8 +34,23 @@ class PipelineHome:
     instance: dg.DagsterInstance
 
 
-def make_home(root: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> PipelineHome:
-    """A fresh C360_HOME with its env vars set (process-wide: integration tests share one home)."""
+def memory_instance() -> dg.DagsterInstance:
+    """Dagster's in-memory instance (what `dg.materialize` runs on) with the home's pools: a
+    test's runs in its own process skip the SQLite storage, which opens an engine and commits on
+    every event (about a fifth of a small night). The run lifecycle itself (killed runs, the
+    run lock, the CLI, the UI) is tested on the home's SQLite instance."""
+    concurrency = yaml.safe_load(INSTANCE_YAML.format(base="."))["concurrency"]
+    return dg.DagsterInstance.ephemeral(settings={"concurrency": concurrency})
+
+
+def make_home(
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+    storage: Literal["memory", "sqlite"] = "memory",
+) -> PipelineHome:
+    """A fresh C360_HOME with its env vars set (process-wide: integration tests share one home).
+    Its `instance` is in memory (`memory_instance`) unless `storage="sqlite"`: the home's own,
+    which the CLI in another process also sees."""
     from orchestration.paths import home_env
 
     env = home_env(root)
@@ -49,7 +68,11 @@ def make_home(root: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> Pipe
         truth=root / "truth",
         warehouse=root / "warehouse.duckdb",
         outbox=root / "outbox",
-        instance=dg.DagsterInstance.from_config(env["DAGSTER_HOME"]),
+        instance=(
+            dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+            if storage == "sqlite"
+            else memory_instance()
+        ),
     )
 
 

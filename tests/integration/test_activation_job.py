@@ -21,7 +21,7 @@ def test_platform_syncs_in_the_nightly_and_on_the_activation_schedule(tmp_path, 
     from orchestration.defs.automation import activation_schedule
     from orchestration.pipeline import run_nightly
 
-    home = make_home(tmp_path, monkeypatch)
+    home = make_home(tmp_path, monkeypatch, storage="sqlite")  # the schedule reads the runs
     generate(300, 21, AS_OF, home.landing, home.truth, progress=None)
     folder = tmp_path / "syncs"
     folder.mkdir()

@@ -70,7 +70,7 @@ def test_failing_gate_blocks_publish_dbt_and_activation_until_fixed(tmp_path, mo
     from orchestration.defs.automation import activation_schedule
     from orchestration.pipeline import run_nightly
 
-    home = make_home(tmp_path, monkeypatch)
+    home = make_home(tmp_path, monkeypatch, storage="sqlite")  # the schedule reads the runs
     generate(300, 6, AS_OF, home.landing, home.truth, progress=None)
     # Schema drift: the shop orders file loses its `currency` column.
     orders = next((home.landing / "shop" / "orders").rglob("*.jsonl"))
