@@ -1,9 +1,11 @@
 """Normalised identifiers of raw columns, computed in the warehouse (erasure's matching).
 
-Grain of one index: one row per distinct raw value of one identifier column of one table, with
-the (kind, normalised value) it holds — the same pair `identifiers.normalise` gives. The index is a
-temp table, so a warehouse of millions of people is matched by hash joins, never fetched into
-Python:
+Grain of one index: one row per (identifier column, distinct raw value) of one table's identifier
+columns of one value type, with the (kind, normalised value) the value holds — the same pair
+`identifiers.normalise` gives. The index is a temp table, so a warehouse of millions of people is
+matched by hash joins, never fetched into Python; one per table and type rather than per column,
+because on a server engine every statement is a round trip (a Spark job): a table's columns are
+indexed, read back and matched in one statement each:
 
 - emails and source ids: `trim` (and `lower` for emails) in SQL, for values of printable ASCII
   only, where SQL's trim/lower and Python's strip/lower agree character for character;
@@ -43,16 +45,18 @@ def _ascii(expr: str, dialect: str = "duckdb") -> str:
 
 
 _NEEDLES = "_c360_erasure_needles"
+_PY_ROWS = "_c360_erasure_py"
 
 
 class ColumnIndex:
-    """Per (table, identifier column): a temp table (value, kind, norm) built once per erasure
-    transaction; `pairs` joins it with every request's identifiers."""
+    """Per (table, identifier columns of one value type): a temp table (col, value, kind, norm)
+    built once per erasure transaction; `pairs` joins it with every request's identifiers."""
 
     def __init__(self, con: Connection):
         self.con = con
         self._dialect = dialect_of(con)
-        self._tables: dict[tuple[str, str], str] = {}
+        # (table, columns of one group) → index table
+        self._tables: dict[tuple[str, tuple[str, ...]], str] = {}
         # (table, column) → type by DuckDB's name, read by `prepare` for a table's columns at once
         self._types: dict[tuple[str, str], str] = {}
         self._empty: set[str] = set()  # tables `prepare` found without a row
@@ -111,6 +115,18 @@ class ColumnIndex:
         self.prepare(table, [column])
         return self._types.get((table, column), "VARCHAR")
 
+    def _groups(self, table: str, cols: Sequence[IdColumn]) -> list[tuple[IdColumn, ...]]:
+        """`cols` grouped so one index holds each group: text columns together, integer columns
+        of one type together (a union keeps the raw value's type, which the erasure's joins
+        compare with the column), and a column of any other type alone (Python reads it)."""
+        self.prepare(table, [c.column for c in cols])
+        groups: dict[str, list[IdColumn]] = {}
+        for col in cols:
+            value_type = self._type(table, col.column)
+            sql = value_type in _TEXT_TYPES | _INTEGER_TYPES
+            groups.setdefault(value_type if sql else f"python:{col.column}", []).append(col)
+        return [tuple(g) for g in groups.values()]
+
     def _sql_norm(self, col: IdColumn, kind_expr: str, value_type: str) -> tuple[str, str, str]:
         """(from clause, norm expression, where the SQL normalisation holds) over the distinct
         values `d` (columns value, other)."""
@@ -131,76 +147,105 @@ class ColumnIndex:
         ok = f"{other_ok} and case {kind_expr} when 'phone' then {found} else {ascii_text} end"
         return src, norm, ok
 
-    def _build(self, table: str, col: IdColumn) -> str:
-        name = f"_c360_erasure_idx_{len(self._tables)}"
+    @staticmethod
+    def _distinct(table: str, col: IdColumn) -> str:
+        """(value, other) of `col`: its distinct non-null values with the region or type beside."""
         c = quote_ident(col.column)
         extra = col.region_column or col.type_column
         e = f"cast({quote_ident(extra)} as varchar)" if extra else "null::varchar"
-        value_type = self._type(table, col.column)
-        distinct = f"select distinct {c} as value, {e} as other from {table} where {c} is not null"
+        return f"select distinct {c} as value, {e} as other from {table} where {c} is not null"
+
+    def _build(self, table: str, cols: tuple[IdColumn, ...]) -> str:
+        name = f"_c360_erasure_idx_{len(self._tables)}"
+        value_type = self._type(table, cols[0].column)
         if value_type not in _TEXT_TYPES | _INTEGER_TYPES:
             # a column of another type: every value through Python, as `normalise` reads it
+            (col,) = cols
+            distinct = self._distinct(table, col)
             self.con.execute(
-                f"create temp table {name} as select d.value, null::varchar as kind, "
-                f"null::varchar as norm from ({distinct}) d limit 0"
+                f"create temp table {name} as select null::varchar as col, d.value, "
+                f"null::varchar as kind, null::varchar as norm from ({distinct}) d limit 0"
             )
-            self._python_rows(name, col, f"select value, other from ({distinct}) as d")
+            self._python_rows(name, cols, [f"select '{col.column}' as col, value, other "
+                                           f"from ({distinct}) as d"])  # fmt: skip
             return name
-        if col.type_column:
-            kind_expr = (
-                "case lower(trim(d.other)) when 'email' then 'email' when 'phone' then 'phone' "
-                "when 'customer_id' then 'customer_id' end"
+        sql_rows, python_selects = [], []
+        for col in cols:
+            if col.type_column:
+                kind_expr = (
+                    "case lower(trim(d.other)) when 'email' then 'email' when 'phone' then "
+                    "'phone' when 'customer_id' then 'customer_id' end"
+                )
+            else:
+                kind_expr = f"'{col.kind}'"
+            src, norm, ok = self._sql_norm(col, kind_expr, value_type)
+            distinct = self._distinct(table, col)
+            sql_rows.append(
+                f"select '{col.column}' as col, d.value, {kind_expr} as kind, {norm} as norm, "
+                f"{ok} as sql_ok from ({distinct}) d {src}"
             )
-        else:
-            kind_expr = f"'{col.kind}'"
-        src, norm, ok = self._sql_norm(col, kind_expr, value_type)
+            python_selects.append(
+                f"select '{col.column}' as col, d.value, d.other from ({distinct}) d {src} "
+                f"where not ({ok})"
+            )
         self.con.execute(
-            f"create temp table {name} as select value, kind, norm from ("
-            f"select d.value, {kind_expr} as kind, {norm} as norm, {ok} as sql_ok "
-            f"from ({distinct}) d {src}) n where sql_ok and kind is not null and norm is not null"
+            f"create temp table {name} as select col, value, kind, norm from ("
+            f"{' union all '.join(sql_rows)}) n "
+            "where sql_ok and kind is not null and norm is not null"
         )
-        self._python_rows(
-            name,
-            col,
-            f"select d.value, d.other from ({distinct}) d {src} where not ({ok})",
-        )
+        self._python_rows(name, cols, python_selects)
         return name
 
-    def _python_rows(self, name: str, col: IdColumn, select: str) -> None:
-        """Normalise the rows of `select` (value, other) in Python and add them to `name`."""
+    def _python_rows(self, name: str, cols: tuple[IdColumn, ...], selects: list[str]) -> None:
+        """Normalise the rows of `selects` (col, value, other) in Python and add them to
+        `name`."""
+        by_name = {c.column: c for c in cols}
         rows = []
-        for value, other in self.con.execute(select).fetchall():
+        for column, value, other in self.con.execute(" union all ".join(selects)).fetchall():
+            col = by_name[column]
             kind = kind_of_row(col, other) if col.type_column else col.kind
             norm = normalise(kind, value, other if col.region_column else None) if kind else None
             if norm is not None:
-                rows.append((value, kind, norm))
+                rows.append((column, value, kind, norm))
         if not rows:
             return
-        values, kinds, norms = zip(*rows, strict=True)
+        names, values, kinds, norms = zip(*rows, strict=True)
         self.con.register(
-            "_c360_erasure_py",
-            pa.table({"value": list(values), "kind": list(kinds), "norm": list(norms)}),
-        )
+            _PY_ROWS,
+            pa.table({"col": list(names), "value": list(values), "kind": list(kinds),
+                      "norm": list(norms)}),
+        )  # fmt: skip
         try:
-            self.con.execute(f"insert into {name} select value, kind, norm from _c360_erasure_py")
+            self.con.execute(f"insert into {name} select col, value, kind, norm from {_PY_ROWS}")
         finally:
-            self.con.unregister("_c360_erasure_py")
+            self.con.unregister(_PY_ROWS)
 
-    def table(self, table: str, col: IdColumn) -> str:
-        key = (table, col.column)
+    def table(self, table: str, cols: tuple[IdColumn, ...]) -> str:
+        """The index of `cols` of `table` (one group of `_groups`), built on first use."""
+        key = (table, tuple(c.column for c in cols))
         if key not in self._tables:
-            self._tables[key] = self._build(table, col)
+            self._tables[key] = self._build(table, cols)
         return self._tables[key]
 
-    def pairs(self, table: str, col: IdColumn, ids: list[Ids]) -> list[tuple[int, object]]:
-        """(request index, raw value of `col` holding one of that request's identifiers), for
-        ids[i] the identifiers of request i."""
+    def pairs(
+        self, table: str, cols: Sequence[IdColumn], ids: list[Ids]
+    ) -> dict[str, list[tuple[int, object]]]:
+        """Per column of `cols`: (request index, raw value of the column holding one of that
+        request's identifiers), for ids[i] the identifiers of request i; one statement per
+        group of `_groups`."""
         needles = [(i, k, v) for i, got in enumerate(ids) for k, v in sorted(got)]
-        if not needles or table in self._empty:
-            return []
-        idx = self.table(table, col)
-        found = self._register_needles(needles)
-        return self.con.execute(
-            f"select distinct n.r, x.value from {idx} x join {found} n "
-            "on x.kind = n.kind and x.norm = n.norm order by 1, 2"
-        ).fetchall()
+        if not needles or not cols or table in self._empty:
+            return {}
+        groups = self._groups(table, cols)
+        if table in self._empty:
+            return {}
+        found: dict[str, list[tuple[int, object]]] = {}
+        for group in groups:
+            idx = self.table(table, group)
+            relation = self._register_needles(needles)
+            for column, r, value in self.con.execute(
+                f"select distinct x.col, n.r, x.value from {idx} x join {relation} n "
+                "on x.kind = n.kind and x.norm = n.norm order by 1, 2, 3"
+            ).fetchall():
+                found.setdefault(column, []).append((r, value))
+        return found

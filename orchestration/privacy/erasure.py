@@ -197,13 +197,6 @@ class _Temp:
             self.con.unregister(name)
 
 
-def _column_pairs(
-    table: str, col: IdColumn, reqs: list[Request], index: ColumnIndex, anchors: bool
-) -> list[tuple[int, object]]:
-    """(request index, raw text of `col` holding one of its identifiers), every request."""
-    return index.pairs(table, col, [req.anchors if anchors else req.ids for req in reqs])
-
-
 def _column_joins(
     tmp: _Temp,
     table: str,
@@ -214,11 +207,11 @@ def _column_joins(
 ) -> list[tuple[str, str]]:
     """(column expression, registered pairs) for each of `cols` that holds an identifier of a
     request (its anchors only when `anchors`): the joins `_hits_sql` and expansion run."""
-    index.prepare(table, [c.column for c in cols])
+    found = index.pairs(table, cols, [req.anchors if anchors else req.ids for req in reqs])
     return [
-        (f"t.{quote_ident(c.column)}", tmp.add(pairs))
+        (f"t.{quote_ident(c.column)}", tmp.add(found[c.column]))
         for c in cols
-        if (pairs := _column_pairs(table, c, reqs, index, anchors=anchors))
+        if found.get(c.column)
     ]
 
 

@@ -79,8 +79,16 @@ def test_the_sql_index_equals_python_normalise_for_every_value(lookup, monkeypat
         index = column_index.ColumnIndex(con)
         compared = 0
         for cid in ("crm__contacts", "consent__events"):
-            for col in IDENTIFIER_COLUMNS[cid]:
-                got = set(con.execute(f"select * from {index.table(f'raw.{cid}', col)}").fetchall())
+            cols = IDENTIFIER_COLUMNS[cid]
+            # every identifier column of the table is text: one index holds them all
+            assert index._groups(f"raw.{cid}", cols) == [tuple(cols)]
+            idx = index.table(f"raw.{cid}", tuple(cols))
+            for col in cols:
+                got = set(
+                    con.execute(
+                        f"select value, kind, norm from {idx} where col = ?", [col.column]
+                    ).fetchall()
+                )
                 want = _python_index(con, f"raw.{cid}", col)
                 assert got == want, (cid, col.column, got ^ want)
                 compared += len(want)
@@ -182,3 +190,43 @@ def test_a_household_phone_keeps_its_lookup_row_while_another_person_holds_it(tm
     assert con.execute("select contact_id from raw.crm__contacts").fetchall() == [("C2",)]
     lookup = dict(con.execute("select raw_text, e164 from reference.phone_numbers").fetchall())
     assert lookup == {"415 555 0100": "+14155550100"}  # C1's own mobile text is gone
+
+
+def test_one_index_per_value_type_keeps_each_columns_raw_values_apart():
+    """A table's text columns share one index, its integer ids another (their raw values keep
+    their type for the erasure's joins), a column of any other type is normalised in Python
+    alone; `pairs` says which column holds each request's identifier, in one statement per
+    index."""
+    member = "6f1c1b2a-0000-4000-8000-000000000007"
+    with duckdb.connect() as con:
+        con.execute("create schema raw")
+        con.execute(
+            "create table raw.loyalty__members (member_id uuid, crm_contact_id bigint, "
+            f"email varchar, phone varchar, {META})"
+        )
+        con.execute(
+            "insert into raw.loyalty__members values "
+            f"('{member}', 7, 'Seven@Example.org', '+1 415 555 0107', 'b', now(), 'f'), "
+            "(gen_random_uuid(), 8, 'eight@example.org', '+1 415 555 0107', 'b', now(), 'f')"
+        )
+        index = column_index.ColumnIndex(con)
+        cols = IDENTIFIER_COLUMNS["loyalty__members"]
+        groups = index._groups("raw.loyalty__members", cols)
+        assert sorted([c.column for c in g] for g in groups) == [
+            ["crm_contact_id"],
+            ["email", "phone"],
+            ["member_id"],
+        ]
+        ids = [
+            {("crm_contact_id", "7"), ("email", "seven@example.org")},
+            {("loyalty_member_id", member)},
+        ]
+        found = index.pairs("raw.loyalty__members", cols, ids)
+        assert found["crm_contact_id"] == [(0, 7)]
+        assert found["email"] == [(0, "Seven@Example.org")]
+        assert [(r, str(v)) for r, v in found["member_id"]] == [(1, member)]
+        assert "phone" not in found  # it holds no identifier of the requests
+        index.close()
+        assert not con.execute(
+            "select count(*) from duckdb_tables() where table_name like '_c360_erasure_idx_%'"
+        ).fetchone()[0]
