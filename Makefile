@@ -14,8 +14,6 @@ export C360_LANDING_DIR ?= $(C360_HOME)/landing
 export C360_OUTBOX_DIR ?= $(C360_HOME)/outbox
 export C360_DUCKDB_TEMP_DIR ?= $(C360_HOME)/tmp
 export DAGSTER_HOME ?= $(C360_HOME)/dagster
-# Bytecode is left to Python (compiled on first import): precompiling all ~17,600 installed files
-# costs more than the few thousand a run imports.
 export DAGSTER_DISABLE_TELEMETRY := 1
 
 CUSTOMERS ?= 50000
