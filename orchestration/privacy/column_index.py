@@ -239,10 +239,10 @@ class ColumnIndex:
         groups = self._groups(table, cols)
         if table in self._empty:
             return {}
+        relation = self._register_needles(needles)
         found: dict[str, list[tuple[int, object]]] = {}
         for group in groups:
             idx = self.table(table, group)
-            relation = self._register_needles(needles)
             for column, r, value in self.con.execute(
                 f"select distinct x.col, n.r, x.value from {idx} x join {relation} n "
                 "on x.kind = n.kind and x.norm = n.norm order by 1, 2, 3"
