@@ -13,6 +13,7 @@ what `bench/dbt_invocations.py` reports.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +33,14 @@ RUN_ID_ENV = "C360_RUN_ID"
 # dbt's own env var for `--full-refresh` (dbt/cli/params.py): read by every dbt process the
 # nightly starts, it rebuilds the incremental models from all of raw; not part of dbt's parse.
 FULL_REFRESH_ENV = "DBT_FULL_REFRESH"
+# The project's code digest (code_digest): the `reusable_table` materialization keeps a table
+# only when it equals the one of the table's last build (dbt_project/macros/reusable_table.sql).
+CODE_DIGEST_ENV = "C360_DBT_CODE_DIGEST"
+# What dbt reads of the project besides the run's values: every file under these, and the
+# versions of the packages that run it.
+_CODE_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".py", ".md", ".json"}
+_CODE_SKIP = {"target", "logs", "dbt_packages"}
+_CODE_PACKAGES = ("dbt-core", "dbt-duckdb", "duckdb", "dbt-postgres", "dbt-spark")
 
 # dbt's own log events that say how it parsed (dbt/events/core_types.proto names).
 _PARSE_EVENTS = {
@@ -60,6 +69,26 @@ def run_values(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def code_digest(project_dir: Path) -> str:
+    """sha256 of the dbt project's files (models, macros, seeds, tests, dbt_project.yml and the
+    rest, outside target/, logs/ and dbt_packages/) and the dbt and engine package versions: what
+    decides a model's table besides its compiled SQL and the rows it reads."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    h = hashlib.sha256()
+    for path in sorted(project_dir.rglob("*")):
+        rel = path.relative_to(project_dir)
+        if rel.parts[0] in _CODE_SKIP or not path.is_file() or path.suffix not in _CODE_SUFFIXES:
+            continue
+        h.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    for package in _CODE_PACKAGES:
+        try:
+            h.update(f"{package}=={version(package)}\0".encode())
+        except PackageNotFoundError:
+            h.update(f"{package}: none\0".encode())
+    return h.hexdigest()
 
 
 def full_refresh_values(full_refresh: bool) -> dict[str, str]:

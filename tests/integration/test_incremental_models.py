@@ -12,7 +12,12 @@ home would double the test's minutes for no other difference (the incremental mo
 state but their own rows). Then the home runs an earlier as_of (a backfill), checked the same
 way. The home really is incremental: a value the test changes in one of its mirror rows (a
 column no model reads, of an event the next day does not deliver again) survives that night and
-is put back before the comparison; the erased person's orders leave its order mirror."""
+is put back before the comparison; the erased person's orders leave its order mirror.
+
+Then two nights with nothing new: the identity chain's `reusable_table` models keep their tables
+(their code and inputs are those of their last build: dbt_project/macros/reusable_table.sql) and
+still equal the full refresh; a row the test deletes from one of them between the two nights
+makes that one rebuilt the next, and only it among those its change does not reach."""
 
 import datetime as dt
 import json
@@ -34,6 +39,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="incremental
 
 D0 = dt.date(2026, 11, 15)
 DAYS = 4  # day 1 tampers a mirrored row, day 2 erases, day 3 follows the erasure
+# the identity chain's models that read no run value: kept on a night that changes none of
+# their inputs (limit drops and components read the limit check, which reads the as_of)
+REUSABLE = ("int_identity__name_conflicts", "int_identity__dropped_links",
+            "int_identity__deterministic_edges", "int_identity__clusters",
+            "int_identity__node_types")  # fmt: skip
 CUSTOMERS = 150
 SEED = 29
 ERASURE_DAY = 2  # index of the night whose landing files carry the erasure request
@@ -70,6 +80,12 @@ def _rows(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple
 def _snapshot(warehouse: Path) -> dict[str, list[tuple]]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return {f"{s}.{t}": _rows(con, s, t) for s, t in _tables(con)}
+
+
+def _built(warehouse: Path) -> dict[str, dt.datetime]:
+    """When each reusable_table model's table was last built (audit.model_fingerprints)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return dict(con.execute("select model, built_at from audit.model_fingerprints").fetchall())
 
 
 def _platform(warehouse: Path, event_id: str, value: str | None = None) -> str:
@@ -195,6 +211,24 @@ def test_incremental_nights_equal_full_refresh_table_by_table(tmp_path, monkeypa
         if day >= ERASURE_DAY:
             kept = {r[0] for r in tables["intermediate.int_activity__orders"]}
             assert erased_orders and not kept & erased_orders
+
+    # nights with nothing new: the chain's tables are kept, and equal a full refresh
+    last = D0 + dt.timedelta(days=DAYS - 1)
+    before = _built(warehouse)
+    assert set(before) >= {f"model.c360.{m}" for m in REUSABLE}
+    night(last + dt.timedelta(days=1))
+    after = _built(warehouse)
+    assert [m for m in REUSABLE if after[f"model.c360.{m}"] != before[f"model.c360.{m}"]] == []
+    # a table changed since its build (by hand here) is rebuilt, its readers are kept
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "delete from intermediate.int_identity__clusters where node_key = "
+            "(select min(node_key) from intermediate.int_identity__clusters)"
+        )
+    night(last + dt.timedelta(days=2))
+    rebuilt = _built(warehouse)
+    changed_models = [m for m in REUSABLE if rebuilt[f"model.c360.{m}"] != after[f"model.c360.{m}"]]
+    assert changed_models == ["int_identity__clusters"]
 
     # a backfill at an earlier as_of than the last night
     night(D0 + dt.timedelta(days=1))

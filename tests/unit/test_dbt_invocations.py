@@ -3,6 +3,7 @@ read only while executing, and the home keeps dbt's saved parse between invocati
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from orchestration.dbt_events import NodeTimes
 from orchestration.dbt_invocations import (
     AS_OF_ENV,
     RUN_ID_ENV,
+    code_digest,
     keep_partial_parse,
     parse_cache,
     parse_mode,
@@ -157,3 +159,23 @@ def test_the_dbt_resource_starts_no_extra_dbt_and_no_adapter(monkeypatch) -> Non
         monkeypatch.setenv("C360_DBT_TARGET", target)
         assert resource._initialize_dbt_core_adapter(["build"]) is None
     assert called == []
+
+
+def test_code_digest_follows_the_project_files_not_dbts_output(tmp_path):
+    """What keeps a reusable_table's table (macros/reusable_table.sql): the digest changes with
+    any project file a build reads, and not with what dbt writes (target/, logs/)."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(dbt_project_dir() / "macros", project / "macros")
+    (project / "dbt_project.yml").write_text("name: c360\nvars: {a: 1}\n")
+    first = code_digest(project)
+    for written in ("target/manifest.json", "logs/dbt.log", "target/compiled/m.sql"):
+        (project / written).parent.mkdir(parents=True, exist_ok=True)
+        (project / written).write_text("{}")
+    assert code_digest(project) == first
+    (project / "dbt_project.yml").write_text("name: c360\nvars: {a: 2}\n")
+    second = code_digest(project)
+    assert second != first
+    macro = project / "macros" / "connected_components.sql"
+    macro.write_text(macro.read_text() + "\n")
+    assert code_digest(project) not in (first, second)
+    assert code_digest(dbt_project_dir()) == code_digest(dbt_project_dir())

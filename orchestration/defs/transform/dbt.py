@@ -25,7 +25,9 @@ from orchestration.asset_args import declared_table
 from orchestration.dbt_events import NodeTimes, asset_events
 from orchestration.dbt_invocations import (
     AS_OF_ENV,
+    CODE_DIGEST_ENV,
     RUN_ID_ENV,
+    code_digest,
     keep_partial_parse,
     record,
     run_values,
@@ -127,7 +129,10 @@ def c360_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator
     started = time.monotonic()
     try:
         seed_partial_parse(target)
-        with run_values({AS_OF_ENV: as_of, RUN_ID_ENV: context.run_id}):
+        # the code digest lets an unchanged model keep its table (macros/reusable_table.sql)
+        values = {AS_OF_ENV: as_of, RUN_ID_ENV: context.run_id,
+                  CODE_DIGEST_ENV: code_digest(dbt_project_dir())}  # fmt: skip
+        with run_values(values):
             # a plain DbtCliResource (a test's) runs as it is
             engine_dbt = dbt.for_engine() if isinstance(dbt, C360DbtCli) else dbt
             invocation = engine_dbt.cli(

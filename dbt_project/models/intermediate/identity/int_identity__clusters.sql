@@ -8,6 +8,7 @@
     passes each run needed (and the nodes each touched) are kept in
     int_identity__clusters__cc_passes. -#}
 {{ config(
+    materialized='reusable_table',
     pre_hook="{{ build_connected_components(ref('int_identity__edges'), ref('int_identity__records'), var('identity_cc_max_passes')) }}",
     post_hook="{{ drop_connected_components_scratch() }}",
 ) }}

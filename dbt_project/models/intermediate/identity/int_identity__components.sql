@@ -3,6 +3,7 @@
     limit, which are recomputed without the links int_identity__limit_drops refuses (the pre-hook
     runs connected components on just that part of the graph). Customers are these components. -#}
 {{ config(
+    materialized='reusable_table',
     pre_hook="{{ build_connected_components(identity_limited_links_sql(), identity_limited_nodes_sql(), var('identity_cc_max_passes'), keep_pass_log=false) }}",
     post_hook="{{ drop_connected_components_scratch() }}",
 ) }}

@@ -2,6 +2,7 @@
     record: the candidates minus the dropped links, plus record-to-record links through a value
     shared by different people (first_name_conflict) for the records whose first names agree.
     int_identity__edges adds the probabilistic links (asset identity/probabilistic_links) to it. -#}
+{{ config(materialized='reusable_table') }}
 {%- set max_distance = var("identity").get('name_max_edit_distance', 1) | int -%}
 with candidates as (
     select * from {{ ref('int_identity__candidate_links') }}

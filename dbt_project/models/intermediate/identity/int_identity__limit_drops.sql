@@ -4,6 +4,7 @@
     identity_limits_resolve.sql), which merges by priority level and refuses a level's bridging
     links where they pass a limit. Never silent: every refusal is here. Usually empty. -#}
 {{ config(
+    materialized='reusable_table',
     pre_hook="{{ resolve_identity_limits(var('identity_cc_max_passes')) }}",
     post_hook="{{ drop_identity_limits_scratch() }}",
 ) }}

@@ -1,6 +1,7 @@
 {#- One row per graph node (record or identifier value) with its component before limits, the
     identifier type it stands for and when it was last seen (a record's updated_at; a value's
     latest updated_at among the records carrying it), for max_per_customer limits and explain. -#}
+{{ config(materialized='reusable_table') }}
 with clusters as (
     select * from {{ ref('int_identity__clusters') }}
 ),

@@ -1,0 +1,130 @@
+{#- Materialization `reusable_table`: a table that is rebuilt only when what it is built from
+    changed since its last build, and otherwise kept as it is (docs/scale.md, *Reused tables*).
+
+    A model's table is a function of its compiled SQL, its hooks, the project's code (macros the
+    hooks call, dbt_project.yml vars), the run's `--vars` and the rows of the relations it reads
+    (its refs and sources, dbt's depends_on). When all of them equal those of the last build, a
+    rebuild would write the same rows: the table is kept, and dbt reports the model as built.
+    `audit.model_fingerprints` (one row per model) keeps, from its last build: the code
+    fingerprint, each input's digest and the table's own digest. A digest is the row count and
+    the sum of every row's hash (equal for equal row sets, in any order). Before keeping the
+    table, the code fingerprint is compared first (cheap: a model that reads the as_of changes
+    every night and is rebuilt without reading its inputs), then every input's digest, then the
+    table's own digest (a table changed since its build, by an erasure or by hand, is rebuilt).
+
+    Only on DuckDB, and only where the nightly passes the project's code digest
+    (C360_DBT_CODE_DIGEST, orchestration/dbt_invocations.py): a plain `dbt build`, `--full-refresh`
+    and every other engine build the table as the `table` materialization does. -#}
+{% materialization reusable_table, adapter='duckdb', supported_languages=['sql'] %}
+    {%- set code = reusable_table_code_fingerprint() -%}
+    {%- set kept = none -%}
+    {%- set inputs = none -%}
+    {%- if code and not should_full_refresh() and load_cached_relation(this) is not none -%}
+        {%- set kept = reusable_table_stored(code) -%}
+    {%- endif -%}
+    {%- if kept is not none -%}
+        {%- set inputs = reusable_table_inputs_digest() -%}
+        {%- if inputs == kept['inputs'] and reusable_table_digest(this) == kept['output'] -%}
+            {{ log('c360 reused: ' ~ this ~ ' (its code and inputs are those of its last build)', info=True) }}
+            {%- call statement('main') -%}
+                select 1
+            {%- endcall -%}
+            {%- do log_row_count() -%}
+            {{ return({'relations': [this]}) }}
+        {%- endif -%}
+    {%- endif -%}
+    {%- set built = materialization_table_duckdb() -%}
+    {%- if code -%}
+        {%- do reusable_table_remember(code, inputs) -%}
+    {%- endif -%}
+    {{ return(built) }}
+{% endmaterialization %}
+
+{% materialization reusable_table, default, supported_languages=['sql'] %}
+    {{ return(materialization_table_default()) }}
+{% endmaterialization %}
+
+{% materialization reusable_table, adapter='spark', supported_languages=['sql'] %}
+    {{ return(materialization_table_spark()) }}
+{% endmaterialization %}
+
+{#- md5 of everything besides input rows that decides the table (empty: never reuse). -#}
+{% macro reusable_table_code_fingerprint() -%}
+    {%- set project = env_var('C360_DBT_CODE_DIGEST', '') -%}
+    {%- if not project -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set hooks = [] -%}
+    {%- for hook in (model.config.get('pre-hook') or []) + (model.config.get('post-hook') or []) -%}
+        {%- do hooks.append(hook.sql if hook.sql is defined else hook) -%}
+    {%- endfor -%}
+    {%- set parts = [
+        project, model.unique_id, compiled_code, hooks | join('\n'),
+        tojson(invocation_args_dict.get('vars') or {}),
+    ] -%}
+    {#- a hook's SQL is rendered as it runs: the run's values it may read count too -#}
+    {%- if modules.re.search('as_of|run_id', hooks | join('\n')) -%}
+        {%- do parts.append(as_of_value() ~ '|' ~ run_id_value()) -%}
+    {%- endif -%}
+    {{ return(local_md5(parts | join('\x1f'))) }}
+{%- endmacro %}
+
+{#- Row count and sum of row hashes of `relation`. -#}
+{% macro reusable_table_digest(relation) -%}
+    {%- set result = run_query(
+        'select count(*), coalesce(sum(hash(t)::hugeint), 0) from ' ~ relation ~ ' as t'
+    ) -%}
+    {%- set row = result.rows[0] -%}
+    {{ return(row[0] ~ ':' ~ row[1]) }}
+{%- endmacro %}
+
+{#- The digests of every relation the model reads, in dependency order. -#}
+{% macro reusable_table_inputs_digest() -%}
+    {%- set digests = [] -%}
+    {%- for unique_id in model.depends_on.nodes | sort -%}
+        {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
+        {%- set relation = api.Relation.create(
+            database=node.database, schema=node.schema,
+            identifier=node.alias if node.alias is defined and node.alias else node.identifier,
+        ) -%}
+        {%- do digests.append(unique_id ~ '=' ~ reusable_table_digest(relation)) -%}
+    {%- endfor -%}
+    {{ return(digests | join(';')) }}
+{%- endmacro %}
+
+{% macro reusable_table_ensure_store() -%}
+    {%- do run_query(
+        'create schema if not exists audit;
+        create table if not exists audit.model_fingerprints (
+            model varchar primary key, code varchar not null, inputs varchar not null,
+            output varchar not null, built_at timestamp not null
+        )'
+    ) -%}
+{%- endmacro %}
+
+{#- The stored inputs and output digests of this model's last build, when it had `code`. -#}
+{% macro reusable_table_stored(code) -%}
+    {%- do reusable_table_ensure_store() -%}
+    {%- set result = run_query(
+        "select inputs, output from audit.model_fingerprints where model = '"
+        ~ model.unique_id ~ "' and code = '" ~ code ~ "'"
+    ) -%}
+    {%- if result.rows | length == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return({'inputs': result.rows[0][0], 'output': result.rows[0][1]}) }}
+{%- endmacro %}
+
+{#- After a build: keep its fingerprints (inputs are read after the build: dbt builds a model
+    after every model it reads, so they are the rows it was built from). -#}
+{% macro reusable_table_remember(code, inputs=none) -%}
+    {%- do reusable_table_ensure_store() -%}
+    {%- set inputs = inputs or reusable_table_inputs_digest() -%}
+    {%- set output = reusable_table_digest(this) -%}
+    {%- do run_query(
+        "delete from audit.model_fingerprints where model = '" ~ model.unique_id ~ "';
+        insert into audit.model_fingerprints values ('" ~ model.unique_id ~ "', '" ~ code
+        ~ "', '" ~ inputs ~ "', '" ~ output ~ "', now()::timestamp)"
+    ) -%}
+    {%- do adapter.commit() -%}
+{%- endmacro %}
