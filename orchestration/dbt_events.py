@@ -7,7 +7,9 @@ before dbt reports the model (a view is not counted: that would run its query). 
 a night's ~100 events while dbt is still running, not after it; nothing opens the warehouse beside
 dbt (on DuckDB dbt holds the file's write lock until it exits); every engine is counted the same
 way. The node times (each node's `execution_time`, dbt's elapsed time) come from the same stream,
-so dbt need not write run_results.json (the asset passes `--no-write-json`).
+so dbt need not write run_results.json (the asset passes `--no-write-json`). A model that kept
+its table (materialization `reusable_table`) logs `c360 reused: …`; its Output carries
+`c360/reused: true`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import dagster as dg
 
 # what log_row_count logs (dbt_project/macros/row_count.sql)
 ROW_COUNT = re.compile(r"^c360 row count: (\d+)$")
+# what a reusable_table model logs when it keeps its table (dbt_project/macros/reusable_table.sql)
+REUSED = re.compile(r"^c360 reused: ")
 # dbt's events that report a node's result, each with its execution_time
 _RESULTS = {
     "LogModelResult",
@@ -54,6 +58,7 @@ def asset_events(invocation: Any, times: NodeTimes) -> Iterator[Any]:
     """The invocation's Dagster events, in dbt's order and as they come, a counted model's
     Output with `dagster/row_count`; fills `times` on the way."""
     counts: dict[str, int] = {}
+    reused: set[str] = set()
     for raw in invocation.stream_raw_events():
         info, data = raw.raw_event["info"], raw.raw_event.get("data", {})
         name = info.get("name")
@@ -63,6 +68,9 @@ def asset_events(invocation: Any, times: NodeTimes) -> Iterator[Any]:
             found = ROW_COUNT.match(str(data.get("msg", "")))
             if found:
                 counts[unique_id] = int(found.group(1))
+                continue
+            if REUSED.match(str(data.get("msg", ""))):
+                reused.add(unique_id)
                 continue
         elif name in _RESULTS and unique_id:
             times.seconds[unique_id] = float(data.get("execution_time") or 0.0)
@@ -81,4 +89,7 @@ def asset_events(invocation: Any, times: NodeTimes) -> Iterator[Any]:
             if uid in counts:
                 count = dg.MetadataValue.int(counts[uid])
                 event = event.with_metadata({**event.metadata, "dagster/row_count": count})
+            if uid in reused:
+                # kept as built before: its code and inputs were those of its last build
+                event = event.with_metadata({**event.metadata, "c360/reused": True})
             yield event

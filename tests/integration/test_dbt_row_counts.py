@@ -33,7 +33,8 @@ def test_dbt_table_models_report_their_rows(pipeline):
     tables = {
         uid: node
         for uid, node in manifest["nodes"].items()
-        if uid in found and node["config"]["materialized"] in ("table", "incremental")
+        if uid in found
+        and node["config"]["materialized"] in ("table", "incremental", "reusable_table")
     }
     views = [uid for uid, node in manifest["nodes"].items()
              if uid in found and node["config"]["materialized"] == "view"]  # fmt: skip

@@ -88,6 +88,18 @@ def _built(warehouse: Path) -> dict[str, dt.datetime]:
         return dict(con.execute("select model, built_at from audit.model_fingerprints").fetchall())
 
 
+def _reported_reused(instance, run_id: str) -> set[str]:
+    """The dbt models whose materialization in the run says `c360/reused`."""
+    import dagster as dg
+
+    out = set()
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        metadata = record.asset_materialization.metadata
+        if "c360/reused" in metadata and metadata["c360/reused"].value is True:
+            out.add(record.asset_materialization.asset_key.path[-1])
+    return out
+
+
 def _platform(warehouse: Path, event_id: str, value: str | None = None) -> str:
     """The mirror's `platform` of one web event (set to `value` first when given)."""
     with duckdb.connect(str(warehouse)) as con:
@@ -146,10 +158,12 @@ def test_incremental_nights_equal_full_refresh_table_by_table(tmp_path, monkeypa
     home = make_home(tmp_path / "home", monkeypatch)
     warehouse = home.warehouse
     changed: dict[str, str] = {}  # event_id -> its platform before the test changed it
+    run_ids: list[str] = []
 
     def night(as_of: dt.date) -> dict[str, list[tuple]]:
         report = run_nightly(as_of, instance=home.instance, log_level="WARNING")
         assert report.success, (as_of, report.checks_failed)
+        run_ids.append(report.run_id)
         for event_id, platform in changed.items():
             assert _platform(warehouse, event_id) == "changed-by-test", "the mirror was rebuilt"
             assert _platform(warehouse, event_id, platform) == platform
@@ -219,6 +233,7 @@ def test_incremental_nights_equal_full_refresh_table_by_table(tmp_path, monkeypa
     night(last + dt.timedelta(days=1))
     after = _built(warehouse)
     assert [m for m in REUSABLE if after[f"model.c360.{m}"] != before[f"model.c360.{m}"]] == []
+    assert set(REUSABLE) <= _reported_reused(home.instance, run_ids[-1])
     # a table changed since its build (by hand here) is rebuilt, its readers are kept
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
