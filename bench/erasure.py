@@ -66,7 +66,6 @@ def _module(impl: str | None):
 def measure(
     home: Path, as_of: dt.date, limit: int | None, impl: str | None, receipts: Path | None
 ) -> None:
-    import duckdb
 
     with tempfile.TemporaryDirectory(prefix="c360-bench-erasure-") as tmp:
         scratch = Path(tmp)
@@ -76,7 +75,10 @@ def measure(
         shutil.copytree(home / "requests", scratch / "landing" / REQUESTS, dirs_exist_ok=True)
         os.environ.update(home_env(scratch))
         erasure = _module(impl)
-        con = duckdb.connect(str(scratch / "warehouse.duckdb"))
+        # the nightly's connection: its memory limit and temp folder (orchestration.warehouse)
+        from orchestration.warehouse import connect
+
+        con = connect(scratch / "warehouse.duckdb")
         files = sorted(str(p) for p in (scratch / "landing" / REQUESTS).rglob("*.parquet"))
         con.execute(
             "insert into raw.consent__erasure_requests by name select erasure_request_id, "

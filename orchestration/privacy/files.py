@@ -388,6 +388,8 @@ def _kept(open_source: Callable[[], BinaryIO], drops: list[tuple[int, int]]) -> 
 
 
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() removes in ASCII
+# rows of a Parquet file read at a time by a rewrite (a batch and its filtered copy in memory)
+PARQUET_BATCH_ROWS = 65_536
 
 
 def _parquet_candidates(table: pa.Table, lines: LineFilter) -> pa.Array:
@@ -416,24 +418,39 @@ def _parquet_candidates(table: pa.Table, lines: LineFilter) -> pa.Array:
 
 
 def _parquet(source, needles, lines: LineFilter) -> tuple[bytes | None, dict[str, int], int]:
-    table = pq.read_table(source)
+    """A Parquet rewrite in record batches of PARQUET_BATCH_ROWS: one pass finds the rows to
+    drop, a second writes the rest (only when a row is dropped); neither holds the whole table
+    (a landing file of millions of rows would be read, filtered and written as three copies)."""
+    parquet = pq.ParquetFile(source)
     dropped: dict[str, int] = {}
-    candidates = pc.indices_nonzero(_parquet_candidates(table, lines))
-    erased = []
-    for i, row in zip(candidates.to_pylist(), table.take(candidates).to_pylist(), strict=True):
-        hits = _row_hits(row.values(), needles)
-        for r in hits:
-            dropped[r] = dropped.get(r, 0) + 1
-        if hits:
-            erased.append(i)
+    erased: list[list[int]] = []  # per batch, the rows (within it) to drop
+    rows = 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        table = pa.Table.from_batches([batch])
+        candidates = pc.indices_nonzero(_parquet_candidates(table, lines))
+        hit_rows = []
+        for i, row in zip(candidates.to_pylist(), table.take(candidates).to_pylist(), strict=True):
+            hits = _row_hits(row.values(), needles)
+            for r in hits:
+                dropped[r] = dropped.get(r, 0) + 1
+            if hits:
+                hit_rows.append(i)
+        erased.append(hit_rows)
+        rows += table.num_rows
     if not dropped:
-        return None, {}, table.num_rows
-    keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()),
-                              value_set=pa.array(erased, pa.int64())))  # fmt: skip
-    kept = table.filter(keep)
+        return None, {}, rows
     sink = io.BytesIO()
-    pq.write_table(kept, sink)
-    return sink.getvalue(), dropped, kept.num_rows
+    left = 0
+    with pq.ParquetWriter(sink, parquet.schema_arrow) as writer:
+        batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+        for batch, hit_rows in zip(batches, erased, strict=True):
+            table = pa.Table.from_batches([batch])
+            keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()),
+                                      value_set=pa.array(hit_rows, pa.int64())))  # fmt: skip
+            kept = table.filter(keep)
+            writer.write_table(kept)
+            left += kept.num_rows
+    return sink.getvalue(), dropped, left
 
 
 def _text(

@@ -8,6 +8,8 @@ import io
 import json
 import random
 
+import pytest
+
 from orchestration.privacy import files
 from orchestration.privacy.identifiers import cell_matches
 
@@ -105,10 +107,14 @@ def test_a_quoted_cell_over_two_lines_is_compared_as_one_row():
     assert dropped == {"R1": 1} and new == b"a,b\nkeep,y\n" and left == 1
 
 
-def test_a_parquet_file_keeps_exactly_the_rows_without_an_identifier():
+@pytest.mark.parametrize("batch_rows", [files.PARQUET_BATCH_ROWS, 97])
+def test_a_parquet_file_keeps_exactly_the_rows_without_an_identifier(batch_rows, monkeypatch):
+    """The rows kept are the same whether the file is read in one batch or in many (the rewrite
+    reads and writes a batch at a time)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    monkeypatch.setattr(files, "PARQUET_BATCH_ROWS", batch_rows)
     rows = _rows(13, 3000)
     text = [[None if v is None else str(v) for v in r] for r in rows]
     table = pa.table(
@@ -123,11 +129,13 @@ def test_a_parquet_file_keeps_exactly_the_rows_without_an_identifier():
         }
     )
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
+    pq.write_table(table, sink, row_group_size=1000)
     new, _dropped, left = files.rewrite_data(".parquet", sink.getvalue().to_pybytes(), NEEDLES)
     want = [r for r in table.to_pylist() if not _hit(r.values()) and not _hit(
         (r["s"] or {}).values())]  # fmt: skip
-    got = pq.read_table(pa.BufferReader(new)).to_pylist()
+    written = pq.read_table(pa.BufferReader(new))
+    assert written.schema == table.schema
+    got = written.to_pylist()
     assert got == want and left == len(want) and len(want) < len(rows) - 300
 
 
