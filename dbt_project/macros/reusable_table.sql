@@ -1,5 +1,6 @@
 {#- Materialization `reusable_table`: a table that is rebuilt only when what it is built from
-    changed since its last build, and otherwise kept as it is (docs/scale.md, *Reused tables*).
+    changed since its last build, and otherwise kept as it is (docs/incremental.md, *Identity
+    chain: a table kept when nothing it reads changed*).
 
     A model's table is a function of its compiled SQL, its hooks, the project's code (macros the
     hooks call, dbt_project.yml vars), the run's `--vars` and the rows of the relations it reads
