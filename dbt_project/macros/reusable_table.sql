@@ -98,7 +98,7 @@
         'create schema if not exists audit;
         create table if not exists audit.model_fingerprints (
             model varchar primary key, code varchar not null, inputs varchar not null,
-            output varchar not null, built_at timestamp not null
+            output varchar not null, built_by_run varchar not null, built_as_of varchar not null
         )'
     ) -%}
 {%- endmacro %}
@@ -125,7 +125,7 @@
     {%- do run_query(
         "delete from audit.model_fingerprints where model = '" ~ model.unique_id ~ "';
         insert into audit.model_fingerprints values ('" ~ model.unique_id ~ "', '" ~ code
-        ~ "', '" ~ inputs ~ "', '" ~ output ~ "', now()::timestamp)"
+        ~ "', '" ~ inputs ~ "', '" ~ output ~ "', '" ~ run_id_value() ~ "', '" ~ as_of_value() ~ "')"
     ) -%}
     {%- do adapter.commit() -%}
 {%- endmacro %}

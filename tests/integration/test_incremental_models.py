@@ -82,10 +82,12 @@ def _snapshot(warehouse: Path) -> dict[str, list[tuple]]:
         return {f"{s}.{t}": _rows(con, s, t) for s, t in _tables(con)}
 
 
-def _built(warehouse: Path) -> dict[str, dt.datetime]:
-    """When each reusable_table model's table was last built (audit.model_fingerprints)."""
+def _built(warehouse: Path) -> dict[str, str]:
+    """The run that last built each reusable_table model's table (audit.model_fingerprints)."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return dict(con.execute("select model, built_at from audit.model_fingerprints").fetchall())
+        return dict(
+            con.execute("select model, built_by_run from audit.model_fingerprints").fetchall()
+        )
 
 
 def _reported_reused(instance, run_id: str) -> set[str]:
