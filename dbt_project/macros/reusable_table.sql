@@ -20,6 +20,9 @@
     {%- set code = reusable_table_code_fingerprint() -%}
     {%- set kept = none -%}
     {%- set inputs = none -%}
+    {%- if code -%}
+        {%- do reusable_table_ensure_store() -%}
+    {%- endif -%}
     {%- if code and not should_full_refresh() and load_cached_relation(this) is not none -%}
         {%- set kept = reusable_table_stored(code) -%}
     {%- endif -%}
@@ -105,7 +108,6 @@
 
 {#- The stored inputs and output digests of this model's last build, when it had `code`. -#}
 {% macro reusable_table_stored(code) -%}
-    {%- do reusable_table_ensure_store() -%}
     {%- set result = run_query(
         "select inputs, output from audit.model_fingerprints where model = '"
         ~ model.unique_id ~ "' and code = '" ~ code ~ "'"
@@ -119,7 +121,6 @@
 {#- After a build: keep its fingerprints (inputs are read after the build: dbt builds a model
     after every model it reads, so they are the rows it was built from). -#}
 {% macro reusable_table_remember(code, inputs=none) -%}
-    {%- do reusable_table_ensure_store() -%}
     {%- set inputs = inputs or reusable_table_inputs_digest() -%}
     {%- set output = reusable_table_digest(this) -%}
     {%- do run_query(
