@@ -13,6 +13,12 @@
     every night and is rebuilt without reading its inputs), then every input's digest, then the
     table's own digest (a table changed since its build, by an erasure or by hand, is rebuilt).
 
+    A model that reads the as_of only in filters `<column> <= {{ as_of_end() }}` on relations it
+    reads may say so in `meta.as_of_filters` ({relation name: column}): its code fingerprint then
+    leaves the as_of out (any other use of the as_of in its SQL stops the build, naming the model)
+    and those inputs' digests cover only their rows up to the as_of's end, so the table is kept
+    across as_ofs when no row of them falls between the two (a night with nothing new).
+
     Only on DuckDB, and only where the nightly passes the project's code digest
     (C360_DBT_CODE_DIGEST, orchestration/dbt_invocations.py): a plain `dbt build`, `--full-refresh`
     and every other engine build the table as the `table` materialization does. -#}
@@ -62,10 +68,13 @@
     {%- for hook in (model.config.get('pre-hook') or []) + (model.config.get('post-hook') or []) -%}
         {%- do hooks.append(hook.sql if hook.sql is defined else hook) -%}
     {%- endfor -%}
-    {%- set parts = [
-        project, model.unique_id, compiled_code, hooks | join('\n'),
-        tojson(invocation_args_dict.get('vars') or {}),
-    ] -%}
+    {%- set vars = dict(invocation_args_dict.get('vars') or {}) -%}
+    {%- set sql = compiled_code -%}
+    {%- if reusable_table_as_of_filters() -%}
+        {%- set sql = reusable_table_without_as_of(sql) -%}
+        {%- do vars.pop('as_of', none) -%}
+    {%- endif -%}
+    {%- set parts = [project, model.unique_id, sql, hooks | join('\n'), tojson(vars)] -%}
     {#- a hook's SQL is rendered as it runs: the run's values it may read count too -#}
     {%- if modules.re.search('as_of|run_id', hooks | join('\n')) -%}
         {%- do parts.append(as_of_value() ~ '|' ~ run_id_value()) -%}
@@ -91,6 +100,11 @@
             database=node.database, schema=node.schema,
             identifier=node.alias if node.alias is defined and node.alias else node.identifier,
         ) -%}
+        {%- set column = reusable_table_as_of_filters().get(node.name) -%}
+        {%- if column -%}
+            {%- set relation = '(select * from ' ~ relation ~ ' where ' ~ adapter.quote(column)
+                ~ ' <= ' ~ as_of_end() ~ ')' -%}
+        {%- endif -%}
         {%- do digests.append(unique_id ~ '=' ~ reusable_table_digest(relation)) -%}
     {%- endfor -%}
     {{ return(digests | join(';')) }}
@@ -129,4 +143,35 @@
         ~ "', '" ~ inputs ~ "', '" ~ output ~ "', '" ~ run_id_value() ~ "', '" ~ as_of_value() ~ "')"
     ) -%}
     {%- do adapter.commit() -%}
+{%- endmacro %}
+
+{#- meta.as_of_filters of the model ({relation name: column}), each name checked against what the
+    model reads. -#}
+{% macro reusable_table_as_of_filters() -%}
+    {%- set filters = (model.config.get('meta') or {}).get('as_of_filters') or {} -%}
+    {%- set read = [] -%}
+    {%- for unique_id in model.depends_on.nodes -%}
+        {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
+        {%- do read.append(node.name) -%}
+    {%- endfor -%}
+    {%- for name in filters if name not in read -%}
+        {{ exceptions.raise_compiler_error(
+            model.unique_id ~ ": meta.as_of_filters names " ~ name ~ ", which the model does not read ("
+            ~ read | sort | join(', ') ~ ")"
+        ) }}
+    {%- endfor -%}
+    {{ return(filters) }}
+{%- endmacro %}
+
+{#- The compiled SQL with the as_of's end (the one use of the as_of meta.as_of_filters allows)
+    replaced by a placeholder; any other appearance of the as_of stops the build. -#}
+{% macro reusable_table_without_as_of(sql) -%}
+    {%- set masked = sql | replace(as_of_end() | trim, '<as_of_end>') -%}
+    {%- if as_of_value() and as_of_value() in masked -%}
+        {{ exceptions.raise_compiler_error(
+            model.unique_id ~ ": meta.as_of_filters says the model reads the as_of only as `column <= "
+            ~ "{{ as_of_end() }}`, but its SQL holds the as_of " ~ as_of_value() ~ " otherwise"
+        ) }}
+    {%- endif -%}
+    {{ return(masked) }}
 {%- endmacro %}

@@ -39,9 +39,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="incremental
 
 D0 = dt.date(2026, 11, 15)
 DAYS = 4  # day 1 tampers a mirrored row, day 2 erases, day 3 follows the erasure
-# the identity chain's models that read no run value: kept on a night that changes none of
-# their inputs (limit drops and components read the limit check, which reads the as_of)
-REUSABLE = ("int_identity__name_conflicts", "int_identity__dropped_links",
+# the identity chain's models that read no run value, or the as_of only in filters they declare
+# (records, candidate links: meta.as_of_filters): kept on a night that changes none of their
+# inputs (limit drops and components read the limit check, which reads the as_of)
+REUSABLE = ("int_identity__records", "int_identity__candidate_links",
+            "int_identity__name_conflicts", "int_identity__dropped_links",
             "int_identity__deterministic_edges", "int_identity__clusters",
             "int_identity__node_types")  # fmt: skip
 CUSTOMERS = 150

@@ -2,6 +2,12 @@
     address: a record's own or, for a shop account, one its orders were shipped to) or another
     record (loyalty → CRM contact, web anonymous id → shop customer via identify calls), before
     the junk blocklist and per-value limits of var('identity') are applied. -#}
+{#- The as_of is read only as `<= as_of_end()` filters (reusable_table: kept on a night that
+    brings none of these relations a row by the as_of's end). -#}
+{{ config(
+    materialized='reusable_table',
+    meta={'as_of_filters': {'int_activity__web_events': 'occurred_at', 'int_activity__orders': 'ordered_at'}},
+) }}
 with records as (
     select * from {{ ref('int_identity__records') }}
 ),

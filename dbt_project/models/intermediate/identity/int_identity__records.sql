@@ -1,6 +1,15 @@
 {#- One row per identity-bearing source record (CRM contact, shop customer, loyalty member, web
     anonymous id) with the attributes survivorship chooses from. Soft-deleted CRM contacts and
     records first seen after as_of are left out. -#}
+{#- The as_of is read only as `<= as_of_end()` filters (reusable_table: kept on a night that
+    brings none of these relations a row by the as_of's end). -#}
+{{ config(
+    materialized='reusable_table',
+    meta={'as_of_filters': {
+        'stg_crm__contacts': 'created_at', 'stg_shop__customers': 'created_at',
+        'stg_loyalty__members': 'joined_at', 'int_activity__web_events': 'occurred_at',
+    }},
+) }}
 with crm_contacts as (
     select * from {{ ref('stg_crm__contacts') }}
     where not is_deleted and created_at <= {{ as_of_end() }}

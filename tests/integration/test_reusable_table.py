@@ -1,0 +1,107 @@
+"""The `reusable_table` materialization's as_of filters (dbt_project/macros/reusable_table.sql).
+
+A scratch dbt project with the project's macros and two models: `events` (a table the test
+rewrites between builds) and `known`, a reusable_table that reads the as_of only as
+`occurred_at <= as_of_end()` and says so in `meta.as_of_filters`. Each build runs the real dbt
+on a DuckDB file, with the code digest the nightly passes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.dbt_invocations import CODE_DIGEST_ENV
+from orchestration.paths import dbt_project_dir
+
+pytestmark = pytest.mark.integration
+
+DBT = str(Path(sys.executable).parent / "dbt")
+EVENTS = """{{ config(materialized='table') }}
+select * from (values (1, timestamp '2026-11-10 08:00:00'), (2, timestamp '2026-11-12 09:00:00'),
+    (3, timestamp '2026-11-20 10:00:00')) as t(event_id, occurred_at)
+"""
+KNOWN = """{{ config(materialized='reusable_table', meta={'as_of_filters': FILTERS}) }}
+select event_id, occurred_at from {{ ref('events') }} where occurred_at <= {{ as_of_end() }}EXTRA
+"""
+
+
+def _project(root: Path, filters: str = "{'events': 'occurred_at'}", extra: str = "") -> Path:
+    project = root / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    (project / "models").mkdir(parents=True)
+    shutil.copytree(dbt_project_dir() / "macros", project / "macros")
+    (project / "dbt_project.yml").write_text(
+        "name: scratch\nversion: '0.1.0'\nconfig-version: 2\nprofile: scratch\n"
+        "flags:\n  send_anonymous_usage_stats: false\nvars:\n  as_of: null\n"
+    )
+    (project / "profiles.yml").write_text(
+        "scratch:\n  target: duckdb\n  outputs:\n    duckdb:\n      type: duckdb\n"
+        f"      path: {root / 'warehouse.duckdb'}\n      schema: main\n      threads: 1\n"
+    )
+    (project / "models" / "events.sql").write_text(EVENTS)
+    (project / "models" / "known.sql").write_text(
+        KNOWN.replace("FILTERS", filters).replace("EXTRA", extra)
+    )
+    return project
+
+
+def _build(project: Path, as_of: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "C360_AS_OF": as_of, CODE_DIGEST_ENV: "test-digest"}
+    env.pop("C360_RUN_ID", None)
+    return subprocess.run(
+        [DBT, "build", "--project-dir", str(project), "--profiles-dir", str(project)],
+        env=env, capture_output=True, text=True, cwd=project, check=False,
+    )  # fmt: skip
+
+
+def _known(root: Path) -> list[tuple]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("select event_id from main.known order by 1").fetchall()
+
+
+def test_kept_across_as_ofs_only_while_no_row_falls_between(tmp_path):
+    project = _project(tmp_path)
+    first = _build(project, "2026-11-13")
+    assert first.returncode == 0, first.stdout
+    assert "c360 reused" not in first.stdout
+    assert _known(tmp_path) == [(1,), (2,)]
+    # nothing happened between the two as_ofs: the table is kept
+    quiet = _build(project, "2026-11-15")
+    assert quiet.returncode == 0, quiet.stdout
+    assert "c360 reused: " in quiet.stdout
+    assert _known(tmp_path) == [(1,), (2,)]
+    # event 3 happened by this as_of: rebuilt, with it
+    later = _build(project, "2026-11-21")
+    assert later.returncode == 0, later.stdout
+    assert "c360 reused" not in later.stdout
+    assert _known(tmp_path) == [(1,), (2,), (3,)]
+    # back to an earlier as_of (a backfill): event 3 is between the two, rebuilt without it
+    back = _build(project, "2026-11-14")
+    assert back.returncode == 0, back.stdout
+    assert "c360 reused" not in back.stdout
+    assert _known(tmp_path) == [(1,), (2,)]
+
+
+def test_an_undeclared_use_of_the_as_of_stops_the_build(tmp_path):
+    project = _project(tmp_path, extra=" and {{ as_of_date() }} > date '2026-01-01'")
+    result = _build(project, "2026-11-13")
+    assert result.returncode != 0
+    assert "model.scratch.known: meta.as_of_filters says the model reads the as_of only" in (
+        result.stdout
+    )
+
+
+def test_a_filter_on_a_relation_the_model_does_not_read_stops_the_build(tmp_path):
+    project = _project(tmp_path, filters="{'evnets': 'occurred_at'}")
+    result = _build(project, "2026-11-13")
+    assert result.returncode != 0
+    assert "meta.as_of_filters names evnets, which the model does not read (events)" in (
+        result.stdout
+    )
