@@ -46,7 +46,7 @@ SCHEMAS = ("raw", "quarantine", "reference", "staging", "intermediate", "marts",
            "audit")  # fmt: skip
 # DuckDB's alone: the fingerprints of the `reusable_table` materialization, which keeps a table
 # on DuckDB only (dbt_project/macros/reusable_table.sql; Spark rebuilds every table)
-DUCKDB_ONLY = {("audit", "model_fingerprints")}
+DUCKDB_ONLY = {("audit", "model_fingerprints"), ("intermediate", "int_identity__clusters__graph")}
 # Tables whose rows are a run's record rather than its data: the batch outcome (timings, paths)
 # and the dbt invocations' log.
 RECORDS = {("audit", "ingestion_batches"), ("audit", "dbt_build_log")}

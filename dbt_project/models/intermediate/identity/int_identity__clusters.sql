@@ -6,11 +6,16 @@
     link crosses two labels, so the passes grow with the logarithm of the longest identifier chain.
     var identity_cc_max_passes only caps a runaway loop (the build fails, naming the var); the
     passes each run needed (and the nodes each touched) are kept in
-    int_identity__clusters__cc_passes. -#}
+    int_identity__clusters__cc_passes. On a night that only adds links and records, the passes
+    run over the new links between the last build's components (build_identity_components,
+    macros/incremental_components.sql), with the same result. -#}
 {{ config(
     materialized='reusable_table',
-    pre_hook="{{ build_connected_components(ref('int_identity__edges'), ref('int_identity__records'), var('identity_cc_max_passes')) }}",
-    post_hook="{{ drop_connected_components_scratch() }}",
+    pre_hook="{{ build_identity_components(ref('int_identity__edges'), ref('int_identity__records'), var('identity_cc_max_passes')) }}",
+    post_hook=[
+        "{{ drop_connected_components_scratch() }}",
+        "{{ remember_identity_graph(ref('int_identity__edges')) }}",
+    ],
 ) }}
 
 with final as (
