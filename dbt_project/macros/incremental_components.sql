@@ -1,7 +1,7 @@
 {#- Connected components of the identity graph, taking in only what changed since the last build
-    when that is provably enough (docs/incremental.md, *Components from what changed only*). The pre-hook of int_identity__clusters; leaves the scratch tables
-    build_connected_components leaves (<model>__cc_nodes, <model>__cc_settled), so the model's
-    select is the same either way.
+    when that is provably enough (docs/incremental.md, *Components from what changed only*). The
+    pre-hook of int_identity__clusters; either way it leaves the temporary table <model>__cc_keys
+    (node_key, component_key) the model selects from.
 
     The last build's components are the start when the warehouse is DuckDB, the build is not a
     full refresh, the nightly passes the project's code digest (C360_DBT_CODE_DIGEST) and it is
@@ -16,14 +16,21 @@
     over every link. -#}
 {% macro build_identity_components(links_relation, records_relation, max_passes) %}
     {%- if execute -%}
+        {%- set keys = cc_scratch('keys') -%}
+        {%- do run_query('drop table if exists ' ~ keys) -%}
         {%- set delta = identity_components_delta(links_relation, records_relation) -%}
         {%- if delta -%}
             {%- do build_connected_components(
                 delta ~ '_links', delta ~ '_records', max_passes, prefix=delta
             ) -%}
-            {%- do identity_components_merge(links_relation, records_relation, delta) -%}
+            {%- do identity_components_merge(delta, keys) -%}
         {%- else -%}
             {%- do build_connected_components(links_relation, records_relation, max_passes) -%}
+            {%- do run_query(
+                'create ' ~ temporary_table() ~ ' ' ~ keys ~ ' as
+                select node_key, component_key from (' ~ cc_component_keys() ~ ') as components'
+            ) -%}
+            {%- do drop_connected_components_scratch() -%}
         {%- endif -%}
     {%- endif -%}
 {% endmacro %}
@@ -74,21 +81,15 @@
         except
         select record_key, node_key from ' ~ graph
     ) -%}
-    {#- the old components a removal may split: those of a link or a node that is gone -#}
+    {#- the old components a removal may split: those of a link that is gone, and of a record
+        that is gone (a node that is neither a record nor an end of a link any more was an end
+        of a link that is gone; reopening a component a removal did not split is harmless) -#}
     {%- do run_query(
         'create temporary table ' ~ prefix ~ '_touched as
         with gone_links as (
             select record_key, node_key from ' ~ graph ~ '
             except
             select record_key, node_key from ' ~ links_relation ~ '
-        ),
-        gone_nodes as (
-            select node_key from ' ~ this ~ '
-            except (
-                select record_key from ' ~ records_relation ~ '
-                union select record_key from ' ~ links_relation ~ '
-                union select node_key from ' ~ links_relation ~ '
-            )
         )
         select old.component_key
         from ' ~ this ~ ' as old
@@ -96,7 +97,10 @@
         union
         select old.component_key
         from ' ~ this ~ ' as old
-        inner join gone_nodes on old.node_key = gone_nodes.node_key'
+        where old.is_record and not exists (
+            select 1 from ' ~ records_relation ~ ' as graph_records
+            where graph_records.record_key = old.node_key
+        )'
     ) -%}
     {#- a node of an untouched old component stands for it (its key); any other node, new or of a
         touched component, stands for itself -#}
@@ -147,43 +151,26 @@
     {{ return(prefix) }}
 {% endmacro %}
 
-{#- The model's scratch tables (<model>__cc_nodes, __cc_settled) for every node of the graph:
-    an old node in its old component's new component, a new node in its own. -#}
-{% macro identity_components_merge(links_relation, records_relation, prefix) %}
-    {%- set nodes = cc_scratch('nodes') -%}
-    {%- set settled = cc_scratch('settled') -%}
-    {%- for relation in [nodes, settled, prefix ~ '_map'] %}
-        {%- do run_query('drop table if exists ' ~ relation) -%}
-    {%- endfor %}
+{#- <keys> (node_key, component_key) for every node of the graph: a node of an untouched old
+    component takes its component key's new key (itself when no new link reached it); any other
+    node, new or of a reopened component, is a node of the small graph and takes its key there. -#}
+{% macro identity_components_merge(prefix, keys) %}
+    {%- do run_query('drop table if exists ' ~ prefix ~ '_map') -%}
     {%- do run_query(
         'create temporary table ' ~ prefix ~ '_map as
         select node_key, component_key from (' ~ cc_component_keys(prefix) ~ ') as merged'
     ) -%}
     {%- do run_query(
-        'create temporary table ' ~ nodes ~ ' as
-        select node, cast(row_number() over (order by node) as bigint) as id
-        from (
-            select record_key as node from ' ~ records_relation ~ ' as graph_records
-            union
-            select record_key from ' ~ links_relation ~ ' as graph_links
-            union
-            select node_key from ' ~ links_relation ~ ' as graph_links
-        ) as all_nodes'
-    ) -%}
-    {%- do run_query(
-        'create temporary table ' ~ settled ~ ' as
-        with assigned as (
-            select
-                nodes.id,
-                coalesce(stand_in.component_key, rep.rep, own.component_key) as component_key
-            from ' ~ nodes ~ ' as nodes
-            left join ' ~ prefix ~ '_rep as rep on nodes.node = rep.node_key
-            left join ' ~ prefix ~ '_map as stand_in on rep.rep = stand_in.node_key
-            left join ' ~ prefix ~ '_map as own on nodes.node = own.node_key
-        )
-        select assigned.id, component.id as label
-        from assigned
-        inner join ' ~ nodes ~ ' as component on assigned.component_key = component.node'
+        'create temporary table ' ~ keys ~ ' as
+        select rep.node_key, coalesce(stand_in.component_key, rep.rep) as component_key
+        from ' ~ prefix ~ '_rep as rep
+        left join ' ~ prefix ~ '_map as stand_in on rep.rep = stand_in.node_key
+        union all
+        select own.node_key, own.component_key
+        from ' ~ prefix ~ '_map as own
+        where not exists (
+            select 1 from ' ~ prefix ~ '_rep as rep where rep.node_key = own.node_key
+        )'
     ) -%}
     {%- for relation in [prefix ~ '_map', prefix ~ '_rep', prefix ~ '_links', prefix ~ '_records',
         cc_scratch('nodes', prefix), cc_scratch('settled', prefix)] %}

@@ -13,13 +13,17 @@
     materialized='reusable_table',
     pre_hook="{{ build_identity_components(ref('int_identity__edges'), ref('int_identity__records'), var('identity_cc_max_passes')) }}",
     post_hook=[
-        "{{ drop_connected_components_scratch() }}",
+        "drop table if exists {{ cc_scratch('keys') }}",
         "{{ remember_identity_graph(ref('int_identity__edges')) }}",
     ],
 ) }}
 
 with final as (
-    {{ cc_component_keys() }}
+    select
+        node_key,
+        component_key,
+        node_key like 'r|%' as is_record
+    from {{ cc_scratch('keys') }}
 )
 
 select * from final
