@@ -89,19 +89,18 @@ def test_kept_across_as_ofs_only_while_no_row_falls_between(tmp_path):
     assert _known(tmp_path) == [(1,), (2,)]
 
 
-def test_an_undeclared_use_of_the_as_of_stops_the_build(tmp_path):
-    project = _project(tmp_path, extra=" and {{ as_of_date() }} > date '2026-01-01'")
-    result = _build(project, "2026-11-13")
+@pytest.mark.parametrize(
+    ("filters", "extra", "message"),
+    [
+        # the as_of read besides the declared filter
+        ("{'events': 'occurred_at'}", " and {{ as_of_date() }} > date '2026-01-01'",
+         "model.scratch.known: meta.as_of_filters says the model reads the as_of only"),
+        # a filter on a relation the model does not read (a typo)
+        ("{'evnets': 'occurred_at'}", "",
+         "meta.as_of_filters names evnets, which the model does not read (events)"),
+    ],
+)  # fmt: skip
+def test_a_declaration_the_sql_does_not_keep_stops_the_build(tmp_path, filters, extra, message):
+    result = _build(_project(tmp_path, filters=filters, extra=extra), "2026-11-13")
     assert result.returncode != 0
-    assert "model.scratch.known: meta.as_of_filters says the model reads the as_of only" in (
-        result.stdout
-    )
-
-
-def test_a_filter_on_a_relation_the_model_does_not_read_stops_the_build(tmp_path):
-    project = _project(tmp_path, filters="{'evnets': 'occurred_at'}")
-    result = _build(project, "2026-11-13")
-    assert result.returncode != 0
-    assert "meta.as_of_filters names evnets, which the model does not read (events)" in (
-        result.stdout
-    )
+    assert message in result.stdout
