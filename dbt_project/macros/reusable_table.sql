@@ -13,6 +13,10 @@
     every night and is rebuilt without reading its inputs), then every input's digest, then the
     table's own digest (a table changed since its build, by an erasure or by hand, is rebuilt).
 
+    A model that reads only some columns of a relation may say so in `meta.reads_columns`
+    ({relation name: [column, …]}): that input's digest then covers those columns only, so a
+    change in another column keeps the table.
+
     A model that reads the as_of only in filters `<column> <= {{ as_of_end() }}` on relations it
     reads may say so in `meta.as_of_filters` ({relation name: column}): its code fingerprint then
     leaves the as_of out (any other use of the as_of in its SQL stops the build, naming the model)
@@ -101,9 +105,15 @@
             identifier=node.alias if node.alias is defined and node.alias else node.identifier,
         ) -%}
         {%- set column = reusable_table_as_of_filters().get(node.name) -%}
-        {%- if column -%}
-            {%- set relation = '(select * from ' ~ relation ~ ' where ' ~ adapter.quote(column)
-                ~ ' <= ' ~ as_of_end() ~ ')' -%}
+        {%- set read = reusable_table_meta('reads_columns').get(node.name) -%}
+        {%- if column or read -%}
+            {%- set quoted = [] -%}
+            {%- for name in read or [] -%}
+                {%- do quoted.append(adapter.quote(name)) -%}
+            {%- endfor -%}
+            {%- set relation = '(select ' ~ (quoted | join(', ') if read else '*') ~ ' from '
+                ~ relation ~ (' where ' ~ adapter.quote(column) ~ ' <= ' ~ as_of_end() if column else '')
+                ~ ')' -%}
         {%- endif -%}
         {%- do digests.append(unique_id ~ '=' ~ reusable_table_digest(relation)) -%}
     {%- endfor -%}
@@ -145,22 +155,27 @@
     {%- do adapter.commit() -%}
 {%- endmacro %}
 
-{#- meta.as_of_filters of the model ({relation name: column}), each name checked against what the
-    model reads. -#}
+{#- meta.as_of_filters of the model ({relation name: column}). -#}
 {% macro reusable_table_as_of_filters() -%}
-    {%- set filters = (model.config.get('meta') or {}).get('as_of_filters') or {} -%}
+    {{ return(reusable_table_meta('as_of_filters')) }}
+{%- endmacro %}
+
+{#- meta.<key> of the model ({relation name: …}), each name checked against what the model
+    reads. -#}
+{% macro reusable_table_meta(key) -%}
+    {%- set declared = (model.config.get('meta') or {}).get(key) or {} -%}
     {%- set read = [] -%}
     {%- for unique_id in model.depends_on.nodes -%}
         {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
         {%- do read.append(node.name) -%}
     {%- endfor -%}
-    {%- for name in filters if name not in read -%}
+    {%- for name in declared if name not in read -%}
         {{ exceptions.raise_compiler_error(
-            model.unique_id ~ ": meta.as_of_filters names " ~ name ~ ", which the model does not read ("
+            model.unique_id ~ ": meta." ~ key ~ " names " ~ name ~ ", which the model does not read ("
             ~ read | sort | join(', ') ~ ")"
         ) }}
     {%- endfor -%}
-    {{ return(filters) }}
+    {{ return(declared) }}
 {%- endmacro %}
 
 {#- The compiled SQL with the as_of's end (the one use of the as_of meta.as_of_filters allows)

@@ -24,15 +24,23 @@ pytestmark = pytest.mark.integration
 
 DBT = str(Path(sys.executable).parent / "dbt")
 EVENTS = """{{ config(materialized='table') }}
-select * from (values (1, timestamp '2026-11-10 08:00:00'), (2, timestamp '2026-11-12 09:00:00'),
-    (3, timestamp '2026-11-20 10:00:00')) as t(event_id, occurred_at)
+select * from (values (1, timestamp '2026-11-10 08:00:00', 'a'),
+    (2, timestamp '2026-11-12 09:00:00', 'NOTE'), (3, timestamp '2026-11-20 10:00:00', 'c'))
+    as t(event_id, occurred_at, note)
 """
-KNOWN = """{{ config(materialized='reusable_table', meta={'as_of_filters': FILTERS}) }}
+KNOWN = """{{ config(materialized='reusable_table', meta={'as_of_filters': FILTERS, 'reads_columns': READS}) }}
 select event_id, occurred_at from {{ ref('events') }} where occurred_at <= {{ as_of_end() }}EXTRA
 """
 
 
-def _project(root: Path, filters: str = "{'events': 'occurred_at'}", extra: str = "") -> Path:
+def _project(
+    root: Path,
+    filters: str = "{'events': 'occurred_at'}",
+    extra: str = "",
+    reads: str = "{}",
+    note: str = "b",
+    second: str = "2026-11-12 09:00:00",
+) -> Path:
     project = root / "project"
     shutil.rmtree(project, ignore_errors=True)
     (project / "models").mkdir(parents=True)
@@ -45,9 +53,11 @@ def _project(root: Path, filters: str = "{'events': 'occurred_at'}", extra: str 
         "scratch:\n  target: duckdb\n  outputs:\n    duckdb:\n      type: duckdb\n"
         f"      path: {root / 'warehouse.duckdb'}\n      schema: main\n      threads: 1\n"
     )
-    (project / "models" / "events.sql").write_text(EVENTS)
+    (project / "models" / "events.sql").write_text(
+        EVENTS.replace("NOTE", note).replace("2026-11-12 09:00:00", second)
+    )
     (project / "models" / "known.sql").write_text(
-        KNOWN.replace("FILTERS", filters).replace("EXTRA", extra)
+        KNOWN.replace("FILTERS", filters).replace("EXTRA", extra).replace("READS", reads)
     )
     return project
 
@@ -87,6 +97,21 @@ def test_kept_across_as_ofs_only_while_no_row_falls_between(tmp_path):
     assert back.returncode == 0, back.stdout
     assert "c360 reused" not in back.stdout
     assert _known(tmp_path) == [(1,), (2,)]
+
+
+def test_a_change_in_a_column_the_model_does_not_read_keeps_it(tmp_path):
+    """meta.reads_columns: the input's digest covers the columns the model reads only."""
+    reads = "{'events': ['event_id', 'occurred_at']}"
+    assert _build(_project(tmp_path, reads=reads), "2026-11-13").returncode == 0
+    # another note: a column `known` does not read
+    kept = _build(_project(tmp_path, reads=reads, note="other"), "2026-11-13")
+    assert kept.returncode == 0, kept.stdout
+    assert "c360 reused: " in kept.stdout
+    # event 2 moved after the as_of: a column it reads, rebuilt without it
+    moved = _build(_project(tmp_path, reads=reads, second="2026-11-14 09:00:00"), "2026-11-13")
+    assert moved.returncode == 0, moved.stdout
+    assert "c360 reused" not in moved.stdout
+    assert _known(tmp_path) == [(1,)]
 
 
 @pytest.mark.parametrize(
