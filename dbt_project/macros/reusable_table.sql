@@ -98,14 +98,16 @@
 {#- The digests of every relation the model reads, in dependency order. -#}
 {% macro reusable_table_inputs_digest() -%}
     {%- set digests = [] -%}
+    {%- set filters = reusable_table_as_of_filters() -%}
+    {%- set reads = reusable_table_meta('reads_columns') -%}
     {%- for unique_id in model.depends_on.nodes | sort -%}
         {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
         {%- set relation = api.Relation.create(
             database=node.database, schema=node.schema,
             identifier=node.alias if node.alias is defined and node.alias else node.identifier,
         ) -%}
-        {%- set column = reusable_table_as_of_filters().get(node.name) -%}
-        {%- set read = reusable_table_meta('reads_columns').get(node.name) -%}
+        {%- set column = filters.get(node.name) -%}
+        {%- set read = reads.get(node.name) -%}
         {%- if column or read -%}
             {%- set quoted = [] -%}
             {%- for name in read or [] -%}
