@@ -590,40 +590,53 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
     linker, scratch = _linker(candidate_records, settings)
     try:
         scored = linker.inference.predict(threshold_match_probability=CHECK_FROM)
+        # only the columns read below: the scored table holds every intermediate column, and
+        # copying them all cost more than the scoring's own joins
+        kept_columns = ", ".join(
+            f'scored."{c}"'
+            for (c,) in scratch.execute(
+                f"select column_name from (describe {scored.physical_name})"
+            ).fetchall()
+            if c in ("match_probability", "match_weight") or c.startswith(("gamma_", "mw_"))
+        )
         scratch.execute(
             f"""
             create table pairs as
-            select
-                least(scored.unique_id_l, scored.unique_id_r) as record_key,
-                greatest(scored.unique_id_l, scored.unique_id_r) as node_key,
-                scored.*,
-                scored.match_probability >= {float(threshold)!r}
+            with joined as (
+                select
+                    least(scored.unique_id_l, scored.unique_id_r) as record_key,
+                    greatest(scored.unique_id_l, scored.unique_id_r) as node_key,
+                    {kept_columns},
                     -- a shared value is the deterministic rules' call (linked, or refused on
                     -- purpose by a guard: two birth dates at one name and address are two
                     -- people)
-                    and not coalesce(l.email = r.email, false)
-                    and not coalesce(l.phone = r.phone, false)
-                    and not coalesce(
-                        len(list_intersect(l.name_addresses, r.name_addresses)) > 0, false
-                    )
-                    and not coalesce({HOUSEHOLD_CONFLICT}, false) as linked,
-                coalesce({HOUSEHOLD_CONFLICT}, false) and scored.match_probability >= {float(threshold)!r}
-                    as household_conflict,
+                    coalesce(l.email = r.email, false)
+                        or coalesce(l.phone = r.phone, false)
+                        or coalesce(
+                            len(list_intersect(l.name_addresses, r.name_addresses)) > 0, false
+                        ) as shares_a_value,
+                    -- the household guard, evaluated once per pair
+                    coalesce({HOUSEHOLD_CONFLICT}, false) as household,
+                    abs(
+                        cast(left(l.date_of_birth, 4) as integer)
+                        - cast(left(r.date_of_birth, 4) as integer)
+                    ) as birth_years_apart
+                from {scored.physical_name} as scored
+                inner join candidates as l on l.unique_id = scored.unique_id_l
+                inner join candidates as r on r.unique_id = scored.unique_id_r
+            )
+            select
+                * exclude (shares_a_value, household, birth_years_apart),
+                match_probability >= {float(threshold)!r} and not shares_a_value
+                    and not household as linked,
+                household and match_probability >= {float(threshold)!r} as household_conflict,
                 -- the cluster check's two people: the guard's verdict with both birth dates
                 -- known and a generation apart (a parent and a child); two copies of one
                 -- person, each a typo off, can differ by more than the guard allows, and a
                 -- missing date next to a mistyped given name is one record's gap
-                coalesce(
-                    {HOUSEHOLD_CONFLICT}
-                    and abs(
-                        cast(left(l.date_of_birth, 4) as integer)
-                        - cast(left(r.date_of_birth, 4) as integer)
-                    ) >= {GENERATION_YEARS},
-                    false
-                ) as two_people
-            from {scored.physical_name} as scored
-            inner join candidates as l on l.unique_id = scored.unique_id_l
-            inner join candidates as r on r.unique_id = scored.unique_id_r
+                household and coalesce(birth_years_apart >= {GENERATION_YEARS}, false)
+                    as two_people
+            from joined
             """
         )
         household = scratch.execute(
