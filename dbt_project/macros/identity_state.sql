@@ -83,13 +83,47 @@
         left join still_alive on previous.previous_id = still_alive.customer_id
     ),
 
-    edges as (
+    -- Only links with an end among the records of the ids this run retired can explain a
+    -- merge, and only refused links of the records split off an id can explain a split: the
+    -- links and refusals below are those records' (a night without merges or splits reads none).
+    merged_records as (
+        select labels.record_key
+        from labels
+        inner join (
+            select distinct other_customer_id from events where event = 'merge'
+        ) as retired on labels.previous_id = retired.other_customer_id
+    ),
+
+    split_records as (
+        select labels.record_key
+        from labels
+        inner join events
+            on labels.current_id = events.customer_id and labels.previous_id = events.other_customer_id
+        where events.event = 'split'
+    ),
+
+    all_edges as (
         -- the final graph: accepted links minus those a max_per_customer limit refused
         select * from {{ ref('int_identity__edges') }} as edges
         where not exists (
             select 1 from {{ ref('int_identity__limit_drops') }} as limit_drops
             where limit_drops.record_key = edges.record_key and limit_drops.node_key = edges.node_key
         )
+    ),
+
+    edges as (
+        -- the links of merged_records: theirs, those naming one, and every link of a value one
+        -- of them holds (edge_ends pairs the records of a value)
+        select * from all_edges
+        where
+            record_key in (select record_key from merged_records)
+            or node_key in (select record_key from merged_records)
+            or node_key in (
+                select value_edges.node_key from all_edges as value_edges
+                where
+                    value_edges.node_key like 'v|%'
+                    and value_edges.record_key in (select record_key from merged_records)
+            )
     ),
 
     refused as (
@@ -101,6 +135,7 @@
         from {{ ref('int_identity__dropped_links') }} as dropped
         inner join {{ ref('int_identity__candidate_links') }} as candidates
             on dropped.record_key = candidates.record_key and dropped.node_key = candidates.node_key
+        where dropped.record_key in (select record_key from split_records)
         union all
         select
             record_key,
@@ -108,6 +143,7 @@
             identifier_type,
             identifier_value
         from {{ ref('int_identity__limit_drops') }}
+        where record_key in (select record_key from split_records)
     ),
 
     edge_ends as (

@@ -765,19 +765,34 @@ def refresh(
 ) -> LinkCounts:
     """Replace identity.probabilistic_links with this run's pairs (none when disabled)."""
     started = time.monotonic()
-    records = candidates(con) if enabled else None
-    key = None
-    if records is not None:
-        key = probabilistic_inputs.fingerprint(con, records, _scoring_inputs(threshold, model))
-        kept = probabilistic_inputs.reusable(con, key, TABLE)
+    key = sources = None
+    if enabled:
+        inputs = _scoring_inputs(threshold, model)
+        # the cheap check first: the columns the candidates are computed from
+        sources = probabilistic_inputs.sources_fingerprint(con, inputs)
+        kept = probabilistic_inputs.reusable(con, TABLE, sources=sources)
+        records = None
+        if kept is None:
+            records = candidates(con)
+            key = probabilistic_inputs.fingerprint(con, records, inputs)
+            kept = probabilistic_inputs.reusable(con, TABLE, key=key)
         if kept is not None:
+            stored = kept.pop("records", None)
+            n_records = records.num_rows if records is not None else int(stored or 0)
             con.execute(f"update {TABLE} set as_of = cast(? as date)", [as_of])
+            if sources is not None and key is not None:
+                # the candidates matched where the sources did not: remember these sources
+                probabilistic_inputs.remember(
+                    con, key, TABLE, {**kept, "records": n_records}, sources
+                )
             return LinkCounts(
-                records=records.num_rows,
+                records=n_records,
                 seconds=time.monotonic() - started,
                 reused=True,
                 **kept,
             )
+    else:
+        records = None
     links = predict(records, threshold, model) if records is not None else _no_links()
     con.execute("create schema if not exists identity")
     # replaced whole (never appended): the table is this run's pairs and nothing else.
@@ -822,7 +837,13 @@ def refresh(
             (links.schema.metadata or {}).get(b"refused_by_household_guard", b"0")
         ),
     }
-    probabilistic_inputs.remember(con, key, TABLE, counts)
+    probabilistic_inputs.remember(
+        con,
+        key,
+        TABLE,
+        {**counts, "records": records.num_rows if records is not None else 0},
+        sources,
+    )
     return LinkCounts(
         records=records.num_rows if records is not None else 0,
         seconds=time.monotonic() - started,
@@ -844,7 +865,13 @@ def _scoring_inputs(threshold: float, model: Any) -> dict[str, Any]:
         # groups, folding) and the library: a change in any may change the pairs
         "sources": [
             hashlib.sha256(Path(path).read_bytes()).hexdigest()
-            for path in (__file__, blocking.__file__, given_names.__file__, fold.__file__)
+            for path in (
+                __file__,
+                blocking.__file__,
+                given_names.__file__,
+                fold.__file__,
+                probabilistic_inputs.__file__,
+            )
         ],
         "splink": version("splink"),
         # the groups themselves, not their count: the nickname level and household guard read them

@@ -6,6 +6,13 @@ identity (no new or changed CRM, shop or loyalty record, no erasure) therefore r
 night's pairs instead of scoring every blocked pair again. The fingerprint of those inputs, and
 one of the table it produced, are kept in `identity.probabilistic_inputs` (one row); a
 fingerprint that differs in anything, or a links table changed since, means score again.
+
+Computing the candidate records folds every name and address (seconds at a million records), so
+on DuckDB a cheaper fingerprint is tried first: the digests of exactly the columns the candidates
+are computed from (`SOURCES`), with the same `parts`. Equal columns and code give equal candidates
+(CANDIDATES_SQL is a function of them), so a match re-uses the pairs without computing the
+candidates; otherwise the candidates are computed and fingerprinted as above (a night whose
+records changed only in columns scoring never reads still re-uses).
 """
 
 from __future__ import annotations
@@ -21,6 +28,21 @@ from orchestration.engine import Connection, dialect_of, recreate_table, table_e
 from orchestration.warehouse import scratch
 
 STATE = "identity.probabilistic_inputs"
+# What probabilistic.CANDIDATES_SQL reads (its relations, their rows and columns): the test
+# test_the_sources_are_every_column_the_candidates_read keeps the two in step.
+SOURCES = {
+    "intermediate.int_identity__records": (
+        "source <> 'web'",
+        ("record_key", "first_name", "last_name", "email_normalized", "phone_e164",
+         "date_of_birth", "postal_code", "address_line1", "city"),
+    ),
+    "intermediate.int_identity__dropped_links": (
+        "drop_reason <> 'first_name_conflict'", ("record_key", "node_key"),
+    ),
+    "intermediate.int_identity__candidate_links": (
+        "identifier_type = 'name_address'", ("record_key", "identifier_value"),
+    ),
+}  # fmt: skip
 
 
 def _table_digest(con: Connection, relation: str) -> str:
@@ -73,26 +95,82 @@ def fingerprint(con: Connection, records: pa.Table, parts: Mapping[str, Any]) ->
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def reusable(con: Connection, key: str, links_table: str) -> dict[str, int] | None:
-    """The counts stored with `key` when the links table is still the one scored for it."""
-    # first night: no state or no links table yet
-    if not all(table_exists(con, *t.split(".")) for t in (STATE, links_table)):
+def sources_fingerprint(con: Connection, parts: Mapping[str, Any]) -> str | None:
+    """sha256 of the digests of SOURCES' columns and `parts`; None off DuckDB (another engine's
+    rows would be copied whole to be hashed) or before identity was built."""
+    if dialect_of(con) != "duckdb":
         return None
-    row = con.execute(
-        f"select links_digest, counts from {STATE} where inputs_fingerprint = ?", [key]
-    ).fetchall()
-    row = row[0] if row else None
+    digests = {}
+    for relation, (where, columns) in SOURCES.items():
+        if not table_exists(con, *relation.split(".")):
+            return None
+        digests[relation] = _table_digest(
+            con, f"(select {', '.join(columns)} from {relation} where {where})"
+        )
+    payload = json.dumps({"source_digests": digests, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def reusable(
+    con: Connection, links_table: str, key: str | None = None, sources: str | None = None
+) -> dict[str, int] | None:
+    """The counts stored with the candidates' fingerprint `key`, or with the `sources`
+    fingerprint (DuckDB), when the links table is still the one scored for it."""
+    # first night: no state or no links table yet
+    if (key is None and sources is None) or not all(
+        table_exists(con, *t.split(".")) for t in (STATE, links_table)
+    ):
+        return None
+    if key is not None:
+        rows = con.execute(
+            f"select links_digest, counts from {STATE} where inputs_fingerprint = ?", [key]
+        ).fetchall()
+    elif _has_sources_column(con):
+        rows = con.execute(
+            f"select links_digest, counts from {STATE} where sources_fingerprint = ?", [sources]
+        ).fetchall()
+    else:  # the state a version without the sources check left
+        rows = []
+    row = rows[0] if rows else None
     if row is None or _table_digest(con, _pairs(con, links_table)) != row[0]:
         return None
     return {k: int(v) for k, v in json.loads(row[1]).items()}
 
 
-def remember(con: Connection, key: str | None, links_table: str, counts: Mapping[str, int]) -> None:
-    """Keep `key` (None: nothing to re-use next night) with the links table it produced."""
+def _has_sources_column(con: Connection) -> bool:
+    schema, table = STATE.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? "
+            "and column_name = 'sources_fingerprint'",
+            [schema, table],
+        ).fetchall()[0][0]
+    )
+
+
+def remember(
+    con: Connection,
+    key: str | None,
+    links_table: str,
+    counts: Mapping[str, int],
+    sources: str | None = None,
+) -> None:
+    """Keep `key` and `sources` (None: nothing to re-use next night) with the links table they
+    produced and its counts (the candidate records' included)."""
     con.execute("create schema if not exists identity")
-    recreate_table(con, STATE, "inputs_fingerprint varchar, links_digest varchar, counts varchar")
+    recreate_table(
+        con,
+        STATE,
+        "inputs_fingerprint varchar, links_digest varchar, counts varchar, "
+        "sources_fingerprint varchar",
+    )
     if key is not None:
         con.execute(
-            f"insert into {STATE} values (?, ?, ?)",
-            [key, _table_digest(con, _pairs(con, links_table)), json.dumps(dict(counts))],
+            f"insert into {STATE} values (?, ?, ?, ?)",
+            [
+                key,
+                _table_digest(con, _pairs(con, links_table)),
+                json.dumps(dict(counts)),
+                sources,
+            ],
         )

@@ -263,3 +263,92 @@ def test_a_night_with_the_same_inputs_reuses_the_pairs_and_any_change_scores_aga
     con.execute("delete from identity.probabilistic_links")
     restored = probabilistic.refresh(con, "2026-11-23", enabled=True, threshold=0.5)
     assert not restored.reused and restored.links > 0
+
+
+def test_unchanged_candidate_columns_reuse_the_pairs_without_computing_the_candidates(
+    warehouse, monkeypatch
+):
+    """The cheap check: the columns the candidates are computed from, digested, match the last
+    scoring's, so the candidates (every name and address folded) are not computed at all; a
+    change in one of those columns computes them again."""
+    con, rows = warehouse
+    _load(con, rows + [r for pair in TYPO_PAIRS for r in pair])
+    first = probabilistic.refresh(con, AS_OF, enabled=True, threshold=THRESHOLD)
+    scored = _links(con)
+    assert not first.reused and first.links > 0
+
+    def computed(_con):
+        raise AssertionError("the candidates were computed")
+
+    monkeypatch.setattr(probabilistic, "candidates", computed)
+    # a web record (never a candidate) and a dropped first-name conflict (never read) arrive
+    con.execute(
+        "insert into intermediate.int_identity__records values "
+        "('r|web:anonymous_ids:A1', 'web', 'Harriet', 'Quill', null, null, null, null, null, null)"
+    )
+    con.execute(
+        "insert into intermediate.int_identity__dropped_links values "
+        "('r|crm:contacts:T1', 'v|email:x@example.org', 'first_name_conflict')"
+    )
+    again = probabilistic.refresh(con, "2026-11-22", enabled=True, threshold=THRESHOLD)
+    assert again.reused and (again.links, again.records) == (first.links, first.records)
+    assert _links(con) == scored
+
+    con.execute(
+        "update intermediate.int_identity__records set city = 'elsewhere' "
+        "where record_key = 'r|crm:contacts:T1'"
+    )
+    with pytest.raises(AssertionError, match="candidates were computed"):
+        probabilistic.refresh(con, "2026-11-23", enabled=True, threshold=THRESHOLD)
+
+
+def test_the_sources_are_every_row_and_column_the_candidates_read(warehouse):
+    """probabilistic_inputs.SOURCES lists what CANDIDATES_SQL reads: the SQL runs on tables
+    holding only those columns (and the columns of their filters), and the rows the filters
+    leave out, or another value of a filter column that passes it, change no candidate."""
+    from orchestration.identity.probabilistic_inputs import SOURCES
+
+    con, rows = warehouse
+    pairs = [r for pair in TYPO_PAIRS + NAMESAKES for r in pair]
+    _load(
+        con,
+        rows + pairs,
+        dropped=[
+            ("r|crm:contacts:T1", "v|email:harriet.quill81@post.example.net", "blocklist_exact"),
+            ("r|crm:contacts:T3", "v|phone:+31612345678", "first_name_conflict"),
+        ],
+    )
+    con.execute(
+        "insert into intermediate.int_identity__records values "
+        "('r|web:anonymous_ids:A1', 'web', 'Harriet', 'Quill', null, null, null, null, null, null)"
+    )
+    con.execute(
+        "insert into intermediate.int_identity__candidate_links values "
+        "('r|crm:contacts:T1', 'v|name_address:k1', 'name_address', 'k1', 'shared_name_address'), "
+        "('r|crm:contacts:T1', 'v|email:harriet.quill81@post.example.net', 'email', "
+        "'harriet.quill81@post.example.net', 'shared_email')"
+    )
+    expected = con.execute(probabilistic.CANDIDATES_SQL).fetchall()
+    filters = {
+        "intermediate.int_identity__records": ("source",),
+        "intermediate.int_identity__dropped_links": ("drop_reason",),
+        "intermediate.int_identity__candidate_links": ("identifier_type",),
+    }
+    assert set(filters) == set(SOURCES)
+    narrow = duckdb.connect()
+    try:
+        narrow.execute("create schema intermediate")
+        for relation, (where, columns) in SOURCES.items():
+            rows_read = con.sql(
+                f"select {', '.join(columns + filters[relation])} from {relation} where {where}"
+            ).to_arrow_table()
+            narrow.register("_rows", rows_read)
+            narrow.execute(f"create table {relation} as select * from _rows")
+            narrow.unregister("_rows")
+        assert narrow.execute(probabilistic.CANDIDATES_SQL).fetchall() == expected
+        # another passing value of a filter column (a CRM record typed shop, another reason)
+        narrow.execute("update intermediate.int_identity__records set source = 'shop'")
+        narrow.execute("update intermediate.int_identity__dropped_links set drop_reason = 'other'")
+        assert narrow.execute(probabilistic.CANDIDATES_SQL).fetchall() == expected
+    finally:
+        narrow.close()
