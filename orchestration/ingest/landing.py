@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,8 @@ class LandingFile:
     signature: tuple[int, ...] | None = None
     # The file starts with a UTF-8 byte order mark (stripped when read; never part of a record).
     bom: bool = False
+    # False when discover_landing took the file as published from its stat signature alone
+    scanned: bool = True
     # The name DuckDB reads the file by (read_into: a link with a plain name in a private folder,
     # see _literal_names). DuckDB expands `[ ] * ?` in any path it is given as a glob, so a file
     # `part[1].csv` given by its own name read `part1.csv` instead.
@@ -224,11 +226,23 @@ def _partition(name: str) -> tuple[bool, dt.date | None]:
         return True, None
 
 
-def discover_landing(landing_dir: Path, contract: Contract, as_of: dt.date) -> Discovery:
+def discover_landing(
+    landing_dir: Path,
+    contract: Contract,
+    as_of: dt.date,
+    known: Mapping[str, tuple[tuple[int, ...], str]] | None = None,
+) -> Discovery:
     """Files for this contract visible at `as_of` (dt= partitions after as_of are not yet due),
     in path order, and what was refused, each by name: a symbolic link (to a file or a folder)
     whose target lies outside the landing folder, a broken link, a `dt=` folder whose name is not
     a valid date, a folder that cannot be listed (its files are not read; the others go on).
+
+    `known`: path -> (stat signature, SHA-256) of files already published, as scan_file found
+    them. A file whose stat signature is still that one holds those bytes (an in-place write
+    changes its ctime, a replacement its inode; scan_file gives no signature to a file written
+    around its read, git's racy-clean rule), so it is not read again: the night's cost no longer
+    grows with every file ever landed. Its LandingFile carries no record count or encoding
+    verdict, which only a file still to publish needs.
 
     Names are taken literally: folders are listed (os.scandir), never matched as patterns.
     With `C360_LANDING_URL=s3://bucket/prefix` set, the entity's objects are first mirrored into
@@ -290,10 +304,26 @@ def discover_landing(landing_dir: Path, contract: Contract, as_of: dt.date) -> D
                 else:
                     walk(path, day)
             elif path.is_file() and path.suffix in SUFFIXES:
-                out.files.append(scan_file(path))
+                out.files.append(_known(path, known) or scan_file(path))
 
     walk(root, None)
     return out
+
+
+def _known(
+    path: Path, known: Mapping[str, tuple[tuple[int, ...], str]] | None
+) -> LandingFile | None:
+    """The LandingFile of a published file whose stat signature is the recorded one, else None."""
+    entry = known.get(str(path)) if known else None
+    if entry is None:
+        return None
+    signature, sha256 = entry
+    try:
+        if _signature(path.stat()) != signature:
+            return None
+    except OSError:
+        return None
+    return LandingFile(path, sha256, signature[0], signature=signature, scanned=False)
 
 
 def discover(landing_dir: Path, contract: Contract, as_of: dt.date) -> list[LandingFile]:

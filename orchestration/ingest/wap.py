@@ -68,6 +68,9 @@ create table if not exists audit.ingestion_audit (
     files integer, extracted bigint, loaded bigint, quarantined bigint, deduplicated bigint,
     warnings bigint, published_at timestamp
 );
+create table if not exists audit.landing_file_signatures (
+    contract_id varchar, path varchar, sha256 varchar, signature varchar
+);
 create table if not exists audit.ingestion_batches (
     batch_id varchar, contract_id varchar, as_of date, run_id varchar, status varchar,
     outcome json, staged_at timestamp
@@ -236,6 +239,38 @@ def _published_match_sql(contract: Contract, alias: str, table: str, key: str) -
     return f"exists (select 1 from {table} p where {same}) as {key}"
 
 
+def _published_signatures(
+    con: Connection, contract: Contract
+) -> dict[str, tuple[tuple[int, ...], str]]:
+    """path -> (stat signature, SHA-256) of the contract's files published with the bytes they
+    hold at that signature (audit.landing_file_signatures joined with the cursor: a path erasure
+    rewrote, or whose batch was undone, is read again)."""
+    rows = con.execute(
+        "select s.path, s.signature, s.sha256 from audit.landing_file_signatures as s "
+        "inner join audit.ingestion_files as f on f.contract_id = s.contract_id "
+        "and f.path = s.path and f.sha256 = s.sha256 where s.contract_id = ?",
+        [contract.id],
+    ).fetchall()
+    return {p: (tuple(json.loads(sig)), sha) for p, sig, sha in rows}
+
+
+def remember_signatures(con: Connection, contract: Contract, files: list[LandingFile]) -> None:
+    """Record the stat signature each of `files` had when scan_file read it (none for a file
+    read while it was written: it is read again next time)."""
+    files = [f for f in files if f.signature is not None]
+    if not files:
+        return
+    paths = ", ".join(quote_literal(str(f.path)) for f in files)
+    con.execute(
+        "delete from audit.landing_file_signatures "
+        f"where contract_id = {quote_literal(contract.id)} and path in ({paths})"
+    )
+    con.executemany(
+        "insert into audit.landing_file_signatures values (?, ?, ?, ?)",
+        [[contract.id, str(f.path), f.sha256, json.dumps(list(f.signature))] for f in files],
+    )
+
+
 def _unpublished(
     con: Connection, contract: Contract, files: list[LandingFile]
 ) -> tuple[list[LandingFile], dict[str, str]]:
@@ -349,8 +384,14 @@ def stage_batch(
     ensure_tables(con, contract)
     if dialect_of(con) == "spark":
         undo_unfinished_publish(con, contract)
-    found = discover_landing(landing_dir, contract, as_of)
+    found = discover_landing(landing_dir, contract, as_of, _published_signatures(con, contract))
     files, same = _unpublished(con, contract, found.files)
+    # published files read tonight (none recorded yet, or the recorded one stale): recorded, so
+    # later nights only stat them
+    to_publish = {str(f.path) for f in files}
+    remember_signatures(
+        con, contract, [f for f in found.files if f.scanned and str(f.path) not in to_publish]
+    )
     batch = StagedBatch(contract.id, None, as_of.isoformat(), [str(f.path) for f in files])
     batch.refused, batch.same_content = found.refused, same
     # Read (and counted) only once per content: a copy is recorded at publish, never re-read.
@@ -801,6 +842,7 @@ def publish_batch(
                 "insert into audit.ingestion_files values (?, ?, ?, ?, ?, ?, now())",
                 [contract.id, str(f.path), f.sha256, f.size, batch.batch_id, as_of],
             )
+        remember_signatures(con, contract, files)
         con.execute(
             "insert into audit.ingestion_audit values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
             [

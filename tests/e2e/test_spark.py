@@ -47,9 +47,10 @@ SCHEMAS = ("raw", "quarantine", "reference", "staging", "intermediate", "marts",
 # DuckDB's alone: the fingerprints of the `reusable_table` materialization, which keeps a table
 # on DuckDB only (dbt_project/macros/reusable_table.sql; Spark rebuilds every table)
 DUCKDB_ONLY = {("audit", "model_fingerprints"), ("intermediate", "int_identity__clusters__graph")}
-# Tables whose rows are a run's record rather than its data: the batch outcome (timings, paths)
-# and the dbt invocations' log.
-RECORDS = {("audit", "ingestion_batches"), ("audit", "dbt_build_log")}
+# Tables whose rows are a run's record rather than its data: the batch outcome (timings, paths),
+# the dbt invocations' log and the landing files' stat signatures (inodes and times).
+RECORDS = {("audit", "ingestion_batches"), ("audit", "dbt_build_log"),
+           ("audit", "landing_file_signatures")}  # fmt: skip
 # a run's clock and ids, besides the nightly's own (nightly_job.RUN_STAMPS)
 STAMPS = RUN_STAMPS | {"invocation_id", "processed_at", "published_at"}
 # a source whose publish is stopped halfway on Spark, then finished by the next stage

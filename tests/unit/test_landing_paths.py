@@ -437,3 +437,50 @@ def _published(con, contract_id: str, path: Path) -> list[tuple]:
             f"select {cols} from {schema}.{contract_id} where _source_file = ?", [str(path)]
         ).fetchall()
     return sorted(rows, key=repr)
+
+
+# --- published files are stat'ed, not read, on later nights ------------------------------------
+
+
+def test_a_published_file_is_only_stated_later_and_read_again_once_changed(
+    con, tmp_path, generated, monkeypatch
+):
+    """Its stat signature is recorded when it is read; a later night that finds the same
+    signature takes the recorded SHA-256 without reading it. Rewritten in place with other bytes
+    of the same size and its modification time put back (as a copy tool may), its ctime moved:
+    read again, and the new version lands."""
+    import time
+
+    landing_dir = tmp_path / "landing"
+    original = copy_landing(generated, landing_dir, "crm__contacts", AS_OF)
+    an_hour_ago = time.time() - 3600
+    os.utime(original, (an_hour_ago, an_hour_ago))  # not written around its read (racy)
+    _, gate1, published1 = _night(con, "crm__contacts", landing_dir, "r1")
+    assert gate1.passed and published1
+    sha = landing.file_sha256(original)
+    assert con.execute("select path, sha256 from audit.landing_file_signatures").fetchall() == [
+        (str(original), sha)
+    ]
+
+    read: list[Path] = []
+    scan = landing.scan_file
+    monkeypatch.setattr(landing, "scan_file", lambda path: read.append(path) or scan(path))
+    batch2, _, published2 = _night(con, "crm__contacts", landing_dir, "r2")
+    assert read == [] and batch2.files == [] and not published2
+
+    text = original.read_text(encoding="utf-8")
+    header, first, rest = text.split("\n", 2)
+    changed = first.replace(first.split(",")[2], first.split(",")[2][::-1], 1)
+    assert len(changed) == len(first) and changed != first
+    original.write_text(f"{header}\n{changed}\n{rest}", encoding="utf-8")
+    os.utime(original, (an_hour_ago, an_hour_ago))
+    batch3, gate3, published3 = _night(con, "crm__contacts", landing_dir, "r3")
+    assert read == [original] and batch3.files == [str(original)]
+    assert gate3.passed and published3
+    assert (
+        con.execute(
+            "select sha256 from audit.landing_file_signatures where path = ?", [str(original)]
+        ).fetchall()
+        == [(landing.file_sha256(original),)]
+        != [(sha,)]
+    )
