@@ -609,8 +609,13 @@ def _rewrite_objects(con: Connection, reqs: list[Request], landing: Path) -> Non
 def _rewrite_files(con: Connection, reqs: list[Request], landing: Path, outbox: Path) -> None:
     by_id = {r.request_id: r for r in reqs}
     ledger = _exists(con, "audit", "ingestion_files")
-    for folder, root, what, anchors_only in _file_roots(landing, outbox):
-        for rw in files.rewrite_tree(folder, _file_needles(reqs, anchors_only)):
+    roots = _file_roots(landing, outbox)
+    # every folder's files at once: a large landing folder is shared among worker processes
+    rewritten = files.rewrite_trees(
+        [(folder, _file_needles(reqs, anchors_only)) for folder, _, _, anchors_only in roots]
+    )
+    for (_, root, what, _), done in zip(roots, rewritten, strict=True):
+        for rw in done:
             rel = f"{what}/{rw.path.relative_to(root)}"
             action = "removed (no row left)" if rw.removed else "rewritten without the rows"
             for rid, n in rw.rows_by_request.items():

@@ -524,16 +524,99 @@ def rewrite_file(
     return out
 
 
-def rewrite_tree(root: Path, needles: dict[tuple[str, str], set[str]]) -> list[Rewrite]:
-    """rewrite_file for every data file under `root` (a missing root holds nothing)."""
-    if not root.exists() or not needles:
-        return []
-    lines = LineFilter(needles)
-    done = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix in SUFFIXES and not path.name.startswith("."):
-            with contextlib.suppress(FileNotFoundError):
-                r = rewrite_file(path, needles, lines)
-                if r is not None:
-                    done.append(r)
-    return done
+# Below this many bytes a tree is rewritten in the step's own process: starting the worker
+# processes (each imports numpy, pyarrow and the automaton) would cost more than it saves.
+PARALLEL_FROM_BYTES = 256 << 20
+
+
+def rewrite_tree(
+    root: Path, needles: dict[tuple[str, str], set[str]], workers: int | None = None
+) -> list[Rewrite]:
+    """rewrite_file for every data file under `root` (a missing root holds nothing), in path
+    order (rewrite_trees with one tree)."""
+    return rewrite_trees([(root, needles)], workers)[0]
+
+
+def rewrite_trees(
+    trees: list[tuple[Path, dict[tuple[str, str], set[str]]]], workers: int | None = None
+) -> list[list[Rewrite]]:
+    """rewrite_tree for each (root, needles), the rewrites of each tree in path order. Each file
+    is searched and rewritten on its own, so the files of all the trees are shared among
+    `workers` processes (default: C360_DUCKDB_THREADS, the cores the warehouse may use) when
+    they are large; the result is the same as one process's."""
+    jobs: list[tuple[Path, int]] = []  # (file, index of its tree)
+    for i, (root, needles) in enumerate(trees):
+        if root.exists() and needles:
+            jobs += [
+                (p, i)
+                for p in sorted(root.rglob("*"))
+                if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith(".")
+            ]
+    sizes = [_size(p) for p, _ in jobs]
+    workers = _workers() if workers is None else workers
+    all_needles = [needles for _, needles in trees]
+    if workers > 1 and len(jobs) > 1 and sum(sizes) >= PARALLEL_FROM_BYTES:
+        done = _in_processes(jobs, sizes, all_needles, workers)
+    else:
+        filters = [LineFilter(n) if n else None for n in all_needles]
+        done = [_rewrite_existing(p, all_needles[i], filters[i]) for p, i in jobs]
+    out: list[list[Rewrite]] = [[] for _ in trees]
+    for (_, i), rewrite in zip(jobs, done, strict=True):
+        if rewrite is not None:
+            out[i].append(rewrite)
+    return out
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _workers() -> int:
+    from orchestration.warehouse import duckdb_settings
+
+    try:
+        return max(1, int(duckdb_settings()["threads"]))
+    except ValueError:
+        return 1
+
+
+def _rewrite_existing(path: Path, needles, lines: LineFilter) -> Rewrite | None:
+    """rewrite_file, None for a file gone since the tree was listed."""
+    with contextlib.suppress(FileNotFoundError):
+        return rewrite_file(path, needles, lines)
+    return None
+
+
+# A worker process's needles per tree and their LineFilters, built once by _start_worker.
+_WORKER: dict[str, list] = {}
+
+
+def _start_worker(all_needles) -> None:
+    _WORKER["needles"] = all_needles
+    _WORKER["lines"] = [LineFilter(n) if n else None for n in all_needles]
+
+
+def _worker_rewrite(job: tuple[Path, int]) -> Rewrite | None:
+    path, i = job
+    return _rewrite_existing(path, _WORKER["needles"][i], _WORKER["lines"][i])
+
+
+def _in_processes(
+    jobs: list[tuple[Path, int]], sizes: list[int], all_needles, workers: int
+) -> list[Rewrite | None]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # the largest first, so that no worker is left alone with a big file at the end
+    order = sorted(range(len(jobs)), key=lambda i: -sizes[i])
+    # spawned, never forked: the step's process runs DuckDB's threads
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        min(workers, len(jobs)), mp_context=context, initializer=_start_worker,
+        initargs=(all_needles,),
+    ) as pool:  # fmt: skip
+        done = dict(zip(order, pool.map(_worker_rewrite, [jobs[i] for i in order]), strict=True))
+    return [done[i] for i in range(len(jobs))]

@@ -75,6 +75,57 @@ def test_a_file_left_without_rows_is_removed_and_an_unrelated_one_untouched(tmp_
     assert not gone.exists() and other.stat().st_mtime_ns == before
 
 
+def _tree(root: Path) -> None:
+    """Files of each format, some holding the person, one holding only the person."""
+    for i in range(6):
+        folder = root / f"dt=2026-11-{10 + i}"
+        folder.mkdir(parents=True)
+        (folder / "a.csv").write_text(
+            "id,email,phone\n"
+            + "".join(f"C{i}{j},keep{j}@example.org,\n" for j in range(50))
+            + (f"C{i}x,{EMAIL},\n" if i % 2 else "")
+        )
+        (folder / "b.jsonl").write_text(
+            "".join(json.dumps({"id": f"J{i}{j}", "phone": "+1 415 555 0100"}) + "\n"
+                    for j in range(30))
+            + (json.dumps({"id": "C9"}) + "\n" if i % 3 == 0 else "")
+        )  # fmt: skip
+        pq.write_table(
+            pa.Table.from_pylist(
+                [{"id": f"P{i}{j}", "phone": PHONE if j == i else None} for j in range(20)]
+            ),
+            folder / "c.parquet",
+        )
+    (root / "dt=2026-11-10" / "only.csv").write_text(f"id,email\nC5,{EMAIL}\n")
+
+
+def _state(root: Path, done) -> tuple[list, dict]:
+    return (
+        [(d.path.relative_to(root), d.rows_by_request, d.removed, d.sha256, d.size) for d in done],
+        {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()},
+    )
+
+
+def test_trees_shared_among_worker_processes_are_rewritten_as_by_one(tmp_path, monkeypatch):
+    """Two trees with needles of their own (an email only in the second), their files shared
+    among two processes: the same rewrites, files and order as in one process."""
+    only_email = {("email", EMAIL): {"R2"}}
+    one, two = tmp_path / "one", tmp_path / "two"
+    for root in (one, two):
+        _tree(root / "a")
+        _tree(root / "b")
+    by_one = files.rewrite_trees([(one / "a", NEEDLES), (one / "b", only_email)], workers=1)
+    monkeypatch.setattr(files, "PARALLEL_FROM_BYTES", 0)  # these small trees in processes too
+    by_two = files.rewrite_trees([(two / "a", NEEDLES), (two / "b", only_email)], workers=2)
+    sequential = [_state(one / t, d) for t, d in zip("ab", by_one, strict=True)]
+    assert [_state(two / t, d) for t, d in zip("ab", by_two, strict=True)] == sequential
+    first, second = sequential
+    assert [p for p, *_ in first[0]] == sorted(p for p, *_ in first[0])  # path order
+    assert len(first[0]) == 3 + 2 + 6 + 1  # every file holding the person, and only those
+    assert len(second[0]) == 3 + 1 and {r for _, by, *_ in second[0] for r in by} == {"R2"}
+    assert Path("dt=2026-11-10/only.csv") not in first[1]  # removed: no row left
+
+
 def test_ingestion_drops_tombstoned_rows_and_counts_them_erased(tmp_path):
     from demo.generator import generate
 
