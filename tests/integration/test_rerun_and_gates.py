@@ -26,6 +26,9 @@ RUN_LOG_TABLES = {
     ("audit", "dbt_model_builds"),  # one row per model per dbt invocation: a run log
     ("audit", "clv_fits"),  # one fit record per run
     ("audit", "send_time_evals"),  # one evaluation per run
+    # the landing files' stat signatures, a cache of the file system: a file written just before
+    # the first run's read gets its signature at the rerun (git's racy-clean rule)
+    ("audit", "landing_file_signatures"),
 }
 
 
