@@ -29,7 +29,7 @@ from orchestration.warehouse import scratch
 
 STATE = "identity.probabilistic_inputs"
 # What probabilistic.CANDIDATES_SQL reads (its relations, their rows and columns): the test
-# test_the_sources_are_every_column_the_candidates_read keeps the two in step.
+# test_the_sources_are_every_row_and_column_the_candidates_read keeps the two in step.
 SOURCES = {
     "intermediate.int_identity__records": (
         "source <> 'web'",
