@@ -765,13 +765,12 @@ def refresh(
 ) -> LinkCounts:
     """Replace identity.probabilistic_links with this run's pairs (none when disabled)."""
     started = time.monotonic()
-    key = sources = None
+    key = sources = records = None
     if enabled:
         inputs = _scoring_inputs(threshold, model)
         # the cheap check first: the columns the candidates are computed from
         sources = probabilistic_inputs.sources_fingerprint(con, inputs)
         kept = probabilistic_inputs.reusable(con, TABLE, sources=sources)
-        records = None
         if kept is None:
             records = candidates(con)
             key = probabilistic_inputs.fingerprint(con, records, inputs)
@@ -791,8 +790,6 @@ def refresh(
                 reused=True,
                 **kept,
             )
-    else:
-        records = None
     links = predict(records, threshold, model) if records is not None else _no_links()
     con.execute("create schema if not exists identity")
     # replaced whole (never appended): the table is this run's pairs and nothing else.

@@ -529,18 +529,11 @@ def rewrite_file(
 PARALLEL_FROM_BYTES = 256 << 20
 
 
-def rewrite_tree(
-    root: Path, needles: dict[tuple[str, str], set[str]], workers: int | None = None
-) -> list[Rewrite]:
-    """rewrite_file for every data file under `root` (a missing root holds nothing), in path
-    order (rewrite_trees with one tree)."""
-    return rewrite_trees([(root, needles)], workers)[0]
-
-
 def rewrite_trees(
     trees: list[tuple[Path, dict[tuple[str, str], set[str]]]], workers: int | None = None
 ) -> list[list[Rewrite]]:
-    """rewrite_tree for each (root, needles), the rewrites of each tree in path order. Each file
+    """rewrite_file for every data file under each root (a missing root holds nothing) with its
+    needles: the rewrites of each tree, in path order. Each file
     is searched and rewritten on its own, so the files of all the trees are shared among
     `workers` processes (default: C360_DUCKDB_THREADS, the cores the warehouse may use) when
     they are large; the result is the same as one process's."""

@@ -70,7 +70,7 @@ def test_a_file_left_without_rows_is_removed_and_an_unrelated_one_untouched(tmp_
     other = tmp_path / "other.csv"
     other.write_text("id,email\nC6,keep@example.org\n")
     before = other.stat().st_mtime_ns
-    done = files.rewrite_tree(tmp_path, NEEDLES)
+    (done,) = files.rewrite_trees([(tmp_path, NEEDLES)])
     assert [(d.path.name, d.removed) for d in done] == [("only.csv", True)]
     assert not gone.exists() and other.stat().st_mtime_ns == before
 
