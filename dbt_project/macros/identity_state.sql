@@ -1,4 +1,5 @@
-{#- After int_identity__assignments is built: log new merges/splits, then record every assignment. -#}
+{#- After int_identity__assignments is built: log new merges/splits, then record the assignments that
+    are new or changed (last_seen_as_of: the as_of of the run that last wrote the row). -#}
 {% macro persist_identity_assignments() -%}
 {%- set sql -%}
     insert into audit.identity_merge_log (
@@ -24,18 +25,33 @@
             and logged.customer_id = events.customer_id
             and logged.other_customer_id = events.other_customer_id
     );
-    delete from audit.identity_registry
-    where record_key in (select assignments.record_key from {{ this }} as assignments);
+    -- only rows whose id or dates moved are rewritten: most nights move few of millions
+    delete from audit.identity_registry as registry
+    where exists (
+        select 1 from {{ this }} as assignments
+        where
+            assignments.record_key = registry.record_key
+            and (
+                assignments.customer_id <> registry.customer_id
+                or assignments.first_assigned_as_of <> registry.first_assigned_as_of
+                or registry.record_first_seen_as_of is null
+                or assignments.record_first_seen_as_of <> registry.record_first_seen_as_of
+            )
+    );
     insert into audit.identity_registry (
         record_key, customer_id, first_assigned_as_of, last_seen_as_of, record_first_seen_as_of
     )
     select
-        record_key,
-        customer_id,
-        first_assigned_as_of,
-        as_of,
-        record_first_seen_as_of
-    from {{ this }};
+        assignments.record_key,
+        assignments.customer_id,
+        assignments.first_assigned_as_of,
+        assignments.as_of,
+        assignments.record_first_seen_as_of
+    from {{ this }} as assignments
+    where not exists (
+        select 1 from audit.identity_registry as registry
+        where registry.record_key = assignments.record_key
+    );
 {%- endset -%}
     {{ return(run_statements(sql)) }}
 {%- endmacro %}

@@ -88,12 +88,16 @@ survivors as (
 
 known_ids as (
     -- a part split off an id mints a new one salted with the ids its records had, so it can
-    -- never get back the id its component key minted before (a rerun at the same as_of)
+    -- never get back the id its component key minted before (a rerun at the same as_of); only
+    -- components left without a surviving id mint one
     select
-        component_key,
-        {{ sorted_distinct_join('customer_id', "','") }} as previous_ids
+        known.component_key,
+        {{ sorted_distinct_join('known.customer_id', "','") }} as previous_ids
     from known
-    group by component_key
+    left join survivors
+        on known.component_key = survivors.component_key and survivors.survivor_rank = 1
+    where survivors.component_key is null
+    group by known.component_key
 ),
 
 final as (

@@ -169,30 +169,32 @@ with_consent as (
             and sms_consent.channel = 'sms' and sms_consent.purpose = 'marketing'
 ),
 
+rfm_scores as (
+    -- quintiles among buyers only: a window over every customer would sort the non-buyers too,
+    -- only to discard their scores
+    select
+        customer_id,
+        ntile(5) over (order by last_ordered_at asc, customer_id asc) as rfm_recency_score,
+        ntile(5) over (order by order_count asc, customer_id asc) as rfm_frequency_score,
+        ntile(5) over (order by coalesce(lifetime_revenue, 0) asc, customer_id asc) as rfm_monetary_score
+    from order_stats
+),
+
 scored as (
     select
-        *,
+        with_consent.*,
         case
-            when order_count > 0 then
-                {{ dbt.datediff('last_ordered_at', as_of_end(), 'day') }}
+            when with_consent.order_count > 0 then
+                {{ dbt.datediff('with_consent.last_ordered_at', as_of_end(), 'day') }}
         end as days_since_last_order,
-        case when order_count > 0 then lifetime_revenue / order_count end as average_order_value,
         case
-            when order_count > 0 then
-                ntile(5) over (
-                    partition by order_count > 0
-                    order by last_ordered_at asc, customer_id asc
-                )
-        end as rfm_recency_score,
-        case
-            when order_count > 0 then
-                ntile(5) over (partition by order_count > 0 order by order_count asc, customer_id asc)
-        end as rfm_frequency_score,
-        case
-            when order_count > 0 then
-                ntile(5) over (partition by order_count > 0 order by lifetime_revenue asc, customer_id asc)
-        end as rfm_monetary_score
+            when with_consent.order_count > 0 then with_consent.lifetime_revenue / with_consent.order_count
+        end as average_order_value,
+        rfm_scores.rfm_recency_score,
+        rfm_scores.rfm_frequency_score,
+        rfm_scores.rfm_monetary_score
     from with_consent
+    left join rfm_scores on with_consent.customer_id = rfm_scores.customer_id
 ),
 
 final as (
