@@ -1,4 +1,6 @@
-{#- One row per line of an order in int_segments__orders (product and category conditions). -#}
+{#- One row per line of an order in int_segments__orders (product and category conditions).
+    A view: only segments with such a condition read it, each for its products or categories. -#}
+{{ config(materialized='view') }}
 with orders as (
     select order_id from {{ ref('int_segments__orders') }}
 ),
