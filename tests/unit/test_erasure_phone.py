@@ -87,7 +87,7 @@ def _build(tmp: Path) -> duckdb.DuckDBPyConnection:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), "run", "--quiet",
          "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
-         "--select", "int_customers__golden", "customer_360", "path:models/marts/customer_360/traits", "--vars", json.dumps({"as_of": AS_OF}),
+         "--select", "customer_360", "path:models/marts/customer_360/traits", "--vars", json.dumps({"as_of": AS_OF}),
          "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],
         capture_output=True, text=True,
         env={**os.environ, "C360_WAREHOUSE": str(warehouse), "C360_DBT_TARGET": "duckdb",

@@ -58,8 +58,6 @@ _GROUPS = {
     "activity": "staging",
     "identity": "identity",
     "customer_360": "customer_360",
-    # customer_360's golden record (intermediate/customers)
-    "customers": "customer_360",
     "consent": "customer_360",
     "segments": "segments",
     # Campaign outcomes feed lift and KPIs, which the insight group owns.

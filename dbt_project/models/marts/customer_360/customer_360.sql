@@ -1,6 +1,8 @@
-{#- One row per customer at as_of: golden record (int_customers__golden), order stats, RFM scores,
-    engagement, reachability and consent per channel, then the trait models' columns (traits/,
-    joined by with_traits). Windows are relative to as_of, never the wall clock. -#}
+{#- One row per customer at as_of: golden record, order stats, RFM scores, engagement,
+    reachability and consent per channel, then the trait models' columns (traits/, joined by
+    with_traits). Windows are relative to as_of, never the wall clock. -#}
+{%- set survivorship = var('survivorship') -%}
+{%- set default_priority = survivorship.get('default_source_priority', []) -%}
 with id_map as (
     select * from {{ ref('customer_id_map') }}
 ),
@@ -8,15 +10,27 @@ with id_map as (
 records as (
     select
         id_map.customer_id,
-        int_records.email_normalized,
-        int_records.phone_e164
+        int_records.*
     from {{ ref('int_identity__records') }} as int_records
     inner join id_map on int_records.record_key = id_map.record_key
 ),
 
+{% for group, settings in survivorship['attributes'].items() %}
+    golden_{{ group }} as (
+        {{ survivor('records', settings['columns'], settings.get('source_priority', default_priority)) }}
+    ),
+
+{% endfor %}
 customers as (
-    -- the golden record and source flags (their own model: no as_of moves them)
-    select * from {{ ref('int_customers__golden') }}
+    select
+        customer_id,
+        count(*) as source_record_count,
+        max(case when source = 'crm' then 1 else 0 end) = 1 as is_in_crm,
+        max(case when source = 'shop' then 1 else 0 end) = 1 as is_in_shop,
+        max(case when source = 'loyalty' then 1 else 0 end) = 1 as is_in_loyalty,
+        max(case when source = 'web' then 1 else 0 end) = 1 as is_in_web
+    from id_map
+    group by customer_id
 ),
 
 orders as (
@@ -106,7 +120,17 @@ erased as (
 
 assembled as (
     select
-        customers.*,
+        customers.customer_id,
+        {% for group, settings in survivorship['attributes'].items() %}
+            {%- for column in settings['columns'] %}
+                golden_{{ group }}.{{ column }},
+            {%- endfor %}
+        {% endfor %}
+        customers.source_record_count,
+        customers.is_in_crm,
+        customers.is_in_shop,
+        customers.is_in_loyalty,
+        customers.is_in_web,
         loyalty.loyalty_tier,
         loyalty.loyalty_points,
         coalesce(order_stats.order_count, 0) as order_count,
@@ -120,6 +144,9 @@ assembled as (
         coalesce(email_engagement.email_clicks_90d, 0) as email_clicks_90d,
         erased.customer_id is not null as is_erased
     from customers
+    {% for group in survivorship['attributes'] %}
+        left join golden_{{ group }} on customers.customer_id = golden_{{ group }}.customer_id
+    {% endfor %}
     left join order_stats on customers.customer_id = order_stats.customer_id
     left join loyalty on customers.customer_id = loyalty.customer_id
     left join email_engagement on customers.customer_id = email_engagement.customer_id
