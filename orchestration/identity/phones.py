@@ -12,7 +12,8 @@ Region hint: the record's country where the source has one, else the configured 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import phonenumbers
@@ -52,13 +53,57 @@ def default_region() -> str:
     return str(((doc.get("vars") or {}).get("identity") or {}).get("phone_default_region", "US"))
 
 
+def _cleaned(text: str) -> str:
+    cleaned = text.strip()
+    return "+" + cleaned[2:] if cleaned.startswith("00") else cleaned
+
+
 def to_e164(text: str, region: str, fallback_region: str = "US") -> Parsed:
     """E.164 of one phone text; null with a reason when it cannot be a phone number."""
-    cleaned = text.strip()
-    if cleaned.startswith("00"):
-        cleaned = "+" + cleaned[2:]
+    return _parse(_cleaned(text), (region or fallback_region).upper())
+
+
+# A text of digits and the separators sources write (space, parentheses, dot, hyphen), with at
+# most one leading '+', and at least three digits: libphonenumber reads only its digits and the
+# plus (separators are dropped before any numbering-plan rule), so every such text with the same
+# plus, digits and region parses alike. Fewer digits take the viability rule's two-digit case,
+# which does look at the separators; over 250 characters the text itself is refused as too long.
+# tests/unit/test_phones.py checks the equivalence.
+_PLAIN = re.compile(r"\+?[0-9 ().\-]*")
+_NON_DIGITS = re.compile(r"[^0-9]")
+_MAX_TEXT = 250  # libphonenumber's longest input
+
+
+def _plain_key(cleaned: str) -> str | None:
+    if len(cleaned) > _MAX_TEXT or not _PLAIN.fullmatch(cleaned):
+        return None
+    digits = _NON_DIGITS.sub("", cleaned)
+    if len(digits) < 3:
+        return None
+    return "+" + digits if cleaned.startswith("+") else digits
+
+
+def to_e164_many(texts: Iterable[tuple[str, str]], fallback_region: str = "US") -> list[Parsed]:
+    """to_e164 of each (text, region), in order; the texts that differ only in separators
+    (_PLAIN) are parsed once: one person's number is written in several styles across sources."""
+    memo: dict[tuple[str, str], Parsed] = {}
+    out = []
+    for text, region in texts:
+        cleaned, reg = _cleaned(text), (region or fallback_region).upper()
+        key = _plain_key(cleaned)
+        if key is None:
+            out.append(_parse(cleaned, reg))
+            continue
+        parsed = memo.get((key, reg))
+        if parsed is None:
+            parsed = memo[(key, reg)] = _parse(key, reg)
+        out.append(parsed)
+    return out
+
+
+def _parse(cleaned: str, region: str) -> Parsed:
     try:
-        number = phonenumbers.parse(cleaned, (region or fallback_region).upper())
+        number = phonenumbers.parse(cleaned, region)
     except phonenumbers.NumberParseException as exc:
         return Parsed(None, False, f"unparseable: {_PARSE_ERRORS.get(exc.error_type, 'error')}")
     if not phonenumbers.is_possible_number(number):
@@ -136,10 +181,10 @@ def refresh(
     new = con.execute(sql).fetchall() if sql else []
     if progress and len(new) > 50_000:
         progress(f"phone numbers: parsing {len(new):,} new texts")
-    rows = []
-    for raw_text, region in new:
-        parsed = to_e164(raw_text, region, fallback)
-        rows.append((raw_text, region, parsed.e164, parsed.is_valid, parsed.reason))
+    rows = [
+        (raw_text, region, parsed.e164, parsed.is_valid, parsed.reason)
+        for (raw_text, region), parsed in zip(new, to_e164_many(new, fallback), strict=True)
+    ]
     if rows:
         con.register("_phones", _frame(rows))
         try:

@@ -96,3 +96,38 @@ def test_phone_inputs_come_from_the_identifier_columns_with_their_regions_and_ro
         assert part in sql, part
     assert sql.count(" union ") == 6  # seven columns: the four above and three consent tables
     assert "email" not in sql
+
+
+def test_texts_differing_only_in_separators_are_parsed_once_and_alike():
+    """to_e164_many parses one text per (plus, digits, region) of the plain texts: the result of
+    every text, plain or not, equals to_e164 of that text on its own."""
+    import random
+
+    rnd = random.Random(7)
+    regions = ["US", "GB", "FR", "DE", "", "gb", "ZZ", "BR", "IN"]
+    pieces = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", " ", "(", ")", ".", "-"]
+    cases = [
+        ("+12125550134", ""),
+        ("(212) 555-0134", "US"),
+        ("0044 7400 123456", ""),
+        ("1-2", "US"),
+        ("12", "US"),
+        ("1 2 3", "US"),
+        ("+" + "1" * 300, "US"),
+        ("212 555 0134 x12", "US"),
+    ]
+    for _ in range(6000):
+        body = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 18)))
+        prefix = rnd.choice(["", "", "+", "00", " +", "0", "+1 ", "+44 (0) "])
+        cases.append((prefix + body, rnd.choice(regions)))
+    # one number in several styles: the memo must hand each text its own (equal) answer
+    for digits in ("2125550134", "7400123456", "612345678"):
+        for style in ("{}", "({}) {}-{}", "{}.{}.{}", "+1 {}", "00{}", "0{}"):
+            parts = (digits[:3], digits[3:6], digits[6:])
+            cases.append((style.format(*parts) if "{}-" in style or "." in style
+                          else style.format(digits), rnd.choice(regions)))  # fmt: skip
+    many = phones.to_e164_many(cases)
+    for (text, region), parsed in zip(cases, many, strict=True):
+        assert parsed == phones.to_e164(text, region), (text, region)
+    plain = [c for c in cases if phones._plain_key(phones._cleaned(c[0])) is not None]
+    assert len(plain) > 3000  # the fast path was exercised
