@@ -70,6 +70,15 @@ def duckdb_settings() -> dict[str, str]:
     }
 
 
+def worker_processes() -> int:
+    """How many processes a step may share Python work among: C360_DUCKDB_THREADS, the cores
+    the warehouse may use (1 when it is not a number)."""
+    try:
+        return max(1, int(duckdb_settings()["threads"]))
+    except ValueError:
+        return 1
+
+
 def memory_bytes(text: str) -> int | None:
     """A DuckDB memory size ("4GB", "306.1 MiB", "512KiB") in bytes; None if not a size.
     Decimal units (KB, MB, GB) are powers of 1000 and binary ones (KiB, MiB) of 1024, as DuckDB

@@ -13,7 +13,7 @@ Region hint: the record's country where the source has one, else the configured 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import phonenumbers
@@ -23,6 +23,7 @@ import yaml
 from orchestration.contracts.identifier_columns import BY_TYPE, IdColumn, phone_columns
 from orchestration.engine import Connection, table_names
 from orchestration.paths import dbt_project_dir
+from orchestration.warehouse import worker_processes
 
 TABLE = "reference.phone_numbers"
 
@@ -83,22 +84,50 @@ def _plain_key(cleaned: str) -> str | None:
     return "+" + digits if cleaned.startswith("+") else digits
 
 
-def to_e164_many(texts: Iterable[tuple[str, str]], fallback_region: str = "US") -> list[Parsed]:
-    """to_e164 of each (text, region), in order; the texts that differ only in separators
-    (_PLAIN) are parsed once: one person's number is written in several styles across sources."""
-    memo: dict[tuple[str, str], Parsed] = {}
-    out = []
+def to_e164_many(
+    texts: Sequence[tuple[str, str]], fallback_region: str = "US", workers: int | None = None
+) -> list[Parsed]:
+    """to_e164 of each (text, region), in order. Texts that differ only in separators (_PLAIN)
+    are parsed once, the region left out when the text starts with '+' (libphonenumber then
+    reads the country from the number): one person's number is written in several styles
+    across sources. Many texts are parsed in `workers` processes (default C360_DUCKDB_THREADS)."""
+    jobs: dict[tuple[str, str], int] = {}  # (text to parse, region) → its index in `distinct`
+    distinct: list[tuple[str, str]] = []
+    slots = []
     for text, region in texts:
         cleaned, reg = _cleaned(text), (region or fallback_region).upper()
         key = _plain_key(cleaned)
-        if key is None:
-            out.append(_parse(cleaned, reg))
-            continue
-        parsed = memo.get((key, reg))
-        if parsed is None:
-            parsed = memo[(key, reg)] = _parse(key, reg)
-        out.append(parsed)
-    return out
+        memo = (cleaned, reg) if key is None else (key, "" if key[0] == "+" else reg)
+        slot = jobs.get(memo)
+        if slot is None:
+            slot = jobs[memo] = len(distinct)
+            distinct.append((memo[0], reg))
+        slots.append(slot)
+    parsed = _parse_all(distinct, worker_processes() if workers is None else workers)
+    return [parsed[i] for i in slots]
+
+
+# Below this many texts the lookup is parsed in the step's own process: starting the workers
+# (each imports libphonenumber's metadata) would cost more than it saves.
+PARALLEL_FROM_TEXTS = 200_000
+
+
+def _parse_all(items: list[tuple[str, str]], workers: int) -> list[Parsed]:
+    if workers < 2 or len(items) < PARALLEL_FROM_TEXTS:
+        return [_parse(text, region) for text, region in items]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = -(-len(items) // workers)
+    parts = [items[i : i + size] for i in range(0, len(items), size)]
+    # spawned, never forked: the step's process runs DuckDB's threads
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(parts), mp_context=context) as pool:
+        return [p for part in pool.map(_parse_part, parts) for p in part]
+
+
+def _parse_part(items: list[tuple[str, str]]) -> list[Parsed]:
+    return [_parse(text, region) for text, region in items]
 
 
 def _parse(cleaned: str, region: str) -> Parsed:

@@ -546,7 +546,9 @@ def rewrite_trees(
                 if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith(".")
             ]
     sizes = [_size(p) for p, _ in jobs]
-    workers = _workers() if workers is None else workers
+    from orchestration.warehouse import worker_processes
+
+    workers = worker_processes() if workers is None else workers
     all_needles = [needles for _, needles in trees]
     if workers > 1 and len(jobs) > 1 and sum(sizes) >= PARALLEL_FROM_BYTES:
         done = _in_processes(jobs, sizes, all_needles, workers)
@@ -565,15 +567,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _workers() -> int:
-    from orchestration.warehouse import duckdb_settings
-
-    try:
-        return max(1, int(duckdb_settings()["threads"]))
-    except ValueError:
-        return 1
 
 
 def _rewrite_existing(path: Path, needles, lines: LineFilter) -> Rewrite | None:

@@ -98,7 +98,7 @@ def test_phone_inputs_come_from_the_identifier_columns_with_their_regions_and_ro
     assert "email" not in sql
 
 
-def test_texts_differing_only_in_separators_are_parsed_once_and_alike():
+def test_texts_differing_only_in_separators_are_parsed_once_and_alike(monkeypatch):
     """to_e164_many parses one text per (plus, digits, region) of the plain texts: the result of
     every text, plain or not, equals to_e164 of that text on its own."""
     import random
@@ -126,8 +126,10 @@ def test_texts_differing_only_in_separators_are_parsed_once_and_alike():
             parts = (digits[:3], digits[3:6], digits[6:])
             cases.append((style.format(*parts) if "{}-" in style or "." in style
                           else style.format(digits), rnd.choice(regions)))  # fmt: skip
-    many = phones.to_e164_many(cases)
-    for (text, region), parsed in zip(cases, many, strict=True):
-        assert parsed == phones.to_e164(text, region), (text, region)
+    one_by_one = [phones.to_e164(text, region) for text, region in cases]
+    assert phones.to_e164_many(cases, workers=1) == one_by_one
+    # the same in two worker processes (the lookup of a large first night)
+    monkeypatch.setattr(phones, "PARALLEL_FROM_TEXTS", 1000)
+    assert phones.to_e164_many(cases, workers=2) == one_by_one
     plain = [c for c in cases if phones._plain_key(phones._cleaned(c[0])) is not None]
     assert len(plain) > 3000  # the fast path was exercised
