@@ -702,9 +702,10 @@ def erase_pending(
         _sweep(con, reqs)
         _rewrite_objects(con, reqs, landing or landing_dir())
         _rewrite_files(con, reqs, landing or landing_dir(), outbox or outbox_dir())
-        new = 0
+        new = tombstones.add_many(
+            con, [(req.request_id, req.anchors, req.ids - req.anchors) for req in reqs]
+        )
         for req in reqs:
-            new += tombstones.add(con, req.request_id, req.anchors, req.ids - req.anchors)
             _receipt(con, req, as_of, run_id)
         con.execute("commit")
     except BaseException:

@@ -6,6 +6,8 @@ batch counts those rows as `erased` (extracted = loaded + quarantined + deduplic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
 
 from orchestration.contracts.rules_sql import quote_ident
@@ -46,19 +48,47 @@ def add(
     anchors: set[tuple[str, str]],
     contact_points: set[tuple[str, str]] = frozenset(),
 ) -> int:
-    """Record the tombstones of one request: its anchors (scope person: the request's identifier,
-    source and customer ids) and the other emails and phones found on the person's records
-    (scope contact_point: they may be a household's, so they drop rows of contact-point sources
-    only — engagement, consent — never another person's record). Returns how many were new."""
+    """Record the tombstones of one request (add_many of one); returns how many were new."""
+    return add_many(con, [(request_id, anchors, contact_points)])
+
+
+def add_many(
+    con: Connection,
+    requests: Sequence[tuple[str, set[tuple[str, str]], set[tuple[str, str]]]],
+) -> int:
+    """Record the tombstones of each (request id, anchors, contact points), in one statement: its
+    anchors (scope person: the request's identifier, source and customer ids) and the other
+    emails and phones found on the person's records (scope contact_point: they may be a
+    household's, so they drop rows of contact-point sources only — engagement, consent — never
+    another person's record). A hash already recorded keeps its row; a hash two requests share
+    is the first's, and a person anchor before a contact point. Returns how many were new."""
     ensure_table(con)
-    before = con.execute(f"select count(*) from {TABLE}").fetchone()[0]
-    for scope, ids in (("person", anchors), ("contact_point", contact_points)):
-        for kind, value in sorted(ids):
-            con.execute(
-                f"insert into {TABLE} values (?, ?, ?, now(), ?) on conflict do nothing",
-                [keyed_hash(kind, value), kind, request_id, scope],
-            )
-    return con.execute(f"select count(*) from {TABLE}").fetchone()[0] - before
+    rows: dict[str, tuple[str, str, str]] = {}  # hash → (kind, request id, scope), first wins
+    for request_id, anchors, contact_points in requests:
+        for scope, ids in (("person", anchors), ("contact_point", contact_points)):
+            for kind, value in sorted(ids):
+                rows.setdefault(keyed_hash(kind, value), (kind, request_id, scope))
+    if not rows:
+        return 0
+    before = con.execute(f"select count(*) from {TABLE}").fetchall()[0][0]
+    con.register(
+        _NEW,
+        pa.table({"hash": list(rows), "kind": [r[0] for r in rows.values()],
+                  "request_id": [r[1] for r in rows.values()],
+                  "scope": [r[2] for r in rows.values()]}),
+    )  # fmt: skip
+    try:
+        con.execute(
+            f"insert into {TABLE} "
+            f"select n.hash, n.kind, n.request_id, now(), n.scope from {_NEW} as n "
+            f"where not exists (select 1 from {TABLE} as t where t.hash = n.hash)"
+        )
+    finally:
+        con.unregister(_NEW)
+    return con.execute(f"select count(*) from {TABLE}").fetchall()[0][0] - before
+
+
+_NEW = "_c360_new_tombstones"
 
 
 def drop_tombstoned(con: Connection, contract_id: str, table: str) -> int:

@@ -294,3 +294,29 @@ def test_a_household_phone_does_not_erase_the_other_person(tmp_path):
     assert scopes["crm_contact_id"] == ["person"] and scopes["customer_id"] == ["person"]
     f = landing / "crm" / "contacts" / "dt=2026-11-21" / "part.csv"
     assert f.read_text() == "contact_id,email\nC1,keep@example.org\n"
+
+
+def test_tombstones_of_many_requests_in_one_statement_keep_the_first_owner(tmp_path):
+    """add_many: a hash already recorded keeps its row, a hash two requests share is the first
+    request's, a person anchor wins over the same value as a contact point; the count is of new
+    rows only."""
+    with connect(tmp_path / "wh.duckdb") as con:
+        assert tombstones.add(con, "R0", {("email", "old@x.org")}) == 1
+        new = tombstones.add_many(
+            con,
+            [
+                ("R1", {("email", "a@x.org"), ("crm_contact_id", "C1")}, {("phone", "+15550001")}),
+                ("R2", {("phone", "+15550001")}, {("email", "a@x.org"), ("email", "old@x.org")}),
+            ],
+        )
+        assert new == 3
+        rows = con.execute(
+            "select kind, request_id, scope from audit.erasure_tombstones order by all"
+        ).fetchall()
+        assert rows == [
+            ("crm_contact_id", "R1", "person"),
+            ("email", "R0", "person"),
+            ("email", "R1", "person"),
+            ("phone", "R1", "contact_point"),
+        ]
+        assert tombstones.add_many(con, [("R3", {("email", "a@x.org")}, set())]) == 0
