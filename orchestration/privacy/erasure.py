@@ -239,7 +239,7 @@ def expand_all(con: Connection, reqs: list[Request], index: ColumnIndex) -> None
             if not _exists(con, "raw", cid):
                 continue
             cols = IDENTIFIER_COLUMNS[cid]
-            table = f"raw.{cid}"
+            table = f"raw.{quote_ident(cid)}"  # the name _erase_contract_tables indexes
             extra = [c.region_column for c in cols if c.region_column]
             names = [c.column for c in cols] + sorted(set(extra))
             sel = ", ".join(f"t.{quote_ident(n)}" for n in names)

@@ -232,13 +232,26 @@ def _small_warehouse(path: Path, landing: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def test_erase_pending_deletes_pseudonymises_rewrites_and_records(tmp_path):
+def test_erase_pending_deletes_pseudonymises_rewrites_and_records(tmp_path, monkeypatch):
+    from orchestration.privacy.column_index import ColumnIndex
+
+    built = []  # each (table, columns) index, by the table's unquoted name
+    build = ColumnIndex._build
+    monkeypatch.setattr(
+        ColumnIndex,
+        "_build",
+        lambda self, table, cols: (
+            built.append((table.replace('"', ""), cols)) or build(self, table, cols)
+        ),
+    )
     landing, outbox = tmp_path / "landing", tmp_path / "outbox"
     outbox.mkdir()
     (outbox / "drop.csv").write_text("customer_id,first_name\nCUST9,Gone\nCUST1,Kept\n")
     with _small_warehouse(tmp_path / "wh.duckdb", landing) as con:
         summary = erase_pending(con, AS_OF, "run1", landing=landing, outbox=outbox)
         assert summary.requests == 1 and summary.files == 2
+        # expansion and deletion share a table's index: one scan of a raw table per column type
+        assert "raw.crm__contacts" in {t for t, _ in built} and len(built) == len(set(built))
         assert con.execute("select contact_id from raw.crm__contacts").fetchall() == [("C1",)]
         assert con.execute("select shop_customer_id from raw.shop__customers").fetchall() == [
             ("S1",)
