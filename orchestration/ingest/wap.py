@@ -862,6 +862,12 @@ def publish_batch(
             "update audit.ingestion_batches set status = 'published' where batch_id = ?",
             [batch.batch_id],
         )
+        # Published: the batch's rows now live in raw and quarantine. Its staging copy is
+        # emptied (the tables stay, as the staged asset's), so personal data is not held twice
+        # and erasure does not search a second copy of the night's rows. Last: a publish stopped
+        # before it still has its batch to publish again.
+        for suffix in ("__clean", "__verdicts"):
+            con.execute(f"delete from {bt}{suffix}")
         con.execute("commit")
     except Exception:
         con.execute("rollback")

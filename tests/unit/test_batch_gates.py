@@ -127,6 +127,10 @@ def test_a_publish_stopped_before_its_audit_row_is_undone_and_published_whole(
     _copy(generated, landing, "email__engagement")
     first, gate, published = _night(con, "email__engagement", landing, "first")
     assert gate.passed and published and first.loaded > 0
+    # published: the staging copy of the batch is emptied (its rows live in raw and quarantine)
+    for suffix in ("__clean", "__verdicts"):
+        table = f"staging.batch__email__engagement{suffix}"
+        assert con.execute(f"select count(*) from {table}").fetchone() == (0,)
     raw = "select count(*) from raw.email__engagement"
     loaded = con.execute(raw).fetchone()[0]
     con.execute("delete from audit.ingestion_audit where batch_id = ?", [first.batch_id])
