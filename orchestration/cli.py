@@ -85,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dbt and Dagster output: {report.log_file} (--verbose prints it here)\n")
     try:
         with read_only_warehouse() as con:
-            print(render_summary(con, args.as_of, truth_dir() / "ground_truth.csv"))
+            truth = truth_dir() / "ground_truth.csv"
+            print(render_summary(con, args.as_of, truth, report.refusals))
     except NoRunForDate:
         print(f"no summary: the run recorded nothing for {args.as_of}")
     failed = report.checks_failed

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from orchestration.identity.refusals import Refusals
 from orchestration.instance import ensure_instance
 from orchestration.run_guard import (
     WORKER_TAG,
@@ -33,6 +34,8 @@ class NightlyReport:
     materialized: list[str]
     released: list[ReleasedRun]
     log_file: Path | None = None  # where the run's dbt and Dagster output went (None: console)
+    # the refused links the graph-health step measured in this run (None: it did not run)
+    refusals: Refusals | None = None
 
 
 def run_nightly(
@@ -100,4 +103,22 @@ def run_nightly(
         ),
         released=released,
         log_file=log_file,
+        refusals=_measured_refusals(evaluations),
     )
+
+
+# the graph-health step's check that carries its refusal count (defs/transform/identity_health.py)
+_REFUSALS_CHECK = "identity_state/graph_health:refused_links_share"
+
+
+def _measured_refusals(evaluations: list) -> Refusals | None:
+    """The refusals the run's graph-health step measured, from its check's metadata: the summary
+    prints them without counting the links again."""
+    for e in evaluations:
+        if e.asset_check_key.to_user_string() == _REFUSALS_CHECK:
+            meta = e.metadata
+            if "candidate_links" in meta and "refused_by_limit" in meta:
+                by_limit = meta["refused_by_limit"].value
+                return Refusals(int(meta["candidate_links"].value),
+                                {str(k): int(v) for k, v in by_limit.items()})  # fmt: skip
+    return None

@@ -145,7 +145,9 @@ def _ingestion(con: Connection, as_of: dt.date) -> list[str]:
     return lines
 
 
-def _marts(con: Connection, as_of: dt.date, truth_file: Path | None) -> list[str]:
+def _marts(
+    con: Connection, as_of: dt.date, truth_file: Path | None, refused: refusals.Refusals | None
+) -> list[str]:
     """Warehouse counts, refused links and identity quality at `as_of` (the marts' as_of)."""
     lines = ["", "Warehouse (this as_of)"]
     for schema, table in (
@@ -161,7 +163,8 @@ def _marts(con: Connection, as_of: dt.date, truth_file: Path | None) -> list[str
             else 0
         )
         lines.append(f"  {schema + '.' + table:<34}{n:>11,} rows")
-    refused = refusals.measure(con)
+    if refused is None:
+        refused = refusals.measure(con)
     if refused is not None:
         lines += ["", _refusals_line(refused)]
         max_share = identity_config.load().max_refused_link_share
@@ -221,8 +224,15 @@ def _activation(con: Connection, as_of: dt.date) -> list[str]:
     return lines
 
 
-def render_summary(con: Connection, as_of: dt.date, truth_file: Path | None) -> str:
-    """The summary of `as_of`; NoRunForDate when no nightly run recorded that as_of."""
+def render_summary(
+    con: Connection,
+    as_of: dt.date,
+    truth_file: Path | None,
+    refused: refusals.Refusals | None = None,
+) -> str:
+    """The summary of `as_of`; NoRunForDate when no nightly run recorded that as_of. `refused`:
+    the refusals the run just measured (pipeline.NightlyReport.refusals); counted from the
+    warehouse when None."""
     runs = runs_held(con)
     if as_of not in runs:
         raise NoRunForDate(as_of, runs)
@@ -230,7 +240,7 @@ def render_summary(con: Connection, as_of: dt.date, truth_file: Path | None) -> 
     lines += _ingestion(con, as_of)
     held = _held_as_of(con)
     if held == as_of:
-        lines += _marts(con, as_of, truth_file)
+        lines += _marts(con, as_of, truth_file, refused)
     else:
         lines += [
             "",

@@ -6,6 +6,7 @@ import json
 import duckdb
 import pytest
 
+from orchestration.identity import refusals
 from tests.integration.conftest import AS_OF, make_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="identity_guards")]
@@ -77,6 +78,9 @@ def test_junk_and_overshared_identifiers_do_not_merge_people(tmp_path, monkeypat
     report = run_nightly(AS_OF, instance=home.instance, log_level="WARNING")
     assert report.success, report.checks_failed
     with duckdb.connect(str(home.warehouse), read_only=True) as con:
+        # the summary prints the refusals the graph-health step measured: the warehouse's own
+        assert report.refusals is not None and report.refusals.refused > 0
+        assert report.refusals == refusals.measure(con)
         ids = dict(
             con.execute(
                 "select source_record_id, customer_id from marts.customer_id_map "

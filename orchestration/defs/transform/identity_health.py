@@ -85,6 +85,7 @@ def identity_graph_health(context: dg.AssetExecutionContext, warehouse: Warehous
         passed=not refused.exceeds(max_share),
         severity=dg.AssetCheckSeverity.WARN,
         description=refused.message(max_share),
+        # the run summary prints these two (pipeline._measured_refusals) instead of counting again
         metadata={
             "candidate_links": refused.candidate_links,
             "refused_links": refused.refused,
