@@ -46,6 +46,20 @@
     array_join(array_sort(collect_set({{ column }})), {{ separator }})
 {%- endmacro %}
 
+{#- True when the text `expr` is ASCII only (null for null): its bytes are its characters in
+    UTF-8. A length comparison, no regex pass. -#}
+{% macro is_ascii(expr) -%}
+    {{ return(adapter.dispatch('is_ascii', 'c360')(expr)) }}
+{%- endmacro %}
+
+{% macro default__is_ascii(expr) -%}
+    {{ return("octet_length(" ~ expr ~ ") = char_length(" ~ expr ~ ")") }}
+{%- endmacro %}
+
+{% macro duckdb__is_ascii(expr) -%}
+    {{ return("strlen(" ~ expr ~ ") = length(" ~ expr ~ ")") }}
+{%- endmacro %}
+
 {#- Every match of the regex `pattern` in `expr` replaced (both arguments are SQL literals). -#}
 {% macro replace_all(expr, pattern, replacement) -%}
     {{ return(adapter.dispatch('replace_all', 'c360')(expr, pattern, replacement)) }}

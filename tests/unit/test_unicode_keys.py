@@ -23,6 +23,7 @@ TRICKY = [
     ("Muñoz", "Munoz"),
     ("Þór", "Thor"),
     ("12 OAK AVE.", "12 Oak  Ave", "１２ Ｏａｋ Ａｖｅ"),
+    ("O'Brien", "O Brien\t", "OBRIEN\x7f", "o\x01brien"),  # ASCII with control characters
 ]
 
 
