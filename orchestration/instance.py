@@ -45,11 +45,28 @@ def apply_env_defaults() -> None:
 
 
 def ensure_instance() -> Path:
-    """DAGSTER_HOME with a dagster.yaml (written once, never overwritten)."""
+    """DAGSTER_HOME with a dagster.yaml: written when missing, and rewritten when it is c360's own
+    file for another folder (a home copied or moved keeps its run history in its own folder, not
+    the original's); a file a user wrote is never overwritten."""
     apply_env_defaults()
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
+    wanted = INSTANCE_YAML.format(base=dagster_home)
     if not config.exists():
-        config.write_text(INSTANCE_YAML.format(base=dagster_home))
+        config.write_text(wanted)
+    else:
+        text = config.read_text()
+        if text != wanted and text.startswith(_MARK) and _is_ours(text):
+            config.write_text(wanted)
     return dagster_home
+
+
+_MARK = INSTANCE_YAML.splitlines()[0]
+
+
+def _is_ours(text: str) -> bool:
+    """Whether `text` is INSTANCE_YAML for some folder (c360 wrote it, nobody edited it)."""
+    line = next((ln for ln in text.splitlines() if ln.strip().startswith("base_dir:")), "")
+    base = line.split("base_dir:", 1)[1].strip().removesuffix("/storage")
+    return bool(base) and text == INSTANCE_YAML.format(base=base)
