@@ -17,12 +17,14 @@ the next open (or when a `warehouse()` block ends).
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import multiprocessing
 import os
 import re
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,6 +79,17 @@ def worker_processes() -> int:
         return max(1, int(duckdb_settings()["threads"]))
     except ValueError:
         return 1
+
+
+def process_pool(
+    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()
+) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of `workers` spawned processes for a step's Python work; spawned, never forked:
+    the step's process runs DuckDB's threads."""
+    context = multiprocessing.get_context("spawn")
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=initializer, initargs=initargs
+    )
 
 
 def memory_bytes(text: str) -> int | None:

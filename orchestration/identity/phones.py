@@ -23,7 +23,7 @@ import yaml
 from orchestration.contracts.identifier_columns import BY_TYPE, IdColumn, phone_columns
 from orchestration.engine import Connection, table_names
 from orchestration.paths import dbt_project_dir
-from orchestration.warehouse import worker_processes
+from orchestration.warehouse import process_pool, worker_processes
 
 TABLE = "reference.phone_numbers"
 
@@ -115,14 +115,9 @@ PARALLEL_FROM_TEXTS = 200_000
 def _parse_all(items: list[tuple[str, str]], workers: int) -> list[Parsed]:
     if workers < 2 or len(items) < PARALLEL_FROM_TEXTS:
         return [_parse(text, region) for text, region in items]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     size = -(-len(items) // workers)
     parts = [items[i : i + size] for i in range(0, len(items), size)]
-    # spawned, never forked: the step's process runs DuckDB's threads
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(len(parts), mp_context=context) as pool:
+    with process_pool(len(parts)) as pool:
         return [p for part in pool.map(_parse_part, parts) for p in part]
 
 

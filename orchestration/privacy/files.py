@@ -593,16 +593,10 @@ def _worker_rewrite(job: tuple[Path, int]) -> Rewrite | None:
 def _in_processes(
     jobs: list[tuple[Path, int]], sizes: list[int], all_needles, workers: int
 ) -> list[Rewrite | None]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from orchestration.warehouse import process_pool
 
     # the largest first, so that no worker is left alone with a big file at the end
     order = sorted(range(len(jobs)), key=lambda i: -sizes[i])
-    # spawned, never forked: the step's process runs DuckDB's threads
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        min(workers, len(jobs)), mp_context=context, initializer=_start_worker,
-        initargs=(all_needles,),
-    ) as pool:  # fmt: skip
+    with process_pool(min(workers, len(jobs)), _start_worker, (all_needles,)) as pool:
         done = dict(zip(order, pool.map(_worker_rewrite, [jobs[i] for i in order]), strict=True))
     return [done[i] for i in range(len(jobs))]
