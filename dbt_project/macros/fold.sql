@@ -25,3 +25,17 @@
         else lower({{ replace_all("translate(" ~ ns.expr ~ ", '" ~ fold_from ~ "', '" ~ fold_to ~ "')", "'[^A-Za-z0-9]'", "''") }})
     end
 {%- endmacro %}
+
+{#- One row per distinct non-null value of `column` in `relation`: the value and its fold_key
+    (`value`, `folded`). A model joins it back on the value, so each value is folded once however
+    many rows hold it. -#}
+{% macro folded_values(relation, column) -%}
+    select
+        value,
+        {{ fold_key('value') }} as folded
+    from (
+        select distinct {{ column }} as value
+        from {{ relation }}
+        where {{ column }} is not null
+    ) as distinct_values
+{%- endmacro %}

@@ -33,12 +33,18 @@ records as (
     select * from {{ ref('int_identity__records') }}
 ),
 
+-- each distinct first name folded once (macros/fold.sql), joined back below
+folded_first_names as {{ materialized_cte() }} (
+    {{ folded_values('records', 'first_name') }}
+),
+
 value_records as (
     select
         guarded_links.*,
-        nullif({{ fold_key('records.first_name') }}, '') as first_name_key
+        nullif(folded_first_names.folded, '') as first_name_key
     from guarded_links
     inner join records on guarded_links.record_key = records.record_key
+    left join folded_first_names on records.first_name = folded_first_names.value
 ),
 
 small_values as (
