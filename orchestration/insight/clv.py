@@ -130,35 +130,49 @@ def summarize(orders: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
             {"frequency": [], "recency": [], "T": [], "monetary_value": [], "spend_log_sum": []},
             index=pd.Index([], name="customer_id"),
         )
-    df = orders.sort_values(["customer_id", "ordered_at"], kind="stable")
-    end = pd.Timestamp(as_of_end(as_of))
-    at = pd.to_datetime(df["ordered_at"])
+    # sorted by customer, then time (stable: load_orders' order breaks ties), each customer's
+    # orders one run of rows: the per-customer figures are reductions over the runs (numpy),
+    # not pandas group-bys over the ids as strings
+    ids = orders["customer_id"].to_numpy()
+    at = pd.to_datetime(orders["ordered_at"])
     if at.dt.tz is not None:
         at = at.dt.tz_convert("UTC").dt.tz_localize(None)
-    days = (at - end).dt.total_seconds().to_numpy() / 86_400.0  # <= 0
-    g = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(), "days": days,
-                      "amount": df["amount"].to_numpy(dtype=float)})  # fmt: skip
-    first_row = ~g["customer_id"].duplicated()
-    grouped = g.groupby("customer_id", sort=True)
-    first, last, count = grouped["days"].min(), grouped["days"].max(), grouped["days"].size()
-    repeats = g.loc[~first_row.to_numpy()]
-    repeat_spend = repeats.groupby("customer_id")["amount"].mean()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.where(repeats["amount"] > 0, np.log(repeats["amount"]), np.nan)
-    # a customer with an order of total 0 has no order-level term (NaN)
-    by_customer = pd.DataFrame({"log": logs, "bad": np.isnan(logs)}, index=repeats.index).groupby(
-        repeats["customer_id"].to_numpy()
-    )
-    log_sum = by_customer["log"].sum().where(~by_customer["bad"].any())
+    codes, customers = pd.factorize(ids, sort=True)
+    order = np.lexsort((at.to_numpy(), codes))
+    codes = codes[order]
+    end = pd.Timestamp(as_of_end(as_of))
+    days = (at - end).dt.total_seconds().to_numpy()[order] / 86_400.0  # <= 0
+    amount = orders["amount"].to_numpy(dtype=float)[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    count = np.diff(np.r_[starts, len(codes)])
+    first = days[starts]  # days are <= 0: the first order is the smallest
+    last = np.maximum.reduceat(days, starts)
+    repeat = np.ones(len(codes), dtype=bool)
+    repeat[starts] = False
+    repeats = count - 1
+    # over each customer's repeat orders (its run without the first row): the mean spend of
+    # those with an amount (0 without any), and the sum of log spends
+    priced = repeat & ~np.isnan(amount)
+    spend = np.add.reduceat(np.where(priced, amount, 0.0), starts)
+    priced_count = np.add.reduceat(priced.astype(np.int64), starts)
+    monetary = np.where(priced_count > 0, spend / np.maximum(priced_count, 1), 0.0)
+    positive = np.greater(amount, 0, where=~np.isnan(amount), out=np.zeros(len(amount), bool))
+    logs = np.log(np.where(repeat & positive, amount, 1.0))
+    bad = np.add.reduceat((repeat & ~positive).astype(np.int64), starts) > 0
+    log_sum = np.add.reduceat(logs, starts)
+    # a customer with an order of total 0 has no order-level term (NaN); one without a repeat
+    # order has none either
+    log_sum = np.where(bad | (repeats == 0), np.nan, log_sum)
     out = pd.DataFrame(
         {
-            "frequency": (count - 1).astype(np.int64),
+            "frequency": repeats.astype(np.int64),
             "recency": last - first,
             "T": -first,
-        }
+            "monetary_value": monetary,
+            "spend_log_sum": log_sum,
+        },
+        index=pd.Index(customers, name="customer_id"),
     )
-    out["monetary_value"] = repeat_spend.reindex(out.index).fillna(0.0)
-    out["spend_log_sum"] = log_sum.reindex(out.index)
     out.index.name = "customer_id"
     return out
 
