@@ -155,8 +155,18 @@ def count(events: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"customer_id": [], "hour_of_week": [], "n": []}).astype(
             {"hour_of_week": np.int64, "n": np.int64}
         )
-    return (
-        events.groupby(["customer_id", "hour_of_week"], sort=True).size().rename("n").reset_index()
+    if not pd.api.types.is_integer_dtype(events["customer_id"]):  # ids as text
+        return (
+            events.groupby(["customer_id", "hour_of_week"], sort=True).size().rename("n")
+            .reset_index()
+        )  # fmt: skip
+    # customers as integers (run's row positions): one sort of customer * HOURS + hour
+    hours = events["hour_of_week"].to_numpy(dtype=np.int64)
+    keys, n = np.unique(
+        events["customer_id"].to_numpy(dtype=np.int64) * HOURS + hours, return_counts=True
+    )
+    return pd.DataFrame(
+        {"customer_id": keys // HOURS, "hour_of_week": keys % HOURS, "n": n.astype(np.int64)}
     )
 
 
@@ -226,17 +236,21 @@ def estimate(counts: pd.DataFrame, fitted: SendTimeFit, customers=None) -> pd.Da
     confidence = its population share."""
     pi, a0, best = fitted.population, fitted.alpha0, fitted.population_best
     if len(counts):
-        c = counts[["customer_id", "hour_of_week", "n"]].copy()
-        c["score"] = a0 * pi[c["hour_of_week"].to_numpy()] + c["n"].to_numpy(dtype=float)
-        c["pi"] = pi[c["hour_of_week"].to_numpy()]
-        totals = c.groupby("customer_id", sort=True)["n"].sum()
-        top = (
-            c.sort_values(["customer_id", "score", "pi", "hour_of_week"],
-                          ascending=[True, False, False, True], kind="stable")
-            .drop_duplicates("customer_id")
-            .set_index("customer_id")
-        )  # fmt: skip
-        top = top.reindex(totals.index)
+        # per customer the row of the highest score (ties: the hour the population engages
+        # more in, then the earliest): the first of each customer's run after one sort
+        codes, counted = pd.factorize(counts["customer_id"], sort=True)
+        hours = counts["hour_of_week"].to_numpy(dtype=np.int64)
+        n_rows = counts["n"].to_numpy(dtype=np.int64)
+        row_score = a0 * pi[hours] + n_rows.astype(float)
+        order = np.lexsort((hours, -pi[hours], -row_score, codes))
+        firsts = order[np.r_[True, codes[order][1:] != codes[order][:-1]]]
+        totals = pd.Series(
+            np.bincount(codes, weights=n_rows, minlength=len(counted)).astype(np.int64),
+            index=pd.Index(counted, name="customer_id"),
+        )
+        top = pd.DataFrame(
+            {"score": row_score[firsts], "hour_of_week": hours[firsts]}, index=totals.index
+        )
         prior_best = a0 * pi[best]  # the best unobserved hour: the population's best
         use_prior = top["score"].to_numpy() < prior_best
         hour = np.where(use_prior, best, top["hour_of_week"].to_numpy())
