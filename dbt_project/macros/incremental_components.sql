@@ -191,7 +191,8 @@
         ) -%}
         {%- do run_query(
             "delete from audit.model_fingerprints where model = '" ~ identity_components_key() ~ "';
-            insert into audit.model_fingerprints values ('" ~ identity_components_key() ~ "', '"
+            insert into audit.model_fingerprints (model, code, inputs, output, built_by_run,
+            built_as_of) values ('" ~ identity_components_key() ~ "', '"
             ~ digest ~ "', '" ~ reusable_table_digest(graph) ~ "', '" ~ reusable_table_digest(this)
             ~ "', '" ~ run_id_value() ~ "', '" ~ as_of_value() ~ "')"
         ) -%}

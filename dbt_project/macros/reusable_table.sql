@@ -23,11 +23,20 @@
     and those inputs' digests cover only their rows up to the as_of's end, so the table is kept
     across as_ofs when no row of them falls between the two (a night with nothing new).
 
+    A model whose table at another as_of, built from the same input rows, differs only in
+    columns that hold the as_of may say so in `meta.kept_across_as_of` ([column, …]; [] for
+    none): its code fingerprint then leaves the as_of out wherever it appears (SQL, `--vars`,
+    the run values its hooks read), and a kept table has those columns set to the run's as_of.
+    Its inputs' digests are taken after its hooks ran (a hook may write what the model reads:
+    the persistent-id registry), so a night that changes nothing keeps it. The declaration is
+    the model's promise (docs/incremental.md).
+
     Only on DuckDB, and only where the nightly passes the project's code digest
     (C360_DBT_CODE_DIGEST, orchestration/dbt_invocations.py): a plain `dbt build`, `--full-refresh`
     and every other engine build the table as the `table` materialization does. -#}
 {% materialization reusable_table, adapter='duckdb', supported_languages=['sql'] %}
     {%- set code = reusable_table_code_fingerprint() -%}
+    {%- set restamp = reusable_table_restamp() -%}
     {%- set kept = none -%}
     {%- set inputs = none -%}
     {%- if code -%}
@@ -43,13 +52,19 @@
             {%- call statement('main') -%}
                 select 1
             {%- endcall -%}
+            {%- if restamp -%}
+                {%- do reusable_table_set_as_of(restamp) -%}
+                {%- do reusable_table_remember(code, inputs) -%}
+            {%- else -%}
+                {%- do reusable_table_verified() -%}
+            {%- endif -%}
             {%- do log_row_count() -%}
             {{ return({'relations': [this]}) }}
         {%- endif -%}
     {%- endif -%}
     {%- set built = materialization_table_duckdb() -%}
     {%- if code -%}
-        {%- do reusable_table_remember(code, inputs) -%}
+        {%- do reusable_table_remember(code, none if restamp is not none else inputs) -%}
     {%- endif -%}
     {{ return(built) }}
 {% endmaterialization %}
@@ -74,13 +89,17 @@
     {%- endfor -%}
     {%- set vars = dict(invocation_args_dict.get('vars') or {}) -%}
     {%- set sql = compiled_code -%}
-    {%- if reusable_table_as_of_filters() -%}
+    {%- set across = reusable_table_restamp() is not none -%}
+    {%- if across -%}
+        {%- set sql = sql | replace(as_of_value(), '<as_of>') if as_of_value() else sql -%}
+        {%- do vars.pop('as_of', none) -%}
+    {%- elif reusable_table_as_of_filters() -%}
         {%- set sql = reusable_table_without_as_of(sql) -%}
         {%- do vars.pop('as_of', none) -%}
     {%- endif -%}
     {%- set parts = [project, model.unique_id, sql, hooks | join('\n'), tojson(vars)] -%}
     {#- a hook's SQL is rendered as it runs: the run's values it may read count too -#}
-    {%- if modules.re.search('as_of|run_id', hooks | join('\n')) -%}
+    {%- if not across and modules.re.search('as_of|run_id', hooks | join('\n')) -%}
         {%- do parts.append(as_of_value() ~ '|' ~ run_id_value()) -%}
     {%- endif -%}
     {{ return(local_md5(parts | join('\x1f'))) }}
@@ -100,6 +119,7 @@
     {%- set digests = [] -%}
     {%- set filters = reusable_table_as_of_filters() -%}
     {%- set reads = reusable_table_meta('reads_columns') -%}
+    {%- set verified = reusable_table_verified_this_run() -%}
     {%- for unique_id in model.depends_on.nodes | sort -%}
         {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
         {%- set relation = api.Relation.create(
@@ -108,16 +128,26 @@
         ) -%}
         {%- set column = filters.get(node.name) -%}
         {%- set read = reads.get(node.name) -%}
-        {%- if column or read -%}
-            {%- set quoted = [] -%}
-            {%- for name in read or [] -%}
-                {%- do quoted.append(adapter.quote(name)) -%}
-            {%- endfor -%}
-            {%- set relation = '(select ' ~ (quoted | join(', ') if read else '*') ~ ' from '
-                ~ relation ~ (' where ' ~ adapter.quote(column) ~ ' <= ' ~ as_of_end() if column else '')
-                ~ ')' -%}
+        {%- if not column and not read and unique_id in verified -%}
+            {#- a reusable_table this run built or kept: its table's digest was taken then -#}
+            {%- do digests.append(unique_id ~ '=' ~ verified[unique_id]) -%}
+        {%- elif adapter.get_relation(
+            database=relation.database, schema=relation.schema, identifier=relation.identifier
+        ) is none -%}
+            {#- a source not created yet (identity.probabilistic_links before its first run) -#}
+            {%- do digests.append(unique_id ~ '=absent') -%}
+        {%- else -%}
+            {%- if column or read -%}
+                {%- set quoted = [] -%}
+                {%- for name in read or [] -%}
+                    {%- do quoted.append(adapter.quote(name)) -%}
+                {%- endfor -%}
+                {%- set relation = '(select ' ~ (quoted | join(', ') if read else '*') ~ ' from '
+                    ~ relation ~ (' where ' ~ adapter.quote(column) ~ ' <= ' ~ as_of_end() if column else '')
+                    ~ ')' -%}
+            {%- endif -%}
+            {%- do digests.append(unique_id ~ '=' ~ reusable_table_digest(relation)) -%}
         {%- endif -%}
-        {%- do digests.append(unique_id ~ '=' ~ reusable_table_digest(relation)) -%}
     {%- endfor -%}
     {{ return(digests | join(';')) }}
 {%- endmacro %}
@@ -128,7 +158,8 @@
         create table if not exists audit.model_fingerprints (
             model varchar primary key, code varchar not null, inputs varchar not null,
             output varchar not null, built_by_run varchar not null, built_as_of varchar not null
-        )'
+        );
+        alter table audit.model_fingerprints add column if not exists verified_run varchar'
     ) -%}
 {%- endmacro %}
 
@@ -151,8 +182,10 @@
     {%- set output = reusable_table_digest(this) -%}
     {%- do run_query(
         "delete from audit.model_fingerprints where model = '" ~ model.unique_id ~ "';
-        insert into audit.model_fingerprints values ('" ~ model.unique_id ~ "', '" ~ code
-        ~ "', '" ~ inputs ~ "', '" ~ output ~ "', '" ~ run_id_value() ~ "', '" ~ as_of_value() ~ "')"
+        insert into audit.model_fingerprints (model, code, inputs, output, built_by_run,
+        built_as_of, verified_run) values ('" ~ model.unique_id ~ "', '" ~ code
+        ~ "', '" ~ inputs ~ "', '" ~ output ~ "', '" ~ run_id_value() ~ "', '" ~ as_of_value()
+        ~ "', '" ~ run_id_value() ~ "')"
     ) -%}
     {%- do adapter.commit() -%}
 {%- endmacro %}
@@ -191,4 +224,59 @@
         ) }}
     {%- endif -%}
     {{ return(masked) }}
+{%- endmacro %}
+
+{#- meta.kept_across_as_of of the model: the columns a kept table gets the run's as_of in
+    ([] for none), or none when the model does not declare it. -#}
+{% macro reusable_table_restamp() -%}
+    {%- set declared = (model.config.get('meta') or {}).get('kept_across_as_of') -%}
+    {%- if declared is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if declared is string -%}
+        {{ exceptions.raise_compiler_error(
+            model.unique_id ~ ": meta.kept_across_as_of is a list of column names, not '" ~ declared ~ "'"
+        ) }}
+    {%- endif -%}
+    {{ return(declared | list) }}
+{%- endmacro %}
+
+{#- A kept table's as_of columns set to the run's as_of (only rows holding another value are
+    written: a same-day rerun writes none). -#}
+{% macro reusable_table_set_as_of(columns) -%}
+    {%- for column in columns -%}
+        {%- do run_query(
+            'update ' ~ this ~ ' set ' ~ adapter.quote(column) ~ ' = ' ~ as_of_date()
+            ~ ' where ' ~ adapter.quote(column) ~ ' is distinct from ' ~ as_of_date()
+        ) -%}
+    {%- endfor -%}
+{%- endmacro %}
+
+{#- {model unique_id: output digest} of the reusable_table models this run (the nightly's
+    run id) built or kept: their tables' digests, taken then. A relation read later in the run
+    holds those rows (within a run only its models write them: the erasure step runs before
+    dbt), so a reader takes its digest from here instead of scanning it again. Empty without a
+    run id. -#}
+{% macro reusable_table_verified_this_run() -%}
+    {%- set run = run_id_value() -%}
+    {%- if not run -%}
+        {{ return({}) }}
+    {%- endif -%}
+    {%- set result = run_query(
+        "select model, output from audit.model_fingerprints where verified_run = '" ~ run ~ "'"
+    ) -%}
+    {%- set out = {} -%}
+    {%- for row in result.rows -%}
+        {%- do out.update({row[0]: row[1]}) -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{%- endmacro %}
+
+{#- A kept table's digest was just taken: mark it as this run's (reusable_table_verified_this_run). -#}
+{% macro reusable_table_verified() -%}
+    {%- do run_query(
+        "update audit.model_fingerprints set verified_run = '" ~ run_id_value()
+        ~ "' where model = '" ~ model.unique_id ~ "'"
+    ) -%}
+    {%- do adapter.commit() -%}
 {%- endmacro %}

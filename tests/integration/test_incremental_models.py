@@ -46,6 +46,9 @@ REUSABLE = ("int_identity__records", "int_identity__candidate_links",
             "int_identity__name_conflicts", "int_identity__dropped_links",
             "int_identity__deterministic_edges", "int_identity__clusters",
             "int_identity__node_types")  # fmt: skip
+# kept across as_ofs with their as_of columns set to the night's (meta.kept_across_as_of): the
+# persistent ids, the map and the final links, on a night that changes nothing they read
+KEPT_ACROSS_AS_OFS = ("int_identity__edges", "int_identity__assignments", "customer_id_map")
 CUSTOMERS = 150
 SEED = 29
 ERASURE_DAY = 2  # index of the night whose landing files carry the erasure request
@@ -256,6 +259,7 @@ def test_incremental_nights_equal_full_refresh_table_by_table(tmp_path, monkeypa
     after = _built(warehouse)
     assert [m for m in REUSABLE if after[f"model.c360.{m}"] != before[f"model.c360.{m}"]] == []
     assert set(REUSABLE) <= _reported_reused(home.instance, run_ids[-1])
+    assert set(KEPT_ACROSS_AS_OFS) <= _reported_reused(home.instance, run_ids[-1])
     # a table changed since its build (by hand here) is rebuilt, its readers are kept
     with duckdb.connect(str(warehouse)) as con:
         con.execute(

@@ -129,3 +129,58 @@ def test_a_declaration_the_sql_does_not_keep_stops_the_build(tmp_path, filters, 
     result = _build(_project(tmp_path, filters=filters, extra=extra), "2026-11-13")
     assert result.returncode != 0
     assert message in result.stdout
+
+
+STAMPED = """{{ config(materialized='reusable_table', meta={'kept_across_as_of': COLUMNS}) }}
+select event_id, occurred_at, {{ as_of_date() }} as as_of,
+    'c_' || substr(md5(event_id || '{{ as_of_value() }}'), 1, 4) as minted
+from {{ ref('events') }}
+"""
+
+
+def _stamped(root: Path, columns: str, **kwargs) -> Path:
+    project = _project(root, **kwargs)
+    (project / "models" / "stamped.sql").write_text(STAMPED.replace("COLUMNS", columns))
+    return project
+
+
+def _stamps(root: Path) -> list[tuple]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(
+            "select event_id, cast(as_of as varchar), minted from main.stamped order by 1"
+        ).fetchall()
+
+
+def test_kept_across_as_ofs_with_the_as_of_column_set_to_the_run(tmp_path):
+    """meta.kept_across_as_of: the as_of is left out of the code fingerprint wherever it appears,
+    and a kept table's declared columns take the run's as_of (the model's promise: with the same
+    inputs nothing else moves — here a value minted from the as_of, which a kept table keeps)."""
+    project = _stamped(tmp_path, "['as_of']")
+    first = _build(project, "2026-11-13")
+    assert first.returncode == 0, first.stdout
+    built = _stamps(tmp_path)
+    assert {row[1] for row in built} == {"2026-11-13"}
+    quiet = _build(project, "2026-11-14")
+    assert quiet.returncode == 0, quiet.stdout
+    assert "c360 reused: " in quiet.stdout and "stamped" in quiet.stdout
+    assert _stamps(tmp_path) == [(e, "2026-11-14", minted) for e, _, minted in built]
+    # the digest kept is the restamped table's: the next night is kept again, a hand edit is not
+    assert "c360 reused: " in _build(project, "2026-11-15").stdout
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("update main.stamped set minted = 'edited' where event_id = 1")
+    edited = _build(project, "2026-11-16")
+    assert edited.returncode == 0, edited.stdout
+    assert [r[2] for r in _stamps(tmp_path)] == [
+        "c_" + __import__("hashlib").md5(f"{e}2026-11-16".encode()).hexdigest()[:4]
+        for e in (1, 2, 3)
+    ]
+    # an input changed: rebuilt at the run's as_of
+    changed = _build(_stamped(tmp_path, "['as_of']", note="other"), "2026-11-17")
+    assert changed.returncode == 0, changed.stdout
+    assert {row[1] for row in _stamps(tmp_path)} == {"2026-11-17"}
+
+
+def test_kept_across_as_of_is_a_list_of_columns(tmp_path):
+    result = _build(_stamped(tmp_path, "'as_of'"), "2026-11-13")
+    assert result.returncode != 0
+    assert "meta.kept_across_as_of is a list of column names, not 'as_of'" in result.stdout

@@ -7,7 +7,15 @@
     oldest record (then the most records); any other component gets a new id, never one the
     registry has given before. Merges and splits are written to
     audit.identity_merge_log by the post-hook, the assignments to audit.identity_registry. -#}
-{{ config(post_hook=["{{ identity_events_table() }}", "{{ persist_identity_assignments() }}"]) }}
+{#- Kept across as_ofs (reusable_table, meta.kept_across_as_of): with the components, the
+    registry and the merge log those of the last build — taken after its hooks wrote them —, every
+    component's records hold the ids the registry gave them, nothing is minted and the hooks would
+    write nothing: the table differs only in its as_of column. -#}
+{{ config(
+    materialized='reusable_table',
+    meta={'kept_across_as_of': ['as_of']},
+    post_hook=["{{ identity_events_table() }}", "{{ persist_identity_assignments() }}"],
+) }}
 with clusters as (
     select
         node_key as record_key,

@@ -8,6 +8,19 @@
     A probabilistic link counts only if it was computed for this as_of and both its records are
     still records: a plain `dbt build` (no Dagster asset before it) never picks up stale pairs.
     Without the table (a warehouse that never ran the asset) there are none. -#}
+{#- Kept across as_ofs (reusable_table) when the deterministic links, the records and the
+    probabilistic pairs are those of its last build: identity/probabilistic_links replaces its
+    table every night, so every row it holds carries the run's as_of and the filter below keeps
+    them all (its digest leaves the as_of column out). -#}
+{{ config(
+    materialized='reusable_table',
+    meta={
+        'kept_across_as_of': [],
+        'reads_columns': {'int_identity__records': ['record_key'], 'probabilistic_links': [
+            'record_key', 'node_key', 'identifier_type', 'identifier_value', 'rule', 'match_probability',
+        ]},
+    },
+) }}
 {%- set probabilistic = var("identity").get('probabilistic') or {} -%}
 {%- set links_source = source('identity', 'probabilistic_links') -%}
 {%- set links_relation = none -%}

@@ -1,5 +1,14 @@
 {#- One row per identity-bearing source record → its persistent customer_id at as_of
     (int_identity__assignments: kept across runs, merges keep the oldest id). -#}
+{#- Kept across as_ofs (reusable_table) while the records and their ids are those of its last
+    build; its as_of column is set to the run's. -#}
+{{ config(
+    materialized='reusable_table',
+    meta={
+        'kept_across_as_of': ['as_of'],
+        'reads_columns': {'int_identity__assignments': ['record_key', 'customer_id']},
+    },
+) }}
 with records as (
     select
         record_key,
