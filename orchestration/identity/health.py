@@ -10,11 +10,13 @@ come from vars.identity.circuit_breaker; identifier values leave the warehouse o
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestration.contracts.masking import mask_value
-from orchestration.engine import Connection
+from orchestration.engine import Connection, table_exists
+from orchestration.identity.refusals import Refusals
 from orchestration.warehouse import create_table
 
 TABLE = "audit.identity_graph_health"
@@ -77,9 +79,63 @@ class GraphHealth:
         return d
 
 
-def measure(con: Connection, as_of: dt.date, run_id: str = "") -> GraphHealth:
+# the figures a run with the same graph (identity/graph_key.py) measured alike
+_GRAPH_FIGURES = (
+    "customers", "records", "largest_cluster_records", "largest_customer_id",
+    "identifiers_per_customer_avg", "identifiers_per_customer_max",
+)  # fmt: skip
+
+
+def known_figures(con: Connection, key: str | None) -> tuple[dict, Refusals] | None:
+    """The graph figures and refusals of the last measured run whose graph had content key
+    `key` (identity/graph_key.py), or None (no key, or no such run)."""
+    if key is None or not table_exists(con, "audit", TABLE.split(".")[1]):
+        return None
+    ensure_table(con)
+    row = con.execute(
+        f"select {', '.join(_GRAPH_FIGURES)}, candidate_links, refused_by_limit from {TABLE} "
+        "where graph_key = ? and refused_by_limit is not null order by measured_at desc limit 1",
+        [key],
+    ).fetchone()
+    if row is None:
+        return None
+    figures = dict(zip(_GRAPH_FIGURES, row[: len(_GRAPH_FIGURES)], strict=True))
+    return figures, Refusals(int(row[-2]), dict(json.loads(row[-1])))
+
+
+def measure(
+    con: Connection, as_of: dt.date, run_id: str = "", known: dict | None = None
+) -> GraphHealth:
     """Health of the graph dbt just resolved (marts.customer_id_map, intermediate edges), for the
-    run `run_id` (the Dagster run that built it; its own earlier row, if any, is not compared)."""
+    run `run_id` (the Dagster run that built it; its own earlier row, if any, is not compared).
+    `known`: the graph figures of a run that measured the same graph (known_figures); the
+    merges, splits and the previous run are this run's either way."""
+    if known is None:
+        known = _graph_figures(con)
+    customers, records = known["customers"], known["records"]
+    largest_id, largest_n = known["largest_customer_id"], known["largest_cluster_records"]
+    avg_ids, max_ids = known["identifiers_per_customer_avg"], known["identifiers_per_customer_max"]
+    values = con.execute(
+        """
+        select e.identifier_type, e.identifier_value, count(distinct e.record_key) as n
+        from intermediate.int_identity__edges as e
+        inner join marts.customer_id_map as m on e.record_key = m.record_key
+        where m.customer_id = ? and not exists (
+            select 1 from intermediate.int_identity__limit_drops as l
+            where l.record_key = e.record_key and l.node_key = e.node_key
+        )
+        group by e.identifier_type, e.identifier_value
+        order by n desc, e.identifier_type, e.identifier_value
+        limit 5
+        """,
+        [largest_id],
+    ).fetchall()
+    return _with_run_figures(con, as_of, run_id, customers, records, largest_id, largest_n,
+                             avg_ids, max_ids, values)  # fmt: skip
+
+
+def _graph_figures(con: Connection) -> dict:
+    """Customers, records, the largest customer and identifiers per customer, counted."""
     customers, records = con.execute(
         "select count(distinct customer_id), count(*) from marts.customer_id_map"
     ).fetchone()
@@ -103,21 +159,16 @@ def measure(con: Connection, as_of: dt.date, run_id: str = "") -> GraphHealth:
         select coalesce(avg(identifiers), 0), coalesce(max(identifiers), 0) from per_customer
         """
     ).fetchone()
-    values = con.execute(
-        """
-        select e.identifier_type, e.identifier_value, count(distinct e.record_key) as n
-        from intermediate.int_identity__edges as e
-        inner join marts.customer_id_map as m on e.record_key = m.record_key
-        where m.customer_id = ? and not exists (
-            select 1 from intermediate.int_identity__limit_drops as l
-            where l.record_key = e.record_key and l.node_key = e.node_key
-        )
-        group by e.identifier_type, e.identifier_value
-        order by n desc, e.identifier_type, e.identifier_value
-        limit 5
-        """,
-        [largest_id],
-    ).fetchall()
+    return {
+        "customers": customers, "records": records, "largest_cluster_records": largest_n,
+        "largest_customer_id": largest_id, "identifiers_per_customer_avg": avg_ids,
+        "identifiers_per_customer_max": max_ids,
+    }  # fmt: skip
+
+
+def _with_run_figures(
+    con, as_of, run_id, customers, records, largest_id, largest_n, avg_ids, max_ids, values
+) -> GraphHealth:
     ensure_table(con)
     # merges of this as_of that no other measured run has counted yet: this run's (dbt logs them
     # with the Dagster run id), or an earlier run's whose health was never measured
@@ -163,17 +214,33 @@ COLUMNS = """
 
 def ensure_table(con: Connection) -> None:
     create_table(con, TABLE, COLUMNS)
+    # the graph's content key and the refusals measured on it (known_figures)
+    for column, kind in (("graph_key", "varchar"), ("candidate_links", "bigint"),
+                         ("refused_by_limit", "varchar")):  # fmt: skip
+        con.execute(f"alter table {TABLE} add column if not exists {column} {kind}")
 
 
-def record(con: Connection, health: GraphHealth, run_id: str) -> None:
-    """Append this run's figures (no identifier values: the table is a run log)."""
+def record(
+    con: Connection,
+    health: GraphHealth,
+    run_id: str,
+    graph_key: str | None = None,
+    refused: Refusals | None = None,
+) -> None:
+    """Append this run's figures (no identifier values: the table is a run log), with the
+    graph's content key and its refusals when given."""
     ensure_table(con)
     con.execute(
-        f"insert into {TABLE} values (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into {TABLE} (as_of, run_id, measured_at, customers, records, "
+        "largest_cluster_records, largest_customer_id, identifiers_per_customer_avg, "
+        "identifiers_per_customer_max, merges, splits, merge_rate, graph_key, candidate_links, "
+        "refused_by_limit) values (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             health.as_of, run_id, health.customers, health.records,
             health.largest_cluster_records, health.largest_customer_id,
             health.identifiers_per_customer_avg, health.identifiers_per_customer_max,
-            health.merges, health.splits, health.merge_rate,
+            health.merges, health.splits, health.merge_rate, graph_key,
+            None if refused is None else refused.candidate_links,
+            None if refused is None else json.dumps(refused.by_limit),
         ],
     )  # fmt: skip
