@@ -19,6 +19,7 @@
     build is incremental (a subquery; aliased `mirror_source`). -#}
 {% macro mirror_source(relation, key) -%}
     {%- if is_incremental() -%}
+        {%- set append_only = mirror_unchanged_since_build(relation) -%}
         (
             select *
             from {{ relation }}
@@ -36,6 +37,7 @@
                     or changed._loaded_at is null
                     or changed._loaded_at > mirrored.watermark
                     or published.newest < mirrored.watermark
+                {%- if not append_only %}
                 union all
                 -- an erasure that deleted some of a key's versions (those carrying the person's
                 -- identifier) leaves older ones in raw: the key's mirrored version is gone, or the
@@ -53,6 +55,7 @@
                     select 1 from {{ this }} as kept
                     where kept.{{ key }} = unmirrored.{{ key }}
                 )
+                {%- endif %}
             )
         ) as mirror_source
     {%- else -%}
@@ -60,11 +63,73 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook: delete the mirror's keys that raw no longer holds (an erased person's rows). -#}
+{#- Post-hook: delete the mirror's keys that raw no longer holds (an erased person's rows) —
+    none when raw lost no row since the last build —, then note raw's and the mirror's row
+    counts and the watermark for the next build (mirror_unchanged_since_build). -#}
 {% macro mirror_drop_removed(relation, key) -%}
+    {%- if not (is_incremental() and mirror_raw_append_only(relation)) %}
     delete from {{ this }} as mirrored
     where not exists (
         select 1 from {{ relation }} as published
         where published.{{ key }} = mirrored.{{ key }}
-    )
+    );
+    {%- endif %}
+    create schema if not exists audit;
+    create table if not exists audit.mirror_counts (
+        model varchar primary key, raw_rows bigint, mirror_rows bigint, watermark timestamp
+    );
+    delete from audit.mirror_counts where model = '{{ model.unique_id }}';
+    insert into audit.mirror_counts
+    select
+        '{{ model.unique_id }}',
+        (select count(*) from {{ relation }}),
+        (select count(*) from {{ this }}),
+        (select max(_loaded_at) from {{ this }})
+{%- endmacro %}
+
+{#- The counts the last build noted (audit.mirror_counts): none when there are none. -#}
+{% macro mirror_counts_noted() -%}
+    {%- if not execute or adapter.get_relation(database=this.database, schema='audit', identifier='mirror_counts') is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set result = run_query(
+        "select raw_rows, mirror_rows, watermark from audit.mirror_counts where model = '"
+        ~ model.unique_id ~ "'"
+    ) -%}
+    {{ return(result.rows[0] if result.rows | length else none) }}
+{%- endmacro %}
+
+{#- Raw lost no row since the mirror's last build: its rows are those counted then plus the
+    rows stamped after that build's watermark (or without a stamp). Raw is append-only except
+    for erasures, which delete; a deletion breaks the equation whatever was published since. -#}
+{% macro mirror_raw_append_only(relation) -%}
+    {%- set noted = mirror_counts_noted() -%}
+    {%- if noted is none or noted[2] is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set result = run_query(
+        "select count(*) - count(*) filter (where _loaded_at is null or _loaded_at > cast('"
+        ~ noted[2] ~ "' as timestamp)) from " ~ relation
+    ) -%}
+    {{ return(result.rows[0][0] == noted[0]) }}
+{%- endmacro %}
+
+{#- Since the mirror's last build raw only gained rows and the mirror holds the rows that build
+    left (its count, its watermark): then a key whose mirrored version raw no longer holds, or a
+    key raw holds that the mirror lacks, can only be a key with a row stamped after the
+    watermark, which mirror_source re-ranks anyway — the two searches over every key are
+    skipped. An erasure (rows deleted from raw or swept from the mirror) or a hand edit of the
+    row count makes the full search. -#}
+{% macro mirror_unchanged_since_build(relation) -%}
+    {%- set noted = mirror_counts_noted() -%}
+    {%- if noted is none or noted[2] is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set result = run_query(
+        "select count(*), max(_loaded_at) = cast('" ~ noted[2] ~ "' as timestamp) from " ~ this
+    ) -%}
+    {%- if result.rows[0][0] != noted[1] or not result.rows[0][1] -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return(mirror_raw_append_only(relation)) }}
 {%- endmacro %}
