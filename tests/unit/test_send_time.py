@@ -293,3 +293,35 @@ def test_a_fit_made_without_engagement_is_not_kept():
         ('w1', 'anon-1', null, 'session_start', 'web', '{}', '2026-11-22 10:10:00', null)""")
     later = st.run(con, AS_OF + dt.timedelta(days=1), "run-2", refit_config=weekly)
     assert not later.reused and later.fit.events == 1
+
+
+def test_counts_and_best_hours_equal_their_sort_definitions_on_random_events():
+    """count() and estimate() reduce sorted runs; the definitions are a group-by and a four-key
+    sort (score, then the population's share of the hour, then the earliest hour). Few distinct
+    hours make ties on the score; ids as integers (the run's) and as text."""
+    rng = np.random.default_rng(3)
+    for trial in range(12):
+        n, k = int(rng.integers(1, 5000)), int(rng.integers(1, 800))
+        ids = rng.integers(0, k, n)
+        hours = rng.choice([3, 50, 51, 167], n) if trial % 2 else rng.integers(0, 168, n)
+        events = pd.DataFrame({"customer_id": ids, "hour_of_week": hours})
+        if trial % 3 == 0:
+            events["customer_id"] = [f"c{i:04d}" for i in ids]
+        counts = st.count(events)
+        want = events.groupby(["customer_id", "hour_of_week"]).size().rename("n").reset_index()
+        assert counts.to_dict("list") == want.to_dict("list")
+        fitted = st.fit(counts)
+        pi, a0 = fitted.population, fitted.alpha0
+        c = counts.assign(score=a0 * pi[counts["hour_of_week"]] + counts["n"],
+                          pi=pi[counts["hour_of_week"]])  # fmt: skip
+        top = (
+            c.sort_values(["customer_id", "score", "pi", "hour_of_week"],
+                          ascending=[True, False, False, True], kind="stable")
+            .drop_duplicates("customer_id").set_index("customer_id")
+        )  # fmt: skip
+        prior = a0 * pi[fitted.population_best]
+        expected = np.where(top["score"] < prior, fitted.population_best, top["hour_of_week"])
+        got = st.estimate(counts, fitted)
+        assert list(got.index) == list(top.index)
+        assert got["best_hour_of_week"].tolist() == expected.tolist()
+        assert got["n_events"].tolist() == c.groupby("customer_id")["n"].sum().tolist()
