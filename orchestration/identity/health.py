@@ -231,10 +231,8 @@ def record(
     graph's content key and its refusals when given."""
     ensure_table(con)
     con.execute(
-        f"insert into {TABLE} (as_of, run_id, measured_at, customers, records, "
-        "largest_cluster_records, largest_customer_id, identifiers_per_customer_avg, "
-        "identifiers_per_customer_max, merges, splits, merge_rate, graph_key, candidate_links, "
-        "refused_by_limit) values (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # by position: COLUMNS, then ensure_table's added columns in their order
+        f"insert into {TABLE} values (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             health.as_of, run_id, health.customers, health.records,
             health.largest_cluster_records, health.largest_customer_id,
