@@ -54,10 +54,8 @@
             {%- endcall -%}
             {%- if restamp -%}
                 {%- do reusable_table_set_as_of(restamp) -%}
-                {%- do reusable_table_remember(code, inputs) -%}
-            {%- else -%}
-                {%- do reusable_table_verified() -%}
             {%- endif -%}
+            {%- do reusable_table_verified(restamp) -%}
             {%- do log_row_count() -%}
             {{ return({'relations': [this]}) }}
         {%- endif -%}
@@ -272,11 +270,15 @@
     {{ return(out) }}
 {%- endmacro %}
 
-{#- A kept table's digest was just taken: mark it as this run's (reusable_table_verified_this_run). -#}
-{% macro reusable_table_verified() -%}
+{#- A kept table's digest was just taken: mark it as this run's (reusable_table_verified_this_run);
+    after a restamp of its as_of columns, with the restamped table's digest (the run that built
+    it stays the one that did). -#}
+{% macro reusable_table_verified(restamped=none) -%}
+    {%- set output = reusable_table_digest(this) if restamped else none -%}
     {%- do run_query(
-        "update audit.model_fingerprints set verified_run = '" ~ run_id_value()
-        ~ "' where model = '" ~ model.unique_id ~ "'"
+        "update audit.model_fingerprints set verified_run = '" ~ run_id_value() ~ "'"
+        ~ (", output = '" ~ output ~ "'" if output else "")
+        ~ " where model = '" ~ model.unique_id ~ "'"
     ) -%}
     {%- do adapter.commit() -%}
 {%- endmacro %}

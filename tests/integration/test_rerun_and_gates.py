@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="rerun_and_g
 RUN_METADATA = {
     "_loaded_at", "run_id", "sync_run_id", "recorded_at", "consent_snapshot_at", "published_at",
     "staged_at", "started_at", "finished_at", "duration_seconds",
+    "verified_run",  # audit.model_fingerprints: the run that last checked a kept table
 }  # fmt: skip
 RUN_LOG_TABLES = {
     ("audit", "ingestion_batches"),
