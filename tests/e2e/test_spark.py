@@ -54,8 +54,10 @@ DUCKDB_ONLY = {("audit", "model_fingerprints"), ("intermediate", "int_identity__
 # the dbt invocations' log and the landing files' stat signatures (inodes and times).
 RECORDS = {("audit", "ingestion_batches"), ("audit", "dbt_build_log"),
            ("audit", "landing_file_signatures")}  # fmt: skip
-# a run's clock and ids, besides the nightly's own (nightly_job.RUN_STAMPS)
-STAMPS = RUN_STAMPS | {"invocation_id", "processed_at", "published_at"}
+# a run's clock and ids, besides the nightly's own (nightly_job.RUN_STAMPS), and graph health's
+# content key, a hash of the digests DuckDB's reusable tables take (identity/graph_key.py; none
+# on Spark)
+STAMPS = RUN_STAMPS | {"invocation_id", "processed_at", "published_at", "graph_key"}
 # a source whose publish is stopped halfway on Spark, then finished by the next stage
 HALF_PUBLISHED = "email__engagement"
 
