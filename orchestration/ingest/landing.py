@@ -26,7 +26,7 @@ import numpy as np
 from orchestration.contracts.masking import mask_row
 from orchestration.contracts.model import Contract
 from orchestration.contracts.rules_sql import quote_ident, quote_literal
-from orchestration.ingest.file_hash import file_sha256
+from orchestration.ingest.file_hash import RACY_NS, file_sha256, stat_signature
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
 # Files the live extractor writes (orchestration/extract/live.py): replaceable until published.
@@ -77,13 +77,6 @@ class LandingFile:
 
 
 _SCAN_CHUNK = 1 << 22
-# A file modified this close to its read may be written again within the same timestamp tick:
-# its stat signature then proves nothing and publish hashes it again (git's "racy clean" rule).
-RACY_NS = 2_000_000_000
-
-
-def _signature(st) -> tuple[int, ...]:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 def _line_ends(part: bytes) -> np.ndarray:
@@ -177,14 +170,16 @@ def scan_file(path: Path) -> LandingFile:
             if not chunk:
                 break
     after = path.stat()
-    racy = _signature(before) != _signature(after) or (time.time_ns() - after.st_mtime_ns < RACY_NS)
+    racy = stat_signature(before) != stat_signature(after) or (
+        time.time_ns() - after.st_mtime_ns < RACY_NS
+    )
     return LandingFile(
         path,
         h.hexdigest(),
         after.st_size,
         records if jsonl else None,
         error,
-        None if racy else _signature(after),
+        None if racy else stat_signature(after),
         bom,
     )
 
@@ -197,7 +192,7 @@ def unchanged_since_scan(f: LandingFile) -> bool:
         st = f.path.stat()
     except FileNotFoundError:
         return False
-    if f.signature is not None and _signature(st) == f.signature:
+    if f.signature is not None and stat_signature(st) == f.signature:
         return True
     return file_sha256(f.path) == f.sha256
 
@@ -319,7 +314,7 @@ def _known(
         return None
     signature, sha256 = entry
     try:
-        if _signature(path.stat()) != signature:
+        if stat_signature(path.stat()) != signature:
             return None
     except OSError:
         return None

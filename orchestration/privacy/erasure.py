@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from orchestration.contracts.rules_sql import quote_ident
+from orchestration.contracts.rules_sql import quote_ident, quote_literal
 from orchestration.engine import (
     Connection,
     changed_rows,
@@ -44,6 +44,7 @@ from orchestration.engine import (
     temp_name,
 )
 from orchestration.identity import phones
+from orchestration.ingest.file_hash import settled_signature
 from orchestration.paths import landing_dir, outbox_dir
 from orchestration.privacy import files, s3_objects, tombstones
 from orchestration.privacy.column_index import ColumnIndex
@@ -606,8 +607,13 @@ def _rewrite_objects(con: Connection, reqs: list[Request], landing: Path) -> Non
             by_id[rid].touched(rw.uri, rw.kind, action, rows=n, files_n=1)
 
 
-def _rewrite_files(con: Connection, reqs: list[Request], landing: Path, outbox: Path) -> None:
+def _rewrite_files(
+    con: Connection, reqs: list[Request], landing: Path, outbox: Path
+) -> list[files.Rewrite]:
+    """Rewrite the landing files and outbox drops holding the requests' people; returns the
+    landing files rewritten whose new hash the ledger now records."""
     by_id = {r.request_id: r for r in reqs}
+    recorded: list[files.Rewrite] = []
     ledger = _exists(con, "audit", "ingestion_files")
     roots = _file_roots(landing, outbox)
     # every folder's files at once: a large landing folder is shared among worker processes
@@ -628,6 +634,33 @@ def _rewrite_files(con: Connection, reqs: list[Request], landing: Path, outbox: 
                     "update audit.ingestion_files set sha256 = ?, size_bytes = ? where path = ?",
                     [sha, size, str(rw.path)],
                 )
+                recorded.append(rw)
+    return recorded
+
+
+def _remember_signatures(con: Connection, rewritten: list[files.Rewrite]) -> None:
+    """The stat signatures of the landing files the step rewrote, next to the hash the ledger now
+    holds, so the next night's ingestion knows them without reading them again (as it knows a
+    file it read itself: wap.remember_signatures). A file still within the racy window of its
+    write, or changed since, gets none and is hashed next time. After the step's commit: lost
+    with a killed run, which costs one read."""
+    if not rewritten or not _exists(con, "audit", "landing_file_signatures"):
+        return
+    paths = ", ".join(quote_literal(str(rw.path)) for rw in rewritten)
+    contract_of = dict(
+        con.execute(
+            f"select path, contract_id from audit.ingestion_files where path in ({paths})"
+        ).fetchall()
+    )
+    con.execute(f"delete from audit.landing_file_signatures where path in ({paths})")
+    rows = []
+    for rw in rewritten:
+        signature = None if rw.removed else settled_signature(rw.path, rw.signature)
+        if signature is not None and str(rw.path) in contract_of:
+            rows.append([contract_of[str(rw.path)], str(rw.path), rw.sha256,
+                         json.dumps(list(signature))])  # fmt: skip
+    if rows:
+        con.executemany("insert into audit.landing_file_signatures values (?, ?, ?, ?)", rows)
 
 
 def _destinations(con: Connection, reqs: list[Request], log: Callable[[str], None]) -> None:
@@ -701,7 +734,7 @@ def erase_pending(
         _contact_history(con, reqs)
         _sweep(con, reqs)
         _rewrite_objects(con, reqs, landing or landing_dir())
-        _rewrite_files(con, reqs, landing or landing_dir(), outbox or outbox_dir())
+        rewritten = _rewrite_files(con, reqs, landing or landing_dir(), outbox or outbox_dir())
         new = tombstones.add_many(
             con, [(req.request_id, req.anchors, req.ids - req.anchors) for req in reqs]
         )
@@ -713,6 +746,7 @@ def erase_pending(
         raise
     if dialect_of(con) == "duckdb":
         con.execute("checkpoint")  # DuckDB's; Postgres checkpoints on its own
+    _remember_signatures(con, rewritten)
     pending = sum(1 for r in reqs if any(a["status"] != "ok" for a in r.acks))
     return ErasureSummary(len(reqs), sum(r.rows for r in reqs), sum(r.files for r in reqs),
                           new, pending)  # fmt: skip

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from orchestration.ingest.file_hash import stat_signature
 from orchestration.privacy.identifiers import cell_matches
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
@@ -48,6 +49,8 @@ class Rewrite:
     removed: bool = False
     sha256: str | None = None
     size: int = 0
+    # the new file's stat signature right after it replaced the old one (file_hash.stat_signature)
+    signature: tuple[int, ...] | None = None
 
 
 # Where a cell's text can end in a line of CSV or JSON: Python's strip() whitespace (ASCII), the
@@ -521,6 +524,7 @@ def rewrite_file(
         out.removed = True
         return out
     out.sha256, out.size = _atomic_write(path, new)
+    out.signature = stat_signature(path.stat())
     return out
 
 

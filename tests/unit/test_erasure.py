@@ -333,3 +333,55 @@ def test_tombstones_of_many_requests_in_one_statement_keep_the_first_owner(tmp_p
             ("phone", "R1", "contact_point"),
         ]
         assert tombstones.add_many(con, [("R3", {("email", "a@x.org")}, set())]) == 0
+
+
+@pytest.mark.parametrize("settled", [True, False])
+def test_a_file_erasure_rewrote_is_only_stated_the_next_night_once_settled(
+    tmp_path, monkeypatch, settled
+):
+    """The erasure records the stat signature of a landing file it rewrote next to the new hash
+    (as ingestion does for a file it reads), so the next night takes the file as published
+    without reading it. A rewrite still inside the racy window (RACY_NS) gets no signature: the
+    next night reads it once, finds the bytes the ledger holds, and publishes nothing."""
+    import os
+    import time
+
+    from demo.generator import generate
+    from orchestration.ingest import file_hash, landing
+
+    generate(60, 3, AS_OF, tmp_path / "gen", tmp_path / "truth", progress=None)
+    landing_dir = tmp_path / "landing"
+    path = copy_landing(tmp_path / "gen", landing_dir, "crm__contacts", AS_OF)
+    an_hour_ago = time.time() - 3600
+    os.utime(path, (an_hour_ago, an_hour_ago))  # not written around its read (racy)
+    victim = next(r for r in csv.DictReader(path.open()) if r["email"])
+    with connect(tmp_path / "wh.duckdb") as con:
+        assert night(con, "crm__contacts", landing_dir, "r1", AS_OF)[2]
+        con.execute(
+            "create table raw.consent__erasure_requests (erasure_request_id varchar, "
+            "contact_point varchar, contact_point_type varchar, requested_at timestamp, "
+            "_batch_id varchar, _loaded_at timestamp, _source_file varchar)"
+        )
+        con.execute(
+            "insert into raw.consent__erasure_requests values ('ER1', ?, 'email', "
+            "timestamp '2026-11-21 10:00:00', 'b', now(), 'f')",
+            [victim["email"]],
+        )
+        # the racy window closed (settled) or still open when the step ends
+        monkeypatch.setattr(file_hash, "RACY_NS", 0 if settled else 3600 * 10**9)
+        assert erase_pending(con, AS_OF, "r2", landing=landing_dir).files == 1
+        sha = landing.file_sha256(path)
+        assert con.execute("select sha256 from audit.ingestion_files").fetchall() == [(sha,)]
+        signatures = con.execute(
+            "select path, sha256 from audit.landing_file_signatures"
+        ).fetchall()
+        assert signatures == ([(str(path), sha)] if settled else [])
+
+        read: list[Path] = []
+        scan = landing.scan_file
+        monkeypatch.setattr(landing, "scan_file", lambda p: read.append(p) or scan(p))
+        batch, _, published = night(con, "crm__contacts", landing_dir, "r3", AS_OF)
+        assert read == ([] if settled else [path])
+        assert batch.files == [] and not published
+        assert con.execute("select count(*) from raw.crm__contacts where email = ?",
+                           [victim["email"]]).fetchone() == (0,)  # fmt: skip
