@@ -74,10 +74,8 @@
         where published.{{ key }} = mirrored.{{ key }}
     );
     {%- endif %}
-    create schema if not exists audit;
-    create table if not exists audit.mirror_counts (
-        model varchar primary key, raw_rows bigint, mirror_rows bigint, watermark timestamp
-    );
+    {#- audit.mirror_counts is created before the models (create_state_tables): two mirrors
+        built side by side would race to create it (Postgres refuses the second) -#}
     delete from audit.mirror_counts where model = '{{ model.unique_id }}';
     insert into audit.mirror_counts
     select
