@@ -12,6 +12,8 @@ instead of `dbt`; it behaves as `dbt ARGS...` would:
 * SIGINT and SIGTERM sent to the client (how dagster-dbt stops dbt) are passed on to the child;
   a client that dies (SIGKILL of its run) closes the socket, and the child kills itself at once,
   so nothing keeps writing to the warehouse after its run is gone;
+* a child that ran its command closes dbt's connections and runs the exit handlers before it
+  exits, as dbt's own exit does: DuckDB checkpoints the warehouse, no write-ahead log is left;
 * with no server (the first command, or after it stopped when idle for `IDLE_SECONDS`) the
   client starts one in the background for the next command and runs dbt itself; a server that
   closes the connection before a child took the command (it was stopping) gets the same: the
@@ -207,6 +209,7 @@ def _child(conn: socket.socket) -> None:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except KeyboardInterrupt:
             code = 130
+        _close_databases()
     except BaseException:  # a child must answer and exit whatever happened
         import traceback
 
@@ -218,6 +221,20 @@ def _child(conn: socket.socket) -> None:
         with contextlib.suppress(Exception):
             _send_message(conn, {"exit": code})
         os._exit(code)
+
+
+def _close_databases() -> None:
+    """What a dbt process's own exit does and os._exit skips: close the adapters' connections
+    and run the exit handlers (dbt-duckdb's drops its database), so DuckDB checkpoints the
+    warehouse and leaves no write-ahead log for the next process to replay."""
+    import atexit
+    import gc
+
+    from dbt.adapters.factory import cleanup_connections
+
+    cleanup_connections()
+    atexit._run_exitfuncs()
+    gc.collect()
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +19,7 @@ import duckdb
 import jinja2
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.contracts.model import all_source_contracts
 from orchestration.contracts.rules_sql import quote_ident
 from orchestration.engine.postgres import PostgresConnection
@@ -200,7 +200,7 @@ def _dbt_build(target: str, db: PgDatabase, warehouse: Path, out: Path) -> subpr
     out.mkdir(parents=True)
     with (out / "stdout.txt").open("w") as log:  # the child keeps its own copy of the handle
         return subprocess.Popen(
-            [str(Path(sys.executable).parent / "dbt"), "build", "--target", target,
+            [dbt_warm.executable(), "build", "--target", target,
              "--profiles-dir", ".", "--vars", f"{{as_of: '{AS_OF}'}}",
              "--target-path", str(out / "target"), "--log-path", str(out / "logs")],
             cwd=dbt_project_dir(), env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -6,13 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
 
+from orchestration import dbt_warm
 from orchestration.cli import main
 from orchestration.contracts.masking import mask_value
 from orchestration.paths import dbt_project_dir
@@ -171,7 +171,7 @@ def test_explain_prints_link_probability_when_edges_have_it(planted, tmp_path):
 def _dbt_build(home, tmp_path: Path, run_id: str, identity: dict) -> None:
     """Rerun dbt at AS_OF with `vars.identity` overridden (the nightly job passes only as_of and
     run_id to dbt, so a config change for one run goes through dbt's --vars)."""
-    dbt = Path(sys.executable).parent / "dbt"
+    dbt = Path(dbt_warm.executable())
     variables = {"as_of": AS_OF.isoformat(), "run_id": run_id, "identity": identity}
     done = subprocess.run(
         [str(dbt), "build", "--profiles-dir", ".", "--vars", json.dumps(variables),

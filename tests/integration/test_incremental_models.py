@@ -24,13 +24,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from bench.nightly import sample_snapshot
+from orchestration import dbt_warm
 from orchestration.dbt_invocations import full_refresh_values
 from tests.integration.conftest import make_home
 from tests.integration.test_rerun_and_gates import RUN_METADATA
@@ -152,7 +152,10 @@ def _full_refresh(warehouse: Path, as_of: dt.date, work: Path) -> dict[str, list
     from orchestration.paths import dbt_project_dir
 
     copy = work / "full_refresh.duckdb"
-    copy.unlink(missing_ok=True)
+    # the last copy's write-ahead log too: a dbt child of the warm server exits without
+    # checkpointing, and a log left beside a new copy belongs to another database
+    for stale in (copy, copy.with_name(copy.name + ".wal")):
+        stale.unlink(missing_ok=True)
     shutil.copyfile(warehouse, copy)
     selected = " ".join(f"{m}+" for m in INCREMENTAL)
     env = {
@@ -162,7 +165,7 @@ def _full_refresh(warehouse: Path, as_of: dt.date, work: Path) -> dict[str, list
         **full_refresh_values(True),
     }
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "run", "--profiles-dir", ".",
+        [dbt_warm.executable(), "run", "--profiles-dir", ".",
          "--select", selected, "--target-path", str(work / "target"),
          "--log-path", str(work / "logs")],
         cwd=dbt_project_dir(), env=env, capture_output=True, text=True,

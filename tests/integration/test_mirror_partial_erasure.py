@@ -6,12 +6,12 @@ no longer holds. On a copy of the session's warehouse, one incremental `dbt run`
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.paths import dbt_project_dir
 
 # reads the shared 2k run: on its worker, so the run is built once
@@ -24,7 +24,7 @@ def _rebuild_mirror(warehouse: Path, target: Path) -> None:
     env = {**os.environ, "C360_WAREHOUSE": str(warehouse), "C360_AS_OF": "2026-11-21"}
     env.pop("DBT_FULL_REFRESH", None)
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "run", "--profiles-dir", ".", "--select",
+        [dbt_warm.executable(), "run", "--profiles-dir", ".", "--select",
          "int_activity__web_events", "--target-path", str(target), "--log-path", str(target)],
         cwd=dbt_project_dir(), env=env, capture_output=True, text=True,
     )  # fmt: skip

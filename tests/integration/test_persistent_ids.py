@@ -4,12 +4,12 @@ merges two customers, the OLDEST id survives and the merge is logged."""
 import datetime as dt
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.paths import dbt_project_dir
 from tests.integration.conftest import make_home
 
@@ -38,7 +38,7 @@ def test_ids_survive_reruns_full_refresh_and_merges_keep_the_oldest(tmp_path, mo
     first = _ids(home)
 
     # A full refresh rebuilds every model, but the registry is not a model: ids stay.
-    dbt = Path(sys.executable).parent / "dbt"
+    dbt = Path(dbt_warm.executable())
     done = subprocess.run(
         [str(dbt), "build", "--full-refresh", "--profiles-dir", ".", "--vars", f"{{as_of: '{D0}'}}",
          "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],

@@ -11,12 +11,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.activation.destinations import registry
 from orchestration.activation.diff_runner import run_diff_sync
 from orchestration.activation.syncs import load_sync
@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 
 
 def _rebuild_consent(warehouse: Path, tmp_path: Path) -> None:
-    dbt = Path(sys.executable).parent / "dbt"
+    dbt = Path(dbt_warm.executable())
     env = {**os.environ, "C360_WAREHOUSE": str(warehouse)}
     done = subprocess.run(
         [str(dbt), "run", "--profiles-dir", ".", "--select", "stg_consent__events",

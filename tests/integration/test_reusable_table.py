@@ -12,18 +12,18 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.dbt_invocations import CODE_DIGEST_ENV
 from orchestration.paths import dbt_project_dir
 
 pytestmark = pytest.mark.integration
 
-DBT = str(Path(sys.executable).parent / "dbt")
+DBT = dbt_warm.executable()
 EVENTS = """{{ config(materialized='table') }}
 select * from (values (1, timestamp '2026-11-10 08:00:00', 'a'),
     (2, timestamp '2026-11-12 09:00:00', 'NOTE'), (3, timestamp '2026-11-20 10:00:00', 'c'))

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.paths import dbt_project_dir
 
 from .conftest import AS_OF, make_home
@@ -26,7 +26,7 @@ from .conftest import AS_OF, make_home
 # One test reads the shared `pipeline` home: in its xdist group, so the nightly is built once.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(name="pipeline")]
 
-DBT = str(Path(sys.executable).parent / "dbt")
+DBT = dbt_warm.executable()
 
 # Sorting 2M rows of md5 strings needs ~150 MB: under a 64MB limit it has to spill.
 SPILLING_SQL = "select range as i, md5(range::varchar) as s from range(2000000) order by s"

@@ -7,12 +7,12 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.paths import dbt_project_dir
 
 AS_OF = "2026-03-10"
@@ -171,7 +171,7 @@ def _build(tmp: Path, with_history: bool = True) -> duckdb.DuckDBPyConnection:
                 )  # fmt: skip
     # a subprocess, as Dagster runs dbt: dbt-duckdb keeps its database open in-process
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "build", "--quiet",
+        [dbt_warm.executable(), "build", "--quiet",
          "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
          "--select", MODELS, "--vars", json.dumps({"as_of": AS_OF}),
          "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],

@@ -7,12 +7,12 @@ import math
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.paths import dbt_project_dir
 
 
@@ -48,7 +48,7 @@ def _components(
         env["C360_DBT_CODE_DIGEST"] = code_digest
     # a subprocess, as Dagster runs dbt: dbt-duckdb keeps its database open in-process
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "run", "--quiet",
+        [dbt_warm.executable(), "run", "--quiet",
          "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
          "--select", "int_identity__clusters",
          "--vars", f"{{as_of: '2026-11-21', identity_cc_max_passes: {max_passes}}}",

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+from orchestration import dbt_warm
 from orchestration.paths import dbt_project_dir
 
-DBT = Path(sys.executable).parent / "dbt"
+DBT = Path(dbt_warm.executable())
 
 
 def test_every_dbt_unit_test_passes_on_an_empty_warehouse(tmp_path):

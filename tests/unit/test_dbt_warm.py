@@ -1,7 +1,8 @@
 """The warm dbt (orchestration/dbt_warm.py) on real processes: a test's own server on its own
 socket, the `c360-dbt` client of this environment, a tiny DuckDB dbt project. What it answers
 equals what `dbt` answers; a client killed with SIGKILL takes its dbt child with it; SIGINT to
-the client stops the child; without a server the client runs dbt itself and starts one."""
+the client stops the child; without a server the client runs dbt itself and starts one; the
+warehouse a command wrote is checkpointed when it ends."""
 
 from __future__ import annotations
 
@@ -91,6 +92,21 @@ def test_a_command_through_the_server_answers_what_dbt_answers(warm, tmp_path):
     assert bad.returncode == _run([DBT, "run-operation", "nosuchmacro", "--profiles-dir", "."],
                                   project).returncode == 2  # fmt: skip
     assert not _children(server.pid), "children exit when their command ends"
+
+
+def test_a_command_through_the_server_leaves_the_warehouse_checkpointed(warm, tmp_path):
+    """As a dbt process's own exit does: what the command wrote is in the database file, with
+    no write-ahead log beside it for the next process to replay (or for a copy to miss)."""
+    project = _project(tmp_path / "p")
+    (project / "models").mkdir()
+    (project / "models" / "numbers.sql").write_text("select range as n from range(1000)")
+    done = _run([CLIENT, "run", "--profiles-dir", "."], project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (project / "warm.duckdb.wal").exists()
+    import duckdb
+
+    with duckdb.connect(str(project / "warm.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from main.numbers").fetchone() == (1000,)
 
 
 def test_a_killed_client_takes_its_dbt_child_with_it(warm, tmp_path):

@@ -6,12 +6,12 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.paths import dbt_project_dir
 
 AS_OF = "2026-03-10"
@@ -85,7 +85,7 @@ def _build(tmp: Path) -> duckdb.DuckDBPyConnection:
                 [cp, kind, channel, not erased, erased],
             )
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "run", "--quiet",
+        [dbt_warm.executable(), "run", "--quiet",
          "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
          "--select", "customer_360", "path:models/marts/customer_360/traits", "--vars", json.dumps({"as_of": AS_OF}),
          "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],

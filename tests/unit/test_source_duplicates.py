@@ -10,12 +10,12 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from orchestration import dbt_warm
 from orchestration.dbt_vars import declared_vars
 from orchestration.identity import config as identity_config
 from orchestration.identity import refusals
@@ -82,7 +82,7 @@ def _resolve(tmp: Path, identity: dict) -> duckdb.DuckDBPyConnection:
         )
     variables = {"as_of": AS_OF, "identity_cc_max_passes": 40, "identity": identity}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "run", "--quiet",
+        [dbt_warm.executable(), "run", "--quiet",
          "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
          "--select", "int_identity__clusters int_identity__node_types "
          "int_identity__limit_violations int_identity__limit_drops int_identity__components",
