@@ -29,11 +29,7 @@
     the run values its hooks read), and a kept table has those columns set to the run's as_of.
     Its inputs' digests are taken after its hooks ran (a hook may write what the model reads:
     the persistent-id registry), so a night that changes nothing keeps it. The declaration is
-    the model's promise (docs/incremental.md). Such a model may also filter its inputs by the
-    as_of (`meta.as_of_filters`, digests as above) and compare their columns with it
-    (`meta.as_of_compares`, {relation name: [column, …]}: `column <= {{ as_of_end() }}`, an
-    expiry): those inputs' digests then cover each row's comparison too, so a row that crosses
-    the as_of between two nights rebuilds the table.
+    the model's promise (docs/incremental.md).
 
     Only on DuckDB, and only where the nightly passes the project's code digest
     (C360_DBT_CODE_DIGEST, orchestration/dbt_invocations.py): a plain `dbt build`, `--full-refresh`
@@ -121,7 +117,6 @@
     {%- set digests = [] -%}
     {%- set filters = reusable_table_as_of_filters() -%}
     {%- set reads = reusable_table_meta('reads_columns') -%}
-    {%- set compares = reusable_table_meta('as_of_compares') -%}
     {%- set verified = reusable_table_verified_this_run() -%}
     {%- for unique_id in model.depends_on.nodes | sort -%}
         {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
@@ -131,8 +126,7 @@
         ) -%}
         {%- set column = filters.get(node.name) -%}
         {%- set read = reads.get(node.name) -%}
-        {%- set compared = compares.get(node.name) or [] -%}
-        {%- if not column and not read and not compared and unique_id in verified -%}
+        {%- if not column and not read and unique_id in verified -%}
             {#- a reusable_table this run built or kept: its table's digest was taken then -#}
             {%- do digests.append(unique_id ~ '=' ~ verified[unique_id]) -%}
         {%- elif adapter.get_relation(
@@ -141,17 +135,12 @@
             {#- a source not created yet (identity.probabilistic_links before its first run) -#}
             {%- do digests.append(unique_id ~ '=absent') -%}
         {%- else -%}
-            {%- if column or read or compared -%}
+            {%- if column or read -%}
                 {%- set quoted = [] -%}
                 {%- for name in read or [] -%}
                     {%- do quoted.append(adapter.quote(name)) -%}
                 {%- endfor -%}
-                {%- set selected = [quoted | join(', ') if read else '*'] -%}
-                {%- for name in compared -%}
-                    {%- do selected.append(adapter.quote(name) ~ ' <= ' ~ as_of_end()
-                        ~ ' as ' ~ adapter.quote('_c360_passed_' ~ name)) -%}
-                {%- endfor -%}
-                {%- set relation = '(select ' ~ (selected | join(', ')) ~ ' from '
+                {%- set relation = '(select ' ~ (quoted | join(', ') if read else '*') ~ ' from '
                     ~ relation ~ (' where ' ~ adapter.quote(column) ~ ' <= ' ~ as_of_end() if column else '')
                     ~ ')' -%}
             {%- endif -%}

@@ -47,10 +47,8 @@ REUSABLE = ("int_identity__records", "int_identity__candidate_links",
             "int_identity__deterministic_edges", "int_identity__clusters",
             "int_identity__node_types")  # fmt: skip
 # kept across as_ofs with their as_of columns set to the night's (meta.kept_across_as_of): the
-# persistent ids, the map and the final links, on a night that changes nothing they read; and
-# consent, on a night when nothing is captured, suppressed or requested and nothing expires
-KEPT_ACROSS_AS_OFS = ("int_identity__edges", "int_identity__assignments", "customer_id_map",
-                      "consent_state")  # fmt: skip
+# persistent ids, the map and the final links, on a night that changes nothing they read
+KEPT_ACROSS_AS_OFS = ("int_identity__edges", "int_identity__assignments", "customer_id_map")
 CUSTOMERS = 150
 SEED = 29
 ERASURE_DAY = 2  # index of the night whose landing files carry the erasure request

@@ -9,7 +9,6 @@ on a DuckDB file, with the code digest the nightly passes.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -185,35 +184,3 @@ def test_kept_across_as_of_is_a_list_of_columns(tmp_path):
     result = _build(_stamped(tmp_path, "'as_of'"), "2026-11-13")
     assert result.returncode != 0
     assert "meta.kept_across_as_of is a list of column names, not 'as_of'" in result.stdout
-
-
-EXPIRING = """{{ config(materialized='reusable_table', meta={'kept_across_as_of': ['as_of'],
-    'as_of_compares': {'events': ['occurred_at']}}) }}
-select event_id, occurred_at <= {{ as_of_end() }} as passed, {{ as_of_date() }} as as_of
-from {{ ref('events') }}
-"""
-
-
-def test_kept_across_as_ofs_until_a_compared_column_crosses_the_as_of(tmp_path):
-    """meta.as_of_compares: a model that compares a column with the as_of (an expiry) is kept
-    across as_ofs while no row crosses it, and rebuilt the night one does."""
-    project = _project(tmp_path)
-    (project / "models" / "expiring.sql").write_text(EXPIRING)
-
-    def passed(as_of: str) -> tuple[bool, list[tuple]]:
-        result = _build(project, as_of)
-        assert result.returncode == 0, result.stdout
-        with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-            rows = con.execute(
-                "select event_id, passed, cast(as_of as varchar) from main.expiring order by 1"
-            ).fetchall()
-        return re.search(r"c360 reused: \S*expiring", result.stdout) is not None, rows
-
-    assert passed("2026-11-13") == (False, [(1, True, "2026-11-13"), (2, True, "2026-11-13"),
-                                            (3, False, "2026-11-13")])  # fmt: skip
-    # nothing crosses between the two as_ofs: kept, its as_of set
-    assert passed("2026-11-15") == (True, [(1, True, "2026-11-15"), (2, True, "2026-11-15"),
-                                           (3, False, "2026-11-15")])  # fmt: skip
-    # event 3 is passed by this as_of: rebuilt
-    assert passed("2026-11-21") == (False, [(1, True, "2026-11-21"), (2, True, "2026-11-21"),
-                                            (3, True, "2026-11-21")])  # fmt: skip

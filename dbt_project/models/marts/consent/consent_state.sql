@@ -9,22 +9,6 @@
 
     An erasure covers a contact point whether or not it has a consent record: one that has none gets
     a revoked row (capture_source erasure_request) so that customer_360 sees the erasure. -#}
-{#- Kept across as_ofs (reusable_table) while no event, revocation, suppression or erasure
-    request is captured and no consent expires between its last build's as_of and the run's:
-    every use of the as_of below is one of those filters or the expiry comparison. -#}
-{{ config(
-    materialized='reusable_table',
-    meta={
-        'kept_across_as_of': ['as_of'],
-        'as_of_filters': {
-            'stg_consent__events': 'captured_at',
-            'int_activity__email_engagement': 'occurred_at',
-            'stg_consent__suppressions': 'suppressed_at',
-            'stg_consent__erasure_requests': 'requested_at',
-        },
-        'as_of_compares': {'stg_consent__events': ['expires_at']},
-    },
-) }}
 with consent_events as (
     select
         consent_event_id,
