@@ -9,6 +9,7 @@ statements.sql) that the others call."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import jinja2
@@ -20,7 +21,8 @@ SHARED = ("engine_sql", "statements")
 
 
 class _Adapter:
-    """The part of dbt's `adapter` the macros use: dispatch by engine."""
+    """The part of dbt's `adapter` the macros use: dispatch by engine (and of `target`, its
+    type, the engine's name)."""
 
     def __init__(self, engine: str) -> None:
         self.engine = engine
@@ -52,7 +54,12 @@ def project_macros(
     names = list(dict.fromkeys([*files, *SHARED]))
     adapter = _Adapter(engine)
     module = _compiled(env, "\n".join(macro_source(n) for n in names)).make_module(
-        {"adapter": adapter, "return": lambda value: value, **(context or {})}
+        {
+            "adapter": adapter,
+            "target": SimpleNamespace(type=engine),
+            "return": lambda value: value,
+            **(context or {}),
+        }
     )
     adapter.module = module
     return module

@@ -42,7 +42,7 @@
         holdout bigint not null
     );
     {%- if target.type != 'spark' %}
-    -- the incremental mirrors' counts at their last build (macros/incremental_mirror.sql; on
+    -- the incremental mirrors' counts at their last build (macros/incremental_mirror.sql: on
     -- Spark a mirror is a table rebuilt from raw)
     create table if not exists audit.mirror_counts (
         model varchar primary key, raw_rows bigint, mirror_rows bigint, watermark timestamp
