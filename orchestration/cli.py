@@ -408,7 +408,7 @@ def cmd_identity_train(args: argparse.Namespace) -> int:
 
 
 def cmd_identity(args: argparse.Namespace) -> int:
-    from orchestration.identity.evaluate import SCOPES, evaluate
+    from orchestration.identity.evaluate import SCOPES, evaluate_each
     from orchestration.warehouse import engine, open_warehouse
 
     if args.action == "explain":
@@ -425,7 +425,9 @@ def cmd_identity(args: argparse.Namespace) -> int:
     # read-only on DuckDB; Postgres refuses the session's temp tables in a read-only one
     with open_warehouse(read_only=engine() == "duckdb") as con:
         try:
-            scores = {scope: evaluate(con, truth, scope=scope) for scope in SCOPES}
+            scores = dict(
+                zip(SCOPES, evaluate_each(con, truth, *(((), s) for s in SCOPES)), strict=True)
+            )
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -16,7 +16,7 @@ from pathlib import Path
 from orchestration.engine import Connection, table_exists
 from orchestration.identity import config as identity_config
 from orchestration.identity import refusals
-from orchestration.identity.evaluate import evaluate
+from orchestration.identity.evaluate import evaluate_each
 
 NO_NEW_FILES = "no new landing files for any source since the last run"
 
@@ -171,8 +171,7 @@ def _marts(
         if refused.exceeds(max_share):
             lines.append(f"  WARNING: {refused.message(max_share)}")
     if truth_file and truth_file.exists() and table_exists(con, "marts", "customer_id_map"):
-        s = evaluate(con, truth_file)
-        known = evaluate(con, truth_file, exclude_sources=("web",))
+        s, known = evaluate_each(con, truth_file, ((), "all"), (("web",), "all"))
         lines += [
             "",
             "Identity resolution vs ground truth",

@@ -76,13 +76,18 @@ def evaluate(
     scope "identified" leaves out anonymous ids that carry no link at all (a device never seen
     with a login): no rule, deterministic or probabilistic, has evidence to place them, and they
     stay profiles of their own. "all" scores every record."""
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
-    excluded = ", ".join(quote_literal(x) for x in exclude_sources) or "''"
-    truth = (
-        "select source, entity, source_record_id, person_id "
-        f"from {_truth_csv(truth_file)} where source not in ({excluded})"
-    )
+    return evaluate_each(con, truth_file, (exclude_sources, scope))[0]
+
+
+def evaluate_each(
+    con: Connection, truth_file: Path, *variants: tuple[tuple[str, ...], str]
+) -> list[IdentityScore]:
+    """One score per (exclude_sources, scope) variant, as evaluate() gives each, with the truth
+    file read and joined to the map once (the summary and `identity evaluate` show several)."""
+    for _excluded, scope in variants:
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    truth = f"select source, entity, source_record_id, person_id from {_truth_csv(truth_file)}"
     if dialect_of(con) == "duckdb":
         _check_truth_columns(con, truth_file)
         create_temp_table(con, "_truth", truth)
@@ -97,27 +102,48 @@ def evaluate(
             create_temp_table(con, "_truth", "select * from _c360_truth")
         finally:
             con.unregister("_c360_truth")
+    # identified: not an anonymous id, or one some rule links (a join, not a correlated EXISTS
+    # in the select list, which Spark refuses)
+    linked = any(scope == "identified" for _excluded, scope in variants)
     create_temp_table(
         con,
-        "_scored",
-        """
-        select t.person_id, m.customer_id
+        "_scored_all",
+        f"""
+        select
+            t.source,
+            t.person_id,
+            m.customer_id,
+            {"m.entity <> 'anonymous_ids' or c.record_key is not null" if linked else "true"}
+                as identified
         from _truth as t
         inner join marts.customer_id_map as m
             on t.source = m.source and t.entity = m.entity and t.source_record_id = m.source_record_id
         """
         + (
             """
-        where m.entity <> 'anonymous_ids' or exists (
-            select 1 from intermediate.int_identity__candidate_links as c
-            where c.record_key = m.record_key)
+        left join (
+            select distinct record_key from intermediate.int_identity__candidate_links
+        ) as c
+            on c.record_key = m.record_key
         """
-            if scope == "identified"
+            if linked
             else ""
         ),
     )
+    return [_score(con, excluded, scope) for excluded, scope in variants]
+
+
+def _score(con: Connection, exclude_sources: tuple[str, ...], scope: str) -> IdentityScore:
+    """The pair counts of one variant over `_truth` and `_scored_all` (evaluate_each)."""
+    excluded = ", ".join(quote_literal(x) for x in exclude_sources) or "''"
+    create_temp_table(
+        con,
+        "_scored",
+        f"select person_id, customer_id from _scored_all where source not in ({excluded})"
+        + (" and identified" if scope == "identified" else ""),
+    )
     row = con.execute(
-        """
+        f"""
         with pairs_true as (select sum(n * (n - 1) / 2) as p from
                 (select count(*) as n from _scored group by person_id) as g),
              pairs_pred as (select sum(n * (n - 1) / 2) as p from
@@ -126,7 +152,8 @@ def evaluate(
                 (select count(*) as n from _scored group by person_id, customer_id) as g)
         select
             (select count(*) from _scored),
-            (select count(*) from _truth) - (select count(*) from _scored),
+            (select count(*) from _truth where source not in ({excluded}))
+                - (select count(*) from _scored),
             (select count(distinct person_id) from _scored),
             (select count(distinct customer_id) from _scored),
             coalesce((select p from pairs_true), 0),
