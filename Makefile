@@ -90,9 +90,11 @@ lint: install manifest
 	$(BIN)/python -c "from orchestration.instance import ensure_instance; ensure_instance()"
 	$(BIN)/dg check defs
 
-# the warm dbt server the suite started (orchestration/dbt_warm.py) is stopped whatever the result
+# the warm dbt server the suite started (orchestration/dbt_warm.py) is stopped whatever the result;
+# TEST_WORKERS: pytest-xdist workers (tests of one xdist_group share a worker)
+TEST_WORKERS ?= 2
 test: install system-deps mailman spark manifest lint
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=15; status=$$?; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15; status=$$?; \
 	$(BIN)/python -m orchestration.dbt_warm --stop; exit $$status
 
 unit: install spark manifest
