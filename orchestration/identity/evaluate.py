@@ -142,27 +142,28 @@ def _score(con: Connection, exclude_sources: tuple[str, ...], scope: str) -> Ide
         f"select person_id, customer_id from _scored_all where source not in ({excluded})"
         + (" and identified" if scope == "identified" else ""),
     )
+    # each grouping once: records per person, per customer, per (person, customer)
     row = con.execute(
         f"""
-        with pairs_true as (select sum(n * (n - 1) / 2) as p from
-                (select count(*) as n from _scored group by person_id) as g),
-             pairs_pred as (select sum(n * (n - 1) / 2) as p from
-                (select count(*) as n from _scored group by customer_id) as g),
-             pairs_ok as (select sum(n * (n - 1) / 2) as p from
-                (select count(*) as n from _scored group by person_id, customer_id) as g)
+        with by_person as (select count(*) as n from _scored group by person_id),
+             by_customer as (select count(*) as n from _scored group by customer_id),
+             by_both as (select count(*) as n from _scored group by person_id, customer_id),
+             person as (select count(*) as groups, sum(n) as records,
+                               sum(n * (n - 1) / 2) as pairs, max(n) as largest from by_person),
+             customer as (select count(*) as groups, sum(n * (n - 1) / 2) as pairs,
+                                 max(n) as largest from by_customer)
         select
-            (select count(*) from _scored),
+            coalesce(person.records, 0),
             (select count(*) from _truth where source not in ({excluded}))
-                - (select count(*) from _scored),
-            (select count(distinct person_id) from _scored),
-            (select count(distinct customer_id) from _scored),
-            coalesce((select p from pairs_true), 0),
-            coalesce((select p from pairs_pred), 0),
-            coalesce((select p from pairs_ok), 0),
-            coalesce((select max(n) from (select count(*) as n from _scored
-                group by person_id) as g), 0),
-            coalesce((select max(n) from (select count(*) as n from _scored
-                group by customer_id) as g), 0)
+                - coalesce(person.records, 0),
+            person.groups,
+            customer.groups,
+            coalesce(person.pairs, 0),
+            coalesce(customer.pairs, 0),
+            coalesce((select sum(n * (n - 1) / 2) from by_both), 0),
+            coalesce(person.largest, 0),
+            coalesce(customer.largest, 0)
+        from person cross join customer
         """
     ).fetchone()
     return IdentityScore(*(int(v) for v in row))
