@@ -4,16 +4,12 @@ happened after it. Builds the real models with dbt on a scratch DuckDB holding o
 they read (plus customer_id_map and the phone lookup, which they ref)."""
 
 import datetime as dt
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from orchestration import dbt_warm
-from orchestration.paths import dbt_project_dir
+from tests import scratch_dbt
 
 AS_OF = "2026-03-10"
 MODELS = (
@@ -169,16 +165,9 @@ def _build(tmp: Path, with_history: bool = True) -> duckdb.DuckDBPyConnection:
                     [cid, sync, dt.date.fromisoformat(as_of), customer, cp, outcome, holdout,
                      _ts(f"{as_of} 23:59:59") + dt.timedelta(hours=2)],
                 )  # fmt: skip
-    # a subprocess, as Dagster runs dbt: dbt-duckdb keeps its database open in-process
-    result = subprocess.run(
-        [dbt_warm.executable(), "build", "--quiet",
-         "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
-         "--select", MODELS, "--vars", json.dumps({"as_of": AS_OF}),
-         "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],
-        capture_output=True, text=True,
-        env={**os.environ, "C360_WAREHOUSE": str(warehouse), "C360_DBT_TARGET": "duckdb",
-             "C360_DUCKDB_TEMP_DIR": str(tmp / "tmp")},
-    )  # fmt: skip
+    result = scratch_dbt.run(
+        warehouse, ["build", "--quiet", "--select", MODELS], as_of=AS_OF, log_path=tmp / "logs"
+    )
     if result.returncode:
         raise RuntimeError(result.stdout + result.stderr)
     return duckdb.connect(str(warehouse), read_only=True)

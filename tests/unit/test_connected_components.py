@@ -4,26 +4,14 @@ the logarithm of the longest identifier chain, not with its length. Runs the rea
 on a scratch DuckDB holding only the two tables it reads."""
 
 import math
-import os
 import random
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from orchestration import dbt_warm
-from orchestration.paths import dbt_project_dir
-
-# this module's dbt folder on this worker (one warehouse path and one target for every call)
-_SHARED: list[Path] = []
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _dbt_folder(tmp_path_factory):
-    _SHARED[:] = [tmp_path_factory.mktemp("cc_dbt")]
-    yield
-    _SHARED.clear()
+from orchestration.dbt_invocations import CODE_DIGEST_ENV
+from tests import scratch_dbt
 
 
 def _components(
@@ -51,34 +39,15 @@ def _components(
         con.executemany(
             "insert into intermediate.int_identity__records values (?)", [(r,) for r in records]
         )
-    # dbt runs on one warehouse path per worker, the test's file moved there and back: dbt's
-    # saved parse holds the profile's warehouse path, so a path per call parsed the whole
-    # project each time (~3 s) where the same path re-parses nothing
-    shared = _SHARED[0]
-    runner = shared / "wh.duckdb"
-    for stale in (runner, runner.with_name(runner.name + ".wal")):
-        stale.unlink(missing_ok=True)
-    os.replace(warehouse, runner)
-    env = {**os.environ, "C360_WAREHOUSE": str(runner), "C360_DBT_TARGET": "duckdb",
-           "C360_DUCKDB_TEMP_DIR": str(shared / "tmp"), "C360_AS_OF": "2026-11-21"}  # fmt: skip
-    env.pop("C360_DBT_CODE_DIGEST", None)
-    if code_digest:
-        env["C360_DBT_CODE_DIGEST"] = code_digest
-    # vars only off the project's default: a new --vars value re-parses the project too
-    variables = [] if max_passes == 40 else ["--vars", f"{{identity_cc_max_passes: {max_passes}}}"]
-    # a subprocess, as Dagster runs dbt: dbt-duckdb keeps its database open in-process
-    try:
-        result = subprocess.run(
-            [dbt_warm.executable(), "run", "--quiet",
-             "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
-             "--select", "int_identity__clusters", *variables,
-             "--target-path", str(shared / "target"), "--log-path", str(tmp / "logs")],
-            capture_output=True, text=True, env=env,
-        )  # fmt: skip
-    finally:
-        os.replace(runner, warehouse)
-        if runner.with_name(runner.name + ".wal").exists():
-            os.replace(runner.with_name(runner.name + ".wal"), tmp / "wh.duckdb.wal")
+    # vars only off the project's default: a new --vars value re-parses the project
+    result = scratch_dbt.run(
+        warehouse,
+        ["run", "--quiet", "--select", "int_identity__clusters"],
+        as_of="2026-11-21",
+        log_path=tmp / "logs",
+        variables=None if max_passes == 40 else {"identity_cc_max_passes": max_passes},
+        env={CODE_DIGEST_ENV: code_digest} if code_digest else None,
+    )
     if result.returncode:
         raise RuntimeError(result.stdout + result.stderr)
     with duckdb.connect(str(warehouse), read_only=True) as con:

@@ -3,16 +3,12 @@ email or phone — marks the customer erased (and so unreachable on every channe
 customer_360 model with dbt on a scratch DuckDB holding only the relations it reads."""
 
 import datetime as dt
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from orchestration import dbt_warm
-from orchestration.paths import dbt_project_dir
+from tests import scratch_dbt
 
 AS_OF = "2026-03-10"
 # (customer_id, source, record id, email, phone)
@@ -84,15 +80,12 @@ def _build(tmp: Path) -> duckdb.DuckDBPyConnection:
                 "insert into marts.consent_state values (?, ?, ?, 'marketing', ?, ?)",
                 [cp, kind, channel, not erased, erased],
             )
-    result = subprocess.run(
-        [dbt_warm.executable(), "run", "--quiet",
-         "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
-         "--select", "customer_360", "path:models/marts/customer_360/traits", "--vars", json.dumps({"as_of": AS_OF}),
-         "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],
-        capture_output=True, text=True,
-        env={**os.environ, "C360_WAREHOUSE": str(warehouse), "C360_DBT_TARGET": "duckdb",
-             "C360_DUCKDB_TEMP_DIR": str(tmp / "tmp")},
-    )  # fmt: skip
+    result = scratch_dbt.run(
+        warehouse,
+        ["run", "--quiet", "--select", "customer_360", "path:models/marts/customer_360/traits"],
+        as_of=AS_OF,
+        log_path=tmp / "logs",
+    )
     if result.returncode:
         raise RuntimeError(result.stdout + result.stderr)
     return duckdb.connect(str(warehouse), read_only=True)

@@ -7,20 +7,16 @@ Runs the real limit models with dbt on a scratch DuckDB holding only the graph t
 
 import copy
 import datetime as dt
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from orchestration import dbt_warm
 from orchestration.dbt_vars import declared_vars
 from orchestration.identity import config as identity_config
 from orchestration.identity import refusals
-from orchestration.paths import dbt_project_dir
 from orchestration.summary import render_summary
+from tests import scratch_dbt
 
 AS_OF = "2026-11-21"
 C1, C2, C3 = (f"r|crm:contacts:C{i}" for i in (1, 2, 3))
@@ -80,17 +76,14 @@ def _resolve(tmp: Path, identity: dict) -> duckdb.DuckDBPyConnection:
             "node_key, identifier_type, rule, 'blocklist_regex' as drop_reason "
             "from intermediate.int_identity__candidate_links where identifier_type = 'phone'"
         )
-    variables = {"as_of": AS_OF, "identity_cc_max_passes": 40, "identity": identity}
-    result = subprocess.run(
-        [dbt_warm.executable(), "run", "--quiet",
-         "--project-dir", str(dbt_project_dir()), "--profiles-dir", str(dbt_project_dir()),
-         "--select", "int_identity__clusters int_identity__node_types "
-         "int_identity__limit_violations int_identity__limit_drops int_identity__components",
-         "--vars", json.dumps(variables),
-         "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],
-        capture_output=True, text=True,
-        env={**os.environ, "C360_WAREHOUSE": str(warehouse), "C360_DBT_TARGET": "duckdb",
-             "C360_DUCKDB_TEMP_DIR": str(tmp / "tmp")},
+    result = scratch_dbt.run(
+        warehouse,
+        ["run", "--quiet", "--select",
+         "int_identity__clusters int_identity__node_types int_identity__limit_violations "
+         "int_identity__limit_drops int_identity__components"],
+        as_of=AS_OF,
+        log_path=tmp / "logs",
+        variables={"identity": identity},
     )  # fmt: skip
     if result.returncode:
         raise RuntimeError(result.stdout + result.stderr)
