@@ -1,7 +1,7 @@
 """dbt on a test's scratch DuckDB file, run the way the nightly runs it (a subprocess through the
 warm client, the as_of in the env), on one warehouse path and one target folder per test
 process: dbt's saved parse holds the profile's warehouse path, so a path of its own per call
-made dbt parse the whole project every time (~3 s); on the same path it re-parses nothing. The
+made dbt parse the whole project every time; on the same path it re-parses nothing. The
 test's file is moved to that path for the call and back after it (its WAL too, if one is left)."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ def _components(
     tmp: Path,
     edges: list[tuple[str, str]],
     records: list[str],
-    max_passes: int = 40,
+    max_passes: int | None = None,
     code_digest: str | None = None,
 ) -> tuple[dict[str, str], list[tuple[int, int, int]]]:
     """(node -> component key, [(pass, nodes it worked on, trees not yet whole components)]) from
@@ -39,13 +39,13 @@ def _components(
         con.executemany(
             "insert into intermediate.int_identity__records values (?)", [(r,) for r in records]
         )
-    # vars only off the project's default: a new --vars value re-parses the project
+    # --vars only when a test caps the passes: a new --vars value re-parses the project
     result = scratch_dbt.run(
         warehouse,
         ["run", "--quiet", "--select", "int_identity__clusters"],
         as_of="2026-11-21",
         log_path=tmp / "logs",
-        variables=None if max_passes == 40 else {"identity_cc_max_passes": max_passes},
+        variables=None if max_passes is None else {"identity_cc_max_passes": max_passes},
         env={CODE_DIGEST_ENV: code_digest} if code_digest else None,
     )
     if result.returncode:
