@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import ahocorasick
+import ahocorasick_rs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from orchestration.ingest.file_hash import stat_signature
-from orchestration.privacy.identifiers import cell_matches
+from orchestration.privacy.identifiers import PHONE_PATTERN, cell_matches
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
 
@@ -150,35 +150,36 @@ class LineFilter:
         stay), and the automaton looks for marker + needle + marker."""
         if not self.pieces:
             return []
-        text = (_MARK + low.translate(_TO_MARK) + _MARK).decode("latin-1")
-        return [end - size + 1 for end, size in self._pieces.iter(text)]
+        text = _MARK + low.translate(_TO_MARK) + _MARK
+        # overlapping: two needles in adjacent cells share the marker between them
+        return [start for _, start, _ in self._pieces.find_matches_as_indexes(text, True)]
 
     def _tail_lines(self, chunk: bytes) -> np.ndarray:
         """Line indexes in `chunk` of a digit run (separators dropped) ending in a phone tail."""
         if self._tails is None:
             return np.empty(0, np.int64)
-        text = chunk.translate(None, _PHONE_SEPARATORS).decode("latin-1")
+        text = chunk.translate(None, _PHONE_SEPARATORS)
+        # end: one past the tail's last digit, which must end its digit run
         ends = [
-            end
-            for end, _ in self._tails.iter(text)
-            if end + 1 == len(text) or not "0" <= text[end + 1] <= "9"
+            end - 1
+            for _, _, end in self._tails.find_matches_as_indexes(text, True)
+            if end == len(text) or not 0x30 <= text[end] <= 0x39
         ]
         if not ends:
             return np.empty(0, np.int64)
         # the separators are not line breaks: the lines of `text` are the chunk's
-        return np.searchsorted(_line_breaks(text.encode("latin-1")), np.array(ends, np.int64))
+        return np.searchsorted(_line_breaks(text), np.array(ends, np.int64))
 
 
-def _automaton(words: set[bytes]) -> ahocorasick.Automaton | None:
-    """An Aho-Corasick automaton over `words` (ASCII, as latin-1 text), each keyed to its
-    length; None for no word (pyahocorasick cannot search with an empty one)."""
+def _automaton(words: set[bytes]) -> ahocorasick_rs.BytesAhoCorasick | None:
+    """An Aho-Corasick automaton over `words` that reports every match, overlapping ones
+    included; None for no word."""
     if not words:
         return None
-    auto = ahocorasick.Automaton()
-    for w in words:
-        auto.add_word(w.decode("latin-1"), len(w))
-    auto.make_automaton()
-    return auto
+    # a DFA: slower to build than the default, faster to search (one per tree and process)
+    return ahocorasick_rs.BytesAhoCorasick(
+        sorted(words), implementation=ahocorasick_rs.Implementation.DFA
+    )
 
 
 def _line_breaks(data: bytes) -> np.ndarray:
@@ -398,25 +399,40 @@ PARQUET_BATCH_ROWS = 65_536
 def _parquet_candidates(table: pa.Table, lines: LineFilter) -> pa.Array:
     """Per row of a Parquet table: may it hold an identifier (LineFilter's rules, per column in
     Arrow): a cell of other than ASCII, one whose stripped lower-case text is a needle, or one
-    with a phone's last seven digits; a nested or binary cell whenever it is set."""
+    written as a phone (identifiers.looks_like_phone's pattern, stripped) whose digits end in a
+    phone's last seven; a nested or binary cell whenever it is set."""
     plain = pa.array(sorted(p.decode() for p in lines.pieces | set(lines.substrings)), pa.string())
     tails = pa.array(sorted(t.decode() for t in lines.tails), pa.string())
-    mask = pa.array([False] * table.num_rows, pa.bool_())
+    n = table.num_rows
+    mask = pa.array([False] * n, pa.bool_())
+    lowered = []
     for col in table.columns:
         if pa.types.is_nested(col.type) or pa.types.is_binary(col.type):
             mask = pc.or_(mask, pc.is_valid(col))
             continue
         text = col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
-        hit = pc.invert(pc.string_is_ascii(text))
+        text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+        mask = pc.or_(mask, pc.fill_null(pc.invert(pc.string_is_ascii(text)), False))
         trimmed = pc.utf8_trim(text, _ASCII_WHITESPACE)
-        hit = pc.or_(hit, pc.is_in(pc.utf8_lower(trimmed), value_set=plain))
+        lowered.append(pc.utf8_lower(trimmed))
         if len(tails):
-            digits = pc.replace_substring_regex(text, "[^0-9]", "")
-            tail = pc.utf8_slice_codeunits(digits, -7)
-            phone = pc.and_(pc.greater_equal(pc.utf8_length(digits), 7),
-                            pc.is_in(tail, value_set=tails))  # fmt: skip
-            hit = pc.or_(hit, phone)
-        mask = pc.or_(mask, pc.fill_null(hit, False))
+            # the digits are taken only of the few cells written like a phone
+            rows = pc.indices_nonzero(
+                pc.fill_null(pc.match_substring_regex(trimmed, PHONE_PATTERN), False)
+            )
+            if len(rows):
+                digits = pc.replace_substring_regex(pc.take(trimmed, rows), "[^0-9]", "")
+                ok = pc.and_(pc.greater_equal(pc.utf8_length(digits), 7),
+                             pc.is_in(pc.utf8_slice_codeunits(digits, -7), value_set=tails))  # fmt: skip
+                phone = pc.is_in(
+                    pa.array(np.arange(n, dtype=np.uint64)), value_set=pc.filter(rows, ok)
+                )
+                mask = pc.or_(mask, phone)
+    if lowered and len(plain):
+        # one lookup for every column (the needles hashed once per batch, not once per column)
+        found = pc.fill_null(pc.is_in(pa.concat_arrays(lowered), value_set=plain), False)
+        for i in range(len(lowered)):
+            mask = pc.or_(mask, found.slice(i * n, n))
     return mask
 
 
@@ -586,11 +602,14 @@ _WORKER: dict[str, list] = {}
 
 def _start_worker(all_needles) -> None:
     _WORKER["needles"] = all_needles
-    _WORKER["lines"] = [LineFilter(n) if n else None for n in all_needles]
+    # built when a file of the tree comes: a worker builds only the automata its files need
+    _WORKER["lines"] = [None] * len(all_needles)
 
 
 def _worker_rewrite(job: tuple[Path, int]) -> Rewrite | None:
     path, i = job
+    if _WORKER["lines"][i] is None:
+        _WORKER["lines"][i] = LineFilter(_WORKER["needles"][i])
     return _rewrite_existing(path, _WORKER["needles"][i], _WORKER["lines"][i])
 
 

@@ -32,7 +32,9 @@ MAP_SOURCE_KIND = {
     "loyalty": "loyalty_member_id",
     "web": "anonymous_id",
 }
-_PHONE_TEXT = re.compile(r"^\+?[0-9 ().\-/]{7,25}$")
+# what a phone is written with (also Arrow's RE2 in privacy/files.py: the same syntax there)
+PHONE_PATTERN = r"^\+?[0-9 ().\-/]{7,25}$"
+_PHONE_TEXT = re.compile(PHONE_PATTERN)
 
 
 @lru_cache(maxsize=1)

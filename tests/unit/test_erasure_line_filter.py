@@ -166,6 +166,17 @@ def test_the_whole_text_passes_find_the_lines_the_per_line_filter_finds(monkeypa
         assert lines.lines(data) == per_line
 
 
+def test_needles_in_neighbouring_cells_and_lines_each_mark_their_line():
+    """Two needles with one boundary between them (neighbouring cells, or the end of a line and
+    the start of the next) share that boundary in the whole-text search: each still marks its
+    own line."""
+    lines = files.LineFilter(NEEDLES)
+    data = b"S9\nS9\n12345,S9\nkeep\nS9,12345\n12345\nkeep"
+    per_line = {i for i, line in enumerate(data.splitlines()) if lines(line)}
+    assert per_line == {0, 1, 2, 4, 5}
+    assert lines.lines(data) == per_line
+
+
 def test_kept_lines_are_copied_byte_for_byte():
     data = b'a,b\r\n"x, y",keep\r\nS9,gone\r\n  "q"  ,1\r\nlast,S9'
     new, dropped, left = files.rewrite_data(".csv", data, NEEDLES)
