@@ -9,13 +9,16 @@ test per line (LineFilter) picks the lines that can hold an identifier; only tho
 cell by cell, and the lines kept are copied as they were, byte for byte; so a file of tens of
 millions of rows is read in a few passes at C speed (LineFilter.lines), never parsed whole, and
 never held whole in memory: it is read in pieces of whole lines (_text_chunks), once to find
-the lines to drop and, when there are some, once more to copy the rest.
+the lines to drop and, when there are some, once more to copy the rest. Shared among worker
+processes (rewrite_trees), a large text file is searched in pieces of whole lines, one per
+task, and written once.
 
 Grain of the result: one rewritten or removed file, with the rows dropped per request.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import csv
 import hashlib
@@ -265,12 +268,22 @@ class _Scan:
         return self.rows - len(self.drops)
 
 
-def _text_chunks(source: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(offset, text) pieces of `source` of about _CHUNK bytes, each ending just after a newline
-    (the last at the end of the text): a piece holds whole lines, and a file of gigabytes is
-    never held whole. A line longer than a piece makes that piece longer."""
-    offset, rest = 0, b""
-    while block := source.read(_CHUNK):
+def _text_chunks(
+    source: BinaryIO, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """(offset, text) pieces of `source` from `start` to `end` (the end of the text when None) of
+    about _CHUNK bytes, each ending just after a newline (the last at `end`): a piece holds whole
+    lines when `start` and `end` are line starts, and a file of gigabytes is never held whole. A
+    line longer than a piece makes that piece longer."""
+    source.seek(start)
+    offset, rest = start, b""
+    left = None if end is None else end - start
+    while left is None or left > 0:
+        block = source.read(_CHUNK if left is None else min(_CHUNK, left))
+        if not block:
+            break
+        if left is not None:
+            left -= len(block)
         text = rest + block
         cut = text.rfind(b"\n") + 1
         if cut:
@@ -281,11 +294,14 @@ def _text_chunks(source: BinaryIO) -> Iterator[tuple[int, bytes]]:
         yield offset, rest
 
 
-def _csv_scan(source: BinaryIO, needles, lines: LineFilter) -> _Scan | None:
-    """The CSV lines to drop, piece by piece; None when a quoted cell runs over a line break
-    (a row is then not a line: the caller parses the file whole)."""
+def _csv_scan(
+    source: BinaryIO, needles, lines: LineFilter, start: int = 0, end: int | None = None
+) -> _Scan | None:
+    """The CSV lines to drop from `start` to `end` (line starts; the whole file by default),
+    piece by piece; None when a quoted cell runs over a line break (a row is then not a line:
+    the caller parses the file whole)."""
     scan = _Scan()
-    for offset, chunk in _text_chunks(source):
+    for offset, chunk in _text_chunks(source, start, end):
         breaks = _line_breaks(chunk)
         if not _quotes_close_on_their_line(chunk, breaks):
             return None
@@ -297,7 +313,8 @@ def _csv_scan(source: BinaryIO, needles, lines: LineFilter) -> _Scan | None:
             s, e = int(starts[i]), int(ends[i])
             row = next(csv.reader([chunk[s:e].decode("utf-8")]), [])
             scan.drop(offset + s, offset + e, _row_hits(row, needles))
-    scan.rows = max(scan.rows - 1, 0)
+    if start == 0:  # the header
+        scan.rows = max(scan.rows - 1, 0)
     return scan
 
 
@@ -349,10 +366,13 @@ def _csv_records(
 _BLANK_STARTS = list(b" \t\r\n\x0b\x0c")
 
 
-def _jsonl_scan(source: BinaryIO, needles, lines: LineFilter) -> _Scan:
-    """The JSON lines to drop, piece by piece; a malformed line is searched as text."""
+def _jsonl_scan(
+    source: BinaryIO, needles, lines: LineFilter, start: int = 0, end: int | None = None
+) -> _Scan:
+    """The JSON lines to drop from `start` to `end` (line starts; the whole file by default),
+    piece by piece; a malformed line is searched as text."""
     scan = _Scan()
-    for offset, chunk in _text_chunks(source):
+    for offset, chunk in _text_chunks(source, start, end):
         breaks = _line_breaks(chunk)
         starts, ends = _line_spans(len(chunk), breaks)
         # a blank line starts with white space or is empty: only those are looked at
@@ -534,6 +554,11 @@ def rewrite_file(
     new, dropped, left = _rewrite(path.suffix, path, needles, lines or LineFilter(needles))
     if new is None:
         return None
+    return _replace(path, new, dropped, left)
+
+
+def _replace(path: Path, new: Iterable[bytes], dropped: dict[str, int], left: int) -> Rewrite:
+    """`path` replaced by `new` (removed when no row is left)."""
     out = Rewrite(path, dropped)
     if left == 0:
         path.unlink()
@@ -598,6 +623,10 @@ def _rewrite_existing(path: Path, needles, lines: LineFilter) -> Rewrite | None:
 
 # A worker process's needles per tree and their LineFilters, built once by _start_worker.
 _WORKER: dict[str, list] = {}
+# A CSV or JSON-lines file at least this large is searched in pieces of about this size, each
+# on its own in the pool, so that one large file does not leave the other workers idle.
+PIECE_BYTES = 128 << 20
+_GONE = "gone"  # a file removed since the tree was listed
 
 
 def _start_worker(all_needles) -> None:
@@ -606,20 +635,94 @@ def _start_worker(all_needles) -> None:
     _WORKER["lines"] = [None] * len(all_needles)
 
 
-def _worker_rewrite(job: tuple[Path, int]) -> Rewrite | None:
-    path, i = job
+def _worker_lines(i: int) -> LineFilter:
     if _WORKER["lines"][i] is None:
         _WORKER["lines"][i] = LineFilter(_WORKER["needles"][i])
-    return _rewrite_existing(path, _WORKER["needles"][i], _WORKER["lines"][i])
+    return _WORKER["lines"][i]
+
+
+def _worker_rewrite(job: tuple[Path, int]) -> Rewrite | None:
+    path, i = job
+    return _rewrite_existing(path, _WORKER["needles"][i], _worker_lines(i))
+
+
+def _worker_scan(job: tuple[Path, int, int, int]) -> _Scan | str | None:
+    """The scan of one piece [start, end) of a text file (None: a CSV row over several lines)."""
+    path, i, start, end = job
+    scan = _csv_scan if path.suffix == ".csv" else _jsonl_scan
+    try:
+        with open(path, "rb") as src:
+            return scan(src, _WORKER["needles"][i], _worker_lines(i), start, end)
+    except FileNotFoundError:
+        return _GONE
+
+
+def _worker_write(job: tuple[Path, list[tuple[int, int]], dict[str, int], int]) -> Rewrite | None:
+    path, drops, dropped, left = job
+    with contextlib.suppress(FileNotFoundError):
+        return _replace(path, _kept(lambda: open(path, "rb"), drops), dropped, left)
+    return None
+
+
+def _pieces(path: Path, size: int) -> list[tuple[int, int]]:
+    """[start, end) spans of about PIECE_BYTES covering the file, each starting a line."""
+    starts = [0]
+    with open(path, "rb") as src:
+        while starts[-1] + PIECE_BYTES < size:
+            src.seek(starts[-1] + PIECE_BYTES)
+            nxt = src.tell() + len(src.readline())
+            if nxt >= size:
+                break
+            starts.append(nxt)
+    return list(zip(starts, [*starts[1:], size], strict=True))
 
 
 def _in_processes(
     jobs: list[tuple[Path, int]], sizes: list[int], all_needles, workers: int
 ) -> list[Rewrite | None]:
+    """Every job's rewrite, the work shared among `workers` processes: large text files
+    searched in pieces, then written once (or, a CSV row running over lines, rewritten whole)."""
     from orchestration.warehouse import process_pool
 
-    # the largest first, so that no worker is left alone with a big file at the end
-    order = sorted(range(len(jobs)), key=lambda i: -sizes[i])
-    with process_pool(min(workers, len(jobs)), _start_worker, (all_needles,)) as pool:
-        done = dict(zip(order, pool.map(_worker_rewrite, [jobs[i] for i in order]), strict=True))
-    return [done[i] for i in range(len(jobs))]
+    tasks: list[tuple[int, Callable, tuple, int, int]] = []  # (bytes, fn, job, file, piece)
+    scans: dict[int, list] = {}
+    for j, ((path, i), size) in enumerate(zip(jobs, sizes, strict=True)):
+        pieces = _pieces(path, size) if path.suffix in (".csv", ".jsonl") else []
+        if len(pieces) > 1:
+            scans[j] = [None] * len(pieces)
+            tasks += [(e - s, _worker_scan, (path, i, s, e), j, k)
+                      for k, (s, e) in enumerate(pieces)]  # fmt: skip
+        else:
+            tasks.append((size, _worker_rewrite, (path, i), j, -1))
+    done: list[Rewrite | None] = [None] * len(jobs)
+    left = {j: len(v) for j, v in scans.items()}
+    with process_pool(min(workers, len(tasks)), _start_worker, (all_needles,)) as pool:
+        # the largest first, so that no worker is left alone with a big piece at the end
+        running = {pool.submit(fn, job): (j, k)
+                   for _, fn, job, j, k in sorted(tasks, key=lambda t: -t[0])}  # fmt: skip
+        while running:
+            finished, _ = concurrent.futures.wait(running, return_when="FIRST_COMPLETED")
+            for future in finished:
+                j, k = running.pop(future)
+                if k < 0:
+                    done[j] = future.result()
+                    continue
+                scans[j][k] = future.result()
+                left[j] -= 1
+                if left[j]:
+                    continue
+                parts = scans[j]
+                if _GONE in parts:
+                    continue
+                if any(p is None for p in parts):  # a CSV row over several lines
+                    running[pool.submit(_worker_rewrite, jobs[j])] = (j, -1)
+                    continue
+                whole = _Scan(rows=sum(p.rows for p in parts))
+                for p in parts:
+                    whole.drops += p.drops
+                    for r, n in p.dropped.items():
+                        whole.dropped[r] = whole.dropped.get(r, 0) + n
+                if whole.dropped:
+                    job = (jobs[j][0], whole.drops, whole.dropped, whole.left)
+                    running[pool.submit(_worker_write, job)] = (j, -1)
+    return done

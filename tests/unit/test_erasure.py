@@ -126,6 +126,41 @@ def test_trees_shared_among_worker_processes_are_rewritten_as_by_one(tmp_path, m
     assert Path("dt=2026-11-10/only.csv") not in first[1]  # removed: no row left
 
 
+@pytest.mark.parametrize("piece_bytes", [64, 700])
+def test_text_files_searched_in_pieces_are_rewritten_as_whole(tmp_path, monkeypatch, piece_bytes):
+    """Text files split into pieces of a few lines, each piece searched by a worker on its own
+    and the file written once: the same rewrites and bytes as one process reading each file
+    whole; a CSV with a quoted cell over two lines is rewritten whole, and a file whose every
+    line holds the person removed."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for root in (one, two):
+        _tree(root)
+        folder = root / "dt=2026-11-20"
+        folder.mkdir()
+        (folder / "quoted.csv").write_text(
+            "id,note,email\n" + "".join(f'Q{j},"line one\nline two",keep{j}@example.org\n'
+                                         for j in range(20))
+            + f'Q99,"a\nb",{EMAIL}\n'
+        )  # fmt: skip
+        (folder / "all.csv").write_text("id,email\n" + f"C7,{EMAIL}\n" * 30)
+        (folder / "all.jsonl").write_text("".join(json.dumps({"id": "C9", "n": j}) + "\n"
+                                                  for j in range(40)))  # fmt: skip
+        (folder / "crlf.csv").write_bytes(
+            b"id,email\r\n" + b"".join(f"K{j},{EMAIL if j % 7 == 0 else 'k@x.org'}\r\n".encode()
+                                        for j in range(60))
+        )  # fmt: skip
+    by_one = files.rewrite_trees([(one, NEEDLES)], workers=1)
+    monkeypatch.setattr(files, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(files, "PIECE_BYTES", piece_bytes)
+    assert len(files._pieces(two / "dt=2026-11-20" / "crlf.csv", 60 * 20)) > 1
+    by_two = files.rewrite_trees([(two, NEEDLES)], workers=2)
+    assert _state(two, by_two[0]) == _state(one, by_one[0])
+    names = {(d.path.name, d.removed) for d in by_one[0] if d.path.parent.name == "dt=2026-11-20"}
+    assert names == {
+        ("quoted.csv", False), ("all.csv", True), ("all.jsonl", True), ("crlf.csv", False),
+    }  # fmt: skip
+
+
 def test_ingestion_drops_tombstoned_rows_and_counts_them_erased(tmp_path):
     from demo.generator import generate
 
