@@ -56,9 +56,10 @@ def fold_sql(expr: str) -> str:
     folding = expr
     for folded, chars in multi.items():
         folding = f"regexp_replace({folding}, '[{chars}]', '{folded}', 'g')"
-    # printable ASCII has nothing to translate (most values): skip the costly translate()
+    # ASCII has nothing to translate (most values): skip the costly translate(); bytes equal
+    # to characters is ASCII, a length comparison rather than a regex pass (fold_key's test)
     return (
-        f"nullif(lower(case when regexp_replace({expr}, '[^ -~]', '', 'g') = {expr} "
+        f"nullif(lower(case when strlen({expr}) = length({expr}) "
         f"then regexp_replace({expr}, '[^A-Za-z0-9]', '', 'g') "
         f"else regexp_replace(translate({folding}, '{source}', '{target}'), "
         "'[^A-Za-z0-9]', '', 'g') end), '')"
