@@ -268,6 +268,20 @@ class _Scan:
         return self.rows - len(self.drops)
 
 
+def _blocks(source: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
+    """The bytes of `source` from `start` to `end` (the end of the text when None) in blocks of
+    at most _CHUNK."""
+    source.seek(start)
+    left = None if end is None else end - start
+    while left is None or left > 0:
+        block = source.read(_CHUNK if left is None else min(_CHUNK, left))
+        if not block:
+            return
+        if left is not None:
+            left -= len(block)
+        yield block
+
+
 def _text_chunks(
     source: BinaryIO, start: int = 0, end: int | None = None
 ) -> Iterator[tuple[int, bytes]]:
@@ -275,15 +289,8 @@ def _text_chunks(
     about _CHUNK bytes, each ending just after a newline (the last at `end`): a piece holds whole
     lines when `start` and `end` are line starts, and a file of gigabytes is never held whole. A
     line longer than a piece makes that piece longer."""
-    source.seek(start)
     offset, rest = start, b""
-    left = None if end is None else end - start
-    while left is None or left > 0:
-        block = source.read(_CHUNK if left is None else min(_CHUNK, left))
-        if not block:
-            break
-        if left is not None:
-            left -= len(block)
+    for block in _blocks(source, start, end):
         text = rest + block
         cut = text.rfind(b"\n") + 1
         if cut:
@@ -398,17 +405,10 @@ def _kept(open_source: Callable[[], BinaryIO], drops: list[tuple[int, int]]) -> 
     _CHUNK."""
     with open_source() as src:
         at = 0
-        for start, end in [*drops, (None, None)]:
-            src.seek(at)
-            left = None if start is None else start - at
-            while left is None or left > 0:
-                block = src.read(_CHUNK if left is None else min(_CHUNK, left))
-                if not block:
-                    break
-                if left is not None:
-                    left -= len(block)
-                yield block
-            at = end if end is not None else at
+        for start, end in drops:
+            yield from _blocks(src, at, start)
+            at = end
+        yield from _blocks(src, at, None)
 
 
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() removes in ASCII
