@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import itertools
 from collections import defaultdict
 
@@ -332,6 +333,8 @@ def test_a_fit_on_a_sample_of_the_records_estimates_the_same_model(person_only, 
     keys = records.column("unique_id").to_pylist()
     kept = sample.column("unique_id").to_pylist()
     assert kept == [k for k in keys if k in set(kept)]  # in the input's order
+    lowest = sorted(keys, key=lambda k: hashlib.md5(str(k).encode()).digest())[:limit]
+    assert set(kept) == set(lowest)  # the records whose key hashes lowest
     config = identity_config.Probabilistic(enabled=True, training_max_records=limit)
     model = training.fit(records, config, AS_OF)
     assert model.accepted, model.reason
