@@ -425,8 +425,8 @@ def training_sample(records: pa.Table, limit: int) -> pa.Table:
         [hashlib.md5(str(k).encode()).digest() for k in records.column("unique_id").to_pylist()],
         dtype="S16",
     )
-    # the `limit` lowest digests (numpy's partition, then their rows in input order); an S16
-    # compares as bytes (its trailing zero bytes aside, which no two md5 digests differ by)
+    # the `limit` lowest digests (numpy's partition, then their rows in input order); S16
+    # values order as the digests' bytes do
     lowest = np.argpartition(digests, limit - 1)[:limit]
     return records.take(np.sort(lowest))
 

@@ -267,6 +267,16 @@ class _Scan:
     def left(self) -> int:
         return self.rows - len(self.drops)
 
+    @classmethod
+    def joined(cls, parts: list[_Scan]) -> _Scan:
+        """One file's scan from the scans of its pieces, in file order."""
+        whole = cls(rows=sum(p.rows for p in parts))
+        for p in parts:
+            whole.drops += p.drops
+            for r, n in p.dropped.items():
+                whole.dropped[r] = whole.dropped.get(r, 0) + n
+        return whole
+
 
 def _blocks(source: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
     """The bytes of `source` from `start` to `end` (the end of the text when None) in blocks of
@@ -444,10 +454,9 @@ def _parquet_candidates(table: pa.Table, lines: LineFilter) -> pa.Array:
                 digits = pc.replace_substring_regex(pc.take(trimmed, rows), "[^0-9]", "")
                 ok = pc.and_(pc.greater_equal(pc.utf8_length(digits), 7),
                              pc.is_in(pc.utf8_slice_codeunits(digits, -7), value_set=tails))  # fmt: skip
-                phone = pc.is_in(
-                    pa.array(np.arange(n, dtype=np.uint64)), value_set=pc.filter(rows, ok)
-                )
-                mask = pc.or_(mask, phone)
+                phone = np.zeros(n, dtype=bool)
+                phone[pc.filter(rows, ok).to_numpy()] = True
+                mask = pc.or_(mask, pa.array(phone))
     if lowered and len(plain):
         # one lookup for every column (the needles hashed once per batch, not once per column)
         found = pc.fill_null(pc.is_in(pa.concat_arrays(lowered), value_set=plain), False)
@@ -665,15 +674,17 @@ def _worker_write(job: tuple[Path, list[tuple[int, int]], dict[str, int], int]) 
 
 
 def _pieces(path: Path, size: int) -> list[tuple[int, int]]:
-    """[start, end) spans of about PIECE_BYTES covering the file, each starting a line."""
+    """[start, end) spans of about PIECE_BYTES covering the file, each starting a line (one span
+    for a small file, or one gone since the tree was listed: its worker finds it missing)."""
     starts = [0]
-    with open(path, "rb") as src:
-        while starts[-1] + PIECE_BYTES < size:
-            src.seek(starts[-1] + PIECE_BYTES)
-            nxt = src.tell() + len(src.readline())
-            if nxt >= size:
-                break
-            starts.append(nxt)
+    if size > PIECE_BYTES:
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as src:
+            while starts[-1] + PIECE_BYTES < size:
+                src.seek(starts[-1] + PIECE_BYTES)
+                nxt = src.tell() + len(src.readline())
+                if nxt >= size:
+                    break
+                starts.append(nxt)
     return list(zip(starts, [*starts[1:], size], strict=True))
 
 
@@ -717,11 +728,7 @@ def _in_processes(
                 if any(p is None for p in parts):  # a CSV row over several lines
                     running[pool.submit(_worker_rewrite, jobs[j])] = (j, -1)
                     continue
-                whole = _Scan(rows=sum(p.rows for p in parts))
-                for p in parts:
-                    whole.drops += p.drops
-                    for r, n in p.dropped.items():
-                        whole.dropped[r] = whole.dropped.get(r, 0) + n
+                whole = _Scan.joined(parts)
                 if whole.dropped:
                     job = (jobs[j][0], whole.drops, whole.dropped, whole.left)
                     running[pool.submit(_worker_write, job)] = (j, -1)

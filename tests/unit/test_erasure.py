@@ -153,6 +153,8 @@ def test_text_files_searched_in_pieces_are_rewritten_as_whole(tmp_path, monkeypa
     monkeypatch.setattr(files, "PARALLEL_FROM_BYTES", 0)
     monkeypatch.setattr(files, "PIECE_BYTES", piece_bytes)
     assert len(files._pieces(two / "dt=2026-11-20" / "crlf.csv", 60 * 20)) > 1
+    # a file gone since the tree was listed is one piece, which its worker finds missing
+    assert files._pieces(two / "gone.csv", 5_000) == [(0, 5_000)]
     by_two = files.rewrite_trees([(two, NEEDLES)], workers=2)
     assert _state(two, by_two[0]) == _state(one, by_one[0])
     names = {(d.path.name, d.removed) for d in by_one[0] if d.path.parent.name == "dt=2026-11-20"}
