@@ -10,9 +10,12 @@ In a fresh temporary home (orchestration.paths.home_env, never the developer's C
    under `dt=<as_of + 2>`: ~1 % of a night's rows, mostly existing records with the later day's
    values (changed records) plus the day's new ones; then `c360 run --as-of <as_of + 2>`.
 
-Each night is one `c360 run` process. Per night: wall time, peak RSS (the largest resident set of
-any process in the run's tree — `c360 run` or its dbt subprocess, so dbt is not run through the
-warm server here — from `os.wait4`'s rusage),
+Each night is one `c360 run` process, with dbt as a deployment runs it: through the warm server
+(orchestration/dbt_warm.py), the bench's own on a socket in its work folder, which each run starts
+when it begins and which is stopped when the bench ends (`--cold-dbt`: every dbt step a dbt
+process of its own, C360_DBT_WARM=0). Per night: wall time, peak RSS (the largest resident set of
+any process: the run's tree from `os.wait4`'s rusage, and each dbt command's own peak, which the
+warm server's children report through C360_DBT_WARM_PEAKS),
 and seconds per Dagster step (STEP_START to STEP_SUCCESS / STEP_FAILURE in the run's event log;
 the in-process executor runs steps one at a time, so the wall time minus their sum is process
 start-up, Dagster's own work and the summary). The reference runs first, in its own process, on
@@ -39,6 +42,8 @@ Exits 1 when a run fails. Figures: docs/benchmarks.md ("Nightly cost (issue 19)"
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import datetime as dt
 import json
 import os
@@ -121,8 +126,8 @@ RSS_EVERY = 0.5  # seconds between two samples of the process tree's resident se
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def tree_rss(root: int) -> int:
-    """The largest resident set (bytes) among `root` and its descendants, from /proc (the same
+def tree_rss(*roots: int) -> int:
+    """The largest resident set (bytes) among `roots` and their descendants, from /proc (the same
     "largest process" figure as ru_maxrss, sampled); 0 where /proc is missing."""
     parents: dict[int, int] = {}
     for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
@@ -132,7 +137,7 @@ def tree_rss(root: int) -> int:
             except OSError:
                 continue
             parents[int(name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, grew = {root}, True
+    tree, grew = set(roots), True
     while grew:
         more = {p for p, parent in parents.items() if parent in tree} - tree
         grew, tree = bool(more), tree | more
@@ -174,18 +179,41 @@ def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else float("inf")
 
 
+def warm_server_pid(env: dict[str, str]) -> int | None:
+    """The pid of the warm dbt server on the env's socket (its lock file), if one runs."""
+    socket = env.get("C360_DBT_WARM_SOCKET")
+    try:
+        return int(Path(f"{socket}.lock").read_text() or 0) or None if socket else None
+    except (OSError, ValueError):
+        return None
+
+
+def stop_warm_server(env: dict[str, str]) -> None:
+    """Stop the bench's own warm dbt server (SIGTERM; its children finish their commands)."""
+    pid = warm_server_pid(env)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
 def measure(name: str, argv: list[str], env: dict[str, str], out: Path) -> Measured:
-    """Run `argv` to completion (output to `out`) and take its wall time and the peak RSS of its
-    process tree from the kernel's rusage for it (ru_maxrss: KiB on Linux)."""
+    """Run `argv` to completion (output to `out`) and take its wall time and peak RSS: of its
+    process tree from the kernel's rusage for it (ru_maxrss: KiB on Linux), and of each dbt
+    command the warm server ran for it (its children report their ru_maxrss to
+    C360_DBT_WARM_PEAKS). The samples cover the run's tree and the server's."""
     started = time.monotonic()
     samples: list[tuple[float, int]] = []
     done = threading.Event()
+    peaks = out.with_suffix(".dbt-peaks.jsonl")
+    peaks.unlink(missing_ok=True)
+    env = {**env, "C360_DBT_WARM_PEAKS": str(peaks)}
     with out.open("w") as sink:
         proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
 
         def sample() -> None:
             while not done.wait(RSS_EVERY):
-                samples.append((time.time(), tree_rss(proc.pid)))
+                roots = [proc.pid, *filter(None, [warm_server_pid(env)])]
+                samples.append((time.time(), tree_rss(*roots)))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -199,9 +227,11 @@ def measure(name: str, argv: list[str], env: dict[str, str], out: Path) -> Measu
             done.set()
             sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(
-        name, time.monotonic() - started, usage.ru_maxrss * 1024, proc.returncode, rss=samples
-    )
+    seconds = time.monotonic() - started
+    dbt_peaks = [json.loads(line)["max_rss_bytes"]
+                 for line in (peaks.read_text().splitlines() if peaks.exists() else [])]  # fmt: skip
+    peak = max([usage.ru_maxrss * 1024, *dbt_peaks])
+    return Measured(name, seconds, peak, proc.returncode, rss=samples)
 
 
 def dagster_steps(dagster_home: Path) -> tuple[str, dict[str, tuple[float, float]]]:
@@ -407,17 +437,20 @@ def night_parser(description: str, customers: int, customers_help: str) -> argpa
     return parser
 
 
-def temporary_home(prefix: str) -> tuple[Path, Path, dict[str, str]]:
+def temporary_home(prefix: str, warm_dbt: bool = True) -> tuple[Path, Path, dict[str, str]]:
     """A fresh work folder, the C360 home inside it and the environment of a process using that
-    home (never the developer's C360_HOME; this checkout on PYTHONPATH). dbt runs as the
-    night's own subprocess (C360_DBT_WARM=0): a warm server's children are not in the night's
-    process tree, so their memory would be missing from its peak RSS."""
+    home (never the developer's C360_HOME; this checkout on PYTHONPATH). dbt runs through a warm
+    server of the bench's own (a socket in the work folder; stopped when the bench exits), as
+    in a deployment, or with `warm_dbt` False as each step's own dbt process."""
     sys.path.insert(0, str(REPO))
     from orchestration.paths import home_env
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
     home = work / "home"
-    env = {**os.environ, **home_env(home), "PYTHONPATH": str(REPO), "C360_DBT_WARM": "0"}
+    env = {**os.environ, **home_env(home), "PYTHONPATH": str(REPO),
+           "C360_DBT_WARM": "1" if warm_dbt else "0",
+           "C360_DBT_WARM_SOCKET": str(work / "dbt-warm.sock")}  # fmt: skip
+    atexit.register(stop_warm_server, env)
     return work, home, env
 
 
@@ -425,6 +458,10 @@ def main() -> int:
     parser = night_parser(__doc__.split("\n\n")[0], 50_000, "50000 | 200000 | 1000000")
     parser.add_argument("--steps", type=int, default=10, help="slowest steps to list")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference")
+    parser.add_argument(
+        "--cold-dbt", action="store_true",
+        help="every dbt step its own dbt process (C360_DBT_WARM=0) instead of the warm server",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     parser.add_argument(
         "--slope-from", type=Path, help="a --json file of another scale: print the cost slope"
@@ -436,7 +473,7 @@ def main() -> int:
     args = parser.parse_args()
     other = json.loads(args.slope_from.read_text()) if args.slope_from else None
 
-    work, home, env = temporary_home("c360_nightly_bench_")
+    work, home, env = temporary_home("c360_nightly_bench_", warm_dbt=not args.cold_dbt)
     from demo.generator import generate
 
     nights: list[Measured] = []
@@ -480,6 +517,7 @@ def main() -> int:
         nights.append(run_night("one-percent", env, home, later))
 
     finally:
+        stop_warm_server(env)
         if server is not None:
             # the nights' peak RSS is the c360 process tree's; the server is a process of its own
             log(f"Spark Thrift Server peak RSS {server.peak_rss_bytes() / 1e9:.2f} GB")

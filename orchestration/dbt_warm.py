@@ -17,7 +17,14 @@ instead of `dbt`; it behaves as `dbt ARGS...` would:
 * with no server (the first command, or after it stopped when idle for `IDLE_SECONDS`) the
   client starts one in the background for the next command and runs dbt itself; a server that
   closes the connection before a child took the command (it was stopping) gets the same: the
-  command's result never depends on the server.
+  command's result never depends on the server;
+* a run starts one at its beginning (`prewarm`, from the dbt resource's setup): the server
+  imports dbt while the run's first steps (ingestion) work, so even a night's first dbt step,
+  after a day with no server, is served warm;
+* each child answers its own peak resident set with its exit code; with `C360_DBT_WARM_PEAKS`
+  set the client appends it to that file (one JSON line per command): the children are the
+  server's, not the run's, so a measurement of the run's memory (bench/nightly.py) reads them
+  there.
 
 `C360_DBT_WARM=0` turns it off (the resource then runs `dbt`); `python -m orchestration.dbt_warm
 --stop` stops the server (`make test` does at its end, so no process outlives the suite). Linux only (fork); elsewhere the
@@ -130,6 +137,37 @@ def _start_server() -> None:
         )
 
 
+def _answering() -> bool:
+    """Whether a server listens on this environment's socket."""
+    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as probe:
+        try:
+            probe.connect(str(socket_path()))
+        except OSError:
+            return False
+    return True
+
+
+def prewarm() -> bool:
+    """Start a server in the background unless warm dbt is off or one already answers (a
+    connection that sends nothing: the server's child finds no command and exits). Whether one
+    was started. A second server started at the same moment exits at once (its lock)."""
+    if not enabled() or not (Path(sys.executable).parent / "c360-dbt").exists():
+        return False
+    if _answering():
+        return False
+    _start_server()
+    return True
+
+
+def _record_peak(answer: dict) -> None:
+    """Append the child's peak resident set to `C360_DBT_WARM_PEAKS` (when set)."""
+    target = os.environ.get("C360_DBT_WARM_PEAKS")
+    if target and "max_rss_bytes" in answer:
+        line = {"pid": answer.get("pid"), "max_rss_bytes": int(answer["max_rss_bytes"])}
+        with open(target, "a") as sink:
+            sink.write(json.dumps(line) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`c360-dbt ARGS...`: run `dbt ARGS...` in a child of the warm server, or dbt itself."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -157,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         while True:
             answer, _ = _receive_message(conn)
             if "exit" in answer:
+                _record_peak(answer)
                 return int(answer["exit"])
             started = started or "started" in answer
     except (EOFError, OSError, ValueError):
@@ -176,7 +215,10 @@ def _child(conn: socket.socket) -> None:
     answer its exit code. Never returns."""
     code = 1
     try:
-        request, fds = _receive_message(conn)
+        try:
+            request, fds = _receive_message(conn)
+        except EOFError:  # a probe (prewarm, _answering) that only checked the server is there
+            os._exit(0)
         _send_message(conn, {"started": os.getpid()})
         for target, fd in zip((0, 1, 2), fds, strict=False):
             os.dup2(fd, target)
@@ -219,8 +261,18 @@ def _child(conn: socket.socket) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         with contextlib.suppress(Exception):
-            _send_message(conn, {"exit": code})
+            _send_message(conn, {"exit": code, **_peak()})
         os._exit(code)
+
+
+def _peak() -> dict:
+    """This process's peak resident set (and its own children's, if dbt started any): Linux
+    gives ru_maxrss in KiB."""
+    import resource
+
+    largest = max(resource.getrusage(who).ru_maxrss
+                  for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))  # fmt: skip
+    return {"pid": os.getpid(), "max_rss_bytes": largest * 1024}
 
 
 def _close_databases() -> None:

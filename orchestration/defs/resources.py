@@ -53,7 +53,17 @@ class C360DbtCli(DbtCliResource):
       environment's own dbt, so asking it (`dbt --version`, a whole dbt process) says the same.
     * No dbt adapter is opened inside the Dagster process: it serves dagster-dbt's row-count
       and column-metadata fetches, and dbt counts the rows itself (orchestration/dbt_events.py).
+    * dbt's own start-up is paid once by the warm server (orchestration/dbt_warm.py), which the
+      resource's setup starts when a run begins.
     """
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # In-process runs set their resources up when they start: the warm server imports dbt
+        # while the first steps (ingestion) work, so the first dbt step does not pay it either
+        # (orchestration/dbt_warm.py; a no-op when warm dbt is off or a server answers).
+        super().setup_for_execution(context)
+        if Path(self.for_engine().dbt_executable).name == "c360-dbt":
+            dbt_warm.prewarm()
 
     def for_engine(self) -> C360DbtCli:
         """This resource for the warehouse engine of now (engine()): on Spark with .venv-spark's

@@ -223,3 +223,26 @@ def test_render_lists_each_table_in_the_full_nights_order(capsys) -> None:
     peaks = out[out.index("peak RSS by step") : out.index("slowest dbt nodes")]
     assert "3.00" in peaks and "1.00" in peaks
     assert "1.2" in out[out.index("slowest dbt nodes") :]  # 2.5 x 0.5 on the second night
+
+
+def test_measure_takes_the_peak_a_warm_dbt_command_reports(tmp_path: Path) -> None:
+    """A night's dbt runs in the warm server's children, outside the night's process tree: the
+    peak is the larger of the tree's ru_maxrss and what the dbt commands reported."""
+    report = (
+        "import json, os; open(os.environ['C360_DBT_WARM_PEAKS'], 'a').write("
+        "json.dumps({'pid': 1, 'max_rss_bytes': 7_000_000_000}) + '\\n')"
+    )
+    env = {**__import__("os").environ, "C360_DBT_WARM_SOCKET": str(tmp_path / "none.sock")}
+    reported = nightly.measure("full", [sys.executable, "-c", report], env, tmp_path / "a.out")
+    assert reported.returncode == 0 and reported.peak_rss_bytes == 7_000_000_000
+    alone = nightly.measure("full", [sys.executable, "-c", "pass"], env, tmp_path / "b.out")
+    assert 0 < alone.peak_rss_bytes < 1_000_000_000, "the process's own peak, nothing stale"
+
+
+def test_warm_server_pid_reads_the_lock_of_the_benchs_socket(tmp_path: Path) -> None:
+    sock = tmp_path / "dbt-warm.sock"
+    env = {"C360_DBT_WARM_SOCKET": str(sock)}
+    assert nightly.warm_server_pid(env) is None
+    Path(f"{sock}.lock").write_text("4242")
+    assert nightly.warm_server_pid(env) == 4242
+    assert nightly.warm_server_pid({}) is None

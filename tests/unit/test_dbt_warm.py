@@ -7,6 +7,7 @@ warehouse a command wrote is checkpointed when it ends."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from orchestration import dbt_warm
@@ -24,6 +26,10 @@ CLIENT = Path(sys.executable).parent / "c360-dbt"
 DBT = Path(sys.executable).parent / "dbt"
 # a query DuckDB needs many seconds for: the command is still running when the test acts
 SLOW = "select count(*) from range(100000000000) t(i) where i % 7 = 3"
+BIG = (
+    "select count(distinct s) from (select md5(i::varchar) || md5((i + 1)::varchar) as s "
+    "from range(4000000) t(i) order by s)"
+)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork server: Linux only")
 
@@ -43,6 +49,8 @@ def _project(root: Path) -> Path:
         f'{{% macro slow() %}}{{% do run_query("{SLOW}") %}}{{% endmacro %}}\n'
         # Python-side work: a SIGINT is seen between two steps (not inside a DuckDB query)
         "{% macro busy() %}{% for i in range(10 ** 9) %}{% endfor %}{% endmacro %}\n"
+        # DuckDB holds a sort of ~4M hashed rows in memory (no spill under 1 GB): a peak
+        f'{{% macro big() %}}{{% do run_query("{BIG}") %}}{{% endmacro %}}\n'
     )
     return root
 
@@ -168,6 +176,73 @@ def test_the_resource_runs_the_client_unless_turned_off(monkeypatch):
     assert dbt_warm.executable() == str(CLIENT)
     monkeypatch.setenv("C360_DBT_WARM", "0")
     assert dbt_warm.executable() == str(DBT)
+
+
+def test_each_command_reports_its_own_peak_resident_set(warm, tmp_path):
+    """The children are the server's, not the run's: each answers its peak with its exit code
+    and the client appends it to C360_DBT_WARM_PEAKS, where a measurement of a run reads it."""
+    project = _project(tmp_path / "p")
+    peaks = tmp_path / "peaks.jsonl"
+    small = _run([CLIENT, "run-operation", "hello", "--args", "{name: al}", "--profiles-dir",
+                  "."], project, C360_DBT_WARM_PEAKS=str(peaks))  # fmt: skip
+    big = _run([CLIENT, "run-operation", "big", "--profiles-dir", "."], project,
+               C360_DBT_WARM_PEAKS=str(peaks))  # fmt: skip
+    assert small.returncode == big.returncode == 0, small.stdout + big.stdout + big.stderr
+    lines = [json.loads(line) for line in peaks.read_text().splitlines()]
+    assert len(lines) == 2 and all(line["pid"] != os.getpid() for line in lines)
+    small_peak, big_peak = (line["max_rss_bytes"] for line in lines)
+    # a dbt process is well over 50 MB; the sort holds hundreds of MB more
+    assert small_peak > 50e6 and big_peak > small_peak + 150e6, lines
+    quiet = _run([CLIENT, "run-operation", "hello", "--args", "{name: al}", "--profiles-dir",
+                  "."], project)  # fmt: skip
+    assert quiet.returncode == 0 and len(peaks.read_text().splitlines()) == 2, "only when asked"
+
+
+def test_prewarm_starts_one_server_that_serves_the_next_commands(tmp_path, monkeypatch):
+    sock = Path(f"/tmp/c360-dbt-test-{os.getpid()}-{time.monotonic_ns()}.sock")
+    monkeypatch.setenv("C360_DBT_WARM_SOCKET", str(sock))
+    monkeypatch.setenv("C360_DBT_WARM_IDLE_SECONDS", "120")
+    monkeypatch.setenv("C360_DBT_WARM", "0")
+    assert not dbt_warm.prewarm() and not sock.exists(), "warm dbt off: nothing started"
+    monkeypatch.setenv("C360_DBT_WARM", "1")
+    try:
+        assert dbt_warm.prewarm()
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            assert time.monotonic() < deadline, "prewarm started no server"
+            time.sleep(0.05)
+        server = int(Path(f"{sock}.lock").read_text())
+        assert not dbt_warm.prewarm(), "a server answers: no second one"
+        assert not _children(server), "the probe's child exits at once"
+        project = _project(tmp_path / "p")
+        peaks = tmp_path / "peaks.jsonl"
+        done = _run([CLIENT, "run-operation", "hello", "--args", "{name: cy}", "--profiles-dir",
+                     "."], project, C360_DBT_WARM_PEAKS=str(peaks))  # fmt: skip
+        assert done.returncode == 0 and "hello cy" in done.stdout, done.stdout + done.stderr
+        assert peaks.exists(), "the command ran in a child of the prewarmed server"
+    finally:
+        dbt_warm.stop()
+
+
+def test_a_run_starts_the_warm_server_when_its_resources_are_set_up(tmp_path, monkeypatch):
+    from orchestration.defs.resources import C360DbtCli
+    from orchestration.paths import dbt_project_dir
+
+    sock = Path(f"/tmp/c360-dbt-test-{os.getpid()}-{time.monotonic_ns()}.sock")
+    monkeypatch.setenv("C360_DBT_WARM_SOCKET", str(sock))
+    monkeypatch.setenv("C360_DBT_WARM_IDLE_SECONDS", "120")
+    monkeypatch.setenv("C360_DBT_WARM", "1")
+    resource = C360DbtCli(dbt_executable=dbt_warm.executable(),
+                          project_dir=str(dbt_project_dir()),
+                          profiles_dir=str(dbt_project_dir()))  # fmt: skip
+    try:
+        resource.setup_for_execution(dg.build_init_resource_context())
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            assert time.monotonic() < deadline, "the resource's setup started no server"
+            time.sleep(0.05)
+    finally:
+        dbt_warm.stop()
 
 
 def test_stop_ends_the_server_and_removes_its_files(warm):
