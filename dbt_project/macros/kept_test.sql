@@ -33,6 +33,13 @@
         or not model.depends_on.nodes -%}
         {{ return('') }}
     {%- endif -%}
+    {%- for unique_id in model.depends_on.nodes -%}
+        {%- set node = graph.nodes.get(unique_id) -%}
+        {%- if node is none or node.config.materialized != 'reusable_table' -%}
+            {{ return('') }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- do reusable_table_ensure_store() -%}
     {%- set verified = reusable_table_verified_this_run() -%}
     {%- set digests = [] -%}
     {%- for unique_id in model.depends_on.nodes | sort -%}

@@ -2,8 +2,8 @@
 rows with the same SQL passes again without running; a failure is never kept.
 
 A scratch dbt project with the project's macros: `events` (a table the test rewrites between
-builds), `known` (a reusable_table reading it) with a `unique` test and a singular test on it,
-and `plain` (a table) with a `not_null` test. Each build runs the real dbt on a DuckDB file with
+builds), `plain` (a table reading it) with a `not_null` test, and `known` (a reusable_table
+reading `plain`) with a `unique` test and a singular test on it. Each build runs the real dbt on a DuckDB file with
 the code digest and a run id, as the nightly passes them.
 """
 
@@ -58,8 +58,9 @@ def _project(root: Path, ids: str = "1, 2, 3", singular_limit: int = 10) -> Path
     (project / "models" / "events.sql").write_text(
         f"{{{{ config(materialized='table') }}}}\nselect * from (values {rows}) as t(event_id)\n"
     )
+    # `plain` and its test come first: in a new warehouse a test runs before any reusable_table
     (project / "models" / "known.sql").write_text(
-        "{{ config(materialized='reusable_table') }}\nselect event_id from {{ ref('events') }}\n"
+        "{{ config(materialized='reusable_table') }}\nselect event_id from {{ ref('plain') }}\n"
     )
     (project / "models" / "plain.sql").write_text(
         "{{ config(materialized='table') }}\nselect event_id from {{ ref('events') }}\n"
