@@ -484,8 +484,20 @@ def test_summary_equals_the_group_by_definition_on_random_orders():
         amount = rng.choice([0.0, 10.5, 3.25, np.nan, 99.0, -1.0, 1e6], n)
         orders = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in ids], "ordered_at": at,
                                "amount": amount})  # fmt: skip
-        got, want = clv.summarize(orders, AS_OF), _summary_by_groupby(orders, AS_OF)
-        assert list(got.index) == list(want.index)
-        assert (got["frequency"].to_numpy() == want["frequency"].to_numpy()).all()
-        for column in ("recency", "T", "monetary_value", "spend_log_sum"):
-            np.testing.assert_allclose(got[column], want[column], rtol=1e-12, equal_nan=True)
+        # one customer's later order first: not in runs (summarize sorts it)
+        assert not clv._in_runs(np.array(["a", "a", "b"], dtype=object),
+                                np.array(["2026-02-01", "2026-01-01", "2026-01-01"],
+                                         dtype="datetime64[ns]"))  # fmt: skip
+        # as given (sorted by summarize), and in load_orders' order (customer, then time:
+        # summarize takes the runs as they come)
+        ordered = orders.sort_values(["customer_id", "ordered_at"], kind="stable")
+        assert clv._in_runs(ordered["customer_id"].to_numpy(), ordered["ordered_at"].to_numpy())
+        if n > 10:
+            assert not clv._in_runs(orders["customer_id"].to_numpy(),
+                                    orders["ordered_at"].to_numpy())  # fmt: skip
+        for given in (orders, ordered):
+            got, want = clv.summarize(given, AS_OF), _summary_by_groupby(given, AS_OF)
+            assert list(got.index) == list(want.index)
+            assert (got["frequency"].to_numpy() == want["frequency"].to_numpy()).all()
+            for column in ("recency", "T", "monetary_value", "spend_log_sum"):
+                np.testing.assert_allclose(got[column], want[column], rtol=1e-12, equal_nan=True)
