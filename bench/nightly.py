@@ -440,7 +440,7 @@ def night_parser(description: str, customers: int, customers_help: str) -> argpa
 def temporary_home(prefix: str, warm_dbt: bool = True) -> tuple[Path, Path, dict[str, str]]:
     """A fresh work folder, the C360 home inside it and the environment of a process using that
     home (never the developer's C360_HOME; this checkout on PYTHONPATH). dbt runs through a warm
-    server of the bench's own (a socket in the work folder; stopped when the bench exits), as
+    server of the bench's own (a socket of its own under /tmp; stopped when the bench exits), as
     in a deployment, or with `warm_dbt` False as each step's own dbt process."""
     sys.path.insert(0, str(REPO))
     from orchestration.paths import home_env
@@ -449,7 +449,8 @@ def temporary_home(prefix: str, warm_dbt: bool = True) -> tuple[Path, Path, dict
     home = work / "home"
     env = {**os.environ, **home_env(home), "PYTHONPATH": str(REPO),
            "C360_DBT_WARM": "1" if warm_dbt else "0",
-           "C360_DBT_WARM_SOCKET": str(work / "dbt-warm.sock")}  # fmt: skip
+           # /tmp, not the work folder: a socket's path is limited to 107 bytes
+           "C360_DBT_WARM_SOCKET": f"/tmp/c360-bench-{os.getpid()}-{work.name}.sock"}  # fmt: skip
     atexit.register(stop_warm_server, env)
     return work, home, env
 

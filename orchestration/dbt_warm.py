@@ -164,7 +164,8 @@ def _record_peak(answer: dict) -> None:
     target = os.environ.get("C360_DBT_WARM_PEAKS")
     if target and "max_rss_bytes" in answer:
         line = {"pid": answer.get("pid"), "max_rss_bytes": int(answer["max_rss_bytes"])}
-        with open(target, "a") as sink:
+        # a measurement's side channel: never what decides the command's exit code
+        with contextlib.suppress(OSError), open(target, "a") as sink:
             sink.write(json.dumps(line) + "\n")
 
 
@@ -311,25 +312,26 @@ def stop() -> bool:
 
 
 def serve(idle_seconds: float | None = None) -> None:
-    """Import dbt, then fork a child per connection until no connection came for
+    """Listen on the socket, import dbt, then fork a child per connection until none came for
     `idle_seconds` (C360_DBT_WARM_IDLE_SECONDS, else IDLE_SECONDS). One server per socket: a
     second one exits (the lock file says)."""
     if idle_seconds is None:
         idle_seconds = float(os.environ.get("C360_DBT_WARM_IDLE_SECONDS") or IDLE_SECONDS)
     path = socket_path()
-    lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the server's life
+    # opened without truncating: a second server that fails to take the lock must not empty
+    # the pid the first one wrote (stop() and the bench read it)
+    lock = os.fdopen(os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600), "r+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        lock.close()
         return
+    lock.truncate(0)
     lock.write(str(os.getpid()))
     lock.flush()
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    import dbt.cli.main  # the point of the server: imported once
-
-    with contextlib.suppress(ImportError):
-        import dbt.adapters.duckdb  # noqa: F401
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    # listening before dbt is imported: a command that comes meanwhile waits in the queue for
+    # a warm child instead of finding no socket, running dbt cold and starting another server
     path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
@@ -337,6 +339,11 @@ def serve(idle_seconds: float | None = None) -> None:
     listener.listen(16)
     listener.settimeout(idle_seconds)
     try:
+        import dbt.cli.main  # the point of the server: imported once
+
+        with contextlib.suppress(ImportError):
+            import dbt.adapters.duckdb  # noqa: F401
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
         while True:
             try:
                 conn, _ = listener.accept()

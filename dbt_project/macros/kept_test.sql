@@ -2,7 +2,10 @@
     passes again without running (docs/incremental.md, *Tests of kept tables*).
 
     A test's result is a function of its compiled SQL, its severity settings and the rows of the
-    relations it reads. When every relation it reads is a `reusable_table` this run built or kept
+    relations it reads. A generic test (unique, not_null, accepted_values, relationships, the
+    project's unique_combination) or a singular test with `meta.kept_with_inputs: true` (its SQL
+    reads only its refs, and no clock) qualifies, unless its SQL names a clock or a random value.
+    When every relation it reads is a `reusable_table` this run built or kept
     (its digest taken then: reusable_table_verified_this_run), the test's fingerprint is its code
     and those digests; `audit.test_passes` keeps, per test, the fingerprint of its last pass. The
     same fingerprint again (a quiet night: the identity chain kept) answers "0 failures" without
@@ -31,6 +34,17 @@
     {%- set project = env_var('C360_DBT_CODE_DIGEST', '') -%}
     {%- if not project or should_full_refresh() or should_store_failures()
         or not model.depends_on.nodes -%}
+        {{ return('') }}
+    {%- endif -%}
+    {#- only tests known to read nothing but their inputs: dbt's generic tests and the project's
+        unique_combination, or a singular test that says so (meta.kept_with_inputs); and no
+        clock or random value in the SQL (the same rows could give another answer tomorrow) -#}
+    {%- set generic = model.test_metadata.name if model.test_metadata is defined and model.test_metadata else none -%}
+    {%- set declared = (model.config.get('meta') or {}).get('kept_with_inputs') -%}
+    {%- if not (generic in kept_test_generic_names() or declared is sameas true) -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- if modules.re.search('(?i)\\b(now|today|current_date|current_time|current_timestamp|get_current_timestamp|random|uuid|gen_random_uuid)\\b', sql) -%}
         {{ return('') }}
     {%- endif -%}
     {%- for unique_id in model.depends_on.nodes -%}
@@ -79,4 +93,9 @@
         ~ "', '" ~ fingerprint ~ "', '" ~ run_id_value() ~ "')" if passed else "")
     ) -%}
     {%- do adapter.commit() -%}
+{%- endmacro %}
+
+{#- The generic tests whose SQL reads only the model (and, for relationships, its `to` model). -#}
+{% macro kept_test_generic_names() -%}
+    {{ return(['unique', 'not_null', 'accepted_values', 'relationships', 'unique_combination']) }}
 {%- endmacro %}

@@ -1,5 +1,5 @@
 -- Every accepted identity link (not refused by a limit) must end inside one component.
-{{ config(meta={'dagster': {'ref': {'name': 'int_identity__components'}}}) }}
+{{ config(meta={'dagster': {'ref': {'name': 'int_identity__components'}}, 'kept_with_inputs': true}) }}
 with edges as (
     select * from {{ ref('int_identity__edges') }}
 ),

@@ -47,9 +47,9 @@ SCHEMAS = ("raw", "quarantine", "reference", "staging", "intermediate", "marts",
 # DuckDB's alone: the fingerprints of the `reusable_table` materialization, which keeps a table
 # on DuckDB only (dbt_project/macros/reusable_table.sql; Spark rebuilds every table), and the
 # row counts the incremental mirrors note (macros/incremental_mirror.sql; on Spark a mirror is a
-# table rebuilt from raw)
+# table rebuilt from raw), and the passes of tests of kept tables (macros/kept_test.sql)
 DUCKDB_ONLY = {("audit", "model_fingerprints"), ("intermediate", "int_identity__clusters__graph"),
-               ("audit", "mirror_counts")}  # fmt: skip
+               ("audit", "mirror_counts"), ("audit", "test_passes")}  # fmt: skip
 # Tables whose rows are a run's record rather than its data: the batch outcome (timings, paths),
 # the dbt invocations' log and the landing files' stat signatures (inodes and times).
 RECORDS = {("audit", "ingestion_batches"), ("audit", "dbt_build_log"),

@@ -3,7 +3,8 @@ rows with the same SQL passes again without running; a failure is never kept.
 
 A scratch dbt project with the project's macros: `events` (a table the test rewrites between
 builds), `plain` (a table reading it) with a `not_null` test, and `known` (a reusable_table
-reading `plain`) with a `unique` test and a singular test on it. Each build runs the real dbt on a DuckDB file with
+reading `plain`) with a `unique` test and three singular tests: one declaring it reads only its
+refs (`meta.kept_with_inputs`), one not declaring it and one reading the clock (never kept). Each build runs the real dbt on a DuckDB file with
 the code digest and a run id, as the nightly passes them.
 """
 
@@ -67,7 +68,16 @@ def _project(root: Path, ids: str = "1, 2, 3", singular_limit: int = 10) -> Path
     )
     (project / "models" / "schema.yml").write_text(SCHEMA)
     (project / "tests" / "few_events.sql").write_text(
+        "{{ config(meta={'kept_with_inputs': true}) }}\n"
         f"select count(*) from {{{{ ref('known') }}}} having count(*) > {singular_limit}\n"
+    )
+    # a singular test that does not say it reads only its refs, and one reading the clock
+    (project / "tests" / "undeclared.sql").write_text(
+        "select * from {{ ref('known') }} where event_id is null\n"
+    )
+    (project / "tests" / "clocked.sql").write_text(
+        "{{ config(meta={'kept_with_inputs': true}) }}\n"
+        "select * from {{ ref('known') }} where current_date < date '2000-01-01'\n"
     )
     return project
 
@@ -98,7 +108,7 @@ def test_a_passed_test_of_a_kept_table_is_kept_and_a_failure_never_is(tmp_path):
     assert quiet.returncode == 0, quiet.stdout
     assert "c360 reused: " in quiet.stdout
     assert _kept(quiet.stdout) == {UNIQUE, SINGULAR}
-    assert "PASS=6 WARN=0 ERROR=0" in quiet.stdout, quiet.stdout  # 3 models, 3 tests
+    assert "PASS=8 WARN=0 ERROR=0" in quiet.stdout, quiet.stdout  # 3 models, 5 tests
     # a duplicate: `known` rebuilt, its unique test runs and fails
     project = _project(tmp_path, ids="1, 2, 2")
     failed = _build(project)

@@ -19,6 +19,7 @@ RUN_METADATA = {
     "_loaded_at", "run_id", "sync_run_id", "recorded_at", "consent_snapshot_at", "published_at",
     "staged_at", "started_at", "finished_at", "duration_seconds",
     "verified_run",  # audit.model_fingerprints: the run that last checked a kept table
+    "passed_run",  # audit.test_passes: the run a kept test last ran and passed in
 }  # fmt: skip
 RUN_LOG_TABLES = {
     ("audit", "ingestion_batches"),

@@ -213,7 +213,10 @@ def test_prewarm_starts_one_server_that_serves_the_next_commands(tmp_path, monke
             time.sleep(0.05)
         server = int(Path(f"{sock}.lock").read_text())
         assert not dbt_warm.prewarm(), "a server answers: no second one"
-        assert not _children(server), "the probe's child exits at once"
+        deadline = time.monotonic() + 30
+        while _children(server):
+            assert time.monotonic() < deadline, "the probe's child did not exit"
+            time.sleep(0.05)
         project = _project(tmp_path / "p")
         peaks = tmp_path / "peaks.jsonl"
         done = _run([CLIENT, "run-operation", "hello", "--args", "{name: cy}", "--profiles-dir",
@@ -243,6 +246,19 @@ def test_a_run_starts_the_warm_server_when_its_resources_are_set_up(tmp_path, mo
             time.sleep(0.05)
     finally:
         dbt_warm.stop()
+
+
+def test_a_second_server_leaves_the_first_ones_pid(warm):
+    """Two runs prewarming at once: the second server finds the lock taken and exits, and the
+    first one's pid stays in the lock file (stop() and the bench read it)."""
+    sock, server = warm
+    second = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.dbt_warm", "--serve"], start_new_session=True
+    )
+    assert second.wait(timeout=60) == 0
+    assert Path(f"{sock}.lock").read_text() == str(server.pid)
+    assert dbt_warm.stop()
+    assert server.wait(timeout=30) == 128 + signal.SIGTERM
 
 
 def test_stop_ends_the_server_and_removes_its_files(warm):
