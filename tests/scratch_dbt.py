@@ -73,3 +73,21 @@ def run(
         os.replace(runner, warehouse)
         if _wal(runner).exists():
             os.replace(_wal(runner), _wal(warehouse))
+
+
+def macro_project(root: Path) -> Path:
+    """A new dbt project at `<root>/project` with the project's macros and a DuckDB profile on
+    `<root>/warehouse.duckdb` (models/ empty): for tests of one macro or materialization."""
+    project = root / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    (project / "models").mkdir(parents=True)
+    shutil.copytree(dbt_project_dir() / "macros", project / "macros")
+    (project / "dbt_project.yml").write_text(
+        "name: scratch\nversion: '0.1.0'\nconfig-version: 2\nprofile: scratch\n"
+        "flags:\n  send_anonymous_usage_stats: false\nvars:\n  as_of: null\n"
+    )
+    (project / "profiles.yml").write_text(
+        "scratch:\n  target: duckdb\n  outputs:\n    duckdb:\n      type: duckdb\n"
+        f"      path: {root / 'warehouse.duckdb'}\n      schema: main\n      threads: 1\n"
+    )
+    return project

@@ -11,7 +11,6 @@ the code digest and a run id, as the nightly passes them.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from orchestration import dbt_warm
 from orchestration.dbt_invocations import CODE_DIGEST_ENV, RUN_ID_ENV
-from orchestration.paths import dbt_project_dir
+from tests.scratch_dbt import macro_project
 
 pytestmark = pytest.mark.integration
 
@@ -42,19 +41,8 @@ NOT_NULL = "test.scratch.not_null_plain_event_id"
 
 
 def _project(root: Path, ids: str = "1, 2, 3", singular_limit: int = 10) -> Path:
-    project = root / "project"
-    shutil.rmtree(project, ignore_errors=True)
-    (project / "models").mkdir(parents=True)
+    project = macro_project(root)
     (project / "tests").mkdir()
-    shutil.copytree(dbt_project_dir() / "macros", project / "macros")
-    (project / "dbt_project.yml").write_text(
-        "name: scratch\nversion: '0.1.0'\nconfig-version: 2\nprofile: scratch\n"
-        "flags:\n  send_anonymous_usage_stats: false\nvars:\n  as_of: null\n"
-    )
-    (project / "profiles.yml").write_text(
-        "scratch:\n  target: duckdb\n  outputs:\n    duckdb:\n      type: duckdb\n"
-        f"      path: {root / 'warehouse.duckdb'}\n      schema: main\n      threads: 1\n"
-    )
     rows = ", ".join(f"({i})" for i in ids.split(", "))
     (project / "models" / "events.sql").write_text(
         f"{{{{ config(materialized='table') }}}}\nselect * from (values {rows}) as t(event_id)\n"

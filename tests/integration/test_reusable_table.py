@@ -9,7 +9,6 @@ on a DuckDB file, with the code digest the nightly passes.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from orchestration import dbt_warm
 from orchestration.dbt_invocations import CODE_DIGEST_ENV
-from orchestration.paths import dbt_project_dir
+from tests.scratch_dbt import macro_project
 
 pytestmark = pytest.mark.integration
 
@@ -41,18 +40,7 @@ def _project(
     note: str = "b",
     second: str = "2026-11-12 09:00:00",
 ) -> Path:
-    project = root / "project"
-    shutil.rmtree(project, ignore_errors=True)
-    (project / "models").mkdir(parents=True)
-    shutil.copytree(dbt_project_dir() / "macros", project / "macros")
-    (project / "dbt_project.yml").write_text(
-        "name: scratch\nversion: '0.1.0'\nconfig-version: 2\nprofile: scratch\n"
-        "flags:\n  send_anonymous_usage_stats: false\nvars:\n  as_of: null\n"
-    )
-    (project / "profiles.yml").write_text(
-        "scratch:\n  target: duckdb\n  outputs:\n    duckdb:\n      type: duckdb\n"
-        f"      path: {root / 'warehouse.duckdb'}\n      schema: main\n      threads: 1\n"
-    )
+    project = macro_project(root)
     (project / "models" / "events.sql").write_text(
         EVENTS.replace("NOTE", note).replace("2026-11-12 09:00:00", second)
     )
