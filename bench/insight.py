@@ -50,7 +50,7 @@ def insight_step_keys() -> frozenset[str]:
 
 def main() -> int:
     sys.path.insert(0, str(REPO))
-    from bench.nightly import log, night_parser, run_night, stop_warm_server, temporary_home
+    from bench.nightly import log, night_parser, run_night, temporary_home
 
     parser = night_parser(__doc__.split("\n\n")[0], 200_000, "e.g. 50000 | 200000")
     args = parser.parse_args()
@@ -96,7 +96,6 @@ def main() -> int:
         print(f"insight ÷ (night − insight) = {share:.1%} ({verdict} the {TARGET:.0%} target)")
         return 0 if night.returncode == 0 else 1
     finally:
-        stop_warm_server(env)
         if args.keep:
             log(f"home kept: {home}")
         else:

@@ -182,8 +182,10 @@ def ratio(numerator: float, denominator: float) -> float:
 def warm_server_pid(env: dict[str, str]) -> int | None:
     """The pid of the warm dbt server on the env's socket (its lock file), if one runs."""
     socket = env.get("C360_DBT_WARM_SOCKET")
+    if not socket:
+        return None
     try:
-        return int(Path(f"{socket}.lock").read_text() or 0) or None if socket else None
+        return int(Path(f"{socket}.lock").read_text()) or None
     except (OSError, ValueError):
         return None
 
@@ -518,7 +520,6 @@ def main() -> int:
         nights.append(run_night("one-percent", env, home, later))
 
     finally:
-        stop_warm_server(env)
         if server is not None:
             # the nights' peak RSS is the c360 process tree's; the server is a process of its own
             log(f"Spark Thrift Server peak RSS {server.peak_rss_bytes() / 1e9:.2f} GB")

@@ -70,13 +70,8 @@
     {{ return(local_md5(parts | join('\x1f'))) }}
 {%- endmacro %}
 
+{#- audit.test_passes is made with the fingerprint store (reusable_table_ensure_store). -#}
 {% macro kept_test_passed(fingerprint) -%}
-    {%- do run_query(
-        'create schema if not exists audit;
-        create table if not exists audit.test_passes (
-            test varchar primary key, fingerprint varchar not null, passed_run varchar not null
-        )'
-    ) -%}
     {%- set result = run_query(
         "select 1 from audit.test_passes where test = '" ~ model.unique_id
         ~ "' and fingerprint = '" ~ fingerprint ~ "'"

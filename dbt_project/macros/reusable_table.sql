@@ -157,7 +157,10 @@
             model varchar primary key, code varchar not null, inputs varchar not null,
             output varchar not null, built_by_run varchar not null, built_as_of varchar not null
         );
-        alter table audit.model_fingerprints add column if not exists verified_run varchar'
+        alter table audit.model_fingerprints add column if not exists verified_run varchar;
+        create table if not exists audit.test_passes (
+            test varchar primary key, fingerprint varchar not null, passed_run varchar not null
+        )'
     ) -%}
 {%- endmacro %}
 
