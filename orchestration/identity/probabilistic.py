@@ -499,6 +499,25 @@ def _gamma_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
     return out
 
 
+def _gamma_sql(comparison: dict[str, Any]) -> str:
+    """A comparison's vector value (gamma) as Splink computes it: its levels' conditions in
+    order, a null level -1, the others numbered from the strongest (k-1) down to the else level
+    (0); the conditions read `<column>_l` and `<column>_r`."""
+    levels = comparison["comparison_levels"]
+    value = sum(1 for lv in levels if not lv.get("is_null_level")) - 1
+    whens, otherwise = [], None
+    for level in levels:
+        vector = -1 if level.get("is_null_level") else value
+        if not level.get("is_null_level"):
+            value -= 1
+        if level["sql_condition"].strip().upper() == "ELSE":
+            otherwise = vector
+        else:
+            whens.append(f"when {level['sql_condition']} then {vector}")
+    tail = f" else {otherwise}" if otherwise is not None else ""
+    return f"case {' '.join(whens)}{tail} end"
+
+
 def _model_dict(model: Any) -> dict[str, Any]:
     if isinstance(model, Path | str):
         return json.loads(Path(model).read_text())
@@ -587,6 +606,9 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
         return _no_links()
     settings = _model_dict(model)
     settings["retain_intermediate_calculation_columns"] = True
+    # the records' values are read back from `candidates` below; Splink copying both sides of
+    # every kept pair into its output cost more than scoring some comparisons
+    settings["retain_matching_columns"] = False
     labels = _gamma_labels(settings)
     linker, scratch = _linker(candidate_records, settings)
     try:
@@ -598,7 +620,7 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
             for (c,) in scratch.execute(
                 f"select column_name from (describe {scored.physical_name})"
             ).fetchall()
-            if c in ("match_probability", "match_weight") or c.startswith(("gamma_", "mw_"))
+            if c in ("match_probability", "match_weight") or c.startswith("mw_")
         )
         scratch.execute(
             f"""
@@ -664,15 +686,32 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
             {(a, b) for a, b, _, two in near if two},
         )
         columns = [c[0] for c in scratch.execute("describe pairs").fetchall()]
-        compared = [c for c in labels if f"gamma_{c}" in columns]
+        compared = [c for c in labels if f"mw_{c}" in columns]
+        # each linked pair's levels, from the conditions Splink scored with: Splink copying
+        # them (and the values they read) out for every scored pair cost more than most of
+        # its comparisons. A dedupe pair's left record is its smaller key, as record_key is.
+        sides = ", ".join(
+            f'{side}."{c}" as "{c}_{side}"'
+            for (c,) in scratch.execute("select column_name from (describe candidates)").fetchall()
+            for side in ("l", "r")
+        )
+        conditions = {
+            c["output_column_name"]: _gamma_sql(c)
+            for c in edit_guard.guard_settings(_model_dict(settings))["comparisons"]
+        }
         rows = scratch.execute(
             "select record_key, node_key, match_probability, match_weight, "
             + ", ".join(
-                f"gamma_{c}, mw_{c}, "
+                f"{conditions[c]} as gamma_{c}, mw_{c}, "
                 + (f"mw_tf_adj_{c}" if f"mw_tf_adj_{c}" in columns else "0.0")
                 for c in compared
             )
-            + " from pairs where linked order by record_key, node_key"
+            + f""" from (
+                select pairs.*, {sides} from pairs
+                inner join candidates as l on l.unique_id = pairs.record_key
+                inner join candidates as r on r.unique_id = pairs.node_key
+                where pairs.linked
+            ) order by record_key, node_key"""
         ).fetchall()
     finally:
         scratch.close()
