@@ -55,6 +55,28 @@ def splink_rule(rule: BlockingRule) -> str:
     return f"{agree} and l.{key} = r.{key}"
 
 
+_TERM = re.compile(r'^\(*\s*l\."?(\w+)"?\s*=\s*r\."?(\w+)"?\s*\)*$')
+
+
+def prediction_sql(sql: str) -> str:
+    """A capped rule's SQL as prediction joins on it: its key alone. The key is one integer per
+    distinct value of the rule's columns (null above the cap), so equal keys are equal columns
+    in a kept block, and the join compares one integer instead of strings, in the rule and in
+    the later rules' exclusion of its pairs. The swapped rule and any other SQL are returned
+    unchanged (a swapped key joins the straight pairs of its block too)."""
+    columns = []
+    for term in re.split(r"\s+and\s+", sql.strip(), flags=re.IGNORECASE):
+        m = _TERM.match(term.strip())
+        if m is None or m.group(1) != m.group(2):
+            return sql
+        columns.append(m.group(1))
+    keys = [c for c in columns if c.startswith(_PREFIX)]
+    plain = [c for c in columns if not c.startswith(_PREFIX)]
+    if len(keys) != 1 or not plain or keys[0] != f"{_PREFIX}__{'__'.join(plain)}":
+        return sql
+    return f'l."{keys[0]}" = r."{keys[0]}"'
+
+
 def rules_in(text: str) -> list[BlockingRule]:
     """The capped rules whose key columns `text` (a model's JSON, SQL) names, in order."""
     from orchestration.identity.config import BlockingRule

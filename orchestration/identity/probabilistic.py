@@ -594,6 +594,48 @@ def cluster_check(
 CLUSTER_MIN_MEAN = 0.5
 
 
+def _judged(scored: str, kept_columns: str, threshold: float, where: str) -> str:
+    """SQL: the scored pairs `where` holds (a condition on Splink's scored table), one row per
+    pair (record_key < node_key) with the scores kept and the guards' verdicts: linked (at
+    the threshold, sharing no value, no household conflict), household_conflict, two_people."""
+    return f"""
+        with joined as (
+            select
+                least(scored.unique_id_l, scored.unique_id_r) as record_key,
+                greatest(scored.unique_id_l, scored.unique_id_r) as node_key,
+                {kept_columns},
+                -- a shared value is the deterministic rules' call (linked, or refused on
+                -- purpose by a guard: two birth dates at one name and address are two people)
+                coalesce(l.email = r.email, false)
+                    or coalesce(l.phone = r.phone, false)
+                    or coalesce(
+                        len(list_intersect(l.name_addresses, r.name_addresses)) > 0, false
+                    ) as shares_a_value,
+                -- the household guard, evaluated once per pair
+                coalesce({HOUSEHOLD_CONFLICT}, false) as household,
+                abs(
+                    cast(left(l.date_of_birth, 4) as integer)
+                    - cast(left(r.date_of_birth, 4) as integer)
+                ) as birth_years_apart
+            from (select * from {scored} where {where}) as scored
+            inner join candidates as l on l.unique_id = scored.unique_id_l
+            inner join candidates as r on r.unique_id = scored.unique_id_r
+        )
+        select
+            * exclude (shares_a_value, household, birth_years_apart),
+            match_probability >= {threshold!r} and not shares_a_value
+                and not household as linked,
+            household and match_probability >= {threshold!r} as household_conflict,
+            -- the cluster check's two people: the guard's verdict with both birth dates known
+            -- and a generation apart (a parent and a child); two copies of one person, each a
+            -- typo off, can differ by more than the guard allows, and a missing date next to
+            -- a mistyped given name is one record's gap
+            household and coalesce(birth_years_apart >= {GENERATION_YEARS}, false)
+                as two_people
+        from joined
+    """
+
+
 def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PATH) -> pa.Table:
     """Pairs (record_key < node_key) at or above `threshold` sharing no email or phone and kept
     by the cluster-level check (cluster_check), ordered.
@@ -606,6 +648,10 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
         return _no_links()
     settings = _model_dict(model)
     settings["retain_intermediate_calculation_columns"] = True
+    # each capped rule joins on its block key alone (blocking.prediction_sql)
+    for rule in settings.get("blocking_rules_to_generate_predictions", []):
+        if isinstance(rule, dict) and isinstance(rule.get("blocking_rule"), str):
+            rule["blocking_rule"] = blocking.prediction_sql(rule["blocking_rule"])
     # the records' values are read back from `candidates` below; Splink copying both sides of
     # every kept pair into its output cost more than scoring some comparisons
     settings["retain_matching_columns"] = False
@@ -622,45 +668,13 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
             ).fetchall()
             if c in ("match_probability", "match_weight") or c.startswith("mw_")
         )
+        thr = float(threshold)
+        # judged only where read: the pairs at the threshold (links, household conflicts)
+        # and the pairs among linked records (the cluster check's evidence), not every pair
+        # scored above CHECK_FROM
         scratch.execute(
-            f"""
-            create table pairs as
-            with joined as (
-                select
-                    least(scored.unique_id_l, scored.unique_id_r) as record_key,
-                    greatest(scored.unique_id_l, scored.unique_id_r) as node_key,
-                    {kept_columns},
-                    -- a shared value is the deterministic rules' call (linked, or refused on
-                    -- purpose by a guard: two birth dates at one name and address are two
-                    -- people)
-                    coalesce(l.email = r.email, false)
-                        or coalesce(l.phone = r.phone, false)
-                        or coalesce(
-                            len(list_intersect(l.name_addresses, r.name_addresses)) > 0, false
-                        ) as shares_a_value,
-                    -- the household guard, evaluated once per pair
-                    coalesce({HOUSEHOLD_CONFLICT}, false) as household,
-                    abs(
-                        cast(left(l.date_of_birth, 4) as integer)
-                        - cast(left(r.date_of_birth, 4) as integer)
-                    ) as birth_years_apart
-                from {scored.physical_name} as scored
-                inner join candidates as l on l.unique_id = scored.unique_id_l
-                inner join candidates as r on r.unique_id = scored.unique_id_r
-            )
-            select
-                * exclude (shares_a_value, household, birth_years_apart),
-                match_probability >= {float(threshold)!r} and not shares_a_value
-                    and not household as linked,
-                household and match_probability >= {float(threshold)!r} as household_conflict,
-                -- the cluster check's two people: the guard's verdict with both birth dates
-                -- known and a generation apart (a parent and a child); two copies of one
-                -- person, each a typo off, can differ by more than the guard allows, and a
-                -- missing date next to a mistyped given name is one record's gap
-                household and coalesce(birth_years_apart >= {GENERATION_YEARS}, false)
-                    as two_people
-            from joined
-            """
+            "create table pairs as "
+            + _judged(scored.physical_name, kept_columns, thr, f"match_probability >= {thr!r}")
         )
         household = scratch.execute(
             "select count(*) from pairs where household_conflict"
@@ -668,17 +682,22 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
         accepted = scratch.execute(
             "select record_key, node_key, match_probability from pairs where linked"
         ).fetchall()
+        scratch.execute(
+            "create table linked_records as select record_key as k from pairs where linked "
+            "union select node_key from pairs where linked"
+        )
         # every scored pair among the records of accepted links (the check's evidence); pairs
         # below CHECK_FROM count as p = 0
         near = scratch.execute(
-            """
-            with nodes as (
-                select record_key as k from pairs where linked
-                union select node_key from pairs where linked
+            "select record_key, node_key, match_probability, two_people from ("
+            + _judged(
+                scored.physical_name,
+                kept_columns,
+                thr,
+                "unique_id_l in (select k from linked_records) "
+                "and unique_id_r in (select k from linked_records)",
             )
-            select record_key, node_key, match_probability, two_people from pairs
-            where record_key in (select k from nodes) and node_key in (select k from nodes)
-            """
+            + ")"
         ).fetchall()
         kept, refused = cluster_check(
             accepted,

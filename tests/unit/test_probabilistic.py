@@ -352,3 +352,82 @@ def test_the_sources_are_every_row_and_column_the_candidates_read(warehouse):
         assert narrow.execute(probabilistic.CANDIDATES_SQL).fetchall() == expected
     finally:
         narrow.close()
+
+
+def _scoring_model() -> dict:
+    """The project's configured comparisons and blocking rules with fixed m and u per level
+    (stronger levels likelier among matches): every level kind the project configures,
+    neutral (null) levels between others included, without a training run."""
+    settings = probabilistic._model_dict(
+        probabilistic.configured_settings(identity_config.load().probabilistic)
+    )
+    settings["probability_two_random_records_match"] = 0.1
+    for comparison in settings["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for i, level in enumerate(levels):
+            strength = (len(levels) - i) / len(levels)
+            level["m_probability"] = 0.05 + 0.9 * strength / len(levels)
+            level["u_probability"] = 0.05 + 0.9 * (1 - strength) / len(levels)
+    return settings
+
+
+SWAPPED = [
+    # given and family name swapped, one of them mistyped, the same birth date, the postcode's
+    # digits transposed (a shared name-and-address key would make it the deterministic rules')
+    (
+        _record("r|crm:contacts:W1", "crm", "Ottilie", "Brandt", None, None, dt.date(1959, 2, 3),
+                "80331", "4 marienplatz"),
+        _record("r|loyalty:members:W1", "loyalty", "Brandt", "Otilie", None, None,
+                dt.date(1959, 2, 3), "80313", "4 marienplatz"),
+    ),
+    # a birth date with day and month swapped, the street written with one letter off
+    (
+        _record("r|crm:contacts:W2", "crm", "Kasimir", "Wojcik", None, None, dt.date(1988, 4, 9),
+                "00-950", "17 nowy swiat"),
+        _record("r|shop:customers:W2", "shop", "Kasimir", "Wojcik", None, None,
+                dt.date(1988, 9, 4), "00-950", "17 nowy swiet"),
+    ),
+]  # fmt: skip
+
+
+def test_each_links_levels_are_the_levels_splink_scored(warehouse):
+    """predict() takes each link's comparison levels from the model's conditions instead of
+    Splink's output (which then copies no record values): they must be the levels Splink's own
+    comparison vectors give the same pair, for every comparison."""
+    import json
+
+    con, rows = warehouse
+    _load(con, rows + [r for pair in TYPO_PAIRS + NAMESAKES + SWAPPED for r in pair])
+    records = probabilistic.candidates(con)
+    model = _scoring_model()
+    links = probabilistic.predict(records, 0.5, model)
+    assert links.num_rows >= len(TYPO_PAIRS + SWAPPED), links.to_pylist()
+
+    settings = probabilistic._model_dict(model)
+    settings["retain_matching_columns"] = True
+    labels = probabilistic._gamma_labels(settings)
+    linker, scratch = probabilistic._linker(records, settings)
+    try:
+        scored = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
+    finally:
+        scratch.close()
+    expected = {
+        (row["unique_id_l"], row["unique_id_r"]): {
+            c: labels[c][int(row[f"gamma_{c}"])] for c in labels if f"gamma_{c}" in row
+        }
+        for row in scored.to_dict("records")
+    }
+    seen = set()
+    for key, node, levels in zip(
+        links["record_key"].to_pylist(),
+        links["node_key"].to_pylist(),
+        links["comparison_levels"].to_pylist(),
+        strict=True,
+    ):
+        got = {e["comparison"]: e["level"] for e in json.loads(levels) if e["comparison"] != "prior"}
+        assert got == expected[(key, node)], (key, node)
+        seen |= set(got.values())
+    # the pairs reach past the exact levels: swapped names, a day-month swap, one-edit levels
+    assert any("swapped" in level for level in seen), seen
+    assert any("day and month" in level for level in seen), seen
+    assert len(seen) >= 6, seen
