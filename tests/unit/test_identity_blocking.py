@@ -156,3 +156,49 @@ def test_max_block_size_is_validated():
         identity_config.parse(
             {"probabilistic": {"enabled": True, "max_block_size": 1}}, "vars.identity"
         )
+
+
+@pytest.mark.parametrize("cap", [200, 10 * GIANT])
+def test_prediction_joins_on_the_key_alone_and_pairs_the_same_records(cap):
+    """blocking.prediction_sql: a capped rule's key equality pairs exactly the records the rule
+    with its column equalities pairs (nulls, skipped blocks and kept blocks alike); the swapped
+    rule, whose key also holds the straight pairs of its block, and other SQL stay as written."""
+    records, _ = _records()
+    rows = records.to_pylist()
+    # a record without a street and one without a birth date: null never pairs
+    rows += [
+        {**rows[0], "unique_id": "r|shop:nostreet", "street": None, "address_line1": None},
+        {**rows[1], "unique_id": "r|shop:nodate", "date_of_birth": None},
+    ]
+    rules = list(identity_config.Probabilistic(enabled=True).blocking)
+    con = scratch()
+    try:
+        con.register("records_arrow", pa.Table.from_pylist(rows, schema=records.schema))
+        con.execute("create table records as select * from records_arrow")
+        blocking.add_keys(con, "records", rules, cap)
+
+        def pairs(sql: str) -> set[tuple[str, str]]:
+            return set(
+                con.execute(
+                    f"select l.unique_id, r.unique_id from records as l join records as r "
+                    f"on {sql} where l.unique_id < r.unique_id"
+                ).fetchall()
+            )
+
+        rewritten = 0
+        for rule in rules:
+            written = blocking.splink_rule(rule)
+            keyed = blocking.prediction_sql(written)
+            if rule.swapped:
+                assert keyed == written
+                continue
+            assert keyed == f'l."{blocking.key_column(rule)}" = r."{blocking.key_column(rule)}"'
+            assert pairs(keyed) == pairs(written), rule
+            rewritten += bool(pairs(written))
+    finally:
+        con.close()
+    assert rewritten >= 3  # the comparison covered rules that pair records
+    plain = '(l."first_name" = r."first_name") AND (l."last_name" = r."last_name")'
+    assert blocking.prediction_sql(plain) == plain
+    foreign = "l.first_name = r.first_name and l._block__date_of_birth = r._block__date_of_birth"
+    assert blocking.prediction_sql(foreign) == foreign

@@ -424,7 +424,9 @@ def test_each_links_levels_are_the_levels_splink_scored(warehouse):
         links["comparison_levels"].to_pylist(),
         strict=True,
     ):
-        got = {e["comparison"]: e["level"] for e in json.loads(levels) if e["comparison"] != "prior"}
+        got = {
+            e["comparison"]: e["level"] for e in json.loads(levels) if e["comparison"] != "prior"
+        }
         assert got == expected[(key, node)], (key, node)
         seen |= set(got.values())
     # the pairs reach past the exact levels: swapped names, a day-month swap, one-edit levels
