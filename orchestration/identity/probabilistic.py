@@ -594,6 +594,21 @@ def cluster_check(
 CLUSTER_MIN_MEAN = 0.5
 
 
+def scoring_settings(model: Any, weights: bool = False) -> dict[str, Any]:
+    """A copy of the model's settings for scoring: each capped rule joining on its block key
+    alone (blocking.prediction_sql) and no record values copied into Splink's output (Splink
+    copying both sides of every scored pair cost more than scoring some comparisons; a caller
+    that needs the values joins the candidates); `weights` keeps each comparison's match
+    weight and term-frequency adjustment columns."""
+    settings = _model_dict(model)
+    for rule in settings.get("blocking_rules_to_generate_predictions", []):
+        if isinstance(rule, dict) and isinstance(rule.get("blocking_rule"), str):
+            rule["blocking_rule"] = blocking.prediction_sql(rule["blocking_rule"])
+    settings["retain_matching_columns"] = False
+    settings["retain_intermediate_calculation_columns"] = weights
+    return settings
+
+
 def _judged(scored: str, kept_columns: str, threshold: float, where: str) -> str:
     """SQL: the scored pairs `where` holds (a condition on Splink's scored table), one row per
     pair (record_key < node_key) with the scores kept and the guards' verdicts: linked (at
@@ -646,15 +661,7 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
     `refused_by_cluster_check` counts the links the check refused."""
     if candidate_records.num_rows < 2:
         return _no_links()
-    settings = _model_dict(model)
-    settings["retain_intermediate_calculation_columns"] = True
-    # each capped rule joins on its block key alone (blocking.prediction_sql)
-    for rule in settings.get("blocking_rules_to_generate_predictions", []):
-        if isinstance(rule, dict) and isinstance(rule.get("blocking_rule"), str):
-            rule["blocking_rule"] = blocking.prediction_sql(rule["blocking_rule"])
-    # the records' values are read back from `candidates` below; Splink copying both sides of
-    # every kept pair into its output cost more than scoring some comparisons
-    settings["retain_matching_columns"] = False
+    settings = scoring_settings(model, weights=True)
     labels = _gamma_labels(settings)
     linker, scratch = _linker(candidate_records, settings)
     try:

@@ -457,7 +457,8 @@ def _prior_and_threshold(
     start = model["probability_two_random_records_match"]
     floor = start * prior_recall  # the pairs the deterministic rules found
     steps = [start]
-    linker, scratch = probabilistic._linker(records, model)
+    # only the match weights are read: scored as prediction scores (no values copied out)
+    linker, scratch = probabilistic._linker(records, probabilistic.scoring_settings(model))
     try:
         scored = linker.inference.predict()
         scratch.execute(
