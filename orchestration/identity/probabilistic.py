@@ -694,7 +694,7 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
             "union select node_key from pairs where linked"
         )
         # every scored pair among the records of accepted links (the check's evidence); pairs
-        # below CHECK_FROM count as p = 0
+        # below CHECK_FROM are not read, so the check weighs them as pairs never blocked
         near = scratch.execute(
             "select record_key, node_key, match_probability, two_people from ("
             + _judged(
@@ -818,7 +818,8 @@ HOUSEHOLD_CONFLICT = """
 # check (a generation: no parent is younger than this at a child's birth, as a rule).
 GENERATION_YEARS = 12
 
-# Pairs scored below this are not read back for the cluster check (they count as p = 0).
+# Pairs scored below this are not read back for the cluster check (no evidence either way, as
+# a pair no rule blocked).
 CHECK_FROM = 0.001
 
 
