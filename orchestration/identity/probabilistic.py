@@ -486,34 +486,42 @@ def _no_links() -> pa.Table:
     )
 
 
+def _numbered_levels(comparison: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """A comparison's levels in order with Splink's comparison-vector value (gamma): a null
+    level -1, the others numbered from the strongest (k-1) down to the else level (0)."""
+    levels = comparison["comparison_levels"]
+    value = sum(1 for lv in levels if not lv.get("is_null_level"))
+    numbered = []
+    for level in levels:
+        if level.get("is_null_level"):
+            numbered.append((-1, level))
+        else:
+            value -= 1
+            numbered.append((value, level))
+    return numbered
+
+
 def _gamma_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:
-    """Per comparison: its comparison-vector value (Splink's gamma: -1 null, then the levels from
-    the strongest, k-1, down to the else level, 0) → the level's label."""
+    """Per comparison: its comparison-vector value (_numbered_levels) → the level's label."""
     out: dict[str, dict[int, str]] = {}
     for comparison in model["comparisons"]:
-        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         labels = {-1: "null or neutral (no evidence)"}
-        for value, level in zip(range(len(levels) - 1, -1, -1), levels, strict=True):
-            labels[value] = level.get("label_for_charts") or level["sql_condition"]
+        for value, level in _numbered_levels(comparison):
+            if value >= 0:
+                labels[value] = level.get("label_for_charts") or level["sql_condition"]
         out[comparison["output_column_name"]] = labels
     return out
 
 
 def _gamma_sql(comparison: dict[str, Any]) -> str:
-    """A comparison's vector value (gamma) as Splink computes it: its levels' conditions in
-    order, a null level -1, the others numbered from the strongest (k-1) down to the else level
-    (0); the conditions read `<column>_l` and `<column>_r`."""
-    levels = comparison["comparison_levels"]
-    value = sum(1 for lv in levels if not lv.get("is_null_level")) - 1
+    """A comparison's vector value as Splink computes it (_numbered_levels), as SQL over
+    `<column>_l` and `<column>_r`."""
     whens, otherwise = [], None
-    for level in levels:
-        vector = -1 if level.get("is_null_level") else value
-        if not level.get("is_null_level"):
-            value -= 1
+    for value, level in _numbered_levels(comparison):
         if level["sql_condition"].strip().upper() == "ELSE":
-            otherwise = vector
+            otherwise = value
         else:
-            whens.append(f"when {level['sql_condition']} then {vector}")
+            whens.append(f"when {level['sql_condition']} then {value}")
     tail = f" else {otherwise}" if otherwise is not None else ""
     return f"case {' '.join(whens)}{tail} end"
 
