@@ -15,7 +15,10 @@
 
     A model that reads only some columns of a relation may say so in `meta.reads_columns`
     ({relation name: [column, …]}): that input's digest then covers those columns only, so a
-    change in another column keeps the table.
+    change in another column keeps the table. One that reads only the distinct rows of some
+    columns (its SQL takes them with `select distinct`) says so in
+    `meta.reads_distinct` instead: the digest covers those rows once each, so a row repeating
+    one already there keeps the table.
 
     A model that reads the as_of only in filters `<column> <= {{ as_of_end() }}` on relations it
     reads may say so in `meta.as_of_filters` ({relation name: column}): its code fingerprint then
@@ -117,6 +120,12 @@
     {%- set digests = [] -%}
     {%- set filters = reusable_table_as_of_filters() -%}
     {%- set reads = reusable_table_meta('reads_columns') -%}
+    {%- set distinct = reusable_table_meta('reads_distinct') -%}
+    {%- for name in distinct if name in reads -%}
+        {{ exceptions.raise_compiler_error(
+            model.unique_id ~ ": " ~ name ~ " is in both meta.reads_columns and meta.reads_distinct"
+        ) }}
+    {%- endfor -%}
     {%- set verified = reusable_table_verified_this_run() -%}
     {%- for unique_id in model.depends_on.nodes | sort -%}
         {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}
@@ -125,7 +134,7 @@
             identifier=node.alias if node.alias is defined and node.alias else node.identifier,
         ) -%}
         {%- set column = filters.get(node.name) -%}
-        {%- set read = reads.get(node.name) -%}
+        {%- set read = reads.get(node.name) or distinct.get(node.name) -%}
         {%- if not column and not read and unique_id in verified -%}
             {#- a reusable_table this run built or kept: its table's digest was taken then -#}
             {%- do digests.append(unique_id ~ '=' ~ verified[unique_id]) -%}
@@ -140,7 +149,8 @@
                 {%- for name in read or [] -%}
                     {%- do quoted.append(adapter.quote(name)) -%}
                 {%- endfor -%}
-                {%- set relation = '(select ' ~ (quoted | join(', ') if read else '*') ~ ' from '
+                {%- set relation = '(select ' ~ ('distinct ' if node.name in distinct else '')
+                    ~ (quoted | join(', ') if read else '*') ~ ' from '
                     ~ relation ~ (' where ' ~ adapter.quote(column) ~ ' <= ' ~ as_of_end() if column else '')
                     ~ ')' -%}
             {%- endif -%}

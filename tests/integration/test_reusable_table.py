@@ -102,6 +102,59 @@ def test_a_change_in_a_column_the_model_does_not_read_keeps_it(tmp_path):
     assert _known(tmp_path) == [(1,)]
 
 
+NOTES = """{{ config(materialized='reusable_table', meta={'DECLARED': {'events': ['note']}}) }}
+select distinct note from {{ ref('events') }}
+"""
+
+
+def _notes(root: Path, declared: str = "reads_distinct", more: str = "") -> Path:
+    """`events` with rows added (`more`: SQL values) and `notes`, the distinct notes."""
+    project = _project(root)
+    events = (project / "models" / "events.sql").read_text()
+    (project / "models" / "events.sql").write_text(events.replace("'c')", "'c')" + more))
+    (project / "models" / "notes.sql").write_text(NOTES.replace("DECLARED", declared))
+    return project
+
+
+def _reused(result: subprocess.CompletedProcess, model: str) -> bool:
+    return any(
+        "c360 reused: " in line and f'."{model}"' in line for line in result.stdout.splitlines()
+    )
+
+
+def test_a_row_repeating_a_distinct_value_keeps_it(tmp_path):
+    """meta.reads_distinct: the input's digest covers each distinct row of the columns once."""
+    repeat = ", (4, timestamp '2026-11-11 08:00:00', 'a')"
+    assert _build(_notes(tmp_path), "2026-11-13").returncode == 0
+    # event 4 repeats note 'a': the distinct notes are the same, the table is kept
+    repeated = _build(_notes(tmp_path, more=repeat), "2026-11-13")
+    assert repeated.returncode == 0, repeated.stdout
+    assert _reused(repeated, "notes")
+    # declared as reads_columns, the same repetition rebuilds it (the input's rows moved)
+    assert _build(_notes(tmp_path, "reads_columns"), "2026-11-13").returncode == 0
+    counted = _build(_notes(tmp_path, "reads_columns", more=repeat), "2026-11-13")
+    assert counted.returncode == 0, counted.stdout
+    assert not _reused(counted, "notes")
+    # a new note: rebuilt, with it
+    new = _build(_notes(tmp_path, more=", (4, timestamp '2026-11-11 08:00:00', 'd')"), "2026-11-13")
+    assert new.returncode == 0, new.stdout
+    assert not _reused(new, "notes")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        notes = con.execute("select note from main.notes order by 1").fetchall()
+    assert notes == [("a",), ("b",), ("c",), ("d",)]
+
+
+def test_a_relation_read_both_ways_stops_the_build(tmp_path):
+    project = _notes(tmp_path)
+    (project / "models" / "notes.sql").write_text(NOTES.replace(
+        "'DECLARED': {'events': ['note']}",
+        "'reads_distinct': {'events': ['note']}, 'reads_columns': {'events': ['note']}",
+    ))  # fmt: skip
+    result = _build(project, "2026-11-13")
+    assert result.returncode != 0
+    assert "events is in both meta.reads_columns and meta.reads_distinct" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("filters", "extra", "message"),
     [

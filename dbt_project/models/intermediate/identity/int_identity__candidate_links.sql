@@ -4,9 +4,26 @@
     the junk blocklist and per-value limits of var('identity') are applied. -#}
 {#- The as_of is read only as `<= as_of_end()` filters (reusable_table: kept on a night that
     brings none of these relations a row by the as_of's end). -#}
+{#- It reads the records' keys, names, contact points and address, a loyalty card's CRM contact,
+    and the distinct identify calls and shipping addresses: a night that only moves a record's
+    other columns (a web id's last-seen time) or repeats an identify call or an address keeps
+    it (meta.reads_columns, meta.reads_distinct). -#}
 {{ config(
     materialized='reusable_table',
-    meta={'as_of_filters': {'int_activity__web_events': 'occurred_at', 'int_activity__orders': 'ordered_at'}},
+    meta={
+        'as_of_filters': {'int_activity__web_events': 'occurred_at', 'int_activity__orders': 'ordered_at'},
+        'reads_columns': {
+            'int_identity__records': [
+                'record_key', 'first_name', 'last_name', 'email_normalized', 'phone_e164',
+                'address_line1', 'postal_code',
+            ],
+            'stg_loyalty__members': ['loyalty_member_id', 'crm_contact_id'],
+        },
+        'reads_distinct': {
+            'int_activity__web_events': ['anonymous_id', 'shop_customer_id'],
+            'int_activity__orders': ['shop_customer_id', 'shipping_address_line1', 'shipping_postal_code'],
+        },
+    },
 ) }}
 with records as (
     select * from {{ ref('int_identity__records') }}

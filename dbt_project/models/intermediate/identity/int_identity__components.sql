@@ -2,8 +2,11 @@
     component): int_identity__clusters, except in the components that passed a max_per_customer
     limit, which are recomputed without the links int_identity__limit_drops refuses (the pre-hook
     runs connected components on just that part of the graph). Customers are these components. -#}
+{#- It reads the node types' keys and components only (not when a node was last seen, which the
+    limit drops it reads already account for). -#}
 {{ config(
     materialized='reusable_table',
+    meta={'reads_columns': {'int_identity__node_types': ['node_key', 'component_key']}},
     pre_hook="{{ build_connected_components(identity_limited_links_sql(), identity_limited_nodes_sql(), var('identity_cc_max_passes'), keep_pass_log=false) }}",
     post_hook="{{ drop_connected_components_scratch() }}",
 ) }}

@@ -5,7 +5,10 @@
     int_identity__edges), or, for types with require_matching_birth_date, shared by records with
     two birth dates that are not one typo apart (birth_date_conflict: two people, it links
     nobody; macro birth_dates_alike). Never a silent over-merge: every drop is here. -#}
-{{ config(materialized='reusable_table') }}
+{{ config(
+    materialized='reusable_table',
+    meta={'reads_columns': {'int_identity__records': ['record_key', 'date_of_birth']}},
+) }}
 {%- set identity_config = var("identity") -%}
 with candidates as (
     select * from {{ ref('int_identity__candidate_links') }}

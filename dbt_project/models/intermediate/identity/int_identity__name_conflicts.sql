@@ -3,7 +3,10 @@
     Such a value links only records whose first names agree (int_identity__edges); its plain
     value links are refused with reason first_name_conflict (int_identity__dropped_links).
     Applies to identifier types with require_matching_first_name in var('identity'). -#}
-{{ config(materialized='reusable_table') }}
+{{ config(
+    materialized='reusable_table',
+    meta={'reads_columns': {'int_identity__records': ['record_key', 'first_name']}},
+) }}
 {%- set identity_config = var("identity") -%}
 {%- set guarded = [] -%}
 {%- for type_name, settings in identity_config.get('identifiers', {}).items() if settings.get('require_matching_first_name') -%}

@@ -6,7 +6,10 @@
     materialized='reusable_table',
     meta={
         'kept_across_as_of': ['as_of'],
-        'reads_columns': {'int_identity__assignments': ['record_key', 'customer_id']},
+        'reads_columns': {
+            'int_identity__assignments': ['record_key', 'customer_id'],
+            'int_identity__records': ['record_key', 'source', 'entity', 'source_record_id'],
+        },
     },
 ) }}
 with records as (
