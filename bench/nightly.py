@@ -80,6 +80,10 @@ class Measured:
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> start, end
     # dbt node -> seconds (execution_time of its slowest per invocation, summed)
     dbt_nodes: dict[str, float] = field(default_factory=dict)
+    # candidate records identity/probabilistic_links scored (0: its last pairs re-used, the
+    # candidates unchanged; None: not known). A "1 %" night costs ~100 s more at 1M when its
+    # sample holds one new or changed candidate record, so the figure says which night it was.
+    scored_records: int | None = None
 
     def step_peaks(self) -> dict[str, int]:
         """Per step, the largest sampled RSS while it ran (the in-process executor runs one
@@ -236,6 +240,28 @@ def measure(name: str, argv: list[str], env: dict[str, str], out: Path) -> Measu
     return Measured(name, seconds, peak, proc.returncode, rss=samples)
 
 
+def scored_records(metadata: dict[str, object]) -> int | None:
+    """Candidate records the probabilistic step scored, from its materialization's metadata
+    (LinkCounts: `records`, `reused`): 0 when it re-used its last pairs, None without them."""
+    if "records" not in metadata:
+        return None
+    return 0 if metadata.get("reused") else int(metadata["records"])  # type: ignore[arg-type]
+
+
+def probabilistic_metadata(dagster_home: Path, run_id: str) -> dict[str, object]:
+    """The metadata values of identity/probabilistic_links' materialization in run `run_id`
+    ({} when it did not materialize)."""
+    import dagster as dg
+
+    key = dg.AssetKey(["identity", "probabilistic_links"])
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+            done = e.asset_materialization
+            if done is not None and done.asset_key == key:
+                return {k: v.value for k, v in done.metadata.items()}
+    return {}
+
+
 def dagster_steps(dagster_home: Path) -> tuple[str, dict[str, tuple[float, float]]]:
     """The latest run's id and its (start, end) per step, from the home's Dagster instance."""
     import dagster as dg
@@ -288,6 +314,7 @@ def run_night(name: str, env: dict[str, str], home: Path, as_of: dt.date) -> Mea
     night.run_id, night.windows = dagster_steps(home / "dagster")
     night.steps = {s: end - start for s, (start, end) in night.windows.items()}
     night.dbt_nodes = dbt_node_seconds(home / "logs" / f"{night.run_id}.dbt.jsonl")
+    night.scored_records = scored_records(probabilistic_metadata(home / "dagster", night.run_id))
     status = "ok" if night.returncode == 0 else f"FAILED (exit {night.returncode})"
     log(f"{name} night ({as_of}): {night.seconds:.1f}s, peak RSS "
         f"{night.peak_rss_bytes / 1e9:.2f} GB, {status}")  # fmt: skip
@@ -315,13 +342,18 @@ def render(nights: list[Measured], reference: Measured | None, top: int, title: 
 
     console = Console()
     table = Table(title=title)
-    for column in ("run", "wall s", "peak RSS GB", "steps s", "outside steps s", "exit"):
+    # "scored": the candidate records probabilistic matching scored ("re-used": none changed)
+    for column in ("run", "wall s", "peak RSS GB", "steps s", "outside steps s", "exit", "scored"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for m in [*nights, *([reference] if reference else [])]:
+        scoring = (
+            "—" if m.scored_records is None
+            else "re-used" if m.scored_records == 0 else f"{m.scored_records:,}"
+        )  # fmt: skip
         table.add_row(
             m.name, f"{m.seconds:.1f}", f"{m.peak_rss_bytes / 1e9:.2f}",
             f"{sum(m.steps.values()):.1f}" if m.steps else "—",
-            f"{m.other_seconds:.1f}" if m.steps else "—", str(m.returncode),
+            f"{m.other_seconds:.1f}" if m.steps else "—", str(m.returncode), scoring,
         )  # fmt: skip
     console.print(table)
 
@@ -379,7 +411,7 @@ def as_json(customers: int, seed: int, nights: list[Measured], reference: Measur
     def one(m: Measured) -> dict:
         return {"seconds": m.seconds, "peak_rss_bytes": m.peak_rss_bytes,
                 "returncode": m.returncode, "steps": m.steps, "step_peaks": m.step_peaks(),
-                "dbt_nodes": m.dbt_nodes}  # fmt: skip
+                "dbt_nodes": m.dbt_nodes, "scored_records": m.scored_records}  # fmt: skip
 
     return {
         "customers": customers,

@@ -213,8 +213,11 @@ def test_render_lists_each_table_in_the_full_nights_order(capsys) -> None:
             dbt_nodes={"model.c360.customer_360": 2.5 * scale},
         )  # fmt: skip
 
-    nightly.render([night("full", 1.0), night("no-new-data", 0.5)], None, 5, "t")
+    full, quiet = night("full", 1.0), night("no-new-data", 0.5)
+    full.scored_records, quiet.scored_records = 1_487_523, 0
+    nightly.render([full, quiet], None, 5, "t")
     out = capsys.readouterr().out
+    assert "1,487,523" in out and "re-used" in out  # what the probabilistic step did
     for title in ("seconds per stage", "slowest steps", "peak RSS by step", "slowest dbt nodes"):
         assert title in out
     steps = out[out.index("slowest steps") : out.index("peak RSS by step")]
@@ -246,3 +249,9 @@ def test_warm_server_pid_reads_the_lock_of_the_benchs_socket(tmp_path: Path) -> 
     Path(f"{sock}.lock").write_text("4242")
     assert nightly.warm_server_pid(env) == 4242
     assert nightly.warm_server_pid({}) is None
+
+
+def test_scored_records_reads_the_probabilistic_steps_counts() -> None:
+    assert nightly.scored_records({"records": 1_487_523, "reused": False, "links": 9}) == 1_487_523
+    assert nightly.scored_records({"records": 1_487_523, "reused": True}) == 0
+    assert nightly.scored_records({}) is None
