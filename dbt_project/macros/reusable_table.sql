@@ -126,6 +126,13 @@
             model.unique_id ~ ": " ~ name ~ " is in both meta.reads_columns and meta.reads_distinct"
         ) }}
     {%- endfor -%}
+    {%- for declared in [reads, distinct] -%}
+        {%- for name, listed in declared.items() if not listed -%}
+            {{ exceptions.raise_compiler_error(
+                model.unique_id ~ ": meta.reads_columns / reads_distinct lists no column of " ~ name
+            ) }}
+        {%- endfor -%}
+    {%- endfor -%}
     {%- set verified = reusable_table_verified_this_run() -%}
     {%- for unique_id in model.depends_on.nodes | sort -%}
         {%- set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) -%}

@@ -144,15 +144,23 @@ def test_a_row_repeating_a_distinct_value_keeps_it(tmp_path):
     assert notes == [("a",), ("b",), ("c",), ("d",)]
 
 
-def test_a_relation_read_both_ways_stops_the_build(tmp_path):
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        ("'reads_distinct': {'events': ['note']}, 'reads_columns': {'events': ['note']}",
+         "events is in both meta.reads_columns and meta.reads_distinct"),
+        # an empty list would digest every column (or, with an as_of filter, their distinct rows)
+        ("'reads_distinct': {'events': []}", "reads_distinct lists no column of events"),
+    ],
+)  # fmt: skip
+def test_a_declaration_that_says_nothing_clear_stops_the_build(tmp_path, declared, message):
     project = _notes(tmp_path)
-    (project / "models" / "notes.sql").write_text(NOTES.replace(
-        "'DECLARED': {'events': ['note']}",
-        "'reads_distinct': {'events': ['note']}, 'reads_columns': {'events': ['note']}",
-    ))  # fmt: skip
+    (project / "models" / "notes.sql").write_text(
+        NOTES.replace("'DECLARED': {'events': ['note']}", declared)
+    )
     result = _build(project, "2026-11-13")
     assert result.returncode != 0
-    assert "events is in both meta.reads_columns and meta.reads_distinct" in result.stdout
+    assert message in result.stdout
 
 
 @pytest.mark.parametrize(
