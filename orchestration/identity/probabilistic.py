@@ -35,7 +35,14 @@ import duckdb
 import pyarrow as pa
 
 from orchestration.engine import Connection, dialect_of, replace_table, store_table
-from orchestration.identity import blocking, edit_guard, fold, given_names, probabilistic_inputs
+from orchestration.identity import (
+    blocking,
+    edit_guard,
+    fold,
+    given_names,
+    probabilistic_inputs,
+    term_frequencies,
+)
 from orchestration.identity.fold import sql_table
 from orchestration.warehouse import connect as connect_warehouse
 from orchestration.warehouse import scratch as scratch_database
@@ -439,7 +446,12 @@ def _linker(candidates: pa.Table, model: Any):
     db_api = DuckDBAPI(scratch)
     # the same levels, each one-edit test behind a cheap necessary check (edit_guard.py)
     settings = edit_guard.guard_settings(_model_dict(model))
-    return Linker(db_api.register("candidates"), settings, log_level=logging.WARNING), scratch
+    # a trained model's own name frequencies (term_frequencies.py), not tonight's records'
+    frozen = settings.pop(term_frequencies.KEY, None)
+    linker = Linker(db_api.register("candidates"), settings, log_level=logging.WARNING)
+    if frozen:
+        term_frequencies.register(linker, scratch, "candidates", frozen)
+    return linker, scratch
 
 
 # What CANDIDATES_SQL reads, as another engine holds it: copied as they are into a scratch

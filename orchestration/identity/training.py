@@ -50,7 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 from orchestration.engine import Connection, table_exists
-from orchestration.identity import probabilistic
+from orchestration.identity import probabilistic, term_frequencies
 from orchestration.identity.config import Probabilistic
 
 TABLE = "audit.identity_models"
@@ -297,6 +297,7 @@ def fit(
 
     started = time.monotonic()
     available = records.num_rows
+    every_record = records
     records = training_sample(records, config.training_max_records)
     n = records.num_rows
     present = present_columns(records)
@@ -401,6 +402,9 @@ def fit(
         return refused("; ".join(reasons), match_prior=prior, model=model,
                        mu_table=mu_table(model), training=training)  # fmt: skip
     assert choice is not None
+    # the names' frequencies over every record the model was trained from, not the sample:
+    # what scoring counted on these records before, so tonight's links are what they were
+    model[term_frequencies.KEY] = term_frequencies.of_records(every_record, model)
     return ModelVersion(
         match_prior=prior,
         threshold=choice.threshold,

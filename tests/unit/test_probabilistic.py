@@ -433,3 +433,73 @@ def test_each_links_levels_are_the_levels_splink_scored(warehouse):
     assert any("swapped" in level for level in seen), seen
     assert any("day and month" in level for level in seen), seen
     assert len(seen) >= 6, seen
+
+
+def _as_rows(links) -> list[tuple]:
+    return list(
+        zip(
+            links["record_key"].to_pylist(),
+            links["node_key"].to_pylist(),
+            links["match_probability"].to_pylist(),
+            links["match_weight"].to_pylist(),
+            links["comparison_levels"].to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def test_the_models_term_frequencies_score_as_splinks_own_on_the_records_counted(warehouse):
+    """Frequencies kept in the model (term_frequencies.py), counted on the records being scored,
+    give the links Splink's own frequencies give: the night a model is trained, nothing moves."""
+    from orchestration.identity import term_frequencies
+
+    con, rows = warehouse
+    _load(con, rows + [r for pair in TYPO_PAIRS + NAMESAKES + SWAPPED for r in pair])
+    records = probabilistic.candidates(con)
+    model = _scoring_model()
+    assert term_frequencies.columns(model) == ["first_name", "last_name"]
+    kept = {**model, term_frequencies.KEY: term_frequencies.of_records(records, model)}
+    assert kept[term_frequencies.KEY]["last_name"]["counts"]["quill"] == 2  # a value seen twice
+    assert "brandt" not in kept[term_frequencies.KEY]["last_name"]["counts"]  # seen once
+    own = _as_rows(probabilistic.predict(records, 0.5, model))
+    assert own and _as_rows(probabilistic.predict(records, 0.5, kept)) == own
+
+
+def test_a_pairs_score_does_not_move_with_records_that_arrive_later(warehouse):
+    """With the model's frequencies, a pair scores the same whatever other records arrive (the
+    ground for scoring only new records' pairs); with Splink's own, counted on tonight's
+    records, three more Quills move the Quill pair's weight."""
+    import json
+
+    from orchestration.identity import term_frequencies
+
+    con, rows = warehouse
+    _load(con, rows + [r for pair in TYPO_PAIRS for r in pair])
+    records = probabilistic.candidates(con)
+    model = _scoring_model()
+    kept = {**model, term_frequencies.KEY: term_frequencies.of_records(records, model)}
+    pair = ("r|crm:contacts:T1", "r|shop:customers:T1")
+
+    def scored(links) -> tuple[float, float]:
+        by_pair = {(r[0], r[1]): r for r in _as_rows(links)}
+        _, _, _p, weight, levels = by_pair[pair]
+        tf = [e for e in json.loads(levels) if e["comparison"] == "last_name"]
+        return weight, tf[0]["weight"]
+
+    before_kept, before_own = scored(probabilistic.predict(records, 0.5, kept)), None
+    before_own = scored(probabilistic.predict(records, 0.5, model))
+    later = [
+        _record(f"r|crm:contacts:Q{i}", "crm", f"Other{i}", "Quill", f"q{i}@mail.example.org",
+                f"+1415777{i:04d}", dt.date(1950 + i, 1, 1), f"8{i:04d}", f"{i} oak st")
+        for i in range(3)
+    ]  # fmt: skip
+    _load(con, later)
+    records = probabilistic.candidates(con)
+    assert scored(probabilistic.predict(records, 0.5, kept)) == before_kept
+    after_own = scored(probabilistic.predict(records, 0.5, model))
+    assert after_own[1] < before_own[1], "a commoner surname is weaker evidence"
+    # a value the model never saw counts once: as rare as a value can be
+    unseen = {**kept, term_frequencies.KEY: {
+        name: {"total": f["total"], "counts": {}} for name, f in kept[term_frequencies.KEY].items()
+    }}  # fmt: skip
+    assert scored(probabilistic.predict(records, 0.5, unseen))[1] > before_kept[1]
