@@ -41,6 +41,7 @@ from orchestration.identity import (
     fold,
     given_names,
     probabilistic_inputs,
+    scoring_state,
     term_frequencies,
 )
 from orchestration.identity.fold import sql_table
@@ -184,6 +185,10 @@ class LinkCounts:
     refused_by_household_guard: int = 0
     # the last night's pairs kept: nothing the scoring reads had changed (probabilistic_inputs)
     reused: bool = False
+    # records Splink compared tonight (all, or only the new and changed: scoring_state.py) and
+    # the pairs whose scores were kept from the last scoring
+    rescored_records: int | None = None
+    kept_pairs: int = 0
 
     def metadata(self) -> dict[str, Any]:
         """Every count as it is, seconds rounded to 0.01 (asset metadata)."""
@@ -417,9 +422,10 @@ def settings():  # -> splink.SettingsCreator (imported lazily: the code location
     )
 
 
-def _linker(candidates: pa.Table, model: Any):
+def _linker(candidates: pa.Table, model: Any, signed: bool = False, previous: Path | None = None):
     """A Splink linker over `candidates` (a settings creator, a model dict or a JSON path) and
-    the scratch connection it works in (the caller closes it)."""
+    the scratch connection it works in (the caller closes it). `signed`: each record's
+    signature and whether it changed since the `previous` night's scores (scoring_state.py)."""
     from splink import DuckDBAPI, Linker
 
     # Splink's scratch tables live in a private in-memory DuckDB, never in the warehouse file.
@@ -443,6 +449,8 @@ def _linker(candidates: pa.Table, model: Any):
     scratch.unregister("candidates_arrow")
     scratch.unregister("given_name_groups")
     blocking.prepare(scratch, "candidates", model)  # the capped rules' block keys
+    if signed:
+        scoring_state.sign(scratch, "candidates", previous)
     db_api = DuckDBAPI(scratch)
     # the same levels, each one-edit test behind a cheap necessary check (edit_guard.py)
     settings = edit_guard.guard_settings(_model_dict(model))
@@ -671,6 +679,16 @@ def _judged(scored: str, kept_columns: str, threshold: float, where: str) -> str
     """
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """What one scoring did: the links (predict's table), the candidate records Splink compared
+    tonight (all, or the new and changed ones) and the pairs kept from the last night."""
+
+    links: pa.Table
+    rescored_records: int
+    kept_pairs: int
+
+
 def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PATH) -> pa.Table:
     """Pairs (record_key < node_key) at or above `threshold` sharing no email or phone and kept
     by the cluster-level check (cluster_check), ordered.
@@ -679,29 +697,78 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
     match_weight, comparison_levels (JSON: per comparison its level and match weight, the
     term-frequency adjustment included, and the prior's weight). The table's metadata
     `refused_by_cluster_check` counts the links the check refused."""
+    return score(candidate_records, threshold, model).links
+
+
+def score(
+    candidate_records: pa.Table,
+    threshold: float,
+    model: Any = MODEL_PATH,
+    state: Path | None = None,
+    key: str = "",
+) -> Scoring:
+    """predict(), keeping what was scored in the `state` file (scoring_state.py) under the
+    scoring inputs' `key`: when the file holds a night scored with the same key, only the pairs
+    with a new or changed record are scored and the others' scores are taken from it (the same
+    links as scoring every pair: a pair's score and blocking depend on its two records only)."""
     if candidate_records.num_rows < 2:
-        return _no_links()
+        return Scoring(_no_links(), 0, 0)
+    previous = state if state is not None and scoring_state.usable(state, key) else None
     settings = scoring_settings(model, weights=True)
     labels = _gamma_labels(settings)
-    linker, scratch = _linker(candidate_records, settings)
+    if previous is not None:
+        for rule in settings.get("blocking_rules_to_generate_predictions", []):
+            if isinstance(rule, dict) and isinstance(rule.get("blocking_rule"), str):
+                rule["blocking_rule"] = scoring_state.changed_only(rule["blocking_rule"])
+            else:  # a rule this code cannot restrict: score every pair
+                previous = None
+                settings = scoring_settings(model, weights=True)
+                break
+    linker, scratch = _linker(candidate_records, settings, signed=state is not None,
+                              previous=previous)  # fmt: skip
     try:
-        scored = linker.inference.predict(threshold_match_probability=CHECK_FROM)
+        splink_scored = linker.inference.predict(threshold_match_probability=CHECK_FROM)
         # only the columns read below: the scored table holds every intermediate column, and
         # copying them all cost more than the scoring's own joins
-        kept_columns = ", ".join(
-            f'scored."{c}"'
+        names = [
+            c
             for (c,) in scratch.execute(
-                f"select column_name from (describe {scored.physical_name})"
+                f"select column_name from (describe {splink_scored.physical_name})"
             ).fetchall()
             if c in ("match_probability", "match_weight") or c.startswith("mw_")
-        )
+        ]
+        pair_columns = ", ".join(f'"{c}"' for c in ["unique_id_l", "unique_id_r", *names])
+        rescored = candidate_records.num_rows
+        kept_pairs = 0
+        if previous is not None:
+            rescored = scratch.execute(
+                f"select count(*) from candidates where {scoring_state.CHANGED}"
+            ).fetchone()[0]
+            scratch.execute(
+                f"create table scored_pairs as select {pair_columns} "
+                f"from {splink_scored.physical_name} union all "
+                + scoring_state.kept_pairs_sql(pair_columns)
+            )
+            kept_pairs = (
+                scratch.execute("select count(*) from scored_pairs").fetchone()[0]
+                - scratch.execute(f"select count(*) from {splink_scored.physical_name}").fetchone()[
+                    0
+                ]
+            )
+        else:
+            scratch.execute(
+                f"create view scored_pairs as select {pair_columns} "
+                f"from {splink_scored.physical_name}"
+            )
+        scored_name = "scored_pairs"
+        kept_columns = ", ".join(f'scored."{c}"' for c in names)
         thr = float(threshold)
         # judged only where read: the pairs at the threshold (links, household conflicts)
         # and the pairs among linked records (the cluster check's evidence), not every pair
         # scored above CHECK_FROM
         scratch.execute(
             "create table pairs as "
-            + _judged(scored.physical_name, kept_columns, thr, f"match_probability >= {thr!r}")
+            + _judged(scored_name, kept_columns, thr, f"match_probability >= {thr!r}")
         )
         household = scratch.execute(
             "select count(*) from pairs where household_conflict"
@@ -718,7 +785,7 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
         near = scratch.execute(
             "select record_key, node_key, match_probability, two_people from ("
             + _judged(
-                scored.physical_name,
+                scored_name,
                 kept_columns,
                 thr,
                 "unique_id_l in (select k from linked_records) "
@@ -759,6 +826,8 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
                 where pairs.linked
             ) order by record_key, node_key"""
         ).fetchall()
+        if state is not None:
+            scoring_state.save(scratch, scored_name, state, key)
     finally:
         scratch.close()
     prior = settings["probability_two_random_records_match"]
@@ -787,8 +856,12 @@ def predict(candidate_records: pa.Table, threshold: float, model: Any = MODEL_PA
             "comparison_levels": pa.array(out["comparison_levels"], pa.string()),
         }
     )
-    return table.replace_schema_metadata(
-        {"refused_by_cluster_check": str(refused), "refused_by_household_guard": str(household)}
+    return Scoring(
+        table.replace_schema_metadata(
+            {"refused_by_cluster_check": str(refused), "refused_by_household_guard": str(household)}
+        ),
+        int(rescored),
+        int(kept_pairs),
     )
 
 
@@ -877,7 +950,12 @@ def refresh(
                 reused=True,
                 **kept,
             )
-    links = predict(records, threshold, model) if records is not None else _no_links()
+    if records is not None:
+        state = scoring_state.path_for(con)
+        scoring = score(records, threshold, model, state, scoring_state.inputs_key(inputs))
+    else:
+        scoring = Scoring(_no_links(), 0, 0)
+    links = scoring.links
     con.execute("create schema if not exists identity")
     # replaced whole (never appended): the table is this run's pairs and nothing else.
     # identifier_value carries the probability so the merge log and the health check, which
@@ -931,6 +1009,8 @@ def refresh(
     return LinkCounts(
         records=records.num_rows if records is not None else 0,
         seconds=time.monotonic() - started,
+        rescored_records=scoring.rescored_records,
+        kept_pairs=scoring.kept_pairs,
         **counts,
     )
 
