@@ -72,11 +72,15 @@ def register(linker: Any, con: duckdb.DuckDBPyConnection, table: str, frozen: di
     for name, fitted in frozen.items():
         col = f'"{name}"'
         lookup = f"c360_tf_{name}"
-        con.execute(f"create or replace table {lookup}_counts (value varchar, n bigint)")
-        if fitted["counts"]:
-            con.executemany(
-                f"insert into {lookup}_counts values (?, ?)", list(fitted["counts"].items())
-            )
+        counts = pa.table(
+            {
+                "value": pa.array(list(fitted["counts"]), pa.string()),
+                "n": pa.array(list(fitted["counts"].values()), pa.int64()),
+            }
+        )
+        con.register(f"{lookup}_arrow", counts)
+        con.execute(f"create or replace table {lookup}_counts as select * from {lookup}_arrow")
+        con.unregister(f"{lookup}_arrow")
         # float8 count over the bigint total: the division Splink's own table makes
         con.execute(
             f"create or replace table {lookup} as "
