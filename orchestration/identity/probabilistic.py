@@ -713,8 +713,12 @@ def score(
     links as scoring every pair: a pair's score and blocking depend on its two records only)."""
     if candidate_records.num_rows < 2:
         return Scoring(_no_links(), 0, 0)
-    previous = state if state is not None and scoring_state.usable(state, key) else None
     settings = scoring_settings(model, weights=True)
+    # pairs are kept only when a pair's score depends on its two records alone: the names'
+    # frequencies must be the model's (a model trained before they were kept, or the fixed
+    # model, lets Splink count tonight's records: every exact-name pair's weight moves)
+    frozen = term_frequencies.KEY in settings or not term_frequencies.columns(settings)
+    previous = state if state is not None and frozen and scoring_state.usable(state, key) else None
     labels = _gamma_labels(settings)
     if previous is not None:
         for rule in settings.get("blocking_rules_to_generate_predictions", []):

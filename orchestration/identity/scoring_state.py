@@ -26,13 +26,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 CHANGED = "c360_changed"
+DIRTY = "c360_dirty"
 SIGNATURES = "c360_signatures"
+_KEY = re.compile(r"_block(_swapped)?__[a-z0-9_]+")
 
 
 def inputs_key(inputs: dict[str, Any]) -> str:
@@ -93,11 +96,36 @@ def sign(con: duckdb.DuckDBPyConnection, table: str, previous: Path | None) -> N
         f"inner join {SIGNATURES} as s on s.unique_id = c.unique_id {joined} "
         f"order by c.rowid"
     )
+    if previous is None:
+        return
+    # per capped rule, whether the record's block holds a changed record: a condition on one
+    # side goes below the rule's join, so only those blocks are joined (the changed-record
+    # test alone is applied to every pair the key joins)
+    keys = [c for c in columns if _KEY.fullmatch(c)]
+    for i, k in enumerate(keys):
+        con.execute(
+            f'create or replace temp table c360_dirty_{i} as select distinct "{k}" as k '
+            f'from {table} where {CHANGED} and "{k}" is not null'
+        )
+    if keys:
+        flags = ", ".join(
+            f'coalesce(c."{k}" in (select k from c360_dirty_{i}), false) as "{DIRTY}{k}"'
+            for i, k in enumerate(keys)
+        )
+        con.execute(
+            f"create or replace table {table} as select c.*, {flags} from {table} as c "
+            f"order by c.rowid"
+        )
 
 
 def changed_only(rule_sql: str) -> str:
-    """A prediction blocking rule restricted to pairs with a new or changed record."""
-    return f"({rule_sql}) and (l.{CHANGED} or r.{CHANGED})"
+    """A prediction blocking rule restricted to pairs with a new or changed record (and, for a
+    capped rule, to the blocks holding one: the same pairs, found without joining the others)."""
+    blocks = "".join(
+        f' and l."{DIRTY}{k}" and r."{DIRTY}{k}"'
+        for k in dict.fromkeys(m.group(0) for m in _KEY.finditer(rule_sql))
+    )
+    return f"({rule_sql}){blocks} and (l.{CHANGED} or r.{CHANGED})"
 
 
 def kept_pairs_sql(columns: str) -> str:

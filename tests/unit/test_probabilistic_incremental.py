@@ -116,6 +116,7 @@ def test_another_scoring_key_scores_everything(tmp_path):
     rows = _background() + [r for pair in TYPO_PAIRS for r in pair]
     records = _candidates(rows)
     model = _scoring_model()
+    model[term_frequencies.KEY] = term_frequencies.of_records(records, model)
     state = tmp_path / "scores.duckdb"
     probabilistic.score(records, 0.5, model, state, "model v1")
     again = probabilistic.score(records, 0.5, model, state, "model v2")
@@ -123,3 +124,16 @@ def test_another_scoring_key_scores_everything(tmp_path):
     same = probabilistic.score(records, 0.5, model, state, "model v2")
     assert same.rescored_records == 0 and same.kept_pairs > 0
     assert _as_rows(same.links) == _as_rows(again.links)
+
+
+def test_without_the_models_term_frequencies_every_pair_is_scored(tmp_path):
+    """A model that keeps no term frequencies (the fixed model, one trained before they were
+    kept) lets Splink count tonight's records: no pair's score can be kept."""
+    rows = _background() + [r for pair in TYPO_PAIRS for r in pair]
+    records = _candidates(rows)
+    model = _scoring_model()
+    assert term_frequencies.KEY not in model
+    state = tmp_path / "scores.duckdb"
+    probabilistic.score(records, 0.5, model, state, "k")
+    again = probabilistic.score(records, 0.5, model, state, "k")
+    assert again.rescored_records == len(rows) and again.kept_pairs == 0
