@@ -587,6 +587,11 @@ def due(con: Connection, as_of: dt.date, config: Probabilistic) -> str | None:
         return "no trained model yet"
     if current.settings_hash != settings_hash(config):
         return f"the configured comparisons or blocking changed since v{current.version}"
+    model = current.model or {}
+    if term_frequencies.columns(model) and term_frequencies.KEY not in model:
+        # trained before models kept their names' frequencies: with them a night scores only
+        # the pairs of new and changed records (scoring_state.py)
+        return f"v{current.version} keeps no term frequencies"
     age = (as_of - current.as_of).days
     if age >= config.retrain_after_days:
         return (

@@ -21,7 +21,7 @@ import pytest
 
 from demo.generator import generate
 from orchestration.identity import config as identity_config
-from orchestration.identity import probabilistic, training
+from orchestration.identity import probabilistic, term_frequencies, training
 from tests.identity_inputs import create_matching_inputs
 
 AS_OF = dt.date(2026, 11, 21)
@@ -318,6 +318,11 @@ def test_retraining_is_due_when_old_or_reconfigured(trained):
     assert "retrain_after_days" in training.due(con, AS_OF + dt.timedelta(days=7), config)
     other = identity_config.Probabilistic(enabled=True, training_blocking=config.blocking[:1])
     assert "comparisons or blocking changed" in training.due(con, AS_OF, other)
+    # a model trained before models kept their names' frequencies is trained again once
+    assert term_frequencies.KEY in model.model
+    older = {k: v for k, v in model.model.items() if k != term_frequencies.KEY}
+    training.save(con, training.ModelVersion(**{**model.__dict__, "model": older}))
+    assert training.due(con, AS_OF, config) == "v2 keeps no term frequencies"
     con.close()
 
 
