@@ -62,14 +62,23 @@ def path_for(con: Any) -> Path | None:
 
 def usable(file: Path | None, key: str) -> bool:
     """Whether `file` holds the pairs of a night scored with the same inputs."""
+    from orchestration.warehouse import scratch
+
     if file is None or not file.is_file():
         return False
+    con = scratch()
     try:
-        with duckdb.connect(str(file), read_only=True) as con:
-            row = con.execute("select key from meta").fetchone()
+        con.execute(f"attach {_literal(file)} as kept (read_only)")
+        row = con.execute("select key from kept.meta").fetchone()
     except duckdb.Error:
         return False
+    finally:
+        con.close()
     return row is not None and row[0] == key
+
+
+def _literal(file: Path) -> str:
+    return "'" + str(file).replace("'", "''") + "'"
 
 
 def sign(con: duckdb.DuckDBPyConnection, table: str, previous: Path | None) -> None:
@@ -85,7 +94,7 @@ def sign(con: duckdb.DuckDBPyConnection, table: str, previous: Path | None) -> N
         f"select unique_id, hash({', '.join(parts)}) as sig from {table}"
     )
     if previous is not None:
-        con.execute(f"attach '{previous}' as prev (read_only)")
+        con.execute(f"attach {_literal(previous)} as prev (read_only)")
         changed = "coalesce(p.sig <> s.sig, true)"
         joined = "left join prev.signatures as p on p.unique_id = c.unique_id"
     else:
@@ -143,7 +152,7 @@ def save(con: duckdb.DuckDBPyConnection, pairs: str, file: Path, key: str) -> No
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name(file.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    con.execute(f"attach '{tmp}' as nxt")
+    con.execute(f"attach {_literal(tmp)} as nxt")
     try:
         con.execute(f"create table nxt.signatures as select unique_id, sig from {SIGNATURES}")
         con.execute(f"create table nxt.pairs as select * from {pairs}")
