@@ -242,10 +242,14 @@ def measure(name: str, argv: list[str], env: dict[str, str], out: Path) -> Measu
 
 def scored_records(metadata: dict[str, object]) -> int | None:
     """Candidate records the probabilistic step scored, from its materialization's metadata
-    (LinkCounts: `records`, `reused`): 0 when it re-used its last pairs, None without them."""
+    (LinkCounts: `records`, `reused`, `rescored_records`): 0 when it re-used its last pairs,
+    the new and changed records when it scored only theirs, None without the counts."""
     if "records" not in metadata:
         return None
-    return 0 if metadata.get("reused") else int(metadata["records"])  # type: ignore[arg-type]
+    if metadata.get("reused"):
+        return 0
+    rescored = metadata.get("rescored_records")
+    return int(rescored if rescored is not None else metadata["records"])  # type: ignore[arg-type]
 
 
 def probabilistic_metadata(dagster_home: Path, run_id: str) -> dict[str, object]:

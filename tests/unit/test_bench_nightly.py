@@ -254,4 +254,6 @@ def test_warm_server_pid_reads_the_lock_of_the_benchs_socket(tmp_path: Path) -> 
 def test_scored_records_reads_the_probabilistic_steps_counts() -> None:
     assert nightly.scored_records({"records": 1_487_523, "reused": False, "links": 9}) == 1_487_523
     assert nightly.scored_records({"records": 1_487_523, "reused": True}) == 0
+    changed = {"records": 1_487_525, "reused": False, "rescored_records": 990}
+    assert nightly.scored_records(changed) == 990  # only the changed records' pairs
     assert nightly.scored_records({}) is None
