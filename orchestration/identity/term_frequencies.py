@@ -11,7 +11,8 @@ a night score only the pairs of new and changed records.
 
 Grain of what the model keeps (`KEY` in the model dict): per adjusted column the number of
 non-null values at training (`total`) and the count of every value seen at least twice
-(`counts`). A value the model does not list counts once: seen once at training, or never —
+(`counts`, keyed by the value's md5: no name is written into the model, an audit row that an
+erasure does not rewrite). A value the model does not list counts once: seen once at training, or never —
 either way as rare as a value can be. On the night the model was trained every value's
 frequency is the one Splink would count itself (count / non-null values, as Splink computes
 it: `term_frequencies_for_single_column_sql`), so that night's scores are unchanged.
@@ -45,9 +46,11 @@ def count(con: duckdb.DuckDBPyConnection, table: str, names: list[str]) -> dict[
     for name in names:
         col = f'"{name}"'
         total = con.execute(f"select count({col}) from {table}").fetchone()[0]
+        # each value by its md5, never as written: the model is an audit row that outlives an
+        # erasure, and a name's count is all it needs
         rows = con.execute(
-            f"select {col}, count(*) from {table} where {col} is not null "
-            f"group by {col} having count(*) >= 2 order by {col}"
+            f"select md5(cast({col} as varchar)) as v, count(*) from {table} "
+            f"where {col} is not null group by {col} having count(*) >= 2 order by v"
         ).fetchall()
         out[name] = {"total": int(total), "counts": {str(v): int(c) for v, c in rows}}
     return out
@@ -87,7 +90,7 @@ def register(linker: Any, con: duckdb.DuckDBPyConnection, table: str, frozen: di
             f"select v.{col}, cast(coalesce(k.n, 1) as float8) / {int(fitted['total'])} "
             f'as "tf_{name}" '
             f"from (select distinct {col} from {table} where {col} is not null) as v "
-            f"left join {lookup}_counts as k on k.value = v.{col}"
+            f"left join {lookup}_counts as k on k.value = md5(cast(v.{col} as varchar))"
         )
         linker.table_management.register_term_frequency_lookup(
             linker._db_api.register(lookup), name
